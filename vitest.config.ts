@@ -1,0 +1,15 @@
+// Test runner settings: tests mirror src/ under test/; end-to-end tests start real xenosd processes,
+// so files get generous timeouts and run in separate forked processes (at most two at once: CI has 2 cores).
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    maxWorkers: 2,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    teardownTimeout: 30_000,
+    reporters: process.env.CI ? ['default'] : ['default'],
+  },
+});
