@@ -1,0 +1,238 @@
+// The hypervisor driver interface: how a coordinator turns one ServiceInstance into one domain on its
+// own host (a supervised process tree, a QEMU guest, a Xen guest) and observes it again after a restart.
+// Controllers code against `Driver` only; every driver passes test/drivers/driver-contract.ts.
+
+import type { Duplex } from 'node:stream';
+import type { BootSpec, DiskSpec, NetworkSpec } from '../api/types.ts';
+
+export const DRIVER_NAMES = ['process', 'qemu', 'xen'] as const;
+export type DriverName = (typeof DRIVER_NAMES)[number];
+
+export interface DriverCapabilities {
+  /** Memory (and disk) move while the guest runs; downtime of milliseconds. */
+  liveMigration: boolean;
+  /** An interactive console (serial/hvc) can be attached. */
+  console: boolean;
+  /** `stats()` is implemented. */
+  stats: boolean;
+  /** Stop, move the domain's files, start on the peer. */
+  coldMigration: boolean;
+}
+
+/** Who a domain belongs to. Stored with the domain so a restarted coordinator can match it to its instance. */
+export interface InstanceIdentity {
+  namespace: string;
+  name: string;
+  uid: string;
+  templateName?: string;
+}
+
+export interface DomainPort {
+  /** The template port's name (`http`); also the env suffix `XENOS_PORT_HTTP`. */
+  name: string;
+  /** The port the service listens on inside the domain (the template's `port`). For the process
+   *  driver there is no inside: the service must listen on the allocated host port it is given. */
+  port: number;
+  protocol: 'TCP' | 'UDP';
+  appProtocol?: string;
+}
+
+export interface DomainResources {
+  memoryBytes?: number;
+  vcpus?: number;
+  /** CPU time limit in millicores (1000 = one core). */
+  cpuMillis?: number;
+}
+
+/** The program a process-driver domain runs. Strings may hold `${params.X}`, `${port.X}`, `${instance.name}`
+ *  references (see params.ts); the driver expands them once host ports are allocated. */
+export interface DomainProcess {
+  command: string[];
+  args?: string[];
+  env?: Record<string, string>;
+  /** Relative to the domain's root filesystem (the copy of the image). */
+  workingDir?: string;
+}
+
+export interface DomainImage {
+  /** Local path of the imported image: a file (raw/qcow2/tar) or a directory (see src/images/). */
+  path: string;
+  /** `sha256:<hex>`; `prepare` is a no-op when the domain already holds this digest. */
+  digest?: string;
+  format?: 'raw' | 'qcow2' | 'directory' | 'tar' | 'file';
+}
+
+/** Everything a driver needs to build and run one domain. Built by the instance controller. */
+export interface DomainSpec {
+  /** Deterministic: `domainIdFor(instance)`. Unique on the host; safe as a file and domain name. */
+  id: string;
+  instance: InstanceIdentity;
+  image: DomainImage;
+  /** Resolved parameter values (defaults applied, validated): what `${params.X}` expands to. */
+  parameters?: Record<string, string>;
+  process?: DomainProcess;
+  ports?: DomainPort[];
+  resources?: DomainResources;
+  /** VM drivers only. */
+  boot?: BootSpec;
+  disks?: DiskSpec[];
+  network?: NetworkSpec;
+}
+
+export type DomainState = 'prepared' | 'running' | 'stopped' | 'crashed' | 'unknown';
+
+export interface DomainEndpoint {
+  name: string;
+  /** Where clients connect: the host's advertised address. */
+  address: string;
+  /** The host port allocated for this domain; kept across restarts of the domain while it is free. */
+  port: number;
+  /** The port inside the domain (equal to `port` for the process driver). */
+  guestPort: number;
+  protocol: 'TCP' | 'UDP';
+  url?: string;
+}
+
+/** Whether memory/CPU limits are really enforced for this domain, and why not if they are not. */
+export interface LimitsReport {
+  enforced: boolean;
+  /** How: `cgroup-v2:/sys/fs/cgroup/xenos/<id>`, `cgroup-v1:memory,cpu`, `qemu -m`, ... */
+  mechanism?: string;
+  reason?: string;
+}
+
+export interface DomainInfo {
+  id: string;
+  driver: DriverName;
+  instance: InstanceIdentity;
+  /** `prepared`: files exist, never started. `stopped`: exited 0 or stopped on request. `crashed`: exited
+   *  non-zero or killed by a signal nobody here sent. `unknown`: cannot tell (say why in `message`). */
+  state: DomainState;
+  imageDigest?: string;
+  pid?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  /** The signal that ended the domain, when known (`SIGKILL`). */
+  signal?: string;
+  /** How many times the domain was started after its first start on this host. */
+  restartCount: number;
+  endpoints: DomainEndpoint[];
+  limits?: LimitsReport;
+  message?: string;
+}
+
+export interface DomainStats {
+  cpuSeconds: number;
+  memoryBytes: number;
+}
+
+export interface LogChunk {
+  stream: 'stdout' | 'stderr' | 'console';
+  data: Buffer;
+}
+
+export interface LogOptions {
+  /** Keep streaming new output until `signal` aborts (tail -f). */
+  follow?: boolean;
+  /** Start with only the last N lines of each stream. */
+  tail?: number;
+  signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+}
+
+/** The source side's way to reach the destination's `migrateIn`: one labelled byte stream per call
+ *  (`domain-dir` for a cold move, `memory` and `disk` for QEMU). Made by the migration controller,
+ *  tunnelled over libp2p between hosts. */
+export interface MigrationTransport {
+  open(label: string, options: { signal?: AbortSignal }): Promise<Duplex>;
+}
+
+/** The destination side: the streams the source opened, in order. */
+export type IncomingMigration = AsyncIterable<{ label: string; stream: Duplex }>;
+
+export interface MigrationReport {
+  mode: 'live' | 'cold';
+  /** From the moment the service stopped answering on the source until it ran on the destination,
+   *  as far as the source can tell. */
+  downtimeMs?: number;
+  bytesTransferred: number;
+}
+
+export interface SignalOptions {
+  signal?: AbortSignal;
+}
+
+export interface StopOptions extends SignalOptions {
+  /** How long to wait after the polite request (SIGTERM, ACPI shutdown, `xl shutdown`) before forcing. */
+  graceMs?: number;
+}
+
+export interface ProbeResult {
+  usable: boolean;
+  reason?: string;
+}
+
+export interface Driver {
+  readonly name: DriverName;
+  readonly capabilities: DriverCapabilities;
+
+  /** Starts background work (none for some drivers). A second call does nothing. */
+  start(): Promise<void>;
+  /** Stops background work. Domains keep running: they outlive the coordinator. */
+  stop(): Promise<void>;
+  /** Can this driver run domains on this host? Never throws. */
+  probe(options?: SignalOptions): Promise<ProbeResult>;
+
+  /** Creates the domain's directory and disk from the template image (copy-on-write where the file system
+   *  allows). Idempotent: the same spec twice does nothing more. Returns the domain, `prepared` or as it is. */
+  prepare(spec: DomainSpec, options?: SignalOptions): Promise<DomainInfo>;
+  /** Starts the prepared domain (preparing it first if needed). If it already runs, returns it unchanged:
+   *  never a second copy. */
+  startDomain(spec: DomainSpec, options?: SignalOptions): Promise<DomainInfo>;
+  /** Politely stops the domain, then forces it after `graceMs`. Stopping a stopped domain does nothing. */
+  stopDomain(id: string, options?: StopOptions): Promise<DomainInfo | undefined>;
+  /** Forces the domain off if needed and removes its files. Unknown ids are fine. */
+  destroy(id: string, options?: SignalOptions): Promise<void>;
+
+  /** Every domain of this driver on this host, running or not: the source of truth for adoption. */
+  list(options?: SignalOptions): Promise<DomainInfo[]>;
+  inspect(id: string, options?: SignalOptions): Promise<DomainInfo | undefined>;
+  stats?(id: string, options?: SignalOptions): Promise<DomainStats | undefined>;
+  logs(id: string, options?: LogOptions): AsyncIterable<LogChunk>;
+  /** Runs a command in the domain's context (its directory and env; a guest agent for VMs). */
+  exec?(id: string, command: string[], options?: SignalOptions & { timeoutMs?: number }): Promise<ExecResult>;
+
+  /** Moves the domain to the peer behind `transport`. Leaves the local copy stopped (not destroyed) so the
+   *  caller can roll back; the caller destroys it once the destination reports it running. */
+  migrateOut(
+    id: string,
+    transport: MigrationTransport,
+    options?: SignalOptions & { mode?: 'auto' | 'live' | 'cold' },
+  ): Promise<MigrationReport>;
+  /** Receives a domain sent by a peer's `migrateOut` and runs it here. */
+  migrateIn(spec: DomainSpec, incoming: IncomingMigration, options?: SignalOptions): Promise<DomainInfo>;
+}
+
+/** The deterministic domain id of an instance: `xenos-<ns>-<name>-<uid8>`, lower-case, safe as a file name,
+ *  a Xen domain name and a cgroup name; at most 63 characters. */
+export function domainIdFor(instance: InstanceIdentity): string {
+  const clean = (s: string) =>
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '');
+  const uid8 = clean(instance.uid).replace(/-/g, '').slice(0, 8);
+  const ns = clean(instance.namespace || 'default').slice(0, 16);
+  const name = clean(instance.name).slice(0, 63 - 'xenos-'.length - ns.length - uid8.length - 2);
+  return `xenos-${ns}-${name}-${uid8}`;
+}
+
+/** A domain id is safe to use as a path segment and process/cgroup name. */
+export const DOMAIN_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
