@@ -1,0 +1,134 @@
+// Who is calling, and may they do this. Every API request except the health probes carries
+// `Authorization: Bearer <token>`. Tokens are kept as sha256 hashes in DATA_DIR/tokens.json;
+// on first start the daemon creates an admin token and writes it to DATA_DIR/admin.token (0600).
+// A token names a Principal; `authorize` decides per verb and resource. Today there is the admin
+// (everything) and instance-scoped tokens (a service inside a domain: read its own instance,
+// write its status); later issues add users, groups and permissions here.
+
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const ADMIN_GROUP = 'system:masters';
+
+export interface Principal {
+  name: string;
+  groups: string[];
+  /** Set for a token that may only touch one ServiceInstance (a service inside its domain). */
+  scope?: { namespace: string; instance: string };
+}
+
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
+
+export interface ResourceAttributes {
+  /** API group ('' for core v1, e.g. events). */
+  group: string;
+  /** Plural resource name, e.g. `serviceinstances`. */
+  resource: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+}
+
+export interface TokenRecord {
+  /** hex sha256 of the token. */
+  sha256: string;
+  principal: Principal;
+  createdAt: string;
+}
+
+interface TokenFile {
+  tokens: TokenRecord[];
+}
+
+function sha256(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+export function newToken(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** The token hashes a daemon accepts, persisted in DATA_DIR/tokens.json. */
+export class TokenAuthenticator {
+  readonly #file: string;
+  #records: { hash: Buffer; record: TokenRecord }[] = [];
+
+  constructor(init: { dataDir: string }) {
+    this.#file = join(init.dataDir, 'tokens.json');
+    if (existsSync(this.#file)) {
+      const parsed = JSON.parse(readFileSync(this.#file, 'utf8')) as TokenFile;
+      this.#records = parsed.tokens.map((record) => ({ hash: Buffer.from(record.sha256, 'hex'), record }));
+    }
+  }
+
+  /** Make sure an admin token exists; on first start create it and write it to DATA_DIR/admin.token. */
+  ensureAdminToken(dataDir: string): void {
+    const path = join(dataDir, 'admin.token');
+    if (existsSync(path)) {
+      const token = readFileSync(path, 'utf8').trim();
+      if (!this.authenticateToken(token)) this.add(token, { name: 'admin', groups: [ADMIN_GROUP] });
+      return;
+    }
+    const token = newToken();
+    this.add(token, { name: 'admin', groups: [ADMIN_GROUP] });
+    writeFileSync(path, token + '\n', { mode: 0o600 });
+    chmodSync(path, 0o600);
+  }
+
+  /** Accept `token` for `principal` from now on (persisted). */
+  add(token: string, principal: Principal): void {
+    const record: TokenRecord = {
+      sha256: sha256(token).toString('hex'),
+      principal,
+      createdAt: new Date().toISOString(),
+    };
+    this.#records.push({ hash: Buffer.from(record.sha256, 'hex'), record });
+    this.#save();
+  }
+
+  /** Stop accepting every token of this principal name (e.g. when an instance is deleted). */
+  revoke(name: string): void {
+    this.#records = this.#records.filter((r) => r.record.principal.name !== name);
+    this.#save();
+  }
+
+  #save(): void {
+    const tmp = this.#file + '.tmp';
+    const body: TokenFile = { tokens: this.#records.map((r) => r.record) };
+    writeFileSync(tmp, JSON.stringify(body, null, 2), { mode: 0o600 });
+    renameSync(tmp, this.#file);
+  }
+
+  /** The principal a token belongs to; compares hashes in constant time and visits every record. */
+  authenticateToken(token: string): Principal | undefined {
+    const h = sha256(token);
+    let found: Principal | undefined;
+    for (const r of this.#records) {
+      if (timingSafeEqual(h, r.hash) && !found) found = r.record.principal;
+    }
+    return found;
+  }
+
+  /** From an HTTP Authorization header value. */
+  authenticate(header: string | undefined): Principal | undefined {
+    if (!header) return undefined;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return m ? this.authenticateToken(m[1]) : undefined;
+  }
+}
+
+/** May `principal` do `verb` on the resource? Admins may do everything; an instance-scoped token
+ *  may read its own ServiceInstance and write its status, and record events in its namespace. */
+export function authorize(principal: Principal, verb: Verb, attrs: ResourceAttributes): boolean {
+  if (principal.groups.includes(ADMIN_GROUP)) return true;
+  const scope = principal.scope;
+  if (!scope) return false;
+  if (attrs.namespace !== scope.namespace) return false;
+  if (attrs.group === 'xenos.io' && attrs.resource === 'serviceinstances' && attrs.name === scope.instance) {
+    if (verb === 'get' || verb === 'watch') return true;
+    return attrs.subresource === 'status' && (verb === 'update' || verb === 'patch');
+  }
+  if (attrs.group === '' && attrs.resource === 'events') return verb === 'create';
+  return false;
+}

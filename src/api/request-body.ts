@@ -1,0 +1,82 @@
+// Reading and decoding request bodies: capped in size like Kubernetes (3 MiB), decoded as JSON or
+// YAML by media type, with errors that say what was wrong and where (line and column for YAML).
+
+import type { IncomingMessage } from 'node:http';
+import { load, YAMLException } from 'js-yaml';
+import { errors } from './status-errors.ts';
+
+/** Kubernetes' request body limit. */
+export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
+/** Past this a too-large body is not drained any more, the connection is cut. */
+const DRAIN_LIMIT = 64 * 1024 * 1024;
+
+export type BodyFormat = 'json' | 'yaml';
+
+/** Media types accepted for whole objects (POST, PUT). */
+export const OBJECT_MEDIA_TYPES: Record<string, BodyFormat> = {
+  'application/json': 'json',
+  'application/yaml': 'yaml',
+};
+
+/** The media type of a Content-Type header, without parameters, lower-case. */
+export function mediaType(header: string | undefined): string {
+  return (header ?? '').split(';')[0].trim().toLowerCase();
+}
+
+/** Read the whole body; a body over `limit` bytes is drained and answered with 413. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > DRAIN_LIMIT) {
+    req.destroy();
+    throw errors.tooLarge(limit);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let tooLarge = declared > limit;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > DRAIN_LIMIT) {
+      req.destroy();
+      throw errors.tooLarge(limit);
+    }
+    if (size > limit) tooLarge = true;
+    if (!tooLarge) chunks.push(chunk);
+  }
+  if (tooLarge) throw errors.tooLarge(limit);
+  return Buffer.concat(chunks);
+}
+
+/** Decode a JSON or YAML document; 400 with the position of the mistake otherwise. */
+export function decodeBody(body: Buffer, format: BodyFormat): unknown {
+  const text = body.toString('utf8');
+  if (text.trim() === '')
+    throw errors.badRequest('the request body is empty; send the object as JSON or YAML');
+  if (format === 'json') {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw errors.badRequest(`the request body is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  try {
+    return load(text);
+  } catch (err) {
+    if (err instanceof YAMLException) {
+      const mark = err.mark;
+      const where = mark ? ` at line ${mark.line + 1}, column ${mark.column + 1}` : '';
+      throw errors.badRequest(`the request body is not valid YAML${where}: ${err.reason}`);
+    }
+    throw err;
+  }
+}
+
+/** Decode a body that must be one object (a resource or DeleteOptions). */
+export function decodeObject(body: Buffer, format: BodyFormat): Record<string, unknown> {
+  const v = decodeBody(body, format);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw errors.badRequest(
+      `the request body must be a single object, not ${Array.isArray(v) ? 'an array' : typeof v}`,
+    );
+  }
+  return v as Record<string, unknown>;
+}

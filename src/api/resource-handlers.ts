@@ -1,0 +1,420 @@
+// The verbs on one resource: list, get, create, update, patch (merge, JSON and apply), delete,
+// and the status subresource. Each turns an HTTP request into store calls and answers with the
+// object, a List, a Table or a Status. Validation runs before anything is written; with
+// `dryRun=All` the store computes the result and persists nothing.
+
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ConflictError } from '../store/errors.ts';
+import { type FieldSelector, matchesFields, parseFieldSelector } from '../store/selectors.ts';
+import type { ListOptions, Store } from '../store/store.ts';
+import type { ApiResource } from './api-resources.ts';
+import type { Principal } from './auth.ts';
+import {
+  dryRun,
+  type FieldValidation,
+  fieldValidation,
+  integerParam,
+  sendJson,
+  warningHeader,
+} from './http-io.ts';
+import { JsonPatchError, jsonPatch } from './json-patch.ts';
+import { mergePatch } from './merge-patch.ts';
+import { decodeBody, decodeObject, mediaType, OBJECT_MEDIA_TYPES, readBody } from './request-body.ts';
+import {
+  ApiError,
+  errors,
+  type ResourceRef,
+  type StatusCause,
+  successStatus,
+  toApiError,
+} from './status-errors.ts';
+import { parseIncludeObject, toTable, wantsTable } from './table.ts';
+import type { XObject } from './types.ts';
+import type { Validator } from './validation.ts';
+
+export interface HandlerComponents {
+  store: Store;
+  validator: Validator;
+}
+
+export interface HandlerInit {
+  bodyLimit: number;
+}
+
+/** One routed request. `namespace` is undefined for cluster-scoped kinds and all-namespace lists. */
+export interface ResourceRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  query: URLSearchParams;
+  resource: ApiResource;
+  namespace?: string;
+  name?: string;
+  subresource?: 'status';
+  principal: Principal;
+}
+
+const PATCH_TYPES = [
+  'application/merge-patch+json',
+  'application/json-patch+json',
+  'application/apply-patch+yaml',
+];
+
+type Obj = Record<string, any>;
+
+function refOf(r: ResourceRequest, name?: string): ResourceRef {
+  return { plural: r.resource.plural, group: r.resource.group, kind: r.resource.kind, name: name ?? r.name };
+}
+
+function typed(obj: XObject, resource: ApiResource): XObject {
+  return { ...obj, apiVersion: resource.apiVersion, kind: resource.kind };
+}
+
+export class ResourceHandlers {
+  readonly #store: Store;
+  readonly #validator: Validator;
+  readonly #bodyLimit: number;
+
+  constructor(components: HandlerComponents, init: HandlerInit) {
+    this.#store = components.store;
+    this.#validator = components.validator;
+    this.#bodyLimit = init.bodyLimit;
+  }
+
+  /** Store-level options for a list or watch, and the field requirements the store cannot apply. */
+  selection(r: ResourceRequest): { opts: ListOptions; filter: FieldSelector } {
+    const labelSelector = r.query.get('labelSelector') ?? undefined;
+    const fieldSelector = r.query.get('fieldSelector') ?? '';
+    const parsed = parseFieldSelector(fieldSelector, r.resource.selectableFields);
+    const storeCan = parsed.every((f) => f.field === 'metadata.name' || f.field === 'metadata.namespace');
+    return {
+      opts: {
+        namespace: r.namespace,
+        labelSelector: labelSelector || undefined,
+        fieldSelector: storeCan && fieldSelector ? fieldSelector : undefined,
+      },
+      filter: storeCan ? [] : parsed,
+    };
+  }
+
+  list(r: ResourceRequest): void {
+    const { opts, filter } = this.selection(r);
+    const limit = integerParam(r.query, 'limit');
+    const cont = r.query.get('continue') || undefined;
+    let result: ReturnType<Store['list']>;
+    if (filter.length === 0) {
+      result = this.#store.list(r.resource.kind, { ...opts, limit: limit || undefined, continue: cont });
+    } else {
+      // Filtering in memory: page after filtering, without continue tokens (small kinds: Events).
+      const all = this.#store.list(r.resource.kind, opts);
+      const items = all.items.filter((o) => matchesFields(filter, o));
+      result = { items: limit ? items.slice(0, limit) : items, resourceVersion: all.resourceVersion };
+    }
+    const meta = {
+      resourceVersion: result.resourceVersion,
+      ...(result.continue ? { continue: result.continue } : {}),
+    };
+    if (wantsTable(r.req.headers.accept)) {
+      sendJson(
+        r.res,
+        200,
+        toTable(r.resource, result.items, parseIncludeObject(r.query.get('includeObject')), meta),
+      );
+      return;
+    }
+    sendJson(r.res, 200, {
+      apiVersion: r.resource.apiVersion,
+      kind: r.resource.listKind,
+      metadata: meta,
+      items: result.items.map((o) => typed(o, r.resource)),
+    });
+  }
+
+  #current(r: ResourceRequest): XObject {
+    const obj = this.#store.get({ kind: r.resource.kind, namespace: r.namespace ?? '', name: r.name! });
+    if (!obj) throw errors.notFound(refOf(r));
+    return obj;
+  }
+
+  #respond(r: ResourceRequest, code: number, obj: XObject, warnings: string[] = []): void {
+    const headers = warningHeader(warnings);
+    if (wantsTable(r.req.headers.accept)) {
+      const table = toTable(r.resource, [obj], parseIncludeObject(r.query.get('includeObject')), {
+        resourceVersion: obj.metadata.resourceVersion,
+      });
+      sendJson(r.res, code, table, headers);
+      return;
+    }
+    sendJson(r.res, code, typed(obj, r.resource), headers);
+  }
+
+  get(r: ResourceRequest): void {
+    this.#respond(r, 200, this.#current(r));
+  }
+
+  async create(r: ResourceRequest): Promise<void> {
+    const obj = this.#incoming(r, await this.#readObject(r));
+    if (!obj.metadata.name) {
+      const gen = (obj.metadata as Obj).generateName;
+      if (typeof gen !== 'string' || gen === '') {
+        throw this.#invalid(r, [
+          {
+            reason: 'FieldValueRequired',
+            field: 'metadata.name',
+            message: 'Required value: name or generateName is required',
+          },
+        ]);
+      }
+      obj.metadata.name = gen + randomBytes(3).toString('hex').slice(0, 5);
+    }
+    const warnings = this.#admit(r, obj, false);
+    const created = this.#store.create(obj, { dryRun: dryRun(r.query.getAll('dryRun')) });
+    this.#respond(r, 201, created, warnings);
+  }
+
+  async update(r: ResourceRequest): Promise<void> {
+    const obj = this.#incoming(r, await this.#readObject(r));
+    if (obj.metadata.name !== r.name) {
+      throw errors.badRequest(
+        `the name of the object (${obj.metadata.name}) does not match the name on the URL (${r.name})`,
+      );
+    }
+    const current = this.#current(r);
+    const candidate = r.subresource
+      ? {
+          ...structuredClone(current),
+          status: obj.status,
+          metadata: { ...current.metadata, resourceVersion: obj.metadata.resourceVersion },
+        }
+      : obj;
+    const warnings = this.#admit(r, candidate as XObject, true);
+    const updated = this.#store.update(candidate as XObject, {
+      dryRun: dryRun(r.query.getAll('dryRun')),
+      subresource: r.subresource,
+    });
+    this.#respond(r, 200, updated, warnings);
+  }
+
+  async patch(r: ResourceRequest): Promise<void> {
+    const type = mediaType(r.req.headers['content-type']);
+    if (!PATCH_TYPES.includes(type)) throw errors.unsupportedMediaType(type, PATCH_TYPES);
+    const body = await readBody(r.req, this.#bodyLimit);
+    const isDryRun = dryRun(r.query.getAll('dryRun'));
+    if (type === 'application/apply-patch+yaml') return this.#apply(r, decodeObject(body, 'yaml'), isDryRun);
+    const patch = decodeBody(body, 'json');
+    if (
+      type === 'application/merge-patch+json' &&
+      (typeof patch !== 'object' || patch === null || Array.isArray(patch))
+    ) {
+      throw errors.badRequest('a merge patch must be a JSON object');
+    }
+    const pinned =
+      type === 'application/merge-patch+json' && (patch as Obj).metadata?.resourceVersion !== undefined;
+    // Without a resourceVersion in the patch, a patch applies to whatever is current: retry lost races.
+    for (let attempt = 0; ; attempt++) {
+      const current = this.#current(r);
+      let patched: Obj;
+      try {
+        patched =
+          type === 'application/json-patch+json'
+            ? (jsonPatch(current, patch) as Obj)
+            : (mergePatch(structuredClone(current), patch) as Obj);
+      } catch (err) {
+        if (err instanceof JsonPatchError)
+          throw errors.badRequest(`the JSON patch could not be applied: ${err.message}`);
+        throw err;
+      }
+      if (typeof patched?.metadata !== 'object' || patched.metadata === null) {
+        throw errors.badRequest('the patch removed metadata');
+      }
+      this.#keepIdentity(current, patched);
+      if (!pinned && type !== 'application/json-patch+json')
+        patched.metadata.resourceVersion = current.metadata.resourceVersion;
+      try {
+        const warnings = this.#admit(r, patched as XObject, true);
+        const updated = this.#store.update(patched as XObject, {
+          dryRun: isDryRun,
+          subresource: r.subresource,
+        });
+        this.#respond(r, 200, updated, warnings);
+        return;
+      } catch (err) {
+        if (err instanceof ConflictError && !pinned && attempt < 5) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Server-side apply, simplified: the applied configuration is merged (RFC 7386) into the live
+   *  object, or creates it. There is no field ownership (managedFields): a field dropped from the
+   *  applied configuration is not removed, and `force` has nothing to override. */
+  async #apply(r: ResourceRequest, applied: Obj, isDryRun: boolean): Promise<void> {
+    const obj = this.#incoming(r, applied);
+    if (obj.metadata.name !== r.name) {
+      throw errors.badRequest(
+        `the name of the object (${obj.metadata.name}) does not match the name on the URL (${r.name})`,
+      );
+    }
+    for (let attempt = 0; ; attempt++) {
+      const current = this.#store.get({ kind: r.resource.kind, namespace: r.namespace ?? '', name: r.name! });
+      try {
+        if (!current) {
+          if (r.subresource) throw errors.notFound(refOf(r));
+          const warnings = this.#admit(r, obj, false);
+          this.#respond(r, 201, this.#store.create(obj, { dryRun: isDryRun }), warnings);
+          return;
+        }
+        const patched = mergePatch(structuredClone(current), obj) as Obj;
+        this.#keepIdentity(current, patched);
+        patched.metadata.resourceVersion = current.metadata.resourceVersion;
+        const warnings = this.#admit(r, patched as XObject, true);
+        const updated = this.#store.update(patched as XObject, {
+          dryRun: isDryRun,
+          subresource: r.subresource,
+        });
+        this.#respond(r, 200, updated, warnings);
+        return;
+      } catch (err) {
+        if (err instanceof ApiError || attempt >= 5) throw err;
+        const api = toApiError(err);
+        if (api.code === 409) continue; // lost a race (create or update): apply again on what is there now
+        throw err;
+      }
+    }
+  }
+
+  async delete(r: ResourceRequest): Promise<void> {
+    let opts: Obj = {};
+    const body = await readBody(r.req, this.#bodyLimit);
+    if (body.length > 0 && body.toString('utf8').trim() !== '') {
+      const format = OBJECT_MEDIA_TYPES[mediaType(r.req.headers['content-type'])] ?? 'json';
+      opts = decodeObject(body, format);
+    }
+    const dryRunValues = [...r.query.getAll('dryRun'), ...(Array.isArray(opts.dryRun) ? opts.dryRun : [])];
+    const pre = opts.preconditions as { uid?: string; resourceVersion?: string } | undefined;
+    const key = { kind: r.resource.kind, namespace: r.namespace ?? '', name: r.name! };
+    const result = this.#store.delete(key, { dryRun: dryRun(dryRunValues), preconditions: pre });
+    if (result.metadata.deletionTimestamp && (result.metadata.finalizers?.length ?? 0) > 0) {
+      // Finalizers keep it until their controllers are done: answer with the object, as Kubernetes does.
+      this.#respond(r, 200, result);
+      return;
+    }
+    sendJson(
+      r.res,
+      200,
+      successStatus({
+        name: r.name,
+        group: r.resource.group,
+        kind: r.resource.plural,
+        uid: result.metadata.uid,
+      }),
+    );
+  }
+
+  async #readObject(r: ResourceRequest): Promise<Obj> {
+    const type = mediaType(r.req.headers['content-type']);
+    const format = OBJECT_MEDIA_TYPES[type];
+    if (!format) throw errors.unsupportedMediaType(type, Object.keys(OBJECT_MEDIA_TYPES));
+    return decodeObject(await readBody(r.req, this.#bodyLimit), format);
+  }
+
+  /** Check the envelope of a body against the URL and fill in what the URL implies. */
+  #incoming(r: ResourceRequest, raw: Obj): XObject {
+    const { apiVersion, kind } = r.resource;
+    if (raw.apiVersion !== undefined && raw.apiVersion !== apiVersion) {
+      throw errors.badRequest(
+        `the API version in the data (${raw.apiVersion}) does not match the expected API version (${apiVersion})`,
+      );
+    }
+    if (raw.kind !== undefined && raw.kind !== kind) {
+      throw errors.badRequest(
+        `the kind in the data (${raw.kind}) does not match the expected kind (${kind})`,
+      );
+    }
+    const metadata = raw.metadata ?? {};
+    if (typeof metadata !== 'object' || Array.isArray(metadata))
+      throw errors.badRequest('metadata must be an object');
+    if (r.resource.namespaced) {
+      if (metadata.namespace && metadata.namespace !== r.namespace) {
+        throw errors.badRequest(
+          'the namespace of the provided object does not match the namespace sent on the request',
+        );
+      }
+      metadata.namespace = r.namespace;
+    } else if (metadata.namespace) {
+      throw errors.badRequest(
+        `${kind} is cluster-scoped: remove metadata.namespace ("${metadata.namespace}")`,
+      );
+    }
+    return { ...raw, apiVersion, kind, metadata } as XObject;
+  }
+
+  /** A patch may not rename or move an object. */
+  #keepIdentity(current: XObject, patched: Obj): void {
+    for (const f of ['name', 'namespace', 'uid'] as const) {
+      if (patched.metadata[f] !== current.metadata[f] && patched.metadata[f] !== undefined) {
+        throw errors.badRequest(
+          `metadata.${f} cannot be changed by a patch (from "${current.metadata[f]}" to "${patched.metadata[f]}")`,
+        );
+      }
+      if (current.metadata[f] !== undefined) patched.metadata[f] = current.metadata[f];
+    }
+  }
+
+  #invalid(r: ResourceRequest, causes: StatusCause[], name?: string): ApiError {
+    return errors.invalid(refOf(r, name), causes);
+  }
+
+  /** Unknown fields per fieldValidation, then defaults and the schema. Returns warnings to send. */
+  #admit(r: ResourceRequest, obj: XObject, forUpdate: boolean): string[] {
+    const mode: FieldValidation = fieldValidation(r.query);
+    const warnings: string[] = [];
+    if (!r.resource.crd) {
+      this.#checkEvent(r, obj);
+      return warnings;
+    }
+    const sub = { subresource: r.subresource };
+    if (mode === 'Strict') {
+      const unknown = this.#validator.unknownFields(obj, sub);
+      if (unknown.length > 0) {
+        throw errors.badRequest(
+          `strict decoding error: ${unknown.map((u) => `unknown field "${u}"`).join(', ')}`,
+        );
+      }
+    } else {
+      // Warn and Ignore drop unknown fields, as the apiserver prunes them.
+      const pruned = this.#validator.pruneUnknownFields(obj, sub);
+      if (mode === 'Warn') for (const u of pruned) warnings.push(`unknown field "${u}"`);
+    }
+    this.#validator.applyDefaults(obj);
+    const problems = this.#validator.validate(obj, { ...sub, forUpdate, fieldValidation: 'Ignore' });
+    if (problems.length > 0) {
+      throw this.#invalid(
+        r,
+        problems.map((p) => ({ reason: p.reason, field: p.path, message: p.message })),
+        obj.metadata.name,
+      );
+    }
+    return warnings;
+  }
+
+  #checkEvent(r: ResourceRequest, obj: XObject): void {
+    const ev = obj as Obj;
+    const causes: StatusCause[] = [];
+    if (typeof ev.involvedObject?.name !== 'string' || typeof ev.involvedObject?.kind !== 'string') {
+      causes.push({
+        reason: 'FieldValueRequired',
+        field: 'involvedObject',
+        message: 'Required value: kind and name of the object the event is about',
+      });
+    }
+    if (ev.type !== undefined && ev.type !== 'Normal' && ev.type !== 'Warning') {
+      causes.push({
+        reason: 'FieldValueNotSupported',
+        field: 'type',
+        message: `Unsupported value: "${ev.type}": supported values: "Normal", "Warning"`,
+      });
+    }
+    if (causes.length > 0) throw this.#invalid(r, causes, obj.metadata.name);
+  }
+}

@@ -1,0 +1,116 @@
+// One xenosd: opens the store at DATA_DIR/state.db, loads the kinds from crds/, sets up tokens and
+// serves the API. Later issues plug controllers, drivers and the p2p node in here: they are
+// started after the store and API, and stopped before them.
+
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApiResources } from '../api/api-resources.ts';
+import { TokenAuthenticator } from '../api/auth.ts';
+import { loadKinds } from '../api/kinds.ts';
+import { ApiServer } from '../api/server.ts';
+import { Validator } from '../api/validation.ts';
+import { openStore } from '../store/sqlite-store.ts';
+import type { Store } from '../store/store.ts';
+
+export interface DaemonInit {
+  dataDir: string;
+  hostName: string;
+  apiHost?: string;
+  apiPort?: number;
+  crdDir?: string;
+  tls?: { cert: string; key: string };
+  log?: (msg: string) => void;
+}
+
+/** A part that runs for the daemon's life (controllers, drivers, the p2p node). */
+export interface Service {
+  start(): Promise<void> | void;
+  stop(): Promise<void> | void;
+}
+
+const VERSION: string = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+).version;
+
+export class Daemon {
+  readonly init: DaemonInit;
+  #store?: Store;
+  #api?: ApiServer;
+  #auth?: TokenAuthenticator;
+  #resources?: ApiResources;
+  readonly #services: Service[] = [];
+  #started = false;
+
+  constructor(init: DaemonInit) {
+    this.init = init;
+  }
+
+  get store(): Store {
+    if (!this.#store) throw new Error('xenosd is not started');
+    return this.#store;
+  }
+
+  get auth(): TokenAuthenticator {
+    if (!this.#auth) throw new Error('xenosd is not started');
+    return this.#auth;
+  }
+
+  get resources(): ApiResources {
+    if (!this.#resources) throw new Error('xenosd is not started');
+    return this.#resources;
+  }
+
+  /** The API's base URL, e.g. http://127.0.0.1:7443. */
+  get apiUrl(): string {
+    if (!this.#api) throw new Error('xenosd is not started');
+    return this.#api.url;
+  }
+
+  get version(): string {
+    return VERSION;
+  }
+
+  /** Register a part to start after the store and API (and stop before them). */
+  use(service: Service): void {
+    this.#services.push(service);
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const { dataDir } = this.init;
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const kinds = loadKinds(this.init.crdDir);
+    const resources = new ApiResources(kinds);
+    this.#resources = resources;
+    this.#store = openStore({
+      path: join(dataDir, 'state.db'),
+      writer: this.init.hostName,
+      namespaced: (kind) => resources.namespaced(kind),
+    });
+    this.#auth = new TokenAuthenticator({ dataDir });
+    this.#auth.ensureAdminToken(dataDir);
+    const tls = this.init.tls
+      ? { cert: readFileSync(this.init.tls.cert), key: readFileSync(this.init.tls.key) }
+      : undefined;
+    this.#api = new ApiServer(
+      { store: this.#store, resources, validator: new Validator(kinds), auth: this.#auth },
+      { host: this.init.apiHost, port: this.init.apiPort, tls, version: VERSION, log: this.init.log },
+    );
+    await this.#api.start();
+    writeFileSync(join(dataDir, 'api.addr'), this.#api.url + '\n');
+    for (const s of this.#services) await s.start();
+  }
+
+  /** Stop accepting requests, end watches, stop the parts, close the store. */
+  async stop(): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    for (const s of [...this.#services].reverse()) await s.stop();
+    await this.#api?.stop();
+    this.#api = undefined;
+    rmSync(join(this.init.dataDir, 'api.addr'), { force: true });
+    this.#store?.close();
+    this.#store = undefined;
+  }
+}

@@ -1,0 +1,105 @@
+// Test helper: runs a real xenosd child process on 127.0.0.1 with a free port and a temp data dir,
+// waits until /healthz answers, and stops it (SIGTERM, then SIGKILL) when the test is done.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const XENOSD = fileURLToPath(new URL('../../bin/xenosd.js', import.meta.url));
+
+export interface XenosdProcess {
+  child: ChildProcess;
+  dataDir: string;
+  url: string;
+  token: string;
+  stdout: () => string;
+  stderr: () => string;
+  /** SIGTERM and wait for the exit code. */
+  stop(): Promise<number | null>;
+  /** The exit code, once it exited. */
+  exited: Promise<number | null>;
+  /** fetch with the admin token. */
+  api(path: string, init?: RequestInit): Promise<Response>;
+}
+
+export function tempDataDir(): string {
+  return mkdtempSync(join(tmpdir(), 'xenosd-test-'));
+}
+
+export function runXenosd(args: string[]): {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+} {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', XENOSD, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Start xenosd on a free port; resolves once it prints its serving line. */
+export async function startXenosd(
+  opts: { dataDir?: string; hostName?: string; timeoutMs?: number } = {},
+): Promise<XenosdProcess> {
+  const dataDir = opts.dataDir ?? tempDataDir();
+  const run = runXenosd([
+    '--data-dir',
+    dataDir,
+    '--api',
+    '127.0.0.1:0',
+    '--host-name',
+    opts.hostName ?? 'test-host',
+  ]);
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  let url: string | undefined;
+  let exitCode: number | null | undefined;
+  run.exited.then((c) => {
+    exitCode = c;
+  });
+  while (!url) {
+    const m = /serving API on (\S+)/.exec(run.stdout());
+    if (m) url = m[1];
+    else if (exitCode !== undefined) throw new Error(`xenosd exited with ${exitCode}: ${run.stderr()}`);
+    else if (Date.now() > deadline) {
+      run.child.kill('SIGKILL');
+      throw new Error(`xenosd did not start in time: ${run.stderr()}`);
+    } else await new Promise((r) => run.child.stdout!.once('data', r).once('close', r));
+  }
+  const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+  return {
+    ...run,
+    dataDir,
+    url,
+    token,
+    async stop() {
+      if (run.child.exitCode !== null || run.child.signalCode !== null) return run.child.exitCode;
+      run.child.kill('SIGTERM');
+      const timer = setTimeout(() => run.child.kill('SIGKILL'), 10_000);
+      const code = await run.exited;
+      clearTimeout(timer);
+      return code;
+    },
+    api(path, init = {}) {
+      return fetch(url + path, {
+        ...init,
+        headers: { Authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) },
+      });
+    },
+  };
+}
+
+export function removeDataDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
