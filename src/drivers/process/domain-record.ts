@@ -1,0 +1,105 @@
+// The on-disk layout of a process-driver domain and its record, domain.json: the spec, the allocated host
+// ports, and the current run (supervisor pid + its /proc start time, so a recycled pid is never adopted).
+// Written atomically (temp file + rename): a coordinator killed mid-write leaves the old record intact.
+//
+//   <dataDir>/domains/<id>/domain.json
+//                          rootfs/            the copy of the template image; the service's files
+//                          logs/stdout.log, logs/stderr.log
+//                          run/exit           exit status written by the supervisor (see supervisor.ts)
+//                          run/child.pid      the service's pid (the supervisor's child)
+
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DomainSpec, LimitsReport } from '../driver.ts';
+
+export interface RunRecord {
+  /** The supervisor: leader of the domain's session and process group. */
+  pid: number;
+  /** Field 22 of /proc/<pid>/stat when it was started. */
+  startTime: number;
+  startedAt: string;
+  /** The expanded command and env this run got (exec health checks reuse the env). */
+  command: string[];
+  env: Record<string, string>;
+  cwd: string;
+  limits: LimitsReport;
+  /** Set (and written) before a stop signal is sent: the end is then a stop, not a crash. */
+  stopRequestedAt?: string;
+  /** Set by the driver when it had to SIGKILL the supervisor (which then cannot write its exit file). */
+  forcedAt?: string;
+}
+
+export interface DomainRecord {
+  version: 1;
+  spec: DomainSpec;
+  /** The digest the rootfs was made from ('' for an image without a digest). */
+  preparedDigest: string;
+  preparedAt: string;
+  /** Host port by port name; kept across runs while still free. */
+  ports: Record<string, number>;
+  run?: RunRecord;
+  /** Runs started after the first. */
+  restartCount: number;
+}
+
+export class DomainPaths {
+  readonly dir: string;
+
+  constructor(domainsDir: string, id: string) {
+    this.dir = join(domainsDir, id);
+  }
+
+  get record(): string {
+    return join(this.dir, 'domain.json');
+  }
+  get rootfs(): string {
+    return join(this.dir, 'rootfs');
+  }
+  get logs(): string {
+    return join(this.dir, 'logs');
+  }
+  get stdout(): string {
+    return join(this.dir, 'logs', 'stdout.log');
+  }
+  get stderr(): string {
+    return join(this.dir, 'logs', 'stderr.log');
+  }
+  get run(): string {
+    return join(this.dir, 'run');
+  }
+  get exitFile(): string {
+    return join(this.dir, 'run', 'exit');
+  }
+  get childPidFile(): string {
+    return join(this.dir, 'run', 'child.pid');
+  }
+}
+
+export async function readRecord(paths: DomainPaths): Promise<DomainRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(paths.record, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const rec = JSON.parse(text) as DomainRecord;
+  if (rec.version !== 1) throw new Error(`${paths.record}: unknown record version ${String(rec.version)}`);
+  return rec;
+}
+
+export async function writeRecord(paths: DomainPaths, rec: DomainRecord): Promise<void> {
+  await mkdir(paths.dir, { recursive: true });
+  const tmp = `${paths.record}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(rec, null, 2)}\n`);
+  await rename(tmp, paths.record);
+}
+
+/** Reads a small text file, undefined when absent. */
+export async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
