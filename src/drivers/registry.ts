@@ -1,0 +1,141 @@
+// Choosing this host's driver: by name, or `auto` — Xen when `xl` talks to a running hypervisor, else QEMU
+// when it is installed with KVM (TCG works but is far slower than a process, so it must be asked for by
+// name), else the process driver, which every Linux host can run. The result says why the others were
+// not taken, for the Host status. Only drivers in BUILT_DRIVERS exist in this build; asking for another by
+// name is an error that says so.
+
+import { execFile } from 'node:child_process';
+import { access, constants, readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import type { Driver, DriverName, ProbeResult } from './driver.ts';
+import { DRIVER_NAMES } from './driver.ts';
+import { DriverUnavailableError } from './errors.ts';
+import {
+  ProcessDriver,
+  type ProcessDriverComponents,
+  type ProcessDriverInit,
+} from './process/process-driver.ts';
+
+const run = promisify(execFile);
+
+export { DRIVER_NAMES };
+export const DRIVER_CHOICES = [...DRIVER_NAMES, 'auto'] as const;
+export type DriverChoice = (typeof DRIVER_CHOICES)[number];
+
+/** The drivers this build contains. */
+export const BUILT_DRIVERS: readonly DriverName[] = ['process'];
+
+export interface DriverSelection {
+  driver: Driver;
+  /** For each driver not chosen, why (`xen: xl is not installed`). */
+  notChosen: string[];
+}
+
+export type SelectDriverInit = ProcessDriverInit & ProcessDriverComponents;
+
+const PROBE_TIMEOUT_MS = 10_000;
+
+function execFailure(err: unknown, tool: string): string {
+  const e = err as NodeJS.ErrnoException & { stderr?: string };
+  if (e.code === 'ENOENT') return `${tool} is not installed (not on PATH)`;
+  const detail = (e.stderr || e.message || String(err)).trim().split('\n')[0];
+  return `${tool} failed: ${detail}`;
+}
+
+/** Xen: dom0 privileges (/proc/xen/capabilities says control_d) and `xl info` answers. */
+export async function probeXen(options: { signal?: AbortSignal } = {}): Promise<ProbeResult> {
+  const caps = await readFile('/proc/xen/capabilities', 'utf8').catch(() => undefined);
+  if (caps === undefined)
+    return { usable: false, reason: 'not running under Xen (no /proc/xen/capabilities)' };
+  if (!caps.includes('control_d')) return { usable: false, reason: 'this is a Xen guest, not dom0' };
+  try {
+    await run('xl', ['info'], { timeout: PROBE_TIMEOUT_MS, signal: options.signal });
+    return { usable: true };
+  } catch (err) {
+    return { usable: false, reason: execFailure(err, 'xl info') };
+  }
+}
+
+/** QEMU: the binary answers, and KVM is usable (/dev/kvm writable and the CPU has vmx/svm). */
+export async function probeQemu(
+  options: { signal?: AbortSignal; binary?: string } = {},
+): Promise<ProbeResult & { accel?: 'kvm' | 'tcg' }> {
+  const binary = options.binary ?? 'qemu-system-x86_64';
+  try {
+    await run(binary, ['--version'], { timeout: PROBE_TIMEOUT_MS, signal: options.signal });
+  } catch (err) {
+    return { usable: false, reason: execFailure(err, binary) };
+  }
+  const kvmNode = await access('/dev/kvm', constants.R_OK | constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+  const virt = /\b(vmx|svm)\b/.test(cpuinfo);
+  if (kvmNode && virt) return { usable: true, accel: 'kvm' };
+  return {
+    usable: true,
+    accel: 'tcg',
+    reason: kvmNode
+      ? '/dev/kvm exists but the CPU shows no vmx/svm: only TCG emulation'
+      : 'no usable /dev/kvm: only TCG emulation',
+  };
+}
+
+function build(name: DriverName, init: SelectDriverInit): Driver {
+  if (name === 'process') return new ProcessDriver({ log: init.log }, init);
+  throw new DriverUnavailableError(
+    name,
+    `the ${name} driver is not built yet in this version of Xenos (built: ${BUILT_DRIVERS.join(', ')}); choose "process" or "auto"`,
+  );
+}
+
+/** The driver for this host. Throws DriverUnavailableError when a named driver cannot be used here. */
+export async function selectDriver(
+  choice: DriverChoice,
+  init: SelectDriverInit,
+  options: { signal?: AbortSignal } = {},
+): Promise<DriverSelection> {
+  if (!(DRIVER_CHOICES as readonly string[]).includes(choice)) {
+    throw new DriverUnavailableError(
+      String(choice),
+      `unknown driver; choose one of ${DRIVER_CHOICES.join(', ')}`,
+    );
+  }
+  if (choice !== 'auto') {
+    const driver = build(choice, init);
+    const probe = await driver.probe(options);
+    if (!probe.usable) throw new DriverUnavailableError(choice, probe.reason ?? 'its probe failed');
+    return { driver, notChosen: [] };
+  }
+  const notChosen: string[] = [];
+  const xen = await probeXen(options);
+  const qemu = await probeQemu(options);
+  const candidates: [DriverName, ProbeResult][] = [
+    ['xen', xen],
+    [
+      'qemu',
+      qemu.usable && qemu.accel !== 'kvm'
+        ? { usable: false, reason: `${qemu.reason}; ask for qemu by name to use it` }
+        : qemu,
+    ],
+  ];
+  for (const [name, probe] of candidates) {
+    if (!probe.usable) {
+      notChosen.push(`${name}: ${probe.reason}`);
+    } else if (!BUILT_DRIVERS.includes(name)) {
+      notChosen.push(`${name}: usable on this host, but the ${name} driver is not built yet`);
+    } else {
+      return { driver: build(name, init), notChosen };
+    }
+  }
+  const driver = build('process', init);
+  const probe = await driver.probe(options);
+  if (!probe.usable) {
+    throw new DriverUnavailableError(
+      'auto',
+      `no driver can run here: ${[...notChosen, `process: ${probe.reason}`].join('; ')}`,
+    );
+  }
+  return { driver, notChosen };
+}
