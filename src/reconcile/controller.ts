@@ -1,0 +1,218 @@
+// The controller runner: watches the store for one kind (and for related kinds through mapping
+// functions), feeds the keys of changed objects into a WorkQueue, and runs N workers that call the
+// kind's `reconcile(key, { signal })`. A success forgets the key's backoff and honours
+// `requeueAfterMs`; a TerminalError stops retrying and marks the object `Stalled`; any other throw is
+// retried with per-key exponential backoff. Every object is re-queued on a periodic resync, so a
+// missed event is repaired. `stop()` aborts in-flight reconciles and waits for the workers.
+
+import type { XObject } from '../api/types.ts';
+import type { Store, WatchEvent } from '../store/store.ts';
+import { markStalled } from './conditions.ts';
+import { isTerminalError, type TerminalError } from './errors.ts';
+import { keyOf, objectKey } from './keys.ts';
+import { consoleLogger, type Logger } from './log.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+import { updateStatus } from './status.ts';
+import { WorkQueue } from './work-queue.ts';
+
+export interface ReconcileResult {
+  /** Reconcile this key again after this long, even if nothing changes. */
+  requeueAfterMs?: number;
+}
+
+export type ReconcileFn = (
+  key: string,
+  opts: { signal: AbortSignal },
+) => Promise<ReconcileResult | undefined> | ReconcileResult | undefined;
+
+/** A kind whose changes concern objects of the controller's kind. */
+export interface RelatedWatch {
+  kind: string;
+  /** Keys (of the controller's kind) to enqueue when `obj` changes. */
+  map(obj: XObject): string[];
+}
+
+export interface ControllerComponents {
+  store: Store;
+  log?: Logger;
+}
+
+export interface ControllerInit {
+  /** For logs; defaults to the kind. */
+  name?: string;
+  kind: string;
+  reconcile: ReconcileFn;
+  /** Only enqueue objects of the kind that pass (e.g. those placed on this host). */
+  filter?: (obj: XObject) => boolean;
+  watches?: RelatedWatch[];
+  /** Concurrent reconciles; different keys only. Default 2. */
+  workers?: number;
+  /** Re-queue every object this often. Default 5 min. */
+  resyncMs?: number;
+  /** Abort a reconcile that runs longer than this. Default 2 min. */
+  reconcileTimeoutMs?: number;
+  rateLimiter?: RateLimiter;
+  /** Record a terminal error; default: a `Stalled` condition (and Ready=False) in the object's status. */
+  onTerminal?: (key: string, err: TerminalError) => Promise<void> | void;
+}
+
+const DEFAULT_WORKERS = 2;
+const DEFAULT_RESYNC_MS = 5 * 60_000;
+const DEFAULT_RECONCILE_TIMEOUT_MS = 120_000;
+
+export class Controller {
+  readonly kind: string;
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly init: ControllerInit;
+  private queue: WorkQueue | undefined;
+  private abort: AbortController | undefined;
+  private unwatch: (() => void)[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private workers: Promise<void>[] = [];
+
+  constructor(components: ControllerComponents, init: ControllerInit) {
+    this.store = components.store;
+    this.kind = init.kind;
+    this.log = components.log ?? consoleLogger(`controller/${init.name ?? init.kind}`);
+    this.init = init;
+  }
+
+  get isStarted(): boolean {
+    return this.queue !== undefined;
+  }
+
+  start(): void {
+    if (this.queue) return;
+    const queue = new WorkQueue({ rateLimiter: this.init.rateLimiter });
+    this.queue = queue;
+    this.abort = new AbortController();
+
+    // List, then watch from the list's revision, so no change between the two is missed.
+    const listed = this.store.list(this.kind);
+    this.unwatch.push(
+      this.store.watch(this.kind, { resourceVersion: listed.resourceVersion }, (ev) => this.onEvent(ev)),
+    );
+    for (const obj of listed.items) this.enqueueObject(obj);
+    for (const w of this.init.watches ?? []) {
+      this.unwatch.push(
+        this.store.watch(w.kind, {}, (ev) => {
+          for (const key of this.mapSafely(w, ev.object)) this.enqueue(key);
+        }),
+      );
+    }
+    const resyncMs = this.init.resyncMs ?? DEFAULT_RESYNC_MS;
+    this.resyncTimer = setInterval(() => this.resync(), resyncMs);
+    this.resyncTimer.unref?.();
+
+    const n = this.init.workers ?? DEFAULT_WORKERS;
+    for (let i = 0; i < n; i++) {
+      this.workers.push(this.work(queue).catch((err) => this.log.error('worker crashed', err)));
+    }
+  }
+
+  /** Stop watching, abort in-flight reconciles and wait for the workers to return. */
+  async stop(): Promise<void> {
+    const queue = this.queue;
+    if (!queue) return;
+    for (const u of this.unwatch.splice(0)) u();
+    clearInterval(this.resyncTimer);
+    queue.shutDown();
+    this.abort?.abort(new Error(`controller ${this.init.name ?? this.kind} stopped`));
+    await Promise.all(this.workers.splice(0));
+    this.queue = undefined;
+  }
+
+  /** Queue a key of the controller's kind (`namespace/name`, or `name` when cluster-scoped). */
+  enqueue(key: string): void {
+    this.queue?.add(key);
+  }
+
+  enqueueAfter(key: string, delayMs: number): void {
+    this.queue?.addAfter(key, delayMs);
+  }
+
+  /** Failures of `key` since its last success (its backoff exponent). */
+  retries(key: string): number {
+    return this.queue?.retries(key) ?? 0;
+  }
+
+  /** Queue every object of the kind (what the periodic resync does). */
+  resync(): void {
+    try {
+      for (const obj of this.store.list(this.kind).items) this.enqueueObject(obj);
+    } catch (err) {
+      this.log.error('resync: listing failed', err);
+    }
+  }
+
+  private onEvent(ev: WatchEvent): void {
+    // A deleted object is still reconciled (to clean up what belonged to it).
+    if (ev.type === 'DELETED') this.enqueue(keyOf(ev.object));
+    else this.enqueueObject(ev.object);
+  }
+
+  private enqueueObject(obj: XObject): void {
+    if (this.init.filter && !this.init.filter(obj)) return;
+    this.enqueue(keyOf(obj));
+  }
+
+  private mapSafely(w: RelatedWatch, obj: XObject): string[] {
+    try {
+      return w.map(obj);
+    } catch (err) {
+      this.log.error(`mapping a ${w.kind} change to ${this.kind} keys failed`, err);
+      return [];
+    }
+  }
+
+  private async work(queue: WorkQueue): Promise<void> {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      try {
+        await this.processOne(queue, key);
+      } finally {
+        queue.done(key);
+      }
+    }
+  }
+
+  private async processOne(queue: WorkQueue, key: string): Promise<void> {
+    const stopSignal = this.abort!.signal;
+    const timeoutMs = this.init.reconcileTimeoutMs ?? DEFAULT_RECONCILE_TIMEOUT_MS;
+    const signal = AbortSignal.any([stopSignal, AbortSignal.timeout(timeoutMs)]);
+    try {
+      const result = await this.init.reconcile(key, { signal });
+      queue.forget(key);
+      if (result?.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
+    } catch (err) {
+      if (stopSignal.aborted) return;
+      if (isTerminalError(err)) {
+        queue.forget(key);
+        this.log.warn(`${this.kind} ${key}: stalled: ${err.reason}: ${err.message}`);
+        try {
+          await (this.init.onTerminal ?? ((k, e) => this.markStalled(k, e)))(key, err);
+        } catch (markErr) {
+          this.log.error(`${this.kind} ${key}: recording the terminal error failed`, markErr);
+          queue.addRateLimited(key);
+        }
+        return;
+      }
+      const delay = queue.addRateLimited(key);
+      this.log.warn(
+        `${this.kind} ${key}: reconcile failed (retry ${queue.retries(key)} in ${delay} ms): ${errorMessage(err)}`,
+      );
+    }
+  }
+
+  private markStalled(key: string, err: TerminalError): void {
+    updateStatus(this.store, objectKey(this.kind, key), (status, obj) => {
+      markStalled(status, err.reason, err.message, obj.metadata.generation);
+    });
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
