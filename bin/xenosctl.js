@@ -1,0 +1,8 @@
+#!/usr/bin/env -S node --disable-warning=ExperimentalWarning
+// xenosctl: the command-line client of xenosd (see src/cli/main.ts).
+import { main } from '../src/cli/main.ts';
+
+main().catch((err) => {
+  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,108 @@
+// Client-side apply, as kubectl does it: the configuration applied last is kept on the object in
+// the annotation `xenos.io/last-applied`; the merge patch sent sets every field of the new
+// configuration that differs from the live object, and nulls every field that the last applied
+// configuration had and the new one no longer has. Fields others set (status, fields defaulted by
+// the server, labels added by hand) are left alone.
+
+import type { XObject } from '../../api/types.ts';
+
+export const LAST_APPLIED = 'xenos.io/last-applied';
+
+type Json = unknown;
+type JsonObject = Record<string, Json>;
+
+function isObject(v: Json): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepEqual(a: Json, b: Json): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
+  if (isObject(a) && isObject(b)) {
+    const ka = Object.keys(a);
+    return ka.length === Object.keys(b).length && ka.every((k) => k in b && deepEqual(a[k], b[k]));
+  }
+  return false;
+}
+
+/** The desired object as applied: status dropped (a subresource apply never sets), and the
+ *  configuration itself recorded in the last-applied annotation. */
+export function withLastApplied(desired: XObject): XObject {
+  const { status: _status, ...config } = structuredClone(desired);
+  const annotations = { ...(config.metadata.annotations ?? {}) };
+  delete annotations[LAST_APPLIED];
+  if (Object.keys(annotations).length) config.metadata.annotations = annotations;
+  else delete config.metadata.annotations;
+  const recorded = JSON.stringify(config);
+  return {
+    ...config,
+    metadata: { ...config.metadata, annotations: { ...annotations, [LAST_APPLIED]: recorded } },
+  } as XObject;
+}
+
+/** The configuration applied last, from the live object's annotation (undefined if none). */
+export function lastApplied(live: XObject): XObject | undefined {
+  const text = live.metadata.annotations?.[LAST_APPLIED];
+  if (!text) return undefined;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return isObject(parsed) ? (parsed as unknown as XObject) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Additions and changes: what `modified` sets that `current` does not have the same. */
+function changes(current: Json, modified: JsonObject): JsonObject {
+  const patch: JsonObject = {};
+  const cur = isObject(current) ? current : {};
+  for (const [k, v] of Object.entries(modified)) {
+    if (isObject(v) && isObject(cur[k])) {
+      const sub = changes(cur[k], v);
+      if (Object.keys(sub).length) patch[k] = sub;
+    } else if (!deepEqual(cur[k], v)) {
+      patch[k] = v === null ? null : structuredClone(v);
+    }
+  }
+  return patch;
+}
+
+/** Deletions: fields `original` had and `modified` does not, as nulls. */
+function deletions(original: JsonObject, modified: JsonObject, current: Json): JsonObject {
+  const patch: JsonObject = {};
+  const cur = isObject(current) ? current : {};
+  for (const [k, v] of Object.entries(original)) {
+    if (!(k in modified)) {
+      if (k in cur) patch[k] = null;
+    } else if (isObject(v) && isObject(modified[k])) {
+      const sub = deletions(v, modified[k] as JsonObject, cur[k]);
+      if (Object.keys(sub).length) patch[k] = sub;
+    }
+  }
+  return patch;
+}
+
+function merge(a: JsonObject, b: JsonObject): JsonObject {
+  const out: JsonObject = { ...a };
+  for (const [k, v] of Object.entries(b))
+    out[k] = isObject(out[k]) && isObject(v) ? merge(out[k] as JsonObject, v) : v;
+  return out;
+}
+
+/**
+ * The merge patch that takes `live` to `modified` (the output of withLastApplied), or undefined
+ * when nothing would change. `original` defaults to the live object's last-applied annotation.
+ */
+export function threeWayPatch(
+  live: XObject,
+  modified: XObject,
+  original = lastApplied(live),
+): JsonObject | undefined {
+  const m = modified as unknown as JsonObject;
+  const c = live as unknown as JsonObject;
+  const patch = merge(deletions((original ?? {}) as unknown as JsonObject, m, c), changes(c, m));
+  // status is a subresource: never part of an apply.
+  delete patch.status;
+  return Object.keys(patch).length ? patch : undefined;
+}

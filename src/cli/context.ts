@@ -1,0 +1,78 @@
+// What every xenosctl command needs: where to write, the resolved settings (server, token,
+// namespace), an API client and a kind resolver, all built lazily from the global options so that
+// `--help` and `kubeconfig --server ...` never touch the network or a config file they don't need.
+
+import type { Command } from 'commander';
+import { XenosClient } from './client.ts';
+import { type GlobalFlags, resolveSettings, type Settings } from './config.ts';
+import { loadLocalKinds } from './local-kinds.ts';
+import { KindResolver } from './resources.ts';
+
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** All of standard input, for `-f -`. */
+  readStdin: () => Promise<string>;
+}
+
+export const VERSION_STRING = '0.1.0';
+
+export class CommandContext {
+  readonly io: Io;
+  /** Aborted on SIGINT / when the command ends: every request and watch listens to it. */
+  readonly signal: AbortSignal;
+  private readonly program: Command;
+  private cachedSettings?: Settings;
+  private cachedClient?: XenosClient;
+  private cachedResolver?: KindResolver;
+
+  constructor(components: { io: Io; program: Command; signal: AbortSignal }) {
+    this.io = components.io;
+    this.program = components.program;
+    this.signal = components.signal;
+  }
+
+  flags(): GlobalFlags & { allNamespaces?: boolean } {
+    return this.program.opts();
+  }
+
+  settings(): Settings {
+    this.cachedSettings ??= resolveSettings(this.flags(), this.io.env, this.io.cwd);
+    return this.cachedSettings;
+  }
+
+  /** True when -n was given (or XENOS_NAMESPACE), so a manifest's other namespace is an error. */
+  namespaceExplicit(): boolean {
+    return Boolean(this.flags().namespace);
+  }
+
+  client(): XenosClient {
+    const s = this.settings();
+    this.cachedClient ??= new XenosClient({
+      server: s.server,
+      token: s.token,
+      userAgent: `xenosctl/${VERSION_STRING}`,
+    });
+    return this.cachedClient;
+  }
+
+  resolver(): KindResolver {
+    this.cachedResolver ??= new KindResolver({ client: this.client(), localKinds: loadLocalKinds });
+    return this.cachedResolver;
+  }
+
+  /** A resolver that never asks the server (client-side dry runs). */
+  offlineResolver(): KindResolver {
+    return new KindResolver({ client: this.client(), localKinds: loadLocalKinds }, { offline: true });
+  }
+
+  out(text: string): void {
+    this.io.stdout(text);
+  }
+
+  err(text: string): void {
+    this.io.stderr(text);
+  }
+}
