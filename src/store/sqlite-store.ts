@@ -354,10 +354,10 @@ export class SqliteStore implements Store {
 
   /** Every row (objects and tombstones) changed after `revision`, oldest first, read in batches
    *  so the store can be written between steps. */
-  *changesSince(revision: number | string = 0): Generator<ChangeRecord> {
+  *changesSince(revision: number | string = 0, batchSize = CHANGES_BATCH): Generator<ChangeRecord> {
     let after = Number(revision);
     for (;;) {
-      const rows = this.sql.changes.all(after, CHANGES_BATCH) as unknown as ChangeRow[];
+      const rows = this.sql.changes.all(after, batchSize) as unknown as ChangeRow[];
       for (const r of rows) {
         yield {
           kind: r.kind,
@@ -371,7 +371,7 @@ export class SqliteStore implements Store {
         };
         after = r.revision;
       }
-      if (rows.length < CHANGES_BATCH) return;
+      if (rows.length < batchSize) return;
     }
   }
 
