@@ -107,9 +107,12 @@ export interface PortSpec {
   appProtocol?: string;
 }
 
+/** A port of `spec.ports` by name, or a port number inside the domain (x-kubernetes-int-or-string). */
+export type PortRef = number | string;
+
 export interface HealthCheckSpec {
-  tcp?: { port: string };
-  http?: { port: string; path?: string };
+  tcp?: { port: PortRef };
+  http?: { port: PortRef; path?: string };
   exec?: { command: string[] };
   initialDelaySeconds?: number;
   periodSeconds?: number;
@@ -194,9 +197,10 @@ export interface ServiceInstanceStatus extends BaseStatus {
 // ServiceDeployment: N replicas of a template spread over hosts, with failover.
 
 export interface ServiceDeploymentSpec {
+  /** Defaulted to 1 by the API (the CRD default), so stored objects always have it. */
   replicas: number;
   template: {
-    metadata?: { labels?: Record<string, string> };
+    metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
     spec: Omit<ServiceInstanceSpec, 'host'>;
   };
   spread?: { maxPerHost?: number; hostSelector?: Record<string, string> };
