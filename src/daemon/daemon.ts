@@ -11,6 +11,7 @@ import { ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
 import { openStore } from '../store/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
+import { ensureSelfSignedCert } from './self-signed-cert.ts';
 
 export interface DaemonInit {
   dataDir: string;
@@ -18,7 +19,8 @@ export interface DaemonInit {
   apiHost?: string;
   apiPort?: number;
   crdDir?: string;
-  tls?: { cert: string; key: string };
+  /** PEM files, or 'self-signed' to make (once) and use DATA_DIR/tls.crt|key. Absent: plain HTTP. */
+  tls?: { cert: string; key: string } | 'self-signed';
   log?: (msg: string) => void;
 }
 
@@ -90,9 +92,11 @@ export class Daemon {
     });
     this.#auth = new TokenAuthenticator({ dataDir });
     this.#auth.ensureAdminToken(dataDir);
-    const tls = this.init.tls
-      ? { cert: readFileSync(this.init.tls.cert), key: readFileSync(this.init.tls.key) }
-      : undefined;
+    const files =
+      this.init.tls === 'self-signed'
+        ? await ensureSelfSignedCert(dataDir, [this.init.hostName, this.init.apiHost ?? ''])
+        : this.init.tls;
+    const tls = files ? { cert: readFileSync(files.cert), key: readFileSync(files.key) } : undefined;
     this.#api = new ApiServer(
       { store: this.#store, resources, validator: new Validator(kinds), auth: this.#auth },
       { host: this.init.apiHost, port: this.init.apiPort, tls, version: VERSION, log: this.init.log },

@@ -24,7 +24,11 @@ async function main(): Promise<void> {
     apiHost: opts.apiHost,
     apiPort: opts.apiPort,
     crdDir: opts.crdDir,
-    tls: opts.tlsCert && opts.tlsKey ? { cert: opts.tlsCert, key: opts.tlsKey } : undefined,
+    tls: opts.tlsSelfSigned
+      ? 'self-signed'
+      : opts.tlsCert && opts.tlsKey
+        ? { cert: opts.tlsCert, key: opts.tlsKey }
+        : undefined,
   });
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -18,6 +18,8 @@ export interface DaemonOptions {
   crdDir?: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** Serve HTTPS with DATA_DIR/tls.crt|key, made with openssl on first start. */
+  tlsSelfSigned?: boolean;
 }
 
 /** A mistake in the command line, for one-line reporting. */
@@ -56,6 +58,10 @@ export function parseOptions(
     .option('--crd-dir <dir>', 'CustomResourceDefinitions to serve (default: the crds/ of this install)')
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (needs --tls-key)')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .option(
+      '--tls-self-signed',
+      'serve HTTPS with a self-signed certificate kept in DATA_DIR (kubectl needs TLS to send tokens)',
+    )
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: () => {} })
     .allowExcessArguments(false);
@@ -81,6 +87,7 @@ export function parseOptions(
     crdDir?: string;
     tlsCert?: string;
     tlsKey?: string;
+    tlsSelfSigned?: boolean;
   }>();
   let api: { host: string; port: number };
   try {
@@ -92,6 +99,8 @@ export function parseOptions(
   }
   if (Boolean(o.tlsCert) !== Boolean(o.tlsKey))
     throw new UsageError('--tls-cert and --tls-key go together: give both or neither');
+  if (o.tlsSelfSigned && o.tlsCert)
+    throw new UsageError('--tls-self-signed and --tls-cert exclude each other: pick one');
   if (!o.hostName.trim()) throw new UsageError('--host-name must not be empty');
   return {
     dataDir: resolve(o.dataDir),
@@ -101,5 +110,6 @@ export function parseOptions(
     crdDir: o.crdDir ? resolve(o.crdDir) : undefined,
     tlsCert: o.tlsCert ? resolve(o.tlsCert) : undefined,
     tlsKey: o.tlsKey ? resolve(o.tlsKey) : undefined,
+    tlsSelfSigned: o.tlsSelfSigned === true,
   };
 }
