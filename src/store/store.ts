@@ -63,14 +63,18 @@ export interface WatchOptions {
 export interface Store {
   get(key: ObjectKey): XObject | undefined;
   list(kind: string, opts?: ListOptions): ListResult;
-  /** Assigns uid, creationTimestamp, generation 1 and a resourceVersion. AlreadyExistsError if present. */
+  /** Assigns uid, creationTimestamp, generation 1 and a resourceVersion. AlreadyExistsError if present.
+   *  `.status` is not taken (status subresource, as Kubernetes): write it with update(…, { subresource: 'status' }). */
   create(obj: XObject, opts?: WriteOptions): XObject;
-  /** ConflictError if `metadata.resourceVersion` is set and not current; NotFoundError if absent. */
+  /** ConflictError if `metadata.resourceVersion` is set and not current; NotFoundError if absent.
+   *  An update that changes nothing returns the stored object: no new revision, no event. */
   update(obj: XObject, opts?: UpdateOptions): XObject;
   /** With finalizers: sets deletionTimestamp (and bumps generation) and returns the object; the
    *  object goes when an update empties its finalizers. Without: removes it and returns it. */
   delete(key: ObjectKey, opts?: DeleteOptions): XObject;
-  /** Calls `onEvent` for each matching change until the returned function is called. */
+  /** Calls `onEvent` for each matching change until the returned function is called. Replayed
+   *  events (resourceVersion given) are delivered before watch() returns; live ones synchronously,
+   *  in revision order, as each write commits. A listener that throws is logged and removed. */
   watch(kind: string, opts: WatchOptions, onEvent: (ev: WatchEvent) => void): () => void;
   /** The latest revision, as a resourceVersion string. */
   revision(): string;
