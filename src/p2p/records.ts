@@ -1,0 +1,319 @@
+// Signed records in the DHT namespace `/xenos/...`: what a host publishes about itself (`/xenos/host/<peerId>`)
+// and about each instance it runs (`/xenos/inst/<peerId>/<namespace>/<name>`), signed with the host's libp2p
+// Ed25519 key. Holds the envelope format, the DHT validator and selector installed on every node for the
+// namespace, and RecordPublisher (publishRecord / fetchRecord).
+//
+// Encoding: JSON, `{"body":"<JSON text of the record>","sig":"<base64url Ed25519 signature>"}`. Why JSON and
+// not CBOR: payloads are JSON already (statuses, endpoints), records are small, the bytes can be read with jq
+// when debugging a cluster, ajv checks them directly, and no extra codec is needed. The signature covers the
+// exact body bytes (prefixed by a domain tag), so no canonical form is needed: the body is never re-encoded.
+//
+// What the validator enforces, on every peer that is asked to store a record and on our own puts:
+// size (<= MAX_RECORD_BYTES), schema, key shape, that the record's key is the DHT key, that the key names the
+// signer (`<peerId>` in the key === body.peerId) and the signature verifies with that peer's public key, that
+// it has not expired, and that it is not older than the record the peer already holds (kad-dht's PUT handler
+// overwrites without comparing, so the comparison lives here): a lower seq, or the same seq with different
+// bytes, is rejected.
+
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { Ajv } from 'ajv';
+import { InvalidRecordError, RecordNotFoundError } from './errors.ts';
+import type { OpOptions, XenosNode } from './node.ts';
+
+/** DHT namespace: the first path segment of every key this module handles. */
+export const RECORD_NAMESPACE = 'xenos';
+export const MAX_RECORD_BYTES = 16 * 1024;
+export const SEQ_FILE = 'p2p.seq';
+const SIGNING_DOMAIN = new TextEncoder().encode('/xenos/record/1\n');
+
+export type RecordKind = 'host' | 'instance';
+
+export interface RecordBody<P = unknown> {
+  v: 1;
+  kind: RecordKind;
+  key: string;
+  /** Monotonic per publisher: a newer record for a key always has a higher seq. */
+  seq: number;
+  /** ms since the epoch. */
+  issuedAt: number;
+  /** ms since the epoch; the record is invalid from then on. */
+  expiresAt?: number;
+  payload: P;
+  peerId: string;
+}
+
+// Kubernetes-style names: a DNS label for the namespace, a DNS subdomain for the name.
+const LABEL = '[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?';
+const SUBDOMAIN = `${LABEL}(?:\\.${LABEL})*`;
+const PEER_ID = '[1-9A-HJ-NP-Za-km-z]{40,60}';
+const HOST_KEY = new RegExp(`^/${RECORD_NAMESPACE}/host/(${PEER_ID})$`);
+const INSTANCE_KEY = new RegExp(`^/${RECORD_NAMESPACE}/inst/(${PEER_ID})/(${LABEL})/(${SUBDOMAIN})$`);
+
+export function hostRecordKey(peerId: string): string {
+  return `/${RECORD_NAMESPACE}/host/${peerId}`;
+}
+
+export function instanceRecordKey(peerId: string, namespace: string, name: string): string {
+  return `/${RECORD_NAMESPACE}/inst/${peerId}/${namespace}/${name}`;
+}
+
+/** The kind and owning peer a key names, or undefined when the key is not a valid xenos record key. */
+export function parseRecordKey(key: string): { kind: RecordKind; peerId: string } | undefined {
+  const host = HOST_KEY.exec(key);
+  if (host != null) return { kind: 'host', peerId: host[1] };
+  const inst = INSTANCE_KEY.exec(key);
+  if (inst != null && inst[3].length <= 253) return { kind: 'instance', peerId: inst[1] };
+  return undefined;
+}
+
+const ajv = new Ajv({ allErrors: false, strict: true });
+const checkEnvelope = ajv.compile<{ body: string; sig: string }>({
+  type: 'object',
+  required: ['body', 'sig'],
+  additionalProperties: false,
+  properties: {
+    body: { type: 'string', maxLength: MAX_RECORD_BYTES },
+    sig: { type: 'string', pattern: '^[A-Za-z0-9_-]{86}$' },
+  },
+});
+const checkBody = ajv.compile<RecordBody>({
+  type: 'object',
+  required: ['v', 'kind', 'key', 'seq', 'issuedAt', 'payload', 'peerId'],
+  additionalProperties: false,
+  properties: {
+    v: { const: 1 },
+    kind: { enum: ['host', 'instance'] },
+    key: { type: 'string', maxLength: 512 },
+    seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    issuedAt: { type: 'integer', minimum: 0 },
+    expiresAt: { type: 'integer', minimum: 0 },
+    payload: {},
+    peerId: { type: 'string', maxLength: 64 },
+  },
+});
+
+function signingInput(body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SIGNING_DOMAIN.byteLength + body.byteLength);
+  out.set(SIGNING_DOMAIN, 0);
+  out.set(body, SIGNING_DOMAIN.byteLength);
+  return out;
+}
+
+/** Signs `body` with `privateKey` and returns the wire bytes. Does not validate (see validateRecord). */
+export async function encodeRecord(body: RecordBody, privateKey: PrivateKey): Promise<Uint8Array> {
+  const bodyText = JSON.stringify(body);
+  const sig = await privateKey.sign(signingInput(new TextEncoder().encode(bodyText)));
+  return new TextEncoder().encode(
+    JSON.stringify({ body: bodyText, sig: Buffer.from(sig).toString('base64url') }),
+  );
+}
+
+/** Parses wire bytes without verifying the signature (for comparing with what a node already holds). */
+function parseRecord(
+  key: string,
+  bytes: Uint8Array,
+): { body: RecordBody; bodyText: string; sig: Uint8Array } {
+  if (bytes.byteLength > MAX_RECORD_BYTES) {
+    throw new InvalidRecordError(
+      key,
+      'oversized',
+      `${bytes.byteLength} bytes, the limit is ${MAX_RECORD_BYTES}`,
+    );
+  }
+  let envelope: unknown;
+  let body: unknown;
+  try {
+    envelope = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (err: any) {
+    throw new InvalidRecordError(key, 'malformed', `envelope is not JSON (${err?.message})`);
+  }
+  if (!checkEnvelope(envelope))
+    throw new InvalidRecordError(key, 'malformed', `envelope ${ajv.errorsText(checkEnvelope.errors)}`);
+  try {
+    body = JSON.parse(envelope.body);
+  } catch (err: any) {
+    throw new InvalidRecordError(key, 'malformed', `body is not JSON (${err?.message})`);
+  }
+  if (!checkBody(body))
+    throw new InvalidRecordError(
+      key,
+      'malformed',
+      `body ${ajv.errorsText(checkBody.errors, { dataVar: 'body' })}`,
+    );
+  return { body, bodyText: envelope.body, sig: Buffer.from(envelope.sig, 'base64url') };
+}
+
+/**
+ * Fully checks a record found under DHT key `key` (size, schema, key shape, key/body match, signer, signature,
+ * expiry) and returns its body. Throws InvalidRecordError with the reason.
+ */
+export async function verifyRecord(key: string, bytes: Uint8Array, now = Date.now()): Promise<RecordBody> {
+  const { body, bodyText, sig } = parseRecord(key, bytes);
+  const named = parseRecordKey(key);
+  if (named == null)
+    throw new InvalidRecordError(
+      key,
+      'key',
+      'not a /xenos/host/<peerId> or /xenos/inst/<peerId>/<ns>/<name> key',
+    );
+  if (body.key !== key) throw new InvalidRecordError(key, 'key', `record is for key ${body.key}`);
+  if (body.kind !== named.kind)
+    throw new InvalidRecordError(key, 'key', `record kind ${body.kind} under a ${named.kind} key`);
+  if (body.peerId !== named.peerId) {
+    throw new InvalidRecordError(
+      key,
+      'wrong-signer',
+      `signed by ${body.peerId}, but the key belongs to ${named.peerId}`,
+    );
+  }
+  let publicKey: ReturnType<typeof peerIdFromString>['publicKey'];
+  try {
+    publicKey = peerIdFromString(body.peerId).publicKey;
+  } catch (err: any) {
+    throw new InvalidRecordError(
+      key,
+      'malformed',
+      `peerId ${body.peerId} is not a peer ID (${err?.message})`,
+    );
+  }
+  if (publicKey == null)
+    throw new InvalidRecordError(key, 'malformed', `peerId ${body.peerId} does not embed a public key`);
+  const ok = await publicKey.verify(signingInput(new TextEncoder().encode(bodyText)), sig);
+  if (!ok)
+    throw new InvalidRecordError(key, 'forged', `signature does not verify with the key of ${body.peerId}`);
+  if (body.expiresAt != null && body.expiresAt <= now) {
+    throw new InvalidRecordError(key, 'expired', `expired at ${new Date(body.expiresAt).toISOString()}`);
+  }
+  return body;
+}
+
+/**
+ * The DHT validator for the namespace. `getStored` returns the record value this node holds for a key; a record
+ * older than it (lower seq, or same seq with other bytes) is rejected so that a stale put cannot replace it.
+ */
+export function recordValidator(deps: { getStored(key: Uint8Array): Promise<Uint8Array | undefined> }) {
+  return async (keyBytes: Uint8Array, value: Uint8Array): Promise<void> => {
+    const key = new TextDecoder().decode(keyBytes);
+    const body = await verifyRecord(key, value);
+    const stored = await deps.getStored(keyBytes);
+    if (stored == null || Buffer.compare(stored, value) === 0) return;
+    let held: RecordBody;
+    try {
+      held = parseRecord(key, stored).body;
+    } catch {
+      return; // what we hold is unreadable: anything valid replaces it
+    }
+    if (body.seq <= held.seq) {
+      throw new InvalidRecordError(key, 'stale', `seq ${body.seq} does not replace the held seq ${held.seq}`);
+    }
+  };
+}
+
+/** The DHT selector for the namespace: the highest seq wins (then the latest issuedAt, then the first). */
+export function recordSelector(keyBytes: Uint8Array, records: Uint8Array[]): number {
+  const key = new TextDecoder().decode(keyBytes);
+  let best = 0;
+  let bestRank: [number, number] = [-1, -1];
+  records.forEach((bytes, i) => {
+    let rank: [number, number];
+    try {
+      const { body } = parseRecord(key, bytes);
+      rank = [body.seq, body.issuedAt];
+    } catch {
+      return;
+    }
+    if (rank[0] > bestRank[0] || (rank[0] === bestRank[0] && rank[1] > bestRank[1])) {
+      best = i;
+      bestRank = rank;
+    }
+  });
+  return best;
+}
+
+export interface PublishOptions extends OpOptions {
+  /** Lifetime in ms; the record is rejected everywhere after it. */
+  ttl?: number;
+}
+
+export interface RecordPublisherComponents {
+  node: XenosNode;
+  privateKey: PrivateKey;
+}
+
+export interface RecordPublisherInit {
+  /** DATA_DIR: the last seq is persisted in DATA_DIR/p2p.seq. */
+  dataDir: string;
+}
+
+/** Publishes this host's signed records and fetches (verified) records of any host. */
+export class RecordPublisher {
+  readonly #node: XenosNode;
+  readonly #privateKey: PrivateKey;
+  readonly #seqFile: string;
+  #lastSeq: number | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(components: RecordPublisherComponents, init: RecordPublisherInit) {
+    this.#node = components.node;
+    this.#privateKey = components.privateKey;
+    this.#seqFile = join(init.dataDir, SEQ_FILE);
+  }
+
+  /** Next seq: max(now in ms, last + 1), written to disk before it is used, so it grows across restarts. */
+  async #nextSeq(): Promise<number> {
+    if (this.#lastSeq == null) {
+      const text = await readFile(this.#seqFile, 'utf8').catch((err) => {
+        if (err?.code === 'ENOENT') return '0';
+        throw err;
+      });
+      this.#lastSeq = Number.parseInt(text, 10) || 0;
+    }
+    const seq = Math.max(Date.now(), this.#lastSeq + 1);
+    await writeFile(`${this.#seqFile}.tmp`, `${seq}\n`);
+    await rename(`${this.#seqFile}.tmp`, this.#seqFile);
+    this.#lastSeq = seq;
+    return seq;
+  }
+
+  /**
+   * Signs and publishes `payload` under `key` (which must name this host). Returns the record body and how many
+   * remote peers stored it (0 is possible in a one-host cluster: the record is still kept and served locally).
+   */
+  async publishRecord<P>(
+    kind: RecordKind,
+    key: string,
+    payload: P,
+    options: PublishOptions = {},
+  ): Promise<{ record: RecordBody<P>; peers: number }> {
+    const run = async () => {
+      const issuedAt = Date.now();
+      const body: RecordBody<P> = {
+        v: 1,
+        kind,
+        key,
+        seq: await this.#nextSeq(),
+        issuedAt,
+        ...(options.ttl != null ? { expiresAt: issuedAt + options.ttl } : {}),
+        payload,
+        peerId: this.#node.peerId.toString(),
+      };
+      const bytes = await encodeRecord(body, this.#privateKey);
+      const keyBytes = new TextEncoder().encode(key);
+      const peers = await this.#node.dhtPut(keyBytes, bytes, options); // validates first
+      return { record: body, peers };
+    };
+    const result = this.#queue.then(run, run);
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  /** The newest valid record under `key` from the DHT, verified. Throws RecordNotFoundError / InvalidRecordError. */
+  async fetchRecord<P = unknown>(key: string, options: OpOptions = {}): Promise<RecordBody<P>> {
+    const bytes = await this.#node.dhtGet(new TextEncoder().encode(key), options);
+    if (bytes == null) throw new RecordNotFoundError(key, 'no peer returned a valid record');
+    return (await verifyRecord(key, bytes)) as RecordBody<P>;
+  }
+}
