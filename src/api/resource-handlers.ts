@@ -312,7 +312,8 @@ export class ResourceHandlers {
   }
 
   async #readObject(r: ResourceRequest): Promise<Obj> {
-    const type = mediaType(r.req.headers['content-type']);
+    // No Content-Type (kubectl create --raw, curl -d) is taken as JSON, as the Kubernetes API does.
+    const type = mediaType(r.req.headers['content-type']) || 'application/json';
     const format = OBJECT_MEDIA_TYPES[type];
     if (!format) throw errors.unsupportedMediaType(type, Object.keys(OBJECT_MEDIA_TYPES));
     return decodeObject(await readBody(r.req, this.#bodyLimit), format);

@@ -51,7 +51,7 @@ export function runXenosd(args: string[]): {
 
 /** Start xenosd on a free port; resolves once it prints its serving line. */
 export async function startXenosd(
-  opts: { dataDir?: string; hostName?: string; timeoutMs?: number } = {},
+  opts: { dataDir?: string; hostName?: string; timeoutMs?: number; args?: string[] } = {},
 ): Promise<XenosdProcess> {
   const dataDir = opts.dataDir ?? tempDataDir();
   const run = runXenosd([
@@ -61,6 +61,7 @@ export async function startXenosd(
     '127.0.0.1:0',
     '--host-name',
     opts.hostName ?? 'test-host',
+    ...(opts.args ?? []),
   ]);
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   let url: string | undefined;
