@@ -50,7 +50,7 @@ export interface TypedNames {
 
 /**
  * `KIND [NAME...]` or `KIND/NAME [KIND/NAME...]` → names grouped by kind, in order.
- * A bare `KIND` gives one group with no names (list all).
+ * A bare `KIND` gives one group with no names (list all); `KIND1,KIND2` gives a group per kind.
  */
 export function parseTypeNames(args: string[]): TypedNames[] {
   if (args.length === 0) throw new UsageError('you must specify the type of resource, e.g. serviceinstances');
@@ -69,13 +69,17 @@ export function parseTypeNames(args: string[]): TypedNames[] {
     }
     return groups;
   }
-  const [kind, ...names] = args;
+  const [kinds, ...names] = args;
   const bad = names.find((n) => n.includes('/'));
-  if (bad)
+  if (bad) {
     throw new UsageError(
       `there is no need to specify a resource type as a separate argument when passing "${bad}"`,
     );
-  return [{ kind, names }];
+  }
+  // `st,si` names several kinds; the names (if any) are looked up in each.
+  const list = kinds.split(',').filter(Boolean);
+  if (list.length === 0) throw new UsageError(`"${kinds}" names no resource type`);
+  return list.map((kind) => ({ kind, names: [...names] }));
 }
 
 export type WaitFor = { kind: 'condition'; type: string; status: string } | { kind: 'delete' };

@@ -3,6 +3,8 @@
 // by any tool that talks to a host. Every call takes { signal } and has a timeout; errors become
 // the named errors of errors.ts (ConnectionError, ApiStatusError, TimeoutError).
 
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import type { XObject } from '../api/types.ts';
 import { ApiStatusError, ConnectionError, type StatusBody, TimeoutError } from './errors.ts';
 
@@ -82,6 +84,10 @@ export interface ClientInit {
   token?: string;
   timeoutMs?: number;
   userAgent?: string;
+  /** PEM CA certificate(s) to trust for an https server (e.g. xenosd's self-signed tls.crt). */
+  ca?: string | Buffer;
+  /** Do not check the server's certificate (testing only). */
+  insecureSkipTlsVerify?: boolean;
 }
 
 interface RequestOptions extends CallOptions {
@@ -95,12 +101,18 @@ export class XenosClient {
   private readonly token?: string;
   private readonly timeoutMs: number;
   private readonly userAgent: string;
+  private readonly agent: http.Agent;
+  private readonly tls: https.RequestOptions;
 
   constructor(init: ClientInit) {
     this.server = init.server.replace(/\/+$/, '');
     this.token = init.token;
     this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.userAgent = init.userAgent ?? 'xenosctl';
+    const secure = this.server.startsWith('https:');
+    // Keep-alive: apply sends a GET and a POST/PATCH per object, over one connection.
+    this.agent = secure ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+    this.tls = secure ? { ca: init.ca, rejectUnauthorized: !init.insecureSkipTlsVerify } : {};
   }
 
   /** The path of a collection, an object or an object's subresource. */
@@ -217,18 +229,13 @@ export class XenosClient {
       timeoutSeconds: opts.timeoutSeconds,
       allowWatchBookmarks: 'true',
     });
-    const res = await this.send('GET', url, {
-      signal: opts.signal,
-      timeoutMs: opts.timeoutMs,
-      forStream: true,
-    });
-    if (!res.ok) throw await this.statusError(res, 'GET', url);
-    if (!res.body) return;
-    const decoder = new TextDecoder();
+    const res = await this.send('GET', url, { signal: opts.signal, timeoutMs: opts.timeoutMs });
+    if (res.statusCode !== 200) throw await this.statusError(res, 'GET', url);
     let buffered = '';
+    res.setEncoding('utf8');
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buffered += decoder.decode(chunk, { stream: true });
+      for await (const chunk of res as AsyncIterable<string>) {
+        buffered += chunk;
         let nl = buffered.indexOf('\n');
         while (nl >= 0) {
           const line = buffered.slice(0, nl).trim();
@@ -247,6 +254,8 @@ export class XenosClient {
       if (opts.signal?.aborted) return;
       if (err instanceof ApiStatusError) throw err;
       throw this.transportError(err, url);
+    } finally {
+      res.destroy();
     }
   }
 
@@ -254,9 +263,22 @@ export class XenosClient {
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = this.url(path, opts.query);
     const res = await this.send(method, url, opts);
-    if (!res.ok) throw await this.statusError(res, method, url);
-    const text = await res.text();
-    return (text ? JSON.parse(text) : undefined) as T;
+    const text = await readBody(res, opts.signal);
+    if (res.statusCode === undefined || res.statusCode >= 300)
+      throw this.statusErrorFrom(res, text, method, url);
+    try {
+      return (text ? JSON.parse(text) : undefined) as T;
+    } catch {
+      throw new ConnectionError(
+        this.server,
+        `${method} ${new URL(url).pathname} answered with something other than JSON`,
+      );
+    }
+  }
+
+  /** Closes idle keep-alive connections. */
+  close(): void {
+    this.agent.destroy();
   }
 
   private url(path: string, query?: RequestOptions['query']): string {
@@ -267,41 +289,57 @@ export class XenosClient {
     return u.toString();
   }
 
-  private async send(
-    method: string,
-    url: string,
-    opts: RequestOptions & { forStream?: boolean },
-  ): Promise<Response> {
+  /** Sends a request; resolves with the response once its headers are in. The timeout covers
+   *  only that: a watch's body may stream for as long as the caller wants. */
+  private send(method: string, url: string, opts: RequestOptions): Promise<IncomingMessage> {
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-    const signals: AbortSignal[] = [];
-    if (opts.signal) signals.push(opts.signal);
-    // A stream's timeout only covers getting the response headers.
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(new TimeoutError('')), timeoutMs);
-    signals.push(timeout.signal);
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.userAgent };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
       headers['content-type'] = opts.contentType ?? 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(body));
     }
-    try {
-      return await fetch(url, { method, headers, body, signal: AbortSignal.any(signals) });
-    } catch (err) {
-      if (timeout.signal.aborted && !opts.signal?.aborted) {
-        throw new TimeoutError(
-          `xenosd at ${this.server} did not answer ${method} ${new URL(url).pathname} within ${timeoutMs} ms`,
-        );
+    const u = new URL(url);
+    const transport = u.protocol === 'https:' ? https : http;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      if (opts.signal?.aborted) {
+        reject(opts.signal.reason);
+        return;
       }
-      if (opts.signal?.aborted) throw err;
-      throw this.transportError(err, url);
-    } finally {
-      clearTimeout(timer);
-    }
+      const req = transport.request(u, { method, headers, agent: this.agent, ...this.tls });
+      const onAbort = () => req.destroy(opts.signal?.reason ?? new Error('aborted'));
+      const timer = setTimeout(() => {
+        req.destroy(
+          new TimeoutError(
+            `xenosd at ${this.server} did not answer ${method} ${u.pathname} within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+      };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('response', (res) => {
+        clearTimeout(timer);
+        // Aborting later must still end a streaming body.
+        res.on('close', done);
+        resolve(res);
+      });
+      req.on('error', (err) => {
+        done();
+        if (opts.signal?.aborted) reject(opts.signal.reason);
+        else if (err instanceof TimeoutError) reject(err);
+        else reject(this.transportError(err, url));
+      });
+      req.end(body);
+    });
   }
 
   private transportError(err: unknown, url: string): Error {
+    if (err instanceof ConnectionError || err instanceof TimeoutError) return err;
     const code = errorCode(err);
     const why: Record<string, string> = {
       ECONNREFUSED: 'connection refused',
@@ -310,16 +348,27 @@ export class XenosClient {
       ECONNRESET: 'connection reset',
       EHOSTUNREACH: 'host unreachable',
       ETIMEDOUT: 'connection timed out',
-      UND_ERR_SOCKET: 'connection closed',
+      EPROTO: 'TLS handshake failed (is it http rather than https?)',
+      DEPTH_ZERO_SELF_SIGNED_CERT:
+        "self-signed certificate; pass --certificate-authority (the data dir's tls.crt)",
+      SELF_SIGNED_CERT_IN_CHAIN: 'untrusted certificate; pass --certificate-authority',
+      UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'untrusted certificate; pass --certificate-authority',
+      ERR_TLS_CERT_ALTNAME_INVALID: 'the certificate does not name this host',
     };
     if (code) return new ConnectionError(this.server, why[code] ?? code.toLowerCase(), err);
-    if (err instanceof SyntaxError)
-      return new ConnectionError(this.server, `bad response to ${url}: ${err.message}`, err);
-    return new ConnectionError(this.server, err instanceof Error ? err.message : String(err), err);
+    return new ConnectionError(
+      this.server,
+      `${new URL(url).pathname}: ${err instanceof Error ? err.message : String(err)}`,
+      err,
+    );
   }
 
-  private async statusError(res: Response, method: string, url: string): Promise<ApiStatusError> {
-    const text = await res.text().catch(() => '');
+  private async statusError(res: IncomingMessage, method: string, url: string): Promise<ApiStatusError> {
+    const text = await readBody(res).catch(() => '');
+    return this.statusErrorFrom(res, text, method, url);
+  }
+
+  private statusErrorFrom(res: IncomingMessage, text: string, method: string, url: string): ApiStatusError {
     let body: StatusBody | undefined;
     try {
       const parsed = JSON.parse(text) as StatusBody;
@@ -328,11 +377,24 @@ export class XenosClient {
       // not JSON: the text itself is the message
     }
     const path = new URL(url).pathname;
+    const code = res.statusCode ?? 0;
     const fallback = text.trim()
       ? text.trim().slice(0, 300)
-      : `${method} ${path}: HTTP ${res.status} ${res.statusText}`;
-    return new ApiStatusError(res.status, body, fallback);
+      : `${method} ${path}: HTTP ${code} ${res.statusMessage ?? ''}`;
+    return new ApiStatusError(code, body, fallback);
   }
+}
+
+async function readBody(res: IncomingMessage, signal?: AbortSignal): Promise<string> {
+  res.setEncoding('utf8');
+  let text = '';
+  try {
+    for await (const chunk of res as AsyncIterable<string>) text += chunk;
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    throw err;
+  }
+  return text;
 }
 
 /** A Kubernetes Event, as much of it as describe shows. */
@@ -353,7 +415,7 @@ function writeQuery(opts: WriteOptions): Record<string, string | undefined> {
   return { dryRun: opts.dryRun ? 'All' : undefined, fieldManager: opts.fieldManager };
 }
 
-/** The errno-like code of a fetch failure (undici wraps it in `cause`, sometimes an AggregateError). */
+/** The errno-like code of a socket failure (an AggregateError when several addresses were tried). */
 function errorCode(err: unknown): string | undefined {
   let e: any = err;
   for (let depth = 0; e && depth < 5; depth++) {

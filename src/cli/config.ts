@@ -8,6 +8,7 @@
 //   server: http://10.0.0.5:7443      # the API of any host of the cluster
 //   token: 3f9c...                     # or tokenFile: /path/to/admin.token
 //   namespace: default                 # the default for -n
+//   certificateAuthority: /path/ca.crt # for an https server with its own CA (or self-signed)
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -23,13 +24,17 @@ export interface ConfigFile {
   token?: string;
   tokenFile?: string;
   namespace?: string;
+  certificateAuthority?: string;
 }
+
+const FIELDS = ['server', 'token', 'tokenFile', 'namespace', 'certificateAuthority'];
 
 export interface GlobalFlags {
   server?: string;
   token?: string;
   namespace?: string;
   config?: string;
+  certificateAuthority?: string;
 }
 
 export type SettingSource = 'flag' | 'env' | 'config' | 'data-dir' | 'default';
@@ -38,6 +43,8 @@ export interface Settings {
   server: string;
   token?: string;
   namespace: string;
+  /** A CA file to trust (https servers). */
+  caFile?: string;
   configPath: string;
   sources: { server: SettingSource; token?: SettingSource };
 }
@@ -60,7 +67,7 @@ export function readConfigFile(path: string): ConfigFile | undefined {
   }
   if (doc === undefined || doc === null) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new CliError(`config file ${path} must be a YAML mapping with server, token, tokenFile, namespace`);
+    throw new CliError(`config file ${path} must be a YAML mapping with ${FIELDS.join(', ')}`);
   }
   const cfg = doc as Record<string, unknown>;
   for (const key of Object.keys(cfg)) {

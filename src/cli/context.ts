@@ -2,11 +2,21 @@
 // namespace), an API client and a kind resolver, all built lazily from the global options so that
 // `--help` and `kubeconfig --server ...` never touch the network or a config file they don't need.
 
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { XenosClient } from './client.ts';
 import { type GlobalFlags, resolveSettings, type Settings } from './config.ts';
+import { CliError } from './errors.ts';
 import { loadLocalKinds } from './local-kinds.ts';
 import { KindResolver } from './resources.ts';
+
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new CliError(`cannot read the certificate authority file ${file}: ${(err as Error).message}`);
+  }
+}
 
 export interface Io {
   stdout: (text: string) => void;
@@ -54,6 +64,7 @@ export class CommandContext {
       server: s.server,
       token: s.token,
       userAgent: `xenosctl/${VERSION_STRING}`,
+      ca: s.caFile ? readCa(s.caFile) : undefined,
     });
     return this.cachedClient;
   }
@@ -66,6 +77,11 @@ export class CommandContext {
   /** A resolver that never asks the server (client-side dry runs). */
   offlineResolver(): KindResolver {
     return new KindResolver({ client: this.client(), localKinds: loadLocalKinds }, { offline: true });
+  }
+
+  /** Ends keep-alive connections so the process can exit. */
+  close(): void {
+    this.cachedClient?.close();
   }
 
   out(text: string): void {

@@ -55,7 +55,9 @@ Examples:
   registerConfig(program, ctx);
   // Sub-commands share the program's output and exit handling.
   for (const c of program.commands) {
-    c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr }).showHelpAfterError();
+    c.exitOverride()
+      .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+      .showHelpAfterError(`(run xenosctl ${c.name()} --help for usage and examples)`);
     for (const sub of c.commands)
       sub.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   }
@@ -68,7 +70,7 @@ export async function runCli(
   io: Io,
   signal: AbortSignal = new AbortController().signal,
 ): Promise<number> {
-  const { program } = buildProgram(io, signal);
+  const { program, ctx } = buildProgram(io, signal);
   if (argv.length === 0) {
     io.stdout(program.helpInformation());
     return 2;
@@ -78,6 +80,8 @@ export async function runCli(
     return 0;
   } catch (err) {
     return report(err, io);
+  } finally {
+    ctx.close();
   }
 }
 

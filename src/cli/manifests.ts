@@ -2,7 +2,6 @@
 // anything is sent, and every problem is reported at once as `file:line:col: field.path: message`
 // (parsing and schema errors from src/api/manifest.ts; unknown kinds and namespace clashes here).
 
-import { formatLocatedError, loadManifestFiles } from '../api/manifest.ts';
 import type { XObject } from '../api/types.ts';
 import type { CommandContext } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
@@ -31,6 +30,9 @@ export async function loadManifests(
 ): Promise<ManifestObject[]> {
   if (paths.length === 0) throw new UsageError('must specify -f FILE, a directory or - (standard input)');
   const stdin = paths.includes('-') ? await ctx.io.readStdin() : undefined;
+  // Loaded on first use: the parser and schema validator are only needed by -f commands, and
+  // xenosctl get should start fast.
+  const { formatLocatedError, loadManifestFiles } = await import('../api/manifest.ts');
   // Paths stay as typed, so that errors name the files the way the user did.
   const loaded = await loadManifestFiles(paths, { recursive: opts.recursive ?? false, stdin });
   const problems = loaded.errors.map((e) => formatLocatedError(e));

@@ -38,7 +38,7 @@ export async function waitFor(
   client: XenosClient,
   target: WaitTarget,
   what: WaitFor,
-  opts: { timeoutMs: number; signal?: AbortSignal },
+  opts: { timeoutMs: number; signal?: AbortSignal; timeoutText?: string },
 ): Promise<void> {
   const timeout = AbortSignal.timeout(opts.timeoutMs);
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
@@ -78,6 +78,6 @@ export async function waitFor(
   if (opts.signal?.aborted) throw opts.signal.reason;
   const wanted = what.kind === 'delete' ? 'deletion' : `condition ${what.type}=${what.status}`;
   throw new TimeoutError(
-    `timed out after ${opts.timeoutMs / 1000}s waiting for ${wanted} on ${target.kind.plural}/${target.name}: ${lastSeen}`,
+    `timed out after ${opts.timeoutText ?? `${opts.timeoutMs / 1000}s`} waiting for ${wanted} on ${target.kind.plural}/${target.name}: ${lastSeen}`,
   );
 }

@@ -50,6 +50,10 @@ describe('parseTypeNames', () => {
   it('takes KIND NAME...', () => {
     expect(parseTypeNames(['si', 'a', 'b'])).toEqual([{ kind: 'si', names: ['a', 'b'] }]);
     expect(parseTypeNames(['si'])).toEqual([{ kind: 'si', names: [] }]);
+    expect(parseTypeNames(['st,si', 'web'])).toEqual([
+      { kind: 'st', names: ['web'] },
+      { kind: 'si', names: ['web'] },
+    ]);
   });
 
   it('takes KIND/NAME... grouped by kind in order', () => {

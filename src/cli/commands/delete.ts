@@ -85,7 +85,12 @@ Examples:
         }
         ctx.out(`${label} deleted${opts.dryRun ? ' (server dry run)' : ''}\n`);
         if (wait && !opts.dryRun) {
-          await waitFor(client, t, { kind: 'delete' }, { timeoutMs, signal: ctx.signal });
+          await waitFor(
+            client,
+            t,
+            { kind: 'delete' },
+            { timeoutMs, signal: ctx.signal, timeoutText: opts.timeout },
+          );
         }
       }
       if (failures.length) {

@@ -40,6 +40,7 @@ Examples:
           await waitFor(ctx.client(), { kind, name, namespace }, what, {
             timeoutMs: Math.max(1, deadline - Date.now()),
             signal: ctx.signal,
+            timeoutText: opts.timeout,
           });
           ctx.out(`${qualifiedSingular(kind)}/${name} condition met\n`);
         }
