@@ -126,7 +126,8 @@ export function authorize(principal: Principal, verb: Verb, attrs: ResourceAttri
   if (!scope) return false;
   if (attrs.namespace !== scope.namespace) return false;
   if (attrs.group === 'xenos.io' && attrs.resource === 'serviceinstances' && attrs.name === scope.instance) {
-    if (verb === 'get' || verb === 'watch') return true;
+    // list/watch count when pinned to its name (fieldSelector=metadata.name=<instance>).
+    if (verb === 'get' || verb === 'list' || verb === 'watch') return true;
     return attrs.subresource === 'status' && (verb === 'update' || verb === 'patch');
   }
   if (attrs.group === '' && attrs.resource === 'events') return verb === 'create';

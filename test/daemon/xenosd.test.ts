@@ -1,0 +1,82 @@
+// xenosd as a process: its command line (help, one-line usage errors with exit 2), the admin token
+// it writes, and a clean exit 0 on SIGTERM that also ends open watches.
+
+import { readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { removeDataDir, runXenosd, startXenosd, tempDataDir, type XenosdProcess } from './xenosd-process.ts';
+
+const cleanup: (() => Promise<unknown> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+function track(xd: XenosdProcess): XenosdProcess {
+  cleanup.push(
+    () => removeDataDir(xd.dataDir),
+    () => xd.stop(),
+  );
+  return xd;
+}
+
+describe('command line', () => {
+  it('prints help and exits 0', async () => {
+    const run = runXenosd(['--help']);
+    expect(await run.exited).toBe(0);
+    for (const opt of ['--data-dir', '--api', '--host-name', '--tls-self-signed'])
+      expect(run.stdout()).toContain(opt);
+  });
+
+  it.each([
+    [['--api', 'nonsense'], /--api.*HOST:PORT/],
+    [['--api', '127.0.0.1:99999'], /out of range/],
+    [['--frobnicate'], /unknown option '--frobnicate'/],
+    [['--tls-cert', '/x.pem'], /--tls-cert and --tls-key go together/],
+  ])('rejects %j with one line and exit 2', async (args, message) => {
+    const run = runXenosd(args as string[]);
+    expect(await run.exited).toBe(2);
+    const lines = run.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^xenosd: /);
+    expect(lines[0]).toMatch(message as RegExp);
+  });
+
+  it('says so in one line when the port is taken', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    cleanup.push(() => new Promise((r) => blocker.close(r)));
+    const port = (blocker.address() as { port: number }).port;
+    const dir = tempDataDir();
+    cleanup.push(() => removeDataDir(dir));
+    const run = runXenosd(['--data-dir', dir, '--api', `127.0.0.1:${port}`]);
+    expect(await run.exited).toBe(1);
+    expect(run.stderr().trim()).toBe(
+      `xenosd: cannot listen on 127.0.0.1:${port}: the address is in use; pick another with --api`,
+    );
+  });
+});
+
+describe('running', () => {
+  it('writes a private admin token and keeps only its hash', async () => {
+    const xd = track(await startXenosd({ hostName: 'node-a' }));
+    expect(xd.stdout()).toBe(`xenosd node-a serving API on ${xd.url}\n`);
+    expect(xd.token).toMatch(/^[0-9a-f]{64}$/);
+    expect(statSync(join(xd.dataDir, 'admin.token')).mode & 0o777).toBe(0o600);
+    const tokens = readFileSync(join(xd.dataDir, 'tokens.json'), 'utf8');
+    expect(tokens).not.toContain(xd.token);
+    expect(readFileSync(join(xd.dataDir, 'api.addr'), 'utf8').trim()).toBe(xd.url);
+    expect((await xd.api('/apis')).status).toBe(200);
+  });
+
+  it('ends open watches and exits 0 on SIGTERM', async () => {
+    const xd = track(await startXenosd());
+    const res = await xd.api('/apis/xenos.io/v1alpha1/serviceinstances?watch=true');
+    expect(res.status).toBe(200);
+    const body = res.text();
+    const code = await xd.stop();
+    expect(code).toBe(0);
+    await expect(body).resolves.toBe('');
+    expect(xd.stderr()).not.toMatch(/\n\s+at /);
+  });
+});
