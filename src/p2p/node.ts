@@ -25,6 +25,7 @@ import {
   type KadDHT,
   kadDHT,
   passthroughMapper,
+  type QueryEvent,
   removePrivateAddressesMapper,
   removePublicAddressesMapper,
   type SelectFn,
@@ -340,11 +341,9 @@ export class XenosNode extends EventTarget {
     await validate(key, value, { signal });
     let accepted = 0;
     for await (const event of this.libp2p.services.dht.put(key, value, { signal })) {
-      if (event.name === 'PEER_RESPONSE') accepted++;
-      else if (event.name === 'QUERY_ERROR' && event.from != null && !event.from.equals(this.peerId))
-        accepted--;
+      if (isPutAccepted(event, value)) accepted++;
     }
-    return Math.max(accepted, 0);
+    return accepted;
   }
 
   /** The best valid value for `key` in the DHT (own store included), or undefined when no peer has one. */
@@ -409,6 +408,16 @@ export class XenosNode extends EventTarget {
       signal: this.#signal({ timeout: this.#dialTimeout, ...options }),
     });
   }
+}
+
+/** A peer's answer to our PUT_VALUE that echoes the record back: it stored it (kad-dht's own success test). */
+export function isPutAccepted(event: QueryEvent, value: Uint8Array): boolean {
+  return (
+    event.name === 'PEER_RESPONSE' &&
+    event.messageName === 'PUT_VALUE' &&
+    event.record != null &&
+    Buffer.compare(event.record.value, value) === 0
+  );
 }
 
 /** Where kad-dht keeps a record in the datastore (mirrors bufferToRecordKey in @libp2p/kad-dht utils.js). */
