@@ -58,7 +58,7 @@ export async function probeHealth(
   const portRef = check.tcp?.port ?? check.http?.port;
   if (portRef === undefined)
     return { ok: false, message: 'the health check names no tcp, http or exec check' };
-  const where = target.resolvePort(portRef);
+  const where = target.resolvePort(String(portRef));
   if (!where)
     return { ok: false, message: `the health check's port "${portRef}" is not a port of this domain` };
   if (check.tcp) return tcpProbe(where.address, where.port, timeoutMs, options.signal);

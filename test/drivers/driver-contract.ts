@@ -1,0 +1,249 @@
+// The contract every hypervisor driver passes, with real domains: prepare, start, reach the service, stop
+// with an exit code, crash detection, adoption by a NEW driver instance on the same data dir (a restarted
+// xenosd) without a second copy, logs, destroy. A driver's test file calls runDriverContract with a fixture
+// that knows how to make its domains (a script for process, a disk image for QEMU/Xen).
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DomainInfo, DomainSpec, Driver, InstanceIdentity } from '../../src/drivers/driver.ts';
+import { domainIdFor } from '../../src/drivers/driver.ts';
+import { healthTargetFor, probeHealth } from '../../src/drivers/health.ts';
+import { waitUntil } from '../../src/drivers/wait-until.ts';
+
+export interface DriverContractFixture {
+  /** A driver keeping its domains under `dataDir`; a second call with the same dir simulates a restart. */
+  makeDriver(dataDir: string): Driver;
+  /** A domain whose service answers HTTP GET / on port `http` with a body containing the instance name,
+   *  logs `ready` on stdout/console once listening, and exits 0 on a polite stop. */
+  serverSpec(instance: InstanceIdentity): DomainSpec;
+  /** A domain whose service exits with code 3 at once. */
+  crashSpec(instance: InstanceIdentity): DomainSpec;
+  /** How long a domain may take to start answering. */
+  bootTimeoutMs?: number;
+}
+
+let counter = 0;
+export function testInstance(name = 'svc'): InstanceIdentity {
+  counter += 1;
+  const uid = `${process.pid.toString(16)}${counter.toString(16).padStart(4, '0')}-0000-4000-8000-000000000000`;
+  return { namespace: 'test', name: `${name}-${counter}`, uid };
+}
+
+export async function httpGet(url: string): Promise<{ status: number; body: string } | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000), headers: { connection: 'close' } });
+    return { status: res.status, body: await res.text() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Tracks drivers and data dirs a test made, and tears every domain down afterwards. */
+export class DriverHarness {
+  readonly drivers: Driver[] = [];
+  readonly dirs: string[] = [];
+
+  async dataDir(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'xenos-driver-'));
+    this.dirs.push(dir);
+    return dir;
+  }
+
+  track<T extends Driver>(driver: T): T {
+    this.drivers.push(driver);
+    return driver;
+  }
+
+  async cleanup(): Promise<void> {
+    for (const d of this.drivers) {
+      for (const info of await d.list().catch(() => [] as DomainInfo[]))
+        await d.destroy(info.id).catch(() => {});
+      await d.stop();
+    }
+    this.drivers.length = 0;
+    for (const dir of this.dirs) await rm(dir, { recursive: true, force: true });
+    this.dirs.length = 0;
+  }
+}
+
+export async function waitForState(
+  driver: Driver,
+  id: string,
+  states: string[],
+  timeoutMs = 15_000,
+): Promise<DomainInfo> {
+  let last: DomainInfo | undefined;
+  const ok = await waitUntil(
+    async () => {
+      last = await driver.inspect(id);
+      return last !== undefined && states.includes(last.state);
+    },
+    { timeoutMs },
+  );
+  if (!ok) throw new Error(`domain ${id} did not reach ${states.join('|')}; last: ${JSON.stringify(last)}`);
+  return last!;
+}
+
+export async function waitForBody(url: string, includes: string, timeoutMs: number): Promise<string> {
+  let body = '';
+  const ok = await waitUntil(
+    async () => {
+      const r = await httpGet(url);
+      body = r?.body ?? '';
+      return r?.status === 200 && body.includes(includes);
+    },
+    { timeoutMs, intervalMs: 50 },
+  );
+  if (!ok)
+    throw new Error(
+      `${url} did not answer with "${includes}" within ${timeoutMs} ms (last: ${JSON.stringify(body)})`,
+    );
+  return body;
+}
+
+async function collectLogs(driver: Driver, id: string): Promise<string> {
+  let text = '';
+  for await (const chunk of driver.logs(id)) text += chunk.data.toString();
+  return text;
+}
+
+export function runDriverContract(name: string, fixture: DriverContractFixture): void {
+  describe(`driver contract: ${name}`, () => {
+    const harness = new DriverHarness();
+    let dataDir: string;
+    let driver: Driver;
+    const boot = fixture.bootTimeoutMs ?? 15_000;
+
+    beforeEach(async () => {
+      dataDir = await harness.dataDir();
+      driver = harness.track(fixture.makeDriver(dataDir));
+      await driver.start();
+    });
+    afterEach(() => harness.cleanup());
+
+    it('probes usable on this host', async () => {
+      expect(await driver.probe()).toEqual({ usable: true });
+    });
+
+    it('prepares a domain idempotently and lists it as prepared', async () => {
+      const spec = fixture.serverSpec(testInstance());
+      expect(spec.id).toBe(domainIdFor(spec.instance));
+      const first = await driver.prepare(spec);
+      expect(first).toMatchObject({
+        id: spec.id,
+        state: 'prepared',
+        instance: spec.instance,
+        restartCount: 0,
+      });
+      const again = await driver.prepare(spec);
+      expect(again.state).toBe('prepared');
+      expect((await driver.list()).map((d) => [d.id, d.state])).toEqual([[spec.id, 'prepared']]);
+    });
+
+    it('starts a domain whose endpoint answers, and never starts a second copy', async () => {
+      const spec = fixture.serverSpec(testInstance('web'));
+      const info = await driver.startDomain(spec);
+      expect(info.state).toBe('running');
+      expect(info.endpoints).toHaveLength(1);
+      const ep = info.endpoints[0];
+      expect(ep.name).toBe('http');
+      const body = await waitForBody(`http://${ep.address}:${ep.port}/`, spec.instance.name, boot);
+      expect(body).toContain(spec.instance.name);
+      const again = await driver.startDomain(spec);
+      expect(again.pid).toBe(info.pid);
+      expect(again.startedAt).toBe(info.startedAt);
+      expect(again.restartCount).toBe(0);
+      expect(
+        await probeHealth({ http: { port: 'http', path: '/' } }, healthTargetFor(driver, again)),
+      ).toMatchObject({
+        ok: true,
+      });
+    });
+
+    it('stops politely with exit code 0, closes the endpoint, and restarts on the same port', async () => {
+      const spec = fixture.serverSpec(testInstance());
+      const info = await driver.startDomain(spec);
+      const url = `http://${info.endpoints[0].address}:${info.endpoints[0].port}/`;
+      await waitForBody(url, spec.instance.name, boot);
+      const stopped = await driver.stopDomain(spec.id, { graceMs: 5000 });
+      expect(stopped).toMatchObject({ state: 'stopped', exitCode: 0 });
+      expect(await httpGet(url)).toBeUndefined();
+      expect((await driver.stopDomain(spec.id))?.state).toBe('stopped');
+      const restarted = await driver.startDomain(spec);
+      expect(restarted.state).toBe('running');
+      expect(restarted.restartCount).toBe(1);
+      expect(restarted.endpoints[0].port).toBe(info.endpoints[0].port);
+      await waitForBody(url, spec.instance.name, boot);
+    });
+
+    it('reports a crashing service as crashed with its exit code', async () => {
+      const spec = fixture.crashSpec(testInstance('crash'));
+      await driver.startDomain(spec);
+      const info = await waitForState(driver, spec.id, ['crashed', 'stopped']);
+      expect(info).toMatchObject({ state: 'crashed', exitCode: 3 });
+      expect(info.finishedAt).toBeTypeOf('string');
+    });
+
+    it('is adopted by a new driver on the same data dir, without a second copy', async () => {
+      const spec = fixture.serverSpec(testInstance('adopt'));
+      const info = await driver.startDomain(spec);
+      await waitForBody(`http://127.0.0.1:${info.endpoints[0].port}/`, spec.instance.name, boot);
+      await driver.stop();
+      const restarted = harness.track(fixture.makeDriver(dataDir));
+      await restarted.start();
+      const listed = await restarted.list();
+      expect(listed).toHaveLength(1);
+      expect(listed[0]).toMatchObject({
+        id: spec.id,
+        state: 'running',
+        pid: info.pid,
+        instance: spec.instance,
+      });
+      const adopted = await restarted.startDomain(spec);
+      expect(adopted.pid).toBe(info.pid);
+      expect(adopted.restartCount).toBe(0);
+      expect((await restarted.stopDomain(spec.id, { graceMs: 5000 }))?.state).toBe('stopped');
+    });
+
+    it('streams logs, following new output until aborted', async () => {
+      const spec = fixture.serverSpec(testInstance('logs'));
+      const info = await driver.startDomain(spec);
+      const url = `http://127.0.0.1:${info.endpoints[0].port}`;
+      await waitForBody(`${url}/`, spec.instance.name, boot);
+      await waitUntil(async () => (await collectLogs(driver, spec.id)).includes('ready'), {
+        timeoutMs: boot,
+      });
+
+      const abort = new AbortController();
+      let followed = '';
+      const following = (async () => {
+        for await (const chunk of driver.logs(spec.id, { follow: true, tail: 0, signal: abort.signal })) {
+          followed += chunk.data.toString();
+        }
+      })();
+      await httpGet(`${url}/followed-request`);
+      await waitUntil(() => followed.includes('/followed-request'), { timeoutMs: 5000 });
+      expect(followed).not.toContain('ready');
+      abort.abort();
+      await following;
+
+      let tail = '';
+      for await (const chunk of driver.logs(spec.id, { tail: 1 }))
+        if (chunk.stream !== 'stderr') tail += chunk.data;
+      expect(tail.trim().split('\n')).toEqual(['GET /followed-request']);
+    });
+
+    it('destroys a running domain and forgets it', async () => {
+      const spec = fixture.serverSpec(testInstance('gone'));
+      const info = await driver.startDomain(spec);
+      await waitForBody(`http://127.0.0.1:${info.endpoints[0].port}/`, spec.instance.name, boot);
+      await driver.destroy(spec.id);
+      expect(await driver.inspect(spec.id)).toBeUndefined();
+      expect(await driver.list()).toEqual([]);
+      expect(await httpGet(`http://127.0.0.1:${info.endpoints[0].port}/`)).toBeUndefined();
+      await driver.destroy(spec.id);
+    });
+  });
+}

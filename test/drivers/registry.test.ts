@@ -1,0 +1,55 @@
+// Driver selection on this host: explicit names, auto-detection with reasons for what was not chosen,
+// and honest errors for drivers this build does not contain.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DriverUnavailableError } from '../../src/drivers/errors.ts';
+import { BUILT_DRIVERS, DRIVER_CHOICES, probeQemu, selectDriver } from '../../src/drivers/registry.ts';
+
+describe('selectDriver', () => {
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'xenos-registry-'));
+  });
+  afterAll(() => rm(dataDir, { recursive: true, force: true }));
+
+  it('lists the choices and what is built', () => {
+    expect(DRIVER_CHOICES).toEqual(['process', 'qemu', 'xen', 'auto']);
+    expect(BUILT_DRIVERS).toEqual(['process']);
+  });
+
+  it('gives the process driver by name', async () => {
+    const { driver, notChosen } = await selectDriver('process', { dataDir });
+    expect(driver.name).toBe('process');
+    expect(notChosen).toEqual([]);
+  });
+
+  it.each(['qemu', 'xen'] as const)('says plainly that %s is not built yet', async (name) => {
+    const pending = selectDriver(name, { dataDir });
+    await expect(pending).rejects.toThrow(DriverUnavailableError);
+    await expect(selectDriver(name, { dataDir })).rejects.toThrow(`the ${name} driver is not built yet`);
+  });
+
+  it('rejects an unknown name with the choices', async () => {
+    await expect(selectDriver('vmware' as 'auto', { dataDir })).rejects.toThrow(
+      'driver "vmware" cannot be used on this host: unknown driver; choose one of process, qemu, xen, auto',
+    );
+  });
+
+  it('auto falls back to process here and says why xen and qemu were not taken', async () => {
+    const { driver, notChosen } = await selectDriver('auto', { dataDir });
+    expect(driver.name).toBe('process');
+    expect(notChosen).toHaveLength(2);
+    expect(notChosen[0]).toMatch(/^xen: /);
+    expect(notChosen[1]).toMatch(/^qemu: /);
+  });
+
+  it('reports a missing QEMU binary as not installed', async () => {
+    expect(await probeQemu({ binary: 'qemu-system-none-such' })).toEqual({
+      usable: false,
+      reason: 'qemu-system-none-such is not installed (not on PATH)',
+    });
+  });
+});
