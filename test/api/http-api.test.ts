@@ -53,7 +53,12 @@ describe('authentication', () => {
   });
 
   it('rejects requests without a token or with a wrong one with a 401 Status', async () => {
-    for (const headers of [{}, { Authorization: 'Bearer nope' }, { Authorization: `Basic ${xd.token}` }]) {
+    const variants: Record<string, string>[] = [
+      {},
+      { Authorization: 'Bearer nope' },
+      { Authorization: `Basic ${xd.token}` },
+    ];
+    for (const headers of variants) {
       const res = await fetch(xd.url + BASE, { headers });
       expect(res.status).toBe(401);
       expect(await res.json()).toMatchObject({
