@@ -151,6 +151,11 @@ export class Validator {
     for (const name of seen) if (!(name in FORMATS)) this.ajv.addFormat(name, true);
   }
 
+  /** The kind `obj` claims to be, when the registry knows it. */
+  kindOf(obj: unknown): KindInfo | undefined {
+    return isObject(obj) && typeof obj.kind === 'string' ? this.registry.byKind(obj.kind) : undefined;
+  }
+
   /** Every problem with `obj` as a stored object of its kind; empty when it is valid. */
   validate(obj: unknown, opts: ValidateOptions = {}): FieldError[] {
     const errors = this.collect(obj, opts).filter(
