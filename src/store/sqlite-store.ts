@@ -3,10 +3,12 @@
 // returned survives kill -9 and power loss. Implements the Store contract (store.ts): Kubernetes
 // semantics for resourceVersion, generation, status subresource, finalizers, selectors and watch.
 //
-// Ready for replication between hosts: each row keeps the hybrid-logical-clock timestamp and the
-// writer of its last version, deletions stay as tombstone rows (invisible to get/list) until
-// purged, and changesSince() walks rows in revision order. One process per database file: the
-// revision counter and watch history live in this process.
+// Ready for replication between hosts (src/store/replication/): each row keeps two versions, each a
+// hybrid-logical-clock timestamp and its writer — one for the main part (metadata + spec) and one for
+// the status part — so concurrent spec and status writes never clobber each other. Deletions stay as
+// tombstone rows (invisible to get/list) until purged; applyReplicated() merges a row from a peer
+// (last-writer-wins per part) and emits watch events like a local write. One process per database
+// file: the revision counter and watch history live in this process.
 
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -20,7 +22,7 @@ import {
   type ErrorObjectRef,
   NotFoundError,
 } from './errors.ts';
-import { HybridLogicalClock, hlcLowerBound } from './hlc.ts';
+import { HybridLogicalClock, hlcLowerBound, parseHlc } from './hlc.ts';
 import { jsonEqual } from './json-value.ts';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.ts';
 import type {
@@ -36,7 +38,8 @@ import type {
 } from './store.ts';
 import { type Logger, WatchHub } from './watch-hub.ts';
 
-const SCHEMA_VERSION = 1;
+/** 1: one version per row. 2: adds the status part's version (status_hlc, status_writer). */
+const SCHEMA_VERSION = 2;
 const CHANGES_BATCH = 500;
 
 const SCHEMA = `
@@ -49,11 +52,20 @@ CREATE TABLE IF NOT EXISTS objects (
   hlc       TEXT NOT NULL,
   writer    TEXT NOT NULL,
   body      TEXT NOT NULL,
+  status_hlc    TEXT NOT NULL DEFAULT '',
+  status_writer TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (kind, namespace, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_by_revision ON objects (revision);
 CREATE INDEX IF NOT EXISTS tombstones_by_hlc ON objects (hlc) WHERE deleted = 1;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+`;
+
+/** Version 1 → 2: the status part gets its own version, initially the row's (its last write). */
+const MIGRATE_1_TO_2 = `
+ALTER TABLE objects ADD COLUMN status_hlc TEXT NOT NULL DEFAULT '';
+ALTER TABLE objects ADD COLUMN status_writer TEXT NOT NULL DEFAULT '';
+UPDATE objects SET status_hlc = hlc, status_writer = writer;
 `;
 
 const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -74,18 +86,51 @@ export interface OpenStoreInit {
   wallClock?: () => number;
 }
 
-/** One row as replication sees it: the latest version of an object, or its tombstone. */
-export interface ChangeRecord {
+/** One row as replication ships it: the latest version of an object, or its tombstone, with the
+ *  version of each of its two parts. */
+export interface ReplicatedRow {
+  kind: string;
+  /** '' for cluster-scoped kinds. */
+  namespace: string;
+  name: string;
+  /** The main part is a deletion: the row is a tombstone. */
+  deleted: boolean;
+  /** Version of the main part (metadata + spec, and deletion): hybrid-logical-clock timestamp… */
+  hlc: string;
+  /** …and the host that wrote it. */
+  writer: string;
+  /** Version of the status part; create writes it too, so it is '' only for rows of schema 1. */
+  statusHlc: string;
+  statusWriter: string;
+  /** The object without resourceVersion (a per-host counter). For a tombstone: its last state. */
+  object: XObject;
+}
+
+/** One row as changesSince() walks it: a ReplicatedRow with this host's revision of the change. */
+export interface ChangeRecord extends ReplicatedRow {
+  revision: number;
+  /** The object with metadata.resourceVersion = revision. */
+  object: XObject;
+}
+
+/** The versions of one row, without its body: what anti-entropy digests and compares. */
+export interface RowVersion {
   kind: string;
   namespace: string;
   name: string;
-  /** This host's revision of the change. */
-  revision: number;
   deleted: boolean;
   hlc: string;
-  writer: string;
-  /** The object (for a tombstone: its last state), with metadata.resourceVersion = revision. */
-  object: XObject;
+  statusHlc: string;
+}
+
+/** What applyReplicated() did with a row. */
+export interface ApplyResult {
+  /** Some part of the received row was newer than ours and is now stored. */
+  changed: boolean;
+  /** Some part of ours is newer than the received row's: the sender is behind on this object. */
+  localNewer: boolean;
+  /** The watch event it caused, if any (a tombstone for an object never seen causes none). */
+  event?: 'ADDED' | 'MODIFIED' | 'DELETED';
 }
 
 interface Row {
@@ -94,12 +139,17 @@ interface Row {
   body: string;
 }
 
-interface ChangeRow extends Row {
+interface VersionedRow extends Row {
+  hlc: string;
+  writer: string;
+  status_hlc: string;
+  status_writer: string;
+}
+
+interface ChangeRow extends VersionedRow {
   kind: string;
   namespace: string;
   name: string;
-  hlc: string;
-  writer: string;
 }
 
 interface ListRow extends Row {
@@ -107,11 +157,15 @@ interface ListRow extends Row {
   name: string;
 }
 
+/** Which version a write moves: create writes both parts, a status write only the status part,
+ *  every other write the main part. */
+type Part = 'main' | 'status' | 'both';
+
 /** What a write decided to do, computed from the object currently stored. */
 type Plan =
   | { op: 'none'; result: XObject }
-  | { op: 'put'; type: 'ADDED' | 'MODIFIED'; object: XObject; previous?: XObject }
-  | { op: 'delete'; object: XObject; previous: XObject };
+  | { op: 'put'; part: Part; type: 'ADDED' | 'MODIFIED'; object: XObject; previous?: XObject }
+  | { op: 'delete'; part: Part; object: XObject; previous: XObject };
 
 interface ContinueToken {
   rv: number;
@@ -142,7 +196,11 @@ export class SqliteStore implements Store {
     listNs: StatementSync;
     changes: StatementSync;
     purge: StatementSync;
+    versions: StatementSync;
   };
+  /** Moves on every row write (local, replicated or purge): tells a digest cache it is stale. */
+  private stamp = 0;
+  private readonly localWriteListeners = new Set<(key: ObjectKey) => void>();
 
   constructor(init: OpenStoreInit) {
     this.path = init.path;
@@ -161,16 +219,19 @@ export class SqliteStore implements Store {
             `(${SCHEMA_VERSION}); run a newer xenosd or point it at another data directory`,
         );
       }
-      this.db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT`);
+      const migrate = version === 1 ? MIGRATE_1_TO_2 : SCHEMA;
+      this.db.exec(`BEGIN IMMEDIATE; ${migrate} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT`);
       this.sql = {
         get: this.db.prepare(
-          'SELECT revision, deleted, body FROM objects WHERE kind = ? AND namespace = ? AND name = ?',
+          `SELECT revision, deleted, body, hlc, writer, status_hlc, status_writer FROM objects
+           WHERE kind = ? AND namespace = ? AND name = ?`,
         ),
         upsert: this.db.prepare(
-          `INSERT INTO objects (kind, namespace, name, revision, deleted, hlc, writer, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+          `INSERT INTO objects (kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer, body)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (kind, namespace, name) DO UPDATE SET revision = excluded.revision,
-             deleted = excluded.deleted, hlc = excluded.hlc, writer = excluded.writer, body = excluded.body`,
+             deleted = excluded.deleted, hlc = excluded.hlc, writer = excluded.writer,
+             status_hlc = excluded.status_hlc, status_writer = excluded.status_writer, body = excluded.body`,
         ),
         setMeta: this.db.prepare(
           'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -185,10 +246,13 @@ export class SqliteStore implements Store {
            WHERE kind = ? AND deleted = 0 AND namespace = ? AND name > ? ORDER BY name`,
         ),
         changes: this.db.prepare(
-          `SELECT kind, namespace, name, revision, deleted, hlc, writer, body FROM objects
-           WHERE revision > ? ORDER BY revision LIMIT ?`,
+          `SELECT kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer, body
+           FROM objects WHERE revision > ? ORDER BY revision LIMIT ?`,
         ),
         purge: this.db.prepare('DELETE FROM objects WHERE deleted = 1 AND hlc < ?'),
+        versions: this.db.prepare(
+          'SELECT kind, namespace, name, deleted, hlc, status_hlc FROM objects ORDER BY kind, namespace, name',
+        ),
       };
       this.rev = Number(this.meta('revision') ?? '0');
       let writer = init.writer ?? this.meta('writer');
@@ -207,7 +271,7 @@ export class SqliteStore implements Store {
 
   get(key: ObjectKey): XObject | undefined {
     const ns = this.namespaceOf(key.kind, key.namespace);
-    const row = this.sql.get.get(key.kind, ns, key.name) as Row | undefined;
+    const row = this.readRow({ kind: key.kind, namespace: ns, name: key.name });
     return row && !row.deleted ? toObject(row.body, row.revision) : undefined;
   }
 
@@ -266,7 +330,7 @@ export class SqliteStore implements Store {
         deletionTimestamp: undefined,
       };
       // The kinds have a status subresource: status is not taken on create, as in Kubernetes.
-      return { op: 'put', type: 'ADDED', object: { ...obj, metadata, status: undefined } };
+      return { op: 'put', part: 'both', type: 'ADDED', object: { ...obj, metadata, status: undefined } };
     });
   }
 
@@ -293,11 +357,12 @@ export class SqliteStore implements Store {
         };
         next = { ...obj, metadata, status: old.status };
         if (next.metadata.deletionTimestamp && !next.metadata.finalizers?.length) {
-          return { op: 'delete', object: next, previous: existing };
+          return { op: 'delete', part: 'main', object: next, previous: existing };
         }
       }
       if (jsonEqual(next, old)) return { op: 'none', result: existing };
-      return { op: 'put', type: 'MODIFIED', object: next, previous: existing };
+      const part = opts.subresource === 'status' ? 'status' : 'main';
+      return { op: 'put', part, type: 'MODIFIED', object: next, previous: existing };
     });
   }
 
@@ -320,14 +385,16 @@ export class SqliteStore implements Store {
         );
       }
       const old = withoutRevision(existing);
-      if (!old.metadata.finalizers?.length) return { op: 'delete', object: old, previous: existing };
+      if (!old.metadata.finalizers?.length) {
+        return { op: 'delete', part: 'main', object: old, previous: existing };
+      }
       if (old.metadata.deletionTimestamp) return { op: 'none', result: existing };
       const metadata: ObjectMeta = {
         ...old.metadata,
         deletionTimestamp: timestamp(),
         generation: (old.metadata.generation ?? 1) + 1,
       };
-      return { op: 'put', type: 'MODIFIED', object: { ...old, metadata }, previous: existing };
+      return { op: 'put', part: 'main', type: 'MODIFIED', object: { ...old, metadata }, previous: existing };
     });
   }
 
@@ -359,16 +426,7 @@ export class SqliteStore implements Store {
     for (;;) {
       const rows = this.sql.changes.all(after, batchSize) as unknown as ChangeRow[];
       for (const r of rows) {
-        yield {
-          kind: r.kind,
-          namespace: r.namespace,
-          name: r.name,
-          revision: r.revision,
-          deleted: r.deleted === 1,
-          hlc: r.hlc,
-          writer: r.writer,
-          object: toObject(r.body, r.revision),
-        };
+        yield { ...toReplicatedRow(r, r), revision: r.revision, object: toObject(r.body, r.revision) };
         after = r.revision;
       }
       if (rows.length < batchSize) return;
@@ -379,6 +437,7 @@ export class SqliteStore implements Store {
    *  returns how many. Keep them longer than any partition replication promises to heal. */
   purgeTombstones(olderThanMs: number, now: number = Date.now()): number {
     const result = this.sql.purge.run(hlcLowerBound(now - olderThanMs));
+    if (result.changes) this.stamp++;
     return Number(result.changes);
   }
 
@@ -387,6 +446,114 @@ export class SqliteStore implements Store {
     this.closed = true;
     this.hub.clear();
     this.db.close();
+  }
+
+  /** The row of `key` as replication ships it, tombstones included; undefined if never seen
+   *  (or purged). */
+  replicationRow(key: ObjectKey): ReplicatedRow | undefined {
+    const ref = { kind: key.kind, namespace: this.namespaceOf(key.kind, key.namespace), name: key.name };
+    const row = this.readRow(ref);
+    return row && { ...toReplicatedRow(ref, row), object: JSON.parse(row.body) as XObject };
+  }
+
+  /** The versions of every row (tombstones included) in key order, without bodies. */
+  *replicationVersions(): Generator<RowVersion> {
+    type VersionRow = {
+      kind: string;
+      namespace: string;
+      name: string;
+      deleted: number;
+      hlc: string;
+      status_hlc: string;
+    };
+    for (const r of this.sql.versions.iterate() as unknown as Iterable<VersionRow>) {
+      yield {
+        kind: r.kind,
+        namespace: r.namespace,
+        name: r.name,
+        deleted: r.deleted === 1,
+        hlc: r.hlc,
+        statusHlc: r.status_hlc,
+      };
+    }
+  }
+
+  /** A number that changes whenever any row is written or purged (a cache key for digests). */
+  versionStamp(): number {
+    return this.stamp;
+  }
+
+  /** Calls `listener` after each local write commits (create, update, status, delete), with the
+   *  object's key, so replication can push it. Not called for applyReplicated(). */
+  onLocalWrite(listener: (key: ObjectKey) => void): () => void {
+    this.localWriteListeners.add(listener);
+    return () => this.localWriteListeners.delete(listener);
+  }
+
+  /**
+   * Merges a row received from a peer: for each part (main: metadata + spec + deletion; status),
+   * the version with the higher hybrid-logical-clock timestamp wins (the writer id is its last
+   * field, so ties cannot happen between hosts). What changed is stored under a new local
+   * revision, announced to watchers like a local write (ADDED / MODIFIED / DELETED), and this
+   * host's clock moves past the received timestamps. The caller validates the object first.
+   * Throws BadRequestError for a row that does not describe itself consistently and
+   * ClockDriftError for a timestamp too far ahead of this host's clock; nothing is stored then.
+   */
+  applyReplicated(row: ReplicatedRow): ApplyResult {
+    const key = this.checkReplicated(row);
+    this.db.exec('BEGIN IMMEDIATE');
+    let local: VersionedRow | undefined;
+    let revision: number;
+    let merged: XObject;
+    let deleted: boolean;
+    try {
+      local = this.readRow(key);
+      const mainNewer = !local || row.hlc > local.hlc;
+      const statusNewer = !local || row.statusHlc > local.status_hlc;
+      const localNewer = local !== undefined && (local.hlc > row.hlc || local.status_hlc > row.statusHlc);
+      if (!mainNewer && !statusNewer) {
+        this.db.exec('ROLLBACK');
+        return { changed: false, localNewer };
+      }
+      if (mainNewer) this.clock.receive(row.hlc);
+      if (statusNewer && row.statusHlc) this.clock.receive(row.statusHlc);
+      const incoming = withoutRevision(row.object);
+      const stored = local && (JSON.parse(local.body) as XObject);
+      const { status: _, ...main } = mainNewer || !stored ? incoming : stored;
+      const status = (statusNewer || !stored ? incoming : stored).status;
+      merged = status === undefined ? main : { ...main, status };
+      deleted = mainNewer || !local ? row.deleted : local.deleted === 1;
+      const body = JSON.stringify(merged);
+      const mainVersion =
+        mainNewer || !local ? { hlc: row.hlc, writer: row.writer } : { hlc: local.hlc, writer: local.writer };
+      const statusVersion =
+        statusNewer || !local
+          ? { hlc: row.statusHlc, writer: row.statusWriter }
+          : { hlc: local.status_hlc, writer: local.status_writer };
+      const sameContent = local !== undefined && local.deleted === Number(deleted) && local.body === body;
+      // Only the versions moved (the same change arrived from another path): keep the revision.
+      revision = sameContent ? local!.revision : this.rev + 1;
+      this.writeRow(key, revision, deleted, mainVersion, statusVersion, body);
+      this.db.exec('COMMIT');
+      this.rev = revision;
+      this.stamp++;
+      if (sameContent) return { changed: true, localNewer };
+      const wasLive = local !== undefined && local.deleted === 0;
+      const event = wasLive ? (deleted ? 'DELETED' : 'MODIFIED') : deleted ? undefined : 'ADDED';
+      if (event) {
+        this.hub.publish({
+          revision,
+          type: event,
+          kind: key.kind,
+          object: toObject(body, revision),
+          previous: wasLive ? toObject(local!.body, local!.revision) : undefined,
+        });
+      }
+      return { changed: true, localNewer, event };
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
   }
 
   /** Reads the stored object (or absence), decides, and writes the outcome in one transaction. */
@@ -404,20 +571,28 @@ export class SqliteStore implements Store {
     let plan: Plan;
     let revision: number;
     try {
-      plan = decide(this.get(key));
+      const row = this.readRow(key);
+      plan = decide(row && !row.deleted ? toObject(row.body, row.revision) : undefined);
       if (plan.op === 'none') {
         this.db.exec('ROLLBACK');
         return plan.result;
       }
-      revision = Number(this.meta('revision') ?? '0') + 1;
-      const hlc = this.clock.now();
+      revision = this.rev + 1;
+      const now = { hlc: this.clock.now(), writer: this.writer };
+      const keepMain = plan.part === 'status' && row;
+      const keepStatus = plan.part === 'main' && row;
       const body = JSON.stringify(withoutRevision(plan.object));
-      const deleted = plan.op === 'delete' ? 1 : 0;
-      this.sql.upsert.run(key.kind, key.namespace, key.name, revision, deleted, hlc, this.writer, body);
-      this.sql.setMeta.run('revision', String(revision));
-      this.sql.setMeta.run('hlc', hlc);
+      this.writeRow(
+        key,
+        revision,
+        plan.op === 'delete',
+        keepMain ? { hlc: keepMain.hlc, writer: keepMain.writer } : now,
+        keepStatus ? { hlc: keepStatus.status_hlc, writer: keepStatus.status_writer } : now,
+        body,
+      );
       this.db.exec('COMMIT');
       this.rev = revision;
+      this.stamp++;
       plan = { ...plan, object: toObject(body, revision) };
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
@@ -430,8 +605,71 @@ export class SqliteStore implements Store {
       object: plan.object,
       previous: plan.previous,
     });
+    for (const listener of this.localWriteListeners) {
+      try {
+        listener(key);
+      } catch (err) {
+        this.log(`local-write listener threw on ${key.kind} ${key.namespace}/${key.name}`, err);
+      }
+    }
     // The event's object is frozen for watchers; the caller gets its own copy.
     return structuredClone(plan.object);
+  }
+
+  /** Inside a transaction: stores one row and the revision and clock it moved to. */
+  private writeRow(
+    key: ErrorObjectRef,
+    revision: number,
+    deleted: boolean,
+    main: { hlc: string; writer: string },
+    status: { hlc: string; writer: string },
+    body: string,
+  ): void {
+    this.sql.upsert.run(
+      key.kind,
+      key.namespace,
+      key.name,
+      revision,
+      deleted ? 1 : 0,
+      main.hlc,
+      main.writer,
+      status.hlc,
+      status.writer,
+      body,
+    );
+    this.sql.setMeta.run('revision', String(revision));
+    this.sql.setMeta.run('hlc', this.clock.peek());
+  }
+
+  private readRow(key: ErrorObjectRef): VersionedRow | undefined {
+    return this.sql.get.get(key.kind, key.namespace, key.name) as VersionedRow | undefined;
+  }
+
+  /** The key of a replicated row, after checking the row agrees with its object and its
+   *  timestamps parse and name their writers. */
+  private checkReplicated(row: ReplicatedRow): ErrorObjectRef {
+    const where = `replicated row ${row.kind} ${row.namespace ? `${row.namespace}/` : ''}${row.name}`;
+    const key = this.keyOf(row.object);
+    if (key.kind !== row.kind || key.namespace !== row.namespace || key.name !== row.name) {
+      throw new BadRequestError(
+        `${where}: carries ${key.kind} ${key.namespace}/${key.name}; the sending host is faulty`,
+      );
+    }
+    const checkVersion = (hlc: string, writer: string, part: string): void => {
+      let parsed: string;
+      try {
+        parsed = parseHlc(hlc).writer;
+      } catch (err) {
+        throw new BadRequestError(`${where}: ${part} version: ${(err as Error).message}`);
+      }
+      if (parsed !== writer) {
+        throw new BadRequestError(`${where}: ${part} version ${hlc} names writer ${JSON.stringify(writer)}`);
+      }
+    };
+    checkVersion(row.hlc, row.writer, 'main');
+    if (row.statusHlc !== '' || row.statusWriter !== '')
+      checkVersion(row.statusHlc, row.statusWriter, 'status');
+    return key;
   }
 
   private meta(key: string): string | undefined {
@@ -469,6 +707,19 @@ function toObject(body: string, revision: number): XObject {
   const obj = JSON.parse(body) as XObject;
   obj.metadata.resourceVersion = String(revision);
   return obj;
+}
+
+function toReplicatedRow(key: ErrorObjectRef, r: VersionedRow): Omit<ReplicatedRow, 'object'> {
+  return {
+    kind: key.kind,
+    namespace: key.namespace,
+    name: key.name,
+    deleted: r.deleted === 1,
+    hlc: r.hlc,
+    writer: r.writer,
+    statusHlc: r.status_hlc,
+    statusWriter: r.status_writer,
+  };
 }
 
 function withoutRevision(obj: XObject): XObject {
