@@ -34,7 +34,11 @@ export async function loadManifests(
   // xenosctl get should start fast.
   const { formatLocatedError, loadManifestFiles } = await import('../api/manifest.ts');
   // Paths stay as typed, so that errors name the files the way the user did.
-  const loaded = await loadManifestFiles(paths, { recursive: opts.recursive ?? false, stdin });
+  const loaded = await loadManifestFiles(paths, {
+    recursive: opts.recursive ?? false,
+    stdin,
+    signal: ctx.signal,
+  });
   const problems = loaded.errors.map((e) => formatLocatedError(e));
   const out: ManifestObject[] = [];
   const defaultNs = ctx.settings().namespace;
@@ -53,13 +57,15 @@ export async function loadManifests(
     }
     let namespace = '';
     if (kind.namespaced) {
-      namespace = obj.metadata.namespace || defaultNs;
-      if (ctx.namespaceExplicit() && obj.metadata.namespace && obj.metadata.namespace !== defaultNs) {
+      // The loader fills in `default` for a manifest without a namespace; -n replaces that.
+      const written = doc.namespaceSet ? obj.metadata.namespace : undefined;
+      if (written && ctx.namespaceExplicit() && written !== defaultNs) {
         problems.push(
-          `${where}: metadata.namespace: "${obj.metadata.namespace}" does not match --namespace "${defaultNs}"; drop one of them`,
+          `${where}: metadata.namespace: "${written}" does not match --namespace "${defaultNs}"; drop one of them`,
         );
         continue;
       }
+      namespace = written || defaultNs;
       obj.metadata = { ...obj.metadata, namespace };
     } else if (obj.metadata.namespace) {
       problems.push(`${where}: metadata.namespace: ${kind.kind} is cluster-scoped; remove the namespace`);
