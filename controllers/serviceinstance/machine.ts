@@ -56,6 +56,8 @@ export interface DomainMachineInput {
   adopted?: DomainInfo;
   /** The hash the adopted domain was built from, when known; unknown means "assume current". */
   adoptedHash?: string;
+  /** Manual strategy: whether a start is wanted when the actor starts (default true: "start once"). */
+  manualRunning?: boolean;
   /** Restarts counted so far (from the instance's status), so a coordinator restart keeps the count. */
   restarts?: number;
   options?: Partial<MachineOptions>;
@@ -175,6 +177,13 @@ export const domainMachine = setup({
   },
   guards: {
     adopted: ({ context }) => context.domain?.state === 'running',
+    /** A domain found stopped that its strategy does not restart (Manual, or RerunOnFailure after exit 0). */
+    adoptedAtRest: ({ context }) => {
+      const d = context.domain;
+      if (!d || (d.state !== 'stopped' && d.state !== 'crashed')) return false;
+      const s = context.desired.runStrategy;
+      return s === 'Manual' || (s === 'RerunOnFailure' && exitedCleanly(d));
+    },
     wantsRunning: ({ context }) => {
       const s = context.desired.runStrategy;
       if (s === 'Halted') return false;
@@ -306,8 +315,8 @@ export const domainMachine = setup({
     return {
       desired: input.desired,
       domain: input.adopted,
-      appliedHash: input.adopted ? (input.adoptedHash ?? input.desired.hash) : undefined,
-      manualRunning: true,
+      appliedHash: input.adopted?.state === 'running' ? (input.adoptedHash ?? input.desired.hash) : undefined,
+      manualRunning: input.manualRunning ?? true,
       restarts: input.restarts ?? 0,
       backoffMs: options.backoffBaseMs / 2,
       options,
@@ -324,6 +333,20 @@ export const domainMachine = setup({
     pending: {
       always: [
         { guard: 'adopted', target: 'running', actions: 'emitAdopted' },
+        {
+          guard: 'adoptedAtRest',
+          target: 'stopped',
+          actions: [
+            assign(({ context }) => ({
+              appliedHash: context.desired.hash,
+              lastExitCode: context.domain?.exitCode,
+              stopReason:
+                context.domain && exitedCleanly(context.domain)
+                  ? ('Completed' as const)
+                  : ('Exited' as const),
+            })),
+          ],
+        },
         { guard: 'wantsRunning', target: 'preparing' },
         { target: 'stopped', actions: { type: 'stoppedBecause', params: { reason: 'Halted' } } },
       ],
@@ -385,7 +408,10 @@ export const domainMachine = setup({
       },
       states: {
         unready: {
-          on: { HEALTHY: { target: 'ready', actions: ['assignHealth', 'emitReady'] } },
+          on: {
+            HEALTHY: { target: 'ready', actions: ['assignHealth', 'emitReady'] },
+            UNHEALTHY: { actions: 'assignHealth' },
+          },
         },
         ready: {
           // Healthy for a while: the next crash starts again from the shortest backoff.

@@ -1,0 +1,198 @@
+// The domain machine's actors for a real Driver: every call takes the actor's AbortSignal (aborted when
+// the machine leaves the state or the actor stops) plus a timeout; driver errors that say the spec can
+// never work become terminal DomainActionErrors. The watcher polls `inspect` for the domain's end and
+// runs the template's health check with Kubernetes' thresholds (periodSeconds, failureThreshold, ...).
+
+import { fromCallback, fromPromise } from 'xstate';
+import type { HealthCheckSpec } from '../../src/api/types.ts';
+import type { DomainInfo, DomainSpec, Driver } from '../../src/drivers/driver.ts';
+import {
+  DriverError,
+  InvalidDomainSpecError,
+  ParameterReferenceError,
+  ParameterValueError,
+} from '../../src/drivers/errors.ts';
+import { healthTargetFor, probeHealth } from '../../src/drivers/health.ts';
+import type { Logger } from '../../src/reconcile/log.ts';
+import { DomainActionError, type DomainEvent, type WatchInput } from './machine.ts';
+
+export interface ActorTimeouts {
+  prepareMs: number;
+  startMs: number;
+  stopMs: number;
+  destroyMs: number;
+}
+
+export const DEFAULT_ACTOR_TIMEOUTS: ActorTimeouts = {
+  prepareMs: 10 * 60_000,
+  startMs: 2 * 60_000,
+  stopMs: 60_000,
+  destroyMs: 2 * 60_000,
+};
+
+export interface DomainActorsInit {
+  /** How often the watcher asks the driver whether the domain still runs. Default 1000 ms. */
+  pollMs?: number;
+  /** Grace between the polite stop and the forced one. Default: the driver's. */
+  stopGraceMs?: number;
+  timeouts?: Partial<ActorTimeouts>;
+}
+
+function asActionError(err: unknown, what: string): DomainActionError {
+  if (err instanceof DomainActionError) return err;
+  const terminal =
+    err instanceof InvalidDomainSpecError ||
+    err instanceof ParameterReferenceError ||
+    err instanceof ParameterValueError;
+  const reason = err instanceof DriverError ? err.code : `${what}Failed`;
+  const message = err instanceof Error ? err.message : String(err);
+  return new DomainActionError(reason, message, { terminal, cause: err });
+}
+
+async function withTimeout<T>(
+  signal: AbortSignal,
+  ms: number,
+  what: string,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const timeout = AbortSignal.timeout(ms);
+  try {
+    return await fn(AbortSignal.any([signal, timeout]));
+  } catch (err) {
+    if (timeout.aborted && !signal.aborted) {
+      throw new DomainActionError(
+        `${what}Timeout`,
+        `${what} did not finish within ${Math.round(ms / 1000)} s`,
+      );
+    }
+    throw asActionError(err, what);
+  }
+}
+
+/** Stop (politely, then forced) and remove every trace of a domain. Unknown ids are fine. */
+export async function teardownDomain(
+  driver: Driver,
+  id: string,
+  options: { signal?: AbortSignal; graceMs?: number } = {},
+): Promise<void> {
+  await driver.stopDomain(id, { signal: options.signal, graceMs: options.graceMs });
+  await driver.destroy(id, { signal: options.signal });
+}
+
+/** The actors `domainMachine.provide({ actors })` needs, backed by `driver`. */
+export function domainActors(driver: Driver, log: Logger, init: DomainActorsInit = {}) {
+  const t = { ...DEFAULT_ACTOR_TIMEOUTS, ...init.timeouts };
+  const pollMs = init.pollMs ?? 1000;
+  return {
+    prepareDomain: fromPromise<DomainInfo, { spec: DomainSpec }>(({ input, signal }) =>
+      withTimeout(signal, t.prepareMs, 'Prepare', (s) => driver.prepare(input.spec, { signal: s })),
+    ),
+    startDomain: fromPromise<DomainInfo, { spec: DomainSpec }>(({ input, signal }) =>
+      withTimeout(signal, t.startMs, 'Start', (s) => driver.startDomain(input.spec, { signal: s })),
+    ),
+    stopDomain: fromPromise<DomainInfo | undefined, { id: string }>(({ input, signal }) =>
+      withTimeout(signal, t.stopMs, 'Stop', (s) =>
+        driver.stopDomain(input.id, { signal: s, graceMs: init.stopGraceMs }),
+      ),
+    ),
+    destroyDomain: fromPromise<void, { id: string }>(({ input, signal }) =>
+      withTimeout(signal, t.stopMs + t.destroyMs, 'Destroy', (s) =>
+        teardownDomain(driver, input.id, { signal: s, graceMs: init.stopGraceMs }),
+      ),
+    ),
+    watchDomain: fromCallback<DomainEvent, WatchInput>(({ input, sendBack }) => {
+      const abort = new AbortController();
+      watch(driver, input, sendBack, abort.signal, pollMs).catch((err) => {
+        if (!abort.signal.aborted) log.error(`watching domain ${input.spec.id} failed`, err);
+      });
+      return () => abort.abort();
+    }),
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Polls the domain until it is no longer running (then EXITED) and runs health checks meanwhile. */
+async function watch(
+  driver: Driver,
+  input: WatchInput,
+  sendBack: (ev: DomainEvent) => void,
+  signal: AbortSignal,
+  pollMs: number,
+): Promise<void> {
+  const id = input.spec.id;
+  const check: HealthCheckSpec | undefined = input.healthCheck;
+  if (!check) sendBack({ type: 'HEALTHY', message: 'running (no health check)' });
+  const periodMs = (check?.periodSeconds ?? 10) * 1000;
+  const successThreshold = check?.successThreshold ?? 1;
+  const failureThreshold = check?.failureThreshold ?? 3;
+  let nextProbe = Date.now() + (check?.initialDelaySeconds ?? 0) * 1000;
+  let successes = 0;
+  let failures = 0;
+  let reported: boolean | undefined;
+  let info: DomainInfo | undefined = input.domain;
+
+  while (!signal.aborted) {
+    let current: DomainInfo | undefined;
+    try {
+      current = await driver.inspect(id, { signal });
+    } catch {
+      if (signal.aborted) return;
+      // Cannot tell right now (e.g. a transient I/O error): try again at the next poll.
+      current = info;
+    }
+    if (signal.aborted) return;
+    if (current?.state !== 'running') {
+      sendBack({
+        type: 'EXITED',
+        domain: current ?? {
+          ...(info ?? {
+            id,
+            driver: driver.name,
+            instance: input.spec.instance,
+            restartCount: 0,
+            endpoints: [],
+          }),
+          state: 'crashed',
+          message: `domain ${id} disappeared from the driver`,
+        },
+      });
+      return;
+    }
+    info = current;
+    if (check && Date.now() >= nextProbe) {
+      nextProbe = Date.now() + periodMs;
+      const result = await probeHealth(check, healthTargetFor(driver, current), { signal }).catch((err) => {
+        if (signal.aborted) throw err;
+        return { ok: false, message: err instanceof Error ? err.message : String(err) };
+      });
+      if (result.ok) {
+        successes++;
+        failures = 0;
+        if (reported !== true && successes >= successThreshold) {
+          reported = true;
+          sendBack({ type: 'HEALTHY', message: result.message });
+        }
+      } else {
+        failures++;
+        successes = 0;
+        // Before the first success: report each failure's message (no transition); after it: the threshold.
+        if (reported === undefined || (reported === true && failures >= failureThreshold)) {
+          if (reported === true) reported = false;
+          sendBack({ type: 'UNHEALTHY', message: result.message });
+        }
+      }
+    }
+    await sleep(check ? Math.max(1, Math.min(pollMs, nextProbe - Date.now())) : pollMs, signal);
+  }
+}

@@ -1,0 +1,336 @@
+// The ServiceInstance controller end to end on one host: the real SQLite store, the real process driver
+// running a tiny node HTTP service, health checks over real sockets. Apply → Ready → reachable → spec
+// change restarts it → delete removes the process and the finalizer; crashes back off and count
+// restarts; a missing template is a condition, not a crash; bad parameters stall; a new controller on
+// the same data dir adopts the running domain (same pid) and destroys domains whose instance is gone.
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these are Xenos `${params.X}` templates, not JS ones
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  DOMAIN_FINALIZER,
+  type LocalImages,
+  ServiceInstanceController,
+} from '../../../controllers/serviceinstance/controller.ts';
+import type { CoreEvent } from '../../../src/api/events.ts';
+import type { ServiceInstance, ServiceInstanceStatus, XObject } from '../../../src/api/types.ts';
+import { ProcessDriver } from '../../../src/drivers/process/process-driver.ts';
+import { getCondition } from '../../../src/reconcile/conditions.ts';
+import type { Logger } from '../../../src/reconcile/log.ts';
+import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
+
+const IMAGE = join(import.meta.dirname, 'fixtures', 'http-service');
+const DIGEST = `sha256:${'ab'.repeat(32)}`;
+const HOST = 'host-a';
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** This host holds exactly the images put here (the template controller's imports, in the daemon). */
+class ImagesHere implements LocalImages {
+  readonly paths = new Map<string, string>();
+  async locate(digest: string): Promise<string | undefined> {
+    return this.paths.get(digest);
+  }
+}
+
+let dir: string;
+let store: SqliteStore;
+let images: ImagesHere;
+const running: { controller: ServiceInstanceController; driver: ProcessDriver }[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'xenos-si-'));
+  store = openStore({ path: join(dir, 'state.db'), namespaced: (k) => k !== 'Host', writer: HOST });
+  images = new ImagesHere();
+  images.paths.set(DIGEST, IMAGE);
+});
+
+afterEach(async () => {
+  for (const { controller, driver } of running.splice(0)) {
+    await controller.stop();
+    for (const d of await driver.list()) await driver.destroy(d.id);
+    await driver.stop();
+  }
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function startController(): Promise<{ controller: ServiceInstanceController; driver: ProcessDriver }> {
+  const driver = new ProcessDriver({}, { dataDir: dir, cgroups: false, defaultGraceMs: 2000 });
+  await driver.start();
+  const controller = new ServiceInstanceController(
+    { store, driver, images, log: quiet },
+    {
+      hostName: HOST,
+      apiUrl: 'http://127.0.0.1:1',
+      templateRetryMs: 200,
+      machine: { backoffBaseMs: 200, backoffMaxMs: 800, stableAfterMs: 60_000 },
+      actors: { pollMs: 50, stopGraceMs: 2000 },
+    },
+  );
+  controller.start();
+  const r = { controller, driver };
+  running.push(r);
+  return r;
+}
+
+function template(name = 'web', extra: Record<string, unknown> = {}): XObject {
+  return {
+    apiVersion: 'xenos.io/v1alpha1',
+    kind: 'ServiceTemplate',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      serviceType: 'greeter',
+      image: { path: IMAGE, digest: DIGEST, format: 'directory' },
+      process: {
+        command: [process.execPath, 'server.mjs'],
+        env: [{ name: 'MESSAGE', value: '${params.message}' }],
+      },
+      parameters: [{ name: 'message', default: 'hello', pattern: '[a-z]+' }],
+      ports: [{ name: 'http', port: 8080, appProtocol: 'http' }],
+      healthCheck: { http: { port: 'http', path: '/' }, periodSeconds: 1 },
+      ...extra,
+    },
+  };
+}
+
+/** What the template controller does once the image is imported: status.digest. */
+function createReadyTemplate(name = 'web', extra: Record<string, unknown> = {}): void {
+  const t = store.create(template(name, extra));
+  store.update(
+    { ...t, status: { digest: DIGEST, conditions: [] } as XObject['status'] },
+    { subresource: 'status' },
+  );
+}
+
+function instance(name: string, spec: Record<string, unknown> = {}): XObject {
+  return {
+    apiVersion: 'xenos.io/v1alpha1',
+    kind: 'ServiceInstance',
+    metadata: { name, namespace: 'default' },
+    spec: { templateRef: { name: 'web' }, ...spec },
+  };
+}
+
+function get(name: string): ServiceInstance | undefined {
+  return store.get({ kind: 'ServiceInstance', namespace: 'default', name }) as unknown as
+    | ServiceInstance
+    | undefined;
+}
+
+function statusOf(name: string): ServiceInstanceStatus {
+  return get(name)?.status ?? {};
+}
+
+function eventReasons(name: string): string[] {
+  return (store.list('Event', { namespace: 'default' }).items as CoreEvent[])
+    .filter((e) => e.involvedObject.name === name)
+    .map((e) => e.reason);
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function untilAsync<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function ready(name: string, generation?: number): boolean {
+  const s = statusOf(name);
+  return (
+    getCondition(s, 'Ready')?.status === 'True' &&
+    (generation === undefined || s.observedGeneration === generation)
+  );
+}
+
+interface Answer {
+  instance: string;
+  message: string;
+  pid: number;
+  hasToken: boolean;
+}
+
+async function call(url: string): Promise<Answer> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+  return (await res.json()) as Answer;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('ServiceInstance controller', () => {
+  it('apply → Ready and reachable → spec change restarts it → delete removes process and finalizer', async () => {
+    createReadyTemplate();
+    await startController();
+    store.create(instance('web-1'));
+
+    await until('Ready', () => ready('web-1'));
+    const s = statusOf('web-1');
+    const inst = get('web-1')!;
+    expect(inst.spec!.host).toBe(HOST);
+    expect(inst.metadata.finalizers).toContain(DOMAIN_FINALIZER);
+    expect(s).toMatchObject({
+      phase: 'Running',
+      host: HOST,
+      driver: 'process',
+      serviceType: 'greeter',
+      restarts: 0,
+    });
+    expect(s.observedGeneration).toBe(inst.metadata.generation);
+    for (const type of ['Scheduled', 'TemplateReady', 'DomainRunning', 'Healthy']) {
+      expect(getCondition(s, type)?.status, type).toBe('True');
+    }
+    const ep = s.endpoints!.find((e) => e.name === 'http')!;
+    expect(ep).toMatchObject({ address: '127.0.0.1', protocol: 'TCP', source: 'template' });
+    expect(ep.url).toBe(`http://127.0.0.1:${ep.port}/`);
+    const first = await call(ep.url!);
+    expect(first).toMatchObject({ instance: 'web-1', message: 'hello', hasToken: false });
+    expect(eventReasons('web-1')).toEqual(
+      expect.arrayContaining(['Scheduled', 'Pulled', 'Created', 'Started', 'Ready']),
+    );
+
+    // A spec change that changes the domain: a new process with the new parameter, the new generation.
+    const cur = get('web-1')!;
+    const updated = store.update({
+      ...(cur as unknown as XObject),
+      spec: { ...cur.spec, parameters: { message: 'changed' } },
+    });
+    const gen = updated.metadata.generation!;
+    const second = await untilAsync('the new process answers', async () => {
+      const a = await call(statusOf('web-1').endpoints![0].url!);
+      return a.message === 'changed' ? a : undefined;
+    });
+    expect(second.pid).not.toBe(first.pid);
+    expect(alive(first.pid)).toBe(false);
+    await until('Ready at the new generation', () => ready('web-1', gen));
+    expect(eventReasons('web-1')).toContain('Killing');
+
+    // Labels only: updated in place, same process.
+    const cur2 = get('web-1')!;
+    store.update({
+      ...(cur2 as unknown as XObject),
+      metadata: { ...cur2.metadata, labels: { team: 'a' } },
+    });
+    await until('still Ready', () => ready('web-1'));
+    expect((await call(statusOf('web-1').endpoints![0].url!)).pid).toBe(second.pid);
+
+    store.delete({ kind: 'ServiceInstance', namespace: 'default', name: 'web-1' });
+    await until('instance gone (finalizer removed)', () => !get('web-1'));
+    await until('process gone', () => !alive(second.pid));
+    expect(await running[0].driver.list()).toEqual([]);
+  });
+
+  it('a crash backs off and restarts, counting restarts; RerunOnFailure exit 0 stays stopped', async () => {
+    createReadyTemplate();
+    await startController();
+    store.create(instance('crashy'));
+    await until('Ready', () => ready('crashy'));
+    const url = statusOf('crashy').endpoints![0].url!;
+    const before = await call(url);
+    await fetch(new URL('/exit?code=3', url)).catch(() => undefined);
+    await until('restart counted', () => (statusOf('crashy').restarts ?? 0) >= 1 && ready('crashy'));
+    expect(statusOf('crashy').lastExitCode).toBe(3);
+    expect(eventReasons('crashy')).toEqual(expect.arrayContaining(['Failed', 'BackOff']));
+    const after = await call(statusOf('crashy').endpoints![0].url!);
+    expect(after.pid).not.toBe(before.pid);
+
+    store.create(instance('once', { runStrategy: 'RerunOnFailure' }));
+    await until('once Ready', () => ready('once'));
+    await fetch(new URL('/exit?code=0', statusOf('once').endpoints![0].url!)).catch(() => undefined);
+    await until('once stopped', () => statusOf('once').phase === 'Stopped');
+    const s = statusOf('once');
+    expect(getCondition(s, 'DomainRunning')).toMatchObject({ status: 'False', reason: 'Completed' });
+    expect(getCondition(s, 'Ready')?.status).toBe('False');
+    expect(s.lastExitCode).toBe(0);
+    expect(s.restarts).toBe(0);
+    expect(s.endpoints).toEqual([]);
+  });
+
+  it('a missing template is a condition (and a requeue), then the instance starts once it exists', async () => {
+    await startController();
+    store.create(instance('early'));
+    await until(
+      'TemplateNotFound',
+      () => getCondition(statusOf('early'), 'TemplateReady')?.reason === 'TemplateNotFound',
+    );
+    const s = statusOf('early');
+    expect(getCondition(s, 'TemplateReady')!.message).toContain('ServiceTemplate default/web does not exist');
+    expect(getCondition(s, 'Ready')).toMatchObject({ status: 'False', reason: 'TemplateNotFound' });
+    expect(s.phase).toBe('Pending');
+    createReadyTemplate();
+    await until('Ready after the template appeared', () => ready('early'));
+  });
+
+  it('invalid parameters stall the instance with the field; fixing them starts it', async () => {
+    createReadyTemplate();
+    await startController();
+    store.create(instance('bad', { parameters: { message: 'NOT VALID' } }));
+    await until('Stalled', () => getCondition(statusOf('bad'), 'Stalled')?.status === 'True');
+    const s = statusOf('bad');
+    expect(getCondition(s, 'Stalled')).toMatchObject({ reason: 'InvalidParameter' });
+    expect(getCondition(s, 'Stalled')!.message).toContain('spec.parameters.message');
+    expect(getCondition(s, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidParameter' });
+    const cur = get('bad')!;
+    store.update({ ...(cur as unknown as XObject), spec: { ...cur.spec, parameters: { message: 'fine' } } });
+    await until('Ready after the fix', () => ready('bad'));
+    expect(getCondition(statusOf('bad'), 'Stalled')).toBeUndefined();
+  });
+
+  it('a new controller on the same data dir adopts the running domain and destroys orphans', async () => {
+    createReadyTemplate();
+    const a = await startController();
+    store.create(instance('keep'));
+    store.create(instance('drop'));
+    await until('both Ready', () => ready('keep') && ready('drop'));
+    const pid = (await call(statusOf('keep').endpoints![0].url!)).pid;
+    const dropPid = (await call(statusOf('drop').endpoints![0].url!)).pid;
+
+    // The coordinator goes away; domains keep running. Meanwhile 'drop' is removed from the store
+    // without anyone to run its finalizer.
+    await a.controller.stop();
+    await a.driver.stop();
+    running.splice(0);
+    const drop = get('drop')!;
+    store.update({ ...(drop as unknown as XObject), metadata: { ...drop.metadata, finalizers: [] } });
+    store.delete({ kind: 'ServiceInstance', namespace: 'default', name: 'drop' });
+    expect(alive(pid) && alive(dropPid)).toBe(true);
+
+    const b = await startController();
+    await until('orphan destroyed', () => !alive(dropPid));
+    await until(
+      'keep Ready under the new controller',
+      () => ready('keep') && b.controller.snapshot('default/keep'),
+    );
+    expect(b.controller.snapshot('default/keep')!.matches('running')).toBe(true);
+    expect((await call(statusOf('keep').endpoints![0].url!)).pid).toBe(pid);
+    await untilAsync('only keep left', async () => {
+      const names = (await b.driver.list()).map((d) => d.instance.name);
+      return names.length === 1 && names[0] === 'keep' ? true : undefined;
+    });
+    expect(eventReasons('keep')).toContain('Adopted');
+  });
+});
