@@ -2,11 +2,13 @@
 // directories load in a fixed order (recursively only with -R), stdin and `kind: List` work, the
 // namespace defaults, relative image paths resolve, and every example in manifests/ validates.
 
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   formatLocatedError,
   type LocatedError,
@@ -225,5 +227,36 @@ describe('manifests/ (the examples users copy)', () => {
     expect((web!.object.spec as any).image.path).toBe(join(repo, 'manifests/web/image'));
     const workers = r.docs.find((d) => d.object.kind === 'ServiceDeployment');
     expect((workers!.object.spec as any).spread.maxPerHost).toBe(2);
+  });
+
+  let server: ChildProcess | undefined;
+  afterEach(async () => {
+    if (server && server.exitCode === null && server.signalCode === null) {
+      const exited = once(server, 'exit');
+      server.kill('SIGTERM');
+      await exited;
+    }
+    server = undefined;
+  });
+
+  it("web's image is a working HTTP service with the health endpoint the template checks", async () => {
+    const r = await loadManifestFiles([join(repo, 'manifests/web/template.yaml')]);
+    const spec = r.docs[0].object.spec as any;
+    expect(spec.process.command).toEqual(['node', 'server.mjs']);
+    server = spawn(process.execPath, spec.process.command.slice(1), {
+      cwd: spec.image.path,
+      env: { PORT: '0', GREETING: 'hi', XENOS_INSTANCE_NAME: 'web-1' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = once(server, 'exit').then(([code]) => {
+      throw new Error(`server.mjs exited with ${code} before listening`);
+    });
+    const [line] = (await Promise.race([once(server.stdout!, 'data'), exited])) as [Buffer];
+    const port = Number(/listening on (\d+)/.exec(line.toString())?.[1]);
+    expect(port).toBeGreaterThan(0);
+    const health = await fetch(`http://127.0.0.1:${port}${spec.healthCheck.http.path}`);
+    expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
+    const hello = await fetch(`http://127.0.0.1:${port}/`);
+    expect(await hello.text()).toBe('hi from web-1\n');
   });
 });
