@@ -51,7 +51,8 @@ export interface KindInfo {
 export interface KindRegistry {
   all(): KindInfo[];
   byKind(kind: string): KindInfo | undefined;
-  /** Plural, singular, short name or Kind (any case), or `<plural|singular|short|kind>.<group>`. */
+  /** Plural, singular, short name or Kind (any case), alone or as `<name>.<group>` or
+   *  `<name>.<version>.<group>` (`serviceinstances.v1alpha1.xenos.io`), as kubectl accepts. */
   resolve(nameOrAlias: string): KindInfo | undefined;
 }
 
@@ -106,7 +107,7 @@ export function createKindRegistry(kinds: KindInfo[]): KindRegistry {
     if (byKind.has(k.kind)) throw new CrdError(k.file, 'spec.names.kind', `kind ${k.kind} is defined twice`);
     byKind.set(k.kind, k);
     for (const name of [k.plural, k.singular, k.kind.toLowerCase(), ...k.shortNames]) {
-      for (const alias of [name, `${name}.${k.group}`]) {
+      for (const alias of [name, `${name}.${k.group}`, `${name}.${k.version}.${k.group}`]) {
         const other = aliases.get(alias);
         if (other && other !== k) {
           throw new CrdError(k.file, 'spec.names', `"${name}" already names ${other.kind} (${other.file})`);

@@ -51,6 +51,8 @@ export interface LoadManifestOptions {
 export const STDIN_FILE = '<stdin>';
 const MANIFEST_FILE = /\.(ya?ml|json)$/i;
 const DEFAULT_NAMESPACE = 'default';
+/** Far above any real manifest; keeps a mistaken `-f /var/log/big.json` from filling memory. */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
 
 /** `manifests/web.yaml:12:5: spec.runStrategy: must be one of ...` */
 export function formatLocatedError(e: LocatedError): string {
@@ -98,6 +100,16 @@ export async function loadManifestFiles(
       opts.signal?.throwIfAborted();
       let text: string;
       try {
+        const { size } = await stat(file);
+        if (size > MAX_FILE_BYTES) {
+          errors.push({
+            file,
+            line: 0,
+            column: 0,
+            message: `is ${size} bytes; manifests may be at most ${MAX_FILE_BYTES}`,
+          });
+          continue;
+        }
         text = await readFile(file, { encoding: 'utf8', signal: opts.signal });
       } catch (err) {
         opts.signal?.throwIfAborted();

@@ -41,6 +41,7 @@ describe('loadKinds (crds/)', () => {
           name.toUpperCase(),
           `${name}.xenos.io`,
           `${name.toUpperCase()}.XENOS.IO`,
+          `${name}.v1alpha1.xenos.io`,
         ]) {
           expect(registry.resolve(spelled)?.kind, spelled).toBe(k.kind);
         }
@@ -49,6 +50,7 @@ describe('loadKinds (crds/)', () => {
     }
     expect(registry.resolve('pods')).toBeUndefined();
     expect(registry.resolve('si.example.com')).toBeUndefined();
+    expect(registry.resolve('si.v1.xenos.io')).toBeUndefined();
     expect(registry.byKind('serviceinstance')).toBeUndefined();
   });
 
