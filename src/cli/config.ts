@@ -71,10 +71,8 @@ export function readConfigFile(path: string): ConfigFile | undefined {
   }
   const cfg = doc as Record<string, unknown>;
   for (const key of Object.keys(cfg)) {
-    if (!['server', 'token', 'tokenFile', 'namespace'].includes(key)) {
-      throw new CliError(
-        `config file ${path}: unknown field "${key}" (expected server, token, tokenFile, namespace)`,
-      );
+    if (!FIELDS.includes(key)) {
+      throw new CliError(`config file ${path}: unknown field "${key}" (expected ${FIELDS.join(', ')})`);
     }
     if (typeof cfg[key] !== 'string') throw new CliError(`config file ${path}: ${key} must be a string`);
   }
@@ -145,10 +143,18 @@ export function resolveSettings(
   }
 
   const namespace = flags.namespace || env.XENOS_NAMESPACE || file.namespace || 'default';
+  let caFile = flags.certificateAuthority || env.XENOS_CA || undefined;
+  if (!caFile && file.certificateAuthority) caFile = resolve(dirname(path), file.certificateAuthority);
+  // xenosd --tls-self-signed keeps its certificate in the data dir: trust it for the local host.
+  const localCert = join(dataDir, 'tls.crt');
+  if (!caFile && serverSource === 'data-dir' && server.startsWith('https:') && existsSync(localCert)) {
+    caFile = localCert;
+  }
   return {
     server,
     token,
     namespace,
+    caFile,
     configPath: path,
     sources: { server: serverSource, token: tokenSource },
   };

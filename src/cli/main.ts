@@ -31,6 +31,7 @@ export function buildProgram(io: Io, signal: AbortSignal): { program: Command; c
     .addOption(
       new Option('--config <file>', 'config file (env XENOS_CONFIG; default ~/.config/xenos/config.yaml)'),
     )
+    .option('--certificate-authority <file>', 'PEM CA to trust for an https server (env XENOS_CA)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
@@ -72,8 +73,9 @@ export async function runCli(
 ): Promise<number> {
   const { program, ctx } = buildProgram(io, signal);
   if (argv.length === 0) {
+    // As kubectl: no command prints the overview.
     io.stdout(program.helpInformation());
-    return 2;
+    return 0;
   }
   try {
     await program.parseAsync(argv, { from: 'user' });

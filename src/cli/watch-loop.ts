@@ -2,9 +2,12 @@
 // behind `get -w`, `wait` and `delete --wait`. A watch the server ends is resumed from the last
 // resourceVersion seen; a 410 (that version is too old) lists again.
 
+import { setTimeout as delay } from 'node:timers/promises';
 import type { XObject } from '../api/types.ts';
 import type { ObjectList, ResourceType, WatchEvent, XenosClient } from './client.ts';
 import { ApiStatusError } from './errors.ts';
+
+const RESUME_DELAY_MS = 250;
 
 export interface WatchLoopOptions {
   namespace?: string;
@@ -41,6 +44,7 @@ export async function listThenWatch(
     let rv = list.metadata.resourceVersion;
     try {
       for (;;) {
+        const started = Date.now();
         for await (const ev of client.watch(rt, { ...opts, resourceVersion: rv, signal })) {
           const next = ev.object?.metadata?.resourceVersion;
           if (next) rv = next;
@@ -48,7 +52,10 @@ export async function listThenWatch(
           if (handlers.onEvent(ev)) return;
         }
         if (signal.aborted) return;
-        // The server ended the watch (its timeout): resume where it stopped.
+        // The server ended the watch (its timeout): resume where it stopped, but never spin on a
+        // server that ends every watch at once.
+        if (Date.now() - started < RESUME_DELAY_MS)
+          await delay(RESUME_DELAY_MS, undefined, { signal }).catch(() => {});
       }
     } catch (err) {
       if (signal.aborted) return;

@@ -35,6 +35,7 @@ export function registerConfig(program: Command, ctx: CommandContext): void {
             server: `${s.server} (from ${s.sources.server})`,
             token: `${token}${s.sources.token ? ` (from ${s.sources.token})` : ''}`,
             namespace: s.namespace,
+            certificateAuthority: s.caFile ?? '<none>',
           },
         }),
       );

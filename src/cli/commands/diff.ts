@@ -61,42 +61,46 @@ Examples:
   xenosctl diff -R -f manifests/ || echo "apply would change something"`,
     )
     .action(async (opts: { filename?: string[]; recursive?: boolean }) => {
+      let differs: boolean;
       try {
-        await diffAll(ctx, opts);
+        differs = await diffAll(ctx, opts);
       } catch (err) {
         // kubectl diff's contract: 1 means "differences", so failures exit 2 or more.
-        if (err instanceof CliError && err.exitCode < 2 && err.message !== DIFFERS) {
-          throw new CliError(err.message, { exitCode: 2, details: err.details, cause: err });
+        if (err instanceof CliError) {
+          throw new CliError(err.message, {
+            exitCode: Math.max(2, err.exitCode),
+            details: err.details,
+            cause: err,
+          });
         }
-        throw err;
+        throw new CliError(err instanceof Error ? err.message : String(err), { exitCode: 2, cause: err });
       }
+      // Differences are not an error: no message, exit code 1.
+      if (differs) throw new CliError('', { exitCode: 1 });
     });
 }
 
-const DIFFERS = '';
-
+/** Prints the diff of every object; true when any differs. */
 async function diffAll(
   ctx: CommandContext,
   opts: { filename?: string[]; recursive?: boolean },
-): Promise<void> {
-  {
-    const objects = await loadManifests(ctx, opts.filename ?? [], {
-      recursive: opts.recursive,
-      resolver: ctx.resolver(),
+): Promise<boolean> {
+  const objects = await loadManifests(ctx, opts.filename ?? [], {
+    recursive: opts.recursive,
+    resolver: ctx.resolver(),
+  });
+  let differs = false;
+  for (const m of objects) {
+    const { live, merged } = await liveAndMerged(ctx.client(), m, ctx.signal);
+    const id = `${m.kind.group}.${m.kind.version}.${m.kind.kind}.${m.namespace ? `${m.namespace}.` : ''}${m.name}`;
+    const text = unifiedDiff(forDiff(live), forDiff(merged), {
+      a: live === undefined ? '/dev/null' : `live/${id}`,
+      b: `merged/${id}`,
     });
-    let differs = false;
-    for (const m of objects) {
-      const { live, merged } = await liveAndMerged(ctx.client(), m, ctx.signal);
-      const id = `${m.kind.group}.${m.kind.version}.${m.kind.kind}.${m.namespace ? `${m.namespace}.` : ''}${m.name}`;
-      const text = unifiedDiff(forDiff(live), forDiff(merged), {
-        a: live === undefined ? '/dev/null' : `live/${id}`,
-        b: `merged/${id}`,
-      });
-      if (text) {
-        differs = true;
-        ctx.out(text);
-      }
+    if (text) {
+      differs = true;
+      ctx.out(text);
     }
-    if (differs) throw new CliError(DIFFERS, { exitCode: 1 });
   }
+  return differs;
 }

@@ -1,6 +1,7 @@
 // `xenosctl kubeconfig [--name NAME]`: a kubeconfig for the real kubectl, pointing at the xenosd
 // this xenosctl talks to, with its token: `xenosctl kubeconfig > ~/.kube/xenos && KUBECONFIG=...`.
 
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../errors.ts';
@@ -11,12 +12,16 @@ export function kubeconfig(opts: {
   server: string;
   token: string;
   namespace: string;
+  /** PEM of the CA that signed the server's certificate (https). */
+  ca?: Buffer;
 }): unknown {
   const user = `${opts.name}-admin`;
+  const cluster: Record<string, string> = { server: opts.server };
+  if (opts.ca) cluster['certificate-authority-data'] = opts.ca.toString('base64');
   return {
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: opts.name, cluster: { server: opts.server } }],
+    clusters: [{ name: opts.name, cluster }],
     users: [{ name: user, user: { token: opts.token } }],
     contexts: [{ name: opts.name, context: { cluster: opts.name, user, namespace: opts.namespace } }],
     'current-context': opts.name,
@@ -43,8 +48,14 @@ Examples:
           "no token to put in the kubeconfig: set --token or XENOS_TOKEN (see the data dir's admin.token)",
         );
       }
-      ctx.out(
-        toYaml(kubeconfig({ name: opts.name, server: s.server, token: s.token, namespace: s.namespace })),
-      );
+      const ca = s.caFile && s.server.startsWith('https:') ? readFileSync(s.caFile) : undefined;
+      const config = kubeconfig({
+        name: opts.name,
+        server: s.server,
+        token: s.token,
+        namespace: s.namespace,
+        ca,
+      });
+      ctx.out(toYaml(config));
     });
 }
