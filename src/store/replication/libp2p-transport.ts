@@ -1,0 +1,166 @@
+// The SyncTransport over the host's libp2p node: a direct stream protocol, /xenos/state/1.0.0,
+// one stream per request. The requester writes one length-prefixed (varint) JSON message and reads
+// one length-prefixed reply; both sides refuse a length above the message cap before reading the
+// body, and every request and every served stream has a timeout. Connections are already
+// authenticated (cluster key, Noise), so a peer here is a host of the cluster — what it sends is
+// still checked by the replicator before it is applied.
+
+import type { Connection, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface';
+import { lpStream } from '@libp2p/utils';
+import { DEFAULT_MAX_MESSAGE_BYTES, decodeMessage, encodeMessage, isReplyEnvelope } from './codec.ts';
+import { MalformedMessageError, PeerUnreachableError, RemoteError } from './errors.ts';
+import type { RequestOptions, SyncRequestHandler, SyncTransport } from './transport.ts';
+
+export const STATE_PROTOCOL = '/xenos/state/1.0.0';
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** What this transport uses of a libp2p node; src/p2p's XenosNode has it. */
+export interface StreamNode extends EventTarget {
+  readonly peerId: { toString(): string };
+  connectedPeers(): string[];
+  handle(protocol: string, handler: StreamHandler, options?: StreamHandlerOptions): Promise<void>;
+  unhandle(protocol: string): Promise<void>;
+  dialProtocol(
+    peer: string,
+    protocol: string,
+    options?: { signal?: AbortSignal; timeout?: number },
+  ): Promise<Stream>;
+}
+
+export interface Libp2pTransportComponents {
+  node: StreamNode;
+  log?: (message: string) => void;
+}
+
+export interface Libp2pTransportInit {
+  protocol?: string;
+  /** Cap of one message (request or reply). Default 4 MiB. */
+  maxMessageBytes?: number;
+  /** Timeout of a whole request (dial, send, reply) and of serving one stream. Default 10 s. */
+  timeoutMs?: number;
+  /** Concurrent streams of this protocol per connection. Default 64. */
+  maxStreams?: number;
+}
+
+export class Libp2pTransport implements SyncTransport {
+  private readonly node: StreamNode;
+  private readonly log: (message: string) => void;
+  private readonly protocol: string;
+  private readonly maxBytes: number;
+  private readonly timeoutMs: number;
+  private readonly maxStreams: number;
+  private handler: SyncRequestHandler | undefined;
+  private running = false;
+  private stopController = new AbortController();
+
+  constructor(components: Libp2pTransportComponents, init: Libp2pTransportInit = {}) {
+    this.node = components.node;
+    this.log = components.log ?? (() => {});
+    this.protocol = init.protocol ?? STATE_PROTOCOL;
+    this.maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxStreams = init.maxStreams ?? 64;
+  }
+
+  get self(): string {
+    return this.node.peerId.toString();
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    if (!this.handler) throw new Error('libp2p state transport: set onRequest() before start()');
+    this.stopController = new AbortController();
+    await this.node.handle(this.protocol, (stream, connection) => this.serve(stream, connection), {
+      maxInboundStreams: this.maxStreams,
+      maxOutboundStreams: this.maxStreams,
+    });
+    this.running = true;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.stopController.abort(new Error('state transport stopping'));
+    await this.node.unhandle(this.protocol);
+  }
+
+  peers(): string[] {
+    return this.node.connectedPeers();
+  }
+
+  onRequest(handler: SyncRequestHandler): void {
+    this.handler = handler;
+  }
+
+  onPeerUp(listener: (peer: string) => void): () => void {
+    const onConnect = (evt: Event): void => listener(String((evt as CustomEvent<string>).detail));
+    this.node.addEventListener('peer:connect', onConnect);
+    return () => this.node.removeEventListener('peer:connect', onConnect);
+  }
+
+  async request(peer: string, message: unknown, opts: RequestOptions = {}): Promise<unknown> {
+    const bytes = encodeMessage(message, this.maxBytes, `request to ${peer}`);
+    const signal = this.signal(opts.signal);
+    let stream: Stream;
+    try {
+      stream = await this.node.dialProtocol(peer, this.protocol, { signal, timeout: this.timeoutMs });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw new PeerUnreachableError(peer, (err as Error).message);
+    }
+    let raw: Uint8Array;
+    try {
+      stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, this.maxBytes + 65_536);
+      const lp = lpStream(stream, { maxDataLength: this.maxBytes, maxBufferSize: this.maxBytes + 65_536 });
+      await lp.write(bytes, { signal });
+      raw = (await lp.read({ signal })).subarray();
+      await stream.close({ signal });
+    } catch (err) {
+      stream.abort(err as Error);
+      if (signal.aborted) throw signal.reason;
+      throw err;
+    }
+    const reply = decodeMessage(raw, this.maxBytes, `reply from ${peer}`);
+    if (!isReplyEnvelope(reply)) throw new MalformedMessageError(`reply from ${peer} is not {ok} or {error}`);
+    if ('error' in reply) throw new RemoteError(peer, reply.error);
+    return reply.ok;
+  }
+
+  /** Serves one inbound stream: one request, one reply. */
+  private async serve(stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString();
+    const signal = this.signal();
+    try {
+      stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, this.maxBytes + 65_536);
+      const lp = lpStream(stream, { maxDataLength: this.maxBytes, maxBufferSize: this.maxBytes + 65_536 });
+      const raw = (await lp.read({ signal })).subarray();
+      let envelope: unknown;
+      try {
+        const message = decodeMessage(raw, this.maxBytes, `request from ${from}`);
+        const handler = this.handler;
+        if (!handler) throw new Error('not serving');
+        envelope = { ok: await handler(from, message, { signal }) };
+      } catch (err) {
+        envelope = { error: (err as Error).message };
+      }
+      let out: Uint8Array;
+      try {
+        out = encodeMessage(envelope, this.maxBytes, `reply to ${from}`);
+      } catch (err) {
+        out = encodeMessage({ error: (err as Error).message }, this.maxBytes);
+      }
+      await lp.write(out, { signal });
+      await stream.close({ signal });
+    } catch (err) {
+      if (!signal.aborted || this.running)
+        this.log(`state stream from ${from} failed: ${(err as Error).message}`);
+      stream.abort(err as Error);
+    }
+  }
+
+  private signal(caller?: AbortSignal): AbortSignal {
+    const parts = [this.stopController.signal, AbortSignal.timeout(this.timeoutMs)];
+    if (caller) parts.push(caller);
+    return AbortSignal.any(parts);
+  }
+}

@@ -1,0 +1,515 @@
+// Replicates the desired-state store between hosts with no master (Corrosion-style; see README.md):
+// every local write is pushed to the connected peers within a few ms; rows that change this host
+// are forwarded to a few random peers (so hosts that are not directly connected still hear of them);
+// and periodic anti-entropy with a few random peers — plus at once with every peer that connects —
+// compares bucket digests and ships what differs both ways, so a host that was away catches up.
+// Every received row is size-capped, envelope-checked and validated against its kind's schema
+// before the store merges it (last-writer-wins per part on (hlc, writer)); a bad row is dropped and
+// logged. Tombstones older than the retention are purged and never shipped or accepted again.
+
+import type { XObject } from '../../api/types.ts';
+import { hlcLowerBound } from '../hlc.ts';
+import type { ApplyResult, ReplicatedRow, RowVersion } from '../sqlite-store.ts';
+import type { ObjectKey } from '../store.ts';
+import { bucketOf, buildDigest, DEFAULT_BUCKETS, type Digest, keyText } from './digest.ts';
+import {
+  checkRowEnvelope,
+  type ExchangeReply,
+  parseDigestReply,
+  parseExchangeReply,
+  parsePushReply,
+  parseRequest,
+  type WireKey,
+  type WireVersion,
+} from './messages.ts';
+import type { SyncTransport } from './transport.ts';
+
+/** What the replicator uses of the store (SqliteStore has it). */
+export interface ReplicaStore {
+  applyReplicated(row: ReplicatedRow): ApplyResult;
+  replicationRow(key: ObjectKey): ReplicatedRow | undefined;
+  replicationVersions(): Iterable<RowVersion>;
+  versionStamp(): number;
+  onLocalWrite(listener: (key: ObjectKey) => void): () => void;
+  purgeTombstones(olderThanMs: number, now?: number): number;
+}
+
+/** Checks an object from a peer against its kind's schema; empty when valid. The daemon passes one
+ *  built from src/api/validation.ts (spec and status), so this module does not import the API. */
+export type ValidateObject = (obj: XObject) => ReadonlyArray<{ path: string; message: string }>;
+
+export interface ReplicatorComponents {
+  store: ReplicaStore;
+  transport: SyncTransport;
+  validate?: ValidateObject;
+  log?: (message: string, err?: unknown) => void;
+  /** Wall clock in ms (tombstone age). Default Date.now. */
+  now?: () => number;
+}
+
+export interface ReplicatorInit {
+  /** Anti-entropy period. Default 5000 ms. */
+  syncIntervalMs?: number;
+  /** Peers synced with each period (random ones). Default 3. */
+  syncPeers?: number;
+  /** Local writes are pushed in batches collected over this long. Default 5 ms. */
+  pushDelayMs?: number;
+  /** Random peers a row received from a peer is forwarded to when it changed this host. Default 6. */
+  forwardFanout?: number;
+  /** Digest buckets; must be the same on every host. Default 128. */
+  buckets?: number;
+  /** Tombstones are kept (and deletions healed across partitions) this long. Default 24 h. */
+  tombstoneRetentionMs?: number;
+  /** How often old tombstones are purged. Default 10 min. */
+  gcIntervalMs?: number;
+  /** A received row whose JSON is larger is dropped. Default 512 KiB. */
+  maxRowBytes?: number;
+  /** Rows and versions per message are cut at about this many bytes (keep under the transport's
+   *  message cap). Default 1 MiB. */
+  batchBytes?: number;
+  /** Timeout of one request to a peer. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Digest rounds in one sync before it gives up until the next period. Default 8. */
+  maxSyncRounds?: number;
+  /** Pushes queued per peer before newer ones are dropped (anti-entropy then repairs). Default 64. */
+  maxQueuedPushes?: number;
+}
+
+export interface ReplicatorStats {
+  /** Rows sent in pushes (local writes and forwards). */
+  pushedRows: number;
+  /** Received rows that changed this host. */
+  applied: number;
+  /** Received rows that were not newer than ours (or expired tombstones). */
+  stale: number;
+  /** Received rows dropped as invalid. */
+  rejected: number;
+  syncs: number;
+  failedSyncs: number;
+  failedPushes: number;
+}
+
+export interface Rejection {
+  peer: string;
+  key: string;
+  reason: string;
+}
+
+export const DEFAULT_TOMBSTONE_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+interface PendingPush {
+  key: ObjectKey;
+  /** The peer the row came from (forward); undefined for a local write (push to everyone). */
+  from?: string;
+}
+
+export class Replicator {
+  readonly stats: ReplicatorStats = {
+    pushedRows: 0,
+    applied: 0,
+    stale: 0,
+    rejected: 0,
+    syncs: 0,
+    failedSyncs: 0,
+    failedPushes: 0,
+  };
+  /** The last 100 rows dropped as invalid, newest last. */
+  readonly rejections: Rejection[] = [];
+
+  private readonly store: ReplicaStore;
+  private readonly transport: SyncTransport;
+  private readonly validate: ValidateObject | undefined;
+  private readonly log: (message: string, err?: unknown) => void;
+  private readonly now: () => number;
+  private readonly syncIntervalMs: number;
+  private readonly syncPeers: number;
+  private readonly pushDelayMs: number;
+  private readonly forwardFanout: number;
+  private readonly buckets: number;
+  private readonly retentionMs: number;
+  private readonly gcIntervalMs: number;
+  private readonly maxRowBytes: number;
+  private readonly batchBytes: number;
+  private readonly requestTimeoutMs: number;
+  private readonly maxSyncRounds: number;
+  private readonly maxQueuedPushes: number;
+
+  private running = false;
+  private stopController = new AbortController();
+  private readonly cleanups: Array<() => void> = [];
+  private readonly pending = new Map<string, PendingPush>();
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly syncs = new Map<string, Promise<void>>();
+  private readonly pushQueues = new Map<string, { tail: Promise<void>; depth: number }>();
+  private digestCache: { stamp: number; digest: Digest } | undefined;
+
+  constructor(components: ReplicatorComponents, init: ReplicatorInit = {}) {
+    this.store = components.store;
+    this.transport = components.transport;
+    this.validate = components.validate;
+    this.log = components.log ?? ((m, err) => console.error(`xenos replication: ${m}`, err ?? ''));
+    this.now = components.now ?? Date.now;
+    this.syncIntervalMs = init.syncIntervalMs ?? 5000;
+    this.syncPeers = init.syncPeers ?? 3;
+    this.pushDelayMs = init.pushDelayMs ?? 5;
+    this.forwardFanout = init.forwardFanout ?? 6;
+    this.buckets = init.buckets ?? DEFAULT_BUCKETS;
+    this.retentionMs = init.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS;
+    this.gcIntervalMs = init.gcIntervalMs ?? 10 * 60 * 1000;
+    this.maxRowBytes = init.maxRowBytes ?? 512 * 1024;
+    this.batchBytes = init.batchBytes ?? 1024 * 1024;
+    this.requestTimeoutMs = init.requestTimeoutMs ?? 10_000;
+    this.maxSyncRounds = init.maxSyncRounds ?? 8;
+    this.maxQueuedPushes = init.maxQueuedPushes ?? 64;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.stopController = new AbortController();
+    this.transport.onRequest((from, message, opts) => this.serve(from, message, opts.signal));
+    this.cleanups.push(this.store.onLocalWrite((key) => this.enqueue({ key })));
+    this.cleanups.push(
+      this.transport.onPeerUp((peer) => {
+        this.syncWith(peer).catch((err) => this.log(`sync with new peer ${peer} failed`, err));
+      }),
+    );
+    await this.transport.start();
+    const sync = setInterval(() => this.syncRound(), this.syncIntervalMs);
+    const gc = setInterval(() => this.collectGarbage(), this.gcIntervalMs);
+    this.cleanups.push(
+      () => clearInterval(sync),
+      () => clearInterval(gc),
+    );
+    this.collectGarbage();
+    for (const peer of this.transport.peers()) {
+      this.syncWith(peer).catch((err) => this.log(`initial sync with ${peer} failed`, err));
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.stopController.abort(new Error('replication stopping'));
+    for (const c of this.cleanups.splice(0)) c();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.pending.clear();
+    await Promise.allSettled([...this.syncs.values(), ...[...this.pushQueues.values()].map((q) => q.tail)]);
+    await this.transport.stop();
+  }
+
+  /** One anti-entropy exchange with `peer` (shared with one already running). */
+  syncWith(peer: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const running = this.syncs.get(peer);
+    if (running) return running;
+    const p = this.runSync(peer, opts.signal)
+      .then(
+        () => {
+          this.stats.syncs++;
+        },
+        (err) => {
+          this.stats.failedSyncs++;
+          throw err;
+        },
+      )
+      .finally(() => this.syncs.delete(peer));
+    this.syncs.set(peer, p);
+    return p;
+  }
+
+  /** Removes tombstones older than the retention now; returns how many. */
+  collectGarbage(): number {
+    try {
+      return this.store.purgeTombstones(this.retentionMs, this.now());
+    } catch (err) {
+      this.log('purging old tombstones failed', err);
+      return 0;
+    }
+  }
+
+  // ---- push --------------------------------------------------------------------------------
+
+  private enqueue(p: PendingPush): void {
+    if (!this.running) return;
+    const k = keyText(p.key.kind, p.key.namespace, p.key.name);
+    // A local write outranks a forward: it goes to everyone.
+    if (!this.pending.has(k) || p.from === undefined) this.pending.set(k, p);
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flush();
+    }, this.pushDelayMs);
+  }
+
+  private flush(): void {
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    const peers = this.transport.peers();
+    if (peers.length === 0) return;
+    const perPeer = new Map<string, ReplicatedRow[]>(peers.map((p) => [p, []]));
+    for (const { key, from } of batch) {
+      const row = this.store.replicationRow(key);
+      if (!row) continue;
+      const targets =
+        from === undefined
+          ? peers
+          : sample(
+              peers.filter((p) => p !== from),
+              this.forwardFanout,
+            );
+      for (const t of targets) perPeer.get(t)!.push(row);
+    }
+    for (const [peer, rows] of perPeer) {
+      for (const chunk of this.chunks(rows)) this.push(peer, chunk);
+    }
+  }
+
+  private push(peer: string, rows: ReplicatedRow[]): void {
+    const q = this.pushQueues.get(peer) ?? { tail: Promise.resolve(), depth: 0 };
+    if (q.depth >= this.maxQueuedPushes) {
+      this.stats.failedPushes++;
+      return; // the peer is slow or gone: anti-entropy repairs it
+    }
+    q.depth++;
+    q.tail = q.tail
+      .then(async () => {
+        if (!this.running) return;
+        parsePushReply(await this.request(peer, { type: 'push', rows }));
+        this.stats.pushedRows += rows.length;
+      })
+      .catch((err) => {
+        this.stats.failedPushes++;
+        if (this.running)
+          this.log(`push of ${rows.length} row(s) to ${peer} failed (anti-entropy will retry)`, err);
+      })
+      .finally(() => {
+        q.depth--;
+        if (q.depth === 0 && this.pushQueues.get(peer) === q) this.pushQueues.delete(peer);
+      });
+    this.pushQueues.set(peer, q);
+  }
+
+  // ---- anti-entropy ------------------------------------------------------------------------
+
+  private syncRound(): void {
+    for (const peer of sample(this.transport.peers(), this.syncPeers)) {
+      this.syncWith(peer).catch((err) => {
+        if (this.running) this.log(`anti-entropy with ${peer} failed`, err);
+      });
+    }
+  }
+
+  private async runSync(peer: string, signal?: AbortSignal): Promise<void> {
+    for (let round = 0; round < this.maxSyncRounds && this.running; round++) {
+      const mine = this.digest();
+      const reply = parseDigestReply(
+        await this.request(peer, { type: 'digest', buckets: mine.hashes }, signal),
+        this.buckets,
+      );
+      if (reply.buckets.length === 0) return;
+      const described = new Set(reply.buckets);
+      const theirs = new Map<string, WireVersion>();
+      for (const v of reply.versions) {
+        const k = keyText(v[0], v[1], v[2]);
+        if (described.has(bucketOf(k, this.buckets))) theirs.set(k, v);
+      }
+      const send: ObjectKey[] = [];
+      const want: WireKey[] = [];
+      for (const b of described) {
+        for (const v of mine.versions[b]) {
+          const k = keyText(v.kind, v.namespace, v.name);
+          const t = theirs.get(k);
+          theirs.delete(k);
+          if (!t || v.hlc > t[3] || v.statusHlc > t[4]) send.push(v);
+          if (t && (t[3] > v.hlc || t[4] > v.statusHlc)) want.push([v.kind, v.namespace, v.name]);
+        }
+      }
+      for (const t of theirs.values()) want.push([t[0], t[1], t[2]]);
+      await this.exchange(peer, send, want, signal);
+      if (!reply.more) return;
+    }
+  }
+
+  /** Sends our newer rows and fetches theirs, in messages of about batchBytes. */
+  private async exchange(
+    peer: string,
+    send: ObjectKey[],
+    want: WireKey[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const rows = send
+      .map((k) => this.store.replicationRow(k))
+      .filter((r): r is ReplicatedRow => !!r && !this.expired(r));
+    const outgoing = this.chunks(rows);
+    let wantLeft = want;
+    for (let i = 0; i < outgoing.length || wantLeft.length > 0; i++) {
+      const batch = outgoing[i] ?? [];
+      const asked = wantLeft.slice(0, 1000);
+      const reply: ExchangeReply = parseExchangeReply(
+        await this.request(peer, { type: 'exchange', rows: batch, want: asked }, signal),
+        asked.length,
+      );
+      this.receive(peer, reply.rows);
+      // A reply that answers none of a non-empty want list would loop forever: stop until next time.
+      if (asked.length > 0 && reply.answered === 0 && i >= outgoing.length) return;
+      wantLeft = wantLeft.slice(reply.answered);
+    }
+  }
+
+  // ---- serving -----------------------------------------------------------------------------
+
+  private async serve(from: string, message: unknown, _signal: AbortSignal): Promise<unknown> {
+    const req = parseRequest(message);
+    switch (req.type) {
+      case 'push':
+        return this.receive(from, req.rows);
+      case 'digest':
+        return this.describeDifferences(req.buckets);
+      case 'exchange': {
+        const counts = this.receive(from, req.rows);
+        const rows: ReplicatedRow[] = [];
+        let bytes = 0;
+        let answered = 0;
+        for (const [kind, namespace, name] of req.want) {
+          const row = this.store.replicationRow({ kind, namespace, name });
+          const size = row ? JSON.stringify(row).length : 0;
+          if (rows.length > 0 && bytes + size > this.batchBytes) break;
+          if (row && !this.expired(row)) {
+            rows.push(row);
+            bytes += size;
+          }
+          answered++;
+        }
+        return { rows, answered, ...counts };
+      }
+    }
+  }
+
+  private describeDifferences(theirs: string[]): unknown {
+    if (theirs.length !== this.buckets) {
+      throw new Error(
+        `digest has ${theirs.length} buckets, this host uses ${this.buckets}; give every host the same "buckets" setting`,
+      );
+    }
+    const mine = this.digest();
+    const buckets: number[] = [];
+    const versions: WireVersion[] = [];
+    let bytes = 0;
+    let more = false;
+    for (let b = 0; b < this.buckets; b++) {
+      if (mine.hashes[b] === theirs[b]) continue;
+      const list = mine.versions[b];
+      const size = list.reduce(
+        (n, v) => n + v.kind.length + v.namespace.length + v.name.length + 2 * v.hlc.length + 16,
+        0,
+      );
+      if (buckets.length > 0 && bytes + size > this.batchBytes) {
+        more = true;
+        break;
+      }
+      buckets.push(b);
+      bytes += size;
+      for (const v of list) versions.push([v.kind, v.namespace, v.name, v.hlc, v.statusHlc]);
+    }
+    return { buckets, versions, more };
+  }
+
+  // ---- receiving ---------------------------------------------------------------------------
+
+  /** Checks and applies rows from `from`; each row that changed this host is forwarded. */
+  private receive(from: string, rows: unknown[]): { applied: number; rejected: number } {
+    let applied = 0;
+    let rejected = 0;
+    for (const raw of rows) {
+      let key = '?';
+      try {
+        const size = Buffer.byteLength(JSON.stringify(raw));
+        if (size > this.maxRowBytes)
+          throw new Error(`row is ${size} bytes, over the ${this.maxRowBytes}-byte cap`);
+        const row = checkRowEnvelope(raw);
+        key = keyText(row.kind, row.namespace, row.name);
+        if (this.expired(row)) {
+          this.stats.stale++;
+          continue;
+        }
+        const errors = this.validate?.(row.object) ?? [];
+        if (errors.length > 0) {
+          throw new Error(
+            `invalid ${row.kind}: ${errors
+              .slice(0, 3)
+              .map((e) => `${e.path || '(object)'}: ${e.message}`)
+              .join('; ')}`,
+          );
+        }
+        const result = this.store.applyReplicated(row);
+        if (result.changed) {
+          applied++;
+          this.stats.applied++;
+          this.enqueue({ key: { kind: row.kind, namespace: row.namespace, name: row.name }, from });
+        } else {
+          this.stats.stale++;
+        }
+      } catch (err) {
+        rejected++;
+        this.stats.rejected++;
+        const reason = (err as Error).message;
+        this.rejections.push({ peer: from, key, reason });
+        if (this.rejections.length > 100) this.rejections.shift();
+        this.log(`dropped row ${key} from peer ${from}: ${reason}`);
+      }
+    }
+    return { applied, rejected };
+  }
+
+  // ---- helpers -----------------------------------------------------------------------------
+
+  private digest(): Digest {
+    const stamp = this.store.versionStamp();
+    if (this.digestCache?.stamp !== stamp) {
+      const digest = buildDigest(this.store.replicationVersions(), this.buckets, (v) => this.expired(v));
+      this.digestCache = { stamp, digest };
+    }
+    return this.digestCache.digest;
+  }
+
+  /** A tombstone past the retention: purged (or about to be) everywhere, never shipped or taken. */
+  private expired(v: { deleted: boolean; hlc: string }): boolean {
+    return v.deleted && v.hlc < hlcLowerBound(this.now() - this.retentionMs);
+  }
+
+  private request(peer: string, message: unknown, signal?: AbortSignal): Promise<unknown> {
+    const parts = [this.stopController.signal, AbortSignal.timeout(this.requestTimeoutMs)];
+    if (signal) parts.push(signal);
+    return this.transport.request(peer, message, { signal: AbortSignal.any(parts) });
+  }
+
+  /** Splits rows into messages of about batchBytes (at least one row each). */
+  private chunks(rows: ReplicatedRow[]): ReplicatedRow[][] {
+    const out: ReplicatedRow[][] = [];
+    let cur: ReplicatedRow[] = [];
+    let bytes = 0;
+    for (const r of rows) {
+      const size = JSON.stringify(r).length;
+      if (cur.length > 0 && bytes + size > this.batchBytes) {
+        out.push(cur);
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(r);
+      bytes += size;
+    }
+    if (cur.length > 0) out.push(cur);
+    return out;
+  }
+}
+
+/** Up to n distinct random elements of xs. */
+function sample<T>(xs: T[], n: number): T[] {
+  if (xs.length <= n) return xs;
+  const copy = [...xs];
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(Math.random() * (copy.length - i));
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy.slice(0, n);
+}

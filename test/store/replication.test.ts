@@ -1,0 +1,329 @@
+// State replication over the in-memory transport: the replication contract, plus the store's merge
+// rules (applyReplicated), the schema migration, tombstone retention and the cost of a sync.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { BadRequestError } from '../../src/store/errors.ts';
+import { ClockDriftError, formatHlc, hlcCompare } from '../../src/store/hlc.ts';
+import { MemoryNetwork, type MemoryTransport } from '../../src/store/replication/memory-transport.ts';
+import { Replicator, type ReplicatorInit } from '../../src/store/replication/replicator.ts';
+import type { SyncTransport } from '../../src/store/replication/transport.ts';
+import { openStore, type ReplicatedRow, type SqliteStore } from '../../src/store/sqlite-store.ts';
+import type { WatchEvent } from '../../src/store/store.ts';
+import {
+  type ClusterHarness,
+  crdValidate,
+  dump,
+  instance,
+  key,
+  namespaced,
+  type ReplicaHost,
+  runReplicationContract,
+  TEST_INIT,
+  waitFor,
+} from './replication-contract.ts';
+
+const quiet = () => {};
+
+async function memoryCluster(
+  n: number,
+  init: ReplicatorInit = {},
+  network = new MemoryNetwork(),
+): Promise<ClusterHarness> {
+  const hosts: ReplicaHost[] = [];
+  const extra: MemoryTransport[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `host-${String.fromCharCode(97 + i)}`;
+    const store = openStore({ path: ':memory:', namespaced, writer: name });
+    const transport = network.endpoint(name);
+    const replicator = new Replicator({ store, transport, validate: crdValidate, log: quiet }, init);
+    hosts.push({ name, store, replicator, id: name });
+  }
+  await Promise.all(hosts.map((h) => h.replicator.start()));
+  return {
+    hosts,
+    isolate: async (i) => network.isolate(hosts[i].id),
+    rejoin: async () => network.heal(),
+    down: (i) => hosts[i].replicator.stop(),
+    up: (i) => hosts[i].replicator.start(),
+    rogue: async () => {
+      const t = network.endpoint(`rogue-${extra.length}`);
+      t.onRequest(async () => {
+        throw new Error('not a replica');
+      });
+      await t.start();
+      extra.push(t);
+      return t;
+    },
+    cleanup: async () => {
+      await Promise.all(hosts.map((h) => h.replicator.stop()));
+      await Promise.all(extra.map((t) => t.stop()));
+      for (const h of hosts) h.store.close();
+    },
+  };
+}
+
+runReplicationContract('in-memory transport', memoryCluster);
+
+const ms = (t: number, writer: string, logical = 0) => formatHlc({ physical: t, logical, writer });
+
+function row(
+  name: string,
+  over: Partial<ReplicatedRow> & { spec?: string; status?: string } = {},
+): ReplicatedRow {
+  const { spec, status, ...rest } = over;
+  const obj = instance(name, spec ?? 'web');
+  return {
+    kind: 'ServiceInstance',
+    namespace: 'default',
+    name,
+    deleted: false,
+    hlc: ms(1_000, 'b'),
+    writer: 'b',
+    statusHlc: ms(1_000, 'b'),
+    statusWriter: 'b',
+    object: {
+      ...obj,
+      metadata: { ...obj.metadata, uid: 'uid-b', generation: 1 },
+      ...(status ? { status: { phase: status } } : {}),
+    },
+    ...rest,
+  };
+}
+
+describe('SqliteStore.applyReplicated', () => {
+  const stores: SqliteStore[] = [];
+  const fresh = (wall = 1_000) => {
+    const s = openStore({ path: ':memory:', namespaced, writer: 'a', wallClock: () => wall });
+    stores.push(s);
+    return s;
+  };
+  afterEach(() => {
+    for (const s of stores.splice(0)) s.close();
+  });
+
+  it('adds, modifies and deletes with watch events and local revisions, keeping uid and generation', () => {
+    const s = fresh();
+    const events: Array<[string, string | undefined, string | undefined]> = [];
+    s.watch('ServiceInstance', {}, (e: WatchEvent) =>
+      events.push([e.type, e.object.metadata.resourceVersion, (e.object.spec as any)?.templateRef?.name]),
+    );
+    expect(s.applyReplicated(row('web'))).toEqual({ changed: true, localNewer: false, event: 'ADDED' });
+    const got = s.get(key('web'))!;
+    expect(got.metadata.uid).toBe('uid-b');
+    expect(got.metadata.resourceVersion).toBe('1');
+    const v2 = row('web', { hlc: ms(2_000, 'c'), writer: 'c', spec: 'v2' });
+    v2.object.metadata.generation = 2;
+    expect(s.applyReplicated(v2).event).toBe('MODIFIED');
+    expect(s.get(key('web'))!.metadata.generation).toBe(2);
+    expect(s.applyReplicated(row('web', { hlc: ms(3_000, 'b'), deleted: true })).event).toBe('DELETED');
+    expect(s.get(key('web'))).toBeUndefined();
+    expect(events).toEqual([
+      ['ADDED', '1', 'web'],
+      ['MODIFIED', '2', 'v2'],
+      ['DELETED', '3', 'web'],
+    ]);
+    expect(s.revision()).toBe('3');
+  });
+
+  it('ignores an older or equal version and reports that ours is newer', () => {
+    const s = fresh();
+    s.applyReplicated(row('web', { hlc: ms(5_000, 'b'), spec: 'new' }));
+    const rev = s.revision();
+    expect(
+      s.applyReplicated(
+        row('web', { hlc: ms(4_000, 'z'), writer: 'z', statusHlc: ms(900, 'b'), spec: 'old' }),
+      ),
+    ).toEqual({
+      changed: false,
+      localNewer: true,
+    });
+    expect(s.applyReplicated(row('web', { hlc: ms(5_000, 'b'), spec: 'new' })).changed).toBe(false);
+    expect(s.get(key('web'))!.spec).toEqual({ templateRef: { name: 'new' } });
+    expect(s.revision()).toBe(rev);
+  });
+
+  it('breaks a tie in time by writer, the same way whichever arrives first', () => {
+    const one = fresh();
+    const two = fresh();
+    const x = row('web', { hlc: ms(5_000, 'b'), writer: 'b', spec: 'from-b' });
+    const y = row('web', { hlc: ms(5_000, 'c'), writer: 'c', spec: 'from-c' });
+    one.applyReplicated(x);
+    one.applyReplicated(y);
+    two.applyReplicated(y);
+    two.applyReplicated(x);
+    expect(one.get(key('web'))!.spec).toEqual({ templateRef: { name: 'from-c' } });
+    expect(dump(one)).toBe(dump(two));
+  });
+
+  it('merges the main part and the status part independently', () => {
+    const s = fresh();
+    s.applyReplicated(row('web', { hlc: ms(1_000, 'b'), statusHlc: ms(1_000, 'b') }));
+    // A newer status from the owner, with an old spec: only the status is taken.
+    s.applyReplicated(
+      row('web', { hlc: ms(1_000, 'b'), statusHlc: ms(3_000, 'c'), statusWriter: 'c', status: 'Running' }),
+    );
+    // A newer spec with no status (written before the status): only the spec is taken.
+    s.applyReplicated(
+      row('web', { hlc: ms(2_000, 'd'), writer: 'd', statusHlc: ms(1_000, 'b'), spec: 'v2' }),
+    );
+    const got = s.get(key('web'))!;
+    expect(got.spec).toEqual({ templateRef: { name: 'v2' } });
+    expect(got.status).toEqual({ phase: 'Running' });
+    const r = s.replicationRow(key('web'))!;
+    expect([r.hlc, r.statusHlc]).toEqual([ms(2_000, 'd'), ms(3_000, 'c')]);
+  });
+
+  it('resurrects a deleted object when a re-create with a later clock arrives', () => {
+    const s = fresh();
+    s.create(instance('web'));
+    s.delete(key('web'));
+    expect(s.applyReplicated(row('web', { hlc: ms(9_000, 'b'), spec: 'again' })).event).toBe('ADDED');
+    expect(s.get(key('web'))!.spec).toEqual({ templateRef: { name: 'again' } });
+  });
+
+  it('versions local writes per part: status writes move only the status version', () => {
+    const s = fresh();
+    const created = s.create(instance('web'));
+    const r1 = s.replicationRow(key('web'))!;
+    expect(r1.statusHlc).toBe(r1.hlc);
+    s.update({ ...created, status: { phase: 'Running' } }, { subresource: 'status' });
+    const r2 = s.replicationRow(key('web'))!;
+    expect(r2.hlc).toBe(r1.hlc);
+    expect(hlcCompare(r2.statusHlc, r1.statusHlc)).toBeGreaterThan(0);
+    s.update({ ...s.get(key('web'))!, spec: { templateRef: { name: 'v2' } } });
+    const r3 = s.replicationRow(key('web'))!;
+    expect(r3.statusHlc).toBe(r2.statusHlc);
+    expect(hlcCompare(r3.hlc, r2.statusHlc)).toBeGreaterThan(0);
+  });
+
+  it('moves the local clock past what it received, so the next local write wins', () => {
+    const s = fresh(1_000);
+    s.applyReplicated(row('web', { hlc: ms(30_000, 'b') }));
+    s.update({ ...s.get(key('web'))!, spec: { templateRef: { name: 'mine' } } });
+    expect(hlcCompare(s.replicationRow(key('web'))!.hlc, ms(30_000, 'b'))).toBeGreaterThan(0);
+  });
+
+  it('refuses a row far ahead of this clock, or one that does not describe itself, storing nothing', () => {
+    const s = fresh(1_000);
+    expect(() => s.applyReplicated(row('web', { hlc: ms(1_000_000, 'b') }))).toThrow(ClockDriftError);
+    expect(() => s.applyReplicated(row('web', { name: 'other' }))).toThrow(BadRequestError);
+    expect(() => s.applyReplicated(row('web', { writer: 'x' }))).toThrow(/names writer/);
+    expect(s.replicationRow(key('web'))).toBeUndefined();
+    expect(s.revision()).toBe('0');
+  });
+});
+
+describe('store schema migration', () => {
+  const root = mkdtempSync(join(tmpdir(), 'xenos-repl-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('upgrades a version-1 database: each row gets a status version equal to its version', () => {
+    const path = join(root, 'v1.db');
+    const db = new DatabaseSync(path);
+    db.exec(`CREATE TABLE objects (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+      revision INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, hlc TEXT NOT NULL, writer TEXT NOT NULL,
+      body TEXT NOT NULL, PRIMARY KEY (kind, namespace, name)) WITHOUT ROWID;
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      PRAGMA user_version = 1;`);
+    const body = JSON.stringify({ ...instance('web'), status: { phase: 'Running' } });
+    db.prepare('INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      'ServiceInstance',
+      'default',
+      'web',
+      1,
+      0,
+      ms(5_000, 'old'),
+      'old',
+      body,
+    );
+    db.prepare("INSERT INTO meta VALUES ('revision', '1')").run();
+    db.close();
+    const s = openStore({ path, namespaced, writer: 'a' });
+    try {
+      const r = s.replicationRow(key('web'))!;
+      expect([r.hlc, r.writer, r.statusHlc, r.statusWriter]).toEqual([
+        ms(5_000, 'old'),
+        'old',
+        ms(5_000, 'old'),
+        'old',
+      ]);
+      expect(s.get(key('web'))!.status).toEqual({ phase: 'Running' });
+      s.update({ ...s.get(key('web'))!, status: { phase: 'Failed' } }, { subresource: 'status' });
+      expect(s.replicationRow(key('web'))!.hlc).toBe(ms(5_000, 'old'));
+    } finally {
+      s.close();
+    }
+    const check = new DatabaseSync(path);
+    expect(check.prepare('PRAGMA user_version').get()).toEqual({ user_version: 2 });
+    check.close();
+  });
+});
+
+describe('replication over the in-memory transport', () => {
+  let cluster: ClusterHarness | undefined;
+  afterEach(async () => {
+    await cluster?.cleanup();
+    cluster = undefined;
+  });
+
+  it('does not ship, accept or resurrect tombstones older than the retention', async () => {
+    const network = new MemoryNetwork();
+    cluster = await memoryCluster(
+      2,
+      { ...TEST_INIT, tombstoneRetentionMs: 60_000, syncIntervalMs: 600_000 },
+      network,
+    );
+    const [a, b] = cluster.hosts;
+    const old = row('web', { hlc: ms(Date.now() - 120_000, 'b'), deleted: true });
+    const fresh = row('other', { hlc: ms(Date.now() - 1_000, 'b'), deleted: true });
+    const rogue = await cluster.rogue();
+    expect(await rogue.request(a.id, { type: 'push', rows: [old, fresh] })).toEqual({
+      applied: 1,
+      rejected: 0,
+    });
+    expect(a.store.replicationRow(key('web'))).toBeUndefined();
+    expect(a.store.replicationRow(key('other'))!.deleted).toBe(true);
+    // A tombstone that aged past the retention is purged and not brought back by a sync.
+    b.store.applyReplicated(old);
+    expect(a.replicator.collectGarbage() + b.replicator.collectGarbage()).toBe(1);
+    b.store.applyReplicated(old);
+    await a.replicator.syncWith(b.id);
+    expect(a.store.replicationRow(key('web'))).toBeUndefined();
+    await waitFor(() => !!b.store.replicationRow(key('other')), 'fresh tombstone on B');
+  });
+
+  it('syncs thousands of objects that agree in one small round trip', async () => {
+    const network = new MemoryNetwork();
+    cluster = await memoryCluster(2, { ...TEST_INIT, syncIntervalMs: 600_000 }, network);
+    const [a, b] = cluster.hosts;
+    for (let i = 0; i < 2000; i++) a.store.create(instance(`o${i}`));
+    await waitFor(() => dump(a.store) === dump(b.store), '2000 objects on B', 20_000);
+    const counted = countRequests(network.endpointOf(a.id)!);
+    await a.replicator.syncWith(b.id);
+    expect(counted.requests).toEqual([expect.objectContaining({ type: 'digest' })]);
+    expect(counted.bytes).toBeLessThan(4096);
+    // One differing object: one more exchange, carrying only that row.
+    b.store.update({ ...b.store.get(key('o7'))!, spec: { templateRef: { name: 'x' } } });
+    counted.requests.length = 0;
+    network.isolate(b.id); // no push: only anti-entropy can carry it
+    network.heal();
+    await a.replicator.syncWith(b.id);
+    expect(a.store.get(key('o7'))!.spec).toEqual({ templateRef: { name: 'x' } });
+  });
+});
+
+/** Wraps a transport's request to record what it sends. */
+function countRequests(t: SyncTransport): { requests: any[]; bytes: number } {
+  const out = { requests: [] as any[], bytes: 0 };
+  const original = t.request.bind(t);
+  t.request = (peer, message, opts) => {
+    out.requests.push(message);
+    out.bytes += JSON.stringify(message).length;
+    return original(peer, message, opts);
+  };
+  return out;
+}
