@@ -24,6 +24,7 @@ import type {
   XObject,
 } from '../../src/api/types.ts';
 import type { DomainInfo, Driver } from '../../src/drivers/driver.ts';
+import { cachedImage } from '../../src/images/import-image.ts';
 import {
   isConditionTrue,
   markStalled,
@@ -60,6 +61,11 @@ export const REQUESTED_STATE_ANNOTATION = 'xenos.io/requested-state';
 export interface LocalImages {
   /** The local path of the image with this digest, or undefined when this host does not hold it. */
   locate(digest: string, options?: { signal?: AbortSignal }): Promise<string | undefined>;
+}
+
+/** The LocalImages of src/images' cache directory (what the ServiceTemplate controller imports into). */
+export function imageCache(cacheDir: string): LocalImages {
+  return { locate: async (digest) => (await cachedImage(cacheDir, digest))?.path };
 }
 
 export interface ServiceInstanceControllerComponents {

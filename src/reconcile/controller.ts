@@ -42,6 +42,10 @@ export interface ControllerInit {
   name?: string;
   kind: string;
   reconcile: ReconcileFn;
+  /** Ignore changes of the kind's objects that touch only `status` (like controller-runtime's
+   *  GenerationChangedPredicate, plus metadata): a controller whose own status writes would otherwise
+   *  wake it at once, bypassing its backoff. Its periodic resync still sees everything. */
+  ignoreStatusOnlyChanges?: boolean;
   /** Only enqueue objects of the kind that pass (e.g. those placed on this host). */
   filter?: (obj: XObject) => boolean;
   watches?: RelatedWatch[];
@@ -70,6 +74,8 @@ export class Controller {
   private unwatch: (() => void)[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
   private workers: Promise<void>[] = [];
+  /** For ignoreStatusOnlyChanges: what of each object last woke the controller. */
+  private readonly seen = new Map<string, string>();
 
   constructor(components: ControllerComponents, init: ControllerInit) {
     this.store = components.store;
@@ -93,7 +99,10 @@ export class Controller {
     this.unwatch.push(
       this.store.watch(this.kind, { resourceVersion: listed.resourceVersion }, (ev) => this.onEvent(ev)),
     );
-    for (const obj of listed.items) this.enqueueObject(obj);
+    for (const obj of listed.items) {
+      this.remember(obj);
+      this.enqueueObject(obj);
+    }
     for (const w of this.init.watches ?? []) {
       this.unwatch.push(
         this.store.watch(w.kind, {}, (ev) => {
@@ -147,9 +156,31 @@ export class Controller {
   }
 
   private onEvent(ev: WatchEvent): void {
+    const key = keyOf(ev.object);
     // A deleted object is still reconciled (to clean up what belonged to it).
-    if (ev.type === 'DELETED') this.enqueue(keyOf(ev.object));
-    else this.enqueueObject(ev.object);
+    if (ev.type === 'DELETED') {
+      this.seen.delete(key);
+      this.enqueue(key);
+      return;
+    }
+    if (this.init.ignoreStatusOnlyChanges && !this.remember(ev.object)) return;
+    this.enqueueObject(ev.object);
+  }
+
+  /** Record what of `obj` wakes the controller; false when that did not change since last time. */
+  private remember(obj: XObject): boolean {
+    const m = obj.metadata;
+    const fingerprint = JSON.stringify([
+      m.generation,
+      m.labels,
+      m.annotations,
+      m.finalizers,
+      m.deletionTimestamp,
+    ]);
+    const key = keyOf(obj);
+    if (this.seen.get(key) === fingerprint) return false;
+    this.seen.set(key, fingerprint);
+    return true;
   }
 
   private enqueueObject(obj: XObject): void {

@@ -215,6 +215,27 @@ describe('Controller', () => {
     expect(new Set(reconciled)).toEqual(new Set(['default/mine']));
   });
 
+  it('ignoreStatusOnlyChanges: a status write does not wake it, a metadata or spec change does', async () => {
+    const reconciled: number[] = [];
+    store.create(widget('quiet'));
+    run({
+      ignoreStatusOnlyChanges: true,
+      reconcile: (key) => {
+        reconciled.push(store.get(objectKey('Widget', key))!.metadata.generation!);
+        return undefined;
+      },
+    });
+    await until('first reconcile', () => reconciled.length === 1);
+    updateStatus(store, objectKey('Widget', 'default/quiet'), (s) => {
+      s.phase = 'Whatever';
+    });
+    const w = store.get({ kind: 'Widget', namespace: 'default', name: 'quiet' })!;
+    store.update({ ...w, metadata: { ...w.metadata, labels: { a: 'b' } } });
+    // Events arrive in order and the queue is FIFO: had the status write woken it, that came first.
+    await until('label change reconciled', () => reconciled.length >= 2);
+    expect(reconciled).toHaveLength(2);
+  });
+
   it('stop() aborts in-flight reconciles and waits for them', async () => {
     let signal: AbortSignal | undefined;
     let finished = false;

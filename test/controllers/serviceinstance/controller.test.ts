@@ -11,9 +11,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   DOMAIN_FINALIZER,
-  type LocalImages,
+  imageCache,
   ServiceInstanceController,
 } from '../../../controllers/serviceinstance/controller.ts';
+import { ServiceTemplateController } from '../../../controllers/servicetemplate/controller.ts';
 import type { CoreEvent } from '../../../src/api/events.ts';
 import type { ServiceInstance, ServiceInstanceStatus, XObject } from '../../../src/api/types.ts';
 import { ProcessDriver } from '../../../src/drivers/process/process-driver.ts';
@@ -22,33 +23,27 @@ import type { Logger } from '../../../src/reconcile/log.ts';
 import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
 
 const IMAGE = join(import.meta.dirname, 'fixtures', 'http-service');
-const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const HOST = 'host-a';
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
-/** This host holds exactly the images put here (the template controller's imports, in the daemon). */
-class ImagesHere implements LocalImages {
-  readonly paths = new Map<string, string>();
-  async locate(digest: string): Promise<string | undefined> {
-    return this.paths.get(digest);
-  }
-}
-
 let dir: string;
 let store: SqliteStore;
-let images: ImagesHere;
-const running: { controller: ServiceInstanceController; driver: ProcessDriver }[] = [];
+interface Host {
+  controller: ServiceInstanceController;
+  templates: ServiceTemplateController;
+  driver: ProcessDriver;
+}
+const running: Host[] = [];
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'xenos-si-'));
   store = openStore({ path: join(dir, 'state.db'), namespaced: (k) => k !== 'Host', writer: HOST });
-  images = new ImagesHere();
-  images.paths.set(DIGEST, IMAGE);
 });
 
 afterEach(async () => {
-  for (const { controller, driver } of running.splice(0)) {
+  for (const { controller, templates, driver } of running.splice(0)) {
     await controller.stop();
+    await templates.stop();
     for (const d of await driver.list()) await driver.destroy(d.id);
     await driver.stop();
   }
@@ -56,11 +51,15 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startController(): Promise<{ controller: ServiceInstanceController; driver: ProcessDriver }> {
+/** One host's controllers: templates imported into its image cache, instances run by its process driver. */
+async function startController(): Promise<Host> {
+  const cacheDir = join(dir, 'images');
+  const templates = new ServiceTemplateController({ store, log: quiet }, { hostName: HOST, cacheDir });
+  templates.start();
   const driver = new ProcessDriver({}, { dataDir: dir, cgroups: false, defaultGraceMs: 2000 });
   await driver.start();
   const controller = new ServiceInstanceController(
-    { store, driver, images, log: quiet },
+    { store, driver, images: imageCache(cacheDir), log: quiet },
     {
       hostName: HOST,
       apiUrl: 'http://127.0.0.1:1',
@@ -70,7 +69,7 @@ async function startController(): Promise<{ controller: ServiceInstanceControlle
     },
   );
   controller.start();
-  const r = { controller, driver };
+  const r = { controller, templates, driver };
   running.push(r);
   return r;
 }
@@ -82,7 +81,7 @@ function template(name = 'web', extra: Record<string, unknown> = {}): XObject {
     metadata: { name, namespace: 'default' },
     spec: {
       serviceType: 'greeter',
-      image: { path: IMAGE, digest: DIGEST, format: 'directory' },
+      image: { path: IMAGE, format: 'directory' },
       process: {
         command: [process.execPath, 'server.mjs'],
         env: [{ name: 'MESSAGE', value: '${params.message}' }],
@@ -95,13 +94,8 @@ function template(name = 'web', extra: Record<string, unknown> = {}): XObject {
   };
 }
 
-/** What the template controller does once the image is imported: status.digest. */
-function createReadyTemplate(name = 'web', extra: Record<string, unknown> = {}): void {
-  const t = store.create(template(name, extra));
-  store.update(
-    { ...t, status: { digest: DIGEST, conditions: [] } as XObject['status'] },
-    { subresource: 'status' },
-  );
+function createTemplate(name = 'web', extra: Record<string, unknown> = {}): void {
+  store.create(template(name, extra));
 }
 
 function instance(name: string, spec: Record<string, unknown> = {}): XObject {
@@ -184,7 +178,7 @@ function alive(pid: number): boolean {
 
 describe('ServiceInstance controller', () => {
   it('apply → Ready and reachable → spec change restarts it → delete removes process and finalizer', async () => {
-    createReadyTemplate();
+    createTemplate();
     await startController();
     store.create(instance('web-1'));
 
@@ -245,7 +239,7 @@ describe('ServiceInstance controller', () => {
   });
 
   it('a crash backs off and restarts, counting restarts; RerunOnFailure exit 0 stays stopped', async () => {
-    createReadyTemplate();
+    createTemplate();
     await startController();
     store.create(instance('crashy'));
     await until('Ready', () => ready('crashy'));
@@ -281,12 +275,12 @@ describe('ServiceInstance controller', () => {
     expect(getCondition(s, 'TemplateReady')!.message).toContain('ServiceTemplate default/web does not exist');
     expect(getCondition(s, 'Ready')).toMatchObject({ status: 'False', reason: 'TemplateNotFound' });
     expect(s.phase).toBe('Pending');
-    createReadyTemplate();
+    createTemplate();
     await until('Ready after the template appeared', () => ready('early'));
   });
 
   it('invalid parameters stall the instance with the field; fixing them starts it', async () => {
-    createReadyTemplate();
+    createTemplate();
     await startController();
     store.create(instance('bad', { parameters: { message: 'NOT VALID' } }));
     await until('Stalled', () => getCondition(statusOf('bad'), 'Stalled')?.status === 'True');
@@ -301,7 +295,7 @@ describe('ServiceInstance controller', () => {
   });
 
   it('a new controller on the same data dir adopts the running domain and destroys orphans', async () => {
-    createReadyTemplate();
+    createTemplate();
     const a = await startController();
     store.create(instance('keep'));
     store.create(instance('drop'));
