@@ -1,0 +1,318 @@
+// Service discovery over the DHT. A host advertises each service type it runs as a DHT provider record under
+// CID(sha256("/xenos/svc/<type>")) and re-provides periodically; it also publishes a signed, expiring status
+// record (`/xenos/host/<peerId>`: its instances with their endpoints), refreshed before it expires and served
+// directly on `/xenos/status/1.0.0`. Provider records linger after a host stops running a service (or stops),
+// so `discover(type)` only returns a provider's endpoints after checking its status record: signature, expiry,
+// and that it still lists a ready instance of that type with endpoints.
+
+import type { Stream } from '@libp2p/interface';
+import { lpStream } from '@libp2p/utils';
+import { Ajv } from 'ajv';
+import { CID } from 'multiformats/cid';
+import * as raw from 'multiformats/codecs/raw';
+import { sha256 } from 'multiformats/hashes/sha2';
+import type { OpOptions, ProviderPeer, XenosNode } from './node.ts';
+import {
+  hostRecordKey,
+  MAX_RECORD_BYTES,
+  type RecordBody,
+  type RecordPublisher,
+  verifyRecord,
+} from './records.ts';
+
+export const STATUS_PROTOCOL = '/xenos/status/1.0.0';
+const DEFAULT_REPROVIDE_INTERVAL = 10 * 60_000;
+const DEFAULT_STATUS_TTL = 60_000;
+const DEFAULT_STATUS_MAX_AGE = 5 * 60_000;
+const SERVICE_TYPE = /^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+export interface InstanceEndpoints {
+  namespace: string;
+  name: string;
+  serviceType: string;
+  /** `host:port` or URLs, as the instance registered them. */
+  endpoints: string[];
+  ready: boolean;
+}
+
+export interface HostStatus {
+  instances: InstanceEndpoints[];
+}
+
+export interface DiscoveredHost {
+  peerId: string;
+  /** The provider's libp2p addresses (for direct streams: image chunks, migration). */
+  multiaddrs: string[];
+  /** Ready instances of the requested type, with endpoints, from a verified fresh status record. */
+  instances: InstanceEndpoints[];
+  /** seq and expiry of the status record the answer was read from. */
+  seq: number;
+  expiresAt?: number;
+}
+
+export interface DiscoverOptions extends OpOptions {
+  /** Stop once this many hosts with fresh endpoints are found (default: wait for the whole query). */
+  limit?: number;
+}
+
+const ajv = new Ajv({ strict: true });
+const checkStatus = ajv.compile<HostStatus>({
+  type: 'object',
+  required: ['instances'],
+  additionalProperties: true,
+  properties: {
+    instances: {
+      type: 'array',
+      maxItems: 512,
+      items: {
+        type: 'object',
+        required: ['namespace', 'name', 'serviceType', 'endpoints', 'ready'],
+        additionalProperties: true,
+        properties: {
+          namespace: { type: 'string', maxLength: 63 },
+          name: { type: 'string', maxLength: 253 },
+          serviceType: { type: 'string', maxLength: 253 },
+          endpoints: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 512 } },
+          ready: { type: 'boolean' },
+        },
+      },
+    },
+  },
+});
+
+/** The DHT content ID a service type is advertised under. */
+export async function serviceCid(serviceType: string): Promise<CID> {
+  if (!SERVICE_TYPE.test(serviceType)) {
+    throw new TypeError(
+      `service type ${JSON.stringify(serviceType)}: use lower-case letters, digits, '-' and '.' (like a DNS name)`,
+    );
+  }
+  const digest = await sha256.digest(new TextEncoder().encode(`/xenos/svc/${serviceType}`));
+  return CID.createV1(raw.code, digest);
+}
+
+export interface DiscoveryComponents {
+  node: XenosNode;
+  records: RecordPublisher;
+  log?: (msg: string) => void;
+}
+
+export interface DiscoveryInit {
+  /** How often advertised types are provided again (ms). */
+  reprovideInterval?: number;
+  /** Lifetime of our status record (ms); it is republished at half of it while started. */
+  statusTtl?: number;
+  /** A status record without expiresAt counts as fresh for this long after issuedAt (ms). */
+  statusMaxAge?: number;
+}
+
+export class Discovery {
+  readonly #node: XenosNode;
+  readonly #records: RecordPublisher;
+  readonly #log: (msg: string) => void;
+  readonly #reprovideInterval: number;
+  readonly #statusTtl: number;
+  readonly #statusMaxAge: number;
+  readonly #advertised = new Set<string>();
+  #status: HostStatus | undefined;
+  #statusBytes: Uint8Array | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  #stop = new AbortController();
+  #running = false;
+
+  constructor(components: DiscoveryComponents, init: DiscoveryInit = {}) {
+    this.#node = components.node;
+    this.#records = components.records;
+    this.#log = components.log ?? (() => {});
+    this.#reprovideInterval = init.reprovideInterval ?? DEFAULT_REPROVIDE_INTERVAL;
+    this.#statusTtl = init.statusTtl ?? DEFAULT_STATUS_TTL;
+    this.#statusMaxAge = init.statusMaxAge ?? DEFAULT_STATUS_MAX_AGE;
+  }
+
+  /** Serves our status on STATUS_PROTOCOL and starts re-providing and status refresh. The node must be started. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    this.#stop = new AbortController();
+    await this.#node.handle(STATUS_PROTOCOL, (stream) => this.#serveStatus(stream));
+    this.#timers.push(
+      setInterval(() => {
+        for (const type of this.#advertised) {
+          this.#provide(type).catch((err) => this.#log(`re-provide ${type} failed: ${err?.message ?? err}`));
+        }
+      }, this.#reprovideInterval),
+      setInterval(
+        () => {
+          if (this.#status == null) return;
+          this.publishStatus(this.#status.instances).catch((err) =>
+            this.#log(`status refresh failed: ${err?.message ?? err}`),
+          );
+        },
+        Math.max(1000, this.#statusTtl / 2),
+      ),
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#stop.abort(new Error('discovery stopping'));
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    await this.#node.unhandle(STATUS_PROTOCOL);
+  }
+
+  /** Publishes this host's signed status (instances and endpoints), valid for statusTtl. */
+  async publishStatus(
+    instances: InstanceEndpoints[],
+    options: OpOptions = {},
+  ): Promise<RecordBody<HostStatus>> {
+    const status: HostStatus = { instances };
+    if (!checkStatus(status))
+      throw new TypeError(`host status: ${ajv.errorsText(checkStatus.errors, { dataVar: 'status' })}`);
+    const key = hostRecordKey(this.#node.peerId.toString());
+    const { record } = await this.#records.publishRecord('host', key, status, {
+      ...options,
+      ttl: this.#statusTtl,
+    });
+    this.#status = status;
+    this.#statusBytes = await this.#node.getLocalRecord(new TextEncoder().encode(key));
+    return record;
+  }
+
+  /** Announces this host as a provider of `serviceType` now and on every re-provide. */
+  async advertise(serviceType: string, options: OpOptions = {}): Promise<void> {
+    await serviceCid(serviceType); // validates the name before we remember it
+    this.#advertised.add(serviceType);
+    await this.#provide(serviceType, options);
+  }
+
+  /** Stops re-providing `serviceType` (existing provider records expire on their own; discover filters them). */
+  async unadvertise(serviceType: string): Promise<void> {
+    this.#advertised.delete(serviceType);
+    await this.#node.libp2p.services.dht.cancelReprovide(await serviceCid(serviceType)).catch(() => {});
+  }
+
+  get advertised(): string[] {
+    return [...this.#advertised];
+  }
+
+  async #provide(serviceType: string, options: OpOptions = {}): Promise<void> {
+    await this.#node.provide(await serviceCid(serviceType), this.#opts(options));
+  }
+
+  #opts(options: OpOptions): OpOptions {
+    const signal =
+      options.signal == null ? this.#stop.signal : AbortSignal.any([options.signal, this.#stop.signal]);
+    return { ...options, signal };
+  }
+
+  /** Provider records for `serviceType` as found (they may be stale: see discover). */
+  async *findProviders(serviceType: string, options: OpOptions = {}): AsyncGenerator<ProviderPeer> {
+    yield* this.#node.findProviders(await serviceCid(serviceType), options);
+  }
+
+  /**
+   * Hosts that run a ready instance of `serviceType`, with its endpoints, checked against each provider's fresh
+   * signed status record (fetched directly from the provider, or from the DHT when it cannot be reached).
+   */
+  async discover(serviceType: string, options: DiscoverOptions = {}): Promise<DiscoveredHost[]> {
+    const done = new AbortController();
+    const signal = AbortSignal.any([done.signal, ...(options.signal ? [options.signal] : [])]);
+    const opts = { ...options, signal };
+    const found: DiscoveredHost[] = [];
+    const pending: Promise<void>[] = [];
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    try {
+      for await (const provider of this.findProviders(serviceType, opts)) {
+        pending.push(
+          this.#check(provider, serviceType, opts).then(
+            (host) => {
+              if (host != null && found.length < limit) found.push(host);
+              if (found.length >= limit) done.abort();
+            },
+            (err) =>
+              this.#log(
+                `discover ${serviceType}: provider ${provider.peerId} skipped: ${err?.message ?? err}`,
+              ),
+          ),
+        );
+        if (found.length >= limit) break;
+      }
+    } catch (err) {
+      if (!done.signal.aborted) throw err;
+    }
+    await Promise.all(pending);
+    return found;
+  }
+
+  async #check(
+    provider: ProviderPeer,
+    serviceType: string,
+    options: OpOptions,
+  ): Promise<DiscoveredHost | undefined> {
+    const record = await this.#statusOf(provider, options);
+    const now = Date.now();
+    if (record.expiresAt == null && now - record.issuedAt > this.#statusMaxAge) return undefined;
+    if (!checkStatus(record.payload)) return undefined;
+    const instances = record.payload.instances.filter(
+      (i) => i.serviceType === serviceType && i.ready && i.endpoints.length > 0,
+    );
+    if (instances.length === 0) return undefined;
+    return {
+      peerId: provider.peerId,
+      multiaddrs: provider.multiaddrs,
+      instances,
+      seq: record.seq,
+      expiresAt: record.expiresAt,
+    };
+  }
+
+  /** The provider's verified status record: ours from memory, others' straight from them, else from the DHT. */
+  async #statusOf(provider: ProviderPeer, options: OpOptions): Promise<RecordBody<unknown>> {
+    const key = hostRecordKey(provider.peerId);
+    if (provider.peerId === this.#node.peerId.toString() && this.#statusBytes != null) {
+      return verifyRecord(key, this.#statusBytes);
+    }
+    try {
+      return await verifyRecord(key, await this.#requestStatus(provider, options));
+    } catch (err: any) {
+      if (options.signal?.aborted) throw err;
+      this.#log(
+        `status of ${provider.peerId} not available directly (${err?.message ?? err}); asking the DHT`,
+      );
+      return this.#records.fetchRecord(key, options);
+    }
+  }
+
+  async #requestStatus(provider: ProviderPeer, options: OpOptions): Promise<Uint8Array> {
+    const target =
+      this.#node.connectedPeers().includes(provider.peerId) || provider.multiaddrs.length === 0
+        ? provider.peerId
+        : withPeerId(provider.multiaddrs[0], provider.peerId);
+    const stream = await this.#node.dialProtocol(target, STATUS_PROTOCOL, options);
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_RECORD_BYTES });
+      const bytes = (await lp.read({ signal: options.signal })).subarray();
+      if (bytes.byteLength === 0) throw new Error(`${provider.peerId} has no status record`);
+      return bytes;
+    } finally {
+      stream.close(options).catch(() => {});
+    }
+  }
+
+  /** One length-prefixed message with our status record bytes (empty when not published yet), then close. */
+  #serveStatus(stream: Stream): void {
+    lpStream(stream)
+      .write(this.#statusBytes ?? new Uint8Array(0), { signal: AbortSignal.timeout(5000) })
+      .then(() => stream.close({ signal: AbortSignal.timeout(5000) }))
+      .catch((err) => {
+        stream.abort(err);
+        this.#log(`serving status: ${err?.message ?? err}`);
+      });
+  }
+}
+
+function withPeerId(addr: string, peerId: string): string {
+  return addr.includes('/p2p/') ? addr : `${addr}/p2p/${peerId}`;
+}
