@@ -40,7 +40,17 @@ export interface ApiServerInit {
   /** Reported in /version. */
   version?: string;
   log?: (msg: string) => void;
+  /** Routes served beside the resources (e.g. the cluster's discover endpoint), tried in order after
+   *  authentication: a route returns false when the path is not its own. Errors become Status objects. */
+  routes?: ApiRoute[];
 }
+
+/** An extra route of the API; `principal` is authenticated, the route authorizes. */
+export type ApiRoute = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: { url: URL; path: string; principal: Principal },
+) => Promise<boolean> | boolean;
 
 const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_PORT = 7443;
@@ -149,6 +159,9 @@ export class ApiServer {
       if (body === undefined) throw errors.pathNotFound(path);
       sendJson(res, 200, body);
     };
+    for (const route of this.#init.routes ?? []) {
+      if (await route(req, res, { url, path, principal })) return;
+    }
     if (path === '/version') return getOnly(versionInfo(this.#init.version ?? '0.0.0'));
     if (path === '/apis') return getOnly(apiGroupList(resources));
     if (path === '/openapi/v3') return getOnly(this.#openapi.index());

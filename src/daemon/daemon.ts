@@ -1,15 +1,19 @@
 // One xenosd: opens the store at DATA_DIR/state.db, loads the kinds from crds/, sets up tokens and
-// serves the API. Later issues plug controllers, drivers and the p2p node in here: they are
-// started after the store and API, and stopped before them.
+// serves the API. Then the cluster part (src/cluster: membership, placement, and with `cluster.p2p`
+// the libp2p node, replication, DHT status and discovery) starts, then the parts given to use()
+// (controllers, drivers); they stop in the reverse order, before the API and the store.
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { HostFacts } from '../../controllers/host/controller.ts';
 import { ApiResources } from '../api/api-resources.ts';
 import { TokenAuthenticator } from '../api/auth.ts';
 import { loadKinds } from '../api/kinds.ts';
-import { ApiServer } from '../api/server.ts';
+import { type ApiRoute, ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
-import { openStore } from '../store/sqlite-store.ts';
+import { type ClusterInit, ClusterService } from '../cluster/cluster-service.ts';
+import { discoverRoute } from '../cluster/discover-api.ts';
+import { openStore, type SqliteStore } from '../store/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
 import { ensureSelfSignedCert } from './self-signed-cert.ts';
 
@@ -22,6 +26,10 @@ export interface DaemonInit {
   /** PEM files, or 'self-signed' to make (once) and use DATA_DIR/tls.crt|key. Absent: plain HTTP. */
   tls?: { cert: string; key: string } | 'self-signed';
   log?: (msg: string) => void;
+  /** Membership, placement and the p2p overlay (see ClusterInit); dataDir and hostName come from here. */
+  cluster?: Omit<ClusterInit, 'dataDir' | 'hostName'>;
+  /** What the Host object reports about drivers (the daemon's driver selection sets it). */
+  hostFacts?: () => HostFacts;
 }
 
 /** A part that runs for the daemon's life (controllers, drivers, the p2p node). */
@@ -36,7 +44,9 @@ const VERSION: string = JSON.parse(
 
 export class Daemon {
   readonly init: DaemonInit;
-  #store?: Store;
+  #store?: SqliteStore;
+  #validator?: Validator;
+  #cluster?: ClusterService;
   #api?: ApiServer;
   #auth?: TokenAuthenticator;
   #resources?: ApiResources;
@@ -50,6 +60,17 @@ export class Daemon {
   get store(): Store {
     if (!this.#store) throw new Error('xenosd is not started');
     return this.#store;
+  }
+
+  get validator(): Validator {
+    if (!this.#validator) throw new Error('xenosd is not started');
+    return this.#validator;
+  }
+
+  /** Membership, placement and (with p2p) the overlay; available once started. */
+  get cluster(): ClusterService {
+    if (!this.#cluster) throw new Error('xenosd is not started');
+    return this.#cluster;
   }
 
   get auth(): TokenAuthenticator {
@@ -97,12 +118,25 @@ export class Daemon {
         ? await ensureSelfSignedCert(dataDir, [this.init.hostName, this.init.apiHost ?? ''])
         : this.init.tls;
     const tls = files ? { cert: readFileSync(files.cert), key: readFileSync(files.key) } : undefined;
+    this.#validator = new Validator(kinds);
+    const routes: ApiRoute[] = [discoverRoute(() => this.#cluster?.discovery)];
     this.#api = new ApiServer(
-      { store: this.#store, resources, validator: new Validator(kinds), auth: this.#auth },
-      { host: this.init.apiHost, port: this.init.apiPort, tls, version: VERSION, log: this.init.log },
+      { store: this.#store, resources, validator: this.#validator, auth: this.#auth },
+      { host: this.init.apiHost, port: this.init.apiPort, tls, version: VERSION, log: this.init.log, routes },
     );
     await this.#api.start();
     writeFileSync(join(dataDir, 'api.addr'), this.#api.url + '\n');
+    const apiUrl = this.#api.url;
+    this.#cluster = new ClusterService(
+      {
+        store: this.#store,
+        validator: this.#validator,
+        facts: () => ({ apiUrl, version: VERSION, ...this.init.hostFacts?.() }),
+        log: this.init.log ?? ((msg) => process.stderr.write(`${msg}\n`)),
+      },
+      { ...this.init.cluster, dataDir, hostName: this.init.hostName },
+    );
+    await this.#cluster.start();
     for (const s of this.#services) await s.start();
   }
 
@@ -111,6 +145,8 @@ export class Daemon {
     if (!this.#started) return;
     this.#started = false;
     for (const s of [...this.#services].reverse()) await s.stop();
+    await this.#cluster?.stop();
+    this.#cluster = undefined;
     await this.#api?.stop();
     this.#api = undefined;
     rmSync(join(this.init.dataDir, 'api.addr'), { force: true });

@@ -29,6 +29,13 @@ async function main(): Promise<void> {
       : opts.tlsCert && opts.tlsKey
         ? { cert: opts.tlsCert, key: opts.tlsKey }
         : undefined,
+    cluster: {
+      labels: opts.labels,
+      hostTimeoutMs: opts.hostTimeoutMs,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      maxInstances: opts.maxInstances,
+      p2p: opts.p2p,
+    },
   });
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -55,6 +62,9 @@ async function main(): Promise<void> {
     await daemon.stop().catch(() => {});
     fail(msg, 1);
   }
+  const node = daemon.cluster.node;
+  if (node)
+    process.stdout.write(`xenosd ${opts.hostName} p2p peer ${node.peerId} on ${node.multiaddrs.join(' ')}\n`);
   process.stdout.write(`xenosd ${opts.hostName} serving API on ${daemon.apiUrl}\n`);
 }
 

@@ -20,6 +20,27 @@ export interface DaemonOptions {
   tlsKey?: string;
   /** Serve HTTPS with DATA_DIR/tls.crt|key, made with openssl on first start. */
   tlsSelfSigned?: boolean;
+  /** The p2p overlay: listen address (`--p2p`), cluster key file, bootstrap multiaddrs (`--join`). */
+  p2p?: { listen: string; clusterKeyFile: string; join: string[] };
+  /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
+  labels: Record<string, string>;
+  hostTimeoutMs: number;
+  heartbeatIntervalMs?: number;
+  maxInstances?: number;
+}
+
+export const DEFAULT_HOST_TIMEOUT = '15s';
+
+/** `15s`, `500ms`, `2m` or a bare number of seconds → milliseconds. */
+export function parseDuration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`expected a duration like 15s, 500ms or 2m, got "${value}"`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 /** A mistake in the command line, for one-line reporting. */
@@ -62,6 +83,23 @@ export function parseOptions(
       '--tls-self-signed',
       'serve HTTPS with a self-signed certificate kept in DATA_DIR (kubectl needs TLS to send tokens)',
     )
+    .option(
+      '--cluster-key <file>',
+      "the cluster's pre-shared key (created when missing; copy it to every host that joins)",
+    )
+    .option('--p2p <host:port>', 'join the p2p overlay, listening here (port 0: any; see DATA_DIR/p2p.addrs)')
+    .option('--join <multiaddr>', 'a host of the cluster to bootstrap from (repeatable)', collect, [])
+    .option('--label <key=value>', "a label on this host's Host object (repeatable)", collect, [])
+    .option(
+      '--host-timeout <duration>',
+      'a host silent this long is NotReady and gets no new instances',
+      DEFAULT_HOST_TIMEOUT,
+    )
+    .option(
+      '--heartbeat-interval <duration>',
+      'how often this host heartbeats (default: timeout / 5, at most 3s)',
+    )
+    .option('--max-instances <n>', 'instances this host accepts (allocatable.instances)')
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: () => {} })
     .allowExcessArguments(false);
@@ -88,6 +126,13 @@ export function parseOptions(
     tlsCert?: string;
     tlsKey?: string;
     tlsSelfSigned?: boolean;
+    clusterKey?: string;
+    p2p?: string;
+    join: string[];
+    label: string[];
+    hostTimeout: string;
+    heartbeatInterval?: string;
+    maxInstances?: string;
   }>();
   let api: { host: string; port: number };
   try {
@@ -102,7 +147,43 @@ export function parseOptions(
   if (o.tlsSelfSigned && o.tlsCert)
     throw new UsageError('--tls-self-signed and --tls-cert exclude each other: pick one');
   if (!o.hostName.trim()) throw new UsageError('--host-name must not be empty');
+  if (o.join.length > 0 && !o.p2p)
+    throw new UsageError('--join needs --p2p HOST:PORT (where this host listens)');
+  if (o.p2p && !o.clusterKey)
+    throw new UsageError('--p2p needs --cluster-key FILE (created when missing; copy it to the other hosts)');
+  for (const j of o.join) {
+    if (!j.startsWith('/') || !j.includes('/p2p/'))
+      throw new UsageError(
+        `--join "${j}": expected a multiaddr with a peer id, e.g. /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW... (see DATA_DIR/p2p.addrs of that host)`,
+      );
+  }
+  const labels: Record<string, string> = {};
+  for (const l of o.label) {
+    const m = /^([a-z0-9A-Z]([-a-zA-Z0-9_./]*[a-zA-Z0-9])?)=([-a-zA-Z0-9_.]*)$/.exec(l);
+    if (!m) throw new UsageError(`--label "${l}": expected KEY=VALUE with a Kubernetes label key and value`);
+    labels[m[1]] = m[3];
+  }
+  const duration = (flag: string, v: string) => {
+    try {
+      const ms = parseDuration(v);
+      if (ms <= 0) throw new InvalidArgumentError('it must be above zero');
+      return ms;
+    } catch (err) {
+      throw new UsageError(`${flag} "${v}": ${(err as Error).message}`);
+    }
+  };
+  const hostTimeoutMs = duration('--host-timeout', o.hostTimeout);
+  const maxInstances = o.maxInstances === undefined ? undefined : Number(o.maxInstances);
+  if (maxInstances !== undefined && !(Number.isInteger(maxInstances) && maxInstances >= 0))
+    throw new UsageError(`--max-instances "${o.maxInstances}": expected a whole number`);
   return {
+    p2p: o.p2p ? { listen: o.p2p, clusterKeyFile: resolve(o.clusterKey!), join: o.join } : undefined,
+    labels,
+    hostTimeoutMs,
+    heartbeatIntervalMs: o.heartbeatInterval
+      ? duration('--heartbeat-interval', o.heartbeatInterval)
+      : Math.min(3000, Math.max(100, Math.round(hostTimeoutMs / 5))),
+    maxInstances,
     dataDir: resolve(o.dataDir),
     apiHost: api.host,
     apiPort: api.port,

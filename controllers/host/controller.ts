@@ -1,0 +1,233 @@
+// The Host controller of one xenosd: membership. For its own Host object (name = host name) it
+// registers the host (create, labels), and keeps its status current: capacity and allocatable from the
+// machine, what its instances take, driver and capabilities, addresses, peer id, version and a fresh
+// `heartbeatTime` every heartbeat interval, with Ready=True. Only this host writes that status.
+//
+// For every other Host it watches liveness (src/cluster/liveness.ts: a heartbeat change seen on this
+// host's own clock within the timeout). A host that has gone silent must show Ready=False everywhere,
+// yet it cannot say so itself; as Kubernetes' node-lifecycle controller does for a silent kubelet, one
+// other host writes it: the live host that ranks first for `host/<name>` by rendezvous hash among the
+// hosts it sees live (deterministic, so normally exactly one; a duplicate write is identical and
+// harmless). When the host returns, its own next heartbeat writes Ready=True and, being the newer
+// write, wins in the replicated store.
+
+import { availableParallelism, totalmem } from 'node:os';
+import {
+  API_VERSION,
+  type Host,
+  type HostStatus,
+  type ServiceInstance,
+  type XObject,
+} from '../../src/api/types.ts';
+import { HOST_KIND, type HostLiveness } from '../../src/cluster/liveness.ts';
+import { ownerOf } from '../../src/cluster/rendezvous.ts';
+import { allocatedBy, formatCpu, formatMemory } from '../../src/cluster/resources.ts';
+import { getCondition, READY, setCondition } from '../../src/reconcile/conditions.ts';
+import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
+import { objectKey } from '../../src/reconcile/keys.ts';
+import { consoleLogger, type Logger } from '../../src/reconcile/log.ts';
+import { updateStatus } from '../../src/reconcile/status.ts';
+import { AlreadyExistsError } from '../../src/store/errors.ts';
+import type { Store } from '../../src/store/store.ts';
+
+const INSTANCE_KIND = 'ServiceInstance';
+const TEMPLATE_KIND = 'ServiceTemplate';
+export const HOSTNAME_LABEL = 'xenos.io/hostname';
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 3_000;
+export const DEFAULT_MAX_INSTANCES = 110;
+
+/** What the daemon knows about this host, read at every heartbeat. */
+export interface HostFacts {
+  driver?: string;
+  drivers?: string[];
+  capabilities?: string[];
+  apiUrl?: string;
+  p2pAddrs?: string[];
+  peerId?: string;
+  version?: string;
+}
+
+export interface HostControllerComponents {
+  store: Store;
+  liveness: HostLiveness;
+  facts: () => HostFacts;
+  log?: Logger;
+}
+
+export interface HostControllerInit {
+  hostName: string;
+  /** Labels this host puts on its Host object (hostSelectors match them); xenos.io/hostname is added. */
+  labels?: Record<string, string>;
+  heartbeatIntervalMs?: number;
+  /** allocatable.instances. */
+  maxInstances?: number;
+  /** Called after each heartbeat written (the daemon republishes the DHT heartbeat record then). */
+  onHeartbeat?: (host: Host) => void;
+}
+
+export class HostController {
+  readonly #store: Store;
+  readonly #liveness: HostLiveness;
+  readonly #facts: () => HostFacts;
+  readonly #log: Logger;
+  readonly #init: HostControllerInit;
+  readonly #interval: number;
+  readonly #runner: Controller;
+
+  constructor(components: HostControllerComponents, init: HostControllerInit) {
+    this.#store = components.store;
+    this.#liveness = components.liveness;
+    this.#facts = components.facts;
+    this.#log = components.log ?? consoleLogger('host-controller');
+    this.#init = init;
+    this.#interval = init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.#runner = new Controller(
+      { store: this.#store, log: this.#log },
+      {
+        name: 'host',
+        kind: HOST_KIND,
+        workers: 1,
+        reconcile: (key) => this.reconcile(key),
+        watches: [
+          {
+            kind: INSTANCE_KIND,
+            map: (i) =>
+              (i as unknown as ServiceInstance).spec?.host === init.hostName ? [init.hostName] : [],
+          },
+        ],
+      },
+    );
+  }
+
+  start(): void {
+    this.#runner.start();
+    this.#runner.enqueue(this.#init.hostName);
+  }
+
+  async stop(): Promise<void> {
+    await this.#runner.stop();
+  }
+
+  reconcile(name: string): ReconcileResult | undefined {
+    return name === this.#init.hostName ? this.#reconcileSelf(name) : this.#reconcileOther(name);
+  }
+
+  #reconcileSelf(name: string): ReconcileResult {
+    const key = objectKey(HOST_KIND, name);
+    const labels = { ...this.#init.labels, [HOSTNAME_LABEL]: name };
+    const existing = this.#store.get(key) as Host | undefined;
+    if (!existing) {
+      try {
+        this.#store.create({
+          apiVersion: API_VERSION,
+          kind: HOST_KIND,
+          metadata: { name, labels },
+          spec: {},
+        } as XObject);
+      } catch (err) {
+        if (!(err instanceof AlreadyExistsError)) throw err;
+      }
+    } else if (Object.entries(labels).some(([k, v]) => existing.metadata.labels?.[k] !== v)) {
+      this.#store.update({
+        ...(existing as unknown as XObject),
+        metadata: { ...existing.metadata, labels: { ...existing.metadata.labels, ...labels } },
+      });
+    }
+    const now = Date.now();
+    let beat = false;
+    const written = updateStatus<HostStatus>(this.#store, key, (status, obj) => {
+      const facts = this.#facts();
+      const last = status.heartbeatTime ? Date.parse(status.heartbeatTime) : 0;
+      // Beat when due; the watch event of our own write must not start a write loop.
+      if (now - last >= this.#interval * 0.9 || getCondition(status, READY)?.status !== 'True') {
+        status.heartbeatTime = new Date(now).toISOString();
+        beat = true;
+      }
+      const capacity = {
+        cpu: String(availableParallelism()),
+        memory: formatMemory(totalmem()),
+        instances: this.#init.maxInstances ?? DEFAULT_MAX_INSTANCES,
+      };
+      status.capacity = capacity;
+      status.allocatable = { ...capacity };
+      const used = this.#allocated(name);
+      status.allocated = {
+        cpu: formatCpu(used.cpuMillis),
+        memory: formatMemory(used.memory),
+        instances: used.instances,
+      };
+      if (facts.driver) status.driver = facts.driver;
+      if (facts.drivers) status.drivers = facts.drivers;
+      if (facts.capabilities) status.capabilities = facts.capabilities;
+      status.addresses = {
+        ...(facts.apiUrl ? { api: facts.apiUrl } : {}),
+        ...(facts.p2pAddrs ? { p2p: facts.p2pAddrs } : {}),
+      };
+      if (facts.peerId) status.peerId = facts.peerId;
+      if (facts.version) status.version = facts.version;
+      const spec = (obj as unknown as Host).spec;
+      status.phase = spec?.drain ? 'Draining' : 'Ready';
+      status.observedGeneration = obj.metadata.generation;
+      setCondition(
+        status,
+        {
+          type: READY,
+          status: 'True',
+          reason: 'HeartbeatFresh',
+          message: `xenosd on ${name} is running and heartbeating`,
+        },
+        obj.metadata.generation,
+      );
+    });
+    if (beat && written) this.#init.onHeartbeat?.(written as unknown as Host);
+    const last = Date.parse((written as Host | undefined)?.status?.heartbeatTime ?? '') || now;
+    return { requeueAfterMs: Math.max(50, last + this.#interval - Date.now()) };
+  }
+
+  #allocated(name: string) {
+    const mine = this.#store
+      .list(INSTANCE_KIND)
+      .items.filter(
+        (i) => (i as unknown as ServiceInstance).spec?.host === name,
+      ) as unknown as ServiceInstance[];
+    return allocatedBy(
+      mine,
+      (i) =>
+        this.#store.get({
+          kind: TEMPLATE_KIND,
+          namespace: i.metadata.namespace ?? 'default',
+          name: i.spec?.templateRef?.name ?? '',
+        }) as never,
+    );
+  }
+
+  #reconcileOther(name: string): ReconcileResult | undefined {
+    const host = this.#store.get(objectKey(HOST_KIND, name)) as Host | undefined;
+    if (!host) return undefined;
+    if (this.#liveness.isLive(name)) {
+      return { requeueAfterMs: this.#liveness.remainingMs(name) + 50 };
+    }
+    const owner = ownerOf(`host/${name}`, this.#liveness.liveHosts());
+    if (owner !== this.#init.hostName) return { requeueAfterMs: this.#interval };
+    if (getCondition(host.status, READY)?.status === 'False') return { requeueAfterMs: this.#interval };
+    const silent = this.#liveness.silentForMs(name);
+    updateStatus<HostStatus>(this.#store, objectKey(HOST_KIND, name), (status, obj) => {
+      status.phase = 'NotReady';
+      setCondition(
+        status,
+        {
+          type: READY,
+          status: 'False',
+          reason: 'HeartbeatTimeout',
+          message:
+            `no heartbeat from ${name} seen by ${this.#init.hostName} for ` +
+            `${silent == null ? 'ever' : `${Math.round(silent / 1000)} s`} ` +
+            `(timeout ${Math.round(this.#liveness.timeoutMs / 1000)} s); marked by ${this.#init.hostName}`,
+        },
+        obj.metadata.generation,
+      );
+    });
+    this.#log.info(`host ${name}: no heartbeat within ${this.#liveness.timeoutMs} ms; marked NotReady`);
+    return { requeueAfterMs: this.#interval };
+  }
+}

@@ -1,0 +1,186 @@
+// The cluster part of one xenosd, started by the Daemon after its store and API: membership (the Host
+// controller and the liveness view), placement (handed to the instance controller), and — when the host
+// joins a p2p overlay (`--p2p`) — the libp2p node (src/p2p), state replication over it
+// (src/store/replication), this host's status records and service advertisements in the DHT, and the
+// discover API. Without `--p2p` the host is a cluster of one: Host object, heartbeat and placement
+// still work, discovery answers 503.
+
+import { join } from 'node:path';
+import { HostController, type HostFacts } from '../../controllers/host/controller.ts';
+import type { XObject } from '../api/types.ts';
+import type { Validator } from '../api/validation.ts';
+import { Discovery } from '../p2p/discovery.ts';
+import { openXenosNode, type XenosNode } from '../p2p/node.ts';
+import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
+import { RecordPublisher } from '../p2p/records.ts';
+import type { Logger } from '../reconcile/log.ts';
+import { Libp2pTransport } from '../store/replication/libp2p-transport.ts';
+import { Replicator } from '../store/replication/replicator.ts';
+import type { SqliteStore } from '../store/sqlite-store.ts';
+import { HostLiveness } from './liveness.ts';
+import { Placement } from './placement.ts';
+import { StatusPublisher } from './status-publisher.ts';
+
+export interface ClusterComponents {
+  store: SqliteStore;
+  validator: Validator;
+  /** Driver name, drivers, capabilities, API URL, version: read at every heartbeat. */
+  facts: () => HostFacts;
+  log: (msg: string) => void;
+}
+
+export interface ClusterInit {
+  dataDir: string;
+  hostName: string;
+  labels?: Record<string, string>;
+  hostTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  maxInstances?: number;
+  /** The overlay; absent: a single host. */
+  p2p?: {
+    listen: string;
+    join?: string[];
+    clusterKeyFile: string;
+    /** Anti-entropy period of replication (ms). */
+    syncIntervalMs?: number;
+  };
+}
+
+function logger(log: (msg: string) => void, component: string): Logger {
+  const line =
+    (level: string) =>
+    (msg: string, ...args: unknown[]) => {
+      const extra = args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ');
+      log(`[${component}] ${level === 'info' ? '' : `${level}: `}${msg}${extra ? ` ${extra}` : ''}`);
+    };
+  return {
+    debug: (msg, ...args) => {
+      if (process.env.XENOS_DEBUG) line('debug')(msg, ...args);
+    },
+    info: line('info'),
+    warn: line('warn'),
+    error: line('error'),
+  };
+}
+
+export class ClusterService {
+  readonly liveness: HostLiveness;
+  readonly placement: Placement;
+  readonly #components: ClusterComponents;
+  readonly #init: ClusterInit;
+  readonly #hosts: HostController;
+  #node?: XenosNode;
+  #discovery?: Discovery;
+  #replicator?: Replicator;
+  #publisher?: StatusPublisher;
+  #started = false;
+
+  constructor(components: ClusterComponents, init: ClusterInit) {
+    this.#components = components;
+    this.#init = init;
+    const { store } = components;
+    this.liveness = new HostLiveness({ store }, { self: init.hostName, timeoutMs: init.hostTimeoutMs });
+    this.placement = new Placement({ store, liveness: this.liveness });
+    this.#hosts = new HostController(
+      {
+        store,
+        liveness: this.liveness,
+        facts: () => ({
+          ...components.facts(),
+          ...(this.#node?.started
+            ? { peerId: this.#node.peerId.toString(), p2pAddrs: this.#node.multiaddrs }
+            : {}),
+        }),
+        log: logger(components.log, 'host'),
+      },
+      {
+        hostName: init.hostName,
+        labels: init.labels,
+        heartbeatIntervalMs: init.heartbeatIntervalMs,
+        maxInstances: init.maxInstances,
+      },
+    );
+  }
+
+  /** The libp2p node, when this host is in an overlay and started. */
+  get node(): XenosNode | undefined {
+    return this.#node;
+  }
+
+  get discovery(): Discovery | undefined {
+    return this.#discovery;
+  }
+
+  get replicator(): Replicator | undefined {
+    return this.#replicator;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const { store, log } = this.#components;
+    const p2p = this.#init.p2p;
+    if (p2p) {
+      const node = await openXenosNode({
+        dataDir: this.#init.dataDir,
+        listen: p2p.listen,
+        bootstrap: p2p.join,
+        clusterKeyFile: p2p.clusterKeyFile,
+        createClusterKey: true,
+        log: (msg) => log(`[p2p] ${msg}`),
+      });
+      this.#node = node;
+      await node.start();
+      const { privateKey } = await loadOrCreatePeerKey(join(this.#init.dataDir, PEER_KEY_FILE));
+      const records = new RecordPublisher({ node, privateKey }, { dataDir: this.#init.dataDir });
+      const ttl = this.liveness.timeoutMs;
+      this.#discovery = new Discovery(
+        { node, records, log: (msg) => log(`[discovery] ${msg}`) },
+        { statusTtl: ttl },
+      );
+      await this.#discovery.start();
+      const validator = this.#components.validator;
+      this.#replicator = new Replicator(
+        {
+          store,
+          transport: new Libp2pTransport({ node, log: (msg) => log(`[replication] ${msg}`) }),
+          validate: (obj: XObject) => [
+            ...validator.validate(structuredClone(obj)),
+            ...validator.validate(structuredClone(obj), { subresource: 'status' }),
+          ],
+          log: (msg, err) => log(`[replication] ${msg}${err ? `: ${(err as Error).message ?? err}` : ''}`),
+        },
+        { syncIntervalMs: p2p.syncIntervalMs },
+      );
+      await this.#replicator.start();
+      this.#publisher = new StatusPublisher(
+        {
+          store,
+          discovery: this.#discovery,
+          records,
+          peerId: node.peerId.toString(),
+          log: (msg) => log(`[status] ${msg}`),
+        },
+        { hostName: this.#init.hostName, ttlMs: ttl },
+      );
+    }
+    this.liveness.start();
+    this.#hosts.start();
+    this.#publisher?.start();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    await this.#publisher?.stop();
+    await this.#hosts.stop();
+    this.liveness.stop();
+    await this.#replicator?.stop();
+    await this.#discovery?.stop();
+    await this.#node?.stop();
+    this.#publisher = undefined;
+    this.#replicator = undefined;
+    this.#discovery = undefined;
+    this.#node = undefined;
+  }
+}

@@ -1,0 +1,95 @@
+// The API's discover endpoint: GET /apis/xenos.io/v1alpha1/namespaces/{ns}/discover/{serviceType}
+// returns the live endpoints of a service type, found through the DHT from whichever host is asked
+// (provider records for the type, then each provider's fresh signed host record), never from the
+// replicated store: a host that runs none of them answers the same. `?timeoutSeconds=N` bounds the
+// DHT query (default 5). Needs `list` on serviceinstances in the namespace.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { authorize } from '../api/auth.ts';
+import { sendJson } from '../api/http-io.ts';
+import type { ApiRoute } from '../api/server.ts';
+import { ApiError, errors } from '../api/status-errors.ts';
+import { API_VERSION, GROUP, VERSION } from '../api/types.ts';
+import type { Discovery } from '../p2p/discovery.ts';
+
+const PATH = new RegExp(
+  `^/apis/${GROUP.replace('.', '\\.')}/${VERSION}/namespaces/([^/]+)/discover/([^/]+)$`,
+);
+const DEFAULT_TIMEOUT_MS = 5_000;
+
+export interface DiscoveredEndpoint {
+  namespace: string;
+  instance: string;
+  /** The host's name as its record says, and its peer id (the record's signer). */
+  host?: string;
+  peerId: string;
+  endpoints: string[];
+}
+
+export interface DiscoveryResult {
+  apiVersion: string;
+  kind: 'DiscoveryResult';
+  serviceType: string;
+  namespace: string;
+  items: DiscoveredEndpoint[];
+}
+
+/** Live endpoints of `serviceType` in `namespace`, through the DHT. */
+export async function discoverEndpoints(
+  discovery: Discovery,
+  namespace: string,
+  serviceType: string,
+  options: { signal?: AbortSignal; timeout?: number } = {},
+): Promise<DiscoveryResult> {
+  const hosts = await discovery.discover(serviceType, options);
+  const items: DiscoveredEndpoint[] = [];
+  for (const h of hosts) {
+    for (const i of h.instances) {
+      if (i.namespace !== namespace) continue;
+      const host = (i as { host?: unknown }).host;
+      items.push({
+        namespace: i.namespace,
+        instance: i.name,
+        ...(typeof host === 'string' ? { host } : {}),
+        peerId: h.peerId,
+        endpoints: i.endpoints,
+      });
+    }
+  }
+  items.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
+  return { apiVersion: API_VERSION, kind: 'DiscoveryResult', serviceType, namespace, items };
+}
+
+/** The route; `discovery()` is undefined while this host runs without p2p (then 503). */
+export function discoverRoute(discovery: () => Discovery | undefined): ApiRoute {
+  return async (req: IncomingMessage, res: ServerResponse, { url, path, principal }) => {
+    const m = PATH.exec(path);
+    if (!m) return false;
+    const namespace = decodeURIComponent(m[1]);
+    const serviceType = decodeURIComponent(m[2]);
+    req.resume();
+    if ((req.method ?? 'GET') !== 'GET') throw errors.methodNotAllowed(req.method ?? '', ['GET']);
+    if (!authorize(principal, 'list', { group: GROUP, resource: 'serviceinstances', namespace })) {
+      throw errors.forbidden(
+        `discover is forbidden: User "${principal.name}" cannot list resource "serviceinstances" in API group "${GROUP}" in the namespace "${namespace}"`,
+      );
+    }
+    const d = discovery();
+    if (!d) {
+      throw new ApiError(
+        503,
+        'ServiceUnavailable',
+        'this xenosd runs without the p2p overlay (start it with --p2p HOST:PORT to discover services)',
+      );
+    }
+    const seconds = Number(url.searchParams.get('timeoutSeconds'));
+    const timeout = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_TIMEOUT_MS;
+    try {
+      sendJson(res, 200, await discoverEndpoints(d, namespace, serviceType, { timeout }));
+    } catch (err) {
+      if (err instanceof TypeError) throw errors.badRequest(err.message);
+      throw err;
+    }
+    return true;
+  };
+}

@@ -1,0 +1,20 @@
+// Named errors of the cluster module (membership, placement, the local-cluster command): each says what
+// was wrong, where, and what to do, so xenosd and the scripts can print it as one line.
+
+export class ClusterConfigError extends Error {
+  static readonly code = 'ERR_CLUSTER_CONFIG';
+  readonly code = ClusterConfigError.code;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ClusterConfigError';
+  }
+}
+
+export class LocalClusterError extends Error {
+  static readonly code = 'ERR_LOCAL_CLUSTER';
+  readonly code = LocalClusterError.code;
+  constructor(message: string) {
+    super(message);
+    this.name = 'LocalClusterError';
+  }
+}

@@ -1,0 +1,106 @@
+// Which hosts are alive, as this host sees it. A host proves it is alive by writing a new
+// `status.heartbeatTime` into its own Host object (replicated to every host); this host notes, on its
+// OWN clock, when it last saw that value change, and calls a host live while that was less than
+// `timeoutMs` ago. So liveness needs no synchronised clocks: only the first sighting of a host (at
+// start) trusts the writer's clock, to avoid calling a long-dead host live for a whole timeout.
+// This host itself is always live. Each host computes this locally; the cluster-wide NotReady
+// condition is then written by one deterministic owner (see controllers/host/controller.ts).
+
+import type { Host, XObject } from '../api/types.ts';
+import type { Store } from '../store/store.ts';
+
+export const HOST_KIND = 'Host';
+export const DEFAULT_HOST_TIMEOUT_MS = 15_000;
+
+export interface LivenessComponents {
+  store: Store;
+  /** Milliseconds, monotonic enough for intervals; defaults to Date.now. */
+  now?: () => number;
+}
+
+export interface LivenessInit {
+  self: string;
+  timeoutMs?: number;
+}
+
+interface Sighting {
+  heartbeat: string;
+  /** Local time the heartbeat was first seen with this value. */
+  seenAt: number;
+}
+
+export class HostLiveness {
+  readonly self: string;
+  readonly timeoutMs: number;
+  readonly #store: Store;
+  readonly #now: () => number;
+  readonly #seen = new Map<string, Sighting>();
+  #unwatch?: () => void;
+
+  constructor(components: LivenessComponents, init: LivenessInit) {
+    this.#store = components.store;
+    this.#now = components.now ?? Date.now;
+    this.self = init.self;
+    this.timeoutMs = init.timeoutMs ?? DEFAULT_HOST_TIMEOUT_MS;
+  }
+
+  start(): void {
+    if (this.#unwatch) return;
+    const list = this.#store.list(HOST_KIND);
+    for (const h of list.items) this.observe(h);
+    this.#unwatch = this.#store.watch(HOST_KIND, { resourceVersion: list.resourceVersion }, (ev) => {
+      if (ev.type === 'DELETED') this.#seen.delete(ev.object.metadata.name);
+      else this.observe(ev.object);
+    });
+  }
+
+  stop(): void {
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+  }
+
+  /** Notes a Host object as read from the store (watch events call this). */
+  observe(obj: XObject): void {
+    const host = obj as unknown as Host;
+    const name = host.metadata.name;
+    const heartbeat = host.status?.heartbeatTime;
+    if (!heartbeat) return;
+    const prev = this.#seen.get(name);
+    if (prev?.heartbeat === heartbeat) return;
+    const now = this.#now();
+    let seenAt = now;
+    if (!prev) {
+      // First sighting: trust the writer's clock, but never into the future.
+      const written = Date.parse(heartbeat);
+      if (!Number.isNaN(written)) seenAt = now - Math.max(0, Date.now() - written);
+    }
+    this.#seen.set(name, { heartbeat, seenAt });
+  }
+
+  isLive(name: string): boolean {
+    if (name === this.self) return true;
+    const s = this.#seen.get(name);
+    return s != null && this.#now() - s.seenAt < this.timeoutMs;
+  }
+
+  /** Milliseconds until `name` times out (0 when it has), for requeueing. */
+  remainingMs(name: string): number {
+    const s = this.#seen.get(name);
+    if (!s) return 0;
+    return Math.max(0, s.seenAt + this.timeoutMs - this.#now());
+  }
+
+  /** Milliseconds since `name` was last seen alive (undefined: never). */
+  silentForMs(name: string): number | undefined {
+    const s = this.#seen.get(name);
+    return s == null ? undefined : this.#now() - s.seenAt;
+  }
+
+  /** Names of the Host objects in the store that are live now (this host included when it has one). */
+  liveHosts(): string[] {
+    return this.#store
+      .list(HOST_KIND)
+      .items.map((h) => h.metadata.name)
+      .filter((n) => this.isLive(n));
+  }
+}

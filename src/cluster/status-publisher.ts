@@ -1,0 +1,188 @@
+// Publishes what this host runs into the DHT, so any host can read it without asking this one:
+//  - the host record (`/xenos/host/<peerId>`, through src/p2p's Discovery): the instances on this host with
+//    their service type, readiness and endpoints. It is signed, sequence-numbered and expires after `ttlMs`;
+//    Discovery republishes it at half that, so it is also this host's heartbeat in the DHT: a host that
+//    dies stops refreshing it, and once it expires nobody accepts it (its endpoints vanish from discovery).
+//  - one record per instance (`/xenos/inst/<peerId>/<ns>/<name>`): phase, endpoints, service type.
+//  - a provider record per service type of a Ready instance here (Discovery.advertise); a type with no
+//    Ready instance left is no longer re-provided, and the fresh host record stops listing it at once.
+// Instance records are republished every ttlMs/2. Changes are collected for `debounceMs` and published in one pass; failures are logged and retried on
+// the next change or refresh.
+
+import type { ServiceInstance } from '../api/types.ts';
+import type { Discovery, InstanceEndpoints } from '../p2p/discovery.ts';
+import { instanceRecordKey, type RecordPublisher } from '../p2p/records.ts';
+import type { Store } from '../store/store.ts';
+
+const INSTANCE_KIND = 'ServiceInstance';
+const DEFAULT_DEBOUNCE_MS = 50;
+const DEFAULT_TTL_MS = 15_000;
+
+/** What an instance record says (payload of `/xenos/inst/...`). */
+export interface InstanceRecord {
+  host: string;
+  namespace: string;
+  name: string;
+  serviceType: string;
+  phase: string;
+  ready: boolean;
+  endpoints: string[];
+}
+
+/** What each entry of the host record says; `host` is beyond Discovery's schema (which allows it). */
+export interface PublishedInstance extends InstanceEndpoints {
+  host: string;
+}
+
+export interface StatusPublisherComponents {
+  store: Store;
+  discovery: Discovery;
+  records: RecordPublisher;
+  peerId: string;
+  log?: (msg: string) => void;
+}
+
+export interface StatusPublisherInit {
+  hostName: string;
+  ttlMs?: number;
+  debounceMs?: number;
+}
+
+function endpointsOf(i: ServiceInstance): string[] {
+  return (i.status?.endpoints ?? []).map((e) => e.url ?? `${e.address}:${e.port}`);
+}
+
+export function instanceRecordOf(i: ServiceInstance, hostName: string): InstanceRecord {
+  const ready = i.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  return {
+    host: hostName,
+    namespace: i.metadata.namespace ?? 'default',
+    name: i.metadata.name,
+    serviceType: i.status?.serviceType ?? i.spec?.templateRef?.name ?? '',
+    phase: i.status?.phase ?? 'Pending',
+    ready,
+    endpoints: endpointsOf(i),
+  };
+}
+
+export class StatusPublisher {
+  readonly #store: Store;
+  readonly #discovery: Discovery;
+  readonly #records: RecordPublisher;
+  readonly #peerId: string;
+  readonly #log: (msg: string) => void;
+  readonly #init: StatusPublisherInit;
+  readonly #published = new Map<string, string>();
+  #unwatch?: () => void;
+  #timer?: NodeJS.Timeout;
+  #refresh?: NodeJS.Timeout;
+  #running?: Promise<void>;
+  #again = false;
+  #stop = new AbortController();
+
+  constructor(components: StatusPublisherComponents, init: StatusPublisherInit) {
+    this.#store = components.store;
+    this.#discovery = components.discovery;
+    this.#records = components.records;
+    this.#peerId = components.peerId;
+    this.#log = components.log ?? (() => {});
+    this.#init = init;
+  }
+
+  get ttlMs(): number {
+    return this.#init.ttlMs ?? DEFAULT_TTL_MS;
+  }
+
+  start(): void {
+    if (this.#unwatch) return;
+    this.#stop = new AbortController();
+    this.#unwatch = this.#store.watch(INSTANCE_KIND, {}, (ev) => {
+      const i = ev.object as unknown as ServiceInstance;
+      const key = `${i.metadata.namespace ?? 'default'}/${i.metadata.name}`;
+      if (i.spec?.host === this.#init.hostName || this.#published.has(key)) this.schedule();
+    });
+    // Instance records expire after ttlMs: publish them all again at half of it.
+    this.#refresh = setInterval(
+      () => {
+        this.#published.clear();
+        this.schedule();
+      },
+      Math.max(500, this.ttlMs / 2),
+    );
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    clearTimeout(this.#timer);
+    clearInterval(this.#refresh);
+    this.#stop.abort(new Error('status publisher stopping'));
+    await this.#running?.catch(() => {});
+  }
+
+  /** Publish soon (changes within debounceMs are published together). */
+  schedule(): void {
+    if (!this.#unwatch) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#running = this.publish({ signal: this.#stop.signal })
+        .catch((err) => {
+          if (!this.#stop.signal.aborted) this.#log(`publishing status failed: ${err?.message ?? err}`);
+        })
+        .finally(() => {
+          this.#running = undefined;
+          if (this.#again) {
+            this.#again = false;
+            this.schedule();
+          }
+        });
+    }, this.#init.debounceMs ?? DEFAULT_DEBOUNCE_MS);
+  }
+
+  /** The instances bound to this host, as they are published. */
+  current(): InstanceRecord[] {
+    return (this.#store.list(INSTANCE_KIND).items as unknown as ServiceInstance[])
+      .filter((i) => i.spec?.host === this.#init.hostName && !i.metadata.deletionTimestamp)
+      .map((i) => instanceRecordOf(i, this.#init.hostName));
+  }
+
+  /** One pass: host record, changed instance records, provider records. */
+  async publish(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const records = this.current();
+    const hostEntries: PublishedInstance[] = records
+      .filter((r) => r.serviceType)
+      .map((r) => ({
+        namespace: r.namespace,
+        name: r.name,
+        serviceType: r.serviceType,
+        endpoints: r.endpoints,
+        ready: r.ready,
+        host: r.host,
+      }));
+    await this.#discovery.publishStatus(hostEntries, options);
+
+    const seen = new Set<string>();
+    for (const r of records) {
+      const key = `${r.namespace}/${r.name}`;
+      seen.add(key);
+      const text = JSON.stringify(r);
+      if (this.#published.get(key) === text) continue;
+      await this.#records.publishRecord('instance', instanceRecordKey(this.#peerId, r.namespace, r.name), r, {
+        ...options,
+        ttl: this.ttlMs,
+      });
+      this.#published.set(key, text);
+    }
+    for (const key of [...this.#published.keys()]) if (!seen.has(key)) this.#published.delete(key);
+
+    const types = new Set(records.filter((r) => r.ready && r.serviceType).map((r) => r.serviceType));
+    for (const t of types)
+      if (!this.#discovery.advertised.includes(t)) await this.#discovery.advertise(t, options);
+    for (const t of this.#discovery.advertised) if (!types.has(t)) await this.#discovery.unadvertise(t);
+  }
+}
