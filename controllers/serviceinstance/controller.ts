@@ -80,6 +80,9 @@ export interface ServiceInstanceControllerComponents {
 
 export interface ServiceInstanceControllerInit {
   hostName: string;
+  /** Place every unplaced instance on this host (one host, no placement). Default true; a daemon whose
+   *  cluster placement writes spec.host sets false, and unplaced instances are then left alone. */
+  placeUnplaced?: boolean;
   /** The API base URL services inside domains reach their host at (XENOS_API). */
   apiUrl?: string;
   workers?: number;
@@ -177,7 +180,8 @@ export class ServiceInstanceController {
 
   private concerns(obj: XObject): boolean {
     const host = asInstance(obj)?.spec?.host;
-    return !host || host === this.init.hostName || this.machines.has(keyOf(obj));
+    if (!host) return this.init.placeUnplaced !== false || this.machines.has(keyOf(obj));
+    return host === this.init.hostName || this.machines.has(keyOf(obj));
   }
 
   private instancesOf(template: XObject): string[] {
@@ -205,7 +209,7 @@ export class ServiceInstanceController {
     if (!instance) return this.forget(key, undefined);
 
     const host = spec(instance).host;
-    if (!host) return this.place(instance);
+    if (!host) return this.init.placeUnplaced === false ? this.forget(key, instance) : this.place(instance);
     if (host !== this.init.hostName) return this.forget(key, instance);
 
     if (instance.metadata.deletionTimestamp) return this.finalize(key, instance, signal);

@@ -14,7 +14,12 @@ import {
   imageCache,
   ServiceInstanceController,
 } from '../../../controllers/serviceinstance/controller.ts';
+import {
+  type InstanceCredentials,
+  TokenCredentials,
+} from '../../../controllers/serviceinstance/credentials.ts';
 import { ServiceTemplateController } from '../../../controllers/servicetemplate/controller.ts';
+import { authorize, TokenAuthenticator } from '../../../src/api/auth.ts';
 import type { CoreEvent } from '../../../src/api/events.ts';
 import type { ServiceInstance, ServiceInstanceStatus, XObject } from '../../../src/api/types.ts';
 import { ProcessDriver } from '../../../src/drivers/process/process-driver.ts';
@@ -52,14 +57,14 @@ afterEach(async () => {
 });
 
 /** One host's controllers: templates imported into its image cache, instances run by its process driver. */
-async function startController(): Promise<Host> {
+async function startController(opts: { credentials?: InstanceCredentials } = {}): Promise<Host> {
   const cacheDir = join(dir, 'images');
   const templates = new ServiceTemplateController({ store, log: quiet }, { hostName: HOST, cacheDir });
   templates.start();
   const driver = new ProcessDriver({}, { dataDir: dir, cgroups: false, defaultGraceMs: 2000 });
   await driver.start();
   const controller = new ServiceInstanceController(
-    { store, driver, images: imageCache(cacheDir), log: quiet },
+    { store, driver, images: imageCache(cacheDir), credentials: opts.credentials, log: quiet },
     {
       hostName: HOST,
       apiUrl: 'http://127.0.0.1:1',
@@ -326,5 +331,66 @@ describe('ServiceInstance controller', () => {
       return names.length === 1 && names[0] === 'keep' ? true : undefined;
     });
     expect(eventReasons('keep')).toContain('Adopted');
+  });
+
+  it('notice board: the domain gets an instance-scoped token; registered endpoints and ServiceHealthy count', async () => {
+    const authenticator = new TokenAuthenticator({ dataDir: dir });
+    createTemplate();
+    await startController({ credentials: new TokenCredentials({ authenticator }, { dataDir: dir }) });
+    store.create(instance('board'));
+    await until('Ready', () => ready('board'));
+    expect((await call(statusOf('board').endpoints![0].url!)).hasToken).toBe(true);
+
+    // The token the domain holds (same derivation) is accepted, for its own instance only.
+    const token = new TokenCredentials({ authenticator }, { dataDir: dir }).tokenFor({
+      namespace: 'default',
+      name: 'board',
+      uid: get('board')!.metadata.uid!,
+    });
+    const principal = authenticator.authenticateToken(token)!;
+    expect(principal.scope).toEqual({ namespace: 'default', instance: 'board' });
+    const own = { group: 'xenos.io', resource: 'serviceinstances', namespace: 'default', name: 'board' };
+    expect(authorize(principal, 'patch', { ...own, subresource: 'status' })).toBe(true);
+    expect(authorize(principal, 'patch', own)).toBe(false);
+    expect(authorize(principal, 'patch', { ...own, name: 'other', subresource: 'status' })).toBe(false);
+
+    // What the service PATCHes through the API: an extra endpoint and its own health verdict.
+    const report = (healthy: 'True' | 'False') => {
+      const cur = get('board')!;
+      const status = structuredClone(cur.status!);
+      status.endpoints = [
+        ...(status.endpoints ?? []).filter((e) => e.source !== 'registered'),
+        { name: 'admin', address: '127.0.0.1', port: 9999, protocol: 'TCP', source: 'registered' },
+      ];
+      status.conditions = [
+        ...(status.conditions ?? []).filter((c) => c.type !== 'ServiceHealthy'),
+        {
+          type: 'ServiceHealthy',
+          status: healthy,
+          reason: healthy === 'True' ? 'AllGood' : 'DatabaseDown',
+          message: healthy === 'True' ? 'ok' : 'cannot reach the database',
+          lastTransitionTime: new Date().toISOString(),
+        },
+      ];
+      store.update(
+        { ...(cur as unknown as XObject), status: status as XObject['status'] },
+        { subresource: 'status' },
+      );
+    };
+    report('False');
+    await until(
+      'Ready False from ServiceHealthy',
+      () => getCondition(statusOf('board'), 'Ready')?.reason === 'DatabaseDown',
+    );
+    expect(statusOf('board').endpoints!.map((e) => `${e.name}:${e.source}`)).toEqual([
+      'http:template',
+      'admin:registered',
+    ]);
+    report('True');
+    await until('Ready again', () => ready('board'));
+
+    store.delete({ kind: 'ServiceInstance', namespace: 'default', name: 'board' });
+    await until('instance gone', () => !get('board'));
+    expect(authenticator.authenticateToken(token)).toBeUndefined();
   });
 });
