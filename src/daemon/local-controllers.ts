@@ -1,0 +1,95 @@
+// The controllers of this host's own domains, as one part for Daemon.use(): the host's driver (selected
+// once: auto → xen, qemu with KVM, else process), the ServiceTemplate controller importing images into
+// DATA_DIR/images, and the ServiceInstance controller running instances placed here, each domain with an
+// instance-scoped notice-board token. Built at start() because the store and tokens exist only then.
+// Domains outlive a stop(): the next start adopts them.
+
+import { join } from 'node:path';
+import type { DomainActorsInit } from '../../controllers/serviceinstance/actors.ts';
+import { imageCache, ServiceInstanceController } from '../../controllers/serviceinstance/controller.ts';
+import { TokenCredentials } from '../../controllers/serviceinstance/credentials.ts';
+import type { MachineOptions } from '../../controllers/serviceinstance/machine.ts';
+import { ServiceTemplateController } from '../../controllers/servicetemplate/controller.ts';
+import type { TokenAuthenticator } from '../api/auth.ts';
+import type { Driver } from '../drivers/driver.ts';
+import { type DriverChoice, selectDriver } from '../drivers/registry.ts';
+import { consoleLogger, type Logger } from '../reconcile/log.ts';
+import type { Store } from '../store/store.ts';
+
+export interface LocalControllersComponents {
+  /** Read at start(): the daemon's store and token authenticator exist only once it has started. */
+  store: () => Store;
+  auth: () => TokenAuthenticator;
+  /** The API base URL services in domains are told (XENOS_API). */
+  apiUrl: () => string;
+  log?: Logger;
+}
+
+export interface LocalControllersInit {
+  dataDir: string;
+  hostName: string;
+  driver?: DriverChoice;
+  /** See ServiceInstanceControllerInit.placeUnplaced: false when cluster placement writes spec.host. */
+  placeUnplaced?: boolean;
+  machine?: Partial<MachineOptions>;
+  actors?: DomainActorsInit;
+}
+
+export class LocalControllers {
+  private readonly components: LocalControllersComponents;
+  private readonly init: LocalControllersInit;
+  private driver?: Driver;
+  private templates?: ServiceTemplateController;
+  private instances?: ServiceInstanceController;
+  /** Why the drivers not chosen were not (for the Host object). */
+  notChosen: string[] = [];
+
+  constructor(components: LocalControllersComponents, init: LocalControllersInit) {
+    this.components = components;
+    this.init = init;
+  }
+
+  get driverName(): string | undefined {
+    return this.driver?.name;
+  }
+
+  async start(): Promise<void> {
+    if (this.driver) return;
+    const { dataDir, hostName } = this.init;
+    const store = this.components.store();
+    const log = this.components.log ?? consoleLogger(`xenosd ${hostName}`);
+    const selection = await selectDriver(this.init.driver ?? 'auto', { dataDir });
+    this.notChosen = selection.notChosen;
+    this.driver = selection.driver;
+    await this.driver.start();
+    const cacheDir = join(dataDir, 'images');
+    this.templates = new ServiceTemplateController({ store, log }, { hostName, cacheDir });
+    this.instances = new ServiceInstanceController(
+      {
+        store,
+        driver: this.driver,
+        images: imageCache(cacheDir),
+        credentials: new TokenCredentials({ authenticator: this.components.auth() }, { dataDir }),
+        log,
+      },
+      {
+        hostName,
+        apiUrl: this.components.apiUrl(),
+        placeUnplaced: this.init.placeUnplaced,
+        machine: this.init.machine,
+        actors: this.init.actors,
+      },
+    );
+    this.templates.start();
+    this.instances.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.instances?.stop();
+    await this.templates?.stop();
+    await this.driver?.stop();
+    this.instances = undefined;
+    this.templates = undefined;
+    this.driver = undefined;
+  }
+}
