@@ -33,7 +33,7 @@ import {
   setCondition,
 } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
-import type { TerminalError } from '../../src/reconcile/errors.ts';
+import { TerminalError } from '../../src/reconcile/errors.ts';
 import { keyOf, objectKey } from '../../src/reconcile/keys.ts';
 import { consoleLogger, type Logger } from '../../src/reconcile/log.ts';
 import type { RateLimiter } from '../../src/reconcile/rate-limiter.ts';
@@ -206,11 +206,11 @@ export class ServiceInstanceController {
 
   async reconcile(key: string, { signal }: { signal: AbortSignal }): Promise<ReconcileResult | undefined> {
     const instance = asInstance(this.store.get(objectKey(INSTANCE_KIND, key)));
-    if (!instance) return this.forget(key, undefined);
+    if (!instance) return this.forget(key);
 
     const host = spec(instance).host;
-    if (!host) return this.init.placeUnplaced === false ? this.forget(key, instance) : this.place(instance);
-    if (host !== this.init.hostName) return this.forget(key, instance);
+    if (!host) return this.init.placeUnplaced === false ? this.forget(key) : this.place(instance);
+    if (host !== this.init.hostName) return this.forget(key);
 
     if (instance.metadata.deletionTimestamp) return this.finalize(key, instance, signal);
     if (!instance.metadata.finalizers?.includes(DOMAIN_FINALIZER)) {
@@ -222,6 +222,20 @@ export class ServiceInstanceController {
         },
       });
       return undefined; // the update is a change: the watch brings the key back
+    }
+
+    // Deleted and created again under the same name while we looked away: the old domain goes first
+    // (its machine's end brings the key back).
+    const previous = this.machines.get(key);
+    if (previous && previous.instance.metadata.uid !== instance.metadata.uid) return this.forget(key);
+
+    const wanted = spec(instance).driver;
+    if (wanted && wanted !== this.driver.name) {
+      throw new TerminalError(
+        'DriverUnavailable',
+        `${instanceRef(instance)}: spec.driver is ${wanted} but host ${this.init.hostName} runs the ${this.driver.name} driver; ` +
+          `clear spec.driver or place the instance on a host with ${wanted}`,
+      );
     }
 
     const generation = instance.metadata.generation ?? 1;
@@ -418,7 +432,7 @@ export class ServiceInstanceController {
   }
 
   /** The instance is gone or lives on another host: nothing of it may stay here. */
-  private forget(key: string, instance: ServiceInstance | undefined): undefined {
+  private forget(key: string): undefined {
     const entry = this.machines.get(key);
     if (!entry) return undefined;
     const snap = entry.actor.getSnapshot();
@@ -428,7 +442,8 @@ export class ServiceInstanceController {
     }
     entry.actor.stop();
     this.machines.delete(key);
-    if (!instance) this.credentials?.revoke(identityOf(entry.instance));
+    // Its token was issued by this host: once the domain is gone from here, so is the token.
+    this.credentials?.revoke(identityOf(entry.instance));
     return undefined;
   }
 
