@@ -1,5 +1,5 @@
 // The cluster part of one xenosd, started by the Daemon after its store and API: membership (the Host
-// controller and the liveness view), placement (handed to the instance controller), and — when the host
+// controller and the liveness view), placement and the scheduler that binds unplaced instances, and — when the host
 // joins a p2p overlay (`--p2p`) — the libp2p node (src/p2p), state replication over it
 // (src/store/replication), this host's status records and service advertisements in the DHT, and the
 // discover API. Without `--p2p` the host is a cluster of one: Host object, heartbeat and placement
@@ -19,6 +19,7 @@ import { Replicator } from '../store/replication/replicator.ts';
 import type { SqliteStore } from '../store/sqlite-store.ts';
 import { HostLiveness } from './liveness.ts';
 import { Placement } from './placement.ts';
+import { Scheduler } from './scheduler.ts';
 import { StatusPublisher } from './status-publisher.ts';
 
 export interface ClusterComponents {
@@ -63,12 +64,28 @@ function logger(log: (msg: string) => void, component: string): Logger {
   };
 }
 
+/** A row from a peer: CRD kinds against their schema (spec and status); core v1 Events (which the API
+ *  also stores) by their envelope only; anything else is refused. */
+function validateReplicated(validator: Validator, obj: XObject): { path: string; message: string }[] {
+  if (validator.kindOf(obj) == null) {
+    const event = obj.kind === 'Event' && obj.apiVersion === 'v1' && typeof obj.metadata?.name === 'string';
+    return event
+      ? []
+      : [{ path: 'kind', message: `${obj.apiVersion}/${obj.kind} is not a kind this host serves` }];
+  }
+  return [
+    ...validator.validate(structuredClone(obj)),
+    ...validator.validate(structuredClone(obj), { subresource: 'status' }),
+  ];
+}
+
 export class ClusterService {
   readonly liveness: HostLiveness;
   readonly placement: Placement;
   readonly #components: ClusterComponents;
   readonly #init: ClusterInit;
   readonly #hosts: HostController;
+  readonly #scheduler: Scheduler;
   #node?: XenosNode;
   #discovery?: Discovery;
   #replicator?: Replicator;
@@ -81,6 +98,10 @@ export class ClusterService {
     const { store } = components;
     this.liveness = new HostLiveness({ store }, { self: init.hostName, timeoutMs: init.hostTimeoutMs });
     this.placement = new Placement({ store, liveness: this.liveness });
+    this.#scheduler = new Scheduler(
+      { store, placement: this.placement, liveness: this.liveness, log: logger(components.log, 'scheduler') },
+      { hostName: init.hostName, retryMs: init.heartbeatIntervalMs },
+    );
     this.#hosts = new HostController(
       {
         store,
@@ -144,10 +165,7 @@ export class ClusterService {
         {
           store,
           transport: new Libp2pTransport({ node, log: (msg) => log(`[replication] ${msg}`) }),
-          validate: (obj: XObject) => [
-            ...validator.validate(structuredClone(obj)),
-            ...validator.validate(structuredClone(obj), { subresource: 'status' }),
-          ],
+          validate: (obj: XObject) => validateReplicated(validator, obj),
           log: (msg, err) => log(`[replication] ${msg}${err ? `: ${(err as Error).message ?? err}` : ''}`),
         },
         { syncIntervalMs: p2p.syncIntervalMs },
@@ -166,6 +184,7 @@ export class ClusterService {
     }
     this.liveness.start();
     this.#hosts.start();
+    this.#scheduler.start();
     this.#publisher?.start();
   }
 
@@ -173,6 +192,7 @@ export class ClusterService {
     if (!this.#started) return;
     this.#started = false;
     await this.#publisher?.stop();
+    await this.#scheduler.stop();
     await this.#hosts.stop();
     this.liveness.stop();
     await this.#replicator?.stop();

@@ -2,6 +2,7 @@
 // cleanly (exit 0) on SIGINT or SIGTERM. Mistakes in the command line exit 2 with one line.
 
 import { Daemon } from './daemon.ts';
+import { LocalControllers } from './local-controllers.ts';
 import { parseOptions, UsageError } from './options.ts';
 
 function fail(message: string, code: number): never {
@@ -18,6 +19,8 @@ async function main(): Promise<void> {
     throw err;
   }
   if (!opts) return; // --help
+  // Assigned before the daemon starts; hostFacts is only read once it runs.
+  let controllers: LocalControllers | undefined;
   const daemon = new Daemon({
     dataDir: opts.dataDir,
     hostName: opts.hostName,
@@ -29,6 +32,10 @@ async function main(): Promise<void> {
       : opts.tlsCert && opts.tlsKey
         ? { cert: opts.tlsCert, key: opts.tlsKey }
         : undefined,
+    hostFacts: () => {
+      const driver = controllers?.driverName;
+      return driver ? { driver, drivers: [driver] } : {};
+    },
     cluster: {
       labels: opts.labels,
       hostTimeoutMs: opts.hostTimeoutMs,
@@ -37,6 +44,12 @@ async function main(): Promise<void> {
       p2p: opts.p2p,
     },
   });
+  controllers = new LocalControllers(
+    { store: () => daemon.store, auth: () => daemon.auth, apiUrl: () => daemon.apiUrl },
+    // Cluster placement (src/cluster/scheduler.ts) writes spec.host, also on a single host.
+    { dataDir: opts.dataDir, hostName: opts.hostName, driver: opts.driver, placeUnplaced: false },
+  );
+  daemon.use(controllers);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

@@ -3,7 +3,8 @@
 
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DRIVER_CHOICES, type DriverChoice } from '../drivers/registry.ts';
 
 export const DEFAULT_DATA_DIR = './.xenos';
 /** Loopback only by default: the API is plain HTTP unless --tls-cert/--tls-key are given. */
@@ -27,6 +28,8 @@ export interface DaemonOptions {
   hostTimeoutMs: number;
   heartbeatIntervalMs?: number;
   maxInstances?: number;
+  /** Hypervisor driver: auto (default), process, qemu or xen. */
+  driver: DriverChoice;
 }
 
 export const DEFAULT_HOST_TIMEOUT = '15s';
@@ -83,6 +86,11 @@ export function parseOptions(
       '--tls-self-signed',
       'serve HTTPS with a self-signed certificate kept in DATA_DIR (kubectl needs TLS to send tokens)',
     )
+    .addOption(
+      new Option('--driver <name>', 'hypervisor driver (auto: xen, qemu with KVM, else process)')
+        .choices([...DRIVER_CHOICES])
+        .default('auto'),
+    )
     .option(
       '--cluster-key <file>',
       "the cluster's pre-shared key (created when missing; copy it to every host that joins)",
@@ -133,6 +141,7 @@ export function parseOptions(
     hostTimeout: string;
     heartbeatInterval?: string;
     maxInstances?: string;
+    driver: DriverChoice;
   }>();
   let api: { host: string; port: number };
   try {
@@ -184,6 +193,7 @@ export function parseOptions(
       ? duration('--heartbeat-interval', o.heartbeatInterval)
       : Math.min(3000, Math.max(100, Math.round(hostTimeoutMs / 5))),
     maxInstances,
+    driver: o.driver,
     dataDir: resolve(o.dataDir),
     apiHost: api.host,
     apiPort: api.port,

@@ -1,0 +1,124 @@
+// The binding step of placement, as kube-scheduler is to Kubernetes: it writes only `spec.host` of
+// ServiceInstances that have none, and nothing else (the ServiceInstance controller remains the one
+// controller of the kind; it runs with placeUnplaced=false and picks up instances bound to its host).
+// Every host runs it over the same replicated store; for each unplaced instance it asks Placement for
+// the ranking, and only the host ranked first binds — itself. If views of who is live disagree and two
+// hosts bind, the replicated store keeps the binding written last (LWW on (hlc, writer)) and the other
+// host's instance controller stops its copy when it sees spec.host name another host. An instance no
+// host can take gets a FailedScheduling event from the live host that owns its key, and is retried.
+
+import { recordEvent } from '../api/events.ts';
+import type { ServiceInstance, XObject } from '../api/types.ts';
+import { Controller, type ReconcileResult } from '../reconcile/controller.ts';
+import { objectKey } from '../reconcile/keys.ts';
+import type { Logger } from '../reconcile/log.ts';
+import { ConflictError } from '../store/errors.ts';
+import type { Store } from '../store/store.ts';
+import type { HostLiveness } from './liveness.ts';
+import { type Placement, placementKey } from './placement.ts';
+import { ownerOf } from './rendezvous.ts';
+
+const INSTANCE_KIND = 'ServiceInstance';
+const COMPONENT = 'scheduler';
+
+export interface SchedulerComponents {
+  store: Store;
+  placement: Placement;
+  liveness: HostLiveness;
+  log?: Logger;
+}
+
+export interface SchedulerInit {
+  hostName: string;
+  /** Re-check an instance another host should take (it may die) this often. */
+  retryMs?: number;
+}
+
+export class Scheduler {
+  readonly #store: Store;
+  readonly #placement: Placement;
+  readonly #liveness: HostLiveness;
+  readonly #init: SchedulerInit;
+  readonly #runner: Controller;
+  readonly #warned = new Map<string, string>();
+
+  constructor(components: SchedulerComponents, init: SchedulerInit) {
+    this.#store = components.store;
+    this.#placement = components.placement;
+    this.#liveness = components.liveness;
+    this.#init = init;
+    this.#runner = new Controller(
+      { store: this.#store, log: components.log },
+      {
+        name: COMPONENT,
+        kind: INSTANCE_KIND,
+        workers: 1,
+        filter: (obj) => !(obj as unknown as ServiceInstance).spec?.host,
+        reconcile: (key) => this.reconcile(key),
+        // A host joining, leaving or changing may make an instance placeable.
+        watches: [{ kind: 'Host', map: () => this.unplaced() }],
+        onTerminal: () => {},
+      },
+    );
+  }
+
+  start(): void {
+    this.#runner.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#runner.stop();
+  }
+
+  #unplaced = (): string[] =>
+    this.#store
+      .list(INSTANCE_KIND)
+      .items.filter((i) => !(i as unknown as ServiceInstance).spec?.host)
+      .map((i) => `${i.metadata.namespace ?? 'default'}/${i.metadata.name}`);
+
+  unplaced(): string[] {
+    return this.#unplaced();
+  }
+
+  reconcile(key: string): ReconcileResult | undefined {
+    const obj = this.#store.get(objectKey(INSTANCE_KIND, key));
+    const instance = obj as unknown as ServiceInstance | undefined;
+    if (!obj || !instance || instance.spec?.host || instance.metadata.deletionTimestamp) {
+      this.#warned.delete(key);
+      return undefined;
+    }
+    const retry = this.#init.retryMs ?? 2_000;
+    const decision = this.#placement.decide(instance);
+    if (decision.host === undefined) {
+      const owner = ownerOf(placementKey(instance), this.#liveness.liveHosts());
+      if (owner === this.#init.hostName && this.#warned.get(key) !== decision.message) {
+        this.#warned.set(key, decision.message);
+        recordEvent(this.#store, obj, 'Warning', 'FailedScheduling', decision.message, {
+          component: COMPONENT,
+          host: this.#init.hostName,
+        });
+      }
+      return { requeueAfterMs: retry };
+    }
+    if (decision.host !== this.#init.hostName) return { requeueAfterMs: retry };
+    try {
+      this.#store.update({
+        ...obj,
+        spec: { ...(obj.spec ?? {}), host: this.#init.hostName },
+      } as XObject);
+    } catch (err) {
+      if (err instanceof ConflictError) return { requeueAfterMs: 0 };
+      throw err;
+    }
+    this.#warned.delete(key);
+    recordEvent(
+      this.#store,
+      obj,
+      'Normal',
+      'Scheduled',
+      `Bound to host ${this.#init.hostName} (first of ${decision.ranked.length} fitting live host(s) by rendezvous hash)`,
+      { component: COMPONENT, host: this.#init.hostName },
+    );
+    return undefined;
+  }
+}
