@@ -9,6 +9,7 @@ import { registerConfig } from './commands/config.ts';
 import { registerDelete } from './commands/delete.ts';
 import { registerDescribe } from './commands/describe.ts';
 import { registerDiff } from './commands/diff.ts';
+import { registerDiscover } from './commands/discover.ts';
 import { registerGet } from './commands/get.ts';
 import { registerKubeconfig } from './commands/kubeconfig.ts';
 import { registerVersion } from './commands/version.ts';
@@ -43,6 +44,7 @@ Examples:
   xenosctl get serviceinstances -o wide
   xenosctl wait si/web --for=condition=Ready --timeout=2m
   xenosctl describe si web
+  xenosctl discover web.http
   xenosctl kubeconfig > xenos.kubeconfig`,
     );
   registerApply(program, ctx);
@@ -51,6 +53,7 @@ Examples:
   registerDescribe(program, ctx);
   registerDelete(program, ctx);
   registerWait(program, ctx);
+  registerDiscover(program, ctx);
   registerKubeconfig(program, ctx);
   registerVersion(program, ctx);
   registerConfig(program, ctx);
