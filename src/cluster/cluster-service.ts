@@ -12,11 +12,13 @@ import type { Validator } from '../api/validation.ts';
 import { Discovery } from '../p2p/discovery.ts';
 import { openXenosNode, type XenosNode } from '../p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
+import { clusterProtector } from '../p2p/pnet/protector.ts';
 import { RecordPublisher } from '../p2p/records.ts';
 import type { Logger } from '../reconcile/log.ts';
 import { Libp2pTransport } from '../store/replication/libp2p-transport.ts';
 import { Replicator } from '../store/replication/replicator.ts';
 import type { SqliteStore } from '../store/sqlite-store.ts';
+import { PartitionInjector } from './fault-injection.ts';
 import { HostLiveness } from './liveness.ts';
 import { Placement } from './placement.ts';
 import { Scheduler } from './scheduler.ts';
@@ -44,6 +46,8 @@ export interface ClusterInit {
     clusterKeyFile: string;
     /** Anti-entropy period of replication (ms). */
     syncIntervalMs?: number;
+    /** FAULT INJECTION (tests): see fault-injection.ts. */
+    denyFile?: string;
   };
 }
 
@@ -90,6 +94,7 @@ export class ClusterService {
   #discovery?: Discovery;
   #replicator?: Replicator;
   #publisher?: StatusPublisher;
+  #faults?: PartitionInjector;
   #started = false;
 
   constructor(components: ClusterComponents, init: ClusterInit) {
@@ -142,16 +147,24 @@ export class ClusterService {
     const { store, log } = this.#components;
     const p2p = this.#init.p2p;
     if (p2p) {
+      const p2pLog = (msg: string) => log(`[p2p] ${msg}`);
+      this.#faults = p2p.denyFile
+        ? new PartitionInjector({ log: p2pLog }, { file: p2p.denyFile })
+        : undefined;
       const node = await openXenosNode({
         dataDir: this.#init.dataDir,
         listen: p2p.listen,
         bootstrap: p2p.join,
         clusterKeyFile: p2p.clusterKeyFile,
         createClusterKey: true,
-        log: (msg) => log(`[p2p] ${msg}`),
+        log: p2pLog,
+        ...(this.#faults
+          ? { connectionProtector: this.#faults.wrap((psk) => clusterProtector({ psk })) }
+          : {}),
       });
       this.#node = node;
       await node.start();
+      await this.#faults?.start(node);
       const { privateKey } = await loadOrCreatePeerKey(join(this.#init.dataDir, PEER_KEY_FILE));
       const records = new RecordPublisher({ node, privateKey }, { dataDir: this.#init.dataDir });
       const ttl = this.liveness.timeoutMs;
@@ -197,6 +210,7 @@ export class ClusterService {
     this.liveness.stop();
     await this.#replicator?.stop();
     await this.#discovery?.stop();
+    this.#faults?.stop();
     await this.#node?.stop();
     this.#publisher = undefined;
     this.#replicator = undefined;

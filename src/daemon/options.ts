@@ -22,7 +22,7 @@ export interface DaemonOptions {
   /** Serve HTTPS with DATA_DIR/tls.crt|key, made with openssl on first start. */
   tlsSelfSigned?: boolean;
   /** The p2p overlay: listen address (`--p2p`), cluster key file, bootstrap multiaddrs (`--join`). */
-  p2p?: { listen: string; clusterKeyFile: string; join: string[] };
+  p2p?: { listen: string; clusterKeyFile: string; join: string[]; denyFile?: string };
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
   labels: Record<string, string>;
   hostTimeoutMs: number;
@@ -107,6 +107,10 @@ export function parseOptions(
       '--heartbeat-interval <duration>',
       'how often this host heartbeats (default: timeout / 5, at most 3s)',
     )
+    .option(
+      '--p2p-deny-file <file>',
+      'FAULT INJECTION for tests: refuse p2p connections to the hosts whose multiaddrs FILE lists (a partition)',
+    )
     .option('--max-instances <n>', 'instances this host accepts (allocatable.instances)')
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: () => {} })
@@ -142,6 +146,7 @@ export function parseOptions(
     heartbeatInterval?: string;
     maxInstances?: string;
     driver: DriverChoice;
+    p2pDenyFile?: string;
   }>();
   let api: { host: string; port: number };
   try {
@@ -186,7 +191,14 @@ export function parseOptions(
   if (maxInstances !== undefined && !(Number.isInteger(maxInstances) && maxInstances >= 0))
     throw new UsageError(`--max-instances "${o.maxInstances}": expected a whole number`);
   return {
-    p2p: o.p2p ? { listen: o.p2p, clusterKeyFile: resolve(o.clusterKey!), join: o.join } : undefined,
+    p2p: o.p2p
+      ? {
+          listen: o.p2p,
+          clusterKeyFile: resolve(o.clusterKey!),
+          join: o.join,
+          ...(o.p2pDenyFile ? { denyFile: resolve(o.p2pDenyFile) } : {}),
+        }
+      : undefined,
     labels,
     hostTimeoutMs,
     heartbeatIntervalMs: o.heartbeatInterval

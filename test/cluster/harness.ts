@@ -1,0 +1,165 @@
+// Test harness for clusters of REAL xenosd processes on 127.0.0.1: each with its own data dir, API on a
+// free port, p2p on a free port, one shared cluster key, joined to the first host; labels zone=<name>.
+// Tears everything down: instances are deleted first (their process-driver domains outlive xenosd by
+// design), then every xenosd is stopped and its directory removed.
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
+
+export interface ClusterHost extends XenosdProcess {
+  name: string;
+  peerId: string;
+  addrs: string[];
+  /** The --p2p-deny-file of the host (fault injection). */
+  denyFile: string;
+}
+
+export interface HostOptions {
+  keyFile?: string;
+  join?: string[];
+  dataDir?: string;
+  args?: string[];
+}
+
+/** Polls `cond` every 50 ms until it is truthy; throws naming `what` after `timeoutMs`. */
+export async function waitFor<T>(
+  cond: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await cond();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export class TestCluster {
+  readonly root = mkdtempSync(join(tmpdir(), 'xenos-cluster-'));
+  readonly keyFile = join(this.root, 'swarm.key');
+  readonly hosts: ClusterHost[] = [];
+  readonly hostTimeout: string;
+
+  constructor(init: { hostTimeout?: string } = {}) {
+    this.hostTimeout = init.hostTimeout ?? '2s';
+  }
+
+  async startHosts(names: string[], args: string[] = []): Promise<ClusterHost[]> {
+    const seed = await this.startHost(names[0], { args });
+    const rest = await Promise.all(names.slice(1).map((n) => this.startHost(n, { join: seed.addrs, args })));
+    const all = [seed, ...rest];
+    await waitFor(async () => {
+      for (const h of all) if ((await this.hostNames(h)).length < all.length) return false;
+      return true;
+    }, `every host to see all ${all.length} Host objects`);
+    return all;
+  }
+
+  async startHost(name: string, opts: HostOptions = {}): Promise<ClusterHost> {
+    const dataDir = opts.dataDir ?? join(this.root, name);
+    const denyFile = join(this.root, `${name}.deny`);
+    writeFileSync(denyFile, '');
+    const p = await startXenosd({
+      dataDir,
+      hostName: name,
+      args: [
+        '--p2p',
+        '127.0.0.1:0',
+        '--cluster-key',
+        opts.keyFile ?? this.keyFile,
+        ...(opts.join ?? []).flatMap((a) => ['--join', a]),
+        '--label',
+        `zone=${name}`,
+        '--host-timeout',
+        this.hostTimeout,
+        '--driver',
+        'process',
+        '--p2p-deny-file',
+        denyFile,
+        ...(opts.args ?? []),
+      ],
+    });
+    const addrs = readFileSync(join(dataDir, 'p2p.addrs'), 'utf8').trim().split('\n');
+    const peerId = /\/p2p\/([^/]+)$/.exec(addrs[0])![1];
+    const host: ClusterHost = { ...p, name, peerId, addrs, denyFile };
+    const i = this.hosts.findIndex((h) => h.name === name);
+    if (i >= 0) this.hosts[i] = host;
+    else this.hosts.push(host);
+    return host;
+  }
+
+  host(name: string): ClusterHost {
+    const h = this.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no host ${name}`);
+    return h;
+  }
+
+  async json<T = any>(h: ClusterHost, path: string, init?: RequestInit): Promise<T> {
+    const res = await h.api(path, init);
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${init?.method ?? 'GET'} ${path} on ${h.name}: ${res.status} ${text}`);
+    return JSON.parse(text) as T;
+  }
+
+  async hostNames(h: ClusterHost): Promise<string[]> {
+    const list = await this.json(h, '/apis/xenos.io/v1alpha1/hosts');
+    return list.items.map((x: any) => x.metadata.name);
+  }
+
+  /** The Ready condition status of Host `name` as `h` stores it. */
+  async hostReady(h: ClusterHost, name: string): Promise<string | undefined> {
+    const res = await h.api(`/apis/xenos.io/v1alpha1/hosts/${name}`);
+    if (!res.ok) return undefined;
+    const obj = await res.json();
+    return obj.status?.conditions?.find((c: any) => c.type === 'Ready')?.status;
+  }
+
+  /** Makes `a` and `b` refuse each other's connections (symmetric partition), or allows them again. */
+  deny(a: ClusterHost, others: ClusterHost[]): void {
+    writeFileSync(a.denyFile, others.flatMap((o) => o.addrs).join('\n'));
+  }
+
+  /** Deletes every instance (through `via`) and waits until no host lists any, then stops all hosts. */
+  async cleanup(): Promise<void> {
+    const live = this.hosts.filter((h) => h.child.exitCode === null && h.child.signalCode === null);
+    const via = live[0];
+    if (via) {
+      try {
+        const list = await this.json(via, '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances');
+        for (const i of list.items)
+          await via.api(`/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances/${i.metadata.name}`, {
+            method: 'DELETE',
+          });
+        await waitFor(
+          async () => {
+            for (const h of live) {
+              const l = await this.json(h, '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances');
+              if (l.items.length > 0) return false;
+            }
+            return true;
+          },
+          'every instance deleted on every host',
+          20_000,
+        );
+      } catch (err) {
+        console.error(`cluster cleanup: ${(err as Error).message}`);
+      }
+    }
+    await Promise.all(this.hosts.map((h) => h.stop()));
+    this.hosts.length = 0;
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
