@@ -43,6 +43,7 @@ import { type DomainActorsInit, domainActors, teardownDomain } from './actors.ts
 import {
   applySnapshot,
   type DomainSnapshot,
+  HEALTHY,
   SCHEDULED,
   summariseInstance,
   TEMPLATE_READY,
@@ -356,6 +357,7 @@ export class ServiceInstanceController {
         desired,
         adopted,
         adoptedHash: adopted && !current ? 'stale' : undefined,
+        adoptedReady: current && isConditionTrue(status, HEALTHY),
         restarts: status?.restarts ?? 0,
         manualRunning: requested !== 'Stopped',
         options: this.init.machine,

@@ -54,6 +54,9 @@ export interface DomainMachineInput {
   desired: DesiredDomain;
   /** A domain found already running on this host (after a coordinator restart): adopt it, start nothing. */
   adopted?: DomainInfo;
+  /** The adopted domain was healthy when last observed: keep it Ready (no flicker after a coordinator
+   *  restart) until its health check says otherwise. */
+  adoptedReady?: boolean;
   /** The hash the adopted domain was built from, when known; unknown means "assume current". */
   adoptedHash?: string;
   /** Manual strategy: whether a start is wanted when the actor starts (default true: "start once"). */
@@ -73,6 +76,8 @@ export interface DomainContext {
   domain?: DomainInfo;
   /** Manual strategy: whether someone asked for it to run (true at creation: "start once"). */
   manualRunning: boolean;
+  /** From the input: an adopted domain starts out ready. */
+  adoptedReady: boolean;
   restarts: number;
   /** The delay before the next restart. */
   backoffMs: number;
@@ -317,6 +322,7 @@ export const domainMachine = setup({
       domain: input.adopted,
       appliedHash: input.adopted?.state === 'running' ? (input.adoptedHash ?? input.desired.hash) : undefined,
       manualRunning: input.manualRunning ?? true,
+      adoptedReady: input.adoptedReady ?? false,
       restarts: input.restarts ?? 0,
       backoffMs: options.backoffBaseMs / 2,
       options,
@@ -332,6 +338,11 @@ export const domainMachine = setup({
   states: {
     pending: {
       always: [
+        {
+          guard: ({ context }) => context.domain?.state === 'running' && context.adoptedReady,
+          target: 'running.ready',
+          actions: 'emitAdopted',
+        },
         { guard: 'adopted', target: 'running', actions: 'emitAdopted' },
         {
           guard: 'adoptedAtRest',

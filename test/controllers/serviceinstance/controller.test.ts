@@ -252,7 +252,10 @@ describe('ServiceInstance controller', () => {
     const before = await call(url);
     await fetch(new URL('/exit?code=3', url)).catch(() => undefined);
     await until('restart counted', () => (statusOf('crashy').restarts ?? 0) >= 1 && ready('crashy'));
-    expect(statusOf('crashy').lastExitCode).toBe(3);
+    const messages = (store.list('Event', { namespace: 'default' }).items as CoreEvent[])
+      .filter((e) => e.involvedObject.name === 'crashy')
+      .map((e) => `${e.reason}: ${e.message} (x${e.count})`);
+    expect(statusOf('crashy').lastExitCode, messages.join('\n')).toBe(3);
     expect(eventReasons('crashy')).toEqual(expect.arrayContaining(['Failed', 'BackOff']));
     const after = await call(statusOf('crashy').endpoints![0].url!);
     expect(after.pid).not.toBe(before.pid);

@@ -243,6 +243,15 @@ describe('domain machine', () => {
     expect(events.map((e) => e.reason)).toEqual(['Adopted']);
   });
 
+  it('an adopted domain that was healthy stays ready until a health check says otherwise', () => {
+    const world = new World();
+    world.domains.set(ID, { hash: 'h1', state: 'running', starts: 1 });
+    const { actor } = start(world, { desired: desired(), adopted: world.info(ID), adoptedReady: true });
+    expect(actor.getSnapshot().matches({ running: 'ready' })).toBe(true);
+    actor.send({ type: 'UNHEALTHY', message: 'connection refused' });
+    expect(actor.getSnapshot().matches({ running: 'unready' })).toBe(true);
+  });
+
   it('adopting a domain built from an older spec restarts it with the current one', async () => {
     const world = new World();
     world.domains.set(ID, { hash: 'h0', state: 'running', starts: 1 });
