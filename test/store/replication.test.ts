@@ -296,6 +296,27 @@ describe('replication over the in-memory transport', () => {
     await waitFor(() => !!b.store.replicationRow(key('other')), 'fresh tombstone on B');
   });
 
+  it('forwards a push through a host when the writer and a receiver are not connected', async () => {
+    const network = new MemoryNetwork();
+    network.partition(['host-a'], ['host-c']); // a line: A - B - C
+    cluster = await memoryCluster(3, { ...TEST_INIT, syncIntervalMs: 600_000 }, network);
+    const [a, b, c] = cluster.hosts;
+    await waitFor(() => b.replicator.stats.syncs >= 2, 'start-up syncs done');
+    a.store.create(instance('web'));
+    await waitFor(() => !!c.store.get(key('web')), 'web on C, through B');
+    // In a full mesh nothing is forwarded: B and C were told A sent it to both.
+    network.heal();
+    await waitFor(() => a.replicator.stats.syncs + c.replicator.stats.syncs >= 2, 'A and C synced');
+    const pushedBefore =
+      a.replicator.stats.pushedRows + b.replicator.stats.pushedRows + c.replicator.stats.pushedRows;
+    a.store.create(instance('db'));
+    await waitFor(() => !!c.store.get(key('db')) && !!b.store.get(key('db')), 'db on B and C');
+    await waitFor(() => cluster!.hosts.every((h) => h.replicator.idle), 'every push sent');
+    const pushed =
+      a.replicator.stats.pushedRows + b.replicator.stats.pushedRows + c.replicator.stats.pushedRows;
+    expect(pushed - pushedBefore).toBe(2);
+  });
+
   it('syncs thousands of objects that agree in one small round trip', async () => {
     const network = new MemoryNetwork();
     cluster = await memoryCluster(2, { ...TEST_INIT, syncIntervalMs: 600_000 }, network);

@@ -1,6 +1,7 @@
 // Replicates the desired-state store between hosts with no master (Corrosion-style; see README.md):
-// every local write is pushed to the connected peers within a few ms; rows that change this host
-// are forwarded to a few random peers (so hosts that are not directly connected still hear of them);
+// every local write is pushed to the connected peers within a few ms, each push naming the hosts
+// already sent the row; a row that changes this host is forwarded to its peers not on that list (so
+// hosts that are not directly connected still hear of it, and a full mesh forwards nothing);
 // and periodic anti-entropy with a few random peers — plus at once with every peer that connects —
 // compares bucket digests and ships what differs both ways, so a host that was away catches up.
 // Every received row is size-capped, envelope-checked and validated against its kind's schema
@@ -54,8 +55,6 @@ export interface ReplicatorInit {
   syncPeers?: number;
   /** Local writes are pushed in batches collected over this long. Default 5 ms. */
   pushDelayMs?: number;
-  /** Random peers a row received from a peer is forwarded to when it changed this host. Default 6. */
-  forwardFanout?: number;
   /** Digest buckets; must be the same on every host. Default 128. */
   buckets?: number;
   /** Tombstones are kept (and deletions healed across partitions) this long. Default 24 h. */
@@ -95,12 +94,15 @@ export interface Rejection {
   reason: string;
 }
 
+/** Ids a push lists as already having its rows. */
+const MAX_SEEN = 256;
+
 export const DEFAULT_TOMBSTONE_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 interface PendingPush {
   key: ObjectKey;
-  /** The peer the row came from (forward); undefined for a local write (push to everyone). */
-  from?: string;
+  /** Hosts known to have this version already (a forward); undefined for a local write. */
+  reached?: Set<string>;
 }
 
 export class Replicator {
@@ -124,7 +126,6 @@ export class Replicator {
   private readonly syncIntervalMs: number;
   private readonly syncPeers: number;
   private readonly pushDelayMs: number;
-  private readonly forwardFanout: number;
   private readonly buckets: number;
   private readonly retentionMs: number;
   private readonly gcIntervalMs: number;
@@ -152,7 +153,6 @@ export class Replicator {
     this.syncIntervalMs = init.syncIntervalMs ?? 5000;
     this.syncPeers = init.syncPeers ?? 3;
     this.pushDelayMs = init.pushDelayMs ?? 5;
-    this.forwardFanout = init.forwardFanout ?? 6;
     this.buckets = init.buckets ?? DEFAULT_BUCKETS;
     this.retentionMs = init.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS;
     this.gcIntervalMs = init.gcIntervalMs ?? 10 * 60 * 1000;
@@ -199,6 +199,11 @@ export class Replicator {
     await this.transport.stop();
   }
 
+  /** Nothing queued or in flight: no push waiting or being sent, no sync running. */
+  get idle(): boolean {
+    return this.pending.size === 0 && !this.flushTimer && this.pushQueues.size === 0 && this.syncs.size === 0;
+  }
+
   /** One anti-entropy exchange with `peer` (shared with one already running). */
   syncWith(peer: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const running = this.syncs.get(peer);
@@ -234,7 +239,12 @@ export class Replicator {
     if (!this.running) return;
     const k = keyText(p.key.kind, p.key.namespace, p.key.name);
     // A local write outranks a forward: it goes to everyone.
-    if (!this.pending.has(k) || p.from === undefined) this.pending.set(k, p);
+    const before = this.pending.get(k);
+    if (!before || p.reached === undefined) this.pending.set(k, p);
+    else if (before.reached) {
+      // Heard of twice before the flush: only hosts on both lists surely have it.
+      for (const id of before.reached) if (!p.reached.has(id)) before.reached.delete(id);
+    }
     this.flushTimer ??= setTimeout(() => {
       this.flushTimer = undefined;
       this.flush();
@@ -246,25 +256,28 @@ export class Replicator {
     this.pending.clear();
     const peers = this.transport.peers();
     if (peers.length === 0) return;
-    const perPeer = new Map<string, ReplicatedRow[]>(peers.map((p) => [p, []]));
-    for (const { key, from } of batch) {
+    const perPeer = new Map<string, { rows: ReplicatedRow[]; seen?: Set<string> }>();
+    for (const p of peers) perPeer.set(p, { rows: [] });
+    for (const { key, reached } of batch) {
       const row = this.store.replicationRow(key);
       if (!row) continue;
-      const targets =
-        from === undefined
-          ? peers
-          : sample(
-              peers.filter((p) => p !== from),
-              this.forwardFanout,
-            );
-      for (const t of targets) perPeer.get(t)!.push(row);
+      const targets = reached ? peers.filter((p) => !reached.has(p)) : peers;
+      if (targets.length === 0) continue;
+      // Who has it once this flush is done: the push tells receivers not to forward to them.
+      const after = new Set([...(reached ?? []), ...targets, this.transport.self]);
+      for (const t of targets) {
+        const out = perPeer.get(t)!;
+        out.rows.push(row);
+        out.seen = out.seen ? new Set([...out.seen].filter((id) => after.has(id))) : after;
+      }
     }
-    for (const [peer, rows] of perPeer) {
-      for (const chunk of this.chunks(rows)) this.push(peer, chunk);
+    for (const [peer, { rows, seen }] of perPeer) {
+      const list = [...(seen ?? [])].slice(0, MAX_SEEN);
+      for (const chunk of this.chunks(rows)) this.push(peer, chunk, list);
     }
   }
 
-  private push(peer: string, rows: ReplicatedRow[]): void {
+  private push(peer: string, rows: ReplicatedRow[], seen: string[]): void {
     const q = this.pushQueues.get(peer) ?? { tail: Promise.resolve(), depth: 0 };
     if (q.depth >= this.maxQueuedPushes) {
       this.stats.failedPushes++;
@@ -274,7 +287,7 @@ export class Replicator {
     q.tail = q.tail
       .then(async () => {
         if (!this.running) return;
-        parsePushReply(await this.request(peer, { type: 'push', rows }));
+        parsePushReply(await this.request(peer, { type: 'push', rows, seen }));
         this.stats.pushedRows += rows.length;
       })
       .catch((err) => {
@@ -362,7 +375,7 @@ export class Replicator {
     const req = parseRequest(message);
     switch (req.type) {
       case 'push':
-        return this.receive(from, req.rows);
+        return this.receive(from, req.rows, req.seen);
       case 'digest':
         return this.describeDifferences(req.buckets);
       case 'exchange': {
@@ -416,8 +429,9 @@ export class Replicator {
 
   // ---- receiving ---------------------------------------------------------------------------
 
-  /** Checks and applies rows from `from`; each row that changed this host is forwarded. */
-  private receive(from: string, rows: unknown[]): { applied: number; rejected: number } {
+  /** Checks and applies rows from `from`; each row that changed this host is forwarded to the
+   *  peers not known to have it (`seen`: the hosts the sender says have it). */
+  private receive(from: string, rows: unknown[], seen: string[] = []): { applied: number; rejected: number } {
     let applied = 0;
     let rejected = 0;
     for (const raw of rows) {
@@ -445,7 +459,9 @@ export class Replicator {
         if (result.changed) {
           applied++;
           this.stats.applied++;
-          this.enqueue({ key: { kind: row.kind, namespace: row.namespace, name: row.name }, from });
+          const reached = new Set(seen);
+          reached.add(from);
+          this.enqueue({ key: { kind: row.kind, namespace: row.namespace, name: row.name }, reached });
         } else {
           this.stats.stale++;
         }
