@@ -110,6 +110,9 @@ export function domainActors(driver: Driver, log: Logger, init: DomainActorsInit
   };
 }
 
+/** How long to wait before believing an end that has no exit status yet. */
+const UNSETTLED_RECHECK_MS = 200;
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
@@ -141,6 +144,7 @@ async function watch(
   let failures = 0;
   let reported: boolean | undefined;
   let info: DomainInfo | undefined = input.domain;
+  let unsettledOnce = false;
 
   while (!signal.aborted) {
     let current: DomainInfo | undefined;
@@ -153,6 +157,15 @@ async function watch(
     }
     if (signal.aborted) return;
     if (current?.state !== 'running') {
+      // An end without an exit status (or a domain missing from the driver) may be a moment too early:
+      // the supervisor writes the status just after its child ends. Look once more before deciding.
+      const settled =
+        current !== undefined && (current.exitCode !== undefined || current.signal !== undefined);
+      if (!settled && !unsettledOnce) {
+        unsettledOnce = true;
+        await sleep(UNSETTLED_RECHECK_MS, signal);
+        continue;
+      }
       sendBack({
         type: 'EXITED',
         domain: current ?? {
@@ -169,6 +182,7 @@ async function watch(
       });
       return;
     }
+    unsettledOnce = false;
     info = current;
     if (check && Date.now() >= nextProbe) {
       nextProbe = Date.now() + periodMs;
