@@ -396,4 +396,46 @@ describe('ServiceInstance controller', () => {
     await until('instance gone', () => !get('board'));
     expect(authenticator.authenticateToken(token)).toBeUndefined();
   });
+
+  it('deleted while no coordinator ran: the next one tears the domain down, then removes the finalizer', async () => {
+    createTemplate();
+    const a = await startController();
+    store.create(instance('late'));
+    await until('Ready', () => ready('late'));
+    const pid = (await call(statusOf('late').endpoints![0].url!)).pid;
+    await a.controller.stop();
+    await a.templates.stop();
+    await a.driver.stop();
+    running.splice(0);
+    store.delete({ kind: 'ServiceInstance', namespace: 'default', name: 'late' });
+    expect(get('late')?.metadata.deletionTimestamp).toBeDefined();
+    expect(alive(pid)).toBe(true);
+
+    const b = await startController();
+    await until('instance gone', () => !get('late'));
+    await until('process gone', () => !alive(pid));
+    expect(await b.driver.list()).toEqual([]);
+  });
+
+  it('Manual: the requested-state annotation stops and starts the domain', async () => {
+    createTemplate();
+    await startController();
+    store.create(instance('hand', { runStrategy: 'Manual' }));
+    await until('Ready', () => ready('hand'));
+    const request = (state: string) => {
+      const cur = get('hand')!;
+      store.update({
+        ...(cur as unknown as XObject),
+        metadata: { ...cur.metadata, annotations: { 'xenos.io/requested-state': state } },
+      });
+    };
+    request('Stopped');
+    await until('stopped', () => statusOf('hand').phase === 'Stopped');
+    expect(getCondition(statusOf('hand'), 'DomainRunning')).toMatchObject({
+      status: 'False',
+      reason: 'StoppedByRequest',
+    });
+    request('Running');
+    await until('Ready again', () => ready('hand'));
+  });
 });
