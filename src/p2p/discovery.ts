@@ -24,6 +24,7 @@ export const STATUS_PROTOCOL = '/xenos/status/1.0.0';
 const DEFAULT_REPROVIDE_INTERVAL = 10 * 60_000;
 const DEFAULT_STATUS_TTL = 60_000;
 const DEFAULT_STATUS_MAX_AGE = 5 * 60_000;
+const DEFAULT_QUORUM = 3;
 const SERVICE_TYPE = /^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export interface InstanceEndpoints {
@@ -51,8 +52,13 @@ export interface DiscoveredHost {
 }
 
 export interface DiscoverOptions extends OpOptions {
-  /** Stop once this many hosts with fresh endpoints are found (default: wait for the whole query). */
+  /** Stop once this many hosts with fresh endpoints are found (default: no limit). */
   limit?: number;
+  /**
+   * Stop the provider query once this many peers have answered with provider lists (default 3; Infinity asks
+   * every peer near the key). The k closest peers each hold the full list, so a few answers normally suffice.
+   */
+  quorum?: number;
 }
 
 const ajv = new Ajv({ strict: true });
@@ -208,7 +214,10 @@ export class Discovery {
   }
 
   /** Provider records for `serviceType` as found (they may be stale: see discover). */
-  async *findProviders(serviceType: string, options: OpOptions = {}): AsyncGenerator<ProviderPeer> {
+  async *findProviders(
+    serviceType: string,
+    options: OpOptions & { quorum?: number } = {},
+  ): AsyncGenerator<ProviderPeer> {
     yield* this.#node.findProviders(await serviceCid(serviceType), options);
   }
 
@@ -219,7 +228,7 @@ export class Discovery {
   async discover(serviceType: string, options: DiscoverOptions = {}): Promise<DiscoveredHost[]> {
     const done = new AbortController();
     const signal = AbortSignal.any([done.signal, ...(options.signal ? [options.signal] : [])]);
-    const opts = { ...options, signal };
+    const opts = { ...options, signal, quorum: options.quorum ?? DEFAULT_QUORUM };
     const found: DiscoveredHost[] = [];
     const pending: Promise<void>[] = [];
     const limit = options.limit ?? Number.POSITIVE_INFINITY;

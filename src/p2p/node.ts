@@ -29,6 +29,7 @@ import {
   removePrivateAddressesMapper,
   removePublicAddressesMapper,
   type SelectFn,
+  type SingleKadDHT,
   type ValidateFn,
 } from '@libp2p/kad-dht';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
@@ -167,6 +168,7 @@ export class XenosNode extends EventTarget {
   #starting: Promise<void> | undefined;
   #stop = new AbortController();
   #bootstrapping = false;
+  #joined = deferred();
 
   constructor(components: XenosNodeComponents, init: XenosNodeInit) {
     super();
@@ -194,6 +196,11 @@ export class XenosNode extends EventTarget {
     return this.#node?.getMultiaddrs().map((ma) => ma.toString()) ?? [];
   }
 
+  /** Peers in the DHT routing table. */
+  get routingTableSize(): number {
+    return (this.#node?.services.dht as unknown as SingleKadDHT | undefined)?.routingTable.size ?? 0;
+  }
+
   /** Peer IDs of currently connected peers. */
   connectedPeers(): string[] {
     return this.#node?.getPeers().map((p) => p.toString()) ?? [];
@@ -211,6 +218,8 @@ export class XenosNode extends EventTarget {
     const init = this.#init;
     const { clusterKey, privateKey } = this.#components;
     this.#stop = new AbortController();
+    this.#joined = deferred();
+    if ((init.bootstrap ?? []).length === 0) this.#joined.resolve();
     const makeProtector = init.connectionProtector ?? ((psk: Uint8Array) => clusterProtector({ psk }));
     const node = (await createLibp2p({
       privateKey,
@@ -288,7 +297,11 @@ export class XenosNode extends EventTarget {
           ),
         );
         const failed = results.filter((r) => r.status === 'rejected');
-        if (failed.length < results.length) return;
+        if (failed.length < results.length) {
+          await this.#join(node, signal);
+          this.#joined.resolve();
+          return;
+        }
         this.#log(
           `bootstrap: no peer reachable (${(failed[0] as PromiseRejectedResult).reason}); retry in ${delay} ms`,
         );
@@ -303,6 +316,26 @@ export class XenosNode extends EventTarget {
       .finally(() => {
         this.#bootstrapping = false;
       });
+  }
+
+  /**
+   * Kademlia join: look up our own ID through the peers we reached, which fills our routing table with (and
+   * connects us to) the peers closest to us, and puts us in theirs. Without it a new node only knows its
+   * bootstrap peers until the next periodic self-query (5 minutes by default).
+   */
+  async #join(node: Node, signal: AbortSignal): Promise<void> {
+    const options = {
+      signal: AbortSignal.any([signal, AbortSignal.timeout(this.#init.dhtTimeout ?? DEFAULT_DHT_TIMEOUT)]),
+    };
+    // The dial resolves before identify tells the DHT the peer speaks our protocol; a lookup started earlier
+    // has no peer to ask and ends at once. Wait for the routing table's first entry.
+    while (this.routingTableSize === 0) {
+      if (options.signal.aborted) throw options.signal.reason;
+      await sleep(10, undefined, options);
+    }
+    for await (const _event of node.services.dht.getClosestPeers(this.peerId.toMultihash().bytes, options)) {
+      // drain: the lookup runs as events are consumed
+    }
   }
 
   get #dialTimeout(): number {
@@ -321,6 +354,23 @@ export class XenosNode extends EventTarget {
     ];
     if (options.signal != null) parts.push(options.signal);
     return AbortSignal.any(parts);
+  }
+
+  /**
+   * Resolves once the node has joined the DHT through a bootstrap peer (at once without bootstrap peers).
+   * Queries made before that may find nothing: wait for this before the first discover of a fresh host.
+   */
+  async joined(options: OpOptions = {}): Promise<void> {
+    const signal = this.#signal(options);
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      if (signal.aborted) onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#joined.promise.then(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
   }
 
   /** Dials a peer (multiaddr string or peer ID string) and resolves once connected. */
@@ -373,12 +423,30 @@ export class XenosNode extends EventTarget {
     }
   }
 
-  /** Providers of `cid` as they are found (deduplicated; this node included when it provides). */
-  async *findProviders(cid: CID, options: OpOptions = {}): AsyncGenerator<ProviderPeer> {
+  /**
+   * Providers of `cid` as they are found (deduplicated; this node included when it provides). `quorum`: stop the
+   * query once that many peers (this node's own store counts as one) have answered with provider lists, instead of
+   * asking every peer near the key; each of the k closest peers holds the whole list, so a few answers suffice.
+   */
+  async *findProviders(
+    cid: CID,
+    options: OpOptions & { quorum?: number } = {},
+  ): AsyncGenerator<ProviderPeer> {
     const seen = new Set<string>();
-    const signal = this.#signal(options);
+    const done = new AbortController();
+    const signal = AbortSignal.any([this.#signal(options), done.signal]);
+    const quorum = options.quorum ?? Number.POSITIVE_INFINITY;
+    let answers = 0;
+    // Never leave a kad-dht query by `break`/`return`: its paths then end with an AbortError nobody awaits,
+    // which surfaced as an uncaught exception. Abort it and drain it to its end instead (see finally).
+    const events = this.libp2p.services.dht.findProviders(cid, { signal })[Symbol.asyncIterator]();
+    let finished = false;
     try {
-      for await (const event of this.libp2p.services.dht.findProviders(cid, { signal })) {
+      while (true) {
+        const next = await events.next();
+        if (next.done === true) break;
+        const event = next.value;
+        if (event.name === 'PEER_RESPONSE' && event.providers.length > 0 && ++answers >= quorum) done.abort();
         if (event.name !== 'PROVIDER') continue;
         for (const p of event.providers) {
           const id = p.id.toString();
@@ -387,8 +455,21 @@ export class XenosNode extends EventTarget {
           yield { peerId: id, multiaddrs: p.multiaddrs.map((m) => m.toString()) };
         }
       }
+      finished = true;
     } catch (err: any) {
-      if (err?.name !== 'NotFoundError') throw err;
+      finished = true;
+      if (err?.name !== 'NotFoundError' && !done.signal.aborted) throw err;
+    } finally {
+      if (!finished) {
+        done.abort();
+        try {
+          while (!(await events.next()).done) {
+            // discard: the query is stopping
+          }
+        } catch {
+          // the AbortError that ends it
+        }
+      }
     }
   }
 
@@ -408,6 +489,14 @@ export class XenosNode extends EventTarget {
       signal: this.#signal({ timeout: this.#dialTimeout, ...options }),
     });
   }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
 }
 
 /** A peer's answer to our PUT_VALUE that echoes the record back: it stored it (kad-dht's own success test). */

@@ -61,6 +61,15 @@ describe('XenosNode', () => {
     );
   });
 
+  it('joins the DHT through the bootstrap peer: nodes learn of each other, not only of the seed', async () => {
+    const hosts = await net.startCluster(6);
+    await Promise.all(hosts.map((h) => h.node.joined({ timeout: 10_000 })));
+    const last = hosts[hosts.length - 1].node;
+    // The last joiner's own-ID lookup went through the seed and reached the peers closest to it.
+    expect(last.routingTableSize).toBeGreaterThanOrEqual(3);
+    expect(last.connectedPeers().length).toBeGreaterThanOrEqual(3);
+  });
+
   it('opens direct streams to a registered protocol', async () => {
     const [a, b] = await net.startCluster(2);
     await a.node.handle('/xenos/test/echo/1.0.0', (stream) => {
