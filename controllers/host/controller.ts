@@ -207,6 +207,7 @@ export class HostController {
     if (this.#liveness.isLive(name)) {
       return { requeueAfterMs: this.#liveness.remainingMs(name) + 50 };
     }
+    if (this.#liveness.warmingUp) return { requeueAfterMs: this.#interval };
     const owner = ownerOf(`host/${name}`, this.#liveness.liveHosts());
     if (owner !== this.#init.hostName) return { requeueAfterMs: this.#interval };
     if (getCondition(host.status, READY)?.status === 'False') return { requeueAfterMs: this.#interval };

@@ -66,10 +66,26 @@ export class PartitionInjector {
       );
     };
     watchFile(this.#file, { interval: 100 }, this.#listener);
+    // A connection can still come up from the denied side's dial that passed before our list changed,
+    // or inbound (unmatchable by address): close any that exists, whenever a peer connects.
+    node.addEventListener('peer:connect', this.#onConnect);
   }
+
+  #onConnect = (evt: Event): void => {
+    const peer = (evt as CustomEvent<string>).detail;
+    if (!this.#peers.has(peer) || !this.#node?.started) return;
+    for (const conn of this.#node.libp2p.getConnections()) {
+      if (conn.remotePeer.toString() !== peer) continue;
+      this.#log(
+        `fault injection: closing a ${conn.direction} connection to denied ${peer} (${conn.remoteAddr})`,
+      );
+      conn.abort(new Error('fault injection: peer denied'));
+    }
+  };
 
   stop(): void {
     if (this.#listener) unwatchFile(this.#file, this.#listener);
+    this.#node?.removeEventListener('peer:connect', this.#onConnect);
     this.#listener = undefined;
     this.#node = undefined;
   }
@@ -98,7 +114,11 @@ export class PartitionInjector {
         await conn.close().catch(() => conn.abort(new Error('fault injection')));
       }
     }
-    if (peers.size > 0) this.#log(`fault injection: denying ${[...peers.keys()].join(', ')}`);
+    this.#log(
+      peers.size > 0
+        ? `fault injection: denying ${[...peers.keys()].join(', ')}`
+        : 'fault injection: allowing all',
+    );
     for (const [id, addrs] of healed) {
       this.#log(`fault injection: ${id} allowed again; dialing it`);
       for (const a of addrs) {

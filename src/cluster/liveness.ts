@@ -36,6 +36,7 @@ export class HostLiveness {
   readonly #now: () => number;
   readonly #seen = new Map<string, Sighting>();
   #unwatch?: () => void;
+  #startedAt = 0;
 
   constructor(components: LivenessComponents, init: LivenessInit) {
     this.#store = components.store;
@@ -46,6 +47,7 @@ export class HostLiveness {
 
   start(): void {
     if (this.#unwatch) return;
+    this.#startedAt = this.#now();
     const list = this.#store.list(HOST_KIND);
     for (const h of list.items) this.observe(h);
     this.#unwatch = this.#store.watch(HOST_KIND, { resourceVersion: list.resourceVersion }, (ev) => {
@@ -64,8 +66,12 @@ export class HostLiveness {
     const host = obj as unknown as Host;
     const name = host.metadata.name;
     const heartbeat = host.status?.heartbeatTime;
-    if (!heartbeat) return;
     const prev = this.#seen.get(name);
+    if (!heartbeat) {
+      // Registered but not heartbeating yet (its status may still be on the way): one timeout of grace.
+      if (!prev) this.#seen.set(name, { heartbeat: '', seenAt: this.#now() });
+      return;
+    }
     if (prev?.heartbeat === heartbeat) return;
     const now = this.#now();
     let seenAt = now;
@@ -81,6 +87,12 @@ export class HostLiveness {
     if (name === this.self) return true;
     const s = this.#seen.get(name);
     return s != null && this.#now() - s.seenAt < this.timeoutMs;
+  }
+
+  /** True until this view has run for one timeout: before that, a host may look silent only because
+   *  this host has not caught up yet (it just started, or replication is still bringing news). */
+  get warmingUp(): boolean {
+    return this.#now() - this.#startedAt < this.timeoutMs;
   }
 
   /** Milliseconds until `name` times out (0 when it has), for requeueing. */

@@ -127,13 +127,18 @@ export class TestCluster {
     return obj.status?.conditions?.find((c: any) => c.type === 'Ready')?.status;
   }
 
-  /** Makes `a` and `b` refuse each other's connections (symmetric partition), or allows them again. */
-  deny(a: ClusterHost, others: ClusterHost[]): void {
+  /** Makes `a` refuse connections to `others` (list `a` on them too: a partition is symmetric), or,
+   *  with [], allows them again. Resolves once `a` logged that it applied the list. */
+  async deny(a: ClusterHost, others: ClusterHost[]): Promise<void> {
+    const before = a.stderr().length;
     writeFileSync(a.denyFile, others.flatMap((o) => o.addrs).join('\n'));
+    const want = others.length ? 'fault injection: denying' : 'fault injection: allowing all';
+    await waitFor(() => a.stderr().slice(before).includes(want), `${a.name} applying its deny list`, 5_000);
   }
 
   /** Deletes every instance (through `via`) and waits until no host lists any, then stops all hosts. */
   async cleanup(): Promise<void> {
+    for (const h of this.hosts) writeFileSync(h.denyFile, '');
     const live = this.hosts.filter((h) => h.child.exitCode === null && h.child.signalCode === null);
     const via = live[0];
     if (via) {
