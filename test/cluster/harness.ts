@@ -123,8 +123,8 @@ export class TestCluster {
   async hostReady(h: ClusterHost, name: string): Promise<string | undefined> {
     const res = await h.api(`/apis/xenos.io/v1alpha1/hosts/${name}`);
     if (!res.ok) return undefined;
-    const obj = await res.json();
-    return obj.status?.conditions?.find((c: any) => c.type === 'Ready')?.status;
+    const obj = (await res.json()) as { status?: { conditions?: { type: string; status: string }[] } };
+    return obj.status?.conditions?.find((c) => c.type === 'Ready')?.status;
   }
 
   /** Makes `a` refuse connections to `others` (list `a` on them too: a partition is symmetric), or,
