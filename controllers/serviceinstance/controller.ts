@@ -54,6 +54,7 @@ import { type DesiredDomain, type DomainMachine, domainMachine, type MachineOpti
 
 export const INSTANCE_KIND = 'ServiceInstance';
 export const TEMPLATE_KIND = 'ServiceTemplate';
+export const HOST_KIND = 'Host';
 export const DOMAIN_FINALIZER = 'xenos.io/domain';
 /** Manual run strategy: set to `Running` or `Stopped` to start or stop the domain by hand. */
 export const REQUESTED_STATE_ANNOTATION = 'xenos.io/requested-state';
@@ -180,9 +181,21 @@ export class ServiceInstanceController {
   }
 
   private concerns(obj: XObject): boolean {
-    const host = asInstance(obj)?.spec?.host;
-    if (!host) return this.init.placeUnplaced !== false || this.machines.has(keyOf(obj));
-    return host === this.init.hostName || this.machines.has(keyOf(obj));
+    const instance = asInstance(obj)!;
+    const host = instance.spec?.host;
+    if (host === this.init.hostName || this.machines.has(keyOf(obj))) return true;
+    if (this.orphanedFinalizer(instance)) return true;
+    return !host && this.init.placeUnplaced !== false;
+  }
+
+  /** Deleted, with our finalizer, and no host that could remove it: unplaced, or placed on a host that
+   *  is not a member (no Host object). A member host removes its own; one that died is failover's. */
+  private orphanedFinalizer(instance: ServiceInstance): boolean {
+    if (!instance.metadata.deletionTimestamp || !instance.metadata.finalizers?.includes(DOMAIN_FINALIZER)) {
+      return false;
+    }
+    const host = instance.spec?.host;
+    return !host || !this.store.get({ kind: HOST_KIND, namespace: '', name: host });
   }
 
   private instancesOf(template: XObject): string[] {
@@ -210,8 +223,15 @@ export class ServiceInstanceController {
     if (!instance) return this.forget(key);
 
     const host = spec(instance).host;
-    if (!host) return this.init.placeUnplaced === false ? this.forget(key) : this.place(instance);
-    if (host !== this.init.hostName) return this.forget(key);
+    if (host !== this.init.hostName) {
+      // Not (or no longer) ours: nothing of it may stay here.
+      if (this.machines.has(key)) return this.forget(key);
+      if (this.orphanedFinalizer(instance)) return this.removeFinalizer(key);
+      if (!host && !instance.metadata.deletionTimestamp && this.init.placeUnplaced !== false) {
+        return this.place(instance);
+      }
+      return undefined;
+    }
 
     if (instance.metadata.deletionTimestamp) return this.finalize(key, instance, signal);
     if (!instance.metadata.finalizers?.includes(DOMAIN_FINALIZER)) {
@@ -420,13 +440,17 @@ export class ServiceInstanceController {
     entry?.actor.stop();
     this.machines.delete(key);
     this.credentials?.revoke(identityOf(instance));
+    return this.removeFinalizer(key);
+  }
+
+  private removeFinalizer(key: string): undefined {
     const fresh = this.store.get(objectKey(INSTANCE_KIND, key));
-    if (fresh) {
+    if (fresh?.metadata.finalizers?.includes(DOMAIN_FINALIZER)) {
       this.store.update({
         ...fresh,
         metadata: {
           ...fresh.metadata,
-          finalizers: (fresh.metadata.finalizers ?? []).filter((f) => f !== DOMAIN_FINALIZER),
+          finalizers: fresh.metadata.finalizers.filter((f) => f !== DOMAIN_FINALIZER),
         },
       });
     }

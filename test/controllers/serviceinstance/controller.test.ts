@@ -438,4 +438,20 @@ describe('ServiceInstance controller', () => {
     request('Running');
     await until('Ready again', () => ready('hand'));
   });
+
+  it('moved to another host: the domain here goes; deleted there with no such host, the finalizer goes too', async () => {
+    createTemplate();
+    const a = await startController();
+    store.create(instance('moving'));
+    await until('Ready', () => ready('moving'));
+    const pid = (await call(statusOf('moving').endpoints![0].url!)).pid;
+    const cur = get('moving')!;
+    store.update({ ...(cur as unknown as XObject), spec: { ...cur.spec, host: 'elsewhere' } });
+    await until('process gone', () => !alive(pid));
+    await untilAsync('no domain here', async () => ((await a.driver.list()).length === 0 ? true : undefined));
+    expect(get('moving')!.metadata.finalizers).toContain(DOMAIN_FINALIZER);
+    // 'elsewhere' is no member (no Host object): nobody else could ever remove the finalizer.
+    store.delete({ kind: 'ServiceInstance', namespace: 'default', name: 'moving' });
+    await until('instance gone', () => !get('moving'));
+  });
 });
