@@ -43,8 +43,11 @@ export class TestNet {
   }
 
   /** n nodes with one cluster key, all bootstrapping from the first; resolves once each has a connection. */
-  async startCluster(n: number, init: Partial<XenosNodeInit> = {}): Promise<TestHost[]> {
-    const clusterKeyFile = await this.clusterKeyFile();
+  async startCluster(
+    n: number,
+    init: Partial<XenosNodeInit> & { clusterKeyFile?: string } = {},
+  ): Promise<TestHost[]> {
+    const clusterKeyFile = init.clusterKeyFile ?? (await this.clusterKeyFile());
     const seed = await this.startHost({ ...init, clusterKeyFile });
     const rest = await Promise.all(
       Array.from({ length: n - 1 }, () =>
