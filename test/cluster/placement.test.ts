@@ -1,0 +1,189 @@
+// Placement, rendezvous ranking and liveness against a real (in-memory SQLite) store: which hosts fit an
+// instance and why not, that every host ranks alike and only the top one binds, that losing a host moves
+// only its own keys, and that liveness follows heartbeats on the local clock.
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { XObject } from '../../src/api/types.ts';
+import { HostLiveness } from '../../src/cluster/liveness.ts';
+import { Placement } from '../../src/cluster/placement.ts';
+import { ownerOf, rankHosts } from '../../src/cluster/rendezvous.ts';
+import { Scheduler } from '../../src/cluster/scheduler.ts';
+import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+function host(
+  name: string,
+  opts: {
+    labels?: Record<string, string>;
+    unschedulable?: boolean;
+    ready?: boolean;
+    instances?: number;
+    memory?: string;
+  } = {},
+): XObject {
+  return {
+    apiVersion: 'xenos.io/v1alpha1',
+    kind: 'Host',
+    metadata: { name, labels: { zone: name, ...opts.labels } },
+    spec: { unschedulable: opts.unschedulable ?? false },
+  };
+}
+
+function hostStatus(
+  name: string,
+  opts: { ready?: boolean; instances?: number; memory?: string; heartbeat?: string } = {},
+) {
+  return {
+    heartbeatTime: opts.heartbeat ?? new Date().toISOString(),
+    allocatable: { cpu: '2', memory: opts.memory ?? '4Gi', instances: opts.instances ?? 10 },
+    drivers: ['process'],
+    conditions: [
+      {
+        type: 'Ready',
+        status: opts.ready === false ? 'False' : 'True',
+        reason: 'Test',
+        message: name,
+        lastTransitionTime: new Date().toISOString(),
+      },
+    ],
+  };
+}
+
+function instance(name: string, spec: Record<string, unknown> = {}): XObject {
+  return {
+    apiVersion: 'xenos.io/v1alpha1',
+    kind: 'ServiceInstance',
+    metadata: { name, namespace: 'default' },
+    spec: { templateRef: { name: 'web' }, ...spec },
+  };
+}
+
+describe('rendezvous ranking', () => {
+  it('is the same whatever order the hosts come in', () => {
+    for (let k = 0; k < 50; k++) {
+      expect(rankHosts(`key-${k}`, ['a', 'b', 'c', 'd'])).toEqual(
+        rankHosts(`key-${k}`, ['d', 'c', 'b', 'a']),
+      );
+    }
+  });
+
+  it('spreads keys over hosts, and losing a host moves only its keys', () => {
+    const hosts = ['a', 'b', 'c'];
+    const owners = new Map<string, string>();
+    const count: Record<string, number> = { a: 0, b: 0, c: 0 };
+    for (let k = 0; k < 3000; k++) {
+      const o = ownerOf(`instance/${k}`, hosts)!;
+      owners.set(`instance/${k}`, o);
+      count[o]++;
+    }
+    for (const h of hosts) expect(count[h]).toBeGreaterThan(800);
+    for (const [key, o] of owners) {
+      const after = ownerOf(key, ['a', 'c'])!;
+      if (o !== 'b') expect(after).toBe(o);
+    }
+  });
+});
+
+describe('placement and liveness', () => {
+  let store: SqliteStore;
+  let now: number;
+  let liveness: HostLiveness;
+
+  beforeEach(() => {
+    store = openStore({ path: ':memory:', namespaced: (k) => k !== 'Host', writer: 'a' });
+    now = 1_000_000;
+    liveness = new HostLiveness({ store, now: () => now }, { self: 'a', timeoutMs: 5000 });
+  });
+
+  afterEach(() => {
+    liveness.stop();
+    store.close();
+  });
+
+  function addHost(name: string, opts: Parameters<typeof host>[1] & Parameters<typeof hostStatus>[1] = {}) {
+    const created = store.create(host(name, opts));
+    store.update({ ...created, status: hostStatus(name, opts) } as XObject, { subresource: 'status' });
+  }
+
+  function beat(name: string) {
+    const h = store.get({ kind: 'Host', namespace: '', name })!;
+    const status = { ...(h.status as object), heartbeatTime: new Date(now + Math.random()).toISOString() };
+    store.update({ ...h, status } as XObject, { subresource: 'status' });
+  }
+
+  it('a host is live while its heartbeat changes within the timeout, on the local clock', () => {
+    addHost('a');
+    addHost('b');
+    liveness.start();
+    expect(liveness.isLive('b')).toBe(true);
+    now += 4000;
+    expect(liveness.isLive('b')).toBe(true);
+    now += 2000;
+    expect(liveness.isLive('b')).toBe(false);
+    expect(liveness.isLive('a')).toBe(true); // itself, always
+    beat('b');
+    expect(liveness.isLive('b')).toBe(true);
+  });
+
+  it('a host first seen with an old heartbeat is not live', () => {
+    addHost('a');
+    addHost('old', { heartbeat: new Date(Date.now() - 60_000).toISOString() });
+    liveness.start();
+    expect(liveness.isLive('old')).toBe(false);
+  });
+
+  it('places on the one live, ready, schedulable host that matches, with room; says why not otherwise', () => {
+    addHost('a', { labels: { disk: 'ssd' } });
+    addHost('b', { labels: { disk: 'ssd' }, unschedulable: true });
+    addHost('c', { labels: { disk: 'ssd' }, ready: false });
+    addHost('d', { labels: { disk: 'hdd' } });
+    addHost('e', { labels: { disk: 'ssd' }, instances: 1 });
+    addHost('f', { labels: { disk: 'ssd' }, memory: '64Mi' });
+    liveness.start();
+    store.create(instance('busy', { host: 'e' }));
+    const placement = new Placement({ store, liveness });
+    const i = store.create(instance('x', { hostSelector: { disk: 'ssd' }, resources: { memory: '128Mi' } }));
+    expect(placement.decide(i as never)).toMatchObject({ host: 'a', ranked: ['a'] });
+
+    store.update({
+      ...store.get({ kind: 'Host', namespace: '', name: 'a' })!,
+      spec: { unschedulable: true },
+    });
+    const none = placement.decide(i as never);
+    expect(none.host).toBeUndefined();
+    const message = (none as { message: string }).message;
+    expect(message).toContain('a is cordoned');
+    expect(message).toContain('c is not Ready');
+    expect(message).toContain('d has no label disk=ssd');
+    expect(message).toContain('e is full');
+    expect(message).toContain('f lacks memory');
+  });
+
+  it('only the top-ranked host binds; the others leave the instance alone', () => {
+    for (const n of ['a', 'b', 'c']) addHost(n);
+    liveness.start();
+    const i = store.create(instance('web-1'));
+    const placement = new Placement({ store, liveness });
+    const decision = placement.decide(i as never);
+    expect(decision.host).toBeDefined();
+    // Each host's scheduler over the same store, the chosen one last: the others write nothing.
+    const order = ['a', 'b', 'c'].filter((h) => h !== decision.host).concat(decision.host!);
+    for (const self of order) {
+      const view = new HostLiveness({ store, now: () => now }, { self, timeoutMs: 5000 });
+      view.start();
+      const scheduler = new Scheduler(
+        { store, placement: new Placement({ store, liveness: view }), liveness: view, log: quiet },
+        { hostName: self },
+      );
+      scheduler.reconcile('default/web-1');
+      view.stop();
+      const bound = (
+        store.get({ kind: 'ServiceInstance', namespace: 'default', name: 'web-1' })!.spec as { host?: string }
+      ).host;
+      expect(bound).toBe(self === decision.host ? self : undefined);
+    }
+    const final = store.get({ kind: 'ServiceInstance', namespace: 'default', name: 'web-1' })!;
+    expect((final.spec as { host?: string }).host).toBe(decision.host);
+  });
+});
