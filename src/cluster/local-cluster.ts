@@ -11,7 +11,23 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type ResourceType, XenosClient } from '../cli/client.ts';
 import { LocalClusterError } from './errors.ts';
+
+const HOSTS: ResourceType = {
+  group: 'xenos.io',
+  version: 'v1alpha1',
+  plural: 'hosts',
+  kind: 'Host',
+  namespaced: false,
+};
+const INSTANCES: ResourceType = {
+  group: 'xenos.io',
+  version: 'v1alpha1',
+  plural: 'serviceinstances',
+  kind: 'ServiceInstance',
+  namespaced: true,
+};
 
 const XENOSD = fileURLToPath(new URL('../../bin/xenosd.js', import.meta.url));
 const XENOSCTL = fileURLToPath(new URL('../../bin/xenosctl.js', import.meta.url));
@@ -35,6 +51,8 @@ export interface LocalHost {
   apiUrl: string;
   token: string;
   p2pAddrs: string[];
+  /** An API client for this host (trusting its self-signed certificate). */
+  client: XenosClient;
 }
 
 /** Polls `cond` until truthy, or throws LocalClusterError naming `what` after `timeoutMs`. */
@@ -77,20 +95,23 @@ export class LocalCluster {
       throw new LocalClusterError(`--hosts ${hosts}: give a whole number >= 1`);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const seed = await this.#startHost('host-1', [], options.signal);
+    const seed = await this.addHost('host-1', options);
     const rest = await Promise.all(
-      Array.from({ length: hosts - 1 }, (_, i) =>
-        this.#startHost(`host-${i + 2}`, seed.p2pAddrs, options.signal),
-      ),
+      Array.from({ length: hosts - 1 }, (_, i) => this.addHost(`host-${i + 2}`, options)),
     );
-    const all = [seed, ...rest];
+    await this.waitHostsReady([seed, ...rest], options);
+  }
+
+  /** Waits until each of `all` sees every one of them Ready. */
+  async waitHostsReady(
+    all: LocalHost[],
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<void> {
     const names = all.map((h) => h.name);
     await until(
       async () => {
         for (const h of all) {
-          const list = await this.ctl(['get', 'hosts', '-o', 'json'], h)
-            .then((out) => JSON.parse(out) as { items: InstanceView[] })
-            .catch(() => undefined);
+          const list = await h.client.list<InstanceView>(HOSTS, { timeoutMs: 5000 }).catch(() => undefined);
           const ready = new Set(
             (list?.items ?? [])
               .filter((x) => x.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
@@ -100,13 +121,16 @@ export class LocalCluster {
         }
         return true;
       },
-      `all ${hosts} hosts to see each other Ready`,
-      60_000,
+      `all ${all.length} hosts to see each other Ready`,
+      options.timeoutMs ?? 120_000,
       options.signal,
     );
   }
 
-  async #startHost(name: string, join_: string[], signal?: AbortSignal): Promise<LocalHost> {
+  /** Starts one more host (joining the first one started, if any); resolves once it serves its API. */
+  async addHost(name: string, options: { signal?: AbortSignal } = {}): Promise<LocalHost> {
+    const { signal } = options;
+    const join_ = this.hosts[0]?.p2pAddrs ?? [];
     const dataDir = join(this.init.dir, name);
     const args = [
       ...NODE_FLAGS,
@@ -151,7 +175,14 @@ export class LocalCluster {
     ).split('\n');
     const token = readTrimmed(join(dataDir, 'admin.token'));
     if (!token) throw new LocalClusterError(`xenosd ${name} wrote no admin token in ${dataDir}`);
-    const host: LocalHost = { name, dataDir, child, exited, apiUrl, token, p2pAddrs };
+    const cert = join(dataDir, 'tls.crt');
+    const client = new XenosClient({
+      server: apiUrl,
+      token,
+      ca: apiUrl.startsWith('https:') ? readFileSync(cert) : undefined,
+      timeoutMs: 10_000,
+    });
+    const host: LocalHost = { name, dataDir, child, exited, apiUrl, token, p2pAddrs, client };
     this.hosts.push(host);
     this.#log(`started ${name}: API ${apiUrl}, p2p ${p2pAddrs[0]}`);
     return host;
@@ -180,10 +211,9 @@ export class LocalCluster {
     });
   }
 
-  /** Every ServiceInstance (all namespaces), as the first host stores it. */
-  async instances(): Promise<InstanceView[]> {
-    const out = await this.ctl(['get', 'serviceinstances', '-A', '-o', 'json']);
-    return (JSON.parse(out).items ?? []) as InstanceView[];
+  /** Every ServiceInstance (all namespaces), as `host` (default the first) stores it. */
+  async instances(host: LocalHost = this.hosts[0]): Promise<InstanceView[]> {
+    return (await host.client.list<InstanceView>(INSTANCES)).items;
   }
 
   /** Waits until every instance is Ready; returns them. */
@@ -233,6 +263,7 @@ export class LocalCluster {
         const timer = setTimeout(() => h.child.kill('SIGKILL'), 10_000);
         await h.exited;
         clearTimeout(timer);
+        h.client.close();
       }),
     );
     this.hosts.length = 0;
