@@ -1,12 +1,24 @@
 // End-to-end tests of the HTTP API against a real xenosd child process on 127.0.0.1: auth, CRUD,
 // conflicts, validation, patches, the status subresource, watch, dryRun, body limits, Tables,
 // discovery, OpenAPI, events, and that a restart keeps the data.
+//
+// xenosd runs its controllers and scheduler: a ServiceInstance is bound to the host (spec.host, a new
+// generation), gets the `xenos.io/domain` finalizer, status and Events. So the generic semantics
+// (CRUD, conflicts, patches, status apart, dryRun, watch) are checked on ServiceDeployment, which no
+// controller reconciles yet — when one does, move them to a kind without one. What the controllers do
+// to a ServiceInstance is asserted as such (binding, finalizer, Table of the live object).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForDeletion, waitForObject } from '../daemon/wait-for-object.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 
+/** ServiceInstances: reconciled by the controllers xenosd runs. */
 const BASE = '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances';
+/** ServiceDeployments: no controller touches them (yet); used for the generic API semantics. */
+const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
 const JSON_CT = { 'Content-Type': 'application/json' };
+const MERGE_CT = { 'Content-Type': 'application/merge-patch+json' };
+const DOMAIN_FINALIZER = 'xenos.io/domain';
 
 let xd: XenosdProcess;
 
@@ -16,6 +28,16 @@ function instance(name: string, extra: Record<string, unknown> = {}) {
     kind: 'ServiceInstance',
     metadata: { name, labels: { app: name } },
     spec: { templateRef: { name: 'tpl' } },
+    ...extra,
+  };
+}
+
+function deployment(name: string, extra: Record<string, unknown> = {}) {
+  return {
+    apiVersion: 'xenos.io/v1alpha1',
+    kind: 'ServiceDeployment',
+    metadata: { name, labels: { app: name } },
+    spec: { template: { spec: { templateRef: { name: 'tpl' } } } },
     ...extra,
   };
 }
@@ -34,6 +56,17 @@ async function create(name: string, extra: Record<string, unknown> = {}) {
   const r = await call('POST', BASE, instance(name, extra));
   expect(r.status, JSON.stringify(r.body)).toBe(201);
   return r.body;
+}
+
+async function createDeployment(name: string, extra: Record<string, unknown> = {}) {
+  const r = await call('POST', SD, deployment(name, extra));
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body;
+}
+
+/** The template spec of a deployment with another template name. */
+function templateSpec(template: string) {
+  return { template: { spec: { templateRef: { name: template } } } };
 }
 
 beforeAll(async () => {
@@ -73,53 +106,74 @@ describe('authentication', () => {
 
 describe('objects', () => {
   it('creates, reads, lists by label, replaces and deletes', async () => {
-    const created = await create('crud');
+    const created = await createDeployment('crud');
     expect(created).toMatchObject({
       apiVersion: 'xenos.io/v1alpha1',
-      kind: 'ServiceInstance',
+      kind: 'ServiceDeployment',
       metadata: { name: 'crud', namespace: 'default', generation: 1 },
-      spec: { runStrategy: 'Always' }, // the CRD default
+      // the CRD defaults, nested ones included
+      spec: { replicas: 1, template: { spec: { runStrategy: 'Always' } } },
     });
-    await create('other');
-    const got = await call('GET', `${BASE}/crud`);
+    await createDeployment('other');
+    const got = await call('GET', `${SD}/crud`);
     expect(got.body.metadata.uid).toBe(created.metadata.uid);
 
-    const list = await call('GET', `${BASE}?labelSelector=app%3Dcrud`);
-    expect(list.body.kind).toBe('ServiceInstanceList');
+    const list = await call('GET', `${SD}?labelSelector=app%3Dcrud`);
+    expect(list.body.kind).toBe('ServiceDeploymentList');
     expect(list.body.items.map((o: any) => o.metadata.name)).toEqual(['crud']);
-    expect(list.body.items[0].kind).toBe('ServiceInstance');
+    expect(list.body.items[0].kind).toBe('ServiceDeployment');
     expect(Number(list.body.metadata.resourceVersion)).toBeGreaterThan(0);
 
-    const all = await call('GET', '/apis/xenos.io/v1alpha1/serviceinstances?limit=1');
+    const all = await call('GET', '/apis/xenos.io/v1alpha1/servicedeployments?limit=1');
     expect(all.body.items).toHaveLength(1);
     expect(all.body.metadata.continue).toBeTruthy();
 
-    const replaced = await call('PUT', `${BASE}/crud`, {
-      ...got.body,
-      spec: { templateRef: { name: 'tpl2' } },
-    });
+    const replaced = await call('PUT', `${SD}/crud`, { ...got.body, spec: templateSpec('tpl2') });
     expect(replaced.status).toBe(200);
-    expect(replaced.body.spec.templateRef.name).toBe('tpl2');
+    expect(replaced.body.spec.template.spec.templateRef.name).toBe('tpl2');
     expect(replaced.body.metadata.generation).toBe(2);
 
-    const del = await call('DELETE', `${BASE}/crud`, { propagationPolicy: 'Background' });
+    const del = await call('DELETE', `${SD}/crud`, { propagationPolicy: 'Background' });
     expect(del.body).toMatchObject({ kind: 'Status', status: 'Success', details: { name: 'crud' } });
-    const gone = await call('GET', `${BASE}/crud`);
+    const gone = await call('GET', `${SD}/crud`);
     expect(gone.status).toBe(404);
     expect(gone.body).toMatchObject({ kind: 'Status', reason: 'NotFound', code: 404 });
     expect(gone.body.message).toContain('"crud" not found');
   });
 
+  it('a ServiceInstance is bound by the scheduler and kept by its finalizer until the controller is done', async () => {
+    const created = await create('fin');
+    expect(created.metadata.generation).toBe(1);
+    const bound = await waitForObject(
+      xd,
+      BASE,
+      'fin',
+      (o) => o.spec.host === 'test-host' && o.metadata.finalizers?.includes(DOMAIN_FINALIZER),
+      { what: 'the binding to test-host and the domain finalizer' },
+    );
+    // The binding is a spec change: a new generation. The finalizer is metadata: none.
+    expect(bound.metadata.generation).toBe(2);
+    expect(bound.spec.templateRef.name).toBe('tpl');
+
+    const del = await call('DELETE', `${BASE}/fin`);
+    expect(del.status).toBe(200);
+    // Finalizers pending: the answer is the object, marked for deletion, as Kubernetes does.
+    expect(del.body.kind).toBe('ServiceInstance');
+    expect(del.body.metadata.deletionTimestamp).toBeTruthy();
+    await waitForDeletion(xd, BASE, 'fin');
+    expect((await call('GET', `${BASE}/fin`)).status).toBe(404);
+  });
+
   it('answers 409 for a duplicate create and for a stale resourceVersion', async () => {
-    const first = await create('dup');
-    const again = await call('POST', BASE, instance('dup'));
+    const first = await createDeployment('dup');
+    const again = await call('POST', SD, deployment('dup'));
     expect(again.status).toBe(409);
     expect(again.body.reason).toBe('AlreadyExists');
-    await call('PUT', `${BASE}/dup`, { ...first, spec: { templateRef: { name: 'b' } } });
-    const stale = await call('PUT', `${BASE}/dup`, { ...first, spec: { templateRef: { name: 'c' } } });
+    expect((await call('PUT', `${SD}/dup`, { ...first, spec: templateSpec('b') })).status).toBe(200);
+    const stale = await call('PUT', `${SD}/dup`, { ...first, spec: templateSpec('c') });
     expect(stale.status).toBe(409);
     expect(stale.body.reason).toBe('Conflict');
-    expect((await call('GET', `${BASE}/dup`)).body.spec.templateRef.name).toBe('b');
+    expect((await call('GET', `${SD}/dup`)).body.spec.template.spec.templateRef.name).toBe('b');
   });
 
   it('answers 422 Invalid with one cause per field', async () => {
@@ -175,19 +229,19 @@ describe('objects', () => {
 
 describe('patches and status', () => {
   it('merge-patches the spec and bumps generation', async () => {
-    await create('mp');
+    await createDeployment('mp');
     const r = await call(
       'PATCH',
-      `${BASE}/mp`,
-      { spec: { host: 'h2' }, metadata: { labels: { app: null, tier: 'x' } } },
-      {
-        'Content-Type': 'application/merge-patch+json',
-      },
+      `${SD}/mp`,
+      { spec: { replicas: 3 }, metadata: { labels: { app: null, tier: 'x' } } },
+      MERGE_CT,
     );
     expect(r.status).toBe(200);
-    expect(r.body.spec).toMatchObject({ host: 'h2', templateRef: { name: 'tpl' } });
+    expect(r.body.spec).toMatchObject({ replicas: 3, template: { spec: { templateRef: { name: 'tpl' } } } });
     expect(r.body.metadata.labels).toEqual({ tier: 'x' });
     expect(r.body.metadata.generation).toBe(2);
+    const labelsOnly = await call('PATCH', `${SD}/mp`, { metadata: { labels: { tier: 'y' } } }, MERGE_CT);
+    expect(labelsOnly.body.metadata.generation).toBe(2);
   });
 
   it('applies JSON patches and rejects ones that do not apply', async () => {
@@ -226,53 +280,42 @@ describe('patches and status', () => {
   });
 
   it('keeps status apart: main writes ignore it, /status writes only it', async () => {
-    const obj = await create('st');
-    const put = await call('PUT', `${BASE}/st`, { ...obj, status: { phase: 'Hacked' } });
+    const obj = await createDeployment('st');
+    const put = await call('PUT', `${SD}/st`, { ...obj, status: { phase: 'Hacked' } });
+    expect(put.status).toBe(200);
     expect(put.body.status?.phase).toBeUndefined();
-    const status = { phase: 'Running', observedGeneration: 1 };
-    const sp = await call(
-      'PATCH',
-      `${BASE}/st/status`,
-      { status, spec: { host: 'ignored' } },
-      {
-        'Content-Type': 'application/merge-patch+json',
-      },
-    );
+    const status = { phase: 'Available', observedGeneration: 1, replicas: 1 };
+    const sp = await call('PATCH', `${SD}/st/status`, { status, spec: { replicas: 9 } }, MERGE_CT);
     expect(sp.status).toBe(200);
     expect(sp.body.status).toMatchObject(status);
-    expect(sp.body.spec.host).toBeUndefined();
+    expect(sp.body.spec.replicas).toBe(1);
     expect(sp.body.metadata.generation).toBe(1);
-    const got = await call('GET', `${BASE}/st/status`);
-    expect(got.body.status.phase).toBe('Running');
-    const badStatus = await call('PUT', `${BASE}/st/status`, {
+    const got = await call('GET', `${SD}/st/status`);
+    expect(got.body.status.phase).toBe('Available');
+    const badStatus = await call('PUT', `${SD}/st/status`, {
       ...got.body,
-      status: { phase: 'Running', restarts: 'many' },
+      status: { phase: 'Available', replicas: 'many' },
     });
     expect(badStatus.status).toBe(422);
-    expect(badStatus.body.details.causes[0].field).toBe('status.restarts');
+    expect(badStatus.body.details.causes[0].field).toBe('status.replicas');
   });
 });
 
 describe('dryRun', () => {
   it('persists nothing on create, update, patch or delete', async () => {
-    const c = await call('POST', `${BASE}?dryRun=All`, instance('dry'));
+    const c = await call('POST', `${SD}?dryRun=All`, deployment('dry'));
     expect(c.status).toBe(201);
     expect(c.body.metadata.name).toBe('dry');
-    expect((await call('GET', `${BASE}/dry`)).status).toBe(404);
+    expect((await call('GET', `${SD}/dry`)).status).toBe(404);
 
-    const obj = await create('dry');
-    const p = await call(
-      'PATCH',
-      `${BASE}/dry?dryRun=All`,
-      { spec: { host: 'h' } },
-      { 'Content-Type': 'application/merge-patch+json' },
-    );
-    expect(p.body.spec.host).toBe('h');
-    const u = await call('PUT', `${BASE}/dry?dryRun=All`, { ...obj, spec: { templateRef: { name: 'z' } } });
-    expect(u.body.spec.templateRef.name).toBe('z');
-    const d = await call('DELETE', `${BASE}/dry?dryRun=All`);
+    const obj = await createDeployment('dry');
+    const p = await call('PATCH', `${SD}/dry?dryRun=All`, { spec: { replicas: 5 } }, MERGE_CT);
+    expect(p.body.spec.replicas).toBe(5);
+    const u = await call('PUT', `${SD}/dry?dryRun=All`, { ...obj, spec: templateSpec('z') });
+    expect(u.body.spec.template.spec.templateRef.name).toBe('z');
+    const d = await call('DELETE', `${SD}/dry?dryRun=All`);
     expect(d.status).toBe(200);
-    const after = await call('GET', `${BASE}/dry`);
+    const after = await call('GET', `${SD}/dry`);
     expect(after.body.metadata.resourceVersion).toBe(obj.metadata.resourceVersion);
     expect(after.body.spec).toEqual(obj.spec);
   });
@@ -280,10 +323,10 @@ describe('dryRun', () => {
 
 describe('watch', () => {
   it('streams changes after a resourceVersion as JSON lines, with headers at once', async () => {
-    const obj = await create('w');
+    const obj = await createDeployment('w');
     const ctrl = new AbortController();
     const res = await xd.api(
-      `${BASE}?watch=true&fieldSelector=metadata.name%3Dw&resourceVersion=${obj.metadata.resourceVersion}&timeoutSeconds=20`,
+      `${SD}?watch=true&fieldSelector=metadata.name%3Dw&resourceVersion=${obj.metadata.resourceVersion}&timeoutSeconds=20`,
       {
         signal: ctrl.signal,
       },
@@ -302,17 +345,12 @@ describe('watch', () => {
       return JSON.parse(line);
     };
     try {
-      await call(
-        'PATCH',
-        `${BASE}/w`,
-        { spec: { host: 'h1' } },
-        { 'Content-Type': 'application/merge-patch+json' },
-      );
+      await call('PATCH', `${SD}/w`, { spec: { replicas: 2 } }, MERGE_CT);
       const ev = await next();
       expect(ev.type).toBe('MODIFIED');
-      expect(ev.object).toMatchObject({ kind: 'ServiceInstance', spec: { host: 'h1' } });
-      await create('not-me');
-      await call('DELETE', `${BASE}/w`);
+      expect(ev.object).toMatchObject({ kind: 'ServiceDeployment', spec: { replicas: 2 } });
+      await createDeployment('not-me');
+      await call('DELETE', `${SD}/w`);
       const del = await next();
       expect(del.type).toBe('DELETED');
       expect(del.object.metadata.name).toBe('w');
@@ -338,39 +376,49 @@ describe('watch', () => {
 });
 
 describe('tables, discovery and OpenAPI', () => {
-  it('returns a Table with the printer columns', async () => {
+  it('returns a Table with the printer columns of the live object', async () => {
     await create('tbl');
-    await call(
-      'PATCH',
-      `${BASE}/tbl/status`,
-      {
-        status: {
-          phase: 'Running',
-          conditions: [
-            {
-              type: 'Ready',
-              status: 'True',
-              reason: 'Up',
-              message: '',
-              lastTransitionTime: '2026-01-01T00:00:00Z',
-            },
-          ],
-        },
-      },
-      {
-        'Content-Type': 'application/merge-patch+json',
-      },
+    // The controllers bind it and write its status; the Table must show what is there.
+    await waitForObject(
+      xd,
+      BASE,
+      'tbl',
+      (o) => o.spec.host !== undefined && o.status?.conditions?.some((c: any) => c.type === 'Ready'),
+      { what: 'the binding and a Ready condition' },
     );
-    const r = await call('GET', `${BASE}?fieldSelector=metadata.name%3Dtbl`, undefined, {
+    const r = await call('GET', `${BASE}?fieldSelector=metadata.name%3Dtbl&includeObject=Object`, undefined, {
       Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json',
     });
     expect(r.body.kind).toBe('Table');
     const names = r.body.columnDefinitions.map((c: any) => c.name);
     expect(names.slice(0, 6)).toEqual(['Name', 'Template', 'Host', 'Phase', 'Ready', 'Age']);
-    const row = r.body.rows[0].cells;
-    expect(row.slice(0, 5)).toEqual(['tbl', 'tpl', null, 'Running', 'True']);
-    expect(row[5]).toMatch(/^\d+s$/);
     expect(r.body.columnDefinitions.find((c: any) => c.name === 'Driver').priority).toBe(1);
+    // Cells and object come from one read, so they agree even while the controller writes.
+    const { cells, object } = r.body.rows[0];
+    const ready = object.status.conditions.find((c: any) => c.type === 'Ready');
+    expect(cells.slice(0, 5)).toEqual(['tbl', 'tpl', 'test-host', object.status.phase, ready.status]);
+    expect(cells[3]).toEqual(expect.any(String));
+    expect(cells[5]).toMatch(/^\d+s$/);
+
+    // A column whose field is not set is null; status written through /status shows at once.
+    await createDeployment('tbl-sd');
+    const sdTable = async () =>
+      (
+        await call('GET', `${SD}?fieldSelector=metadata.name%3Dtbl-sd`, undefined, {
+          Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json',
+        })
+      ).body;
+    const before = await sdTable();
+    expect(before.columnDefinitions.map((c: any) => c.name).slice(0, 5)).toEqual([
+      'Name',
+      'Desired',
+      'Current',
+      'Ready',
+      'Age',
+    ]);
+    expect(before.rows[0].cells.slice(0, 4)).toEqual(['tbl-sd', 1, null, null]);
+    await call('PATCH', `${SD}/tbl-sd/status`, { status: { replicas: 1, readyReplicas: 0 } }, MERGE_CT);
+    expect((await sdTable()).rows[0].cells.slice(0, 4)).toEqual(['tbl-sd', 1, 1, 0]);
   });
 
   it('serves discovery and OpenAPI v3 for kubectl', async () => {
