@@ -1,0 +1,183 @@
+// Benchmark: what a host pays for running xenosd. (1) One idle xenosd (process driver, no p2p): RSS
+// and CPU sampled from /proc over a window. (2) A cluster of real xenosd processes with --p2p (libp2p,
+// DHT, heartbeats, replication) on this machine, idle: RSS and CPU of each. (3) Memory per instance:
+// RSS of xenosd and, separately, of the domains' processes (supervisor + service) with 0, 10, 20, ...
+// running instances of the example web service, and the per-instance deltas.
+// No bound is set for these in the issues; the figures are reported as measured.
+//
+//   node bench/host-footprint.ts [--idle SECONDS=20] [--counts 0,10,20] [--cluster-hosts 3] [--settle SECONDS=5]
+//
+// --cluster-hosts 0 skips the cluster part.
+
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { XenosClient } from '../src/cli/client.ts';
+import { TestCluster } from '../test/cluster/harness.ts';
+import { removeDataDir, startXenosd, type XenosdProcess } from '../test/daemon/xenosd-process.ts';
+import { printFigure } from './lib/figures.ts';
+import { domainPids, sampleIdle, usageOf } from './lib/proc-footprint.ts';
+import { until } from './lib/wait.ts';
+import {
+  applyWebTemplate,
+  conditionStatus,
+  deleteAllInstances,
+  INSTANCES,
+  killLeftoverDomains,
+  webInstance,
+} from './lib/web-service.ts';
+
+const BENCH = 'host-footprint';
+const NAMESPACE = 'bench';
+
+const { values: flags } = parseArgs({
+  options: {
+    idle: { type: 'string', default: '20' },
+    counts: { type: 'string', default: '0,10,20' },
+    'cluster-hosts': { type: 'string', default: '3' },
+    settle: { type: 'string', default: '5' },
+  },
+});
+const idleMs = Number(flags.idle) * 1000;
+const counts = flags.counts.split(',').map(Number);
+const clusterHosts = Number(flags['cluster-hosts']);
+const settleMs = Number(flags.settle) * 1000;
+const load = () => loadavg()[0].toFixed(2);
+
+function pidOf(xd: XenosdProcess): number {
+  if (!xd.child.pid) throw new Error(`${BENCH}: xenosd has no pid (did it start?)`);
+  return xd.child.pid;
+}
+
+/** (1) and (3) on one xenosd. */
+async function singleHost(): Promise<void> {
+  const xd = await startXenosd({ hostName: 'bench', args: ['--driver', 'process'] });
+  const client = new XenosClient({ server: xd.url, token: xd.token, timeoutMs: 60_000 });
+  const pid = pidOf(xd);
+  let cleaned = false;
+  try {
+    const idle = await sampleIdle(() => [pid], { durationMs: idleMs });
+    console.log(
+      `${BENCH}: one xenosd (process driver, no p2p), idle for ${idle.seconds.toFixed(0)} s; load average ${load()}`,
+    );
+    const note = `${idle.seconds.toFixed(0)} s idle, load ${load()}`;
+    printFigure({ bench: BENCH, name: 'xenosd idle RSS (mean)', value: idle.rssMeanMB, unit: 'MB', note });
+    printFigure({ bench: BENCH, name: 'xenosd idle CPU', value: idle.cpuPercent, unit: '% of a core', note });
+
+    await applyWebTemplate(client, NAMESPACE, { periodSeconds: 1 });
+    console.log(
+      `${BENCH}: memory per instance of the web service (a node HTTP server; health check every 1 s), ` +
+        `each count held ${settleMs / 1000} s once all are Ready`,
+    );
+    const rows: { count: number; xenosdMB: number; domainsMB: number; cpu: number; procs: number }[] = [];
+    let created = 0;
+    for (const count of counts) {
+      for (; created < count; created++) {
+        const name = `web-${String(created).padStart(3, '0')}`;
+        await client.create(INSTANCES, webInstance(NAMESPACE, name), { namespace: NAMESPACE });
+      }
+      await until(
+        async () => {
+          const list = await client.list(INSTANCES, { namespace: NAMESPACE });
+          return list.items.filter((i) => conditionStatus(i, 'Ready') === 'True').length === count;
+        },
+        120_000 + count * 5_000,
+        `${count} instances Ready`,
+        200,
+      );
+      const domains = await domainPids(xd.dataDir);
+      const own = await sampleIdle(() => [pid], { durationMs: settleMs });
+      const dom = await usageOf(domains);
+      rows.push({
+        count,
+        xenosdMB: own.rssMeanMB,
+        domainsMB: dom.rssBytes / (1024 * 1024),
+        cpu: own.cpuPercent,
+        procs: dom.alive,
+      });
+      console.log(
+        `  ${String(count).padStart(3)} instances: xenosd RSS ${own.rssMeanMB.toFixed(1)} MB, CPU ${own.cpuPercent.toFixed(1)}% of a core; ` +
+          `domains ${dom.alive} processes, RSS ${(dom.rssBytes / (1024 * 1024)).toFixed(1)} MB`,
+      );
+    }
+    const first = rows[0];
+    const last = rows[rows.length - 1];
+    if (last.count > first.count) {
+      const k = last.count - first.count;
+      const note = `${first.count} → ${last.count} instances, load ${load()}`;
+      printFigure({
+        bench: BENCH,
+        name: 'xenosd RSS per instance',
+        value: (last.xenosdMB - first.xenosdMB) / k,
+        unit: 'MB',
+        note,
+      });
+      printFigure({
+        bench: BENCH,
+        name: 'domain RSS per instance',
+        value: (last.domainsMB - first.domainsMB) / k,
+        unit: 'MB',
+        note: `${note}; supervisor sh + node server`,
+      });
+      printFigure({
+        bench: BENCH,
+        name: `xenosd CPU at ${last.count} instances`,
+        value: last.cpu,
+        unit: '% of a core',
+        note: `health checks every 1 s, load ${load()}`,
+      });
+    }
+    await deleteAllInstances(client, NAMESPACE, xd.dataDir);
+    cleaned = true;
+  } finally {
+    if (!cleaned) {
+      await deleteAllInstances(client, NAMESPACE, xd.dataDir).catch(async (err) => {
+        console.error(
+          `${BENCH}: clean-up failed (${err.message}); killed ${await killLeftoverDomains(xd.dataDir)}`,
+        );
+      });
+    }
+    client.close();
+    await xd.stop();
+    removeDataDir(xd.dataDir);
+  }
+}
+
+/** (2): a cluster of real xenosd with --p2p, idle. */
+async function cluster(n: number): Promise<void> {
+  const c = new TestCluster({ hostTimeout: '15s' });
+  try {
+    const names = Array.from({ length: n }, (_, i) => `h${i}`);
+    const hosts = await c.startHosts(names);
+    const samples = await Promise.all(hosts.map((h) => sampleIdle(() => [pidOf(h)], { durationMs: idleMs })));
+    console.log(
+      `${BENCH}: ${n} xenosd with --p2p (libp2p, DHT, heartbeats, replication) on this machine, all seeing ` +
+        `${n} Host objects, idle for ${samples[0].seconds.toFixed(0)} s; load average ${load()}`,
+    );
+    for (const [i, s] of samples.entries()) {
+      console.log(
+        `  ${hosts[i].name}: RSS mean ${s.rssMeanMB.toFixed(1)} MB (max ${s.rssMaxMB.toFixed(1)}), CPU ${s.cpuPercent.toFixed(2)}% of a core`,
+      );
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const note = `${n} hosts, mean over hosts, load ${load()}`;
+    printFigure({
+      bench: BENCH,
+      name: 'p2p xenosd idle RSS',
+      value: mean(samples.map((s) => s.rssMeanMB)),
+      unit: 'MB',
+      note,
+    });
+    printFigure({
+      bench: BENCH,
+      name: 'p2p xenosd idle CPU',
+      value: mean(samples.map((s) => s.cpuPercent)),
+      unit: '% of a core',
+      note,
+    });
+  } finally {
+    await c.cleanup();
+  }
+}
+
+await singleHost();
+if (clusterHosts > 0) await cluster(clusterHosts);

@@ -1,0 +1,174 @@
+// Benchmark: apply → Ready for many ServiceInstances on ONE real xenosd (process driver, template
+// already cached). The example web template (manifests/web: a tiny node HTTP server with an http
+// health check) is applied and waited for until Ready; then N instances are created at once through
+// the API. Each instance is timed from the return of its create call to the first watch event that
+// shows its Ready=True condition (and, to see where the time goes, to the first with DomainRunning=True).
+// Prints p50/p99/max next to the bound (p99 <= 1 s), the ratio, and the time for all N. Cleans up:
+// deletes every instance, waits until its processes are gone, stops xenosd.
+//
+//   node bench/instances-ready.ts [--instances 100] [--period SECONDS] [--timeout SECONDS]
+//
+// --period overrides the template's health-check periodSeconds (manifests/web says 5). Each instance
+// is a node process (~45 MB RSS), so N=100 is about 4.5 GB and ~100 node start-ups on this machine.
+
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { ServiceInstance } from '../src/api/types.ts';
+import { XenosClient } from '../src/cli/client.ts';
+import { removeDataDir, startXenosd } from '../test/daemon/xenosd-process.ts';
+import { printFigure } from './lib/figures.ts';
+import { summarise } from './lib/stats.ts';
+import { until } from './lib/wait.ts';
+import {
+  applyWebTemplate,
+  conditionStatus,
+  deleteAllInstances,
+  INSTANCES,
+  killLeftoverDomains,
+  webInstance,
+  whyNotReady,
+} from './lib/web-service.ts';
+
+const BENCH = 'instances-ready';
+const BOUND_P99_MS = 1000;
+const NAMESPACE = 'bench';
+
+const { values: flags } = parseArgs({
+  options: {
+    instances: { type: 'string', default: '100' },
+    period: { type: 'string' },
+    timeout: { type: 'string', default: '300' },
+  },
+});
+const n = Number(flags.instances);
+const periodSeconds = flags.period === undefined ? undefined : Number(flags.period);
+const timeoutMs = Number(flags.timeout) * 1000;
+
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+
+const xd = await startXenosd({ hostName: 'bench', args: ['--driver', 'process'] });
+const client = new XenosClient({ server: xd.url, token: xd.token, timeoutMs: 60_000 });
+const watching = new AbortController();
+let cleaned = false;
+try {
+  const loadBefore = load();
+  const templateMs = await applyWebTemplate(client, NAMESPACE, { periodSeconds });
+
+  // Watch from the list's resourceVersion, so no event of the instances is missed. Each stage's time is
+  // that of the first event that shows it: placed (spec.host set), DomainRunning=True, Ready=True.
+  const stages: Record<string, (i: ServiceInstance) => boolean> = {
+    placed: (i) => Boolean(i.spec?.host),
+    DomainRunning: (i) => conditionStatus(i, 'DomainRunning') === 'True',
+    Ready: (i) => conditionStatus(i, 'Ready') === 'True',
+  };
+  const seen: Record<string, Map<string, number>> = {};
+  for (const stage of Object.keys(stages)) seen[stage] = new Map();
+  const createdAt = new Map<string, number>();
+  const start = await client.list(INSTANCES, { namespace: NAMESPACE });
+  const watchDone = (async () => {
+    for await (const ev of client.watch<ServiceInstance>(INSTANCES, {
+      namespace: NAMESPACE,
+      resourceVersion: start.metadata.resourceVersion,
+      signal: watching.signal,
+    })) {
+      const now = performance.now();
+      if (ev.type === 'BOOKMARK' || ev.type === 'DELETED') continue;
+      const name = ev.object.metadata.name;
+      for (const [stage, reached] of Object.entries(stages)) {
+        if (!seen[stage].has(name) && reached(ev.object)) seen[stage].set(name, now);
+      }
+    }
+  })().catch((err) => {
+    if (!watching.signal.aborted) console.error(`${BENCH}: the watch failed: ${err}`);
+  });
+  const readyAt = seen.Ready;
+
+  const names = Array.from({ length: n }, (_, i) => `web-${String(i).padStart(3, '0')}`);
+  const createMs: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    names.map(async (name) => {
+      const c0 = performance.now();
+      await client.create(INSTANCES, webInstance(NAMESPACE, name), { namespace: NAMESPACE });
+      const now = performance.now();
+      createdAt.set(name, now);
+      createMs.push(now - c0);
+    }),
+  );
+  const allCreatedMs = performance.now() - t0;
+  let notReady: string[] = [];
+  try {
+    await until(() => readyAt.size === n, timeoutMs, `all ${n} instances Ready`, 50);
+  } catch {
+    notReady = await whyNotReady(client, NAMESPACE);
+  }
+  const allReadyMs = Math.max(...readyAt.values()) - t0;
+  const loadAfter = load();
+
+  /** Per instance that reached both: time of stage `to` minus time of stage `from` (or of the create). */
+  const between = (from: string | undefined, to: string) =>
+    summarise(
+      names
+        .filter((x) => seen[to].has(x) && (from === undefined || seen[from].has(x)))
+        .map((x) => seen[to].get(x)! - (from === undefined ? createdAt.get(x)! : seen[from].get(x)!)),
+    );
+  const r = between(undefined, 'Ready');
+  const c = summarise(createMs);
+  const period = periodSeconds ?? 5;
+  console.log(
+    `${BENCH}: ${n} ServiceInstances created at once on one xenosd (process driver) at ${xd.url}; ` +
+      `health check http every ${period} s; load average before ${loadBefore}, after ${loadAfter}`,
+  );
+  console.log(`  template web Ready (image imported) in ${templateMs.toFixed(0)} ms, before the instances`);
+  console.log(
+    `  create calls               p50 ${c.p50.toFixed(0)} ms   p99 ${c.p99.toFixed(0)} ms   all ${n} returned after ${allCreatedMs.toFixed(0)} ms`,
+  );
+  const line = (label: string, s: ReturnType<typeof summarise>) =>
+    console.log(
+      `  ${label.padEnd(26)} p50 ${s.p50.toFixed(0)} ms   p99 ${s.p99.toFixed(0)} ms   max ${s.max.toFixed(0)} ms   (n=${s.n})`,
+    );
+  line('create → placed', between(undefined, 'placed'));
+  line('placed → DomainRunning', between('placed', 'DomainRunning'));
+  line('DomainRunning → Ready', between('DomainRunning', 'Ready'));
+  line('create → Ready', r);
+  const note = `N=${n}, period ${period} s, load ${loadAfter.split(' ')[0]}`;
+  printFigure({ bench: BENCH, name: 'apply → Ready p50', value: r.p50, unit: 'ms', note });
+  printFigure({
+    bench: BENCH,
+    name: 'apply → Ready p99',
+    value: r.p99,
+    unit: 'ms',
+    bound: BOUND_P99_MS,
+    note,
+  });
+  printFigure({ bench: BENCH, name: 'apply → Ready max', value: r.max, unit: 'ms', note });
+  printFigure({ bench: BENCH, name: `all ${n} Ready`, value: allReadyMs, unit: 'ms', note });
+  if (notReady.length) {
+    console.log(`  NOT all Ready within ${timeoutMs / 1000} s; some of those that were not:`);
+    for (const line of notReady) console.log(`    ${line}`);
+    process.exitCode = 1;
+  }
+
+  watching.abort();
+  await watchDone;
+  const cleanupMs = await deleteAllInstances(client, NAMESPACE, xd.dataDir);
+  cleaned = true;
+  console.log(
+    `  clean-up: all ${n} instances deleted and their processes gone in ${cleanupMs.toFixed(0)} ms`,
+  );
+} finally {
+  watching.abort();
+  if (!cleaned) {
+    await deleteAllInstances(client, NAMESPACE, xd.dataDir).catch(async (err) => {
+      console.error(
+        `${BENCH}: clean-up failed (${err.message}); killed ${await killLeftoverDomains(xd.dataDir)} processes`,
+      );
+    });
+  }
+  client.close();
+  await xd.stop();
+  removeDataDir(xd.dataDir);
+}
