@@ -10,6 +10,7 @@ import type { XObject } from '../../src/api/types.ts';
 import { LAST_APPLIED } from '../../src/cli/apply/three-way-patch.ts';
 import { type ResourceType, XenosClient } from '../../src/cli/client.ts';
 import { ApiStatusError, isNotFound } from '../../src/cli/errors.ts';
+import { waitForObject } from '../daemon/wait-for-object.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { killAllCtl, xenosctl } from './run-xenosctl.ts';
 
@@ -114,12 +115,28 @@ describe('apply', () => {
     expect(created.spec?.parameters).toEqual({ greeting: 'hi', extra: 'x' });
     expect(created.metadata.annotations?.[LAST_APPLIED]).toBeTruthy();
 
+    // The scheduler binds it (spec.host: a new generation) and the controller adds its finalizer and
+    // writes status. None of that is in the file: applying it again must say unchanged and write nothing.
+    const bound = await waitForObject(
+      xenosd,
+      '/apis/xenos.io/v1alpha1/namespaces/ap1/serviceinstances',
+      'web-1',
+      (o) => o.spec.host === 'test-host' && o.metadata.finalizers?.includes('xenos.io/domain'),
+      { what: 'the binding to test-host and the domain finalizer' },
+    );
+    expect(bound.metadata.generation).toBe(2);
     const again = await xenosctl(['apply', '-f', file], { env });
     expect(again.stdout).toBe(
       'servicetemplate.xenos.io/web unchanged\nserviceinstance.xenos.io/web-1 unchanged\n',
     );
-    expect((await client.get(INSTANCES, 'web-1', { namespace: 'ap1' })).metadata.resourceVersion).toBe(
-      created.metadata.resourceVersion,
+    // Only the controllers' status writes may have happened since (they move resourceVersion).
+    const userVisible = (o: XObject) => ({
+      ...o,
+      status: undefined,
+      metadata: { ...o.metadata, resourceVersion: undefined },
+    });
+    expect(userVisible(await client.get(INSTANCES, 'web-1', { namespace: 'ap1' }))).toEqual(
+      userVisible(bound as XObject),
     );
 
     // Someone else labels the object; the file drops a parameter and changes another.
@@ -135,7 +152,10 @@ describe('apply', () => {
     const live = await client.get(INSTANCES, 'web-1', { namespace: 'ap1' });
     expect(live.spec?.parameters).toEqual({ greeting: 'hello' });
     expect(live.metadata.labels).toEqual({ owner: 'ops' });
-    expect(live.metadata.generation).toBe(2);
+    // What the server set and the file never had stays: the binding and the finalizer.
+    expect(live.spec?.host).toBe('test-host');
+    expect(live.metadata.finalizers).toEqual(['xenos.io/domain']);
+    expect(live.metadata.generation).toBe(3);
   });
 
   it('applies nothing when any document is invalid, and locates every problem', async () => {

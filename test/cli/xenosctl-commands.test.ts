@@ -2,9 +2,13 @@
 // kubeconfig, version, and the errors people see: no server, bad token, unknown kind).
 // Objects are created through the CLI's own client; each test works in its own namespace.
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { XObject } from '../../src/api/types.ts';
 import { type ResourceType, XenosClient } from '../../src/cli/client.ts';
+import { waitForObject } from '../daemon/wait-for-object.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { killAllCtl, xenosctl, xenosctlUntil } from './run-xenosctl.ts';
 
@@ -35,14 +39,19 @@ afterAll(async () => {
   if (xenosd) removeDataDir(xenosd.dataDir);
 });
 
-function template(name: string, namespace: string, labels?: Record<string, string>): XObject {
+function template(
+  name: string,
+  namespace: string,
+  labels?: Record<string, string>,
+  imagePath = '/srv/images/web',
+): XObject {
   return {
     apiVersion: 'xenos.io/v1alpha1',
     kind: 'ServiceTemplate',
     metadata: { name, namespace, ...(labels ? { labels } : {}) },
     spec: {
       serviceType: `svc-${name}`,
-      image: { path: '/srv/images/web' },
+      image: { path: imagePath },
       process: { command: ['sleep', '1000'] },
     },
   };
@@ -152,35 +161,44 @@ describe('get', () => {
 });
 
 describe('describe', () => {
-  it('shows metadata, spec, status conditions and events', async () => {
-    await client.create(TEMPLATES, template('d', 'desc1', { app: 'd' }), { namespace: 'desc1' });
-    await client.patchStatus(
-      TEMPLATES,
-      'd',
-      {
-        phase: 'Ready',
-        conditions: [
-          {
-            type: 'Ready',
-            status: 'True',
-            reason: 'Imported',
-            message: 'image verified',
-            lastTransitionTime: new Date().toISOString(),
-            observedGeneration: 1,
-          },
-        ],
-      },
-      { namespace: 'desc1' },
-    );
-    const r = await xenosctl(['describe', 'st', 'd', '-n', 'desc1'], { env });
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^Name:\s+d$/m);
-    expect(r.stdout).toMatch(/^Namespace:\s+desc1$/m);
-    expect(r.stdout).toMatch(/^Labels:\s+app=d$/m);
-    expect(r.stdout).toMatch(/^ {2}serviceType: svc-d$/m);
-    expect(r.stdout).toMatch(/^ {2}phase: Ready$/m);
-    expect(r.stdout).toMatch(/^ {2}Ready\s+True\s+Imported\s+\d+s ago\s+1\s+image verified$/m);
-    expect(r.stdout).toMatch(/^Events:/m);
+  it('shows metadata, spec, status conditions and events (as the template controller wrote them)', async () => {
+    // A real image directory: the controller imports it and writes status and an event.
+    const image = mkdtempSync(join(tmpdir(), 'xenosctl-describe-image-'));
+    try {
+      writeFileSync(join(image, 'index.html'), 'hello\n');
+      await client.create(TEMPLATES, template('d', 'desc1', { app: 'd' }, image), { namespace: 'desc1' });
+      const ready = await waitForObject(
+        xenosd,
+        '/apis/xenos.io/v1alpha1/namespaces/desc1/servicetemplates',
+        'd',
+        (o) => o.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'),
+        { what: 'the image imported (Ready True)' },
+      );
+      const digest = ready.status.digest as string;
+      expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      const r = await xenosctl(['describe', 'st', 'd', '-n', 'desc1'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^Name:\s+d$/m);
+      expect(r.stdout).toMatch(/^Namespace:\s+desc1$/m);
+      expect(r.stdout).toMatch(/^Labels:\s+app=d$/m);
+      expect(r.stdout).toMatch(/^ {2}serviceType: svc-d$/m);
+      expect(r.stdout).toMatch(/^ {2}phase: Ready$/m);
+      expect(r.stdout).toContain(`  digest: ${digest}\n`);
+      const onHost = `image ${digest} \\(\\d+ bytes\\) is on host test-host`;
+      expect(r.stdout).toMatch(/^ {2}Ready\s+True\s+Ready\s+\d+s ago\s+1\s+the image is on host test-host$/m);
+      expect(r.stdout).toMatch(
+        new RegExp(`^ {2}ImageReady\\s+True\\s+Imported\\s+\\d+s ago\\s+1\\s+${onHost}$`, 'm'),
+      );
+      expect(r.stdout).toMatch(/^Events:/m);
+      expect(r.stdout).toMatch(
+        new RegExp(
+          `^ {2}Normal\\s+Pulled\\s+\\S+\\s+servicetemplate-controller\\s+Image ${digest} \\(\\d+ bytes\\) imported from ${image}$`,
+          'm',
+        ),
+      );
+    } finally {
+      rmSync(image, { recursive: true, force: true });
+    }
   });
 });
 
