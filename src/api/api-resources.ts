@@ -19,6 +19,8 @@ export interface ApiResource {
   categories: string[];
   namespaced: boolean;
   statusSubresource: boolean;
+  /** Serves `<plural>/log` (GET, text/plain): the output of the instance's domain. */
+  logSubresource: boolean;
   printerColumns: PrinterColumn[];
   /** The openAPIV3Schema (CRD kinds); undefined for Events. */
   schema?: unknown;
@@ -42,6 +44,7 @@ export const EVENT_RESOURCE: ApiResource = {
   categories: [],
   namespaced: true,
   statusSubresource: false,
+  logSubresource: false,
   printerColumns: [
     { name: 'Last Seen', type: 'date', jsonPath: '.lastTimestamp' },
     { name: 'Type', type: 'string', jsonPath: '.type' },
@@ -79,6 +82,8 @@ function fromKind(k: KindInfo): ApiResource {
     categories: k.categories ?? [],
     namespaced: k.namespaced,
     statusSubresource: k.statusSubresource,
+    // One domain per instance: its output is the instance's log, as a Pod's containers are a Pod's.
+    logSubresource: k.kind === 'ServiceInstance',
     printerColumns: k.printerColumns ?? [],
     schema: k.schema,
     crd: true,

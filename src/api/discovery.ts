@@ -23,6 +23,7 @@ export function versionInfo(xenosVersion: string): Record<string, string> {
 
 const ITEM_VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
 const STATUS_VERBS = ['get', 'patch', 'update'];
+const LOG_VERBS = ['get'];
 
 function groupEntry(group: string, version: string) {
   const gv = { groupVersion: `${group}/${version}`, version };
@@ -52,16 +53,17 @@ function resourceEntries(r: ApiResource) {
     ...(r.shortNames.length ? { shortNames: r.shortNames } : {}),
     ...(r.categories.length ? { categories: r.categories } : {}),
   };
-  if (!r.statusSubresource) return [main];
+  const sub = (name: string, verbs: string[]) => ({
+    name: `${r.plural}/${name}`,
+    singularName: '',
+    namespaced: r.namespaced,
+    kind: r.kind,
+    verbs,
+  });
   return [
     main,
-    {
-      name: `${r.plural}/status`,
-      singularName: '',
-      namespaced: r.namespaced,
-      kind: r.kind,
-      verbs: STATUS_VERBS,
-    },
+    ...(r.statusSubresource ? [sub('status', STATUS_VERBS)] : []),
+    ...(r.logSubresource ? [sub('log', LOG_VERBS)] : []),
   ];
 }
 

@@ -1,6 +1,7 @@
 // The Kubernetes-shaped HTTP API of one xenosd: authentication, routing of
-// /apis/<group>/<version>/[namespaces/<ns>/]<plural>[/<name>[/status]] and /api/v1 events to the
-// resource handlers, discovery and OpenAPI. Errors are always Kubernetes `Status` objects.
+// /apis/<group>/<version>/[namespaces/<ns>/]<plural>[/<name>[/status|/log]] and /api/v1 events to the
+// resource handlers (instance logs to the LogSource), discovery and OpenAPI. Errors are always
+// Kubernetes `Status` objects.
 // `start()` listens (port 0 picks a free port, see `address`); `stop()` ends watches and closes.
 
 import {
@@ -16,10 +17,12 @@ import type { ApiResource, ApiResources } from './api-resources.ts';
 import { authorize, type Principal, type TokenAuthenticator, type Verb } from './auth.ts';
 import { apiGroup, apiGroupList, apiResourceList, versionInfo } from './discovery.ts';
 import { booleanParam, sendError, sendJson } from './http-io.ts';
+import { type LogSource, parseLogQuery, serveLogs } from './log-subresource.ts';
 import { OpenApiDocs } from './openapi.ts';
 import { DEFAULT_BODY_LIMIT } from './request-body.ts';
 import { ResourceHandlers, type ResourceRequest } from './resource-handlers.ts';
 import { errors, toApiError } from './status-errors.ts';
+import type { ServiceInstance } from './types.ts';
 import type { Validator } from './validation.ts';
 import { Watches } from './watch.ts';
 
@@ -28,6 +31,8 @@ export interface ApiServerComponents {
   resources: ApiResources;
   validator: Validator;
   auth: TokenAuthenticator;
+  /** Where `serviceinstances/{name}/log` reads from; absent: the log subresource answers 503. */
+  logs?: LogSource;
 }
 
 export interface ApiServerInit {
@@ -65,6 +70,8 @@ export class ApiServer {
   readonly #log: (msg: string) => void;
   #server?: Server;
   #ready = false;
+  /** Aborted by stop(): ends followed logs. */
+  #stopping = new AbortController();
 
   constructor(components: ApiServerComponents, init: ApiServerInit = {}) {
     this.#components = components;
@@ -93,6 +100,7 @@ export class ApiServer {
 
   async start(): Promise<void> {
     if (this.#server) return;
+    this.#stopping = new AbortController();
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err) => {
         this.#log(`xenosd api: ${req.method} ${req.url}: ${(err as Error).stack ?? err}`);
@@ -116,6 +124,7 @@ export class ApiServer {
     if (!server) return;
     this.#ready = false;
     this.#watches.closeAll();
+    this.#stopping.abort(new Error('xenosd is stopping'));
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
@@ -189,21 +198,34 @@ export class ApiServer {
     if (!resource.namespaced && namespace !== undefined) throw errors.pathNotFound(path);
     const name = rest[1];
     let subresource: 'status' | undefined;
+    const r: ResourceRequest = { req, res, query: url.searchParams, resource, namespace, name, principal };
     if (rest.length === 3) {
+      if (rest[2] === 'log' && resource.logSubresource && namespace !== undefined)
+        return this.#serveLog(r, method);
       if (rest[2] !== 'status' || !resource.statusSubresource) throw errors.pathNotFound(path);
       subresource = 'status';
     }
-    const r: ResourceRequest = {
-      req,
-      res,
-      query: url.searchParams,
-      resource,
-      namespace,
-      name,
-      subresource,
-      principal,
-    };
-    await this.#dispatch(r, method);
+    await this.#dispatch({ ...r, subresource }, method);
+  }
+
+  /** GET <plural>/<name>/log: authorized as `get` on the `log` subresource. */
+  async #serveLog(r: ResourceRequest, method: string): Promise<void> {
+    if (method !== 'GET') throw errors.methodNotAllowed(method, ['GET']);
+    this.#authorize(r, 'get', 'log');
+    const query = parseLogQuery(r.query);
+    const key = { kind: r.resource.kind, namespace: r.namespace ?? '', name: r.name! };
+    const instance = this.#components.store.get(key) as ServiceInstance | undefined;
+    if (!instance) {
+      const { plural, group, kind } = r.resource;
+      throw errors.notFound({ plural, group, kind, name: r.name });
+    }
+    await serveLogs(
+      r.req,
+      r.res,
+      { instance, source: this.#components.logs, stopSignal: this.#stopping.signal },
+      query,
+      this.#log,
+    );
   }
 
   async #dispatch(r: ResourceRequest, method: string): Promise<void> {
@@ -243,20 +265,20 @@ export class ApiServer {
     );
   }
 
-  #authorize(r: ResourceRequest, verb: Verb): void {
+  #authorize(r: ResourceRequest, verb: Verb, subresource: string | undefined = r.subresource): void {
     // A list or watch pinned to one name (kubectl wait, get -w NAME) is about that object.
     const pinned = /^metadata\.name=([^,]+)$/.exec(r.query.get('fieldSelector') ?? '')?.[1];
     const attrs = {
       group: r.resource.group,
       resource: r.resource.plural,
-      subresource: r.subresource,
+      subresource,
       namespace: r.namespace,
       name: r.name ?? pinned,
     };
     if (authorize(r.principal, verb, attrs)) return;
     const where = r.namespace ? ` in the namespace "${r.namespace}"` : '';
     throw errors.forbidden(
-      `${describe(r.resource)}${r.name ? ` "${r.name}"` : ''} is forbidden: User "${r.principal.name}" cannot ${verb} resource "${r.resource.plural}${r.subresource ? `/${r.subresource}` : ''}" in API group "${r.resource.group}"${where}`,
+      `${describe(r.resource)}${r.name ? ` "${r.name}"` : ''} is forbidden: User "${r.principal.name}" cannot ${verb} resource "${r.resource.plural}${subresource ? `/${subresource}` : ''}" in API group "${r.resource.group}"${where}`,
     );
   }
 }

@@ -137,6 +137,7 @@ export const errors = {
       `the body of the request was in an unknown format - accepted media types include: ${supported.join(', ')} (got ${JSON.stringify(type)})`,
     ),
   internal: (message = 'an internal error occurred') => new ApiError(500, 'InternalError', message),
+  serviceUnavailable: (message: string) => new ApiError(503, 'ServiceUnavailable', message),
 };
 
 /** Turn anything thrown while serving a request into an ApiError. Store errors carry their own

@@ -6,7 +6,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { XObject } from '../api/types.ts';
-import { ApiStatusError, ConnectionError, type StatusBody, TimeoutError } from './errors.ts';
+import { ApiStatusError, CliError, ConnectionError, type StatusBody, TimeoutError } from './errors.ts';
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -257,6 +257,34 @@ export class XenosClient {
     } finally {
       res.destroy();
     }
+  }
+
+  /**
+   * A GET whose answer is a byte stream (an instance's log): resolves once the server answered 200, then
+   * yields the body as it arrives. Ends when the server ends it; returns quietly when `signal` aborts.
+   * An error status is thrown as an ApiStatusError before anything is yielded.
+   */
+  async stream(
+    path: string,
+    opts: CallOptions & { query?: RequestOptions['query'] } = {},
+  ): Promise<AsyncIterable<Buffer>> {
+    const url = this.url(path, opts.query);
+    const res = await this.send('GET', url, opts);
+    if (res.statusCode !== 200) throw await this.statusError(res, 'GET', url);
+    const server = this.server;
+    return (async function* body() {
+      try {
+        for await (const chunk of res as AsyncIterable<Buffer>) yield chunk;
+      } catch (err) {
+        if (opts.signal?.aborted) return;
+        const why = errorCode(err)?.toLowerCase() ?? (err as Error).message;
+        throw new CliError(`the stream from xenosd at ${server} broke off (${why}); run the command again`, {
+          cause: err,
+        });
+      } finally {
+        res.destroy();
+      }
+    })();
   }
 
   /** Any request; JSON in and out. */

@@ -12,6 +12,7 @@ import { registerDiff } from './commands/diff.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerGet } from './commands/get.ts';
 import { registerKubeconfig } from './commands/kubeconfig.ts';
+import { registerLogs } from './commands/logs.ts';
 import { registerVersion } from './commands/version.ts';
 import { registerWait } from './commands/wait.ts';
 import { CommandContext, type Io, VERSION_STRING } from './context.ts';
@@ -44,6 +45,7 @@ Examples:
   xenosctl get serviceinstances -o wide
   xenosctl wait si/web --for=condition=Ready --timeout=2m
   xenosctl describe si web
+  xenosctl logs web -f
   xenosctl discover web.http
   xenosctl kubeconfig > xenos.kubeconfig`,
     );
@@ -53,6 +55,7 @@ Examples:
   registerDescribe(program, ctx);
   registerDelete(program, ctx);
   registerWait(program, ctx);
+  registerLogs(program, ctx);
   registerDiscover(program, ctx);
   registerKubeconfig(program, ctx);
   registerVersion(program, ctx);

@@ -9,6 +9,7 @@ import type { HostFacts } from '../../controllers/host/controller.ts';
 import { ApiResources } from '../api/api-resources.ts';
 import { TokenAuthenticator } from '../api/auth.ts';
 import { loadKinds } from '../api/kinds.ts';
+import type { LogSource } from '../api/log-subresource.ts';
 import { type ApiRoute, ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
 import { type ClusterInit, ClusterService } from '../cluster/cluster-service.ts';
@@ -30,6 +31,8 @@ export interface DaemonInit {
   cluster?: Omit<ClusterInit, 'dataDir' | 'hostName'>;
   /** What the Host object reports about drivers (the daemon's driver selection sets it). */
   hostFacts?: () => HostFacts;
+  /** Where the API reads instance logs (see instance-logs.ts); absent: the log subresource answers 503. */
+  logs?: LogSource;
 }
 
 /** A part that runs for the daemon's life (controllers, drivers, the p2p node). */
@@ -121,7 +124,7 @@ export class Daemon {
     this.#validator = new Validator(kinds);
     const routes: ApiRoute[] = [discoverRoute(() => this.#cluster?.discovery)];
     this.#api = new ApiServer(
-      { store: this.#store, resources, validator: this.#validator, auth: this.#auth },
+      { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },
       { host: this.init.apiHost, port: this.init.apiPort, tls, version: VERSION, log: this.init.log, routes },
     );
     await this.#api.start();

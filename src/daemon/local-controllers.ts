@@ -53,6 +53,11 @@ export class LocalControllers {
     return this.driver?.name;
   }
 
+  /** The host's driver once started (instance logs read through it). */
+  get hostDriver(): Driver | undefined {
+    return this.driver;
+  }
+
   async start(): Promise<void> {
     if (this.driver) return;
     const { dataDir, hostName } = this.init;

@@ -2,6 +2,7 @@
 // cleanly (exit 0) on SIGINT or SIGTERM. Mistakes in the command line exit 2 with one line.
 
 import { Daemon } from './daemon.ts';
+import { InstanceLogs } from './instance-logs.ts';
 import { LocalControllers } from './local-controllers.ts';
 import { parseOptions, UsageError } from './options.ts';
 
@@ -21,7 +22,17 @@ async function main(): Promise<void> {
   if (!opts) return; // --help
   // Assigned before the daemon starts; hostFacts is only read once it runs.
   let controllers: LocalControllers | undefined;
+  const logs = new InstanceLogs(
+    {
+      store: () => daemon.store,
+      driver: () => controllers?.hostDriver,
+      node: () => daemon.cluster.node,
+      log: (msg) => process.stderr.write(`xenosd ${opts.hostName}: ${msg}\n`),
+    },
+    { hostName: opts.hostName },
+  );
   const daemon = new Daemon({
+    logs,
     dataDir: opts.dataDir,
     hostName: opts.hostName,
     apiHost: opts.apiHost,
@@ -50,6 +61,8 @@ async function main(): Promise<void> {
     { dataDir: opts.dataDir, hostName: opts.hostName, driver: opts.driver, placeUnplaced: false },
   );
   daemon.use(controllers);
+  // After the controllers (the driver) and the cluster (the p2p node); stopped before them.
+  daemon.use(logs);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
