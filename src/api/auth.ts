@@ -2,12 +2,15 @@
 // `Authorization: Bearer <token>`. Tokens are kept as sha256 hashes in DATA_DIR/tokens.json;
 // on first start the daemon creates an admin token and writes it to DATA_DIR/admin.token (0600).
 // A token names a Principal; `authorize` decides per verb and resource. Today there is the admin
-// (everything) and instance-scoped tokens (a service inside a domain: read its own instance,
-// write its status); later issues add users, groups and permissions here.
+// (everything) and instance-scoped tokens (a service inside a domain: read its own instance, and
+// in its status only register endpoints and report its health — `scopedStatusChange` checks the
+// written status field by field); later issues add users, groups and permissions here.
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jsonEqual } from '../store/json-value.ts';
+import type { Condition, Endpoint, ServiceInstanceStatus } from './types.ts';
 
 export const ADMIN_GROUP = 'system:masters';
 
@@ -119,7 +122,8 @@ export class TokenAuthenticator {
 }
 
 /** May `principal` do `verb` on the resource? Admins may do everything; an instance-scoped token
- *  may read its own ServiceInstance and write its status, and record events in its namespace. */
+ *  may read its own ServiceInstance and write its status — within that status only its own part, which
+ *  the resource handlers check with `scopedStatusChange` — and record events in its namespace. */
 export function authorize(principal: Principal, verb: Verb, attrs: ResourceAttributes): boolean {
   if (principal.groups.includes(ADMIN_GROUP)) return true;
   const scope = principal.scope;
@@ -132,4 +136,55 @@ export function authorize(principal: Principal, verb: Verb, attrs: ResourceAttri
   }
   if (attrs.group === '' && attrs.resource === 'events') return verb === 'create';
   return false;
+}
+
+/** The `source` of the endpoints a service registers itself (the others come from its template). */
+export const REGISTERED_SOURCE = 'registered';
+/** The condition in which a service reports its own health verdict. */
+export const SERVICE_HEALTHY = 'ServiceHealthy';
+
+/**
+ * What an instance-scoped principal (the notice-board token of a service inside a domain) changes in
+ * its instance's status beyond what it may: only `status.endpoints` entries with `source: registered`
+ * and the `ServiceHealthy` condition are its own; everything else is its host's. Returns the field
+ * paths it would change otherwise (empty: allowed). Endpoints are matched by name, conditions by type;
+ * their order does not count.
+ */
+export function scopedStatusChange(
+  current: ServiceInstanceStatus | undefined,
+  next: ServiceInstanceStatus | undefined,
+): string[] {
+  const cur = (current ?? {}) as Record<string, unknown>;
+  const nxt = (next ?? {}) as Record<string, unknown>;
+  const changed: string[] = [];
+  for (const key of new Set([...Object.keys(cur), ...Object.keys(nxt)])) {
+    if (key === 'endpoints' || key === 'conditions') continue;
+    if (!jsonEqual(cur[key], nxt[key])) changed.push(`status.${key}`);
+  }
+  const hostEndpoints = (s: Record<string, unknown>) =>
+    byKey(
+      ((s.endpoints as Endpoint[] | undefined) ?? []).filter((e) => e?.source !== REGISTERED_SOURCE),
+      (e) => String(e?.name),
+    );
+  for (const name of differing(hostEndpoints(cur), hostEndpoints(nxt)))
+    changed.push(`status.endpoints[name=${name}]`);
+  const hostConditions = (s: Record<string, unknown>) =>
+    byKey(
+      ((s.conditions as Condition[] | undefined) ?? []).filter((c) => c?.type !== SERVICE_HEALTHY),
+      (c) => String(c?.type),
+    );
+  for (const type of differing(hostConditions(cur), hostConditions(nxt)))
+    changed.push(`status.conditions[type=${type}]`);
+  return changed;
+}
+
+/** Entries by key; a repeated key keeps every entry, so a duplicate counts as a difference. */
+function byKey<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const item of items) map.set(key(item), [...(map.get(key(item)) ?? []), item]);
+  return map;
+}
+
+function differing<T>(a: Map<string, T[]>, b: Map<string, T[]>): string[] {
+  return [...new Set([...a.keys(), ...b.keys()])].filter((k) => !jsonEqual(a.get(k), b.get(k)));
 }

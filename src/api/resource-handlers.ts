@@ -9,7 +9,7 @@ import { ConflictError } from '../store/errors.ts';
 import { type FieldSelector, matchesFields, parseFieldSelector } from '../store/selectors.ts';
 import type { ListOptions, Store } from '../store/store.ts';
 import type { ApiResource } from './api-resources.ts';
-import type { Principal } from './auth.ts';
+import { type Principal, SERVICE_HEALTHY, scopedStatusChange } from './auth.ts';
 import {
   dryRun,
   type FieldValidation,
@@ -188,6 +188,7 @@ export class ResourceHandlers {
         }
       : obj;
     const warnings = this.#admit(r, candidate as XObject, true);
+    this.#checkScopedStatus(r, current, candidate as XObject);
     const updated = this.#store.update(candidate as XObject, {
       dryRun: dryRun(r.query.getAll('dryRun')),
       subresource: r.subresource,
@@ -232,6 +233,7 @@ export class ResourceHandlers {
         patched.metadata.resourceVersion = current.metadata.resourceVersion;
       try {
         const warnings = this.#admit(r, patched as XObject, true);
+        this.#checkScopedStatus(r, current, patched as XObject);
         const updated = this.#store.update(patched as XObject, {
           dryRun: isDryRun,
           subresource: r.subresource,
@@ -268,6 +270,7 @@ export class ResourceHandlers {
         this.#keepIdentity(current, patched);
         patched.metadata.resourceVersion = current.metadata.resourceVersion;
         const warnings = this.#admit(r, patched as XObject, true);
+        this.#checkScopedStatus(r, current, patched as XObject);
         const updated = this.#store.update(patched as XObject, {
           dryRun: isDryRun,
           subresource: r.subresource,
@@ -360,6 +363,23 @@ export class ResourceHandlers {
       }
       if (current.metadata[f] !== undefined) patched.metadata[f] = current.metadata[f];
     }
+  }
+
+  /** An instance-scoped principal (a service's notice-board token) may write only its own part of
+   *  its instance's status: registered endpoints and the ServiceHealthy condition (see auth.ts). */
+  #checkScopedStatus(r: ResourceRequest, current: XObject, next: XObject): void {
+    if (!r.principal.scope || r.subresource !== 'status') return;
+    // Written against an older version: that is a conflict (409 from the store), not a permission matter.
+    const wanted = next.metadata.resourceVersion;
+    if (wanted && wanted !== current.metadata.resourceVersion) return;
+    const changed = scopedStatusChange(current.status, next.status);
+    if (changed.length === 0) return;
+    throw errors.forbidden(
+      `${r.resource.plural}.${r.resource.group} "${r.name}" is forbidden: User "${r.principal.name}" may change ` +
+        `only the status.endpoints entries with source "registered" and the ${SERVICE_HEALTHY} condition of ` +
+        `its instance, but this request changes ${changed.join(', ')}; leave the rest of the status as it is ` +
+        `(read it first, or send a JSON patch that adds, replaces or removes only those entries)`,
+    );
   }
 
   #invalid(r: ResourceRequest, causes: StatusCause[], name?: string): ApiError {
