@@ -62,7 +62,9 @@ export interface ImageSource {
   /** Where to import the image from: a local file or directory path, or an http(s) URL. */
   url?: string;
   path?: string;
-  /** `sha256:<hex>` of the image content (a file's bytes; for a directory, of its canonical tar). */
+  /** `sha256:<hex>` of the image content: of a file's bytes; of a directory's canonical listing (every
+   *  entry's type, mode, path and, for files, the SHA-256 of their bytes; no tar), as src/images/digest.ts
+   *  documents. */
   digest?: string;
   format?: 'raw' | 'qcow2' | 'directory' | 'tar';
 }
