@@ -1,8 +1,11 @@
 #!/usr/bin/env -S node --disable-warning=ExperimentalWarning
 // xenosctl: the command-line client of xenosd (see src/cli/main.ts).
-import { main } from '../src/cli/main.ts';
+import { ensureModernNode } from './node-version.js';
 
-main().catch((err) => {
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+if (ensureModernNode(new URL(import.meta.url).pathname)) {
+  const { main } = await import('../src/cli/main.ts');
+  main().catch((err) => {
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
