@@ -2,13 +2,15 @@
 // service that prints lines, and one more per request to /print) applied from a temp dir; its log read
 // through GET .../serviceinstances/{name}/log and `xenosctl logs` — all of it, --tail, -f receiving lines
 // as they are printed until Ctrl-C, a follow ending when the domain is destroyed — and the errors:
-// unknown instance (404), no token (401), an instance no host runs yet (400, one line).
+// unknown instance (404), no token (401), an instance no host runs yet (400, one line), an instance on
+// another host while this one runs without the p2p overlay (503).
 
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAllCtl, xenosctl, xenosctlUntil } from '../cli/run-xenosctl.ts';
+import { xenosctlInProcess } from '../cli/run-cli-in-process.ts';
+import { killAllCtl, xenosctlUntil } from '../cli/run-xenosctl.ts';
 import { waitFor } from '../cluster/harness.ts';
 import { printerEndpoint, printerManifests } from './printer-fixture.ts';
 import { startXenosd, type XenosdProcess } from './xenosd-process.ts';
@@ -20,7 +22,7 @@ describe('instance logs on one host', () => {
   let xd: XenosdProcess;
   let printer: string;
   const dirs: string[] = [];
-  const ctl = (args: string[]) => xenosctl(args, { env: { XENOS_SERVER: xd.url, XENOS_TOKEN: xd.token } });
+  const ctl = (args: string[]) => xenosctlInProcess(args, { XENOS_SERVER: xd.url, XENOS_TOKEN: xd.token });
   const logs = (query = '') => xd.api(`${SI}/printer/log${query}`);
 
   beforeAll(async () => {
@@ -30,7 +32,7 @@ describe('instance logs on one host', () => {
     const applied = await ctl(['apply', '-f', dir]);
     expect(applied.stderr).toBe('');
     printer = await printerEndpoint((p) => xd.api(p), 'printer');
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     killAllCtl();
@@ -46,7 +48,7 @@ describe('instance logs on one host', () => {
       rmSync(xd.dataDir, { recursive: true, force: true });
     }
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  }, 60_000);
+  }, 120_000);
 
   it('are discoverable as serviceinstances/log with the verb get', async () => {
     const list = (await (await xd.api('/apis/xenos.io/v1alpha1')).json()) as any;
@@ -148,6 +150,17 @@ describe('instance logs on one host', () => {
     expect(r.stderr).toBe('error: instance lonely is not running on any host yet (phase Pending)\n');
     const res = await xd.api(`${SI}/lonely/log`);
     expect(res.status).toBe(400);
+  });
+
+  it('an instance on another host, without the overlay: 503 saying so', async () => {
+    const dir = printerManifests('remote', '  host: elsewhere\n');
+    dirs.push(dir);
+    await ctl(['apply', '-f', join(dir, 'instance.yaml')]);
+    const r = await ctl(['logs', 'remote']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^error: instance remote runs on host elsewhere; log forwarding needs the cluster overlay \(this xenosd, host solo, runs without --p2p\)/,
+    );
   });
 
   it('a follow ends when the domain is destroyed', async () => {

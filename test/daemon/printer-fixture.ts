@@ -26,14 +26,19 @@ export function printerManifests(name: string, extraSpec = ''): string {
 export async function printerEndpoint(
   api: (path: string) => Promise<Response>,
   name: string,
+  timeoutMs = 45_000,
 ): Promise<string> {
-  const inst = await waitFor(async () => {
-    const res = await api(`${SI}/${name}`);
-    const i = res.ok ? ((await res.json()) as any) : undefined;
-    return i?.status?.phase === 'Running' && i.status.endpoints?.length ? i : undefined;
-  }, `instance ${name} Running with an endpoint`);
+  const inst = await waitFor(
+    async () => {
+      const res = await api(`${SI}/${name}`);
+      const i = res.ok ? ((await res.json()) as any) : undefined;
+      return i?.status?.phase === 'Running' && i.status.endpoints?.length ? i : undefined;
+    },
+    `instance ${name} Running with an endpoint`,
+    timeoutMs,
+  );
   const e = inst.status.endpoints[0];
   const url = (e.url ?? `http://${e.address}:${e.port}`).replace(/\/+$/, '');
-  await waitFor(async () => (await fetch(`${url}/healthz`)).ok, `printer ${name} answering`);
+  await waitFor(async () => (await fetch(`${url}/healthz`)).ok, `printer ${name} answering`, timeoutMs);
   return url;
 }
