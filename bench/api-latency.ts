@@ -6,14 +6,12 @@
 //   node --no-warnings bench/api-latency.ts [objects=300]
 
 import { removeDataDir, startXenosd } from '../test/daemon/xenosd-process.ts';
+import { recordFigure } from './lib/figures.ts';
+import { percentile } from './lib/stats.ts';
 
 const BOUND_P99_MS = 50;
 const objects = Number(process.argv[2] ?? 300);
 const BASE = '/apis/xenos.io/v1alpha1/namespaces/bench/serviceinstances';
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 const xd = await startXenosd({ hostName: 'bench' });
 try {
@@ -66,6 +64,9 @@ try {
   console.log(
     `  bound   p99 <= ${BOUND_P99_MS} ms: ${p99 <= BOUND_P99_MS ? 'within' : 'OVER'} (ratio ${(p99 / BOUND_P99_MS).toFixed(2)})`,
   );
+  const bench = 'api-latency';
+  recordFigure({ bench, name: 'mutating call p50', value: percentile(all, 50), unit: 'ms' });
+  recordFigure({ bench, name: 'mutating call p99', value: p99, unit: 'ms', bound: BOUND_P99_MS });
 } finally {
   await xd.stop();
   removeDataDir(xd.dataDir);

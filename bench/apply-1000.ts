@@ -19,6 +19,7 @@ import type { ManifestObject } from '../src/cli/manifests.ts';
 import { KindResolver } from '../src/cli/resources.ts';
 import { XENOSCTL } from '../test/cli/run-xenosctl.ts';
 import { removeDataDir, startXenosd } from '../test/daemon/xenosd-process.ts';
+import { recordFigure } from './lib/figures.ts';
 
 const BOUND_CREATES_PER_S = 100;
 const objects = Number(process.argv[2] ?? 1000);
@@ -124,6 +125,19 @@ try {
   console.log(
     `  bound: creates >= ${BOUND_CREATES_PER_S} objects/s: ${createRate >= BOUND_CREATES_PER_S ? 'met' : 'NOT met'} (${(createRate / BOUND_CREATES_PER_S).toFixed(1)}x)`,
   );
+  const bench = 'apply-1000';
+  const perS = (ms: number) => objects / (ms / 1000);
+  recordFigure({
+    bench,
+    name: 'apply created',
+    value: createRate,
+    unit: 'objects/s',
+    bound: BOUND_CREATES_PER_S,
+    boundKind: 'min',
+  });
+  recordFigure({ bench, name: 'apply unchanged', value: perS(unchanged), unit: 'objects/s' });
+  recordFigure({ bench, name: 'apply configured', value: perS(configured), unit: 'objects/s' });
+  recordFigure({ bench, name: 'xenosctl apply process', value: perS(cliMs), unit: 'objects/s' });
 } finally {
   client.close();
   await xd.stop();

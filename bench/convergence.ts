@@ -15,6 +15,9 @@ import { createClusterKey } from '../src/p2p/pnet/cluster-key.ts';
 import { Libp2pTransport } from '../src/store/replication/libp2p-transport.ts';
 import { Replicator } from '../src/store/replication/replicator.ts';
 import { openStore, type SqliteStore } from '../src/store/sqlite-store.ts';
+import { recordFigure } from './lib/figures.ts';
+import { percentile } from './lib/stats.ts';
+import { until } from './lib/wait.ts';
 
 const BOUND_P99_MS_AT_10 = 1000;
 const sizes = (process.argv[2] ?? '10,30').split(',').map(Number);
@@ -34,18 +37,6 @@ function instance(name: string): XObject {
     metadata: { name, namespace: 'bench' },
     spec: { templateRef: { name: 'web' }, runStrategy: 'Always' },
   };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function run(n: number): Promise<{ p50: number; p99: number; max: number; rowsPerWrite: number }> {
@@ -127,6 +118,15 @@ console.log(
 );
 for (const n of sizes) {
   const r = await run(n);
+  const bench = 'convergence';
+  recordFigure({ bench, name: `${n} hosts p50`, value: r.p50, unit: 'ms' });
+  recordFigure({
+    bench,
+    name: `${n} hosts p99`,
+    value: r.p99,
+    unit: 'ms',
+    bound: n === 10 ? BOUND_P99_MS_AT_10 : undefined,
+  });
   const line = `${n} hosts: p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms, rows sent per write ${r.rowsPerWrite.toFixed(1)}`;
   if (n === 10) {
     console.log(

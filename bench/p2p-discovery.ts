@@ -11,6 +11,9 @@ import { openXenosNode, type XenosNode } from '../src/p2p/node.ts';
 import { loadOrCreatePeerKey } from '../src/p2p/peer-key.ts';
 import { createClusterKey } from '../src/p2p/pnet/cluster-key.ts';
 import { hostRecordKey, RecordPublisher } from '../src/p2p/records.ts';
+import { recordFigure } from './lib/figures.ts';
+import { percentile, sortedCopy } from './lib/stats.ts';
+import { until } from './lib/wait.ts';
 
 interface Host {
   node: XenosNode;
@@ -50,17 +53,8 @@ async function stopHost(h: Host): Promise<void> {
   await h.node.stop();
 }
 
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 function p(values: number[], q: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return percentile(sortedCopy(values), q * 100);
 }
 
 async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
@@ -74,6 +68,8 @@ function report(n: number, figure: string, values: number[] | number): void {
   const extra = Array.isArray(values) ? ` (p95 ${p(values, 0.95).toFixed(1)}, n=${values.length})` : '';
   const target = TARGETS[figure](n);
   const ratio = value / target;
+  const unit = figure.endsWith(' MB') ? 'MB' : 'ms';
+  recordFigure({ bench: 'p2p-discovery', name: `${n} nodes ${figure}`, value, unit, bound: target });
   console.log(
     `${String(n).padStart(3)} nodes  ${figure.padEnd(38)} ${value.toFixed(1).padStart(8)}${extra.padEnd(24)} target <= ${target}  ratio ${ratio.toFixed(2)}${ratio <= 1 ? '' : '  MISSED'}`,
   );
@@ -86,7 +82,12 @@ async function run(n: number): Promise<void> {
   const hosts = [seed];
   for (let i = 1; i < n; i++) hosts.push(await startHost(seed.node.multiaddrs));
   await Promise.all(hosts.map((h) => h.node.joined()));
-  await until(() => hosts.every((h) => h.node.connectedPeers().length >= Math.min(n - 1, 3)), 30_000, 'mesh');
+  await until(
+    () => hosts.every((h) => h.node.connectedPeers().length >= Math.min(n - 1, 3)),
+    30_000,
+    'mesh',
+    10,
+  );
   // Let every node learn the others (routing tables fill from identify + self-queries).
   await Promise.all(hosts.map((h) => h.node.libp2p.services.dht.refreshRoutingTable()));
   global.gc?.();

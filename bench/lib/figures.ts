@@ -34,6 +34,13 @@ export function meetsBound(f: Figure): boolean | undefined {
   return (f.boundKind ?? 'max') === 'max' ? f.value <= f.bound : f.value >= f.bound;
 }
 
+/** "within" / "OVER" for a "max" bound, "met" / "NOT met" for a "min" bound, "" without a bound. */
+export function verdict(f: Figure): string {
+  const ok = meetsBound(f);
+  if (ok === undefined) return '';
+  return (f.boundKind ?? 'max') === 'max' ? (ok ? 'within' : 'OVER') : ok ? 'met' : 'NOT met';
+}
+
 /** A number with a sensible number of decimals for a table. */
 export function formatValue(v: number): string {
   if (!Number.isFinite(v)) return String(v);
@@ -45,9 +52,7 @@ export function formatValue(v: number): string {
 export function boundText(f: Figure): string {
   if (f.bound === undefined) return 'no bound';
   const kind = f.boundKind ?? 'max';
-  const ok = meetsBound(f);
-  const verdict = kind === 'max' ? (ok ? 'within' : 'OVER') : ok ? 'met' : 'NOT met';
-  return `bound ${kind === 'max' ? '<=' : '>='} ${f.bound} ${f.unit}: ${verdict} (ratio ${ratio(f)!.toFixed(2)})`;
+  return `bound ${kind === 'max' ? '<=' : '>='} ${f.bound} ${f.unit}: ${verdict(f)} (ratio ${ratio(f)!.toFixed(2)})`;
 }
 
 /** Appends the figure to the runner's results file, if a runner asked for one. Prints nothing. */
