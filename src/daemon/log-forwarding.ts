@@ -217,12 +217,17 @@ export async function serveForwardedLogs(
   ]);
   const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES });
   try {
+    // A request over the cap or cut short is no request: the stream is reset (and the reason logged).
+    const raw = (await lp.read({ signal: opening })).subarray();
     let output: AsyncIterable<Uint8Array>;
     try {
-      const request = parseForwardRequest(
-        decodeJson((await lp.read({ signal: opening })).subarray(), 'request'),
-      );
-      output = await open(request, signal);
+      let json: unknown;
+      try {
+        json = decodeJson(raw, 'the request');
+      } catch (err) {
+        throw errors.badRequest(`log forward request: ${(err as Error).message}`);
+      }
+      output = await open(parseForwardRequest(json), signal);
     } catch (err) {
       if (opening.aborted) throw err;
       const api =
