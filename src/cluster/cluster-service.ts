@@ -137,6 +137,11 @@ export class ClusterService {
     return this.#discovery;
   }
 
+  /** The node and its discovery, once both run (the discover API uses them). */
+  get overlay(): { discovery: Discovery; node: XenosNode } | undefined {
+    return this.#node && this.#discovery ? { node: this.#node, discovery: this.#discovery } : undefined;
+  }
+
   get replicator(): Replicator | undefined {
     return this.#replicator;
   }

@@ -11,6 +11,7 @@ import type { ApiRoute } from '../api/server.ts';
 import { ApiError, errors } from '../api/status-errors.ts';
 import { API_VERSION, GROUP, VERSION } from '../api/types.ts';
 import type { Discovery } from '../p2p/discovery.ts';
+import type { XenosNode } from '../p2p/node.ts';
 
 const PATH = new RegExp(
   `^/apis/${GROUP.replace('.', '\\.')}/${VERSION}/namespaces/([^/]+)/discover/([^/]+)$`,
@@ -41,7 +42,11 @@ export async function discoverEndpoints(
   serviceType: string,
   options: { signal?: AbortSignal; timeout?: number } = {},
 ): Promise<DiscoveryResult> {
-  const hosts = await discovery.discover(serviceType, options);
+  // Fast path: stop after a few peers near the key answered (Discovery's quorum). A host that joined
+  // moments ago may only know peers that hold no provider record yet: then ask every peer near the key.
+  let hosts = await discovery.discover(serviceType, options);
+  if (hosts.length === 0)
+    hosts = await discovery.discover(serviceType, { ...options, quorum: Number.POSITIVE_INFINITY });
   const items: DiscoveredEndpoint[] = [];
   for (const h of hosts) {
     for (const i of h.instances) {
@@ -60,8 +65,11 @@ export async function discoverEndpoints(
   return { apiVersion: API_VERSION, kind: 'DiscoveryResult', serviceType, namespace, items };
 }
 
-/** The route; `discovery()` is undefined while this host runs without p2p (then 503). */
-export function discoverRoute(discovery: () => Discovery | undefined): ApiRoute {
+/** The route; `overlay()` is undefined while this host runs without p2p (then 503). A host that has just
+ *  started first waits (within the timeout) until it has joined the DHT: before that it knows no peer to ask. */
+export function discoverRoute(
+  overlay: () => { discovery: Discovery; node: XenosNode } | undefined,
+): ApiRoute {
   return async (req: IncomingMessage, res: ServerResponse, { url, path, principal }) => {
     const m = PATH.exec(path);
     if (!m) return false;
@@ -74,8 +82,8 @@ export function discoverRoute(discovery: () => Discovery | undefined): ApiRoute 
         `discover is forbidden: User "${principal.name}" cannot list resource "serviceinstances" in API group "${GROUP}" in the namespace "${namespace}"`,
       );
     }
-    const d = discovery();
-    if (!d) {
+    const o = overlay();
+    if (!o) {
       throw new ApiError(
         503,
         'ServiceUnavailable',
@@ -85,7 +93,10 @@ export function discoverRoute(discovery: () => Discovery | undefined): ApiRoute 
     const seconds = Number(url.searchParams.get('timeoutSeconds'));
     const timeout = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_TIMEOUT_MS;
     try {
-      sendJson(res, 200, await discoverEndpoints(d, namespace, serviceType, { timeout }));
+      const deadline = Date.now() + timeout;
+      await o.node.joined({ timeout }).catch(() => {});
+      const left = Math.max(500, deadline - Date.now());
+      sendJson(res, 200, await discoverEndpoints(o.discovery, namespace, serviceType, { timeout: left }));
     } catch (err) {
       if (err instanceof TypeError) throw errors.badRequest(err.message);
       throw err;

@@ -151,7 +151,7 @@ export class StatusPublisher {
       .map((i) => instanceRecordOf(i, this.#init.hostName));
   }
 
-  /** One pass: host record, changed instance records, provider records. */
+  /** One pass: host record (what discover checks), provider records, then changed instance records. */
   async publish(options: { signal?: AbortSignal } = {}): Promise<void> {
     const records = this.current();
     const hostEntries: PublishedInstance[] = records
@@ -166,6 +166,11 @@ export class StatusPublisher {
       }));
     await this.#discovery.publishStatus(hostEntries, options);
 
+    const types = new Set(records.filter((r) => r.ready && r.serviceType).map((r) => r.serviceType));
+    for (const t of types)
+      if (!this.#discovery.advertised.includes(t)) await this.#discovery.advertise(t, options);
+    for (const t of this.#discovery.advertised) if (!types.has(t)) await this.#discovery.unadvertise(t);
+
     const seen = new Set<string>();
     for (const r of records) {
       const key = `${r.namespace}/${r.name}`;
@@ -179,10 +184,5 @@ export class StatusPublisher {
       this.#published.set(key, text);
     }
     for (const key of [...this.#published.keys()]) if (!seen.has(key)) this.#published.delete(key);
-
-    const types = new Set(records.filter((r) => r.ready && r.serviceType).map((r) => r.serviceType));
-    for (const t of types)
-      if (!this.#discovery.advertised.includes(t)) await this.#discovery.advertise(t, options);
-    for (const t of this.#discovery.advertised) if (!types.has(t)) await this.#discovery.unadvertise(t);
   }
 }

@@ -122,7 +122,7 @@ export class Daemon {
         : this.init.tls;
     const tls = files ? { cert: readFileSync(files.cert), key: readFileSync(files.key) } : undefined;
     this.#validator = new Validator(kinds);
-    const routes: ApiRoute[] = [discoverRoute(() => this.#cluster?.discovery)];
+    const routes: ApiRoute[] = [discoverRoute(() => this.#cluster?.overlay)];
     this.#api = new ApiServer(
       { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },
       { host: this.init.apiHost, port: this.init.apiPort, tls, version: VERSION, log: this.init.log, routes },

@@ -1,0 +1,165 @@
+// Benchmark of a cluster of REAL xenosd processes on this machine (src/cluster/local-cluster.ts, plain HTTP,
+// p2p over TCP loopback with the cluster key), at each size given (default 10 and 30 hosts):
+//  - desired-state convergence: a ServiceInstance POSTed to one host (round-robin), timed from the request
+//    until the watch of EVERY host has delivered it (bound: p99 <= 1 s at 10 hosts);
+//  - discovery from a cold host: a host that has just joined (and caught up) asks its own API for
+//    `discover web.http` for the first time, then once more warm (bound: p50 <= 20 ms at 10 hosts);
+//  - RSS of each xenosd process (VmRSS from /proc) once idle.
+// The instances written for convergence fit no host (hostSelector zone=nowhere), so they are pure desired
+// state; the example service (manifests/web) runs one real instance for discovery.
+//
+//   node --disable-warning=ExperimentalWarning bench/cluster-convergence.ts [sizes=10,30] [writes=100] [cold=5]
+
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalCluster, type LocalHost } from '../src/cluster/local-cluster.ts';
+
+const sizes = (process.argv[2] ?? '10,30').split(',').map(Number);
+const writes = Number(process.argv[3] ?? 100);
+const colds = Number(process.argv[4] ?? 5);
+const SI = '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances';
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+function call(h: LocalHost, path: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(h.apiUrl + path, {
+    ...init,
+    headers: { Authorization: `Bearer ${h.token}`, 'Content-Type': 'application/json', ...init.headers },
+  });
+}
+
+/** Streams a watch of ServiceInstances on `h`; calls `seen(name)` for each ADDED object. */
+function watch(h: LocalHost, seen: (name: string) => void, signal: AbortSignal): Promise<void> {
+  return (async () => {
+    const res = await call(h, `${SI}?watch=1`, { signal });
+    let buf = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += Buffer.from(chunk).toString('utf8');
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line) {
+          const ev = JSON.parse(line);
+          if (ev.type === 'ADDED') seen(ev.object.metadata.name);
+        }
+        nl = buf.indexOf('\n');
+      }
+    }
+  })().catch((err) => {
+    if (!signal.aborted) console.error(`watch on ${h.name} ended: ${err.message}`);
+  });
+}
+
+async function convergence(cluster: LocalCluster): Promise<number[]> {
+  const hosts = cluster.hosts;
+  const arrivals = new Map<string, Map<string, number>>();
+  const abort = new AbortController();
+  const watches = hosts.map((h) =>
+    watch(
+      h,
+      (name) => {
+        const m = arrivals.get(name) ?? new Map<string, number>();
+        if (!m.has(h.name)) m.set(h.name, performance.now());
+        arrivals.set(name, m);
+      },
+      abort.signal,
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 500)); // watches established
+  const latencies: number[] = [];
+  for (let k = 0; k < writes; k++) {
+    const name = `conv-${k}`;
+    const h = hosts[k % hosts.length];
+    const t0 = performance.now();
+    const res = await call(h, SI, {
+      method: 'POST',
+      body: JSON.stringify({
+        apiVersion: 'xenos.io/v1alpha1',
+        kind: 'ServiceInstance',
+        metadata: { name },
+        spec: { templateRef: { name: 'none' }, runStrategy: 'Halted', hostSelector: { zone: 'nowhere' } },
+      }),
+    });
+    if (res.status !== 201) throw new Error(`POST ${name} on ${h.name}: ${res.status} ${await res.text()}`);
+    const deadline = Date.now() + 30_000;
+    while ((arrivals.get(name)?.size ?? 0) < hosts.length) {
+      if (Date.now() > deadline) throw new Error(`${name} did not reach every host in 30 s`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    latencies.push(Math.max(...arrivals.get(name)!.values()) - t0);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  abort.abort();
+  await Promise.all(watches);
+  for (let k = 0; k < writes; k++) await call(hosts[0], `${SI}/conv-${k}`, { method: 'DELETE' });
+  return latencies;
+}
+
+async function discovery(cluster: LocalCluster): Promise<{ cold: number[]; warm: number[]; misses: number }> {
+  const cold: number[] = [];
+  const warm: number[] = [];
+  let misses = 0;
+  for (let i = 0; i < colds; i++) {
+    const h = await cluster.addHost(`cold-${i + 1}`);
+    await cluster.waitHostsReady([h]);
+    for (const list of [cold, warm]) {
+      const t0 = performance.now();
+      const res = await call(h, '/apis/xenos.io/v1alpha1/namespaces/default/discover/web.http');
+      const body = (await res.json()) as { items: unknown[] };
+      list.push(performance.now() - t0);
+      if (body.items.length === 0) misses++;
+    }
+  }
+  return { cold, warm, misses };
+}
+
+const manifests = new URL('../manifests/web', import.meta.url).pathname;
+for (const n of sizes) {
+  const dir = mkdtempSync(join(tmpdir(), 'xenos-bench-cluster-'));
+  const cluster = new LocalCluster({
+    dir,
+    hosts: n,
+    tls: false,
+    hostTimeout: '15s',
+    log: (m) => console.error(m),
+  });
+  try {
+    const t0 = performance.now();
+    await cluster.start();
+    const startS = (performance.now() - t0) / 1000;
+    await cluster.ctl(['apply', '-f', manifests]);
+    await cluster.waitReady(180_000);
+    await new Promise((r) => setTimeout(r, 3000)); // idle a moment before RSS
+    const rss = cluster.hosts.map((h) => rssMb(h.child.pid!));
+    const conv = await convergence(cluster);
+    const disc = await discovery(cluster);
+    const bound = n <= 10;
+    console.log(
+      `\n${n} xenosd processes (real, one machine, TCP loopback, cluster key on); started in ${startS.toFixed(1)} s`,
+    );
+    console.log(
+      `  convergence (write on one host -> watch on all ${n}): p50 ${pct(conv, 50).toFixed(1)} ms, p99 ${pct(conv, 99).toFixed(1)} ms` +
+        `  (${writes} writes${bound ? '; bound p99 <= 1000 ms' : ''})`,
+    );
+    console.log(
+      `  discover web.http from a cold host: first p50 ${pct(disc.cold, 50).toFixed(1)} ms (max ${Math.max(...disc.cold).toFixed(1)}), ` +
+        `second p50 ${pct(disc.warm, 50).toFixed(1)} ms  (${colds} cold hosts, ${disc.misses} empty answers${bound ? '; bound p50 <= 20 ms' : ''})`,
+    );
+    console.log(
+      `  RSS per xenosd: mean ${(rss.reduce((a, b) => a + b, 0) / rss.length).toFixed(0)} MB, max ${Math.max(...rss).toFixed(0)} MB`,
+    );
+  } finally {
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
