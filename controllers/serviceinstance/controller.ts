@@ -225,7 +225,12 @@ export class ServiceInstanceController {
     const host = spec(instance).host;
     if (host !== this.init.hostName) {
       // Not (or no longer) ours: nothing of it may stay here.
-      if (this.machines.has(key)) return this.forget(key);
+      if (this.machines.has(key)) {
+        this.forget(key);
+        // Still tearing down: the machine's end brings the key back. Gone now: go on at once, as no
+        // other change may come to bring it back (a deletion seen while the machine ended).
+        if (this.machines.has(key)) return undefined;
+      }
       if (this.orphanedFinalizer(instance)) return this.removeFinalizer(key);
       if (!host && !instance.metadata.deletionTimestamp && this.init.placeUnplaced !== false) {
         return this.place(instance);
