@@ -125,6 +125,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** First delay between startup probes (doubling up to the check's period until the first success). */
+const STARTUP_PROBE_FIRST_MS = 50;
+
 /** Polls the domain until it is no longer running (then EXITED) and runs health checks meanwhile. */
 async function watch(
   driver: Driver,
@@ -143,6 +146,8 @@ async function watch(
   let successes = 0;
   let failures = 0;
   let reported: boolean | undefined;
+  let startupDelayMs = STARTUP_PROBE_FIRST_MS;
+  let lastStartupMessage: string | undefined;
   let info: DomainInfo | undefined = input.domain;
   let unsettledOnce = false;
 
@@ -185,7 +190,10 @@ async function watch(
     unsettledOnce = false;
     info = current;
     if (check && Date.now() >= nextProbe) {
-      nextProbe = Date.now() + periodMs;
+      // Until the first success, probe on a short doubling delay (like a Kubernetes startup probe), so Ready
+      // follows the service's start by tens of ms instead of a whole period; after it, once per period.
+      nextProbe = Date.now() + (reported === undefined ? Math.min(periodMs, startupDelayMs) : periodMs);
+      startupDelayMs *= 2;
       const result = await probeHealth(check, healthTargetFor(driver, current), { signal }).catch((err) => {
         if (signal.aborted) throw err;
         return { ok: false, message: err instanceof Error ? err.message : String(err) };
@@ -200,9 +208,12 @@ async function watch(
       } else {
         failures++;
         successes = 0;
-        // Before the first success: report each failure's message (no transition); after it: the threshold.
-        if (reported === undefined || (reported === true && failures >= failureThreshold)) {
-          if (reported === true) reported = false;
+        if (reported === undefined) {
+          // Before the first success: report a failure's message when it changes (no transition).
+          if (result.message !== lastStartupMessage) sendBack({ type: 'UNHEALTHY', message: result.message });
+          lastStartupMessage = result.message;
+        } else if (reported === true && failures >= failureThreshold) {
+          reported = false;
           sendBack({ type: 'UNHEALTHY', message: result.message });
         }
       }
