@@ -8,7 +8,7 @@
 // host can take gets a FailedScheduling event from the live host that owns its key, and is retried.
 
 import { recordEvent } from '../api/events.ts';
-import type { ServiceInstance, XObject } from '../api/types.ts';
+import type { Host, ServiceInstance, XObject } from '../api/types.ts';
 import { Controller, type ReconcileResult } from '../reconcile/controller.ts';
 import { objectKey } from '../reconcile/keys.ts';
 import type { Logger } from '../reconcile/log.ts';
@@ -20,6 +20,7 @@ import { ownerOf } from './rendezvous.ts';
 
 const INSTANCE_KIND = 'ServiceInstance';
 const COMPONENT = 'scheduler';
+const UNSCHEDULABLE_RETRY_MS = 30_000;
 
 export interface SchedulerComponents {
   store: Store;
@@ -41,6 +42,7 @@ export class Scheduler {
   readonly #init: SchedulerInit;
   readonly #runner: Controller;
   readonly #warned = new Map<string, string>();
+  readonly #hostPrints = new Map<string, string>();
 
   constructor(components: SchedulerComponents, init: SchedulerInit) {
     this.#store = components.store;
@@ -55,8 +57,9 @@ export class Scheduler {
         workers: 1,
         filter: (obj) => !(obj as unknown as ServiceInstance).spec?.host,
         reconcile: (key) => this.reconcile(key),
-        // A host joining, leaving or changing may make an instance placeable.
-        watches: [{ kind: 'Host', map: () => this.unplaced() }],
+        // A host joining or changing what placement looks at may make an instance placeable; a heartbeat
+        // alone changes nothing (and would re-check every unplaced instance on every beat of every host).
+        watches: [{ kind: 'Host', map: (h) => (this.#hostChanged(h) ? this.unplaced() : []) }],
         onTerminal: () => {},
       },
     );
@@ -68,6 +71,23 @@ export class Scheduler {
 
   async stop(): Promise<void> {
     await this.#runner.stop();
+  }
+
+  /** Whether what placement reads of host `h` changed since its last event. */
+  #hostChanged(h: XObject): boolean {
+    const host = h as unknown as Host;
+    const print = JSON.stringify([
+      host.metadata.labels,
+      host.spec,
+      host.metadata.deletionTimestamp,
+      host.status?.conditions?.find((c) => c.type === 'Ready')?.status,
+      host.status?.allocatable,
+      host.status?.drivers,
+      host.status?.driver,
+    ]);
+    if (this.#hostPrints.get(host.metadata.name) === print) return false;
+    this.#hostPrints.set(host.metadata.name, print);
+    return true;
   }
 
   #unplaced = (): string[] =>
@@ -90,6 +110,7 @@ export class Scheduler {
     const retry = this.#init.retryMs ?? 2_000;
     const decision = this.#placement.decide(instance);
     if (decision.host === undefined) {
+      // Nothing fits: host changes bring the key back (see the Host watch); also re-check now and then.
       const owner = ownerOf(placementKey(instance), this.#liveness.liveHosts());
       if (owner === this.#init.hostName && this.#warned.get(key) !== decision.message) {
         this.#warned.set(key, decision.message);
@@ -98,9 +119,12 @@ export class Scheduler {
           host: this.#init.hostName,
         });
       }
-      return { requeueAfterMs: retry };
+      return { requeueAfterMs: UNSCHEDULABLE_RETRY_MS };
     }
-    if (decision.host !== this.#init.hostName) return { requeueAfterMs: retry };
+    // Another host should bind it; look again once it may have timed out (it may be dying).
+    if (decision.host !== this.#init.hostName) {
+      return { requeueAfterMs: Math.max(retry, this.#liveness.remainingMs(decision.host) + retry) };
+    }
     try {
       this.#store.update({
         ...obj,
