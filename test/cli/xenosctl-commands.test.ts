@@ -217,10 +217,13 @@ describe('wait', () => {
         },
       ],
     });
-    const early = await xenosctl(['wait', 'host/ghost-1', '--for=condition=Ready', '--timeout=1s'], { env });
+    // The negative waits get 3s, not 1s: the timeout covers reading the object, which on a loaded machine
+    // (xenosd running its controllers, other suites in parallel) took over a second, and the message then
+    // says "it was not seen yet" instead of why the condition is not met.
+    const early = await xenosctl(['wait', 'host/ghost-1', '--for=condition=Ready', '--timeout=3s'], { env });
     expect(early.code).toBe(1);
     expect(early.stderr).toMatch(
-      /^error: timed out after 1s waiting for condition Ready=True on hosts\/ghost-1: it has no Ready condition yet\n$/,
+      /^error: timed out after 3s waiting for condition Ready=True on hosts\/ghost-1: it has no Ready condition yet\n$/,
     );
 
     const waiting = xenosctl(['wait', 'ho/ghost-1', '--for=condition=Ready', '--timeout=20s'], { env });
@@ -230,7 +233,7 @@ describe('wait', () => {
     // A new spec: the Ready of generation 1 no longer counts.
     const live = await client.patch(HOSTS, 'ghost-1', { spec: { unschedulable: true } });
     expect(live.metadata.generation).toBe(2);
-    const stale = await xenosctl(['wait', 'host/ghost-1', '--for=condition=Ready', '--timeout=1s'], { env });
+    const stale = await xenosctl(['wait', 'host/ghost-1', '--for=condition=Ready', '--timeout=3s'], { env });
     expect(stale.code).toBe(1);
     expect(stale.stderr).toContain('describes generation 1, not the current 2');
     await client.patchStatus(HOSTS, 'ghost-1', cond(2, 'False'));
@@ -246,7 +249,7 @@ describe('wait', () => {
       metadata: { name: 'ghost-2', finalizers: ['test.xenos.io/hold'] },
     });
     await client.delete(HOSTS, 'ghost-2');
-    const held = await xenosctl(['wait', 'hosts', 'ghost-2', '--for=delete', '--timeout=1s'], { env });
+    const held = await xenosctl(['wait', 'hosts', 'ghost-2', '--for=delete', '--timeout=3s'], { env });
     expect(held.code).toBe(1);
     expect(held.stderr).toContain('it is being deleted (finalizers pending)');
 
