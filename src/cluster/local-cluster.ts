@@ -183,6 +183,11 @@ export class LocalCluster {
       timeoutMs: 10_000,
     });
     const host: LocalHost = { name, dataDir, child, exited, apiUrl, token, p2pAddrs, client };
+    // Last resort if this process ends without stop() (an uncaught error, process.exit elsewhere):
+    // never leave a detached xenosd behind (its domains, if any, are then adopted by a later start).
+    process.once('exit', () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    });
     this.hosts.push(host);
     this.#log(`started ${name}: API ${apiUrl}, p2p ${p2pAddrs[0]}`);
     return host;
