@@ -119,11 +119,17 @@ describe('cluster trust', () => {
     for (const h of hosts)
       expect(forgedPut.refused, `${h.name} refused the forged record`).toContain(h.peerId);
 
-    // Replayed: b's own genuine record, once b has published a newer one.
-    await waitFor(async () => {
+    // Replayed: b's own genuine record, once b has published newer ones. Two newer seqs are awaited, so
+    // the first of them has certainly reached every peer (b puts to all of them) before the replay.
+    const seqNow = async () => {
       const now = await witness!.dhtGet(keyBytes);
-      return now != null && JSON.parse(JSON.parse(new TextDecoder().decode(now)).body).seq > held.seq;
+      return now == null ? 0 : (JSON.parse(JSON.parse(new TextDecoder().decode(now)).body) as RecordBody).seq;
+    };
+    const seq1 = await waitFor(async () => {
+      const s = await seqNow();
+      return s > held.seq ? s : 0;
     }, 'b republishing its host record');
+    await waitFor(async () => (await seqNow()) > seq1, 'b republishing its host record again');
     const replay = await putToAll(genuine);
     expect([...replay.accepted]).toEqual([]);
     for (const h of hosts)
