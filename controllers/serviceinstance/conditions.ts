@@ -5,7 +5,12 @@
 // Stopped, Failed, Terminating.
 
 import type { SnapshotFrom } from 'xstate';
-import type { Endpoint, ServiceInstanceStatus } from '../../src/api/types.ts';
+import {
+  type Endpoint,
+  REGISTERED_SOURCE,
+  SERVICE_HEALTHY,
+  type ServiceInstanceStatus,
+} from '../../src/api/types.ts';
 import {
   getCondition,
   removeCondition,
@@ -20,8 +25,6 @@ export const SCHEDULED = 'Scheduled';
 export const TEMPLATE_READY = 'TemplateReady';
 export const DOMAIN_RUNNING = 'DomainRunning';
 export const HEALTHY = 'Healthy';
-/** Written by the service inside the domain through its instance-scoped token. */
-export const SERVICE_HEALTHY = 'ServiceHealthy';
 
 export function phaseOf(snap: DomainSnapshot): string {
   if (snap.matches('running')) return 'Running';
@@ -116,7 +119,7 @@ export function applySnapshot(status: ServiceInstanceStatus, snap: DomainSnapsho
   status.restarts = c.restarts;
   if (c.lastExitCode !== undefined) status.lastExitCode = c.lastExitCode;
   status.domainId = c.desired.spec.id;
-  const registered = (status.endpoints ?? []).filter((e) => e.source === 'registered');
+  const registered = (status.endpoints ?? []).filter((e) => e.source === REGISTERED_SOURCE);
   if (running) {
     const fromTemplate: Endpoint[] = (c.domain?.endpoints ?? []).map((e) => {
       const ep: Endpoint = {

@@ -10,7 +10,13 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jsonEqual } from '../store/json-value.ts';
-import type { Condition, Endpoint, ServiceInstanceStatus } from './types.ts';
+import {
+  type Condition,
+  type Endpoint,
+  REGISTERED_SOURCE,
+  SERVICE_HEALTHY,
+  type ServiceInstanceStatus,
+} from './types.ts';
 
 export const ADMIN_GROUP = 'system:masters';
 
@@ -137,11 +143,6 @@ export function authorize(principal: Principal, verb: Verb, attrs: ResourceAttri
   if (attrs.group === '' && attrs.resource === 'events') return verb === 'create';
   return false;
 }
-
-/** The `source` of the endpoints a service registers itself (the others come from its template). */
-export const REGISTERED_SOURCE = 'registered';
-/** The condition in which a service reports its own health verdict. */
-export const SERVICE_HEALTHY = 'ServiceHealthy';
 
 /**
  * What an instance-scoped principal (the notice-board token of a service inside a domain) changes in

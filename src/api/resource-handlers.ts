@@ -9,7 +9,7 @@ import { ConflictError } from '../store/errors.ts';
 import { type FieldSelector, matchesFields, parseFieldSelector } from '../store/selectors.ts';
 import type { ListOptions, Store } from '../store/store.ts';
 import type { ApiResource } from './api-resources.ts';
-import { type Principal, SERVICE_HEALTHY, scopedStatusChange } from './auth.ts';
+import { type Principal, scopedStatusChange } from './auth.ts';
 import {
   dryRun,
   type FieldValidation,
@@ -30,7 +30,7 @@ import {
   toApiError,
 } from './status-errors.ts';
 import { parseIncludeObject, toTable, wantsTable } from './table.ts';
-import type { XObject } from './types.ts';
+import { SERVICE_HEALTHY, type XObject } from './types.ts';
 import type { Validator } from './validation.ts';
 
 export interface HandlerComponents {

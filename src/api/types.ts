@@ -184,6 +184,12 @@ export interface Endpoint {
   source?: 'template' | 'registered';
 }
 
+/** The `source` of the endpoints a service registers itself (the others come from its template). */
+export const REGISTERED_SOURCE = 'registered';
+/** The ServiceInstance condition in which the service inside the domain reports its own health verdict
+ *  (through its instance-scoped token). */
+export const SERVICE_HEALTHY = 'ServiceHealthy';
+
 export interface ServiceInstanceStatus extends BaseStatus {
   host?: string;
   domainId?: string;
