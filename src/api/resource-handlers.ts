@@ -187,13 +187,7 @@ export class ResourceHandlers {
           metadata: { ...current.metadata, resourceVersion: obj.metadata.resourceVersion },
         }
       : obj;
-    const warnings = this.#admit(r, candidate as XObject, true);
-    this.#checkScopedStatus(r, current, candidate as XObject);
-    const updated = this.#store.update(candidate as XObject, {
-      dryRun: dryRun(r.query.getAll('dryRun')),
-      subresource: r.subresource,
-    });
-    this.#respond(r, 200, updated, warnings);
+    this.#writeUpdate(r, current, candidate as XObject, dryRun(r.query.getAll('dryRun')));
   }
 
   async patch(r: ResourceRequest): Promise<void> {
@@ -232,13 +226,7 @@ export class ResourceHandlers {
       if (!pinned && type !== 'application/json-patch+json')
         patched.metadata.resourceVersion = current.metadata.resourceVersion;
       try {
-        const warnings = this.#admit(r, patched as XObject, true);
-        this.#checkScopedStatus(r, current, patched as XObject);
-        const updated = this.#store.update(patched as XObject, {
-          dryRun: isDryRun,
-          subresource: r.subresource,
-        });
-        this.#respond(r, 200, updated, warnings);
+        this.#writeUpdate(r, current, patched as XObject, isDryRun);
         return;
       } catch (err) {
         if (err instanceof ConflictError && !pinned && attempt < 5) continue;
@@ -269,13 +257,7 @@ export class ResourceHandlers {
         const patched = mergePatch(structuredClone(current), obj) as Obj;
         this.#keepIdentity(current, patched);
         patched.metadata.resourceVersion = current.metadata.resourceVersion;
-        const warnings = this.#admit(r, patched as XObject, true);
-        this.#checkScopedStatus(r, current, patched as XObject);
-        const updated = this.#store.update(patched as XObject, {
-          dryRun: isDryRun,
-          subresource: r.subresource,
-        });
-        this.#respond(r, 200, updated, warnings);
+        this.#writeUpdate(r, current, patched as XObject, isDryRun);
         return;
       } catch (err) {
         if (err instanceof ApiError || attempt >= 5) throw err;
@@ -363,6 +345,15 @@ export class ResourceHandlers {
       }
       if (current.metadata[f] !== undefined) patched.metadata[f] = current.metadata[f];
     }
+  }
+
+  /** Writes `next` over `current` (PUT, patch, apply): admitted as an update, checked against an
+   *  instance-scoped principal's part of the status, stored, answered 200 with the stored object. */
+  #writeUpdate(r: ResourceRequest, current: XObject, next: XObject, isDryRun: boolean): void {
+    const warnings = this.#admit(r, next, true);
+    this.#checkScopedStatus(r, current, next);
+    const updated = this.#store.update(next, { dryRun: isDryRun, subresource: r.subresource });
+    this.#respond(r, 200, updated, warnings);
   }
 
   /** An instance-scoped principal (a service's notice-board token) may write only its own part of
