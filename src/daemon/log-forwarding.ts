@@ -12,9 +12,10 @@
 // cut off, and is reported as such.
 
 import { once } from 'node:events';
-import type { Connection, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface';
+import type { Connection, Stream } from '@libp2p/interface';
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
 import { ApiError, errors } from '../api/status-errors.ts';
+import type { ProtocolNode } from '../p2p/protocol-node.ts';
 
 export const LOGS_PROTOCOL = '/xenos/logs/1.0.0';
 
@@ -31,15 +32,7 @@ const CLOSE_TIMEOUT_MS = 5_000;
 const NAME_MAX = 253;
 
 /** What these functions use of a libp2p node; src/p2p's XenosNode has it. */
-export interface LogStreamNode {
-  handle(protocol: string, handler: StreamHandler, options?: StreamHandlerOptions): Promise<void>;
-  unhandle(protocol: string): Promise<void>;
-  dialProtocol(
-    peer: string,
-    protocol: string,
-    options?: { signal?: AbortSignal; timeout?: number },
-  ): Promise<Stream>;
-}
+export type LogStreamNode = ProtocolNode;
 
 export interface LogForwardRequest {
   namespace: string;

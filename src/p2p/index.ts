@@ -26,6 +26,7 @@ export {
 export { loadOrCreatePeerKey, PEER_KEY_FILE } from './peer-key.ts';
 export { type ClusterKey, createClusterKey, loadClusterKey, parseClusterKey } from './pnet/cluster-key.ts';
 export { ClusterProtector, clusterProtector } from './pnet/protector.ts';
+export type { ProtocolNode } from './protocol-node.ts';
 export {
   hostRecordKey,
   instanceRecordKey,

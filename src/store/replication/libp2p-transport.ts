@@ -5,8 +5,9 @@
 // authenticated (cluster key, Noise), so a peer here is a host of the cluster — what it sends is
 // still checked by the replicator before it is applied.
 
-import type { Connection, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface';
+import type { Connection, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
+import type { ProtocolNode } from '../../p2p/protocol-node.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, decodeMessage, encodeMessage, isReplyEnvelope } from './codec.ts';
 import { MalformedMessageError, PeerUnreachableError, RemoteError } from './errors.ts';
 import type { RequestOptions, SyncRequestHandler, SyncTransport } from './transport.ts';
@@ -15,16 +16,9 @@ export const STATE_PROTOCOL = '/xenos/state/1.0.0';
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** What this transport uses of a libp2p node; src/p2p's XenosNode has it. */
-export interface StreamNode extends EventTarget {
+export interface StreamNode extends EventTarget, ProtocolNode {
   readonly peerId: { toString(): string };
   connectedPeers(): string[];
-  handle(protocol: string, handler: StreamHandler, options?: StreamHandlerOptions): Promise<void>;
-  unhandle(protocol: string): Promise<void>;
-  dialProtocol(
-    peer: string,
-    protocol: string,
-    options?: { signal?: AbortSignal; timeout?: number },
-  ): Promise<Stream>;
 }
 
 export interface Libp2pTransportComponents {
