@@ -36,7 +36,7 @@ import type {
   WatchOptions,
   WriteOptions,
 } from './store.ts';
-import { type Logger, WatchHub } from './watch-hub.ts';
+import { type ChangeEvent, type Logger, WatchHub } from './watch-hub.ts';
 
 /** 1: one version per row. 2: adds the status part's version (status_hlc, status_writer). */
 const SCHEMA_VERSION = 2;
@@ -132,6 +132,9 @@ export interface ApplyResult {
   /** The watch event it caused, if any (a tombstone for an object never seen causes none). */
   event?: 'ADDED' | 'MODIFIED' | 'DELETED';
 }
+
+/** What applyReplicatedBatch() did with one row: its result, or why it was not applied. */
+export type ApplyOutcome = { ok: true; result: ApplyResult } | { ok: false; error: Error };
 
 interface Row {
   revision: number;
@@ -500,60 +503,101 @@ export class SqliteStore implements Store {
    * ClockDriftError for a timestamp too far ahead of this host's clock; nothing is stored then.
    */
   applyReplicated(row: ReplicatedRow): ApplyResult {
-    const key = this.checkReplicated(row);
+    const [outcome] = this.applyReplicatedBatch([row]);
+    if (!outcome.ok) throw outcome.error;
+    return outcome.result;
+  }
+
+  /**
+   * Merges rows received together (one push or exchange) in ONE transaction, so the batch costs one
+   * fsync instead of one per row. Each row is merged exactly as applyReplicated() does, inside its
+   * own savepoint: a row that fails (BadRequestError, ClockDriftError, …) is rolled back alone and
+   * reported in its outcome, and the others still apply. Each changed row gets its own local
+   * revision, in the order given; watch events are published after the commit, one per row, in
+   * that order. Throws (and stores nothing) only if the transaction itself cannot commit.
+   */
+  applyReplicatedBatch(rows: readonly ReplicatedRow[]): ApplyOutcome[] {
+    const outcomes: ApplyOutcome[] = [];
+    const events: ChangeEvent[] = [];
+    let rev = this.rev;
+    let wrote = false;
     this.db.exec('BEGIN IMMEDIATE');
-    let local: VersionedRow | undefined;
-    let revision: number;
-    let merged: XObject;
-    let deleted: boolean;
     try {
-      local = this.readRow(key);
-      const mainNewer = !local || row.hlc > local.hlc;
-      const statusNewer = !local || row.statusHlc > local.status_hlc;
-      const localNewer = local !== undefined && (local.hlc > row.hlc || local.status_hlc > row.statusHlc);
-      if (!mainNewer && !statusNewer) {
-        this.db.exec('ROLLBACK');
-        return { changed: false, localNewer };
+      for (const row of rows) {
+        this.db.exec('SAVEPOINT replicated_row');
+        try {
+          const merged = this.mergeReplicated(row, rev + 1);
+          this.db.exec('RELEASE replicated_row');
+          if (merged.revision !== undefined) {
+            wrote = true;
+            rev = Math.max(rev, merged.revision);
+          }
+          if (merged.event) events.push(merged.event);
+          outcomes.push({ ok: true, result: merged.result });
+        } catch (err) {
+          this.db.exec('ROLLBACK TO replicated_row');
+          this.db.exec('RELEASE replicated_row');
+          outcomes.push({ ok: false, error: err as Error });
+        }
       }
-      if (mainNewer) this.clock.receive(row.hlc);
-      if (statusNewer && row.statusHlc) this.clock.receive(row.statusHlc);
-      const incoming = withoutRevision(row.object);
-      const stored = local && (JSON.parse(local.body) as XObject);
-      const { status: _, ...main } = mainNewer || !stored ? incoming : stored;
-      const status = (statusNewer || !stored ? incoming : stored).status;
-      merged = status === undefined ? main : { ...main, status };
-      deleted = mainNewer || !local ? row.deleted : local.deleted === 1;
-      const body = JSON.stringify(merged);
-      const mainVersion =
-        mainNewer || !local ? { hlc: row.hlc, writer: row.writer } : { hlc: local.hlc, writer: local.writer };
-      const statusVersion =
-        statusNewer || !local
-          ? { hlc: row.statusHlc, writer: row.statusWriter }
-          : { hlc: local.status_hlc, writer: local.status_writer };
-      const sameContent = local !== undefined && local.deleted === Number(deleted) && local.body === body;
-      // Only the versions moved (the same change arrived from another path): keep the revision.
-      revision = sameContent ? local!.revision : this.rev + 1;
-      this.writeRow(key, revision, deleted, mainVersion, statusVersion, body);
+      // A row that only moved versions rewrites its old revision: keep the stored counter at the top.
+      if (wrote) this.sql.setMeta.run('revision', String(rev));
       this.db.exec('COMMIT');
-      this.rev = revision;
-      this.stamp++;
-      if (sameContent) return { changed: true, localNewer };
-      const wasLive = local !== undefined && local.deleted === 0;
-      const event = wasLive ? (deleted ? 'DELETED' : 'MODIFIED') : deleted ? undefined : 'ADDED';
-      if (event) {
-        this.hub.publish({
-          revision,
-          type: event,
-          kind: key.kind,
-          object: toObject(body, revision),
-          previous: wasLive ? toObject(local!.body, local!.revision) : undefined,
-        });
-      }
-      return { changed: true, localNewer, event };
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
       throw err;
     }
+    this.rev = rev;
+    if (wrote) this.stamp++;
+    for (const ev of events) this.hub.publish(ev);
+    return outcomes;
+  }
+
+  /** Inside a transaction: merges one received row (see applyReplicated), storing a change under
+   *  `nextRevision`. Returns the revision written (none if nothing was) and the event to publish
+   *  once the transaction commits. */
+  private mergeReplicated(
+    row: ReplicatedRow,
+    nextRevision: number,
+  ): { result: ApplyResult; revision?: number; event?: ChangeEvent } {
+    const key = this.checkReplicated(row);
+    const local = this.readRow(key);
+    const mainNewer = !local || row.hlc > local.hlc;
+    const statusNewer = !local || row.statusHlc > local.status_hlc;
+    const localNewer = local !== undefined && (local.hlc > row.hlc || local.status_hlc > row.statusHlc);
+    if (!mainNewer && !statusNewer) return { result: { changed: false, localNewer } };
+    if (mainNewer) this.clock.receive(row.hlc);
+    if (statusNewer && row.statusHlc) this.clock.receive(row.statusHlc);
+    const incoming = withoutRevision(row.object);
+    const stored = local && (JSON.parse(local.body) as XObject);
+    const { status: _, ...main } = mainNewer || !stored ? incoming : stored;
+    const status = (statusNewer || !stored ? incoming : stored).status;
+    const merged: XObject = status === undefined ? main : { ...main, status };
+    const deleted = mainNewer || !local ? row.deleted : local.deleted === 1;
+    const body = JSON.stringify(merged);
+    const mainVersion =
+      mainNewer || !local ? { hlc: row.hlc, writer: row.writer } : { hlc: local.hlc, writer: local.writer };
+    const statusVersion =
+      statusNewer || !local
+        ? { hlc: row.statusHlc, writer: row.statusWriter }
+        : { hlc: local.status_hlc, writer: local.status_writer };
+    const sameContent = local !== undefined && local.deleted === Number(deleted) && local.body === body;
+    // Only the versions moved (the same change arrived from another path): keep the revision.
+    const revision = sameContent ? local.revision : nextRevision;
+    this.writeRow(key, revision, deleted, mainVersion, statusVersion, body);
+    if (sameContent) return { result: { changed: true, localNewer }, revision };
+    const wasLive = local !== undefined && local.deleted === 0;
+    const type = wasLive ? (deleted ? 'DELETED' : 'MODIFIED') : deleted ? undefined : 'ADDED';
+    const result: ApplyResult = { changed: true, localNewer, event: type };
+    if (!type) return { result, revision };
+    const event: ChangeEvent = {
+      revision,
+      type,
+      kind: key.kind,
+      object: toObject(body, revision),
+      previous: wasLive ? toObject(local.body, local.revision) : undefined,
+    };
+    return { result, revision, event };
   }
 
   /** Reads the stored object (or absence), decides, and writes the outcome in one transaction. */

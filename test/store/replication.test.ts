@@ -1,7 +1,7 @@
 // State replication over the in-memory transport: the replication contract, plus the store's merge
 // rules (applyReplicated), the schema migration, tombstone retention and the cost of a sync.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -214,6 +214,65 @@ describe('SqliteStore.applyReplicated', () => {
     expect(() => s.applyReplicated(row('web', { writer: 'x' }))).toThrow(/names writer/);
     expect(s.replicationRow(key('web'))).toBeUndefined();
     expect(s.revision()).toBe('0');
+  });
+
+  it('applies a batch row by row: a bad row is dropped alone, revisions and events follow the batch order after the commit', () => {
+    const s = fresh(1_000);
+    const seen: Array<[string, string, string | undefined, boolean]> = [];
+    s.watch('ServiceInstance', {}, (e: WatchEvent) =>
+      // Whether the last row of the batch is already readable: events come after the one commit.
+      seen.push([e.type, e.object.metadata.name, e.object.metadata.resourceVersion, !!s.get(key('c'))]),
+    );
+    const a2 = row('a', { hlc: ms(2_000, 'c'), writer: 'c', spec: 'v2' });
+    const outcomes = s.applyReplicatedBatch([
+      row('a'),
+      row('b', { hlc: ms(1_000_000, 'b') }),
+      row('x', { name: 'other' }),
+      row('c'),
+      a2,
+      row('c'),
+    ]);
+    expect(outcomes.map((o) => (o.ok ? (o.result.event ?? String(o.result.changed)) : o.error.name))).toEqual(
+      ['ADDED', 'ClockDriftError', 'BadRequestError', 'ADDED', 'MODIFIED', 'false'],
+    );
+    expect(seen).toEqual([
+      ['ADDED', 'a', '1', true],
+      ['ADDED', 'c', '2', true],
+      ['MODIFIED', 'a', '3', true],
+    ]);
+    expect(s.replicationRow(key('b'))).toBeUndefined();
+    expect(s.replicationRow(key('x'))).toBeUndefined();
+    expect(s.get(key('a'))!.spec).toEqual(instance('a', 'v2').spec);
+    expect(s.revision()).toBe('3');
+  });
+
+  it('commits a batch once (a fraction of the WAL that one commit per row writes) and keeps the revision counter on reopen', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xenos-batch-'));
+    try {
+      const rows = Array.from({ length: 50 }, (_, i) => row(`r-${i}`));
+      const walBytes = (path: string) => statSync(`${path}-wal`).size;
+      const one = openStore({ path: join(dir, 'one.db'), namespaced, writer: 'a' });
+      const batch = openStore({ path: join(dir, 'batch.db'), namespaced, writer: 'a' });
+      stores.push(one, batch);
+      const before = [walBytes(one.path), walBytes(batch.path)];
+      for (const r of rows) one.applyReplicated(r);
+      expect(batch.applyReplicatedBatch(rows).every((o) => o.ok && o.result.event === 'ADDED')).toBe(true);
+      const perRow = walBytes(one.path) - before[0];
+      const batched = walBytes(batch.path) - before[1];
+      expect(batched * 5).toBeLessThan(perRow);
+      // r-0 again with only its version moved: the row keeps revision 1, the counter stays at 50.
+      expect(batch.applyReplicatedBatch([row('r-0', { hlc: ms(2_000, 'b') })])[0]).toMatchObject({
+        ok: true,
+      });
+      batch.close();
+      const reopened = openStore({ path: join(dir, 'batch.db'), namespaced, writer: 'a' });
+      stores.push(reopened);
+      expect(reopened.revision()).toBe('50');
+      expect(reopened.get(key('r-0'))!.metadata.resourceVersion).toBe('1');
+    } finally {
+      for (const s of stores.splice(0)) s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

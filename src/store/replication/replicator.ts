@@ -10,7 +10,7 @@
 
 import type { XObject } from '../../api/types.ts';
 import { hlcLowerBound } from '../hlc.ts';
-import type { ApplyResult, ReplicatedRow, RowVersion } from '../sqlite-store.ts';
+import type { ApplyOutcome, ReplicatedRow, RowVersion } from '../sqlite-store.ts';
 import type { ObjectKey } from '../store.ts';
 import { bucketOf, buildDigest, DEFAULT_BUCKETS, type Digest, keyText } from './digest.ts';
 import {
@@ -27,7 +27,8 @@ import type { SyncTransport } from './transport.ts';
 
 /** What the replicator uses of the store (SqliteStore has it). */
 export interface ReplicaStore {
-  applyReplicated(row: ReplicatedRow): ApplyResult;
+  /** Merges rows in one transaction; one outcome per row, in order (see SqliteStore). */
+  applyReplicatedBatch(rows: readonly ReplicatedRow[]): ApplyOutcome[];
   replicationRow(key: ObjectKey): ReplicatedRow | undefined;
   replicationVersions(): Iterable<RowVersion>;
   versionStamp(): number;
@@ -429,11 +430,21 @@ export class Replicator {
 
   // ---- receiving ---------------------------------------------------------------------------
 
-  /** Checks and applies rows from `from`; each row that changed this host is forwarded to the
-   *  peers not known to have it (`seen`: the hosts the sender says have it). */
+  /** Checks and applies rows from `from` — every row checked on its own, the valid ones merged in
+   *  one store transaction (one fsync per message); each row that changed this host is forwarded to
+   *  the peers not known to have it (`seen`: the hosts the sender says have it). */
   private receive(from: string, rows: unknown[], seen: string[] = []): { applied: number; rejected: number } {
     let applied = 0;
     let rejected = 0;
+    const reject = (key: string, err: unknown): void => {
+      rejected++;
+      this.stats.rejected++;
+      const reason = (err as Error).message;
+      this.rejections.push({ peer: from, key, reason });
+      if (this.rejections.length > 100) this.rejections.shift();
+      this.log(`dropped row ${key} from peer ${from}: ${reason}`);
+    };
+    const valid: ReplicatedRow[] = [];
     for (const raw of rows) {
       let key = '?';
       try {
@@ -455,23 +466,33 @@ export class Replicator {
               .join('; ')}`,
           );
         }
-        const result = this.store.applyReplicated(row);
-        if (result.changed) {
-          applied++;
-          this.stats.applied++;
-          const reached = new Set(seen);
-          reached.add(from);
-          this.enqueue({ key: { kind: row.kind, namespace: row.namespace, name: row.name }, reached });
-        } else {
-          this.stats.stale++;
-        }
+        valid.push(row);
       } catch (err) {
-        rejected++;
-        this.stats.rejected++;
-        const reason = (err as Error).message;
-        this.rejections.push({ peer: from, key, reason });
-        if (this.rejections.length > 100) this.rejections.shift();
-        this.log(`dropped row ${key} from peer ${from}: ${reason}`);
+        reject(key, err);
+      }
+    }
+    if (valid.length === 0) return { applied, rejected };
+    let outcomes: ApplyOutcome[];
+    try {
+      outcomes = this.store.applyReplicatedBatch(valid);
+    } catch (err) {
+      // The transaction itself failed (disk full, store closed): nothing of the batch is stored.
+      for (const row of valid) reject(keyText(row.kind, row.namespace, row.name), err);
+      return { applied, rejected };
+    }
+    for (const [i, row] of valid.entries()) {
+      const outcome = outcomes[i];
+      const key = { kind: row.kind, namespace: row.namespace, name: row.name };
+      if (!outcome.ok) {
+        reject(keyText(key.kind, key.namespace, key.name), outcome.error);
+      } else if (outcome.result.changed) {
+        applied++;
+        this.stats.applied++;
+        const reached = new Set(seen);
+        reached.add(from);
+        this.enqueue({ key, reached });
+      } else {
+        this.stats.stale++;
       }
     }
     return { applied, rejected };
