@@ -12,6 +12,7 @@ import type { ServiceTemplate, ServiceTemplateStatus, XObject } from '../../src/
 import { ImageDigestMismatchError, InvalidDigestError } from '../../src/images/errors.ts';
 import { cachedImage, type ImportedImage, importImage } from '../../src/images/import-image.ts';
 import {
+  type ConditionInput,
   getCondition,
   markStalled,
   removeCondition,
@@ -123,19 +124,13 @@ export class ServiceTemplateController {
     // After a failed attempt at this generation, keep saying why until an attempt succeeds.
     const last = getCondition(status, IMAGE_READY);
     if (!(status.observedGeneration === generation && last?.reason === 'ImportFailed')) {
-      this.write(key, generation, (s) => {
-        s.phase = 'Importing';
-        setCondition(
-          s,
-          {
-            type: IMAGE_READY,
-            status: 'Unknown',
-            reason: 'Importing',
-            message: `importing ${source} on host ${this.init.hostName}`,
-          },
-          generation,
-        );
-      });
+      this.write(key, generation, (s) =>
+        setImageReady(s, 'Importing', generation, {
+          status: 'Unknown',
+          reason: 'Importing',
+          message: `importing ${source} on host ${this.init.hostName}`,
+        }),
+      );
     }
     let imported: ImportedImage;
     try {
@@ -159,19 +154,13 @@ export class ServiceTemplateController {
         );
       }
       const message = err instanceof Error ? err.message : String(err);
-      this.write(key, generation, (s) => {
-        s.phase = 'Failed';
-        setCondition(
-          s,
-          {
-            type: IMAGE_READY,
-            status: 'False',
-            reason: 'ImportFailed',
-            message: `${templateRef(template)}: importing ${source}: ${message}`,
-          },
-          generation,
-        );
-      });
+      this.write(key, generation, (s) =>
+        setImageReady(s, 'Failed', generation, {
+          status: 'False',
+          reason: 'ImportFailed',
+          message: `${templateRef(template)}: importing ${source}: ${message}`,
+        }),
+      );
       this.event(template, 'Warning', 'Failed', `Importing image ${source} failed: ${message}`);
       throw err;
     }
@@ -179,20 +168,14 @@ export class ServiceTemplateController {
       throw this.mismatchError(template, source, image.digest, imported.digest);
     }
     this.write(key, generation, (s) => {
-      s.phase = 'Ready';
+      setImageReady(s, 'Ready', generation, {
+        status: 'True',
+        reason: 'Imported',
+        message: `image ${imported.digest} (${imported.size} bytes) is on host ${this.init.hostName}`,
+      });
       s.digest = imported.digest;
       s.size = imported.size;
       removeCondition(s, STALLED);
-      setCondition(
-        s,
-        {
-          type: IMAGE_READY,
-          status: 'True',
-          reason: 'Imported',
-          message: `image ${imported.digest} (${imported.size} bytes) is on host ${this.init.hostName}`,
-        },
-        generation,
-      );
     });
     this.event(
       template,
@@ -221,12 +204,7 @@ export class ServiceTemplateController {
     if (!template) return;
     const generation = template.metadata.generation ?? 1;
     this.write(key, generation, (s) => {
-      s.phase = 'Failed';
-      setCondition(
-        s,
-        { type: IMAGE_READY, status: 'False', reason: err.reason, message: err.message },
-        generation,
-      );
+      setImageReady(s, 'Failed', generation, { status: 'False', reason: err.reason, message: err.message });
       markStalled(s, err.reason, err.message, generation);
     });
     this.event(template, 'Warning', err.reason, err.message);
@@ -259,4 +237,15 @@ export class ServiceTemplateController {
       this.log.warn(`recording event ${reason} for ${templateRef(template)} failed`, err);
     }
   }
+}
+
+/** The phase and the ImageReady condition, which always change together. */
+function setImageReady(
+  s: ServiceTemplateStatus,
+  phase: 'Importing' | 'Ready' | 'Failed',
+  generation: number,
+  condition: Omit<ConditionInput, 'type'>,
+): void {
+  s.phase = phase;
+  setCondition(s, { type: IMAGE_READY, ...condition }, generation);
 }
