@@ -289,7 +289,7 @@ export class LocalCluster {
       '',
       `${this.hosts.length} hosts are up (logs in ${this.init.dir}/host-*.log). Any host answers; for the first:`,
       `  export XENOS_DATA_DIR=${first.dataDir}`,
-      '  xenosctl get hosts; xenosctl get serviceinstances -o wide; xenosctl discover web.http',
+      '  npx xenosctl get hosts; npx xenosctl get serviceinstances -o wide; npx xenosctl discover web.http',
       `  export KUBECONFIG=${kubeconfig}`,
       '  kubectl get serviceinstances',
       '',
