@@ -12,21 +12,8 @@ import { type ResourceType, XenosClient } from '../../src/cli/client.ts';
 import { ApiStatusError, isNotFound } from '../../src/cli/errors.ts';
 import { waitForObject } from '../daemon/wait-for-object.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
+import { INSTANCES, TEMPLATES } from './resource-types.ts';
 import { killAllCtl, xenosctl } from './run-xenosctl.ts';
-
-const GV = { group: 'xenos.io', version: 'v1alpha1' };
-const TEMPLATES: ResourceType = {
-  ...GV,
-  plural: 'servicetemplates',
-  kind: 'ServiceTemplate',
-  namespaced: true,
-};
-const INSTANCES: ResourceType = {
-  ...GV,
-  plural: 'serviceinstances',
-  kind: 'ServiceInstance',
-  namespaced: true,
-};
 
 let xenosd: XenosdProcess;
 let client: XenosClient;

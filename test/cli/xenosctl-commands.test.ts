@@ -7,19 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { XObject } from '../../src/api/types.ts';
-import { type ResourceType, XenosClient } from '../../src/cli/client.ts';
+import { XenosClient } from '../../src/cli/client.ts';
 import { waitForObject } from '../daemon/wait-for-object.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
+import { HOSTS, TEMPLATES } from './resource-types.ts';
 import { killAllCtl, xenosctl, xenosctlUntil } from './run-xenosctl.ts';
-
-const GV = { group: 'xenos.io', version: 'v1alpha1' };
-const TEMPLATES: ResourceType = {
-  ...GV,
-  plural: 'servicetemplates',
-  kind: 'ServiceTemplate',
-  namespaced: true,
-};
-const HOSTS: ResourceType = { ...GV, plural: 'hosts', kind: 'Host', namespaced: false };
 
 let xenosd: XenosdProcess;
 let client: XenosClient;

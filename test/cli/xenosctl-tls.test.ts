@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { XenosClient } from '../../src/cli/client.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
+import { TEMPLATES } from './resource-types.ts';
 import { killAllCtl, xenosctl } from './run-xenosctl.ts';
 
 const KUBECTL = '/usr/bin/kubectl';
@@ -52,13 +53,7 @@ describe('https', () => {
   it.skipIf(!existsSync(KUBECTL))('prints a kubeconfig the real kubectl can use', async () => {
     const client = new XenosClient({ server: xenosd.url, token: xenosd.token, insecureSkipTlsVerify: true });
     await client.create(
-      {
-        group: 'xenos.io',
-        version: 'v1alpha1',
-        plural: 'servicetemplates',
-        kind: 'ServiceTemplate',
-        namespaced: true,
-      },
+      TEMPLATES,
       {
         apiVersion: 'xenos.io/v1alpha1',
         kind: 'ServiceTemplate',
