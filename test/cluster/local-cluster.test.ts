@@ -8,19 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { alive } from '../process-alive.ts';
 import { waitFor } from './harness.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cluster/local-cluster-main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('npm start (local cluster)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'xenos-local-'));

@@ -26,6 +26,7 @@ import { ProcessDriver } from '../../../src/drivers/process/process-driver.ts';
 import { getCondition } from '../../../src/reconcile/conditions.ts';
 import type { Logger } from '../../../src/reconcile/log.ts';
 import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
+import { alive } from '../../process-alive.ts';
 
 const IMAGE = join(import.meta.dirname, 'fixtures', 'http-service');
 const HOST = 'host-a';
@@ -170,15 +171,6 @@ interface Answer {
 async function call(url: string): Promise<Answer> {
   const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
   return (await res.json()) as Answer;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('ServiceInstance controller', () => {
