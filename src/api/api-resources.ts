@@ -3,21 +3,12 @@
 // discovery, OpenAPI, Tables and field selectors need, so those parts never special-case a kind.
 
 import { EVENT_API_VERSION, EVENT_KIND } from './events.ts';
-import type { KindInfo, KindRegistry } from './kinds.ts';
+import type { KindInfo, KindNames, KindRegistry } from './kinds.ts';
 import type { PrinterColumn } from './table.ts';
 
-export interface ApiResource {
+export interface ApiResource extends KindNames {
   /** '' for the core group (events). */
   group: string;
-  version: string;
-  apiVersion: string;
-  kind: string;
-  listKind: string;
-  plural: string;
-  singular: string;
-  shortNames: string[];
-  categories: string[];
-  namespaced: boolean;
   statusSubresource: boolean;
   /** Serves `<plural>/log` (GET, text/plain): the output of the instance's domain. */
   logSubresource: boolean;

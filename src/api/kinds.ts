@@ -24,7 +24,9 @@ export interface PrinterColumn {
 /** A JSON-Schema-like node of a CRD's openAPIV3Schema. */
 export type SchemaNode = Record<string, any>;
 
-export interface KindInfo {
+/** How a kind is named and addressed in the API (its CRD's group, served version, names and scope);
+ *  an ApiResource (api-resources.ts) carries the same. */
+export interface KindNames {
   group: string;
   version: string;
   /** `xenos.io/v1alpha1` */
@@ -36,6 +38,9 @@ export interface KindInfo {
   shortNames: string[];
   categories: string[];
   namespaced: boolean;
+}
+
+export interface KindInfo extends KindNames {
   /** The served version's openAPIV3Schema, as written in the CRD. */
   schema: SchemaNode;
   printerColumns: PrinterColumn[];
