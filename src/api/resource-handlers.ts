@@ -174,11 +174,7 @@ export class ResourceHandlers {
 
   async update(r: ResourceRequest): Promise<void> {
     const obj = this.#incoming(r, await this.#readObject(r));
-    if (obj.metadata.name !== r.name) {
-      throw errors.badRequest(
-        `the name of the object (${obj.metadata.name}) does not match the name on the URL (${r.name})`,
-      );
-    }
+    this.#checkNameMatchesUrl(r, obj);
     const current = this.#current(r);
     const candidate = r.subresource
       ? {
@@ -240,11 +236,7 @@ export class ResourceHandlers {
    *  applied configuration is not removed, and `force` has nothing to override. */
   async #apply(r: ResourceRequest, applied: Obj, isDryRun: boolean): Promise<void> {
     const obj = this.#incoming(r, applied);
-    if (obj.metadata.name !== r.name) {
-      throw errors.badRequest(
-        `the name of the object (${obj.metadata.name}) does not match the name on the URL (${r.name})`,
-      );
-    }
+    this.#checkNameMatchesUrl(r, obj);
     for (let attempt = 0; ; attempt++) {
       const current = this.#store.get({ kind: r.resource.kind, namespace: r.namespace ?? '', name: r.name! });
       try {
@@ -344,6 +336,15 @@ export class ResourceHandlers {
         );
       }
       if (current.metadata[f] !== undefined) patched.metadata[f] = current.metadata[f];
+    }
+  }
+
+  /** PUT and apply name the object twice, in the body and on the URL: they must agree. */
+  #checkNameMatchesUrl(r: ResourceRequest, obj: XObject): void {
+    if (obj.metadata.name !== r.name) {
+      throw errors.badRequest(
+        `the name of the object (${obj.metadata.name}) does not match the name on the URL (${r.name})`,
+      );
     }
   }
 
