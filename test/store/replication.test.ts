@@ -407,3 +407,82 @@ function countRequests(t: SyncTransport): { requests: any[]; bytes: number } {
   };
   return out;
 }
+
+describe('push path under a slow peer', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  /** Three hosts on one memory network; B holds every push it receives until `release()`, and
+   *  records each store transaction that applies received rows (its row count). */
+  async function slowB() {
+    const network = new MemoryNetwork();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const held = { pushes: 0, batches: [] as number[] };
+    const hosts = ['host-a', 'host-b', 'host-c'].map((name) => {
+      const store = openStore({ path: ':memory:', namespaced, writer: name });
+      const transport = network.endpoint(name);
+      if (name === 'host-b') {
+        const onRequest = transport.onRequest.bind(transport);
+        transport.onRequest = (handler) =>
+          onRequest(async (from, message, opts) => {
+            if ((message as { type: string }).type === 'push') {
+              held.pushes++;
+              await gate;
+            }
+            return handler(from, message, opts);
+          });
+        const apply = store.applyReplicatedBatch.bind(store);
+        store.applyReplicatedBatch = (rows) => {
+          held.batches.push(rows.length);
+          return apply(rows);
+        };
+      }
+      const replicator = new Replicator(
+        { store, transport, validate: crdValidate, log: quiet },
+        { ...TEST_INIT, syncIntervalMs: 600_000 },
+      );
+      cleanups.push(() => store.close());
+      cleanups.push(() => replicator.stop());
+      return { name, store, replicator };
+    });
+    cleanups.push(release); // never leave a held push behind
+    await Promise.all(hosts.map((h) => h.replicator.start()));
+    await waitFor(() => hosts.every((h) => h.replicator.idle), 'start-up syncs done');
+    held.batches.length = 0;
+    return { hosts, held, release };
+  }
+
+  it('reaches the other peers while one is slow, then sends the slow one what queued as one push, applied in one transaction', async () => {
+    const { hosts, held, release } = await slowB();
+    const [a, b, c] = hosts;
+    a.store.create(instance('w0'));
+    await waitFor(() => !!c.store.get(key('w0')) && held.pushes === 1, 'w0 on C while B holds its push');
+    for (let i = 1; i <= 4; i++) {
+      // Each write its own push: C gets each at once, B's wait in one queue.
+      a.store.create(instance(`w${i}`));
+      await waitFor(() => !!c.store.get(key(`w${i}`)), `w${i} on C while B holds its push`);
+    }
+    expect(b.store.get(key('w0'))).toBeUndefined();
+    release();
+    await waitFor(() => [0, 1, 2, 3, 4].every((i) => !!b.store.get(key(`w${i}`))), 'w0..w4 on B');
+    await waitFor(() => hosts.every((h) => h.replicator.idle), 'every push sent');
+    expect(held.pushes).toBe(2);
+    expect(held.batches).toEqual([1, 4]);
+  });
+
+  it('applies pushes from several peers that arrive together in one transaction', async () => {
+    const { hosts, held, release } = await slowB();
+    const [a, b, c] = hosts;
+    a.store.create(instance('from-a'));
+    c.store.create(instance('from-c'));
+    await waitFor(() => held.pushes === 2, 'both pushes held at B');
+    release();
+    await waitFor(() => !!b.store.get(key('from-a')) && !!b.store.get(key('from-c')), 'both on B');
+    expect(held.batches).toEqual([2]);
+  });
+});

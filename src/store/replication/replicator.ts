@@ -71,8 +71,9 @@ export interface ReplicatorInit {
   requestTimeoutMs?: number;
   /** Digest rounds in one sync before it gives up until the next period. Default 8. */
   maxSyncRounds?: number;
-  /** Pushes queued per peer before newer ones are dropped (anti-entropy then repairs). Default 64. */
-  maxQueuedPushes?: number;
+  /** Rows waiting for one peer (while a push to it is in flight) before newer ones are dropped
+   *  (anti-entropy then repairs). Default 4096. */
+  maxQueuedRows?: number;
 }
 
 export interface ReplicatorStats {
@@ -99,6 +100,24 @@ export interface Rejection {
 const MAX_SEEN = 256;
 
 export const DEFAULT_TOMBSTONE_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+/** What waits for one peer while a push to it is in flight: sent together as the next push. */
+interface Outbox {
+  /** By key: a later version of a row replaces the one queued. */
+  rows: Map<string, ReplicatedRow>;
+  /** Hosts known to have every queued row (the intersection of the pushes' lists). */
+  seen: Set<string> | undefined;
+  sending: Promise<void> | undefined;
+}
+
+/** Rows of one received message waiting for the next group commit. */
+interface InboxEntry {
+  from: string;
+  seen: string[];
+  rows: ReplicatedRow[];
+  counts: { applied: number; rejected: number };
+  resolve: (counts: { applied: number; rejected: number }) => void;
+}
 
 interface PendingPush {
   key: ObjectKey;
@@ -134,7 +153,7 @@ export class Replicator {
   private readonly batchBytes: number;
   private readonly requestTimeoutMs: number;
   private readonly maxSyncRounds: number;
-  private readonly maxQueuedPushes: number;
+  private readonly maxQueuedRows: number;
 
   private running = false;
   private stopController = new AbortController();
@@ -142,7 +161,9 @@ export class Replicator {
   private readonly pending = new Map<string, PendingPush>();
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly syncs = new Map<string, Promise<void>>();
-  private readonly pushQueues = new Map<string, { tail: Promise<void>; depth: number }>();
+  private readonly outboxes = new Map<string, Outbox>();
+  private inbox: InboxEntry[] = [];
+  private inboxTimer: ReturnType<typeof setImmediate> | undefined;
   private digestCache: { stamp: number; digest: Digest } | undefined;
 
   constructor(components: ReplicatorComponents, init: ReplicatorInit = {}) {
@@ -161,7 +182,7 @@ export class Replicator {
     this.batchBytes = init.batchBytes ?? 1024 * 1024;
     this.requestTimeoutMs = init.requestTimeoutMs ?? 10_000;
     this.maxSyncRounds = init.maxSyncRounds ?? 8;
-    this.maxQueuedPushes = init.maxQueuedPushes ?? 64;
+    this.maxQueuedRows = init.maxQueuedRows ?? 4096;
   }
 
   async start(): Promise<void> {
@@ -196,13 +217,21 @@ export class Replicator {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     this.pending.clear();
-    await Promise.allSettled([...this.syncs.values(), ...[...this.pushQueues.values()].map((q) => q.tail)]);
+    // Rows already received and acknowledged-to-be: store them before the store may close.
+    this.applyInbox();
+    await Promise.allSettled([...this.syncs.values(), ...[...this.outboxes.values()].map((o) => o.sending)]);
     await this.transport.stop();
   }
 
   /** Nothing queued or in flight: no push waiting or being sent, no sync running. */
   get idle(): boolean {
-    return this.pending.size === 0 && !this.flushTimer && this.pushQueues.size === 0 && this.syncs.size === 0;
+    return (
+      this.pending.size === 0 &&
+      !this.flushTimer &&
+      this.outboxes.size === 0 &&
+      this.inbox.length === 0 &&
+      this.syncs.size === 0
+    );
   }
 
   /** One anti-entropy exchange with `peer` (shared with one already running). */
@@ -272,35 +301,53 @@ export class Replicator {
         out.seen = out.seen ? new Set([...out.seen].filter((id) => after.has(id))) : after;
       }
     }
-    for (const [peer, { rows, seen }] of perPeer) {
-      const list = [...(seen ?? [])].slice(0, MAX_SEEN);
-      for (const chunk of this.chunks(rows)) this.push(peer, chunk, list);
-    }
+    for (const [peer, { rows, seen }] of perPeer)
+      if (rows.length > 0) this.push(peer, rows, seen ?? new Set());
   }
 
-  private push(peer: string, rows: ReplicatedRow[], seen: string[]): void {
-    const q = this.pushQueues.get(peer) ?? { tail: Promise.resolve(), depth: 0 };
-    if (q.depth >= this.maxQueuedPushes) {
-      this.stats.failedPushes++;
-      return; // the peer is slow or gone: anti-entropy repairs it
+  /** Queues rows for `peer`. One push per peer is in flight at a time (the peer applies it in one
+   *  transaction); whatever queues meanwhile goes out together in the next, so a slow peer gets
+   *  fewer, larger pushes instead of a growing backlog of small ones — and holds up no other peer. */
+  private push(peer: string, rows: ReplicatedRow[], seen: Set<string>): void {
+    let box = this.outboxes.get(peer);
+    if (!box) {
+      box = { rows: new Map(), seen: undefined, sending: undefined };
+      this.outboxes.set(peer, box);
     }
-    q.depth++;
-    q.tail = q.tail
-      .then(async () => {
-        if (!this.running) return;
-        parsePushReply(await this.request(peer, { type: 'push', rows, seen }));
-        this.stats.pushedRows += rows.length;
-      })
-      .catch((err) => {
-        this.stats.failedPushes++;
-        if (this.running)
-          this.log(`push of ${rows.length} row(s) to ${peer} failed (anti-entropy will retry)`, err);
-      })
-      .finally(() => {
-        q.depth--;
-        if (q.depth === 0 && this.pushQueues.get(peer) === q) this.pushQueues.delete(peer);
-      });
-    this.pushQueues.set(peer, q);
+    for (const row of rows) {
+      const k = keyText(row.kind, row.namespace, row.name);
+      if (box.rows.size >= this.maxQueuedRows && !box.rows.has(k)) {
+        this.stats.failedPushes++; // the peer is slow or gone: anti-entropy repairs it
+        continue;
+      }
+      box.rows.set(k, row);
+    }
+    box.seen = box.seen ? new Set([...box.seen].filter((id) => seen.has(id))) : new Set(seen);
+    box.sending ??= this.drainOutbox(peer, box);
+  }
+
+  private async drainOutbox(peer: string, box: Outbox): Promise<void> {
+    try {
+      while (this.running && box.rows.size > 0) {
+        const rows = [...box.rows.values()];
+        const seen = [...(box.seen ?? [])].slice(0, MAX_SEEN);
+        box.rows = new Map();
+        box.seen = undefined;
+        for (const chunk of this.chunks(rows)) {
+          try {
+            parsePushReply(await this.request(peer, { type: 'push', rows: chunk, seen }));
+            this.stats.pushedRows += chunk.length;
+          } catch (err) {
+            this.stats.failedPushes++;
+            if (this.running)
+              this.log(`push of ${chunk.length} row(s) to ${peer} failed (anti-entropy will retry)`, err);
+          }
+        }
+      }
+    } finally {
+      box.sending = undefined;
+      if (this.outboxes.get(peer) === box) this.outboxes.delete(peer);
+    }
   }
 
   // ---- anti-entropy ------------------------------------------------------------------------
@@ -363,7 +410,7 @@ export class Replicator {
         await this.request(peer, { type: 'exchange', rows: batch, want: asked }, signal),
         asked.length,
       );
-      this.receive(peer, reply.rows);
+      await this.receive(peer, reply.rows);
       // A reply that answers none of a non-empty want list would loop forever: stop until next time.
       if (asked.length > 0 && reply.answered === 0 && i >= outgoing.length) return;
       wantLeft = wantLeft.slice(reply.answered);
@@ -380,7 +427,7 @@ export class Replicator {
       case 'digest':
         return this.describeDifferences(req.buckets);
       case 'exchange': {
-        const counts = this.receive(from, req.rows);
+        const counts = await this.receive(from, req.rows);
         const rows: ReplicatedRow[] = [];
         let bytes = 0;
         let answered = 0;
@@ -430,20 +477,16 @@ export class Replicator {
 
   // ---- receiving ---------------------------------------------------------------------------
 
-  /** Checks and applies rows from `from` — every row checked on its own, the valid ones merged in
-   *  one store transaction (one fsync per message); each row that changed this host is forwarded to
-   *  the peers not known to have it (`seen`: the hosts the sender says have it). */
-  private receive(from: string, rows: unknown[], seen: string[] = []): { applied: number; rejected: number } {
-    let applied = 0;
-    let rejected = 0;
-    const reject = (key: string, err: unknown): void => {
-      rejected++;
-      this.stats.rejected++;
-      const reason = (err as Error).message;
-      this.rejections.push({ peer: from, key, reason });
-      if (this.rejections.length > 100) this.rejections.shift();
-      this.log(`dropped row ${key} from peer ${from}: ${reason}`);
-    };
+  /** Checks rows from `from` on their own, then queues the valid ones for the next group commit;
+   *  resolves once they are stored (the reply to the sender follows the commit). Each row that
+   *  changed this host is forwarded to the peers not known to have it (`seen`: the hosts the sender
+   *  says have it). */
+  private receive(
+    from: string,
+    rows: unknown[],
+    seen: string[] = [],
+  ): Promise<{ applied: number; rejected: number }> {
+    const counts = { applied: 0, rejected: 0 };
     const valid: ReplicatedRow[] = [];
     for (const raw of rows) {
       let key = '?';
@@ -468,34 +511,60 @@ export class Replicator {
         }
         valid.push(row);
       } catch (err) {
-        reject(key, err);
+        this.reject(from, key, err, counts);
       }
     }
-    if (valid.length === 0) return { applied, rejected };
+    if (valid.length === 0) return Promise.resolve(counts);
+    return new Promise((resolve) => {
+      this.inbox.push({ from, seen, rows: valid, counts, resolve });
+      this.inboxTimer ??= setImmediate(() => this.applyInbox());
+    });
+  }
+
+  /** Group commit: the rows of every message received since the last one (pushes from several
+   *  peers arriving together) are merged in ONE store transaction — one fsync — in arrival order. */
+  private applyInbox(): void {
+    if (this.inboxTimer) clearImmediate(this.inboxTimer);
+    this.inboxTimer = undefined;
+    const entries = this.inbox;
+    this.inbox = [];
+    if (entries.length === 0) return;
+    const rows = entries.flatMap((e) => e.rows);
     let outcomes: ApplyOutcome[];
     try {
-      outcomes = this.store.applyReplicatedBatch(valid);
+      outcomes = this.store.applyReplicatedBatch(rows);
     } catch (err) {
       // The transaction itself failed (disk full, store closed): nothing of the batch is stored.
-      for (const row of valid) reject(keyText(row.kind, row.namespace, row.name), err);
-      return { applied, rejected };
+      outcomes = rows.map(() => ({ ok: false, error: err as Error }));
     }
-    for (const [i, row] of valid.entries()) {
-      const outcome = outcomes[i];
-      const key = { kind: row.kind, namespace: row.namespace, name: row.name };
-      if (!outcome.ok) {
-        reject(keyText(key.kind, key.namespace, key.name), outcome.error);
-      } else if (outcome.result.changed) {
-        applied++;
-        this.stats.applied++;
-        const reached = new Set(seen);
-        reached.add(from);
-        this.enqueue({ key, reached });
-      } else {
-        this.stats.stale++;
+    let i = 0;
+    for (const { from, seen, rows: mine, counts, resolve } of entries) {
+      for (const row of mine) {
+        const outcome = outcomes[i++];
+        const key = { kind: row.kind, namespace: row.namespace, name: row.name };
+        if (!outcome.ok) {
+          this.reject(from, keyText(key.kind, key.namespace, key.name), outcome.error, counts);
+        } else if (outcome.result.changed) {
+          counts.applied++;
+          this.stats.applied++;
+          const reached = new Set(seen);
+          reached.add(from);
+          this.enqueue({ key, reached });
+        } else {
+          this.stats.stale++;
+        }
       }
+      resolve(counts);
     }
-    return { applied, rejected };
+  }
+
+  private reject(from: string, key: string, err: unknown, counts: { rejected: number }): void {
+    counts.rejected++;
+    this.stats.rejected++;
+    const reason = (err as Error).message;
+    this.rejections.push({ peer: from, key, reason });
+    if (this.rejections.length > 100) this.rejections.shift();
+    this.log(`dropped row ${key} from peer ${from}: ${reason}`);
   }
 
   // ---- helpers -----------------------------------------------------------------------------
