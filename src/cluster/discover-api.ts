@@ -2,7 +2,9 @@
 // returns the live endpoints of a service type, found through the DHT from whichever host is asked
 // (provider records for the type, then each provider's fresh signed host record), never from the
 // replicated store: a host that runs none of them answers the same. `?timeoutSeconds=N` bounds the
-// DHT query (default 5). Needs `list` on serviceinstances in the namespace.
+// whole answer (default 5; past it, 504). Needs `list` on serviceinstances in the namespace.
+// It asks at once (the first answer near the key, see Discovery.discover) and only when that finds nothing
+// waits for this host to have joined the DHT and asks every peer near the key: a joined host pays no wait.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authorize } from '../api/auth.ts';
@@ -35,18 +37,30 @@ export interface DiscoveryResult {
   items: DiscoveredEndpoint[];
 }
 
+export interface DiscoverEndpointsOptions {
+  signal?: AbortSignal;
+  /** ms, per DHT operation. */
+  timeout?: number;
+  /** Resolves once this host has joined the DHT (XenosNode.joined); awaited only before the slow path. */
+  joined?: (options: { signal?: AbortSignal; timeout?: number }) => Promise<void>;
+}
+
 /** Live endpoints of `serviceType` in `namespace`, through the DHT. */
 export async function discoverEndpoints(
   discovery: Discovery,
   namespace: string,
   serviceType: string,
-  options: { signal?: AbortSignal; timeout?: number } = {},
+  options: DiscoverEndpointsOptions = {},
 ): Promise<DiscoveryResult> {
-  // Fast path: stop after a few peers near the key answered (Discovery's quorum). A host that joined
-  // moments ago may only know peers that hold no provider record yet: then ask every peer near the key.
-  let hosts = await discovery.discover(serviceType, options);
-  if (hosts.length === 0)
-    hosts = await discovery.discover(serviceType, { ...options, quorum: Number.POSITIVE_INFINITY });
+  const { joined, ...opts } = options;
+  // Fast path: the first peer near the key that answers with providers (or the providers this host verified
+  // moments ago). Nothing found: maybe there is nothing, maybe this host has just started and knows only
+  // peers that hold no provider record yet; then wait for the join and ask every peer near the key.
+  let hosts = await discovery.discover(serviceType, opts);
+  if (hosts.length === 0) {
+    await joined?.(opts);
+    hosts = await discovery.discover(serviceType, { ...opts, quorum: Number.POSITIVE_INFINITY });
+  }
   const items: DiscoveredEndpoint[] = [];
   for (const h of hosts) {
     for (const i of h.instances) {
@@ -65,8 +79,7 @@ export async function discoverEndpoints(
   return { apiVersion: API_VERSION, kind: 'DiscoveryResult', serviceType, namespace, items };
 }
 
-/** The route; `overlay()` is undefined while this host runs without p2p (then 503). A host that has just
- *  started first waits (within the timeout) until it has joined the DHT: before that it knows no peer to ask. */
+/** The route; `overlay()` is undefined while this host runs without p2p (then 503). */
 export function discoverRoute(
   overlay: () => { discovery: Discovery; node: XenosNode } | undefined,
 ): ApiRoute {
@@ -92,13 +105,23 @@ export function discoverRoute(
     }
     const seconds = Number(url.searchParams.get('timeoutSeconds'));
     const timeout = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_TIMEOUT_MS;
+    const signal = AbortSignal.timeout(timeout);
     try {
-      const deadline = Date.now() + timeout;
-      await o.node.joined({ timeout }).catch(() => {});
-      const left = Math.max(500, deadline - Date.now());
-      sendJson(res, 200, await discoverEndpoints(o.discovery, namespace, serviceType, { timeout: left }));
+      const result = await discoverEndpoints(o.discovery, namespace, serviceType, {
+        signal,
+        timeout,
+        joined: (opts) => o.node.joined(opts),
+      });
+      sendJson(res, 200, result);
     } catch (err) {
       if (err instanceof TypeError) throw errors.badRequest(err.message);
+      if (signal.aborted) {
+        throw new ApiError(
+          504,
+          'Timeout',
+          `discover ${serviceType}: the DHT gave no complete answer within ${timeout / 1000} s (this host is connected to ${o.node.connectedPeers().length} peers, ${o.node.routingTableSize} in its routing table); retry, or raise ?timeoutSeconds`,
+        );
+      }
       throw err;
     }
     return true;

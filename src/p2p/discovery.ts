@@ -4,6 +4,12 @@
 // directly on `/xenos/status/1.0.0`. Provider records linger after a host stops running a service (or stops),
 // so `discover(type)` only returns a provider's endpoints after checking its status record: signature, expiry,
 // and that it still lists a ready instance of that type with endpoints.
+//
+// Latency: `discover` returns once the first peer that holds provider records for the type has answered and
+// those providers' status records are checked (each asked on the connection already open to it, all at once),
+// not when the DHT query ends. The providers it verified are remembered per type for `providerCacheTtl`; a
+// later discover of the type checks them straight away (status still fetched fresh: a stopped instance
+// vanishes at once) and refreshes the provider list from the DHT in the background.
 
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
@@ -24,7 +30,7 @@ export const STATUS_PROTOCOL = '/xenos/status/1.0.0';
 const DEFAULT_REPROVIDE_INTERVAL = 10 * 60_000;
 const DEFAULT_STATUS_TTL = 60_000;
 const DEFAULT_STATUS_MAX_AGE = 5 * 60_000;
-const DEFAULT_QUORUM = 3;
+const DEFAULT_PROVIDER_CACHE_TTL = 10_000;
 const SERVICE_TYPE = /^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export interface InstanceEndpoints {
@@ -55,8 +61,9 @@ export interface DiscoverOptions extends OpOptions {
   /** Stop once this many hosts with fresh endpoints are found (default: no limit). */
   limit?: number;
   /**
-   * Stop the provider query once this many peers have answered with provider lists (default 3; Infinity asks
-   * every peer near the key). The k closest peers each hold the full list, so a few answers normally suffice.
+   * Stop the provider query once this many peers have answered with provider lists (default 1, not counting
+   * this host's own list when it provides the type; Infinity asks every peer near the key). The k closest
+   * peers each hold the full list, so one answer normally suffices. Given, the provider cache is not used.
    */
   quorum?: number;
 }
@@ -110,6 +117,18 @@ export interface DiscoveryInit {
   statusTtl?: number;
   /** A status record without expiresAt counts as fresh for this long after issuedAt (ms). */
   statusMaxAge?: number;
+  /**
+   * How long the providers a discover verified are used by later discovers of the type without waiting for
+   * the DHT (ms; default 10 s; 0 disables). Each use refreshes the list in the background once it is older
+   * than a quarter of this, so a new provider shows within that (plus a query) for a host that keeps asking.
+   */
+  providerCacheTtl?: number;
+}
+
+/** Providers of one type that verified, and when the list was last read from the DHT. */
+interface CachedProviders {
+  peers: Map<string, ProviderPeer>;
+  at: number;
 }
 
 export class Discovery {
@@ -119,6 +138,9 @@ export class Discovery {
   readonly #reprovideInterval: number;
   readonly #statusTtl: number;
   readonly #statusMaxAge: number;
+  readonly #providerCacheTtl: number;
+  readonly #providers = new Map<string, CachedProviders>();
+  readonly #refreshing = new Set<string>();
   readonly #advertised = new Set<string>();
   #status: HostStatus | undefined;
   #statusBytes: Uint8Array | undefined;
@@ -133,6 +155,7 @@ export class Discovery {
     this.#reprovideInterval = init.reprovideInterval ?? DEFAULT_REPROVIDE_INTERVAL;
     this.#statusTtl = init.statusTtl ?? DEFAULT_STATUS_TTL;
     this.#statusMaxAge = init.statusMaxAge ?? DEFAULT_STATUS_MAX_AGE;
+    this.#providerCacheTtl = init.providerCacheTtl ?? DEFAULT_PROVIDER_CACHE_TTL;
   }
 
   /** Serves our status on STATUS_PROTOCOL and starts re-providing and status refresh. The node must be started. */
@@ -165,6 +188,7 @@ export class Discovery {
     this.#stop.abort(new Error('discovery stopping'));
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    this.#providers.clear();
     await this.#node.unhandle(STATUS_PROTOCOL);
   }
 
@@ -224,26 +248,66 @@ export class Discovery {
   /**
    * Hosts that run a ready instance of `serviceType`, with its endpoints, checked against each provider's fresh
    * signed status record (fetched directly from the provider, or from the DHT when it cannot be reached).
+   * Returns once the first answer's providers are checked (see DiscoverOptions.quorum), or at once from the
+   * providers verified by a recent discover of the type (see DiscoveryInit.providerCacheTtl).
    */
   async discover(serviceType: string, options: DiscoverOptions = {}): Promise<DiscoveredHost[]> {
+    await serviceCid(serviceType); // a bad name is a TypeError on every path
+    const cached = this.#providers.get(serviceType);
+    const age = cached == null ? Number.POSITIVE_INFINITY : Date.now() - cached.at;
+    if (options.quorum == null && cached != null && cached.peers.size > 0 && age < this.#providerCacheTtl) {
+      if (age >= this.#providerCacheTtl / 4) this.#refreshInBackground(serviceType);
+      return this.#collect(serviceType, cached.peers.values(), options, { replace: false });
+    }
+    return this.#fromDht(serviceType, options);
+  }
+
+  /** Asks the DHT for the type's providers, checks them as they arrive, and remembers the ones that verified. */
+  async #fromDht(serviceType: string, options: DiscoverOptions): Promise<DiscoveredHost[]> {
+    // Our own provider store answers first; when we provide the type it may list only us: wait for one more.
+    const quorum = options.quorum ?? (this.#advertised.has(serviceType) ? 2 : 1);
+    return this.#collect(
+      serviceType,
+      (signal) => this.findProviders(serviceType, { ...options, signal, quorum }),
+      options,
+      { replace: options.limit == null }, // with a limit the answer may be a part of the list
+    );
+  }
+
+  /**
+   * Checks each provider as it comes (all at once), stops early at `limit`, and records the verified ones in the
+   * provider cache (`replace`: the result is the whole list; otherwise only drop the providers that failed).
+   */
+  async #collect(
+    serviceType: string,
+    providers: Iterable<ProviderPeer> | ((signal: AbortSignal) => AsyncIterable<ProviderPeer>),
+    options: DiscoverOptions,
+    { replace }: { replace: boolean },
+  ): Promise<DiscoveredHost[]> {
     const done = new AbortController();
     const signal = AbortSignal.any([done.signal, ...(options.signal ? [options.signal] : [])]);
-    const opts = { ...options, signal, quorum: options.quorum ?? DEFAULT_QUORUM };
+    const opts = { ...options, signal };
     const found: DiscoveredHost[] = [];
+    const failed: string[] = [];
     const pending: Promise<void>[] = [];
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    const source = typeof providers === 'function' ? providers(signal) : providers;
     try {
-      for await (const provider of this.findProviders(serviceType, opts)) {
+      for await (const provider of source) {
         pending.push(
           this.#check(provider, serviceType, opts).then(
             (host) => {
-              if (host != null && found.length < limit) found.push(host);
+              if (host == null) failed.push(provider.peerId);
+              else if (found.length < limit) found.push(host);
               if (found.length >= limit) done.abort();
             },
-            (err) =>
+            (err) => {
+              if (signal.aborted) return; // stopped at the limit or by the caller: not the provider's fault
+              failed.push(provider.peerId);
               this.#log(
                 `discover ${serviceType}: provider ${provider.peerId} skipped: ${err?.message ?? err}`,
-              ),
+              );
+            },
           ),
         );
         if (found.length >= limit) break;
@@ -252,7 +316,31 @@ export class Discovery {
       if (!done.signal.aborted) throw err;
     }
     await Promise.all(pending);
+    if (options.signal?.aborted) throw options.signal.reason;
+    this.#remember(serviceType, found, failed, replace);
     return found;
+  }
+
+  #remember(serviceType: string, found: DiscoveredHost[], failed: string[], replace: boolean): void {
+    if (this.#providerCacheTtl <= 0 || !this.#running) return;
+    const entry = this.#providers.get(serviceType);
+    const peers = replace || entry == null ? new Map<string, ProviderPeer>() : entry.peers;
+    for (const id of failed) peers.delete(id);
+    for (const h of found) peers.set(h.peerId, { peerId: h.peerId, multiaddrs: h.multiaddrs });
+    if (peers.size === 0) this.#providers.delete(serviceType);
+    else this.#providers.set(serviceType, { peers, at: entry != null && !replace ? entry.at : Date.now() });
+  }
+
+  /** One background DHT read of the type's providers at a time; its result replaces the cached list. */
+  #refreshInBackground(serviceType: string): void {
+    if (this.#refreshing.has(serviceType)) return;
+    this.#refreshing.add(serviceType);
+    this.#fromDht(serviceType, { signal: this.#stop.signal })
+      .catch((err) => {
+        if (!this.#stop.signal.aborted)
+          this.#log(`refreshing providers of ${serviceType} failed: ${err?.message ?? err}`);
+      })
+      .finally(() => this.#refreshing.delete(serviceType));
   }
 
   async #check(
