@@ -5,13 +5,18 @@
 // so `discover(type)` only returns a provider's endpoints after checking its status record: signature, expiry,
 // and that it still lists a ready instance of that type with endpoints.
 //
-// Latency: `discover` returns once the first peer that holds provider records for the type has answered and
-// those providers' status records are checked (each asked on the connection already open to it, all at once),
-// not when the DHT query ends. The providers it verified are remembered per type for `providerCacheTtl`; a
+// Latency: `discover` first sends GET_PROVIDERS straight to the few peers of its routing table closest to the
+// key (one round trip each, on the connections already open; in a small cluster every host holds every provider
+// record), and only when none of them lists a provider runs the Kademlia query (which fans out to ~10 peers at
+// once and costs several times more). Either way it returns once the first answer that lists providers is in
+// and those providers' status records are checked (each asked on its open connection, all at once), not when
+// the DHT query ends. The providers it verified are remembered per type for `providerCacheTtl`; a
 // later discover of the type checks them straight away (status still fetched fresh: a stopped instance
 // vanishes at once) and refreshes the provider list from the DHT in the background.
 
-import type { Stream } from '@libp2p/interface';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PeerId, Stream } from '@libp2p/interface';
+import type { QueryEvent } from '@libp2p/kad-dht';
 import { lpStream } from '@libp2p/utils';
 import { Ajv } from 'ajv';
 import { CID } from 'multiformats/cid';
@@ -31,6 +36,8 @@ const DEFAULT_REPROVIDE_INTERVAL = 10 * 60_000;
 const DEFAULT_STATUS_TTL = 60_000;
 const DEFAULT_STATUS_MAX_AGE = 5 * 60_000;
 const DEFAULT_PROVIDER_CACHE_TTL = 10_000;
+/** How many of the closest routing-table peers `discover` asks directly before running the DHT query. */
+const NEAREST_ASKED = 3;
 const SERVICE_TYPE = /^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export interface InstanceEndpoints {
@@ -123,6 +130,24 @@ export interface DiscoveryInit {
    * than a quarter of this, so a new provider shows within that (plus a query) for a host that keeps asking.
    */
   providerCacheTtl?: number;
+}
+
+/**
+ * The parts of kad-dht 16's implementation the direct ask uses; they are not in its public interface, so each is
+ * checked at run time and discover falls back to the plain query without them.
+ */
+interface KadInternals {
+  routingTable?: { closestPeers?: (kadId: Uint8Array, options?: { count?: number }) => PeerId[] };
+  network?: {
+    sendRequest?: (
+      to: PeerId,
+      message: { type: 'GET_PROVIDERS'; key: Uint8Array },
+      options: {
+        signal?: AbortSignal;
+        path: { index: number; queued: number; running: number; total: number };
+      },
+    ) => AsyncIterable<QueryEvent>;
+  };
 }
 
 /** Providers of one type that verified, and when the list was last read from the DHT. */
@@ -266,9 +291,21 @@ export class Discovery {
   async #fromDht(serviceType: string, options: DiscoverOptions): Promise<DiscoveredHost[]> {
     // Our own provider store answers first; when we provide the type it may list only us: wait for one more.
     const quorum = options.quorum ?? (this.#advertised.has(serviceType) ? 2 : 1);
+    const self = { peerId: this.#node.peerId.toString(), multiaddrs: this.#node.multiaddrs };
+    const providers = async function* (this: Discovery, signal: AbortSignal): AsyncGenerator<ProviderPeer> {
+      if (options.quorum == null) {
+        const listed = yield* this.#askNearest(serviceType, { ...options, signal });
+        if (listed.size > 0) {
+          if (this.#advertised.has(serviceType) && !listed.has(self.peerId)) yield self;
+          return;
+        }
+        // nobody near the key listed a provider: run the DHT query
+      }
+      yield* this.findProviders(serviceType, { ...options, signal, quorum });
+    };
     return this.#collect(
       serviceType,
-      (signal) => this.findProviders(serviceType, { ...options, signal, quorum }),
+      (signal) => providers.call(this, signal),
       options,
       { replace: options.limit == null }, // with a limit the answer may be a part of the list
     );
@@ -329,6 +366,74 @@ export class Discovery {
     for (const h of found) peers.set(h.peerId, { peerId: h.peerId, multiaddrs: h.multiaddrs });
     if (peers.size === 0) this.#providers.delete(serviceType);
     else this.#providers.set(serviceType, { peers, at: entry != null && !replace ? entry.at : Date.now() });
+  }
+
+  /**
+   * GET_PROVIDERS to the NEAREST_ASKED peers of the routing table closest to the type's key, all at once. Yields
+   * the providers of each answer as it arrives (deduplicated); once one answer listed any, the others get as
+   * long again as that one took (a slow or dead peer must not hold the answer back; one peer's list may miss a
+   * provider whose ADD_PROVIDER it has not handled yet, so the others are heard when they come in time).
+   * Returns the peer IDs listed (none also when kad-dht lacks the parts used).
+   */
+  async *#askNearest(serviceType: string, options: OpOptions): AsyncGenerator<ProviderPeer, Set<string>> {
+    const kad = this.#node.libp2p.services.dht as unknown as KadInternals;
+    const closestPeers = kad.routingTable?.closestPeers?.bind(kad.routingTable);
+    const sendRequest = kad.network?.sendRequest?.bind(kad.network);
+    const seen = new Set<string>();
+    if (closestPeers == null || sendRequest == null) return seen;
+    const key = (await serviceCid(serviceType)).multihash.bytes;
+    const kadId = (await sha256.digest(key)).digest; // kad-dht's convertBuffer
+    const peers = closestPeers(kadId, { count: NEAREST_ASKED });
+    if (peers.length === 0) return seen;
+    const done = new AbortController();
+    const signal = AbortSignal.any([
+      done.signal,
+      AbortSignal.timeout(options.timeout ?? 5000),
+      ...(options.signal ? [options.signal] : []),
+    ]);
+    const ask = async (peer: PeerId, index: number): Promise<ProviderPeer[]> => {
+      const path = { index, queued: 0, running: 0, total: peers.length };
+      for await (const event of sendRequest(peer, { type: 'GET_PROVIDERS', key }, { signal, path })) {
+        if (event.name === 'PEER_RESPONSE') {
+          return event.providers.map((p) => ({
+            peerId: p.id.toString(),
+            multiaddrs: p.multiaddrs.map((m) => m.toString()),
+          }));
+        }
+      }
+      return [];
+    };
+    const started = performance.now();
+    const waiting = new Map(
+      peers.map((peer, i) => [
+        i,
+        ask(peer, i).then(
+          (list) => ({ i, list }),
+          () => ({ i, list: [] as ProviderPeer[] }),
+        ),
+      ]),
+    );
+    let grace: Promise<undefined> | undefined;
+    try {
+      while (waiting.size > 0) {
+        const next = await Promise.race([...waiting.values(), ...(grace ? [grace] : [])]);
+        if (next == null) break; // the others took too long
+        waiting.delete(next.i);
+        if (next.list.length > 0 && grace == null) {
+          const wait = Math.max(10, performance.now() - started);
+          grace = sleep(wait, undefined, { signal: done.signal }).catch(() => undefined);
+        }
+        for (const p of next.list) {
+          if (seen.has(p.peerId)) continue;
+          seen.add(p.peerId);
+          yield p;
+        }
+      }
+    } finally {
+      done.abort();
+    }
+    if (options.signal?.aborted) throw options.signal.reason;
+    return seen;
   }
 
   /** One background DHT read of the type's providers at a time; its result replaces the cached list. */
