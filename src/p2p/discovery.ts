@@ -282,16 +282,23 @@ export class Discovery {
     const age = cached == null ? Number.POSITIVE_INFINITY : Date.now() - cached.at;
     if (options.quorum == null && cached != null && cached.peers.size > 0 && age < this.#providerCacheTtl) {
       if (age >= this.#providerCacheTtl / 4) this.#refreshInBackground(serviceType);
-      return this.#collect(serviceType, cached.peers.values(), options, { replace: false });
+      const peers = [...cached.peers.values()];
+      const self = this.#self();
+      if (this.#advertised.has(serviceType) && !cached.peers.has(self.peerId)) peers.push(self);
+      return this.#collect(serviceType, peers, options, { replace: false });
     }
     return this.#fromDht(serviceType, options);
+  }
+
+  #self(): ProviderPeer {
+    return { peerId: this.#node.peerId.toString(), multiaddrs: this.#node.multiaddrs };
   }
 
   /** Asks the DHT for the type's providers, checks them as they arrive, and remembers the ones that verified. */
   async #fromDht(serviceType: string, options: DiscoverOptions): Promise<DiscoveredHost[]> {
     // Our own provider store answers first; when we provide the type it may list only us: wait for one more.
     const quorum = options.quorum ?? (this.#advertised.has(serviceType) ? 2 : 1);
-    const self = { peerId: this.#node.peerId.toString(), multiaddrs: this.#node.multiaddrs };
+    const self = this.#self();
     const providers = async function* (this: Discovery, signal: AbortSignal): AsyncGenerator<ProviderPeer> {
       if (options.quorum == null) {
         const listed = yield* this.#askNearest(serviceType, { ...options, signal });

@@ -3,7 +3,12 @@
 
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Discovery, type InstanceEndpoints, serviceCid } from '../../src/p2p/discovery.ts';
+import {
+  Discovery,
+  type DiscoveryInit,
+  type InstanceEndpoints,
+  serviceCid,
+} from '../../src/p2p/discovery.ts';
 import { loadOrCreatePeerKey } from '../../src/p2p/peer-key.ts';
 import { RecordPublisher } from '../../src/p2p/records.ts';
 import { type TestHost, TestNet, waitFor } from './cluster.ts';
@@ -15,10 +20,10 @@ afterEach(async () => {
   await net.cleanup();
 });
 
-async function discoveryOf(host: TestHost, statusTtl = 60_000): Promise<Discovery> {
+async function discoveryOf(host: TestHost, statusTtl = 60_000, init: DiscoveryInit = {}): Promise<Discovery> {
   const { privateKey } = await loadOrCreatePeerKey(join(host.dataDir, 'p2p.key'));
   const records = new RecordPublisher({ node: host.node, privateKey }, { dataDir: host.dataDir });
-  const d = new Discovery({ node: host.node, records }, { statusTtl });
+  const d = new Discovery({ node: host.node, records }, { statusTtl, ...init });
   await d.start();
   started.push(d);
   return d;
@@ -78,6 +83,36 @@ describe('discovery', () => {
       8000,
       'B dropped from discover after its status expired',
     );
+  });
+
+  it('still finds a provider that advertised after an earlier discover, and itself when it provides the type', async () => {
+    const hosts = await net.startCluster(5);
+    const [a, b, c] = hosts;
+    const da = await discoveryOf(a);
+    await da.publishStatus([web('web-a', '10.0.0.1:80')]);
+    await da.advertise('web');
+    // C remembers the providers it verified for 4 s (refreshing them in the background after 1 s).
+    const dc = await discoveryOf(c, 60_000, { providerCacheTtl: 4000 });
+    const ids = async () => (await dc.discover('web')).map((h) => h.peerId).sort();
+    const [idA, idB, idC] = [a, b, c].map((h) => h.node.peerId.toString());
+    expect(await ids()).toEqual([idA]);
+
+    const db = await discoveryOf(b);
+    await db.publishStatus([web('web-b', '10.0.0.2:80')]);
+    await db.advertise('web');
+    // Well before C's remembered list expires, asking again finds B too.
+    const since = Date.now();
+    await waitFor(async () => (await ids()).includes(idB), 3500, 'B discovered by C');
+    expect(Date.now() - since).toBeLessThan(3500);
+
+    // C runs an instance of the type itself: it is among the providers at once.
+    await dc.publishStatus([web('web-c', '10.0.0.3:80')]);
+    await dc.advertise('web');
+    expect(await ids()).toEqual([idA, idB, idC].sort());
+    // ... and stops: gone at once, as A is when its status stops listing the type.
+    await dc.publishStatus([]);
+    await da.publishStatus([]);
+    expect(await ids()).toEqual([idB]);
   });
 
   it('names service types like DNS names', async () => {
