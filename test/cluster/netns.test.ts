@@ -135,7 +135,7 @@ describe.skipIf(UNAVAILABLE !== undefined)(
           return ready && i.status?.host === 'host-3' ? i : undefined;
         },
         'web-1 Ready on host-3, as host-1 sees it',
-        30_000,
+        45_000,
       );
       expect(running.spec.host).toBe('host-3');
 
