@@ -3,10 +3,11 @@
 // (provider records for the type, then each provider's fresh signed host record), never from the
 // replicated store: a host that runs none of them answers the same. `?timeoutSeconds=N` bounds the
 // whole answer (default 5; past it, 504). Needs `list` on serviceinstances in the namespace.
-// It asks at once (the first answer near the key, see Discovery.discover) and only when that finds nothing
-// waits for this host to have joined the DHT and asks every peer near the key: a joined host pays no wait.
+// It asks at once (the peers nearest the key, see Discovery.discover) and only when that finds nothing waits
+// until this host's DHT routing table knows a peer and asks every peer near the key: no join wait up front.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { authorize } from '../api/auth.ts';
 import { sendJson } from '../api/http-io.ts';
 import type { ApiRoute } from '../api/server.ts';
@@ -41,8 +42,8 @@ export interface DiscoverEndpointsOptions {
   signal?: AbortSignal;
   /** ms, per DHT operation. */
   timeout?: number;
-  /** Resolves once this host has joined the DHT (XenosNode.joined); awaited only before the slow path. */
-  joined?: (options: { signal?: AbortSignal; timeout?: number }) => Promise<void>;
+  /** Resolves once this host can run a DHT query (see dhtReady); awaited only before the slow path. */
+  ready?: (options: { signal?: AbortSignal; timeout?: number }) => Promise<void>;
 }
 
 /** Live endpoints of `serviceType` in `namespace`, through the DHT. */
@@ -52,13 +53,13 @@ export async function discoverEndpoints(
   serviceType: string,
   options: DiscoverEndpointsOptions = {},
 ): Promise<DiscoveryResult> {
-  const { joined, ...opts } = options;
+  const { ready, ...opts } = options;
   // Fast path: the first peer near the key that answers with providers (or the providers this host verified
   // moments ago). Nothing found: maybe there is nothing, maybe this host has just started and knows only
   // peers that hold no provider record yet; then wait for the join and ask every peer near the key.
   let hosts = await discovery.discover(serviceType, opts);
   if (hosts.length === 0) {
-    await joined?.(opts);
+    await ready?.(opts);
     hosts = await discovery.discover(serviceType, { ...opts, quorum: Number.POSITIVE_INFINITY });
   }
   const items: DiscoveredEndpoint[] = [];
@@ -77,6 +78,29 @@ export async function discoverEndpoints(
   }
   items.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
   return { apiVersion: API_VERSION, kind: 'DiscoveryResult', serviceType, namespace, items };
+}
+
+/**
+ * Resolves once `node` can run a DHT query that reaches peers: its routing table knows one (kad-dht adds a
+ * peer after identify on its connection), or it has joined. Not `joined()` alone: that waits for a whole
+ * lookup of our own ID, seconds on a loaded machine, and a query walks towards its key from any peer.
+ */
+export async function dhtReady(
+  node: XenosNode,
+  options: { signal?: AbortSignal; timeout?: number },
+): Promise<void> {
+  const done = new AbortController();
+  const signal = AbortSignal.any([done.signal, ...(options.signal ? [options.signal] : [])]);
+  const known = (async () => {
+    while (node.routingTableSize === 0) await sleep(10, undefined, { signal });
+  })();
+  try {
+    await Promise.any([node.joined({ ...options, signal }), known]);
+  } catch (err) {
+    throw options.signal?.aborted ? options.signal.reason : err;
+  } finally {
+    done.abort();
+  }
 }
 
 /** The route; `overlay()` is undefined while this host runs without p2p (then 503). */
@@ -110,7 +134,7 @@ export function discoverRoute(
       const result = await discoverEndpoints(o.discovery, namespace, serviceType, {
         signal,
         timeout,
-        joined: (opts) => o.node.joined(opts),
+        ready: (opts) => dhtReady(o.node, opts),
       });
       sendJson(res, 200, result);
     } catch (err) {

@@ -141,7 +141,7 @@ interface KadInternals {
   network?: {
     sendRequest?: (
       to: PeerId,
-      message: { type: 'GET_PROVIDERS'; key: Uint8Array },
+      message: { type: 'GET_PROVIDERS' | 'GET_VALUE'; key: Uint8Array },
       options: {
         signal?: AbortSignal;
         path: { index: number; queued: number; running: number; total: number };
@@ -166,6 +166,7 @@ export class Discovery {
   readonly #providerCacheTtl: number;
   readonly #providers = new Map<string, CachedProviders>();
   readonly #refreshing = new Set<string>();
+  readonly #peerKadIds = new Map<string, Uint8Array>();
   readonly #advertised = new Set<string>();
   #status: HostStatus | undefined;
   #statusBytes: Uint8Array | undefined;
@@ -376,6 +377,100 @@ export class Discovery {
   }
 
   /**
+   * The NEAREST_ASKED peers of the routing table closest to `key` (only those connected, with `connected`), and a
+   * sender of one DHT request to one of them, all ended by `done` (or the caller's signal, or the timeout).
+   * undefined when there is none, or kad-dht lacks the parts used.
+   */
+  async #nearest(
+    key: Uint8Array,
+    options: OpOptions,
+    { connected = false }: { connected?: boolean } = {},
+  ): Promise<
+    | {
+        peers: PeerId[];
+        send: (
+          peer: PeerId,
+          index: number,
+          message: { type: 'GET_PROVIDERS' | 'GET_VALUE'; key: Uint8Array },
+        ) => AsyncIterable<QueryEvent>;
+        done: AbortController;
+      }
+    | undefined
+  > {
+    const kad = this.#node.libp2p.services.dht as unknown as KadInternals;
+    const closestPeers = kad.routingTable?.closestPeers?.bind(kad.routingTable);
+    const sendRequest = kad.network?.sendRequest?.bind(kad.network);
+    if (closestPeers == null || sendRequest == null) return undefined;
+    const kadId = await kadIdOf(key);
+    // The routing table learns a peer only after identify on its connection, so a host that has just started
+    // may know none yet while it is connected to many: the connected peers are candidates too.
+    const live = this.#node.libp2p.getPeers();
+    const open = new Set(live.map((p) => p.toString()));
+    const candidates = new Map<string, PeerId>();
+    for (const p of [...closestPeers(kadId, { count: 20 }), ...live]) {
+      if (!connected || open.has(p.toString())) candidates.set(p.toString(), p);
+    }
+    const distances = await Promise.all(
+      [...candidates.values()].map(async (p) => ({ p, d: xor(kadId, await this.#kadIdOfPeer(p)) })),
+    );
+    const peers = distances
+      .sort((x, y) => Buffer.compare(x.d, y.d))
+      .slice(0, NEAREST_ASKED)
+      .map(({ p }) => p);
+    if (peers.length === 0) return undefined;
+    const done = new AbortController();
+    const signal = AbortSignal.any([
+      done.signal,
+      AbortSignal.timeout(options.timeout ?? 5000),
+      ...(options.signal ? [options.signal] : []),
+    ]);
+    const send = (
+      peer: PeerId,
+      index: number,
+      message: { type: 'GET_PROVIDERS' | 'GET_VALUE'; key: Uint8Array },
+    ): AsyncIterable<QueryEvent> =>
+      sendRequest(peer, message, { signal, path: { index, queued: 0, running: 0, total: peers.length } });
+    return { peers, send, done };
+  }
+
+  /** A peer's Kademlia ID (sha256 of its multihash), remembered while discovery runs. */
+  async #kadIdOfPeer(peer: PeerId): Promise<Uint8Array> {
+    const id = peer.toString();
+    let kadId = this.#peerKadIds.get(id);
+    if (kadId == null) {
+      kadId = await kadIdOf(peer.toMultihash().bytes);
+      if (this.#peerKadIds.size >= 4096) this.#peerKadIds.clear();
+      this.#peerKadIds.set(id, kadId);
+    }
+    return kadId;
+  }
+
+  /**
+   * A provider's host record from the connected peers nearest its key (GET_VALUE, one round trip on an open
+   * connection): the first copy that verifies. The provider puts each new record to those peers before it
+   * serves it, so this is as fresh as asking it, without a new connection's handshakes.
+   */
+  async #recordFromNearest(key: string, options: OpOptions): Promise<RecordBody<unknown>> {
+    const keyBytes = new TextEncoder().encode(key);
+    const near = await this.#nearest(keyBytes, options, { connected: true });
+    if (near == null) throw new Error('no connected peer near the key');
+    const { peers, send, done } = near;
+    try {
+      return await Promise.any(
+        peers.map(async (peer, index) => {
+          for await (const event of send(peer, index, { type: 'GET_VALUE', key: keyBytes })) {
+            if (event.name === 'PEER_RESPONSE' && event.record != null)
+              return verifyRecord(key, event.record.value);
+          }
+          throw new Error(`${peer} has no copy of ${key}`);
+        }),
+      );
+    } finally {
+      done.abort();
+    }
+  }
+
+  /**
    * GET_PROVIDERS to the NEAREST_ASKED peers of the routing table closest to the type's key, all at once. Yields
    * the providers of each answer as it arrives (deduplicated); once one answer listed any, the others get as
    * long again as that one took (a slow or dead peer must not hold the answer back; one peer's list may miss a
@@ -383,24 +478,13 @@ export class Discovery {
    * Returns the peer IDs listed (none also when kad-dht lacks the parts used).
    */
   async *#askNearest(serviceType: string, options: OpOptions): AsyncGenerator<ProviderPeer, Set<string>> {
-    const kad = this.#node.libp2p.services.dht as unknown as KadInternals;
-    const closestPeers = kad.routingTable?.closestPeers?.bind(kad.routingTable);
-    const sendRequest = kad.network?.sendRequest?.bind(kad.network);
     const seen = new Set<string>();
-    if (closestPeers == null || sendRequest == null) return seen;
     const key = (await serviceCid(serviceType)).multihash.bytes;
-    const kadId = (await sha256.digest(key)).digest; // kad-dht's convertBuffer
-    const peers = closestPeers(kadId, { count: NEAREST_ASKED });
-    if (peers.length === 0) return seen;
-    const done = new AbortController();
-    const signal = AbortSignal.any([
-      done.signal,
-      AbortSignal.timeout(options.timeout ?? 5000),
-      ...(options.signal ? [options.signal] : []),
-    ]);
+    const near = await this.#nearest(key, options);
+    if (near == null) return seen;
+    const { peers, send, done } = near;
     const ask = async (peer: PeerId, index: number): Promise<ProviderPeer[]> => {
-      const path = { index, queued: 0, running: 0, total: peers.length };
-      for await (const event of sendRequest(peer, { type: 'GET_PROVIDERS', key }, { signal, path })) {
+      for await (const event of send(peer, index, { type: 'GET_PROVIDERS', key })) {
         if (event.name === 'PEER_RESPONSE') {
           return event.providers.map((p) => ({
             peerId: p.id.toString(),
@@ -477,14 +561,35 @@ export class Discovery {
     };
   }
 
-  /** The provider's verified status record: ours from memory, others' straight from them, else from the DHT. */
+  /**
+   * The provider's verified status record: ours from memory, others' straight from them (or, while we have no
+   * connection to them, from the connected peers near its key, whichever comes first), else from the DHT.
+   */
   async #statusOf(provider: ProviderPeer, options: OpOptions): Promise<RecordBody<unknown>> {
     const key = hostRecordKey(provider.peerId);
     if (provider.peerId === this.#node.peerId.toString() && this.#statusBytes != null) {
       return verifyRecord(key, this.#statusBytes);
     }
+    const connected = this.#node.connectedPeers().includes(provider.peerId);
+    const direct = this.#requestStatus(provider, options).then((bytes) => verifyRecord(key, bytes));
     try {
-      return await verifyRecord(key, await this.#requestStatus(provider, options));
+      if (connected) return await direct;
+      // Not connected yet: a new connection's handshakes cost more than a round trip to the peers near the
+      // record's key, which we are connected to. Race both; the loser's work is dropped (the dial stays up).
+      const local = new AbortController();
+      const copy = this.#recordFromNearest(key, {
+        ...options,
+        signal: AbortSignal.any([local.signal, ...(options.signal ? [options.signal] : [])]),
+      });
+      direct.catch(() => {}); // its failure is Promise.any's to report
+      copy.catch(() => {});
+      try {
+        return await Promise.any([direct, copy]);
+      } catch (err: any) {
+        throw err?.errors?.[0] ?? err;
+      } finally {
+        local.abort();
+      }
     } catch (err: any) {
       if (options.signal?.aborted) throw err;
       this.#log(
@@ -520,6 +625,17 @@ export class Discovery {
         this.#log(`serving status: ${err?.message ?? err}`);
       });
   }
+}
+
+/** kad-dht's position of a key or peer in the keyspace (its convertBuffer). */
+async function kadIdOf(bytes: Uint8Array): Promise<Uint8Array> {
+  return (await sha256.digest(bytes)).digest;
+}
+
+function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
+  return out;
 }
 
 function withPeerId(addr: string, peerId: string): string {
