@@ -5,25 +5,24 @@
 //  - discovery from a cold host: a host that has just joined (and caught up) asks its own API for
 //    `discover web.http` for the first time, then once more warm (bound: p50 <= 20 ms at 10 hosts);
 //  - RSS of each xenosd process (VmRSS from /proc) once idle.
+// Figures are printed with their bounds and recorded for bench/run.ts (bench/lib/figures.ts), with the load
+// average before and after each size in their note.
 // The instances written for convergence fit no host (hostSelector zone=nowhere), so they are pure desired
 // state; the example service (manifests/web) runs one real instance for discovery.
 //
 //   node --disable-warning=ExperimentalWarning bench/cluster-convergence.ts [sizes=10,30] [writes=100] [cold=5]
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type LocalHost } from '../src/cluster/local-cluster.ts';
+import { printFigure } from './lib/figures.ts';
+import { summarise } from './lib/stats.ts';
 
 const sizes = (process.argv[2] ?? '10,30').split(',').map(Number);
 const writes = Number(process.argv[3] ?? 100);
 const colds = Number(process.argv[4] ?? 5);
 const SI = '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances';
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-}
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -105,9 +104,12 @@ async function convergence(cluster: LocalCluster): Promise<number[]> {
   return latencies;
 }
 
-async function discovery(cluster: LocalCluster): Promise<{ cold: number[]; warm: number[]; misses: number }> {
+async function discovery(
+  cluster: LocalCluster,
+): Promise<{ cold: number[]; warm: number[]; misses: number; failures: string[] }> {
   const cold: number[] = [];
   const warm: number[] = [];
+  const failures: string[] = [];
   let misses = 0;
   for (let i = 0; i < colds; i++) {
     const h = await cluster.addHost(`cold-${i + 1}`);
@@ -115,12 +117,13 @@ async function discovery(cluster: LocalCluster): Promise<{ cold: number[]; warm:
     for (const list of [cold, warm]) {
       const t0 = performance.now();
       const res = await call(h, '/apis/xenos.io/v1alpha1/namespaces/default/discover/web.http');
-      const body = (await res.json()) as { items: unknown[] };
+      const body = (await res.json()) as { items?: unknown[]; message?: string };
       list.push(performance.now() - t0);
-      if (body.items.length === 0) misses++;
+      if (res.status !== 200) failures.push(`${h.name}: ${res.status} ${body.message ?? ''}`);
+      else if ((body.items ?? []).length === 0) misses++;
     }
   }
-  return { cold, warm, misses };
+  return { cold, warm, misses, failures };
 }
 
 const manifests = new URL('../manifests/web', import.meta.url).pathname;
@@ -134,6 +137,7 @@ for (const n of sizes) {
     log: () => {},
   });
   try {
+    const loadBefore = loadavg()[0];
     const t0 = performance.now();
     await cluster.start();
     const startS = (performance.now() - t0) / 1000;
@@ -143,20 +147,69 @@ for (const n of sizes) {
     const rss = cluster.hosts.map((h) => rssMb(h.child.pid!));
     const conv = await convergence(cluster);
     const disc = await discovery(cluster);
+    const load = `load ${loadBefore.toFixed(1)} -> ${loadavg()[0].toFixed(1)}`;
     const bound = n <= 10;
     console.log(
-      `\n${n} xenosd processes (real, one machine, TCP loopback, cluster key on); started in ${startS.toFixed(1)} s`,
+      `\n${n} xenosd processes (real, one machine, TCP loopback, cluster key on); started in ${startS.toFixed(1)} s; ${load}`,
     );
-    console.log(
-      `  convergence (write on one host -> watch on all ${n}): p50 ${pct(conv, 50).toFixed(1)} ms, p99 ${pct(conv, 99).toFixed(1)} ms` +
-        `  (${writes} writes${bound ? '; bound p99 <= 1000 ms' : ''})`,
+    const c = summarise(conv);
+    const first = summarise(disc.cold);
+    const second = summarise(disc.warm);
+    const bench = 'cluster-convergence';
+    printFigure(
+      {
+        bench,
+        name: `${n} hosts convergence p50`,
+        value: c.p50,
+        unit: 'ms',
+        note: `${writes} writes; ${load}`,
+      },
+      44,
     );
-    console.log(
-      `  discover web.http from a cold host: first p50 ${pct(disc.cold, 50).toFixed(1)} ms (max ${Math.max(...disc.cold).toFixed(1)}), ` +
-        `second p50 ${pct(disc.warm, 50).toFixed(1)} ms  (${colds} cold hosts, ${disc.misses} empty answers${bound ? '; bound p50 <= 20 ms' : ''})`,
+    printFigure(
+      {
+        bench,
+        name: `${n} hosts convergence p99`,
+        value: c.p99,
+        unit: 'ms',
+        ...(bound ? { bound: 1000 } : {}),
+        note: `${writes} writes -> watch on all ${n}; ${load}`,
+      },
+      44,
     );
-    console.log(
-      `  RSS per xenosd: mean ${(rss.reduce((a, b) => a + b, 0) / rss.length).toFixed(0)} MB, max ${Math.max(...rss).toFixed(0)} MB`,
+    const discNote = `${colds} cold hosts, max ${first.max.toFixed(0)} ms, ${disc.misses} empty answers, ${disc.failures.length} errors; ${load}`;
+    printFigure(
+      {
+        bench,
+        name: `${n} hosts discover from a cold host p50`,
+        value: first.p50,
+        unit: 'ms',
+        ...(bound ? { bound: 20 } : {}),
+        note: discNote,
+      },
+      44,
+    );
+    printFigure(
+      {
+        bench,
+        name: `${n} hosts discover, second query p50`,
+        value: second.p50,
+        unit: 'ms',
+        ...(bound ? { bound: 20 } : {}),
+        note: `max ${second.max.toFixed(0)} ms; ${load}`,
+      },
+      44,
+    );
+    for (const f of disc.failures) console.log(`  discover failed on ${f}`);
+    printFigure(
+      {
+        bench,
+        name: `${n} hosts RSS per xenosd (mean)`,
+        value: rss.reduce((a, b) => a + b, 0) / rss.length,
+        unit: 'MB',
+        note: `max ${Math.max(...rss).toFixed(0)} MB`,
+      },
+      44,
     );
   } finally {
     await cluster.stop();
