@@ -4,7 +4,7 @@
 // Run: node_modules/.bin/node bench/p2p-discovery.ts [sizes, default "10,30"]
 
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Discovery } from '../src/p2p/discovery.ts';
 import { openXenosNode, type XenosNode } from '../src/p2p/node.ts';
@@ -69,7 +69,8 @@ function report(n: number, figure: string, values: number[] | number): void {
   const target = TARGETS[figure](n);
   const ratio = value / target;
   const unit = figure.endsWith(' MB') ? 'MB' : 'ms';
-  recordFigure({ bench: 'p2p-discovery', name: `${n} nodes ${figure}`, value, unit, bound: target });
+  const note = `${Array.isArray(values) ? `n=${values.length}, ` : ''}load ${loadavg()[0].toFixed(1)}`;
+  recordFigure({ bench: 'p2p-discovery', name: `${n} nodes ${figure}`, value, unit, bound: target, note });
   console.log(
     `${String(n).padStart(3)} nodes  ${figure.padEnd(38)} ${value.toFixed(1).padStart(8)}${extra.padEnd(24)} target <= ${target}  ratio ${ratio.toFixed(2)}${ratio <= 1 ? '' : '  MISSED'}`,
   );
@@ -153,7 +154,7 @@ async function run(n: number): Promise<void> {
 
 try {
   console.log(
-    `p2p bench: Node ${process.version}, ${PROVIDERS} providers of "web", pnet + Noise + Yamux, loopback`,
+    `p2p bench: Node ${process.version}, ${PROVIDERS} providers of "web", pnet + Noise + Yamux, loopback; load average ${loadavg()[0].toFixed(1)}`,
   );
   for (const n of sizes) await run(n);
 } finally {
