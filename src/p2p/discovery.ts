@@ -5,12 +5,13 @@
 // so `discover(type)` only returns a provider's endpoints after checking its status record: signature, expiry,
 // and that it still lists a ready instance of that type with endpoints.
 //
-// Latency: `discover` first sends GET_PROVIDERS straight to the few peers of its routing table closest to the
-// key (one round trip each, on the connections already open; in a small cluster every host holds every provider
-// record), and only when none of them lists a provider runs the Kademlia query (which fans out to ~10 peers at
-// once and costs several times more). Either way it returns once the first answer that lists providers is in
-// and those providers' status records are checked (each asked on its open connection, all at once), not when
-// the DHT query ends. The providers it verified are remembered per type for `providerCacheTtl`; a
+// Latency: `discover` first sends GET_PROVIDERS straight to the 3 peers closest to the key among its routing
+// table and its connections (one round trip each, on connections already open; in a small cluster every host
+// holds every provider record), and only when none of them lists a provider runs the Kademlia query (which fans
+// out to ~10 peers at once and costs several times more). Either way it returns once those answers are in and
+// the providers' status records are checked (each asked on its open connection, all at once; a provider with
+// no connection yet is also read from the connected peers near its record key, whichever comes first), not
+// when the DHT query ends. The providers it verified are remembered per type for `providerCacheTtl`; a
 // later discover of the type checks them straight away (status still fetched fresh: a stopped instance
 // vanishes at once) and refreshes the provider list from the DHT in the background.
 
@@ -377,7 +378,8 @@ export class Discovery {
   }
 
   /**
-   * The NEAREST_ASKED peers of the routing table closest to `key` (only those connected, with `connected`), and a
+   * The NEAREST_ASKED peers closest to `key` among the routing table and the connected peers (only connected
+   * ones, with `connected`), and a
    * sender of one DHT request to one of them, all ended by `done` (or the caller's signal, or the timeout).
    * undefined when there is none, or kad-dht lacks the parts used.
    */
@@ -471,7 +473,7 @@ export class Discovery {
   }
 
   /**
-   * GET_PROVIDERS to the NEAREST_ASKED peers of the routing table closest to the type's key, all at once. Yields
+   * GET_PROVIDERS to the NEAREST_ASKED peers closest to the type's key (see #nearest), all at once. Yields
    * the providers of each answer as it arrives (deduplicated); once one answer listed any, the others get as
    * long again as that one took (a slow or dead peer must not hold the answer back; one peer's list may miss a
    * provider whose ADD_PROVIDER it has not handled yet, so the others are heard when they come in time).
