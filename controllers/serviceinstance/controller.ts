@@ -87,6 +87,8 @@ export interface ServiceInstanceControllerInit {
   placeUnplaced?: boolean;
   /** The API base URL services inside domains reach their host at (XENOS_API). */
   apiUrl?: string;
+  /** Reconciles run at once. Default 8: a reconcile mostly waits (image lookup, the driver's inspect),
+   *  so two workers left most instances of a burst queued behind those waits. */
   workers?: number;
   resyncMs?: number;
   /** Re-check an instance whose template is missing or not ready this often. Default 10 s. */
@@ -105,6 +107,7 @@ interface Entry {
 }
 
 const COMPONENT = 'serviceinstance-controller';
+const DEFAULT_WORKERS = 8;
 
 /** The store holds untyped objects; these two name the one place the kind's types are applied. */
 function asInstance(obj: XObject | undefined): ServiceInstance | undefined {
@@ -144,7 +147,7 @@ export class ServiceInstanceController {
       {
         name: 'serviceinstance',
         kind: INSTANCE_KIND,
-        workers: init.workers,
+        workers: init.workers ?? DEFAULT_WORKERS,
         resyncMs: init.resyncMs,
         rateLimiter: init.rateLimiter,
         reconcile: (key, opts) => this.reconcile(key, opts),
@@ -219,7 +222,7 @@ export class ServiceInstanceController {
   // reconcile
 
   async reconcile(key: string, { signal }: { signal: AbortSignal }): Promise<ReconcileResult | undefined> {
-    const instance = asInstance(this.store.get(objectKey(INSTANCE_KIND, key)));
+    let instance = asInstance(this.store.get(objectKey(INSTANCE_KIND, key)));
     if (!instance) return this.forget(key);
 
     const host = spec(instance).host;
@@ -240,14 +243,17 @@ export class ServiceInstanceController {
 
     if (instance.metadata.deletionTimestamp) return this.finalize(key, instance, signal);
     if (!instance.metadata.finalizers?.includes(DOMAIN_FINALIZER)) {
-      this.store.update({
-        ...asObject(instance),
-        metadata: {
-          ...instance.metadata,
-          finalizers: [...(instance.metadata.finalizers ?? []), DOMAIN_FINALIZER],
-        },
-      });
-      return undefined; // the update is a change: the watch brings the key back
+      // Go on with the written object in this same pass: waiting for the watch to bring the key back
+      // would put the instance behind every other queued key before its domain is even prepared.
+      instance = asInstance(
+        this.store.update({
+          ...asObject(instance),
+          metadata: {
+            ...instance.metadata,
+            finalizers: [...(instance.metadata.finalizers ?? []), DOMAIN_FINALIZER],
+          },
+        }),
+      )!;
     }
 
     // Deleted and created again under the same name while we looked away: the old domain goes first
