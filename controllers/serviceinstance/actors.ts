@@ -143,6 +143,7 @@ async function watch(
   const successThreshold = check?.successThreshold ?? 1;
   const failureThreshold = check?.failureThreshold ?? 3;
   let nextProbe = Date.now() + (check?.initialDelaySeconds ?? 0) * 1000;
+  const firstProbeAt = nextProbe;
   let successes = 0;
   let failures = 0;
   let reported: boolean | undefined;
@@ -209,9 +210,14 @@ async function watch(
         failures++;
         successes = 0;
         if (reported === undefined) {
-          // Before the first success: report a failure's message when it changes (no transition).
-          if (result.message !== lastStartupMessage) sendBack({ type: 'UNHEALTHY', message: result.message });
-          lastStartupMessage = result.message;
+          // Before the first success: report a failure's message when it changes (no transition), but
+          // only once probing has lasted a period, when a periodic probe would have seen it. The first
+          // quick probes of a starting service fail as a rule; reporting them wrote one more status
+          // (and a Ready=False flicker) for nearly every instance started.
+          if (Date.now() - firstProbeAt >= periodMs && result.message !== lastStartupMessage) {
+            sendBack({ type: 'UNHEALTHY', message: result.message });
+            lastStartupMessage = result.message;
+          }
         } else if (reported === true && failures >= failureThreshold) {
           reported = false;
           sendBack({ type: 'UNHEALTHY', message: result.message });
