@@ -117,6 +117,8 @@ export class ProcessDriver implements Driver {
   private readonly path: string;
   /** One operation at a time per domain within this process (start vs stop vs destroy). */
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** See portIndex(). */
+  private portsByDomain?: Promise<Map<string, number[]>>;
 
   constructor(components: ProcessDriverComponents, init: ProcessDriverInit) {
     this.log = components.log ?? silentLog;
@@ -245,6 +247,7 @@ export class ProcessDriver implements Driver {
     const spec = rec.spec;
     const ports = spec.ports ?? [];
     const allocated = await allocatePorts(spec.id, ports, rec.ports, await this.portsInUse(spec.id));
+    (await this.portIndex()).set(spec.id, Object.values(allocated));
     const expanded = expandProcess(spec.process!, {
       params: spec.parameters,
       ports: allocated,
@@ -331,12 +334,25 @@ export class ProcessDriver implements Driver {
   /** Host ports held by the other domains of this driver. */
   private async portsInUse(exceptId: string): Promise<Set<number>> {
     const used = new Set<number>();
-    for (const id of await this.domainIds()) {
+    for (const [id, ports] of await this.portIndex()) {
       if (id === exceptId) continue;
-      const rec = await readRecord(new DomainPaths(this.domainsDir, id)).catch(() => undefined);
-      for (const port of Object.values(rec?.ports ?? {})) used.add(port);
+      for (const port of ports) used.add(port);
     }
     return used;
+  }
+
+  /** Host ports each domain holds: read from the records once, then kept by launch and destroy (this
+   *  driver is the records' one writer), so a start no longer reads every domain's record. */
+  private portIndex(): Promise<Map<string, number[]>> {
+    this.portsByDomain ??= (async () => {
+      const index = new Map<string, number[]>();
+      for (const id of await this.domainIds()) {
+        const rec = await readRecord(new DomainPaths(this.domainsDir, id)).catch(() => undefined);
+        if (rec?.ports) index.set(id, Object.values(rec.ports));
+      }
+      return index;
+    })();
+    return this.portsByDomain;
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -595,6 +611,7 @@ export class ProcessDriver implements Driver {
       }
       await rm(paths.dir, { recursive: true, force: true });
       await rm(`${paths.dir}.incoming`, { recursive: true, force: true });
+      (await this.portIndex()).delete(id);
     });
   }
 
