@@ -276,8 +276,9 @@ export class ServiceInstanceController {
       namespace: instance.metadata.namespace ?? 'default',
       name: spec(instance).templateRef.name,
     }) as ServiceTemplate | undefined;
-    const problem = await this.templateProblem(instance, template, signal);
-    if (problem) {
+    const located = await this.locateImage(instance, template, signal);
+    if ('reason' in located) {
+      const problem = located;
       this.writeStatus(key, generation, (status) => {
         setCondition(status, { type: TEMPLATE_READY, status: 'False', ...problem }, generation);
         if (!this.machines.has(key))
@@ -287,7 +288,7 @@ export class ServiceInstanceController {
       return { requeueAfterMs: this.init.templateRetryMs ?? 10_000 };
     }
 
-    const imagePath = (await this.images.locate(template!.status!.digest!, { signal }))!;
+    const imagePath = located.imagePath;
     const identity = identityOf(instance);
     const env: Record<string, string> = {
       XENOS_INSTANCE: identity.name,
@@ -330,12 +331,12 @@ export class ServiceInstanceController {
     return undefined;
   }
 
-  /** Why the template cannot be used yet, or undefined when its image is on this host. */
-  private async templateProblem(
+  /** The local path of the template's image, or why the template cannot be used yet. */
+  private async locateImage(
     instance: ServiceInstance,
     template: ServiceTemplate | undefined,
     signal: AbortSignal,
-  ): Promise<{ reason: string; message: string } | undefined> {
+  ): Promise<{ imagePath: string } | { reason: string; message: string }> {
     const ns = instance.metadata.namespace ?? 'default';
     const name = spec(instance).templateRef.name;
     if (!template) {
@@ -351,13 +352,14 @@ export class ServiceInstanceController {
         message: `ServiceTemplate ${ns}/${name} has no imported image yet (status.digest is empty); waiting for it`,
       };
     }
-    if (!(await this.images.locate(digest, { signal }))) {
+    const imagePath = await this.images.locate(digest, { signal });
+    if (!imagePath) {
       return {
         reason: 'ImageNotPresent',
         message: `image ${digest} of ServiceTemplate ${ns}/${name} is not on host ${this.init.hostName} yet; waiting for the import`,
       };
     }
-    return undefined;
+    return { imagePath };
   }
 
   /** Single host: place every unplaced instance here. */
