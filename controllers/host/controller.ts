@@ -104,6 +104,11 @@ export class HostController {
     this.#runner.enqueue(this.#init.hostName);
   }
 
+  /** Re-read this host's facts now (e.g. once the driver is chosen) instead of at the next heartbeat. */
+  refreshSelf(): void {
+    this.#runner.enqueue(this.#init.hostName);
+  }
+
   async stop(): Promise<void> {
     await this.#runner.stop();
   }

@@ -206,6 +206,12 @@ export class ClusterService {
     this.#publisher?.start();
   }
 
+  /** This host's facts changed (the daemon's parts have started, the driver is chosen): write them now, so
+   *  placement need not wait for the next heartbeat to see this host's driver. */
+  refreshHost(): void {
+    this.#hosts.refreshSelf();
+  }
+
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;

@@ -141,6 +141,7 @@ export class Daemon {
     );
     await this.#cluster.start();
     for (const s of this.#services) await s.start();
+    this.#cluster.refreshHost();
   }
 
   /** Stop accepting requests, end watches, stop the parts, close the store. */
