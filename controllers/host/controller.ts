@@ -73,6 +73,7 @@ export class HostController {
   readonly #init: HostControllerInit;
   readonly #interval: number;
   readonly #runner: Controller;
+  readonly #instancePrints = new Map<string, { print: string; host?: string }>();
 
   constructor(components: HostControllerComponents, init: HostControllerInit) {
     this.#store = components.store;
@@ -89,14 +90,30 @@ export class HostController {
         workers: 1,
         reconcile: (key) => this.reconcile(key),
         watches: [
-          {
-            kind: INSTANCE_KIND,
-            map: (i) =>
-              (i as unknown as ServiceInstance).spec?.host === init.hostName ? [init.hostName] : [],
-          },
+          { kind: INSTANCE_KIND, map: (i) => this.#instanceChanged(i as unknown as ServiceInstance) },
         ],
       },
     );
+  }
+
+  /** What this host's allocation reads of an instance changed: its binding, request, template or deletion.
+   *  Status-only writes (several per instance as it starts) do not re-sum the host; the heartbeat re-sums
+   *  anyway, so anything skipped here is reflected within one interval. */
+  #instanceChanged(si: ServiceInstance): string[] {
+    const key = `${si.metadata.namespace}/${si.metadata.name}`;
+    const host = si.spec?.host;
+    const print = JSON.stringify([
+      si.metadata.uid,
+      host,
+      si.spec?.resources,
+      si.spec?.templateRef,
+      si.metadata.deletionTimestamp,
+    ]);
+    const before = this.#instancePrints.get(key);
+    this.#instancePrints.set(key, { print, host });
+    if (before?.print === print) return [];
+    const here = this.#init.hostName;
+    return host === here || before?.host === here ? [here] : [];
   }
 
   start(): void {
@@ -190,11 +207,15 @@ export class HostController {
   }
 
   #allocated(name: string) {
-    const mine = this.#store
-      .list(INSTANCE_KIND)
-      .items.filter(
-        (i) => (i as unknown as ServiceInstance).spec?.host === name,
-      ) as unknown as ServiceInstance[];
+    const all = this.#store.list(INSTANCE_KIND).items;
+    // Forget the prints of deleted instances (they are kept only to skip status-only changes).
+    if (this.#instancePrints.size > all.length) {
+      const live = new Set(all.map((i) => `${i.metadata.namespace}/${i.metadata.name}`));
+      for (const key of this.#instancePrints.keys()) if (!live.has(key)) this.#instancePrints.delete(key);
+    }
+    const mine = all.filter(
+      (i) => (i as unknown as ServiceInstance).spec?.host === name,
+    ) as unknown as ServiceInstance[];
     return allocatedBy(
       mine,
       (i) =>
