@@ -18,7 +18,7 @@ import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { XENOSD, type XenosdProcess } from '../daemon/xenosd-process.ts';
+import { apiFetch, runXenosd, stopXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { type ClusterHost, waitFor } from './harness.ts';
 
 const run = promisify(execFile);
@@ -285,79 +285,58 @@ export async function startXenosdIn(
 ): Promise<ClusterHost> {
   const denyFile = join(init.dataDir, '..', `${init.name}.deny`);
   writeFileSync(denyFile, '');
-  const child = lab.spawn(host.ns, process.execPath, [
-    '--disable-warning=ExperimentalWarning',
-    XENOSD,
-    '--data-dir',
-    init.dataDir,
-    '--host-name',
-    init.name,
-    '--api',
-    `127.0.0.1:${NS_API_PORT}`,
-    '--p2p',
-    `${host.address}:${NS_P2P_PORT}`,
-    '--driver',
-    'process',
-    '--p2p-deny-file',
-    denyFile,
-    ...init.args,
-  ]);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    err += d;
-  });
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const stopXenosd = async (): Promise<number | null> => {
-    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    const code = await exited;
-    clearTimeout(timer);
-    return code;
-  };
+  const run = runXenosd(
+    [
+      '--data-dir',
+      init.dataDir,
+      '--host-name',
+      init.name,
+      '--api',
+      `127.0.0.1:${NS_API_PORT}`,
+      '--p2p',
+      `${host.address}:${NS_P2P_PORT}`,
+      '--driver',
+      'process',
+      '--p2p-deny-file',
+      denyFile,
+      ...init.args,
+    ],
+    { spawnWith: (command, args) => lab.spawn(host.ns, command, args) },
+  );
+  const { child } = run;
   let relay: Relay | undefined;
   try {
     await waitFor(
       () => {
         if (child.exitCode !== null)
-          throw new Error(`xenosd ${init.name} exited with ${child.exitCode}: ${err}`);
-        return /serving API on/.test(out) && readFileSync(join(init.dataDir, 'p2p.addrs'), 'utf8').trim();
+          throw new Error(`xenosd ${init.name} exited with ${child.exitCode}: ${run.stderr()}`);
+        return (
+          /serving API on/.test(run.stdout()) && readFileSync(join(init.dataDir, 'p2p.addrs'), 'utf8').trim()
+        );
       },
       `xenosd ${init.name} in ${host.ns} to serve its API and write p2p.addrs`,
       init.timeoutMs ?? 20_000,
     );
     relay = await startRelay(lab, host.ns, NS_API_PORT, join(init.dataDir, '..', `${init.name}.api.sock`));
   } catch (e) {
-    await stopXenosd();
-    throw new Error(`${(e as Error).message}\n--- xenosd ${init.name} stderr:\n${err}`);
+    await stopXenosd(run);
+    throw new Error(`${(e as Error).message}\n--- xenosd ${init.name} stderr:\n${run.stderr()}`);
   }
   const addrs = readFileSync(join(init.dataDir, 'p2p.addrs'), 'utf8').trim().split('\n');
   const token = readFileSync(join(init.dataDir, 'admin.token'), 'utf8').trim();
   const url = relay.url;
   const r = relay;
   const proc: XenosdProcess = {
-    child,
+    ...run,
     dataDir: init.dataDir,
     url,
     token,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
     async stop() {
-      const code = await stopXenosd();
+      const code = await stopXenosd(run);
       await r.stop();
       return code;
     },
-    api(path, reqInit = {}) {
-      return fetch(url + path, {
-        ...reqInit,
-        headers: { Authorization: `Bearer ${token}`, ...(reqInit.headers as Record<string, string>) },
-      });
-    },
+    api: (path, reqInit) => apiFetch(url, token, path, reqInit),
   };
   const peerId = /\/p2p\/([^/]+)$/.exec(addrs[0])?.[1] ?? '';
   return { ...proc, name: init.name, peerId, addrs, denyFile };

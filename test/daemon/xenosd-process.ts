@@ -28,15 +28,23 @@ export function tempDataDir(): string {
   return mkdtempSync(join(tmpdir(), 'xenosd-test-'));
 }
 
-export function runXenosd(args: string[]): {
+export interface XenosdRun {
   child: ChildProcess;
   stdout: () => string;
   stderr: () => string;
   exited: Promise<number | null>;
-} {
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', XENOSD, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+}
+
+/** Starts `xenosd ARGS` and collects its output. `spawnWith` runs it some other way (e.g. inside a
+ *  network namespace); it gets the command and arguments and must pipe stdout and stderr. */
+export function runXenosd(
+  args: string[],
+  opts: { spawnWith?: (command: string, args: string[]) => ChildProcess } = {},
+): XenosdRun {
+  const argv = ['--disable-warning=ExperimentalWarning', XENOSD, ...args];
+  const child = opts.spawnWith
+    ? opts.spawnWith(process.execPath, argv)
+    : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => {
@@ -47,6 +55,29 @@ export function runXenosd(args: string[]): {
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** SIGTERM, SIGKILL after 10 s; resolves with the exit code. */
+export async function stopXenosd(run: XenosdRun): Promise<number | null> {
+  if (run.child.exitCode !== null || run.child.signalCode !== null) return run.child.exitCode;
+  run.child.kill('SIGTERM');
+  const timer = setTimeout(() => run.child.kill('SIGKILL'), 10_000);
+  const code = await run.exited;
+  clearTimeout(timer);
+  return code;
+}
+
+/** fetch against a xenosd API with its admin token. */
+export function apiFetch(
+  url: string,
+  token: string,
+  path: string,
+  init: RequestInit = {},
+): Promise<Response> {
+  return fetch(url + path, {
+    ...init,
+    headers: { Authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) },
+  });
 }
 
 /** Start xenosd on a free port; resolves once it prints its serving line. */
@@ -84,20 +115,8 @@ export async function startXenosd(
     dataDir,
     url,
     token,
-    async stop() {
-      if (run.child.exitCode !== null || run.child.signalCode !== null) return run.child.exitCode;
-      run.child.kill('SIGTERM');
-      const timer = setTimeout(() => run.child.kill('SIGKILL'), 10_000);
-      const code = await run.exited;
-      clearTimeout(timer);
-      return code;
-    },
-    api(path, init = {}) {
-      return fetch(url + path, {
-        ...init,
-        headers: { Authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) },
-      });
-    },
+    stop: () => stopXenosd(run),
+    api: (path, init) => apiFetch(url, token, path, init),
   };
 }
 
