@@ -7,25 +7,13 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { load } from 'js-yaml';
 import type { Condition, ServiceInstance, ServiceTemplate } from '../../src/api/types.ts';
-import type { ResourceType, XenosClient } from '../../src/cli/client.ts';
+import type { XenosClient } from '../../src/cli/client.ts';
+import { INSTANCES, TEMPLATES } from '../../src/cli/resource-types.ts';
 import { domainPids } from './proc-footprint.ts';
 import { until } from './wait.ts';
 
-export const TEMPLATES: ResourceType = {
-  group: 'xenos.io',
-  version: 'v1alpha1',
-  plural: 'servicetemplates',
-  kind: 'ServiceTemplate',
-  namespaced: true,
-};
-
-export const INSTANCES: ResourceType = {
-  group: 'xenos.io',
-  version: 'v1alpha1',
-  plural: 'serviceinstances',
-  kind: 'ServiceInstance',
-  namespaced: true,
-};
+// The kinds as the client addresses them; re-exported for the benches.
+export { INSTANCES, TEMPLATES };
 
 const WEB_DIR = fileURLToPath(new URL('../../manifests/web/', import.meta.url));
 

@@ -11,23 +11,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ResourceType, XenosClient } from '../cli/client.ts';
+import { XenosClient } from '../cli/client.ts';
+import { HOSTS, INSTANCES } from '../cli/resource-types.ts';
 import { LocalClusterError } from './errors.ts';
-
-const HOSTS: ResourceType = {
-  group: 'xenos.io',
-  version: 'v1alpha1',
-  plural: 'hosts',
-  kind: 'Host',
-  namespaced: false,
-};
-const INSTANCES: ResourceType = {
-  group: 'xenos.io',
-  version: 'v1alpha1',
-  plural: 'serviceinstances',
-  kind: 'ServiceInstance',
-  namespaced: true,
-};
 
 const XENOSD = fileURLToPath(new URL('../../bin/xenosd.js', import.meta.url));
 const XENOSCTL = fileURLToPath(new URL('../../bin/xenosctl.js', import.meta.url));

@@ -10,9 +10,9 @@ import type { XObject } from '../../src/api/types.ts';
 import { LAST_APPLIED } from '../../src/cli/apply/three-way-patch.ts';
 import { type ResourceType, XenosClient } from '../../src/cli/client.ts';
 import { ApiStatusError, isNotFound } from '../../src/cli/errors.ts';
+import { INSTANCES, TEMPLATES } from '../../src/cli/resource-types.ts';
 import { waitForObject } from '../daemon/wait-for-object.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
-import { INSTANCES, TEMPLATES } from './resource-types.ts';
 import { killAllCtl, xenosctl } from './run-xenosctl.ts';
 
 let xenosd: XenosdProcess;

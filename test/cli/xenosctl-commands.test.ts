@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { XObject } from '../../src/api/types.ts';
 import { XenosClient } from '../../src/cli/client.ts';
+import { HOSTS, TEMPLATES } from '../../src/cli/resource-types.ts';
 import { waitForObject } from '../daemon/wait-for-object.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
-import { HOSTS, TEMPLATES } from './resource-types.ts';
 import { killAllCtl, xenosctl, xenosctlUntil } from './run-xenosctl.ts';
 
 let xenosd: XenosdProcess;

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { XenosClient } from '../../src/cli/client.ts';
+import { TEMPLATES } from '../../src/cli/resource-types.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
-import { TEMPLATES } from './resource-types.ts';
 import { killAllCtl, xenosctl } from './run-xenosctl.ts';
 
 const KUBECTL = '/usr/bin/kubectl';

@@ -1,8 +1,8 @@
-// The Xenos kinds as XenosClient addresses them (group, version, plural), for the end-to-end tests that
-// set up and read objects of a real xenosd through the CLI's own client.
+// The Xenos kinds as XenosClient addresses them (group, version, plural), for code that talks to a xenosd
+// through the client without discovery: the local-cluster launcher, benches and end-to-end tests.
 
-import { GROUP, VERSION } from '../../src/api/types.ts';
-import type { ResourceType } from '../../src/cli/client.ts';
+import { GROUP, VERSION } from '../api/types.ts';
+import type { ResourceType } from './client.ts';
 
 const GV = { group: GROUP, version: VERSION };
 
