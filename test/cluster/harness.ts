@@ -8,6 +8,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 
+/** The ServiceInstance collection of namespace default. */
+export const SI = '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances';
+
+/** An instance no host can take (so nothing runs): a pure desired-state write. */
+export function parked(name: string) {
+  return {
+    apiVersion: 'xenos.io/v1alpha1',
+    kind: 'ServiceInstance',
+    metadata: { name },
+    spec: { templateRef: { name: 'none' }, runStrategy: 'Halted', hostSelector: { zone: 'nowhere' } },
+  };
+}
+
 export interface ClusterHost extends XenosdProcess {
   name: string;
   peerId: string;

@@ -12,24 +12,13 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAllCtl, xenosctl } from '../cli/run-xenosctl.ts';
-import { type ClusterHost, TestCluster, waitFor } from './harness.ts';
+import { type ClusterHost, parked, SI, TestCluster, waitFor } from './harness.ts';
 import { listNs, type NetnsHost, NetnsLab, NS_P2P_PORT, netnsUnavailable, startXenosdIn } from './netns.ts';
 
 const UNAVAILABLE = netnsUnavailable();
 const MANIFESTS = new URL('../../manifests/web/', import.meta.url).pathname;
-const SI = '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances';
 const HOST_TIMEOUT = '3s';
 const NAMES = ['host-1', 'host-2', 'host-3'];
-
-/** An instance no host can take (so nothing runs): a pure desired-state write. */
-function parked(name: string) {
-  return {
-    apiVersion: 'xenos.io/v1alpha1',
-    kind: 'ServiceInstance',
-    metadata: { name },
-    spec: { templateRef: { name: 'none' }, runStrategy: 'Halted', hostSelector: { zone: 'nowhere' } },
-  };
-}
 
 describe.skipIf(UNAVAILABLE !== undefined)(
   `xenosd across network namespaces${UNAVAILABLE ? ` (skipped: ${UNAVAILABLE})` : ''}`,

@@ -5,19 +5,7 @@
 // three (the later write wins), and every host is Ready again everywhere.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClusterHost, TestCluster, waitFor } from './harness.ts';
-
-const SI = '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances';
-
-/** An instance no host can take (so nothing runs): a pure desired-state write. */
-function parked(name: string) {
-  return {
-    apiVersion: 'xenos.io/v1alpha1',
-    kind: 'ServiceInstance',
-    metadata: { name },
-    spec: { templateRef: { name: 'none' }, runStrategy: 'Halted', hostSelector: { zone: 'nowhere' } },
-  };
-}
+import { type ClusterHost, parked, SI, TestCluster, waitFor } from './harness.ts';
 
 describe('partition and heal', () => {
   const cluster = new TestCluster({ hostTimeout: '2s' });

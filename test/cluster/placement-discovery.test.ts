@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAllCtl, xenosctl } from '../cli/run-xenosctl.ts';
-import { type ClusterHost, TestCluster, waitFor } from './harness.ts';
+import { type ClusterHost, SI, TestCluster, waitFor } from './harness.ts';
 
 const MANIFESTS = new URL('../../manifests/web/', import.meta.url).pathname;
-const SI = '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances';
 
 function ctl(h: ClusterHost, args: string[]) {
   return xenosctl(args, { env: { XENOS_SERVER: h.url, XENOS_TOKEN: h.token } });
