@@ -12,10 +12,10 @@ import { loadKinds } from '../api/kinds.ts';
 import type { LogSource } from '../api/log-subresource.ts';
 import { type ApiRoute, ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
-import { type ClusterInit, ClusterService } from '../cluster/cluster-service.ts';
 import { discoverRoute } from '../cluster/discover-api.ts';
 import { openStore, type SqliteStore } from '../store/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
+import { type ClusterInit, ClusterService } from './cluster-service.ts';
 import { ensureSelfSignedCert } from './self-signed-cert.ts';
 
 export interface DaemonInit {

@@ -9,6 +9,11 @@ import { join } from 'node:path';
 import { HostController, type HostFacts } from '../../controllers/host/controller.ts';
 import type { XObject } from '../api/types.ts';
 import type { Validator } from '../api/validation.ts';
+import { PartitionInjector } from '../cluster/fault-injection.ts';
+import { HostLiveness } from '../cluster/liveness.ts';
+import { Placement } from '../cluster/placement.ts';
+import { Scheduler } from '../cluster/scheduler.ts';
+import { StatusPublisher } from '../cluster/status-publisher.ts';
 import { Discovery } from '../p2p/discovery.ts';
 import { openXenosNode, type XenosNode } from '../p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
@@ -18,11 +23,6 @@ import type { Logger } from '../reconcile/log.ts';
 import { Libp2pTransport } from '../store/replication/libp2p-transport.ts';
 import { Replicator } from '../store/replication/replicator.ts';
 import type { SqliteStore } from '../store/sqlite-store.ts';
-import { PartitionInjector } from './fault-injection.ts';
-import { HostLiveness } from './liveness.ts';
-import { Placement } from './placement.ts';
-import { Scheduler } from './scheduler.ts';
-import { StatusPublisher } from './status-publisher.ts';
 
 export interface ClusterComponents {
   store: SqliteStore;
