@@ -134,6 +134,9 @@ export class LocalCluster {
       '--host-timeout',
       this.init.hostTimeout ?? '5s',
       ...(this.init.tls === false ? [] : ['--tls-self-signed']),
+      // Everything of a local cluster is on this machine: a template may import its image from a server
+      // on loopback (a real host refuses such URLs unless told so).
+      '--allow-private-image-urls',
       ...join_.flatMap((a) => ['--join', a]),
     ];
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });

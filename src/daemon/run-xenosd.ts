@@ -1,25 +1,38 @@
-// The xenosd entry point: parse options, start the Daemon, print where the API is, and stop
-// cleanly (exit 0) on SIGINT or SIGTERM. Mistakes in the command line exit 2 with one line.
+// xenosd as a process: parse options, start the Daemon, print where the API is, and stop cleanly (exit 0)
+// on SIGINT or SIGTERM. Mistakes in the command line exit 2 with one line; a start that fails (the data
+// dir held by another xenosd, a port in use) exits 1 with one line. main.ts runs it with no hooks; a
+// test entry point runs the same daemon with a P2pConnectionHook (test/cluster/xenosd-with-faults.ts).
 
+import type { P2pConnectionHook } from './cluster-service.ts';
 import { Daemon } from './daemon.ts';
 import { InstanceLogs } from './instance-logs.ts';
 import { LocalControllers } from './local-controllers.ts';
 import { parseOptions, UsageError } from './options.ts';
 
-function fail(message: string, code: number): never {
-  process.stderr.write(`xenosd: ${message}\n`);
-  process.exit(code);
+/** What a test entry point may add to the daemon; xenosd itself passes nothing. */
+export interface XenosdHooks {
+  p2pConnectionHook?: P2pConnectionHook;
 }
 
-async function main(): Promise<void> {
+/** Runs xenosd with `argv` (without node and script) until a signal stops it; exits the process. */
+export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promise<void> {
   let opts: ReturnType<typeof parseOptions>;
   try {
-    opts = parseOptions(process.argv.slice(2));
+    opts = parseOptions(argv);
   } catch (err) {
     if (err instanceof UsageError) fail(`${err.message} (see xenosd --help)`, 2);
     throw err;
   }
   if (!opts) return; // --help
+  const warn = (msg: string) => process.stderr.write(`xenosd ${opts.hostName}: warning: ${msg}\n`);
+  if (opts.insecureHttp)
+    warn(
+      `--insecure-http: the API on ${opts.apiHost}:${opts.apiPort} is plain HTTP beyond loopback; bearer tokens cross the network in clear text (use --tls-self-signed or --tls-cert/--tls-key)`,
+    );
+  if (opts.allowPrivateImageUrls)
+    warn(
+      "--allow-private-image-urls: template image URLs may reach this host's loopback and private networks",
+    );
   // Assigned before the daemon starts; hostFacts is only read once it runs.
   let controllers: LocalControllers | undefined;
   const logs = new InstanceLogs(
@@ -52,13 +65,23 @@ async function main(): Promise<void> {
       hostTimeoutMs: opts.hostTimeoutMs,
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       maxInstances: opts.maxInstances,
-      p2p: opts.p2p,
+      p2p: opts.p2p && { ...opts.p2p, connectionHook: hooks.p2pConnectionHook },
     },
   });
   controllers = new LocalControllers(
     { store: () => daemon.store, auth: () => daemon.auth, apiUrl: () => daemon.apiUrl },
     // Cluster placement (src/cluster/scheduler.ts) writes spec.host, also on a single host.
-    { dataDir: opts.dataDir, hostName: opts.hostName, driver: opts.driver, placeUnplaced: false },
+    {
+      dataDir: opts.dataDir,
+      hostName: opts.hostName,
+      driver: opts.driver,
+      placeUnplaced: false,
+      imageUrls: {
+        allowPrivateAddresses: opts.allowPrivateImageUrls,
+        allowedAddresses: opts.allowedImageAddresses,
+        maxBytes: opts.maxImageBytes,
+      },
+    },
   );
   daemon.use(controllers);
   // After the controllers (the driver) and the cluster (the p2p node); stopped before them.
@@ -94,4 +117,7 @@ async function main(): Promise<void> {
   process.stdout.write(`xenosd ${opts.hostName} serving API on ${daemon.apiUrl}\n`);
 }
 
-main().catch((err) => fail((err as Error).message, 1));
+export function fail(message: string, code: number): never {
+  process.stderr.write(`xenosd: ${message}\n`);
+  process.exit(code);
+}
