@@ -9,6 +9,7 @@
 import { isAbsolute } from 'node:path';
 import { recordEvent } from '../../src/api/events.ts';
 import type { ServiceTemplate, ServiceTemplateStatus, XObject } from '../../src/api/types.ts';
+import type { UrlPolicy } from '../../src/images/download.ts';
 import { ImageDigestMismatchError, InvalidDigestError } from '../../src/images/errors.ts';
 import { cachedImage, type ImportedImage, importImage } from '../../src/images/import-image.ts';
 import {
@@ -31,6 +32,7 @@ import type { Store } from '../../src/store/store.ts';
 export const TEMPLATE_KIND = 'ServiceTemplate';
 export const IMAGE_READY = 'ImageReady';
 const COMPONENT = 'servicetemplate-controller';
+const DEFAULT_IMPORT_TIMEOUT_MS = 6 * 3600_000;
 
 export interface ServiceTemplateControllerComponents {
   store: Store;
@@ -43,8 +45,11 @@ export interface ServiceTemplateControllerInit {
   cacheDir: string;
   workers?: number;
   resyncMs?: number;
-  /** An import may take this long (large images over slow links). Default 30 min. */
+  /** The most one import may take, however it progresses (large images over slow links). Default 6 h;
+   *  downloads end much sooner when they stall (see UrlPolicy). */
   importTimeoutMs?: number;
+  /** What image URLs may reach and fetch: addresses, size cap, connect timeout, low-speed limit. */
+  urlPolicy?: UrlPolicy;
   rateLimiter?: RateLimiter;
 }
 
@@ -74,6 +79,8 @@ export class ServiceTemplateController {
         workers: init.workers,
         resyncMs: init.resyncMs,
         rateLimiter: init.rateLimiter,
+        // An import is bounded by its own progress checks and importTimeoutMs, not the default 2 min.
+        reconcileTimeoutMs: init.importTimeoutMs ?? DEFAULT_IMPORT_TIMEOUT_MS,
         reconcile: (key, opts) => this.reconcile(key, opts),
         onTerminal: (key, err) => this.stalled(key, err),
         // Its own status writes must not wake it: a failing import waits out its backoff.
@@ -134,14 +141,10 @@ export class ServiceTemplateController {
     }
     let imported: ImportedImage;
     try {
-      const timeout = AbortSignal.timeout(this.init.importTimeoutMs ?? 30 * 60_000);
       imported = await importImage(
         image.path !== undefined ? { path: image.path } : { url: image.url },
         image.digest,
-        {
-          cacheDir: this.init.cacheDir,
-          signal: AbortSignal.any([signal, timeout]),
-        },
+        { cacheDir: this.init.cacheDir, signal, url: this.init.urlPolicy },
       );
     } catch (err) {
       if (signal.aborted) throw err;

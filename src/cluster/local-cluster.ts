@@ -8,11 +8,13 @@
 // launcher, which then stops them in that order.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XenosClient } from '../cli/client.ts';
 import { HOSTS, INSTANCES } from '../cli/resource-types.ts';
+import { DataDirLock } from '../daemon/data-dir-lock.ts';
+import { DataDirLockedError } from '../daemon/errors.ts';
 import { LocalClusterError } from './errors.ts';
 
 const XENOSD = fileURLToPath(new URL('../../bin/xenosd.js', import.meta.url));
@@ -79,6 +81,7 @@ export class LocalCluster {
     const { dir, hosts } = this.init;
     if (!Number.isInteger(hosts) || hosts < 1)
       throw new LocalClusterError(`--hosts ${hosts}: give a whole number >= 1`);
+    this.refuseIfRunning(dir);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const seed = await this.addHost('host-1', options);
@@ -86,6 +89,23 @@ export class LocalCluster {
       Array.from({ length: hosts - 1 }, (_, i) => this.addHost(`host-${i + 2}`, options)),
     );
     await this.waitHostsReady([seed, ...rest], options);
+  }
+
+  /** A cluster left running in `dir` (its launcher killed with SIGKILL) would lose its data dirs under
+   *  it and keep its processes and domains: refuse, naming a host that still holds its data dir lock. */
+  private refuseIfRunning(dir: string): void {
+    const names = existsSync(dir) ? readdirSync(dir).filter((n) => /^host-\d+$/.test(n)) : [];
+    for (const name of names) {
+      try {
+        DataDirLock.acquire(join(dir, name)).release();
+      } catch (err) {
+        if (!(err instanceof DataDirLockedError)) throw err;
+        throw new LocalClusterError(
+          `${name} of a cluster in ${dir} still runs${err.holderPid ? ` (xenosd pid ${err.holderPid})` : ''}; ` +
+            'stop that cluster first (npm start replaces the directory) or pick another --dir',
+        );
+      }
+    }
   }
 
   /** Waits until each of `all` sees every one of them Ready. */
@@ -134,6 +154,9 @@ export class LocalCluster {
       '--host-timeout',
       this.init.hostTimeout ?? '5s',
       ...(this.init.tls === false ? [] : ['--tls-self-signed']),
+      // Everything of a local cluster is on this machine: a template may import its image from a server
+      // on loopback (a real host refuses such URLs unless told so).
+      '--allow-private-image-urls',
       ...join_.flatMap((a) => ['--join', a]),
     ];
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });

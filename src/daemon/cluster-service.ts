@@ -3,13 +3,14 @@
 // joins a p2p overlay (`--p2p`) — the libp2p node (src/p2p), state replication over it
 // (src/store/replication), this host's status records and service advertisements in the DHT, and the
 // discover API. Without `--p2p` the host is a cluster of one: Host object, heartbeat and placement
-// still work, discovery answers 503.
+// still work, discovery answers 503. Tests that partition real hosts wire a P2pConnectionHook in (no flag
+// of xenosd reaches it; see test/cluster/fault-injection.ts).
 
 import { join } from 'node:path';
+import type { ConnectionProtector } from '@libp2p/interface';
 import { HostController, type HostFacts } from '../../controllers/host/controller.ts';
 import type { XObject } from '../api/types.ts';
 import type { Validator } from '../api/validation.ts';
-import { PartitionInjector } from '../cluster/fault-injection.ts';
 import { HostLiveness } from '../cluster/liveness.ts';
 import { Placement } from '../cluster/placement.ts';
 import { Scheduler } from '../cluster/scheduler.ts';
@@ -46,9 +47,26 @@ export interface ClusterInit {
     clusterKeyFile: string;
     /** Anti-entropy period of replication (ms). */
     syncIntervalMs?: number;
-    /** FAULT INJECTION (tests): see fault-injection.ts. */
-    denyFile?: string;
+    /** A hook into this host's connections, for tests only (see P2pConnectionHook). */
+    connectionHook?: P2pConnectionHook;
   };
+}
+
+/** Makes the connection protector (the cluster-key layer) from the cluster's pre-shared key. */
+export type ProtectorFactory = (psk: Uint8Array) => () => ConnectionProtector;
+
+/**
+ * The one hook point into a host's p2p connections, for tests that cut real hosts apart (fault
+ * injection) without root or network namespaces. `wrapProtector` wraps the cluster-key protector, the
+ * first layer every inbound and outbound connection passes, so the hook can refuse a connection before
+ * anything above it sees a byte; `start` gets the running node (to close or redial connections) and
+ * `stop` ends the hook before the node stops. xenosd itself never sets it: only a test entry point
+ * that starts the same daemon does.
+ */
+export interface P2pConnectionHook {
+  wrapProtector(make: ProtectorFactory): ProtectorFactory;
+  start(node: XenosNode): Promise<void>;
+  stop(): void;
 }
 
 function logger(log: (msg: string) => void, component: string): Logger {
@@ -94,7 +112,7 @@ export class ClusterService {
   #discovery?: Discovery;
   #replicator?: Replicator;
   #publisher?: StatusPublisher;
-  #faults?: PartitionInjector;
+  #hook?: P2pConnectionHook;
   #started = false;
 
   constructor(components: ClusterComponents, init: ClusterInit) {
@@ -153,9 +171,7 @@ export class ClusterService {
     const p2p = this.#init.p2p;
     if (p2p) {
       const p2pLog = (msg: string) => log(`[p2p] ${msg}`);
-      this.#faults = p2p.denyFile
-        ? new PartitionInjector({ log: p2pLog }, { file: p2p.denyFile })
-        : undefined;
+      this.#hook = p2p.connectionHook;
       const node = await openXenosNode({
         dataDir: this.#init.dataDir,
         listen: p2p.listen,
@@ -163,13 +179,13 @@ export class ClusterService {
         clusterKeyFile: p2p.clusterKeyFile,
         createClusterKey: true,
         log: p2pLog,
-        ...(this.#faults
-          ? { connectionProtector: this.#faults.wrap((psk) => clusterProtector({ psk })) }
+        ...(this.#hook
+          ? { connectionProtector: this.#hook.wrapProtector((psk) => clusterProtector({ psk })) }
           : {}),
       });
       this.#node = node;
       await node.start();
-      await this.#faults?.start(node);
+      await this.#hook?.start(node);
       const { privateKey } = await loadOrCreatePeerKey(join(this.#init.dataDir, PEER_KEY_FILE));
       const records = new RecordPublisher({ node, privateKey }, { dataDir: this.#init.dataDir });
       const ttl = this.liveness.timeoutMs;
@@ -221,7 +237,8 @@ export class ClusterService {
     this.liveness.stop();
     await this.#replicator?.stop();
     await this.#discovery?.stop();
-    this.#faults?.stop();
+    this.#hook?.stop();
+    this.#hook = undefined;
     await this.#node?.stop();
     this.#publisher = undefined;
     this.#replicator = undefined;

@@ -1,5 +1,5 @@
-// One xenosd: opens the store at DATA_DIR/state.db, loads the kinds from crds/, sets up tokens and
-// serves the API. Then the cluster part (src/cluster: membership, placement, and with `cluster.p2p`
+// One xenosd: takes the data dir's lock (data-dir-lock.ts) and makes the dir private (data-dir-modes.ts),
+// opens the store at DATA_DIR/state.db, loads the kinds from crds/, sets up tokens and serves the API. Then the cluster part (src/cluster: membership, placement, and with `cluster.p2p`
 // the libp2p node, replication, DHT status and discovery) starts, then the parts given to use()
 // (controllers, drivers); they stop in the reverse order, before the API and the store.
 
@@ -16,6 +16,8 @@ import { discoverRoute } from '../cluster/discover-api.ts';
 import { openStore, type SqliteStore } from '../store/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
 import { type ClusterInit, ClusterService } from './cluster-service.ts';
+import { DataDirLock } from './data-dir-lock.ts';
+import { secureDataDir } from './data-dir-modes.ts';
 import { ensureSelfSignedCert } from './self-signed-cert.ts';
 
 export interface DaemonInit {
@@ -53,6 +55,7 @@ export class Daemon {
   #api?: ApiServer;
   #auth?: TokenAuthenticator;
   #resources?: ApiResources;
+  #lock?: DataDirLock;
   readonly #services: Service[] = [];
   #started = false;
 
@@ -105,7 +108,18 @@ export class Daemon {
     if (this.#started) return;
     this.#started = true;
     const { dataDir } = this.init;
+    const log =
+      this.init.log ?? ((msg: string) => process.stderr.write(`xenosd ${this.init.hostName}: ${msg}\n`));
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // Nothing in the data dir is touched before the lock is ours (a refused second daemon changes nothing).
+    this.#lock = DataDirLock.acquire(dataDir);
+    secureDataDir(dataDir, {
+      extraSecrets: [
+        this.init.cluster?.p2p?.clusterKeyFile,
+        typeof this.init.tls === 'object' ? this.init.tls.key : undefined,
+      ].filter((f) => f !== undefined),
+      log,
+    });
     const kinds = loadKinds(this.init.crdDir);
     const resources = new ApiResources(kinds);
     this.#resources = resources;
@@ -153,8 +167,11 @@ export class Daemon {
     this.#cluster = undefined;
     await this.#api?.stop();
     this.#api = undefined;
-    rmSync(join(this.init.dataDir, 'api.addr'), { force: true });
+    // A daemon that never got the lock leaves the holder's files alone.
+    if (this.#lock) rmSync(join(this.init.dataDir, 'api.addr'), { force: true });
     this.#store?.close();
     this.#store = undefined;
+    this.#lock?.release();
+    this.#lock = undefined;
   }
 }

@@ -13,6 +13,7 @@ import { ServiceTemplateController } from '../../controllers/servicetemplate/con
 import type { TokenAuthenticator } from '../api/auth.ts';
 import type { Driver } from '../drivers/driver.ts';
 import { type DriverChoice, selectDriver } from '../drivers/registry.ts';
+import type { UrlPolicy } from '../images/download.ts';
 import { consoleLogger, type Logger } from '../reconcile/log.ts';
 import type { Store } from '../store/store.ts';
 
@@ -33,6 +34,8 @@ export interface LocalControllersInit {
   placeUnplaced?: boolean;
   machine?: Partial<MachineOptions>;
   actors?: DomainActorsInit;
+  /** What template image URLs may reach and fetch (`--allow-private-image-urls`, `--max-image-size`). */
+  imageUrls?: UrlPolicy;
 }
 
 export class LocalControllers {
@@ -68,7 +71,10 @@ export class LocalControllers {
     this.driver = selection.driver;
     await this.driver.start();
     const cacheDir = join(dataDir, 'images');
-    this.templates = new ServiceTemplateController({ store, log }, { hostName, cacheDir });
+    this.templates = new ServiceTemplateController(
+      { store, log },
+      { hostName, cacheDir, urlPolicy: this.init.imageUrls },
+    );
     this.instances = new ServiceInstanceController(
       {
         store,

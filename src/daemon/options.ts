@@ -1,10 +1,15 @@
 // xenosd's command line: `xenosd --data-dir DIR --api HOST:PORT --host-name NAME`. Parsed with
-// commander; a bad option is reported as one line (no stack trace) and exit code 2.
+// commander; a bad option is reported as one line (no stack trace) and exit code 2. A plain-HTTP API on
+// an address beyond loopback is such a mistake unless --insecure-http says it is meant.
 
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { formatMemoryQuantity, parseMemoryQuantity } from '../api/quantity.ts';
 import { DRIVER_CHOICES, type DriverChoice } from '../drivers/registry.ts';
+import { isLoopbackHost } from '../images/address-policy.ts';
+import { DEFAULT_MAX_IMAGE_BYTES } from '../images/download.ts';
 
 export const DEFAULT_DATA_DIR = './.xenos';
 /** Loopback only by default: the API is plain HTTP unless --tls-cert/--tls-key are given. */
@@ -21,8 +26,16 @@ export interface DaemonOptions {
   tlsKey?: string;
   /** Serve HTTPS with DATA_DIR/tls.crt|key, made with openssl on first start. */
   tlsSelfSigned?: boolean;
+  /** Plain HTTP on an address beyond loopback was asked for (`--insecure-http`): warn at every start. */
+  insecureHttp: boolean;
   /** The p2p overlay: listen address (`--p2p`), cluster key file, bootstrap multiaddrs (`--join`). */
-  p2p?: { listen: string; clusterKeyFile: string; join: string[]; denyFile?: string };
+  p2p?: { listen: string; clusterKeyFile: string; join: string[] };
+  /** Image URLs may lead to private, loopback and other special addresses (`--allow-private-image-urls`). */
+  allowPrivateImageUrls: boolean;
+  /** Special addresses image URLs may lead to all the same (`--allow-image-url-address`, repeatable). */
+  allowedImageAddresses: string[];
+  /** The largest image a URL import downloads (`--max-image-size`), in bytes. */
+  maxImageBytes: number;
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
   labels: Record<string, string>;
   hostTimeoutMs: number;
@@ -86,6 +99,10 @@ export function parseOptions(
       '--tls-self-signed',
       'serve HTTPS with a self-signed certificate kept in DATA_DIR (kubectl needs TLS to send tokens)',
     )
+    .option(
+      '--insecure-http',
+      'allow a plain-HTTP API on an address beyond loopback (tokens cross the network in clear; warns at start)',
+    )
     .addOption(
       new Option('--driver <name>', 'hypervisor driver (auto: xen, qemu with KVM, else process)')
         .choices([...DRIVER_CHOICES])
@@ -107,11 +124,22 @@ export function parseOptions(
       '--heartbeat-interval <duration>',
       'how often this host heartbeats (default: timeout / 5, at most 3s)',
     )
-    .option(
-      '--p2p-deny-file <file>',
-      'FAULT INJECTION for tests: refuse p2p connections to the hosts whose multiaddrs FILE lists (a partition)',
-    )
     .option('--max-instances <n>', 'instances this host accepts (allocatable.instances)')
+    .option(
+      '--allow-private-image-urls',
+      'let template image URLs reach loopback, private, link-local and other special addresses (off: refused)',
+    )
+    .option(
+      '--allow-image-url-address <ip>',
+      'one private or loopback address image URLs may lead to, e.g. an internal image server (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--max-image-size <size>',
+      'largest image a URL import downloads, e.g. 512Mi, 16Gi',
+      formatMemoryQuantity(DEFAULT_MAX_IMAGE_BYTES),
+    )
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: () => {} })
     .allowExcessArguments(false);
@@ -146,7 +174,10 @@ export function parseOptions(
     heartbeatInterval?: string;
     maxInstances?: string;
     driver: DriverChoice;
-    p2pDenyFile?: string;
+    insecureHttp?: boolean;
+    allowPrivateImageUrls?: boolean;
+    allowImageUrlAddress: string[];
+    maxImageSize: string;
   }>();
   let api: { host: string; port: number };
   try {
@@ -160,6 +191,18 @@ export function parseOptions(
     throw new UsageError('--tls-cert and --tls-key go together: give both or neither');
   if (o.tlsSelfSigned && o.tlsCert)
     throw new UsageError('--tls-self-signed and --tls-cert exclude each other: pick one');
+  const tls = Boolean(o.tlsSelfSigned || o.tlsCert);
+  if (!tls && !o.insecureHttp && !isLoopbackHost(api.host))
+    throw new UsageError(
+      `--api ${o.api} is beyond loopback and the API would be plain HTTP, sending tokens in clear: add --tls-self-signed or --tls-cert/--tls-key, or --insecure-http if a trusted network or proxy protects it`,
+    );
+  for (const a of o.allowImageUrlAddress)
+    if (!isIP(a)) throw new UsageError(`--allow-image-url-address "${a}": expected an IP address`);
+  const maxImageBytes = parseMemoryQuantity(o.maxImageSize);
+  if (!maxImageBytes)
+    throw new UsageError(
+      `--max-image-size "${o.maxImageSize}": expected a size above zero like 512Mi, 16Gi or a number of bytes`,
+    );
   if (!o.hostName.trim()) throw new UsageError('--host-name must not be empty');
   if (o.join.length > 0 && !o.p2p)
     throw new UsageError('--join needs --p2p HOST:PORT (where this host listens)');
@@ -191,14 +234,7 @@ export function parseOptions(
   if (maxInstances !== undefined && !(Number.isInteger(maxInstances) && maxInstances >= 0))
     throw new UsageError(`--max-instances "${o.maxInstances}": expected a whole number`);
   return {
-    p2p: o.p2p
-      ? {
-          listen: o.p2p,
-          clusterKeyFile: resolve(o.clusterKey!),
-          join: o.join,
-          ...(o.p2pDenyFile ? { denyFile: resolve(o.p2pDenyFile) } : {}),
-        }
-      : undefined,
+    p2p: o.p2p ? { listen: o.p2p, clusterKeyFile: resolve(o.clusterKey!), join: o.join } : undefined,
     labels,
     hostTimeoutMs,
     heartbeatIntervalMs: o.heartbeatInterval
@@ -214,5 +250,9 @@ export function parseOptions(
     tlsCert: o.tlsCert ? resolve(o.tlsCert) : undefined,
     tlsKey: o.tlsKey ? resolve(o.tlsKey) : undefined,
     tlsSelfSigned: o.tlsSelfSigned === true,
+    insecureHttp: !tls && !isLoopbackHost(api.host),
+    allowPrivateImageUrls: o.allowPrivateImageUrls === true,
+    allowedImageAddresses: o.allowImageUrlAddress,
+    maxImageBytes,
   };
 }

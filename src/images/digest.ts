@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ImageSourceError, InvalidDigestError } from './errors.ts';
 
@@ -26,6 +27,27 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
   const hash = createHash('sha256');
   await pipeline(createReadStream(path), hash, { signal });
   return hash.digest('hex');
+}
+
+/** A pass-through stream that hashes and counts what flows through it; past `limit` bytes it fails with
+ *  `tooLarge(bytes)` instead of passing more on. */
+export function hashing(
+  opts: { limit?: number; tooLarge?: (bytes: number) => Error } = {},
+): Transform & { hex(): string; bytes(): number } {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      if (opts.limit !== undefined && bytes > opts.limit) {
+        done(opts.tooLarge?.(bytes) ?? new Error(`more than ${opts.limit} bytes`));
+        return;
+      }
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  return Object.assign(t, { hex: () => hash.digest('hex'), bytes: () => bytes });
 }
 
 function mode(m: number): string {

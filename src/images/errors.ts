@@ -40,3 +40,41 @@ export class InvalidDigestError extends ImageError {
     this.name = 'InvalidDigestError';
   }
 }
+
+/** An image URL (or a redirect) leads to an address this host does not fetch from. Nothing was fetched. */
+export class ImageAddressRefusedError extends ImageError {
+  readonly address: string;
+
+  constructor(source: string, host: string, address: string, kind: string) {
+    super(
+      'AddressRefused',
+      `image ${source}: refused to connect to ${host === address ? address : `${host} (${address})`}, a ${kind} address; ` +
+        'image URLs must lead to public addresses unless xenosd runs with --allow-private-image-urls',
+    );
+    this.name = 'ImageAddressRefusedError';
+    this.address = address;
+  }
+}
+
+/** The image is larger than this host imports (`--max-image-size`). Nothing was cached. */
+export class ImageTooLargeError extends ImageError {
+  constructor(source: string, limit: number, seen: string) {
+    super(
+      'TooLarge',
+      `image ${source}: ${seen}, more than the ${limit} bytes this host imports; raise xenosd's --max-image-size to import it`,
+    );
+    this.name = 'ImageTooLargeError';
+  }
+}
+
+/** An image symlink leads out of the image: its meaning would depend on the host. Nothing was cached. */
+export class ImageLinkEscapeError extends ImageError {
+  constructor(source: string, link: string, target: string) {
+    super(
+      'LinkEscapes',
+      `image ${source}: symbolic link ${JSON.stringify(link)} -> ${JSON.stringify(target)} leads out of the image; ` +
+        'an image may hold only links that stay inside it (relative, not climbing above its root)',
+    );
+    this.name = 'ImageLinkEscapeError';
+  }
+}

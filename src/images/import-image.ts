@@ -6,20 +6,23 @@
 // An entry is built under <cacheDir>/tmp/ and renamed into place in one step, only once its digest is known
 // and matches the expected one, so a half-imported or wrong image is never in the cache. Importing what is
 // already cached does no work when the digest is given (no download, no copy), and no copy when it is not.
-// Sources: a local file or directory (copied with `cp --reflink=auto`, then hashed), or an http(s) URL
-// (streamed to a temp file and hashed while downloading).
+// Sources: a local file or directory, or an http(s) URL (download.ts: address policy, size cap, connect
+// timeout and low-speed limit, hashed while downloading). A local path that is a symlink is resolved first
+// and what it points to is copied (`cp -a --reflink=auto`, links inside kept as links), then hashed: the
+// cache never holds a link to a place that could change after the digest was taken. Links inside a
+// directory image must stay inside it (image-links.ts).
 
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { promisify } from 'node:util';
-import { directoryDigest, parseDigest } from './digest.ts';
+import { directoryDigest, hashing, parseDigest } from './digest.ts';
+import { downloadImage, type UrlPolicy } from './download.ts';
 import { ImageDigestMismatchError, ImageSourceError } from './errors.ts';
+import { refuseEscapingLinks } from './image-links.ts';
 
 const run = promisify(execFile);
 
@@ -39,9 +42,12 @@ export interface ImportedImage {
 
 export interface ImportOptions {
   cacheDir: string;
+  /** Aborts the import (the controller stopping). */
   signal?: AbortSignal;
-  /** Limit for the whole import. Default 30 minutes. */
+  /** A limit for the whole import, if any; downloads are bounded by their progress (see UrlPolicy). */
   timeoutMs?: number;
+  /** What URL imports may reach and fetch (addresses, size, timeouts). */
+  url?: UrlPolicy;
 }
 
 interface Meta {
@@ -51,8 +57,6 @@ interface Meta {
   source: string;
   importedAt: string;
 }
-
-const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 
 function entryDir(cacheDir: string, digest: string): string {
   return join(cacheDir, 'sha256', parseDigest(digest));
@@ -67,20 +71,6 @@ export async function cachedImage(cacheDir: string, digest: string): Promise<Imp
   } catch {
     return undefined;
   }
-}
-
-/** A pass-through stream that hashes and counts what flows through it. */
-function hashing(): Transform & { hex(): string; bytes(): number } {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const t = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  return Object.assign(t, { hex: () => hash.digest('hex'), bytes: () => bytes });
 }
 
 export async function importImage(
@@ -98,7 +88,7 @@ export async function importImage(
     if (hit) return hit;
   }
   const signal = AbortSignal.any(
-    [options.signal, AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS)].filter(
+    [options.signal, options.timeoutMs ? AbortSignal.timeout(options.timeoutMs) : undefined].filter(
       (s) => s !== undefined,
     ),
   );
@@ -109,7 +99,7 @@ export async function importImage(
   try {
     const imagePath = join(staging, 'image');
     let got: { digest: string; size: number; kind: 'file' | 'directory' };
-    if (source.url) got = await download(source.url, imagePath, signal);
+    if (source.url) got = await downloadImage(source.url, imagePath, options.url ?? {}, signal);
     else got = await copyLocal(source.path!, imagePath, signal);
     if (expectedDigest !== undefined && got.digest !== expectedDigest) {
       throw new ImageDigestMismatchError(where, expectedDigest, got.digest);
@@ -139,46 +129,25 @@ async function copyLocal(
   to: string,
   signal: AbortSignal,
 ): Promise<{ digest: string; size: number; kind: 'file' | 'directory' }> {
-  const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
+  const missing = (err: NodeJS.ErrnoException): never => {
     throw new ImageSourceError(path, err.code === 'ENOENT' ? 'no such file or directory' : err.message, {
       cause: err,
     });
-  });
+  };
+  // The path itself may be a link (an operator's `current -> v2`): what it points to now is imported.
+  const real = await realpath(path).catch(missing);
+  const st = await stat(real).catch(missing);
   if (st.isDirectory()) {
     // Copy first and hash the copy: the digest is then of exactly what the cache holds.
-    await run('cp', ['-a', '--reflink=auto', '--', path, to], { signal });
+    await run('cp', ['-a', '--reflink=auto', '--', real, to], { signal });
+    // Swapped for a link between realpath and cp: cp copied the link itself. Refuse rather than cache it.
+    if (!(await lstat(to)).isDirectory())
+      throw new ImageSourceError(path, 'changed while it was being copied; try again');
+    await refuseEscapingLinks(to, path, signal);
     return { ...(await directoryDigest(to, signal)), kind: 'directory' };
   }
   if (!st.isFile()) throw new ImageSourceError(path, 'is neither a regular file nor a directory');
   const h = hashing();
-  await pipeline(createReadStream(path), h, createWriteStream(to, { mode: st.mode & 0o777 }), { signal });
-  return { digest: `sha256:${h.hex()}`, size: h.bytes(), kind: 'file' };
-}
-
-async function download(
-  url: string,
-  to: string,
-  signal: AbortSignal,
-): Promise<{ digest: string; size: number; kind: 'file' }> {
-  if (!/^https?:\/\//.test(url))
-    throw new ImageSourceError(url, 'only http:// and https:// URLs can be imported');
-  let res: Response;
-  try {
-    res = await fetch(url, { signal });
-  } catch (err) {
-    if (signal.aborted) throw err;
-    const cause = (err as Error & { cause?: Error }).cause;
-    throw new ImageSourceError(url, `download failed: ${cause?.message ?? (err as Error).message}`, {
-      cause: err,
-    });
-  }
-  if (!res.ok || !res.body) {
-    await res.body?.cancel();
-    throw new ImageSourceError(url, `the server answered ${res.status} ${res.statusText}`);
-  }
-  const h = hashing();
-  await pipeline(Readable.fromWeb(res.body as WebReadableStream), h, createWriteStream(to), {
-    signal,
-  });
+  await pipeline(createReadStream(real), h, createWriteStream(to, { mode: st.mode & 0o777 }), { signal });
   return { digest: `sha256:${h.hex()}`, size: h.bytes(), kind: 'file' };
 }

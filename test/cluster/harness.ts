@@ -1,5 +1,7 @@
 // Test harness for clusters of REAL xenosd processes on 127.0.0.1: each with its own data dir, API on a
 // free port, p2p on a free port, one shared cluster key, joined to the first host; labels zone=<name>.
+// Each runs through the test entry point xenosd-with-faults.ts (the same daemon plus a partition hook
+// watching a deny file per host), so `deny()` can cut hosts apart.
 // Tears everything down: instances are deleted first (their process-driver domains outlive xenosd by
 // design), then every xenosd is stopped and its directory removed.
 
@@ -7,6 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
+
+/** xenosd with the partition hook (see fault-injection.ts). */
+const XENOSD_WITH_FAULTS = join(import.meta.dirname, 'xenosd-with-faults.ts');
 
 /** The ServiceInstance collection of namespace default. */
 export const SI = '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances';
@@ -25,8 +30,9 @@ export interface ClusterHost extends XenosdProcess {
   name: string;
   peerId: string;
   addrs: string[];
-  /** The --p2p-deny-file of the host (fault injection). */
-  denyFile: string;
+  /** The deny file of the host's partition hook (fault injection); absent where another way partitions
+   *  hosts (network namespaces). */
+  denyFile?: string;
 }
 
 export interface HostOptions {
@@ -88,6 +94,7 @@ export class TestCluster {
     const p = await startXenosd({
       dataDir,
       hostName: name,
+      entry: { script: XENOSD_WITH_FAULTS, args: ['--deny-file', denyFile] },
       args: [
         '--p2p',
         '127.0.0.1:0',
@@ -100,8 +107,6 @@ export class TestCluster {
         this.hostTimeout,
         '--driver',
         'process',
-        '--p2p-deny-file',
-        denyFile,
         ...(opts.args ?? []),
       ],
     });
@@ -143,6 +148,7 @@ export class TestCluster {
   /** Makes `a` refuse connections to `others` (list `a` on them too: a partition is symmetric), or,
    *  with [], allows them again. Resolves once `a` logged that it applied the list. */
   async deny(a: ClusterHost, others: ClusterHost[]): Promise<void> {
+    if (!a.denyFile) throw new Error(`host ${a.name} runs without the partition hook`);
     const before = a.stderr().length;
     writeFileSync(a.denyFile, others.flatMap((o) => o.addrs).join('\n'));
     const want = others.length ? 'fault injection: denying' : 'fault injection: allowing all';
@@ -151,7 +157,7 @@ export class TestCluster {
 
   /** Deletes every instance (through `via`) and waits until no host lists any, then stops all hosts. */
   async cleanup(): Promise<void> {
-    for (const h of this.hosts) writeFileSync(h.denyFile, '');
+    for (const h of this.hosts) if (h.denyFile) writeFileSync(h.denyFile, '');
     const live = this.hosts.filter((h) => h.child.exitCode === null && h.child.signalCode === null);
     const via = live[0];
     if (via) {

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { LocalCluster } from '../../src/cluster/local-cluster.ts';
+import { startXenosd } from '../daemon/xenosd-process.ts';
 import { alive } from '../process-alive.ts';
 import { waitFor } from './harness.ts';
 
@@ -21,6 +23,21 @@ describe('npm start (local cluster)', () => {
   afterAll(() => {
     if (launcher?.pid && alive(launcher.pid)) process.kill(-launcher.pid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses to replace the directory of a cluster that still runs', async () => {
+    // A host left running by a launcher that was killed with SIGKILL.
+    const left = await startXenosd({ dataDir: join(dir, 'old', 'host-1'), hostName: 'host-1' });
+    try {
+      const again = new LocalCluster({ dir: join(dir, 'old'), hosts: 1, log: () => {} });
+      await expect(again.start()).rejects.toThrow(
+        `host-1 of a cluster in ${join(dir, 'old')} still runs (xenosd pid ${left.child.pid}); stop that cluster first`,
+      );
+      expect((await left.api('/apis')).status).toBe(200);
+      expect(readFileSync(join(dir, 'old', 'host-1', 'api.addr'), 'utf8').trim()).toBe(left.url);
+    } finally {
+      await left.stop();
+    }
   });
 
   it('starts hosts, serves the example, and Ctrl-C leaves nothing running', async () => {

@@ -14,7 +14,7 @@
 // and xenosctl work unchanged with the relay's URL.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -283,8 +283,6 @@ export async function startXenosdIn(
   host: NetnsHost,
   init: { name: string; dataDir: string; args: string[]; timeoutMs?: number },
 ): Promise<ClusterHost> {
-  const denyFile = join(init.dataDir, '..', `${init.name}.deny`);
-  writeFileSync(denyFile, '');
   const run = runXenosd(
     [
       '--data-dir',
@@ -297,8 +295,6 @@ export async function startXenosdIn(
       `${host.address}:${NS_P2P_PORT}`,
       '--driver',
       'process',
-      '--p2p-deny-file',
-      denyFile,
       ...init.args,
     ],
     { spawnWith: (command, args) => lab.spawn(host.ns, command, args) },
@@ -339,5 +335,5 @@ export async function startXenosdIn(
     api: (path, reqInit) => apiFetch(url, token, path, reqInit),
   };
   const peerId = /\/p2p\/([^/]+)$/.exec(addrs[0])?.[1] ?? '';
-  return { ...proc, name: init.name, peerId, addrs, denyFile };
+  return { ...proc, name: init.name, peerId, addrs };
 }

@@ -1,5 +1,6 @@
 // A partition and its healing with three real xenosd processes: host C is cut off from A and B (every
-// p2p connection refused and closed: --p2p-deny-file fault injection). Both sides keep accepting writes;
+// p2p connection refused and closed by the partition hook that the test entry point xenosd-with-faults.ts
+// wires into each real daemon). Both sides keep accepting writes;
 // each side marks the other NotReady; a write made on each side to the same object conflicts. After the
 // partition heals, every host holds every acknowledged write, the conflict resolves the same way on all
 // three (the later write wins), and every host is Ready again everywhere.

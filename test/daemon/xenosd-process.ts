@@ -35,13 +35,21 @@ export interface XenosdRun {
   exited: Promise<number | null>;
 }
 
+/** How to run xenosd: the script (default bin/xenosd.js; a test entry point such as
+ *  test/cluster/xenosd-with-faults.ts runs the same daemon with a test hook) and its own leading args. */
+export interface XenosdEntry {
+  script: string;
+  args?: string[];
+}
+
 /** Starts `xenosd ARGS` and collects its output. `spawnWith` runs it some other way (e.g. inside a
  *  network namespace); it gets the command and arguments and must pipe stdout and stderr. */
 export function runXenosd(
   args: string[],
-  opts: { spawnWith?: (command: string, args: string[]) => ChildProcess } = {},
+  opts: { spawnWith?: (command: string, args: string[]) => ChildProcess; entry?: XenosdEntry } = {},
 ): XenosdRun {
-  const argv = ['--disable-warning=ExperimentalWarning', XENOSD, ...args];
+  const entry = opts.entry ?? { script: XENOSD };
+  const argv = ['--disable-warning=ExperimentalWarning', entry.script, ...(entry.args ?? []), ...args];
   const child = opts.spawnWith
     ? opts.spawnWith(process.execPath, argv)
     : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -82,18 +90,27 @@ export function apiFetch(
 
 /** Start xenosd on a free port; resolves once it prints its serving line. */
 export async function startXenosd(
-  opts: { dataDir?: string; hostName?: string; timeoutMs?: number; args?: string[] } = {},
+  opts: {
+    dataDir?: string;
+    hostName?: string;
+    timeoutMs?: number;
+    args?: string[];
+    entry?: XenosdEntry;
+  } = {},
 ): Promise<XenosdProcess> {
   const dataDir = opts.dataDir ?? tempDataDir();
-  const run = runXenosd([
-    '--data-dir',
-    dataDir,
-    '--api',
-    '127.0.0.1:0',
-    '--host-name',
-    opts.hostName ?? 'test-host',
-    ...(opts.args ?? []),
-  ]);
+  const run = runXenosd(
+    [
+      '--data-dir',
+      dataDir,
+      '--api',
+      '127.0.0.1:0',
+      '--host-name',
+      opts.hostName ?? 'test-host',
+      ...(opts.args ?? []),
+    ],
+    { entry: opts.entry },
+  );
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   let url: string | undefined;
   let exitCode: number | null | undefined;

@@ -1,5 +1,6 @@
-// xenosd as a process: its command line (help, one-line usage errors with exit 2), the admin token
-// it writes, and a clean exit 0 on SIGTERM that also ends open watches.
+// xenosd as a process: its command line (help, one-line usage errors with exit 2, a plain-HTTP API beyond
+// loopback refused unless --insecure-http, no fault-injection flag), the admin token it writes, and a
+// clean exit 0 on SIGTERM that also ends open watches.
 
 import { readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -24,8 +25,17 @@ describe('command line', () => {
   it('prints help and exits 0', async () => {
     const run = runXenosd(['--help']);
     expect(await run.exited).toBe(0);
-    for (const opt of ['--data-dir', '--api', '--host-name', '--tls-self-signed'])
+    for (const opt of [
+      '--data-dir',
+      '--api',
+      '--host-name',
+      '--tls-self-signed',
+      '--insecure-http',
+      '--allow-private-image-urls',
+      '--max-image-size',
+    ])
       expect(run.stdout()).toContain(opt);
+    expect(run.stdout()).not.toMatch(/deny|fault injection/i);
   });
 
   it.each([
@@ -33,6 +43,18 @@ describe('command line', () => {
     [['--api', '127.0.0.1:99999'], /out of range/],
     [['--frobnicate'], /unknown option '--frobnicate'/],
     [['--tls-cert', '/x.pem'], /--tls-cert and --tls-key go together/],
+    [
+      ['--api', '0.0.0.0:7443'],
+      /^xenosd: --api 0\.0\.0\.0:7443 is beyond loopback and the API would be plain HTTP, sending tokens in clear: add --tls-self-signed or --tls-cert\/--tls-key, or --insecure-http if a trusted network or proxy protects it \(see xenosd --help\)$/,
+    ],
+    [['--api', '[::]:7443'], /--api \[::\]:7443 is beyond loopback/],
+    [['--api', 'myhost.example:7443'], /is beyond loopback/],
+    [['--p2p-deny-file', '/tmp/deny'], /unknown option '--p2p-deny-file'/],
+    [['--max-image-size', 'lots'], /--max-image-size "lots": expected a size above zero like 512Mi/],
+    [
+      ['--allow-image-url-address', 'intranet'],
+      /--allow-image-url-address "intranet": expected an IP address/,
+    ],
   ])('rejects %j with one line and exit 2', async (args, message) => {
     const run = runXenosd(args as string[]);
     expect(await run.exited).toBe(2);
@@ -54,6 +76,31 @@ describe('command line', () => {
     expect(run.stderr().trim()).toBe(
       `xenosd: cannot listen on 127.0.0.1:${port}: the address is in use; pick another with --api`,
     );
+  });
+});
+
+describe('plain HTTP beyond loopback', () => {
+  it('starts with --insecure-http and warns at every start', async () => {
+    const dataDir = tempDataDir();
+    cleanup.push(() => removeDataDir(dataDir));
+    for (let i = 0; i < 2; i++) {
+      const xd = await startXenosd({ dataDir, args: ['--api', '0.0.0.0:0', '--insecure-http'] });
+      const port = new URL(xd.url).port;
+      expect(xd.stderr()).toContain(
+        `xenosd test-host: warning: --insecure-http: the API on 0.0.0.0:0 is plain HTTP beyond loopback; bearer tokens cross the network in clear text`,
+      );
+      const res = await fetch(`http://127.0.0.1:${port}/apis`, {
+        headers: { authorization: `Bearer ${xd.token}` },
+      });
+      expect(res.status).toBe(200);
+      expect(await xd.stop()).toBe(0);
+    }
+  });
+
+  it('needs no flag with TLS, and warns about nothing', async () => {
+    const xd = track(await startXenosd({ args: ['--api', '0.0.0.0:0', '--tls-self-signed'] }));
+    expect(xd.url).toMatch(/^https:/);
+    expect(xd.stderr()).not.toContain('warning');
   });
 });
 

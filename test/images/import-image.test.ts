@@ -25,6 +25,8 @@ import { ImageDigestMismatchError, ImageSourceError, InvalidDigestError } from '
 import { importImage } from '../../src/images/import-image.ts';
 
 const sha = (data: string | Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+/** The test servers listen on loopback, which a host refuses unless told otherwise. */
+const loopbackOk = { allowPrivateAddresses: true };
 
 describe('importImage', () => {
   let root: string;
@@ -79,19 +81,21 @@ describe('importImage', () => {
   it('downloads over http, hashing while streaming, and never downloads a cached digest again', async () => {
     const body = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
     const { base, requests } = await serve({ '/img.qcow2': body });
-    const got = await importImage({ url: `${base}/img.qcow2` }, sha(body), { cacheDir });
+    const got = await importImage({ url: `${base}/img.qcow2` }, sha(body), { cacheDir, url: loopbackOk });
     expect(got).toMatchObject({ digest: sha(body), size: body.length, kind: 'file' });
     expect((await readFile(got.path)).equals(body)).toBe(true);
-    expect(await importImage({ url: `${base}/img.qcow2` }, sha(body), { cacheDir })).toEqual(got);
+    expect(await importImage({ url: `${base}/img.qcow2` }, sha(body), { cacheDir, url: loopbackOk })).toEqual(
+      got,
+    );
     expect(requests).toEqual(['/img.qcow2']);
   });
 
   it('refuses a download whose digest does not match, naming both, and caches nothing', async () => {
     const { base } = await serve({ '/img': Buffer.from('evil') });
     const wrong = sha('good');
-    const pending = importImage({ url: `${base}/img` }, wrong, { cacheDir });
+    const pending = importImage({ url: `${base}/img` }, wrong, { cacheDir, url: loopbackOk });
     await expect(pending).rejects.toThrow(ImageDigestMismatchError);
-    await expect(importImage({ url: `${base}/img` }, wrong, { cacheDir })).rejects.toThrow(
+    await expect(importImage({ url: `${base}/img` }, wrong, { cacheDir, url: loopbackOk })).rejects.toThrow(
       `image ${base}/img: expected digest ${wrong} but the content hashes to ${sha('evil')}`,
     );
     expect(await readdir(join(cacheDir, 'sha256')).catch(() => [])).toEqual([]);
@@ -100,9 +104,9 @@ describe('importImage', () => {
 
   it('reports HTTP errors, missing paths and malformed digests clearly', async () => {
     const { base } = await serve({});
-    await expect(importImage({ url: `${base}/missing` }, undefined, { cacheDir })).rejects.toThrow(
-      `image ${base}/missing: the server answered 404 Not Found`,
-    );
+    await expect(
+      importImage({ url: `${base}/missing` }, undefined, { cacheDir, url: loopbackOk }),
+    ).rejects.toThrow(`image ${base}/missing: the server answered 404 Not Found`);
     await expect(importImage({ path: join(root, 'nope') }, undefined, { cacheDir })).rejects.toThrow(
       ImageSourceError,
     );

@@ -56,6 +56,12 @@ import {
   writeRecord,
 } from './domain-record.ts';
 import {
+  beginLaunch,
+  endLaunch,
+  reapAllInterruptedLaunches,
+  reapInterruptedLaunch,
+} from './interrupted-launch.ts';
+import {
   CLOCK_TICKS_PER_SECOND,
   isAlive,
   readStat,
@@ -132,6 +138,10 @@ export class ProcessDriver implements Driver {
 
   async start(): Promise<void> {
     await mkdir(this.domainsDir, { recursive: true });
+    await reapAllInterruptedLaunches(this.domainsDir, await this.domainIds(), {
+      timeoutMs: this.killTimeoutMs,
+      warn: (msg) => this.log.warn(msg),
+    });
   }
 
   async stop(): Promise<void> {
@@ -245,6 +255,7 @@ export class ProcessDriver implements Driver {
 
   private async launch(rec: DomainRecord, paths: DomainPaths): Promise<DomainRecord> {
     const spec = rec.spec;
+    await reapInterruptedLaunch(paths, rec.run, { timeoutMs: this.killTimeoutMs });
     const ports = spec.ports ?? [];
     const allocated = await allocatePorts(spec.id, ports, rec.ports, await this.portsInUse(spec.id));
     (await this.portIndex()).set(spec.id, Object.values(allocated));
@@ -298,6 +309,7 @@ export class ProcessDriver implements Driver {
       ? await this.cgroups.setup(spec.id, spec.resources)
       : { procsFiles: [], limits: { enforced: false, reason: 'cgroups are turned off in this driver' } };
 
+    await beginLaunch(paths);
     const child = spawnSupervised({
       command,
       cwd,
@@ -328,6 +340,7 @@ export class ProcessDriver implements Driver {
     rec.run = run;
     rec.ports = allocated;
     await writeRecord(paths, rec);
+    await endLaunch(paths);
     return rec;
   }
 
@@ -558,6 +571,7 @@ export class ProcessDriver implements Driver {
     signal?: AbortSignal,
   ): Promise<void> {
     const run = rec.run;
+    await reapInterruptedLaunch(paths, run, { timeoutMs: this.killTimeoutMs, signal });
     if (!run || !(await this.domainAlive(paths, run))) return;
     run.stopRequestedAt = new Date().toISOString();
     await writeRecord(paths, rec);
@@ -596,7 +610,7 @@ export class ProcessDriver implements Driver {
     await this.withLock(id, async () => {
       const paths = this.paths(id);
       const rec = await readRecord(paths).catch(() => undefined);
-      if (rec?.run) await this.stopLocked(paths, rec, 0, options.signal);
+      if (rec) await this.stopLocked(paths, rec, 0, options.signal);
       if (this.cgroups) {
         const cgroups = this.cgroups;
         // A killed group lingers for a moment until the kernel has reaped its last process.

@@ -1,6 +1,8 @@
-// FAULT INJECTION, for tests and experiments only: a network partition between chosen hosts without root
-// or network namespaces. `xenosd --p2p-deny-file FILE` watches FILE, which lists other hosts' multiaddrs
-// (lines of their p2p.addrs, with /p2p/<peerId>); while a host is listed, this host
+// FAULT INJECTION, for tests only: a network partition between chosen real xenosd processes without root
+// or network namespaces. It is the daemon's P2pConnectionHook (src/daemon/cluster-service.ts), wired in
+// by the test entry point xenosd-with-faults.ts — xenosd itself has no flag for it. It watches a deny
+// file, which lists other hosts' multiaddrs (lines of their p2p.addrs, with /p2p/<peerId>); while a host
+// is listed, this host
 //  - refuses to dial it: the connection protector (the cluster-key layer, the first thing every
 //    connection passes) fails any connection whose remote address is a listed address, and
 //  - closes every open connection to it.
@@ -11,11 +13,10 @@
 
 import { type StatsListener, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import type { ConnectionProtector, MessageStream } from '@libp2p/interface';
+import type { MessageStream } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
-import type { XenosNode } from '../p2p/node.ts';
-
-type ProtectorFactory = (psk: Uint8Array) => () => ConnectionProtector;
+import type { P2pConnectionHook, ProtectorFactory } from '../../src/daemon/cluster-service.ts';
+import type { XenosNode } from '../../src/p2p/node.ts';
 
 /** `ip:port` of a TCP multiaddr, or undefined. */
 function tcpEndpoint(addr: string): string | undefined {
@@ -23,7 +24,7 @@ function tcpEndpoint(addr: string): string | undefined {
   return m ? `${m[1]}:${m[2]}` : undefined;
 }
 
-export class PartitionInjector {
+export class PartitionInjector implements P2pConnectionHook {
   readonly #file: string;
   readonly #log: (msg: string) => void;
   #endpoints = new Set<string>();
@@ -37,7 +38,7 @@ export class PartitionInjector {
   }
 
   /** Wraps the cluster-key protector so that connections to listed addresses fail. */
-  wrap(make: ProtectorFactory): ProtectorFactory {
+  wrapProtector(make: ProtectorFactory): ProtectorFactory {
     return (psk) => {
       const factory = make(psk);
       return () => {
@@ -47,7 +48,7 @@ export class PartitionInjector {
             const remote = (connection as MessageStream & { remoteAddr?: { toString(): string } }).remoteAddr;
             const endpoint = remote ? tcpEndpoint(remote.toString()) : undefined;
             if (endpoint && this.#endpoints.has(endpoint)) {
-              throw new Error(`fault injection: connections to ${endpoint} are denied (--p2p-deny-file)`);
+              throw new Error(`fault injection: connections to ${endpoint} are denied (deny file)`);
             }
             return inner.protect(connection, options);
           },

@@ -1,0 +1,123 @@
+// xenosd as a process: parse options, start the Daemon, print where the API is, and stop cleanly (exit 0)
+// on SIGINT or SIGTERM. Mistakes in the command line exit 2 with one line; a start that fails (the data
+// dir held by another xenosd, a port in use) exits 1 with one line. main.ts runs it with no hooks; a
+// test entry point runs the same daemon with a P2pConnectionHook (test/cluster/xenosd-with-faults.ts).
+
+import type { P2pConnectionHook } from './cluster-service.ts';
+import { Daemon } from './daemon.ts';
+import { InstanceLogs } from './instance-logs.ts';
+import { LocalControllers } from './local-controllers.ts';
+import { parseOptions, UsageError } from './options.ts';
+
+/** What a test entry point may add to the daemon; xenosd itself passes nothing. */
+export interface XenosdHooks {
+  p2pConnectionHook?: P2pConnectionHook;
+}
+
+/** Runs xenosd with `argv` (without node and script) until a signal stops it; exits the process. */
+export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promise<void> {
+  let opts: ReturnType<typeof parseOptions>;
+  try {
+    opts = parseOptions(argv);
+  } catch (err) {
+    if (err instanceof UsageError) fail(`${err.message} (see xenosd --help)`, 2);
+    throw err;
+  }
+  if (!opts) return; // --help
+  const warn = (msg: string) => process.stderr.write(`xenosd ${opts.hostName}: warning: ${msg}\n`);
+  if (opts.insecureHttp)
+    warn(
+      `--insecure-http: the API on ${opts.apiHost}:${opts.apiPort} is plain HTTP beyond loopback; bearer tokens cross the network in clear text (use --tls-self-signed or --tls-cert/--tls-key)`,
+    );
+  if (opts.allowPrivateImageUrls)
+    warn(
+      "--allow-private-image-urls: template image URLs may reach this host's loopback and private networks",
+    );
+  // Assigned before the daemon starts; hostFacts is only read once it runs.
+  let controllers: LocalControllers | undefined;
+  const logs = new InstanceLogs(
+    {
+      store: () => daemon.store,
+      driver: () => controllers?.hostDriver,
+      node: () => daemon.cluster.node,
+      log: (msg) => process.stderr.write(`xenosd ${opts.hostName}: ${msg}\n`),
+    },
+    { hostName: opts.hostName },
+  );
+  const daemon = new Daemon({
+    logs,
+    dataDir: opts.dataDir,
+    hostName: opts.hostName,
+    apiHost: opts.apiHost,
+    apiPort: opts.apiPort,
+    crdDir: opts.crdDir,
+    tls: opts.tlsSelfSigned
+      ? 'self-signed'
+      : opts.tlsCert && opts.tlsKey
+        ? { cert: opts.tlsCert, key: opts.tlsKey }
+        : undefined,
+    hostFacts: () => {
+      const driver = controllers?.driverName;
+      return driver ? { driver, drivers: [driver] } : {};
+    },
+    cluster: {
+      labels: opts.labels,
+      hostTimeoutMs: opts.hostTimeoutMs,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      maxInstances: opts.maxInstances,
+      p2p: opts.p2p && { ...opts.p2p, connectionHook: hooks.p2pConnectionHook },
+    },
+  });
+  controllers = new LocalControllers(
+    { store: () => daemon.store, auth: () => daemon.auth, apiUrl: () => daemon.apiUrl },
+    // Cluster placement (src/cluster/scheduler.ts) writes spec.host, also on a single host.
+    {
+      dataDir: opts.dataDir,
+      hostName: opts.hostName,
+      driver: opts.driver,
+      placeUnplaced: false,
+      imageUrls: {
+        allowPrivateAddresses: opts.allowPrivateImageUrls,
+        allowedAddresses: opts.allowedImageAddresses,
+        maxBytes: opts.maxImageBytes,
+      },
+    },
+  );
+  daemon.use(controllers);
+  // After the controllers (the driver) and the cluster (the p2p node); stopped before them.
+  daemon.use(logs);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`xenosd ${opts.hostName}: ${signal}, stopping\n`);
+    daemon
+      .stop()
+      .then(() => process.exit(0))
+      .catch((err) => fail(`could not stop cleanly: ${(err as Error).message}`, 1));
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  try {
+    await daemon.start();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const msg =
+      e.code === 'EADDRINUSE'
+        ? `cannot listen on ${opts.apiHost}:${opts.apiPort}: the address is in use; pick another with --api`
+        : e.code === 'EACCES'
+          ? `cannot listen on ${opts.apiHost}:${opts.apiPort} or write ${opts.dataDir}: permission denied`
+          : e.message;
+    await daemon.stop().catch(() => {});
+    fail(msg, 1);
+  }
+  const node = daemon.cluster.node;
+  if (node)
+    process.stdout.write(`xenosd ${opts.hostName} p2p peer ${node.peerId} on ${node.multiaddrs.join(' ')}\n`);
+  process.stdout.write(`xenosd ${opts.hostName} serving API on ${daemon.apiUrl}\n`);
+}
+
+export function fail(message: string, code: number): never {
+  process.stderr.write(`xenosd: ${message}\n`);
+  process.exit(code);
+}
