@@ -40,7 +40,7 @@ function serviceSpec(
     id: domainIdFor(instance),
     instance,
     image: { path: IMAGE, digest: 'sha256:test-http-service' },
-    process: { command: [process.execPath, 'server.mjs'], env },
+    process: { command: ['node', 'server.mjs'], env },
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
     ...extra,
   };

@@ -188,6 +188,11 @@ export class Cgroups {
     return [];
   }
 
+  /** The `cgroup.procs` files of the domain's groups (to put another process, e.g. an exec, in them). */
+  async procsFiles(id: string): Promise<string[]> {
+    return (await this.dirs(id)).map((d) => join(d, 'cgroup.procs'));
+  }
+
   /** Pids in the domain's groups (empty when none exist). */
   async pids(id: string): Promise<number[]> {
     const all = new Set<number>();

@@ -1,0 +1,63 @@
+#!/bin/sh
+# `npm run setup`: installs the operating-system packages Xenos needs on this machine, when they are missing,
+# and checks that the domain sandbox works. Idempotent: a second run installs nothing. Runs apt-get as root,
+# or through sudo; when neither works it says what to run instead and exits 1.
+#
+# What and why (one line each; later drivers add their packages here):
+#   bwrap     bubblewrap: the sandbox every process-driver domain runs in (src/drivers/sandbox/)
+#   setpriv   util-linux: drops to the domain's own uid before the sandbox starts (when xenosd is root)
+#   nsenter   util-linux: runs exec health checks inside a domain's sandbox
+#   ip        iproute2: the network-namespace tests
+#   curl      curl: the README's examples
+set -eu
+
+NEEDED="bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2 curl:curl"
+
+missing=""
+for pair in $NEEDED; do
+  cmd=${pair%%:*}
+  pkg=${pair#*:}
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
+  fi
+done
+missing=${missing# }
+
+if [ -n "$missing" ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: missing: $missing. This machine has no apt-get: install the packages that provide" >&2
+    echo "setup: $(echo "$NEEDED" | tr ' ' '\n' | sed 's/:.*//' | tr '\n' ' ')with your package manager, then run npm run setup again." >&2
+    exit 1
+  fi
+  if [ "$(id -u)" = 0 ]; then
+    as_root=""
+  elif command -v sudo >/dev/null 2>&1 && { sudo -n true 2>/dev/null || [ -t 0 ]; }; then
+    as_root="sudo"
+  else
+    echo "setup: missing Debian packages: $missing" >&2
+    echo "setup: installing them needs root, and sudo is not available here. As root, run:" >&2
+    echo "setup:   apt-get update && apt-get install -y $missing" >&2
+    echo "setup: then run npm run setup again." >&2
+    exit 1
+  fi
+  echo "setup: installing $missing"
+  $as_root apt-get update -qq
+  # shellcheck disable=SC2086
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+else
+  echo "setup: the packages Xenos needs are installed"
+fi
+
+# The sandbox needs user namespaces (also when xenosd is root: domains start bubblewrap as their own uid).
+if bwrap --unshare-user --unshare-pid --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib \
+  --symlink usr/lib64 /lib64 --proc /proc --dev /dev -- /bin/true 2>/tmp/xenos-setup-bwrap.$$; then
+  rm -f /tmp/xenos-setup-bwrap.$$
+  echo "setup: the domain sandbox works ($(bwrap --version))"
+else
+  echo "setup: bubblewrap is installed but cannot make a sandbox here: $(cat /tmp/xenos-setup-bwrap.$$)" >&2
+  rm -f /tmp/xenos-setup-bwrap.$$
+  echo "setup: it needs unprivileged user namespaces: check sysctl user.max_user_namespaces (must be > 0)," >&2
+  echo "setup: kernel.unprivileged_userns_clone=1 where it exists, and any AppArmor rule restricting them." >&2
+  echo "setup: Without a sandbox, domains do not start (xenosd --unsafe-no-sandbox runs them unsandboxed)." >&2
+  exit 1
+fi
