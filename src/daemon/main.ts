@@ -20,6 +20,13 @@ async function main(): Promise<void> {
     throw err;
   }
   if (!opts) return; // --help
+  if (opts.unsafeNoSandbox) {
+    process.stderr.write(
+      `xenosd ${opts.hostName}: WARNING: --unsafe-no-sandbox: process-driver domains run WITHOUT a sandbox, as ` +
+        `${process.getuid?.() === 0 ? 'root' : "xenosd's user"}, and can read ${opts.dataDir} (the admin token, every ` +
+        'instance token, the state) and every other domain. Never run code you do not trust this way.\n',
+    );
+  }
   // Assigned before the daemon starts; hostFacts is only read once it runs.
   let controllers: LocalControllers | undefined;
   const logs = new InstanceLogs(
@@ -45,7 +52,7 @@ async function main(): Promise<void> {
         : undefined,
     hostFacts: () => {
       const driver = controllers?.driverName;
-      return driver ? { driver, drivers: [driver] } : {};
+      return driver ? { driver, drivers: [driver], conditions: controllers?.hostConditions } : {};
     },
     cluster: {
       labels: opts.labels,
@@ -58,7 +65,15 @@ async function main(): Promise<void> {
   controllers = new LocalControllers(
     { store: () => daemon.store, auth: () => daemon.auth, apiUrl: () => daemon.apiUrl },
     // Cluster placement (src/cluster/scheduler.ts) writes spec.host, also on a single host.
-    { dataDir: opts.dataDir, hostName: opts.hostName, driver: opts.driver, placeUnplaced: false },
+    {
+      dataDir: opts.dataDir,
+      hostName: opts.hostName,
+      driver: opts.driver,
+      placeUnplaced: false,
+      sandbox: opts.unsafeNoSandbox
+        ? false
+        : { uidRange: opts.domainUids, readOnlyPaths: opts.domainReadOnlyPaths },
+    },
   );
   daemon.use(controllers);
   // After the controllers (the driver) and the cluster (the p2p node); stopped before them.

@@ -54,6 +54,7 @@ import {
 import { DomainPaths, type DomainRecord, type RunRecord, readRecord, writeRecord } from './domain-record.ts';
 import { childPid, describeDomain, domainAlive, sandboxInit } from './domain-state.ts';
 import { inCgroups, runCommand } from './exec-in-domain.ts';
+import { hostConditionsOf } from './host-conditions.ts';
 import { planLaunch } from './launch-plan.ts';
 import {
   CLOCK_TICKS_PER_SECOND,
@@ -132,6 +133,8 @@ export class ProcessDriver implements Driver {
   /** See portIndex(). */
   private portsByDomain?: Promise<Map<string, number[]>>;
   private conditions: HostConditionFact[] = [];
+  /** What the conditions last said of the sandbox. */
+  private sandboxUsable?: boolean;
 
   constructor(components: ProcessDriverComponents, init: ProcessDriverInit) {
     this.log = components.log ?? silentLog;
@@ -181,56 +184,12 @@ export class ProcessDriver implements Driver {
 
   /** Probes the sandbox (again, while it fails) and the cgroups, for hostConditions(). */
   private async refreshConditions(): Promise<void> {
-    const facts: HostConditionFact[] = [];
-    if (!this.sandbox) {
-      facts.push({
-        type: 'DomainsSandboxed',
-        status: 'False',
-        reason: 'UnsafeNoSandbox',
-        message:
-          "xenosd runs with --unsafe-no-sandbox: process-driver domains run unsandboxed as xenosd's user and can read the data dir (admin token, state, other domains)",
-      });
-    } else {
-      const status = await this.sandbox.probe();
-      const range = `${this.sandbox.uidRange.first}-${this.sandbox.uidRange.last}`;
-      facts.push(
-        status.usable
-          ? {
-              type: 'DomainsSandboxed',
-              status: 'True',
-              reason: 'Bubblewrap',
-              message:
-                this.sandbox.mode === 'uid'
-                  ? `process-driver domains run under ${status.version} each as its own uid from ${range}, seeing only their own files`
-                  : `process-driver domains run under ${status.version} in a user namespace (xenosd is not root: they share its uid outside), seeing only their own files`,
-            }
-          : {
-              type: 'DomainsSandboxed',
-              status: 'False',
-              reason: 'SandboxUnavailable',
-              message: `process-driver domains do not start: ${status.reason}; run \`npm run setup\` (or apt-get install bubblewrap)`,
-            },
-      );
-    }
+    const status = this.sandbox ? await this.sandbox.probe() : undefined;
+    this.sandboxUsable = status?.usable;
     const mode: CgroupMode = this.cgroups
       ? await this.cgroups.detect()
       : { kind: 'none', reason: 'cgroups are turned off in this driver' };
-    facts.push(
-      mode.kind === 'none'
-        ? {
-            type: 'DomainLimitsEnforced',
-            status: 'False',
-            reason: 'NoCgroups',
-            message: `domains run without memory/CPU limits: ${mode.reason}`,
-          }
-        : {
-            type: 'DomainLimitsEnforced',
-            status: 'True',
-            reason: mode.kind === 'v2' ? 'CgroupV2' : 'CgroupV1',
-            message: `domain memory/CPU limits are enforced by cgroup ${mode.kind}`,
-          },
-    );
-    this.conditions = facts;
+    this.conditions = hostConditionsOf(this.sandbox, status, mode);
   }
 
   private paths(id: string): DomainPaths {
@@ -348,7 +307,7 @@ export class ProcessDriver implements Driver {
     let sandboxed: Parameters<typeof planLaunch>[3]['sandbox'];
     if (this.sandbox) {
       const status = await this.sandbox.probe();
-      if (!status.usable) await this.refreshConditions();
+      if (status.usable !== this.sandboxUsable) await this.refreshConditions();
       await this.sandbox.ensureUsable(spec.id);
       sandboxed = { sandbox: this.sandbox, status, identity: rec.identity };
     }
