@@ -12,7 +12,6 @@
 //                          run/child.pid      the supervisor's child: bwrap (or the service, unsandboxed)
 //                          run/sandbox.json   bwrap's status: the sandbox's pid 1, the exit code
 //                          run/token          the instance token, 0400, owned by the domain's uid
-//                          run/*.fifo         the service's stdout/stderr, read by the log pumps
 
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

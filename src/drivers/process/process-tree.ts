@@ -1,6 +1,7 @@
 // Finding and signalling the processes of a process-driver domain from outside it. The tree is
-//   supervisor sh ─┬─ log pumps (sh + head)
-//                  └─ bwrap (outside) ── sandbox pid 1 (bwrap's reaper) ── the service ── what it forks
+//   supervisor sh ─┬─ stdout log pump (sh + head)
+//                  └─ subshell ─┬─ stderr log pump (sh + head)
+//                               └─ subshell ── bwrap (outside) ── sandbox pid 1 (bwrap's reaper) ── the service
 // A polite stop must reach the service, and bwrap forwards no signals: a SIGTERM to bwrap kills it, and its
 // --die-with-parent then SIGKILLs the sandbox before the service could finish. So the polite stop goes to
 // every process inside the sandbox's PID namespace but its pid 1 — the descendants of pid 1, orphans
@@ -9,8 +10,8 @@
 // forced stop SIGKILLs every descendant of the supervisor and the supervisor itself.
 //
 // Every pid the driver acts on is verified against the kernel's view: the sandbox's pid 1 must be a child of
-// the recorded bwrap, which must be a child of the recorded supervisor (pid + start time), so a pid file
-// cannot point the driver at a process outside the domain.
+// the recorded bwrap, which must be in the session of the recorded supervisor (pid + start time), so a pid
+// file cannot point the driver at a process outside the domain.
 
 import { readdir } from 'node:fs/promises';
 import { type ProcStat, readStat } from './proc.ts';
@@ -44,8 +45,8 @@ export async function descendants(root: number): Promise<ProcStat[]> {
   return out;
 }
 
-/** The sandbox's pid 1 as `initPid` names it, if it really is the child of `bwrapPid`, itself a child of
- *  `supervisorPid`. */
+/** The sandbox's pid 1 as `initPid` names it, if it really is the child of `bwrapPid`, itself in the
+ *  session of `supervisorPid` (the supervisor's pipeline puts a subshell between them). */
 export async function verifiedSandboxInit(
   supervisorPid: number,
   bwrapPid: number | undefined,
@@ -53,7 +54,7 @@ export async function verifiedSandboxInit(
 ): Promise<number | undefined> {
   if (!bwrapPid || !initPid) return undefined;
   const [bwrap, init] = await Promise.all([readStat(bwrapPid), readStat(initPid)]);
-  if (!bwrap || !init || bwrap.ppid !== supervisorPid || init.ppid !== bwrapPid) return undefined;
+  if (!bwrap || !init || bwrap.session !== supervisorPid || init.ppid !== bwrapPid) return undefined;
   if (init.state === 'Z' || init.state === 'X') return undefined;
   return initPid;
 }

@@ -12,18 +12,19 @@
 //   2. ignores SIGTERM/SIGINT/SIGHUP itself (`trap :`), so it lives on to record how the domain ended. The
 //      driver sends the polite stop to the processes inside the sandbox, not to this shell (see
 //      process-tree.ts: bwrap does not forward signals);
-//   3. starts one log pump per stream (below) reading a FIFO in run/, then the command with its stdout and
-//      stderr on those FIFOs and, when asked, bwrap's JSON status on fd 3 (`run/sandbox.json`: the sandbox's
-//      pid 1 and the command's exit code); it records the command's pid in `run/child.pid` and waits until
-//      it has really ended (`kill -0` is true for a not-yet-reaped child);
-//   4. waits for the pumps to drain, then writes the status (`128+N` for death by signal N) to
-//      `<exitfile>.tmp` and renames.
+//   3. starts the command with its stdout and stderr on two pipes, each read by a log pump (below), and,
+//      when asked, bwrap's JSON status on fd 3 (`run/sandbox.json`: the sandbox's pid 1 and the command's
+//      exit code); it records the command's pid in `run/child.pid` and waits until it has really ended
+//      (`kill -0` is true for a not-yet-reaped child). Anonymous pipes, not FIFOs: the service's fds name
+//      nothing on the host's file system;
+//   4. once the pumps have drained, writes the status (`128+N` for death by signal N) to `run/exit.tmp`
+//      and renames it to `run/exit`.
 // The log pump rotates by size without losing a byte: `head -c N` copies at most the room left in the
-// current file from the FIFO (what it does not read stays in the pipe; `stdbuf -o0` makes it write each
+// current file from the pipe (what it does not read stays in the pipe; `stdbuf -o0` makes it write each
 // read at once instead of buffering, so `logs -f` sees lines as they come), then the files shift
 // (`log` → `log.1` → … → `log.KEEP`, the oldest dropped) and the next `head` starts a fresh file. A `head`
 // that stops short of its count has met the end of the stream. run/ and logs/ are outside everything the
-// domain can see; the service holds only the FIFOs' write ends.
+// domain can see; the service holds only the pipes' write ends.
 // If the shell itself is SIGKILLed (forced stop, OOM kill), no exit file is written; the driver then knows the
 // outcome from its own record (it sent the SIGKILL) or reports the domain crashed.
 
@@ -44,17 +45,16 @@ trap : TERM INT HUP
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 pump() {
   umask 077
-  exec <"$1"
-  used=$(size "$2")
+  used=$(size "$1")
   while :; do
     if [ "$used" -ge "$logmax" ]; then
       i=$logkeep
-      while [ "$i" -gt 1 ]; do mv -f "$2.$((i - 1))" "$2.$i" 2>/dev/null; i=$((i - 1)); done
-      mv -f "$2" "$2.1"
+      while [ "$i" -gt 1 ]; do mv -f "$1.$((i - 1))" "$1.$i" 2>/dev/null; i=$((i - 1)); done
+      mv -f "$1" "$1.1"
       used=0
     fi
-    stdbuf -o0 head -c $((logmax - used)) >>"$2" || exit 0
-    used=$(size "$2")
+    stdbuf -o0 head -c $((logmax - used)) >>"$1" || exit 0
+    used=$(size "$1")
     [ "$used" -lt "$logmax" ] && exit 0
   done
 }
@@ -64,21 +64,16 @@ reap() {
     kill -0 "$1" 2>/dev/null || return $reaped
   done
 }
-rm -f "$run/stdout.fifo" "$run/stderr.fifo" "$run/sandbox.json"
-mkfifo -m 600 "$run/stdout.fifo" "$run/stderr.fifo" || { echo "xenos: cannot make log pipes in $run" >&2; exit 125; }
-pump "$run/stdout.fifo" "$run/../logs/stdout.log" &
-out=$!
-pump "$run/stderr.fifo" "$run/../logs/stderr.log" &
-err=$!
-if [ "$status" = 1 ]; then
-  "$@" >"$run/stdout.fifo" 2>"$run/stderr.fifo" 3>"$run/sandbox.json" </dev/null &
-else
-  "$@" >"$run/stdout.fifo" 2>"$run/stderr.fifo" </dev/null &
-fi
-child=$!
-echo $child > "$run/child.pid"
-reap $child; code=$?
-reap $out; reap $err
+service() {
+  if [ "$status" = 1 ]; then "$@" 3>"$run/sandbox.json" </dev/null & else "$@" </dev/null & fi
+  child=$!
+  echo $child > "$run/child.pid"
+  reap $child
+  echo $? > "$run/exit.code"
+}
+rm -f "$run/sandbox.json" "$run/exit.code"
+{ service "$@" 2>&1 1>&5 5>&- | pump "$run/../logs/stderr.log"; } 5>&1 | pump "$run/../logs/stdout.log"
+code=$(cat "$run/exit.code" 2>/dev/null || echo 125)
 echo $code > "$run/exit.tmp" && mv -f "$run/exit.tmp" "$run/exit"
 exit $code`;
 
