@@ -4,6 +4,7 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import type { DomainEndpoint, DomainInfo } from '../driver.ts';
+import { waitUntil } from '../wait-until.ts';
 import type { DomainPaths, DomainRecord, RunRecord } from './domain-record.ts';
 import { readOptional } from './domain-record.ts';
 import { isAlive, readStat } from './proc.ts';
@@ -28,6 +29,21 @@ export async function sandboxInit(paths: DomainPaths, run: RunRecord): Promise<n
   if (!run.isolation?.sandboxed || !(await isAlive(run.pid, run.startTime))) return undefined;
   const status = parseSandboxStatus((await readOptional(paths.sandboxStatusFile)) ?? '');
   return verifiedSandboxInit(run.pid, await childPid(paths, run), status.initPid);
+}
+
+/** The sandbox's pid 1, waiting up to `timeoutMs` for a just-started sandbox to come up (undefined when
+ *  the supervisor ends first or the time runs out). */
+export async function waitForSandboxInit(
+  paths: DomainPaths,
+  run: RunRecord,
+  options: { timeoutMs: number; signal?: AbortSignal },
+): Promise<number | undefined> {
+  let init: number | undefined;
+  await waitUntil(async () => {
+    init = await sandboxInit(paths, run);
+    return init !== undefined || !(await isAlive(run.pid, run.startTime));
+  }, options);
+  return init;
 }
 
 export function endpoints(rec: DomainRecord, advertiseAddress: string): DomainEndpoint[] {

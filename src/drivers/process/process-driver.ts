@@ -52,7 +52,7 @@ import {
   writeAnswer,
 } from './cold-migration.ts';
 import { DomainPaths, type DomainRecord, type RunRecord, readRecord, writeRecord } from './domain-record.ts';
-import { childPid, describeDomain, domainAlive, sandboxInit } from './domain-state.ts';
+import { childPid, describeDomain, domainAlive, waitForSandboxInit } from './domain-state.ts';
 import { inCgroups, runCommand } from './exec-in-domain.ts';
 import { hostConditionsOf } from './host-conditions.ts';
 import { planLaunch } from './launch-plan.ts';
@@ -480,14 +480,7 @@ export class ProcessDriver implements Driver {
     const procs = this.cgroups && run ? await this.cgroups.procsFiles(id) : [];
     if (run?.isolation?.sandboxed) {
       // Right after a start the sandbox may not be up yet: wait for its pid 1 while the supervisor lives.
-      let init: number | undefined;
-      await waitUntil(
-        async () => {
-          init = await sandboxInit(paths, run);
-          return init !== undefined || !(await isAlive(run.pid, run.startTime));
-        },
-        { timeoutMs, signal: options.signal },
-      );
+      const init = await waitForSandboxInit(paths, run, { timeoutMs, signal: options.signal });
       if (init === undefined) {
         return {
           exitCode: null,
@@ -539,7 +532,7 @@ export class ProcessDriver implements Driver {
     await writeRecord(paths, rec);
     const supervisorAlive = () => isAlive(run.pid, run.startTime);
     if (graceMs > 0 && (await supervisorAlive())) {
-      await this.politeStop(paths, run);
+      await this.politeStop(paths, run, graceMs, signal);
       await waitUntil(async () => !(await domainAlive(paths, run)), { timeoutMs: graceMs, signal });
     }
     if (await supervisorAlive()) {
@@ -565,13 +558,18 @@ export class ProcessDriver implements Driver {
 
   /** SIGTERM to the service and all it forked: inside the sandbox, every process but its pid 1 (see
    *  process-tree.ts); unsandboxed, the supervisor's child and its descendants. */
-  private async politeStop(paths: DomainPaths, run: RunRecord): Promise<void> {
-    const init = await sandboxInit(paths, run);
-    if (init !== undefined) {
-      await signalSandbox(init, 'SIGTERM');
+  private async politeStop(
+    paths: DomainPaths,
+    run: RunRecord,
+    graceMs: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    if (run.isolation?.sandboxed) {
+      // A sandbox still starting gets its SIGTERM once it is up; one that never comes up is forced.
+      const init = await waitForSandboxInit(paths, run, { timeoutMs: graceMs, signal });
+      if (init !== undefined) await signalSandbox(init, 'SIGTERM');
       return;
     }
-    if (run.isolation?.sandboxed) return; // the sandbox is not up (yet): the forced stop follows
     const child = await childPid(paths, run);
     if (child === undefined) return;
     signalPid(child, 'SIGTERM');
