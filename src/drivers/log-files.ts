@@ -82,10 +82,10 @@ class Reader {
   private handle?: FileHandle;
   private ino?: number;
   private offset = 0;
-  private readonly path: string;
+  private readonly file: LogFile;
 
-  constructor(path: string) {
-    this.path = path;
+  constructor(file: LogFile) {
+    this.file = file;
   }
 
   /** Starts at `offset` of the file now under the name. */
@@ -96,14 +96,18 @@ class Reader {
 
   private async reopen(): Promise<void> {
     await this.handle?.close();
-    this.handle = await open(this.path, 'r').catch(() => undefined);
+    this.handle = await open(this.file.path, 'r').catch(() => undefined);
     this.ino = this.handle ? (await this.handle.stat()).ino : undefined;
     this.offset = 0;
   }
 
-  /** New bytes: the rest of the file held, and, if another file now has the name, that one from its start. */
+  /** New bytes: the rest of the file held; if other files took the name since, the rotated ones newer
+   *  than it (several rotations may fall between two polls), then the one under the name now. */
   async poll(): Promise<Buffer[]> {
     const out: Buffer[] = [];
+    // Look at the name first: a file is complete once another has its name (the pump renames it only
+    // after its last write), so reading the held one to its end afterwards loses nothing.
+    const now = await stat(this.file.path).catch(() => undefined);
     if (this.handle) {
       const size = (await this.handle.stat()).size;
       if (size < this.offset) this.offset = 0; // truncated in place
@@ -111,14 +115,18 @@ class Reader {
       out.push(...read.chunks);
       this.offset = read.offset;
     }
-    const now = await stat(this.path).catch(() => undefined);
-    if (now && now.ino !== this.ino) {
-      await this.reopen();
-      if (this.handle) {
-        const read = await readAll(this.handle, 0);
-        out.push(...read.chunks);
-        this.offset = read.offset;
-      }
+    if (!now || now.ino === this.ino) return out;
+    const older = generations(this.file).slice(1);
+    let held = older.length;
+    for (const [i, path] of older.entries()) {
+      if (this.ino !== undefined && (await stat(path).catch(() => undefined))?.ino === this.ino) held = i;
+    }
+    for (let i = held - 1; i >= 0; i--) out.push(...(await readWhole(older[i], 0)));
+    await this.reopen();
+    if (this.handle) {
+      const read = await readAll(this.handle, 0);
+      out.push(...read.chunks);
+      this.offset = read.offset;
     }
     return out;
   }
@@ -158,7 +166,7 @@ export async function* streamLogFiles(
         for (const data of await readWhole(paths[i], i === start.index ? start.offset : 0))
           yield { stream: file.stream, data };
       }
-      const reader = new Reader(file.path);
+      const reader = new Reader(file);
       await reader.begin(start.index === 0 ? start.offset : 0);
       readers.push(reader);
     }
