@@ -60,11 +60,21 @@ afterEach(async () => {
 });
 
 /** One host's controllers: templates imported into its image cache, instances run by its process driver. */
-async function startController(opts: { credentials?: InstanceCredentials } = {}): Promise<Host> {
+async function startController(
+  opts: { credentials?: InstanceCredentials; bwrap?: string } = {},
+): Promise<Host> {
   const cacheDir = join(dir, 'images');
   const templates = new ServiceTemplateController({ store, log: quiet }, { hostName: HOST, cacheDir });
   templates.start();
-  const driver = new ProcessDriver({}, { dataDir: dir, cgroups: false, defaultGraceMs: 2000 });
+  const driver = new ProcessDriver(
+    {},
+    {
+      dataDir: dir,
+      cgroups: false,
+      defaultGraceMs: 2000,
+      sandbox: opts.bwrap ? { bwrap: opts.bwrap, reprobeMs: 100 } : undefined,
+    },
+  );
   await driver.start();
   const controller = new ServiceInstanceController(
     { store, driver, images: imageCache(cacheDir), credentials: opts.credentials, log: quiet },
@@ -425,6 +435,19 @@ describe('ServiceInstance controller', () => {
     await until('instance gone', () => !get('late'));
     await until('process gone', () => !alive(pid));
     expect(await b.driver.list()).toEqual([]);
+  });
+
+  it('without a sandbox the domain does not start, and DomainRunning says why and what to do', async () => {
+    createTemplate();
+    await startController({ bwrap: '/nonexistent/bwrap' });
+    store.create(instance('unboxed'));
+    await until('SandboxUnavailable', () =>
+      getCondition(statusOf('unboxed'), 'DomainRunning')?.reason === 'SandboxUnavailable' ? true : undefined,
+    );
+    const c = getCondition(statusOf('unboxed'), 'DomainRunning')!;
+    expect(c.status).toBe('False');
+    expect(c.message).toMatch(/sandbox is unavailable.*\/nonexistent\/bwrap is not installed.*npm run setup/);
+    expect(getCondition(statusOf('unboxed'), 'Ready')?.status).toBe('False');
   });
 
   it('Manual: the requested-state annotation stops and starts the domain', async () => {
