@@ -48,16 +48,35 @@ else
   echo "setup: the packages Xenos needs are installed"
 fi
 
-# The sandbox needs user namespaces (also when xenosd is root: domains start bubblewrap as their own uid).
-if bwrap --unshare-user --unshare-pid --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib \
-  --symlink usr/lib64 /lib64 --proc /proc --dev /dev -- /bin/true 2>/tmp/xenos-setup-bwrap.$$; then
-  rm -f /tmp/xenos-setup-bwrap.$$
-  echo "setup: the domain sandbox works ($(bwrap --version))"
+# Check that a domain sandbox can be made here, the way xenosd makes it: as root, bwrap makes the namespaces
+# and the command becomes an unprivileged uid (nobody here); otherwise bwrap makes a user namespace.
+probe_out=$(mktemp)
+if [ "$(id -u)" = 0 ]; then
+  set -- bwrap --unshare-pid --unshare-ipc --unshare-uts --die-with-parent --new-session \
+    --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
+    --proc /proc --dev /dev -- setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs -- /bin/true
 else
-  echo "setup: bubblewrap is installed but cannot make a sandbox here: $(cat /tmp/xenos-setup-bwrap.$$)" >&2
-  rm -f /tmp/xenos-setup-bwrap.$$
-  echo "setup: it needs unprivileged user namespaces: check sysctl user.max_user_namespaces (must be > 0)," >&2
-  echo "setup: kernel.unprivileged_userns_clone=1 where it exists, and any AppArmor rule restricting them." >&2
+  set -- bwrap --unshare-user --disable-userns --unshare-pid --die-with-parent --new-session \
+    --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
+    --proc /proc --dev /dev -- /bin/true
+fi
+if "$@" 2>"$probe_out"; then
+  echo "setup: the domain sandbox works ($(bwrap --version))"
+  rm -f "$probe_out"
+else
+  echo "setup: bubblewrap is installed but cannot make a sandbox here: $(cat "$probe_out")" >&2
+  rm -f "$probe_out"
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: without root it needs unprivileged user namespaces: check sysctl user.max_user_namespaces" >&2
+    echo "setup: (must be > 0), kernel.unprivileged_userns_clone=1 where it exists, and AppArmor's userns rules." >&2
+  fi
   echo "setup: Without a sandbox, domains do not start (xenosd --unsafe-no-sandbox runs them unsandboxed)." >&2
   exit 1
+fi
+
+# Domains see the host's /usr, /bin and /lib read-only and get the system PATH: the example web service
+# and the tests run `node` from there (any version from 18 on does).
+if ! PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v node >/dev/null 2>&1; then
+  echo "setup: note: no node in /usr/bin or /usr/local/bin: templates that run node (manifests/web, the tests)" >&2
+  echo "setup: need one there (apt-get install nodejs), or its directory given with xenosd --domain-ro-path." >&2
 fi
