@@ -157,6 +157,16 @@ export function bwrapArgs(plan: SandboxPlan, layout: HostLayout): string[] {
   return args;
 }
 
+/** Closes every fd above stderr, then runs the command: an fd xenosd inherited without close-on-exec
+ *  (from whatever started it) must not reach a domain. bash, because dash cannot name fds above 9; it is
+ *  essential on Debian and replaced by the command at once. */
+const CLOSE_FDS =
+  'for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && exec {fd}>&-; done; exec "$@"';
+
+export function withOnlyStdio(command: string[]): string[] {
+  return ['/bin/bash', '-c', CLOSE_FDS, 'xenos-close-fds', ...command];
+}
+
 /** The whole command line that runs `command` in the sandbox `plan` describes. */
 export function sandboxedCommand(
   bwrap: string,
@@ -169,7 +179,7 @@ export function sandboxedCommand(
     ...bwrapArgs(plan, layout),
     '--',
     ...(plan.identity ? dropPrivileges(plan.identity) : []),
-    ...command,
+    ...withOnlyStdio(command),
   ];
 }
 
@@ -197,6 +207,6 @@ export function enterCommand(
     '-C',
     workDir,
     '--',
-    ...command,
+    ...withOnlyStdio(command),
   ];
 }

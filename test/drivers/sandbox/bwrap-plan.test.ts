@@ -9,6 +9,7 @@ import {
   type HostLayout,
   type SandboxPlan,
   sandboxedCommand,
+  withOnlyStdio,
 } from '../../../src/drivers/sandbox/bwrap-plan.ts';
 import { parseUidRange } from '../../../src/drivers/sandbox/sandbox.ts';
 
@@ -79,15 +80,21 @@ describe('the bwrap plan', () => {
       '--inh-caps=-all',
       '--bounding-set=-all',
       '--',
+      ...withOnlyStdio(['node', 'server.mjs']),
+    ]);
+    expect(withOnlyStdio(['node'])).toEqual([
+      '/bin/bash',
+      '-c',
+      expect.stringContaining('exec "$@"'),
+      'xenos-close-fds',
       'node',
-      'server.mjs',
     ]);
   });
 
-  it('not root: a user namespace that may make no further ones, and the command as it is', () => {
+  it('not root: a user namespace that may make no further ones, and the command with only its stdio', () => {
     const cmd = sandboxedCommand('bwrap', { ...plan, identity: undefined }, merged, ['node', 'server.mjs']);
     expect(cmd).toEqual(expect.arrayContaining(['--unshare-user', '--disable-userns']));
-    expect(cmd.slice(cmd.indexOf('--') + 1)).toEqual(['node', 'server.mjs']);
+    expect(cmd.slice(cmd.indexOf('--') + 1)).toEqual(withOnlyStdio(['node', 'server.mjs']));
   });
 
   it('exec enters the running sandbox by its pid 1, as the domain uid, in its working dir', () => {
@@ -111,9 +118,7 @@ describe('the bwrap plan', () => {
       '-C',
       '/domain/app',
       '--',
-      'sh',
-      '-c',
-      'true',
+      ...withOnlyStdio(['sh', '-c', 'true']),
     ]);
     expect(enterCommand(4242, undefined, '/domain', ['true'])).toEqual(
       expect.arrayContaining(['--user', '--preserve-credentials', '--no-new-privs']),
