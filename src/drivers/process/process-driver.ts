@@ -39,7 +39,6 @@ import {
 } from '../errors.ts';
 import { HostLeases } from '../host-leases.ts';
 import { streamLogFiles } from '../log-files.ts';
-import { allocatePorts } from '../ports.ts';
 import { enterCommand } from '../sandbox/bwrap-plan.ts';
 import { chownTree, Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { waitUntil } from '../wait-until.ts';
@@ -56,6 +55,7 @@ import { childPid, describeDomain, domainAlive, waitForSandboxInit } from './dom
 import { inCgroups, runCommand } from './exec-in-domain.ts';
 import { hostConditionsOf } from './host-conditions.ts';
 import { planLaunch } from './launch-plan.ts';
+import { PortBook } from './port-book.ts';
 import {
   CLOCK_TICKS_PER_SECOND,
   isAlive,
@@ -128,10 +128,7 @@ export class ProcessDriver implements Driver {
   private readonly rotation: LogRotation;
   /** One operation at a time per domain within this process (start vs stop vs destroy). */
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** Port allocations one at a time, so a port handed out is in the index before the next one looks. */
-  private portQueue: Promise<unknown> = Promise.resolve();
-  /** See portIndex(). */
-  private portsByDomain?: Promise<Map<string, number[]>>;
+  private readonly ports: PortBook;
   private conditions: HostConditionFact[] = [];
   /** What the conditions last said of the sandbox. */
   private sandboxUsable?: boolean;
@@ -147,6 +144,7 @@ export class ProcessDriver implements Driver {
     this.killTimeoutMs = init.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS;
     this.path = init.path ?? DEFAULT_PATH;
     this.rotation = init.logRotation ?? DEFAULT_LOG_ROTATION;
+    this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.domainsDir });
   }
 
   async start(): Promise<void> {
@@ -311,7 +309,7 @@ export class ProcessDriver implements Driver {
       await this.sandbox.ensureUsable(spec.id);
       sandboxed = { sandbox: this.sandbox, status, identity: rec.identity };
     }
-    const allocated = await this.allocatePorts(spec, rec.ports, paths);
+    const allocated = await this.ports.allocate(spec, rec.ports, paths.dir);
     await mkdir(paths.logs, { recursive: true, mode: 0o700 });
     await mkdir(paths.run, { recursive: true, mode: 0o700 });
     await chmod(paths.dir, 0o700);
@@ -359,56 +357,6 @@ export class ProcessDriver implements Driver {
     rec.ports = allocated;
     await writeRecord(paths, rec);
     return rec;
-  }
-
-  /** Host ports for the domain, one allocation at a time in this driver and leased machine-wide. */
-  private allocatePorts(
-    spec: DomainSpec,
-    previous: Record<string, number>,
-    paths: DomainPaths,
-  ): Promise<Record<string, number>> {
-    const next = this.portQueue.then(async () => {
-      const index = await this.portIndex();
-      const allocated = await allocatePorts(
-        spec.id,
-        spec.ports ?? [],
-        previous,
-        await this.portsInUse(spec.id),
-        (port, protocol) => this.leases.tryTake(`port/${protocol}`, port, paths.dir),
-      );
-      index.set(spec.id, Object.values(allocated));
-      for (const protocol of ['TCP', 'UDP'] as const) {
-        const keep = (spec.ports ?? []).filter((p) => p.protocol === protocol).map((p) => allocated[p.name]);
-        this.leases.release(paths.dir, `port/${protocol}`, keep);
-      }
-      return allocated;
-    });
-    this.portQueue = next.catch(() => {});
-    return next;
-  }
-
-  /** Host ports held by the other domains of this driver. */
-  private async portsInUse(exceptId: string): Promise<Set<number>> {
-    const used = new Set<number>();
-    for (const [id, ports] of await this.portIndex()) {
-      if (id === exceptId) continue;
-      for (const port of ports) used.add(port);
-    }
-    return used;
-  }
-
-  /** Host ports each domain holds: read from the records once, then kept by launch and destroy (this
-   *  driver is the records' one writer), so a start no longer reads every domain's record. */
-  private portIndex(): Promise<Map<string, number[]>> {
-    this.portsByDomain ??= (async () => {
-      const index = new Map<string, number[]>();
-      for (const id of await this.domainIds()) {
-        const rec = await readRecord(new DomainPaths(this.domainsDir, id)).catch(() => undefined);
-        if (rec?.ports) index.set(id, Object.values(rec.ports));
-      }
-      return index;
-    })();
-    return this.portsByDomain;
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -596,7 +544,7 @@ export class ProcessDriver implements Driver {
       await rm(paths.dir, { recursive: true, force: true });
       await rm(`${paths.dir}.incoming`, { recursive: true, force: true });
       this.leases.release(paths.dir);
-      (await this.portIndex()).delete(id);
+      await this.ports.forget(id);
     });
   }
 

@@ -157,14 +157,18 @@ export function bwrapArgs(plan: SandboxPlan, layout: HostLayout): string[] {
   return args;
 }
 
-/** Closes every fd above stderr, then runs the command: an fd xenosd inherited without close-on-exec
- *  (from whatever started it) must not reach a domain. bash, because dash cannot name fds above 9; it is
- *  essential on Debian and replaced by the command at once. */
-const CLOSE_FDS =
-  'for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && exec {fd}>&-; done; exec "$@"';
+/** Closes every fd above stderr, optionally changes directory, then runs the command: an fd xenosd
+ *  inherited without close-on-exec (from whatever started it) must not reach a domain. bash, because dash
+ *  cannot name fds above 9; it is essential on Debian and replaced by the command at once. */
+const CLOSE_FDS = [
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
+  'for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && exec {fd}>&-; done',
+  'if [ -n "$0" ]; then cd -- "$0" || exit 126; fi',
+  'exec "$@"',
+].join('; ');
 
-export function withOnlyStdio(command: string[]): string[] {
-  return ['/bin/bash', '-c', CLOSE_FDS, 'xenos-close-fds', ...command];
+export function withOnlyStdio(command: string[], workDir = ''): string[] {
+  return ['/bin/bash', '-c', CLOSE_FDS, workDir, ...command];
 }
 
 /** The whole command line that runs `command` in the sandbox `plan` describes. */
@@ -203,10 +207,6 @@ export function enterCommand(
     '--',
     ...(identity ? dropPrivileges(identity) : ['setpriv', '--no-new-privs', '--']),
     // nsenter's own --wd opens the directory before it enters the mount namespace: change it inside.
-    'env',
-    '-C',
-    workDir,
-    '--',
-    ...withOnlyStdio(command),
+    ...withOnlyStdio(command, workDir),
   ];
 }

@@ -82,11 +82,11 @@ describe('the bwrap plan', () => {
       '--',
       ...withOnlyStdio(['node', 'server.mjs']),
     ]);
-    expect(withOnlyStdio(['node'])).toEqual([
+    expect(withOnlyStdio(['node'], '/domain')).toEqual([
       '/bin/bash',
       '-c',
       expect.stringContaining('exec "$@"'),
-      'xenos-close-fds',
+      '/domain',
       'node',
     ]);
   });
@@ -114,11 +114,7 @@ describe('the bwrap plan', () => {
       '--inh-caps=-all',
       '--bounding-set=-all',
       '--',
-      'env',
-      '-C',
-      '/domain/app',
-      '--',
-      ...withOnlyStdio(['sh', '-c', 'true']),
+      ...withOnlyStdio(['sh', '-c', 'true'], '/domain/app'),
     ]);
     expect(enterCommand(4242, undefined, '/domain', ['true'])).toEqual(
       expect.arrayContaining(['--user', '--preserve-credentials', '--no-new-privs']),
