@@ -44,6 +44,7 @@ export interface HostileReport {
   token: string;
   root: string[];
   pids: string[];
+  cmdlines: string[];
   reads: Record<string, string>;
   writes: Record<string, string>;
   kills: Record<string, string>;
@@ -317,6 +318,8 @@ export function runDriverContract(name: string, fixture: DriverContractFixture):
       expect(report.pids).not.toContain(String(process.pid));
       expect(report.pids.length).toBeLessThan(10);
       for (const target of Object.values(report.fds)) expect(target).not.toContain(dataDir);
+      // Nothing it can see names where the data dir is.
+      for (const cmdline of report.cmdlines) expect(cmdline).not.toContain(dataDir);
       expect(report.uid).not.toBe(0);
       // The victim lives on, untouched.
       await waitForBody(victimUrl, victim.instance.name, boot);

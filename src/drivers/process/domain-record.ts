@@ -11,6 +11,7 @@
 //                          run/exit           exit status written by the supervisor (see supervisor.ts)
 //                          run/child.pid      the supervisor's child: bwrap (or the service, unsandboxed)
 //                          run/sandbox.json   bwrap's status: the sandbox's pid 1, the exit code
+//                          run/bwrap.args     bwrap's options, NUL-separated (read on fd 4: off its cmdline)
 //                          run/token          the instance token, 0400, owned by the domain's uid
 
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -86,6 +87,9 @@ export class DomainPaths {
   }
   get sandboxStatusFile(): string {
     return join(this.dir, 'run', 'sandbox.json');
+  }
+  get bwrapArgsFile(): string {
+    return join(this.dir, 'run', 'bwrap.args');
   }
   get tokenFile(): string {
     return join(this.dir, 'run', 'token');

@@ -8,9 +8,18 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { DomainSpec, IsolationReport } from '../driver.ts';
 import { InvalidDomainSpecError } from '../errors.ts';
 import { expandProcess, portEnvName } from '../params.ts';
-import { DOMAIN_MOUNT, type Identity, sandboxedCommand, TOKEN_PATH } from '../sandbox/bwrap-plan.ts';
+import {
+  DOMAIN_MOUNT,
+  type Identity,
+  sandboxedCommandWithArgsFd,
+  TOKEN_PATH,
+} from '../sandbox/bwrap-plan.ts';
 import type { Sandbox, SandboxStatus } from '../sandbox/sandbox.ts';
 import type { DomainPaths } from './domain-record.ts';
+
+/** The fds the supervisor opens for bwrap: its JSON status (run/sandbox.json) and its options. */
+const SANDBOX_STATUS_FD = 3;
+const SANDBOX_ARGS_FD = 4;
 
 /** The private /tmp of a domain without a memory limit (with one, the limit: tmpfs pages count in it). */
 const DEFAULT_TMPFS_BYTES = 256 * 1024 * 1024;
@@ -102,7 +111,7 @@ export async function planLaunch(
     };
   }
   const { sandbox, status, identity } = ctx.sandbox;
-  const argv = sandboxedCommand(
+  const { argv, options } = sandboxedCommandWithArgsFd(
     sandbox.bwrap,
     {
       rootfs: paths.rootfs,
@@ -112,11 +121,14 @@ export async function planLaunch(
       readOnlyPaths: sandbox.readOnlyPaths,
       hostname: spec.id,
       tmpfsBytes: spec.resources?.memoryBytes ?? DEFAULT_TMPFS_BYTES,
-      statusFd: 3,
+      statusFd: SANDBOX_STATUS_FD,
     },
     await sandbox.hostLayout(),
     command,
+    SANDBOX_ARGS_FD,
   );
+  // The supervisor opens this file on fd 4 for bwrap (see supervisor.ts).
+  await writeFile(paths.bwrapArgsFile, options.map((o) => `${o}\0`).join(''), { mode: 0o600 });
   const who = identity ? `own uid ${identity.uid}` : `user namespace, uid ${process.getuid?.()}`;
   return {
     argv,

@@ -14,7 +14,7 @@
 //      process-tree.ts: bwrap does not forward signals);
 //   3. starts the command with its stdout and stderr on two pipes, each read by a log pump (below), and,
 //      when asked, bwrap's JSON status on fd 3 (`run/sandbox.json`: the sandbox's pid 1 and the command's
-//      exit code); it records the command's pid in `run/child.pid` and waits until it has really ended
+//      exit code) and its options on fd 4 (`run/bwrap.args`); it records the command's pid in `run/child.pid` and waits until it has really ended
 //      (`kill -0` is true for a not-yet-reaped child). Anonymous pipes, not FIFOs: the service's fds name
 //      nothing on the host's file system;
 //   4. once the pumps have drained, writes the status (`128+N` for death by signal N) to `run/exit.tmp`
@@ -65,7 +65,11 @@ reap() {
   done
 }
 service() {
-  if [ "$status" = 1 ]; then "$@" 3>"$run/sandbox.json" </dev/null & else "$@" </dev/null & fi
+  if [ "$status" = 1 ]; then
+    "$@" 3>"$run/sandbox.json" 4<"$run/bwrap.args" </dev/null &
+  else
+    "$@" </dev/null &
+  fi
   child=$!
   echo $child > "$run/child.pid"
   reap $child
@@ -98,7 +102,7 @@ export interface SuperviseOptions {
   stderrPath: string;
   rotation: LogRotation;
   cgroupProcsFiles: string[];
-  /** The command is bwrap with `--json-status-fd 3`. */
+  /** The command is bwrap with `--json-status-fd 3` and `--args 4` (run/bwrap.args). */
   sandboxStatus: boolean;
 }
 

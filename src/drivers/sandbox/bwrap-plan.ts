@@ -188,6 +188,23 @@ export function sandboxedCommand(
 }
 
 /**
+ * The same, with bwrap's options read from an fd (`--args FD`: NUL-separated) instead of its command line:
+ * the sandbox's pid 1 is bwrap, and its /proc/1/cmdline is readable inside — it should not tell the domain
+ * where the data dir is. Returns the command line and the options to write to that fd.
+ */
+export function sandboxedCommandWithArgsFd(
+  bwrap: string,
+  plan: SandboxPlan,
+  layout: HostLayout,
+  command: string[],
+  argsFd: number,
+): { argv: string[]; options: string[] } {
+  const [, ...rest] = sandboxedCommand(bwrap, plan, layout, command);
+  const split = rest.indexOf('--');
+  return { argv: [bwrap, '--args', String(argsFd), ...rest.slice(split)], options: rest.slice(0, split) };
+}
+
+/**
  * The command line that runs `command` inside the running sandbox whose pid 1 has host pid `initPid`:
  * its mount, PID, IPC and UTS namespaces (and user namespace in user-namespace mode), as the domain's
  * user, in `workDir`. nsenter forks, so the command is a member of the sandbox's PID namespace.
