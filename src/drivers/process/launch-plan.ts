@@ -11,6 +11,7 @@ import { expandProcess, portEnvName } from '../params.ts';
 import {
   DOMAIN_MOUNT,
   type Identity,
+  type SandboxPlan,
   sandboxedCommandWithArgsFd,
   TOKEN_PATH,
 } from '../sandbox/bwrap-plan.ts';
@@ -114,13 +115,7 @@ export async function planLaunch(
   const { argv, options } = sandboxedCommandWithArgsFd(
     sandbox.bwrap,
     {
-      rootfs: paths.rootfs,
-      workDir,
-      identity,
-      tokenFile: spec.token !== undefined ? paths.tokenFile : undefined,
-      readOnlyPaths: sandbox.readOnlyPaths,
-      hostname: spec.id,
-      tmpfsBytes: spec.resources?.memoryBytes ?? DEFAULT_TMPFS_BYTES,
+      ...sandboxPlan(spec, paths, workDir, sandbox, identity, spec.token !== undefined),
       statusFd: SANDBOX_STATUS_FD,
     },
     await sandbox.hostLayout(),
@@ -142,6 +137,27 @@ export async function planLaunch(
       mechanism: `${status.version ?? 'bubblewrap'}, ${who}`,
       uid: identity?.uid ?? process.getuid?.(),
     },
+  };
+}
+
+/** What the domain's sandbox shows it (see ../sandbox/bwrap-plan.ts): its rootfs, token, the operator's
+ *  read-only paths, a /tmp as big as its memory limit. */
+export function sandboxPlan(
+  spec: DomainSpec,
+  paths: DomainPaths,
+  workDir: string,
+  sandbox: Sandbox,
+  identity: Identity | undefined,
+  withToken: boolean,
+): SandboxPlan {
+  return {
+    rootfs: paths.rootfs,
+    workDir,
+    identity,
+    tokenFile: withToken ? paths.tokenFile : undefined,
+    readOnlyPaths: sandbox.readOnlyPaths,
+    hostname: spec.id,
+    tmpfsBytes: spec.resources?.memoryBytes ?? DEFAULT_TMPFS_BYTES,
   };
 }
 

@@ -9,6 +9,7 @@
 // only: stop, move the directory, start (cold-migration.ts).
 
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type {
@@ -39,7 +40,7 @@ import {
 } from '../errors.ts';
 import { HostLeases } from '../host-leases.ts';
 import { streamLogFiles } from '../log-files.ts';
-import { enterCommand } from '../sandbox/bwrap-plan.ts';
+import { DOMAIN_MOUNT, enterCommand, sandboxedCommand } from '../sandbox/bwrap-plan.ts';
 import { chownTree, Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { waitUntil } from '../wait-until.ts';
 import { type CgroupMode, Cgroups } from './cgroup.ts';
@@ -54,7 +55,7 @@ import { DomainPaths, type DomainRecord, type RunRecord, readRecord, writeRecord
 import { childPid, describeDomain, domainAlive, waitForSandboxInit } from './domain-state.ts';
 import { inCgroups, runCommand } from './exec-in-domain.ts';
 import { hostConditionsOf } from './host-conditions.ts';
-import { planLaunch } from './launch-plan.ts';
+import { planLaunch, sandboxPlan } from './launch-plan.ts';
 import { PortBook } from './port-book.ts';
 import {
   CLOCK_TICKS_PER_SECOND,
@@ -436,8 +437,22 @@ export class ProcessDriver implements Driver {
           stderr: `domain ${id} is not running: nothing to run a command in`,
         };
       }
-      const argv = inCgroups(procs, enterCommand(init, rec.identity, run.workDir ?? '/', command));
-      return runCommand(argv, { env: run.env, cwd: '/', timeoutMs, signal: options.signal });
+      const workDir = run.workDir ?? DOMAIN_MOUNT;
+      const inside =
+        rec.identity && this.sandbox?.mode === 'uid'
+          ? enterCommand(init, rec.identity, workDir, command)
+          : sandboxedCommand(
+              this.sandbox!.bwrap,
+              sandboxPlan(rec.spec, paths, workDir, this.sandbox!, undefined, existsSync(paths.tokenFile)),
+              await this.sandbox!.hostLayout(),
+              command,
+            );
+      return runCommand(inCgroups(procs, inside), {
+        env: run.env,
+        cwd: '/',
+        timeoutMs,
+        signal: options.signal,
+      });
     }
     if (this.sandbox) {
       return {

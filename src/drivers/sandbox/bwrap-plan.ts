@@ -205,25 +205,28 @@ export function sandboxedCommandWithArgsFd(
 }
 
 /**
- * The command line that runs `command` inside the running sandbox whose pid 1 has host pid `initPid`:
- * its mount, PID, IPC and UTS namespaces (and user namespace in user-namespace mode), as the domain's
- * user, in `workDir`. nsenter forks, so the command is a member of the sandbox's PID namespace.
+ * The command line that runs `command` inside the running sandbox whose pid 1 has host pid `initPid`, when
+ * xenosd is root: its mount, PID, IPC and UTS namespaces, as the domain's user with no privileges, in
+ * `workDir` (nsenter's own --wd opens the directory before it enters the mount namespace: it changes
+ * inside). nsenter forks, so the command is a member of the sandbox's PID namespace. Not root, an
+ * unprivileged nsenter cannot join the sandbox's namespaces (EPERM on setns even in its own user
+ * namespace, nsenter 2.38 / bwrap 0.8): the caller runs the command in a new sandbox of the same plan.
  */
 export function enterCommand(
   initPid: number,
-  identity: Identity | undefined,
+  identity: Identity,
   workDir: string,
   command: string[],
 ): string[] {
-  const ns = ['--mount', '--pid', '--ipc', '--uts'];
-  if (!identity) ns.push('--user', '--preserve-credentials');
   return [
     'nsenter',
     `--target=${initPid}`,
-    ...ns,
+    '--mount',
+    '--pid',
+    '--ipc',
+    '--uts',
     '--',
-    ...(identity ? dropPrivileges(identity) : ['setpriv', '--no-new-privs', '--']),
-    // nsenter's own --wd opens the directory before it enters the mount namespace: change it inside.
+    ...dropPrivileges(identity),
     ...withOnlyStdio(command, workDir),
   ];
 }
