@@ -32,7 +32,6 @@ import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { constants } from 'node:os';
-import { join } from 'node:path';
 
 const SCRIPT = `umask 022
 run=$1; logmax=$2; logkeep=$3; status=$4; shift 4
@@ -104,15 +103,6 @@ export interface SuperviseOptions {
   cgroupProcsFiles: string[];
   /** The command is bwrap with `--json-status-fd 3` and `--args 4` (run/bwrap.args). */
   sandboxStatus: boolean;
-}
-
-/** The files the supervisor writes in run/ (root-only; the domain never sees them). */
-export function runFiles(runDir: string) {
-  return {
-    exit: join(runDir, 'exit'),
-    childPid: join(runDir, 'child.pid'),
-    sandboxStatus: join(runDir, 'sandbox.json'),
-  };
 }
 
 /** Starts the supervisor detached (own session and process group) and lets it go: this process may exit

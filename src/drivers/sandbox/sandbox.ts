@@ -97,11 +97,6 @@ export class Sandbox {
     return this.layout;
   }
 
-  /** The last probe's result, without probing. */
-  async lastStatus(): Promise<SandboxStatus | undefined> {
-    return this.status?.result;
-  }
-
   /** Whether a sandbox can be made here: a real one runs `true`. Cached while it works; a failure is probed
    *  again after `reprobeMs`. Never throws. */
   probe(): Promise<SandboxStatus> {
@@ -178,11 +173,6 @@ export class Sandbox {
     }
     if (uid === undefined) throw new UidRangeExhaustedError(domainId, formatUidRange(this.uidRange));
     return { uid, gid: uid };
-  }
-
-  /** Gives up the uid leased to `owner`. */
-  releaseIdentity(owner: string): void {
-    this.leases.release(owner, 'uid');
   }
 }
 
