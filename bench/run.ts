@@ -27,6 +27,7 @@ const ORDER = [
   'apply-1000',
   'instances-ready',
   'host-footprint',
+  'sandbox-start',
   'convergence',
   'p2p-discovery',
   'cluster-convergence',

@@ -1,6 +1,6 @@
 // Memory and CPU of running processes as Linux /proc shows them (VmRSS, utime + stime), for the
 // footprint benches: one reading, an idle average over a window, and the processes of the process
-// driver's domains under a xenosd data dir (each domain is a session led by its supervisor).
+// driver's domains under a xenosd data dir (each domain is the process tree under its supervisor).
 
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -68,7 +68,8 @@ export async function sampleIdle(
 }
 
 /** The pids of every live process of every process-driver domain under a xenosd data dir: each domain's
- *  supervisor and the processes of its session (the service and its children). */
+ *  supervisor and everything below it (log pumps, bwrap, the sandbox's processes: the service sits in a
+ *  session of its own inside the sandbox, so the supervisor's session alone would miss it). */
 export async function domainPids(dataDir: string): Promise<number[]> {
   const domainsDir = join(dataDir, 'domains');
   let ids: string[];
@@ -77,19 +78,33 @@ export async function domainPids(dataDir: string): Promise<number[]> {
   } catch {
     return [];
   }
-  const sessions = new Set<number>();
+  const roots: number[] = [];
   for (const id of ids) {
     const rec = await readRecord(new DomainPaths(domainsDir, id)).catch(() => undefined);
     const run = rec?.run;
-    if (run && (await isAlive(run.pid, run.startTime))) sessions.add(run.pid);
+    if (run && (await isAlive(run.pid, run.startTime))) roots.push(run.pid);
   }
-  if (sessions.size === 0) return [];
-  // One pass over /proc for all sessions (a pass per domain is slow with a hundred of them).
-  const pids: number[] = [];
+  return treesOf(roots);
+}
+
+/** `roots` and all their live descendants, from one pass over /proc (a pass per root is slow with a
+ *  hundred of them). */
+export async function treesOf(roots: number[]): Promise<number[]> {
+  if (roots.length === 0) return [];
+  const children = new Map<number, number[]>();
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const stat = await readStat(Number(name));
-    if (stat && stat.state !== 'Z' && sessions.has(stat.session)) pids.push(stat.pid);
+    if (!stat || stat.state === 'Z') continue;
+    const list = children.get(stat.ppid) ?? [];
+    list.push(stat.pid);
+    children.set(stat.ppid, list);
   }
-  return pids;
+  const out: number[] = [];
+  const queue = [...roots];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    out.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return out;
 }

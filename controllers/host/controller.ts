@@ -45,6 +45,8 @@ export interface HostFacts {
   p2pAddrs?: string[];
   peerId?: string;
   version?: string;
+  /** Conditions the driver reports about its domains (`DomainsSandboxed`, `DomainLimitsEnforced`). */
+  conditions?: { type: string; status: 'True' | 'False' | 'Unknown'; reason: string; message: string }[];
 }
 
 export interface HostControllerComponents {
@@ -187,6 +189,7 @@ export class HostController {
       };
       if (facts.peerId) status.peerId = facts.peerId;
       if (facts.version) status.version = facts.version;
+      for (const c of facts.conditions ?? []) setCondition(status, c, obj.metadata.generation);
       const spec = (obj as unknown as Host).spec;
       status.phase = spec?.drain ? 'Draining' : 'Ready';
       status.observedGeneration = obj.metadata.generation;

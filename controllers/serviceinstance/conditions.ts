@@ -48,9 +48,10 @@ function domainRunning(snap: DomainSnapshot): { status: 'True' | 'False'; reason
   }
   if (snap.matches('failed')) {
     const why = c.error?.message ?? exitText(c.lastExitCode, c.lastSignal);
+    // A start that failed says why (SandboxUnavailable, PortAllocationFailed, ...); a crash is a crash loop.
     return {
       status: 'False',
-      reason: 'CrashLoopBackOff',
+      reason: c.error?.reason ?? 'CrashLoopBackOff',
       message: `back-off ${Math.round(c.backoffMs / 100) / 10}s restarting domain ${id}: ${why}`,
     };
   }

@@ -75,7 +75,7 @@ export interface ServiceInstanceControllerComponents {
   /** The host's driver (the daemon's selection). */
   driver: Driver;
   images: LocalImages;
-  /** Hands each domain its notice-board token; without it domains get no XENOS_TOKEN. */
+  /** Hands each domain its notice-board token (a file named by XENOS_TOKEN_FILE); without it, none. */
   credentials?: InstanceCredentials;
   log?: Logger;
 }
@@ -295,9 +295,9 @@ export class ServiceInstanceController {
       XENOS_NAMESPACE: identity.namespace,
     };
     if (this.init.apiUrl) env.XENOS_API = this.init.apiUrl;
-    if (this.credentials) env.XENOS_TOKEN = this.credentials.tokenFor(identity);
+    const token = this.credentials?.tokenFor(identity);
     // Throws TerminalError for a spec that can never work: stalled() records it.
-    const desired = buildDesiredDomain(instance, template!, { imagePath, env });
+    const desired = buildDesiredDomain(instance, template!, { imagePath, env, token });
 
     const entry = this.machines.get(key) ?? (await this.createMachine(key, instance, desired, signal));
     entry.instance = instance;

@@ -90,8 +90,10 @@ export function domainHash(spec: DomainSpec, healthCheck: HealthCheckSpec | unde
 export interface BuildDomainInit {
   /** The local path of the template's imported image. */
   imagePath: string;
-  /** Extra environment for the domain's process (the notice-board credential). */
+  /** Extra environment for the domain's process (where the API is, who the instance is). */
   env?: Record<string, string>;
+  /** The instance's notice-board token: the driver hands it to the domain alone (never in its env). */
+  token?: string;
 }
 
 /** Checks the instance against its template and builds the domain. Throws TerminalError for a bad spec. */
@@ -161,6 +163,7 @@ export function buildDesiredDomain(
     disks: tspec.domain?.disks,
     network: tspec.domain?.network,
   };
+  if (init.token !== undefined) spec.token = init.token;
   const runStrategy: RunStrategy = ispec.runStrategy ?? 'Always';
   return {
     spec,

@@ -11,8 +11,9 @@ import { TokenCredentials } from '../../controllers/serviceinstance/credentials.
 import type { MachineOptions } from '../../controllers/serviceinstance/machine.ts';
 import { ServiceTemplateController } from '../../controllers/servicetemplate/controller.ts';
 import type { TokenAuthenticator } from '../api/auth.ts';
-import type { Driver } from '../drivers/driver.ts';
+import type { Driver, HostConditionFact } from '../drivers/driver.ts';
 import { type DriverChoice, selectDriver } from '../drivers/registry.ts';
+import type { SandboxInit } from '../drivers/sandbox/sandbox.ts';
 import type { UrlPolicy } from '../images/download.ts';
 import { consoleLogger, type Logger } from '../reconcile/log.ts';
 import type { Store } from '../store/store.ts';
@@ -30,6 +31,8 @@ export interface LocalControllersInit {
   dataDir: string;
   hostName: string;
   driver?: DriverChoice;
+  /** The process driver's sandbox options, or false for --unsafe-no-sandbox. */
+  sandbox?: SandboxInit | false;
   /** See ServiceInstanceControllerInit.placeUnplaced: false when cluster placement writes spec.host. */
   placeUnplaced?: boolean;
   machine?: Partial<MachineOptions>;
@@ -56,6 +59,11 @@ export class LocalControllers {
     return this.driver?.name;
   }
 
+  /** What the driver says about its domains for the Host object (sandboxed, limits enforced). */
+  get hostConditions(): HostConditionFact[] {
+    return this.driver?.hostConditions?.() ?? [];
+  }
+
   /** The host's driver once started (instance logs read through it). */
   get hostDriver(): Driver | undefined {
     return this.driver;
@@ -66,7 +74,7 @@ export class LocalControllers {
     const { dataDir, hostName } = this.init;
     const store = this.components.store();
     const log = this.components.log ?? consoleLogger(`xenosd ${hostName}`);
-    const selection = await selectDriver(this.init.driver ?? 'auto', { dataDir });
+    const selection = await selectDriver(this.init.driver ?? 'auto', { dataDir, sandbox: this.init.sandbox });
     this.notChosen = selection.notChosen;
     this.driver = selection.driver;
     await this.driver.start();

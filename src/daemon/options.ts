@@ -8,6 +8,12 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { formatMemoryQuantity, parseMemoryQuantity } from '../api/quantity.ts';
 import { DRIVER_CHOICES, type DriverChoice } from '../drivers/registry.ts';
+import {
+  DEFAULT_UID_RANGE,
+  formatUidRange,
+  parseUidRange,
+  type UidRange,
+} from '../drivers/sandbox/sandbox.ts';
 import { isLoopbackHost } from '../images/address-policy.ts';
 import { DEFAULT_MAX_IMAGE_BYTES } from '../images/download.ts';
 
@@ -43,6 +49,12 @@ export interface DaemonOptions {
   maxInstances?: number;
   /** Hypervisor driver: auto (default), process, qemu or xen. */
   driver: DriverChoice;
+  /** Process-driver domains run unsandboxed (`--unsafe-no-sandbox`): warned about at every start. */
+  unsafeNoSandbox: boolean;
+  /** Uids of sandboxed domains when xenosd is root (`--domain-uids`). */
+  domainUids: UidRange;
+  /** Host paths every domain may read (`--domain-ro-path`). */
+  domainReadOnlyPaths: string[];
 }
 
 export const DEFAULT_HOST_TIMEOUT = '15s';
@@ -136,9 +148,24 @@ export function parseOptions(
       [],
     )
     .option(
+      '--domain-uids <first-last>',
+      'uids for sandboxed process-driver domains when xenosd is root, one per domain, unique on the machine',
+      formatUidRange(DEFAULT_UID_RANGE),
+    )
+    .option(
+      '--domain-ro-path <path>',
+      'a host path every process-driver domain may read, read-only (repeatable; e.g. a Node install outside /usr)',
+      collect,
+      [],
+    )
+    .option(
       '--max-image-size <size>',
       'largest image a URL import downloads, e.g. 512Mi, 16Gi',
       formatMemoryQuantity(DEFAULT_MAX_IMAGE_BYTES),
+    )
+    .option(
+      '--unsafe-no-sandbox',
+      "DANGEROUS: run process-driver domains without a sandbox, as xenosd's user, able to read the data dir (admin token, state, other domains)",
     )
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: () => {} })
@@ -178,6 +205,9 @@ export function parseOptions(
     allowPrivateImageUrls?: boolean;
     allowImageUrlAddress: string[];
     maxImageSize: string;
+    domainUids: string;
+    domainRoPath: string[];
+    unsafeNoSandbox?: boolean;
   }>();
   let api: { host: string; port: number };
   try {
@@ -230,6 +260,16 @@ export function parseOptions(
     }
   };
   const hostTimeoutMs = duration('--host-timeout', o.hostTimeout);
+  let domainUids: UidRange;
+  try {
+    domainUids = parseUidRange(o.domainUids);
+  } catch (err) {
+    throw new UsageError(`--domain-uids: ${(err as Error).message}`);
+  }
+  for (const p of o.domainRoPath) {
+    if (!p.startsWith('/') || p.split('/').includes('..'))
+      throw new UsageError(`--domain-ro-path "${p}": expected an absolute path without ..`);
+  }
   const maxInstances = o.maxInstances === undefined ? undefined : Number(o.maxInstances);
   if (maxInstances !== undefined && !(Number.isInteger(maxInstances) && maxInstances >= 0))
     throw new UsageError(`--max-instances "${o.maxInstances}": expected a whole number`);
@@ -242,6 +282,9 @@ export function parseOptions(
       : Math.min(3000, Math.max(100, Math.round(hostTimeoutMs / 5))),
     maxInstances,
     driver: o.driver,
+    unsafeNoSandbox: o.unsafeNoSandbox === true,
+    domainUids,
+    domainReadOnlyPaths: o.domainRoPath,
     dataDir: resolve(o.dataDir),
     apiHost: api.host,
     apiPort: api.port,

@@ -33,6 +33,12 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     warn(
       "--allow-private-image-urls: template image URLs may reach this host's loopback and private networks",
     );
+  if (opts.unsafeNoSandbox)
+    warn(
+      `--unsafe-no-sandbox: process-driver domains run WITHOUT a sandbox, as ${process.getuid?.() === 0 ? 'root' : "xenosd's user"}, ` +
+        `and can read ${opts.dataDir} (the admin token, every instance token, the state) and every other domain. ` +
+        'Never run code you do not trust this way.',
+    );
   // Assigned before the daemon starts; hostFacts is only read once it runs.
   let controllers: LocalControllers | undefined;
   const logs = new InstanceLogs(
@@ -58,7 +64,7 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
         : undefined,
     hostFacts: () => {
       const driver = controllers?.driverName;
-      return driver ? { driver, drivers: [driver] } : {};
+      return driver ? { driver, drivers: [driver], conditions: controllers?.hostConditions } : {};
     },
     cluster: {
       labels: opts.labels,
@@ -81,6 +87,9 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
         allowedAddresses: opts.allowedImageAddresses,
         maxBytes: opts.maxImageBytes,
       },
+      sandbox: opts.unsafeNoSandbox
+        ? false
+        : { uidRange: opts.domainUids, readOnlyPaths: opts.domainReadOnlyPaths },
     },
   );
   daemon.use(controllers);

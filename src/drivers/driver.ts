@@ -77,6 +77,10 @@ export interface DomainSpec {
   boot?: BootSpec;
   disks?: DiskSpec[];
   network?: NetworkSpec;
+  /** The instance's notice-board token (see controllers/serviceinstance/credentials.ts). A secret: the
+   *  driver hands it to the domain alone (the process driver: a file only the domain's uid can read, named
+   *  by XENOS_TOKEN_FILE) and never stores it in the domain's record. */
+  token?: string;
 }
 
 export type DomainState = 'prepared' | 'running' | 'stopped' | 'crashed' | 'unknown';
@@ -101,6 +105,25 @@ export interface LimitsReport {
   reason?: string;
 }
 
+/** How a domain is isolated from the host and from other domains. */
+export interface IsolationReport {
+  sandboxed: boolean;
+  /** `bubblewrap 0.8.0, own uid 2000000003`, `bubblewrap 0.8.0, user namespace`, ... */
+  mechanism?: string;
+  /** The host uid the domain's processes run as. */
+  uid?: number;
+  /** Why not sandboxed. */
+  reason?: string;
+}
+
+/** A fact about the host a driver reports for the Host object's conditions (e.g. `DomainsSandboxed`). */
+export interface HostConditionFact {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+}
+
 export interface DomainInfo {
   id: string;
   driver: DriverName;
@@ -119,6 +142,7 @@ export interface DomainInfo {
   restartCount: number;
   endpoints: DomainEndpoint[];
   limits?: LimitsReport;
+  isolation?: IsolationReport;
   message?: string;
 }
 
@@ -189,6 +213,8 @@ export interface Driver {
   stop(): Promise<void>;
   /** Can this driver run domains on this host? Never throws. */
   probe(options?: SignalOptions): Promise<ProbeResult>;
+  /** What the Host object should say about this driver's domains (isolation, limits), as last seen. */
+  hostConditions?(): HostConditionFact[];
 
   /** Creates the domain's directory and disk from the template image (copy-on-write where the file system
    *  allows). Idempotent: the same spec twice does nothing more. Returns the domain, `prepared` or as it is. */
@@ -206,7 +232,8 @@ export interface Driver {
   inspect(id: string, options?: SignalOptions): Promise<DomainInfo | undefined>;
   stats?(id: string, options?: SignalOptions): Promise<DomainStats | undefined>;
   logs(id: string, options?: LogOptions): AsyncIterable<LogChunk>;
-  /** Runs a command in the domain's context (its directory and env; a guest agent for VMs). */
+  /** Runs a command inside the running domain (the process driver: in its sandbox, as its uid, with its
+   *  env; a guest agent for VMs). */
   exec?(id: string, command: string[], options?: SignalOptions & { timeoutMs?: number }): Promise<ExecResult>;
 
   /** Moves the domain to the peer behind `transport`. Leaves the local copy stopped (not destroyed) so the

@@ -93,3 +93,29 @@ export class ParameterValueError extends DriverError {
     this.field = field;
   }
 }
+
+/** The domain sandbox cannot be set up on this host (bubblewrap missing or failing): domains do not start. */
+export class SandboxUnavailableError extends DriverError {
+  constructor(domainId: string, reason: string) {
+    super(
+      'SandboxUnavailable',
+      `domain ${domainId}: not started: the domain sandbox is unavailable on this host: ${reason}. ` +
+        'Run `npm run setup` (it installs bubblewrap) or `apt-get install bubblewrap`; the domain starts at the next retry. ' +
+        '(xenosd --unsafe-no-sandbox runs domains unsandboxed, with access to the data dir: never with code you do not trust.)',
+      domainId,
+    );
+    this.name = 'SandboxUnavailableError';
+  }
+}
+
+/** No uid of the configured range is free for a new sandboxed domain. */
+export class UidRangeExhaustedError extends DriverError {
+  constructor(domainId: string, range: string) {
+    super(
+      'UidRangeExhausted',
+      `domain ${domainId}: every uid of the domain uid range ${range} is held by a domain on this machine; destroy some or widen the range (xenosd --domain-uids)`,
+      domainId,
+    );
+    this.name = 'UidRangeExhaustedError';
+  }
+}

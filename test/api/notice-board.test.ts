@@ -18,7 +18,17 @@ const MERGE_PATCH = { 'Content-Type': 'application/merge-patch+json' };
 
 let xd: XenosdProcess;
 /** What the service inside the domain was given. */
-let service: { api: string; token: string; namespace: string; instance: string };
+let service: {
+  api: string;
+  token: string;
+  namespace: string;
+  instance: string;
+  tokenFile: string;
+  tokenMode: string;
+  tokenOwner: number;
+  uid: number;
+  envToken: string | null;
+};
 
 type Obj = Record<string, any>;
 
@@ -72,7 +82,7 @@ beforeAll(async () => {
     metadata: { name: 'board' },
     spec: {
       image: { path: IMAGE },
-      process: { command: [process.execPath, 'server.mjs'] },
+      process: { command: ['node', 'server.mjs'] },
       ports: [{ name: 'http', port: 8080, appProtocol: 'http' }],
       healthCheck: { tcp: { port: 'http' }, periodSeconds: 1 },
     },
@@ -111,6 +121,10 @@ describe('an instance-scoped token (the notice board)', () => {
     expect(service).toMatchObject({ namespace: 'default', instance: 'board-1', api: xd.url });
     expect(service.token).toMatch(/^[0-9a-f]{64}$/);
     expect(service.token).not.toBe(xd.token);
+    // A file only the domain's own (unprivileged) uid can read, and not in its environment.
+    expect(service).toMatchObject({ tokenFile: '/run/xenos/token', tokenMode: '400', envToken: null });
+    expect(service.tokenOwner).toBe(service.uid);
+    expect(service.uid).not.toBe(0);
     const own = await asService('GET', `${INSTANCES}/board-1`);
     expect(own.status).toBe(200);
     expect(own.body!.metadata.name).toBe('board-1');

@@ -54,7 +54,7 @@ it('runs a template and an instance with the process driver, and adopts it after
     metadata: { name: 'web', namespace: 'default' },
     spec: {
       image: { path: IMAGE },
-      process: { command: [process.execPath, 'server.mjs'] },
+      process: { command: ['node', 'server.mjs'] },
       ports: [{ name: 'http', port: 8080, appProtocol: 'http' }],
       healthCheck: { tcp: { port: 'http' }, periodSeconds: 1 },
     },

@@ -127,3 +127,43 @@ describe('running', () => {
     expect(xd.stderr()).not.toMatch(/\n\s+at /);
   });
 });
+
+describe('the domain sandbox on the Host object', () => {
+  async function hostConditions(
+    xd: XenosdProcess,
+  ): Promise<Record<string, { status: string; reason: string }>> {
+    const out: Record<string, { status: string; reason: string }> = {};
+    await expect
+      .poll(
+        async () => {
+          const res = await xd.api('/apis/xenos.io/v1alpha1/hosts/test-host');
+          if (res.status !== 200) return undefined;
+          const host = (await res.json()) as {
+            status?: { conditions?: { type: string; status: string; reason: string }[] };
+          };
+          for (const c of host.status?.conditions ?? []) out[c.type] = c;
+          return out.DomainsSandboxed?.reason;
+        },
+        { timeout: 15_000 },
+      )
+      .toBeDefined();
+    return out;
+  }
+
+  it('says domains are sandboxed, and whether their limits are enforced', async () => {
+    const xd = track(await startXenosd({ args: ['--driver', 'process'] }));
+    const conditions = await hostConditions(xd);
+    expect(conditions.DomainsSandboxed).toMatchObject({ status: 'True', reason: 'Bubblewrap' });
+    expect(conditions.DomainLimitsEnforced?.reason).toMatch(/^(CgroupV1|CgroupV2|NoCgroups)$/);
+    expect(xd.stderr()).not.toContain('--unsafe-no-sandbox');
+  });
+
+  it('warns at start and says so on the Host when told --unsafe-no-sandbox', async () => {
+    const xd = track(await startXenosd({ args: ['--driver', 'process', '--unsafe-no-sandbox'] }));
+    expect(xd.stderr()).toMatch(/warning: --unsafe-no-sandbox: process-driver domains run WITHOUT a sandbox/);
+    expect((await hostConditions(xd)).DomainsSandboxed).toMatchObject({
+      status: 'False',
+      reason: 'UnsafeNoSandbox',
+    });
+  });
+});

@@ -1,9 +1,12 @@
 // The contract every hypervisor driver passes, with real domains: prepare, start, reach the service, stop
 // with an exit code, crash detection, adoption by a NEW driver instance on the same data dir (a restarted
-// xenosd) without a second copy, logs, destroy. A driver's test file calls runDriverContract with a fixture
-// that knows how to make its domains (a script for process, a disk image for QEMU/Xen).
+// xenosd) without a second copy, logs, destroy — and isolation: a hostile domain cannot read the data dir,
+// other domains' files or token, xenosd's /proc, cannot walk out with `..`, write outside its own files or
+// signal anything outside it, and exec runs inside the domain, not on the host. A driver's test file calls
+// runDriverContract with a fixture that knows how to make its domains (a script for process, a disk image
+// for QEMU/Xen).
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -22,6 +25,30 @@ export interface DriverContractFixture {
   crashSpec(instance: InstanceIdentity): DomainSpec;
   /** How long a domain may take to start answering. */
   bootTimeoutMs?: number;
+  /** A domain whose service answers GET / on port `http` with the JSON of
+   *  test/drivers/fixtures/hostile/probe.mjs, trying the reads, writes and kills `attack` names. */
+  hostileSpec?(instance: InstanceIdentity, attack: HostileAttack): DomainSpec;
+  /** Host paths of domain `id`'s private files under `dataDir` (its record, token, files). */
+  privatePaths?(dataDir: string, id: string): string[];
+}
+
+export interface HostileAttack {
+  read: string[];
+  write: string[];
+  kill: number[];
+}
+
+/** What the hostile service saw (test/drivers/fixtures/hostile/probe.mjs). */
+export interface HostileReport {
+  uid: number;
+  token: string;
+  root: string[];
+  pids: string[];
+  cmdlines: string[];
+  reads: Record<string, string>;
+  writes: Record<string, string>;
+  kills: Record<string, string>;
+  fds: Record<string, string>;
 }
 
 let counter = 0;
@@ -233,6 +260,94 @@ export function runDriverContract(name: string, fixture: DriverContractFixture):
       for await (const chunk of driver.logs(spec.id, { tail: 1 }))
         if (chunk.stream !== 'stderr') tail += chunk.data;
       expect(tail.trim().split('\n')).toEqual(['GET /followed-request']);
+    });
+
+    it('keeps a hostile domain away from the data dir, other domains, xenosd and the host', async () => {
+      if (!fixture.hostileSpec || !fixture.privatePaths) return;
+      // Secrets in the data dir, as xenosd keeps them, and a victim domain with its own token.
+      const adminToken = join(dataDir, 'admin.token');
+      await writeFile(adminToken, 'admin-secret', { mode: 0o600 });
+      const victim = { ...fixture.serverSpec(testInstance('victim')), token: 'victim-token' };
+      const victimInfo = await driver.startDomain(victim);
+      const victimUrl = `http://127.0.0.1:${victimInfo.endpoints[0].port}/`;
+      await waitForBody(victimUrl, victim.instance.name, boot);
+      const victimFiles = fixture.privatePaths(dataDir, victim.id);
+      const read = [
+        adminToken,
+        dataDir,
+        ...victimFiles,
+        `/proc/${process.pid}/environ`,
+        `/proc/${process.pid}/cmdline`,
+        `/proc/${process.pid}/fd`,
+        `/proc/${victimInfo.pid}/environ`,
+        '/proc/1/environ',
+        `/proc/1/root${adminToken}`,
+        `/proc/self/cwd/../../../admin.token`,
+        '../../../admin.token',
+        '../../../../../../../../..' + adminToken,
+        '/etc/shadow',
+        '/root',
+      ];
+      const write = [
+        join(dataDir, 'pwned'),
+        ...victimFiles.map((f) => `${f}.pwned`),
+        '/usr/pwned',
+        '/etc/pwned',
+      ];
+      const hostile = {
+        ...fixture.hostileSpec(testInstance('hostile'), {
+          read,
+          write,
+          kill: [process.pid, victimInfo.pid!],
+        }),
+        token: 'hostile-token',
+      };
+      const info = await driver.startDomain(hostile);
+      const body = await waitForBody(`http://127.0.0.1:${info.endpoints[0].port}/`, '"reads"', boot);
+      const report = JSON.parse(body) as HostileReport;
+
+      // The probe works: it reads what is its own.
+      expect(report.token).toBe('hostile-token');
+      for (const path of read) expect(report.reads[path], path).not.toMatch(/^(read|listed)$/);
+      for (const path of write) {
+        expect(report.writes[path], path).not.toBe('written');
+        await expect(access(path), path).rejects.toThrow();
+      }
+      for (const pid of [process.pid, victimInfo.pid!]) expect(report.kills[pid], String(pid)).toBe('ESRCH');
+      // It sees its own processes only, none of the host's, and holds no fd of xenosd's files.
+      expect(report.pids).not.toContain(String(process.pid));
+      expect(report.pids.length).toBeLessThan(10);
+      for (const target of Object.values(report.fds)) expect(target).not.toContain(dataDir);
+      // Nothing it can see names where the data dir is.
+      for (const cmdline of report.cmdlines) expect(cmdline).not.toContain(dataDir);
+      expect(report.uid).not.toBe(0);
+      // The victim lives on, untouched.
+      await waitForBody(victimUrl, victim.instance.name, boot);
+    });
+
+    it('runs exec inside the domain: its uid, its files, not the host', async () => {
+      if (!driver.exec) return;
+      const spec = { ...fixture.serverSpec(testInstance('exec')), token: 'exec-token' };
+      const info = await driver.startDomain(spec);
+      await waitForBody(`http://127.0.0.1:${info.endpoints[0].port}/`, spec.instance.name, boot);
+      const secret = join(dataDir, 'admin.token');
+      await writeFile(secret, 'admin-secret', { mode: 0o600 });
+      const r = await driver.exec(spec.id, [
+        '/bin/sh',
+        '-c',
+        `id -u; cat "$XENOS_TOKEN_FILE"; echo; ls /; cat ${secret} || echo denied; ls /proc | grep -c '^[0-9]'`,
+      ]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const [uid, token, ...rest] = r.stdout.trim().split('\n');
+      expect(Number(uid)).toBe(info.isolation?.uid);
+      expect(token).toBe('exec-token');
+      expect(rest).not.toContain('admin-secret');
+      expect(rest).toContain('denied');
+      expect(rest).not.toContain('work');
+      // The health check sees the service's processes (its PID namespace), and few else.
+      expect(Number(rest.at(-1))).toBeLessThan(10);
+      const failing = await driver.exec(spec.id, ['/bin/sh', '-c', 'exit 4']);
+      expect(failing.exitCode).toBe(4);
     });
 
     it('destroys a running domain and forgets it', async () => {

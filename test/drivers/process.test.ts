@@ -30,6 +30,7 @@ import {
 } from './driver-contract.ts';
 
 const IMAGE = join(import.meta.dirname, 'fixtures', 'http-service');
+const HOSTILE_IMAGE = join(import.meta.dirname, 'fixtures', 'hostile');
 
 function serviceSpec(
   instance: InstanceIdentity,
@@ -40,7 +41,7 @@ function serviceSpec(
     id: domainIdFor(instance),
     instance,
     image: { path: IMAGE, digest: 'sha256:test-http-service' },
-    process: { command: [process.execPath, 'server.mjs'], env },
+    process: { command: ['node', 'server.mjs'], env },
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
     ...extra,
   };
@@ -50,6 +51,33 @@ runDriverContract('process', {
   makeDriver: (dataDir) => new ProcessDriver({}, { dataDir }),
   serverSpec: (instance) => serviceSpec(instance),
   crashSpec: (instance) => serviceSpec(instance, { EXIT_CODE: '3' }),
+  hostileSpec: (instance, attack) => ({
+    ...serviceSpec(instance, {
+      HOSTILE_READ: JSON.stringify(attack.read),
+      HOSTILE_WRITE: JSON.stringify(attack.write),
+      HOSTILE_KILL: JSON.stringify(attack.kill),
+    }),
+    image: { path: HOSTILE_IMAGE, digest: 'sha256:test-hostile' },
+    process: {
+      command: ['node', 'probe.mjs'],
+      env: {
+        HOSTILE_READ: JSON.stringify(attack.read),
+        HOSTILE_WRITE: JSON.stringify(attack.write),
+        HOSTILE_KILL: JSON.stringify(attack.kill),
+      },
+    },
+  }),
+  privatePaths: (dataDir, id) => {
+    const dir = join(dataDir, 'domains', id);
+    return [
+      dir,
+      join(dir, 'domain.json'),
+      join(dir, 'run', 'token'),
+      join(dir, 'rootfs'),
+      join(dir, 'rootfs', 'server.mjs'),
+      join(dir, 'logs', 'stdout.log'),
+    ];
+  },
 });
 
 describe('process driver', () => {

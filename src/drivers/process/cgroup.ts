@@ -5,6 +5,7 @@
 // /sys/fs/cgroup/unified for cgroup.kill when it is mounted). Where neither works (no permission, no
 // controllers, a container's read-only cgroupfs), `setup` says why and the domain runs without limits.
 
+import { constants } from 'node:fs';
 import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DomainResources, LimitsReport } from '../driver.ts';
@@ -76,6 +77,7 @@ export class Cgroups {
       try {
         await writeFile(join(this.fsRoot, 'cgroup.subtree_control'), '+memory +cpu');
         await mkdir(root, { recursive: true });
+        await access(root, constants.W_OK);
         await writeFile(join(root, 'cgroup.subtree_control'), '+memory +cpu');
       } catch (err) {
         return {
@@ -98,6 +100,8 @@ export class Cgroups {
       }
       try {
         await mkdir(join(hierarchy, this.subtree), { recursive: true });
+        // It may exist already (made by another user): this process must be able to make groups in it.
+        await access(join(hierarchy, this.subtree), constants.W_OK);
         mode[key] = join(hierarchy, this.subtree);
       } catch (err) {
         reasons.push(`cannot create ${join(hierarchy, this.subtree)}: ${errorText(err)}`);
@@ -107,6 +111,7 @@ export class Cgroups {
     if (await exists(join(unified, 'cgroup.procs'))) {
       try {
         await mkdir(join(unified, this.subtree), { recursive: true });
+        await access(join(unified, this.subtree), constants.W_OK);
         mode.unified = join(unified, this.subtree);
       } catch {
         // Only used for cgroup.kill; killing by pid list works without it.
@@ -186,6 +191,16 @@ export class Cgroups {
     if (mode.kind === 'v1')
       return [mode.unified, mode.memory, mode.cpu].filter((d) => d !== undefined).map((d) => join(d, id));
     return [];
+  }
+
+  /** The `cgroup.procs` files of the domain's groups that exist (to put another process, e.g. an exec,
+   *  in them). */
+  async procsFiles(id: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const dir of await this.dirs(id)) {
+      if (await exists(join(dir, 'cgroup.procs'))) out.push(join(dir, 'cgroup.procs'));
+    }
+    return out;
   }
 
   /** Pids in the domain's groups (empty when none exist). */

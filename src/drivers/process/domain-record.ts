@@ -1,16 +1,22 @@
-// The on-disk layout of a process-driver domain and its record, domain.json: the spec, the allocated host
-// ports, and the current run (supervisor pid + its /proc start time, so a recycled pid is never adopted).
-// Written atomically (temp file + rename): a coordinator killed mid-write leaves the old record intact.
+// The on-disk layout of a process-driver domain and its record, domain.json: the spec, the domain's uid,
+// the allocated host ports, and the current run (supervisor pid + its /proc start time, so a recycled pid is
+// never adopted). Written atomically (temp file + rename): a coordinator killed mid-write leaves the old
+// record intact. The record is 0600 and never holds the instance token (the spec's `token` is dropped
+// before writing: it is derived again for every start). Everything but rootfs/ is root-only (0700 dirs),
+// and the sandbox shows the domain its rootfs/ and nothing else of this tree.
 //
 //   <dataDir>/domains/<id>/domain.json
-//                          rootfs/            the copy of the template image; the service's files
-//                          logs/stdout.log, logs/stderr.log
+//                          rootfs/            the copy of the template image; the service's files (its uid's)
+//                          logs/stdout.log, logs/stderr.log (+ .1 .. .N, rotated by size)
 //                          run/exit           exit status written by the supervisor (see supervisor.ts)
-//                          run/child.pid      the service's pid (the supervisor's child)
+//                          run/child.pid      the supervisor's child: bwrap (or the service, unsandboxed)
+//                          run/sandbox.json   bwrap's status: the sandbox's pid 1, the exit code
+//                          run/bwrap.args     bwrap's options, NUL-separated (read on fd 4: off its cmdline)
+//                          run/token          the instance token, 0400, owned by the domain's uid
 
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DomainSpec, LimitsReport } from '../driver.ts';
+import type { DomainSpec, IsolationReport, LimitsReport } from '../driver.ts';
 
 export interface RunRecord {
   /** The supervisor: leader of the domain's session and process group. */
@@ -18,11 +24,15 @@ export interface RunRecord {
   /** Field 22 of /proc/<pid>/stat when it was started. */
   startTime: number;
   startedAt: string;
-  /** The expanded command and env this run got (exec health checks reuse the env). */
+  /** The expanded command and env this run got (exec health checks reuse the env; it holds no secret). */
   command: string[];
   env: Record<string, string>;
+  /** The working directory on the host (unsandboxed runs) ... */
   cwd: string;
+  /** ... and as the service sees it (inside the sandbox). */
+  workDir?: string;
   limits: LimitsReport;
+  isolation?: IsolationReport;
   /** Set (and written) before a stop signal is sent: the end is then a stop, not a crash. */
   stopRequestedAt?: string;
   /** Set by the driver when it had to SIGKILL the supervisor (which then cannot write its exit file). */
@@ -40,6 +50,8 @@ export interface DomainRecord {
   run?: RunRecord;
   /** Runs started after the first. */
   restartCount: number;
+  /** The domain's own uid/gid (leased machine-wide) when xenosd runs as root; kept for adoption. */
+  identity?: { uid: number; gid: number };
 }
 
 export class DomainPaths {
@@ -73,6 +85,15 @@ export class DomainPaths {
   get childPidFile(): string {
     return join(this.dir, 'run', 'child.pid');
   }
+  get sandboxStatusFile(): string {
+    return join(this.dir, 'run', 'sandbox.json');
+  }
+  get bwrapArgsFile(): string {
+    return join(this.dir, 'run', 'bwrap.args');
+  }
+  get tokenFile(): string {
+    return join(this.dir, 'run', 'token');
+  }
 }
 
 export async function readRecord(paths: DomainPaths): Promise<DomainRecord | undefined> {
@@ -89,9 +110,11 @@ export async function readRecord(paths: DomainPaths): Promise<DomainRecord | und
 }
 
 export async function writeRecord(paths: DomainPaths, rec: DomainRecord): Promise<void> {
-  await mkdir(paths.dir, { recursive: true });
+  await mkdir(paths.dir, { recursive: true, mode: 0o700 });
   const tmp = `${paths.record}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(rec, null, 2)}\n`);
+  const { token: _secret, ...spec } = rec.spec;
+  await rm(tmp, { force: true }); // a leftover from a crash would keep its old mode
+  await writeFile(tmp, `${JSON.stringify({ ...rec, spec }, null, 2)}\n`, { mode: 0o600 });
   await rename(tmp, paths.record);
 }
 

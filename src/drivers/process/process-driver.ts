@@ -1,22 +1,25 @@
 // The process driver: a domain is a supervised process tree in its own directory, no hypervisor needed.
 // It is the embedded default (every Linux host can run it) and the driver the test clusters use.
-// Domains outlive xenosd: each runs detached under a tiny sh supervisor (supervisor.ts) in its own session,
-// with its own cgroups where the host allows (cgroup.ts); everything the driver knows is in the domain's
-// directory (domain-record.ts), so a restarted xenosd adopts running domains from `list()` and never starts
-// a second copy. Cold migration only: stop, move the directory, start (cold-migration.ts).
+// Each domain runs in a bubblewrap sandbox as its own unprivileged uid, seeing its own files and nothing of
+// the data dir, other domains or xenosd (../sandbox/, README.md); a host where no sandbox can be made starts
+// no domain (SandboxUnavailable) unless xenosd was told --unsafe-no-sandbox. Domains outlive xenosd: each
+// runs detached under a tiny sh supervisor (supervisor.ts) in its own session, with its own cgroups where
+// the host allows (cgroup.ts); everything the driver knows is in the domain's directory (domain-record.ts),
+// so a restarted xenosd adopts running domains from `list()` and never starts a second copy. Cold migration
+// only: stop, move the directory, start (cold-migration.ts).
 
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type {
-  DomainEndpoint,
   DomainInfo,
   DomainSpec,
   DomainStats,
   Driver,
   DriverCapabilities,
   ExecResult,
+  HostConditionFact,
   IncomingMigration,
   LogChunk,
   LogOptions,
@@ -35,11 +38,12 @@ import {
   PrepareError,
   StartError,
 } from '../errors.ts';
+import { HostLeases } from '../host-leases.ts';
 import { streamLogFiles } from '../log-files.ts';
-import { expandProcess, portEnvName } from '../params.ts';
-import { allocatePorts } from '../ports.ts';
+import { DOMAIN_MOUNT, enterCommand, sandboxedCommand } from '../sandbox/bwrap-plan.ts';
+import { chownTree, Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { waitUntil } from '../wait-until.ts';
-import { Cgroups } from './cgroup.ts';
+import { type CgroupMode, Cgroups } from './cgroup.ts';
 import {
   DOMAIN_DIR_LABEL,
   readAnswer,
@@ -47,20 +51,18 @@ import {
   sendDomainDir,
   writeAnswer,
 } from './cold-migration.ts';
-import {
-  DomainPaths,
-  type DomainRecord,
-  type RunRecord,
-  readOptional,
-  readRecord,
-  writeRecord,
-} from './domain-record.ts';
+import { DomainPaths, type DomainRecord, type RunRecord, readRecord, writeRecord } from './domain-record.ts';
+import { childPid, describeDomain, domainAlive, waitForSandboxInit } from './domain-state.ts';
+import { inCgroups, runCommand } from './exec-in-domain.ts';
+import { hostConditionsOf } from './host-conditions.ts';
 import {
   beginLaunch,
   endLaunch,
   reapAllInterruptedLaunches,
   reapInterruptedLaunch,
 } from './interrupted-launch.ts';
+import { planLaunch, sandboxPlan } from './launch-plan.ts';
+import { PortBook } from './port-book.ts';
 import {
   CLOCK_TICKS_PER_SECOND,
   isAlive,
@@ -69,8 +71,9 @@ import {
   residentBytes,
   sessionProcesses,
 } from './proc.ts';
+import { descendants, killTree, signalPid, signalSandbox } from './process-tree.ts';
 import { materializeRootfs } from './rootfs.ts';
-import { parseExitStatus, spawnSupervised } from './supervisor.ts';
+import { DEFAULT_LOG_ROTATION, type LogRotation, spawnSupervised } from './supervisor.ts';
 
 const runFile = promisify(execFile);
 
@@ -82,6 +85,8 @@ export interface DriverLog {
 
 export interface ProcessDriverComponents {
   log?: DriverLog;
+  /** Machine-wide uid and port leases. Default: the machine's (see host-leases.ts). */
+  leases?: HostLeases;
 }
 
 export interface ProcessDriverInit {
@@ -91,12 +96,16 @@ export interface ProcessDriverInit {
   advertiseAddress?: string;
   /** The cgroup manager, or false to run domains without limits. Default: a manager on /sys/fs/cgroup. */
   cgroups?: Cgroups | false;
+  /** The sandbox's options, or false to run domains unsandboxed (xenosd --unsafe-no-sandbox). */
+  sandbox?: SandboxInit | false;
   /** Default grace between SIGTERM and SIGKILL. Default 10 s. */
   defaultGraceMs?: number;
   /** How long to wait for a SIGKILLed tree to be gone. Default 5 s. */
   killTimeoutMs?: number;
   /** PATH given to services. Default: the usual system directories. */
   path?: string;
+  /** Size-based rotation of the domains' stdout/stderr logs. Default 10 MiB, 3 rotated files kept. */
+  logRotation?: LogRotation;
 }
 
 const DEFAULT_GRACE_MS = 10_000;
@@ -118,34 +127,45 @@ export class ProcessDriver implements Driver {
   private readonly domainsDir: string;
   private readonly advertiseAddress: string;
   private readonly cgroups: Cgroups | undefined;
+  private readonly leases: HostLeases;
+  private readonly sandbox: Sandbox | undefined;
   private readonly defaultGraceMs: number;
   private readonly killTimeoutMs: number;
   private readonly path: string;
+  private readonly rotation: LogRotation;
   /** One operation at a time per domain within this process (start vs stop vs destroy). */
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** See portIndex(). */
-  private portsByDomain?: Promise<Map<string, number[]>>;
+  private readonly ports: PortBook;
+  private conditions: HostConditionFact[] = [];
+  /** What the conditions last said of the sandbox. */
+  private sandboxUsable?: boolean;
 
   constructor(components: ProcessDriverComponents, init: ProcessDriverInit) {
     this.log = components.log ?? silentLog;
-    this.domainsDir = join(init.dataDir, 'domains');
+    this.domainsDir = `${init.dataDir.replace(/\/+$/, '')}/domains`;
     this.advertiseAddress = init.advertiseAddress ?? '127.0.0.1';
     this.cgroups = init.cgroups === false ? undefined : (init.cgroups ?? new Cgroups());
+    this.leases = components.leases ?? new HostLeases();
+    this.sandbox = init.sandbox === false ? undefined : new Sandbox({ leases: this.leases }, init.sandbox);
     this.defaultGraceMs = init.defaultGraceMs ?? DEFAULT_GRACE_MS;
     this.killTimeoutMs = init.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS;
     this.path = init.path ?? DEFAULT_PATH;
+    this.rotation = init.logRotation ?? DEFAULT_LOG_ROTATION;
+    this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.domainsDir });
   }
 
   async start(): Promise<void> {
-    await mkdir(this.domainsDir, { recursive: true });
+    await mkdir(this.domainsDir, { recursive: true, mode: 0o700 });
     await reapAllInterruptedLaunches(this.domainsDir, await this.domainIds(), {
       timeoutMs: this.killTimeoutMs,
       warn: (msg) => this.log.warn(msg),
     });
+    await this.refreshConditions();
   }
 
   async stop(): Promise<void> {
     // Nothing runs in the background; domains are meant to outlive the coordinator.
+    this.leases.close();
   }
 
   async probe(): Promise<ProbeResult> {
@@ -163,7 +183,22 @@ export class ProcessDriver implements Driver {
         reason: `cannot run /bin/sh for the domain supervisor: ${(err as Error).message}`,
       };
     }
+    // A host without a sandbox still runs the driver: its domains do not start, and say why.
     return { usable: true };
+  }
+
+  hostConditions(): HostConditionFact[] {
+    return this.conditions;
+  }
+
+  /** Probes the sandbox (again, while it fails) and the cgroups, for hostConditions(). */
+  private async refreshConditions(): Promise<void> {
+    const status = this.sandbox ? await this.sandbox.probe() : undefined;
+    this.sandboxUsable = status?.usable;
+    const mode: CgroupMode = this.cgroups
+      ? await this.cgroups.detect()
+      : { kind: 'none', reason: 'cgroups are turned off in this driver' };
+    this.conditions = hostConditionsOf(this.sandbox, status, mode);
   }
 
   private paths(id: string): DomainPaths {
@@ -212,17 +247,18 @@ export class ProcessDriver implements Driver {
     );
     if (existing && rootfsThere && existing.preparedDigest === digest) {
       existing.spec = spec;
+      await this.ensureIdentity(existing, paths, false);
       await writeRecord(paths, existing);
       return existing;
     }
-    if (existing?.run && (await this.domainAlive(paths, existing.run))) {
+    if (existing?.run && (await domainAlive(paths, existing.run))) {
       throw new PrepareError(
         spec.id,
         `it runs from image ${existing.preparedDigest || '(no digest)'} and the spec now asks for ${digest || '(no digest)'}; stop it before changing its image`,
       );
     }
     try {
-      await mkdir(paths.dir, { recursive: true });
+      await mkdir(paths.dir, { recursive: true, mode: 0o700 });
       await materializeRootfs(spec.image, paths.rootfs, signal);
     } catch (err) {
       if (signal?.aborted) throw err;
@@ -238,16 +274,38 @@ export class ProcessDriver implements Driver {
       ports: existing?.ports ?? {},
       restartCount: existing?.restartCount ?? 0,
       run: existing?.run,
+      identity: existing?.identity,
     };
+    await this.ensureIdentity(rec, paths, true);
     await writeRecord(paths, rec);
     return rec;
+  }
+
+  /** Gives the domain its own uid (root mode) and its rootfs to that uid: when the rootfs is new, or the
+   *  domain has no uid yet (made unsandboxed, or moved here from another host). */
+  private async ensureIdentity(rec: DomainRecord, paths: DomainPaths, freshRootfs: boolean): Promise<void> {
+    if (this.sandbox?.mode !== 'uid') return;
+    const had = rec.identity;
+    rec.identity = await this.sandbox.identityFor(paths.dir, rec.spec.id);
+    if (!freshRootfs && had?.uid === rec.identity?.uid) return;
+    try {
+      await chownTree(paths.rootfs, rec.identity!);
+    } catch (err) {
+      throw new PrepareError(
+        rec.spec.id,
+        `giving its files to uid ${rec.identity!.uid}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
   }
 
   async startDomain(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
     return this.withLock(spec.id, async () => {
       const rec = await this.prepareLocked(spec, options.signal);
       const paths = this.paths(spec.id);
-      if (rec.run && (await this.domainAlive(paths, rec.run))) return this.describe(rec);
+      if (rec.run && (await domainAlive(paths, rec.run))) return this.describe(rec);
       options.signal?.throwIfAborted();
       return this.describe(await this.launch(rec, paths));
     });
@@ -256,53 +314,22 @@ export class ProcessDriver implements Driver {
   private async launch(rec: DomainRecord, paths: DomainPaths): Promise<DomainRecord> {
     const spec = rec.spec;
     await reapInterruptedLaunch(paths, rec.run, { timeoutMs: this.killTimeoutMs });
-    const ports = spec.ports ?? [];
-    const allocated = await allocatePorts(spec.id, ports, rec.ports, await this.portsInUse(spec.id));
-    (await this.portIndex()).set(spec.id, Object.values(allocated));
-    const expanded = expandProcess(spec.process!, {
-      params: spec.parameters,
-      ports: allocated,
-      instance: spec.instance,
-      domain: { id: spec.id, dir: paths.rootfs },
+    let sandboxed: Parameters<typeof planLaunch>[3]['sandbox'];
+    if (this.sandbox) {
+      const status = await this.sandbox.probe();
+      if (status.usable !== this.sandboxUsable) await this.refreshConditions();
+      await this.sandbox.ensureUsable(spec.id);
+      sandboxed = { sandbox: this.sandbox, status, identity: rec.identity };
+    }
+    const allocated = await this.ports.allocate(spec, rec.ports, paths.dir);
+    await mkdir(paths.logs, { recursive: true, mode: 0o700 });
+    await mkdir(paths.run, { recursive: true, mode: 0o700 });
+    await chmod(paths.dir, 0o700);
+    const plan = await planLaunch(spec, paths, allocated, {
+      path: this.path,
+      advertiseAddress: this.advertiseAddress,
+      sandbox: sandboxed,
     });
-    const cwd = resolve(paths.rootfs, expanded.workingDir ?? '.');
-    const rel = relative(paths.rootfs, cwd);
-    if (rel.startsWith('..') || isAbsolute(rel)) {
-      throw new InvalidDomainSpecError(
-        spec.id,
-        `${expanded.workingDir} leaves the domain's files`,
-        'spec.process.workingDir',
-      );
-    }
-    if (
-      !(await stat(cwd).then(
-        (s) => s.isDirectory(),
-        () => false,
-      ))
-    ) {
-      throw new InvalidDomainSpecError(
-        spec.id,
-        `${expanded.workingDir} is not a directory of the image`,
-        'spec.process.workingDir',
-      );
-    }
-    const env: Record<string, string> = {
-      PATH: this.path,
-      HOME: paths.rootfs,
-      XENOS_DOMAIN_ID: spec.id,
-      XENOS_DOMAIN_DIR: paths.rootfs,
-      XENOS_INSTANCE_NAME: spec.instance.name,
-      XENOS_INSTANCE_NAMESPACE: spec.instance.namespace,
-      XENOS_INSTANCE_UID: spec.instance.uid,
-      XENOS_HOST_ADDRESS: this.advertiseAddress,
-    };
-    if (ports.length) env.PORT = String(allocated[ports[0].name]);
-    for (const p of ports) env[portEnvName(p.name)] = String(allocated[p.name]);
-    Object.assign(env, expanded.env);
-    const command = [...expanded.command, ...(expanded.args ?? [])];
-
-    await mkdir(paths.logs, { recursive: true });
-    await mkdir(paths.run, { recursive: true });
     await rm(paths.exitFile, { force: true });
     await rm(paths.childPidFile, { force: true });
     const cg = this.cgroups
@@ -311,30 +338,32 @@ export class ProcessDriver implements Driver {
 
     await beginLaunch(paths);
     const child = spawnSupervised({
-      command,
-      cwd,
-      env,
-      stdoutPath: paths.stdout,
+      command: plan.argv,
+      cwd: plan.spawnCwd,
+      env: plan.env,
+      runDir: paths.run,
       stderrPath: paths.stderr,
-      exitFile: paths.exitFile,
-      childPidFile: paths.childPidFile,
+      rotation: this.rotation,
       cgroupProcsFiles: cg.procsFiles,
+      sandboxStatus: plan.isolation.sandboxed,
     });
     child.on('error', (err) => this.log.error(`domain ${spec.id}: supervisor: ${err.message}`));
     // Read the start time now, synchronously: until the event loop turns, even an instantly exited
     // supervisor is an unreaped zombie of ours, so its /proc entry is still there.
     const stat0 = child.pid ? readStatSync(child.pid) : undefined;
     if (!child.pid || !stat0) {
-      throw new StartError(spec.id, `could not start /bin/sh in ${cwd}; see the driver log`);
+      throw new StartError(spec.id, `could not start /bin/sh for ${plan.hostCwd}; see the driver log`);
     }
     const run: RunRecord = {
       pid: child.pid,
       startTime: stat0.startTime,
       startedAt: new Date().toISOString(),
-      command,
-      env,
-      cwd,
+      command: plan.command,
+      env: plan.env,
+      cwd: plan.hostCwd,
+      workDir: plan.workDir,
       limits: cg.limits,
+      isolation: plan.isolation,
     };
     if (rec.run) rec.restartCount += 1;
     rec.run = run;
@@ -342,30 +371,6 @@ export class ProcessDriver implements Driver {
     await writeRecord(paths, rec);
     await endLaunch(paths);
     return rec;
-  }
-
-  /** Host ports held by the other domains of this driver. */
-  private async portsInUse(exceptId: string): Promise<Set<number>> {
-    const used = new Set<number>();
-    for (const [id, ports] of await this.portIndex()) {
-      if (id === exceptId) continue;
-      for (const port of ports) used.add(port);
-    }
-    return used;
-  }
-
-  /** Host ports each domain holds: read from the records once, then kept by launch and destroy (this
-   *  driver is the records' one writer), so a start no longer reads every domain's record. */
-  private portIndex(): Promise<Map<string, number[]>> {
-    this.portsByDomain ??= (async () => {
-      const index = new Map<string, number[]>();
-      for (const id of await this.domainIds()) {
-        const rec = await readRecord(new DomainPaths(this.domainsDir, id)).catch(() => undefined);
-        if (rec?.ports) index.set(id, Object.values(rec.ports));
-      }
-      return index;
-    })();
-    return this.portsByDomain;
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -376,97 +381,8 @@ export class ProcessDriver implements Driver {
     return names.filter((n) => DOMAIN_ID_PATTERN.test(n));
   }
 
-  /** The service's pid if it lives in the supervisor's session (it may outlive a killed supervisor). */
-  private async childPid(paths: DomainPaths, run: RunRecord): Promise<number | undefined> {
-    const text = await readOptional(paths.childPidFile);
-    const pid = text ? Number.parseInt(text, 10) : Number.NaN;
-    if (!Number.isInteger(pid)) return undefined;
-    const st = await readStat(pid);
-    return st && st.session === run.pid && st.state !== 'Z' ? pid : undefined;
-  }
-
-  private async domainAlive(paths: DomainPaths, run: RunRecord): Promise<boolean> {
-    return (await isAlive(run.pid, run.startTime)) || (await this.childPid(paths, run)) !== undefined;
-  }
-
-  private endpoints(rec: DomainRecord): DomainEndpoint[] {
-    const out: DomainEndpoint[] = [];
-    for (const p of rec.spec.ports ?? []) {
-      const port = rec.ports[p.name];
-      if (port === undefined) continue;
-      const ep: DomainEndpoint = {
-        name: p.name,
-        address: this.advertiseAddress,
-        port,
-        guestPort: port,
-        protocol: p.protocol,
-      };
-      const app = p.appProtocol ?? p.name;
-      if (app === 'http' || app === 'https') ep.url = `${app}://${this.advertiseAddress}:${port}/`;
-      out.push(ep);
-    }
-    return out;
-  }
-
-  private async describe(rec: DomainRecord): Promise<DomainInfo> {
-    const paths = this.paths(rec.spec.id);
-    const info: DomainInfo = {
-      id: rec.spec.id,
-      driver: 'process',
-      instance: rec.spec.instance,
-      state: 'prepared',
-      restartCount: rec.restartCount,
-      endpoints: this.endpoints(rec),
-    };
-    if (rec.preparedDigest) info.imageDigest = rec.preparedDigest;
-    const run = rec.run;
-    if (!run) return info;
-    info.pid = run.pid;
-    info.startedAt = run.startedAt;
-    info.limits = run.limits;
-    if (await isAlive(run.pid, run.startTime)) return { ...info, state: 'running' };
-    if ((await this.childPid(paths, run)) !== undefined) {
-      return {
-        ...info,
-        state: 'running',
-        message: 'the supervisor is gone but the service still runs; its exit code will not be known',
-      };
-    }
-    const exitText = await readOptional(paths.exitFile);
-    const exit = exitText !== undefined ? parseExitStatus(exitText) : undefined;
-    const exitTime = exit
-      ? await stat(paths.exitFile).then(
-          (s) => s.mtime.toISOString(),
-          () => undefined,
-        )
-      : undefined;
-    if (exit) {
-      Object.assign(info, { exitCode: exit.exitCode, finishedAt: exitTime });
-      if (exit.signal) info.signal = exit.signal;
-      const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
-      if (run.stopRequestedAt) return { ...info, state: 'stopped', message: `stopped on request; it ${how}` };
-      if (exit.exitCode === 0) return { ...info, state: 'stopped', message: 'exited with code 0' };
-      const cgroupHint =
-        exit.exitCode === 125 ? ' (125: the supervisor could not join the cgroup; see stderr.log)' : '';
-      return { ...info, state: 'crashed', message: `it ${how}${cgroupHint}` };
-    }
-    if (run.stopRequestedAt) {
-      return {
-        ...info,
-        state: 'stopped',
-        finishedAt: run.forcedAt ?? run.stopRequestedAt,
-        signal: run.forcedAt ? 'SIGKILL' : undefined,
-        message: run.forcedAt
-          ? 'stopped on request; forced with SIGKILL after the grace period'
-          : 'stopped on request',
-      };
-    }
-    return {
-      ...info,
-      state: 'crashed',
-      message:
-        'it ended without an exit status: its supervisor was killed with it (OOM killer, someone killed the process group) or the host restarted',
-    };
+  private describe(rec: DomainRecord): Promise<DomainInfo> {
+    return describeDomain(this.paths(rec.spec.id), rec, this.advertiseAddress);
   }
 
   async inspect(id: string): Promise<DomainInfo | undefined> {
@@ -489,8 +405,9 @@ export class ProcessDriver implements Driver {
 
   async stats(id: string): Promise<DomainStats | undefined> {
     const rec = await readRecord(this.paths(id));
-    if (!rec?.run || !(await this.domainAlive(this.paths(id), rec.run))) return undefined;
-    const procs = await sessionProcesses(rec.run.pid);
+    if (!rec?.run || !(await domainAlive(this.paths(id), rec.run))) return undefined;
+    const own = await readStat(rec.run.pid);
+    const procs = [...(own ? [own] : []), ...(await descendants(rec.run.pid))];
     let ticks = 0;
     let memory = 0;
     for (const p of procs) {
@@ -505,8 +422,8 @@ export class ProcessDriver implements Driver {
     if (!(await readRecord(paths))) throw new DomainNotFoundError(id, this.domainsDir);
     yield* streamLogFiles(
       [
-        { stream: 'stdout', path: paths.stdout },
-        { stream: 'stderr', path: paths.stderr },
+        { stream: 'stdout', path: paths.stdout, rotated: this.rotation.keep },
+        { stream: 'stderr', path: paths.stderr, rotated: this.rotation.keep },
       ],
       options,
     );
@@ -520,35 +437,50 @@ export class ProcessDriver implements Driver {
     const paths = this.paths(id);
     const rec = await readRecord(paths);
     if (!rec) throw new DomainNotFoundError(id, this.domainsDir);
-    const env = rec.run?.env ?? { PATH: this.path, HOME: paths.rootfs, XENOS_DOMAIN_ID: id };
-    const cwd = rec.run?.cwd ?? paths.rootfs;
-    try {
-      const { stdout, stderr } = await runFile(command[0], command.slice(1), {
-        cwd,
-        env,
-        signal: options.signal,
-        timeout: options.timeoutMs ?? 10_000,
-        maxBuffer: 1024 * 1024,
-      });
-      return { exitCode: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException & {
-        code?: unknown;
-        signal?: string;
-        stdout?: string;
-        stderr?: string;
-      };
-      if (options.signal?.aborted) throw err;
-      if (typeof e.code === 'number' || e.signal) {
+    const run = rec.run;
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const procs = this.cgroups && run ? await this.cgroups.procsFiles(id) : [];
+    if (run?.isolation?.sandboxed) {
+      // Right after a start the sandbox may not be up yet: wait for its pid 1 while the supervisor lives.
+      const init = await waitForSandboxInit(paths, run, { timeoutMs, signal: options.signal });
+      if (init === undefined) {
         return {
-          exitCode: typeof e.code === 'number' ? e.code : null,
-          signal: e.signal ?? undefined,
-          stdout: e.stdout ?? '',
-          stderr: e.stderr ?? '',
+          exitCode: null,
+          stdout: '',
+          stderr: `domain ${id} is not running: nothing to run a command in`,
         };
       }
-      return { exitCode: null, stdout: '', stderr: `cannot run ${command[0]}: ${e.message}` };
+      const workDir = run.workDir ?? DOMAIN_MOUNT;
+      const inside =
+        rec.identity && this.sandbox?.mode === 'uid'
+          ? enterCommand(init, rec.identity, workDir, command)
+          : sandboxedCommand(
+              this.sandbox!.bwrap,
+              sandboxPlan(rec.spec, paths, workDir, this.sandbox!, undefined, existsSync(paths.tokenFile)),
+              await this.sandbox!.hostLayout(),
+              command,
+            );
+      return runCommand(inCgroups(procs, inside), {
+        env: run.env,
+        cwd: '/',
+        timeoutMs,
+        signal: options.signal,
+      });
     }
+    if (this.sandbox) {
+      return {
+        exitCode: null,
+        stdout: '',
+        stderr: `domain ${id} is not running in a sandbox: nothing to run a command in`,
+      };
+    }
+    const env = run?.env ?? { PATH: this.path, HOME: paths.rootfs, XENOS_DOMAIN_ID: id };
+    return runCommand(inCgroups(procs, command), {
+      env,
+      cwd: run?.cwd ?? paths.rootfs,
+      timeoutMs,
+      signal: options.signal,
+    });
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -572,23 +504,23 @@ export class ProcessDriver implements Driver {
   ): Promise<void> {
     const run = rec.run;
     await reapInterruptedLaunch(paths, run, { timeoutMs: this.killTimeoutMs, signal });
-    if (!run || !(await this.domainAlive(paths, run))) return;
+    if (!run || !(await domainAlive(paths, run))) return;
     run.stopRequestedAt = new Date().toISOString();
     await writeRecord(paths, rec);
     const supervisorAlive = () => isAlive(run.pid, run.startTime);
     if (graceMs > 0 && (await supervisorAlive())) {
-      signalGroup(run.pid, 'SIGTERM');
-      const child = await this.childPid(paths, run);
-      if (child !== undefined) signalPid(child, 'SIGTERM'); // in case it moved to its own process group
-      await waitUntil(async () => !(await this.domainAlive(paths, run)), { timeoutMs: graceMs, signal });
+      await this.politeStop(paths, run, graceMs, signal);
+      await waitUntil(async () => !(await domainAlive(paths, run)), { timeoutMs: graceMs, signal });
     }
     if (await supervisorAlive()) {
       run.forcedAt = new Date().toISOString();
       await writeRecord(paths, rec);
     }
     // Whatever is left of the tree (the service, or things it left behind) is killed outright.
-    await this.killTree(rec.spec.id, run);
-    const gone = await waitUntil(async () => !(await this.domainAlive(paths, run)), {
+    if (await supervisorAlive()) await killTree(run.pid);
+    for (const p of await sessionProcesses(run.pid)) signalPid(p.pid, 'SIGKILL');
+    await this.cgroups?.kill(rec.spec.id);
+    const gone = await waitUntil(async () => !(await domainAlive(paths, run)), {
       timeoutMs: this.killTimeoutMs,
       signal,
     });
@@ -601,9 +533,24 @@ export class ProcessDriver implements Driver {
     }
   }
 
-  private async killTree(id: string, run: RunRecord): Promise<void> {
-    for (const p of await sessionProcesses(run.pid)) signalPid(p.pid, 'SIGKILL');
-    await this.cgroups?.kill(id);
+  /** SIGTERM to the service and all it forked: inside the sandbox, every process but its pid 1 (see
+   *  process-tree.ts); unsandboxed, the supervisor's child and its descendants. */
+  private async politeStop(
+    paths: DomainPaths,
+    run: RunRecord,
+    graceMs: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    if (run.isolation?.sandboxed) {
+      // A sandbox still starting gets its SIGTERM once it is up; one that never comes up is forced.
+      const init = await waitForSandboxInit(paths, run, { timeoutMs: graceMs, signal });
+      if (init !== undefined) await signalSandbox(init, 'SIGTERM');
+      return;
+    }
+    const child = await childPid(paths, run);
+    if (child === undefined) return;
+    signalPid(child, 'SIGTERM');
+    for (const p of await descendants(child)) signalPid(p.pid, 'SIGTERM');
   }
 
   async destroy(id: string, options: SignalOptions = {}): Promise<void> {
@@ -625,7 +572,8 @@ export class ProcessDriver implements Driver {
       }
       await rm(paths.dir, { recursive: true, force: true });
       await rm(`${paths.dir}.incoming`, { recursive: true, force: true });
-      (await this.portIndex()).delete(id);
+      this.leases.release(paths.dir);
+      await this.ports.forget(id);
     });
   }
 
@@ -684,24 +632,27 @@ export class ProcessDriver implements Driver {
       try {
         const info = await this.withLock(spec.id, async () => {
           const here = await readRecord(paths);
-          if (here?.run && (await this.domainAlive(paths, here.run))) {
+          if (here?.run && (await domainAlive(paths, here.run))) {
             throw new MigrationError(spec.id, 'a domain with this id already runs on this host');
           }
           const staging = `${paths.dir}.incoming`;
           await rm(staging, { recursive: true, force: true });
-          await mkdir(staging, { recursive: true });
+          await mkdir(staging, { recursive: true, mode: 0o700 });
           await receiveDomainDir(stream, staging, options.signal);
           const moved = await readRecord(new DomainPaths(this.domainsDir, `${spec.id}.incoming`));
           if (!moved) throw new MigrationError(spec.id, 'the stream held no domain.json');
           await rm(paths.dir, { recursive: true, force: true });
           await rename(staging, paths.dir);
           // Keep the moved rootfs, logs, ports (as preferences) and restart count; this host's run starts now.
+          // The uid came from the source host's range: this host leases its own and gives the files to it.
           const rec: DomainRecord = {
             ...moved,
             spec,
             preparedDigest: spec.image.digest ?? moved.preparedDigest,
             run: undefined,
+            identity: undefined,
           };
+          await this.ensureIdentity(rec, paths, true);
           await writeRecord(paths, rec);
           return this.describe(await this.launch(rec, paths));
         });
@@ -716,17 +667,4 @@ export class ProcessDriver implements Driver {
     }
     throw new MigrationError(spec.id, 'the source opened no stream');
   }
-}
-
-function signalPid(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-/** Signals the process group led by `pgid` (the supervisor's, made by setsid). */
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  signalPid(-pgid, signal);
 }

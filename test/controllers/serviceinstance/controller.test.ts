@@ -2,7 +2,9 @@
 // running a tiny node HTTP service, health checks over real sockets. Apply → Ready → reachable → spec
 // change restarts it → delete removes the process and the finalizer; crashes back off and count
 // restarts; a missing template is a condition, not a crash; bad parameters stall; a new controller on
-// the same data dir adopts the running domain (same pid) and destroys domains whose instance is gone.
+// the same data dir adopts the running domain (same process) and destroys domains whose instance is gone.
+// A service sees only its own PID namespace: it names its run by a random id, and the host pid the tests
+// watch is its domain's supervisor (alive exactly as long as the domain).
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these are Xenos `${params.X}` templates, not JS ones
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -58,11 +60,21 @@ afterEach(async () => {
 });
 
 /** One host's controllers: templates imported into its image cache, instances run by its process driver. */
-async function startController(opts: { credentials?: InstanceCredentials } = {}): Promise<Host> {
+async function startController(
+  opts: { credentials?: InstanceCredentials; bwrap?: string } = {},
+): Promise<Host> {
   const cacheDir = join(dir, 'images');
   const templates = new ServiceTemplateController({ store, log: quiet }, { hostName: HOST, cacheDir });
   templates.start();
-  const driver = new ProcessDriver({}, { dataDir: dir, cgroups: false, defaultGraceMs: 2000 });
+  const driver = new ProcessDriver(
+    {},
+    {
+      dataDir: dir,
+      cgroups: false,
+      defaultGraceMs: 2000,
+      sandbox: opts.bwrap ? { bwrap: opts.bwrap, reprobeMs: 100 } : undefined,
+    },
+  );
   await driver.start();
   const controller = new ServiceInstanceController(
     { store, driver, images: imageCache(cacheDir), credentials: opts.credentials, log: quiet },
@@ -89,7 +101,7 @@ function template(name = 'web', extra: Record<string, unknown> = {}): XObject {
       serviceType: 'greeter',
       image: { path: IMAGE, format: 'directory' },
       process: {
-        command: [process.execPath, 'server.mjs'],
+        command: ['node', 'server.mjs'],
         env: [{ name: 'MESSAGE', value: '${params.message}' }],
       },
       parameters: [{ name: 'message', default: 'hello', pattern: '[a-z]+' }],
@@ -164,8 +176,17 @@ function ready(name: string, generation?: number): boolean {
 interface Answer {
   instance: string;
   message: string;
-  pid: number;
+  run: string;
   hasToken: boolean;
+  tokenInEnv: boolean;
+}
+
+/** The host pid of the instance's domain: its supervisor, alive exactly as long as the domain. */
+async function hostPid(name: string): Promise<number> {
+  const driver = new ProcessDriver({}, { dataDir: dir, cgroups: false });
+  const info = (await driver.list()).find((d) => d.instance.name === name && d.state === 'running');
+  if (!info?.pid) throw new Error(`no running domain for ${name}`);
+  return info.pid;
 }
 
 async function call(url: string): Promise<Answer> {
@@ -199,6 +220,7 @@ describe('ServiceInstance controller', () => {
     expect(ep).toMatchObject({ address: '127.0.0.1', protocol: 'TCP', source: 'template' });
     expect(ep.url).toBe(`http://127.0.0.1:${ep.port}/`);
     const first = await call(ep.url!);
+    const firstPid = await hostPid('web-1');
     expect(first).toMatchObject({ instance: 'web-1', message: 'hello', hasToken: false });
     expect(eventReasons('web-1')).toEqual(
       expect.arrayContaining(['Scheduled', 'Pulled', 'Created', 'Started', 'Ready']),
@@ -215,8 +237,9 @@ describe('ServiceInstance controller', () => {
       const a = await call(statusOf('web-1').endpoints![0].url!);
       return a.message === 'changed' ? a : undefined;
     });
-    expect(second.pid).not.toBe(first.pid);
-    expect(alive(first.pid)).toBe(false);
+    expect(second.run).not.toBe(first.run);
+    expect(alive(firstPid)).toBe(false);
+    const secondPid = await hostPid('web-1');
     await until('Ready at the new generation', () => ready('web-1', gen));
     expect(eventReasons('web-1')).toContain('Killing');
 
@@ -227,11 +250,11 @@ describe('ServiceInstance controller', () => {
       metadata: { ...cur2.metadata, labels: { team: 'a' } },
     });
     await until('still Ready', () => ready('web-1'));
-    expect((await call(statusOf('web-1').endpoints![0].url!)).pid).toBe(second.pid);
+    expect((await call(statusOf('web-1').endpoints![0].url!)).run).toBe(second.run);
 
     store.delete({ kind: 'ServiceInstance', namespace: 'default', name: 'web-1' });
     await until('instance gone (finalizer removed)', () => !get('web-1'));
-    await until('process gone', () => !alive(second.pid));
+    await until('process gone', () => !alive(secondPid));
     expect(await running[0].driver.list()).toEqual([]);
   });
 
@@ -250,7 +273,7 @@ describe('ServiceInstance controller', () => {
     expect(statusOf('crashy').lastExitCode, messages.join('\n')).toBe(3);
     expect(eventReasons('crashy')).toEqual(expect.arrayContaining(['Failed', 'BackOff']));
     const after = await call(statusOf('crashy').endpoints![0].url!);
-    expect(after.pid).not.toBe(before.pid);
+    expect(after.run).not.toBe(before.run);
 
     store.create(instance('once', { runStrategy: 'RerunOnFailure' }));
     await until('once Ready', () => ready('once'));
@@ -300,8 +323,9 @@ describe('ServiceInstance controller', () => {
     store.create(instance('keep'));
     store.create(instance('drop'));
     await until('both Ready', () => ready('keep') && ready('drop'));
-    const pid = (await call(statusOf('keep').endpoints![0].url!)).pid;
-    const dropPid = (await call(statusOf('drop').endpoints![0].url!)).pid;
+    const keepRun = (await call(statusOf('keep').endpoints![0].url!)).run;
+    const pid = await hostPid('keep');
+    const dropPid = await hostPid('drop');
 
     // The coordinator goes away; domains keep running. Meanwhile 'drop' is removed from the store
     // without anyone to run its finalizer.
@@ -320,7 +344,8 @@ describe('ServiceInstance controller', () => {
       () => ready('keep') && b.controller.snapshot('default/keep'),
     );
     expect(b.controller.snapshot('default/keep')!.matches('running')).toBe(true);
-    expect((await call(statusOf('keep').endpoints![0].url!)).pid).toBe(pid);
+    expect((await call(statusOf('keep').endpoints![0].url!)).run).toBe(keepRun);
+    expect(await hostPid('keep')).toBe(pid);
     await untilAsync('only keep left', async () => {
       const names = (await b.driver.list()).map((d) => d.instance.name);
       return names.length === 1 && names[0] === 'keep' ? true : undefined;
@@ -334,7 +359,10 @@ describe('ServiceInstance controller', () => {
     await startController({ credentials: new TokenCredentials({ authenticator }, { dataDir: dir }) });
     store.create(instance('board'));
     await until('Ready', () => ready('board'));
-    expect((await call(statusOf('board').endpoints![0].url!)).hasToken).toBe(true);
+    expect(await call(statusOf('board').endpoints![0].url!)).toMatchObject({
+      hasToken: true,
+      tokenInEnv: false,
+    });
 
     // The token the domain holds (same derivation) is accepted, for its own instance only.
     const token = new TokenCredentials({ authenticator }, { dataDir: dir }).tokenFor({
@@ -394,7 +422,7 @@ describe('ServiceInstance controller', () => {
     const a = await startController();
     store.create(instance('late'));
     await until('Ready', () => ready('late'));
-    const pid = (await call(statusOf('late').endpoints![0].url!)).pid;
+    const pid = await hostPid('late');
     await a.controller.stop();
     await a.templates.stop();
     await a.driver.stop();
@@ -407,6 +435,19 @@ describe('ServiceInstance controller', () => {
     await until('instance gone', () => !get('late'));
     await until('process gone', () => !alive(pid));
     expect(await b.driver.list()).toEqual([]);
+  });
+
+  it('without a sandbox the domain does not start, and DomainRunning says why and what to do', async () => {
+    createTemplate();
+    await startController({ bwrap: '/nonexistent/bwrap' });
+    store.create(instance('unboxed'));
+    await until('SandboxUnavailable', () =>
+      getCondition(statusOf('unboxed'), 'DomainRunning')?.reason === 'SandboxUnavailable' ? true : undefined,
+    );
+    const c = getCondition(statusOf('unboxed'), 'DomainRunning')!;
+    expect(c.status).toBe('False');
+    expect(c.message).toMatch(/sandbox is unavailable.*\/nonexistent\/bwrap is not installed.*npm run setup/);
+    expect(getCondition(statusOf('unboxed'), 'Ready')?.status).toBe('False');
   });
 
   it('Manual: the requested-state annotation stops and starts the domain', async () => {
@@ -436,7 +477,7 @@ describe('ServiceInstance controller', () => {
     const a = await startController();
     store.create(instance('moving'));
     await until('Ready', () => ready('moving'));
-    const pid = (await call(statusOf('moving').endpoints![0].url!)).pid;
+    const pid = await hostPid('moving');
     const cur = get('moving')!;
     store.update({ ...(cur as unknown as XObject), spec: { ...cur.spec, host: 'elsewhere' } });
     await until('process gone', () => !alive(pid));

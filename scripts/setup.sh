@@ -1,0 +1,82 @@
+#!/bin/sh
+# `npm run setup`: installs the operating-system packages Xenos needs on this machine, when they are missing,
+# and checks that the domain sandbox works. Idempotent: a second run installs nothing. Runs apt-get as root,
+# or through sudo; when neither works it says what to run instead and exits 1.
+#
+# What and why (one line each; later drivers add their packages here):
+#   bwrap     bubblewrap: the sandbox every process-driver domain runs in (src/drivers/sandbox/)
+#   setpriv   util-linux: drops to the domain's own uid before the sandbox starts (when xenosd is root)
+#   nsenter   util-linux: runs exec health checks inside a domain's sandbox
+#   ip        iproute2: the network-namespace tests
+#   curl      curl: the README's examples
+set -eu
+
+NEEDED="bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2 curl:curl"
+
+missing=""
+for pair in $NEEDED; do
+  cmd=${pair%%:*}
+  pkg=${pair#*:}
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
+  fi
+done
+missing=${missing# }
+
+if [ -n "$missing" ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: missing: $missing. This machine has no apt-get: install the packages that provide" >&2
+    echo "setup: $(echo "$NEEDED" | tr ' ' '\n' | sed 's/:.*//' | tr '\n' ' ')with your package manager, then run npm run setup again." >&2
+    exit 1
+  fi
+  if [ "$(id -u)" = 0 ]; then
+    as_root=""
+  elif command -v sudo >/dev/null 2>&1 && { sudo -n true 2>/dev/null || [ -t 0 ]; }; then
+    as_root="sudo"
+  else
+    echo "setup: missing Debian packages: $missing" >&2
+    echo "setup: installing them needs root, and sudo is not available here. As root, run:" >&2
+    echo "setup:   apt-get update && apt-get install -y $missing" >&2
+    echo "setup: then run npm run setup again." >&2
+    exit 1
+  fi
+  echo "setup: installing $missing"
+  $as_root apt-get update -qq
+  # shellcheck disable=SC2086
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+else
+  echo "setup: the packages Xenos needs are installed"
+fi
+
+# Check that a domain sandbox can be made here, the way xenosd makes it: as root, bwrap makes the namespaces
+# and the command becomes an unprivileged uid (nobody here); otherwise bwrap makes a user namespace.
+probe_out=$(mktemp)
+if [ "$(id -u)" = 0 ]; then
+  set -- bwrap --unshare-pid --unshare-ipc --unshare-uts --die-with-parent --new-session \
+    --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
+    --proc /proc --dev /dev -- setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs -- /bin/true
+else
+  set -- bwrap --unshare-user --disable-userns --unshare-pid --die-with-parent --new-session \
+    --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
+    --proc /proc --dev /dev -- /bin/true
+fi
+if "$@" 2>"$probe_out"; then
+  echo "setup: the domain sandbox works ($(bwrap --version))"
+  rm -f "$probe_out"
+else
+  echo "setup: bubblewrap is installed but cannot make a sandbox here: $(cat "$probe_out")" >&2
+  rm -f "$probe_out"
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: without root it needs unprivileged user namespaces: check sysctl user.max_user_namespaces" >&2
+    echo "setup: (must be > 0), kernel.unprivileged_userns_clone=1 where it exists, and AppArmor's userns rules." >&2
+  fi
+  echo "setup: Without a sandbox, domains do not start (xenosd --unsafe-no-sandbox runs them unsandboxed)." >&2
+  exit 1
+fi
+
+# Domains see the host's /usr, /bin and /lib read-only and get the system PATH: the example web service
+# and the tests run `node` from there (any version from 18 on does).
+if ! PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v node >/dev/null 2>&1; then
+  echo "setup: note: no node in /usr/bin or /usr/local/bin: templates that run node (manifests/web, the tests)" >&2
+  echo "setup: need one there (apt-get install nodejs), or its directory given with xenosd --domain-ro-path." >&2
+fi

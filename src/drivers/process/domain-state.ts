@@ -1,0 +1,151 @@
+// What a process-driver domain is doing, read from its record and the kernel: whether its supervisor (or,
+// unsandboxed, a service that outlived it) still runs, the sandbox's pid 1, and how a finished run ended
+// (the supervisor's exit file, bwrap's status, the driver's own stop marks). Pure reads; no signals.
+
+import { readFile, stat } from 'node:fs/promises';
+import type { DomainEndpoint, DomainInfo } from '../driver.ts';
+import { waitUntil } from '../wait-until.ts';
+import type { DomainPaths, DomainRecord, RunRecord } from './domain-record.ts';
+import { readOptional } from './domain-record.ts';
+import { isAlive, readStat } from './proc.ts';
+import { verifiedSandboxInit } from './process-tree.ts';
+import { parseExitStatus, parseSandboxStatus } from './supervisor.ts';
+
+/** The supervisor's child (bwrap, or the service unsandboxed) if it lives in the supervisor's session. */
+export async function childPid(paths: DomainPaths, run: RunRecord): Promise<number | undefined> {
+  const text = await readOptional(paths.childPidFile);
+  const pid = text ? Number.parseInt(text, 10) : Number.NaN;
+  if (!Number.isInteger(pid)) return undefined;
+  const st = await readStat(pid);
+  return st && st.session === run.pid && st.state !== 'Z' ? pid : undefined;
+}
+
+export async function domainAlive(paths: DomainPaths, run: RunRecord): Promise<boolean> {
+  return (await isAlive(run.pid, run.startTime)) || (await childPid(paths, run)) !== undefined;
+}
+
+/** The host pid of the running sandbox's pid 1, verified against the process tree. */
+export async function sandboxInit(paths: DomainPaths, run: RunRecord): Promise<number | undefined> {
+  if (!run.isolation?.sandboxed || !(await isAlive(run.pid, run.startTime))) return undefined;
+  const status = parseSandboxStatus((await readOptional(paths.sandboxStatusFile)) ?? '');
+  return verifiedSandboxInit(run.pid, await childPid(paths, run), status.initPid);
+}
+
+/** The sandbox's pid 1, waiting up to `timeoutMs` for a just-started sandbox to come up (undefined when
+ *  the supervisor ends first or the time runs out). */
+export async function waitForSandboxInit(
+  paths: DomainPaths,
+  run: RunRecord,
+  options: { timeoutMs: number; signal?: AbortSignal },
+): Promise<number | undefined> {
+  let init: number | undefined;
+  await waitUntil(async () => {
+    init = await sandboxInit(paths, run);
+    return init !== undefined || !(await isAlive(run.pid, run.startTime));
+  }, options);
+  return init;
+}
+
+export function endpoints(rec: DomainRecord, advertiseAddress: string): DomainEndpoint[] {
+  const out: DomainEndpoint[] = [];
+  for (const p of rec.spec.ports ?? []) {
+    const port = rec.ports[p.name];
+    if (port === undefined) continue;
+    const ep: DomainEndpoint = {
+      name: p.name,
+      address: advertiseAddress,
+      port,
+      guestPort: port,
+      protocol: p.protocol,
+    };
+    const app = p.appProtocol ?? p.name;
+    if (app === 'http' || app === 'https') ep.url = `${app}://${advertiseAddress}:${port}/`;
+    out.push(ep);
+  }
+  return out;
+}
+
+/** The last line bwrap wrote on the domain's stderr (why it could not make the sandbox). */
+async function bwrapComplaint(paths: DomainPaths): Promise<string | undefined> {
+  const text = await readFile(paths.stderr, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('bwrap:'))
+    .pop();
+}
+
+export async function describeDomain(
+  paths: DomainPaths,
+  rec: DomainRecord,
+  advertiseAddress: string,
+): Promise<DomainInfo> {
+  const info: DomainInfo = {
+    id: rec.spec.id,
+    driver: 'process',
+    instance: rec.spec.instance,
+    state: 'prepared',
+    restartCount: rec.restartCount,
+    endpoints: endpoints(rec, advertiseAddress),
+  };
+  if (rec.preparedDigest) info.imageDigest = rec.preparedDigest;
+  const run = rec.run;
+  if (!run) return info;
+  info.pid = run.pid;
+  info.startedAt = run.startedAt;
+  info.limits = run.limits;
+  if (run.isolation) info.isolation = run.isolation;
+  if (await isAlive(run.pid, run.startTime)) return { ...info, state: 'running' };
+  if ((await childPid(paths, run)) !== undefined) {
+    return {
+      ...info,
+      state: 'running',
+      message: 'the supervisor is gone but the service still runs; its exit code will not be known',
+    };
+  }
+  const exitText = await readOptional(paths.exitFile);
+  const exit = exitText !== undefined ? parseExitStatus(exitText) : undefined;
+  const exitTime = exit
+    ? await stat(paths.exitFile).then(
+        (s) => s.mtime.toISOString(),
+        () => undefined,
+      )
+    : undefined;
+  if (exit) {
+    Object.assign(info, { exitCode: exit.exitCode, finishedAt: exitTime });
+    if (exit.signal) info.signal = exit.signal;
+    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
+    if (run.stopRequestedAt) return { ...info, state: 'stopped', message: `stopped on request; it ${how}` };
+    if (exit.exitCode === 0) return { ...info, state: 'stopped', message: 'exited with code 0' };
+    if (run.isolation?.sandboxed && exit.exitCode !== 125) {
+      const status = parseSandboxStatus((await readOptional(paths.sandboxStatusFile)) ?? '');
+      if (status.exitCode === undefined) {
+        const why = (await bwrapComplaint(paths)) ?? 'see stderr.log';
+        return {
+          ...info,
+          state: 'crashed',
+          message: `bubblewrap could not set up the domain's sandbox, the service never ran: ${why}`,
+        };
+      }
+    }
+    const cgroupHint =
+      exit.exitCode === 125 ? ' (125: the supervisor could not join the cgroup; see stderr.log)' : '';
+    return { ...info, state: 'crashed', message: `it ${how}${cgroupHint}` };
+  }
+  if (run.stopRequestedAt) {
+    return {
+      ...info,
+      state: 'stopped',
+      finishedAt: run.forcedAt ?? run.stopRequestedAt,
+      signal: run.forcedAt ? 'SIGKILL' : undefined,
+      message: run.forcedAt
+        ? 'stopped on request; forced with SIGKILL after the grace period'
+        : 'stopped on request',
+    };
+  }
+  return {
+    ...info,
+    state: 'crashed',
+    message:
+      'it ended without an exit status: its supervisor was killed with it (OOM killer, someone killed the process group) or the host restarted',
+  };
+}

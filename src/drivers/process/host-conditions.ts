@@ -1,0 +1,57 @@
+// What the Host object says about the process driver's domains, as two conditions: `DomainsSandboxed`
+// (True: bubblewrap, with the uid range or the user namespace; False: SandboxUnavailable — domains do not
+// start — or UnsafeNoSandbox) and `DomainLimitsEnforced` (True: cgroup v1/v2; False: NoCgroups — domains
+// run sandboxed but without memory/CPU limits). Pure: the probes' results in, the conditions out.
+
+import type { HostConditionFact } from '../driver.ts';
+import { formatUidRange, type Sandbox, type SandboxStatus } from '../sandbox/sandbox.ts';
+import type { CgroupMode } from './cgroup.ts';
+
+export function hostConditionsOf(
+  sandbox: Pick<Sandbox, 'mode' | 'uidRange'> | undefined,
+  status: SandboxStatus | undefined,
+  cgroups: CgroupMode,
+): HostConditionFact[] {
+  let sandboxed: HostConditionFact;
+  if (!sandbox || !status) {
+    sandboxed = {
+      type: 'DomainsSandboxed',
+      status: 'False',
+      reason: 'UnsafeNoSandbox',
+      message:
+        "xenosd runs with --unsafe-no-sandbox: process-driver domains run unsandboxed as xenosd's user and can read the data dir (admin token, state, other domains)",
+    };
+  } else if (!status.usable) {
+    sandboxed = {
+      type: 'DomainsSandboxed',
+      status: 'False',
+      reason: 'SandboxUnavailable',
+      message: `process-driver domains do not start: ${status.reason}; run \`npm run setup\` (or apt-get install bubblewrap)`,
+    };
+  } else {
+    sandboxed = {
+      type: 'DomainsSandboxed',
+      status: 'True',
+      reason: 'Bubblewrap',
+      message:
+        sandbox.mode === 'uid'
+          ? `process-driver domains run under ${status.version}, each as its own uid from ${formatUidRange(sandbox.uidRange)}, seeing only their own files`
+          : `process-driver domains run under ${status.version} in a user namespace (xenosd is not root: outside it they share its uid), seeing only their own files`,
+    };
+  }
+  const limits: HostConditionFact =
+    cgroups.kind === 'none'
+      ? {
+          type: 'DomainLimitsEnforced',
+          status: 'False',
+          reason: 'NoCgroups',
+          message: `domains run without memory/CPU limits: ${cgroups.reason}`,
+        }
+      : {
+          type: 'DomainLimitsEnforced',
+          status: 'True',
+          reason: cgroups.kind === 'v2' ? 'CgroupV2' : 'CgroupV1',
+          message: `domain memory/CPU limits are enforced by cgroup ${cgroups.kind}`,
+        };
+  return [sandboxed, limits];
+}
