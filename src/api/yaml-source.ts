@@ -1,7 +1,10 @@
 // Multi-document YAML (and JSON, which is YAML) parsed with its source positions: every document's
 // value plus a map from field path (`spec.ports[0].port`, as validation errors spell it) to the
 // line and column of the field's key and of its value, so an error can point at the exact spot.
-// Built on js-yaml 5's event stream, whose events carry source offsets.
+// Built on js-yaml 5's event stream, whose events carry source offsets. Hostile text is refused with
+// its line and column before it costs anything: alias bombs and cycles (yaml-aliases.ts), nesting past
+// MAX_NESTING_DEPTH, and prototype keys (`__proto__`, `constructor`, `prototype`) wherever they come from
+// (plain, quoted or escaped keys, aliases, merge keys).
 
 import {
   CORE_SCHEMA,
@@ -15,6 +18,9 @@ import {
   YAMLException,
 } from 'js-yaml';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
+import { MAX_NESTING_DEPTH, MAX_YAML_ALIASES, MAX_YAML_EXPANSION_BYTES } from './input-limits.ts';
+import { isPrototypeKey, prototypeKeyMessage } from './prototype-safety.ts';
+import { checkAliases } from './yaml-aliases.ts';
 
 /** 1-based line and column (and the 0-based offset) in the source text. */
 export interface SourcePosition {
@@ -40,34 +46,56 @@ export interface YamlSourceError {
   line: number;
   column: number;
   message: string;
+  /** `syntax`: not YAML; `refused`: YAML this loader will not take (prototype keys, nesting, aliases);
+   *  `too-large`: it would expand past its limit through aliases (a 413 on the server). */
+  reason: 'syntax' | 'refused' | 'too-large';
+  /** The field path, when the problem is a field's (a prototype key, nesting). */
+  path?: string;
+}
+
+export interface YamlLimits {
+  /** What one document may expand to through aliases (see MAX_YAML_EXPANSION_BYTES). */
+  maxExpandedBytes: number;
 }
 
 const SCHEMA = CORE_SCHEMA.withTags(mergeTag);
-const MAX_ALIASES = 10_000;
+const CLIENT_LIMITS: YamlLimits = { maxExpandedBytes: MAX_YAML_EXPANSION_BYTES.client };
 
 /** Parses every document of `text`. A syntax error stops the parse and is the only error returned;
- *  an error while building one document (duplicate key, unknown alias) skips just that document. */
+ *  an error while building one document (duplicate key, unknown alias, an alias bomb, a prototype
+ *  key, nesting too deep) skips just that document. The default limits are the client's. */
 export function parseYamlDocuments(
   text: string,
   filename?: string,
+  limits: YamlLimits = CLIENT_LIMITS,
 ): { documents: YamlDocument[]; errors: YamlSourceError[] } {
   const lines = lineStarts(text);
   let events: Event[];
   try {
-    events = parseEvents(text, { filename });
+    events = parseEvents(text, { filename, maxDepth: MAX_NESTING_DEPTH });
   } catch (err) {
     return { documents: [], errors: [toSourceError(err, text, lines)] };
   }
   const documents: YamlDocument[] = [];
   const errors: YamlSourceError[] = [];
   for (const slice of splitDocuments(events)) {
+    const bomb = checkAliases(slice, text, {
+      maxAliases: MAX_YAML_ALIASES,
+      maxExpandedBytes: limits.maxExpandedBytes,
+    });
+    if (bomb) {
+      const at = position(bomb.offset, lines);
+      const reason = bomb.tooLarge ? 'too-large' : 'refused';
+      errors.push({ line: at.line, column: at.column, message: bomb.message, reason });
+      continue;
+    }
     let value: unknown;
     try {
       [value] = constructFromEvents(slice, {
         source: text,
         filename,
         schema: SCHEMA,
-        maxAliases: MAX_ALIASES,
+        maxAliases: MAX_YAML_ALIASES,
       });
     } catch (err) {
       errors.push(toSourceError(err, text, lines));
@@ -75,7 +103,17 @@ export function parseYamlDocuments(
     }
     if (value === null || value === undefined) continue;
     const { keys, values, start } = mapPositions(slice, text, lines);
-    documents.push({ index: documents.length, value: toPlain(value, 0), start, keys, values });
+    const doc: YamlDocument = { index: documents.length, value: undefined, start, keys, values };
+    try {
+      doc.value = toPlain(value, []);
+    } catch (err) {
+      if (!(err instanceof PlainDataError)) throw err;
+      const at = locateField(doc, formatFieldPath(err.segments));
+      const path = formatFieldPath(err.segments);
+      errors.push({ line: at.line, column: at.column, message: err.message, reason: 'refused', path });
+      continue;
+    }
+    documents.push(doc);
   }
   return { documents, errors };
 }
@@ -227,22 +265,53 @@ function position(offset: number, lines: number[]): SourcePosition {
 function toSourceError(err: unknown, text: string, lines: number[]): YamlSourceError {
   if (err instanceof YAMLException && err.mark) {
     const at = position(Math.min(err.mark.position, text.length), lines);
-    return { line: at.line, column: at.column, message: `YAML syntax error: ${err.reason}` };
+    if (/maxDepth/.test(err.reason)) {
+      const message = `nested deeper than ${MAX_NESTING_DEPTH} levels; no Xenos object needs that many`;
+      return { line: at.line, column: at.column, message, reason: 'refused' };
+    }
+    return {
+      line: at.line,
+      column: at.column,
+      message: `YAML syntax error: ${err.reason}`,
+      reason: 'syntax',
+    };
   }
-  return { line: 1, column: 1, message: `cannot parse: ${(err as Error).message ?? String(err)}` };
+  const message = `cannot parse: ${(err as Error).message ?? String(err)}`;
+  return { line: 1, column: 1, message, reason: 'syntax' };
 }
 
-const MAX_DEPTH = 200;
+/** Why a document's value cannot be plain data, and at which field. */
+class PlainDataError extends Error {
+  readonly segments: PathSegment[];
+
+  constructor(segments: PathSegment[], message: string) {
+    const path = formatFieldPath(segments);
+    super(`${path ? `${path}: ` : ''}${message}`);
+    this.name = 'PlainDataError';
+    this.segments = segments;
+  }
+}
 
 /** A deep copy as plain data: aliases become copies (so defaulting one place does not change
- *  another), and non-finite numbers (`.inf`, `.nan`) become null as in JSON. */
-function toPlain(v: unknown, depth: number): unknown {
-  if (depth > MAX_DEPTH) throw new Error(`nested deeper than ${MAX_DEPTH} levels`);
-  if (Array.isArray(v)) return v.map((x) => toPlain(x, depth + 1));
+ *  another), and non-finite numbers (`.inf`, `.nan`) become null as in JSON. Refuses prototype keys
+ *  and nesting past MAX_NESTING_DEPTH (an alias can nest a node deeper than the parser saw). */
+function toPlain(v: unknown, segs: PathSegment[]): unknown {
+  if (Array.isArray(v) || (v !== null && typeof v === 'object')) {
+    if (segs.length >= MAX_NESTING_DEPTH) {
+      throw new PlainDataError(
+        segs,
+        `nested deeper than ${MAX_NESTING_DEPTH} levels; no Xenos object needs that many`,
+      );
+    }
+  }
+  if (Array.isArray(v)) return v.map((x, i) => toPlain(x, [...segs, i]));
   if (typeof v === 'number' && !Number.isFinite(v)) return null;
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = toPlain(x, depth + 1);
+    for (const [k, x] of Object.entries(v)) {
+      if (isPrototypeKey(k)) throw new PlainDataError([...segs, k], prototypeKeyMessage(k));
+      out[k] = toPlain(x, [...segs, k]);
+    }
     return out;
   }
   return v;
