@@ -1,7 +1,10 @@
 // The verbs on one resource: list, get, create, update, patch (merge, JSON and apply), delete,
 // and the status subresource. Each turns an HTTP request into store calls and answers with the
 // object, a List, a Table or a Status. Validation runs before anything is written; with
-// `dryRun=All` the store computes the result and persists nothing.
+// `dryRun=All` the store computes the result and persists nothing. Hostile input is refused before it
+// costs anything: Event creates are rate-limited per principal before the body is read, an
+// instance-scoped principal's patch is checked against what it may write before it is applied, and
+// bodies are decoded under the limits of input-limits.ts.
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -9,7 +12,8 @@ import { ConflictError } from '../store/errors.ts';
 import { type FieldSelector, matchesFields, parseFieldSelector } from '../store/selectors.ts';
 import type { ListOptions, Store } from '../store/store.ts';
 import type { ApiResource } from './api-resources.ts';
-import { type Principal, scopedStatusChange } from './auth.ts';
+import { type Principal, scopedPatchProblems, scopedStatusChange } from './auth.ts';
+import { validateEvent } from './events.ts';
 import {
   dryRun,
   type FieldValidation,
@@ -18,8 +22,10 @@ import {
   sendJson,
   warningHeader,
 } from './http-io.ts';
+import { EVENT_RATE_LIMIT } from './input-limits.ts';
 import { JsonPatchError, jsonPatch } from './json-patch.ts';
-import { mergePatch } from './merge-patch.ts';
+import { MergePatchError, mergePatch } from './merge-patch.ts';
+import { TokenBuckets } from './rate-limit.ts';
 import { decodeBody, decodeObject, mediaType, OBJECT_MEDIA_TYPES, readBody } from './request-body.ts';
 import {
   ApiError,
@@ -40,6 +46,8 @@ export interface HandlerComponents {
 
 export interface HandlerInit {
   bodyLimit: number;
+  /** Events each principal may create through the API (default EVENT_RATE_LIMIT). */
+  eventRateLimit?: { burst: number; perSecond: number };
 }
 
 /** One routed request. `namespace` is undefined for cluster-scoped kinds and all-namespace lists. */
@@ -74,11 +82,13 @@ export class ResourceHandlers {
   readonly #store: Store;
   readonly #validator: Validator;
   readonly #bodyLimit: number;
+  readonly #eventRate: TokenBuckets;
 
   constructor(components: HandlerComponents, init: HandlerInit) {
     this.#store = components.store;
     this.#validator = components.validator;
     this.#bodyLimit = init.bodyLimit;
+    this.#eventRate = new TokenBuckets(init.eventRateLimit ?? EVENT_RATE_LIMIT);
   }
 
   /** Store-level options for a list or watch, and the field requirements the store cannot apply. */
@@ -153,6 +163,7 @@ export class ResourceHandlers {
   }
 
   async create(r: ResourceRequest): Promise<void> {
+    if (!r.resource.crd) this.#limitEventRate(r);
     const obj = this.#incoming(r, await this.#readObject(r));
     if (!obj.metadata.name) {
       const gen = (obj.metadata as Obj).generateName;
@@ -199,6 +210,7 @@ export class ResourceHandlers {
     ) {
       throw errors.badRequest('a merge patch must be a JSON object');
     }
+    this.#checkScopedPatch(r, type === 'application/json-patch+json' ? 'json' : 'merge', patch);
     const pinned =
       type === 'application/merge-patch+json' && (patch as Obj).metadata?.resourceVersion !== undefined;
     // Without a resourceVersion in the patch, a patch applies to whatever is current: retry lost races.
@@ -213,6 +225,10 @@ export class ResourceHandlers {
       } catch (err) {
         if (err instanceof JsonPatchError)
           throw errors.badRequest(`the JSON patch could not be applied: ${err.message}`);
+        if (err instanceof MergePatchError)
+          throw errors.badRequest(`the merge patch could not be applied: ${err.message}`, [
+            { reason: 'FieldValueForbidden', field: err.path, message: err.message },
+          ]);
         throw err;
       }
       if (typeof patched?.metadata !== 'object' || patched.metadata === null) {
@@ -235,6 +251,7 @@ export class ResourceHandlers {
    *  object, or creates it. There is no field ownership (managedFields): a field dropped from the
    *  applied configuration is not removed, and `force` has nothing to override. */
   async #apply(r: ResourceRequest, applied: Obj, isDryRun: boolean): Promise<void> {
+    this.#checkScopedPatch(r, 'apply', applied);
     const obj = this.#incoming(r, applied);
     this.#checkNameMatchesUrl(r, obj);
     for (let attempt = 0; ; attempt++) {
@@ -365,8 +382,18 @@ export class ResourceHandlers {
     const wanted = next.metadata.resourceVersion;
     if (wanted && wanted !== current.metadata.resourceVersion) return;
     const changed = scopedStatusChange(current.status, next.status);
-    if (changed.length === 0) return;
-    throw errors.forbidden(
+    if (changed.length > 0) throw this.#scopeForbidden(r, changed);
+  }
+
+  /** The same rule, before a patch is applied: a patch reaching outside those parts is refused as such. */
+  #checkScopedPatch(r: ResourceRequest, type: 'json' | 'merge' | 'apply', patch: unknown): void {
+    if (!r.principal.scope) return;
+    const outside = scopedPatchProblems(type, patch);
+    if (outside.length > 0) throw this.#scopeForbidden(r, outside);
+  }
+
+  #scopeForbidden(r: ResourceRequest, changed: string[]): ApiError {
+    return errors.forbidden(
       `${r.resource.plural}.${r.resource.group} "${r.name}" is forbidden: User "${r.principal.name}" may change ` +
         `only the status.endpoints entries with source "registered" and the ${SERVICE_HEALTHY} condition of ` +
         `its instance, but this request changes ${changed.join(', ')}; leave the rest of the status as it is ` +
@@ -412,22 +439,29 @@ export class ResourceHandlers {
   }
 
   #checkEvent(r: ResourceRequest, obj: XObject): void {
-    const ev = obj as Obj;
-    const causes: StatusCause[] = [];
-    if (typeof ev.involvedObject?.name !== 'string' || typeof ev.involvedObject?.kind !== 'string') {
-      causes.push({
-        reason: 'FieldValueRequired',
-        field: 'involvedObject',
-        message: 'Required value: kind and name of the object the event is about',
-      });
+    const problems = validateEvent(obj as Obj);
+    if (problems.length > 0) {
+      throw this.#invalid(
+        r,
+        problems.map((p) => ({ reason: p.reason, field: p.path, message: p.message })),
+        obj.metadata.name,
+      );
     }
-    if (ev.type !== undefined && ev.type !== 'Normal' && ev.type !== 'Warning') {
-      causes.push({
-        reason: 'FieldValueNotSupported',
-        field: 'type',
-        message: `Unsupported value: "${ev.type}": supported values: "Normal", "Warning"`,
-      });
-    }
-    if (causes.length > 0) throw this.#invalid(r, causes, obj.metadata.name);
+  }
+
+  /** One token of the principal's Event bucket, or 429 before the body is even read. */
+  #limitEventRate(r: ResourceRequest): void {
+    const taken = this.#eventRate.take(r.principal.name);
+    if (taken.ok) return;
+    throw errors.tooManyRequests(
+      `User "${r.principal.name}" is creating events faster than the limit of ${this.#eventRateText()}; ` +
+        'retry later, or record fewer events (a repeat of one event should update its count)',
+      taken.retryAfterSeconds,
+    );
+  }
+
+  #eventRateText(): string {
+    const { burst, perSecond } = this.#eventRate.limits;
+    return `${perSecond} per second (bursts of ${burst})`;
   }
 }

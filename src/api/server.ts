@@ -40,6 +40,8 @@ export interface ApiServerInit {
   /** 0 picks a free port. */
   port?: number;
   bodyLimit?: number;
+  /** Events each principal may create (default EVENT_RATE_LIMIT in input-limits.ts). */
+  eventRateLimit?: { burst: number; perSecond: number };
   /** PEM certificate and key: serve HTTPS instead of HTTP. */
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Reported in /version. */
@@ -77,7 +79,10 @@ export class ApiServer {
     this.#components = components;
     this.#init = init;
     this.#log = init.log ?? ((msg) => console.error(msg));
-    this.#handlers = new ResourceHandlers(components, { bodyLimit: init.bodyLimit ?? DEFAULT_BODY_LIMIT });
+    this.#handlers = new ResourceHandlers(components, {
+      bodyLimit: init.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      eventRateLimit: init.eventRateLimit,
+    });
     this.#watches = new Watches({ store: components.store, handlers: this.#handlers });
     this.#openapi = new OpenApiDocs(components.resources);
   }

@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     apiHost: opts.apiHost,
     apiPort: opts.apiPort,
     crdDir: opts.crdDir,
+    eventTtlMs: opts.eventTtlMs,
     tls: opts.tlsSelfSigned
       ? 'self-signed'
       : opts.tlsCert && opts.tlsKey

@@ -1,0 +1,481 @@
+// Hostile input against the real API server over HTTP (in this process, with the real SQLite store and
+// token authenticator, so that the test can look at Object.prototype itself): prototype-pollution
+// attempts in every body format and patch type, from the admin and from an instance-scoped token, are
+// refused with a 4xx naming the field, Object.prototype stays as it was and an admin write still works
+// after each; bodies past the limits (alias bombs, nesting, copy amplification, objects past
+// MAX_OBJECT_BYTES) are refused and store nothing; Events are shape-checked, size-capped and rate-limited
+// per principal with 429 + Retry-After. The daemon side (--event-ttl, a real xenosd) is in
+// test/daemon/event-ttl.test.ts.
+
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiResources } from '../../src/api/api-resources.ts';
+import { newToken, TokenAuthenticator } from '../../src/api/auth.ts';
+import { loadKinds } from '../../src/api/kinds.ts';
+import { ApiServer } from '../../src/api/server.ts';
+import { Validator } from '../../src/api/validation.ts';
+import { MAX_OBJECT_BYTES } from '../../src/store/limits.ts';
+import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
+import { aliasBomb, copyAmplification } from './hostile-bodies.ts';
+
+const NS = '/apis/xenos.io/v1alpha1/namespaces/default';
+const SI = `${NS}/serviceinstances`;
+const SD = `${NS}/servicedeployments`;
+const EVENTS = '/api/v1/namespaces/default/events';
+const CT = {
+  json: 'application/json',
+  yaml: 'application/yaml',
+  merge: 'application/merge-patch+json',
+  jsonPatch: 'application/json-patch+json',
+  apply: 'application/apply-patch+yaml',
+};
+
+let dir: string;
+let store: SqliteStore;
+let server: ApiServer;
+let admin: string;
+let service: string;
+let flood: string;
+
+type Obj = Record<string, any>;
+
+async function call(token: string, method: string, path: string, body?: unknown, type = CT.json) {
+  const res = await fetch(server.url + path, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': type },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as Obj };
+}
+
+const deployment = (name: string, extra: Obj = {}) => ({
+  apiVersion: 'xenos.io/v1alpha1',
+  kind: 'ServiceDeployment',
+  metadata: { name },
+  spec: { template: { spec: { templateRef: { name: 'tpl' } } } },
+  ...extra,
+});
+
+const event = (name: string, extra: Obj = {}) => ({
+  metadata: { name },
+  involvedObject: { kind: 'ServiceInstance', name: 'web', namespace: 'default' },
+  reason: 'Started',
+  message: 'the service started',
+  type: 'Normal',
+  ...extra,
+});
+
+/** What Object.prototype holds: its own property names and what a fresh object inherits. */
+function prototypeState() {
+  const fresh = {} as Obj;
+  return {
+    names: Object.getOwnPropertyNames(Object.prototype).sort(),
+    polluted: fresh.polluted,
+    isAdmin: fresh.isAdmin,
+  };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'xenos-hostile-'));
+  const kinds = loadKinds();
+  const resources = new ApiResources(kinds);
+  store = openStore({ path: join(dir, 'state.db'), namespaced: (k) => resources.namespaced(k) });
+  const auth = new TokenAuthenticator({ dataDir: dir });
+  auth.ensureAdminToken(dir);
+  admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+  service = newToken();
+  auth.add(service, {
+    name: 'instance:default/web',
+    groups: [],
+    scope: { namespace: 'default', instance: 'web' },
+  });
+  flood = newToken();
+  auth.add(flood, {
+    name: 'instance:default/flood',
+    groups: [],
+    scope: { namespace: 'default', instance: 'flood' },
+  });
+  server = new ApiServer(
+    { store, resources, validator: new Validator(kinds), auth },
+    { port: 0, eventRateLimit: { burst: 20, perSecond: 0.2 }, log: () => {} },
+  );
+  await server.start();
+  const web = await call(admin, 'POST', SI, {
+    apiVersion: 'xenos.io/v1alpha1',
+    kind: 'ServiceInstance',
+    metadata: { name: 'web' },
+    spec: { templateRef: { name: 'tpl' } },
+  });
+  expect(web.status).toBe(201);
+  expect((await call(admin, 'POST', SD, deployment('target'))).status).toBe(201);
+});
+
+afterAll(async () => {
+  await server?.stop();
+  store?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('prototype pollution', () => {
+  // Bodies are written as text, so that escapes reach the server as an attacker would send them.
+  const attacks: {
+    what: string;
+    token: () => string;
+    method: string;
+    path: string;
+    type: string;
+    body: string;
+    code: number;
+    says: RegExp;
+  }[] = [
+    {
+      what: 'instance token, JSON patch of its status through /__proto__ (the original report)',
+      token: () => service,
+      method: 'PATCH',
+      path: `${SI}/web/status`,
+      type: CT.jsonPatch,
+      body: '[{"op": "add", "path": "/__proto__/isAdmin", "value": true}]',
+      code: 403,
+      says: /may change only the status\.endpoints entries.*this request changes \/__proto__\/isAdmin/,
+    },
+    {
+      what: 'instance token, a prototype key inside the part of the status it may write',
+      token: () => service,
+      method: 'PATCH',
+      path: `${SI}/web/status`,
+      type: CT.jsonPatch,
+      body: '[{"op": "add", "path": "/status/endpoints/__proto__", "value": {"polluted": 1}}]',
+      code: 400,
+      says: /"\/status\/endpoints\/__proto__"\): the key "__proto__" is not allowed/,
+    },
+    {
+      what: 'instance token, merge patch of its status with a __proto__ key',
+      token: () => service,
+      method: 'PATCH',
+      path: `${SI}/web/status`,
+      type: CT.merge,
+      body: '{"status": {"__proto__": {"polluted": 1}}}',
+      code: 400,
+      says: /status\.__proto__: the key "__proto__" is not allowed/,
+    },
+    {
+      what: 'admin, JSON patch through /__proto__',
+      token: () => admin,
+      method: 'PATCH',
+      path: `${SD}/target`,
+      type: CT.jsonPatch,
+      body: '[{"op": "add", "path": "/__proto__/polluted", "value": "yes"}]',
+      code: 400,
+      says: /operation 0 \("\/__proto__\/polluted"\): the key "__proto__" is not allowed/,
+    },
+    {
+      what: 'admin, JSON patch through /constructor/prototype',
+      token: () => admin,
+      method: 'PATCH',
+      path: `${SD}/target`,
+      type: CT.jsonPatch,
+      body: '[{"op": "add", "path": "/constructor/prototype/polluted", "value": "yes"}]',
+      code: 400,
+      says: /the key "constructor" is not allowed/,
+    },
+    {
+      what: 'admin, JSON patch whose pointer is \\u-escaped',
+      token: () => admin,
+      method: 'PATCH',
+      path: `${SD}/target`,
+      type: CT.jsonPatch,
+      body: '[{"op": "copy", "from": "/spec", "path": "/\\u005f\\u005fproto\\u005f\\u005f"}]',
+      code: 400,
+      says: /the key "__proto__" is not allowed/,
+    },
+    {
+      what: 'admin, JSON patch whose value carries a __proto__ key',
+      token: () => admin,
+      method: 'PATCH',
+      path: `${SD}/target`,
+      type: CT.jsonPatch,
+      body: '[{"op": "add", "path": "/metadata/labels", "value": {"__proto__": {"polluted": "yes"}}}]',
+      code: 400,
+      says: /\[0\]\.value\.__proto__: the key "__proto__"/,
+    },
+    {
+      what: 'admin, merge patch with a \\u-escaped __proto__ key',
+      token: () => admin,
+      method: 'PATCH',
+      path: `${SD}/target`,
+      type: CT.merge,
+      body: '{"spec": {"\\u005f_proto__": {"polluted": "yes"}}}',
+      code: 400,
+      says: /spec\.__proto__: the key "__proto__" is not allowed/,
+    },
+    {
+      what: 'admin, merge patch with a constructor label',
+      token: () => admin,
+      method: 'PATCH',
+      path: `${SD}/target`,
+      type: CT.merge,
+      body: '{"metadata": {"labels": {"constructor": "x"}}}',
+      code: 400,
+      says: /metadata\.labels\.constructor/,
+    },
+    {
+      what: 'admin, server-side apply (YAML) with __proto__',
+      token: () => admin,
+      method: 'PATCH',
+      path: `${SD}/target`,
+      type: CT.apply,
+      body: 'apiVersion: xenos.io/v1alpha1\nkind: ServiceDeployment\nmetadata: {name: target}\n__proto__:\n  polluted: yes\n',
+      code: 400,
+      says: /at line 4, column 1: __proto__: the key "__proto__" is not allowed/,
+    },
+    {
+      what: 'admin, create (JSON) with a prototype key deep in the spec',
+      token: () => admin,
+      method: 'POST',
+      path: SD,
+      type: CT.json,
+      body: JSON.stringify(deployment('p1')).replace(
+        '"templateRef"',
+        '"prototype": {"polluted": 1}, "templateRef"',
+      ),
+      code: 400,
+      says: /spec\.template\.spec\.prototype/,
+    },
+    {
+      what: 'admin, create (YAML) with a merge key bringing in constructor',
+      token: () => admin,
+      method: 'POST',
+      path: SD,
+      type: CT.yaml,
+      body: 'x: &x {constructor: {prototype: {polluted: 1}}}\nmetadata:\n  <<: *x\n  name: p2\n',
+      code: 400,
+      says: /x\.constructor: the key "constructor"/,
+    },
+    {
+      what: 'admin, replace (PUT) with a __proto__ annotation',
+      token: () => admin,
+      method: 'PUT',
+      path: `${SD}/target`,
+      type: CT.json,
+      body: JSON.stringify(deployment('target')).replace(
+        '"metadata":{',
+        '"metadata":{"annotations":{"__proto__":"x"},',
+      ),
+      code: 400,
+      says: /metadata\.annotations\.__proto__/,
+    },
+    {
+      what: 'admin, DeleteOptions with __proto__',
+      token: () => admin,
+      method: 'DELETE',
+      path: `${SD}/target`,
+      type: CT.json,
+      body: '{"__proto__": {"dryRun": ["All"]}}',
+      code: 400,
+      says: /__proto__: the key "__proto__"/,
+    },
+    {
+      what: 'instance token, an Event with a __proto__ key',
+      token: () => service,
+      method: 'POST',
+      path: EVENTS,
+      type: CT.json,
+      body: JSON.stringify(event('proto-event')).replace(
+        '"reason"',
+        '"__proto__": {"polluted": 1}, "reason"',
+      ),
+      code: 400,
+      says: /__proto__: the key "__proto__" is not allowed/,
+    },
+  ];
+
+  it.each(attacks.map((a, i) => [a.what, i] as const))(
+    'refuses %s; Object.prototype is untouched and the admin can still write',
+    async (_what, i) => {
+      const a = attacks[i];
+      const before = prototypeState();
+      const r = await call(a.token(), a.method, a.path, a.body, a.type);
+      expect(r.status, JSON.stringify(r.body)).toBe(a.code);
+      expect(r.body).toMatchObject({ kind: 'Status', status: 'Failure', code: a.code });
+      expect(r.body.message).toMatch(a.says);
+      expect(prototypeState()).toEqual(before);
+      expect(prototypeState().polluted).toBeUndefined();
+      const write = await call(admin, 'POST', SD, deployment(`after-${i}`));
+      expect(write.status, JSON.stringify(write.body)).toBe(201);
+      const target = await call(admin, 'GET', `${SD}/target`);
+      expect(target.status).toBe(200);
+      expect(target.body.metadata.labels).toBeUndefined();
+    },
+  );
+});
+
+describe('bodies past the limits', () => {
+  it('refuses a 1 KiB YAML alias bomb with 413 and its position, storing nothing', async () => {
+    const r = await call(admin, 'POST', SD, aliasBomb(9), CT.yaml);
+    expect(r.status).toBe(413);
+    expect(r.body.reason).toBe('RequestEntityTooLarge');
+    expect(r.body.message).toMatch(/at line \d+, column \d+: with its aliases expanded/);
+  });
+
+  it('refuses nesting past 100 levels in a create, a merge patch and a JSON patch', async () => {
+    const deep = (n: number): unknown => (n === 0 ? 'x' : { d: deep(n - 1) });
+    const create = await call(admin, 'POST', SD, deployment('deep', { spec: deep(120) }));
+    expect(create.status).toBe(400);
+    expect(create.body.message).toMatch(/at line 1, column \d+: spec(\.d)+: nested deeper than 100 levels/);
+    const mergeDeep = await call(admin, 'PATCH', `${SD}/target`, { spec: deep(120) }, CT.merge);
+    expect(mergeDeep.status).toBe(400);
+    // A pointer 60 levels down and a 60-level value: each within the limit, together past it.
+    const start = await call(
+      admin,
+      'PATCH',
+      `${SD}/target`,
+      [{ op: 'add', path: '/metadata/annotations', value: {} }],
+      CT.jsonPatch,
+    );
+    expect(start.status).toBe(200);
+    const path = `/spec/template/${Array(60).fill('d').join('/')}`;
+    const patch = await call(
+      admin,
+      'PATCH',
+      `${SD}/target`,
+      [{ op: 'add', path, value: deep(50) }],
+      CT.jsonPatch,
+    );
+    expect(patch.status).toBe(400);
+    expect(patch.body.message).toContain('the value would be nested deeper than 100 levels');
+  });
+
+  it('refuses JSON patch copy amplification and too many operations', async () => {
+    const doubling = [
+      { op: 'add', path: '/metadata/annotations', value: {} },
+      ...copyAmplification('/metadata/annotations/a', 'x'.repeat(50_000), 40),
+    ];
+    const amp = await call(admin, 'PATCH', `${SD}/target`, doubling, CT.jsonPatch);
+    expect(amp.status).toBe(400);
+    expect(amp.body.message).toMatch(
+      /operation \d+ .*copy operations would duplicate more than 1572864 bytes/,
+    );
+    const many = Array.from({ length: 10_001 }, () => ({
+      op: 'test',
+      path: '/kind',
+      value: 'ServiceDeployment',
+    }));
+    const tooMany = await call(admin, 'PATCH', `${SD}/target`, many, CT.jsonPatch);
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.message).toContain('at most 10000');
+  });
+
+  it('refuses an object over MAX_OBJECT_BYTES with 413 naming its size and the limit, dry run or not', async () => {
+    const parameters = Object.fromEntries(
+      Array.from({ length: 30 }, (_, i) => [`p${i}`, 'v'.repeat(60_000)]),
+    );
+    const big = deployment('big', {
+      spec: { template: { spec: { templateRef: { name: 'tpl' }, parameters } } },
+    });
+    for (const query of ['', '?dryRun=All']) {
+      const r = await call(admin, 'POST', SD + query, big);
+      expect(r.status).toBe(413);
+      expect(r.body.message).toMatch(
+        new RegExp(
+          `"big" in namespace "default" would be \\d+ bytes stored, over the limit of ${MAX_OBJECT_BYTES} bytes`,
+        ),
+      );
+    }
+    expect((await call(admin, 'GET', `${SD}/big`)).status).toBe(404);
+    // Grown past the limit by a patch: the same answer, and the object stays as it was.
+    const grow = await call(admin, 'PATCH', `${SD}/target`, { spec: big.spec }, CT.merge);
+    expect(grow.status).toBe(413);
+    expect((await call(admin, 'GET', `${SD}/target`)).body.spec.template.spec.parameters).toBeUndefined();
+  });
+});
+
+describe('Events', () => {
+  it('takes a core v1 Event and refuses a structured, long or oversized one with 422 naming the field', async () => {
+    expect((await call(service, 'POST', EVENTS, event('ok-1'))).status).toBe(201);
+    const cases: [Obj, RegExp][] = [
+      [event('bad-1', { message: { lol: ['a', 'b'] } }), /message: must be a string; got a mapping/],
+      [event('bad-2', { message: 'm'.repeat(2000) }), /message: must be at most 1024 bytes; got 2000/],
+      [
+        event('bad-3', { related: { kind: 'X', name: 'y'.repeat(20_000) } }),
+        /an Event may be at most 16384 bytes/,
+      ],
+      [event('bad-4', { payload: 'x' }), /payload: unknown field "payload"/],
+      [event('bad-5', { involvedObject: { kind: 'ServiceInstance' } }), /involvedObject: Required value/],
+    ];
+    for (const [body, says] of cases) {
+      const r = await call(admin, 'POST', EVENTS, body);
+      expect(r.status, JSON.stringify(r.body)).toBe(422);
+      expect(r.body.message).toMatch(says);
+    }
+    // The reported 440-byte bomb, as an Event's message: refused before it is expanded.
+    const bomb = `metadata: {name: bomb}\ninvolvedObject: {kind: ServiceInstance, name: web}\nmessage:\n${aliasBomb(
+      9,
+    )
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n')}`;
+    expect((await call(admin, 'POST', EVENTS, bomb, CT.yaml)).status).toBe(413);
+    const listed = await call(admin, 'GET', EVENTS);
+    expect(listed.body.items.map((e: Obj) => e.metadata.name)).toEqual(['ok-1']);
+  });
+
+  it('rate-limits Event creates per principal with 429 and Retry-After, before reading the body', async () => {
+    const codes: number[] = [];
+    let limited: Awaited<ReturnType<typeof call>> | undefined;
+    for (let i = 0; i < 23; i++) {
+      const r = await call(flood, 'POST', EVENTS, event(`flood-${i}`));
+      codes.push(r.status);
+      if (r.status === 429) limited ??= r;
+    }
+    expect(codes.slice(0, 20)).toEqual(Array(20).fill(201));
+    expect(codes.slice(20)).toEqual([429, 429, 429]);
+    expect(limited!.body).toMatchObject({ reason: 'TooManyRequests', code: 429 });
+    expect(limited!.body.message).toContain(
+      'User "instance:default/flood" is creating events faster than the limit',
+    );
+    const retry = Number(limited!.headers.get('retry-after'));
+    expect(retry).toBeGreaterThanOrEqual(1);
+    expect(limited!.body.details.retryAfterSeconds).toBe(retry);
+    // Refused before the body is read: a 3 MiB body gets the same 429, not a 413.
+    const huge = await call(flood, 'POST', EVENTS, 'x'.repeat(3 * 1024 * 1024 + 1));
+    expect(huge.status).toBe(429);
+    // Another principal has its own bucket.
+    expect((await call(admin, 'POST', EVENTS, event('admin-1'))).status).toBe(201);
+  });
+});
+
+describe('an instance-scoped token is checked before its patch is applied', () => {
+  it('refuses a status patch reaching outside its endpoints and conditions with 403, naming the fields', async () => {
+    const merge = await call(
+      service,
+      'PATCH',
+      `${SI}/web/status`,
+      { status: { phase: 'Hacked', endpoints: [] }, spec: {} },
+      CT.merge,
+    );
+    expect(merge.status).toBe(403);
+    expect(merge.body.message).toContain('this request changes status.phase, spec');
+    const json = await call(
+      service,
+      'PATCH',
+      `${SI}/web/status`,
+      [{ op: 'replace', path: '/status/phase', value: 'x' }],
+      CT.jsonPatch,
+    );
+    expect(json.status).toBe(403);
+    expect(json.body.message).toContain('this request changes /status/phase');
+    const apply = await call(
+      service,
+      'PATCH',
+      `${SI}/web/status`,
+      'apiVersion: xenos.io/v1alpha1\nkind: ServiceInstance\nmetadata: {name: web}\nspec: {runStrategy: Halted}\n',
+      CT.apply,
+    );
+    expect(apply.status).toBe(403);
+    expect(apply.body.message).toContain('this request changes spec');
+    expect((await call(admin, 'GET', `${SI}/web`)).body.spec.runStrategy).not.toBe('Halted');
+  });
+});
