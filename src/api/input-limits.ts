@@ -18,6 +18,11 @@ export const MAX_YAML_ALIASES = 1000;
  *  largest manifest file the client reads. Checked before anything is expanded. */
 export const MAX_YAML_EXPANSION_BYTES = { server: MAX_OBJECT_BYTES, client: 16 * 1024 * 1024 };
 
+/** Request bodies from an instance-scoped token (a service inside its domain): what it may send (an
+ *  Event of at most MAX_EVENT_BYTES, a patch of its status) is small, and YAML costs about a second of
+ *  the API's single thread per 3 MiB to parse, so a service gets far less than the admin's 3 MiB. */
+export const MAX_SCOPED_BODY_BYTES = 128 * 1024;
+
 /** Operations in one JSON patch: Kubernetes' own cap (maxJSONPatchOperations). */
 export const MAX_JSON_PATCH_OPERATIONS = 10_000;
 

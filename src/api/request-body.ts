@@ -27,12 +27,13 @@ export function mediaType(header: string | undefined): string {
   return (header ?? '').split(';')[0].trim().toLowerCase();
 }
 
-/** Read the whole body; a body over `limit` bytes is drained and answered with 413. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** Read the whole body; a body over `limit` bytes is drained and answered with 413 (`hint` says why the
+ *  limit is what it is, when it is not the usual one). */
+export async function readBody(req: IncomingMessage, limit: number, hint?: string): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > DRAIN_LIMIT) {
     req.destroy();
-    throw errors.tooLarge(limit);
+    throw errors.tooLarge(limit, hint);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -41,12 +42,12 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     size += chunk.length;
     if (size > DRAIN_LIMIT) {
       req.destroy();
-      throw errors.tooLarge(limit);
+      throw errors.tooLarge(limit, hint);
     }
     if (size > limit) tooLarge = true;
     if (!tooLarge) chunks.push(chunk);
   }
-  if (tooLarge) throw errors.tooLarge(limit);
+  if (tooLarge) throw errors.tooLarge(limit, hint);
   return Buffer.concat(chunks);
 }
 

@@ -22,7 +22,7 @@ import {
   sendJson,
   warningHeader,
 } from './http-io.ts';
-import { EVENT_RATE_LIMIT } from './input-limits.ts';
+import { EVENT_RATE_LIMIT, MAX_SCOPED_BODY_BYTES } from './input-limits.ts';
 import { JsonPatchError, jsonPatch } from './json-patch.ts';
 import { MergePatchError, mergePatch } from './merge-patch.ts';
 import { TokenBuckets } from './rate-limit.ts';
@@ -200,7 +200,7 @@ export class ResourceHandlers {
   async patch(r: ResourceRequest): Promise<void> {
     const type = mediaType(r.req.headers['content-type']);
     if (!PATCH_TYPES.includes(type)) throw errors.unsupportedMediaType(type, PATCH_TYPES);
-    const body = await readBody(r.req, this.#bodyLimit);
+    const body = await this.#readBody(r);
     const isDryRun = dryRun(r.query.getAll('dryRun'));
     if (type === 'application/apply-patch+yaml') return this.#apply(r, decodeObject(body, 'yaml'), isDryRun);
     const patch = decodeBody(body, 'json');
@@ -279,7 +279,7 @@ export class ResourceHandlers {
 
   async delete(r: ResourceRequest): Promise<void> {
     let opts: Obj = {};
-    const body = await readBody(r.req, this.#bodyLimit);
+    const body = await this.#readBody(r);
     if (body.length > 0 && body.toString('utf8').trim() !== '') {
       const format = OBJECT_MEDIA_TYPES[mediaType(r.req.headers['content-type'])] ?? 'json';
       opts = decodeObject(body, format);
@@ -310,7 +310,18 @@ export class ResourceHandlers {
     const type = mediaType(r.req.headers['content-type']) || 'application/json';
     const format = OBJECT_MEDIA_TYPES[type];
     if (!format) throw errors.unsupportedMediaType(type, Object.keys(OBJECT_MEDIA_TYPES));
-    return decodeObject(await readBody(r.req, this.#bodyLimit), format);
+    return decodeObject(await this.#readBody(r), format);
+  }
+
+  /** The body, within the caller's limit: an instance-scoped token gets MAX_SCOPED_BODY_BYTES. */
+  #readBody(r: ResourceRequest): Promise<Buffer> {
+    if (!r.principal.scope) return readBody(r.req, this.#bodyLimit);
+    const limit = Math.min(this.#bodyLimit, MAX_SCOPED_BODY_BYTES);
+    return readBody(
+      r.req,
+      limit,
+      ` for an instance-scoped token; send a patch of only the status entries that change`,
+    );
   }
 
   /** Check the envelope of a body against the URL and fill in what the URL implies. */

@@ -183,7 +183,10 @@ export class ApiServer {
       const doc = this.#openapi.document(path.slice('/openapi/v3/'.length));
       return getOnly(doc);
     }
-    const seg = path.split('/').filter(Boolean).map(decodeURIComponent);
+    const seg = path
+      .split('/')
+      .filter(Boolean)
+      .map((s) => decodePathSegment(s, path));
     let group: string;
     let version: string;
     let rest: string[];
@@ -285,6 +288,15 @@ export class ApiServer {
     throw errors.forbidden(
       `${describe(r.resource)}${r.name ? ` "${r.name}"` : ''} is forbidden: User "${r.principal.name}" cannot ${verb} resource "${r.resource.plural}${subresource ? `/${subresource}` : ''}" in API group "${r.resource.group}"${where}`,
     );
+  }
+}
+
+/** One `%`-encoded path segment; a malformed escape is the client's mistake (400), not a 500. */
+function decodePathSegment(segment: string, path: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw errors.badRequest(`the path ${JSON.stringify(path)} has a malformed %-escape in "${segment}"`);
   }
 }
 

@@ -447,6 +447,34 @@ describe('Events', () => {
   });
 });
 
+describe('requests past the limits', () => {
+  it('gives an instance-scoped token 128 KiB of body, the admin 3 MiB', async () => {
+    const big = { status: { endpoints: [{ name: 'x', address: 'a'.repeat(200 * 1024) }] } };
+    const r = await call(service, 'PATCH', `${SI}/web/status`, big, CT.merge);
+    expect(r.status).toBe(413);
+    expect(r.body.message).toBe(
+      'the request body is larger than the limit of 131072 bytes for an instance-scoped token; send a patch of only the status entries that change',
+    );
+    expect(
+      (
+        await call(
+          admin,
+          'PATCH',
+          `${SD}/target`,
+          { metadata: { annotations: { a: 'x'.repeat(200 * 1024) } } },
+          CT.merge,
+        )
+      ).status,
+    ).toBe(200);
+  });
+
+  it('answers a malformed %-escape in the path with 400, not 500', async () => {
+    const r = await call(admin, 'GET', '/apis/xenos.io/v1alpha1/namespaces/%E0%A4%A/servicedeployments');
+    expect(r.status).toBe(400);
+    expect(r.body.message).toContain('malformed %-escape in "%E0%A4%A"');
+  });
+});
+
 describe('an instance-scoped token is checked before its patch is applied', () => {
   it('refuses a status patch reaching outside its endpoints and conditions with 403, naming the fields', async () => {
     const merge = await call(

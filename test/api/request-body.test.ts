@@ -104,6 +104,18 @@ describe('YAML bodies', () => {
     );
   });
 
+  it('refuses numbers JSON cannot hold, at their field', () => {
+    expect(refusal('spec:\n  replicas: .inf\n', 'yaml').message).toMatch(
+      /at line 2, column 13: spec\.replicas: Infinity is not a number JSON can hold/,
+    );
+    expect(refusal('spec: {replicas: -.inf}\n', 'yaml').message).toContain('spec.replicas: -Infinity');
+    // js-yaml reads a float past a double as text: the schema check then says it is not a number.
+    expect(decodeBody(Buffer.from('spec: {replicas: 1e400}\n'), 'yaml')).toEqual({
+      spec: { replicas: '1e400' },
+    });
+    expect(refusal('a: [.nan]\n', 'yaml').message).toContain('a[0]: NaN is not a number');
+  });
+
   it('refuses language tags, several documents and syntax errors with positions', () => {
     expect(refusal('a: !!js/function "function(){}"\n', 'yaml').message).toMatch(
       /not valid YAML at line 1, column 4: unknown scalar tag .*js\/function/,
