@@ -1,14 +1,14 @@
-// A check of JSON text before JSON.parse builds anything: one linear pass that finds the first place
-// nested deeper than allowed, a prototype key (`__proto__`, `constructor`, `prototype`, also when spelled
-// with \u escapes), a key repeated in one object (which parsers resolve differently: JSON.parse keeps
-// the last, others the first) or a number too large for a double. JSON.parse itself would build a
-// million-deep array before any walk could refuse it, so depth is refused here, from the text.
-// Malformed JSON is not this pass's business: it stops, and JSON.parse reports the syntax error.
+// A check of JSON text before JSON.parse builds anything: one linear pass over RFC 8259's grammar that
+// finds the first syntax error, nesting deeper than allowed, a prototype key (`__proto__`,
+// `constructor`, `prototype`, also when spelled with \u escapes), a key repeated in one object (which
+// parsers resolve differently: JSON.parse keeps the last, others the first) or a number too large for a
+// double — each with its line, column and field path. JSON.parse itself would build a million-deep array
+// before any walk could refuse it, and its own syntax errors do not always say where.
 
-import { formatFieldPath, type PathSegment } from './field-path.ts';
+import { appendFieldPath } from './field-path.ts';
 import { isPrototypeKey, prototypeKeyMessage } from './prototype-safety.ts';
 
-export type JsonTextProblemReason = 'depth' | 'prototype-key' | 'duplicate-key' | 'number';
+export type JsonTextProblemReason = 'syntax' | 'depth' | 'prototype-key' | 'duplicate-key' | 'number';
 
 /** What is wrong and where: 1-based line and column, and the field path (`spec.ports[0]`). */
 export interface JsonTextProblem {
@@ -16,116 +16,181 @@ export interface JsonTextProblem {
   line: number;
   column: number;
   path: string;
+  /** The field path (if any) and what is wrong. */
   message: string;
 }
 
 interface Frame {
   array: boolean;
-  /** Arrays: the index of the current item. */
+  /** The path of this container. */
+  path: string;
+  /** Arrays: the index of the next item. */
   index: number;
-  /** Objects: the keys seen, and the one whose value comes next. */
+  /** Objects: the keys seen so far. */
   keys?: Set<string>;
-  key?: string;
-  expectKey: boolean;
 }
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
+/** What the scanner expects next. */
+type Expect = 'value' | 'value-or-close' | 'key' | 'key-or-close' | 'colon' | 'after-value' | 'end';
 
-/** The first problem in `text`, or undefined (also when `text` is not JSON at all: JSON.parse says why). */
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const CONTROL = /[\u0000-\u001f]/;
+/** A backslash that escapes nothing JSON knows: the last of an odd run of backslashes. */
+const BAD_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\(?!["\\/bfnrt]|u[0-9a-fA-F]{4})/;
+
+/** The first problem in `text`, or undefined when it is JSON this API takes. */
 export function scanJsonText(text: string, maxDepth: number): JsonTextProblem | undefined {
   const stack: Frame[] = [];
-  const problem = (reason: JsonTextProblemReason, at: number, segs: PathSegment[], message: string) => {
+  let expect = 'value' as Expect;
+  /** The key whose value comes next (objects). */
+  let key = '';
+  let i = 0;
+  const problem = (reason: JsonTextProblemReason, at: number, path: string, message: string) => {
     const { line, column } = lineAndColumn(text, at);
-    const path = formatFieldPath(segs);
     return { reason, line, column, path, message: `${path ? `${path}: ` : ''}${message}` };
   };
-  const pathTo = (extra?: PathSegment): PathSegment[] => {
-    const segs: PathSegment[] = [];
-    for (const f of stack) {
-      if (f.array) segs.push(f.index);
-      else if (f.key !== undefined) segs.push(f.key);
-    }
-    if (extra !== undefined) segs.push(extra);
-    return segs;
-  };
-  let i = 0;
-  while (i < text.length) {
-    const c = text.charCodeAt(i);
+  const found = (at: number) =>
+    at >= text.length
+      ? 'the end of the body'
+      : JSON.stringify(text.slice(at, at + 12).split(/\s/)[0] || text[at]);
+  const syntax = (at: number, wanted: string) =>
+    problem('syntax', at, '', `expected ${wanted}, found ${found(at)}`);
+  /** The path of the value about to be read. */
+  const valuePath = () => {
     const top = stack[stack.length - 1];
-    if (c === QUOTE) {
-      const end = stringEnd(text, i);
-      if (end < 0) return undefined;
-      if (top && !top.array && top.expectKey) {
-        const key = decodeKey(text.slice(i, end + 1));
-        if (key === undefined) return undefined;
-        // The key's own path is where it is; the parent frame must not name the previous key.
-        top.key = undefined;
-        if (isPrototypeKey(key)) return problem('prototype-key', i, pathTo(key), prototypeKeyMessage(key));
-        if (top.keys!.has(key)) {
+    if (!top) return '';
+    return top.array ? appendFieldPath(top.path, top.index) : appendFieldPath(top.path, key);
+  };
+  const afterValue = () => {
+    const top = stack[stack.length - 1];
+    if (top?.array) top.index++;
+    expect = top ? 'after-value' : 'end';
+  };
+
+  for (;;) {
+    while (i < text.length && isSpace(text.charCodeAt(i))) i++;
+    if (i >= text.length) {
+      return expect === 'end' ? undefined : syntax(i, describeExpect(expect, stack));
+    }
+    const c = text[i];
+    switch (expect) {
+      case 'end':
+        return syntax(i, 'the end of the body after the value');
+      case 'colon':
+        if (c !== ':') return syntax(i, `":" after the key ${JSON.stringify(key)}`);
+        i++;
+        expect = 'value';
+        continue;
+      case 'after-value': {
+        const top = stack[stack.length - 1];
+        if (c === ',') {
+          i++;
+          expect = top.array ? 'value' : 'key';
+          continue;
+        }
+        if (c === (top.array ? ']' : '}')) {
+          i++;
+          stack.pop();
+          afterValue();
+          continue;
+        }
+        return syntax(i, top.array ? '"," or "]" after an item' : '"," or "}" after a value');
+      }
+      case 'key':
+      case 'key-or-close': {
+        if (c === '}' && expect === 'key-or-close') {
+          i++;
+          stack.pop();
+          afterValue();
+          continue;
+        }
+        if (c !== '"') return syntax(i, 'a double-quoted key');
+        const end = stringEnd(text, i);
+        if (end < 0) return problem('syntax', i, '', 'a string that never ends');
+        const bad = badString(text, i, end);
+        if (bad) return problem('syntax', bad.at, '', bad.message);
+        const top = stack[stack.length - 1];
+        key = decodeString(text.slice(i, end + 1));
+        const path = appendFieldPath(top.path, key);
+        if (isPrototypeKey(key)) return problem('prototype-key', i, path, prototypeKeyMessage(key));
+        if (top.keys!.has(key))
           return problem(
             'duplicate-key',
             i,
-            pathTo(key),
+            path,
             `the key ${JSON.stringify(key)} appears twice in one object; keep one`,
           );
-        }
         top.keys!.add(key);
-        top.key = key;
-        top.expectKey = false;
+        i = end + 1;
+        expect = 'colon';
+        continue;
       }
-      i = end + 1;
-      continue;
-    }
-    switch (c) {
-      case 0x7b /* { */:
-      case 0x5b /* [ */:
-        {
+      case 'value':
+      case 'value-or-close': {
+        if (c === ']' && expect === 'value-or-close') {
+          i++;
+          stack.pop();
+          afterValue();
+          continue;
+        }
+        if (c === '{' || c === '[') {
+          const path = valuePath();
           if (stack.length >= maxDepth) {
             return problem(
               'depth',
               i,
-              pathTo(),
+              path,
               `nested deeper than ${maxDepth} levels; no Xenos object needs that many`,
             );
           }
-          const array = c === 0x5b;
-          stack.push({ array, index: 0, keys: array ? undefined : new Set(), expectKey: !array });
+          const array = c === '[';
+          stack.push({ array, path, index: 0, keys: array ? undefined : new Set() });
+          expect = array ? 'value-or-close' : 'key-or-close';
           i++;
           continue;
         }
-      case 0x7d /* } */:
-      case 0x5d /* ] */:
-        stack.pop();
-        i++;
-        continue;
-      case 0x2c /* , */:
-        if (top?.array) top.index++;
-        else if (top) top.expectKey = true;
-        i++;
-        continue;
-      default:
-        break;
-    }
-    if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-      let end = i + 1;
-      while (end < text.length && isNumberChar(text.charCodeAt(end))) end++;
-      const n = Number(text.slice(i, end));
-      if (Number.isNaN(n)) return undefined;
-      if (!Number.isFinite(n)) {
-        return problem(
-          'number',
-          i,
-          pathTo(),
-          `the number ${abbreviate(text.slice(i, end))} is too large; numbers must fit a double (about 1.8e308)`,
-        );
+        if (c === '"') {
+          const end = stringEnd(text, i);
+          if (end < 0) return problem('syntax', i, valuePath(), 'a string that never ends');
+          const bad = badString(text, i, end);
+          if (bad) return problem('syntax', bad.at, valuePath(), bad.message);
+          i = end + 1;
+          afterValue();
+          continue;
+        }
+        const literal = c === 't' ? 'true' : c === 'f' ? 'false' : c === 'n' ? 'null' : undefined;
+        if (literal && text.startsWith(literal, i)) {
+          i += literal.length;
+          afterValue();
+          continue;
+        }
+        NUMBER.lastIndex = i;
+        const m = NUMBER.exec(text);
+        if (!m) return syntax(i, 'a value (an object, list, string, number, true, false or null)');
+        if (!Number.isFinite(Number(m[0]))) {
+          return problem(
+            'number',
+            i,
+            valuePath(),
+            `the number ${abbreviate(m[0])} is too large; numbers must fit a double (about 1.8e308)`,
+          );
+        }
+        i += m[0].length;
+        afterValue();
       }
-      i = end;
-      continue;
     }
-    i++;
   }
-  return undefined;
+}
+
+function describeExpect(expect: Expect, stack: Frame[]): string {
+  if (expect === 'colon') return '":"';
+  if (expect === 'after-value') return stack[stack.length - 1].array ? '"," or "]"' : '"," or "}"';
+  if (expect === 'key' || expect === 'key-or-close') return 'a double-quoted key';
+  return 'a value';
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
 /** Index of the closing quote of the string opening at `start`, or -1 if it never closes. */
@@ -136,24 +201,29 @@ function stringEnd(text: string, start: number): number {
     if (q < 0) return -1;
     // Count the backslashes right before the quote: an odd number escapes it.
     let b = q - 1;
-    while (b > start && text.charCodeAt(b) === BACKSLASH) b--;
+    while (b > start && text.charCodeAt(b) === 0x5c) b--;
     if ((q - 1 - b) % 2 === 0) return q;
     i = q + 1;
   }
 }
 
-function decodeKey(raw: string): string | undefined {
-  if (!raw.includes('\\')) return raw.slice(1, -1);
-  try {
-    return JSON.parse(raw) as string;
-  } catch {
-    return undefined;
-  }
+/** A raw control character or an escape JSON does not have, inside the string start..end. */
+function badString(text: string, start: number, end: number): { at: number; message: string } | undefined {
+  const body = text.slice(start + 1, end);
+  const control = CONTROL.exec(body);
+  if (control)
+    return { at: start + 1 + control.index, message: 'a control character inside a string; escape it' };
+  const escape = BAD_ESCAPE.exec(body);
+  if (escape)
+    return {
+      at: start + escape.index + escape[0].length,
+      message: 'an escape JSON does not have (use \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)',
+    };
+  return undefined;
 }
 
-function isNumberChar(c: number): boolean {
-  // digits . e E + -
-  return (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d;
+function decodeString(raw: string): string {
+  return raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
 }
 
 function abbreviate(s: string): string {

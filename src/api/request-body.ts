@@ -62,10 +62,12 @@ export function decodeBody(body: Buffer, format: BodyFormat): unknown {
 function decodeJson(text: string): unknown {
   const problem = scanJsonText(text, MAX_NESTING_DEPTH);
   if (problem) {
-    throw errors.badRequest(
-      `the request body is refused at line ${problem.line}, column ${problem.column}: ${problem.message}`,
-      [{ reason: 'FieldValueForbidden', field: problem.path, message: problem.message }],
-    );
+    const where = `at line ${problem.line}, column ${problem.column}`;
+    if (problem.reason === 'syntax')
+      throw errors.badRequest(`the request body is not valid JSON ${where}: ${problem.message}`);
+    throw errors.badRequest(`the request body is refused ${where}: ${problem.message}`, [
+      { reason: 'FieldValueForbidden', field: problem.path, message: problem.message },
+    ]);
   }
   try {
     return JSON.parse(text);
