@@ -7,7 +7,7 @@
 // nested deeper than MAX_NESTING_DEPTH, and no pointer may name a prototype key. Pointers only ever walk and write a document's own properties (never one
 // inherited from Object.prototype), so even an unchecked `/__proto__/x` could not reach the prototype.
 
-import { isDeepStrictEqual } from 'node:util';
+import { jsonEqual } from '../store/json-value.ts';
 import { MAX_JSON_PATCH_COPY_BYTES, MAX_JSON_PATCH_OPERATIONS, MAX_NESTING_DEPTH } from './input-limits.ts';
 import { isPrototypeKey, prototypeKeyMessage, setOwn } from './prototype-safety.ts';
 
@@ -203,7 +203,7 @@ export function jsonPatch(doc: unknown, patch: unknown): unknown {
           break;
         }
         case 'test':
-          if (!isDeepStrictEqual(resolve(out, tokensOf(op.path, 'path')), op.value)) {
+          if (!jsonEqual(resolve(out, tokensOf(op.path, 'path')), op.value)) {
             throw new PointerError('test failed: the value is different');
           }
           break;

@@ -30,7 +30,10 @@ export function mergePatch(target: Json, patch: Json): Json {
 }
 
 function merge(target: Json, patch: Json, path: PathSegment[]): Json {
-  if (!isObject(patch)) return structuredClone(patch);
+  if (!isObject(patch)) {
+    checkKeys(patch, path);
+    return structuredClone(patch);
+  }
   const result: Record<string, Json> = {};
   if (isObject(target)) for (const key of Object.keys(target)) setOwn(result, key, target[key]);
   for (const key of Object.keys(patch)) {
@@ -41,4 +44,15 @@ function merge(target: Json, patch: Json, path: PathSegment[]): Json {
     else setOwn(result, key, merge(Object.hasOwn(result, key) ? result[key] : undefined, value, at));
   }
   return result;
+}
+
+/** A value that replaces wholesale (a list, say) may not carry prototype keys either. */
+function checkKeys(v: Json, path: PathSegment[]): void {
+  if (Array.isArray(v)) v.forEach((item, i) => checkKeys(item, [...path, i]));
+  else if (isObject(v))
+    for (const key of Object.keys(v)) {
+      if (isPrototypeKey(key))
+        throw new MergePatchError(formatFieldPath([...path, key]), prototypeKeyMessage(key));
+      checkKeys(v[key], [...path, key]);
+    }
 }

@@ -7,18 +7,10 @@
 // per principal with 429 + Retry-After. The daemon side (--event-ttl, a real xenosd) is in
 // test/daemon/event-ttl.test.ts.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiResources } from '../../src/api/api-resources.ts';
-import { newToken, TokenAuthenticator } from '../../src/api/auth.ts';
-import { loadKinds } from '../../src/api/kinds.ts';
-import { ApiServer } from '../../src/api/server.ts';
-import { Validator } from '../../src/api/validation.ts';
 import { MAX_OBJECT_BYTES } from '../../src/store/limits.ts';
-import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
 import { aliasBomb, copyAmplification } from './hostile-bodies.ts';
+import { type InProcessApi, startInProcessApi } from './in-process-api.ts';
 
 const NS = '/apis/xenos.io/v1alpha1/namespaces/default';
 const SI = `${NS}/serviceinstances`;
@@ -32,24 +24,15 @@ const CT = {
   apply: 'application/apply-patch+yaml',
 };
 
-let dir: string;
-let store: SqliteStore;
-let server: ApiServer;
+let api: InProcessApi;
 let admin: string;
 let service: string;
 let flood: string;
 
 type Obj = Record<string, any>;
 
-async function call(token: string, method: string, path: string, body?: unknown, type = CT.json) {
-  const res = await fetch(server.url + path, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': type },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as Obj };
-}
+const call = (token: string, method: string, path: string, body?: unknown, type = CT.json) =>
+  api.call(token, method, path, body, type);
 
 const deployment = (name: string, extra: Obj = {}) => ({
   apiVersion: 'xenos.io/v1alpha1',
@@ -79,30 +62,10 @@ function prototypeState() {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'xenos-hostile-'));
-  const kinds = loadKinds();
-  const resources = new ApiResources(kinds);
-  store = openStore({ path: join(dir, 'state.db'), namespaced: (k) => resources.namespaced(k) });
-  const auth = new TokenAuthenticator({ dataDir: dir });
-  auth.ensureAdminToken(dir);
-  admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
-  service = newToken();
-  auth.add(service, {
-    name: 'instance:default/web',
-    groups: [],
-    scope: { namespace: 'default', instance: 'web' },
-  });
-  flood = newToken();
-  auth.add(flood, {
-    name: 'instance:default/flood',
-    groups: [],
-    scope: { namespace: 'default', instance: 'flood' },
-  });
-  server = new ApiServer(
-    { store, resources, validator: new Validator(kinds), auth },
-    { port: 0, eventRateLimit: { burst: 20, perSecond: 0.2 }, log: () => {} },
-  );
-  await server.start();
+  api = await startInProcessApi({ eventRateLimit: { burst: 20, perSecond: 0.2 } });
+  admin = api.admin;
+  service = api.instanceToken('web');
+  flood = api.instanceToken('flood');
   const web = await call(admin, 'POST', SI, {
     apiVersion: 'xenos.io/v1alpha1',
     kind: 'ServiceInstance',
@@ -113,11 +76,7 @@ beforeAll(async () => {
   expect((await call(admin, 'POST', SD, deployment('target'))).status).toBe(201);
 });
 
-afterAll(async () => {
-  await server?.stop();
-  store?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => api?.stop());
 
 describe('prototype pollution', () => {
   // Bodies are written as text, so that escapes reach the server as an attacker would send them.
