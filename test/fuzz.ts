@@ -31,13 +31,20 @@ export function fuzz<T>(ciRuns: number): fc.Parameters<T> {
  *  a hundred times what any input here takes). */
 export function bounded<T>(what: string, f: () => T): T {
   const started = performance.now();
-  try {
-    return f();
-  } finally {
+  const check = () => {
     const took = performance.now() - started;
     if (took > HANG_MS)
       throw new Error(`${what} took ${Math.round(took)} ms on one input (limit ${HANG_MS} ms)`);
+  };
+  let result: T;
+  try {
+    result = f();
+  } catch (err) {
+    check();
+    throw err;
   }
+  check();
+  return result;
 }
 
 /** Keys and strings an attacker reaches for, mixed into generated documents. */

@@ -34,6 +34,7 @@ interface Frame {
 type Expect = 'value' | 'value-or-close' | 'key' | 'key-or-close' | 'colon' | 'after-value' | 'end';
 
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: JSON forbids raw control characters in strings; this finds them.
 const CONTROL = /[\u0000-\u001f]/;
 /** A backslash that escapes nothing JSON knows: the last of an odd run of backslashes. */
 const BAD_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\(?!["\\/bfnrt]|u[0-9a-fA-F]{4})/;
@@ -213,10 +214,10 @@ function badString(text: string, start: number, end: number): { at: number; mess
   const control = CONTROL.exec(body);
   if (control)
     return { at: start + 1 + control.index, message: 'a control character inside a string; escape it' };
-  const escape = BAD_ESCAPE.exec(body);
-  if (escape)
+  const badEscape = BAD_ESCAPE.exec(body);
+  if (badEscape)
     return {
-      at: start + escape.index + escape[0].length,
+      at: start + badEscape.index + badEscape[0].length,
       message: 'an escape JSON does not have (use \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)',
     };
   return undefined;

@@ -48,7 +48,7 @@ function merge(target: Json, patch: Json, path: PathSegment[]): Json {
 
 /** A value that replaces wholesale (a list, say) may not carry prototype keys either. */
 function checkKeys(v: Json, path: PathSegment[]): void {
-  if (Array.isArray(v)) v.forEach((item, i) => checkKeys(item, [...path, i]));
+  if (Array.isArray(v)) for (let i = 0; i < v.length; i++) checkKeys(v[i], [...path, i]);
   else if (isObject(v))
     for (const key of Object.keys(v)) {
       if (isPrototypeKey(key))
