@@ -86,7 +86,7 @@ export function checkAliases(
           return {
             offset,
             tooLarge: true,
-            message: `with its aliases expanded the document would be more than ${limits.maxExpandedBytes} bytes (the limit); this alias *${name} alone adds about ${Math.round(anchor.size)}`,
+            message: `with its aliases expanded the document would be more than ${limits.maxExpandedBytes} bytes (the limit); this alias *${name} alone adds about ${Math.round(anchor.size)} bytes`,
           };
         }
         break;
