@@ -102,7 +102,11 @@ function decodeYaml(text: string): unknown {
 
 /** Decode a body that must be one object (a resource or DeleteOptions). */
 export function decodeObject(body: Buffer, format: BodyFormat): Record<string, unknown> {
-  const v = decodeBody(body, format);
+  return asObject(decodeBody(body, format));
+}
+
+/** A decoded body that must be one object; 400 otherwise. */
+export function asObject(v: unknown): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     throw errors.badRequest(
       `the request body must be a single object, not ${Array.isArray(v) ? 'an array' : typeof v}`,

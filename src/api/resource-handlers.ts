@@ -13,6 +13,7 @@ import { type FieldSelector, matchesFields, parseFieldSelector } from '../store/
 import type { ListOptions, Store } from '../store/store.ts';
 import type { ApiResource } from './api-resources.ts';
 import { type Principal, scopedPatchProblems, scopedStatusChange } from './auth.ts';
+import { BodyDecoder } from './body-decoder.ts';
 import { validateEvent } from './events.ts';
 import {
   dryRun,
@@ -26,7 +27,7 @@ import { EVENT_RATE_LIMIT, MAX_SCOPED_BODY_BYTES } from './input-limits.ts';
 import { JsonPatchError, jsonPatch } from './json-patch.ts';
 import { MergePatchError, mergePatch } from './merge-patch.ts';
 import { TokenBuckets } from './rate-limit.ts';
-import { decodeBody, decodeObject, mediaType, OBJECT_MEDIA_TYPES, readBody } from './request-body.ts';
+import { asObject, mediaType, OBJECT_MEDIA_TYPES, readBody } from './request-body.ts';
 import {
   ApiError,
   errors,
@@ -42,6 +43,8 @@ import type { Validator } from './validation.ts';
 export interface HandlerComponents {
   store: Store;
   validator: Validator;
+  /** Decodes bodies, large ones off the API's thread (default: a BodyDecoder of its own). */
+  decoder?: BodyDecoder;
 }
 
 export interface HandlerInit {
@@ -83,10 +86,12 @@ export class ResourceHandlers {
   readonly #validator: Validator;
   readonly #bodyLimit: number;
   readonly #eventRate: TokenBuckets;
+  readonly #decoder: BodyDecoder;
 
   constructor(components: HandlerComponents, init: HandlerInit) {
     this.#store = components.store;
     this.#validator = components.validator;
+    this.#decoder = components.decoder ?? new BodyDecoder();
     this.#bodyLimit = init.bodyLimit;
     this.#eventRate = new TokenBuckets(init.eventRateLimit ?? EVENT_RATE_LIMIT);
   }
@@ -202,8 +207,9 @@ export class ResourceHandlers {
     if (!PATCH_TYPES.includes(type)) throw errors.unsupportedMediaType(type, PATCH_TYPES);
     const body = await this.#readBody(r);
     const isDryRun = dryRun(r.query.getAll('dryRun'));
-    if (type === 'application/apply-patch+yaml') return this.#apply(r, decodeObject(body, 'yaml'), isDryRun);
-    const patch = decodeBody(body, 'json');
+    if (type === 'application/apply-patch+yaml')
+      return this.#apply(r, asObject(await this.#decoder.decode(body, 'yaml')), isDryRun);
+    const patch = await this.#decoder.decode(body, 'json');
     if (
       type === 'application/merge-patch+json' &&
       (typeof patch !== 'object' || patch === null || Array.isArray(patch))
@@ -282,7 +288,7 @@ export class ResourceHandlers {
     const body = await this.#readBody(r);
     if (body.length > 0 && body.toString('utf8').trim() !== '') {
       const format = OBJECT_MEDIA_TYPES[mediaType(r.req.headers['content-type'])] ?? 'json';
-      opts = decodeObject(body, format);
+      opts = asObject(await this.#decoder.decode(body, format));
     }
     const dryRunValues = [...r.query.getAll('dryRun'), ...(Array.isArray(opts.dryRun) ? opts.dryRun : [])];
     const pre = opts.preconditions as { uid?: string; resourceVersion?: string } | undefined;
@@ -310,7 +316,7 @@ export class ResourceHandlers {
     const type = mediaType(r.req.headers['content-type']) || 'application/json';
     const format = OBJECT_MEDIA_TYPES[type];
     if (!format) throw errors.unsupportedMediaType(type, Object.keys(OBJECT_MEDIA_TYPES));
-    return decodeObject(await this.#readBody(r), format);
+    return asObject(await this.#decoder.decode(await this.#readBody(r), format));
   }
 
   /** The body, within the caller's limit: an instance-scoped token gets MAX_SCOPED_BODY_BYTES. */

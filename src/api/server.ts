@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import type { Store } from '../store/store.ts';
 import type { ApiResource, ApiResources } from './api-resources.ts';
 import { authorize, type Principal, type TokenAuthenticator, type Verb } from './auth.ts';
+import { BodyDecoder } from './body-decoder.ts';
 import { apiGroup, apiGroupList, apiResourceList, versionInfo } from './discovery.ts';
 import { booleanParam, sendError, sendJson } from './http-io.ts';
 import { type LogSource, parseLogQuery, serveLogs } from './log-subresource.ts';
@@ -69,6 +70,7 @@ export class ApiServer {
   readonly #handlers: ResourceHandlers;
   readonly #watches: Watches;
   readonly #openapi: OpenApiDocs;
+  readonly #decoder = new BodyDecoder();
   readonly #log: (msg: string) => void;
   #server?: Server;
   #ready = false;
@@ -79,10 +81,13 @@ export class ApiServer {
     this.#components = components;
     this.#init = init;
     this.#log = init.log ?? ((msg) => console.error(msg));
-    this.#handlers = new ResourceHandlers(components, {
-      bodyLimit: init.bodyLimit ?? DEFAULT_BODY_LIMIT,
-      eventRateLimit: init.eventRateLimit,
-    });
+    this.#handlers = new ResourceHandlers(
+      { ...components, decoder: this.#decoder },
+      {
+        bodyLimit: init.bodyLimit ?? DEFAULT_BODY_LIMIT,
+        eventRateLimit: init.eventRateLimit,
+      },
+    );
     this.#watches = new Watches({ store: components.store, handlers: this.#handlers });
     this.#openapi = new OpenApiDocs(components.resources);
   }
@@ -129,6 +134,7 @@ export class ApiServer {
     if (!server) return;
     this.#ready = false;
     this.#watches.closeAll();
+    this.#decoder.stop();
     this.#stopping.abort(new Error('xenosd is stopping'));
     await new Promise<void>((resolve) => {
       server.close(() => resolve());

@@ -4,12 +4,9 @@
 // can still write afterwards. The instance token is one the daemon reads from DATA_DIR/tokens.json, as
 // it reads the ones it issues to services.
 
-import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newToken } from '../../src/api/auth.ts';
 import { parseOptions } from '../../src/daemon/options.ts';
+import { seedInstanceToken } from './instance-token.ts';
 import { removeDataDir, startXenosd, tempDataDir, type XenosdProcess } from './xenosd-process.ts';
 
 const EVENTS = '/api/v1/namespaces/default/events';
@@ -27,21 +24,11 @@ describe('--event-ttl', () => {
 
 describe('a real xenosd with --event-ttl 2s', () => {
   let xd: XenosdProcess;
-  const token = newToken();
+  let token: string;
 
   beforeAll(async () => {
     const dataDir = tempDataDir();
-    const sha256 = createHash('sha256').update(token).digest('hex');
-    const principal = {
-      name: 'instance:default/web',
-      groups: [],
-      scope: { namespace: 'default', instance: 'web' },
-    };
-    writeFileSync(
-      join(dataDir, 'tokens.json'),
-      JSON.stringify({ tokens: [{ sha256, principal, createdAt: new Date().toISOString() }] }),
-      { mode: 0o600 },
-    );
+    token = seedInstanceToken(dataDir, 'default', 'web');
     xd = await startXenosd({ dataDir, args: ['--event-ttl', '2s'] });
   });
 
