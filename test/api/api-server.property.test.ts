@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fuzz, jsonArb, prototypeSnapshot } from '../fuzz.ts';
+import { FUZZ_TEST_TIMEOUT_MS, fuzz, jsonArb, prototypeSnapshot } from '../fuzz.ts';
 import { type InProcessApi, startInProcessApi } from './in-process-api.ts';
 
 const NS = '/apis/xenos.io/v1alpha1/namespaces/default';
@@ -76,54 +76,62 @@ const targetArb = fc.constantFrom(
 );
 
 describe('API server property', () => {
-  it('answers any body on any verb with a Status 4xx or a success, never a 5xx, and keeps serving', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        bodyArb,
-        targetArb,
-        fc.constantFrom(...TYPES),
-        fc.boolean(),
-        async (body, [method, path], type, asService) => {
-          const proto = prototypeSnapshot();
-          const r = await api.call(asService ? service : api.admin, method, path, body, type);
-          expect(r.status, `${method} ${path} ${type}: ${JSON.stringify(r.body)}`).toBeLessThan(500);
-          if (r.status >= 400) {
-            expect(r.body).toMatchObject({ kind: 'Status', status: 'Failure', code: r.status });
-            expect(typeof r.body.message).toBe('string');
-          }
-          expect(prototypeSnapshot()).toBe(proto);
-        },
-      ),
-      fuzz(200),
-    );
-    expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
-  });
+  it(
+    'answers any body on any verb with a Status 4xx or a success, never a 5xx, and keeps serving',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          bodyArb,
+          targetArb,
+          fc.constantFrom(...TYPES),
+          fc.boolean(),
+          async (body, [method, path], type, asService) => {
+            const proto = prototypeSnapshot();
+            const r = await api.call(asService ? service : api.admin, method, path, body, type);
+            expect(r.status, `${method} ${path} ${type}: ${JSON.stringify(r.body)}`).toBeLessThan(500);
+            if (r.status >= 400) {
+              expect(r.body).toMatchObject({ kind: 'Status', status: 'Failure', code: r.status });
+              expect(typeof r.body.message).toBe('string');
+            }
+            expect(prototypeSnapshot()).toBe(proto);
+          },
+        ),
+        fuzz(200),
+      );
+      expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 
-  it('server-side apply of the same configuration twice changes nothing the second time', async () => {
-    let n = 0;
-    await fc.assert(
-      fc.asyncProperty(
-        fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9]{0,5}$/), fc.string({ maxLength: 20 }), {
-          maxKeys: 5,
-          noNullPrototype: true,
-        }),
-        async (parameters) => {
-          const name = `apply-${n++}`;
-          const config = dump({
-            apiVersion: 'xenos.io/v1alpha1',
-            kind: 'ServiceInstance',
-            metadata: { name, labels: { app: 'web' } },
-            spec: { templateRef: { name: 'web' }, parameters },
-          });
-          const path = `${NS}/serviceinstances/${name}`;
-          const first = await api.call(api.admin, 'PATCH', path, config, 'application/apply-patch+yaml');
-          expect(first.status, JSON.stringify(first.body)).toBe(201);
-          const second = await api.call(api.admin, 'PATCH', path, config, 'application/apply-patch+yaml');
-          expect(second.status).toBe(200);
-          expect(second.body).toEqual(first.body);
-        },
-      ),
-      fuzz(50),
-    );
-  });
+  it(
+    'server-side apply of the same configuration twice changes nothing the second time',
+    async () => {
+      let n = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9]{0,5}$/), fc.string({ maxLength: 20 }), {
+            maxKeys: 5,
+            noNullPrototype: true,
+          }),
+          async (parameters) => {
+            const name = `apply-${n++}`;
+            const config = dump({
+              apiVersion: 'xenos.io/v1alpha1',
+              kind: 'ServiceInstance',
+              metadata: { name, labels: { app: 'web' } },
+              spec: { templateRef: { name: 'web' }, parameters },
+            });
+            const path = `${NS}/serviceinstances/${name}`;
+            const first = await api.call(api.admin, 'PATCH', path, config, 'application/apply-patch+yaml');
+            expect(first.status, JSON.stringify(first.body)).toBe(201);
+            const second = await api.call(api.admin, 'PATCH', path, config, 'application/apply-patch+yaml');
+            expect(second.status).toBe(200);
+            expect(second.body).toEqual(first.body);
+          },
+        ),
+        fuzz(50),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 });

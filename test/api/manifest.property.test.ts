@@ -15,7 +15,7 @@ import { formatLocatedError, parseManifest } from '../../src/api/manifest.ts';
 import { decodeObject } from '../../src/api/request-body.ts';
 import { ApiError } from '../../src/api/status-errors.ts';
 import { Validator } from '../../src/api/validation.ts';
-import { bounded, fuzz, prototypeSnapshot } from '../fuzz.ts';
+import { bounded, FUZZ_TEST_TIMEOUT_MS, fuzz, prototypeSnapshot } from '../fuzz.ts';
 
 const repo = join(import.meta.dirname, '../..');
 const EXAMPLES = [
@@ -95,59 +95,67 @@ const mutatedManifest = fc
   );
 
 describe('manifest loading property', () => {
-  it('client: parseManifest never throws; every error is at file:line:col; every document it keeps is valid', () => {
-    fc.assert(
-      fc.property(mutatedManifest, (text) => {
-        const proto = prototypeSnapshot();
-        const result = bounded('parseManifest', () => parseManifest(text, 'm.yaml', { validator }));
-        for (const e of result.errors) {
-          expect(e.file).toBe('m.yaml');
-          expect(e.line).toBeGreaterThanOrEqual(1);
-          expect(e.column).toBeGreaterThanOrEqual(1);
-          expect(e.message.length).toBeGreaterThan(0);
-          expect(formatLocatedError(e).startsWith(`m.yaml:${e.line}:${e.column}: `)).toBe(true);
-        }
-        for (const d of result.docs) expect(validator.validate(d.object)).toEqual([]);
-        expect(prototypeSnapshot()).toBe(proto);
-      }),
-      fuzz(400),
-    );
-  });
+  it(
+    'client: parseManifest never throws; every error is at file:line:col; every document it keeps is valid',
+    () => {
+      fc.assert(
+        fc.property(mutatedManifest, (text) => {
+          const proto = prototypeSnapshot();
+          const result = bounded('parseManifest', () => parseManifest(text, 'm.yaml', { validator }));
+          for (const e of result.errors) {
+            expect(e.file).toBe('m.yaml');
+            expect(e.line).toBeGreaterThanOrEqual(1);
+            expect(e.column).toBeGreaterThanOrEqual(1);
+            expect(e.message.length).toBeGreaterThan(0);
+            expect(formatLocatedError(e).startsWith(`m.yaml:${e.line}:${e.column}: `)).toBe(true);
+          }
+          for (const d of result.docs) expect(validator.validate(d.object)).toEqual([]);
+          expect(prototypeSnapshot()).toBe(proto);
+        }),
+        fuzz(400),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 
-  it('server: a body decodes to an object the validator judges, or to a 4xx located by line and column', () => {
-    fc.assert(
-      fc.property(mutatedManifest, fc.constantFrom('yaml', 'json' as const), (yamlText, format) => {
-        // The JSON form of the same (mutated) manifest, when there is one: mutations then hit JSON too.
-        let text = yamlText;
-        if (format === 'json') {
-          const plain = parseManifest(yamlText, 'm.yaml', { validator }).docs[0]?.object;
-          text = plain
-            ? JSON.stringify(plain).replace(
-                /"spec":/,
-                yamlText.length % 2 ? '"spec": {"__proto__": 1},"x":' : '"spec":',
-              )
-            : yamlText;
-        }
-        const proto = prototypeSnapshot();
-        let obj: Record<string, unknown>;
-        try {
-          obj = bounded('decodeObject', () => decodeObject(Buffer.from(text), format));
-        } catch (err) {
-          if (!(err instanceof ApiError)) throw err;
-          expect(err.code === 400 || err.code === 413).toBe(true);
-          expect(err.message).toMatch(
-            /at line \d+, column \d+|request body is empty|must be one YAML document|single object/,
-          );
-          return;
-        }
-        const problems = bounded('validate', () => validator.validate(obj));
-        for (const p of problems) {
-          expect(typeof p.path).toBe('string');
-          expect(p.message.length).toBeGreaterThan(0);
-        }
-        expect(prototypeSnapshot()).toBe(proto);
-      }),
-      fuzz(400),
-    );
-  });
+  it(
+    'server: a body decodes to an object the validator judges, or to a 4xx located by line and column',
+    () => {
+      fc.assert(
+        fc.property(mutatedManifest, fc.constantFrom('yaml', 'json' as const), (yamlText, format) => {
+          // The JSON form of the same (mutated) manifest, when there is one: mutations then hit JSON too.
+          let text = yamlText;
+          if (format === 'json') {
+            const plain = parseManifest(yamlText, 'm.yaml', { validator }).docs[0]?.object;
+            text = plain
+              ? JSON.stringify(plain).replace(
+                  /"spec":/,
+                  yamlText.length % 2 ? '"spec": {"__proto__": 1},"x":' : '"spec":',
+                )
+              : yamlText;
+          }
+          const proto = prototypeSnapshot();
+          let obj: Record<string, unknown>;
+          try {
+            obj = bounded('decodeObject', () => decodeObject(Buffer.from(text), format));
+          } catch (err) {
+            if (!(err instanceof ApiError)) throw err;
+            expect(err.code === 400 || err.code === 413).toBe(true);
+            expect(err.message).toMatch(
+              /at line \d+, column \d+|request body is empty|must be one YAML document|single object/,
+            );
+            return;
+          }
+          const problems = bounded('validate', () => validator.validate(obj));
+          for (const p of problems) {
+            expect(typeof p.path).toBe('string');
+            expect(p.message.length).toBeGreaterThan(0);
+          }
+          expect(prototypeSnapshot()).toBe(proto);
+        }),
+        fuzz(400),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 });

@@ -12,7 +12,16 @@ import { JsonPatchError, jsonPatch } from '../../src/api/json-patch.ts';
 import { MergePatchError, mergePatch } from '../../src/api/merge-patch.ts';
 import type { XObject } from '../../src/api/types.ts';
 import { threeWayPatch } from '../../src/cli/apply/three-way-patch.ts';
-import { bounded, fuzz, HOSTILE_KEYS, hasPrototypeKey, jsonArb, keyArb, prototypeSnapshot } from '../fuzz.ts';
+import {
+  bounded,
+  FUZZ_TEST_TIMEOUT_MS,
+  fuzz,
+  HOSTILE_KEYS,
+  hasPrototypeKey,
+  jsonArb,
+  keyArb,
+  prototypeSnapshot,
+} from '../fuzz.ts';
 
 const objectArb = fc.dictionary(keyArb, jsonArb(3), { maxKeys: 5, noNullPrototype: true });
 
@@ -57,136 +66,160 @@ const opArb = fc.record(
 const patchArb = fc.oneof({ weight: 9, arbitrary: fc.array(opArb, { maxLength: 8 }) }, jsonArb(2));
 
 describe('JSON patch property', () => {
-  it('any patch on any document: a new document or a located JsonPatchError; input and prototype untouched', () => {
-    fc.assert(
-      fc.property(jsonArb(4), patchArb, (doc, patch) => {
-        const before = JSON.stringify(doc);
-        const proto = prototypeSnapshot();
-        try {
-          bounded('jsonPatch', () => jsonPatch(doc, patch));
-        } catch (err) {
-          if (!(err instanceof JsonPatchError)) throw err;
-          // Located: an operation (and its pointer), or the patch as a whole.
-          const whole = /must be an array|operations; at most|patched object would be nested/.test(
-            err.message,
-          );
+  it(
+    'any patch on any document: a new document or a located JsonPatchError; input and prototype untouched',
+    () => {
+      fc.assert(
+        fc.property(jsonArb(4), patchArb, (doc, patch) => {
+          const before = JSON.stringify(doc);
+          const proto = prototypeSnapshot();
+          try {
+            bounded('jsonPatch', () => jsonPatch(doc, patch));
+          } catch (err) {
+            if (!(err instanceof JsonPatchError)) throw err;
+            // Located: an operation (and its pointer), or the patch as a whole.
+            const whole = /must be an array|operations; at most|patched object would be nested/.test(
+              err.message,
+            );
+            expect(
+              whole || (err.operation !== undefined && err.message.startsWith(`operation ${err.operation}`)),
+            ).toBe(true);
+          }
+          expect(JSON.stringify(doc)).toBe(before);
+          expect(prototypeSnapshot()).toBe(proto);
+          expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+        }),
+        fuzz(1000),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'a pointer naming a prototype key is always refused, whatever the operation',
+    () => {
+      fc.assert(
+        fc.property(
+          objectArb,
+          fc.constantFrom('__proto__', 'constructor', 'prototype'),
+          fc.constantFrom('add', 'replace', 'remove', 'test', 'copy', 'move'),
+          jsonArb(2),
+          (doc, key, op, value) => {
+            const path = `/${key}/polluted`;
+            const ops =
+              op === 'copy' || op === 'move' ? [{ op, from: path, path: '/x' }] : [{ op, path, value }];
+            expect(() => jsonPatch(doc, ops)).toThrow(`the key "${key}" is not allowed`);
+          },
+        ),
+        fuzz(300),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'algebra: add then remove restores the document; add then test passes; copy then test passes',
+    () => {
+      fc.assert(
+        fc.property(objectArb, jsonArb(3), (doc, value) => {
+          fc.pre(!hasPrototypeKey(doc) && !hasPrototypeKey(value) && !Object.hasOwn(doc, 'fresh'));
           expect(
-            whole || (err.operation !== undefined && err.message.startsWith(`operation ${err.operation}`)),
-          ).toBe(true);
-        }
-        expect(JSON.stringify(doc)).toBe(before);
-        expect(prototypeSnapshot()).toBe(proto);
-        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-      }),
-      fuzz(1000),
-    );
-  });
-
-  it('a pointer naming a prototype key is always refused, whatever the operation', () => {
-    fc.assert(
-      fc.property(
-        objectArb,
-        fc.constantFrom('__proto__', 'constructor', 'prototype'),
-        fc.constantFrom('add', 'replace', 'remove', 'test', 'copy', 'move'),
-        jsonArb(2),
-        (doc, key, op, value) => {
-          const path = `/${key}/polluted`;
-          const ops =
-            op === 'copy' || op === 'move' ? [{ op, from: path, path: '/x' }] : [{ op, path, value }];
-          expect(() => jsonPatch(doc, ops)).toThrow(`the key "${key}" is not allowed`);
-        },
-      ),
-      fuzz(300),
-    );
-  });
-
-  it('algebra: add then remove restores the document; add then test passes; copy then test passes', () => {
-    fc.assert(
-      fc.property(objectArb, jsonArb(3), (doc, value) => {
-        fc.pre(!hasPrototypeKey(doc) && !hasPrototypeKey(value) && !Object.hasOwn(doc, 'fresh'));
-        expect(
-          jsonPatch(doc, [
-            { op: 'add', path: '/fresh', value },
-            { op: 'remove', path: '/fresh' },
-          ]),
-        ).toEqual(doc);
-        expect(() =>
-          jsonPatch(doc, [
-            { op: 'add', path: '/fresh', value },
-            { op: 'test', path: '/fresh', value },
-          ]),
-        ).not.toThrow();
-        expect(
-          jsonPatch({ ...doc, fresh: value }, [
-            { op: 'copy', from: '/fresh', path: '/copy' },
-            { op: 'test', path: '/copy', value },
-          ]),
-        ).toEqual({ ...doc, fresh: value, copy: value });
-      }),
-      fuzz(300),
-    );
-  });
+            jsonPatch(doc, [
+              { op: 'add', path: '/fresh', value },
+              { op: 'remove', path: '/fresh' },
+            ]),
+          ).toEqual(doc);
+          expect(() =>
+            jsonPatch(doc, [
+              { op: 'add', path: '/fresh', value },
+              { op: 'test', path: '/fresh', value },
+            ]),
+          ).not.toThrow();
+          expect(
+            jsonPatch({ ...doc, fresh: value }, [
+              { op: 'copy', from: '/fresh', path: '/copy' },
+              { op: 'test', path: '/copy', value },
+            ]),
+          ).toEqual({ ...doc, fresh: value, copy: value });
+        }),
+        fuzz(300),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 });
 
 describe('merge patch property', () => {
-  it('any patch on any target: a result without prototype keys, or a MergePatchError naming the field', () => {
-    fc.assert(
-      fc.property(jsonArb(4), jsonArb(4), (target, patch) => {
-        const before = [JSON.stringify(target), JSON.stringify(patch)];
-        const proto = prototypeSnapshot();
-        let result: unknown;
-        try {
-          result = bounded('mergePatch', () => mergePatch(target, patch));
-        } catch (err) {
-          if (!(err instanceof MergePatchError)) throw err;
-          expect(err.path).toMatch(/(^|[.\]])(__proto__|constructor|prototype)$/);
-          expect(hasPrototypeKey(patch)).toBe(true);
-          return;
-        }
-        // What the patch brings in is checked; the target's own keys are kept as they were.
-        if (!hasPrototypeKey(target)) expect(hasPrototypeKey(result)).toBe(false);
-        expect(hasPrototypeKey(patch)).toBe(false);
-        expect([JSON.stringify(target), JSON.stringify(patch)]).toEqual(before);
-        expect(prototypeSnapshot()).toBe(proto);
-      }),
-      fuzz(1000),
-    );
-  });
+  it(
+    'any patch on any target: a result without prototype keys, or a MergePatchError naming the field',
+    () => {
+      fc.assert(
+        fc.property(jsonArb(4), jsonArb(4), (target, patch) => {
+          const before = [JSON.stringify(target), JSON.stringify(patch)];
+          const proto = prototypeSnapshot();
+          let result: unknown;
+          try {
+            result = bounded('mergePatch', () => mergePatch(target, patch));
+          } catch (err) {
+            if (!(err instanceof MergePatchError)) throw err;
+            expect(err.path).toMatch(/(^|[.\]])(__proto__|constructor|prototype)$/);
+            expect(hasPrototypeKey(patch)).toBe(true);
+            return;
+          }
+          // What the patch brings in is checked; the target's own keys are kept as they were.
+          if (!hasPrototypeKey(target)) expect(hasPrototypeKey(result)).toBe(false);
+          expect(hasPrototypeKey(patch)).toBe(false);
+          expect([JSON.stringify(target), JSON.stringify(patch)]).toEqual(before);
+          expect(prototypeSnapshot()).toBe(proto);
+        }),
+        fuzz(1000),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 
-  it('applying a merge patch (or a server-side apply) twice is applying it once', () => {
-    fc.assert(
-      fc.property(objectArb, objectArb, (target, patch) => {
-        fc.pre(!hasPrototypeKey(patch));
-        const once = mergePatch(target, patch);
-        expect(mergePatch(once, patch)).toEqual(once);
-      }),
-      fuzz(500),
-    );
-  });
+  it(
+    'applying a merge patch (or a server-side apply) twice is applying it once',
+    () => {
+      fc.assert(
+        fc.property(objectArb, objectArb, (target, patch) => {
+          fc.pre(!hasPrototypeKey(patch));
+          const once = mergePatch(target, patch);
+          expect(mergePatch(once, patch)).toEqual(once);
+        }),
+        fuzz(500),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 
-  it('the merge patch of a diff (threeWayPatch) takes the source to the target', () => {
-    /** JSON without null (a merge patch cannot set a null) and without prototype keys. */
-    const noNull = jsonArb(3).map((v) => JSON.parse(JSON.stringify(v, (_k, x) => (x === null ? 0 : x))));
-    const objectOf = fc
-      .dictionary(fc.stringMatching(/^[a-z]{1,4}$/), noNull, { maxKeys: 4, noNullPrototype: true })
-      .filter((o) => !hasPrototypeKey(o));
-    const xobject = (spec: Record<string, unknown>, extra: Record<string, unknown>) =>
-      ({
-        apiVersion: 'xenos.io/v1alpha1',
-        kind: 'ServiceTemplate',
-        metadata: { name: 'x' },
-        spec,
-        ...extra,
-      }) as XObject;
-    fc.assert(
-      fc.property(objectOf, objectOf, objectOf, objectOf, (srcSpec, tgtSpec, srcExtra, tgtExtra) => {
-        const source = xobject(srcSpec, srcExtra);
-        const target = xobject(tgtSpec, tgtExtra);
-        fc.pre(!('status' in srcExtra) && !('status' in tgtExtra));
-        const patch = threeWayPatch(source, target, source) ?? {};
-        expect(mergePatch(source, patch)).toEqual(JSON.parse(JSON.stringify(target)));
-      }),
-      fuzz(500),
-    );
-  });
+  it(
+    'the merge patch of a diff (threeWayPatch) takes the source to the target',
+    () => {
+      /** JSON without null (a merge patch cannot set a null) and without prototype keys. */
+      const noNull = jsonArb(3).map((v) => JSON.parse(JSON.stringify(v, (_k, x) => (x === null ? 0 : x))));
+      const objectOf = fc
+        .dictionary(fc.stringMatching(/^[a-z]{1,4}$/), noNull, { maxKeys: 4, noNullPrototype: true })
+        .filter((o) => !hasPrototypeKey(o));
+      const xobject = (spec: Record<string, unknown>, extra: Record<string, unknown>) =>
+        ({
+          apiVersion: 'xenos.io/v1alpha1',
+          kind: 'ServiceTemplate',
+          metadata: { name: 'x' },
+          spec,
+          ...extra,
+        }) as XObject;
+      fc.assert(
+        fc.property(objectOf, objectOf, objectOf, objectOf, (srcSpec, tgtSpec, srcExtra, tgtExtra) => {
+          const source = xobject(srcSpec, srcExtra);
+          const target = xobject(tgtSpec, tgtExtra);
+          fc.pre(!('status' in srcExtra) && !('status' in tgtExtra));
+          const patch = threeWayPatch(source, target, source) ?? {};
+          expect(mergePatch(source, patch)).toEqual(JSON.parse(JSON.stringify(target)));
+        }),
+        fuzz(500),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 });

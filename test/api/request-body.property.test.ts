@@ -9,7 +9,7 @@ import { dump } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { decodeBody } from '../../src/api/request-body.ts';
 import { ApiError } from '../../src/api/status-errors.ts';
-import { bounded, fuzz, hasPrototypeKey, jsonArb, prototypeSnapshot } from '../fuzz.ts';
+import { bounded, FUZZ_TEST_TIMEOUT_MS, fuzz, hasPrototypeKey, jsonArb, prototypeSnapshot } from '../fuzz.ts';
 
 /** Pieces of YAML an attacker strings together. */
 const YAML_TOKENS = [
@@ -137,47 +137,59 @@ function checkDecode(text: string, format: 'json' | 'yaml'): void {
 }
 
 describe('decodeBody property', () => {
-  it('JSON: any text is plain data or a located 4xx', () => {
-    fc.assert(
-      fc.property(fc.oneof(spliced, tokens(JSON_TOKENS, 30), fc.string({ maxLength: 60 })), (text) =>
-        checkDecode(text, 'json'),
-      ),
-      fuzz(400),
-    );
-  });
+  it(
+    'JSON: any text is plain data or a located 4xx',
+    () => {
+      fc.assert(
+        fc.property(fc.oneof(spliced, tokens(JSON_TOKENS, 30), fc.string({ maxLength: 60 })), (text) =>
+          checkDecode(text, 'json'),
+        ),
+        fuzz(400),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 
-  it('YAML: any text is plain data or a located 4xx', () => {
-    fc.assert(
-      fc.property(fc.oneof(tokens(YAML_TOKENS, 40), spliced, fc.string({ maxLength: 60 })), (text) =>
-        checkDecode(text, 'yaml'),
-      ),
-      fuzz(400),
-    );
-  });
+  it(
+    'YAML: any text is plain data or a located 4xx',
+    () => {
+      fc.assert(
+        fc.property(fc.oneof(tokens(YAML_TOKENS, 40), spliced, fc.string({ maxLength: 60 })), (text) =>
+          checkDecode(text, 'yaml'),
+        ),
+        fuzz(400),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 
-  it('round trip: what JSON.stringify and js-yaml write decodes back to the same value (prototype keys refused)', () => {
-    fc.assert(
-      fc.property(jsonArb(6), (v) => {
-        const expected = JSON.parse(JSON.stringify(v));
-        for (const [format, text] of [
-          ['json', JSON.stringify(v)],
-          ['yaml', dump(v)],
-        ] as const) {
-          if (
-            text.trim() === '' ||
-            text.trim() === 'null' ||
-            (format === 'yaml' && /(^|\n)\s*(- )*<<:/.test(text))
-          )
-            continue;
-          if (hasPrototypeKey(v)) {
-            expect(() => decodeBody(Buffer.from(text), format)).toThrow(/is not allowed/);
-            continue;
+  it(
+    'round trip: what JSON.stringify and js-yaml write decodes back to the same value (prototype keys refused)',
+    () => {
+      fc.assert(
+        fc.property(jsonArb(6), (v) => {
+          const expected = JSON.parse(JSON.stringify(v));
+          for (const [format, text] of [
+            ['json', JSON.stringify(v)],
+            ['yaml', dump(v)],
+          ] as const) {
+            if (
+              text.trim() === '' ||
+              text.trim() === 'null' ||
+              (format === 'yaml' && /(^|\n)\s*(- )*<<:/.test(text))
+            )
+              continue;
+            if (hasPrototypeKey(v)) {
+              expect(() => decodeBody(Buffer.from(text), format)).toThrow(/is not allowed/);
+              continue;
+            }
+            // Through JSON: -0 is 0 there, as in the store.
+            expect(JSON.parse(JSON.stringify(decodeBody(Buffer.from(text), format)))).toEqual(expected);
           }
-          // Through JSON: -0 is 0 there, as in the store.
-          expect(JSON.parse(JSON.stringify(decodeBody(Buffer.from(text), format)))).toEqual(expected);
-        }
-      }),
-      fuzz(300),
-    );
-  });
+        }),
+        fuzz(300),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 });

@@ -17,7 +17,7 @@ import {
   parseLabelSelector,
   SUPPORTED_FIELDS,
 } from '../../src/store/selectors.ts';
-import { bounded, fuzz } from '../fuzz.ts';
+import { bounded, FUZZ_TEST_TIMEOUT_MS, fuzz } from '../fuzz.ts';
 
 const namePart = fc.stringMatching(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,8}[A-Za-z0-9])?$/);
 const prefix = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,6}[a-z0-9])?(\.[a-z0-9]{1,5})?$/);
@@ -91,38 +91,46 @@ function parsed<T>(parse: () => T): T | undefined {
 }
 
 describe('label selector property', () => {
-  it('generated selectors print and parse back to themselves, and match the same labels', () => {
-    fc.assert(
-      fc.property(
-        labelSelector,
-        fc.dictionary(labelKey, labelValue, { maxKeys: 4, noNullPrototype: true }),
-        (sel, labels) => {
-          const again = parseLabelSelector(formatLabelSelector(sel));
-          expect(again).toEqual(sel);
-          expect(matchesLabels(again, labels)).toBe(matchesLabels(sel, labels));
-        },
-      ),
-      fuzz(1000),
-    );
-  });
+  it(
+    'generated selectors print and parse back to themselves, and match the same labels',
+    () => {
+      fc.assert(
+        fc.property(
+          labelSelector,
+          fc.dictionary(labelKey, labelValue, { maxKeys: 4, noNullPrototype: true }),
+          (sel, labels) => {
+            const again = parseLabelSelector(formatLabelSelector(sel));
+            expect(again).toEqual(sel);
+            expect(matchesLabels(again, labels)).toBe(matchesLabels(sel, labels));
+          },
+        ),
+        fuzz(1000),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 
-  it('any text parses or is refused with the column; what parses prints stably', () => {
-    fc.assert(
-      fc.property(selectorText, (text) => {
-        let sel: LabelSelector | undefined;
-        try {
-          sel = bounded('parseLabelSelector', () => parseLabelSelector(text));
-        } catch (err) {
-          if (!(err instanceof InvalidSelectorError)) throw err;
-          expect(err.message).toMatch(/at column \d+: /);
-          expect(err.code).toBe(400);
-          return;
-        }
-        expect(parseLabelSelector(formatLabelSelector(sel))).toEqual(sel);
-      }),
-      fuzz(2000),
-    );
-  });
+  it(
+    'any text parses or is refused with the column; what parses prints stably',
+    () => {
+      fc.assert(
+        fc.property(selectorText, (text) => {
+          let sel: LabelSelector | undefined;
+          try {
+            sel = bounded('parseLabelSelector', () => parseLabelSelector(text));
+          } catch (err) {
+            if (!(err instanceof InvalidSelectorError)) throw err;
+            expect(err.message).toMatch(/at column \d+: /);
+            expect(err.code).toBe(400);
+            return;
+          }
+          expect(parseLabelSelector(formatLabelSelector(sel))).toEqual(sel);
+        }),
+        fuzz(2000),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 });
 
 describe('field selector property', () => {
@@ -135,27 +143,37 @@ describe('field selector property', () => {
     { maxLength: 4 },
   ) as fc.Arbitrary<FieldSelector>;
 
-  it('generated selectors, values with any characters, print and parse back to themselves', () => {
-    fc.assert(
-      fc.property(fieldSelector, (sel) => {
-        fc.pre(sel.length > 0);
-        expect(parseFieldSelector(formatFieldSelector(sel))).toEqual(sel);
-      }),
-      fuzz(1000),
-    );
-  });
+  it(
+    'generated selectors, values with any characters, print and parse back to themselves',
+    () => {
+      fc.assert(
+        fc.property(fieldSelector, (sel) => {
+          fc.pre(sel.length > 0);
+          expect(parseFieldSelector(formatFieldSelector(sel))).toEqual(sel);
+        }),
+        fuzz(1000),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 
-  it('any text parses or is refused naming the term or field; what parses prints stably', () => {
-    fc.assert(
-      fc.property(selectorText, (text) => {
-        const sel = parsed(() => parseFieldSelector(text));
-        if (!sel) {
-          expect(() => parseFieldSelector(text)).toThrow(/is not a requirement|field label not supported: "/);
-          return;
-        }
-        if (sel.length > 0) expect(parseFieldSelector(formatFieldSelector(sel))).toEqual(sel);
-      }),
-      fuzz(2000),
-    );
-  });
+  it(
+    'any text parses or is refused naming the term or field; what parses prints stably',
+    () => {
+      fc.assert(
+        fc.property(selectorText, (text) => {
+          const sel = parsed(() => parseFieldSelector(text));
+          if (!sel) {
+            expect(() => parseFieldSelector(text)).toThrow(
+              /is not a requirement|field label not supported: "/,
+            );
+            return;
+          }
+          if (sel.length > 0) expect(parseFieldSelector(formatFieldSelector(sel))).toEqual(sel);
+        }),
+        fuzz(2000),
+      );
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 });
