@@ -23,6 +23,10 @@ export const MAX_YAML_EXPANSION_BYTES = { server: MAX_OBJECT_BYTES, client: 16 *
  *  the API's single thread per 3 MiB to parse, so a service gets far less than the admin's 3 MiB. */
 export const MAX_SCOPED_BODY_BYTES = 128 * 1024;
 
+/** Watches one principal may hold open at once: each is a socket and a listener on every write. A
+ *  kubectl or a GitOps tool holds one per kind it follows; a service needs one on its instance. */
+export const MAX_WATCHES_PER_PRINCIPAL = 100;
+
 /** Operations in one JSON patch: Kubernetes' own cap (maxJSONPatchOperations). */
 export const MAX_JSON_PATCH_OPERATIONS = 10_000;
 

@@ -41,6 +41,8 @@ export interface ApiServerInit {
   /** 0 picks a free port. */
   port?: number;
   bodyLimit?: number;
+  /** Open watches each principal may hold (default MAX_WATCHES_PER_PRINCIPAL in input-limits.ts). */
+  maxWatchesPerPrincipal?: number;
   /** Events each principal may create (default EVENT_RATE_LIMIT in input-limits.ts). */
   eventRateLimit?: { burst: number; perSecond: number };
   /** PEM certificate and key: serve HTTPS instead of HTTP. */
@@ -88,7 +90,10 @@ export class ApiServer {
         eventRateLimit: init.eventRateLimit,
       },
     );
-    this.#watches = new Watches({ store: components.store, handlers: this.#handlers });
+    this.#watches = new Watches(
+      { store: components.store, handlers: this.#handlers },
+      { maxPerPrincipal: init.maxWatchesPerPrincipal },
+    );
     this.#openapi = new OpenApiDocs(components.resources);
   }
 

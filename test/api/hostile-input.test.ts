@@ -4,7 +4,7 @@
 // refused with a 4xx naming the field, Object.prototype stays as it was and an admin write still works
 // after each; bodies past the limits (alias bombs, nesting, copy amplification, objects past
 // MAX_OBJECT_BYTES) are refused and store nothing; Events are shape-checked, size-capped and rate-limited
-// per principal with 429 + Retry-After. The daemon side (--event-ttl, a real xenosd) is in
+// per principal with 429 + Retry-After; a principal's open watches are capped. The daemon side (--event-ttl, a real xenosd) is in
 // test/daemon/event-ttl.test.ts.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -464,5 +464,39 @@ describe('an instance-scoped token is checked before its patch is applied', () =
     expect(apply.status).toBe(403);
     expect(apply.body.message).toContain('this request changes spec');
     expect((await call(admin, 'GET', `${SI}/web`)).body.spec.runStrategy).not.toBe('Halted');
+  });
+});
+
+describe('watches', () => {
+  it('lets one principal hold a bounded number of watches open: 429 past it, room again once one ends', async () => {
+    const small = await startInProcessApi({ maxWatchesPerPrincipal: 3 });
+    const token = small.instanceToken('web');
+    const open: AbortController[] = [];
+    try {
+      const watch = (who: string) => {
+        const ctl = new AbortController();
+        open.push(ctl);
+        return fetch(
+          `${small.url}${SI}?watch=true&fieldSelector=metadata.name%3Dweb&labelSelector=${encodeURIComponent(
+            Array.from({ length: 200 }, (_, i) => `k${i}!=v`).join(','),
+          )}`,
+          { headers: { Authorization: `Bearer ${who}` }, signal: ctl.signal },
+        );
+      };
+      for (let i = 0; i < 3; i++) expect((await watch(token)).status).toBe(200);
+      const refused = await watch(token);
+      expect(refused.status).toBe(429);
+      expect(((await refused.json()) as Obj).message).toContain(
+        'User "instance:default/web" has 3 watches open',
+      );
+      expect(refused.headers.get('retry-after')).toBe('1');
+      // Another principal is not held to this one's count.
+      expect((await watch(small.admin)).status).toBe(200);
+      open[0].abort();
+      await expect.poll(async () => (await watch(token)).status).toBe(200);
+    } finally {
+      for (const c of open) c.abort();
+      await small.stop();
+    }
   });
 });
