@@ -2,17 +2,17 @@
 // and the status subresource. Each turns an HTTP request into store calls and answers with the
 // object, a List, a Table or a Status. Validation runs before anything is written; with
 // `dryRun=All` the store computes the result and persists nothing. Hostile input is refused before it
-// costs anything: Event creates are rate-limited per principal before the body is read, an
-// instance-scoped principal's patch is checked against what it may write before it is applied, and
-// bodies are decoded under the limits of input-limits.ts.
+// costs anything (admission.ts: Event rate limits before the body is read, an instance-scoped
+// principal's patch checked before it is applied; bodies decoded under the limits of input-limits.ts).
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConflictError } from '../store/errors.ts';
 import { type FieldSelector, matchesFields, parseFieldSelector } from '../store/selectors.ts';
 import type { ListOptions, Store } from '../store/store.ts';
+import { checkScopedPatch, checkScopedStatus, EventRateLimit } from './admission.ts';
 import type { ApiResource } from './api-resources.ts';
-import { type Principal, scopedPatchProblems, scopedStatusChange } from './auth.ts';
+import type { Principal } from './auth.ts';
 import { BodyDecoder } from './body-decoder.ts';
 import { validateEvent } from './events.ts';
 import {
@@ -23,10 +23,9 @@ import {
   sendJson,
   warningHeader,
 } from './http-io.ts';
-import { EVENT_RATE_LIMIT, MAX_SCOPED_BODY_BYTES } from './input-limits.ts';
+import { MAX_SCOPED_BODY_BYTES } from './input-limits.ts';
 import { JsonPatchError, jsonPatch } from './json-patch.ts';
 import { MergePatchError, mergePatch } from './merge-patch.ts';
-import { TokenBuckets } from './rate-limit.ts';
 import { asObject, mediaType, OBJECT_MEDIA_TYPES, readBody } from './request-body.ts';
 import {
   ApiError,
@@ -37,7 +36,7 @@ import {
   toApiError,
 } from './status-errors.ts';
 import { parseIncludeObject, toTable, wantsTable } from './table.ts';
-import { SERVICE_HEALTHY, type XObject } from './types.ts';
+import type { XObject } from './types.ts';
 import type { Validator } from './validation.ts';
 
 export interface HandlerComponents {
@@ -85,7 +84,7 @@ export class ResourceHandlers {
   readonly #store: Store;
   readonly #validator: Validator;
   readonly #bodyLimit: number;
-  readonly #eventRate: TokenBuckets;
+  readonly #eventRate: EventRateLimit;
   readonly #decoder: BodyDecoder;
 
   constructor(components: HandlerComponents, init: HandlerInit) {
@@ -93,7 +92,7 @@ export class ResourceHandlers {
     this.#validator = components.validator;
     this.#decoder = components.decoder ?? new BodyDecoder();
     this.#bodyLimit = init.bodyLimit;
-    this.#eventRate = new TokenBuckets(init.eventRateLimit ?? EVENT_RATE_LIMIT);
+    this.#eventRate = new EventRateLimit(init.eventRateLimit);
   }
 
   /** Store-level options for a list or watch, and the field requirements the store cannot apply. */
@@ -168,7 +167,7 @@ export class ResourceHandlers {
   }
 
   async create(r: ResourceRequest): Promise<void> {
-    if (!r.resource.crd) this.#limitEventRate(r);
+    if (!r.resource.crd) this.#eventRate.admit(r.principal);
     const obj = this.#incoming(r, await this.#readObject(r));
     if (!obj.metadata.name) {
       const gen = (obj.metadata as Obj).generateName;
@@ -216,7 +215,7 @@ export class ResourceHandlers {
     ) {
       throw errors.badRequest('a merge patch must be a JSON object');
     }
-    this.#checkScopedPatch(r, type === 'application/json-patch+json' ? 'json' : 'merge', patch);
+    checkScopedPatch(r, type === 'application/json-patch+json' ? 'json' : 'merge', patch);
     const pinned =
       type === 'application/merge-patch+json' && (patch as Obj).metadata?.resourceVersion !== undefined;
     // Without a resourceVersion in the patch, a patch applies to whatever is current: retry lost races.
@@ -257,7 +256,7 @@ export class ResourceHandlers {
    *  object, or creates it. There is no field ownership (managedFields): a field dropped from the
    *  applied configuration is not removed, and `force` has nothing to override. */
   async #apply(r: ResourceRequest, applied: Obj, isDryRun: boolean): Promise<void> {
-    this.#checkScopedPatch(r, 'apply', applied);
+    checkScopedPatch(r, 'apply', applied);
     const obj = this.#incoming(r, applied);
     this.#checkNameMatchesUrl(r, obj);
     for (let attempt = 0; ; attempt++) {
@@ -386,36 +385,9 @@ export class ResourceHandlers {
    *  instance-scoped principal's part of the status, stored, answered 200 with the stored object. */
   #writeUpdate(r: ResourceRequest, current: XObject, next: XObject, isDryRun: boolean): void {
     const warnings = this.#admit(r, next, true);
-    this.#checkScopedStatus(r, current, next);
+    checkScopedStatus(r, current, next);
     const updated = this.#store.update(next, { dryRun: isDryRun, subresource: r.subresource });
     this.#respond(r, 200, updated, warnings);
-  }
-
-  /** An instance-scoped principal (a service's notice-board token) may write only its own part of
-   *  its instance's status: registered endpoints and the ServiceHealthy condition (see auth.ts). */
-  #checkScopedStatus(r: ResourceRequest, current: XObject, next: XObject): void {
-    if (!r.principal.scope || r.subresource !== 'status') return;
-    // Written against an older version: that is a conflict (409 from the store), not a permission matter.
-    const wanted = next.metadata.resourceVersion;
-    if (wanted && wanted !== current.metadata.resourceVersion) return;
-    const changed = scopedStatusChange(current.status, next.status);
-    if (changed.length > 0) throw this.#scopeForbidden(r, changed);
-  }
-
-  /** The same rule, before a patch is applied: a patch reaching outside those parts is refused as such. */
-  #checkScopedPatch(r: ResourceRequest, type: 'json' | 'merge' | 'apply', patch: unknown): void {
-    if (!r.principal.scope) return;
-    const outside = scopedPatchProblems(type, patch);
-    if (outside.length > 0) throw this.#scopeForbidden(r, outside);
-  }
-
-  #scopeForbidden(r: ResourceRequest, changed: string[]): ApiError {
-    return errors.forbidden(
-      `${r.resource.plural}.${r.resource.group} "${r.name}" is forbidden: User "${r.principal.name}" may change ` +
-        `only the status.endpoints entries with source "registered" and the ${SERVICE_HEALTHY} condition of ` +
-        `its instance, but this request changes ${changed.join(', ')}; leave the rest of the status as it is ` +
-        `(read it first, or send a JSON patch that adds, replaces or removes only those entries)`,
-    );
   }
 
   #invalid(r: ResourceRequest, causes: StatusCause[], name?: string): ApiError {
@@ -464,21 +436,5 @@ export class ResourceHandlers {
         obj.metadata.name,
       );
     }
-  }
-
-  /** One token of the principal's Event bucket, or 429 before the body is even read. */
-  #limitEventRate(r: ResourceRequest): void {
-    const taken = this.#eventRate.take(r.principal.name);
-    if (taken.ok) return;
-    throw errors.tooManyRequests(
-      `User "${r.principal.name}" is creating events faster than the limit of ${this.#eventRateText()}; ` +
-        'retry later, or record fewer events (a repeat of one event should update its count)',
-      taken.retryAfterSeconds,
-    );
-  }
-
-  #eventRateText(): string {
-    const { burst, perSecond } = this.#eventRate.limits;
-    return `${perSecond} per second (bursts of ${burst})`;
   }
 }
