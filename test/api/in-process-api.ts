@@ -1,7 +1,8 @@
 // Test helper: the real API server (real SQLite store, real token authenticator, real HTTP on
 // 127.0.0.1) in the test's own process, for tests that must look inside it (Object.prototype) or call it
 // thousands of times. An admin token and instance-scoped tokens are issued; stop() closes everything.
-// End-to-end tests of the daemon itself use test/daemon/xenosd-process.ts.
+// Also the paths, media types and objects those tests send. End-to-end tests of the daemon itself use
+// test/daemon/xenosd-process.ts.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,3 +71,39 @@ export async function startInProcessApi(init: ApiServerInit = {}): Promise<InPro
     },
   };
 }
+
+export const NS = '/apis/xenos.io/v1alpha1/namespaces/default';
+export const SI = `${NS}/serviceinstances`;
+export const SD = `${NS}/servicedeployments`;
+export const EVENTS = '/api/v1/namespaces/default/events';
+/** The media types of the API. */
+export const CT = {
+  json: 'application/json',
+  yaml: 'application/yaml',
+  merge: 'application/merge-patch+json',
+  jsonPatch: 'application/json-patch+json',
+  apply: 'application/apply-patch+yaml',
+};
+
+type Obj = Record<string, any>;
+
+/** A ServiceDeployment no controller touches. */
+export const deployment = (name: string, extra: Obj = {}) => ({
+  apiVersion: 'xenos.io/v1alpha1',
+  kind: 'ServiceDeployment',
+  metadata: { name },
+  spec: { template: { spec: { templateRef: { name: 'tpl' } } } },
+  ...extra,
+});
+
+/** A core v1 Event about default/web. */
+export const event = (name: string, extra: Obj = {}) => ({
+  metadata: { name },
+  involvedObject: { kind: 'ServiceInstance', name: 'web', namespace: 'default' },
+  reason: 'Started',
+  message: 'the service started',
+  type: 'Normal',
+  ...extra,
+});
+
+/** What Object.prototype holds: its own property names and what a fresh object inherits. */
