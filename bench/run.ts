@@ -24,6 +24,7 @@ const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 const ORDER = [
   'store-write',
   'api-latency',
+  'hostile-input',
   'apply-1000',
   'instances-ready',
   'host-footprint',

@@ -189,3 +189,43 @@ function byKey<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
 function differing<T>(a: Map<string, T[]>, b: Map<string, T[]>): string[] {
   return [...new Set([...a.keys(), ...b.keys()])].filter((k) => !jsonEqual(a.get(k), b.get(k)));
 }
+
+/** Where in a status an instance-scoped principal may write at all (scopedStatusChange decides, entry by
+ *  entry, after the patch is applied). */
+const SCOPED_STATUS_FIELDS = ['endpoints', 'conditions'];
+
+/**
+ * What a patch from an instance-scoped principal to its instance's status touches outside the parts it
+ * may write (see scopedStatusChange), found before the patch is applied: JSON patch pointers (`path`
+ * and `from`; a `test` reads and may point anywhere), or merge/apply field paths. Envelope fields that
+ * name the object are allowed; so is metadata.resourceVersion, the precondition. Empty: go on.
+ */
+export function scopedPatchProblems(type: 'json' | 'merge' | 'apply', patch: unknown): string[] {
+  if (type === 'json') {
+    if (!Array.isArray(patch)) return [];
+    const allowed = (p: unknown) =>
+      typeof p !== 'string' ||
+      SCOPED_STATUS_FIELDS.some((f) => p === `/status/${f}` || p.startsWith(`/status/${f}/`));
+    const out: string[] = [];
+    for (const op of patch as { op?: unknown; path?: unknown; from?: unknown }[]) {
+      if (typeof op !== 'object' || op === null || op.op === 'test') continue;
+      for (const p of [op.path, op.from]) if (!allowed(p)) out.push(String(p));
+    }
+    return out;
+  }
+  if (!isMapping(patch)) return [];
+  const envelope = type === 'apply' ? ['apiVersion', 'kind'] : [];
+  const meta = type === 'apply' ? ['name', 'namespace', 'resourceVersion'] : ['resourceVersion'];
+  const out: string[] = [];
+  for (const [key, value] of Object.entries(patch)) {
+    if (envelope.includes(key)) continue;
+    const inner = key === 'status' ? SCOPED_STATUS_FIELDS : key === 'metadata' ? meta : undefined;
+    if (!inner || !isMapping(value)) out.push(key);
+    else for (const k of Object.keys(value)) if (!inner.includes(k)) out.push(`${key}.${k}`);
+  }
+  return out;
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

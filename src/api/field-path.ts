@@ -9,10 +9,12 @@ const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 /** `['spec', 'ports', 0, 'port']` → `spec.ports[0].port`; keys that are not identifiers go in brackets. */
 export function formatFieldPath(segments: readonly PathSegment[]): string {
   let out = '';
-  for (const seg of segments) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else if (PLAIN_KEY.test(seg)) out += out === '' ? seg : `.${seg}`;
-    else out += `[${seg}]`;
-  }
+  for (const seg of segments) out = appendFieldPath(out, seg);
   return out;
+}
+
+/** `spec.ports` + 0 → `spec.ports[0]`; + `port` → `spec.ports[0].port`. */
+export function appendFieldPath(path: string, seg: PathSegment): string {
+  if (typeof seg === 'number' || !PLAIN_KEY.test(seg)) return `${path}[${seg}]`;
+  return path === '' ? seg : `${path}.${seg}`;
 }

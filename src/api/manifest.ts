@@ -132,7 +132,12 @@ export function parseManifest(
   const validator = validatorFor(opts.validator);
   const baseDir = opts.baseDir ?? dirname(resolve(file));
   const parsed = parseYamlDocuments(text, file);
-  const errors: LocatedError[] = parsed.errors.map((e) => ({ file, ...e }));
+  const errors: LocatedError[] = parsed.errors.map((e) => ({
+    file,
+    line: e.line,
+    column: e.column,
+    message: e.message,
+  }));
   const docs: ManifestDoc[] = [];
   let index = 0;
   for (const doc of parsed.documents) {

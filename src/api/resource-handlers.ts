@@ -1,15 +1,20 @@
 // The verbs on one resource: list, get, create, update, patch (merge, JSON and apply), delete,
 // and the status subresource. Each turns an HTTP request into store calls and answers with the
 // object, a List, a Table or a Status. Validation runs before anything is written; with
-// `dryRun=All` the store computes the result and persists nothing.
+// `dryRun=All` the store computes the result and persists nothing. Hostile input is refused before it
+// costs anything (admission.ts: Event rate limits before the body is read, an instance-scoped
+// principal's patch checked before it is applied; bodies decoded under the limits of input-limits.ts).
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConflictError } from '../store/errors.ts';
 import { type FieldSelector, matchesFields, parseFieldSelector } from '../store/selectors.ts';
 import type { ListOptions, Store } from '../store/store.ts';
+import { checkScopedPatch, checkScopedStatus, EventRateLimit } from './admission.ts';
 import type { ApiResource } from './api-resources.ts';
-import { type Principal, scopedStatusChange } from './auth.ts';
+import type { Principal } from './auth.ts';
+import { BodyDecoder } from './body-decoder.ts';
+import { validateEvent } from './events.ts';
 import {
   dryRun,
   type FieldValidation,
@@ -18,9 +23,10 @@ import {
   sendJson,
   warningHeader,
 } from './http-io.ts';
+import { MAX_SCOPED_BODY_BYTES } from './input-limits.ts';
 import { JsonPatchError, jsonPatch } from './json-patch.ts';
-import { mergePatch } from './merge-patch.ts';
-import { decodeBody, decodeObject, mediaType, OBJECT_MEDIA_TYPES, readBody } from './request-body.ts';
+import { MergePatchError, mergePatch } from './merge-patch.ts';
+import { asObject, mediaType, OBJECT_MEDIA_TYPES, readBody } from './request-body.ts';
 import {
   ApiError,
   errors,
@@ -30,16 +36,20 @@ import {
   toApiError,
 } from './status-errors.ts';
 import { parseIncludeObject, toTable, wantsTable } from './table.ts';
-import { SERVICE_HEALTHY, type XObject } from './types.ts';
+import type { XObject } from './types.ts';
 import type { Validator } from './validation.ts';
 
 export interface HandlerComponents {
   store: Store;
   validator: Validator;
+  /** Decodes bodies, large ones off the API's thread (default: a BodyDecoder of its own). */
+  decoder?: BodyDecoder;
 }
 
 export interface HandlerInit {
   bodyLimit: number;
+  /** Events each principal may create through the API (default EVENT_RATE_LIMIT). */
+  eventRateLimit?: { burst: number; perSecond: number };
 }
 
 /** One routed request. `namespace` is undefined for cluster-scoped kinds and all-namespace lists. */
@@ -74,11 +84,15 @@ export class ResourceHandlers {
   readonly #store: Store;
   readonly #validator: Validator;
   readonly #bodyLimit: number;
+  readonly #eventRate: EventRateLimit;
+  readonly #decoder: BodyDecoder;
 
   constructor(components: HandlerComponents, init: HandlerInit) {
     this.#store = components.store;
     this.#validator = components.validator;
+    this.#decoder = components.decoder ?? new BodyDecoder();
     this.#bodyLimit = init.bodyLimit;
+    this.#eventRate = new EventRateLimit(init.eventRateLimit);
   }
 
   /** Store-level options for a list or watch, and the field requirements the store cannot apply. */
@@ -153,6 +167,7 @@ export class ResourceHandlers {
   }
 
   async create(r: ResourceRequest): Promise<void> {
+    if (!r.resource.crd) this.#eventRate.admit(r.principal);
     const obj = this.#incoming(r, await this.#readObject(r));
     if (!obj.metadata.name) {
       const gen = (obj.metadata as Obj).generateName;
@@ -189,16 +204,18 @@ export class ResourceHandlers {
   async patch(r: ResourceRequest): Promise<void> {
     const type = mediaType(r.req.headers['content-type']);
     if (!PATCH_TYPES.includes(type)) throw errors.unsupportedMediaType(type, PATCH_TYPES);
-    const body = await readBody(r.req, this.#bodyLimit);
+    const body = await this.#readBody(r);
     const isDryRun = dryRun(r.query.getAll('dryRun'));
-    if (type === 'application/apply-patch+yaml') return this.#apply(r, decodeObject(body, 'yaml'), isDryRun);
-    const patch = decodeBody(body, 'json');
+    if (type === 'application/apply-patch+yaml')
+      return this.#apply(r, asObject(await this.#decoder.decode(body, 'yaml')), isDryRun);
+    const patch = await this.#decoder.decode(body, 'json');
     if (
       type === 'application/merge-patch+json' &&
       (typeof patch !== 'object' || patch === null || Array.isArray(patch))
     ) {
       throw errors.badRequest('a merge patch must be a JSON object');
     }
+    checkScopedPatch(r, type === 'application/json-patch+json' ? 'json' : 'merge', patch);
     const pinned =
       type === 'application/merge-patch+json' && (patch as Obj).metadata?.resourceVersion !== undefined;
     // Without a resourceVersion in the patch, a patch applies to whatever is current: retry lost races.
@@ -213,6 +230,10 @@ export class ResourceHandlers {
       } catch (err) {
         if (err instanceof JsonPatchError)
           throw errors.badRequest(`the JSON patch could not be applied: ${err.message}`);
+        if (err instanceof MergePatchError)
+          throw errors.badRequest(`the merge patch could not be applied: ${err.message}`, [
+            { reason: 'FieldValueForbidden', field: err.path, message: err.message },
+          ]);
         throw err;
       }
       if (typeof patched?.metadata !== 'object' || patched.metadata === null) {
@@ -235,6 +256,7 @@ export class ResourceHandlers {
    *  object, or creates it. There is no field ownership (managedFields): a field dropped from the
    *  applied configuration is not removed, and `force` has nothing to override. */
   async #apply(r: ResourceRequest, applied: Obj, isDryRun: boolean): Promise<void> {
+    checkScopedPatch(r, 'apply', applied);
     const obj = this.#incoming(r, applied);
     this.#checkNameMatchesUrl(r, obj);
     for (let attempt = 0; ; attempt++) {
@@ -262,10 +284,10 @@ export class ResourceHandlers {
 
   async delete(r: ResourceRequest): Promise<void> {
     let opts: Obj = {};
-    const body = await readBody(r.req, this.#bodyLimit);
+    const body = await this.#readBody(r);
     if (body.length > 0 && body.toString('utf8').trim() !== '') {
       const format = OBJECT_MEDIA_TYPES[mediaType(r.req.headers['content-type'])] ?? 'json';
-      opts = decodeObject(body, format);
+      opts = asObject(await this.#decoder.decode(body, format));
     }
     const dryRunValues = [...r.query.getAll('dryRun'), ...(Array.isArray(opts.dryRun) ? opts.dryRun : [])];
     const pre = opts.preconditions as { uid?: string; resourceVersion?: string } | undefined;
@@ -293,7 +315,18 @@ export class ResourceHandlers {
     const type = mediaType(r.req.headers['content-type']) || 'application/json';
     const format = OBJECT_MEDIA_TYPES[type];
     if (!format) throw errors.unsupportedMediaType(type, Object.keys(OBJECT_MEDIA_TYPES));
-    return decodeObject(await readBody(r.req, this.#bodyLimit), format);
+    return asObject(await this.#decoder.decode(await this.#readBody(r), format));
+  }
+
+  /** The body, within the caller's limit: an instance-scoped token gets MAX_SCOPED_BODY_BYTES. */
+  #readBody(r: ResourceRequest): Promise<Buffer> {
+    if (!r.principal.scope) return readBody(r.req, this.#bodyLimit);
+    const limit = Math.min(this.#bodyLimit, MAX_SCOPED_BODY_BYTES);
+    return readBody(
+      r.req,
+      limit,
+      ` for an instance-scoped token; send a patch of only the status entries that change`,
+    );
   }
 
   /** Check the envelope of a body against the URL and fill in what the URL implies. */
@@ -352,26 +385,9 @@ export class ResourceHandlers {
    *  instance-scoped principal's part of the status, stored, answered 200 with the stored object. */
   #writeUpdate(r: ResourceRequest, current: XObject, next: XObject, isDryRun: boolean): void {
     const warnings = this.#admit(r, next, true);
-    this.#checkScopedStatus(r, current, next);
+    checkScopedStatus(r, current, next);
     const updated = this.#store.update(next, { dryRun: isDryRun, subresource: r.subresource });
     this.#respond(r, 200, updated, warnings);
-  }
-
-  /** An instance-scoped principal (a service's notice-board token) may write only its own part of
-   *  its instance's status: registered endpoints and the ServiceHealthy condition (see auth.ts). */
-  #checkScopedStatus(r: ResourceRequest, current: XObject, next: XObject): void {
-    if (!r.principal.scope || r.subresource !== 'status') return;
-    // Written against an older version: that is a conflict (409 from the store), not a permission matter.
-    const wanted = next.metadata.resourceVersion;
-    if (wanted && wanted !== current.metadata.resourceVersion) return;
-    const changed = scopedStatusChange(current.status, next.status);
-    if (changed.length === 0) return;
-    throw errors.forbidden(
-      `${r.resource.plural}.${r.resource.group} "${r.name}" is forbidden: User "${r.principal.name}" may change ` +
-        `only the status.endpoints entries with source "registered" and the ${SERVICE_HEALTHY} condition of ` +
-        `its instance, but this request changes ${changed.join(', ')}; leave the rest of the status as it is ` +
-        `(read it first, or send a JSON patch that adds, replaces or removes only those entries)`,
-    );
   }
 
   #invalid(r: ResourceRequest, causes: StatusCause[], name?: string): ApiError {
@@ -412,22 +428,13 @@ export class ResourceHandlers {
   }
 
   #checkEvent(r: ResourceRequest, obj: XObject): void {
-    const ev = obj as Obj;
-    const causes: StatusCause[] = [];
-    if (typeof ev.involvedObject?.name !== 'string' || typeof ev.involvedObject?.kind !== 'string') {
-      causes.push({
-        reason: 'FieldValueRequired',
-        field: 'involvedObject',
-        message: 'Required value: kind and name of the object the event is about',
-      });
+    const problems = validateEvent(obj as Obj);
+    if (problems.length > 0) {
+      throw this.#invalid(
+        r,
+        problems.map((p) => ({ reason: p.reason, field: p.path, message: p.message })),
+        obj.metadata.name,
+      );
     }
-    if (ev.type !== undefined && ev.type !== 'Normal' && ev.type !== 'Warning') {
-      causes.push({
-        reason: 'FieldValueNotSupported',
-        field: 'type',
-        message: `Unsupported value: "${ev.type}": supported values: "Normal", "Warning"`,
-      });
-    }
-    if (causes.length > 0) throw this.#invalid(r, causes, obj.metadata.name);
   }
 }

@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import type { Store } from '../store/store.ts';
 import type { ApiResource, ApiResources } from './api-resources.ts';
 import { authorize, type Principal, type TokenAuthenticator, type Verb } from './auth.ts';
+import { BodyDecoder } from './body-decoder.ts';
 import { apiGroup, apiGroupList, apiResourceList, versionInfo } from './discovery.ts';
 import { booleanParam, sendError, sendJson } from './http-io.ts';
 import { type LogSource, parseLogQuery, serveLogs } from './log-subresource.ts';
@@ -40,6 +41,10 @@ export interface ApiServerInit {
   /** 0 picks a free port. */
   port?: number;
   bodyLimit?: number;
+  /** Open watches each principal may hold (default MAX_WATCHES_PER_PRINCIPAL in input-limits.ts). */
+  maxWatchesPerPrincipal?: number;
+  /** Events each principal may create (default EVENT_RATE_LIMIT in input-limits.ts). */
+  eventRateLimit?: { burst: number; perSecond: number };
   /** PEM certificate and key: serve HTTPS instead of HTTP. */
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Reported in /version. */
@@ -67,6 +72,7 @@ export class ApiServer {
   readonly #handlers: ResourceHandlers;
   readonly #watches: Watches;
   readonly #openapi: OpenApiDocs;
+  readonly #decoder = new BodyDecoder();
   readonly #log: (msg: string) => void;
   #server?: Server;
   #ready = false;
@@ -77,8 +83,17 @@ export class ApiServer {
     this.#components = components;
     this.#init = init;
     this.#log = init.log ?? ((msg) => console.error(msg));
-    this.#handlers = new ResourceHandlers(components, { bodyLimit: init.bodyLimit ?? DEFAULT_BODY_LIMIT });
-    this.#watches = new Watches({ store: components.store, handlers: this.#handlers });
+    this.#handlers = new ResourceHandlers(
+      { ...components, decoder: this.#decoder },
+      {
+        bodyLimit: init.bodyLimit ?? DEFAULT_BODY_LIMIT,
+        eventRateLimit: init.eventRateLimit,
+      },
+    );
+    this.#watches = new Watches(
+      { store: components.store, handlers: this.#handlers },
+      { maxPerPrincipal: init.maxWatchesPerPrincipal },
+    );
     this.#openapi = new OpenApiDocs(components.resources);
   }
 
@@ -124,6 +139,7 @@ export class ApiServer {
     if (!server) return;
     this.#ready = false;
     this.#watches.closeAll();
+    this.#decoder.stop();
     this.#stopping.abort(new Error('xenosd is stopping'));
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
@@ -178,7 +194,10 @@ export class ApiServer {
       const doc = this.#openapi.document(path.slice('/openapi/v3/'.length));
       return getOnly(doc);
     }
-    const seg = path.split('/').filter(Boolean).map(decodeURIComponent);
+    const seg = path
+      .split('/')
+      .filter(Boolean)
+      .map((s) => decodePathSegment(s, path));
     let group: string;
     let version: string;
     let rest: string[];
@@ -280,6 +299,15 @@ export class ApiServer {
     throw errors.forbidden(
       `${describe(r.resource)}${r.name ? ` "${r.name}"` : ''} is forbidden: User "${r.principal.name}" cannot ${verb} resource "${r.resource.plural}${subresource ? `/${subresource}` : ''}" in API group "${r.resource.group}"${where}`,
     );
+  }
+}
+
+/** One `%`-encoded path segment; a malformed escape is the client's mistake (400), not a 500. */
+function decodePathSegment(segment: string, path: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw errors.badRequest(`the path ${JSON.stringify(path)} has a malformed %-escape in "${segment}"`);
   }
 }
 

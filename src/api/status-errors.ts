@@ -128,8 +128,24 @@ export const errors = {
       },
     ),
   notAcceptable: (message: string) => new ApiError(406, 'NotAcceptable', message),
-  tooLarge: (limit: number) =>
-    new ApiError(413, 'RequestEntityTooLarge', `the request body is larger than the limit of ${limit} bytes`),
+  tooLarge: (limit: number, hint = '') =>
+    new ApiError(
+      413,
+      'RequestEntityTooLarge',
+      `the request body is larger than the limit of ${limit} bytes${hint}`,
+    ),
+  entityTooLarge: (message: string) => new ApiError(413, 'RequestEntityTooLarge', message),
+  /** 429 with Retry-After (whole seconds, at least 1), as the Kubernetes API answers a rate limit. */
+  tooManyRequests: (message: string, retryAfterSeconds: number) => {
+    const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    return new ApiError(
+      429,
+      'TooManyRequests',
+      message,
+      { retryAfterSeconds: seconds },
+      { 'Retry-After': String(seconds) },
+    );
+  },
   unsupportedMediaType: (type: string, supported: string[]) =>
     new ApiError(
       415,

@@ -200,7 +200,7 @@ export class Validator {
         err(
           [],
           'FieldValueTypeInvalid',
-          `an object must be a mapping with apiVersion, kind, metadata and spec; got ${describe(obj)}`,
+          `an object must be a mapping with apiVersion, kind, metadata and spec; got ${describeValue(obj)}`,
         ),
       ];
     }
@@ -212,7 +212,7 @@ export class Validator {
         err(
           ['apiVersion'],
           'FieldValueNotSupported',
-          `must be ${API_VERSION}; got ${describe(obj.apiVersion)}`,
+          `must be ${API_VERSION}; got ${describeValue(obj.apiVersion)}`,
         ),
       );
     }
@@ -227,7 +227,7 @@ export class Validator {
         err(
           ['kind'],
           'FieldValueNotSupported',
-          `must be one of ${kinds.join(', ')}; got ${describe(obj.kind)}`,
+          `must be one of ${kinds.join(', ')}; got ${describeValue(obj.kind)}`,
         ),
       );
       return out;
@@ -338,7 +338,7 @@ function translateAjvErrors(errors: ErrorObject<string, any, any>[], root: unkno
           err(
             segs,
             'FieldValueNotSupported',
-            `must be one of ${e.schema.map(String).join(', ')}; got ${describe(e.data)}`,
+            `must be one of ${e.schema.map(String).join(', ')}; got ${describeValue(e.data)}`,
           ),
         );
         break;
@@ -348,7 +348,7 @@ function translateAjvErrors(errors: ErrorObject<string, any, any>[], root: unkno
           err(
             segs,
             'FieldValueTypeInvalid',
-            `must be ${types.map((t) => TYPE_TEXT[t] ?? t).join(' or ')}; got ${describe(e.data)}${typeHint(types, e.data)}`,
+            `must be ${types.map((t) => TYPE_TEXT[t] ?? t).join(' or ')}; got ${describeValue(e.data)}${typeHint(types, e.data)}`,
           ),
         );
         break;
@@ -394,18 +394,18 @@ function translateAjvErrors(errors: ErrorObject<string, any, any>[], root: unkno
       case 'exclusiveMinimum':
       case 'exclusiveMaximum':
         out.push(
-          err(segs, 'FieldValueInvalid', `must be ${p.comparison} ${p.limit}; got ${describe(e.data)}`),
+          err(segs, 'FieldValueInvalid', `must be ${p.comparison} ${p.limit}; got ${describeValue(e.data)}`),
         );
         break;
       case 'pattern': {
         const text = PATTERN_TEXT[p.pattern];
         const want = text ? `be ${text}` : `match the regular expression ${p.pattern}`;
-        out.push(err(segs, 'FieldValueInvalid', `must ${want}; got ${describe(e.data)}`));
+        out.push(err(segs, 'FieldValueInvalid', `must ${want}; got ${describeValue(e.data)}`));
         break;
       }
       case 'format': {
         const text = FORMAT_TEXT[p.format] ?? `in format ${p.format}`;
-        out.push(err(segs, 'FieldValueInvalid', `must be ${text}; got ${describe(e.data)}`));
+        out.push(err(segs, 'FieldValueInvalid', `must be ${text}; got ${describeValue(e.data)}`));
         break;
       }
       case 'oneOf':
@@ -413,7 +413,9 @@ function translateAjvErrors(errors: ErrorObject<string, any, any>[], root: unkno
         out.push(oneOfError(e, segs));
         break;
       default:
-        out.push(err(segs, 'FieldValueInvalid', `${e.message ?? 'is invalid'}; got ${describe(e.data)}`));
+        out.push(
+          err(segs, 'FieldValueInvalid', `${e.message ?? 'is invalid'}; got ${describeValue(e.data)}`),
+        );
     }
   }
   return out;
@@ -424,7 +426,11 @@ function oneOfError(e: ErrorObject<string, any, any>, segs: PathSegment[]): Loca
   const branches: SchemaNode[] = e.schema as SchemaNode[];
   const onlyRequired = branches.every((b) => Object.keys(b).length === 1 && Array.isArray(b.required));
   if (!onlyRequired || !isObject(e.data)) {
-    return err(segs, 'FieldValueInvalid', `does not match any of the allowed forms; got ${describe(e.data)}`);
+    return err(
+      segs,
+      'FieldValueInvalid',
+      `does not match any of the allowed forms; got ${describeValue(e.data)}`,
+    );
   }
   const names = branches.map((b) => b.required.join(' and '));
   const alternatives = orList(names);
@@ -457,7 +463,7 @@ function metadataErrors(
     }
   } else if (typeof name === 'string' && !flagged('metadata.name') && !DNS_SUBDOMAIN.test(name)) {
     out.push(
-      err(['metadata', 'name'], 'FieldValueInvalid', `must be ${SUBDOMAIN_TEXT}; got ${describe(name)}`),
+      err(['metadata', 'name'], 'FieldValueInvalid', `must be ${SUBDOMAIN_TEXT}; got ${describeValue(name)}`),
     );
   }
   if (typeof generateName === 'string' && generateName !== '' && !GENERATE_NAME.test(generateName)) {
@@ -465,7 +471,7 @@ function metadataErrors(
       err(
         ['metadata', 'generateName'],
         'FieldValueInvalid',
-        `must be the start of ${SUBDOMAIN_TEXT}; got ${describe(generateName)}`,
+        `must be the start of ${SUBDOMAIN_TEXT}; got ${describeValue(generateName)}`,
       ),
     );
   }
@@ -484,7 +490,7 @@ function metadataErrors(
       err(
         ['metadata', 'namespace'],
         'FieldValueInvalid',
-        `must be ${LABEL_TEXT}; got ${describe(namespace)}`,
+        `must be ${LABEL_TEXT}; got ${describeValue(namespace)}`,
       ),
     );
   }
@@ -492,7 +498,8 @@ function metadataErrors(
     for (const [key, value] of Object.entries(meta.labels)) {
       const at: PathSegment[] = ['metadata', 'labels', key];
       const keyProblem = qualifiedNameProblem(key);
-      if (keyProblem) out.push(err(at, 'FieldValueInvalid', `label key ${describe(key)}: ${keyProblem}`));
+      if (keyProblem)
+        out.push(err(at, 'FieldValueInvalid', `label key ${describeValue(key)}: ${keyProblem}`));
       if (
         typeof value === 'string' &&
         (value.length > 63 || (value !== '' && !QUALIFIED_NAME_PART.test(value)))
@@ -501,7 +508,7 @@ function metadataErrors(
           err(
             at,
             'FieldValueInvalid',
-            `label value must be empty or at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit; got ${describe(value)}`,
+            `label value must be empty or at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit; got ${describeValue(value)}`,
           ),
         );
       }
@@ -516,7 +523,7 @@ function metadataErrors(
           err(
             ['metadata', 'annotations', key],
             'FieldValueInvalid',
-            `annotation key ${describe(key)}: ${keyProblem}`,
+            `annotation key ${describeValue(key)}: ${keyProblem}`,
           ),
         );
       }
@@ -537,7 +544,11 @@ function metadataErrors(
       const problem = typeof f === 'string' ? qualifiedNameProblem(f) : undefined;
       if (problem)
         out.push(
-          err(['metadata', 'finalizers', i], 'FieldValueInvalid', `finalizer ${describe(f)}: ${problem}`),
+          err(
+            ['metadata', 'finalizers', i],
+            'FieldValueInvalid',
+            `finalizer ${describeValue(f)}: ${problem}`,
+          ),
         );
     });
   }
@@ -583,12 +594,12 @@ function listTypeErrors(node: SchemaNode, value: unknown, segs: PathSegment[]): 
     let what: string;
     if (listType === 'set') {
       id = JSON.stringify(item);
-      what = `value ${describe(item)}`;
+      what = `value ${describeValue(item)}`;
     } else {
       if (!isObject(item)) return;
       const tuple = keys.map((k) => item[k] ?? node.items?.properties?.[k]?.default);
       id = JSON.stringify(tuple);
-      what = keys.map((k, j) => `${k} ${describe(tuple[j])}`).join(', ');
+      what = keys.map((k, j) => `${k} ${describeValue(tuple[j])}`).join(', ');
     }
     const first = seen.get(id);
     if (first === undefined) seen.set(id, i);
@@ -674,7 +685,7 @@ function dedupe(errors: LocatedFieldError[]): LocatedFieldError[] {
 }
 
 /** How a value looks in a message: `string "abc"`, `integer 3`, `a list`, `null`. */
-function describe(v: unknown): string {
+export function describeValue(v: unknown): string {
   if (v === null || v === undefined) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';

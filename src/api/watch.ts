@@ -7,7 +7,9 @@ import type { ServerResponse } from 'node:http';
 import { matchesFields } from '../store/selectors.ts';
 import type { Store, WatchEvent } from '../store/store.ts';
 import { booleanParam, integerParam } from './http-io.ts';
+import { MAX_WATCHES_PER_PRINCIPAL } from './input-limits.ts';
 import type { ResourceHandlers, ResourceRequest } from './resource-handlers.ts';
+import { errors } from './status-errors.ts';
 import { parseIncludeObject, toTable, wantsTable } from './table.ts';
 import type { XObject } from './types.ts';
 
@@ -22,15 +24,23 @@ export interface WatchComponents {
   handlers: ResourceHandlers;
 }
 
+export interface WatchInit {
+  /** Open watches one principal may hold (default MAX_WATCHES_PER_PRINCIPAL). */
+  maxPerPrincipal?: number;
+}
+
 /** Every open watch, so that stop() can end them. */
 export class Watches {
   readonly #store: Store;
   readonly #handlers: ResourceHandlers;
   readonly #open = new Set<() => void>();
+  readonly #perPrincipal = new Map<string, number>();
+  readonly #maxPerPrincipal: number;
 
-  constructor(components: WatchComponents) {
+  constructor(components: WatchComponents, init: WatchInit = {}) {
     this.#store = components.store;
     this.#handlers = components.handlers;
+    this.#maxPerPrincipal = init.maxPerPrincipal ?? MAX_WATCHES_PER_PRINCIPAL;
   }
 
   get size(): number {
@@ -43,6 +53,14 @@ export class Watches {
   }
 
   serve(r: ResourceRequest): void {
+    const who = r.principal.name;
+    const held = this.#perPrincipal.get(who) ?? 0;
+    if (held >= this.#maxPerPrincipal) {
+      throw errors.tooManyRequests(
+        `User "${who}" has ${held} watches open, the most one user may hold; close some (or end them with timeoutSeconds) and watch again`,
+        1,
+      );
+    }
     const { opts, filter } = this.#handlers.selection(r);
     const table = wantsTable(r.req.headers.accept);
     const include = parseIncludeObject(r.query.get('includeObject'));
@@ -88,9 +106,13 @@ export class Watches {
 
     let ended = false;
     const timers: NodeJS.Timeout[] = [];
+    this.#perPrincipal.set(who, held + 1);
     const end = () => {
       if (ended) return;
       ended = true;
+      const left = (this.#perPrincipal.get(who) ?? 1) - 1;
+      if (left > 0) this.#perPrincipal.set(who, left);
+      else this.#perPrincipal.delete(who);
       unsubscribe();
       for (const t of timers) clearTimeout(t);
       this.#open.delete(end);

@@ -9,6 +9,7 @@
 import { join } from 'node:path';
 import type { ConnectionProtector } from '@libp2p/interface';
 import { HostController, type HostFacts } from '../../controllers/host/controller.ts';
+import { validateEvent } from '../api/events.ts';
 import type { XObject } from '../api/types.ts';
 import type { Validator } from '../api/validation.ts';
 import { HostLiveness } from '../cluster/liveness.ts';
@@ -87,12 +88,12 @@ function logger(log: (msg: string) => void, component: string): Logger {
 }
 
 /** A row from a peer: CRD kinds against their schema (spec and status); core v1 Events (which the API
- *  also stores) by their envelope only; anything else is refused. */
+ *  also stores) by the same rule the API holds them to (validateEvent); anything else is refused. */
 function validateReplicated(validator: Validator, obj: XObject): { path: string; message: string }[] {
   if (validator.kindOf(obj) == null) {
     const event = obj.kind === 'Event' && obj.apiVersion === 'v1' && typeof obj.metadata?.name === 'string';
     return event
-      ? []
+      ? validateEvent(obj as unknown as Record<string, unknown>)
       : [{ path: 'kind', message: `${obj.apiVersion}/${obj.kind} is not a kind this host serves` }];
   }
   return [

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import type { HostFacts } from '../../controllers/host/controller.ts';
 import { ApiResources } from '../api/api-resources.ts';
 import { TokenAuthenticator } from '../api/auth.ts';
+import { EVENT_KIND } from '../api/events.ts';
+import { DEFAULT_EVENT_TTL_MS } from '../api/input-limits.ts';
 import { loadKinds } from '../api/kinds.ts';
 import type { LogSource } from '../api/log-subresource.ts';
 import { type ApiRoute, ApiServer } from '../api/server.ts';
@@ -35,6 +37,8 @@ export interface DaemonInit {
   hostFacts?: () => HostFacts;
   /** Where the API reads instance logs (see instance-logs.ts); absent: the log subresource answers 503. */
   logs?: LogSource;
+  /** How long an Event lives after its last write; default DEFAULT_EVENT_TTL_MS (1 h). */
+  eventTtlMs?: number;
 }
 
 /** A part that runs for the daemon's life (controllers, drivers, the p2p node). */
@@ -127,6 +131,7 @@ export class Daemon {
       path: join(dataDir, 'state.db'),
       writer: this.init.hostName,
       namespaced: (kind) => resources.namespaced(kind),
+      ttlMs: { [EVENT_KIND]: this.init.eventTtlMs ?? DEFAULT_EVENT_TTL_MS },
     });
     this.#auth = new TokenAuthenticator({ dataDir });
     this.#auth.ensureAdminToken(dataDir);

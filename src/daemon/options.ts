@@ -55,16 +55,21 @@ export interface DaemonOptions {
   domainUids: UidRange;
   /** Host paths every domain may read (`--domain-ro-path`). */
   domainReadOnlyPaths: string[];
+  /** How long an Event lives after its last write (`--event-ttl`). */
+  eventTtlMs: number;
 }
 
 export const DEFAULT_HOST_TIMEOUT = '15s';
+/** kube-apiserver's --event-ttl default (DEFAULT_EVENT_TTL_MS in src/api/input-limits.ts). */
+export const DEFAULT_EVENT_TTL = '1h';
 
-/** `15s`, `500ms`, `2m` or a bare number of seconds → milliseconds. */
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `15s`, `500ms`, `2m`, `1h` or a bare number of seconds → milliseconds. */
 export function parseDuration(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`expected a duration like 15s, 500ms or 2m, got "${value}"`);
-  const n = Number(m[1]);
-  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`expected a duration like 15s, 500ms, 2m or 1h, got "${value}"`);
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']);
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -167,6 +172,11 @@ export function parseOptions(
       '--unsafe-no-sandbox',
       "DANGEROUS: run process-driver domains without a sandbox, as xenosd's user, able to read the data dir (admin token, state, other domains)",
     )
+    .option(
+      '--event-ttl <duration>',
+      'how long an Event is kept after its last update (use the same value on every host)',
+      DEFAULT_EVENT_TTL,
+    )
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: () => {} })
     .allowExcessArguments(false);
@@ -208,6 +218,7 @@ export function parseOptions(
     domainUids: string;
     domainRoPath: string[];
     unsafeNoSandbox?: boolean;
+    eventTtl: string;
   }>();
   let api: { host: string; port: number };
   try {
@@ -285,6 +296,7 @@ export function parseOptions(
     unsafeNoSandbox: o.unsafeNoSandbox === true,
     domainUids,
     domainReadOnlyPaths: o.domainRoPath,
+    eventTtlMs: duration('--event-ttl', o.eventTtl),
     dataDir: resolve(o.dataDir),
     apiHost: api.host,
     apiPort: api.port,

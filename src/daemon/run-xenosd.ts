@@ -57,6 +57,7 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     apiHost: opts.apiHost,
     apiPort: opts.apiPort,
     crdDir: opts.crdDir,
+    eventTtlMs: opts.eventTtlMs,
     tls: opts.tlsSelfSigned
       ? 'self-signed'
       : opts.tlsCert && opts.tlsKey

@@ -96,6 +96,26 @@ export class BadRequestError extends StoreError {
   }
 }
 
+/** 413: a write whose stored object would be larger than MAX_OBJECT_BYTES (limits.ts), the size every
+ *  host's replication also carries: nothing the API accepts can be stuck on one host. */
+export class ObjectTooLargeError extends StoreError {
+  readonly bytes: number;
+  readonly limit: number;
+
+  constructor(ref: ErrorObjectRef, bytes: number, limit: number) {
+    super(
+      413,
+      'RequestEntityTooLarge',
+      `${resourceName(ref.kind)} "${ref.name}"${inNamespace(ref)} would be ${bytes} bytes stored, over the limit ` +
+        `of ${limit} bytes for one object; keep large data out of objects (an image, a file the template points at)`,
+      ref,
+    );
+    this.name = 'ObjectTooLargeError';
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
 /** 400: a label or field selector that does not parse, or names a field that cannot be selected on. */
 export class InvalidSelectorError extends BadRequestError {
   readonly selector: string;

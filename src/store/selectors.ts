@@ -258,6 +258,11 @@ export function parseFieldSelector(
   return reqs;
 }
 
+/** Back to the text form, values escaped (parseFieldSelector(formatFieldSelector(s)) gives s again). */
+export function formatFieldSelector(sel: FieldSelector): string {
+  return sel.map((r) => `${r.field}${r.operator}${r.value.replace(/[\\,=!]/g, '\\$&')}`).join(',');
+}
+
 export function matchesFields(sel: FieldSelector, obj: XObject): boolean {
   for (const r of sel) {
     const actual = fieldValue(obj, r.field);

@@ -21,9 +21,11 @@ import {
   ConflictError,
   type ErrorObjectRef,
   NotFoundError,
+  ObjectTooLargeError,
 } from './errors.ts';
 import { HybridLogicalClock, hlcLowerBound, parseHlc } from './hlc.ts';
 import { jsonEqual } from './json-value.ts';
+import { MAX_OBJECT_BYTES } from './limits.ts';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.ts';
 import type {
   DeleteOptions,
@@ -82,8 +84,12 @@ export interface OpenStoreInit {
   /** How many change events watches can replay. Default 10000. */
   historySize?: number;
   log?: Logger;
-  /** Wall clock in ms for the hybrid logical clock (tests). Default Date.now. */
+  /** Wall clock in ms for the hybrid logical clock and expiry (tests). Default Date.now. */
   wallClock?: () => number;
+  /** Kinds whose objects expire (e.g. Event → 1 h): see expireObjects(). */
+  ttlMs?: Readonly<Record<string, number>>;
+  /** How often expired objects are removed. Default: a quarter of the shortest TTL, at most a minute. */
+  expirySweepMs?: number;
 }
 
 /** One row as replication ships it: the latest version of an object, or its tombstone, with the
@@ -200,10 +206,14 @@ export class SqliteStore implements Store {
     changes: StatementSync;
     purge: StatementSync;
     versions: StatementSync;
+    expire: StatementSync;
   };
   /** Moves on every row write (local, replicated or purge): tells a digest cache it is stale. */
   private stamp = 0;
   private readonly localWriteListeners = new Set<(key: ObjectKey) => void>();
+  private readonly ttl: ReadonlyMap<string, number>;
+  private readonly wallClock: () => number;
+  private expiryTimer?: NodeJS.Timeout;
 
   constructor(init: OpenStoreInit) {
     this.path = init.path;
@@ -256,6 +266,9 @@ export class SqliteStore implements Store {
         versions: this.db.prepare(
           'SELECT kind, namespace, name, deleted, hlc, status_hlc FROM objects ORDER BY kind, namespace, name',
         ),
+        expire: this.db.prepare(
+          'DELETE FROM objects WHERE kind = ? AND hlc < ? RETURNING namespace, name, revision, deleted, body',
+        ),
       };
       this.rev = Number(this.meta('revision') ?? '0');
       let writer = init.writer ?? this.meta('writer');
@@ -270,6 +283,20 @@ export class SqliteStore implements Store {
       throw err;
     }
     this.hub = new WatchHub({ historySize: init.historySize, startRevision: this.rev, log: this.log });
+    this.ttl = new Map(Object.entries(init.ttlMs ?? {}));
+    this.wallClock = init.wallClock ?? Date.now;
+    if (this.ttl.size > 0) {
+      this.expireObjects();
+      const every = init.expirySweepMs ?? Math.min(60_000, Math.max(50, Math.min(...this.ttl.values()) / 4));
+      this.expiryTimer = setInterval(() => {
+        try {
+          this.expireObjects();
+        } catch (err) {
+          this.log('removing expired objects failed; trying again at the next sweep', err);
+        }
+      }, every);
+      this.expiryTimer.unref();
+    }
   }
 
   get(key: ObjectKey): XObject | undefined {
@@ -444,9 +471,59 @@ export class SqliteStore implements Store {
     return Number(result.changes);
   }
 
+  /**
+   * Removes every object of a kind with a TTL (ttlMs) whose main part was last written (its hybrid-clock
+   * timestamp, the same on every host) longer ago than the TTL: the row goes without a tombstone, watchers
+   * get DELETED, and the watch history forgets the object's earlier events. Every host does this by
+   * itself on the same timestamps, so no host ships a deletion; mergeReplicated() refuses expired rows, so
+   * a host that has not swept yet cannot bring one back. Runs every expirySweepMs; returns how many rows.
+   */
+  expireObjects(now: number = this.wallClock()): number {
+    if (this.closed || this.ttl.size === 0) return 0;
+    type Expired = { namespace: string; name: string; revision: number; deleted: number; body: string };
+    const events: ChangeEvent[] = [];
+    let rev = this.rev;
+    let removed = 0;
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      for (const [kind, ttl] of this.ttl) {
+        for (const r of this.sql.expire.all(kind, hlcLowerBound(now - ttl)) as unknown as Expired[]) {
+          removed++;
+          if (r.deleted) continue;
+          rev++;
+          const previous = toObject(r.body, r.revision);
+          events.push({ revision: rev, type: 'DELETED', kind, object: toObject(r.body, rev), previous });
+        }
+      }
+      if (rev !== this.rev) this.sql.setMeta.run('revision', String(rev));
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+    this.rev = rev;
+    if (removed > 0) this.stamp++;
+    for (const kind of this.ttl.keys()) {
+      const of = events.filter((ev) => ev.kind === kind);
+      this.hub.forget(
+        kind,
+        new Set(of.map((ev) => `${ev.object.metadata.namespace ?? ''}/${ev.object.metadata.name}`)),
+      );
+    }
+    for (const ev of events) this.hub.publish(ev);
+    return removed;
+  }
+
+  /** Whether a row of `kind` last written at `hlc` has outlived its kind's TTL. */
+  private expired(kind: string, hlc: string, now: number = this.wallClock()): boolean {
+    const ttl = this.ttl.get(kind);
+    return ttl !== undefined && hlc < hlcLowerBound(now - ttl);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.expiryTimer);
     this.hub.clear();
     this.db.close();
   }
@@ -562,6 +639,9 @@ export class SqliteStore implements Store {
   ): { result: ApplyResult; revision?: number; event?: ChangeEvent } {
     const key = this.checkReplicated(row);
     const local = this.readRow(key);
+    // Expired here already (see expireObjects): taking it would resurrect it.
+    if (this.expired(row.kind, row.hlc))
+      return { result: { changed: false, localNewer: !!local && local.hlc > row.hlc } };
     const mainNewer = !local || row.hlc > local.hlc;
     const statusNewer = !local || row.statusHlc > local.status_hlc;
     const localNewer = local !== undefined && (local.hlc > row.hlc || local.status_hlc > row.statusHlc);
@@ -609,6 +689,7 @@ export class SqliteStore implements Store {
     if (dryRun) {
       const plan = decide(this.get(key));
       if (plan.op === 'none') return plan.result;
+      if (plan.op === 'put') checkSize(key, JSON.stringify(withoutRevision(plan.object)));
       return dryRunResult(plan);
     }
     this.db.exec('BEGIN IMMEDIATE');
@@ -626,6 +707,7 @@ export class SqliteStore implements Store {
       const keepMain = plan.part === 'status' && row;
       const keepStatus = plan.part === 'main' && row;
       const body = JSON.stringify(withoutRevision(plan.object));
+      if (plan.op === 'put') checkSize(key, body);
       this.writeRow(
         key,
         revision,
@@ -745,6 +827,14 @@ export class SqliteStore implements Store {
     }
     return { kind: obj.kind, namespace, name };
   }
+}
+
+/** The one object size limit (limits.ts), on what would be stored. */
+function checkSize(key: ErrorObjectRef, body: string): void {
+  // Each UTF-16 unit is at most 3 bytes of UTF-8: short bodies need no counting.
+  if (body.length * 3 <= MAX_OBJECT_BYTES) return;
+  const bytes = Buffer.byteLength(body, 'utf8');
+  if (bytes > MAX_OBJECT_BYTES) throw new ObjectTooLargeError(key, bytes, MAX_OBJECT_BYTES);
 }
 
 function toObject(body: string, revision: number): XObject {

@@ -110,6 +110,17 @@ export class WatchHub {
     return () => this.remove(w);
   }
 
+  /** Drops the kept events of these objects of `kind` (keys `namespace/name`): they expired, and a
+   *  replay must not bring back what they held. The DELETED events published next are kept, so a watch
+   *  resuming from before still learns they are gone. */
+  forget(kind: string, objects: ReadonlySet<string>): void {
+    if (objects.size === 0) return;
+    const about = (ev: ChangeEvent) =>
+      ev.kind === kind && objects.has(`${ev.object.metadata.namespace ?? ''}/${ev.object.metadata.name}`);
+    this.ring = this.ring.slice(this.first).filter((ev) => !about(ev));
+    this.first = 0;
+  }
+
   /** Stops every watcher (the store is closing). */
   clear(): void {
     for (const w of this.watchers) w.active = false;

@@ -123,6 +123,43 @@ describe('parseManifest error positions', () => {
   });
 });
 
+describe('hostile manifests', () => {
+  const good =
+    'apiVersion: xenos.io/v1alpha1\nkind: ServiceInstance\nmetadata: {name: ok}\nspec: {templateRef: {name: web}}\n';
+
+  it('refuses an alias bomb at file:line:col before expanding it, and keeps the other documents', () => {
+    let bomb =
+      'apiVersion: xenos.io/v1alpha1\nkind: ServiceInstance\nmetadata: {name: boom}\nspec:\n  parameters:\n';
+    bomb += '    a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n';
+    for (let i = 1; i <= 12; i++)
+      bomb += `    a${i}: &a${i} [${Array(9)
+        .fill(`*a${i - 1}`)
+        .join(',')}]\n`;
+    const r = parseManifest(`${good}---\n${bomb}`, 'bomb.yaml');
+    expect(r.docs.map((d) => d.object.metadata.name)).toEqual(['ok']);
+    expect(lines(r.errors)).toEqual([
+      expect.stringMatching(
+        /^bomb\.yaml:(1[5-9]|2\d):\d+: with its aliases expanded the document would be more than 16777216 bytes \(the limit\)/,
+      ),
+    ]);
+  });
+
+  it('refuses prototype keys and deep nesting at their key, with the field path', () => {
+    const proto = parseManifest(
+      `${good.replace('spec: {', 'spec: {"__proto__": {polluted: 1}, ')}`,
+      'p.yaml',
+    );
+    expect(lines(proto.errors)).toEqual([
+      expect.stringMatching(/^p\.yaml:4:8: spec\.__proto__: the key "__proto__" is not allowed/),
+    ]);
+    const deep = parseManifest(`${good}x: ${'['.repeat(120)}${']'.repeat(120)}\n`, 'd.yaml');
+    expect(lines(deep.errors)).toEqual([
+      expect.stringMatching(/^d\.yaml:5:\d+: nested deeper than 100 levels/),
+    ]);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
 describe('parseManifest results', () => {
   it('defaults the namespace of namespaced kinds and says whether it was set', () => {
     const text = [

@@ -2,8 +2,10 @@
 // the annotation `xenos.io/last-applied`; the merge patch sent sets every field of the new
 // configuration that differs from the live object, and nulls every field that the last applied
 // configuration had and the new one no longer has. Fields others set (status, fields defaulted by
-// the server, labels added by hand) are left alone.
+// the server, labels added by hand) are left alone. Only own properties are read and written, so a key
+// such as `__proto__` in a live object or its annotation stays data.
 
+import { setOwn } from '../../api/prototype-safety.ts';
 import type { XObject } from '../../api/types.ts';
 
 export const LAST_APPLIED = 'xenos.io/last-applied';
@@ -21,7 +23,9 @@ function deepEqual(a: Json, b: Json): boolean {
     return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
   if (isObject(a) && isObject(b)) {
     const ka = Object.keys(a);
-    return ka.length === Object.keys(b).length && ka.every((k) => k in b && deepEqual(a[k], b[k]));
+    return (
+      ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]))
+    );
   }
   return false;
 }
@@ -58,11 +62,12 @@ function changes(current: Json, modified: JsonObject): JsonObject {
   const patch: JsonObject = {};
   const cur = isObject(current) ? current : {};
   for (const [k, v] of Object.entries(modified)) {
-    if (isObject(v) && isObject(cur[k])) {
-      const sub = changes(cur[k], v);
-      if (Object.keys(sub).length) patch[k] = sub;
-    } else if (!deepEqual(cur[k], v)) {
-      patch[k] = v === null ? null : structuredClone(v);
+    const was = Object.hasOwn(cur, k) ? cur[k] : undefined;
+    if (isObject(v) && isObject(was)) {
+      const sub = changes(was, v);
+      if (Object.keys(sub).length) setOwn(patch, k, sub);
+    } else if (!deepEqual(was, v)) {
+      setOwn(patch, k, v === null ? null : structuredClone(v));
     }
   }
   return patch;
@@ -73,20 +78,23 @@ function deletions(original: JsonObject, modified: JsonObject, current: Json): J
   const patch: JsonObject = {};
   const cur = isObject(current) ? current : {};
   for (const [k, v] of Object.entries(original)) {
-    if (!(k in modified)) {
-      if (k in cur) patch[k] = null;
+    if (!Object.hasOwn(modified, k)) {
+      if (Object.hasOwn(cur, k)) setOwn(patch, k, null);
     } else if (isObject(v) && isObject(modified[k])) {
-      const sub = deletions(v, modified[k] as JsonObject, cur[k]);
-      if (Object.keys(sub).length) patch[k] = sub;
+      const sub = deletions(v, modified[k] as JsonObject, Object.hasOwn(cur, k) ? cur[k] : undefined);
+      if (Object.keys(sub).length) setOwn(patch, k, sub);
     }
   }
   return patch;
 }
 
 function merge(a: JsonObject, b: JsonObject): JsonObject {
-  const out: JsonObject = { ...a };
-  for (const [k, v] of Object.entries(b))
-    out[k] = isObject(out[k]) && isObject(v) ? merge(out[k] as JsonObject, v) : v;
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(a)) setOwn(out, k, v);
+  for (const [k, v] of Object.entries(b)) {
+    const was = Object.hasOwn(out, k) ? out[k] : undefined;
+    setOwn(out, k, isObject(was) && isObject(v) ? merge(was, v) : v);
+  }
   return out;
 }
 
