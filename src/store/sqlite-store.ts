@@ -9,6 +9,11 @@
 // tombstone rows (invisible to get/list) until purged; applyReplicated() merges a row from a peer
 // (last-writer-wins per part) and emits watch events like a local write. One process per database
 // file: the revision counter and watch history live in this process.
+//
+// With a RowAuthority (replication between hosts that do not trust each other's rows), every part
+// version written here is signed by this host, and every part received is checked — signature, the
+// writer's binding to its key, whether that writer may write it, its clock — before it is merged
+// (row-authority.ts).
 
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -20,11 +25,16 @@ import {
   BadRequestError,
   ConflictError,
   type ErrorObjectRef,
+  HostNameTakenError,
   NotFoundError,
+  RowRefusedError,
 } from './errors.ts';
-import { HybridLogicalClock, hlcLowerBound, parseHlc } from './hlc.ts';
+import { ClockDriftError, HlcFormatError, HybridLogicalClock, hlcLowerBound, parseHlc } from './hlc.ts';
 import { jsonEqual } from './json-value.ts';
+import type { RowAuthority, WriterBindings } from './row-authority.ts';
+import type { Proof, StatusBase } from './row-proof.ts';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.ts';
+import { migrate } from './sqlite-schema.ts';
 import type {
   DeleteOptions,
   ListOptions,
@@ -38,35 +48,7 @@ import type {
 } from './store.ts';
 import { type ChangeEvent, type Logger, WatchHub } from './watch-hub.ts';
 
-/** 1: one version per row. 2: adds the status part's version (status_hlc, status_writer). */
-const SCHEMA_VERSION = 2;
 const CHANGES_BATCH = 500;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS objects (
-  kind      TEXT NOT NULL,
-  namespace TEXT NOT NULL,
-  name      TEXT NOT NULL,
-  revision  INTEGER NOT NULL,
-  deleted   INTEGER NOT NULL DEFAULT 0,
-  hlc       TEXT NOT NULL,
-  writer    TEXT NOT NULL,
-  body      TEXT NOT NULL,
-  status_hlc    TEXT NOT NULL DEFAULT '',
-  status_writer TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (kind, namespace, name)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS objects_by_revision ON objects (revision);
-CREATE INDEX IF NOT EXISTS tombstones_by_hlc ON objects (hlc) WHERE deleted = 1;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-`;
-
-/** Version 1 → 2: the status part gets its own version, initially the row's (its last write). */
-const MIGRATE_1_TO_2 = `
-ALTER TABLE objects ADD COLUMN status_hlc TEXT NOT NULL DEFAULT '';
-ALTER TABLE objects ADD COLUMN status_writer TEXT NOT NULL DEFAULT '';
-UPDATE objects SET status_hlc = hlc, status_writer = writer;
-`;
 
 const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -84,6 +66,8 @@ export interface OpenStoreInit {
   log?: Logger;
   /** Wall clock in ms for the hybrid logical clock (tests). Default Date.now. */
   wallClock?: () => number;
+  /** Signs this host's part versions and checks those from peers (replication with untrusted peers). */
+  authority?: RowAuthority;
 }
 
 /** One row as replication ships it: the latest version of an object, or its tombstone, with the
@@ -102,6 +86,12 @@ export interface ReplicatedRow {
   /** Version of the status part; create writes it too, so it is '' only for rows of schema 1. */
   statusHlc: string;
   statusWriter: string;
+  /** The main version's proof (row-proof.ts): its writer's signature; '' when unsigned. */
+  proof: Proof;
+  /** The status version's proof; '' when unsigned. */
+  statusProof: Proof;
+  /** For a verdict (another host's status over the owner's): the owner's status it was written over. */
+  statusBase?: StatusBase;
   /** The object without resourceVersion (a per-host counter). For a tombstone: its last state. */
   object: XObject;
 }
@@ -133,8 +123,11 @@ export interface ApplyResult {
   event?: 'ADDED' | 'MODIFIED' | 'DELETED';
 }
 
-/** What applyReplicatedBatch() did with one row: its result, or why it was not applied. */
-export type ApplyOutcome = { ok: true; result: ApplyResult } | { ok: false; error: Error };
+/** What applyReplicatedBatch() did with one row: its result (and the part it refused, if one was), or why
+ *  none of it was applied. */
+export type ApplyOutcome =
+  | { ok: true; result: ApplyResult; refused?: RowRefusedError }
+  | { ok: false; error: Error };
 
 interface Row {
   revision: number;
@@ -147,6 +140,9 @@ interface VersionedRow extends Row {
   writer: string;
   status_hlc: string;
   status_writer: string;
+  proof: string;
+  status_proof: string;
+  status_base: string;
 }
 
 interface ChangeRow extends VersionedRow {
@@ -200,7 +196,14 @@ export class SqliteStore implements Store {
     changes: StatementSync;
     purge: StatementSync;
     versions: StatementSync;
+    writerOf: StatementSync;
+    bindWriter: StatementSync;
+    unsignedOwn: StatementSync;
+    setProofs: StatementSync;
   };
+  private readonly authority: RowAuthority | undefined;
+  /** Writer names bound to the peer ids that sign for them (row-authority.ts), read through to SQL. */
+  readonly bindings: WriterBindings;
   /** Moves on every row write (local, replicated or purge): tells a digest cache it is stale. */
   private stamp = 0;
   private readonly localWriteListeners = new Set<(key: ObjectKey) => void>();
@@ -215,26 +218,20 @@ export class SqliteStore implements Store {
       this.db.exec('PRAGMA journal_mode = WAL');
       this.db.exec('PRAGMA synchronous = FULL');
       this.db.exec('PRAGMA busy_timeout = 5000');
-      const version = (this.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
-      if (version > SCHEMA_VERSION) {
-        throw new Error(
-          `store ${init.path} has schema version ${version}, newer than this xenos understands ` +
-            `(${SCHEMA_VERSION}); run a newer xenosd or point it at another data directory`,
-        );
-      }
-      const migrate = version === 1 ? MIGRATE_1_TO_2 : SCHEMA;
-      this.db.exec(`BEGIN IMMEDIATE; ${migrate} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT`);
+      migrate(this.db, init.path);
       this.sql = {
         get: this.db.prepare(
-          `SELECT revision, deleted, body, hlc, writer, status_hlc, status_writer FROM objects
-           WHERE kind = ? AND namespace = ? AND name = ?`,
+          `SELECT revision, deleted, body, hlc, writer, status_hlc, status_writer, proof, status_proof, status_base
+           FROM objects WHERE kind = ? AND namespace = ? AND name = ?`,
         ),
         upsert: this.db.prepare(
-          `INSERT INTO objects (kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          `INSERT INTO objects (kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer,
+             proof, status_proof, status_base, body)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (kind, namespace, name) DO UPDATE SET revision = excluded.revision,
              deleted = excluded.deleted, hlc = excluded.hlc, writer = excluded.writer,
-             status_hlc = excluded.status_hlc, status_writer = excluded.status_writer, body = excluded.body`,
+             status_hlc = excluded.status_hlc, status_writer = excluded.status_writer, proof = excluded.proof,
+             status_proof = excluded.status_proof, status_base = excluded.status_base, body = excluded.body`,
         ),
         setMeta: this.db.prepare(
           'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -249,13 +246,34 @@ export class SqliteStore implements Store {
            WHERE kind = ? AND deleted = 0 AND namespace = ? AND name > ? ORDER BY name`,
         ),
         changes: this.db.prepare(
-          `SELECT kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer, body
+          `SELECT kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer, proof,
+             status_proof, status_base, body
            FROM objects WHERE revision > ? ORDER BY revision LIMIT ?`,
         ),
         purge: this.db.prepare('DELETE FROM objects WHERE deleted = 1 AND hlc < ?'),
         versions: this.db.prepare(
-          'SELECT kind, namespace, name, deleted, hlc, status_hlc FROM objects ORDER BY kind, namespace, name',
+          `SELECT kind, namespace, name, deleted, hlc, status_hlc,
+             (proof = '' OR (status_hlc != '' AND status_proof = '')) AS unsigned
+           FROM objects ORDER BY kind, namespace, name`,
         ),
+        writerOf: this.db.prepare('SELECT peer_id FROM writers WHERE name = ?'),
+        bindWriter: this.db.prepare(
+          'INSERT INTO writers (name, peer_id) VALUES (?, ?) ON CONFLICT DO NOTHING',
+        ),
+        unsignedOwn: this.db.prepare(
+          `SELECT kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer, proof,
+             status_proof, status_base, body
+           FROM objects WHERE (writer = ? AND proof = '') OR (status_writer = ? AND status_proof = '')`,
+        ),
+        setProofs: this.db.prepare(
+          'UPDATE objects SET proof = ?, status_proof = ? WHERE kind = ? AND namespace = ? AND name = ?',
+        ),
+      };
+      this.bindings = {
+        peerOf: (name) => (this.sql.writerOf.get(name) as { peer_id: string } | undefined)?.peer_id,
+        bind: (name, peerId) => {
+          this.sql.bindWriter.run(name, peerId);
+        },
       };
       this.rev = Number(this.meta('revision') ?? '0');
       let writer = init.writer ?? this.meta('writer');
@@ -265,6 +283,8 @@ export class SqliteStore implements Store {
       }
       this.writer = writer;
       this.clock = new HybridLogicalClock({ writer, wallClock: init.wallClock, last: this.meta('hlc') });
+      this.authority = init.authority;
+      if (this.authority) this.takeIdentity(this.authority);
     } catch (err) {
       this.db.close();
       throw err;
@@ -468,8 +488,12 @@ export class SqliteStore implements Store {
       deleted: number;
       hlc: string;
       status_hlc: string;
+      unsigned: number;
     };
     for (const r of this.sql.versions.iterate() as unknown as Iterable<VersionRow>) {
+      // Under an authority, a row with a part nobody signed (kept from before signing) is not offered:
+      // peers would refuse it. Its writer signs it when it runs this version; then it is.
+      if (this.authority && r.unsigned) continue;
       yield {
         kind: r.kind,
         namespace: r.namespace,
@@ -499,8 +523,9 @@ export class SqliteStore implements Store {
    * field, so ties cannot happen between hosts). What changed is stored under a new local
    * revision, announced to watchers like a local write (ADDED / MODIFIED / DELETED), and this
    * host's clock moves past the received timestamps. The caller validates the object first.
-   * Throws BadRequestError for a row that does not describe itself consistently and
-   * ClockDriftError for a timestamp too far ahead of this host's clock; nothing is stored then.
+   * Throws BadRequestError for a row that does not describe itself consistently, and RowRefusedError
+   * when none of its newer parts is taken (a clock too far ahead; with an authority: unsigned, signed by
+   * another key than its writer's, or written by a host that may not); nothing is stored then.
    */
   applyReplicated(row: ReplicatedRow): ApplyResult {
     const [outcome] = this.applyReplicatedBatch([row]);
@@ -511,8 +536,9 @@ export class SqliteStore implements Store {
   /**
    * Merges rows received together (one push or exchange) in ONE transaction, so the batch costs one
    * fsync instead of one per row. Each row is merged exactly as applyReplicated() does, inside its
-   * own savepoint: a row that fails (BadRequestError, ClockDriftError, …) is rolled back alone and
-   * reported in its outcome, and the others still apply. Each changed row gets its own local
+   * own savepoint: a row that fails (BadRequestError, RowRefusedError, …) is rolled back alone and
+   * reported in its outcome, and the others still apply; a row of which one part was refused stores the
+   * other and reports the refusal with it. Each changed row gets its own local
    * revision, in the order given; watch events are published after the commit, one per row, in
    * that order. Throws (and stores nothing) only if the transaction itself cannot commit.
    */
@@ -533,7 +559,11 @@ export class SqliteStore implements Store {
             rev = Math.max(rev, merged.revision);
           }
           if (merged.event) events.push(merged.event);
-          outcomes.push({ ok: true, result: merged.result });
+          outcomes.push({
+            ok: true,
+            result: merged.result,
+            ...(merged.refused ? { refused: merged.refused } : {}),
+          });
         } catch (err) {
           this.db.exec('ROLLBACK TO replicated_row');
           this.db.exec('RELEASE replicated_row');
@@ -554,42 +584,82 @@ export class SqliteStore implements Store {
   }
 
   /** Inside a transaction: merges one received row (see applyReplicated), storing a change under
-   *  `nextRevision`. Returns the revision written (none if nothing was) and the event to publish
-   *  once the transaction commits. */
+   *  `nextRevision`. Returns the revision written (none if nothing was), the event to publish once the
+   *  transaction commits, and the part it refused (the other part may still have been taken). */
   private mergeReplicated(
     row: ReplicatedRow,
     nextRevision: number,
-  ): { result: ApplyResult; revision?: number; event?: ChangeEvent } {
+  ): { result: ApplyResult; revision?: number; event?: ChangeEvent; refused?: RowRefusedError } {
     const key = this.checkReplicated(row);
     const local = this.readRow(key);
-    const mainNewer = !local || row.hlc > local.hlc;
-    const statusNewer = !local || row.statusHlc > local.status_hlc;
-    const localNewer = local !== undefined && (local.hlc > row.hlc || local.status_hlc > row.statusHlc);
-    if (!mainNewer && !statusNewer) return { result: { changed: false, localNewer } };
-    if (mainNewer) this.clock.receive(row.hlc);
-    if (statusNewer && row.statusHlc) this.clock.receive(row.statusHlc);
     const incoming = withoutRevision(row.object);
     const stored = local && (JSON.parse(local.body) as XObject);
+    const localNewer = local !== undefined && (local.hlc > row.hlc || local.status_hlc > row.statusHlc);
+    let mainNewer = !local || row.hlc > local.hlc;
+    let statusNewer =
+      (!local || row.statusHlc > local.status_hlc) && !(this.authority && row.statusHlc === '');
+    if (!mainNewer && !statusNewer) {
+      if (local) this.adoptProofs(key, row, local, stored!);
+      return { result: { changed: false, localNewer } };
+    }
+    // Every check before anything moves: a refused part leaves this host's clock and row as they were.
+    let refused: RowRefusedError | undefined;
+    const check = (part: 'main' | 'status', fn: () => void): boolean => {
+      try {
+        fn();
+        return true;
+      } catch (err) {
+        refused ??= asRefusal(err, part);
+        return false;
+      }
+    };
+    const a = this.authority;
+    mainNewer &&= check('main', () => {
+      this.clock.check(row.hlc);
+      a?.checkMain(key, row, this.bindings);
+    });
+    if (!local && !mainNewer) throw refused!; // nothing to hang a status on
     const { status: _, ...main } = mainNewer || !stored ? incoming : stored;
-    const status = (statusNewer || !stored ? incoming : stored).status;
+    statusNewer &&= check('status', () => {
+      if (row.statusHlc) this.clock.check(row.statusHlc);
+      a?.checkStatus(key, row, main as XObject, this.bindings);
+    });
+    if (!mainNewer && !statusNewer) throw refused!;
+    if (mainNewer) this.clock.receive(row.hlc);
+    if (statusNewer && row.statusHlc) this.clock.receive(row.statusHlc);
+    const status = statusNewer ? incoming.status : stored?.status;
     const merged: XObject = status === undefined ? main : { ...main, status };
     const deleted = mainNewer || !local ? row.deleted : local.deleted === 1;
     const body = JSON.stringify(merged);
-    const mainVersion =
-      mainNewer || !local ? { hlc: row.hlc, writer: row.writer } : { hlc: local.hlc, writer: local.writer };
-    const statusVersion =
+    const mainVersion: PartVersion =
+      mainNewer || !local
+        ? { hlc: row.hlc, writer: row.writer, proof: row.proof }
+        : { hlc: local.hlc, writer: local.writer, proof: local.proof };
+    const statusVersion: PartVersion =
       statusNewer || !local
-        ? { hlc: row.statusHlc, writer: row.statusWriter }
-        : { hlc: local.status_hlc, writer: local.status_writer };
+        ? statusNewer
+          ? {
+              hlc: row.statusHlc,
+              writer: row.statusWriter,
+              proof: row.statusProof,
+              base: baseText(row.statusBase),
+            }
+          : { hlc: '', writer: '', proof: '' }
+        : {
+            hlc: local.status_hlc,
+            writer: local.status_writer,
+            proof: local.status_proof,
+            base: local.status_base,
+          };
     const sameContent = local !== undefined && local.deleted === Number(deleted) && local.body === body;
     // Only the versions moved (the same change arrived from another path): keep the revision.
     const revision = sameContent ? local.revision : nextRevision;
     this.writeRow(key, revision, deleted, mainVersion, statusVersion, body);
-    if (sameContent) return { result: { changed: true, localNewer }, revision };
+    if (sameContent) return { result: { changed: true, localNewer }, revision, refused };
     const wasLive = local !== undefined && local.deleted === 0;
     const type = wasLive ? (deleted ? 'DELETED' : 'MODIFIED') : deleted ? undefined : 'ADDED';
     const result: ApplyResult = { changed: true, localNewer, event: type };
-    if (!type) return { result, revision };
+    if (!type) return { result, revision, refused };
     const event: ChangeEvent = {
       revision,
       type,
@@ -597,7 +667,60 @@ export class SqliteStore implements Store {
       object: toObject(body, revision),
       previous: wasLive ? toObject(local.body, local.revision) : undefined,
     };
-    return { result, revision, event };
+    return { result, revision, event, refused };
+  }
+
+  /** The same versions as ours arrived signed while ours are not (a store from before signing): keep
+   *  the proofs that check out. */
+  private adoptProofs(key: ErrorObjectRef, row: ReplicatedRow, local: VersionedRow, stored: XObject): void {
+    const a = this.authority;
+    if (!a) return;
+    const main = row.hlc === local.hlc && !local.proof && row.proof !== '';
+    const status = row.statusHlc === local.status_hlc && !local.status_proof && row.statusProof !== '';
+    if (!main && !status) return;
+    const mine = { ...row, object: stored, statusBase: undefined };
+    const proof =
+      main && tryCheck(() => a.checkMain(key, { ...mine, proof: row.proof }, this.bindings))
+        ? row.proof
+        : local.proof;
+    const statusProof =
+      status &&
+      tryCheck(() => a.checkStatus(key, { ...mine, statusProof: row.statusProof }, stored, this.bindings))
+        ? row.statusProof
+        : local.status_proof;
+    if (proof !== local.proof || statusProof !== local.status_proof) {
+      this.sql.setProofs.run(proof, statusProof, key.kind, key.namespace, key.name);
+      this.stamp++;
+    }
+  }
+
+  /** With an authority: binds this host's writer name to its key (a name bound to another key is
+   *  refused: another host has it) and signs the parts it wrote before it signed its writes (a store
+   *  from an older version, or kept while the host ran alone). */
+  private takeIdentity(a: RowAuthority): void {
+    const bound = this.bindings.peerOf(this.writer);
+    if (bound !== undefined && bound !== a.peerId) throw new HostNameTakenError(this.writer, bound, a.peerId);
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      this.bindings.bind(this.writer, a.peerId);
+      for (const r of this.sql.unsignedOwn.all(this.writer, this.writer) as unknown as ChangeRow[]) {
+        const key = { kind: r.kind, namespace: r.namespace, name: r.name };
+        const obj = JSON.parse(r.body) as XObject;
+        const ownMain = r.writer === this.writer && !r.proof;
+        const ownStatus = r.status_writer === this.writer && !r.status_proof && r.status_hlc !== '';
+        this.sql.setProofs.run(
+          ownMain ? a.proveMain(key, r.hlc, r.deleted === 1, obj) : r.proof,
+          ownStatus ? a.proveStatus(key, r.status_hlc, obj.status, parseBase(r.status_base)) : r.status_proof,
+          r.kind,
+          r.namespace,
+          r.name,
+        );
+      }
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
   }
 
   /** Reads the stored object (or absence), decides, and writes the outcome in one transaction. */
@@ -609,6 +732,9 @@ export class SqliteStore implements Store {
     if (dryRun) {
       const plan = decide(this.get(key));
       if (plan.op === 'none') return plan.result;
+      const row = this.readRow(key);
+      if (this.authority && plan.part === 'status')
+        this.authority.localStatus(key, withoutRevision(plan.object), this.writer, row && storedStatus(row));
       return dryRunResult(plan);
     }
     this.db.exec('BEGIN IMMEDIATE');
@@ -616,28 +742,19 @@ export class SqliteStore implements Store {
     let revision: number;
     try {
       const row = this.readRow(key);
-      plan = decide(row && !row.deleted ? toObject(row.body, row.revision) : undefined);
+      plan = this.handOver(decide(row && !row.deleted ? toObject(row.body, row.revision) : undefined), row);
       if (plan.op === 'none') {
         this.db.exec('ROLLBACK');
         return plan.result;
       }
       revision = this.rev + 1;
-      const now = { hlc: this.clock.now(), writer: this.writer };
-      const keepMain = plan.part === 'status' && row;
-      const keepStatus = plan.part === 'main' && row;
-      const body = JSON.stringify(withoutRevision(plan.object));
-      this.writeRow(
-        key,
-        revision,
-        plan.op === 'delete',
-        keepMain ? { hlc: keepMain.hlc, writer: keepMain.writer } : now,
-        keepStatus ? { hlc: keepStatus.status_hlc, writer: keepStatus.status_writer } : now,
-        body,
-      );
+      const object = withoutRevision(plan.object);
+      const { main, status } = this.versionsOf(key, plan, object, row);
+      this.writeRow(key, revision, plan.op === 'delete', main, status, JSON.stringify(object));
       this.db.exec('COMMIT');
       this.rev = revision;
       this.stamp++;
-      plan = { ...plan, object: toObject(body, revision) };
+      plan = { ...plan, object: toObject(JSON.stringify(object), revision) };
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
       throw err;
@@ -660,13 +777,54 @@ export class SqliteStore implements Store {
     return structuredClone(plan.object);
   }
 
+  /** With an authority: a spec change that moves the status to another owner (an instance bound to
+   *  another host) clears the status in the same write, so the old owner's status does not outlive it. */
+  private handOver(plan: Plan, row: VersionedRow | undefined): Plan {
+    if (!this.authority || plan.op !== 'put' || plan.part !== 'main' || !row || row.deleted) return plan;
+    const before = JSON.parse(row.body) as XObject;
+    if (before.status === undefined || !this.authority.policy.statusOwnerChanged(before, plan.object))
+      return plan;
+    return { ...plan, part: 'both', object: { ...plan.object, status: undefined } };
+  }
+
+  /** The versions (with this host's proofs, under an authority) of a local write: new ones for the parts
+   *  it writes, the stored ones for the part it keeps. Throws ForbiddenError for a status this host may
+   *  not write. */
+  private versionsOf(
+    key: ErrorObjectRef,
+    plan: Exclude<Plan, { op: 'none' }>,
+    object: XObject,
+    row: VersionedRow | undefined,
+  ): { main: PartVersion; status: PartVersion } {
+    const a = this.authority;
+    const base =
+      a && plan.part === 'status'
+        ? a.localStatus(key, object, this.writer, row && storedStatus(row))
+        : undefined;
+    const hlc = this.clock.now();
+    const main: PartVersion =
+      plan.part === 'status' && row
+        ? { hlc: row.hlc, writer: row.writer, proof: row.proof }
+        : { hlc, writer: this.writer, proof: a?.proveMain(key, hlc, plan.op === 'delete', object) ?? '' };
+    const status: PartVersion =
+      plan.part === 'main' && row
+        ? { hlc: row.status_hlc, writer: row.status_writer, proof: row.status_proof, base: row.status_base }
+        : {
+            hlc,
+            writer: this.writer,
+            proof: a?.proveStatus(key, hlc, object.status, base) ?? '',
+            base: base ? JSON.stringify(base) : '',
+          };
+    return { main, status };
+  }
+
   /** Inside a transaction: stores one row and the revision and clock it moved to. */
   private writeRow(
     key: ErrorObjectRef,
     revision: number,
     deleted: boolean,
-    main: { hlc: string; writer: string },
-    status: { hlc: string; writer: string },
+    main: PartVersion,
+    status: PartVersion,
     body: string,
   ): void {
     this.sql.upsert.run(
@@ -679,6 +837,9 @@ export class SqliteStore implements Store {
       main.writer,
       status.hlc,
       status.writer,
+      main.proof,
+      status.proof,
+      status.base ?? '',
       body,
     );
     this.sql.setMeta.run('revision', String(revision));
@@ -754,6 +915,7 @@ function toObject(body: string, revision: number): XObject {
 }
 
 function toReplicatedRow(key: ErrorObjectRef, r: VersionedRow): Omit<ReplicatedRow, 'object'> {
+  const base = parseBase(r.status_base);
   return {
     kind: key.kind,
     namespace: key.namespace,
@@ -763,7 +925,56 @@ function toReplicatedRow(key: ErrorObjectRef, r: VersionedRow): Omit<ReplicatedR
     writer: r.writer,
     statusHlc: r.status_hlc,
     statusWriter: r.status_writer,
+    proof: r.proof,
+    statusProof: r.status_proof,
+    ...(base ? { statusBase: base } : {}),
   };
+}
+
+/** One part's version as a row stores it; `base` is the StatusBase JSON of a verdict ('' otherwise). */
+interface PartVersion {
+  hlc: string;
+  writer: string;
+  proof: string;
+  base?: string;
+}
+
+function baseText(base: StatusBase | undefined): string {
+  return base
+    ? JSON.stringify({ hlc: base.hlc, writer: base.writer, proof: base.proof, volatile: base.volatile })
+    : '';
+}
+
+function parseBase(text: string): StatusBase | undefined {
+  return text ? (JSON.parse(text) as StatusBase) : undefined;
+}
+
+function storedStatus(row: VersionedRow) {
+  const status = row.deleted ? undefined : (JSON.parse(row.body) as XObject).status;
+  return {
+    status,
+    hlc: row.status_hlc,
+    writer: row.status_writer,
+    proof: row.status_proof,
+    base: parseBase(row.status_base),
+  };
+}
+
+/** A check's failure as the refusal of one part of a received row. */
+function asRefusal(err: unknown, part: 'main' | 'status'): RowRefusedError {
+  if (err instanceof RowRefusedError) return err;
+  if (err instanceof ClockDriftError) return new RowRefusedError('clock_skew', err.message, part);
+  if (err instanceof HlcFormatError) return new RowRefusedError('malformed', err.message, part);
+  throw err;
+}
+
+function tryCheck(fn: () => void): boolean {
+  try {
+    fn();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function withoutRevision(obj: XObject): XObject {
