@@ -33,6 +33,12 @@ async function main(): Promise<void> {
   );
   const daemon = new Daemon({
     logs,
+    onFatal: (err) => {
+      daemon
+        .stop()
+        .catch(() => {})
+        .finally(() => fail(err.message, 1));
+    },
     dataDir: opts.dataDir,
     hostName: opts.hostName,
     apiHost: opts.apiHost,
