@@ -49,7 +49,16 @@ export class NotStartedError extends Error {
 export class InvalidRecordError extends Error {
   static readonly code = 'ERR_INVALID_RECORD';
   readonly code = InvalidRecordError.code;
-  readonly reason: 'oversized' | 'malformed' | 'forged' | 'wrong-signer' | 'expired' | 'stale' | 'key';
+  readonly reason:
+    | 'oversized'
+    | 'malformed'
+    | 'forged'
+    | 'wrong-signer'
+    | 'lifetime'
+    | 'not-yet-valid'
+    | 'expired'
+    | 'stale'
+    | 'key';
   readonly key: string;
   constructor(key: string, reason: InvalidRecordError['reason'], detail: string) {
     super(`record ${key}: ${reason}: ${detail}`);

@@ -41,11 +41,18 @@ import { Key } from 'interface-datastore';
 import { createLibp2p } from 'libp2p';
 import type { CID } from 'multiformats/cid';
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string';
+import type { RefusalCounter } from '../metrics/refusals.ts';
 import { ListenAddressError, NotStartedError } from './errors.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from './peer-key.ts';
 import { type ClusterKey, createClusterKey, loadClusterKey } from './pnet/cluster-key.ts';
 import { clusterProtector } from './pnet/protector.ts';
-import { RECORD_NAMESPACE, recordSelector, recordValidator } from './records.ts';
+import {
+  RECORD_NAMESPACE,
+  type RecordRefusalReason,
+  recordRefusalCounter,
+  recordSelector,
+  recordValidator,
+} from './records.ts';
 
 export const ADDRS_FILE = 'p2p.addrs';
 export const DHT_PROTOCOL = '/xenos/kad/1.0.0';
@@ -160,6 +167,8 @@ function mapperOf(choice: AddressMapper | undefined): (peer: PeerInfo) => PeerIn
 
 export class XenosNode extends EventTarget {
   readonly peerId: PeerId;
+  /** `/xenos/...` DHT records this node's validator refused (peers' puts and its own), by reason. */
+  readonly recordRefusals: RefusalCounter<RecordRefusalReason>;
   readonly #components: XenosNodeComponents;
   readonly #init: XenosNodeInit;
   readonly #datastore = new MemoryDatastore();
@@ -175,9 +184,13 @@ export class XenosNode extends EventTarget {
     this.#components = components;
     this.#init = init;
     this.peerId = peerIdFromPrivateKey(components.privateKey);
+    this.recordRefusals = recordRefusalCounter((line) => this.#log(line));
     this.#validators = {
       ...init.validators,
-      [RECORD_NAMESPACE]: recordValidator({ getStored: (key) => this.getLocalRecord(key) }),
+      [RECORD_NAMESPACE]: recordValidator({
+        getStored: (key) => this.getLocalRecord(key),
+        refusals: this.recordRefusals,
+      }),
     };
   }
 
