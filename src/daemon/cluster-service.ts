@@ -21,7 +21,7 @@ import { StatusPublisher } from '../cluster/status-publisher.ts';
 import { Discovery } from '../p2p/discovery.ts';
 import { openXenosNode, type XenosNode } from '../p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
-import { clusterProtector } from '../p2p/pnet/protector.ts';
+import { clusterProtector, handshakeRefusalCounter } from '../p2p/pnet/protector.ts';
 import { RecordPublisher } from '../p2p/records.ts';
 import type { Logger } from '../reconcile/log.ts';
 import { HostNameTakenError } from '../store/errors.ts';
@@ -168,6 +168,8 @@ export class ClusterService {
       this.#faults = p2p.denyFile
         ? new PartitionInjector({ log: p2pLog }, { file: p2p.denyFile })
         : undefined;
+      // Shared by the node and the (fault-injecting) protector wrapped around the cluster key's.
+      const handshakeRefusals = handshakeRefusalCounter(p2pLog);
       const node = await openXenosNode({
         dataDir: this.#init.dataDir,
         listen: p2p.listen,
@@ -175,8 +177,13 @@ export class ClusterService {
         clusterKeyFile: p2p.clusterKeyFile,
         createClusterKey: true,
         log: p2pLog,
+        handshakeRefusals,
         ...(this.#faults
-          ? { connectionProtector: this.#faults.wrap((psk) => clusterProtector({ psk })) }
+          ? {
+              connectionProtector: this.#faults.wrap((psk) =>
+                clusterProtector({ psk, refusals: handshakeRefusals }),
+              ),
+            }
           : {}),
       });
       this.#node = node;

@@ -78,3 +78,18 @@ export class RecordNotFoundError extends Error {
     this.name = 'RecordNotFoundError';
   }
 }
+
+/** A connection refused at the cluster-key handshake: the peer has no key or another one, or was too slow. */
+export class HandshakeRefusedError extends Error {
+  static readonly code = 'ERR_HANDSHAKE_REFUSED';
+  readonly code = HandshakeRefusedError.code;
+  readonly reason: 'bad_key' | 'timeout';
+  constructor(remote: string, reason: 'bad_key' | 'timeout', detail: string) {
+    super(
+      `connection with ${remote} refused at the cluster-key handshake: ${detail}` +
+        (reason === 'bad_key' ? " (give it the cluster's swarm.key to join)" : ''),
+    );
+    this.name = 'HandshakeRefusedError';
+    this.reason = reason;
+  }
+}

@@ -45,7 +45,7 @@ import type { RefusalCounter } from '../metrics/refusals.ts';
 import { ListenAddressError, NotStartedError } from './errors.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from './peer-key.ts';
 import { type ClusterKey, createClusterKey, loadClusterKey } from './pnet/cluster-key.ts';
-import { clusterProtector } from './pnet/protector.ts';
+import { clusterProtector, type HandshakeRefusalReason, handshakeRefusalCounter } from './pnet/protector.ts';
 import {
   RECORD_NAMESPACE,
   type RecordRefusalReason,
@@ -92,8 +92,15 @@ export interface XenosNodeInit {
   addressMapper?: AddressMapper;
   /** Connection-manager allow list (multiaddrs, /ipcidr ok). Default DEFAULT_ALLOW. */
   allow?: string[];
+  /** New inbound connections a second per remote address (not on the allow list). Default 10: with the
+   *  2 s handshake timeout one address can hold at most 20 of the 100 pending slots. */
   inboundConnectionThreshold?: number;
   maxIncomingPendingConnections?: number;
+  /** The cluster-key handshake (nonces and key confirmation) must finish within this (ms). Default 2000. */
+  handshakeTimeoutMs?: number;
+  /** Where connections refused at the handshake are counted; by default the node's own counter. Give one
+   *  when `connectionProtector` wraps clusterProtector, and pass it there too. */
+  handshakeRefusals?: RefusalCounter<HandshakeRefusalReason>;
   maxConnections?: number;
   /** Extra DHT namespaces (`/ns/...` keys) with their validators and selectors. `xenos` is always installed. */
   validators?: Record<string, ValidateFn>;
@@ -169,6 +176,8 @@ export class XenosNode extends EventTarget {
   readonly peerId: PeerId;
   /** `/xenos/...` DHT records this node's validator refused (peers' puts and its own), by reason. */
   readonly recordRefusals: RefusalCounter<RecordRefusalReason>;
+  /** Connections refused at the cluster-key handshake, by reason. */
+  readonly handshakeRefusals: RefusalCounter<HandshakeRefusalReason>;
   readonly #components: XenosNodeComponents;
   readonly #init: XenosNodeInit;
   readonly #datastore = new MemoryDatastore();
@@ -185,6 +194,7 @@ export class XenosNode extends EventTarget {
     this.#init = init;
     this.peerId = peerIdFromPrivateKey(components.privateKey);
     this.recordRefusals = recordRefusalCounter((line) => this.#log(line));
+    this.handshakeRefusals = init.handshakeRefusals ?? handshakeRefusalCounter((line) => this.#log(line));
     this.#validators = {
       ...init.validators,
       [RECORD_NAMESPACE]: recordValidator({
@@ -233,7 +243,10 @@ export class XenosNode extends EventTarget {
     this.#stop = new AbortController();
     this.#joined = deferred();
     if ((init.bootstrap ?? []).length === 0) this.#joined.resolve();
-    const makeProtector = init.connectionProtector ?? ((psk: Uint8Array) => clusterProtector({ psk }));
+    const makeProtector =
+      init.connectionProtector ??
+      ((psk: Uint8Array) =>
+        clusterProtector({ psk, timeout: init.handshakeTimeoutMs, refusals: this.handshakeRefusals }));
     const node = (await createLibp2p({
       privateKey,
       datastore: this.#datastore,
@@ -244,7 +257,7 @@ export class XenosNode extends EventTarget {
       ...(clusterKey == null ? {} : { connectionProtector: makeProtector(clusterKey.swarmKey) }),
       connectionManager: {
         allow: init.allow ?? DEFAULT_ALLOW,
-        inboundConnectionThreshold: init.inboundConnectionThreshold ?? 100,
+        inboundConnectionThreshold: init.inboundConnectionThreshold ?? 10,
         maxIncomingPendingConnections: init.maxIncomingPendingConnections ?? 100,
         maxConnections: init.maxConnections ?? 300,
       },
