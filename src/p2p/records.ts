@@ -104,6 +104,9 @@ export function parseRecordKey(key: string): { kind: RecordKind; peerId: string 
   return undefined;
 }
 
+/** The last instant a JavaScript Date can hold: times in records stay below it. */
+const MAX_TIME_MS = 8.64e15;
+
 const ajv = new Ajv({ allErrors: false, strict: true });
 const checkEnvelope = ajv.compile<{ body: string; sig: string }>({
   type: 'object',
@@ -123,8 +126,8 @@ const checkBody = ajv.compile<RecordBody>({
     kind: { enum: ['host', 'instance'] },
     key: { type: 'string', maxLength: 512 },
     seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
-    issuedAt: { type: 'integer', minimum: 0 },
-    expiresAt: { type: 'integer', minimum: 0 },
+    issuedAt: { type: 'integer', minimum: 0, maximum: MAX_TIME_MS },
+    expiresAt: { type: 'integer', minimum: 0, maximum: MAX_TIME_MS },
     payload: {},
     peerId: { type: 'string', maxLength: 64 },
   },

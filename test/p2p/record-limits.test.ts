@@ -138,6 +138,9 @@ describe('DHT record limits', () => {
       expect(after.lifetime - before[h].lifetime, `${h} lifetime`).toBeGreaterThanOrEqual(3);
       expect(after.not_yet_valid - before[h].not_yet_valid, `${h} not_yet_valid`).toBeGreaterThanOrEqual(1);
     }
+    // Times no clock can hold are malformed, not a crash of the check that reads them.
+    const absurd = await encodeRecord(body({ issuedAt: 1e300 }), privateKey);
+    await expect(verifyRecord(key, absurd)).rejects.toMatchObject({ reason: 'malformed' });
     // Control: a current record of a is taken.
     expect(await rawPut(a, key, await encodeRecord(body({}), privateKey))).toBeGreaterThan(0);
   });

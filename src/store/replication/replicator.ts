@@ -476,7 +476,7 @@ export class Replicator {
 
   private describeDifferences(theirs: string[]): unknown {
     if (theirs.length !== this.buckets) {
-      throw new Error(
+      throw new MalformedMessageError(
         `digest has ${theirs.length} buckets, this host uses ${this.buckets}; give every host the same "buckets" setting`,
       );
     }
