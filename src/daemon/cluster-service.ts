@@ -199,6 +199,8 @@ export class ClusterService {
         },
         { syncIntervalMs: p2p.syncIntervalMs },
       );
+      // Serving at once: peers that connect now sync with this host rather than fail to.
+      await this.#replicator.start();
       await this.#checkHostName(node, this.#replicator, p2p.nameCheckTimeoutMs ?? 5_000);
     }
   }
@@ -267,7 +269,6 @@ export class ClusterService {
         { statusTtl: ttl },
       );
       await this.#discovery.start();
-      await this.#replicator?.start();
       this.#publisher = new StatusPublisher(
         {
           store,

@@ -199,8 +199,11 @@ export class SqliteStore implements Store {
     writerOf: StatementSync;
     bindWriter: StatementSync;
     unsignedOwn: StatementSync;
+    ownRow: StatementSync;
     setProofs: StatementSync;
   };
+  /** Whether this host's name is bound to its key here (it is once it has written anything). */
+  private selfBound = false;
   private readonly authority: RowAuthority | undefined;
   /** Writer names bound to the peer ids that sign for them (row-authority.ts), read through to SQL. */
   readonly bindings: WriterBindings;
@@ -265,6 +268,7 @@ export class SqliteStore implements Store {
              status_proof, status_base, body
            FROM objects WHERE (writer = ? AND proof = '') OR (status_writer = ? AND status_proof = '')`,
         ),
+        ownRow: this.db.prepare('SELECT 1 AS own FROM objects WHERE writer = ? OR status_writer = ? LIMIT 1'),
         setProofs: this.db.prepare(
           'UPDATE objects SET proof = ?, status_proof = ? WHERE kind = ? AND namespace = ? AND name = ?',
         ),
@@ -694,15 +698,18 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** With an authority: binds this host's writer name to its key (a name bound to another key is
-   *  refused: another host has it) and signs the parts it wrote before it signed its writes (a store
-   *  from an older version, or kept while the host ran alone). */
+  /** With an authority: refuses a name bound here to another key (another host has it), binds this host's
+   *  name to its key if it has written anything (a fresh store binds it with its first write: a host that
+   *  turns out, at join, to have another's name leaves no binding of that name behind), and signs the parts
+   *  it wrote before it signed its writes (a store from an older version, or kept while the host ran alone). */
   private takeIdentity(a: RowAuthority): void {
     const bound = this.bindings.peerOf(this.writer);
     if (bound !== undefined && bound !== a.peerId) throw new HostNameTakenError(this.writer, bound, a.peerId);
+    if (bound === undefined && !this.sql.ownRow.get(this.writer, this.writer)) return;
     this.db.exec('BEGIN IMMEDIATE');
     try {
       this.bindings.bind(this.writer, a.peerId);
+      this.selfBound = true;
       for (const r of this.sql.unsignedOwn.all(this.writer, this.writer) as unknown as ChangeRow[]) {
         const key = { kind: r.kind, namespace: r.namespace, name: r.name };
         const obj = JSON.parse(r.body) as XObject;
@@ -797,6 +804,7 @@ export class SqliteStore implements Store {
     row: VersionedRow | undefined,
   ): { main: PartVersion; status: PartVersion } {
     const a = this.authority;
+    if (a && !this.selfBound) this.bindSelf(a);
     const base =
       a && plan.part === 'status'
         ? a.localStatus(key, object, this.writer, row && storedStatus(row))
@@ -816,6 +824,16 @@ export class SqliteStore implements Store {
             base: base ? JSON.stringify(base) : '',
           };
     return { main, status };
+  }
+
+  /** Inside a transaction, before this host's first write: binds its name to its key, unless a peer's rows
+   *  already bound it to another (then this host has another's name and must not write). */
+  private bindSelf(a: RowAuthority): void {
+    const bound = this.bindings.peerOf(this.writer);
+    if (bound !== undefined && bound !== a.peerId) throw new HostNameTakenError(this.writer, bound, a.peerId);
+    // Known bound once it is read back committed: a write rolled back takes its binding with it.
+    if (bound === a.peerId) this.selfBound = true;
+    else this.bindings.bind(this.writer, a.peerId);
   }
 
   /** Inside a transaction: stores one row and the revision and clock it moved to. */

@@ -42,4 +42,16 @@ describe('host identity at join', () => {
     );
     expect(await cluster.hostReady(b, 'a')).toBe('True');
   }, 60_000);
+
+  it('the refused host, restarted on the same data directory under a free name, joins', async () => {
+    const c = await cluster.startHost('c', { dataDir: join(cluster.root, 'a-again'), join: b.addrs });
+    for (const h of [a, b, c])
+      await waitFor(
+        async () => (await cluster.hostNames(h)).join() === 'a,b,c',
+        `${h.name} listing a, b and c`,
+      );
+    const host = await cluster.json(a, '/apis/xenos.io/v1alpha1/hosts/c');
+    expect(host.status.peerId).toBe(c.peerId);
+    expect(c.stderr()).not.toContain('refused (');
+  }, 60_000);
 });
