@@ -14,7 +14,8 @@
 // another host's view of liveness); any host may write one, and the owner's next write replaces it.
 
 import type { XObject } from '../api/types.ts';
-import type { WritePolicy } from '../store/row-authority.ts';
+import { RowAuthority, type WritePolicy } from '../store/row-authority.ts';
+import { RowSigner } from '../store/row-proof.ts';
 import { HOST_KIND } from './liveness.ts';
 
 const INSTANCE_KIND = 'ServiceInstance';
@@ -71,3 +72,14 @@ export const clusterWritePolicy: WritePolicy = {
     return host(before) !== host(after);
   },
 };
+
+/** What a host in a cluster opens its store with: its libp2p Ed25519 key signing, this policy checking. */
+export function clusterRowAuthority(
+  privateKey: { type: string; raw: Uint8Array },
+  peerId: string,
+): RowAuthority {
+  return new RowAuthority({
+    signer: RowSigner.fromLibp2pKey(privateKey, peerId),
+    policy: clusterWritePolicy,
+  });
+}

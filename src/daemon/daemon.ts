@@ -17,10 +17,9 @@ import type { LogSource } from '../api/log-subresource.ts';
 import { type ApiRoute, ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
 import { discoverRoute } from '../cluster/discover-api.ts';
-import { clusterWritePolicy } from '../cluster/write-policy.ts';
+import { clusterRowAuthority } from '../cluster/write-policy.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
-import { RowAuthority } from '../store/row-authority.ts';
-import { RowSigner } from '../store/row-proof.ts';
+import type { RowAuthority } from '../store/row-authority.ts';
 import { openStore, type SqliteStore } from '../store/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
 import { type ClusterInit, ClusterService } from './cluster-service.ts';
@@ -174,9 +173,5 @@ export class Daemon {
 /** The store's signer and write checks for a host in an overlay: its libp2p key and the cluster's policy. */
 async function rowAuthority(dataDir: string): Promise<RowAuthority> {
   const { privateKey } = await loadOrCreatePeerKey(join(dataDir, PEER_KEY_FILE));
-  const peerId = peerIdFromPrivateKey(privateKey).toString();
-  return new RowAuthority({
-    signer: RowSigner.fromLibp2pKey(privateKey, peerId),
-    policy: clusterWritePolicy,
-  });
+  return clusterRowAuthority(privateKey, peerIdFromPrivateKey(privateKey).toString());
 }

@@ -10,15 +10,14 @@ import type { QueryEvent } from '@libp2p/kad-dht';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { XObject } from '../../src/api/types.ts';
-import { clusterWritePolicy } from '../../src/cluster/write-policy.ts';
+import { clusterRowAuthority } from '../../src/cluster/write-policy.ts';
 import { openXenosNode, type XenosNode } from '../../src/p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../../src/p2p/peer-key.ts';
 import { encodeRecord, hostRecordKey, MAX_RECORD_BYTES } from '../../src/p2p/records.ts';
 import { formatHlc, parseHlc } from '../../src/store/hlc.ts';
 import { MAX_OBJECT_BYTES } from '../../src/store/limits.ts';
 import { Libp2pTransport } from '../../src/store/replication/libp2p-transport.ts';
-import { RowAuthority } from '../../src/store/row-authority.ts';
-import { RowSigner } from '../../src/store/row-proof.ts';
+import type { RowAuthority } from '../../src/store/row-authority.ts';
 import type { ReplicatedRow } from '../../src/store/sqlite-store.ts';
 import { type ClusterHost, SI, TestCluster, waitFor } from './harness.ts';
 
@@ -59,8 +58,7 @@ describe('a hostile peer holding the cluster key', () => {
     await hostile.dial(a.addrs[0]);
     await hostile.dial(b.addrs[0]);
     const { privateKey } = await loadOrCreatePeerKey(join(dir, PEER_KEY_FILE));
-    const signer = RowSigner.fromLibp2pKey(privateKey, peerIdFromPrivateKey(privateKey).toString());
-    authority = new RowAuthority({ signer, policy: clusterWritePolicy });
+    authority = clusterRowAuthority(privateKey, peerIdFromPrivateKey(privateKey).toString());
     wire = new Libp2pTransport({ node: hostile });
   }, 60_000);
 

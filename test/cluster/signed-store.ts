@@ -4,8 +4,8 @@
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { clusterWritePolicy } from '../../src/cluster/write-policy.ts';
-import { RowAuthority } from '../../src/store/row-authority.ts';
+import { clusterRowAuthority } from '../../src/cluster/write-policy.ts';
+import type { RowAuthority } from '../../src/store/row-authority.ts';
 import { RowSigner } from '../../src/store/row-proof.ts';
 import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
 
@@ -24,7 +24,7 @@ export async function newIdentity(): Promise<Identity> {
 }
 
 export function authorityOf(id: Identity): RowAuthority {
-  return new RowAuthority({ signer: id.signer, policy: clusterWritePolicy });
+  return clusterRowAuthority(id.privateKey, id.peerId);
 }
 
 /** A store written as host `name` with identity `id` (in memory unless `path` is given). */

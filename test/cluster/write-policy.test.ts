@@ -8,13 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { XObject } from '../../src/api/types.ts';
-import { clusterWritePolicy } from '../../src/cluster/write-policy.ts';
 import { ForbiddenError, HostNameTakenError, type RowRefusedError } from '../../src/store/errors.ts';
 import { formatHlc, parseHlc } from '../../src/store/hlc.ts';
-import { RowAuthority } from '../../src/store/row-authority.ts';
 import { hashOf, type StatusBase, statusHalves } from '../../src/store/row-proof.ts';
 import { openStore, type ReplicatedRow, type SqliteStore } from '../../src/store/sqlite-store.ts';
-import { type Identity, namespaced, newIdentity, signedStore } from './signed-store.ts';
+import { authorityOf, type Identity, namespaced, newIdentity, signedStore } from './signed-store.ts';
 
 const API = 'xenos.io/v1alpha1';
 const hostKey = (name: string) => ({ kind: 'Host', namespace: '', name });
@@ -248,7 +246,7 @@ describe('rows bound to their writers', () => {
       expect(b.get(siKey('old'))).toBeDefined();
       sync(b, a); // a learns whose "b" is
       a.close();
-      expect(() => openStore({ path, namespaced, writer: 'b', authority: authorityFor(id) })).toThrow(
+      expect(() => openStore({ path, namespaced, writer: 'b', authority: authorityOf(id) })).toThrow(
         HostNameTakenError,
       );
     } finally {
@@ -258,10 +256,6 @@ describe('rows bound to their writers', () => {
 });
 
 // ---- helpers: what a hostile key holder crafts ------------------------------------------------
-
-function authorityFor(id: Identity) {
-  return new RowAuthority({ signer: id.signer, policy: clusterWritePolicy });
-}
 
 function wire(row: ReplicatedRow): ReplicatedRow {
   return JSON.parse(JSON.stringify(row));
@@ -289,7 +283,7 @@ function signedStatus(
 } {
   const current = store.replicationRow(key)!;
   const statusHlc = formatHlc({ physical: Date.now() + 1000, logical: 0, writer });
-  const statusProof = authorityFor(id).proveStatus(key, statusHlc, status, base);
+  const statusProof = authorityOf(id).proveStatus(key, statusHlc, status, base);
   return {
     statusHlc,
     statusWriter: writer,

@@ -40,8 +40,9 @@ export function mutated(base: unknown): fc.Arbitrary<unknown> {
 
 function pathsOf(v: unknown, at: Array<string | number> = [], out: Array<Array<string | number>> = []) {
   out.push(at);
-  if (Array.isArray(v)) v.forEach((x, i) => pathsOf(x, [...at, i], out));
-  else if (v !== null && typeof v === 'object')
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) pathsOf(x, [...at, i], out);
+  } else if (v !== null && typeof v === 'object')
     for (const [k, x] of Object.entries(v)) pathsOf(x, [...at, k], out);
   return out;
 }
