@@ -52,6 +52,7 @@ import {
   recordRefusalCounter,
   recordSelector,
   recordValidator,
+  verifyRecord,
 } from './records.ts';
 
 export const ADDRS_FILE = 'p2p.addrs';
@@ -425,14 +426,38 @@ export class XenosNode extends EventTarget {
   /** The best valid value for `key` in the DHT (own store included), or undefined when no peer has one. */
   async dhtGet(key: Uint8Array, options: OpOptions = {}): Promise<Uint8Array | undefined> {
     let value: Uint8Array | undefined;
+    const heard: Uint8Array[] = [];
     try {
       for await (const event of this.libp2p.services.dht.get(key, { signal: this.#signal(options) })) {
         if (event.name === 'VALUE') value = event.value;
+        if (event.name === 'PEER_RESPONSE' && event.record != null) heard.push(event.record.value);
       }
     } catch (err: any) {
-      if (err?.name !== 'NotFoundError') throw err;
+      if (err?.name === 'NotFoundError') return value;
+      // kad-dht ends a get whose answer it could not push back to a peer holding another value (a
+      // "correction" that peer refused — say, the value expired meanwhile) with an error, dropping the answer.
+      // The answer is still good: take the best of what the peers sent that this node's validator accepts.
+      if (err?.name !== 'QueryError') throw err;
+      const valid = await this.#validOnly(key, heard);
+      if (valid.length === 0) throw err;
+      return valid[recordSelector(key, valid)];
     }
     return value;
+  }
+
+  /** The values that verify as records of `key` (only `/xenos` keys: others have no verifier here). */
+  async #validOnly(key: Uint8Array, values: Uint8Array[]): Promise<Uint8Array[]> {
+    const text = new TextDecoder().decode(key);
+    if (text.split('/')[1] !== RECORD_NAMESPACE) return [];
+    const ok = await Promise.all(
+      values.map((v) =>
+        verifyRecord(text, v).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    return values.filter((_, i) => ok[i]);
   }
 
   /** The record value this node itself stores for `key` (what it would answer a GET with), unvalidated. */
