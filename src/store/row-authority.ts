@@ -14,7 +14,6 @@
 import type { XObject } from '../api/types.ts';
 import { type ErrorObjectRef, ForbiddenError, RowRefusedError } from './errors.ts';
 import {
-  hashOf,
   mainHash,
   mainStatement,
   type PartKey,
@@ -215,9 +214,4 @@ export class RowAuthority {
     if (bound === undefined) bindings.bind(writer, signer);
     return signer;
   }
-}
-
-/** The hash of a status's volatile half (what a StatusBase records). */
-export function volatileHash(status: unknown): string {
-  return hashOf(statusHalves(status).volatile);
 }

@@ -27,12 +27,23 @@ import {
   type ErrorObjectRef,
   HostNameTakenError,
   NotFoundError,
-  RowRefusedError,
+  type RowRefusedError,
 } from './errors.ts';
-import { ClockDriftError, HlcFormatError, HybridLogicalClock, hlcLowerBound, parseHlc } from './hlc.ts';
+import { HybridLogicalClock, hlcLowerBound, parseHlc } from './hlc.ts';
 import { jsonEqual } from './json-value.ts';
+import {
+  type ApplyResult,
+  type MergeContext,
+  mergeReplicated,
+  type PartVersion,
+  parseBase,
+  type ReplicatedRow,
+  storedStatus,
+  toObject,
+  type VersionedRow,
+  withoutRevision,
+} from './replicated-merge.ts';
 import type { RowAuthority, WriterBindings } from './row-authority.ts';
-import type { Proof, StatusBase } from './row-proof.ts';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.ts';
 import { migrate } from './sqlite-schema.ts';
 import type {
@@ -49,6 +60,8 @@ import type {
 import { type ChangeEvent, type Logger, WatchHub } from './watch-hub.ts';
 
 const CHANGES_BATCH = 500;
+
+export type { ApplyResult, ReplicatedRow } from './replicated-merge.ts';
 
 const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -70,32 +83,6 @@ export interface OpenStoreInit {
   authority?: RowAuthority;
 }
 
-/** One row as replication ships it: the latest version of an object, or its tombstone, with the
- *  version of each of its two parts. */
-export interface ReplicatedRow {
-  kind: string;
-  /** '' for cluster-scoped kinds. */
-  namespace: string;
-  name: string;
-  /** The main part is a deletion: the row is a tombstone. */
-  deleted: boolean;
-  /** Version of the main part (metadata + spec, and deletion): hybrid-logical-clock timestamp… */
-  hlc: string;
-  /** …and the host that wrote it. */
-  writer: string;
-  /** Version of the status part; create writes it too, so it is '' only for rows of schema 1. */
-  statusHlc: string;
-  statusWriter: string;
-  /** The main version's proof (row-proof.ts): its writer's signature; '' when unsigned. */
-  proof: Proof;
-  /** The status version's proof; '' when unsigned. */
-  statusProof: Proof;
-  /** For a verdict (another host's status over the owner's): the owner's status it was written over. */
-  statusBase?: StatusBase;
-  /** The object without resourceVersion (a per-host counter). For a tombstone: its last state. */
-  object: XObject;
-}
-
 /** One row as changesSince() walks it: a ReplicatedRow with this host's revision of the change. */
 export interface ChangeRecord extends ReplicatedRow {
   revision: number;
@@ -113,16 +100,6 @@ export interface RowVersion {
   statusHlc: string;
 }
 
-/** What applyReplicated() did with a row. */
-export interface ApplyResult {
-  /** Some part of the received row was newer than ours and is now stored. */
-  changed: boolean;
-  /** Some part of ours is newer than the received row's: the sender is behind on this object. */
-  localNewer: boolean;
-  /** The watch event it caused, if any (a tombstone for an object never seen causes none). */
-  event?: 'ADDED' | 'MODIFIED' | 'DELETED';
-}
-
 /** What applyReplicatedBatch() did with one row: its result (and the part it refused, if one was), or why
  *  none of it was applied. */
 export type ApplyOutcome =
@@ -133,16 +110,6 @@ interface Row {
   revision: number;
   deleted: number;
   body: string;
-}
-
-interface VersionedRow extends Row {
-  hlc: string;
-  writer: string;
-  status_hlc: string;
-  status_writer: string;
-  proof: string;
-  status_proof: string;
-  status_base: string;
 }
 
 interface ChangeRow extends VersionedRow {
@@ -210,6 +177,8 @@ export class SqliteStore implements Store {
   /** Moves on every row write (local, replicated or purge): tells a digest cache it is stale. */
   private stamp = 0;
   private readonly localWriteListeners = new Set<(key: ObjectKey) => void>();
+  /** What a merge of a peer's row uses of this store (replicated-merge.ts). */
+  private readonly mergeContext: MergeContext;
 
   constructor(init: OpenStoreInit) {
     this.path = init.path;
@@ -294,6 +263,19 @@ export class SqliteStore implements Store {
       throw err;
     }
     this.hub = new WatchHub({ historySize: init.historySize, startRevision: this.rev, log: this.log });
+    this.mergeContext = {
+      authority: this.authority,
+      bindings: this.bindings,
+      clock: this.clock,
+      checkReplicated: (row) => this.checkReplicated(row),
+      readRow: (key) => this.readRow(key),
+      writeRow: (key, revision, deleted, main, status, body) =>
+        this.writeRow(key, revision, deleted, main, status, body),
+      setProofs: (key, proof, statusProof) => {
+        this.sql.setProofs.run(proof, statusProof, key.kind, key.namespace, key.name);
+        this.stamp++;
+      },
+    };
   }
 
   get(key: ObjectKey): XObject | undefined {
@@ -556,7 +538,7 @@ export class SqliteStore implements Store {
       for (const row of rows) {
         this.db.exec('SAVEPOINT replicated_row');
         try {
-          const merged = this.mergeReplicated(row, rev + 1);
+          const merged = mergeReplicated(this.mergeContext, row, rev + 1);
           this.db.exec('RELEASE replicated_row');
           if (merged.revision !== undefined) {
             wrote = true;
@@ -585,117 +567,6 @@ export class SqliteStore implements Store {
     if (wrote) this.stamp++;
     for (const ev of events) this.hub.publish(ev);
     return outcomes;
-  }
-
-  /** Inside a transaction: merges one received row (see applyReplicated), storing a change under
-   *  `nextRevision`. Returns the revision written (none if nothing was), the event to publish once the
-   *  transaction commits, and the part it refused (the other part may still have been taken). */
-  private mergeReplicated(
-    row: ReplicatedRow,
-    nextRevision: number,
-  ): { result: ApplyResult; revision?: number; event?: ChangeEvent; refused?: RowRefusedError } {
-    const key = this.checkReplicated(row);
-    const local = this.readRow(key);
-    const incoming = withoutRevision(row.object);
-    const stored = local && (JSON.parse(local.body) as XObject);
-    const localNewer = local !== undefined && (local.hlc > row.hlc || local.status_hlc > row.statusHlc);
-    let mainNewer = !local || row.hlc > local.hlc;
-    let statusNewer =
-      (!local || row.statusHlc > local.status_hlc) && !(this.authority && row.statusHlc === '');
-    if (!mainNewer && !statusNewer) {
-      if (local) this.adoptProofs(key, row, local, stored!);
-      return { result: { changed: false, localNewer } };
-    }
-    // Every check before anything moves: a refused part leaves this host's clock and row as they were.
-    let refused: RowRefusedError | undefined;
-    const check = (part: 'main' | 'status', fn: () => void): boolean => {
-      try {
-        fn();
-        return true;
-      } catch (err) {
-        refused ??= asRefusal(err, part);
-        return false;
-      }
-    };
-    const a = this.authority;
-    mainNewer &&= check('main', () => {
-      this.clock.check(row.hlc);
-      a?.checkMain(key, row, this.bindings);
-    });
-    if (!local && !mainNewer) throw refused!; // nothing to hang a status on
-    const { status: _, ...main } = mainNewer || !stored ? incoming : stored;
-    statusNewer &&= check('status', () => {
-      if (row.statusHlc) this.clock.check(row.statusHlc);
-      a?.checkStatus(key, row, main as XObject, this.bindings);
-    });
-    if (!mainNewer && !statusNewer) throw refused!;
-    if (mainNewer) this.clock.receive(row.hlc);
-    if (statusNewer && row.statusHlc) this.clock.receive(row.statusHlc);
-    const status = statusNewer ? incoming.status : stored?.status;
-    const merged: XObject = status === undefined ? main : { ...main, status };
-    const deleted = mainNewer || !local ? row.deleted : local.deleted === 1;
-    const body = JSON.stringify(merged);
-    const mainVersion: PartVersion =
-      mainNewer || !local
-        ? { hlc: row.hlc, writer: row.writer, proof: row.proof }
-        : { hlc: local.hlc, writer: local.writer, proof: local.proof };
-    const statusVersion: PartVersion =
-      statusNewer || !local
-        ? statusNewer
-          ? {
-              hlc: row.statusHlc,
-              writer: row.statusWriter,
-              proof: row.statusProof,
-              base: baseText(row.statusBase),
-            }
-          : { hlc: '', writer: '', proof: '' }
-        : {
-            hlc: local.status_hlc,
-            writer: local.status_writer,
-            proof: local.status_proof,
-            base: local.status_base,
-          };
-    const sameContent = local !== undefined && local.deleted === Number(deleted) && local.body === body;
-    // Only the versions moved (the same change arrived from another path): keep the revision.
-    const revision = sameContent ? local.revision : nextRevision;
-    this.writeRow(key, revision, deleted, mainVersion, statusVersion, body);
-    if (sameContent) return { result: { changed: true, localNewer }, revision, refused };
-    const wasLive = local !== undefined && local.deleted === 0;
-    const type = wasLive ? (deleted ? 'DELETED' : 'MODIFIED') : deleted ? undefined : 'ADDED';
-    const result: ApplyResult = { changed: true, localNewer, event: type };
-    if (!type) return { result, revision, refused };
-    const event: ChangeEvent = {
-      revision,
-      type,
-      kind: key.kind,
-      object: toObject(body, revision),
-      previous: wasLive ? toObject(local.body, local.revision) : undefined,
-    };
-    return { result, revision, event, refused };
-  }
-
-  /** The same versions as ours arrived signed while ours are not (a store from before signing): keep
-   *  the proofs that check out. */
-  private adoptProofs(key: ErrorObjectRef, row: ReplicatedRow, local: VersionedRow, stored: XObject): void {
-    const a = this.authority;
-    if (!a) return;
-    const main = row.hlc === local.hlc && !local.proof && row.proof !== '';
-    const status = row.statusHlc === local.status_hlc && !local.status_proof && row.statusProof !== '';
-    if (!main && !status) return;
-    const mine = { ...row, object: stored, statusBase: undefined };
-    const proof =
-      main && tryCheck(() => a.checkMain(key, { ...mine, proof: row.proof }, this.bindings))
-        ? row.proof
-        : local.proof;
-    const statusProof =
-      status &&
-      tryCheck(() => a.checkStatus(key, { ...mine, statusProof: row.statusProof }, stored, this.bindings))
-        ? row.statusProof
-        : local.status_proof;
-    if (proof !== local.proof || statusProof !== local.status_proof) {
-      this.sql.setProofs.run(proof, statusProof, key.kind, key.namespace, key.name);
-      this.stamp++;
-    }
   }
 
   /** With an authority: refuses a name bound here to another key (another host has it), binds this host's
@@ -926,12 +797,6 @@ export class SqliteStore implements Store {
   }
 }
 
-function toObject(body: string, revision: number): XObject {
-  const obj = JSON.parse(body) as XObject;
-  obj.metadata.resourceVersion = String(revision);
-  return obj;
-}
-
 function toReplicatedRow(key: ErrorObjectRef, r: VersionedRow): Omit<ReplicatedRow, 'object'> {
   const base = parseBase(r.status_base);
   return {
@@ -947,57 +812,6 @@ function toReplicatedRow(key: ErrorObjectRef, r: VersionedRow): Omit<ReplicatedR
     statusProof: r.status_proof,
     ...(base ? { statusBase: base } : {}),
   };
-}
-
-/** One part's version as a row stores it; `base` is the StatusBase JSON of a verdict ('' otherwise). */
-interface PartVersion {
-  hlc: string;
-  writer: string;
-  proof: string;
-  base?: string;
-}
-
-function baseText(base: StatusBase | undefined): string {
-  return base
-    ? JSON.stringify({ hlc: base.hlc, writer: base.writer, proof: base.proof, volatile: base.volatile })
-    : '';
-}
-
-function parseBase(text: string): StatusBase | undefined {
-  return text ? (JSON.parse(text) as StatusBase) : undefined;
-}
-
-function storedStatus(row: VersionedRow) {
-  const status = row.deleted ? undefined : (JSON.parse(row.body) as XObject).status;
-  return {
-    status,
-    hlc: row.status_hlc,
-    writer: row.status_writer,
-    proof: row.status_proof,
-    base: parseBase(row.status_base),
-  };
-}
-
-/** A check's failure as the refusal of one part of a received row. */
-function asRefusal(err: unknown, part: 'main' | 'status'): RowRefusedError {
-  if (err instanceof RowRefusedError) return err;
-  if (err instanceof ClockDriftError) return new RowRefusedError('clock_skew', err.message, part);
-  if (err instanceof HlcFormatError) return new RowRefusedError('malformed', err.message, part);
-  throw err;
-}
-
-function tryCheck(fn: () => void): boolean {
-  try {
-    fn();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function withoutRevision(obj: XObject): XObject {
-  const { resourceVersion: _, ...metadata } = obj.metadata;
-  return { ...obj, metadata };
 }
 
 /** What a dry run returns: the object as it would be stored, with the revision it has now. */
