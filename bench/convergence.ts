@@ -11,13 +11,18 @@
 // `dials` others (a ring edge, so the graph is connected, plus random ones; default: everyone up to
 // 10 hosts, 8 above), and the bench waits until the connections form one connected graph.
 //
-//   node --no-warnings bench/convergence.ts [sizes=10,30] [writes=100] [intervalMs=50] [dials]
+// Each host's store signs what it writes and checks what it receives (as xenosd does in a cluster:
+// src/store/row-authority.ts); `--unsigned` measures without, for the cost of signing.
+//
+//   node --no-warnings bench/convergence.ts [sizes=10,30] [writes=100] [intervalMs=50] [dials] [--unsigned]
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { XObject } from '../src/api/types.ts';
+import { clusterRowAuthority } from '../src/cluster/write-policy.ts';
 import { openXenosNode, type XenosNode } from '../src/p2p/node.ts';
+import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../src/p2p/peer-key.ts';
 import { createClusterKey } from '../src/p2p/pnet/cluster-key.ts';
 import { Libp2pTransport } from '../src/store/replication/libp2p-transport.ts';
 import { Replicator } from '../src/store/replication/replicator.ts';
@@ -27,10 +32,13 @@ import { percentile } from './lib/stats.ts';
 import { until } from './lib/wait.ts';
 
 const BOUND_P99_MS_AT_10 = 1000;
-const sizes = (process.argv[2] ?? '10,30').split(',').map(Number);
-const writes = Number(process.argv[3] ?? 100);
-const intervalMs = Number(process.argv[4] ?? 50);
-const dialsArg = process.argv[5] === undefined ? undefined : Number(process.argv[5]);
+const unsigned = process.argv.includes('--unsigned');
+const tag = unsigned ? ', unsigned' : '';
+const args = process.argv.slice(2).filter((a) => a !== '--unsigned');
+const sizes = (args[0] ?? '10,30').split(',').map(Number);
+const writes = Number(args[1] ?? 100);
+const intervalMs = Number(args[2] ?? 50);
+const dialsArg = args[3] === undefined ? undefined : Number(args[3]);
 
 interface Host {
   node: XenosNode;
@@ -112,10 +120,12 @@ async function run(n: number): Promise<Result> {
     await until(() => connected(nodes), 60_000, 'the hosts to form one connected graph');
     const meshMs = performance.now() - t;
     for (const [i, node] of nodes.entries()) {
+      const { privateKey } = await loadOrCreatePeerKey(join(dir, `h${i}`, PEER_KEY_FILE));
       const store = openStore({
         path: join(dir, `h${i}`, 'state.db'),
         namespaced: () => true,
         writer: `host-${i}`,
+        authority: unsigned ? undefined : clusterRowAuthority(privateKey, node.peerId.toString()),
       });
       const replicator = new Replicator(
         {
@@ -174,16 +184,17 @@ async function run(n: number): Promise<Result> {
 }
 
 console.log(
-  `convergence: ${writes} creates, one every ${intervalMs} ms on a random host, libp2p on 127.0.0.1, one process`,
+  `convergence: ${writes} creates, one every ${intervalMs} ms on a random host, libp2p on 127.0.0.1, one process, ` +
+    `rows ${unsigned ? 'unsigned' : 'signed and checked'}`,
 );
 for (const n of sizes) {
   const r = await run(n);
   const bench = 'convergence';
   const note = `${r.peersMean.toFixed(1)} peers per host, load average ${r.load}`;
-  recordFigure({ bench, name: `${n} hosts p50`, value: r.p50, unit: 'ms', note });
+  recordFigure({ bench, name: `${n} hosts p50${tag}`, value: r.p50, unit: 'ms', note });
   recordFigure({
     bench,
-    name: `${n} hosts p99`,
+    name: `${n} hosts p99${tag}`,
     value: r.p99,
     unit: 'ms',
     bound: n === 10 ? BOUND_P99_MS_AT_10 : undefined,

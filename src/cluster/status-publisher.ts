@@ -11,6 +11,7 @@
 
 import type { ServiceInstance } from '../api/types.ts';
 import type { Discovery, InstanceEndpoints } from '../p2p/discovery.ts';
+import { fitRecord } from '../p2p/record-fit.ts';
 import { instanceRecordKey, type RecordPublisher } from '../p2p/records.ts';
 import type { Store } from '../store/store.ts';
 
@@ -177,10 +178,14 @@ export class StatusPublisher {
       seen.add(key);
       const text = JSON.stringify(r);
       if (this.#published.get(key) === text) continue;
-      await this.#records.publishRecord('instance', instanceRecordKey(this.#peerId, r.namespace, r.name), r, {
-        ...options,
-        ttl: this.ttlMs,
-      });
+      const recordKey = instanceRecordKey(this.#peerId, r.namespace, r.name);
+      // As many endpoints as one record holds (record-fit.ts); the record says how many it left out.
+      const { payload } = fitRecord('instance', recordKey, this.#peerId, r.endpoints.length, (n) => ({
+        ...r,
+        endpoints: r.endpoints.slice(0, n),
+        ...(n < r.endpoints.length ? { truncated: { instances: 0, endpoints: r.endpoints.length - n } } : {}),
+      }));
+      await this.#records.publishRecord('instance', recordKey, payload, { ...options, ttl: this.ttlMs });
       this.#published.set(key, text);
     }
     for (const key of [...this.#published.keys()]) if (!seen.has(key)) this.#published.delete(key);

@@ -5,6 +5,10 @@
 // discover API. Without `--p2p` the host is a cluster of one: Host object, heartbeat and placement
 // still work, discovery answers 503. Tests that partition real hosts wire a P2pConnectionHook in (no flag
 // of xenosd reaches it; see test/cluster/fault-injection.ts).
+//
+// With `--p2p`, join() runs first (the Daemon calls it before its API serves): it starts the node and
+// asks the first peers it reaches which key this host's name is bound to, so a second host with the same
+// name stops before it writes anything (HostNameTakenError) and the holder is unaffected.
 
 import { join } from 'node:path';
 import type { ConnectionProtector } from '@libp2p/interface';
@@ -19,9 +23,10 @@ import { StatusPublisher } from '../cluster/status-publisher.ts';
 import { Discovery } from '../p2p/discovery.ts';
 import { openXenosNode, type XenosNode } from '../p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
-import { clusterProtector } from '../p2p/pnet/protector.ts';
+import { clusterProtector, handshakeRefusalCounter } from '../p2p/pnet/protector.ts';
 import { RecordPublisher } from '../p2p/records.ts';
 import type { Logger } from '../reconcile/log.ts';
+import { HostNameTakenError } from '../store/errors.ts';
 import { Libp2pTransport } from '../store/replication/libp2p-transport.ts';
 import { Replicator } from '../store/replication/replicator.ts';
 import type { SqliteStore } from '../store/sqlite-store.ts';
@@ -32,6 +37,8 @@ export interface ClusterComponents {
   /** Driver name, drivers, capabilities, API URL, version: read at every heartbeat. */
   facts: () => HostFacts;
   log: (msg: string) => void;
+  /** Called when this host cannot go on (its name turned out to be another host's after it started). */
+  onFatal?: (err: Error) => void;
 }
 
 export interface ClusterInit {
@@ -50,6 +57,8 @@ export interface ClusterInit {
     syncIntervalMs?: number;
     /** A hook into this host's connections, for tests only (see P2pConnectionHook). */
     connectionHook?: P2pConnectionHook;
+    /** How long join() waits for a first peer to check this host's name with (ms). Default 5 s. */
+    nameCheckTimeoutMs?: number;
   };
 }
 
@@ -114,6 +123,7 @@ export class ClusterService {
   #replicator?: Replicator;
   #publisher?: StatusPublisher;
   #hook?: P2pConnectionHook;
+  #joined = false;
   #started = false;
 
   constructor(components: ClusterComponents, init: ClusterInit) {
@@ -165,14 +175,18 @@ export class ClusterService {
     return this.#replicator;
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
+  /** With p2p: starts the node and checks with the first peers reached that no other host holds this
+   *  host's name (throws HostNameTakenError). Without: nothing. start() calls it if it has not run. */
+  async join(): Promise<void> {
+    if (this.#joined) return;
+    this.#joined = true;
     const { store, log } = this.#components;
     const p2p = this.#init.p2p;
     if (p2p) {
       const p2pLog = (msg: string) => log(`[p2p] ${msg}`);
       this.#hook = p2p.connectionHook;
+      // Shared by the node and the protector (which a test hook may wrap) around the cluster key's.
+      const handshakeRefusals = handshakeRefusalCounter(p2pLog);
       const node = await openXenosNode({
         dataDir: this.#init.dataDir,
         listen: p2p.listen,
@@ -180,21 +194,18 @@ export class ClusterService {
         clusterKeyFile: p2p.clusterKeyFile,
         createClusterKey: true,
         log: p2pLog,
+        handshakeRefusals,
         ...(this.#hook
-          ? { connectionProtector: this.#hook.wrapProtector((psk) => clusterProtector({ psk })) }
+          ? {
+              connectionProtector: this.#hook.wrapProtector((psk) =>
+                clusterProtector({ psk, refusals: handshakeRefusals }),
+              ),
+            }
           : {}),
       });
       this.#node = node;
       await node.start();
       await this.#hook?.start(node);
-      const { privateKey } = await loadOrCreatePeerKey(join(this.#init.dataDir, PEER_KEY_FILE));
-      const records = new RecordPublisher({ node, privateKey }, { dataDir: this.#init.dataDir });
-      const ttl = this.liveness.timeoutMs;
-      this.#discovery = new Discovery(
-        { node, records, log: (msg) => log(`[discovery] ${msg}`) },
-        { statusTtl: ttl },
-      );
-      await this.#discovery.start();
       const validator = this.#components.validator;
       this.#replicator = new Replicator(
         {
@@ -205,7 +216,76 @@ export class ClusterService {
         },
         { syncIntervalMs: p2p.syncIntervalMs },
       );
+      // Serving at once: peers that connect now sync with this host rather than fail to.
       await this.#replicator.start();
+      await this.#checkHostName(node, this.#replicator, p2p.nameCheckTimeoutMs ?? 5_000);
+    }
+  }
+
+  /** Asks the peers connected within `timeoutMs` (joining: the bootstrap peers) whose this host's name is;
+   *  throws HostNameTakenError when one says another peer's. When no peer answers in time (none
+   *  reachable yet), the host goes on and asks the first peer that connects later: a duplicate found then
+   *  is reported to onFatal. The first host of a cluster (nothing to join) has no one to ask. */
+  async #checkHostName(node: XenosNode, replicator: Replicator, timeoutMs: number): Promise<void> {
+    if ((this.#init.p2p?.join ?? []).length === 0) return;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    while (node.connectedPeers().length === 0 && !deadline.aborted) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (await this.#askName(node, replicator, node.connectedPeers())) return;
+    this.#components.log(
+      `[cluster] could not check yet that host name ${this.#init.hostName} is free: no peer answered within ` +
+        `${timeoutMs} ms; asking the first peer that connects`,
+    );
+    const later = (evt: Event): void => {
+      const peer = String((evt as CustomEvent<string>).detail);
+      this.#askName(node, replicator, [peer]).then(
+        (answered) => {
+          if (answered) node.removeEventListener('peer:connect', later);
+        },
+        (err: Error) => {
+          node.removeEventListener('peer:connect', later);
+          this.#components.log(`[cluster] ${err.message}`);
+          this.#components.onFatal?.(err);
+        },
+      );
+    };
+    node.addEventListener('peer:connect', later);
+  }
+
+  /** Whether any of `peers` answered; throws HostNameTakenError if one names another holder. */
+  async #askName(node: XenosNode, replicator: Replicator, peers: string[]): Promise<boolean> {
+    const name = this.#init.hostName;
+    const self = node.peerId.toString();
+    const answers = await Promise.allSettled(
+      peers.map(async (peer) => ({
+        peer,
+        holder: await replicator.whois(peer, name, { signal: AbortSignal.timeout(5000) }),
+      })),
+    );
+    const heard = answers.filter((a) => a.status === 'fulfilled').map((a) => a.value);
+    for (const { peer, holder } of heard) {
+      if (holder !== undefined && holder !== self) throw new HostNameTakenError(name, holder, self, peer);
+    }
+    return heard.length > 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    await this.join();
+    const { store, log } = this.#components;
+    const p2p = this.#init.p2p;
+    const node = this.#node;
+    if (p2p && node) {
+      const { privateKey } = await loadOrCreatePeerKey(join(this.#init.dataDir, PEER_KEY_FILE));
+      const records = new RecordPublisher({ node, privateKey }, { dataDir: this.#init.dataDir });
+      const ttl = this.liveness.timeoutMs;
+      this.#discovery = new Discovery(
+        { node, records, log: (msg) => log(`[discovery] ${msg}`) },
+        { statusTtl: ttl },
+      );
+      await this.#discovery.start();
       this.#publisher = new StatusPublisher(
         {
           store,
@@ -230,8 +310,9 @@ export class ClusterService {
   }
 
   async stop(): Promise<void> {
-    if (!this.#started) return;
+    if (!this.#started && !this.#joined) return;
     this.#started = false;
+    this.#joined = false;
     await this.#publisher?.stop();
     await this.#scheduler.stop();
     await this.#hosts.stop();

@@ -1,10 +1,14 @@
 // One xenosd: takes the data dir's lock (data-dir-lock.ts) and makes the dir private (data-dir-modes.ts),
 // opens the store at DATA_DIR/state.db, loads the kinds from crds/, sets up tokens and serves the API. Then the cluster part (src/cluster: membership, placement, and with `cluster.p2p`
 // the libp2p node, replication, DHT status and discovery) starts, then the parts given to use()
-// (controllers, drivers); they stop in the reverse order, before the API and the store.
+// (controllers, drivers); they stop in the reverse order, before the API and the store. With
+// `cluster.p2p` the store signs what this host writes and checks what peers send (its key is the
+// host's libp2p key, DATA_DIR/p2p.key), and the node joins — checking that no other host has this
+// host's name — before the API serves.
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { HostFacts } from '../../controllers/host/controller.ts';
 import { ApiResources } from '../api/api-resources.ts';
 import { TokenAuthenticator } from '../api/auth.ts';
@@ -15,6 +19,9 @@ import type { LogSource } from '../api/log-subresource.ts';
 import { type ApiRoute, ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
 import { discoverRoute } from '../cluster/discover-api.ts';
+import { clusterRowAuthority } from '../cluster/write-policy.ts';
+import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
+import type { RowAuthority } from '../store/row-authority.ts';
 import { openStore, type SqliteStore } from '../store/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
 import { type ClusterInit, ClusterService } from './cluster-service.ts';
@@ -39,6 +46,8 @@ export interface DaemonInit {
   logs?: LogSource;
   /** How long an Event lives after its last write; default DEFAULT_EVENT_TTL_MS (1 h). */
   eventTtlMs?: number;
+  /** Called when the host cannot go on after it started (its host name turned out to be another's). */
+  onFatal?: (err: Error) => void;
 }
 
 /** A part that runs for the daemon's life (controllers, drivers, the p2p node). */
@@ -132,6 +141,7 @@ export class Daemon {
       writer: this.init.hostName,
       namespaced: (kind) => resources.namespaced(kind),
       ttlMs: { [EVENT_KIND]: this.init.eventTtlMs ?? DEFAULT_EVENT_TTL_MS },
+      authority: this.init.cluster?.p2p ? await rowAuthority(dataDir) : undefined,
     });
     this.#auth = new TokenAuthenticator({ dataDir });
     this.#auth.ensureAdminToken(dataDir);
@@ -141,6 +151,17 @@ export class Daemon {
         : this.init.tls;
     const tls = files ? { cert: readFileSync(files.cert), key: readFileSync(files.key) } : undefined;
     this.#validator = new Validator(kinds);
+    this.#cluster = new ClusterService(
+      {
+        store: this.#store,
+        validator: this.#validator,
+        facts: () => ({ apiUrl: this.#api?.url, version: VERSION, ...this.init.hostFacts?.() }),
+        log: this.init.log ?? ((msg) => process.stderr.write(`${msg}\n`)),
+        onFatal: this.init.onFatal,
+      },
+      { ...this.init.cluster, dataDir, hostName: this.init.hostName },
+    );
+    await this.#cluster.join();
     const routes: ApiRoute[] = [discoverRoute(() => this.#cluster?.overlay)];
     this.#api = new ApiServer(
       { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },
@@ -148,16 +169,6 @@ export class Daemon {
     );
     await this.#api.start();
     writeFileSync(join(dataDir, 'api.addr'), this.#api.url + '\n');
-    const apiUrl = this.#api.url;
-    this.#cluster = new ClusterService(
-      {
-        store: this.#store,
-        validator: this.#validator,
-        facts: () => ({ apiUrl, version: VERSION, ...this.init.hostFacts?.() }),
-        log: this.init.log ?? ((msg) => process.stderr.write(`${msg}\n`)),
-      },
-      { ...this.init.cluster, dataDir, hostName: this.init.hostName },
-    );
     await this.#cluster.start();
     for (const s of this.#services) await s.start();
     this.#cluster.refreshHost();
@@ -179,4 +190,10 @@ export class Daemon {
     this.#lock?.release();
     this.#lock = undefined;
   }
+}
+
+/** The store's signer and write checks for a host in an overlay: its libp2p key and the cluster's policy. */
+async function rowAuthority(dataDir: string): Promise<RowAuthority> {
+  const { privateKey } = await loadOrCreatePeerKey(join(dataDir, PEER_KEY_FILE));
+  return clusterRowAuthority(privateKey, peerIdFromPrivateKey(privateKey).toString());
 }

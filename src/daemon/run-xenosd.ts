@@ -52,6 +52,12 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
   );
   const daemon = new Daemon({
     logs,
+    onFatal: (err) => {
+      daemon
+        .stop()
+        .catch(() => {})
+        .finally(() => fail(err.message, 1));
+    },
     dataDir: opts.dataDir,
     hostName: opts.hostName,
     apiHost: opts.apiHost,

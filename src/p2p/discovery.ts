@@ -25,6 +25,13 @@ import * as raw from 'multiformats/codecs/raw';
 import { sha256 } from 'multiformats/hashes/sha2';
 import type { OpOptions, ProviderPeer, XenosNode } from './node.ts';
 import {
+  clampEndpoints,
+  fitRecord,
+  MAX_ENDPOINT_CHARS,
+  MAX_ENTRY_ENDPOINTS,
+  type Truncation,
+} from './record-fit.ts';
+import {
   hostRecordKey,
   MAX_RECORD_BYTES,
   type RecordBody,
@@ -52,6 +59,8 @@ export interface InstanceEndpoints {
 
 export interface HostStatus {
   instances: InstanceEndpoints[];
+  /** What the publisher left out to fit the record (record-fit.ts); absent when nothing was. */
+  truncated?: Truncation;
 }
 
 export interface DiscoveredHost {
@@ -63,6 +72,8 @@ export interface DiscoveredHost {
   /** seq and expiry of the status record the answer was read from. */
   seq: number;
   expiresAt?: number;
+  /** The host's record did not hold all its instances or endpoints (too many for one record). */
+  truncated?: Truncation;
 }
 
 export interface DiscoverOptions extends OpOptions {
@@ -93,9 +104,21 @@ const checkStatus = ajv.compile<HostStatus>({
           namespace: { type: 'string', maxLength: 63 },
           name: { type: 'string', maxLength: 253 },
           serviceType: { type: 'string', maxLength: 253 },
-          endpoints: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 512 } },
+          endpoints: {
+            type: 'array',
+            maxItems: MAX_ENTRY_ENDPOINTS,
+            items: { type: 'string', maxLength: MAX_ENDPOINT_CHARS },
+          },
           ready: { type: 'boolean' },
         },
+      },
+    },
+    truncated: {
+      type: 'object',
+      required: ['instances', 'endpoints'],
+      properties: {
+        instances: { type: 'integer', minimum: 0 },
+        endpoints: { type: 'integer', minimum: 0 },
       },
     },
   },
@@ -169,8 +192,10 @@ export class Discovery {
   readonly #refreshing = new Set<string>();
   readonly #peerKadIds = new Map<string, Uint8Array>();
   readonly #advertised = new Set<string>();
-  #status: HostStatus | undefined;
+  /** What publishStatus was last given (the refresh publishes it again). */
+  #instances: InstanceEndpoints[] | undefined;
   #statusBytes: Uint8Array | undefined;
+  #lastTruncation = '';
   #timers: NodeJS.Timeout[] = [];
   #stop = new AbortController();
   #running = false;
@@ -199,8 +224,8 @@ export class Discovery {
       }, this.#reprovideInterval),
       setInterval(
         () => {
-          if (this.#status == null) return;
-          this.publishStatus(this.#status.instances).catch((err) =>
+          if (this.#instances == null) return;
+          this.publishStatus(this.#instances).catch((err) =>
             this.#log(`status refresh failed: ${err?.message ?? err}`),
           );
         },
@@ -219,22 +244,53 @@ export class Discovery {
     await this.#node.unhandle(STATUS_PROTOCOL);
   }
 
-  /** Publishes this host's signed status (instances and endpoints), valid for statusTtl. */
+  /** Publishes this host's signed status (instances and endpoints), valid for statusTtl. What does not fit
+   *  one record is left out, Ready instances with endpoints kept first, and the record says so (`truncated`). */
   async publishStatus(
     instances: InstanceEndpoints[],
     options: OpOptions = {},
   ): Promise<RecordBody<HostStatus>> {
-    const status: HostStatus = { instances };
+    const key = hostRecordKey(this.#node.peerId.toString());
+    const status = this.#fit(key, instances);
     if (!checkStatus(status))
       throw new TypeError(`host status: ${ajv.errorsText(checkStatus.errors, { dataVar: 'status' })}`);
-    const key = hostRecordKey(this.#node.peerId.toString());
     const { record } = await this.#records.publishRecord('host', key, status, {
       ...options,
       ttl: this.#statusTtl,
     });
-    this.#status = status;
+    this.#instances = instances;
     this.#statusBytes = await this.#node.getLocalRecord(new TextEncoder().encode(key));
     return record;
+  }
+
+  /** The host status that fits one record (see record-fit.ts). */
+  #fit(key: string, instances: InstanceEndpoints[]): HostStatus {
+    let endpointsOmitted = 0;
+    const entries = instances
+      .map((i) => {
+        const { endpoints, omitted } = clampEndpoints(i.endpoints);
+        endpointsOmitted += omitted;
+        return { ...i, endpoints };
+      })
+      .map((entry, index) => ({ entry, index, rank: entry.ready && entry.endpoints.length > 0 ? 0 : 1 }))
+      .sort((x, y) => x.rank - y.rank || x.index - y.index)
+      .map(({ entry }) => entry);
+    const { n, payload } = fitRecord('host', key, this.#node.peerId.toString(), entries.length, (n) => {
+      const truncated = { instances: entries.length - n, endpoints: endpointsOmitted };
+      const status: HostStatus = { instances: entries.slice(0, n) };
+      if (truncated.instances > 0 || truncated.endpoints > 0) status.truncated = truncated;
+      return status;
+    });
+    const note = payload.truncated ? JSON.stringify(payload.truncated) : '';
+    if (note !== this.#lastTruncation) {
+      this.#lastTruncation = note;
+      if (payload.truncated)
+        this.#log(
+          `host record lists ${n} of ${entries.length} instances and leaves out ` +
+            `${payload.truncated.endpoints} endpoint(s): the rest do not fit one ${MAX_RECORD_BYTES}-byte DHT record`,
+        );
+    }
+    return payload;
   }
 
   /** Announces this host as a provider of `serviceType` now and on every re-provide. */
@@ -560,6 +616,7 @@ export class Discovery {
       instances,
       seq: record.seq,
       expiresAt: record.expiresAt,
+      ...(record.payload.truncated ? { truncated: record.payload.truncated } : {}),
     };
   }
 

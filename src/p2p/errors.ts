@@ -49,7 +49,16 @@ export class NotStartedError extends Error {
 export class InvalidRecordError extends Error {
   static readonly code = 'ERR_INVALID_RECORD';
   readonly code = InvalidRecordError.code;
-  readonly reason: 'oversized' | 'malformed' | 'forged' | 'wrong-signer' | 'expired' | 'stale' | 'key';
+  readonly reason:
+    | 'oversized'
+    | 'malformed'
+    | 'forged'
+    | 'wrong-signer'
+    | 'lifetime'
+    | 'not-yet-valid'
+    | 'expired'
+    | 'stale'
+    | 'key';
   readonly key: string;
   constructor(key: string, reason: InvalidRecordError['reason'], detail: string) {
     super(`record ${key}: ${reason}: ${detail}`);
@@ -67,5 +76,20 @@ export class RecordNotFoundError extends Error {
       `record ${key}: not found in the DHT (${detail}); the publishing host may be down or not yet published`,
     );
     this.name = 'RecordNotFoundError';
+  }
+}
+
+/** A connection refused at the cluster-key handshake: the peer has no key or another one, or was too slow. */
+export class HandshakeRefusedError extends Error {
+  static readonly code = 'ERR_HANDSHAKE_REFUSED';
+  readonly code = HandshakeRefusedError.code;
+  readonly reason: 'bad_key' | 'timeout';
+  constructor(remote: string, reason: 'bad_key' | 'timeout', detail: string) {
+    super(
+      `connection with ${remote} refused at the cluster-key handshake: ${detail}` +
+        (reason === 'bad_key' ? " (give it the cluster's swarm.key to join)" : ''),
+    );
+    this.name = 'HandshakeRefusedError';
+    this.reason = reason;
   }
 }

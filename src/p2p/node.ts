@@ -41,11 +41,19 @@ import { Key } from 'interface-datastore';
 import { createLibp2p } from 'libp2p';
 import type { CID } from 'multiformats/cid';
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string';
+import type { RefusalCounter } from '../metrics/refusals.ts';
 import { ListenAddressError, NotStartedError } from './errors.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from './peer-key.ts';
 import { type ClusterKey, createClusterKey, loadClusterKey } from './pnet/cluster-key.ts';
-import { clusterProtector } from './pnet/protector.ts';
-import { RECORD_NAMESPACE, recordSelector, recordValidator } from './records.ts';
+import { clusterProtector, type HandshakeRefusalReason, handshakeRefusalCounter } from './pnet/protector.ts';
+import {
+  RECORD_NAMESPACE,
+  type RecordRefusalReason,
+  recordRefusalCounter,
+  recordSelector,
+  recordValidator,
+  verifyRecord,
+} from './records.ts';
 
 export const ADDRS_FILE = 'p2p.addrs';
 export const DHT_PROTOCOL = '/xenos/kad/1.0.0';
@@ -85,8 +93,15 @@ export interface XenosNodeInit {
   addressMapper?: AddressMapper;
   /** Connection-manager allow list (multiaddrs, /ipcidr ok). Default DEFAULT_ALLOW. */
   allow?: string[];
+  /** New inbound connections a second per remote address (not on the allow list). Default 10: with the
+   *  2 s handshake timeout one address can hold at most 20 of the 100 pending slots. */
   inboundConnectionThreshold?: number;
   maxIncomingPendingConnections?: number;
+  /** The cluster-key handshake (nonces and key confirmation) must finish within this (ms). Default 2000. */
+  handshakeTimeoutMs?: number;
+  /** Where connections refused at the handshake are counted; by default the node's own counter. Give one
+   *  when `connectionProtector` wraps clusterProtector, and pass it there too. */
+  handshakeRefusals?: RefusalCounter<HandshakeRefusalReason>;
   maxConnections?: number;
   /** Extra DHT namespaces (`/ns/...` keys) with their validators and selectors. `xenos` is always installed. */
   validators?: Record<string, ValidateFn>;
@@ -160,6 +175,10 @@ function mapperOf(choice: AddressMapper | undefined): (peer: PeerInfo) => PeerIn
 
 export class XenosNode extends EventTarget {
   readonly peerId: PeerId;
+  /** `/xenos/...` DHT records this node's validator refused (peers' puts and its own), by reason. */
+  readonly recordRefusals: RefusalCounter<RecordRefusalReason>;
+  /** Connections refused at the cluster-key handshake, by reason. */
+  readonly handshakeRefusals: RefusalCounter<HandshakeRefusalReason>;
   readonly #components: XenosNodeComponents;
   readonly #init: XenosNodeInit;
   readonly #datastore = new MemoryDatastore();
@@ -175,9 +194,14 @@ export class XenosNode extends EventTarget {
     this.#components = components;
     this.#init = init;
     this.peerId = peerIdFromPrivateKey(components.privateKey);
+    this.recordRefusals = recordRefusalCounter((line) => this.#log(line));
+    this.handshakeRefusals = init.handshakeRefusals ?? handshakeRefusalCounter((line) => this.#log(line));
     this.#validators = {
       ...init.validators,
-      [RECORD_NAMESPACE]: recordValidator({ getStored: (key) => this.getLocalRecord(key) }),
+      [RECORD_NAMESPACE]: recordValidator({
+        getStored: (key) => this.getLocalRecord(key),
+        refusals: this.recordRefusals,
+      }),
     };
   }
 
@@ -220,7 +244,10 @@ export class XenosNode extends EventTarget {
     this.#stop = new AbortController();
     this.#joined = deferred();
     if ((init.bootstrap ?? []).length === 0) this.#joined.resolve();
-    const makeProtector = init.connectionProtector ?? ((psk: Uint8Array) => clusterProtector({ psk }));
+    const makeProtector =
+      init.connectionProtector ??
+      ((psk: Uint8Array) =>
+        clusterProtector({ psk, timeout: init.handshakeTimeoutMs, refusals: this.handshakeRefusals }));
     const node = (await createLibp2p({
       privateKey,
       datastore: this.#datastore,
@@ -231,7 +258,7 @@ export class XenosNode extends EventTarget {
       ...(clusterKey == null ? {} : { connectionProtector: makeProtector(clusterKey.swarmKey) }),
       connectionManager: {
         allow: init.allow ?? DEFAULT_ALLOW,
-        inboundConnectionThreshold: init.inboundConnectionThreshold ?? 100,
+        inboundConnectionThreshold: init.inboundConnectionThreshold ?? 10,
         maxIncomingPendingConnections: init.maxIncomingPendingConnections ?? 100,
         maxConnections: init.maxConnections ?? 300,
       },
@@ -399,14 +426,38 @@ export class XenosNode extends EventTarget {
   /** The best valid value for `key` in the DHT (own store included), or undefined when no peer has one. */
   async dhtGet(key: Uint8Array, options: OpOptions = {}): Promise<Uint8Array | undefined> {
     let value: Uint8Array | undefined;
+    const heard: Uint8Array[] = [];
     try {
       for await (const event of this.libp2p.services.dht.get(key, { signal: this.#signal(options) })) {
         if (event.name === 'VALUE') value = event.value;
+        if (event.name === 'PEER_RESPONSE' && event.record != null) heard.push(event.record.value);
       }
     } catch (err: any) {
-      if (err?.name !== 'NotFoundError') throw err;
+      if (err?.name === 'NotFoundError') return value;
+      // kad-dht ends a get whose answer it could not push back to a peer holding another value (a
+      // "correction" that peer refused — say, the value expired meanwhile) with an error, dropping the answer.
+      // The answer is still good: take the best of what the peers sent that this node's validator accepts.
+      if (err?.name !== 'QueryError') throw err;
+      const valid = await this.#validOnly(key, heard);
+      if (valid.length === 0) throw err;
+      return valid[recordSelector(key, valid)];
     }
     return value;
+  }
+
+  /** The values that verify as records of `key` (only `/xenos` keys: others have no verifier here). */
+  async #validOnly(key: Uint8Array, values: Uint8Array[]): Promise<Uint8Array[]> {
+    const text = new TextDecoder().decode(key);
+    if (text.split('/')[1] !== RECORD_NAMESPACE) return [];
+    const ok = await Promise.all(
+      values.map((v) =>
+        verifyRecord(text, v).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    return values.filter((_, i) => ok[i]);
   }
 
   /** The record value this node itself stores for `key` (what it would answer a GET with), unvalidated. */

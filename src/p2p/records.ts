@@ -11,22 +11,57 @@
 // What the validator enforces, on every peer that is asked to store a record and on our own puts:
 // size (<= MAX_RECORD_BYTES), schema, key shape, that the record's key is the DHT key, that the key names the
 // signer (`<peerId>` in the key === body.peerId) and the signature verifies with that peer's public key, that
-// it has not expired, and that it is not older than the record the peer already holds (kad-dht's PUT handler
-// overwrites without comparing, so the comparison lives here): a lower seq, or the same seq with different
-// bytes, is rejected.
+// it has an expiry no more than MAX_RECORD_LIFETIME_MS after its issue, was not issued in the future (beyond
+// MAX_RECORD_SKEW_MS) and has not expired, and that it is not older than the record the peer already holds
+// (kad-dht's PUT handler overwrites without comparing, so the comparison lives here): a lower seq, or the same
+// seq with different bytes, is rejected. Refusals are counted by reason (RECORDS_REFUSED_METRIC).
+//
+// Replays: a peer that holds a newer record refuses an older one by seq. A peer that never saw the newer one
+// takes a replayed record only while it is unexpired — within its publisher's TTL of its issue (xenosd: the
+// host timeout, 15 s by default), never a record from long ago.
 
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { Ajv } from 'ajv';
+import { RefusalCounter } from '../metrics/refusals.ts';
 import { InvalidRecordError, RecordNotFoundError } from './errors.ts';
 import type { OpOptions, XenosNode } from './node.ts';
 
 /** DHT namespace: the first path segment of every key this module handles. */
 export const RECORD_NAMESPACE = 'xenos';
 export const MAX_RECORD_BYTES = 16 * 1024;
+/** The longest a record may be valid for (expiresAt - issuedAt): bounds how old a replayed record can be. */
+export const MAX_RECORD_LIFETIME_MS = 60 * 60_000;
+/** How far in the future a record's issuedAt may be (the publisher's clock may be ahead of ours). */
+export const MAX_RECORD_SKEW_MS = 60_000;
+/** A record published without a ttl lives this long. */
+export const DEFAULT_RECORD_TTL_MS = 10 * 60_000;
 export const SEQ_FILE = 'p2p.seq';
+export const RECORDS_REFUSED_METRIC = 'xenos_dht_records_refused_total';
+export const RECORD_REFUSAL_REASONS = [
+  'oversized',
+  'malformed',
+  'key',
+  'wrong_signer',
+  'forged',
+  'lifetime',
+  'not_yet_valid',
+  'expired',
+  'stale',
+] as const;
+export type RecordRefusalReason = (typeof RECORD_REFUSAL_REASONS)[number];
+
+/** A counter of the records this node's validator refused, by reason. */
+export function recordRefusalCounter(log?: (line: string) => void): RefusalCounter<RecordRefusalReason> {
+  return new RefusalCounter({
+    name: RECORDS_REFUSED_METRIC,
+    help: 'DHT records (/xenos/...) refused by this node: put by a peer, or about to be put by this node.',
+    reasons: RECORD_REFUSAL_REASONS,
+    log,
+  });
+}
 const SIGNING_DOMAIN = new TextEncoder().encode('/xenos/record/1\n');
 
 export type RecordKind = 'host' | 'instance';
@@ -69,6 +104,9 @@ export function parseRecordKey(key: string): { kind: RecordKind; peerId: string 
   return undefined;
 }
 
+/** The last instant a JavaScript Date can hold: times in records stay below it. */
+const MAX_TIME_MS = 8.64e15;
+
 const ajv = new Ajv({ allErrors: false, strict: true });
 const checkEnvelope = ajv.compile<{ body: string; sig: string }>({
   type: 'object',
@@ -88,8 +126,8 @@ const checkBody = ajv.compile<RecordBody>({
     kind: { enum: ['host', 'instance'] },
     key: { type: 'string', maxLength: 512 },
     seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
-    issuedAt: { type: 'integer', minimum: 0 },
-    expiresAt: { type: 'integer', minimum: 0 },
+    issuedAt: { type: 'integer', minimum: 0, maximum: MAX_TIME_MS },
+    expiresAt: { type: 'integer', minimum: 0, maximum: MAX_TIME_MS },
     payload: {},
     peerId: { type: 'string', maxLength: 64 },
   },
@@ -184,7 +222,23 @@ export async function verifyRecord(key: string, bytes: Uint8Array, now = Date.no
   const ok = await publicKey.verify(signingInput(new TextEncoder().encode(bodyText)), sig);
   if (!ok)
     throw new InvalidRecordError(key, 'forged', `signature does not verify with the key of ${body.peerId}`);
-  if (body.expiresAt != null && body.expiresAt <= now) {
+  if (body.expiresAt == null || body.expiresAt - body.issuedAt > MAX_RECORD_LIFETIME_MS) {
+    throw new InvalidRecordError(
+      key,
+      'lifetime',
+      `a record must expire at most ${MAX_RECORD_LIFETIME_MS} ms after it is issued (issued ${body.issuedAt}, ` +
+        `expires ${body.expiresAt ?? 'never'})`,
+    );
+  }
+  if (body.issuedAt > now + MAX_RECORD_SKEW_MS) {
+    throw new InvalidRecordError(
+      key,
+      'not-yet-valid',
+      `issued at ${new Date(body.issuedAt).toISOString()}, more than ${MAX_RECORD_SKEW_MS} ms ahead of this ` +
+        "host's clock; check the clocks (NTP) of both hosts",
+    );
+  }
+  if (body.expiresAt <= now) {
     throw new InvalidRecordError(key, 'expired', `expired at ${new Date(body.expiresAt).toISOString()}`);
   }
   return body;
@@ -194,9 +248,12 @@ export async function verifyRecord(key: string, bytes: Uint8Array, now = Date.no
  * The DHT validator for the namespace. `getStored` returns the record value this node holds for a key; a record
  * older than it (lower seq, or same seq with other bytes) is rejected so that a stale put cannot replace it.
  */
-export function recordValidator(deps: { getStored(key: Uint8Array): Promise<Uint8Array | undefined> }) {
-  return async (keyBytes: Uint8Array, value: Uint8Array): Promise<void> => {
-    const key = new TextDecoder().decode(keyBytes);
+export function recordValidator(deps: {
+  getStored(key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** Counts (and logs, rate-limited) each refusal by reason. */
+  refusals?: RefusalCounter<RecordRefusalReason>;
+}) {
+  const check = async (key: string, keyBytes: Uint8Array, value: Uint8Array): Promise<void> => {
     const body = await verifyRecord(key, value);
     const stored = await deps.getStored(keyBytes);
     if (stored == null || Buffer.compare(stored, value) === 0) return;
@@ -208,6 +265,16 @@ export function recordValidator(deps: { getStored(key: Uint8Array): Promise<Uint
     }
     if (body.seq <= held.seq) {
       throw new InvalidRecordError(key, 'stale', `seq ${body.seq} does not replace the held seq ${held.seq}`);
+    }
+  };
+  return async (keyBytes: Uint8Array, value: Uint8Array): Promise<void> => {
+    const key = new TextDecoder().decode(keyBytes);
+    try {
+      await check(key, keyBytes, value);
+    } catch (err) {
+      if (err instanceof InvalidRecordError)
+        deps.refusals?.count(err.reason.replaceAll('-', '_') as RecordRefusalReason, err.message);
+      throw err;
     }
   };
 }
@@ -234,7 +301,8 @@ export function recordSelector(keyBytes: Uint8Array, records: Uint8Array[]): num
 }
 
 export interface PublishOptions extends OpOptions {
-  /** Lifetime in ms; the record is rejected everywhere after it. */
+  /** Lifetime in ms (at most MAX_RECORD_LIFETIME_MS; default DEFAULT_RECORD_TTL_MS); the record is
+   *  rejected everywhere after it. */
   ttl?: number;
 }
 
@@ -290,13 +358,16 @@ export class RecordPublisher {
   ): Promise<{ record: RecordBody<P>; peers: number }> {
     const run = async () => {
       const issuedAt = Date.now();
+      const ttl = options.ttl ?? DEFAULT_RECORD_TTL_MS;
+      if (!(ttl > 0 && ttl <= MAX_RECORD_LIFETIME_MS))
+        throw new RangeError(`record ttl ${ttl} ms: must be in (0, ${MAX_RECORD_LIFETIME_MS}] ms`);
       const body: RecordBody<P> = {
         v: 1,
         kind,
         key,
         seq: await this.#nextSeq(),
         issuedAt,
-        ...(options.ttl != null ? { expiresAt: issuedAt + options.ttl } : {}),
+        expiresAt: issuedAt + ttl,
         payload,
         peerId: this.#node.peerId.toString(),
       };

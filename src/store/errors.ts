@@ -130,3 +130,55 @@ export class InvalidSelectorError extends BadRequestError {
 function inNamespace(ref: ErrorObjectRef): string {
   return ref.namespace ? ` in namespace "${ref.namespace}"` : '';
 }
+
+/** 403: this host may not write that part of the object (the status of a Host or an instance another host owns). */
+export class ForbiddenError extends StoreError {
+  constructor(ref: ErrorObjectRef, detail: string) {
+    super(403, 'Forbidden', `${resourceName(ref.kind)} "${ref.name}"${inNamespace(ref)}: ${detail}`, ref);
+    this.name = 'ForbiddenError';
+  }
+}
+
+/** Why a row (or a part of it) from a peer was refused; the names are the `reason` label of the refusal counter. */
+export const ROW_REFUSAL_REASONS = [
+  'malformed',
+  'too_large',
+  'schema',
+  'clock_skew',
+  'unsigned',
+  'bad_signature',
+  'writer_mismatch',
+  'not_permitted',
+] as const;
+export type RowRefusalReason = (typeof ROW_REFUSAL_REASONS)[number];
+
+/** A row, or one part of it, from a peer that this host does not take. Nothing of the refused part is stored
+ *  and this host's clock did not move for it. */
+export class RowRefusedError extends Error {
+  readonly reason: RowRefusalReason;
+  readonly part: 'main' | 'status' | undefined;
+
+  constructor(reason: RowRefusalReason, message: string, part?: 'main' | 'status') {
+    super(part ? `${part} part: ${message}` : message);
+    this.name = 'RowRefusedError';
+    this.reason = reason;
+    this.part = part;
+  }
+}
+
+/** This host's name is bound to another peer's key in the store: another host of the cluster has that name. */
+export class HostNameTakenError extends Error {
+  readonly hostName: string;
+  readonly holder: string;
+
+  constructor(hostName: string, holder: string, self: string, via?: string) {
+    super(
+      `host name ${JSON.stringify(hostName)} is already held by peer ${holder} in this cluster` +
+        `${via ? ` (as peer ${via} reports)` : ''}; this host is peer ${self}. Start it with another --host-name ` +
+        "(the default is the machine's hostname), or with the data directory (p2p.key) of the host that had the name",
+    );
+    this.name = 'HostNameTakenError';
+    this.hostName = hostName;
+    this.holder = holder;
+  }
+}

@@ -6,12 +6,24 @@
 //
 // Text form: `<ms, 15 digits>.<counter, 10 digits>.<writer>`. The fixed widths make plain string
 // order equal to hlcCompare order, so SQL can compare and range-scan the column directly.
+//
+// A peer's timestamp is checked before it is merged (`check`): one more than DEFAULT_MAX_DRIFT_MS ahead of
+// our wall clock, or with a counter above MAX_REMOTE_COUNTER, is refused and leaves this clock where it
+// was. So no peer can push this host's clock further than the allowed skew, nor fill its counter (a
+// counter near its 10-digit top would otherwise leave the next local writes nothing to count with).
 
 const MS_DIGITS = 15;
 const COUNTER_DIGITS = 10;
 const MAX_COUNTER = 10 ** COUNTER_DIGITS - 1;
 /** A received timestamp further ahead of our wall clock than this is refused. */
 export const DEFAULT_MAX_DRIFT_MS = 60_000;
+/**
+ * The largest counter taken from a peer. A counter only grows while a clock's milliseconds stand still
+ * (its wall clock is behind a timestamp it took, by at most the allowed skew), one per event: 10^8 is a
+ * hundred million writes inside one skew window, far beyond any host, and leaves 99 % of the counter's
+ * range to the receiver.
+ */
+export const MAX_REMOTE_COUNTER = 100_000_000;
 
 export interface Hlc {
   /** Wall-clock milliseconds since the epoch (never less than any earlier timestamp's). */
@@ -28,12 +40,11 @@ export class HlcFormatError extends Error {
   }
 }
 
+/** A peer's timestamp this clock refuses to merge: too far ahead of our wall clock, or a counter no real
+ *  clock reaches. Nothing moved. */
 export class ClockDriftError extends Error {
-  constructor(remote: string, wallMs: number, maxDriftMs: number) {
-    super(
-      `timestamp ${remote} is more than ${maxDriftMs} ms ahead of this host's clock ` +
-        `(${new Date(wallMs).toISOString()}); check the clocks (NTP) of both hosts`,
-    );
+  constructor(remote: string, detail: string) {
+    super(`timestamp ${remote} ${detail}`);
     this.name = 'ClockDriftError';
   }
 }
@@ -94,13 +105,33 @@ export class HybridLogicalClock {
     return this.current();
   }
 
-  /** Merge a timestamp received from a peer, then issue one later than both. Refuses a peer more
-   *  than maxDriftMs ahead of our wall clock, so one bad clock cannot drag every host forward. */
-  receive(remote: string): string {
+  /** Throws HlcFormatError or ClockDriftError if `remote` would be refused by receive(); changes nothing.
+   *  Check every timestamp of a message before receiving any, so a refused one moves nothing. */
+  check(remote: string): Hlc {
     const r = parseHlc(remote);
     const wall = this.wallClock();
-    if (r.physical - wall > this.maxDriftMs) throw new ClockDriftError(remote, wall, this.maxDriftMs);
-    this.advance(wall, r.physical, r.logical);
+    if (r.physical - wall > this.maxDriftMs) {
+      throw new ClockDriftError(
+        remote,
+        `is more than ${this.maxDriftMs} ms ahead of this host's clock (${new Date(wall).toISOString()}); ` +
+          'check the clocks (NTP) of both hosts',
+      );
+    }
+    if (r.logical > MAX_REMOTE_COUNTER) {
+      throw new ClockDriftError(
+        remote,
+        `has counter ${r.logical}, above the ${MAX_REMOTE_COUNTER} a peer's clock may reach; the peer is faulty`,
+      );
+    }
+    return r;
+  }
+
+  /** Merge a timestamp received from a peer, then issue one later than both. Refuses (see check) a
+   *  peer more than maxDriftMs ahead of our wall clock or with an impossible counter, so one bad clock
+   *  cannot drag every host forward. */
+  receive(remote: string): string {
+    const r = this.check(remote);
+    this.advance(this.wallClock(), r.physical, r.logical);
     return this.current();
   }
 
@@ -124,10 +155,11 @@ export class HybridLogicalClock {
     else if (top === remotePhysical) logical = remoteLogical + 1;
     else logical = 0;
     if (logical > MAX_COUNTER) {
-      throw new Error(
-        `hybrid logical clock counter overflow at ${top} ms: the wall clock has stood still or gone back ` +
-          'for too long; check this host clock',
-      );
+      // Ten billion events in one millisecond of a clock that stood still: carry into the milliseconds
+      // (still later than everything seen) rather than refuse to write.
+      this.physical = top + 1;
+      this.logical = 0;
+      return;
     }
     this.physical = top;
     this.logical = logical;

@@ -9,6 +9,11 @@
 // tombstone rows (invisible to get/list) until purged; applyReplicated() merges a row from a peer
 // (last-writer-wins per part) and emits watch events like a local write. One process per database
 // file: the revision counter and watch history live in this process.
+//
+// With a RowAuthority (replication between hosts that do not trust each other's rows), every part
+// version written here is signed by this host, and every part received is checked — signature, the
+// writer's binding to its key, whether that writer may write it, its clock — before it is merged
+// (row-authority.ts).
 
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -20,13 +25,29 @@ import {
   BadRequestError,
   ConflictError,
   type ErrorObjectRef,
+  HostNameTakenError,
   NotFoundError,
   ObjectTooLargeError,
+  type RowRefusedError,
 } from './errors.ts';
 import { HybridLogicalClock, hlcLowerBound, parseHlc } from './hlc.ts';
 import { jsonEqual } from './json-value.ts';
 import { MAX_OBJECT_BYTES } from './limits.ts';
+import {
+  type ApplyResult,
+  type MergeContext,
+  mergeReplicated,
+  type PartVersion,
+  parseBase,
+  type ReplicatedRow,
+  storedStatus,
+  toObject,
+  type VersionedRow,
+  withoutRevision,
+} from './replicated-merge.ts';
+import type { RowAuthority, WriterBindings } from './row-authority.ts';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.ts';
+import { migrate } from './sqlite-schema.ts';
 import type {
   DeleteOptions,
   ListOptions,
@@ -40,35 +61,9 @@ import type {
 } from './store.ts';
 import { type ChangeEvent, type Logger, WatchHub } from './watch-hub.ts';
 
-/** 1: one version per row. 2: adds the status part's version (status_hlc, status_writer). */
-const SCHEMA_VERSION = 2;
 const CHANGES_BATCH = 500;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS objects (
-  kind      TEXT NOT NULL,
-  namespace TEXT NOT NULL,
-  name      TEXT NOT NULL,
-  revision  INTEGER NOT NULL,
-  deleted   INTEGER NOT NULL DEFAULT 0,
-  hlc       TEXT NOT NULL,
-  writer    TEXT NOT NULL,
-  body      TEXT NOT NULL,
-  status_hlc    TEXT NOT NULL DEFAULT '',
-  status_writer TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (kind, namespace, name)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS objects_by_revision ON objects (revision);
-CREATE INDEX IF NOT EXISTS tombstones_by_hlc ON objects (hlc) WHERE deleted = 1;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-`;
-
-/** Version 1 → 2: the status part gets its own version, initially the row's (its last write). */
-const MIGRATE_1_TO_2 = `
-ALTER TABLE objects ADD COLUMN status_hlc TEXT NOT NULL DEFAULT '';
-ALTER TABLE objects ADD COLUMN status_writer TEXT NOT NULL DEFAULT '';
-UPDATE objects SET status_hlc = hlc, status_writer = writer;
-`;
+export type { ApplyResult, ReplicatedRow } from './replicated-merge.ts';
 
 const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -90,26 +85,8 @@ export interface OpenStoreInit {
   ttlMs?: Readonly<Record<string, number>>;
   /** How often expired objects are removed. Default: a quarter of the shortest TTL, at most a minute. */
   expirySweepMs?: number;
-}
-
-/** One row as replication ships it: the latest version of an object, or its tombstone, with the
- *  version of each of its two parts. */
-export interface ReplicatedRow {
-  kind: string;
-  /** '' for cluster-scoped kinds. */
-  namespace: string;
-  name: string;
-  /** The main part is a deletion: the row is a tombstone. */
-  deleted: boolean;
-  /** Version of the main part (metadata + spec, and deletion): hybrid-logical-clock timestamp… */
-  hlc: string;
-  /** …and the host that wrote it. */
-  writer: string;
-  /** Version of the status part; create writes it too, so it is '' only for rows of schema 1. */
-  statusHlc: string;
-  statusWriter: string;
-  /** The object without resourceVersion (a per-host counter). For a tombstone: its last state. */
-  object: XObject;
+  /** Signs this host's part versions and checks those from peers (replication with untrusted peers). */
+  authority?: RowAuthority;
 }
 
 /** One row as changesSince() walks it: a ReplicatedRow with this host's revision of the change. */
@@ -129,30 +106,16 @@ export interface RowVersion {
   statusHlc: string;
 }
 
-/** What applyReplicated() did with a row. */
-export interface ApplyResult {
-  /** Some part of the received row was newer than ours and is now stored. */
-  changed: boolean;
-  /** Some part of ours is newer than the received row's: the sender is behind on this object. */
-  localNewer: boolean;
-  /** The watch event it caused, if any (a tombstone for an object never seen causes none). */
-  event?: 'ADDED' | 'MODIFIED' | 'DELETED';
-}
-
-/** What applyReplicatedBatch() did with one row: its result, or why it was not applied. */
-export type ApplyOutcome = { ok: true; result: ApplyResult } | { ok: false; error: Error };
+/** What applyReplicatedBatch() did with one row: its result (and the part it refused, if one was), or why
+ *  none of it was applied. */
+export type ApplyOutcome =
+  | { ok: true; result: ApplyResult; refused?: RowRefusedError }
+  | { ok: false; error: Error };
 
 interface Row {
   revision: number;
   deleted: number;
   body: string;
-}
-
-interface VersionedRow extends Row {
-  hlc: string;
-  writer: string;
-  status_hlc: string;
-  status_writer: string;
 }
 
 interface ChangeRow extends VersionedRow {
@@ -207,13 +170,25 @@ export class SqliteStore implements Store {
     purge: StatementSync;
     versions: StatementSync;
     expire: StatementSync;
+    writerOf: StatementSync;
+    bindWriter: StatementSync;
+    unsignedOwn: StatementSync;
+    ownRow: StatementSync;
+    setProofs: StatementSync;
   };
+  /** Whether this host's name is bound to its key here (it is once it has written anything). */
+  private selfBound = false;
+  private readonly authority: RowAuthority | undefined;
+  /** Writer names bound to the peer ids that sign for them (row-authority.ts), read through to SQL. */
+  readonly bindings: WriterBindings;
   /** Moves on every row write (local, replicated or purge): tells a digest cache it is stale. */
   private stamp = 0;
-  private readonly localWriteListeners = new Set<(key: ObjectKey) => void>();
   private readonly ttl: ReadonlyMap<string, number>;
   private readonly wallClock: () => number;
   private expiryTimer?: NodeJS.Timeout;
+  private readonly localWriteListeners = new Set<(key: ObjectKey) => void>();
+  /** What a merge of a peer's row uses of this store (replicated-merge.ts). */
+  private readonly mergeContext: MergeContext;
 
   constructor(init: OpenStoreInit) {
     this.path = init.path;
@@ -225,26 +200,20 @@ export class SqliteStore implements Store {
       this.db.exec('PRAGMA journal_mode = WAL');
       this.db.exec('PRAGMA synchronous = FULL');
       this.db.exec('PRAGMA busy_timeout = 5000');
-      const version = (this.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
-      if (version > SCHEMA_VERSION) {
-        throw new Error(
-          `store ${init.path} has schema version ${version}, newer than this xenos understands ` +
-            `(${SCHEMA_VERSION}); run a newer xenosd or point it at another data directory`,
-        );
-      }
-      const migrate = version === 1 ? MIGRATE_1_TO_2 : SCHEMA;
-      this.db.exec(`BEGIN IMMEDIATE; ${migrate} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT`);
+      migrate(this.db, init.path);
       this.sql = {
         get: this.db.prepare(
-          `SELECT revision, deleted, body, hlc, writer, status_hlc, status_writer FROM objects
-           WHERE kind = ? AND namespace = ? AND name = ?`,
+          `SELECT revision, deleted, body, hlc, writer, status_hlc, status_writer, proof, status_proof, status_base
+           FROM objects WHERE kind = ? AND namespace = ? AND name = ?`,
         ),
         upsert: this.db.prepare(
-          `INSERT INTO objects (kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          `INSERT INTO objects (kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer,
+             proof, status_proof, status_base, body)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (kind, namespace, name) DO UPDATE SET revision = excluded.revision,
              deleted = excluded.deleted, hlc = excluded.hlc, writer = excluded.writer,
-             status_hlc = excluded.status_hlc, status_writer = excluded.status_writer, body = excluded.body`,
+             status_hlc = excluded.status_hlc, status_writer = excluded.status_writer, proof = excluded.proof,
+             status_proof = excluded.status_proof, status_base = excluded.status_base, body = excluded.body`,
         ),
         setMeta: this.db.prepare(
           'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -259,16 +228,38 @@ export class SqliteStore implements Store {
            WHERE kind = ? AND deleted = 0 AND namespace = ? AND name > ? ORDER BY name`,
         ),
         changes: this.db.prepare(
-          `SELECT kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer, body
+          `SELECT kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer, proof,
+             status_proof, status_base, body
            FROM objects WHERE revision > ? ORDER BY revision LIMIT ?`,
         ),
         purge: this.db.prepare('DELETE FROM objects WHERE deleted = 1 AND hlc < ?'),
         versions: this.db.prepare(
-          'SELECT kind, namespace, name, deleted, hlc, status_hlc FROM objects ORDER BY kind, namespace, name',
+          `SELECT kind, namespace, name, deleted, hlc, status_hlc,
+             (proof = '' OR (status_hlc != '' AND status_proof = '')) AS unsigned
+           FROM objects ORDER BY kind, namespace, name`,
         ),
         expire: this.db.prepare(
           'DELETE FROM objects WHERE kind = ? AND hlc < ? RETURNING namespace, name, revision, deleted, body',
         ),
+        writerOf: this.db.prepare('SELECT peer_id FROM writers WHERE name = ?'),
+        bindWriter: this.db.prepare(
+          'INSERT INTO writers (name, peer_id) VALUES (?, ?) ON CONFLICT DO NOTHING',
+        ),
+        unsignedOwn: this.db.prepare(
+          `SELECT kind, namespace, name, revision, deleted, hlc, writer, status_hlc, status_writer, proof,
+             status_proof, status_base, body
+           FROM objects WHERE (writer = ? AND proof = '') OR (status_writer = ? AND status_proof = '')`,
+        ),
+        ownRow: this.db.prepare('SELECT 1 AS own FROM objects WHERE writer = ? OR status_writer = ? LIMIT 1'),
+        setProofs: this.db.prepare(
+          'UPDATE objects SET proof = ?, status_proof = ? WHERE kind = ? AND namespace = ? AND name = ?',
+        ),
+      };
+      this.bindings = {
+        peerOf: (name) => (this.sql.writerOf.get(name) as { peer_id: string } | undefined)?.peer_id,
+        bind: (name, peerId) => {
+          this.sql.bindWriter.run(name, peerId);
+        },
       };
       this.rev = Number(this.meta('revision') ?? '0');
       let writer = init.writer ?? this.meta('writer');
@@ -278,6 +269,8 @@ export class SqliteStore implements Store {
       }
       this.writer = writer;
       this.clock = new HybridLogicalClock({ writer, wallClock: init.wallClock, last: this.meta('hlc') });
+      this.authority = init.authority;
+      if (this.authority) this.takeIdentity(this.authority);
     } catch (err) {
       this.db.close();
       throw err;
@@ -285,6 +278,20 @@ export class SqliteStore implements Store {
     this.hub = new WatchHub({ historySize: init.historySize, startRevision: this.rev, log: this.log });
     this.ttl = new Map(Object.entries(init.ttlMs ?? {}));
     this.wallClock = init.wallClock ?? Date.now;
+    this.mergeContext = {
+      authority: this.authority,
+      bindings: this.bindings,
+      clock: this.clock,
+      expired: (kind, hlc) => this.expired(kind, hlc),
+      checkReplicated: (row) => this.checkReplicated(row),
+      readRow: (key) => this.readRow(key),
+      writeRow: (key, revision, deleted, main, status, body) =>
+        this.writeRow(key, revision, deleted, main, status, body),
+      setProofs: (key, proof, statusProof) => {
+        this.sql.setProofs.run(proof, statusProof, key.kind, key.namespace, key.name);
+        this.stamp++;
+      },
+    };
     if (this.ttl.size > 0) {
       this.expireObjects();
       const every = init.expirySweepMs ?? Math.min(60_000, Math.max(50, Math.min(...this.ttl.values()) / 4));
@@ -545,8 +552,12 @@ export class SqliteStore implements Store {
       deleted: number;
       hlc: string;
       status_hlc: string;
+      unsigned: number;
     };
     for (const r of this.sql.versions.iterate() as unknown as Iterable<VersionRow>) {
+      // Under an authority, a row with a part nobody signed (kept from before signing) is not offered:
+      // peers would refuse it. Its writer signs it when it runs this version; then it is.
+      if (this.authority && r.unsigned) continue;
       yield {
         kind: r.kind,
         namespace: r.namespace,
@@ -576,8 +587,9 @@ export class SqliteStore implements Store {
    * field, so ties cannot happen between hosts). What changed is stored under a new local
    * revision, announced to watchers like a local write (ADDED / MODIFIED / DELETED), and this
    * host's clock moves past the received timestamps. The caller validates the object first.
-   * Throws BadRequestError for a row that does not describe itself consistently and
-   * ClockDriftError for a timestamp too far ahead of this host's clock; nothing is stored then.
+   * Throws BadRequestError for a row that does not describe itself consistently, and RowRefusedError
+   * when none of its newer parts is taken (a clock too far ahead; with an authority: unsigned, signed by
+   * another key than its writer's, or written by a host that may not); nothing is stored then.
    */
   applyReplicated(row: ReplicatedRow): ApplyResult {
     const [outcome] = this.applyReplicatedBatch([row]);
@@ -588,8 +600,9 @@ export class SqliteStore implements Store {
   /**
    * Merges rows received together (one push or exchange) in ONE transaction, so the batch costs one
    * fsync instead of one per row. Each row is merged exactly as applyReplicated() does, inside its
-   * own savepoint: a row that fails (BadRequestError, ClockDriftError, …) is rolled back alone and
-   * reported in its outcome, and the others still apply. Each changed row gets its own local
+   * own savepoint: a row that fails (BadRequestError, RowRefusedError, …) is rolled back alone and
+   * reported in its outcome, and the others still apply; a row of which one part was refused stores the
+   * other and reports the refusal with it. Each changed row gets its own local
    * revision, in the order given; watch events are published after the commit, one per row, in
    * that order. Throws (and stores nothing) only if the transaction itself cannot commit.
    */
@@ -603,14 +616,18 @@ export class SqliteStore implements Store {
       for (const row of rows) {
         this.db.exec('SAVEPOINT replicated_row');
         try {
-          const merged = this.mergeReplicated(row, rev + 1);
+          const merged = mergeReplicated(this.mergeContext, row, rev + 1);
           this.db.exec('RELEASE replicated_row');
           if (merged.revision !== undefined) {
             wrote = true;
             rev = Math.max(rev, merged.revision);
           }
           if (merged.event) events.push(merged.event);
-          outcomes.push({ ok: true, result: merged.result });
+          outcomes.push({
+            ok: true,
+            result: merged.result,
+            ...(merged.refused ? { refused: merged.refused } : {}),
+          });
         } catch (err) {
           this.db.exec('ROLLBACK TO replicated_row');
           this.db.exec('RELEASE replicated_row');
@@ -630,54 +647,36 @@ export class SqliteStore implements Store {
     return outcomes;
   }
 
-  /** Inside a transaction: merges one received row (see applyReplicated), storing a change under
-   *  `nextRevision`. Returns the revision written (none if nothing was) and the event to publish
-   *  once the transaction commits. */
-  private mergeReplicated(
-    row: ReplicatedRow,
-    nextRevision: number,
-  ): { result: ApplyResult; revision?: number; event?: ChangeEvent } {
-    const key = this.checkReplicated(row);
-    const local = this.readRow(key);
-    // Expired here already (see expireObjects): taking it would resurrect it.
-    if (this.expired(row.kind, row.hlc))
-      return { result: { changed: false, localNewer: !!local && local.hlc > row.hlc } };
-    const mainNewer = !local || row.hlc > local.hlc;
-    const statusNewer = !local || row.statusHlc > local.status_hlc;
-    const localNewer = local !== undefined && (local.hlc > row.hlc || local.status_hlc > row.statusHlc);
-    if (!mainNewer && !statusNewer) return { result: { changed: false, localNewer } };
-    if (mainNewer) this.clock.receive(row.hlc);
-    if (statusNewer && row.statusHlc) this.clock.receive(row.statusHlc);
-    const incoming = withoutRevision(row.object);
-    const stored = local && (JSON.parse(local.body) as XObject);
-    const { status: _, ...main } = mainNewer || !stored ? incoming : stored;
-    const status = (statusNewer || !stored ? incoming : stored).status;
-    const merged: XObject = status === undefined ? main : { ...main, status };
-    const deleted = mainNewer || !local ? row.deleted : local.deleted === 1;
-    const body = JSON.stringify(merged);
-    const mainVersion =
-      mainNewer || !local ? { hlc: row.hlc, writer: row.writer } : { hlc: local.hlc, writer: local.writer };
-    const statusVersion =
-      statusNewer || !local
-        ? { hlc: row.statusHlc, writer: row.statusWriter }
-        : { hlc: local.status_hlc, writer: local.status_writer };
-    const sameContent = local !== undefined && local.deleted === Number(deleted) && local.body === body;
-    // Only the versions moved (the same change arrived from another path): keep the revision.
-    const revision = sameContent ? local.revision : nextRevision;
-    this.writeRow(key, revision, deleted, mainVersion, statusVersion, body);
-    if (sameContent) return { result: { changed: true, localNewer }, revision };
-    const wasLive = local !== undefined && local.deleted === 0;
-    const type = wasLive ? (deleted ? 'DELETED' : 'MODIFIED') : deleted ? undefined : 'ADDED';
-    const result: ApplyResult = { changed: true, localNewer, event: type };
-    if (!type) return { result, revision };
-    const event: ChangeEvent = {
-      revision,
-      type,
-      kind: key.kind,
-      object: toObject(body, revision),
-      previous: wasLive ? toObject(local.body, local.revision) : undefined,
-    };
-    return { result, revision, event };
+  /** With an authority: refuses a name bound here to another key (another host has it), binds this host's
+   *  name to its key if it has written anything (a fresh store binds it with its first write: a host that
+   *  turns out, at join, to have another's name leaves no binding of that name behind), and signs the parts
+   *  it wrote before it signed its writes (a store from an older version, or kept while the host ran alone). */
+  private takeIdentity(a: RowAuthority): void {
+    const bound = this.bindings.peerOf(this.writer);
+    if (bound !== undefined && bound !== a.peerId) throw new HostNameTakenError(this.writer, bound, a.peerId);
+    if (bound === undefined && !this.sql.ownRow.get(this.writer, this.writer)) return;
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      this.bindings.bind(this.writer, a.peerId);
+      this.selfBound = true;
+      for (const r of this.sql.unsignedOwn.all(this.writer, this.writer) as unknown as ChangeRow[]) {
+        const key = { kind: r.kind, namespace: r.namespace, name: r.name };
+        const obj = JSON.parse(r.body) as XObject;
+        const ownMain = r.writer === this.writer && !r.proof;
+        const ownStatus = r.status_writer === this.writer && !r.status_proof && r.status_hlc !== '';
+        this.sql.setProofs.run(
+          ownMain ? a.proveMain(key, r.hlc, r.deleted === 1, obj) : r.proof,
+          ownStatus ? a.proveStatus(key, r.status_hlc, obj.status, parseBase(r.status_base)) : r.status_proof,
+          r.kind,
+          r.namespace,
+          r.name,
+        );
+      }
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
   }
 
   /** Reads the stored object (or absence), decides, and writes the outcome in one transaction. */
@@ -690,6 +689,9 @@ export class SqliteStore implements Store {
       const plan = decide(this.get(key));
       if (plan.op === 'none') return plan.result;
       if (plan.op === 'put') checkSize(key, JSON.stringify(withoutRevision(plan.object)));
+      const row = this.readRow(key);
+      if (this.authority && plan.part === 'status')
+        this.authority.localStatus(key, withoutRevision(plan.object), this.writer, row && storedStatus(row));
       return dryRunResult(plan);
     }
     this.db.exec('BEGIN IMMEDIATE');
@@ -697,29 +699,21 @@ export class SqliteStore implements Store {
     let revision: number;
     try {
       const row = this.readRow(key);
-      plan = decide(row && !row.deleted ? toObject(row.body, row.revision) : undefined);
+      plan = this.handOver(decide(row && !row.deleted ? toObject(row.body, row.revision) : undefined), row);
       if (plan.op === 'none') {
         this.db.exec('ROLLBACK');
         return plan.result;
       }
       revision = this.rev + 1;
-      const now = { hlc: this.clock.now(), writer: this.writer };
-      const keepMain = plan.part === 'status' && row;
-      const keepStatus = plan.part === 'main' && row;
-      const body = JSON.stringify(withoutRevision(plan.object));
+      const object = withoutRevision(plan.object);
+      const body = JSON.stringify(object);
       if (plan.op === 'put') checkSize(key, body);
-      this.writeRow(
-        key,
-        revision,
-        plan.op === 'delete',
-        keepMain ? { hlc: keepMain.hlc, writer: keepMain.writer } : now,
-        keepStatus ? { hlc: keepStatus.status_hlc, writer: keepStatus.status_writer } : now,
-        body,
-      );
+      const { main, status } = this.versionsOf(key, plan, object, row);
+      this.writeRow(key, revision, plan.op === 'delete', main, status, body);
       this.db.exec('COMMIT');
       this.rev = revision;
       this.stamp++;
-      plan = { ...plan, object: toObject(body, revision) };
+      plan = { ...plan, object: toObject(JSON.stringify(object), revision) };
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
       throw err;
@@ -742,13 +736,65 @@ export class SqliteStore implements Store {
     return structuredClone(plan.object);
   }
 
+  /** With an authority: a spec change that moves the status to another owner (an instance bound to
+   *  another host) clears the status in the same write, so the old owner's status does not outlive it. */
+  private handOver(plan: Plan, row: VersionedRow | undefined): Plan {
+    if (!this.authority || plan.op !== 'put' || plan.part !== 'main' || !row || row.deleted) return plan;
+    const before = JSON.parse(row.body) as XObject;
+    if (before.status === undefined || !this.authority.policy.statusOwnerChanged(before, plan.object))
+      return plan;
+    return { ...plan, part: 'both', object: { ...plan.object, status: undefined } };
+  }
+
+  /** The versions (with this host's proofs, under an authority) of a local write: new ones for the parts
+   *  it writes, the stored ones for the part it keeps. Throws ForbiddenError for a status this host may
+   *  not write. */
+  private versionsOf(
+    key: ErrorObjectRef,
+    plan: Exclude<Plan, { op: 'none' }>,
+    object: XObject,
+    row: VersionedRow | undefined,
+  ): { main: PartVersion; status: PartVersion } {
+    const a = this.authority;
+    if (a && !this.selfBound) this.bindSelf(a);
+    const base =
+      a && plan.part === 'status'
+        ? a.localStatus(key, object, this.writer, row && storedStatus(row))
+        : undefined;
+    const hlc = this.clock.now();
+    const main: PartVersion =
+      plan.part === 'status' && row
+        ? { hlc: row.hlc, writer: row.writer, proof: row.proof }
+        : { hlc, writer: this.writer, proof: a?.proveMain(key, hlc, plan.op === 'delete', object) ?? '' };
+    const status: PartVersion =
+      plan.part === 'main' && row
+        ? { hlc: row.status_hlc, writer: row.status_writer, proof: row.status_proof, base: row.status_base }
+        : {
+            hlc,
+            writer: this.writer,
+            proof: a?.proveStatus(key, hlc, object.status, base) ?? '',
+            base: base ? JSON.stringify(base) : '',
+          };
+    return { main, status };
+  }
+
+  /** Inside a transaction, before this host's first write: binds its name to its key, unless a peer's rows
+   *  already bound it to another (then this host has another's name and must not write). */
+  private bindSelf(a: RowAuthority): void {
+    const bound = this.bindings.peerOf(this.writer);
+    if (bound !== undefined && bound !== a.peerId) throw new HostNameTakenError(this.writer, bound, a.peerId);
+    // Known bound once it is read back committed: a write rolled back takes its binding with it.
+    if (bound === a.peerId) this.selfBound = true;
+    else this.bindings.bind(this.writer, a.peerId);
+  }
+
   /** Inside a transaction: stores one row and the revision and clock it moved to. */
   private writeRow(
     key: ErrorObjectRef,
     revision: number,
     deleted: boolean,
-    main: { hlc: string; writer: string },
-    status: { hlc: string; writer: string },
+    main: PartVersion,
+    status: PartVersion,
     body: string,
   ): void {
     this.sql.upsert.run(
@@ -761,6 +807,9 @@ export class SqliteStore implements Store {
       main.writer,
       status.hlc,
       status.writer,
+      main.proof,
+      status.proof,
+      status.base ?? '',
       body,
     );
     this.sql.setMeta.run('revision', String(revision));
@@ -829,21 +878,8 @@ export class SqliteStore implements Store {
   }
 }
 
-/** The one object size limit (limits.ts), on what would be stored. */
-function checkSize(key: ErrorObjectRef, body: string): void {
-  // Each UTF-16 unit is at most 3 bytes of UTF-8: short bodies need no counting.
-  if (body.length * 3 <= MAX_OBJECT_BYTES) return;
-  const bytes = Buffer.byteLength(body, 'utf8');
-  if (bytes > MAX_OBJECT_BYTES) throw new ObjectTooLargeError(key, bytes, MAX_OBJECT_BYTES);
-}
-
-function toObject(body: string, revision: number): XObject {
-  const obj = JSON.parse(body) as XObject;
-  obj.metadata.resourceVersion = String(revision);
-  return obj;
-}
-
 function toReplicatedRow(key: ErrorObjectRef, r: VersionedRow): Omit<ReplicatedRow, 'object'> {
+  const base = parseBase(r.status_base);
   return {
     kind: key.kind,
     namespace: key.namespace,
@@ -853,12 +889,10 @@ function toReplicatedRow(key: ErrorObjectRef, r: VersionedRow): Omit<ReplicatedR
     writer: r.writer,
     statusHlc: r.status_hlc,
     statusWriter: r.status_writer,
+    proof: r.proof,
+    statusProof: r.status_proof,
+    ...(base ? { statusBase: base } : {}),
   };
-}
-
-function withoutRevision(obj: XObject): XObject {
-  const { resourceVersion: _, ...metadata } = obj.metadata;
-  return { ...obj, metadata };
 }
 
 /** What a dry run returns: the object as it would be stored, with the revision it has now. */
@@ -891,4 +925,12 @@ function decodeContinue(s: string): ContinueToken {
   throw new BadRequestError(
     `invalid continue token "${s}": pass the "continue" value of the previous page unchanged, or list again without it`,
   );
+}
+
+/** The one object size limit (limits.ts), on what would be stored. */
+function checkSize(key: ErrorObjectRef, body: string): void {
+  // Each UTF-16 unit is at most 3 bytes of UTF-8: short bodies need no counting.
+  if (body.length * 3 <= MAX_OBJECT_BYTES) return;
+  const bytes = Buffer.byteLength(body, 'utf8');
+  if (bytes > MAX_OBJECT_BYTES) throw new ObjectTooLargeError(key, bytes, MAX_OBJECT_BYTES);
 }

@@ -124,7 +124,13 @@ export async function startXenosd(
     else if (Date.now() > deadline) {
       run.child.kill('SIGKILL');
       throw new Error(`xenosd did not start in time: ${run.stderr()}`);
-    } else await new Promise((r) => run.child.stdout!.once('data', r).once('close', r));
+    } else {
+      // Also wake on exit: a xenosd that fails at once may close stdout before we listen for it.
+      await Promise.race([
+        new Promise((r) => run.child.stdout!.once('data', r).once('close', r)),
+        run.exited,
+      ]);
+    }
   }
   const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
   return {

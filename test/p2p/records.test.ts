@@ -40,7 +40,8 @@ function body(
   payload: unknown,
   extra: Partial<RecordBody> = {},
 ): RecordBody {
-  return { v: 1, kind: 'host', key, seq, issuedAt: Date.now(), payload, peerId, ...extra };
+  const issuedAt = Date.now();
+  return { v: 1, kind: 'host', key, seq, issuedAt, expiresAt: issuedAt + 60_000, payload, peerId, ...extra };
 }
 
 /** Puts raw bytes through libp2p's DHT directly (no local validation); returns how many peers accepted. */

@@ -9,6 +9,7 @@ import {
   HybridLogicalClock,
   hlcCompare,
   hlcLowerBound,
+  MAX_REMOTE_COUNTER,
   parseHlc,
 } from '../../src/store/hlc.ts';
 
@@ -60,6 +61,39 @@ describe('HybridLogicalClock', () => {
     expect(() => clock.receive(formatHlc({ physical: 20_000, logical: 0, writer: 'b' }))).toThrow(
       ClockDriftError,
     );
+  });
+
+  it('refuses a far-future time or an impossible counter without moving, and keeps counting after', () => {
+    const wall = manualClock(10_000);
+    const clock = new HybridLogicalClock({ writer: 'a', wallClock: wall.now, maxDriftMs: 1_000 });
+    const before = clock.now();
+    const hostile = [
+      formatHlc({ physical: 10_000 + 1_001, logical: 0, writer: 'm' }), // beyond the skew
+      formatHlc({ physical: 10_500, logical: MAX_REMOTE_COUNTER + 1, writer: 'm' }), // counter near the top
+      formatHlc({ physical: 10_500, logical: 9_999_999_999, writer: 'm' }),
+    ];
+    for (const h of hostile) {
+      expect(() => clock.check(h)).toThrow(ClockDriftError);
+      expect(() => clock.receive(h)).toThrow(ClockDriftError);
+    }
+    expect(clock.peek()).toBe(before);
+    // The next writes follow the wall clock as if nothing had come.
+    expect(parseHlc(clock.now())).toEqual({ physical: 10_000, logical: 1, writer: 'a' });
+    wall.set(10_001);
+    expect(parseHlc(clock.now())).toEqual({ physical: 10_001, logical: 0, writer: 'a' });
+    // The largest counter a peer may send still leaves the local clock its whole range.
+    clock.receive(formatHlc({ physical: 10_900, logical: MAX_REMOTE_COUNTER, writer: 'b' }));
+    for (let i = 0; i < 1000; i++) clock.now();
+    expect(parseHlc(clock.now()).logical).toBe(MAX_REMOTE_COUNTER + 1002);
+  });
+
+  it('carries a full counter into the milliseconds instead of refusing to issue', () => {
+    const wall = manualClock(10_000);
+    const last = formatHlc({ physical: 10_000, logical: 9_999_999_999, writer: 'a' });
+    const clock = new HybridLogicalClock({ writer: 'a', wallClock: wall.now, last });
+    const next = clock.now();
+    expect(parseHlc(next)).toEqual({ physical: 10_001, logical: 0, writer: 'a' });
+    expect(hlcCompare(next, last)).toBeGreaterThan(0);
   });
 
   it('orders by time, then counter, then writer, and equal only when identical', () => {

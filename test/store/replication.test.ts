@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { BadRequestError } from '../../src/store/errors.ts';
-import { ClockDriftError, formatHlc, hlcCompare } from '../../src/store/hlc.ts';
+import { BadRequestError, type RowRefusedError } from '../../src/store/errors.ts';
+import { formatHlc, hlcCompare, parseHlc } from '../../src/store/hlc.ts';
 import { MemoryNetwork, type MemoryTransport } from '../../src/store/replication/memory-transport.ts';
 import { Replicator, type ReplicatorInit } from '../../src/store/replication/replicator.ts';
 import type { SyncTransport } from '../../src/store/replication/transport.ts';
@@ -85,6 +85,8 @@ function row(
     writer: 'b',
     statusHlc: ms(1_000, 'b'),
     statusWriter: 'b',
+    proof: '',
+    statusProof: '',
     object: {
       ...obj,
       metadata: { ...obj.metadata, uid: 'uid-b', generation: 1 },
@@ -209,11 +211,43 @@ describe('SqliteStore.applyReplicated', () => {
 
   it('refuses a row far ahead of this clock, or one that does not describe itself, storing nothing', () => {
     const s = fresh(1_000);
-    expect(() => s.applyReplicated(row('web', { hlc: ms(1_000_000, 'b') }))).toThrow(ClockDriftError);
+    expect(() => s.applyReplicated(row('web', { hlc: ms(1_000_000, 'b') }))).toThrow(
+      expect.objectContaining({ name: 'RowRefusedError', reason: 'clock_skew' }),
+    );
     expect(() => s.applyReplicated(row('web', { name: 'other' }))).toThrow(BadRequestError);
     expect(() => s.applyReplicated(row('web', { writer: 'x' }))).toThrow(/names writer/);
     expect(s.replicationRow(key('web'))).toBeUndefined();
     expect(s.revision()).toBe('0');
+  });
+
+  it('refuses a hostile clock (huge counter, far future) without moving its own: local writes go on at wall-clock time', () => {
+    const s = fresh(1_000);
+    s.create(instance('mine'));
+    const before = s.replicationRow(key('mine'))!.hlc;
+    const hostile = [
+      row('x', { hlc: ms(1_000 + 59_000, 'b', 9_999_999_998) }), // within the skew, counter at the top
+      row('y', { hlc: ms(1_000 + 3_600_000, 'b') }), // an hour ahead
+      row('z', { statusHlc: ms(1_000, 'b', 9_999_999_999) }), // a good main part, a hostile status
+    ];
+    const outcomes = s.applyReplicatedBatch(hostile);
+    expect(outcomes.slice(0, 2).map((o) => !o.ok && (o.error as RowRefusedError).reason)).toEqual([
+      'clock_skew',
+      'clock_skew',
+    ]);
+    const z = outcomes[2];
+    expect(z.ok && z.refused?.reason).toBe('clock_skew');
+    expect(z.ok && z.refused?.part).toBe('status');
+    expect(s.get(key('z'))!.status).toBeUndefined(); // its main part was taken, not its status
+    // 1000 local writes right after: none refused, each stamped at the wall clock with a small counter.
+    for (let i = 0; i < 1000; i++) {
+      s.update({
+        ...s.get(key('mine'))!,
+        metadata: { ...s.get(key('mine'))!.metadata, labels: { i: String(i) } },
+      });
+    }
+    const after = parseHlc(s.replicationRow(key('mine'))!.hlc);
+    expect(after.physical).toBe(1_000);
+    expect(after.logical).toBe(parseHlc(before).logical + 1000 + 1); // +1: the one main part taken (z)
   });
 
   it('applies a batch row by row: a bad row is dropped alone, revisions and events follow the batch order after the commit', () => {
@@ -233,7 +267,7 @@ describe('SqliteStore.applyReplicated', () => {
       row('c'),
     ]);
     expect(outcomes.map((o) => (o.ok ? (o.result.event ?? String(o.result.changed)) : o.error.name))).toEqual(
-      ['ADDED', 'ClockDriftError', 'BadRequestError', 'ADDED', 'MODIFIED', 'false'],
+      ['ADDED', 'RowRefusedError', 'BadRequestError', 'ADDED', 'MODIFIED', 'false'],
     );
     expect(seen).toEqual([
       ['ADDED', 'a', '1', true],
@@ -317,7 +351,7 @@ describe('store schema migration', () => {
       s.close();
     }
     const check = new DatabaseSync(path);
-    expect(check.prepare('PRAGMA user_version').get()).toEqual({ user_version: 2 });
+    expect(check.prepare('PRAGMA user_version').get()).toEqual({ user_version: 3 });
     check.close();
   });
 });

@@ -1,10 +1,16 @@
 // Private-network connection protector: the @libp2p/pnet protocol (exchange 24-byte random nonces, then XOR
-// every byte each way with XSalsa20(nonce, psk)), wire-compatible with `preSharedKey` from @libp2p/pnet, but
-// using XSalsa20Stream (./xsalsa20-stream.ts), which does not crash under bulk load, and encrypting the
-// outgoing write queue buffer by buffer instead of concatenating it into one.
+// every byte each way with XSalsa20(nonce, psk)), using XSalsa20Stream (./xsalsa20-stream.ts), which does not
+// crash under bulk load, and encrypting the outgoing write queue buffer by buffer instead of concatenating it.
 //
-// A peer without the key (or with another key) fails the next handshake (Noise) on garbage and is dropped.
+// Plus a key confirmation, which @libp2p/pnet lacks (so the two no longer interoperate): after the nonces
+// each side sends a 16-byte tag, HMAC-SHA256(psk, domain | its nonce | the other's nonce), and checks the
+// other's. Without it a peer with no key (or another key) was only found out when the next handshake read
+// garbage — which could wait for the 10 s upgrade timeout, holding one of the host's pending-connection slots
+// (libp2p accepts 100 at a time) all along. Now a connection that sends garbage is dropped as soon as 40
+// bytes are in, and one that sends nothing when the handshake timeout (2 s by default) ends. The tags bind
+// both fresh nonces, so one recorded from another connection does not pass. Refusals are counted by reason.
 
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type {
   AbortOptions,
   ConnectionProtector,
@@ -12,17 +18,47 @@ import type {
   MultiaddrConnection,
 } from '@libp2p/interface';
 import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils';
+import { RefusalCounter } from '../../metrics/refusals.ts';
+import { HandshakeRefusedError } from '../errors.ts';
 import { parseClusterKey } from './cluster-key.ts';
 import { NONCE_LENGTH, XSalsa20Stream } from './xsalsa20-stream.ts';
 
 export interface ClusterProtectorInit {
   /** The swarm.key v1 file content (as for @libp2p/pnet's preSharedKey). */
   psk: Uint8Array;
-  /** Nonce exchange timeout in ms when the caller gives no signal (default 5000). */
+  /** The nonce exchange and key confirmation must be done within this (ms). Default 2000. */
   timeout?: number;
+  /** Counts connections refused here, by reason. */
+  refusals?: RefusalCounter<HandshakeRefusalReason>;
 }
 
-const DEFAULT_TIMEOUT = 5000;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 2000;
+export const TAG_LENGTH = 16;
+const TAG_DOMAIN = Buffer.from('xenos/pnet-confirm/1\n');
+export const HANDSHAKE_REFUSAL_REASONS = ['bad_key', 'timeout'] as const;
+export type HandshakeRefusalReason = (typeof HANDSHAKE_REFUSAL_REASONS)[number];
+
+/** A counter of the connections the protector refused, by reason. */
+export function handshakeRefusalCounter(
+  log?: (line: string) => void,
+): RefusalCounter<HandshakeRefusalReason> {
+  return new RefusalCounter({
+    name: 'xenos_p2p_handshakes_refused_total',
+    help: 'Connections refused at the cluster-key handshake: no or another key (bad_key), or too slow (timeout).',
+    reasons: HANDSHAKE_REFUSAL_REASONS,
+    log,
+  });
+}
+
+/** The key confirmation the side with nonce `from` sends to the side with nonce `to`. */
+function confirmation(psk: Uint8Array, from: Uint8Array, to: Uint8Array): Uint8Array {
+  return createHmac('sha256', psk)
+    .update(TAG_DOMAIN)
+    .update(from)
+    .update(to)
+    .digest()
+    .subarray(0, TAG_LENGTH);
+}
 
 /** The write queue type of @libp2p/utils (its own copy of uint8arraylist). */
 type WriteQueue = Parameters<AbstractMultiaddrConnection['sendData']>[0];
@@ -80,22 +116,47 @@ class EncryptedConnection extends AbstractMultiaddrConnection {
 export class ClusterProtector implements ConnectionProtector {
   readonly #psk: Uint8Array;
   readonly #timeout: number;
+  readonly #refusals: RefusalCounter<HandshakeRefusalReason> | undefined;
   readonly [Symbol.toStringTag] = '@xenos/pnet';
 
   constructor(init: ClusterProtectorInit) {
     this.#psk = parseClusterKey(init.psk).psk;
-    this.#timeout = init.timeout ?? DEFAULT_TIMEOUT;
+    this.#timeout = init.timeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    this.#refusals = init.refusals;
   }
 
   async protect(connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
-    const opts = options ?? { signal: AbortSignal.timeout(this.#timeout) };
+    const timeout = AbortSignal.timeout(this.#timeout);
+    const signal = options?.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const remoteAddr = String((connection as Partial<MultiaddrConnection>).remoteAddr ?? 'a peer');
     const localNonce = crypto.getRandomValues(new Uint8Array(NONCE_LENGTH));
     const bytes = byteStream(connection as MultiaddrConnection);
-    const [remote] = await Promise.all([
-      bytes.read({ bytes: NONCE_LENGTH, ...opts }),
-      bytes.write(localNonce, opts),
-    ]);
-    return new EncryptedConnection(bytes.unwrap(), localNonce, remote.subarray(), this.#psk);
+    try {
+      const [remote] = await Promise.all([
+        bytes.read({ bytes: NONCE_LENGTH, signal }),
+        bytes.write(localNonce, { signal }),
+      ]);
+      const remoteNonce = remote.subarray();
+      const [tag] = await Promise.all([
+        bytes.read({ bytes: TAG_LENGTH, signal }),
+        bytes.write(confirmation(this.#psk, localNonce, remoteNonce), { signal }),
+      ]);
+      if (!timingSafeEqual(tag.subarray(), confirmation(this.#psk, remoteNonce, localNonce))) {
+        throw new HandshakeRefusedError(remoteAddr, 'bad_key', 'it does not hold this cluster key');
+      }
+      return new EncryptedConnection(bytes.unwrap(), localNonce, remoteNonce, this.#psk);
+    } catch (err) {
+      let refusal = err;
+      if (timeout.aborted && !options?.signal?.aborted) {
+        refusal = new HandshakeRefusedError(
+          remoteAddr,
+          'timeout',
+          `no key confirmation within ${this.#timeout} ms`,
+        );
+      }
+      if (refusal instanceof HandshakeRefusedError) this.#refusals?.count(refusal.reason, refusal.message);
+      throw refusal;
+    }
   }
 }
 

@@ -3,10 +3,12 @@
 // one length-prefixed reply; both sides refuse a length above the message cap before reading the
 // body, and every request and every served stream has a timeout. Connections are already
 // authenticated (cluster key, Noise), so a peer here is a host of the cluster — what it sends is
-// still checked by the replicator before it is applied.
+// still checked by the replicator before it is applied. Requests refused here (over the cap, not the
+// protocol's JSON, too slow) are counted by reason in `refusals`.
 
 import type { Connection, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
+import { RefusalCounter } from '../../metrics/refusals.ts';
 import type { ProtocolNode } from '../../p2p/protocol-node.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, decodeMessage, encodeMessage, isReplyEnvelope } from './codec.ts';
 import { MalformedMessageError, PeerUnreachableError, RemoteError } from './errors.ts';
@@ -14,6 +16,14 @@ import type { RequestOptions, SyncRequestHandler, SyncTransport } from './transp
 
 export const STATE_PROTOCOL = '/xenos/state/1.0.0';
 const DEFAULT_TIMEOUT_MS = 10_000;
+export const MESSAGE_REFUSAL_REASONS = ['too_large', 'malformed', 'timeout'] as const;
+export type MessageRefusalReason = (typeof MESSAGE_REFUSAL_REASONS)[number];
+/** lpStream's errors for a length prefix over the cap (or not a length at all). */
+const LENGTH_ERRORS = new Set([
+  'InvalidMessageLengthError',
+  'InvalidDataLengthError',
+  'InvalidDataLengthLengthError',
+]);
 
 /** What this transport uses of a libp2p node; src/p2p's XenosNode has it. */
 export interface StreamNode extends EventTarget, ProtocolNode {
@@ -37,6 +47,8 @@ export interface Libp2pTransportInit {
 }
 
 export class Libp2pTransport implements SyncTransport {
+  /** Requests from peers refused before they reached the replicator (or by its parser), by reason. */
+  readonly refusals: RefusalCounter<MessageRefusalReason>;
   private readonly node: StreamNode;
   private readonly log: (message: string) => void;
   private readonly protocol: string;
@@ -54,6 +66,12 @@ export class Libp2pTransport implements SyncTransport {
     this.maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxStreams = init.maxStreams ?? 64;
+    this.refusals = new RefusalCounter({
+      name: 'xenos_replication_messages_refused_total',
+      help: 'State-replication requests from peers refused before or while parsing, by reason.',
+      reasons: MESSAGE_REFUSAL_REASONS,
+      log: (line) => this.log(line),
+    });
   }
 
   get self(): string {
@@ -135,6 +153,8 @@ export class Libp2pTransport implements SyncTransport {
         if (!handler) throw new Error('not serving');
         envelope = { ok: await handler(from, message, { signal }) };
       } catch (err) {
+        if (err instanceof MalformedMessageError)
+          this.refusals.count('malformed', `request from ${from}: ${err.message}`);
         envelope = { error: (err as Error).message };
       }
       let out: Uint8Array;
@@ -146,8 +166,17 @@ export class Libp2pTransport implements SyncTransport {
       await lp.write(out, { signal });
       await stream.close({ signal });
     } catch (err) {
-      if (!signal.aborted || this.running)
+      const name = (err as Error).name;
+      if (LENGTH_ERRORS.has(name) || name === 'InvalidParametersError') {
+        this.refusals.count('too_large', `request from ${from}: over the ${this.maxBytes}-byte message cap`);
+      } else if (signal.aborted && this.running) {
+        this.refusals.count(
+          'timeout',
+          `request from ${from}: not received and answered within ${this.timeoutMs} ms`,
+        );
+      } else if (!signal.aborted || this.running) {
         this.log(`state stream from ${from} failed: ${(err as Error).message}`);
+      }
       stream.abort(err as Error);
     }
   }

@@ -5,6 +5,8 @@
 //   push      {type:'push', rows, seen: id[]}     → {applied, rejected}   (seen: hosts that have them)
 //   digest    {type:'digest', buckets: hash[]}    → {buckets: index[], versions: WireVersion[], more}
 //   exchange  {type:'exchange', rows, want: key[]} → {rows, answered, applied, rejected}
+//   whois     {type:'whois', names: host[]}      → {bindings: [name, peerId | null][]}
+//             (which peer id a host name is bound to here: a joining host checks its name is free)
 
 import type { ReplicatedRow } from '../sqlite-store.ts';
 import { MalformedMessageError } from './errors.ts';
@@ -17,7 +19,8 @@ export type WireVersion = [string, string, string, string, string];
 export type SyncRequest =
   | { type: 'push'; rows: unknown[]; seen: string[] }
   | { type: 'digest'; buckets: string[] }
-  | { type: 'exchange'; rows: unknown[]; want: WireKey[] };
+  | { type: 'exchange'; rows: unknown[]; want: WireKey[] }
+  | { type: 'whois'; names: string[] };
 
 export interface PushReply {
   applied: number;
@@ -41,6 +44,8 @@ export interface ExchangeReply {
 }
 
 const MAX_TEXT = 512;
+/** A proof: a peer id (52 characters) and a base64url Ed25519 signature (86); room to spare. */
+const MAX_PROOF = 1024;
 
 export function parseRequest(m: unknown): SyncRequest {
   if (!isRecord(m)) throw new MalformedMessageError('a request must be an object');
@@ -65,9 +70,32 @@ export function parseRequest(m: unknown): SyncRequest {
         throw new MalformedMessageError('exchange.want must hold [kind, namespace, name]');
       return { type: 'exchange', rows: array(m.rows, 'exchange.rows'), want: want as WireKey[] };
     }
+    case 'whois': {
+      const names = array(m.names, 'whois.names');
+      if (names.length > 16 || !names.every((n) => typeof n === 'string' && n.length <= MAX_TEXT))
+        throw new MalformedMessageError('whois.names must hold at most 16 host names');
+      return { type: 'whois', names: names as string[] };
+    }
     default:
-      throw new MalformedMessageError(`unknown request type ${JSON.stringify(m.type)}`);
+      throw new MalformedMessageError(`unknown request type ${String(JSON.stringify(m.type)).slice(0, 64)}`);
   }
+}
+
+/** A whois reply: name → the peer id it is bound to (names bound to none are absent). */
+export function parseWhoisReply(m: unknown): Map<string, string> {
+  if (!isRecord(m)) throw new MalformedMessageError('a whois reply must be {bindings}');
+  const out = new Map<string, string>();
+  for (const b of array(m.bindings, 'whois reply bindings')) {
+    if (
+      !Array.isArray(b) ||
+      b.length !== 2 ||
+      typeof b[0] !== 'string' ||
+      (b[1] !== null && typeof b[1] !== 'string')
+    )
+      throw new MalformedMessageError('whois reply bindings must hold [name, peerId | null]');
+    if (b[1] !== null) out.set(b[0], b[1]);
+  }
+  return out;
 }
 
 export function parsePushReply(m: unknown): PushReply {
@@ -105,25 +133,42 @@ export function parseExchangeReply(m: unknown, wanted: number): ExchangeReply {
   return { rows: array(m.rows, 'exchange reply rows'), answered: answered as number, applied, rejected };
 }
 
-/** The row, if `v` is shaped like one; otherwise throws with what is wrong. Does not check the
- *  object against its kind's schema (the replicator's validate does) or the versions' syntax
- *  (the store does). */
+/** The row, if `v` is shaped like one; otherwise throws MalformedMessageError saying what is wrong. Does not
+ *  check the object against its kind's schema (the replicator's validate does), the versions' syntax or the
+ *  proofs (the store does). Proofs absent on the wire are '' (unsigned: a store with an authority refuses
+ *  them). */
 export function checkRowEnvelope(v: unknown): ReplicatedRow {
-  if (!isRecord(v)) throw new Error('a row must be an object');
+  if (!isRecord(v)) throw new MalformedMessageError('a row must be an object');
   for (const f of ['kind', 'namespace', 'name', 'hlc', 'writer', 'statusHlc', 'statusWriter'] as const) {
     const x = v[f];
     if (typeof x !== 'string' || x.length > MAX_TEXT)
-      throw new Error(`row field ${f} must be a string of at most ${MAX_TEXT} characters`);
+      throw new MalformedMessageError(`row field ${f} must be a string of at most ${MAX_TEXT} characters`);
   }
-  if (typeof v.deleted !== 'boolean') throw new Error('row field deleted must be true or false');
+  for (const f of ['proof', 'statusProof'] as const) {
+    const x = v[f];
+    if (x !== undefined && (typeof x !== 'string' || x.length > MAX_PROOF))
+      throw new MalformedMessageError(`row field ${f} must be a string of at most ${MAX_PROOF} characters`);
+  }
+  if (typeof v.deleted !== 'boolean')
+    throw new MalformedMessageError('row field deleted must be true or false');
   const obj = v.object;
   if (!isRecord(obj) || !isRecord(obj.metadata))
-    throw new Error('row field object must be an object with metadata');
+    throw new MalformedMessageError('row field object must be an object with metadata');
   if ('spec' in obj && obj.spec !== undefined && !isRecord(obj.spec))
-    throw new Error('object.spec must be an object');
+    throw new MalformedMessageError('object.spec must be an object');
   if ('status' in obj && obj.status !== undefined && !isRecord(obj.status))
-    throw new Error('object.status must be an object');
-  return v as unknown as ReplicatedRow;
+    throw new MalformedMessageError('object.status must be an object');
+  const base = v.statusBase;
+  if (base !== undefined) {
+    const ok =
+      isRecord(base) &&
+      (['hlc', 'writer', 'proof', 'volatile'] as const).every(
+        (f) => typeof base[f] === 'string' && (base[f] as string).length <= MAX_PROOF,
+      );
+    if (!ok) throw new MalformedMessageError('row field statusBase must be {hlc, writer, proof, volatile}');
+  }
+  const row = v as unknown as ReplicatedRow;
+  return { ...row, proof: row.proof ?? '', statusProof: row.statusProof ?? '' };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -5,14 +5,21 @@
 // and periodic anti-entropy with a few random peers — plus at once with every peer that connects —
 // compares bucket digests and ships what differs both ways, so a host that was away catches up.
 // Every received row is size-capped, envelope-checked and validated against its kind's schema
-// before the store merges it (last-writer-wins per part on (hlc, writer)); a bad row is dropped and
-// logged. Tombstones older than the retention are purged and never shipped or accepted again.
+// before the store merges it (last-writer-wins per part on (hlc, writer)), where its clock, its
+// writer's signature and whether that writer may write it are checked (row-authority.ts); a bad row
+// (or part) is dropped and counted by reason (`refusals`), with a rate-limited log line. Tombstones
+// older than the retention are purged and never shipped or accepted again.
 
 import type { XObject } from '../../api/types.ts';
+import { RefusalCounter } from '../../metrics/refusals.ts';
+import { ROW_REFUSAL_REASONS, type RowRefusalReason, RowRefusedError, StoreError } from '../errors.ts';
 import { hlcLowerBound } from '../hlc.ts';
+import { MAX_OBJECT_BYTES } from '../limits.ts';
+import type { WriterBindings } from '../row-authority.ts';
 import type { ApplyOutcome, ReplicatedRow, RowVersion } from '../sqlite-store.ts';
 import type { ObjectKey } from '../store.ts';
 import { bucketOf, buildDigest, DEFAULT_BUCKETS, type Digest, keyText } from './digest.ts';
+import { MalformedMessageError } from './errors.ts';
 import {
   checkRowEnvelope,
   type ExchangeReply,
@@ -20,6 +27,7 @@ import {
   parseExchangeReply,
   parsePushReply,
   parseRequest,
+  parseWhoisReply,
   type WireKey,
   type WireVersion,
 } from './messages.ts';
@@ -34,6 +42,8 @@ export interface ReplicaStore {
   versionStamp(): number;
   onLocalWrite(listener: (key: ObjectKey) => void): () => void;
   purgeTombstones(olderThanMs: number, now?: number): number;
+  /** Writer names bound to peer ids (answers `whois`). */
+  readonly bindings: WriterBindings;
 }
 
 /** Checks an object from a peer against its kind's schema; empty when valid. The daemon passes one
@@ -62,7 +72,8 @@ export interface ReplicatorInit {
   tombstoneRetentionMs?: number;
   /** How often old tombstones are purged. Default 10 min. */
   gcIntervalMs?: number;
-  /** A received row whose JSON is larger is dropped. Default 512 KiB. */
+  /** A row whose object's JSON is larger is neither taken from a peer nor sent to one. Default
+   *  MAX_OBJECT_BYTES (src/store/limits.ts), the size the API takes. */
   maxRowBytes?: number;
   /** Rows and versions per message are cut at about this many bytes (keep under the transport's
    *  message cap). Default 1 MiB. */
@@ -83,7 +94,7 @@ export interface ReplicatorStats {
   applied: number;
   /** Received rows that were not newer than ours (or expired tombstones). */
   stale: number;
-  /** Received rows dropped as invalid. */
+  /** Received rows dropped as invalid (or of which a part was); by reason in Replicator.refusals. */
   rejected: number;
   syncs: number;
   failedSyncs: number;
@@ -98,6 +109,11 @@ export interface Rejection {
 
 /** Ids a push lists as already having its rows. */
 const MAX_SEEN = 256;
+/** What a row may carry beyond its object (names, versions, proofs): a row larger than its object cap by
+ *  more than this is refused before it is parsed. */
+const ROW_ENVELOPE_BYTES = 16 * 1024;
+/** Metric name of the row refusal counter. */
+export const ROWS_REFUSED_METRIC = 'xenos_replication_rows_refused_total';
 
 export const DEFAULT_TOMBSTONE_RETENTION_MS = 24 * 60 * 60 * 1000;
 
@@ -137,6 +153,8 @@ export class Replicator {
   };
   /** The last 100 rows dropped as invalid, newest last. */
   readonly rejections: Rejection[] = [];
+  /** Rows (or parts of rows) refused from peers, by reason. */
+  readonly refusals: RefusalCounter<RowRefusalReason>;
 
   private readonly store: ReplicaStore;
   private readonly transport: SyncTransport;
@@ -165,6 +183,8 @@ export class Replicator {
   private inbox: InboxEntry[] = [];
   private inboxTimer: ReturnType<typeof setImmediate> | undefined;
   private digestCache: { stamp: number; digest: Digest } | undefined;
+  /** Keys of local rows too large to send, already logged. */
+  private readonly oversized = new Set<string>();
 
   constructor(components: ReplicatorComponents, init: ReplicatorInit = {}) {
     this.store = components.store;
@@ -178,11 +198,17 @@ export class Replicator {
     this.buckets = init.buckets ?? DEFAULT_BUCKETS;
     this.retentionMs = init.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS;
     this.gcIntervalMs = init.gcIntervalMs ?? 10 * 60 * 1000;
-    this.maxRowBytes = init.maxRowBytes ?? 512 * 1024;
+    this.maxRowBytes = init.maxRowBytes ?? MAX_OBJECT_BYTES;
     this.batchBytes = init.batchBytes ?? 1024 * 1024;
     this.requestTimeoutMs = init.requestTimeoutMs ?? 10_000;
     this.maxSyncRounds = init.maxSyncRounds ?? 8;
     this.maxQueuedRows = init.maxQueuedRows ?? 4096;
+    this.refusals = new RefusalCounter({
+      name: ROWS_REFUSED_METRIC,
+      help: 'Rows (or parts of rows) received from peers and refused, by reason.',
+      reasons: ROW_REFUSAL_REASONS,
+      log: (line) => this.log(line),
+    });
   }
 
   async start(): Promise<void> {
@@ -290,7 +316,7 @@ export class Replicator {
     for (const p of peers) perPeer.set(p, { rows: [] });
     for (const { key, reached } of batch) {
       const row = this.store.replicationRow(key);
-      if (!row) continue;
+      if (!row || !this.shippable(row)) continue;
       const targets = reached ? peers.filter((p) => !reached.has(p)) : peers;
       if (targets.length === 0) continue;
       // Who has it once this flush is done: the push tells receivers not to forward to them.
@@ -400,7 +426,7 @@ export class Replicator {
   ): Promise<void> {
     const rows = send
       .map((k) => this.store.replicationRow(k))
-      .filter((r): r is ReplicatedRow => !!r && !this.expired(r));
+      .filter((r): r is ReplicatedRow => !!r && !this.expired(r) && this.shippable(r));
     const outgoing = this.chunks(rows);
     let wantLeft = want;
     for (let i = 0; i < outgoing.length || wantLeft.length > 0; i++) {
@@ -422,6 +448,8 @@ export class Replicator {
   private async serve(from: string, message: unknown, _signal: AbortSignal): Promise<unknown> {
     const req = parseRequest(message);
     switch (req.type) {
+      case 'whois':
+        return { bindings: req.names.map((n) => [n, this.store.bindings.peerOf(n) ?? null]) };
       case 'push':
         return this.receive(from, req.rows, req.seen);
       case 'digest':
@@ -435,7 +463,7 @@ export class Replicator {
           const row = this.store.replicationRow({ kind, namespace, name });
           const size = row ? JSON.stringify(row).length : 0;
           if (rows.length > 0 && bytes + size > this.batchBytes) break;
-          if (row && !this.expired(row)) {
+          if (row && !this.expired(row) && this.shippable(row)) {
             rows.push(row);
             bytes += size;
           }
@@ -448,7 +476,7 @@ export class Replicator {
 
   private describeDifferences(theirs: string[]): unknown {
     if (theirs.length !== this.buckets) {
-      throw new Error(
+      throw new MalformedMessageError(
         `digest has ${theirs.length} buckets, this host uses ${this.buckets}; give every host the same "buckets" setting`,
       );
     }
@@ -491,18 +519,22 @@ export class Replicator {
     for (const raw of rows) {
       let key = '?';
       try {
-        const size = Buffer.byteLength(JSON.stringify(raw));
-        if (size > this.maxRowBytes)
-          throw new Error(`row is ${size} bytes, over the ${this.maxRowBytes}-byte cap`);
+        const size = Buffer.byteLength(JSON.stringify(raw) ?? '');
+        if (size > this.maxRowBytes + ROW_ENVELOPE_BYTES) throw this.tooLarge(size);
         const row = checkRowEnvelope(raw);
         key = keyText(row.kind, row.namespace, row.name);
+        if (size > this.maxRowBytes) {
+          const objectSize = Buffer.byteLength(JSON.stringify(row.object));
+          if (objectSize > this.maxRowBytes) throw this.tooLarge(objectSize);
+        }
         if (this.expired(row)) {
           this.stats.stale++;
           continue;
         }
         const errors = this.validate?.(row.object) ?? [];
         if (errors.length > 0) {
-          throw new Error(
+          throw new RowRefusedError(
+            'schema',
             `invalid ${row.kind}: ${errors
               .slice(0, 3)
               .map((e) => `${e.path || '(object)'}: ${e.message}`)
@@ -544,7 +576,11 @@ export class Replicator {
         const key = { kind: row.kind, namespace: row.namespace, name: row.name };
         if (!outcome.ok) {
           this.reject(from, keyText(key.kind, key.namespace, key.name), outcome.error, counts);
-        } else if (outcome.result.changed) {
+          continue;
+        }
+        // One part refused, the other taken: counted and logged, not a rejected row.
+        if (outcome.refused) this.reject(from, keyText(key.kind, key.namespace, key.name), outcome.refused);
+        if (outcome.result.changed) {
           counts.applied++;
           this.stats.applied++;
           const reached = new Set(seen);
@@ -558,13 +594,46 @@ export class Replicator {
     }
   }
 
-  private reject(from: string, key: string, err: unknown, counts: { rejected: number }): void {
-    counts.rejected++;
-    this.stats.rejected++;
-    const reason = (err as Error).message;
-    this.rejections.push({ peer: from, key, reason });
+  /** Counts a refused row (`counts` given: all of it) by reason; the counter logs at a limited rate. */
+  private reject(from: string, key: string, err: unknown, counts?: { rejected: number }): void {
+    if (counts) {
+      counts.rejected++;
+      this.stats.rejected++;
+    }
+    const message = (err as Error).message;
+    this.rejections.push({ peer: from, key, reason: message });
     if (this.rejections.length > 100) this.rejections.shift();
-    this.log(`dropped row ${key} from peer ${from}: ${reason}`);
+    const reason = refusalReason(err);
+    if (reason) this.refusals.count(reason, `row ${key} from peer ${from}: ${message}`);
+    else this.log(`could not store row ${key} from peer ${from}`, err); // this host's fault (disk, database)
+  }
+
+  private tooLarge(bytes: number): RowRefusedError {
+    return new RowRefusedError(
+      'too_large',
+      `the row's object is ${bytes} bytes, over the ${this.maxRowBytes}-byte object cap`,
+    );
+  }
+
+  /** A row peers will take by size; one too large (kept from before the cap) is logged once and never sent. */
+  private shippable(row: ReplicatedRow): boolean {
+    const size = Buffer.byteLength(JSON.stringify(row.object));
+    if (size <= this.maxRowBytes) return true;
+    const k = keyText(row.kind, row.namespace, row.name);
+    if (!this.oversized.has(k)) {
+      this.oversized.add(k);
+      this.log(
+        `not sending ${k}: its object is ${size} bytes, over the ${this.maxRowBytes}-byte cap peers take`,
+      );
+    }
+    return false;
+  }
+
+  /** The peer id `peer` says the writer name `name` is bound to (undefined: none), for a join-time check that
+   *  this host's name is not another host's. */
+  async whois(peer: string, name: string, opts: { signal?: AbortSignal } = {}): Promise<string | undefined> {
+    const reply = parseWhoisReply(await this.request(peer, { type: 'whois', names: [name] }, opts.signal));
+    return reply.get(name);
   }
 
   // ---- helpers -----------------------------------------------------------------------------
@@ -607,6 +676,16 @@ export class Replicator {
     if (cur.length > 0) out.push(cur);
     return out;
   }
+}
+
+/** The refusal counter's reason for a row refused because of what it is; undefined for a failure of this
+ *  host's own (its database). */
+function refusalReason(err: unknown): RowRefusalReason | undefined {
+  if (err instanceof RowRefusedError) return err.reason;
+  // The envelope is wrong, or the row does not describe itself (its key, its versions' writers).
+  if (err instanceof MalformedMessageError || (err instanceof StoreError && err.code === 400))
+    return 'malformed';
+  return undefined;
 }
 
 /** Up to n distinct random elements of xs. */
