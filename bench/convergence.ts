@@ -19,8 +19,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { XObject } from '../src/api/types.ts';
 import { clusterRowAuthority } from '../src/cluster/write-policy.ts';
+import type { XObject } from '../src/model/object.ts';
 import { openXenosNode, type XenosNode } from '../src/p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../src/p2p/peer-key.ts';
 import { createClusterKey } from '../src/p2p/pnet/cluster-key.ts';

@@ -11,7 +11,7 @@
 
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { XenosClient } from '../src/cli/client.ts';
+import { XenosClient } from '../src/client/client.ts';
 import { TestCluster } from '../test/cluster/harness.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../test/daemon/xenosd-process.ts';
 import { printFigure } from './lib/figures.ts';
@@ -21,8 +21,8 @@ import {
   applyWebTemplate,
   conditionStatus,
   deleteAllInstances,
-  INSTANCES,
   killLeftoverDomains,
+  SERVICE_INSTANCE,
   webInstance,
 } from './lib/web-service.ts';
 
@@ -73,11 +73,11 @@ async function singleHost(): Promise<void> {
     for (const count of counts) {
       for (; created < count; created++) {
         const name = `web-${String(created).padStart(3, '0')}`;
-        await client.create(INSTANCES, webInstance(NAMESPACE, name), { namespace: NAMESPACE });
+        await client.create(SERVICE_INSTANCE, webInstance(NAMESPACE, name), { namespace: NAMESPACE });
       }
       await until(
         async () => {
-          const list = await client.list(INSTANCES, { namespace: NAMESPACE });
+          const list = await client.list(SERVICE_INSTANCE, { namespace: NAMESPACE });
           return list.items.filter((i) => conditionStatus(i, 'Ready') === 'True').length === count;
         },
         120_000 + count * 5_000,

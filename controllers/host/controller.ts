@@ -12,16 +12,13 @@
 // write, wins in the replicated store.
 
 import { availableParallelism, totalmem } from 'node:os';
-import {
-  API_VERSION,
-  type Host,
-  type HostStatus,
-  type ServiceInstance,
-  type XObject,
-} from '../../src/api/types.ts';
 import { HOST_KIND, type HostLiveness } from '../../src/cluster/liveness.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import { allocatedBy, formatCpu, formatMemory } from '../../src/cluster/resources.ts';
+import type { Host, HostStatus } from '../../src/model/host.ts';
+import { API_VERSION } from '../../src/model/kinds.ts';
+import type { XObject } from '../../src/model/object.ts';
+import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import { getCondition, READY, setCondition } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
 import { objectKey } from '../../src/reconcile/keys.ts';

@@ -4,7 +4,6 @@
 // runs the template's health check with Kubernetes' thresholds (periodSeconds, failureThreshold, ...).
 
 import { fromCallback, fromPromise } from 'xstate';
-import type { HealthCheckSpec } from '../../src/api/types.ts';
 import type { DomainInfo, DomainSpec, Driver } from '../../src/drivers/driver.ts';
 import {
   DriverError,
@@ -13,6 +12,7 @@ import {
   ParameterValueError,
 } from '../../src/drivers/errors.ts';
 import { healthTargetFor, probeHealth } from '../../src/drivers/health.ts';
+import type { HealthCheckSpec } from '../../src/model/service-template.ts';
 import type { Logger } from '../../src/reconcile/log.ts';
 import { DomainActionError, type DomainEvent, type WatchInput } from './machine.ts';
 

@@ -17,14 +17,11 @@
 import { type Actor, createActor } from 'xstate';
 import type { RecordEventOptions } from '../../src/api/events.ts';
 import { recordEvent } from '../../src/api/events.ts';
-import type {
-  ServiceInstance,
-  ServiceInstanceStatus,
-  ServiceTemplate,
-  XObject,
-} from '../../src/api/types.ts';
 import type { DomainInfo, Driver } from '../../src/drivers/driver.ts';
 import { cachedImage } from '../../src/images/import-image.ts';
+import type { XObject } from '../../src/model/object.ts';
+import type { ServiceInstance, ServiceInstanceStatus } from '../../src/model/service-instance.ts';
+import type { ServiceTemplate } from '../../src/model/service-template.ts';
 import {
   isConditionTrue,
   markStalled,

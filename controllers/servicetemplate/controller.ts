@@ -8,10 +8,11 @@
 
 import { isAbsolute } from 'node:path';
 import { recordEvent } from '../../src/api/events.ts';
-import type { ServiceTemplate, ServiceTemplateStatus, XObject } from '../../src/api/types.ts';
 import type { UrlPolicy } from '../../src/images/download.ts';
 import { ImageDigestMismatchError, InvalidDigestError } from '../../src/images/errors.ts';
 import { cachedImage, type ImportedImage, importImage } from '../../src/images/import-image.ts';
+import type { XObject } from '../../src/model/object.ts';
+import type { ServiceTemplate, ServiceTemplateStatus } from '../../src/model/service-template.ts';
 import {
   type ConditionInput,
   getCondition,

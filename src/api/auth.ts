@@ -9,14 +9,14 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { jsonEqual } from '../store/json-value.ts';
+import type { Condition } from '../model/object.ts';
 import {
-  type Condition,
   type Endpoint,
   REGISTERED_SOURCE,
   SERVICE_HEALTHY,
   type ServiceInstanceStatus,
-} from './types.ts';
+} from '../model/service-instance.ts';
+import { jsonEqual } from '../store/json-value.ts';
 
 export const ADMIN_GROUP = 'system:masters';
 

@@ -6,40 +6,13 @@
 // Event of at most MAX_EVENT_BYTES. Events expire (DEFAULT_EVENT_TTL_MS, `xenosd --event-ttl`).
 
 import { createHash } from 'node:crypto';
+import type { CoreEvent, EventType } from '../model/event.ts';
+import { EVENT } from '../model/kinds.ts';
+import type { ObjectReference, XObject } from '../model/object.ts';
 import { AlreadyExistsError, ConflictError } from '../store/errors.ts';
 import type { Store } from '../store/store.ts';
 import { MAX_EVENT_BYTES, MAX_EVENT_MESSAGE_BYTES } from './input-limits.ts';
-import type { XObject } from './types.ts';
 import { describeValue as describe, type FieldError } from './validation.ts';
-
-export const EVENT_KIND = 'Event';
-export const EVENT_API_VERSION = 'v1';
-
-export interface ObjectReference {
-  apiVersion?: string;
-  kind: string;
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  fieldPath?: string;
-}
-
-export type EventType = 'Normal' | 'Warning';
-
-/** The core v1 Event shape (the fields kubectl reads). */
-export interface CoreEvent extends XObject {
-  involvedObject: ObjectReference;
-  reason: string;
-  message: string;
-  type: EventType;
-  count: number;
-  firstTimestamp: string;
-  lastTimestamp: string;
-  source: { component?: string; host?: string };
-  reportingComponent?: string;
-  reportingInstance?: string;
-}
 
 export interface RecordEventOptions {
   /** Who reports it: the controller's name. */
@@ -85,7 +58,7 @@ export function recordEvent(
   const name = eventName(ref, type, reason, message);
   for (let attempt = 0; ; attempt++) {
     const now = new Date().toISOString();
-    const existing = store.get({ kind: EVENT_KIND, namespace, name }) as CoreEvent | undefined;
+    const existing = store.get({ kind: EVENT.kind, namespace, name }) as CoreEvent | undefined;
     try {
       if (existing) {
         return store.update({
@@ -95,8 +68,8 @@ export function recordEvent(
         } as XObject) as CoreEvent;
       }
       const ev: CoreEvent = {
-        apiVersion: EVENT_API_VERSION,
-        kind: EVENT_KIND,
+        apiVersion: EVENT.apiVersion,
+        kind: EVENT.kind,
         metadata: { name, namespace },
         involvedObject: ref,
         reason,

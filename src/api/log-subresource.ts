@@ -7,9 +7,9 @@
 
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServiceInstance } from '../model/service-instance.ts';
 import { booleanParam, integerParam } from './http-io.ts';
 import { errors } from './status-errors.ts';
-import type { ServiceInstance } from './types.ts';
 
 export interface InstanceLogOptions {
   /** Keep streaming new output (tail -f). */

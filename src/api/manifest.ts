@@ -5,8 +5,8 @@
 
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { XObject } from '../model/object.ts';
 import { loadKinds } from './kinds.ts';
-import type { XObject } from './types.ts';
 import { type FieldError, Validator } from './validation.ts';
 import { locateField, parseYamlDocuments, type YamlDocument } from './yaml-source.ts';
 

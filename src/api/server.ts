@@ -12,8 +12,10 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { ApiResource } from '../model/api-resource.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Store } from '../store/store.ts';
-import type { ApiResource, ApiResources } from './api-resources.ts';
+import type { ApiResources } from './api-resources.ts';
 import { authorize, type Principal, type TokenAuthenticator, type Verb } from './auth.ts';
 import { BodyDecoder } from './body-decoder.ts';
 import { apiGroup, apiGroupList, apiResourceList, versionInfo } from './discovery.ts';
@@ -23,7 +25,6 @@ import { OpenApiDocs } from './openapi.ts';
 import { DEFAULT_BODY_LIMIT } from './request-body.ts';
 import { ResourceHandlers, type ResourceRequest } from './resource-handlers.ts';
 import { errors, toApiError } from './status-errors.ts';
-import type { ServiceInstance } from './types.ts';
 import type { Validator } from './validation.ts';
 import { Watches } from './watch.ts';
 

@@ -5,9 +5,10 @@
 // says where (`spec.ports[0].port`) and what was expected.
 
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { SchemaNode } from '../model/crd.ts';
+import { API_VERSION } from '../model/kinds.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
-import type { KindInfo, KindRegistry, SchemaNode } from './kinds.ts';
-import { API_VERSION } from './types.ts';
+import type { KindInfo, KindRegistry } from './kinds.ts';
 
 export type FieldErrorReason =
   | 'FieldValueRequired'

@@ -12,7 +12,7 @@ import { authorize } from '../api/auth.ts';
 import { sendJson } from '../api/http-io.ts';
 import type { ApiRoute } from '../api/server.ts';
 import { ApiError, errors } from '../api/status-errors.ts';
-import { API_VERSION, GROUP, VERSION } from '../api/types.ts';
+import { API_VERSION, GROUP, VERSION } from '../model/kinds.ts';
 import type { Discovery } from '../p2p/discovery.ts';
 import type { XenosNode } from '../p2p/node.ts';
 

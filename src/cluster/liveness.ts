@@ -6,7 +6,8 @@
 // This host itself is always live. Each host computes this locally; the cluster-wide NotReady
 // condition is then written by one deterministic owner (see controllers/host/controller.ts).
 
-import type { Host, XObject } from '../api/types.ts';
+import type { Host } from '../model/host.ts';
+import type { XObject } from '../model/object.ts';
 import type { Store } from '../store/store.ts';
 
 export const HOST_KIND = 'Host';

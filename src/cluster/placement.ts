@@ -5,7 +5,10 @@
 // views disagree and both bind, the binding written last wins in the replicated store (LWW) and the
 // loser's instance controller stops its copy as soon as it sees spec.host name another host.
 
-import type { Host, ServiceInstance, ServiceTemplate, XObject } from '../api/types.ts';
+import type { Host } from '../model/host.ts';
+import type { XObject } from '../model/object.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
+import type { ServiceTemplate } from '../model/service-template.ts';
 import { keyOf } from '../reconcile/keys.ts';
 import type { Store } from '../store/store.ts';
 import { HOST_KIND, type HostLiveness } from './liveness.ts';

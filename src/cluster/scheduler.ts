@@ -8,7 +8,9 @@
 // host can take gets a FailedScheduling event from the live host that owns its key, and is retried.
 
 import { recordEvent } from '../api/events.ts';
-import type { Host, ServiceInstance, XObject } from '../api/types.ts';
+import type { Host } from '../model/host.ts';
+import type { XObject } from '../model/object.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
 import { Controller, type ReconcileResult } from '../reconcile/controller.ts';
 import { objectKey } from '../reconcile/keys.ts';
 import type { Logger } from '../reconcile/log.ts';

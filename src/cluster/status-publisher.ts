@@ -9,7 +9,7 @@
 // Instance records are republished every ttlMs/2. Changes are collected for `debounceMs` and published in one pass; failures are logged and retried on
 // the next change or refresh.
 
-import type { ServiceInstance } from '../api/types.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Discovery, InstanceEndpoints } from '../p2p/discovery.ts';
 import { fitRecord } from '../p2p/record-fit.ts';
 import { instanceRecordKey, type RecordPublisher } from '../p2p/records.ts';

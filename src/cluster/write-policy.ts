@@ -13,7 +13,7 @@
 // verdicts: they can only lower readiness. Which host wrote one is not checked (a receiver cannot see
 // another host's view of liveness); any host may write one, and the owner's next write replaces it.
 
-import type { XObject } from '../api/types.ts';
+import type { XObject } from '../model/object.ts';
 import { RowAuthority, type WritePolicy } from '../store/row-authority.ts';
 import { RowSigner } from '../store/row-proof.ts';
 import { HOST_KIND } from './liveness.ts';

@@ -12,7 +12,6 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { HostFacts } from '../../controllers/host/controller.ts';
 import { ApiResources } from '../api/api-resources.ts';
 import { TokenAuthenticator } from '../api/auth.ts';
-import { EVENT_KIND } from '../api/events.ts';
 import { DEFAULT_EVENT_TTL_MS } from '../api/input-limits.ts';
 import { loadKinds } from '../api/kinds.ts';
 import type { LogSource } from '../api/log-subresource.ts';
@@ -20,6 +19,7 @@ import { type ApiRoute, ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
 import { discoverRoute } from '../cluster/discover-api.ts';
 import { clusterRowAuthority } from '../cluster/write-policy.ts';
+import { EVENT } from '../model/kinds.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
 import type { RowAuthority } from '../store/row-authority.ts';
 import { openStore, type SqliteStore } from '../store/sqlite-store.ts';
@@ -140,7 +140,7 @@ export class Daemon {
       path: join(dataDir, 'state.db'),
       writer: this.init.hostName,
       namespaced: (kind) => resources.namespaced(kind),
-      ttlMs: { [EVENT_KIND]: this.init.eventTtlMs ?? DEFAULT_EVENT_TTL_MS },
+      ttlMs: { [EVENT.kind]: this.init.eventTtlMs ?? DEFAULT_EVENT_TTL_MS },
       authority: this.init.cluster?.p2p ? await rowAuthority(dataDir) : undefined,
     });
     this.#auth = new TokenAuthenticator({ dataDir });

@@ -7,8 +7,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceLogOptions, LogSource } from '../api/log-subresource.ts';
 import { errors } from '../api/status-errors.ts';
-import type { Host, ServiceInstance } from '../api/types.ts';
 import { type Driver, domainIdFor } from '../drivers/driver.ts';
+import type { Host } from '../model/host.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Store } from '../store/store.ts';
 import {
   LOGS_PROTOCOL,

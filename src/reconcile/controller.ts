@@ -5,7 +5,7 @@
 // retried with per-key exponential backoff. Every object is re-queued on a periodic resync, so a
 // missed event is repaired. `stop()` aborts in-flight reconciles and waits for the workers.
 
-import type { XObject } from '../api/types.ts';
+import type { XObject } from '../model/object.ts';
 import type { Store, WatchEvent } from '../store/store.ts';
 import { markStalled } from './conditions.ts';
 import { isTerminalError, type TerminalError } from './errors.ts';

@@ -3,7 +3,7 @@
 // one writer (the controller of that kind on the host that owns the object), so the write does not
 // carry a resourceVersion precondition; the status subresource never touches spec or metadata.
 
-import type { BaseStatus, XObject } from '../api/types.ts';
+import type { BaseStatus, XObject } from '../model/object.ts';
 import type { ObjectKey, Store } from '../store/store.ts';
 
 /**

@@ -16,7 +16,7 @@
 
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import { peerIdFromString } from '@libp2p/peer-id';
-import type { XObject } from '../api/types.ts';
+import type { XObject } from '../model/object.ts';
 
 const DOMAIN = Buffer.from('xenos/row/1\n');
 const READY = 'Ready';

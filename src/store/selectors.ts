@@ -8,7 +8,7 @@
 // `field==value`, `field!=value` joined by ',', with `\,` `\=` `\\` escapes in values; only the
 // fields Kubernetes supports for custom resources (metadata.name, metadata.namespace).
 
-import type { XObject } from '../api/types.ts';
+import type { XObject } from '../model/object.ts';
 import { InvalidSelectorError } from './errors.ts';
 
 export type LabelOperator = '=' | '==' | '!=' | 'in' | 'notin' | 'exists' | '!exists';

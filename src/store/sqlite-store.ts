@@ -19,7 +19,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type { ObjectMeta, XObject } from '../api/types.ts';
+import type { ObjectOf } from '../model/kinds.ts';
+import type { ObjectMeta, XObject } from '../model/object.ts';
 import {
   AlreadyExistsError,
   BadRequestError,
@@ -306,13 +307,13 @@ export class SqliteStore implements Store {
     }
   }
 
-  get(key: ObjectKey): XObject | undefined {
+  get<K extends string>(key: ObjectKey<K>): ObjectOf<K> | undefined {
     const ns = this.namespaceOf(key.kind, key.namespace);
     const row = this.readRow({ kind: key.kind, namespace: ns, name: key.name });
-    return row && !row.deleted ? toObject(row.body, row.revision) : undefined;
+    return row && !row.deleted ? toObject<ObjectOf<K>>(row.body, row.revision) : undefined;
   }
 
-  list(kind: string, opts: ListOptions = {}): ListResult {
+  list<K extends string>(kind: K, opts: ListOptions = {}): ListResult<ObjectOf<K>> {
     const labels = parseLabelSelector(opts.labelSelector ?? '');
     const fields = parseFieldSelector(opts.fieldSelector ?? '');
     const limit = opts.limit ?? 0;
@@ -328,10 +329,10 @@ export class SqliteStore implements Store {
           ns,
           token?.ns === ns ? token.name : '',
         )) as unknown as Iterable<ListRow>;
-    const items: XObject[] = [];
+    const items: ObjectOf<K>[] = [];
     let more = false;
     for (const row of rows) {
-      const obj = toObject(row.body, row.revision);
+      const obj = toObject<ObjectOf<K>>(row.body, row.revision);
       if (!matchesFields(fields, obj) || !matchesLabels(labels, obj.metadata.labels)) continue;
       if (limit > 0 && items.length === limit) {
         more = true;
@@ -341,7 +342,7 @@ export class SqliteStore implements Store {
     }
     // Every page reports the first page's revision: a watch from it misses nothing any page missed.
     const rv = token?.rv ?? this.rev;
-    const result: ListResult = { items, resourceVersion: String(rv) };
+    const result: ListResult<ObjectOf<K>> = { items, resourceVersion: String(rv) };
     if (more) {
       const last = items[items.length - 1];
       result.continue = encodeContinue({
@@ -353,9 +354,9 @@ export class SqliteStore implements Store {
     return result;
   }
 
-  create(obj: XObject, opts: WriteOptions = {}): XObject {
+  create<T extends XObject>(obj: T, opts: WriteOptions = {}): T {
     const key = this.keyOf(obj);
-    return this.mutate(key, opts.dryRun, (existing) => {
+    return this.mutate<T>(key, opts.dryRun, (existing) => {
       if (existing) throw new AlreadyExistsError(key);
       const metadata: ObjectMeta = {
         ...obj.metadata,
@@ -371,9 +372,9 @@ export class SqliteStore implements Store {
     });
   }
 
-  update(obj: XObject, opts: UpdateOptions = {}): XObject {
+  update<T extends XObject>(obj: T, opts: UpdateOptions = {}): T {
     const key = this.keyOf(obj);
-    return this.mutate(key, opts.dryRun, (existing) => {
+    return this.mutate<T>(key, opts.dryRun, (existing) => {
       if (!existing) throw new NotFoundError(key);
       const wanted = obj.metadata.resourceVersion;
       if (wanted && wanted !== existing.metadata.resourceVersion) throw new ConflictError(key);
@@ -403,9 +404,9 @@ export class SqliteStore implements Store {
     });
   }
 
-  delete(key: ObjectKey, opts: DeleteOptions = {}): XObject {
+  delete<K extends string>(key: ObjectKey<K>, opts: DeleteOptions = {}): ObjectOf<K> {
     const ref = { kind: key.kind, namespace: this.namespaceOf(key.kind, key.namespace), name: key.name };
-    return this.mutate(ref, opts.dryRun, (existing) => {
+    return this.mutate<ObjectOf<K>>(ref, opts.dryRun, (existing) => {
       if (!existing) throw new NotFoundError(ref);
       const pre = opts.preconditions;
       if (pre?.uid && pre.uid !== existing.metadata.uid) {
@@ -435,7 +436,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  watch(kind: string, opts: WatchOptions, onEvent: (ev: WatchEvent) => void): () => void {
+  watch<K extends string>(
+    kind: K,
+    opts: WatchOptions,
+    onEvent: (ev: WatchEvent<ObjectOf<K>>) => void,
+  ): () => void {
     const labels = parseLabelSelector(opts.labelSelector ?? '');
     const fields = parseFieldSelector(opts.fieldSelector ?? '');
     const rv = opts.resourceVersion;
@@ -680,19 +685,21 @@ export class SqliteStore implements Store {
   }
 
   /** Reads the stored object (or absence), decides, and writes the outcome in one transaction. */
-  private mutate(
+  /** Runs one write. `T` is the kind's object type: what is written is the caller's object of the
+   *  same kind (or, for a delete, the stored one), so the result is one too. */
+  private mutate<T extends XObject>(
     key: ErrorObjectRef,
     dryRun: boolean | undefined,
     decide: (existing?: XObject) => Plan,
-  ): XObject {
+  ): T {
     if (dryRun) {
       const plan = decide(this.get(key));
-      if (plan.op === 'none') return plan.result;
+      if (plan.op === 'none') return plan.result as T;
       if (plan.op === 'put') checkSize(key, JSON.stringify(withoutRevision(plan.object)));
       const row = this.readRow(key);
       if (this.authority && plan.part === 'status')
         this.authority.localStatus(key, withoutRevision(plan.object), this.writer, row && storedStatus(row));
-      return dryRunResult(plan);
+      return dryRunResult<T>(plan);
     }
     this.db.exec('BEGIN IMMEDIATE');
     let plan: Plan;
@@ -702,7 +709,7 @@ export class SqliteStore implements Store {
       plan = this.handOver(decide(row && !row.deleted ? toObject(row.body, row.revision) : undefined), row);
       if (plan.op === 'none') {
         this.db.exec('ROLLBACK');
-        return plan.result;
+        return plan.result as T;
       }
       revision = this.rev + 1;
       const object = withoutRevision(plan.object);
@@ -733,7 +740,7 @@ export class SqliteStore implements Store {
       }
     }
     // The event's object is frozen for watchers; the caller gets its own copy.
-    return structuredClone(plan.object);
+    return structuredClone(plan.object) as T;
   }
 
   /** With an authority: a spec change that moves the status to another owner (an instance bound to
@@ -896,8 +903,8 @@ function toReplicatedRow(key: ErrorObjectRef, r: VersionedRow): Omit<ReplicatedR
 }
 
 /** What a dry run returns: the object as it would be stored, with the revision it has now. */
-function dryRunResult(plan: Exclude<Plan, { op: 'none' }>): XObject {
-  const obj = JSON.parse(JSON.stringify(plan.object)) as XObject;
+function dryRunResult<T extends XObject>(plan: Exclude<Plan, { op: 'none' }>): T {
+  const obj: T = JSON.parse(JSON.stringify(plan.object));
   const rv = plan.previous?.metadata.resourceVersion;
   if (rv) obj.metadata.resourceVersion = rv;
   else delete obj.metadata.resourceVersion;

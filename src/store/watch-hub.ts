@@ -10,7 +10,7 @@
 // Label selectors follow the Kubernetes watch cache: an object that starts matching arrives as
 // ADDED, one that stops matching as DELETED.
 
-import type { XObject } from '../api/types.ts';
+import type { XObject } from '../model/object.ts';
 import { ExpiredError } from './errors.ts';
 import { deepFreeze } from './json-value.ts';
 import type { FieldSelector, LabelSelector } from './selectors.ts';
@@ -50,7 +50,9 @@ export interface WatchHubInit {
 
 interface Watcher {
   filter: WatchFilter;
-  onEvent: (ev: WatchEvent) => void;
+  /** A method signature on purpose: a watcher of one kind takes that kind's typed events
+   *  (`WatchEvent<Host>`), and the hub only ever offers it events of the kind its filter names. */
+  onEvent(ev: WatchEvent): void;
   /** The highest revision this watcher has been offered; later events only. */
   seen: number;
   active: boolean;
@@ -96,7 +98,7 @@ export class WatchHub {
 
   /** Starts a watcher: replays kept events after `fromRevision` (synchronously, before this
    *  returns), then delivers live ones. ExpiredError if those events are no longer kept. */
-  watch(filter: WatchFilter, onEvent: (ev: WatchEvent) => void): () => void {
+  watch<T extends XObject>(filter: WatchFilter, onEvent: (ev: WatchEvent<T>) => void): () => void {
     const from = filter.fromRevision;
     if (from !== undefined && from < this.historyStart) {
       throw new ExpiredError(String(from), String(this.historyStart + 1));

@@ -3,11 +3,11 @@
 // only its own keys, and that liveness follows heartbeats on the local clock.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
 import { HostLiveness } from '../../src/cluster/liveness.ts';
 import { Placement } from '../../src/cluster/placement.ts';
 import { ownerOf, rankHosts } from '../../src/cluster/rendezvous.ts';
 import { Scheduler } from '../../src/cluster/scheduler.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { ForbiddenError, HostNameTakenError, type RowRefusedError } from '../../src/store/errors.ts';
 import { formatHlc, parseHlc } from '../../src/store/hlc.ts';
 import { hashOf, type StatusBase, statusHalves } from '../../src/store/row-proof.ts';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { getCondition } from '../../src/reconcile/conditions.ts';
 import { Controller, type ControllerInit } from '../../src/reconcile/controller.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';

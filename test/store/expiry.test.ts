@@ -5,7 +5,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateEvent } from '../../src/api/events.ts';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { MemoryNetwork } from '../../src/store/replication/memory-transport.ts';
 import { Replicator } from '../../src/store/replication/replicator.ts';
 import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';

@@ -5,8 +5,9 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadKinds } from '../../src/api/kinds.ts';
-import type { XObject } from '../../src/api/types.ts';
 import { Validator } from '../../src/api/validation.ts';
+import { SERVICE_INSTANCE } from '../../src/model/kinds.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { ConflictError } from '../../src/store/errors.ts';
 import type { Replicator, ReplicatorInit, ValidateObject } from '../../src/store/replication/replicator.ts';
 import type { SyncTransport } from '../../src/store/replication/transport.ts';
@@ -57,7 +58,7 @@ export function instance(name: string, template = 'web'): XObject {
     spec: { templateRef: { name: template } },
   };
 }
-export const key = (name: string) => ({ kind: 'ServiceInstance', namespace: 'default', name });
+export const key = (name: string) => ({ kind: SERVICE_INSTANCE.kind, namespace: 'default', name });
 
 /** Every row of a store (tombstones too) with its versions, in a form that compares across hosts
  *  (resourceVersion is per host and left out; keys sorted). */

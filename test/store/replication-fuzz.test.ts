@@ -7,8 +7,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKinds } from '../../src/api/kinds.ts';
-import type { XObject } from '../../src/api/types.ts';
 import { Validator } from '../../src/api/validation.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { ROW_REFUSAL_REASONS } from '../../src/store/errors.ts';
 import { formatHlc, parseHlc } from '../../src/store/hlc.ts';
 import { decodeMessage, encodeMessage } from '../../src/store/replication/codec.ts';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { ExpiredError } from '../../src/store/errors.ts';
 import { hlcCompare, parseHlc } from '../../src/store/hlc.ts';
 import { type OpenStoreInit, openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';

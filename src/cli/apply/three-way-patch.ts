@@ -6,7 +6,7 @@
 // such as `__proto__` in a live object or its annotation stays data.
 
 import { setOwn } from '../../api/prototype-safety.ts';
-import type { XObject } from '../../api/types.ts';
+import type { XObject } from '../../model/object.ts';
 
 export const LAST_APPLIED = 'xenos.io/last-applied';
 

@@ -5,8 +5,9 @@
 
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
+import { ApiStatusError } from '../../client/errors.ts';
 import type { CommandContext } from '../context.ts';
-import { ApiStatusError, CliError, UsageError } from '../errors.ts';
+import { CliError, UsageError } from '../errors.ts';
 
 const INSTANCE_ALIASES = new Set([
   'si',

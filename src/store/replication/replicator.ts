@@ -10,8 +10,8 @@
 // (or part) is dropped and counted by reason (`refusals`), with a rate-limited log line. Tombstones
 // older than the retention are purged and never shipped or accepted again.
 
-import type { XObject } from '../../api/types.ts';
 import { RefusalCounter } from '../../metrics/refusals.ts';
+import type { XObject } from '../../model/object.ts';
 import { ROW_REFUSAL_REASONS, type RowRefusalReason, RowRefusedError, StoreError } from '../errors.ts';
 import { hlcLowerBound } from '../hlc.ts';
 import { MAX_OBJECT_BYTES } from '../limits.ts';

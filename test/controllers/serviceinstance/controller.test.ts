@@ -22,9 +22,10 @@ import {
 } from '../../../controllers/serviceinstance/credentials.ts';
 import { ServiceTemplateController } from '../../../controllers/servicetemplate/controller.ts';
 import { authorize, TokenAuthenticator } from '../../../src/api/auth.ts';
-import type { CoreEvent } from '../../../src/api/events.ts';
-import type { ServiceInstance, ServiceInstanceStatus, XObject } from '../../../src/api/types.ts';
 import { ProcessDriver } from '../../../src/drivers/process/process-driver.ts';
+import type { CoreEvent } from '../../../src/model/event.ts';
+import type { XObject } from '../../../src/model/object.ts';
+import type { ServiceInstance, ServiceInstanceStatus } from '../../../src/model/service-instance.ts';
 import { getCondition } from '../../../src/reconcile/conditions.ts';
 import type { Logger } from '../../../src/reconcile/log.ts';
 import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
