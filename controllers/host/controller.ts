@@ -12,12 +12,11 @@
 // write, wins in the replicated store.
 
 import { availableParallelism, totalmem } from 'node:os';
-import { HOST_KIND, type HostLiveness } from '../../src/cluster/liveness.ts';
+import type { HostLiveness } from '../../src/cluster/liveness.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import { allocatedBy, formatCpu, formatMemory } from '../../src/cluster/resources.ts';
-import type { Host, HostStatus } from '../../src/model/host.ts';
-import { API_VERSION } from '../../src/model/kinds.ts';
-import type { XObject } from '../../src/model/object.ts';
+import type { Host } from '../../src/model/host.ts';
+import { API_VERSION, HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import { getCondition, READY, setCondition } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
@@ -27,8 +26,6 @@ import { updateStatus } from '../../src/reconcile/status.ts';
 import { AlreadyExistsError } from '../../src/store/errors.ts';
 import type { Store } from '../../src/store/store.ts';
 
-const INSTANCE_KIND = 'ServiceInstance';
-const TEMPLATE_KIND = 'ServiceTemplate';
 export const HOSTNAME_LABEL = 'xenos.io/hostname';
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 3_000;
 export const DEFAULT_MAX_INSTANCES = 110;
@@ -71,7 +68,7 @@ export class HostController {
   readonly #log: Logger;
   readonly #init: HostControllerInit;
   readonly #interval: number;
-  readonly #runner: Controller;
+  readonly #runner: Controller<typeof HOST.kind>;
   readonly #instancePrints = new Map<string, { print: string; host?: string }>();
 
   constructor(components: HostControllerComponents, init: HostControllerInit) {
@@ -85,12 +82,10 @@ export class HostController {
       { store: this.#store, log: this.#log },
       {
         name: 'host',
-        kind: HOST_KIND,
+        kind: HOST.kind,
         workers: 1,
         reconcile: (key) => this.reconcile(key),
-        watches: [
-          { kind: INSTANCE_KIND, map: (i) => this.#instanceChanged(i as unknown as ServiceInstance) },
-        ],
+        watches: [{ kind: SERVICE_INSTANCE.kind, map: (i) => this.#instanceChanged(i) }],
       },
     );
   }
@@ -134,29 +129,29 @@ export class HostController {
   }
 
   #reconcileSelf(name: string): ReconcileResult {
-    const key = objectKey(HOST_KIND, name);
+    const key = objectKey(HOST.kind, name);
     const labels = { ...this.#init.labels, [HOSTNAME_LABEL]: name };
-    const existing = this.#store.get(key) as Host | undefined;
+    const existing = this.#store.get(key);
     if (!existing) {
       try {
-        this.#store.create({
+        this.#store.create<Host>({
           apiVersion: API_VERSION,
-          kind: HOST_KIND,
+          kind: HOST.kind,
           metadata: { name, labels },
           spec: {},
-        } as XObject);
+        });
       } catch (err) {
         if (!(err instanceof AlreadyExistsError)) throw err;
       }
     } else if (Object.entries(labels).some(([k, v]) => existing.metadata.labels?.[k] !== v)) {
       this.#store.update({
-        ...(existing as unknown as XObject),
+        ...existing,
         metadata: { ...existing.metadata, labels: { ...existing.metadata.labels, ...labels } },
       });
     }
     const now = Date.now();
     let beat = false;
-    const written = updateStatus<HostStatus>(this.#store, key, (status, obj) => {
+    const written = updateStatus(this.#store, key, (status, obj) => {
       const facts = this.#facts();
       const last = status.heartbeatTime ? Date.parse(status.heartbeatTime) : 0;
       // Beat when due; the watch event of our own write must not start a write loop.
@@ -187,7 +182,7 @@ export class HostController {
       if (facts.peerId) status.peerId = facts.peerId;
       if (facts.version) status.version = facts.version;
       for (const c of facts.conditions ?? []) setCondition(status, c, obj.metadata.generation);
-      const spec = (obj as unknown as Host).spec;
+      const spec = obj.spec;
       status.phase = spec?.drain ? 'Draining' : 'Ready';
       status.observedGeneration = obj.metadata.generation;
       setCondition(
@@ -201,34 +196,30 @@ export class HostController {
         obj.metadata.generation,
       );
     });
-    if (beat && written) this.#init.onHeartbeat?.(written as unknown as Host);
-    const last = Date.parse((written as Host | undefined)?.status?.heartbeatTime ?? '') || now;
+    if (beat && written) this.#init.onHeartbeat?.(written);
+    const last = Date.parse(written?.status?.heartbeatTime ?? '') || now;
     return { requeueAfterMs: Math.max(50, last + this.#interval - Date.now()) };
   }
 
   #allocated(name: string) {
-    const all = this.#store.list(INSTANCE_KIND).items;
+    const all = this.#store.list(SERVICE_INSTANCE.kind).items;
     // Forget the prints of deleted instances (they are kept only to skip status-only changes).
     if (this.#instancePrints.size > all.length) {
       const live = new Set(all.map((i) => `${i.metadata.namespace}/${i.metadata.name}`));
       for (const key of this.#instancePrints.keys()) if (!live.has(key)) this.#instancePrints.delete(key);
     }
-    const mine = all.filter(
-      (i) => (i as unknown as ServiceInstance).spec?.host === name,
-    ) as unknown as ServiceInstance[];
-    return allocatedBy(
-      mine,
-      (i) =>
-        this.#store.get({
-          kind: TEMPLATE_KIND,
-          namespace: i.metadata.namespace ?? 'default',
-          name: i.spec?.templateRef?.name ?? '',
-        }) as never,
+    const mine = all.filter((i) => i.spec?.host === name);
+    return allocatedBy(mine, (i) =>
+      this.#store.get({
+        kind: SERVICE_TEMPLATE.kind,
+        namespace: i.metadata.namespace ?? 'default',
+        name: i.spec?.templateRef?.name ?? '',
+      }),
     );
   }
 
   #reconcileOther(name: string): ReconcileResult | undefined {
-    const host = this.#store.get(objectKey(HOST_KIND, name)) as Host | undefined;
+    const host = this.#store.get(objectKey(HOST.kind, name));
     if (!host) return undefined;
     if (this.#liveness.isLive(name)) {
       return { requeueAfterMs: this.#liveness.remainingMs(name) + 50 };
@@ -238,7 +229,7 @@ export class HostController {
     if (owner !== this.#init.hostName) return { requeueAfterMs: this.#interval };
     if (getCondition(host.status, READY)?.status === 'False') return { requeueAfterMs: this.#interval };
     const silent = this.#liveness.silentForMs(name);
-    updateStatus<HostStatus>(this.#store, objectKey(HOST_KIND, name), (status, obj) => {
+    updateStatus(this.#store, objectKey(HOST.kind, name), (status, obj) => {
       status.phase = 'NotReady';
       setCondition(
         status,

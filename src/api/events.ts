@@ -58,14 +58,10 @@ export function recordEvent(
   const name = eventName(ref, type, reason, message);
   for (let attempt = 0; ; attempt++) {
     const now = new Date().toISOString();
-    const existing = store.get({ kind: EVENT.kind, namespace, name }) as CoreEvent | undefined;
+    const existing = store.get({ kind: EVENT.kind, namespace, name });
     try {
       if (existing) {
-        return store.update({
-          ...existing,
-          count: (existing.count ?? 1) + 1,
-          lastTimestamp: now,
-        } as XObject) as CoreEvent;
+        return store.update({ ...existing, count: (existing.count ?? 1) + 1, lastTimestamp: now });
       }
       const ev: CoreEvent = {
         apiVersion: EVENT.apiVersion,
@@ -82,7 +78,7 @@ export function recordEvent(
         reportingComponent: opts.component ?? '',
         reportingInstance: opts.host ?? '',
       };
-      return store.create(ev) as CoreEvent;
+      return store.create(ev);
     } catch (err) {
       if (attempt < 5 && (err instanceof ConflictError || err instanceof AlreadyExistsError)) continue;
       throw err;
@@ -122,7 +118,9 @@ const EVENT_FIELDS = new Set([
 const MAX_SHORT_FIELD = 128;
 
 /** Every problem with `obj` as a core v1 Event (its metadata is the store's and the API's to check). */
-export function validateEvent(obj: Record<string, unknown>): FieldError[] {
+export function validateEvent(event: object): FieldError[] {
+  // Any object, from the API or a peer: its fields are read as unknowns and checked one by one.
+  const obj: Record<string, unknown> = { ...event };
   const out: FieldError[] = [];
   const wrongType = (path: string, want: string, v: unknown) =>
     out.push({ path, reason: 'FieldValueTypeInvalid', message: `must be ${want}; got ${describe(v)}` });

@@ -13,7 +13,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ApiResource } from '../model/api-resource.ts';
-import type { ServiceInstance } from '../model/service-instance.ts';
+import { SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { Store } from '../store/store.ts';
 import type { ApiResources } from './api-resources.ts';
 import { authorize, type Principal, type TokenAuthenticator, type Verb } from './auth.ts';
@@ -234,7 +234,7 @@ export class ApiServer {
     this.#authorize(r, 'get', 'log');
     const query = parseLogQuery(r.query);
     const key = { kind: r.resource.kind, namespace: r.namespace ?? '', name: r.name! };
-    const instance = this.#components.store.get(key) as ServiceInstance | undefined;
+    const instance = this.#components.store.get({ ...key, kind: SERVICE_INSTANCE.kind });
     if (!instance) {
       const { plural, group, kind } = r.resource;
       throw errors.notFound({ plural, group, kind, name: r.name });

@@ -7,10 +7,9 @@
 // condition is then written by one deterministic owner (see controllers/host/controller.ts).
 
 import type { Host } from '../model/host.ts';
-import type { XObject } from '../model/object.ts';
+import { HOST } from '../model/kinds.ts';
 import type { Store } from '../store/store.ts';
 
-export const HOST_KIND = 'Host';
 export const DEFAULT_HOST_TIMEOUT_MS = 15_000;
 
 export interface LivenessComponents {
@@ -49,9 +48,9 @@ export class HostLiveness {
   start(): void {
     if (this.#unwatch) return;
     this.#startedAt = this.#now();
-    const list = this.#store.list(HOST_KIND);
+    const list = this.#store.list(HOST.kind);
     for (const h of list.items) this.observe(h);
-    this.#unwatch = this.#store.watch(HOST_KIND, { resourceVersion: list.resourceVersion }, (ev) => {
+    this.#unwatch = this.#store.watch(HOST.kind, { resourceVersion: list.resourceVersion }, (ev) => {
       if (ev.type === 'DELETED') this.#seen.delete(ev.object.metadata.name);
       else this.observe(ev.object);
     });
@@ -63,8 +62,7 @@ export class HostLiveness {
   }
 
   /** Notes a Host object as read from the store (watch events call this). */
-  observe(obj: XObject): void {
-    const host = obj as unknown as Host;
+  observe(host: Host): void {
     const name = host.metadata.name;
     const heartbeat = host.status?.heartbeatTime;
     const prev = this.#seen.get(name);
@@ -112,7 +110,7 @@ export class HostLiveness {
   /** Names of the Host objects in the store that are live now (this host included when it has one). */
   liveHosts(): string[] {
     return this.#store
-      .list(HOST_KIND)
+      .list(HOST.kind)
       .items.map((h) => h.metadata.name)
       .filter((n) => this.isLive(n));
   }

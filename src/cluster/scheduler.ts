@@ -9,8 +9,7 @@
 
 import { recordEvent } from '../api/events.ts';
 import type { Host } from '../model/host.ts';
-import type { XObject } from '../model/object.ts';
-import type { ServiceInstance } from '../model/service-instance.ts';
+import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
 import { Controller, type ReconcileResult } from '../reconcile/controller.ts';
 import { objectKey } from '../reconcile/keys.ts';
 import type { Logger } from '../reconcile/log.ts';
@@ -20,7 +19,6 @@ import type { HostLiveness } from './liveness.ts';
 import { type Placement, placementKey } from './placement.ts';
 import { ownerOf } from './rendezvous.ts';
 
-const INSTANCE_KIND = 'ServiceInstance';
 const COMPONENT = 'scheduler';
 const UNSCHEDULABLE_RETRY_MS = 30_000;
 
@@ -42,7 +40,7 @@ export class Scheduler {
   readonly #placement: Placement;
   readonly #liveness: HostLiveness;
   readonly #init: SchedulerInit;
-  readonly #runner: Controller;
+  readonly #runner: Controller<typeof SERVICE_INSTANCE.kind>;
   readonly #warned = new Map<string, string>();
   readonly #hostPrints = new Map<string, string>();
 
@@ -55,13 +53,13 @@ export class Scheduler {
       { store: this.#store, log: components.log },
       {
         name: COMPONENT,
-        kind: INSTANCE_KIND,
+        kind: SERVICE_INSTANCE.kind,
         workers: 1,
-        filter: (obj) => !(obj as unknown as ServiceInstance).spec?.host,
+        filter: (instance) => !instance.spec?.host,
         reconcile: (key) => this.reconcile(key),
         // A host joining or changing what placement looks at may make an instance placeable; a heartbeat
         // alone changes nothing (and would re-check every unplaced instance on every beat of every host).
-        watches: [{ kind: 'Host', map: (h) => (this.#hostChanged(h) ? this.unplaced() : []) }],
+        watches: [{ kind: HOST.kind, map: (h) => (this.#hostChanged(h) ? this.unplaced() : []) }],
         onTerminal: () => {},
       },
     );
@@ -76,8 +74,7 @@ export class Scheduler {
   }
 
   /** Whether what placement reads of host `h` changed since its last event. */
-  #hostChanged(h: XObject): boolean {
-    const host = h as unknown as Host;
+  #hostChanged(host: Host): boolean {
     const print = JSON.stringify([
       host.metadata.labels,
       host.spec,
@@ -94,8 +91,8 @@ export class Scheduler {
 
   #unplaced = (): string[] =>
     this.#store
-      .list(INSTANCE_KIND)
-      .items.filter((i) => !(i as unknown as ServiceInstance).spec?.host)
+      .list(SERVICE_INSTANCE.kind)
+      .items.filter((i) => !i.spec?.host)
       .map((i) => `${i.metadata.namespace ?? 'default'}/${i.metadata.name}`);
 
   unplaced(): string[] {
@@ -103,9 +100,9 @@ export class Scheduler {
   }
 
   reconcile(key: string): ReconcileResult | undefined {
-    const obj = this.#store.get(objectKey(INSTANCE_KIND, key));
-    const instance = obj as unknown as ServiceInstance | undefined;
-    if (!obj || !instance || instance.spec?.host || instance.metadata.deletionTimestamp) {
+    const instance = this.#store.get(objectKey(SERVICE_INSTANCE.kind, key));
+    // An instance without a spec cannot pass the API's validation; there is nothing to place.
+    if (!instance?.spec || instance.spec.host || instance.metadata.deletionTimestamp) {
       this.#warned.delete(key);
       return undefined;
     }
@@ -116,7 +113,7 @@ export class Scheduler {
       const owner = ownerOf(placementKey(instance), this.#liveness.liveHosts());
       if (owner === this.#init.hostName && this.#warned.get(key) !== decision.message) {
         this.#warned.set(key, decision.message);
-        recordEvent(this.#store, obj, 'Warning', 'FailedScheduling', decision.message, {
+        recordEvent(this.#store, instance, 'Warning', 'FailedScheduling', decision.message, {
           component: COMPONENT,
           host: this.#init.hostName,
         });
@@ -128,10 +125,7 @@ export class Scheduler {
       return { requeueAfterMs: Math.max(retry, this.#liveness.remainingMs(decision.host) + retry) };
     }
     try {
-      this.#store.update({
-        ...obj,
-        spec: { ...(obj.spec ?? {}), host: this.#init.hostName },
-      } as XObject);
+      this.#store.update({ ...instance, spec: { ...instance.spec, host: this.#init.hostName } });
     } catch (err) {
       if (err instanceof ConflictError) return { requeueAfterMs: 0 };
       throw err;
@@ -139,7 +133,7 @@ export class Scheduler {
     this.#warned.delete(key);
     recordEvent(
       this.#store,
-      obj,
+      instance,
       'Normal',
       'Scheduled',
       `Bound to host ${this.#init.hostName} (first of ${decision.ranked.length} fitting live host(s) by rendezvous hash)`,

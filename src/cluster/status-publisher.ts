@@ -9,13 +9,14 @@
 // Instance records are republished every ttlMs/2. Changes are collected for `debounceMs` and published in one pass; failures are logged and retried on
 // the next change or refresh.
 
+import { SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Discovery, InstanceEndpoints } from '../p2p/discovery.ts';
 import { fitRecord } from '../p2p/record-fit.ts';
-import { instanceRecordKey, type RecordPublisher } from '../p2p/records.ts';
+import type { RecordPublisher } from '../p2p/record-publisher.ts';
+import { instanceRecordKey } from '../p2p/records.ts';
 import type { Store } from '../store/store.ts';
 
-const INSTANCE_KIND = 'ServiceInstance';
 const DEFAULT_DEBOUNCE_MS = 50;
 const DEFAULT_TTL_MS = 15_000;
 
@@ -97,8 +98,8 @@ export class StatusPublisher {
   start(): void {
     if (this.#unwatch) return;
     this.#stop = new AbortController();
-    this.#unwatch = this.#store.watch(INSTANCE_KIND, {}, (ev) => {
-      const i = ev.object as unknown as ServiceInstance;
+    this.#unwatch = this.#store.watch(SERVICE_INSTANCE.kind, {}, (ev) => {
+      const i = ev.object;
       const key = `${i.metadata.namespace ?? 'default'}/${i.metadata.name}`;
       if (i.spec?.host === this.#init.hostName || this.#published.has(key)) this.schedule();
     });
@@ -147,8 +148,9 @@ export class StatusPublisher {
 
   /** The instances bound to this host, as they are published. */
   current(): InstanceRecord[] {
-    return (this.#store.list(INSTANCE_KIND).items as unknown as ServiceInstance[])
-      .filter((i) => i.spec?.host === this.#init.hostName && !i.metadata.deletionTimestamp)
+    return this.#store
+      .list(SERVICE_INSTANCE.kind)
+      .items.filter((i) => i.spec?.host === this.#init.hostName && !i.metadata.deletionTimestamp)
       .map((i) => instanceRecordOf(i, this.#init.hostName));
   }
 

@@ -19,12 +19,13 @@ import { HostLiveness } from '../cluster/liveness.ts';
 import { Placement } from '../cluster/placement.ts';
 import { Scheduler } from '../cluster/scheduler.ts';
 import { StatusPublisher } from '../cluster/status-publisher.ts';
+import { EVENT } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
 import { Discovery } from '../p2p/discovery.ts';
 import { openXenosNode, type XenosNode } from '../p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
 import { clusterProtector, handshakeRefusalCounter } from '../p2p/pnet/protector.ts';
-import { RecordPublisher } from '../p2p/records.ts';
+import { RecordPublisher } from '../p2p/record-publisher.ts';
 import type { Logger } from '../reconcile/log.ts';
 import { HostNameTakenError } from '../store/errors.ts';
 import { Libp2pTransport } from '../store/replication/libp2p-transport.ts';
@@ -100,9 +101,12 @@ function logger(log: (msg: string) => void, component: string): Logger {
  *  also stores) by the same rule the API holds them to (validateEvent); anything else is refused. */
 function validateReplicated(validator: Validator, obj: XObject): { path: string; message: string }[] {
   if (validator.kindOf(obj) == null) {
-    const event = obj.kind === 'Event' && obj.apiVersion === 'v1' && typeof obj.metadata?.name === 'string';
+    const event =
+      obj.kind === EVENT.kind &&
+      obj.apiVersion === EVENT.apiVersion &&
+      typeof obj.metadata?.name === 'string';
     return event
-      ? validateEvent(obj as unknown as Record<string, unknown>)
+      ? validateEvent(obj)
       : [{ path: 'kind', message: `${obj.apiVersion}/${obj.kind} is not a kind this host serves` }];
   }
   return [

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceLogOptions, LogSource } from '../api/log-subresource.ts';
 import { errors } from '../api/status-errors.ts';
 import { type Driver, domainIdFor } from '../drivers/driver.ts';
-import type { Host } from '../model/host.ts';
+import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Store } from '../store/store.ts';
 import {
@@ -105,18 +105,11 @@ export class InstanceLogs implements LogSource {
   /** A peer asks for the log of an instance it believes runs here. Never forwarded again. */
   async #openLocalRequest(req: LogForwardRequest, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
     const instance = this.#components.store().get({
-      kind: 'ServiceInstance',
+      kind: SERVICE_INSTANCE.kind,
       namespace: req.namespace,
       name: req.name,
-    }) as ServiceInstance | undefined;
-    if (!instance) {
-      throw errors.notFound({
-        plural: 'serviceinstances',
-        group: 'xenos.io',
-        kind: 'ServiceInstance',
-        name: req.name,
-      });
-    }
+    });
+    if (!instance) throw errors.notFound({ ...SERVICE_INSTANCE, name: req.name });
     const host = hostOf(instance);
     if (host !== this.#init.hostName) {
       throw errors.serviceUnavailable(
@@ -198,9 +191,7 @@ export class InstanceLogs implements LogSource {
         `instance ${ref(instance)} runs on host ${host}; log forwarding needs the cluster overlay (this xenosd, host ${here}, runs without --p2p): ask host ${host}'s API instead`,
       );
     }
-    const hostObj = this.#components.store().get({ kind: 'Host', namespace: '', name: host }) as
-      | Host
-      | undefined;
+    const hostObj = this.#components.store().get({ kind: HOST.kind, namespace: '', name: host });
     const peerId = hostObj?.status?.peerId;
     if (!peerId) {
       throw errors.serviceUnavailable(

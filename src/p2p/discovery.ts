@@ -31,13 +31,8 @@ import {
   MAX_ENTRY_ENDPOINTS,
   type Truncation,
 } from './record-fit.ts';
-import {
-  hostRecordKey,
-  MAX_RECORD_BYTES,
-  type RecordBody,
-  type RecordPublisher,
-  verifyRecord,
-} from './records.ts';
+import type { RecordPublisher } from './record-publisher.ts';
+import { hostRecordKey, MAX_RECORD_BYTES, type RecordBody, verifyRecord } from './records.ts';
 
 export const STATUS_PROTOCOL = '/xenos/status/1.0.0';
 const DEFAULT_REPROVIDE_INTERVAL = 10 * 60_000;

@@ -5,6 +5,7 @@
 // retried with per-key exponential backoff. Every object is re-queued on a periodic resync, so a
 // missed event is repaired. `stop()` aborts in-flight reconciles and waits for the workers.
 
+import type { KnownKind, ObjectOf } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
 import type { Store, WatchEvent } from '../store/store.ts';
 import { markStalled } from './conditions.ts';
@@ -26,28 +27,32 @@ export type ReconcileFn = (
 ) => Promise<ReconcileResult | undefined> | ReconcileResult | undefined;
 
 /** A kind whose changes concern objects of the controller's kind. */
-export interface RelatedWatch {
-  kind: string;
+export interface WatchOf<K extends string> {
+  kind: K;
   /** Keys (of the controller's kind) to enqueue when `obj` changes. */
-  map(obj: XObject): string[];
+  map(obj: ObjectOf<K>): string[];
 }
+
+/** A watch of any known kind; `map` gets that kind's typed object (`{ kind: HOST.kind, map: (h) => ... }`
+ *  gives `h: Host`). */
+export type RelatedWatch = { [K in KnownKind]: WatchOf<K> }[KnownKind];
 
 export interface ControllerComponents {
   store: Store;
   log?: Logger;
 }
 
-export interface ControllerInit {
+export interface ControllerInit<K extends string = string> {
   /** For logs; defaults to the kind. */
   name?: string;
-  kind: string;
+  kind: K;
   reconcile: ReconcileFn;
   /** Ignore changes of the kind's objects that touch only `status` (like controller-runtime's
    *  GenerationChangedPredicate, plus metadata): a controller whose own status writes would otherwise
    *  wake it at once, bypassing its backoff. Its periodic resync still sees everything. */
   ignoreStatusOnlyChanges?: boolean;
   /** Only enqueue objects of the kind that pass (e.g. those placed on this host). */
-  filter?: (obj: XObject) => boolean;
+  filter?: (obj: ObjectOf<K>) => boolean;
   watches?: RelatedWatch[];
   /** Concurrent reconciles; different keys only. Default 2. */
   workers?: number;
@@ -64,11 +69,11 @@ const DEFAULT_WORKERS = 2;
 const DEFAULT_RESYNC_MS = 5 * 60_000;
 const DEFAULT_RECONCILE_TIMEOUT_MS = 120_000;
 
-export class Controller {
-  readonly kind: string;
+export class Controller<K extends string = string> {
+  readonly kind: K;
   private readonly store: Store;
   private readonly log: Logger;
-  private readonly init: ControllerInit;
+  private readonly init: ControllerInit<K>;
   private queue: WorkQueue | undefined;
   private abort: AbortController | undefined;
   private unwatch: (() => void)[] = [];
@@ -77,7 +82,7 @@ export class Controller {
   /** For ignoreStatusOnlyChanges: what of each object last woke the controller. */
   private readonly seen = new Map<string, string>();
 
-  constructor(components: ControllerComponents, init: ControllerInit) {
+  constructor(components: ControllerComponents, init: ControllerInit<K>) {
     this.store = components.store;
     this.kind = init.kind;
     this.log = components.log ?? consoleLogger(`controller/${init.name ?? init.kind}`);
@@ -103,13 +108,7 @@ export class Controller {
       this.remember(obj);
       this.enqueueObject(obj);
     }
-    for (const w of this.init.watches ?? []) {
-      this.unwatch.push(
-        this.store.watch(w.kind, {}, (ev) => {
-          for (const key of this.mapSafely(w, ev.object)) this.enqueue(key);
-        }),
-      );
-    }
+    for (const w of this.init.watches ?? []) this.unwatch.push(this.watchRelated(w));
     const resyncMs = this.init.resyncMs ?? DEFAULT_RESYNC_MS;
     this.resyncTimer = setInterval(() => this.resync(), resyncMs);
     this.resyncTimer.unref?.();
@@ -155,7 +154,13 @@ export class Controller {
     }
   }
 
-  private onEvent(ev: WatchEvent): void {
+  private watchRelated<R extends string>(w: WatchOf<R>): () => void {
+    return this.store.watch(w.kind, {}, (ev) => {
+      for (const key of this.mapSafely(w, ev.object)) this.enqueue(key);
+    });
+  }
+
+  private onEvent(ev: WatchEvent<ObjectOf<K>>): void {
     const key = keyOf(ev.object);
     // A deleted object is still reconciled (to clean up what belonged to it).
     if (ev.type === 'DELETED') {
@@ -183,12 +188,12 @@ export class Controller {
     return true;
   }
 
-  private enqueueObject(obj: XObject): void {
+  private enqueueObject(obj: ObjectOf<K>): void {
     if (this.init.filter && !this.init.filter(obj)) return;
     this.enqueue(keyOf(obj));
   }
 
-  private mapSafely(w: RelatedWatch, obj: XObject): string[] {
+  private mapSafely<R extends string>(w: WatchOf<R>, obj: ObjectOf<R>): string[] {
     try {
       return w.map(obj);
     } catch (err) {

@@ -9,7 +9,7 @@ export function keyOf(obj: Pick<XObject, 'metadata'>): string {
   return ns ? `${ns}/${obj.metadata.name}` : obj.metadata.name;
 }
 
-export function objectKey(kind: string, key: string): ObjectKey {
+export function objectKey<K extends string>(kind: K, key: string): ObjectKey<K> {
   const i = key.indexOf('/');
   return i < 0
     ? { kind, namespace: '', name: key }

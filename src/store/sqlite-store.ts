@@ -48,6 +48,7 @@ import {
 } from './replicated-merge.ts';
 import type { RowAuthority, WriterBindings } from './row-authority.ts';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.ts';
+import { allRows, iterateRows } from './sqlite-rows.ts';
 import { migrate } from './sqlite-schema.ts';
 import type {
   DeleteOptions,
@@ -322,13 +323,10 @@ export class SqliteStore implements Store {
     }
     const token = opts.continue ? decodeContinue(opts.continue) : undefined;
     const ns = this.namespaced(kind) && opts.namespace ? opts.namespace : undefined;
-    const rows = (ns === undefined
-      ? this.sql.listAll.iterate(kind, token?.ns ?? '', token?.name ?? '')
-      : this.sql.listNs.iterate(
-          kind,
-          ns,
-          token?.ns === ns ? token.name : '',
-        )) as unknown as Iterable<ListRow>;
+    const rows =
+      ns === undefined
+        ? iterateRows<ListRow>(this.sql.listAll, kind, token?.ns ?? '', token?.name ?? '')
+        : iterateRows<ListRow>(this.sql.listNs, kind, ns, token?.ns === ns ? token.name : '');
     const items: ObjectOf<K>[] = [];
     let more = false;
     for (const row of rows) {
@@ -466,7 +464,7 @@ export class SqliteStore implements Store {
   *changesSince(revision: number | string = 0, batchSize = CHANGES_BATCH): Generator<ChangeRecord> {
     let after = Number(revision);
     for (;;) {
-      const rows = this.sql.changes.all(after, batchSize) as unknown as ChangeRow[];
+      const rows = allRows<ChangeRow>(this.sql.changes, after, batchSize);
       for (const r of rows) {
         yield { ...toReplicatedRow(r, r), revision: r.revision, object: toObject(r.body, r.revision) };
         after = r.revision;
@@ -499,7 +497,7 @@ export class SqliteStore implements Store {
     this.db.exec('BEGIN IMMEDIATE');
     try {
       for (const [kind, ttl] of this.ttl) {
-        for (const r of this.sql.expire.all(kind, hlcLowerBound(now - ttl)) as unknown as Expired[]) {
+        for (const r of allRows<Expired>(this.sql.expire, kind, hlcLowerBound(now - ttl))) {
           removed++;
           if (r.deleted) continue;
           rev++;
@@ -559,7 +557,7 @@ export class SqliteStore implements Store {
       status_hlc: string;
       unsigned: number;
     };
-    for (const r of this.sql.versions.iterate() as unknown as Iterable<VersionRow>) {
+    for (const r of iterateRows<VersionRow>(this.sql.versions)) {
       // Under an authority, a row with a part nobody signed (kept from before signing) is not offered:
       // peers would refuse it. Its writer signs it when it runs this version; then it is.
       if (this.authority && r.unsigned) continue;
@@ -664,7 +662,7 @@ export class SqliteStore implements Store {
     try {
       this.bindings.bind(this.writer, a.peerId);
       this.selfBound = true;
-      for (const r of this.sql.unsignedOwn.all(this.writer, this.writer) as unknown as ChangeRow[]) {
+      for (const r of allRows<ChangeRow>(this.sql.unsignedOwn, this.writer, this.writer)) {
         const key = { kind: r.kind, namespace: r.namespace, name: r.name };
         const obj = JSON.parse(r.body) as XObject;
         const ownMain = r.writer === this.writer && !r.proof;

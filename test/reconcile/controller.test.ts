@@ -170,8 +170,8 @@ describe('Controller', () => {
   });
 
   it('maps changes of a related kind to keys of its own kind', async () => {
-    store.create(widget('w1', { gadget: 'g' }));
-    store.create(widget('w2', { gadget: 'other' }));
+    store.create(widget('w1', { host: 'g' }));
+    store.create(widget('w2', { host: 'other' }));
     const reconciled: string[] = [];
     run({
       reconcile: (key) => {
@@ -180,11 +180,11 @@ describe('Controller', () => {
       },
       watches: [
         {
-          kind: 'Gadget',
-          map: (g) =>
+          kind: 'Host',
+          map: (h) =>
             store
               .list('Widget')
-              .items.filter((w) => (w.spec as { gadget?: string }).gadget === g.metadata.name)
+              .items.filter((w) => (w.spec as { host?: string }).host === h.metadata.name)
               .map((w) => `${w.metadata.namespace}/${w.metadata.name}`),
         },
       ],
@@ -193,10 +193,10 @@ describe('Controller', () => {
     reconciled.length = 0;
     store.create({
       apiVersion: 'xenos.io/v1alpha1',
-      kind: 'Gadget',
-      metadata: { name: 'g', namespace: 'default' },
+      kind: 'Host',
+      metadata: { name: 'g' },
     });
-    await until('w1 reconciled for its gadget', () => reconciled.includes('default/w1'));
+    await until('w1 reconciled for its host', () => reconciled.includes('default/w1'));
     expect(reconciled).not.toContain('default/w2');
   });
 

@@ -45,21 +45,23 @@ export function withLastApplied(desired: XObject): XObject {
   } as XObject;
 }
 
-/** The configuration applied last, from the live object's annotation (undefined if none). */
-export function lastApplied(live: XObject): XObject | undefined {
+/** The configuration applied last, from the live object's annotation (undefined if none). It is
+ *  whatever JSON mapping the annotation holds: a hand-edited one is used as it is, as kubectl does. */
+export function lastApplied(live: XObject): JsonObject | undefined {
   const text = live.metadata.annotations?.[LAST_APPLIED];
   if (!text) return undefined;
   try {
-    const parsed = JSON.parse(text) as unknown;
-    return isObject(parsed) ? (parsed as unknown as XObject) : undefined;
+    const parsed: unknown = JSON.parse(text);
+    return isObject(parsed) ? parsed : undefined;
   } catch {
     return undefined;
   }
 }
 
 /** Additions and changes: what `modified` sets that `current` does not have the same. */
-function changes(current: Json, modified: JsonObject): JsonObject {
+function changes(current: Json, modified: Json): JsonObject {
   const patch: JsonObject = {};
+  if (!isObject(modified)) return patch;
   const cur = isObject(current) ? current : {};
   for (const [k, v] of Object.entries(modified)) {
     const was = Object.hasOwn(cur, k) ? cur[k] : undefined;
@@ -74,14 +76,15 @@ function changes(current: Json, modified: JsonObject): JsonObject {
 }
 
 /** Deletions: fields `original` had and `modified` does not, as nulls. */
-function deletions(original: JsonObject, modified: JsonObject, current: Json): JsonObject {
+function deletions(original: Json, modified: Json, current: Json): JsonObject {
   const patch: JsonObject = {};
+  if (!isObject(original) || !isObject(modified)) return patch;
   const cur = isObject(current) ? current : {};
   for (const [k, v] of Object.entries(original)) {
     if (!Object.hasOwn(modified, k)) {
       if (Object.hasOwn(cur, k)) setOwn(patch, k, null);
     } else if (isObject(v) && isObject(modified[k])) {
-      const sub = deletions(v, modified[k] as JsonObject, Object.hasOwn(cur, k) ? cur[k] : undefined);
+      const sub = deletions(v, modified[k], Object.hasOwn(cur, k) ? cur[k] : undefined);
       if (Object.keys(sub).length) setOwn(patch, k, sub);
     }
   }
@@ -105,11 +108,9 @@ function merge(a: JsonObject, b: JsonObject): JsonObject {
 export function threeWayPatch(
   live: XObject,
   modified: XObject,
-  original = lastApplied(live),
+  original: Json = lastApplied(live),
 ): JsonObject | undefined {
-  const m = modified as unknown as JsonObject;
-  const c = live as unknown as JsonObject;
-  const patch = merge(deletions((original ?? {}) as unknown as JsonObject, m, c), changes(c, m));
+  const patch = merge(deletions(original, modified, live), changes(live, modified));
   // status is a subresource: never part of an apply.
   delete patch.status;
   return Object.keys(patch).length ? patch : undefined;
