@@ -187,7 +187,7 @@ export class XenosNode extends EventTarget {
   #starting: Promise<void> | undefined;
   #stop = new AbortController();
   #bootstrapping = false;
-  #joined = deferred();
+  #joined = Promise.withResolvers<void>();
 
   constructor(components: XenosNodeComponents, init: XenosNodeInit) {
     super();
@@ -242,7 +242,7 @@ export class XenosNode extends EventTarget {
     const init = this.#init;
     const { clusterKey, privateKey } = this.#components;
     this.#stop = new AbortController();
-    this.#joined = deferred();
+    this.#joined = Promise.withResolvers<void>();
     if ((init.bootstrap ?? []).length === 0) this.#joined.resolve();
     const makeProtector =
       init.connectionProtector ??
@@ -540,14 +540,6 @@ export class XenosNode extends EventTarget {
       signal: this.#signal({ timeout: this.#dialTimeout, ...options }),
     });
   }
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }
 
 /** A peer's answer to our PUT_VALUE that echoes the record back: it stored it (kad-dht's own success test). */

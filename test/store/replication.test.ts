@@ -458,10 +458,7 @@ describe('push path under a slow peer', () => {
    *  records each store transaction that applies received rows (its row count). */
   async function slowB() {
     const network = new MemoryNetwork();
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { promise: gate, resolve: release } = Promise.withResolvers<void>();
     const held = { pushes: 0, batches: [] as number[] };
     const hosts = ['host-a', 'host-b', 'host-c'].map((name) => {
       const store = openStore({ path: ':memory:', namespaced, writer: name });

@@ -5,6 +5,7 @@
 // the server, labels added by hand) are left alone. Only own properties are read and written, so a key
 // such as `__proto__` in a live object or its annotation stays data.
 
+import { isDeepStrictEqual } from 'node:util';
 import { setOwn } from '../../api/prototype-safety.ts';
 import type { XObject } from '../../model/object.ts';
 
@@ -15,19 +16,6 @@ type JsonObject = Record<string, Json>;
 
 function isObject(v: Json): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function deepEqual(a: Json, b: Json): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a) && Array.isArray(b))
-    return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
-  if (isObject(a) && isObject(b)) {
-    const ka = Object.keys(a);
-    return (
-      ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]))
-    );
-  }
-  return false;
 }
 
 /** The desired object as applied: status dropped (a subresource apply never sets), and the
@@ -68,7 +56,7 @@ function changes(current: Json, modified: Json): JsonObject {
     if (isObject(v) && isObject(was)) {
       const sub = changes(was, v);
       if (Object.keys(sub).length) setOwn(patch, k, sub);
-    } else if (!deepEqual(was, v)) {
+    } else if (!isDeepStrictEqual(was, v)) {
       setOwn(patch, k, v === null ? null : structuredClone(v));
     }
   }
