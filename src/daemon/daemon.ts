@@ -27,6 +27,7 @@ import type { Store } from '../store/store.ts';
 import { type ClusterInit, ClusterService } from './cluster-service.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { secureDataDir } from './data-dir-modes.ts';
+import { DaemonStopError } from './errors.ts';
 import { ensureSelfSignedCert } from './self-signed-cert.ts';
 
 export interface DaemonInit {
@@ -69,7 +70,7 @@ export class Daemon {
   #auth?: TokenAuthenticator;
   #resources?: ApiResources;
   #lock?: DataDirLock;
-  readonly #services: Service[] = [];
+  readonly #services: { service: Service; name: string }[] = [];
   #started = false;
 
   constructor(init: DaemonInit) {
@@ -112,9 +113,9 @@ export class Daemon {
     return VERSION;
   }
 
-  /** Register a part to start after the store and API (and stop before them). */
-  use(service: Service): void {
-    this.#services.push(service);
+  /** Register a part to start after the store and API (and stop before them); `name` names it in errors. */
+  use(service: Service, name = `part ${this.#services.length + 1}`): void {
+    this.#services.push({ service, name });
   }
 
   async start(): Promise<void> {
@@ -170,25 +171,37 @@ export class Daemon {
     await this.#api.start();
     writeFileSync(join(dataDir, 'api.addr'), this.#api.url + '\n');
     await this.#cluster.start();
-    for (const s of this.#services) await s.start();
+    for (const { service } of this.#services) await service.start();
     this.#cluster.refreshHost();
   }
 
   /** Stop accepting requests, end watches, stop the parts, close the store. */
+  /** Stops every part, in the reverse order of start, even when one fails to stop: the others still stop,
+   *  the store is closed and the lock released. Then throws DaemonStopError naming every part that failed. */
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
-    for (const s of [...this.#services].reverse()) await s.stop();
-    await this.#cluster?.stop();
+    const failures: { part: string; error: unknown }[] = [];
+    const attempt = async (part: string, stop: () => Promise<void> | void) => {
+      try {
+        await stop();
+      } catch (error) {
+        failures.push({ part, error });
+      }
+    };
+    for (const { service, name } of [...this.#services].reverse()) await attempt(name, () => service.stop());
+    await attempt('cluster', () => this.#cluster?.stop());
     this.#cluster = undefined;
-    await this.#api?.stop();
+    await attempt('API server', () => this.#api?.stop());
     this.#api = undefined;
     // A daemon that never got the lock leaves the holder's files alone.
-    if (this.#lock) rmSync(join(this.init.dataDir, 'api.addr'), { force: true });
-    this.#store?.close();
+    if (this.#lock)
+      await attempt('api.addr', () => rmSync(join(this.init.dataDir, 'api.addr'), { force: true }));
+    await attempt('store', () => this.#store?.close());
     this.#store = undefined;
-    this.#lock?.release();
+    await attempt('data dir lock', () => this.#lock?.release());
     this.#lock = undefined;
+    if (failures.length) throw new DaemonStopError(failures);
   }
 }
 

@@ -99,9 +99,9 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
         : { uidRange: opts.domainUids, readOnlyPaths: opts.domainReadOnlyPaths },
     },
   );
-  daemon.use(controllers);
+  daemon.use(controllers, 'controllers');
   // After the controllers (the driver) and the cluster (the p2p node); stopped before them.
-  daemon.use(logs);
+  daemon.use(logs, 'instance logs');
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
