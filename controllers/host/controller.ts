@@ -15,13 +15,13 @@ import { availableParallelism, totalmem } from 'node:os';
 import type { HostLiveness } from '../../src/cluster/liveness.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import { allocatedBy, formatCpu, formatMemory } from '../../src/cluster/resources.ts';
+import { type Log, silentLogger } from '../../src/log/logger.ts';
 import type { Host } from '../../src/model/host.ts';
 import { API_VERSION, HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import { getCondition, READY, setCondition } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
 import { objectKey } from '../../src/reconcile/keys.ts';
-import { consoleLogger, type Logger } from '../../src/reconcile/log.ts';
 import { updateStatus } from '../../src/reconcile/status.ts';
 import { AlreadyExistsError } from '../../src/store/errors.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -47,7 +47,7 @@ export interface HostControllerComponents {
   store: Store;
   liveness: HostLiveness;
   facts: () => HostFacts;
-  log?: Logger;
+  log?: Log;
 }
 
 export interface HostControllerInit {
@@ -65,7 +65,7 @@ export class HostController {
   readonly #store: Store;
   readonly #liveness: HostLiveness;
   readonly #facts: () => HostFacts;
-  readonly #log: Logger;
+  readonly #log: Log;
   readonly #init: HostControllerInit;
   readonly #interval: number;
   readonly #runner: Controller<typeof HOST.kind>;
@@ -75,7 +75,7 @@ export class HostController {
     this.#store = components.store;
     this.#liveness = components.liveness;
     this.#facts = components.facts;
-    this.#log = components.log ?? consoleLogger('host-controller');
+    this.#log = components.log ?? silentLogger.root;
     this.#init = init;
     this.#interval = init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.#runner = new Controller(

@@ -19,6 +19,7 @@ import type { RecordEventOptions } from '../../src/api/events.ts';
 import { recordEvent } from '../../src/api/events.ts';
 import type { DomainInfo, Driver } from '../../src/drivers/driver.ts';
 import { cachedImage } from '../../src/images/import-image.ts';
+import { type Log, silentLogger } from '../../src/log/logger.ts';
 import { HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { ServiceInstance, ServiceInstanceStatus } from '../../src/model/service-instance.ts';
 import type { ServiceTemplate } from '../../src/model/service-template.ts';
@@ -32,7 +33,6 @@ import {
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';
 import { keyOf, objectKey } from '../../src/reconcile/keys.ts';
-import { consoleLogger, type Logger } from '../../src/reconcile/log.ts';
 import type { RateLimiter } from '../../src/reconcile/rate-limiter.ts';
 import { updateStatus } from '../../src/reconcile/status.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -71,7 +71,7 @@ export interface ServiceInstanceControllerComponents {
   images: LocalImages;
   /** Hands each domain its notice-board token (a file named by XENOS_TOKEN_FILE); without it, none. */
   credentials?: InstanceCredentials;
-  log?: Logger;
+  log?: Log;
 }
 
 export interface ServiceInstanceControllerInit {
@@ -112,7 +112,7 @@ export class ServiceInstanceController {
   private readonly driver: Driver;
   private readonly images: LocalImages;
   private readonly credentials?: InstanceCredentials;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly init: ServiceInstanceControllerInit;
   private readonly runner: Controller<typeof SERVICE_INSTANCE.kind>;
   private readonly machines = new Map<string, Entry>();
@@ -125,7 +125,7 @@ export class ServiceInstanceController {
     this.driver = components.driver;
     this.images = components.images;
     this.credentials = components.credentials;
-    this.log = components.log ?? consoleLogger(COMPONENT);
+    this.log = components.log ?? silentLogger.root;
     this.init = init;
     this.machine = domainMachine.provide({ actors: domainActors(this.driver, this.log, init.actors) });
     this.runner = new Controller(
@@ -149,7 +149,7 @@ export class ServiceInstanceController {
     this.abort = new AbortController();
     this.runner.start();
     this.sweep = this.sweepOrphans(this.abort.signal).catch((err) => {
-      if (!this.abort?.signal.aborted) this.log.error('sweeping orphaned domains failed', err);
+      if (!this.abort?.signal.aborted) this.log.error({ err: err }, 'sweeping orphaned domains failed');
     });
   }
 
@@ -204,7 +204,7 @@ export class ServiceInstanceController {
     try {
       recordEvent(this.store, instance, type, reason, message, opts);
     } catch (err) {
-      this.log.warn(`recording event ${reason} for ${instanceRef(instance)} failed`, err);
+      this.log.warn({ err: err }, `recording event ${reason} for ${instanceRef(instance)} failed`);
     }
   }
 
@@ -389,7 +389,7 @@ export class ServiceInstanceController {
     actor.on('record', (ev) => this.event(entry.instance, ev.eventType, ev.reason, ev.message));
     actor.subscribe({
       next: () => this.runner.enqueue(key),
-      error: (err) => this.log.error(`domain machine of ${key} failed`, err),
+      error: (err) => this.log.error({ err: err }, `domain machine of ${key} failed`),
     });
     actor.start();
     return entry;

@@ -11,6 +11,7 @@ import { recordEvent } from '../../src/api/events.ts';
 import type { UrlPolicy } from '../../src/images/download.ts';
 import { ImageDigestMismatchError, InvalidDigestError } from '../../src/images/errors.ts';
 import { cachedImage, type ImportedImage, importImage } from '../../src/images/import-image.ts';
+import { type Log, silentLogger } from '../../src/log/logger.ts';
 import { SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { ServiceTemplate, ServiceTemplateStatus } from '../../src/model/service-template.ts';
 import {
@@ -25,7 +26,6 @@ import {
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';
 import { objectKey } from '../../src/reconcile/keys.ts';
-import { consoleLogger, type Logger } from '../../src/reconcile/log.ts';
 import type { RateLimiter } from '../../src/reconcile/rate-limiter.ts';
 import { updateStatus } from '../../src/reconcile/status.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -36,7 +36,7 @@ const DEFAULT_IMPORT_TIMEOUT_MS = 6 * 3600_000;
 
 export interface ServiceTemplateControllerComponents {
   store: Store;
-  log?: Logger;
+  log?: Log;
 }
 
 export interface ServiceTemplateControllerInit {
@@ -59,13 +59,13 @@ function templateRef(t: ServiceTemplate): string {
 
 export class ServiceTemplateController {
   private readonly store: Store;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly init: ServiceTemplateControllerInit;
   private readonly runner: Controller<typeof SERVICE_TEMPLATE.kind>;
 
   constructor(components: ServiceTemplateControllerComponents, init: ServiceTemplateControllerInit) {
     this.store = components.store;
-    this.log = components.log ?? consoleLogger(COMPONENT);
+    this.log = components.log ?? silentLogger.root;
     this.init = init;
     this.runner = new Controller(
       { store: this.store, log: this.log },
@@ -233,7 +233,7 @@ export class ServiceTemplateController {
         host: this.init.hostName,
       });
     } catch (err) {
-      this.log.warn(`recording event ${reason} for ${templateRef(template)} failed`, err);
+      this.log.warn({ err: err }, `recording event ${reason} for ${templateRef(template)} failed`);
     }
   }
 }

@@ -8,11 +8,11 @@
 // host can take gets a FailedScheduling event from the live host that owns its key, and is retried.
 
 import { recordEvent } from '../api/events.ts';
+import type { Log } from '../log/logger.ts';
 import type { Host } from '../model/host.ts';
 import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
 import { Controller, type ReconcileResult } from '../reconcile/controller.ts';
 import { objectKey } from '../reconcile/keys.ts';
-import type { Logger } from '../reconcile/log.ts';
 import { ConflictError } from '../store/errors.ts';
 import type { Store } from '../store/store.ts';
 import type { HostLiveness } from './liveness.ts';
@@ -26,7 +26,7 @@ export interface SchedulerComponents {
   store: Store;
   placement: Placement;
   liveness: HostLiveness;
-  log?: Logger;
+  log?: Log;
 }
 
 export interface SchedulerInit {

@@ -9,6 +9,7 @@
 // Instance records are republished every ttlMs/2. Changes are collected for `debounceMs` and published in one pass; failures are logged and retried on
 // the next change or refresh.
 
+import { type Log, silentLogger } from '../log/logger.ts';
 import { SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Discovery, InstanceEndpoints } from '../p2p/discovery.ts';
@@ -41,7 +42,7 @@ export interface StatusPublisherComponents {
   discovery: Discovery;
   records: RecordPublisher;
   peerId: string;
-  log?: (msg: string) => void;
+  log?: Log;
 }
 
 export interface StatusPublisherInit {
@@ -72,7 +73,7 @@ export class StatusPublisher {
   readonly #discovery: Discovery;
   readonly #records: RecordPublisher;
   readonly #peerId: string;
-  readonly #log: (msg: string) => void;
+  readonly #log: Log;
   readonly #init: StatusPublisherInit;
   readonly #published = new Map<string, string>();
   #unwatch?: () => void;
@@ -87,7 +88,7 @@ export class StatusPublisher {
     this.#discovery = components.discovery;
     this.#records = components.records;
     this.#peerId = components.peerId;
-    this.#log = components.log ?? (() => {});
+    this.#log = components.log ?? silentLogger.root;
     this.#init = init;
   }
 
@@ -134,7 +135,8 @@ export class StatusPublisher {
     this.#timer = setTimeout(() => {
       this.#running = this.publish({ signal: this.#stop.signal })
         .catch((err) => {
-          if (!this.#stop.signal.aborted) this.#log(`publishing status failed: ${err?.message ?? err}`);
+          if (!this.#stop.signal.aborted)
+            this.#log.warn({ err }, `publishing status failed: ${err?.message ?? err}`);
         })
         .finally(() => {
           this.#running = undefined;

@@ -19,6 +19,7 @@ import { HostLiveness } from '../cluster/liveness.ts';
 import { Placement } from '../cluster/placement.ts';
 import { Scheduler } from '../cluster/scheduler.ts';
 import { StatusPublisher } from '../cluster/status-publisher.ts';
+import type { Log, Logger } from '../log/logger.ts';
 import { EVENT } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
 import { Discovery } from '../p2p/discovery.ts';
@@ -26,7 +27,6 @@ import { openXenosNode, type XenosNode } from '../p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
 import { clusterProtector, handshakeRefusalCounter } from '../p2p/pnet/protector.ts';
 import { RecordPublisher } from '../p2p/record-publisher.ts';
-import type { Logger } from '../reconcile/log.ts';
 import { HostNameTakenError } from '../store/errors.ts';
 import { Libp2pTransport } from '../store/replication/libp2p-transport.ts';
 import { Replicator } from '../store/replication/replicator.ts';
@@ -37,7 +37,8 @@ export interface ClusterComponents {
   validator: Validator;
   /** Driver name, drivers, capabilities, API URL, version: read at every heartbeat. */
   facts: () => HostFacts;
-  log: (msg: string) => void;
+  /** Gives each part (p2p, replication, discovery, status, scheduler, host) its component log. */
+  logger: Logger;
   /** Called when this host cannot go on (its name turned out to be another host's after it started). */
   onFatal?: (err: Error) => void;
 }
@@ -80,23 +81,6 @@ export interface P2pConnectionHook {
   stop(): void;
 }
 
-function logger(log: (msg: string) => void, component: string): Logger {
-  const line =
-    (level: string) =>
-    (msg: string, ...args: unknown[]) => {
-      const extra = args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ');
-      log(`[${component}] ${level === 'info' ? '' : `${level}: `}${msg}${extra ? ` ${extra}` : ''}`);
-    };
-  return {
-    debug: (msg, ...args) => {
-      if (process.env.XENOS_DEBUG) line('debug')(msg, ...args);
-    },
-    info: line('info'),
-    warn: line('warn'),
-    error: line('error'),
-  };
-}
-
 /** A row from a peer: CRD kinds against their schema (spec and status); core v1 Events (which the API
  *  also stores) by the same rule the API holds them to (validateEvent); anything else is refused. */
 function validateReplicated(validator: Validator, obj: XObject): { path: string; message: string }[] {
@@ -130,14 +114,22 @@ export class ClusterService {
   #joined = false;
   #started = false;
 
+  readonly #log: Log;
+
   constructor(components: ClusterComponents, init: ClusterInit) {
     this.#components = components;
+    this.#log = components.logger.forComponent('cluster');
     this.#init = init;
     const { store } = components;
     this.liveness = new HostLiveness({ store }, { self: init.hostName, timeoutMs: init.hostTimeoutMs });
     this.placement = new Placement({ store, liveness: this.liveness });
     this.#scheduler = new Scheduler(
-      { store, placement: this.placement, liveness: this.liveness, log: logger(components.log, 'scheduler') },
+      {
+        store,
+        placement: this.placement,
+        liveness: this.liveness,
+        log: components.logger.forComponent('scheduler'),
+      },
       { hostName: init.hostName, retryMs: init.heartbeatIntervalMs },
     );
     this.#hosts = new HostController(
@@ -150,7 +142,7 @@ export class ClusterService {
             ? { peerId: this.#node.peerId.toString(), p2pAddrs: this.#node.multiaddrs }
             : {}),
         }),
-        log: logger(components.log, 'host'),
+        log: components.logger.forComponent('host-controller'),
       },
       {
         hostName: init.hostName,
@@ -184,10 +176,10 @@ export class ClusterService {
   async join(): Promise<void> {
     if (this.#joined) return;
     this.#joined = true;
-    const { store, log } = this.#components;
+    const { store, logger } = this.#components;
     const p2p = this.#init.p2p;
     if (p2p) {
-      const p2pLog = (msg: string) => log(`[p2p] ${msg}`);
+      const p2pLog = logger.forComponent('p2p');
       this.#hook = p2p.connectionHook;
       // Shared by the node and the protector (which a test hook may wrap) around the cluster key's.
       const handshakeRefusals = handshakeRefusalCounter(p2pLog);
@@ -214,9 +206,9 @@ export class ClusterService {
       this.#replicator = new Replicator(
         {
           store,
-          transport: new Libp2pTransport({ node, log: (msg) => log(`[replication] ${msg}`) }),
+          transport: new Libp2pTransport({ node, log: logger.forComponent('replication') }),
           validate: (obj: XObject) => validateReplicated(validator, obj),
-          log: (msg, err) => log(`[replication] ${msg}${err ? `: ${(err as Error).message ?? err}` : ''}`),
+          log: logger.forComponent('replication'),
         },
         { syncIntervalMs: p2p.syncIntervalMs },
       );
@@ -237,8 +229,8 @@ export class ClusterService {
       await new Promise((r) => setTimeout(r, 20));
     }
     if (await this.#askName(node, replicator, node.connectedPeers())) return;
-    this.#components.log(
-      `[cluster] could not check yet that host name ${this.#init.hostName} is free: no peer answered within ` +
+    this.#log.warn(
+      `could not check yet that host name ${this.#init.hostName} is free: no peer answered within ` +
         `${timeoutMs} ms; asking the first peer that connects`,
     );
     const later = (evt: Event): void => {
@@ -249,7 +241,7 @@ export class ClusterService {
         },
         (err: Error) => {
           node.removeEventListener('peer:connect', later);
-          this.#components.log(`[cluster] ${err.message}`);
+          this.#log.fatal({ err }, err.message);
           this.#components.onFatal?.(err);
         },
       );
@@ -278,7 +270,7 @@ export class ClusterService {
     if (this.#started) return;
     this.#started = true;
     await this.join();
-    const { store, log } = this.#components;
+    const { store, logger } = this.#components;
     const p2p = this.#init.p2p;
     const node = this.#node;
     if (p2p && node) {
@@ -286,7 +278,7 @@ export class ClusterService {
       const records = new RecordPublisher({ node, privateKey }, { dataDir: this.#init.dataDir });
       const ttl = this.liveness.timeoutMs;
       this.#discovery = new Discovery(
-        { node, records, log: (msg) => log(`[discovery] ${msg}`) },
+        { node, records, log: logger.forComponent('discovery') },
         { statusTtl: ttl },
       );
       await this.#discovery.start();
@@ -296,7 +288,7 @@ export class ClusterService {
           discovery: this.#discovery,
           records,
           peerId: node.peerId.toString(),
-          log: (msg) => log(`[status] ${msg}`),
+          log: logger.forComponent('status'),
         },
         { hostName: this.#init.hostName, ttlMs: ttl },
       );

@@ -19,6 +19,7 @@ import { type ApiRoute, ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
 import { discoverRoute } from '../cluster/discover-api.ts';
 import { clusterRowAuthority } from '../cluster/write-policy.ts';
+import { type Logger, silentLogger } from '../log/logger.ts';
 import { EVENT } from '../model/kinds.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
 import type { RowAuthority } from '../store/row-authority.ts';
@@ -38,7 +39,8 @@ export interface DaemonInit {
   crdDir?: string;
   /** PEM files, or 'self-signed' to make (once) and use DATA_DIR/tls.crt|key. Absent: plain HTTP. */
   tls?: { cert: string; key: string } | 'self-signed';
-  log?: (msg: string) => void;
+  /** Gives each part its component log (xenosd's root logger); default: nothing is logged. */
+  logger?: Logger;
   /** Membership, placement and the p2p overlay (see ClusterInit); dataDir and hostName come from here. */
   cluster?: Omit<ClusterInit, 'dataDir' | 'hostName'>;
   /** What the Host object reports about drivers (the daemon's driver selection sets it). */
@@ -122,8 +124,7 @@ export class Daemon {
     if (this.#started) return;
     this.#started = true;
     const { dataDir } = this.init;
-    const log =
-      this.init.log ?? ((msg: string) => process.stderr.write(`xenosd ${this.init.hostName}: ${msg}\n`));
+    const logger = this.init.logger ?? silentLogger;
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     // Nothing in the data dir is touched before the lock is ours (a refused second daemon changes nothing).
     this.#lock = DataDirLock.acquire(dataDir);
@@ -132,7 +133,7 @@ export class Daemon {
         this.init.cluster?.p2p?.clusterKeyFile,
         typeof this.init.tls === 'object' ? this.init.tls.key : undefined,
       ].filter((f) => f !== undefined),
-      log,
+      log: logger.forComponent('data-dir'),
     });
     const kinds = loadKinds(this.init.crdDir);
     const resources = new ApiResources(kinds);
@@ -143,6 +144,7 @@ export class Daemon {
       namespaced: (kind) => resources.namespaced(kind),
       ttlMs: { [EVENT.kind]: this.init.eventTtlMs ?? DEFAULT_EVENT_TTL_MS },
       authority: this.init.cluster?.p2p ? await rowAuthority(dataDir) : undefined,
+      log: logger.forComponent('store'),
     });
     this.#auth = new TokenAuthenticator({ dataDir });
     this.#auth.ensureAdminToken(dataDir);
@@ -157,7 +159,7 @@ export class Daemon {
         store: this.#store,
         validator: this.#validator,
         facts: () => ({ apiUrl: this.#api?.url, version: VERSION, ...this.init.hostFacts?.() }),
-        log: this.init.log ?? ((msg) => process.stderr.write(`${msg}\n`)),
+        logger,
         onFatal: this.init.onFatal,
       },
       { ...this.init.cluster, dataDir, hostName: this.init.hostName },
@@ -166,7 +168,14 @@ export class Daemon {
     const routes: ApiRoute[] = [discoverRoute(() => this.#cluster?.overlay)];
     this.#api = new ApiServer(
       { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },
-      { host: this.init.apiHost, port: this.init.apiPort, tls, version: VERSION, log: this.init.log, routes },
+      {
+        host: this.init.apiHost,
+        port: this.init.apiPort,
+        tls,
+        version: VERSION,
+        log: logger.forComponent('api'),
+        routes,
+      },
     );
     await this.#api.start();
     writeFileSync(join(dataDir, 'api.addr'), this.#api.url + '\n');

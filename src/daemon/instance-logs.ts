@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceLogOptions, LogSource } from '../api/log-subresource.ts';
 import { errors } from '../api/status-errors.ts';
 import { type Driver, domainIdFor } from '../drivers/driver.ts';
+import type { Log } from '../log/logger.ts';
 import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Store } from '../store/store.ts';
@@ -26,7 +27,7 @@ export interface InstanceLogsComponents {
   driver: () => Driver | undefined;
   /** The p2p node, when this host runs in an overlay. */
   node: () => LogStreamNode | undefined;
-  log: (msg: string) => void;
+  log: Log;
 }
 
 export interface InstanceLogsInit {
@@ -74,7 +75,9 @@ export class InstanceLogs implements LogSource {
           timeoutMs: this.#init.forwardTimeoutMs,
           log: this.#components.log,
           hostName: this.#init.hostName,
-        }).catch((err) => this.#components.log(`[logs] serving a log stream: ${(err as Error).message}`));
+        }).catch((err) =>
+          this.#components.log.warn({ err }, `serving a log stream: ${(err as Error).message}`),
+        );
       },
       { maxInboundStreams: this.#init.maxStreams ?? 32, maxOutboundStreams: this.#init.maxStreams ?? 32 },
     );
@@ -154,7 +157,11 @@ export class InstanceLogs implements LogSource {
       this.#endWhenGone(driver, id, inner)
         .then(() => done.abort(new Error(`domain ${id} is gone`)))
         .catch((err) => {
-          if (!inner.aborted) this.#components.log(`[logs] watching domain ${id}: ${(err as Error).message}`);
+          if (!inner.aborted)
+            this.#components.log.warn(
+              { err, domain: id },
+              `watching domain ${id}: ${(err as Error).message}`,
+            );
         });
     }
     try {

@@ -16,6 +16,7 @@ import {
 } from '../drivers/sandbox/sandbox.ts';
 import { isLoopbackHost } from '../images/address-policy.ts';
 import { DEFAULT_MAX_IMAGE_BYTES } from '../images/download.ts';
+import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from '../log/logger.ts';
 
 export const DEFAULT_DATA_DIR = './.xenos';
 /** Loopback only by default: the API is plain HTTP unless --tls-cert/--tls-key are given. */
@@ -57,6 +58,8 @@ export interface DaemonOptions {
   domainReadOnlyPaths: string[];
   /** How long an Event lives after its last write (`--event-ttl`). */
   eventTtlMs: number;
+  /** `--log-level`, else XENOS_LOG_LEVEL, else info. */
+  logLevel: LogLevel;
 }
 
 export const DEFAULT_HOST_TIMEOUT = '15s';
@@ -177,6 +180,10 @@ export function parseOptions(
       'how long an Event is kept after its last update (use the same value on every host)',
       DEFAULT_EVENT_TTL,
     )
+    .option(
+      '--log-level <level>',
+      `what xenosd logs: ${LOG_LEVELS.join(', ')} (default: XENOS_LOG_LEVEL, else ${DEFAULT_LOG_LEVEL}); JSON lines, or compact lines on a terminal`,
+    )
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: () => {} })
     .allowExcessArguments(false);
@@ -219,6 +226,7 @@ export function parseOptions(
     domainRoPath: string[];
     unsafeNoSandbox?: boolean;
     eventTtl: string;
+    logLevel?: string;
   }>();
   let api: { host: string; port: number };
   try {
@@ -297,6 +305,7 @@ export function parseOptions(
     domainUids,
     domainReadOnlyPaths: o.domainRoPath,
     eventTtlMs: duration('--event-ttl', o.eventTtl),
+    logLevel: logLevel(o.logLevel),
     dataDir: resolve(o.dataDir),
     apiHost: api.host,
     apiPort: api.port,
@@ -310,4 +319,13 @@ export function parseOptions(
     allowedImageAddresses: o.allowImageUrlAddress,
     maxImageBytes,
   };
+}
+
+function logLevel(flag: string | undefined): LogLevel {
+  const [where, value] =
+    flag !== undefined ? ['--log-level', flag] : ['XENOS_LOG_LEVEL', process.env.XENOS_LOG_LEVEL];
+  if (value === undefined || value === '') return DEFAULT_LOG_LEVEL;
+  if (!isLogLevel(value))
+    throw new UsageError(`${where} must be one of ${LOG_LEVELS.join(', ')}; got "${value}"`);
+  return value;
 }

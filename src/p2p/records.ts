@@ -23,6 +23,7 @@
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { Ajv } from 'ajv';
+import type { Log } from '../log/logger.ts';
 import { RefusalCounter } from '../metrics/refusals.ts';
 import { InvalidRecordError } from './errors.ts';
 
@@ -51,7 +52,7 @@ export const RECORD_REFUSAL_REASONS = [
 export type RecordRefusalReason = (typeof RECORD_REFUSAL_REASONS)[number];
 
 /** A counter of the records this node's validator refused, by reason. */
-export function recordRefusalCounter(log?: (line: string) => void): RefusalCounter<RecordRefusalReason> {
+export function recordRefusalCounter(log?: Log): RefusalCounter<RecordRefusalReason> {
   return new RefusalCounter({
     name: RECORDS_REFUSED_METRIC,
     help: 'DHT records (/xenos/...) refused by this node: put by a peer, or about to be put by this node.',

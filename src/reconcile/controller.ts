@@ -5,13 +5,13 @@
 // retried with per-key exponential backoff. Every object is re-queued on a periodic resync, so a
 // missed event is repaired. `stop()` aborts in-flight reconciles and waits for the workers.
 
+import { type Log, silentLogger } from '../log/logger.ts';
 import type { KnownKind, ObjectOf } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
 import type { Store, WatchEvent } from '../store/store.ts';
 import { markStalled } from './conditions.ts';
 import { isTerminalError, type TerminalError } from './errors.ts';
 import { keyOf, objectKey } from './keys.ts';
-import { consoleLogger, type Logger } from './log.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { updateStatus } from './status.ts';
 import { WorkQueue } from './work-queue.ts';
@@ -39,7 +39,7 @@ export type RelatedWatch = { [K in KnownKind]: WatchOf<K> }[KnownKind];
 
 export interface ControllerComponents {
   store: Store;
-  log?: Logger;
+  log?: Log;
 }
 
 export interface ControllerInit<K extends string = string> {
@@ -72,7 +72,7 @@ const DEFAULT_RECONCILE_TIMEOUT_MS = 120_000;
 export class Controller<K extends string = string> {
   readonly kind: K;
   private readonly store: Store;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly init: ControllerInit<K>;
   private queue: WorkQueue | undefined;
   private abort: AbortController | undefined;
@@ -85,7 +85,7 @@ export class Controller<K extends string = string> {
   constructor(components: ControllerComponents, init: ControllerInit<K>) {
     this.store = components.store;
     this.kind = init.kind;
-    this.log = components.log ?? consoleLogger(`controller/${init.name ?? init.kind}`);
+    this.log = components.log ?? silentLogger.root;
     this.init = init;
   }
 
@@ -115,7 +115,7 @@ export class Controller<K extends string = string> {
 
     const n = this.init.workers ?? DEFAULT_WORKERS;
     for (let i = 0; i < n; i++) {
-      this.workers.push(this.work(queue).catch((err) => this.log.error('worker crashed', err)));
+      this.workers.push(this.work(queue).catch((err) => this.log.error({ err: err }, 'worker crashed')));
     }
   }
 
@@ -150,7 +150,7 @@ export class Controller<K extends string = string> {
     try {
       for (const obj of this.store.list(this.kind).items) this.enqueueObject(obj);
     } catch (err) {
-      this.log.error('resync: listing failed', err);
+      this.log.error({ err: err }, 'resync: listing failed');
     }
   }
 
@@ -197,7 +197,7 @@ export class Controller<K extends string = string> {
     try {
       return w.map(obj);
     } catch (err) {
-      this.log.error(`mapping a ${w.kind} change to ${this.kind} keys failed`, err);
+      this.log.error({ err: err }, `mapping a ${w.kind} change to ${this.kind} keys failed`);
       return [];
     }
   }
@@ -230,7 +230,7 @@ export class Controller<K extends string = string> {
         try {
           await (this.init.onTerminal ?? ((k, e) => this.markStalled(k, e)))(key, err);
         } catch (markErr) {
-          this.log.error(`${this.kind} ${key}: recording the terminal error failed`, markErr);
+          this.log.error({ err: markErr }, `${this.kind} ${key}: recording the terminal error failed`);
           queue.addRateLimited(key);
         }
         return;

@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { type Log, silentLogger } from '../log/logger.ts';
 import type { ObjectOf } from '../model/kinds.ts';
 import type { ObjectMeta, XObject } from '../model/object.ts';
 import {
@@ -61,7 +62,7 @@ import type {
   WatchOptions,
   WriteOptions,
 } from './store.ts';
-import { type ChangeEvent, type Logger, WatchHub } from './watch-hub.ts';
+import { type ChangeEvent, WatchHub } from './watch-hub.ts';
 
 const CHANGES_BATCH = 500;
 
@@ -80,7 +81,7 @@ export interface OpenStoreInit {
   namespaced: (kind: string) => boolean;
   /** How many change events watches can replay. Default 10000. */
   historySize?: number;
-  log?: Logger;
+  log?: Log;
   /** Wall clock in ms for the hybrid logical clock and expiry (tests). Default Date.now. */
   wallClock?: () => number;
   /** Kinds whose objects expire (e.g. Event → 1 h): see expireObjects(). */
@@ -156,7 +157,7 @@ export class SqliteStore implements Store {
   readonly writer: string;
   private readonly db: DatabaseSync;
   private readonly namespaced: (kind: string) => boolean;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly clock: HybridLogicalClock;
   private readonly hub: WatchHub;
   private rev: number;
@@ -195,7 +196,7 @@ export class SqliteStore implements Store {
   constructor(init: OpenStoreInit) {
     this.path = init.path;
     this.namespaced = init.namespaced;
-    this.log = init.log ?? ((message, err) => console.error(`xenos store: ${message}`, err ?? ''));
+    this.log = init.log ?? silentLogger.root;
     if (init.path !== ':memory:') mkdirSync(dirname(init.path), { recursive: true });
     this.db = new DatabaseSync(init.path);
     try {
@@ -301,7 +302,7 @@ export class SqliteStore implements Store {
         try {
           this.expireObjects();
         } catch (err) {
-          this.log('removing expired objects failed; trying again at the next sweep', err);
+          this.log.error({ err }, 'removing expired objects failed; trying again at the next sweep');
         }
       }, every);
       this.expiryTimer.unref();
@@ -734,7 +735,7 @@ export class SqliteStore implements Store {
       try {
         listener(key);
       } catch (err) {
-        this.log(`local-write listener threw on ${key.kind} ${key.namespace}/${key.name}`, err);
+        this.log.error({ err }, `local-write listener threw on ${key.kind} ${key.namespace}/${key.name}`);
       }
     }
     // The event's object is frozen for watchers; the caller gets its own copy.

@@ -10,6 +10,7 @@
 // Label selectors follow the Kubernetes watch cache: an object that starts matching arrives as
 // ADDED, one that stops matching as DELETED.
 
+import type { Log } from '../log/logger.ts';
 import type { XObject } from '../model/object.ts';
 import { ExpiredError } from './errors.ts';
 import { deepFreeze } from './json-value.ts';
@@ -39,13 +40,11 @@ export interface WatchFilter {
   fromRevision?: number;
 }
 
-export type Logger = (message: string, err?: unknown) => void;
-
 export interface WatchHubInit {
   historySize?: number;
   /** The store's revision when the hub starts: watching from it or later needs no history. */
   startRevision: number;
-  log: Logger;
+  log: Log;
 }
 
 interface Watcher {
@@ -60,7 +59,7 @@ interface Watcher {
 
 export class WatchHub {
   private readonly historySize: number;
-  private readonly log: Logger;
+  private readonly log: Log;
   /** Kept events in revision order: ring[first..]. */
   private ring: ChangeEvent[] = [];
   private first = 0;
@@ -166,10 +165,9 @@ export class WatchHub {
     try {
       w.onEvent(out);
     } catch (err) {
-      this.log(
-        `store watch on ${w.filter.kind}: the listener threw on ${out.type} ${describe(out.object)} ` +
-          'and has been removed',
-        err,
+      this.log.error(
+        { err, kind: w.filter.kind },
+        `store watch on ${w.filter.kind}: the listener threw on ${out.type} ${describe(out.object)} and has been removed`,
       );
       this.remove(w);
     }

@@ -10,8 +10,6 @@ import { Scheduler } from '../../src/cluster/scheduler.ts';
 import type { XObject } from '../../src/model/object.ts';
 import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-
 function host(
   name: string,
   opts: {
@@ -173,7 +171,7 @@ describe('placement and liveness', () => {
       const view = new HostLiveness({ store, now: () => now }, { self, timeoutMs: 5000 });
       view.start();
       const scheduler = new Scheduler(
-        { store, placement: new Placement({ store, liveness: view }), liveness: view, log: quiet },
+        { store, placement: new Placement({ store, liveness: view }), liveness: view },
         { hostName: self },
       );
       scheduler.reconcile('default/web-1');

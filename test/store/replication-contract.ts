@@ -12,6 +12,7 @@ import { ConflictError } from '../../src/store/errors.ts';
 import type { Replicator, ReplicatorInit, ValidateObject } from '../../src/store/replication/replicator.ts';
 import type { SyncTransport } from '../../src/store/replication/transport.ts';
 import type { SqliteStore } from '../../src/store/sqlite-store.ts';
+import { until } from '../wait.ts';
 
 export interface ReplicaHost {
   name: string;
@@ -80,12 +81,9 @@ function canonical(v: unknown): string {
 }
 
 /** Polls until `cond` holds; fails naming `what` after `ms`. */
+/** test/wait.ts's until, in the argument order this suite's callers use. */
 export async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await until(what, cond, { timeoutMs: ms, intervalMs: 10 });
 }
 
 const allAgree = (hosts: ReplicaHost[]) => {

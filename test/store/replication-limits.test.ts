@@ -53,7 +53,7 @@ describe('replication size limits', () => {
       nodes.map(async ({ node }, i) => {
         const store = signedStore(`h${i}`, await newIdentity());
         const transport = new Libp2pTransport({ node });
-        const replicator = new Replicator({ store, transport, log: () => {} }, { syncIntervalMs: 300 });
+        const replicator = new Replicator({ store, transport }, { syncIntervalMs: 300 });
         await replicator.start();
         stops.push(async () => {
           await replicator.stop();
