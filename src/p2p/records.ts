@@ -25,6 +25,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { Ajv } from 'ajv';
 import type { Log } from '../log/logger.ts';
 import { RefusalCounter } from '../metrics/refusals.ts';
+import { DNS1123_LABEL_FRAGMENT, DNS1123_SUBDOMAIN_FRAGMENT } from '../model/names.ts';
 import { InvalidRecordError } from './errors.ts';
 
 /** DHT namespace: the first path segment of every key this module handles. */
@@ -79,8 +80,8 @@ export interface RecordBody<P = unknown> {
 }
 
 // Kubernetes-style names: a DNS label for the namespace, a DNS subdomain for the name.
-const LABEL = '[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?';
-const SUBDOMAIN = `${LABEL}(?:\\.${LABEL})*`;
+const LABEL = DNS1123_LABEL_FRAGMENT;
+const SUBDOMAIN = DNS1123_SUBDOMAIN_FRAGMENT;
 const PEER_ID = '[1-9A-HJ-NP-Za-km-z]{40,60}';
 const HOST_KEY = new RegExp(`^/${RECORD_NAMESPACE}/host/(${PEER_ID})$`);
 const INSTANCE_KEY = new RegExp(`^/${RECORD_NAMESPACE}/inst/(${PEER_ID})/(${LABEL})/(${SUBDOMAIN})$`);

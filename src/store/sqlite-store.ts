@@ -21,6 +21,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { type Log, silentLogger } from '../log/logger.ts';
 import type { ObjectOf } from '../model/kinds.ts';
+import { isDns1123Label, isDns1123Subdomain } from '../model/names.ts';
 import type { ObjectMeta, XObject } from '../model/object.ts';
 import {
   AlreadyExistsError,
@@ -67,9 +68,6 @@ import { type ChangeEvent, WatchHub } from './watch-hub.ts';
 const CHANGES_BATCH = 500;
 
 export type { ApplyResult, ReplicatedRow } from './replicated-merge.ts';
-
-const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export interface OpenStoreInit {
   /** The database file (its directory is created), or ':memory:' for a store that is not durable. */
@@ -867,14 +865,14 @@ export class SqliteStore implements Store {
       throw new BadRequestError('the object has no kind: set "kind" (and "apiVersion")');
     }
     const name = obj.metadata?.name;
-    if (typeof name !== 'string' || name.length > 253 || !DNS_SUBDOMAIN_RE.test(name)) {
+    if (typeof name !== 'string' || !isDns1123Subdomain(name)) {
       throw new BadRequestError(
         `${obj.kind} metadata.name ${JSON.stringify(name)} is not valid: expected at most 253 lower-case ` +
           "letters, digits, '-' and '.', starting and ending with a letter or digit",
       );
     }
     const namespace = this.namespaceOf(obj.kind, obj.metadata.namespace);
-    if (namespace && (namespace.length > 63 || !DNS_LABEL_RE.test(namespace))) {
+    if (namespace && !isDns1123Label(namespace)) {
       throw new BadRequestError(
         `${obj.kind} "${name}" metadata.namespace ${JSON.stringify(namespace)} is not valid: expected at most 63 ` +
           "lower-case letters, digits and '-', starting and ending with a letter or digit",
