@@ -151,7 +151,7 @@ export class ProcessDriver implements Driver {
     await mkdir(this.domainsDir, { recursive: true, mode: 0o700 });
     await reapAllInterruptedLaunches(this.domainsDir, await this.domainIds(), {
       timeoutMs: this.killTimeoutMs,
-      warn: (msg) => this.log.warn(msg),
+      log: this.log,
     });
     await this.refreshConditions();
   }
