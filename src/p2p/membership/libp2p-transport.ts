@@ -47,12 +47,12 @@ export interface Libp2pDatagramTransportInit {
 interface Outbound {
   stream?: Stream;
   opening: boolean;
-  /** Messages waiting for the stream to open (at most 8). */
+  /** Messages waiting for the stream to open (at most 64). */
   queue: Uint8Array[];
   usedAt: number;
 }
 
-const MAX_QUEUED_WHILE_OPENING = 8;
+const MAX_QUEUED_WHILE_OPENING = 64;
 const MAX_SYNC_SENDS = 2;
 
 export class Libp2pDatagramTransport implements DatagramTransport {

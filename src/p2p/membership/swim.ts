@@ -341,6 +341,10 @@ export class Swim extends EventTarget {
         if (!this.#running) return;
         const [m] = this.#members.sample(1, ['alive']);
         if (m) this.join(m.peer);
+        // And one dead member: if it is only cut off (a partition that healed without the connection
+        // dropping), the exchange tells each side the other holds it dead, and both refute.
+        const [d] = this.#members.sample(1, ['dead']);
+        if (d) this.join(d.peer);
         this.#syncLater();
       },
       period * (0.5 + this.#random()),
