@@ -101,15 +101,18 @@ export async function runSwimSim(init: SwimSimInit): Promise<SwimSimResult> {
   const everyoneKnown = (): boolean =>
     swims.every((s) => s.members().filter((m) => m.state === 'alive').length === swims.length - 1);
   let t = 5000;
+  const advance = (ms: number): void => {
+    t += ms;
+    clock.runUntil(t);
+  };
   while (!everyoneKnown()) {
     if (t > 600_000)
       throw new Error(`membership sim: ${init.hosts} hosts did not all learn each other in 600 s`);
-    t += 1000;
-    clock.runUntil(t);
+    advance(1000);
   }
   const joinMs = t;
   // Let the join's updates finish spreading before measuring the idle cluster.
-  clock.runUntil((t += 3 * timing.syncIntervalMs));
+  advance(3 * timing.syncIntervalMs);
   net.loss = init.loss;
 
   const live = () => swims.filter((s) => !killed.has(s.self));
@@ -126,7 +129,7 @@ export async function runSwimSim(init: SwimSimInit): Promise<SwimSimResult> {
 
   const idleMs = 60_000;
   const idleBefore = sentNow();
-  clock.runUntil((t += idleMs));
+  advance(idleMs);
   const idle = rate(idleBefore, idleMs);
 
   const kills: KillResult[] = [];
@@ -141,7 +144,7 @@ export async function runSwimSim(init: SwimSimInit): Promise<SwimSimResult> {
     const before = sentNow();
     const observers = live().length;
     const start = t;
-    while (trial.dead.size < observers && t - start < 10 * init.hostTimeoutMs) clock.runUntil((t += 100));
+    while (trial.dead.size < observers && t - start < 10 * init.hostTimeoutMs) advance(100);
     busyRates.push(rate(before, t - start));
     const deaths = [...trial.dead.values()].map((d) => d - trial!.at);
     kills.push({
@@ -150,7 +153,7 @@ export async function runSwimSim(init: SwimSimInit): Promise<SwimSimResult> {
       allDeadMs: trial.dead.size < observers ? Number.POSITIVE_INFINITY : Math.max(...deaths),
     });
     trial = undefined;
-    clock.runUntil((t += 2 * init.hostTimeoutMs));
+    advance(2 * init.hostTimeoutMs);
   }
   for (const s of swims) s.stop();
   const busy = {
