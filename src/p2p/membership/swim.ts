@@ -171,6 +171,7 @@ export class Swim extends EventTarget {
   /** Peers join() was asked to sync with: asked again while no member is known (the first sync lost). */
   readonly #seeds = new Set<string>();
   #seq = 0;
+  #reannouncedAt = Number.NEGATIVE_INFINITY;
   #probeTimer?: TimerHandle;
   #gossipTimer?: TimerHandle;
   #syncTimer?: TimerHandle;
@@ -277,6 +278,11 @@ export class Swim extends EventTarget {
       for (const seed of this.#seeds) this.join(seed);
       return;
     }
+    this.#probeMember(target);
+  }
+
+  /** Probes a member; no ack, directly or relayed: this host suspects it (or confirms the suspicion). */
+  #probeMember(target: Member): void {
     this.stats.probes++;
     const inc = target.incarnation;
     this.#probe(target.peer, (ok) => {
@@ -368,14 +374,16 @@ export class Swim extends EventTarget {
   }
 
   /** Whether `f`'s suspicion of `p` may start a suspicion now: one per suspector and member per
-   *  minimum suspicion time, so a hostile member cannot keep a member flapping (or refuting) at will. */
+   *  minimum suspicion time, so a hostile member cannot keep a member flapping (or refuting) at will.
+   *  This host's own suspicions obey the same rule: others would refuse to spread one that broke it, and
+   *  a suspicion held here alone could not reach the member to be refuted. */
   #mayStartSuspicion(f: string, p: string): boolean {
-    if (f === this.self) return true; // our own probes are not rate-limited
     const key = `${f} ${p}`;
     const now = this.#clock.now();
     const last = this.#suspectedAt.get(key);
     if (last !== undefined && now - last < this.timing.suspicionMinMs) {
-      this.refusals.count('rate', `suspicion of ${short(p)} by ${short(f)} again within the minimum`);
+      if (f !== this.self)
+        this.refusals.count('rate', `suspicion of ${short(p)} by ${short(f)} again within the minimum`);
       return false;
     }
     if (this.#suspectedAt.size > 4 * MAX_MEMBERS) this.#suspectedAt.clear();
@@ -383,33 +391,47 @@ export class Swim extends EventTarget {
     return true;
   }
 
-  #applySuspect(u: SuspectUpdate, broadcast: boolean): void {
+  /** Applies a suspicion; true when it started one (the member was alive here). */
+  #applySuspect(u: SuspectUpdate, broadcast: boolean): boolean {
     if (u.p === this.self) {
+      // Some hosts hold an older incarnation of ours (they missed a refutation): spread ours again.
+      if (u.i < this.#incarnation) this.#reannounce();
       // Only our own current incarnation can be suspected (we alone sign incarnations).
-      if (u.i !== this.#incarnation || !this.#mayStartSuspicion(u.f, u.p)) return;
+      if (u.i !== this.#incarnation || !this.#mayStartSuspicion(u.f, u.p)) return false;
       this.#incarnation++;
       this.stats.refutations++;
       this.#sign();
       this.#log.info(`suspected by ${short(u.f)}; refuted at incarnation ${this.#incarnation}`);
-      return;
+      return false;
     }
     const m = this.#members.get(u.p);
-    if (!m || m.state === 'dead' || u.i !== m.incarnation) return;
+    if (!m || m.state === 'dead' || u.i !== m.incarnation) return false;
     const now = this.#clock.now();
+    let started = false;
     if (m.state === 'alive') {
-      if (!this.#mayStartSuspicion(u.f, u.p)) return;
+      if (!this.#mayStartSuspicion(u.f, u.p)) return false;
       m.state = 'suspect';
       m.since = now;
       m.suspicion = { startedAt: now, confirmers: new Set([u.f]) };
       this.#armSuspicion(m);
       this.#changed(m, 'alive', `suspected by ${short(u.f)}`);
+      started = true;
     } else if (m.suspicion && !m.suspicion.confirmers.has(u.f)) {
       m.suspicion.confirmers.add(u.f);
       this.#armSuspicion(m);
     } else {
-      return;
+      return false;
     }
     if (broadcast) this.#broadcasts.add(u);
+    return started;
+  }
+
+  /** Queues this host's current record to be spread again (at most once a period). */
+  #reannounce(): void {
+    const now = this.#clock.now();
+    if (now - this.#reannouncedAt < this.timing.probeIntervalMs) return;
+    this.#reannouncedAt = now;
+    this.#broadcasts.add(this.#record);
   }
 
   #armSuspicion(m: Member): void {
@@ -643,8 +665,13 @@ export class Swim extends EventTarget {
       this.#receiveUpdate(e.a, from, e.a.p === from);
       // The sender holds this member suspect or dead at this incarnation: its own (unsigned, but
       // authenticated) suspicion, counted as one; not passed on, our own probes decide the rest.
+      // It is not spread (it is not signed), so probe the member now: our ping carries the note that
+      // we hold it suspect, so a live member refutes; a dead one fails our probe too.
       if (e.st !== 'alive' && e.a.p !== from) {
-        this.#applySuspect({ k: 'suspect', p: e.a.p, i: e.a.i, f: from, g: '' }, false);
+        if (this.#applySuspect({ k: 'suspect', p: e.a.p, i: e.a.i, f: from, g: '' }, false)) {
+          const m = this.#members.get(e.a.p);
+          if (m) this.#probeMember(m);
+        }
       }
     }
     if (reply) this.#send(from, { t: 'sync', r: false, ms: this.#state() }, 'sync');
