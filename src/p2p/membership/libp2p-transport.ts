@@ -15,10 +15,10 @@
 
 import type { Connection, Stream } from '@libp2p/interface';
 import { LengthPrefixedDecoder } from '@libp2p/utils';
+import type { Log } from '../../log/logger.ts';
 import { RefusalCounter } from '../../metrics/refusals.ts';
 import type { ProtocolNode } from '../protocol-node.ts';
 import { type Channel, capOf, SWIM_PROTOCOL, SWIM_SYNC_PROTOCOL } from './messages.ts';
-import type { MembershipLogger } from './swim.ts';
 import type { DatagramTransport, MessageHandler } from './transport.ts';
 
 export const STREAM_REFUSAL_REASONS = ['too_large', 'malformed'] as const;
@@ -32,7 +32,7 @@ export interface MembershipNode extends ProtocolNode {
 
 export interface Libp2pDatagramTransportComponents {
   node: MembershipNode;
-  logger?: MembershipLogger;
+  log?: Log;
 }
 
 export interface Libp2pDatagramTransportInit {
@@ -62,7 +62,7 @@ export class Libp2pDatagramTransport implements DatagramTransport {
   /** Messages dropped on the way out (no stream, queue full), by channel. */
   readonly dropped: Record<Channel, number> = { probe: 0, sync: 0 };
   readonly #node: MembershipNode;
-  readonly #log: MembershipLogger | undefined;
+  readonly #log: Log | undefined;
   readonly #maxStreams: number;
   readonly #dialTimeout: number;
   readonly #maxQueued: number;
@@ -75,7 +75,7 @@ export class Libp2pDatagramTransport implements DatagramTransport {
 
   constructor(components: Libp2pDatagramTransportComponents, init: Libp2pDatagramTransportInit = {}) {
     this.#node = components.node;
-    this.#log = components.logger;
+    this.#log = components.log;
     this.self = this.#node.peerId.toString();
     this.#maxStreams = init.maxStreams ?? 64;
     this.#dialTimeout = init.dialTimeoutMs ?? 2000;
@@ -84,7 +84,7 @@ export class Libp2pDatagramTransport implements DatagramTransport {
       name: 'xenos_membership_streams_refused_total',
       help: 'Membership streams from peers aborted at the framing (over the cap, broken length), by reason.',
       reasons: STREAM_REFUSAL_REASONS,
-      log: (line) => this.#log?.warn(line),
+      log: this.#log,
     });
   }
 

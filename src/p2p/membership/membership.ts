@@ -3,24 +3,25 @@
 // gets a full-state exchange at once — that is how a new host joins and how the two sides of a healed
 // partition learn of each other — and every other change travels on the protocol's own messages.
 //
-//   const membership = new Membership({ node, signer, logger }, { hostTimeoutMs: 15_000 });
+//   const membership = new Membership({ node, signer, log }, { hostTimeoutMs: 15_000 });
 //   await membership.start();              // after node.start()
 //   membership.onChange((c) => ...);       // { peer, state: alive|suspect|dead, previous, detail }
 //   membership.isLive(peerId);             // alive or suspect, as this host sees it
 //   await membership.confirm(peerId);      // this host's own probe now: false = no ack, direct or relayed
 //   await membership.stop();               // before node.stop()
 
+import type { Log } from '../../log/logger.ts';
 import type { PeerSigner } from '../peer-signature.ts';
 import type { Clock } from './clock.ts';
 import { Libp2pDatagramTransport, type MembershipNode } from './libp2p-transport.ts';
 import type { MemberState } from './messages.ts';
-import { type MemberChange, type MembershipLogger, type MemberView, Swim } from './swim.ts';
+import { type MemberChange, type MemberView, Swim } from './swim.ts';
 import { type SwimTiming, timingFor } from './timing.ts';
 
 export interface MembershipComponents {
   node: MembershipNode & EventTarget & { readonly multiaddrs: string[] };
   signer: PeerSigner;
-  logger?: MembershipLogger;
+  log?: Log;
   clock?: Clock;
 }
 
@@ -44,13 +45,13 @@ export class Membership {
 
   constructor(components: MembershipComponents, init: MembershipInit = {}) {
     this.#node = components.node;
-    this.transport = new Libp2pDatagramTransport({ node: components.node, logger: components.logger });
+    this.transport = new Libp2pDatagramTransport({ node: components.node, log: components.log });
     this.swim = new Swim(
       {
         transport: this.transport,
         signer: components.signer,
         clock: components.clock,
-        logger: components.logger,
+        log: components.log,
       },
       { timing: init.timing ?? timingFor(init.hostTimeoutMs), incarnation: init.incarnation },
     );

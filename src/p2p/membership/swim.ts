@@ -11,6 +11,7 @@
 // and cannot do.
 
 import { randomBytes } from 'node:crypto';
+import { type Log, silentLogger } from '../../log/logger.ts';
 import { RefusalCounter } from '../../metrics/refusals.ts';
 import type { PeerSigner } from '../peer-signature.ts';
 import { Broadcasts } from './broadcasts.ts';
@@ -55,14 +56,6 @@ export const SWIM_REFUSAL_REASONS = [
 ] as const;
 export type SwimRefusalReason = (typeof SWIM_REFUSAL_REASONS)[number];
 
-/** The four levels membership logs at (a pino logger has them). */
-export interface MembershipLogger {
-  debug(msg: string): void;
-  info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
-}
-
 export interface MemberChange {
   peer: string;
   state: MemberState;
@@ -101,7 +94,8 @@ export interface SwimComponents {
   transport: DatagramTransport;
   signer: PeerSigner;
   clock?: Clock;
-  logger?: MembershipLogger;
+  /** This component's log (xenosd: `logger.forComponent('membership')`). */
+  log?: Log;
   random?: () => number;
 }
 
@@ -132,7 +126,6 @@ interface Relay {
   timer: TimerHandle;
 }
 
-const NOOP_LOGGER: MembershipLogger = { debug() {}, info() {}, warn() {}, error() {} };
 const MAX_RELAYS = 256;
 const MAX_PENDING = 256;
 
@@ -151,7 +144,7 @@ export class Swim extends EventTarget {
   readonly #transport: DatagramTransport;
   readonly #signer: PeerSigner;
   readonly #clock: Clock;
-  readonly #log: MembershipLogger;
+  readonly #log: Log;
   readonly #random: () => number;
   readonly #members: MemberList;
   readonly #broadcasts = new Broadcasts();
@@ -182,7 +175,7 @@ export class Swim extends EventTarget {
     this.#transport = components.transport;
     this.#signer = components.signer;
     this.#clock = components.clock ?? realClock;
-    this.#log = components.logger ?? NOOP_LOGGER;
+    this.#log = components.log ?? silentLogger.root;
     this.#random = components.random ?? Math.random;
     this.self = this.#signer.peerId;
     this.timing = init.timing ?? timingFor();
@@ -197,7 +190,7 @@ export class Swim extends EventTarget {
       name: 'xenos_membership_messages_refused_total',
       help: 'Membership (SWIM) messages and updates from peers refused, by reason.',
       reasons: SWIM_REFUSAL_REASONS,
-      log: (line) => this.#log.warn(line),
+      log: this.#log,
     });
     this.#transport.onMessage((from, bytes, channel) => this.#receive(from, bytes, channel));
   }
