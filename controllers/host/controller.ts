@@ -1,15 +1,17 @@
-// The Host controller of one xenosd: membership. For its own Host object (name = host name) it
-// registers the host (create, labels), and keeps its status current: capacity and allocatable from the
-// machine, what its instances take, driver and capabilities, addresses, peer id, version and a fresh
-// `heartbeatTime` every heartbeat interval, with Ready=True. Only this host writes that status.
+// The Host controller of one xenosd: membership in the store. For its own Host object (name = host name)
+// it registers the host (create, labels) and keeps its status true: capacity and allocatable from the
+// machine, what its instances take, driver and capabilities, addresses, peer id, version and Ready=True.
+// It writes only when one of these changes (a watch event, refreshSelf(), or a slow re-read of the
+// machine's facts): an idle host writes nothing. Whether a host is alive is not in the store at all: the
+// membership protocol (src/p2p/membership, read through src/cluster/liveness.ts) knows it.
 //
-// For every other Host it watches liveness (src/cluster/liveness.ts: a heartbeat change seen on this
-// host's own clock within the timeout). A host that has gone silent must show Ready=False everywhere,
-// yet it cannot say so itself; as Kubernetes' node-lifecycle controller does for a silent kubelet, one
-// other host writes it: the live host that ranks first for `host/<name>` by rendezvous hash among the
-// hosts it sees live (deterministic, so normally exactly one; a duplicate write is identical and
-// harmless). When the host returns, its own next heartbeat writes Ready=True and, being the newer
-// write, wins in the replicated store.
+// For every other Host it follows liveness. A host the membership declares dead must show Ready=False
+// everywhere, yet it cannot say so itself; as Kubernetes' node-lifecycle controller does for a silent
+// kubelet, one other host writes it: the live host that ranks first for `host/<name>` by rendezvous hash
+// among the hosts it sees live (deterministic, so normally exactly one; a duplicate write is identical
+// and harmless) — and only after its own probe of the host (direct, then through others) fails too, so a
+// verdict never rests on others' word alone. When the host is back it sees the verdict on its own Host
+// and writes Ready=True itself; a live host never rewrites its Ready on a timer.
 
 import { availableParallelism, totalmem } from 'node:os';
 import type { HostLiveness } from '../../src/cluster/liveness.ts';
@@ -27,10 +29,11 @@ import { AlreadyExistsError } from '../../src/store/errors.ts';
 import type { Store } from '../../src/store/store.ts';
 
 export const HOSTNAME_LABEL = 'xenos.io/hostname';
-export const DEFAULT_HEARTBEAT_INTERVAL_MS = 3_000;
+/** How often this host re-reads its machine's facts (written only if they changed). */
+export const DEFAULT_RESYNC_MS = 60_000;
 export const DEFAULT_MAX_INSTANCES = 110;
 
-/** What the daemon knows about this host, read at every heartbeat. */
+/** What the daemon knows about this host, read at every reconcile of its Host. */
 export interface HostFacts {
   driver?: string;
   drivers?: string[];
@@ -54,11 +57,13 @@ export interface HostControllerInit {
   hostName: string;
   /** Labels this host puts on its Host object (hostSelectors match them); xenos.io/hostname is added. */
   labels?: Record<string, string>;
-  heartbeatIntervalMs?: number;
+  /** How often this host's own facts are re-read (default 60 s); nothing is written unless they changed. */
+  resyncMs?: number;
+  /** How often a host that is not live and not yet marked is looked at again, in case the host that
+   *  should mark it died first (default a third of the host timeout). */
+  recheckMs?: number;
   /** allocatable.instances. */
   maxInstances?: number;
-  /** Called after each heartbeat written (the daemon republishes the DHT heartbeat record then). */
-  onHeartbeat?: (host: Host) => void;
 }
 
 export class HostController {
@@ -67,7 +72,9 @@ export class HostController {
   readonly #facts: () => HostFacts;
   readonly #log: Log;
   readonly #init: HostControllerInit;
-  readonly #interval: number;
+  readonly #resync: number;
+  readonly #recheck: number;
+  #unlisten?: () => void;
   readonly #runner: Controller<typeof HOST.kind>;
   readonly #instancePrints = new Map<string, { print: string; host?: string }>();
 
@@ -77,22 +84,23 @@ export class HostController {
     this.#facts = components.facts;
     this.#log = components.log ?? silentLogger.root;
     this.#init = init;
-    this.#interval = init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.#resync = init.resyncMs ?? DEFAULT_RESYNC_MS;
+    this.#recheck = init.recheckMs ?? Math.max(1000, Math.round(this.#liveness.timeoutMs / 3));
     this.#runner = new Controller(
       { store: this.#store, log: this.#log },
       {
         name: 'host',
         kind: HOST.kind,
         workers: 1,
-        reconcile: (key) => this.reconcile(key),
+        reconcile: (key, opts) => this.reconcile(key, opts),
         watches: [{ kind: SERVICE_INSTANCE.kind, map: (i) => this.#instanceChanged(i) }],
       },
     );
   }
 
   /** What this host's allocation reads of an instance changed: its binding, request, template or deletion.
-   *  Status-only writes (several per instance as it starts) do not re-sum the host; the heartbeat re-sums
-   *  anyway, so anything skipped here is reflected within one interval. */
+   *  Status-only writes (several per instance as it starts) do not re-sum the host; the slow re-read
+   *  re-sums anyway. */
   #instanceChanged(si: ServiceInstance): string[] {
     const key = `${si.metadata.namespace}/${si.metadata.name}`;
     const host = si.spec?.host;
@@ -112,20 +120,23 @@ export class HostController {
 
   start(): void {
     this.#runner.start();
+    this.#unlisten = this.#liveness.onChange((host) => this.#runner.enqueue(host));
     this.#runner.enqueue(this.#init.hostName);
   }
 
-  /** Re-read this host's facts now (e.g. once the driver is chosen) instead of at the next heartbeat. */
+  /** Re-read this host's facts now (e.g. once the driver is chosen) instead of at the next re-read. */
   refreshSelf(): void {
     this.#runner.enqueue(this.#init.hostName);
   }
 
   async stop(): Promise<void> {
+    this.#unlisten?.();
+    this.#unlisten = undefined;
     await this.#runner.stop();
   }
 
-  reconcile(name: string): ReconcileResult | undefined {
-    return name === this.#init.hostName ? this.#reconcileSelf(name) : this.#reconcileOther(name);
+  async reconcile(name: string, opts: { signal?: AbortSignal } = {}): Promise<ReconcileResult | undefined> {
+    return name === this.#init.hostName ? this.#reconcileSelf(name) : this.#reconcileOther(name, opts);
   }
 
   #reconcileSelf(name: string): ReconcileResult {
@@ -149,16 +160,12 @@ export class HostController {
         metadata: { ...existing.metadata, labels: { ...existing.metadata.labels, ...labels } },
       });
     }
-    const now = Date.now();
-    let beat = false;
-    const written = updateStatus(this.#store, key, (status, obj) => {
+    // Written only when something differs (updateStatus compares); so the watch event of our own write
+    // ends here, and an idle host writes nothing.
+    updateStatus(this.#store, key, (status, obj) => {
       const facts = this.#facts();
-      const last = status.heartbeatTime ? Date.parse(status.heartbeatTime) : 0;
-      // Beat when due; the watch event of our own write must not start a write loop.
-      if (now - last >= this.#interval * 0.9 || getCondition(status, READY)?.status !== 'True') {
-        status.heartbeatTime = new Date(now).toISOString();
-        beat = true;
-      }
+      // A status written before membership had heartbeats; it changed every few seconds: never again.
+      delete status.heartbeatTime;
       const capacity = {
         cpu: String(availableParallelism()),
         memory: formatMemory(totalmem()),
@@ -190,15 +197,13 @@ export class HostController {
         {
           type: READY,
           status: 'True',
-          reason: 'HeartbeatFresh',
-          message: `xenosd on ${name} is running and heartbeating`,
+          reason: 'HostRunning',
+          message: `xenosd on ${name} is running`,
         },
         obj.metadata.generation,
       );
     });
-    if (beat && written) this.#init.onHeartbeat?.(written);
-    const last = Date.parse(written?.status?.heartbeatTime ?? '') || now;
-    return { requeueAfterMs: Math.max(50, last + this.#interval - Date.now()) };
+    return { requeueAfterMs: this.#resync };
   }
 
   #allocated(name: string) {
@@ -218,34 +223,40 @@ export class HostController {
     );
   }
 
-  #reconcileOther(name: string): ReconcileResult | undefined {
-    const host = this.#store.get(objectKey(HOST.kind, name));
-    if (!host) return undefined;
-    if (this.#liveness.isLive(name)) {
-      return { requeueAfterMs: this.#liveness.remainingMs(name) + 50 };
-    }
-    if (this.#liveness.warmingUp) return { requeueAfterMs: this.#interval };
+  async #reconcileOther(name: string, opts: { signal?: AbortSignal }): Promise<ReconcileResult | undefined> {
+    const key = objectKey(HOST.kind, name);
+    const host = this.#store.get(key);
+    if (!host || getCondition(host.status, READY)?.status === 'False') return undefined;
+    // Liveness changes bring the key back (start() listens): nothing to do for a live host.
+    if (this.#liveness.isLive(name)) return undefined;
+    if (this.#liveness.warmingUp) return { requeueAfterMs: this.#liveness.remainingMs() + 50 };
     const owner = ownerOf(`host/${name}`, this.#liveness.liveHosts());
-    if (owner !== this.#init.hostName) return { requeueAfterMs: this.#interval };
-    if (getCondition(host.status, READY)?.status === 'False') return { requeueAfterMs: this.#interval };
-    const silent = this.#liveness.silentForMs(name);
-    updateStatus(this.#store, objectKey(HOST.kind, name), (status, obj) => {
+    if (owner !== this.#init.hostName) return { requeueAfterMs: this.#recheck };
+    // The verdict rests on this host's own probe too: a host that answers it is not marked.
+    if (await this.#liveness.answers(name, opts)) {
+      this.#log.info({ host: name }, `host ${name} is held dead but answers this host's probe; not marked`);
+      return { requeueAfterMs: this.#recheck };
+    }
+    if (this.#liveness.isLive(name)) return undefined; // it came back while we probed
+    const me = this.#init.hostName;
+    const death = this.#liveness.deathOf(name);
+    const why = death
+      ? `the membership of ${me} declared it dead (${death.detail})`
+      : `${me} has not heard from it in the ${Math.round(this.#liveness.timeoutMs / 1000)} s since it started`;
+    const marked = updateStatus(this.#store, key, (status, obj) => {
       status.phase = 'NotReady';
       setCondition(
         status,
         {
           type: READY,
           status: 'False',
-          reason: 'HeartbeatTimeout',
-          message:
-            `no heartbeat from ${name} seen by ${this.#init.hostName} for ` +
-            `${silent == null ? 'ever' : `${Math.round(silent / 1000)} s`} ` +
-            `(timeout ${Math.round(this.#liveness.timeoutMs / 1000)} s); marked by ${this.#init.hostName}`,
+          reason: 'HostUnreachable',
+          message: `${why}, and ${me}'s own probe (direct, then through other hosts) got no answer; marked by ${me}`,
         },
         obj.metadata.generation,
       );
     });
-    this.#log.info(`host ${name}: no heartbeat within ${this.#liveness.timeoutMs} ms; marked NotReady`);
-    return { requeueAfterMs: this.#interval };
+    if (marked) this.#log.info({ host: name }, `host ${name}: unreachable (${why}); marked NotReady`);
+    return undefined;
   }
 }

@@ -39,6 +39,7 @@ export class Scheduler {
   readonly #store: Store;
   readonly #placement: Placement;
   readonly #liveness: HostLiveness;
+  #unlisten?: () => void;
   readonly #init: SchedulerInit;
   readonly #runner: Controller<typeof SERVICE_INSTANCE.kind>;
   readonly #warned = new Map<string, string>();
@@ -57,8 +58,8 @@ export class Scheduler {
         workers: 1,
         filter: (instance) => !instance.spec?.host,
         reconcile: (key) => this.reconcile(key),
-        // A host joining or changing what placement looks at may make an instance placeable; a heartbeat
-        // alone changes nothing (and would re-check every unplaced instance on every beat of every host).
+        // A host joining or changing what placement looks at may make an instance placeable; a status
+        // write that changes none of that does not re-check every unplaced instance.
         watches: [{ kind: HOST.kind, map: (h) => (this.#hostChanged(h) ? this.unplaced() : []) }],
         onTerminal: () => {},
       },
@@ -67,9 +68,15 @@ export class Scheduler {
 
   start(): void {
     this.#runner.start();
+    // A host dying or coming back changes who fits and who binds: look at every unplaced instance again.
+    this.#unlisten = this.#liveness.onChange(() => {
+      for (const key of this.unplaced()) this.#runner.enqueue(key);
+    });
   }
 
   async stop(): Promise<void> {
+    this.#unlisten?.();
+    this.#unlisten = undefined;
     await this.#runner.stop();
   }
 
@@ -120,10 +127,9 @@ export class Scheduler {
       }
       return { requeueAfterMs: UNSCHEDULABLE_RETRY_MS };
     }
-    // Another host should bind it; look again once it may have timed out (it may be dying).
-    if (decision.host !== this.#init.hostName) {
-      return { requeueAfterMs: Math.max(retry, this.#liveness.remainingMs(decision.host) + retry) };
-    }
+    // Another host should bind it; if it dies first, the liveness change brings the key back here.
+    if (decision.host !== this.#init.hostName)
+      return { requeueAfterMs: Math.max(retry, this.#liveness.remainingMs() + retry) };
     try {
       this.#store.update({ ...instance, spec: { ...instance.spec, host: this.#init.hostName } });
     } catch (err) {

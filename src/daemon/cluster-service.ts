@@ -1,9 +1,10 @@
-// The cluster part of one xenosd, started by the Daemon after its store and API: membership (the Host
-// controller and the liveness view), placement and the scheduler that binds unplaced instances, and — when the host
-// joins a p2p overlay (`--p2p`) — the libp2p node (src/p2p), state replication over it
+// The cluster part of one xenosd, started by the Daemon after its store and API: the Host controller and
+// the liveness view, placement and the scheduler that binds unplaced instances, and — when the host
+// joins a p2p overlay (`--p2p`) — the libp2p node (src/p2p), the membership protocol on it
+// (src/p2p/membership: which hosts are alive, with no replicated heartbeat), state replication over it
 // (src/store/replication), this host's status records and service advertisements in the DHT, and the
-// discover API. Without `--p2p` the host is a cluster of one: Host object, heartbeat and placement
-// still work, discovery answers 503. Tests that partition real hosts wire a P2pConnectionHook in (no flag
+// discover API. Without `--p2p` the host is a cluster of one: Host object and placement still work,
+// discovery answers 503. Tests that partition real hosts wire a P2pConnectionHook in (no flag
 // of xenosd reaches it; see test/cluster/fault-injection.ts).
 //
 // With `--p2p`, join() runs first (the Daemon calls it before its API serves): it starts the node and
@@ -23,8 +24,10 @@ import type { Log, Logger } from '../log/logger.ts';
 import { EVENT } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
 import { Discovery } from '../p2p/discovery.ts';
+import { Membership } from '../p2p/membership/membership.ts';
 import { openXenosNode, type XenosNode } from '../p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
+import { peerSigner } from '../p2p/peer-signature.ts';
 import { clusterProtector, handshakeRefusalCounter } from '../p2p/pnet/protector.ts';
 import { RecordPublisher } from '../p2p/record-publisher.ts';
 import { HostNameTakenError } from '../store/errors.ts';
@@ -35,7 +38,7 @@ import type { SqliteStore } from '../store/sqlite-store.ts';
 export interface ClusterComponents {
   store: SqliteStore;
   validator: Validator;
-  /** Driver name, drivers, capabilities, API URL, version: read at every heartbeat. */
+  /** Driver name, drivers, capabilities, API URL, version: read at every reconcile of this host's Host. */
   facts: () => HostFacts;
   /** Gives each part (p2p, replication, discovery, status, scheduler, host) its component log. */
   logger: Logger;
@@ -48,7 +51,6 @@ export interface ClusterInit {
   hostName: string;
   labels?: Record<string, string>;
   hostTimeoutMs?: number;
-  heartbeatIntervalMs?: number;
   maxInstances?: number;
   /** The overlay; absent: a single host. */
   p2p?: {
@@ -107,6 +109,7 @@ export class ClusterService {
   readonly #hosts: HostController;
   readonly #scheduler: Scheduler;
   #node?: XenosNode;
+  #membership?: Membership;
   #discovery?: Discovery;
   #replicator?: Replicator;
   #publisher?: StatusPublisher;
@@ -121,7 +124,10 @@ export class ClusterService {
     this.#log = components.logger.forComponent('cluster');
     this.#init = init;
     const { store } = components;
-    this.liveness = new HostLiveness({ store }, { self: init.hostName, timeoutMs: init.hostTimeoutMs });
+    this.liveness = new HostLiveness(
+      { store, membership: () => this.#membership },
+      { self: init.hostName, timeoutMs: init.hostTimeoutMs },
+    );
     this.placement = new Placement({ store, liveness: this.liveness });
     this.#scheduler = new Scheduler(
       {
@@ -130,7 +136,7 @@ export class ClusterService {
         liveness: this.liveness,
         log: components.logger.forComponent('scheduler'),
       },
-      { hostName: init.hostName, retryMs: init.heartbeatIntervalMs },
+      { hostName: init.hostName },
     );
     this.#hosts = new HostController(
       {
@@ -147,7 +153,6 @@ export class ClusterService {
       {
         hostName: init.hostName,
         labels: init.labels,
-        heartbeatIntervalMs: init.heartbeatIntervalMs,
         maxInstances: init.maxInstances,
       },
     );
@@ -169,6 +174,11 @@ export class ClusterService {
 
   get replicator(): Replicator | undefined {
     return this.#replicator;
+  }
+
+  /** Which hosts are alive (SWIM over the overlay), when this host is in one. */
+  get membership(): Membership | undefined {
+    return this.#membership;
   }
 
   /** With p2p: starts the node and checks with the first peers reached that no other host holds this
@@ -202,6 +212,16 @@ export class ClusterService {
       this.#node = node;
       await node.start();
       await this.#hook?.start(node);
+      const { privateKey } = await loadOrCreatePeerKey(join(this.#init.dataDir, PEER_KEY_FILE));
+      this.#membership = new Membership(
+        {
+          node,
+          signer: peerSigner(privateKey, node.peerId.toString()),
+          log: logger.forComponent('membership'),
+        },
+        { hostTimeoutMs: this.#init.hostTimeoutMs },
+      );
+      await this.#membership.start();
       const validator = this.#components.validator;
       this.#replicator = new Replicator(
         {
@@ -300,7 +320,7 @@ export class ClusterService {
   }
 
   /** This host's facts changed (the daemon's parts have started, the driver is chosen): write them now, so
-   *  placement need not wait for the next heartbeat to see this host's driver. */
+   *  placement need not wait for the next re-read to see this host's driver. */
   refreshHost(): void {
     this.#hosts.refreshSelf();
   }
@@ -313,6 +333,7 @@ export class ClusterService {
     await this.#scheduler.stop();
     await this.#hosts.stop();
     this.liveness.stop();
+    await this.#membership?.stop();
     await this.#replicator?.stop();
     await this.#discovery?.stop();
     this.#hook?.stop();
@@ -320,6 +341,7 @@ export class ClusterService {
     await this.#node?.stop();
     this.#publisher = undefined;
     this.#replicator = undefined;
+    this.#membership = undefined;
     this.#discovery = undefined;
     this.#node = undefined;
   }

@@ -46,7 +46,8 @@ export interface DaemonOptions {
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
   labels: Record<string, string>;
   hostTimeoutMs: number;
-  heartbeatIntervalMs?: number;
+  /** `--heartbeat-interval` was given: it means nothing any more (warned about at start). */
+  heartbeatIntervalIgnored: boolean;
   maxInstances?: number;
   /** Hypervisor driver: auto (default), process, qemu or xen. */
   driver: DriverChoice;
@@ -137,12 +138,12 @@ export function parseOptions(
     .option('--label <key=value>', "a label on this host's Host object (repeatable)", collect, [])
     .option(
       '--host-timeout <duration>',
-      'a host silent this long is NotReady and gets no new instances',
+      'a dead host is NotReady on every host within this, and gets no new instances (membership probes derive from it)',
       DEFAULT_HOST_TIMEOUT,
     )
     .option(
       '--heartbeat-interval <duration>',
-      'how often this host heartbeats (default: timeout / 5, at most 3s)',
+      'deprecated, ignored: hosts no longer heartbeat; liveness is probed, every period derived from --host-timeout',
     )
     .option('--max-instances <n>', 'instances this host accepts (allocatable.instances)')
     .option(
@@ -296,9 +297,7 @@ export function parseOptions(
     p2p: o.p2p ? { listen: o.p2p, clusterKeyFile: resolve(o.clusterKey!), join: o.join } : undefined,
     labels,
     hostTimeoutMs,
-    heartbeatIntervalMs: o.heartbeatInterval
-      ? duration('--heartbeat-interval', o.heartbeatInterval)
-      : Math.min(3000, Math.max(100, Math.round(hostTimeoutMs / 5))),
+    heartbeatIntervalIgnored: o.heartbeatInterval !== undefined,
     maxInstances,
     driver: o.driver,
     unsafeNoSandbox: o.unsafeNoSandbox === true,

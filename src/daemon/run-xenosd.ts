@@ -33,6 +33,10 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     warn(
       `--insecure-http: the API on ${opts.apiHost}:${opts.apiPort} is plain HTTP beyond loopback; bearer tokens cross the network in clear text (use --tls-self-signed or --tls-cert/--tls-key)`,
     );
+  if (opts.heartbeatIntervalIgnored)
+    warn(
+      '--heartbeat-interval is ignored: hosts no longer write heartbeats; membership probes each other and derives its periods from --host-timeout',
+    );
   if (opts.allowPrivateImageUrls)
     warn(
       "--allow-private-image-urls: template image URLs may reach this host's loopback and private networks",
@@ -81,7 +85,6 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     cluster: {
       labels: opts.labels,
       hostTimeoutMs: opts.hostTimeoutMs,
-      heartbeatIntervalMs: opts.heartbeatIntervalMs,
       maxInstances: opts.maxInstances,
       p2p: opts.p2p && { ...opts.p2p, connectionHook: hooks.p2pConnectionHook },
     },
