@@ -24,6 +24,7 @@ export interface HostStatus extends BaseStatus {
   addresses?: { api?: string; p2p?: string[] };
   peerId?: string;
   version?: string;
+  /** No longer written: liveness comes from the membership protocol (src/p2p/membership), not rows. */
   heartbeatTime?: string;
   images?: string[];
 }
