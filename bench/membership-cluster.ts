@@ -4,7 +4,8 @@
 //    host moves its store revision; bound: none — it should be 0; before membership it was one heartbeat row
 //    per host every 3 s, 3.3 rows/s per host at 10 hosts);
 //  - rows per write: the store revisions that move on all hosts together for one desired-state write
-//    (a ServiceInstance no host fits), divided by the hosts (1 = each host applied exactly that row);
+//    (a ServiceInstance no host fits), divided by the hosts (2 = each host applied that row and the
+//    FailedScheduling event its placement owner records, nothing more);
 //  - kill -9: a host killed (several in turn), timed until EVERY other host's Host object says Ready=False
 //    (bound: --host-timeout + 1 s), and how many hosts wrote the verdict.
 // Figures are printed with their bounds and the load average, and recorded for bench/run.ts.
@@ -131,7 +132,8 @@ try {
       }),
     );
     detect.push(Math.max(...seen));
-    markers.push(/marked by (\S+)$/.exec((await ready(others[0], victim.name)).message)?.[1] ?? '?');
+    const marker = /marked by (\S+)$/.exec((await ready(others[0], victim.name)).message)?.[1] ?? '?';
+    markers.push(`${victim.name} by ${marker}`);
     live = others;
   }
   const load = `load ${load0} -> ${loadavg()[0].toFixed(1)}`;
@@ -152,8 +154,7 @@ try {
       name: `${n} hosts rows applied per host per write`,
       value: rowsPerWrite,
       unit: 'rows',
-      bound: 1,
-      note: `${writes} writes; 1 = the written row only`,
+      note: `${writes} writes of an instance no host fits: 2 = it and its FailedScheduling event`,
     },
     W,
   );
@@ -165,7 +166,7 @@ try {
       value: d.max,
       unit: 'ms',
       bound: tauMs + 1000,
-      note: `${kills} kills, p50 ${d.p50.toFixed(0)} ms; marked by ${markers.join(', ')}; ${load}`,
+      note: `${kills} kills, p50 ${d.p50.toFixed(0)} ms; marked: ${markers.join(', ')}; ${load}`,
     },
     W,
   );
