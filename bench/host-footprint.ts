@@ -1,6 +1,6 @@
 // Benchmark: what a host pays for running xenosd. (1) One idle xenosd (process driver, no p2p): RSS
 // and CPU sampled from /proc over a window. (2) A cluster of real xenosd processes with --p2p (libp2p,
-// DHT, heartbeats, replication) on this machine, idle: RSS and CPU of each. (3) Memory per instance:
+// DHT, membership, replication) on this machine, idle: RSS and CPU of each. (3) Memory per instance:
 // RSS of xenosd and, separately, of the domains' processes (supervisor + service) with 0, 10, 20, ...
 // running instances of the example web service, and the per-instance deltas.
 // No bound is set for these in the issues; the figures are reported as measured.
@@ -150,7 +150,7 @@ async function cluster(n: number): Promise<void> {
     const hosts = await c.startHosts(names);
     const samples = await Promise.all(hosts.map((h) => sampleIdle(() => [pidOf(h)], { durationMs: idleMs })));
     console.log(
-      `${BENCH}: ${n} xenosd with --p2p (libp2p, DHT, heartbeats, replication) on this machine, all seeing ` +
+      `${BENCH}: ${n} xenosd with --p2p (libp2p, DHT, membership, replication) on this machine, all seeing ` +
         `${n} Host objects, idle for ${samples[0].seconds.toFixed(0)} s; load average ${load()}`,
     );
     for (const [i, s] of samples.entries()) {

@@ -240,9 +240,10 @@ export class HostController {
     if (this.#liveness.isLive(name)) return undefined; // it came back while we probed
     const me = this.#init.hostName;
     const death = this.#liveness.deathOf(name);
-    const why = death
-      ? `the membership of ${me} declared it dead (${death.detail})`
-      : `${me} has not heard from it in the ${Math.round(this.#liveness.timeoutMs / 1000)} s since it started`;
+    const why =
+      this.#liveness.stateOf(name) === 'dead'
+        ? `the membership of ${me} declared it dead${death ? ` (${death.detail})` : ''}`
+        : `the membership of ${me} has not met it in the ${Math.round(this.#liveness.timeoutMs / 1000)} s since ${me} started`;
     const marked = updateStatus(this.#store, key, (status, obj) => {
       status.phase = 'NotReady';
       setCondition(

@@ -88,10 +88,15 @@ export class HostLiveness {
     return () => this.#listeners.delete(listener);
   }
 
+  /** What the membership holds the host to be (undefined: not met, or no peer id or membership). */
+  stateOf(name: string): MemberState | undefined {
+    const peer = this.#store.get(objectKey(HOST.kind, name))?.status?.peerId;
+    return peer === undefined ? undefined : this.#membership()?.state(peer);
+  }
+
   isLive(name: string): boolean {
     if (name === this.self) return true;
-    const peer = this.#store.get(objectKey(HOST.kind, name))?.status?.peerId;
-    const state = peer === undefined ? undefined : this.#membership()?.state(peer);
+    const state = this.stateOf(name);
     if (state === 'alive' || state === 'suspect') return true;
     if (state === 'dead') return false;
     return this.warmingUp;
