@@ -1,7 +1,8 @@
 // Ed25519 signatures with a host's libp2p key, synchronous through node:crypto (no promise per message:
-// the membership protocol signs and checks small statements on its hot path, and its simulation runs a
-// thousand hosts on virtual time). A peer id embeds its Ed25519 public key, so a signature is checked
-// against the peer id alone; public keys are cached.
+// the membership protocol signs and checks small statements on its hot path, its simulation runs a
+// thousand hosts on virtual time, and the store signs and checks every row part — src/store/row-proof.ts).
+// A peer id embeds its Ed25519 public key, so a signature is checked against the peer id alone; public
+// keys are cached.
 
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -14,13 +15,19 @@ export interface PeerSigner {
 /** A signer from a libp2p Ed25519 private key (`raw`: the 32-byte seed, then the public key). */
 export function peerSigner(key: { type: string; raw: Uint8Array }, peerId: string): PeerSigner {
   if (key.type !== 'Ed25519') throw new TypeError(`peer signer: the key is ${key.type}, not Ed25519`);
+  return peerSignerFromSeed(key.raw.subarray(0, 32), peerId);
+}
+
+/** A signer from the 32-byte Ed25519 seed of `peerId`'s key; throws when the seed is not that key's. */
+export function peerSignerFromSeed(seed: Uint8Array, peerId: string): PeerSigner {
+  if (seed.byteLength !== 32) throw new TypeError('peer signer: an Ed25519 seed is 32 bytes');
   const publicKey = publicKeyOf(peerId);
   const privateKey = createPrivateKey({
     format: 'jwk',
     key: {
       kty: 'OKP',
       crv: 'Ed25519',
-      d: Buffer.from(key.raw.subarray(0, 32)).toString('base64url'),
+      d: Buffer.from(seed).toString('base64url'),
       x: publicKey.export({ format: 'jwk' }).x as string,
     },
   });
