@@ -1,4 +1,4 @@
-// Benchmark of a cluster of REAL xenosd processes on this machine (src/cluster/local-cluster.ts, plain HTTP,
+// Benchmark of a cluster of REAL xenosd processes on this machine (src/local-cluster/local-cluster.ts, plain HTTP,
 // p2p over TCP loopback with the cluster key), at each size given (default 10 and 30 hosts):
 //  - desired-state convergence: a ServiceInstance POSTed to one host (round-robin), timed from the request
 //    until the watch of EVERY host has delivered it (bound: p99 <= 1 s at 10 hosts);
@@ -16,7 +16,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCluster, type LocalHost } from '../src/cluster/local-cluster.ts';
+import { LocalCluster, type LocalHost } from '../src/local-cluster/local-cluster.ts';
 import { printFigure } from './lib/figures.ts';
 import { summarise } from './lib/stats.ts';
 

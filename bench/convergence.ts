@@ -19,8 +19,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { XObject } from '../src/api/types.ts';
 import { clusterRowAuthority } from '../src/cluster/write-policy.ts';
+import { createLogger } from '../src/log/logger.ts';
+import type { XObject } from '../src/model/object.ts';
 import { openXenosNode, type XenosNode } from '../src/p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../src/p2p/peer-key.ts';
 import { createClusterKey } from '../src/p2p/pnet/cluster-key.ts';
@@ -31,6 +32,8 @@ import { recordFigure } from './lib/figures.ts';
 import { percentile } from './lib/stats.ts';
 import { until } from './lib/wait.ts';
 
+/** Replication's warnings, as xenosd would log them (to stderr). */
+const benchLog = createLogger({ level: 'warn' }).forComponent('replication');
 const BOUND_P99_MS_AT_10 = 1000;
 const unsigned = process.argv.includes('--unsigned');
 const tag = unsigned ? ', unsigned' : '';
@@ -131,7 +134,7 @@ async function run(n: number): Promise<Result> {
         {
           store,
           transport: new Libp2pTransport({ node }),
-          log: (m, err) => console.error(`host-${i}: ${m}${err ? `: ${(err as Error).message}` : ''}`),
+          log: benchLog.child({ host: `host-${i}` }),
         },
         { syncIntervalMs: 5000 },
       );

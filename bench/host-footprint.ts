@@ -1,6 +1,6 @@
 // Benchmark: what a host pays for running xenosd. (1) One idle xenosd (process driver, no p2p): RSS
 // and CPU sampled from /proc over a window. (2) A cluster of real xenosd processes with --p2p (libp2p,
-// DHT, heartbeats, replication) on this machine, idle: RSS and CPU of each. (3) Memory per instance:
+// DHT, membership, replication) on this machine, idle: RSS and CPU of each. (3) Memory per instance:
 // RSS of xenosd and, separately, of the domains' processes (supervisor + service) with 0, 10, 20, ...
 // running instances of the example web service, and the per-instance deltas.
 // No bound is set for these in the issues; the figures are reported as measured.
@@ -11,7 +11,7 @@
 
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { XenosClient } from '../src/cli/client.ts';
+import { XenosClient } from '../src/client/client.ts';
 import { TestCluster } from '../test/cluster/harness.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../test/daemon/xenosd-process.ts';
 import { printFigure } from './lib/figures.ts';
@@ -21,8 +21,8 @@ import {
   applyWebTemplate,
   conditionStatus,
   deleteAllInstances,
-  INSTANCES,
   killLeftoverDomains,
+  SERVICE_INSTANCE,
   webInstance,
 } from './lib/web-service.ts';
 
@@ -73,11 +73,11 @@ async function singleHost(): Promise<void> {
     for (const count of counts) {
       for (; created < count; created++) {
         const name = `web-${String(created).padStart(3, '0')}`;
-        await client.create(INSTANCES, webInstance(NAMESPACE, name), { namespace: NAMESPACE });
+        await client.create(SERVICE_INSTANCE, webInstance(NAMESPACE, name), { namespace: NAMESPACE });
       }
       await until(
         async () => {
-          const list = await client.list(INSTANCES, { namespace: NAMESPACE });
+          const list = await client.list(SERVICE_INSTANCE, { namespace: NAMESPACE });
           return list.items.filter((i) => conditionStatus(i, 'Ready') === 'True').length === count;
         },
         120_000 + count * 5_000,
@@ -150,7 +150,7 @@ async function cluster(n: number): Promise<void> {
     const hosts = await c.startHosts(names);
     const samples = await Promise.all(hosts.map((h) => sampleIdle(() => [pidOf(h)], { durationMs: idleMs })));
     console.log(
-      `${BENCH}: ${n} xenosd with --p2p (libp2p, DHT, heartbeats, replication) on this machine, all seeing ` +
+      `${BENCH}: ${n} xenosd with --p2p (libp2p, DHT, membership, replication) on this machine, all seeing ` +
         `${n} Host objects, idle for ${samples[0].seconds.toFixed(0)} s; load average ${load()}`,
     );
     for (const [i, s] of samples.entries()) {

@@ -13,8 +13,8 @@
 
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import type { ServiceInstance } from '../src/api/types.ts';
-import { XenosClient } from '../src/cli/client.ts';
+import { XenosClient } from '../src/client/client.ts';
+import type { ServiceInstance } from '../src/model/service-instance.ts';
 import { removeDataDir, startXenosd } from '../test/daemon/xenosd-process.ts';
 import { printFigure } from './lib/figures.ts';
 import { summarise } from './lib/stats.ts';
@@ -23,8 +23,8 @@ import {
   applyWebTemplate,
   conditionStatus,
   deleteAllInstances,
-  INSTANCES,
   killLeftoverDomains,
+  SERVICE_INSTANCE,
   webInstance,
   whyNotReady,
 } from './lib/web-service.ts';
@@ -67,9 +67,9 @@ try {
   const seen: Record<string, Map<string, number>> = {};
   for (const stage of Object.keys(stages)) seen[stage] = new Map();
   const createdAt = new Map<string, number>();
-  const start = await client.list(INSTANCES, { namespace: NAMESPACE });
+  const start = await client.list(SERVICE_INSTANCE, { namespace: NAMESPACE });
   const watchDone = (async () => {
-    for await (const ev of client.watch<ServiceInstance>(INSTANCES, {
+    for await (const ev of client.watch(SERVICE_INSTANCE, {
       namespace: NAMESPACE,
       resourceVersion: start.metadata.resourceVersion,
       signal: watching.signal,
@@ -92,7 +92,7 @@ try {
   await Promise.all(
     names.map(async (name) => {
       const c0 = performance.now();
-      await client.create(INSTANCES, webInstance(NAMESPACE, name), { namespace: NAMESPACE });
+      await client.create(SERVICE_INSTANCE, webInstance(NAMESPACE, name), { namespace: NAMESPACE });
       const now = performance.now();
       createdAt.set(name, now);
       createMs.push(now - c0);

@@ -31,6 +31,8 @@ const ORDER = [
   'sandbox-start',
   'convergence',
   'p2p-discovery',
+  'membership-sim',
+  'membership-real',
   'cluster-convergence',
 ];
 

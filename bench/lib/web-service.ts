@@ -6,14 +6,16 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { load } from 'js-yaml';
-import type { Condition, ServiceInstance, ServiceTemplate } from '../../src/api/types.ts';
-import type { XenosClient } from '../../src/cli/client.ts';
-import { INSTANCES, TEMPLATES } from '../../src/cli/resource-types.ts';
+import type { XenosClient } from '../../src/client/client.ts';
+import { SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
+import type { Condition } from '../../src/model/object.ts';
+import type { ServiceInstance } from '../../src/model/service-instance.ts';
+import type { ServiceTemplate } from '../../src/model/service-template.ts';
 import { domainPids } from './proc-footprint.ts';
 import { until } from './wait.ts';
 
 // The kinds as the client addresses them; re-exported for the benches.
-export { INSTANCES, TEMPLATES };
+export { SERVICE_INSTANCE, SERVICE_TEMPLATE };
 
 const WEB_DIR = fileURLToPath(new URL('../../manifests/web/', import.meta.url));
 
@@ -58,9 +60,9 @@ export async function applyWebTemplate(
   opts: { periodSeconds?: number; timeoutMs?: number } = {},
 ): Promise<number> {
   const t0 = performance.now();
-  await client.create(TEMPLATES, webTemplate(namespace, opts), { namespace });
+  await client.create(SERVICE_TEMPLATE, webTemplate(namespace, opts), { namespace });
   await until(
-    async () => conditionStatus(await client.get(TEMPLATES, 'web', { namespace }), 'Ready') === 'True',
+    async () => conditionStatus(await client.get(SERVICE_TEMPLATE, 'web', { namespace }), 'Ready') === 'True',
     opts.timeoutMs ?? 60_000,
     `template ${namespace}/web to be Ready`,
     50,
@@ -70,7 +72,7 @@ export async function applyWebTemplate(
 
 /** Short lines about instances that are not Ready: phase and the message of each False condition. */
 export async function whyNotReady(client: XenosClient, namespace: string, max = 5): Promise<string[]> {
-  const list = await client.list<ServiceInstance>(INSTANCES, { namespace });
+  const list = await client.list(SERVICE_INSTANCE, { namespace });
   return list.items
     .filter((i) => conditionStatus(i, 'Ready') !== 'True')
     .slice(0, max)
@@ -91,10 +93,10 @@ export async function deleteAllInstances(
   timeoutMs = 120_000,
 ): Promise<number> {
   const t0 = performance.now();
-  const list = await client.list(INSTANCES, { namespace });
-  await Promise.all(list.items.map((i) => client.delete(INSTANCES, i.metadata.name, { namespace })));
+  const list = await client.list(SERVICE_INSTANCE, { namespace });
+  await Promise.all(list.items.map((i) => client.delete(SERVICE_INSTANCE, i.metadata.name, { namespace })));
   await until(
-    async () => (await client.list(INSTANCES, { namespace })).items.length === 0,
+    async () => (await client.list(SERVICE_INSTANCE, { namespace })).items.length === 0,
     timeoutMs,
     `every instance in ${namespace} deleted`,
     100,

@@ -1,42 +1,39 @@
-// The Host controller of one xenosd: membership. For its own Host object (name = host name) it
-// registers the host (create, labels), and keeps its status current: capacity and allocatable from the
-// machine, what its instances take, driver and capabilities, addresses, peer id, version and a fresh
-// `heartbeatTime` every heartbeat interval, with Ready=True. Only this host writes that status.
+// The Host controller of one xenosd: membership in the store. For its own Host object (name = host name)
+// it registers the host (create, labels) and keeps its status true: capacity and allocatable from the
+// machine, what its instances take, driver and capabilities, addresses, peer id, version and Ready=True.
+// It writes only when one of these changes (a watch event, refreshSelf(), or a slow re-read of the
+// machine's facts): an idle host writes nothing. Whether a host is alive is not in the store at all: the
+// membership protocol (src/p2p/membership, read through src/cluster/liveness.ts) knows it.
 //
-// For every other Host it watches liveness (src/cluster/liveness.ts: a heartbeat change seen on this
-// host's own clock within the timeout). A host that has gone silent must show Ready=False everywhere,
-// yet it cannot say so itself; as Kubernetes' node-lifecycle controller does for a silent kubelet, one
-// other host writes it: the live host that ranks first for `host/<name>` by rendezvous hash among the
-// hosts it sees live (deterministic, so normally exactly one; a duplicate write is identical and
-// harmless). When the host returns, its own next heartbeat writes Ready=True and, being the newer
-// write, wins in the replicated store.
+// For every other Host it follows liveness. A host the membership declares dead must show Ready=False
+// everywhere, yet it cannot say so itself; as Kubernetes' node-lifecycle controller does for a silent
+// kubelet, one other host writes it: the live host that ranks first for `host/<name>` by rendezvous hash
+// among the hosts it sees live (deterministic, so normally exactly one; a duplicate write is identical
+// and harmless) — and only after its own probe of the host (direct, then through others) fails too, so a
+// verdict never rests on others' word alone. When the host is back it sees the verdict on its own Host
+// and writes Ready=True itself; a live host never rewrites its Ready on a timer.
 
 import { availableParallelism, totalmem } from 'node:os';
-import {
-  API_VERSION,
-  type Host,
-  type HostStatus,
-  type ServiceInstance,
-  type XObject,
-} from '../../src/api/types.ts';
-import { HOST_KIND, type HostLiveness } from '../../src/cluster/liveness.ts';
+import type { HostLiveness } from '../../src/cluster/liveness.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import { allocatedBy, formatCpu, formatMemory } from '../../src/cluster/resources.ts';
+import { type Log, silentLogger } from '../../src/log/logger.ts';
+import type { Host } from '../../src/model/host.ts';
+import { API_VERSION, HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
+import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import { getCondition, READY, setCondition } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
 import { objectKey } from '../../src/reconcile/keys.ts';
-import { consoleLogger, type Logger } from '../../src/reconcile/log.ts';
 import { updateStatus } from '../../src/reconcile/status.ts';
 import { AlreadyExistsError } from '../../src/store/errors.ts';
 import type { Store } from '../../src/store/store.ts';
 
-const INSTANCE_KIND = 'ServiceInstance';
-const TEMPLATE_KIND = 'ServiceTemplate';
 export const HOSTNAME_LABEL = 'xenos.io/hostname';
-export const DEFAULT_HEARTBEAT_INTERVAL_MS = 3_000;
+/** How often this host re-reads its machine's facts (written only if they changed). */
+export const DEFAULT_RESYNC_MS = 60_000;
 export const DEFAULT_MAX_INSTANCES = 110;
 
-/** What the daemon knows about this host, read at every heartbeat. */
+/** What the daemon knows about this host, read at every reconcile of its Host. */
 export interface HostFacts {
   driver?: string;
   drivers?: string[];
@@ -53,54 +50,57 @@ export interface HostControllerComponents {
   store: Store;
   liveness: HostLiveness;
   facts: () => HostFacts;
-  log?: Logger;
+  log?: Log;
 }
 
 export interface HostControllerInit {
   hostName: string;
   /** Labels this host puts on its Host object (hostSelectors match them); xenos.io/hostname is added. */
   labels?: Record<string, string>;
-  heartbeatIntervalMs?: number;
+  /** How often this host's own facts are re-read (default 60 s); nothing is written unless they changed. */
+  resyncMs?: number;
+  /** How often a host that is not live and not yet marked is looked at again, in case the host that
+   *  should mark it died first (default a third of the host timeout). */
+  recheckMs?: number;
   /** allocatable.instances. */
   maxInstances?: number;
-  /** Called after each heartbeat written (the daemon republishes the DHT heartbeat record then). */
-  onHeartbeat?: (host: Host) => void;
 }
 
 export class HostController {
   readonly #store: Store;
   readonly #liveness: HostLiveness;
   readonly #facts: () => HostFacts;
-  readonly #log: Logger;
+  readonly #log: Log;
   readonly #init: HostControllerInit;
-  readonly #interval: number;
-  readonly #runner: Controller;
+  readonly #resync: number;
+  readonly #recheck: number;
+  #unlisten?: () => void;
+  readonly #runner: Controller<typeof HOST.kind>;
   readonly #instancePrints = new Map<string, { print: string; host?: string }>();
 
   constructor(components: HostControllerComponents, init: HostControllerInit) {
     this.#store = components.store;
     this.#liveness = components.liveness;
     this.#facts = components.facts;
-    this.#log = components.log ?? consoleLogger('host-controller');
+    this.#log = components.log ?? silentLogger.root;
     this.#init = init;
-    this.#interval = init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.#resync = init.resyncMs ?? DEFAULT_RESYNC_MS;
+    this.#recheck = init.recheckMs ?? Math.max(1000, Math.round(this.#liveness.timeoutMs / 3));
     this.#runner = new Controller(
       { store: this.#store, log: this.#log },
       {
         name: 'host',
-        kind: HOST_KIND,
+        kind: HOST.kind,
         workers: 1,
-        reconcile: (key) => this.reconcile(key),
-        watches: [
-          { kind: INSTANCE_KIND, map: (i) => this.#instanceChanged(i as unknown as ServiceInstance) },
-        ],
+        reconcile: (key, opts) => this.reconcile(key, opts),
+        watches: [{ kind: SERVICE_INSTANCE.kind, map: (i) => this.#instanceChanged(i) }],
       },
     );
   }
 
   /** What this host's allocation reads of an instance changed: its binding, request, template or deletion.
-   *  Status-only writes (several per instance as it starts) do not re-sum the host; the heartbeat re-sums
-   *  anyway, so anything skipped here is reflected within one interval. */
+   *  Status-only writes (several per instance as it starts) do not re-sum the host; the slow re-read
+   *  re-sums anyway. */
   #instanceChanged(si: ServiceInstance): string[] {
     const key = `${si.metadata.namespace}/${si.metadata.name}`;
     const host = si.spec?.host;
@@ -120,53 +120,52 @@ export class HostController {
 
   start(): void {
     this.#runner.start();
+    this.#unlisten = this.#liveness.onChange((host) => this.#runner.enqueue(host));
     this.#runner.enqueue(this.#init.hostName);
   }
 
-  /** Re-read this host's facts now (e.g. once the driver is chosen) instead of at the next heartbeat. */
+  /** Re-read this host's facts now (e.g. once the driver is chosen) instead of at the next re-read. */
   refreshSelf(): void {
     this.#runner.enqueue(this.#init.hostName);
   }
 
   async stop(): Promise<void> {
+    this.#unlisten?.();
+    this.#unlisten = undefined;
     await this.#runner.stop();
   }
 
-  reconcile(name: string): ReconcileResult | undefined {
-    return name === this.#init.hostName ? this.#reconcileSelf(name) : this.#reconcileOther(name);
+  async reconcile(name: string, opts: { signal?: AbortSignal } = {}): Promise<ReconcileResult | undefined> {
+    return name === this.#init.hostName ? this.#reconcileSelf(name) : this.#reconcileOther(name, opts);
   }
 
   #reconcileSelf(name: string): ReconcileResult {
-    const key = objectKey(HOST_KIND, name);
+    const key = objectKey(HOST.kind, name);
     const labels = { ...this.#init.labels, [HOSTNAME_LABEL]: name };
-    const existing = this.#store.get(key) as Host | undefined;
+    const existing = this.#store.get(key);
     if (!existing) {
       try {
-        this.#store.create({
+        this.#store.create<Host>({
           apiVersion: API_VERSION,
-          kind: HOST_KIND,
+          kind: HOST.kind,
           metadata: { name, labels },
           spec: {},
-        } as XObject);
+        });
       } catch (err) {
         if (!(err instanceof AlreadyExistsError)) throw err;
       }
     } else if (Object.entries(labels).some(([k, v]) => existing.metadata.labels?.[k] !== v)) {
       this.#store.update({
-        ...(existing as unknown as XObject),
+        ...existing,
         metadata: { ...existing.metadata, labels: { ...existing.metadata.labels, ...labels } },
       });
     }
-    const now = Date.now();
-    let beat = false;
-    const written = updateStatus<HostStatus>(this.#store, key, (status, obj) => {
+    // Written only when something differs (updateStatus compares); so the watch event of our own write
+    // ends here, and an idle host writes nothing.
+    updateStatus(this.#store, key, (status, obj) => {
       const facts = this.#facts();
-      const last = status.heartbeatTime ? Date.parse(status.heartbeatTime) : 0;
-      // Beat when due; the watch event of our own write must not start a write loop.
-      if (now - last >= this.#interval * 0.9 || getCondition(status, READY)?.status !== 'True') {
-        status.heartbeatTime = new Date(now).toISOString();
-        beat = true;
-      }
+      // A status written before membership had heartbeats; it changed every few seconds: never again.
+      delete status.heartbeatTime;
       const capacity = {
         cpu: String(availableParallelism()),
         memory: formatMemory(totalmem()),
@@ -190,7 +189,7 @@ export class HostController {
       if (facts.peerId) status.peerId = facts.peerId;
       if (facts.version) status.version = facts.version;
       for (const c of facts.conditions ?? []) setCondition(status, c, obj.metadata.generation);
-      const spec = (obj as unknown as Host).spec;
+      const spec = obj.spec;
       status.phase = spec?.drain ? 'Draining' : 'Ready';
       status.observedGeneration = obj.metadata.generation;
       setCondition(
@@ -198,66 +197,67 @@ export class HostController {
         {
           type: READY,
           status: 'True',
-          reason: 'HeartbeatFresh',
-          message: `xenosd on ${name} is running and heartbeating`,
+          reason: 'HostRunning',
+          message: `xenosd on ${name} is running`,
         },
         obj.metadata.generation,
       );
     });
-    if (beat && written) this.#init.onHeartbeat?.(written as unknown as Host);
-    const last = Date.parse((written as Host | undefined)?.status?.heartbeatTime ?? '') || now;
-    return { requeueAfterMs: Math.max(50, last + this.#interval - Date.now()) };
+    return { requeueAfterMs: this.#resync };
   }
 
   #allocated(name: string) {
-    const all = this.#store.list(INSTANCE_KIND).items;
+    const all = this.#store.list(SERVICE_INSTANCE.kind).items;
     // Forget the prints of deleted instances (they are kept only to skip status-only changes).
     if (this.#instancePrints.size > all.length) {
       const live = new Set(all.map((i) => `${i.metadata.namespace}/${i.metadata.name}`));
       for (const key of this.#instancePrints.keys()) if (!live.has(key)) this.#instancePrints.delete(key);
     }
-    const mine = all.filter(
-      (i) => (i as unknown as ServiceInstance).spec?.host === name,
-    ) as unknown as ServiceInstance[];
-    return allocatedBy(
-      mine,
-      (i) =>
-        this.#store.get({
-          kind: TEMPLATE_KIND,
-          namespace: i.metadata.namespace ?? 'default',
-          name: i.spec?.templateRef?.name ?? '',
-        }) as never,
+    const mine = all.filter((i) => i.spec?.host === name);
+    return allocatedBy(mine, (i) =>
+      this.#store.get({
+        kind: SERVICE_TEMPLATE.kind,
+        namespace: i.metadata.namespace ?? 'default',
+        name: i.spec?.templateRef?.name ?? '',
+      }),
     );
   }
 
-  #reconcileOther(name: string): ReconcileResult | undefined {
-    const host = this.#store.get(objectKey(HOST_KIND, name)) as Host | undefined;
-    if (!host) return undefined;
-    if (this.#liveness.isLive(name)) {
-      return { requeueAfterMs: this.#liveness.remainingMs(name) + 50 };
-    }
-    if (this.#liveness.warmingUp) return { requeueAfterMs: this.#interval };
+  async #reconcileOther(name: string, opts: { signal?: AbortSignal }): Promise<ReconcileResult | undefined> {
+    const key = objectKey(HOST.kind, name);
+    const host = this.#store.get(key);
+    if (!host || getCondition(host.status, READY)?.status === 'False') return undefined;
+    // Liveness changes bring the key back (start() listens): nothing to do for a live host.
+    if (this.#liveness.isLive(name)) return undefined;
+    if (this.#liveness.warmingUp) return { requeueAfterMs: this.#liveness.remainingMs() + 50 };
     const owner = ownerOf(`host/${name}`, this.#liveness.liveHosts());
-    if (owner !== this.#init.hostName) return { requeueAfterMs: this.#interval };
-    if (getCondition(host.status, READY)?.status === 'False') return { requeueAfterMs: this.#interval };
-    const silent = this.#liveness.silentForMs(name);
-    updateStatus<HostStatus>(this.#store, objectKey(HOST_KIND, name), (status, obj) => {
+    if (owner !== this.#init.hostName) return { requeueAfterMs: this.#recheck };
+    // The verdict rests on this host's own probe too: a host that answers it is not marked.
+    if (await this.#liveness.answers(name, opts)) {
+      this.#log.info({ host: name }, `host ${name} is held dead but answers this host's probe; not marked`);
+      return { requeueAfterMs: this.#recheck };
+    }
+    if (this.#liveness.isLive(name)) return undefined; // it came back while we probed
+    const me = this.#init.hostName;
+    const death = this.#liveness.deathOf(name);
+    const why =
+      this.#liveness.stateOf(name) === 'dead'
+        ? `the membership of ${me} declared it dead${death ? ` (${death.detail})` : ''}`
+        : `the membership of ${me} has not met it in the ${Math.round(this.#liveness.timeoutMs / 1000)} s since ${me} started`;
+    const marked = updateStatus(this.#store, key, (status, obj) => {
       status.phase = 'NotReady';
       setCondition(
         status,
         {
           type: READY,
           status: 'False',
-          reason: 'HeartbeatTimeout',
-          message:
-            `no heartbeat from ${name} seen by ${this.#init.hostName} for ` +
-            `${silent == null ? 'ever' : `${Math.round(silent / 1000)} s`} ` +
-            `(timeout ${Math.round(this.#liveness.timeoutMs / 1000)} s); marked by ${this.#init.hostName}`,
+          reason: 'HostUnreachable',
+          message: `${why}, and ${me}'s own probe (direct, then through other hosts) got no answer; marked by ${me}`,
         },
         obj.metadata.generation,
       );
     });
-    this.#log.info(`host ${name}: no heartbeat within ${this.#liveness.timeoutMs} ms; marked NotReady`);
-    return { requeueAfterMs: this.#interval };
+    if (marked) this.#log.info({ host: name }, `host ${name}: unreachable (${why}); marked NotReady`);
+    return undefined;
   }
 }

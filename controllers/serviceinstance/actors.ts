@@ -4,7 +4,6 @@
 // runs the template's health check with Kubernetes' thresholds (periodSeconds, failureThreshold, ...).
 
 import { fromCallback, fromPromise } from 'xstate';
-import type { HealthCheckSpec } from '../../src/api/types.ts';
 import type { DomainInfo, DomainSpec, Driver } from '../../src/drivers/driver.ts';
 import {
   DriverError,
@@ -13,7 +12,8 @@ import {
   ParameterValueError,
 } from '../../src/drivers/errors.ts';
 import { healthTargetFor, probeHealth } from '../../src/drivers/health.ts';
-import type { Logger } from '../../src/reconcile/log.ts';
+import type { Log } from '../../src/log/logger.ts';
+import type { HealthCheckSpec } from '../../src/model/service-template.ts';
 import { DomainActionError, type DomainEvent, type WatchInput } from './machine.ts';
 
 export interface ActorTimeouts {
@@ -80,7 +80,7 @@ export async function teardownDomain(
 }
 
 /** The actors `domainMachine.provide({ actors })` needs, backed by `driver`. */
-export function domainActors(driver: Driver, log: Logger, init: DomainActorsInit = {}) {
+export function domainActors(driver: Driver, log: Log, init: DomainActorsInit = {}) {
   const t = { ...DEFAULT_ACTOR_TIMEOUTS, ...init.timeouts };
   const pollMs = init.pollMs ?? 1000;
   return {
@@ -103,7 +103,7 @@ export function domainActors(driver: Driver, log: Logger, init: DomainActorsInit
     watchDomain: fromCallback<DomainEvent, WatchInput>(({ input, sendBack }) => {
       const abort = new AbortController();
       watch(driver, input, sendBack, abort.signal, pollMs).catch((err) => {
-        if (!abort.signal.aborted) log.error(`watching domain ${input.spec.id} failed`, err);
+        if (!abort.signal.aborted) log.error({ err: err }, `watching domain ${input.spec.id} failed`);
       });
       return () => abort.abort();
     }),

@@ -10,7 +10,7 @@ import {
   REGISTERED_SOURCE,
   SERVICE_HEALTHY,
   type ServiceInstanceStatus,
-} from '../../src/api/types.ts';
+} from '../../src/model/service-instance.ts';
 import {
   getCondition,
   removeCondition,

@@ -17,14 +17,12 @@
 import { type Actor, createActor } from 'xstate';
 import type { RecordEventOptions } from '../../src/api/events.ts';
 import { recordEvent } from '../../src/api/events.ts';
-import type {
-  ServiceInstance,
-  ServiceInstanceStatus,
-  ServiceTemplate,
-  XObject,
-} from '../../src/api/types.ts';
 import type { DomainInfo, Driver } from '../../src/drivers/driver.ts';
 import { cachedImage } from '../../src/images/import-image.ts';
+import { type Log, silentLogger } from '../../src/log/logger.ts';
+import { HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
+import type { ServiceInstance, ServiceInstanceStatus } from '../../src/model/service-instance.ts';
+import type { ServiceTemplate } from '../../src/model/service-template.ts';
 import {
   isConditionTrue,
   markStalled,
@@ -35,7 +33,6 @@ import {
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';
 import { keyOf, objectKey } from '../../src/reconcile/keys.ts';
-import { consoleLogger, type Logger } from '../../src/reconcile/log.ts';
 import type { RateLimiter } from '../../src/reconcile/rate-limiter.ts';
 import { updateStatus } from '../../src/reconcile/status.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -52,9 +49,6 @@ import type { InstanceCredentials } from './credentials.ts';
 import { buildDesiredDomain, domainIdOf, identityOf, instanceRef } from './domain-spec.ts';
 import { type DesiredDomain, type DomainMachine, domainMachine, type MachineOptions } from './machine.ts';
 
-export const INSTANCE_KIND = 'ServiceInstance';
-export const TEMPLATE_KIND = 'ServiceTemplate';
-export const HOST_KIND = 'Host';
 export const DOMAIN_FINALIZER = 'xenos.io/domain';
 /** Manual run strategy: set to `Running` or `Stopped` to start or stop the domain by hand. */
 export const REQUESTED_STATE_ANNOTATION = 'xenos.io/requested-state';
@@ -77,7 +71,7 @@ export interface ServiceInstanceControllerComponents {
   images: LocalImages;
   /** Hands each domain its notice-board token (a file named by XENOS_TOKEN_FILE); without it, none. */
   credentials?: InstanceCredentials;
-  log?: Logger;
+  log?: Log;
 }
 
 export interface ServiceInstanceControllerInit {
@@ -109,14 +103,6 @@ interface Entry {
 const COMPONENT = 'serviceinstance-controller';
 const DEFAULT_WORKERS = 8;
 
-/** The store holds untyped objects; these two name the one place the kind's types are applied. */
-function asInstance(obj: XObject | undefined): ServiceInstance | undefined {
-  return obj as unknown as ServiceInstance | undefined;
-}
-function asObject(instance: ServiceInstance): XObject {
-  return instance as unknown as XObject;
-}
-
 function spec(instance: ServiceInstance) {
   return instance.spec ?? ({ templateRef: { name: '' } } as NonNullable<ServiceInstance['spec']>);
 }
@@ -126,9 +112,9 @@ export class ServiceInstanceController {
   private readonly driver: Driver;
   private readonly images: LocalImages;
   private readonly credentials?: InstanceCredentials;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly init: ServiceInstanceControllerInit;
-  private readonly runner: Controller;
+  private readonly runner: Controller<typeof SERVICE_INSTANCE.kind>;
   private readonly machines = new Map<string, Entry>();
   private readonly machine: DomainMachine;
   private abort?: AbortController;
@@ -139,21 +125,21 @@ export class ServiceInstanceController {
     this.driver = components.driver;
     this.images = components.images;
     this.credentials = components.credentials;
-    this.log = components.log ?? consoleLogger(COMPONENT);
+    this.log = components.log ?? silentLogger.root;
     this.init = init;
     this.machine = domainMachine.provide({ actors: domainActors(this.driver, this.log, init.actors) });
     this.runner = new Controller(
       { store: this.store, log: this.log },
       {
         name: 'serviceinstance',
-        kind: INSTANCE_KIND,
+        kind: SERVICE_INSTANCE.kind,
         workers: init.workers ?? DEFAULT_WORKERS,
         resyncMs: init.resyncMs,
         rateLimiter: init.rateLimiter,
         reconcile: (key, opts) => this.reconcile(key, opts),
         onTerminal: (key, err) => this.stalled(key, err),
         filter: (obj) => this.concerns(obj),
-        watches: [{ kind: TEMPLATE_KIND, map: (t) => this.instancesOf(t) }],
+        watches: [{ kind: SERVICE_TEMPLATE.kind, map: (t) => this.instancesOf(t) }],
       },
     );
   }
@@ -163,7 +149,7 @@ export class ServiceInstanceController {
     this.abort = new AbortController();
     this.runner.start();
     this.sweep = this.sweepOrphans(this.abort.signal).catch((err) => {
-      if (!this.abort?.signal.aborted) this.log.error('sweeping orphaned domains failed', err);
+      if (!this.abort?.signal.aborted) this.log.error({ err: err }, 'sweeping orphaned domains failed');
     });
   }
 
@@ -183,10 +169,9 @@ export class ServiceInstanceController {
     return this.machines.get(key)?.actor.getSnapshot();
   }
 
-  private concerns(obj: XObject): boolean {
-    const instance = asInstance(obj)!;
+  private concerns(instance: ServiceInstance): boolean {
     const host = instance.spec?.host;
-    if (host === this.init.hostName || this.machines.has(keyOf(obj))) return true;
+    if (host === this.init.hostName || this.machines.has(keyOf(instance))) return true;
     if (this.orphanedFinalizer(instance)) return true;
     return !host && this.init.placeUnplaced !== false;
   }
@@ -198,23 +183,28 @@ export class ServiceInstanceController {
       return false;
     }
     const host = instance.spec?.host;
-    return !host || !this.store.get({ kind: HOST_KIND, namespace: '', name: host });
+    return !host || !this.store.get({ kind: HOST.kind, namespace: '', name: host });
   }
 
-  private instancesOf(template: XObject): string[] {
+  private instancesOf(template: ServiceTemplate): string[] {
     return this.store
-      .list(INSTANCE_KIND, { namespace: template.metadata.namespace ?? 'default' })
-      .items.filter((i) => asInstance(i)?.spec?.templateRef?.name === template.metadata.name)
+      .list(SERVICE_INSTANCE.kind, { namespace: template.metadata.namespace ?? 'default' })
+      .items.filter((i) => i.spec?.templateRef?.name === template.metadata.name)
       .filter((i) => this.concerns(i))
       .map(keyOf);
   }
 
-  private event(instance: XObject, type: 'Normal' | 'Warning', reason: string, message: string): void {
+  private event(
+    instance: ServiceInstance,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): void {
     const opts: RecordEventOptions = { component: COMPONENT, host: this.init.hostName };
     try {
       recordEvent(this.store, instance, type, reason, message, opts);
     } catch (err) {
-      this.log.warn(`recording event ${reason} for ${instanceRef(asInstance(instance)!)} failed`, err);
+      this.log.warn({ err: err }, `recording event ${reason} for ${instanceRef(instance)} failed`);
     }
   }
 
@@ -222,7 +212,7 @@ export class ServiceInstanceController {
   // reconcile
 
   async reconcile(key: string, { signal }: { signal: AbortSignal }): Promise<ReconcileResult | undefined> {
-    let instance = asInstance(this.store.get(objectKey(INSTANCE_KIND, key)));
+    let instance = this.store.get(objectKey(SERVICE_INSTANCE.kind, key));
     if (!instance) return this.forget(key);
 
     const host = spec(instance).host;
@@ -245,15 +235,13 @@ export class ServiceInstanceController {
     if (!instance.metadata.finalizers?.includes(DOMAIN_FINALIZER)) {
       // Go on with the written object in this same pass: waiting for the watch to bring the key back
       // would put the instance behind every other queued key before its domain is even prepared.
-      instance = asInstance(
-        this.store.update({
-          ...asObject(instance),
-          metadata: {
-            ...instance.metadata,
-            finalizers: [...(instance.metadata.finalizers ?? []), DOMAIN_FINALIZER],
-          },
-        }),
-      )!;
+      instance = this.store.update({
+        ...instance,
+        metadata: {
+          ...instance.metadata,
+          finalizers: [...(instance.metadata.finalizers ?? []), DOMAIN_FINALIZER],
+        },
+      });
     }
 
     // Deleted and created again under the same name while we looked away: the old domain goes first
@@ -272,10 +260,10 @@ export class ServiceInstanceController {
 
     const generation = instance.metadata.generation ?? 1;
     const template = this.store.get({
-      kind: TEMPLATE_KIND,
+      kind: SERVICE_TEMPLATE.kind,
       namespace: instance.metadata.namespace ?? 'default',
       name: spec(instance).templateRef.name,
-    }) as ServiceTemplate | undefined;
+    });
     const located = await this.locateImage(instance, template, signal);
     if ('reason' in located) {
       const problem = located;
@@ -318,7 +306,7 @@ export class ServiceInstanceController {
       );
       if (!wasReady) {
         this.event(
-          asObject(instance),
+          instance,
           'Normal',
           'Pulled',
           `Image ${template!.status!.digest} is present on host ${this.init.hostName}`,
@@ -364,8 +352,8 @@ export class ServiceInstanceController {
 
   /** Single host: place every unplaced instance here. */
   private place(instance: ServiceInstance): undefined {
-    this.store.update({ ...asObject(instance), spec: { ...spec(instance), host: this.init.hostName } });
-    this.event(asObject(instance), 'Normal', 'Scheduled', `Placed on host ${this.init.hostName}`);
+    this.store.update({ ...instance, spec: { ...spec(instance), host: this.init.hostName } });
+    this.event(instance, 'Normal', 'Scheduled', `Placed on host ${this.init.hostName}`);
     return undefined;
   }
 
@@ -398,10 +386,10 @@ export class ServiceInstanceController {
     });
     const entry: Entry = { actor, instance, requested };
     this.machines.set(key, entry);
-    actor.on('record', (ev) => this.event(asObject(entry.instance), ev.eventType, ev.reason, ev.message));
+    actor.on('record', (ev) => this.event(entry.instance, ev.eventType, ev.reason, ev.message));
     actor.subscribe({
       next: () => this.runner.enqueue(key),
-      error: (err) => this.log.error(`domain machine of ${key} failed`, err),
+      error: (err) => this.log.error({ err: err }, `domain machine of ${key} failed`),
     });
     actor.start();
     return entry;
@@ -446,7 +434,7 @@ export class ServiceInstanceController {
       // No machine (e.g. deleted while no controller ran): tear down whatever the driver holds directly.
       const id = domainIdOf(instance);
       if (await this.driver.inspect(id, { signal })) {
-        this.event(asObject(instance), 'Normal', 'Killing', `Stopping domain ${id}`);
+        this.event(instance, 'Normal', 'Killing', `Stopping domain ${id}`);
         await teardownDomain(this.driver, id, { signal, graceMs: this.init.actors?.stopGraceMs });
       }
     }
@@ -457,7 +445,7 @@ export class ServiceInstanceController {
   }
 
   private removeFinalizer(key: string): undefined {
-    const fresh = this.store.get(objectKey(INSTANCE_KIND, key));
+    const fresh = this.store.get(objectKey(SERVICE_INSTANCE.kind, key));
     if (fresh?.metadata.finalizers?.includes(DOMAIN_FINALIZER)) {
       this.store.update({
         ...fresh,
@@ -488,7 +476,7 @@ export class ServiceInstanceController {
 
   /** A terminal error of the spec: Stalled (and so not Ready); the domain, if any, is left as it is. */
   private stalled(key: string, err: TerminalError): void {
-    const instance = this.store.get(objectKey(INSTANCE_KIND, key));
+    const instance = this.store.get(objectKey(SERVICE_INSTANCE.kind, key));
     if (!instance) return;
     const generation = instance.metadata.generation ?? 1;
     this.writeStatus(key, generation, (status) => {
@@ -504,7 +492,7 @@ export class ServiceInstanceController {
     generation: number,
     mutate: (status: ServiceInstanceStatus) => void,
   ): void {
-    updateStatus<ServiceInstanceStatus>(this.store, objectKey(INSTANCE_KIND, key), (status) => {
+    updateStatus(this.store, objectKey(SERVICE_INSTANCE.kind, key), (status) => {
       status.observedGeneration = generation;
       status.host = this.init.hostName;
       status.driver = this.driver.name;
@@ -528,7 +516,7 @@ export class ServiceInstanceController {
     const domains: DomainInfo[] = await this.driver.list({ signal });
     for (const d of domains) {
       const key = d.instance.namespace ? `${d.instance.namespace}/${d.instance.name}` : d.instance.name;
-      const instance = asInstance(this.store.get(objectKey(INSTANCE_KIND, key)));
+      const instance = this.store.get(objectKey(SERVICE_INSTANCE.kind, key));
       const owner =
         instance &&
         instance.metadata.uid === d.instance.uid &&

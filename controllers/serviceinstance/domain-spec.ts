@@ -5,7 +5,6 @@
 // TerminalError naming the instance and the field.
 
 import { createHash } from 'node:crypto';
-import type { HealthCheckSpec, RunStrategy, ServiceInstance, ServiceTemplate } from '../../src/api/types.ts';
 import type {
   DomainProcess,
   DomainResources,
@@ -15,6 +14,8 @@ import type {
 import { domainIdFor } from '../../src/drivers/driver.ts';
 import { ParameterValueError } from '../../src/drivers/errors.ts';
 import { expansionTable, resolveParameters, unknownReferences } from '../../src/drivers/params.ts';
+import type { RunStrategy, ServiceInstance } from '../../src/model/service-instance.ts';
+import type { HealthCheckSpec, ServiceTemplate } from '../../src/model/service-template.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';
 import type { DesiredDomain } from './machine.ts';
 

@@ -25,8 +25,9 @@
 // healthy for `stableAfterMs` (Kubernetes' CrashLoopBackOff: 10 s doubling to 5 min, reset after 10 min).
 
 import { assign, emit, fromCallback, fromPromise, setup } from 'xstate';
-import type { HealthCheckSpec, RunStrategy } from '../../src/api/types.ts';
 import type { DomainInfo, DomainSpec } from '../../src/drivers/driver.ts';
+import type { RunStrategy } from '../../src/model/service-instance.ts';
+import type { HealthCheckSpec } from '../../src/model/service-template.ts';
 
 /** The desired domain as the controller computed it from the instance and its template. */
 export interface DesiredDomain {

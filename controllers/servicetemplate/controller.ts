@@ -8,10 +8,12 @@
 
 import { isAbsolute } from 'node:path';
 import { recordEvent } from '../../src/api/events.ts';
-import type { ServiceTemplate, ServiceTemplateStatus, XObject } from '../../src/api/types.ts';
 import type { UrlPolicy } from '../../src/images/download.ts';
 import { ImageDigestMismatchError, InvalidDigestError } from '../../src/images/errors.ts';
 import { cachedImage, type ImportedImage, importImage } from '../../src/images/import-image.ts';
+import { type Log, silentLogger } from '../../src/log/logger.ts';
+import { SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
+import type { ServiceTemplate, ServiceTemplateStatus } from '../../src/model/service-template.ts';
 import {
   type ConditionInput,
   getCondition,
@@ -24,19 +26,17 @@ import {
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';
 import { objectKey } from '../../src/reconcile/keys.ts';
-import { consoleLogger, type Logger } from '../../src/reconcile/log.ts';
 import type { RateLimiter } from '../../src/reconcile/rate-limiter.ts';
 import { updateStatus } from '../../src/reconcile/status.ts';
 import type { Store } from '../../src/store/store.ts';
 
-export const TEMPLATE_KIND = 'ServiceTemplate';
 export const IMAGE_READY = 'ImageReady';
 const COMPONENT = 'servicetemplate-controller';
 const DEFAULT_IMPORT_TIMEOUT_MS = 6 * 3600_000;
 
 export interface ServiceTemplateControllerComponents {
   store: Store;
-  log?: Logger;
+  log?: Log;
 }
 
 export interface ServiceTemplateControllerInit {
@@ -53,29 +53,25 @@ export interface ServiceTemplateControllerInit {
   rateLimiter?: RateLimiter;
 }
 
-function asTemplate(obj: XObject | undefined): ServiceTemplate | undefined {
-  return obj as unknown as ServiceTemplate | undefined;
-}
-
 function templateRef(t: ServiceTemplate): string {
   return `ServiceTemplate ${t.metadata.namespace ?? 'default'}/${t.metadata.name}`;
 }
 
 export class ServiceTemplateController {
   private readonly store: Store;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly init: ServiceTemplateControllerInit;
-  private readonly runner: Controller;
+  private readonly runner: Controller<typeof SERVICE_TEMPLATE.kind>;
 
   constructor(components: ServiceTemplateControllerComponents, init: ServiceTemplateControllerInit) {
     this.store = components.store;
-    this.log = components.log ?? consoleLogger(COMPONENT);
+    this.log = components.log ?? silentLogger.root;
     this.init = init;
     this.runner = new Controller(
       { store: this.store, log: this.log },
       {
         name: 'servicetemplate',
-        kind: TEMPLATE_KIND,
+        kind: SERVICE_TEMPLATE.kind,
         workers: init.workers,
         resyncMs: init.resyncMs,
         rateLimiter: init.rateLimiter,
@@ -98,7 +94,7 @@ export class ServiceTemplateController {
   }
 
   async reconcile(key: string, { signal }: { signal: AbortSignal }): Promise<ReconcileResult | undefined> {
-    const template = asTemplate(this.store.get(objectKey(TEMPLATE_KIND, key)));
+    const template = this.store.get(objectKey(SERVICE_TEMPLATE.kind, key));
     if (!template || template.metadata.deletionTimestamp) return undefined;
     const generation = template.metadata.generation ?? 1;
     const status = template.status ?? {};
@@ -203,7 +199,7 @@ export class ServiceTemplateController {
   }
 
   private stalled(key: string, err: TerminalError): void {
-    const template = asTemplate(this.store.get(objectKey(TEMPLATE_KIND, key)));
+    const template = this.store.get(objectKey(SERVICE_TEMPLATE.kind, key));
     if (!template) return;
     const generation = template.metadata.generation ?? 1;
     this.write(key, generation, (s) => {
@@ -214,7 +210,7 @@ export class ServiceTemplateController {
   }
 
   private write(key: string, generation: number, mutate: (s: ServiceTemplateStatus) => void): void {
-    updateStatus<ServiceTemplateStatus>(this.store, objectKey(TEMPLATE_KIND, key), (s) => {
+    updateStatus(this.store, objectKey(SERVICE_TEMPLATE.kind, key), (s) => {
       s.observedGeneration = generation;
       mutate(s);
       summariseReady(s, generation, {
@@ -232,12 +228,12 @@ export class ServiceTemplateController {
     message: string,
   ): void {
     try {
-      recordEvent(this.store, template as unknown as XObject, type, reason, message, {
+      recordEvent(this.store, template, type, reason, message, {
         component: COMPONENT,
         host: this.init.hostName,
       });
     } catch (err) {
-      this.log.warn(`recording event ${reason} for ${templateRef(template)} failed`, err);
+      this.log.warn({ err: err }, `recording event ${reason} for ${templateRef(template)} failed`);
     }
   }
 }

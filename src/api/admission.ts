@@ -3,12 +3,13 @@
 // elsewhere is refused before it is applied, and the result is checked entry by entry after — and each
 // principal creates Events at a bounded rate (429 with Retry-After before the body is even read).
 
-import type { ApiResource } from './api-resources.ts';
+import type { ApiResource } from '../model/api-resource.ts';
+import type { XObject } from '../model/object.ts';
+import { SERVICE_HEALTHY } from '../model/service-instance.ts';
 import { type Principal, scopedPatchProblems, scopedStatusChange } from './auth.ts';
 import { EVENT_RATE_LIMIT } from './input-limits.ts';
 import { TokenBuckets } from './rate-limit.ts';
 import { type ApiError, errors } from './status-errors.ts';
-import { SERVICE_HEALTHY, type XObject } from './types.ts';
 
 /** The parts of a request admission looks at (a ResourceRequest has them). */
 export interface AdmissionTarget {

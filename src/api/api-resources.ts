@@ -2,38 +2,14 @@
 // `xenos.io/v1alpha1`, plus core v1 Events. One descriptor per resource carries what routing,
 // discovery, OpenAPI, Tables and field selectors need, so those parts never special-case a kind.
 
-import { EVENT_API_VERSION, EVENT_KIND } from './events.ts';
-import type { KindInfo, KindNames, KindRegistry } from './kinds.ts';
-import type { PrinterColumn } from './table.ts';
-
-export interface ApiResource extends KindNames {
-  /** '' for the core group (events). */
-  group: string;
-  statusSubresource: boolean;
-  /** Serves `<plural>/log` (GET, text/plain): the output of the instance's domain. */
-  logSubresource: boolean;
-  printerColumns: PrinterColumn[];
-  /** The openAPIV3Schema (CRD kinds); undefined for Events. */
-  schema?: unknown;
-  /** Validated by the CRD validator (CRD kinds); Events get a shape check only. */
-  crd: boolean;
-  /** Field selector paths; beyond `metadata.name|namespace` they are matched in the API layer. */
-  selectableFields: readonly string[];
-}
+import type { ApiResource } from '../model/api-resource.ts';
+import { EVENT, SERVICE_INSTANCE } from '../model/kinds.ts';
+import type { KindInfo, KindRegistry } from './kinds.ts';
 
 const METADATA_FIELDS = ['metadata.name', 'metadata.namespace'] as const;
 
 export const EVENT_RESOURCE: ApiResource = {
-  group: '',
-  version: 'v1',
-  apiVersion: EVENT_API_VERSION,
-  kind: EVENT_KIND,
-  listKind: 'EventList',
-  plural: 'events',
-  singular: 'event',
-  shortNames: ['ev'],
-  categories: [],
-  namespaced: true,
+  ...EVENT,
   statusSubresource: false,
   logSubresource: false,
   printerColumns: [
@@ -74,7 +50,7 @@ function fromKind(k: KindInfo): ApiResource {
     namespaced: k.namespaced,
     statusSubresource: k.statusSubresource,
     // One domain per instance: its output is the instance's log, as a Pod's containers are a Pod's.
-    logSubresource: k.kind === 'ServiceInstance',
+    logSubresource: k.kind === SERVICE_INSTANCE.kind,
     printerColumns: k.printerColumns ?? [],
     schema: k.schema,
     crd: true,

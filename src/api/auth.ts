@@ -9,14 +9,15 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { jsonEqual } from '../store/json-value.ts';
+import { SERVICE_INSTANCE } from '../model/kinds.ts';
+import type { Condition } from '../model/object.ts';
 import {
-  type Condition,
   type Endpoint,
   REGISTERED_SOURCE,
   SERVICE_HEALTHY,
   type ServiceInstanceStatus,
-} from './types.ts';
+} from '../model/service-instance.ts';
+import { jsonEqual } from '../store/json-value.ts';
 
 export const ADMIN_GROUP = 'system:masters';
 
@@ -135,7 +136,11 @@ export function authorize(principal: Principal, verb: Verb, attrs: ResourceAttri
   const scope = principal.scope;
   if (!scope) return false;
   if (attrs.namespace !== scope.namespace) return false;
-  if (attrs.group === 'xenos.io' && attrs.resource === 'serviceinstances' && attrs.name === scope.instance) {
+  if (
+    attrs.group === SERVICE_INSTANCE.group &&
+    attrs.resource === SERVICE_INSTANCE.plural &&
+    attrs.name === scope.instance
+  ) {
     // list/watch count when pinned to its name (fieldSelector=metadata.name=<instance>).
     if (verb === 'get' || verb === 'list' || verb === 'watch') return true;
     return attrs.subresource === 'status' && (verb === 'update' || verb === 'patch');

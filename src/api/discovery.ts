@@ -3,7 +3,8 @@
 // (non-aggregated) form is served: kubectl falls back to it, and /api answers 404 (no core group
 // discovery), which kubectl tolerates.
 
-import type { ApiResource, ApiResources } from './api-resources.ts';
+import type { ApiResource } from '../model/api-resource.ts';
+import type { ApiResources } from './api-resources.ts';
 
 /** Reported to clients. The Kubernetes API level Xenos is shaped after is 1.32 (kubectl's
  *  version dispatcher picks its binary from `minor`); the Xenos version rides in gitVersion. */

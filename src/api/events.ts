@@ -6,40 +6,13 @@
 // Event of at most MAX_EVENT_BYTES. Events expire (DEFAULT_EVENT_TTL_MS, `xenosd --event-ttl`).
 
 import { createHash } from 'node:crypto';
+import type { CoreEvent, EventType } from '../model/event.ts';
+import { EVENT } from '../model/kinds.ts';
+import type { ObjectReference, XObject } from '../model/object.ts';
 import { AlreadyExistsError, ConflictError } from '../store/errors.ts';
 import type { Store } from '../store/store.ts';
 import { MAX_EVENT_BYTES, MAX_EVENT_MESSAGE_BYTES } from './input-limits.ts';
-import type { XObject } from './types.ts';
 import { describeValue as describe, type FieldError } from './validation.ts';
-
-export const EVENT_KIND = 'Event';
-export const EVENT_API_VERSION = 'v1';
-
-export interface ObjectReference {
-  apiVersion?: string;
-  kind: string;
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  fieldPath?: string;
-}
-
-export type EventType = 'Normal' | 'Warning';
-
-/** The core v1 Event shape (the fields kubectl reads). */
-export interface CoreEvent extends XObject {
-  involvedObject: ObjectReference;
-  reason: string;
-  message: string;
-  type: EventType;
-  count: number;
-  firstTimestamp: string;
-  lastTimestamp: string;
-  source: { component?: string; host?: string };
-  reportingComponent?: string;
-  reportingInstance?: string;
-}
 
 export interface RecordEventOptions {
   /** Who reports it: the controller's name. */
@@ -85,18 +58,14 @@ export function recordEvent(
   const name = eventName(ref, type, reason, message);
   for (let attempt = 0; ; attempt++) {
     const now = new Date().toISOString();
-    const existing = store.get({ kind: EVENT_KIND, namespace, name }) as CoreEvent | undefined;
+    const existing = store.get({ kind: EVENT.kind, namespace, name });
     try {
       if (existing) {
-        return store.update({
-          ...existing,
-          count: (existing.count ?? 1) + 1,
-          lastTimestamp: now,
-        } as XObject) as CoreEvent;
+        return store.update({ ...existing, count: (existing.count ?? 1) + 1, lastTimestamp: now });
       }
       const ev: CoreEvent = {
-        apiVersion: EVENT_API_VERSION,
-        kind: EVENT_KIND,
+        apiVersion: EVENT.apiVersion,
+        kind: EVENT.kind,
         metadata: { name, namespace },
         involvedObject: ref,
         reason,
@@ -109,7 +78,7 @@ export function recordEvent(
         reportingComponent: opts.component ?? '',
         reportingInstance: opts.host ?? '',
       };
-      return store.create(ev) as CoreEvent;
+      return store.create(ev);
     } catch (err) {
       if (attempt < 5 && (err instanceof ConflictError || err instanceof AlreadyExistsError)) continue;
       throw err;
@@ -149,7 +118,9 @@ const EVENT_FIELDS = new Set([
 const MAX_SHORT_FIELD = 128;
 
 /** Every problem with `obj` as a core v1 Event (its metadata is the store's and the API's to check). */
-export function validateEvent(obj: Record<string, unknown>): FieldError[] {
+export function validateEvent(event: object): FieldError[] {
+  // Any object, from the API or a peer: its fields are read as unknowns and checked one by one.
+  const obj: Record<string, unknown> = { ...event };
   const out: FieldError[] = [];
   const wrongType = (path: string, want: string, v: unknown) =>
     out.push({ path, reason: 'FieldValueTypeInvalid', message: `must be ${want}; got ${describe(v)}` });

@@ -6,39 +6,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { load } from 'js-yaml';
+import type { KindNames, PrinterColumn } from '../model/api-resource.ts';
+import type { CrdVersion, CustomResourceDefinition, SchemaNode } from '../model/crd.ts';
+import { GROUP, VERSION, XENOS_KINDS } from '../model/kinds.ts';
+import { DNS1123_LABEL } from '../model/names.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
-import { GROUP, VERSION } from './types.ts';
 
 /** `<repo>/crds`, found from this file's own location so it works from any working directory. */
 export const DEFAULT_CRD_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));
-
-export interface PrinterColumn {
-  name: string;
-  type: 'integer' | 'number' | 'string' | 'boolean' | 'date';
-  jsonPath: string;
-  description?: string;
-  priority?: number;
-  format?: string;
-}
-
-/** A JSON-Schema-like node of a CRD's openAPIV3Schema. */
-export type SchemaNode = Record<string, any>;
-
-/** How a kind is named and addressed in the API (its CRD's group, served version, names and scope);
- *  an ApiResource (api-resources.ts) carries the same. */
-export interface KindNames {
-  group: string;
-  version: string;
-  /** `xenos.io/v1alpha1` */
-  apiVersion: string;
-  kind: string;
-  listKind: string;
-  plural: string;
-  singular: string;
-  shortNames: string[];
-  categories: string[];
-  namespaced: boolean;
-}
 
 export interface KindInfo extends KindNames {
   /** The served version's openAPIV3Schema, as written in the CRD. */
@@ -50,7 +25,7 @@ export interface KindInfo extends KindNames {
   /** The file the CRD came from (absolute path). */
   file: string;
   /** The whole CRD object. */
-  crd: Record<string, any>;
+  crd: CustomResourceDefinition;
 }
 
 export interface KindRegistry {
@@ -129,7 +104,6 @@ export function createKindRegistry(kinds: KindInfo[]): KindRegistry {
   };
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const KIND_NAME = /^[A-Z][A-Za-z0-9]*$/;
 const PRINTER_TYPES = new Set(['integer', 'number', 'string', 'boolean', 'date']);
 
@@ -151,11 +125,11 @@ export function parseCrd(crd: unknown, file: string): KindInfo {
     return fail(['spec', 'names', 'kind'], 'must be a CamelCase kind name');
   }
   const plural = names.plural;
-  if (typeof plural !== 'string' || !DNS_LABEL.test(plural)) {
+  if (typeof plural !== 'string' || !DNS1123_LABEL.test(plural)) {
     return fail(['spec', 'names', 'plural'], 'must be a lower-case DNS-1123 label');
   }
   const singular = names.singular ?? kind.toLowerCase();
-  if (typeof singular !== 'string' || !DNS_LABEL.test(singular)) {
+  if (typeof singular !== 'string' || !DNS1123_LABEL.test(singular)) {
     return fail(['spec', 'names', 'singular'], 'must be a lower-case DNS-1123 label');
   }
   const listKind = names.listKind ?? `${kind}List`;
@@ -164,9 +138,11 @@ export function parseCrd(crd: unknown, file: string): KindInfo {
   }
   const shortNames = stringList(names.shortNames, ['spec', 'names', 'shortNames'], fail);
   for (const [i, s] of shortNames.entries()) {
-    if (!DNS_LABEL.test(s)) fail(['spec', 'names', 'shortNames', i], 'must be a lower-case DNS-1123 label');
+    if (!DNS1123_LABEL.test(s))
+      fail(['spec', 'names', 'shortNames', i], 'must be a lower-case DNS-1123 label');
   }
   const categories = stringList(names.categories, ['spec', 'names', 'categories'], fail);
+  checkKnownNames({ kind, listKind, plural, singular, shortNames, categories, scope: spec.scope }, fail);
   const metaName = isObject(crd.metadata) ? crd.metadata.name : undefined;
   if (metaName !== `${plural}.${GROUP}`) fail(['metadata', 'name'], `must be ${plural}.${GROUP}`);
   if (spec.scope !== 'Namespaced' && spec.scope !== 'Cluster') {
@@ -178,7 +154,7 @@ export function parseCrd(crd: unknown, file: string): KindInfo {
   const storage = spec.versions.filter((v: any) => isObject(v) && v.storage === true);
   if (storage.length !== 1) fail(['spec', 'versions'], 'exactly one version must have storage: true');
   const vi = spec.versions.indexOf(storage[0]);
-  const version = storage[0];
+  const version: CrdVersion = storage[0];
   const vpath = ['spec', 'versions', vi];
   if (version.name !== VERSION) fail([...vpath, 'name'], `the storage version must be ${VERSION}`);
   if (version.served !== true) fail([...vpath, 'served'], 'the storage version must be served');
@@ -187,7 +163,7 @@ export function parseCrd(crd: unknown, file: string): KindInfo {
   checkStructural(schema, [...vpath, 'schema', 'openAPIV3Schema'], fail);
   if (schema.type !== 'object') fail([...vpath, 'schema', 'openAPIV3Schema', 'type'], 'must be object');
 
-  const subresources = isObject(version.subresources) ? version.subresources : {};
+  const subresources: Record<string, any> = isObject(version.subresources) ? version.subresources : {};
   const printerColumns = parsePrinterColumns(
     version.additionalPrinterColumns,
     [...vpath, 'additionalPrinterColumns'],
@@ -220,8 +196,31 @@ export function parseCrd(crd: unknown, file: string): KindInfo {
     statusSubresource: isObject(subresources.status),
     scale,
     file,
-    crd,
+    crd: {
+      apiVersion: crd.apiVersion,
+      kind: crd.kind,
+      metadata: crd.metadata,
+      spec: { ...spec, group: spec.group, names: spec.names, scope: spec.scope, versions: spec.versions },
+    },
   };
+}
+
+/** A CRD of a kind src/model/kinds.ts names must give it the same names and scope, so the constants the
+ *  code uses and the CRDs the API serves never disagree. */
+function checkKnownNames(
+  names: Omit<KindNames, 'group' | 'version' | 'apiVersion' | 'namespaced'> & { scope: unknown },
+  fail: Fail,
+): void {
+  const known = XENOS_KINDS.find((k) => k.kind === names.kind);
+  if (!known) return;
+  for (const field of ['listKind', 'plural', 'singular', 'shortNames', 'categories'] as const) {
+    const want = JSON.stringify(known[field]);
+    if (JSON.stringify(names[field]) !== want) {
+      fail(['spec', 'names', field], `must be ${want} for ${names.kind}, as src/model/kinds.ts names it`);
+    }
+  }
+  const scope = known.namespaced ? 'Namespaced' : 'Cluster';
+  if (names.scope !== scope) fail(['spec', 'scope'], `must be ${scope} for ${names.kind}`);
 }
 
 type Fail = (path: PathSegment[], message: string) => never;

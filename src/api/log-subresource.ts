@@ -7,9 +7,10 @@
 
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Log } from '../log/logger.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
 import { booleanParam, integerParam } from './http-io.ts';
 import { errors } from './status-errors.ts';
-import type { ServiceInstance } from './types.ts';
 
 export interface InstanceLogOptions {
   /** Keep streaming new output (tail -f). */
@@ -64,7 +65,7 @@ export async function serveLogs(
   res: ServerResponse,
   components: { instance: ServiceInstance; source: LogSource | undefined; stopSignal: AbortSignal },
   query: LogQuery,
-  log: (msg: string) => void,
+  log: Log,
 ): Promise<void> {
   const { instance, source, stopSignal } = components;
   if (!source) throw errors.serviceUnavailable('this xenosd serves no instance logs (it runs no driver)');
@@ -101,7 +102,7 @@ export async function serveLogs(
       return;
     }
     const name = `${instance.metadata.namespace}/${instance.metadata.name}`;
-    log(`xenosd api: log stream of instance ${name} broke: ${(err as Error).message}`);
+    log.warn({ err, instance: name }, `log stream of instance ${name} broke: ${(err as Error).message}`);
     res.destroy();
   } finally {
     res.off('close', onClose);

@@ -5,8 +5,9 @@
 
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { SERVICE_TEMPLATE } from '../model/kinds.ts';
+import type { XObject } from '../model/object.ts';
 import { loadKinds } from './kinds.ts';
-import type { XObject } from './types.ts';
 import { type FieldError, Validator } from './validation.ts';
 import { locateField, parseYamlDocuments, type YamlDocument } from './yaml-source.ts';
 
@@ -193,7 +194,7 @@ function joinPath(prefix: string, path: string): string {
 }
 
 function resolveImagePath(object: XObject, baseDir: string): void {
-  if (object.kind !== 'ServiceTemplate') return;
+  if (object.kind !== SERVICE_TEMPLATE.kind) return;
   const image = (object.spec as any)?.image;
   if (typeof image?.path === 'string' && !isAbsolute(image.path)) image.path = resolve(baseDir, image.path);
 }

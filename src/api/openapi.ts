@@ -5,7 +5,8 @@
 // strategic merge, so kubectl sends merge patches for these kinds.
 
 import { createHash } from 'node:crypto';
-import type { ApiResource, ApiResources } from './api-resources.ts';
+import type { ApiResource } from '../model/api-resource.ts';
+import type { ApiResources } from './api-resources.ts';
 
 type Doc = Record<string, unknown>;
 

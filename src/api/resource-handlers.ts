@@ -7,11 +7,12 @@
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApiResource } from '../model/api-resource.ts';
+import type { XObject } from '../model/object.ts';
 import { ConflictError } from '../store/errors.ts';
 import { type FieldSelector, matchesFields, parseFieldSelector } from '../store/selectors.ts';
 import type { ListOptions, Store } from '../store/store.ts';
 import { checkScopedPatch, checkScopedStatus, EventRateLimit } from './admission.ts';
-import type { ApiResource } from './api-resources.ts';
 import type { Principal } from './auth.ts';
 import { BodyDecoder } from './body-decoder.ts';
 import { validateEvent } from './events.ts';
@@ -36,7 +37,6 @@ import {
   toApiError,
 } from './status-errors.ts';
 import { parseIncludeObject, toTable, wantsTable } from './table.ts';
-import type { XObject } from './types.ts';
 import type { Validator } from './validation.ts';
 
 export interface HandlerComponents {

@@ -12,8 +12,11 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { type Log, silentLogger } from '../log/logger.ts';
+import type { ApiResource } from '../model/api-resource.ts';
+import { SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { Store } from '../store/store.ts';
-import type { ApiResource, ApiResources } from './api-resources.ts';
+import type { ApiResources } from './api-resources.ts';
 import { authorize, type Principal, type TokenAuthenticator, type Verb } from './auth.ts';
 import { BodyDecoder } from './body-decoder.ts';
 import { apiGroup, apiGroupList, apiResourceList, versionInfo } from './discovery.ts';
@@ -23,7 +26,6 @@ import { OpenApiDocs } from './openapi.ts';
 import { DEFAULT_BODY_LIMIT } from './request-body.ts';
 import { ResourceHandlers, type ResourceRequest } from './resource-handlers.ts';
 import { errors, toApiError } from './status-errors.ts';
-import type { ServiceInstance } from './types.ts';
 import type { Validator } from './validation.ts';
 import { Watches } from './watch.ts';
 
@@ -49,7 +51,7 @@ export interface ApiServerInit {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Reported in /version. */
   version?: string;
-  log?: (msg: string) => void;
+  log?: Log;
   /** Routes served beside the resources (e.g. the cluster's discover endpoint), tried in order after
    *  authentication: a route returns false when the path is not its own. Errors become Status objects. */
   routes?: ApiRoute[];
@@ -73,7 +75,7 @@ export class ApiServer {
   readonly #watches: Watches;
   readonly #openapi: OpenApiDocs;
   readonly #decoder = new BodyDecoder();
-  readonly #log: (msg: string) => void;
+  readonly #log: Log;
   #server?: Server;
   #ready = false;
   /** Aborted by stop(): ends followed logs. */
@@ -82,7 +84,7 @@ export class ApiServer {
   constructor(components: ApiServerComponents, init: ApiServerInit = {}) {
     this.#components = components;
     this.#init = init;
-    this.#log = init.log ?? ((msg) => console.error(msg));
+    this.#log = init.log ?? silentLogger.root;
     this.#handlers = new ResourceHandlers(
       { ...components, decoder: this.#decoder },
       {
@@ -118,7 +120,7 @@ export class ApiServer {
     this.#stopping = new AbortController();
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err) => {
-        this.#log(`xenosd api: ${req.method} ${req.url}: ${(err as Error).stack ?? err}`);
+        this.#log.error({ err, method: req.method, url: req.url }, `${req.method} ${req.url} failed`);
         sendError(res, errors.internal());
       });
     };
@@ -170,7 +172,8 @@ export class ApiServer {
       await this.#route(req, res, url, path, principal);
     } catch (err) {
       const api = toApiError(err);
-      if (api.code >= 500) this.#log(`xenosd api: ${req.method} ${path}: ${(err as Error).stack ?? err}`);
+      if (api.code >= 500)
+        this.#log.error({ err, method: req.method, path }, `${req.method} ${path}: ${api.message}`);
       req.resume();
       sendError(res, api);
     }
@@ -233,7 +236,7 @@ export class ApiServer {
     this.#authorize(r, 'get', 'log');
     const query = parseLogQuery(r.query);
     const key = { kind: r.resource.kind, namespace: r.namespace ?? '', name: r.name! };
-    const instance = this.#components.store.get(key) as ServiceInstance | undefined;
+    const instance = this.#components.store.get({ ...key, kind: SERVICE_INSTANCE.kind });
     if (!instance) {
       const { plural, group, kind } = r.resource;
       throw errors.notFound({ plural, group, kind, name: r.name });

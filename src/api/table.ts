@@ -3,8 +3,9 @@
 // additionalPrinterColumns evaluated with jsonpath.ts. Like the Kubernetes CRD table convertor,
 // `date` cells are sent as a human-readable age ("5m3s"), since kubectl prints cells verbatim.
 
+import type { PrinterColumn } from '../model/api-resource.ts';
+import type { XObject } from '../model/object.ts';
 import { firstJsonPath } from './jsonpath.ts';
-import type { XObject } from './types.ts';
 
 export type IncludeObject = 'None' | 'Metadata' | 'Object';
 
@@ -27,15 +28,6 @@ export interface Table {
   metadata: { resourceVersion?: string; continue?: string };
   columnDefinitions: TableColumnDefinition[];
   rows: TableRow[];
-}
-
-export interface PrinterColumn {
-  name: string;
-  type: string;
-  jsonPath: string;
-  description?: string;
-  priority?: number;
-  format?: string;
 }
 
 const AGE: PrinterColumn = {

@@ -5,9 +5,18 @@
 // says where (`spec.ports[0].port`) and what was expected.
 
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { SchemaNode } from '../model/crd.ts';
+import { API_VERSION } from '../model/kinds.ts';
+import {
+  DNS1123_LABEL,
+  DNS1123_LABEL_TEXT,
+  DNS1123_SUBDOMAIN,
+  DNS1123_SUBDOMAIN_TEXT,
+  isLabelValue,
+  qualifiedNameProblem,
+} from '../model/names.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
-import type { KindInfo, KindRegistry, SchemaNode } from './kinds.ts';
-import { API_VERSION } from './types.ts';
+import type { KindInfo, KindRegistry } from './kinds.ts';
 
 export type FieldErrorReason =
   | 'FieldValueRequired'
@@ -43,22 +52,14 @@ interface LocatedFieldError extends FieldError {
 
 type Variant = 'main' | 'status';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const QUALIFIED_NAME_PART = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const GENERATE_NAME = /^[a-z0-9]([-a-z0-9.]*)?$/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 const ANNOTATIONS_MAX_BYTES = 256 * 1024;
 
-const LABEL_TEXT =
-  "a DNS-1123 label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit";
-const SUBDOMAIN_TEXT =
-  "a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', each part starting and ending with a letter or digit";
-
 /** Plain-words descriptions of the patterns the CRDs use, for error messages. */
 const PATTERN_TEXT: Record<string, string> = {
-  [DNS_LABEL.source]: LABEL_TEXT,
-  [DNS_SUBDOMAIN.source]: SUBDOMAIN_TEXT,
+  [DNS1123_LABEL.source]: DNS1123_LABEL_TEXT,
+  [DNS1123_SUBDOMAIN.source]: DNS1123_SUBDOMAIN_TEXT,
   '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$': 'a quantity such as 512Mi, 2Gi or 1G',
   '^([0-9]+(\\.[0-9]+)?|[0-9]+m)$': 'a CPU quantity such as 2, 1.5 or 500m',
   '^sha256:[a-f0-9]{64}$': 'a digest: sha256: followed by 64 lower-case hex digits',
@@ -457,13 +458,17 @@ function metadataErrors(
         err(
           ['metadata', 'name'],
           'FieldValueRequired',
-          `Required value: every ${info.kind} needs a name (${SUBDOMAIN_TEXT})`,
+          `Required value: every ${info.kind} needs a name (${DNS1123_SUBDOMAIN_TEXT})`,
         ),
       );
     }
-  } else if (typeof name === 'string' && !flagged('metadata.name') && !DNS_SUBDOMAIN.test(name)) {
+  } else if (typeof name === 'string' && !flagged('metadata.name') && !DNS1123_SUBDOMAIN.test(name)) {
     out.push(
-      err(['metadata', 'name'], 'FieldValueInvalid', `must be ${SUBDOMAIN_TEXT}; got ${describeValue(name)}`),
+      err(
+        ['metadata', 'name'],
+        'FieldValueInvalid',
+        `must be ${DNS1123_SUBDOMAIN_TEXT}; got ${describeValue(name)}`,
+      ),
     );
   }
   if (typeof generateName === 'string' && generateName !== '' && !GENERATE_NAME.test(generateName)) {
@@ -471,7 +476,7 @@ function metadataErrors(
       err(
         ['metadata', 'generateName'],
         'FieldValueInvalid',
-        `must be the start of ${SUBDOMAIN_TEXT}; got ${describeValue(generateName)}`,
+        `must be the start of ${DNS1123_SUBDOMAIN_TEXT}; got ${describeValue(generateName)}`,
       ),
     );
   }
@@ -485,12 +490,12 @@ function metadataErrors(
         ),
       );
     }
-  } else if (typeof namespace === 'string' && namespace !== '' && !DNS_LABEL.test(namespace)) {
+  } else if (typeof namespace === 'string' && namespace !== '' && !DNS1123_LABEL.test(namespace)) {
     out.push(
       err(
         ['metadata', 'namespace'],
         'FieldValueInvalid',
-        `must be ${LABEL_TEXT}; got ${describeValue(namespace)}`,
+        `must be ${DNS1123_LABEL_TEXT}; got ${describeValue(namespace)}`,
       ),
     );
   }
@@ -500,10 +505,7 @@ function metadataErrors(
       const keyProblem = qualifiedNameProblem(key);
       if (keyProblem)
         out.push(err(at, 'FieldValueInvalid', `label key ${describeValue(key)}: ${keyProblem}`));
-      if (
-        typeof value === 'string' &&
-        (value.length > 63 || (value !== '' && !QUALIFIED_NAME_PART.test(value)))
-      ) {
+      if (typeof value === 'string' && !isLabelValue(value)) {
         out.push(
           err(
             at,
@@ -565,21 +567,6 @@ function metadataErrors(
     }
   }
   return out;
-}
-
-/** Kubernetes' qualified-name rule for label/annotation keys and finalizers: `[prefix/]name`. */
-function qualifiedNameProblem(key: string): string | undefined {
-  const parts = key.split('/');
-  if (parts.length > 2)
-    return "must be a name with an optional DNS subdomain prefix and one '/', e.g. example.com/my-name";
-  const [prefix, name] = parts.length === 2 ? parts : [undefined, parts[0]];
-  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) {
-    return `the prefix must be ${SUBDOMAIN_TEXT}`;
-  }
-  if (name.length === 0 || name.length > 63 || !QUALIFIED_NAME_PART.test(name)) {
-    return "the name must be 1 to 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit";
-  }
-  return undefined;
 }
 
 /** x-kubernetes-list-type set/map: no two items (or map keys) alike. */

@@ -4,6 +4,7 @@
 // as in Kubernetes. Tables are sent per event when the client asked for them.
 
 import type { ServerResponse } from 'node:http';
+import type { XObject } from '../model/object.ts';
 import { matchesFields } from '../store/selectors.ts';
 import type { Store, WatchEvent } from '../store/store.ts';
 import { booleanParam, integerParam } from './http-io.ts';
@@ -11,7 +12,6 @@ import { MAX_WATCHES_PER_PRINCIPAL } from './input-limits.ts';
 import type { ResourceHandlers, ResourceRequest } from './resource-handlers.ts';
 import { errors } from './status-errors.ts';
 import { parseIncludeObject, toTable, wantsTable } from './table.ts';
-import type { XObject } from './types.ts';
 
 /** Default and maximum length of a watch, like the Kubernetes API's min-request-timeout. */
 const MAX_WATCH_SECONDS = 1800;

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { XenosClient } from './client.ts';
+import { XenosClient } from '../client/client.ts';
 import { type GlobalFlags, resolveSettings, type Settings } from './config.ts';
 import { CliError } from './errors.ts';
 import { loadLocalKinds } from './local-kinds.ts';

@@ -7,15 +7,6 @@ import type { LocalKind } from './resources.ts';
 let cached: LocalKind[] | undefined;
 
 export function loadLocalKinds(): LocalKind[] {
-  cached ??= loadKinds()
-    .all()
-    .map((k) => ({
-      kind: k.kind,
-      plural: k.plural,
-      singular: k.singular,
-      shortNames: k.shortNames ?? [],
-      namespaced: k.namespaced,
-      printerColumns: k.printerColumns ?? [],
-    }));
+  cached ??= loadKinds().all();
   return cached;
 }

@@ -2,7 +2,7 @@
 // anything is sent, and every problem is reported at once as `file:line:col: field.path: message`
 // (parsing and schema errors from src/api/manifest.ts; unknown kinds and namespace clashes here).
 
-import type { XObject } from '../api/types.ts';
+import type { XObject } from '../model/object.ts';
 import type { CommandContext } from './context.ts';
 import { CliError, UsageError } from './errors.ts';
 import type { KindResolver, ResolvedKind } from './resources.ts';

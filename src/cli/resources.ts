@@ -4,24 +4,19 @@
 // any xenosd; the CRDs this xenosctl was built with are the fallback (and give the printer
 // columns, which discovery does not carry).
 
-import type { PrinterColumn } from '../api/table.ts';
-import { GROUP, VERSION } from '../api/types.ts';
-import type { ApiResource, ResourceType, XenosClient } from './client.ts';
+import type { XenosClient } from '../client/client.ts';
+import type { DiscoveryResource, KindNames, PrinterColumn, ResourceType } from '../model/api-resource.ts';
+import { GROUP, VERSION } from '../model/kinds.ts';
 import { UsageError } from './errors.ts';
 
 /** What xenosctl knows about a kind from its own CRDs. */
-export interface LocalKind {
-  kind: string;
-  plural: string;
-  singular: string;
-  shortNames: string[];
-  namespaced: boolean;
+export interface LocalKind extends KindNames {
   printerColumns: PrinterColumn[];
 }
 
 export interface ResolvedKind extends ResourceType {
   singular: string;
-  shortNames: string[];
+  shortNames: readonly string[];
   printerColumns: PrinterColumn[];
 }
 
@@ -45,7 +40,7 @@ export function qualifiedSingular(k: ResolvedKind): string {
 
 function matches(
   alias: string,
-  r: { name: string; singular: string; shortNames: string[]; kind: string },
+  r: { name: string; singular: string; shortNames: readonly string[]; kind: string },
   group: string,
 ) {
   const a = alias.toLowerCase();
@@ -60,7 +55,7 @@ export class KindResolver {
   private readonly group: string;
   private readonly version: string;
   private readonly offline: boolean;
-  private discovered?: Promise<ApiResource[] | undefined>;
+  private discovered?: Promise<DiscoveryResource[] | undefined>;
 
   constructor(components: KindResolverComponents, init: KindResolverInit = {}) {
     this.client = components.client;
@@ -71,7 +66,7 @@ export class KindResolver {
   }
 
   /** The server's resources; undefined when the server cannot be reached or has no discovery. */
-  private discovery(signal?: AbortSignal): Promise<ApiResource[] | undefined> {
+  private discovery(signal?: AbortSignal): Promise<DiscoveryResource[] | undefined> {
     if (this.offline) return Promise.resolve(undefined);
     this.discovered ??= this.client
       .discovery(`${this.group}/${this.version}`, { signal })
@@ -103,7 +98,7 @@ export class KindResolver {
   }
 
   private fromLocal(l: LocalKind): ResolvedKind {
-    return { group: this.group, version: this.version, ...l };
+    return { ...l, group: this.group, version: this.version };
   }
 
   /** Resolves what the user typed; UsageError (exit 2) naming the known kinds if nothing matches. */

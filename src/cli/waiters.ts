@@ -2,10 +2,10 @@
 // behind `wait` and `delete --wait`. A condition whose observedGeneration is older than the
 // object's generation describes an older spec and does not count.
 
-import type { Condition, XObject } from '../api/types.ts';
+import type { XenosClient } from '../client/client.ts';
+import { TimeoutError } from '../client/errors.ts';
+import type { Condition, XObject } from '../model/object.ts';
 import type { WaitFor } from './args.ts';
-import type { XenosClient } from './client.ts';
-import { TimeoutError } from './errors.ts';
 import type { ResolvedKind } from './resources.ts';
 import { listThenWatch } from './watch-loop.ts';
 

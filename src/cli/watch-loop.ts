@@ -3,9 +3,10 @@
 // resourceVersion seen; a 410 (that version is too old) lists again.
 
 import { setTimeout as delay } from 'node:timers/promises';
-import type { XObject } from '../api/types.ts';
-import type { ObjectList, ResourceType, WatchEvent, XenosClient } from './client.ts';
-import { ApiStatusError } from './errors.ts';
+import type { ObjectList, WatchEvent, XenosClient } from '../client/client.ts';
+import { ApiStatusError } from '../client/errors.ts';
+import type { ResourceType } from '../model/api-resource.ts';
+import type { XObject } from '../model/object.ts';
 
 const RESUME_DELAY_MS = 250;
 

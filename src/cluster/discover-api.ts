@@ -12,7 +12,8 @@ import { authorize } from '../api/auth.ts';
 import { sendJson } from '../api/http-io.ts';
 import type { ApiRoute } from '../api/server.ts';
 import { ApiError, errors } from '../api/status-errors.ts';
-import { API_VERSION, GROUP, VERSION } from '../api/types.ts';
+import type { DiscoveredEndpoint, DiscoveryResult } from '../model/discovery.ts';
+import { API_VERSION, GROUP, SERVICE_INSTANCE, VERSION } from '../model/kinds.ts';
 import type { Discovery } from '../p2p/discovery.ts';
 import type { XenosNode } from '../p2p/node.ts';
 
@@ -20,23 +21,6 @@ const PATH = new RegExp(
   `^/apis/${GROUP.replace('.', '\\.')}/${VERSION}/namespaces/([^/]+)/discover/([^/]+)$`,
 );
 const DEFAULT_TIMEOUT_MS = 5_000;
-
-export interface DiscoveredEndpoint {
-  namespace: string;
-  instance: string;
-  /** The host's name as its record says, and its peer id (the record's signer). */
-  host?: string;
-  peerId: string;
-  endpoints: string[];
-}
-
-export interface DiscoveryResult {
-  apiVersion: string;
-  kind: 'DiscoveryResult';
-  serviceType: string;
-  namespace: string;
-  items: DiscoveredEndpoint[];
-}
 
 export interface DiscoverEndpointsOptions {
   signal?: AbortSignal;
@@ -114,7 +98,7 @@ export function discoverRoute(
     const serviceType = decodeURIComponent(m[2]);
     req.resume();
     if ((req.method ?? 'GET') !== 'GET') throw errors.methodNotAllowed(req.method ?? '', ['GET']);
-    if (!authorize(principal, 'list', { group: GROUP, resource: 'serviceinstances', namespace })) {
+    if (!authorize(principal, 'list', { group: GROUP, resource: SERVICE_INSTANCE.plural, namespace })) {
       throw errors.forbidden(
         `discover is forbidden: User "${principal.name}" cannot list resource "serviceinstances" in API group "${GROUP}" in the namespace "${namespace}"`,
       );

@@ -1,4 +1,4 @@
-// Named errors of the cluster module (membership, placement, the local-cluster command): each says what
+// Named errors of the cluster module (membership, placement): each says what
 // was wrong, where, and what to do, so xenosd and the scripts can print it as one line.
 
 export class ClusterConfigError extends Error {
@@ -7,14 +7,5 @@ export class ClusterConfigError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'ClusterConfigError';
-  }
-}
-
-export class LocalClusterError extends Error {
-  static readonly code = 'ERR_LOCAL_CLUSTER';
-  readonly code = LocalClusterError.code;
-  constructor(message: string) {
-    super(message);
-    this.name = 'LocalClusterError';
   }
 }

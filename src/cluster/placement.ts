@@ -5,15 +5,15 @@
 // views disagree and both bind, the binding written last wins in the replicated store (LWW) and the
 // loser's instance controller stops its copy as soon as it sees spec.host name another host.
 
-import type { Host, ServiceInstance, ServiceTemplate, XObject } from '../api/types.ts';
+import type { Host } from '../model/host.ts';
+import { HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../model/kinds.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
+import type { ServiceTemplate } from '../model/service-template.ts';
 import { keyOf } from '../reconcile/keys.ts';
 import type { Store } from '../store/store.ts';
-import { HOST_KIND, type HostLiveness } from './liveness.ts';
+import type { HostLiveness } from './liveness.ts';
 import { rankHosts } from './rendezvous.ts';
 import { allocatedBy, formatMemory, offerOf, requestOf } from './resources.ts';
-
-const INSTANCE_KIND = 'ServiceInstance';
-const TEMPLATE_KIND = 'ServiceTemplate';
 
 export type PlacementDecision =
   | { host: string; ranked: string[] }
@@ -63,20 +63,20 @@ export class Placement {
 
   #templateOf = (i: ServiceInstance): ServiceTemplate | undefined =>
     this.#store.get({
-      kind: TEMPLATE_KIND,
+      kind: SERVICE_TEMPLATE.kind,
       namespace: i.metadata.namespace ?? 'default',
       name: i.spec?.templateRef?.name ?? '',
-    }) as ServiceTemplate | undefined;
+    });
 
   /** The host that should run `instance` (the top of the ranking), or why no host can. */
   decide(instance: ServiceInstance): PlacementDecision {
-    const hosts = this.#store.list(HOST_KIND).items as unknown as Host[];
-    const instances = this.#store.list(INSTANCE_KIND).items as unknown as ServiceInstance[];
-    const self = keyOf(instance as unknown as XObject);
+    const hosts = this.#store.list(HOST.kind).items;
+    const instances = this.#store.list(SERVICE_INSTANCE.kind).items;
+    const self = keyOf(instance);
     const boundTo = new Map<string, ServiceInstance[]>();
     for (const i of instances) {
       const h = i.spec?.host;
-      if (!h || keyOf(i as unknown as XObject) === self) continue;
+      if (!h || keyOf(i) === self) continue;
       boundTo.set(h, [...(boundTo.get(h) ?? []), i]);
     }
     const template = this.#templateOf(instance);
@@ -105,5 +105,5 @@ export class Placement {
 
 /** The rendezvous key of an instance: its uid (stable across renames of nothing; unique per object). */
 export function placementKey(instance: ServiceInstance): string {
-  return `instance/${instance.metadata.uid ?? keyOf(instance as unknown as XObject)}`;
+  return `instance/${instance.metadata.uid ?? keyOf(instance)}`;
 }

@@ -3,7 +3,9 @@
 // spec.resources, else its template's domain shape), and the sum of what a host's instances ask for.
 
 import { formatMemoryQuantity, parseCpuQuantity, parseMemoryQuantity } from '../api/quantity.ts';
-import type { ResourceList, ServiceInstance, ServiceTemplate } from '../api/types.ts';
+import type { ResourceList } from '../model/host.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
+import type { ServiceTemplate } from '../model/service-template.ts';
 
 /** Bytes in a memory quantity; NaN when absent or malformed. */
 export function parseMemory(q: string | undefined): number {

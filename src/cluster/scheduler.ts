@@ -8,17 +8,17 @@
 // host can take gets a FailedScheduling event from the live host that owns its key, and is retried.
 
 import { recordEvent } from '../api/events.ts';
-import type { Host, ServiceInstance, XObject } from '../api/types.ts';
+import type { Log } from '../log/logger.ts';
+import type { Host } from '../model/host.ts';
+import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
 import { Controller, type ReconcileResult } from '../reconcile/controller.ts';
 import { objectKey } from '../reconcile/keys.ts';
-import type { Logger } from '../reconcile/log.ts';
 import { ConflictError } from '../store/errors.ts';
 import type { Store } from '../store/store.ts';
 import type { HostLiveness } from './liveness.ts';
 import { type Placement, placementKey } from './placement.ts';
 import { ownerOf } from './rendezvous.ts';
 
-const INSTANCE_KIND = 'ServiceInstance';
 const COMPONENT = 'scheduler';
 const UNSCHEDULABLE_RETRY_MS = 30_000;
 
@@ -26,7 +26,7 @@ export interface SchedulerComponents {
   store: Store;
   placement: Placement;
   liveness: HostLiveness;
-  log?: Logger;
+  log?: Log;
 }
 
 export interface SchedulerInit {
@@ -39,8 +39,9 @@ export class Scheduler {
   readonly #store: Store;
   readonly #placement: Placement;
   readonly #liveness: HostLiveness;
+  #unlisten?: () => void;
   readonly #init: SchedulerInit;
-  readonly #runner: Controller;
+  readonly #runner: Controller<typeof SERVICE_INSTANCE.kind>;
   readonly #warned = new Map<string, string>();
   readonly #hostPrints = new Map<string, string>();
 
@@ -53,13 +54,13 @@ export class Scheduler {
       { store: this.#store, log: components.log },
       {
         name: COMPONENT,
-        kind: INSTANCE_KIND,
+        kind: SERVICE_INSTANCE.kind,
         workers: 1,
-        filter: (obj) => !(obj as unknown as ServiceInstance).spec?.host,
+        filter: (instance) => !instance.spec?.host,
         reconcile: (key) => this.reconcile(key),
-        // A host joining or changing what placement looks at may make an instance placeable; a heartbeat
-        // alone changes nothing (and would re-check every unplaced instance on every beat of every host).
-        watches: [{ kind: 'Host', map: (h) => (this.#hostChanged(h) ? this.unplaced() : []) }],
+        // A host joining or changing what placement looks at may make an instance placeable; a status
+        // write that changes none of that does not re-check every unplaced instance.
+        watches: [{ kind: HOST.kind, map: (h) => (this.#hostChanged(h) ? this.unplaced() : []) }],
         onTerminal: () => {},
       },
     );
@@ -67,15 +68,20 @@ export class Scheduler {
 
   start(): void {
     this.#runner.start();
+    // A host dying or coming back changes who fits and who binds: look at every unplaced instance again.
+    this.#unlisten = this.#liveness.onChange(() => {
+      for (const key of this.unplaced()) this.#runner.enqueue(key);
+    });
   }
 
   async stop(): Promise<void> {
+    this.#unlisten?.();
+    this.#unlisten = undefined;
     await this.#runner.stop();
   }
 
   /** Whether what placement reads of host `h` changed since its last event. */
-  #hostChanged(h: XObject): boolean {
-    const host = h as unknown as Host;
+  #hostChanged(host: Host): boolean {
     const print = JSON.stringify([
       host.metadata.labels,
       host.spec,
@@ -92,8 +98,8 @@ export class Scheduler {
 
   #unplaced = (): string[] =>
     this.#store
-      .list(INSTANCE_KIND)
-      .items.filter((i) => !(i as unknown as ServiceInstance).spec?.host)
+      .list(SERVICE_INSTANCE.kind)
+      .items.filter((i) => !i.spec?.host)
       .map((i) => `${i.metadata.namespace ?? 'default'}/${i.metadata.name}`);
 
   unplaced(): string[] {
@@ -101,9 +107,9 @@ export class Scheduler {
   }
 
   reconcile(key: string): ReconcileResult | undefined {
-    const obj = this.#store.get(objectKey(INSTANCE_KIND, key));
-    const instance = obj as unknown as ServiceInstance | undefined;
-    if (!obj || !instance || instance.spec?.host || instance.metadata.deletionTimestamp) {
+    const instance = this.#store.get(objectKey(SERVICE_INSTANCE.kind, key));
+    // An instance without a spec cannot pass the API's validation; there is nothing to place.
+    if (!instance?.spec || instance.spec.host || instance.metadata.deletionTimestamp) {
       this.#warned.delete(key);
       return undefined;
     }
@@ -114,22 +120,18 @@ export class Scheduler {
       const owner = ownerOf(placementKey(instance), this.#liveness.liveHosts());
       if (owner === this.#init.hostName && this.#warned.get(key) !== decision.message) {
         this.#warned.set(key, decision.message);
-        recordEvent(this.#store, obj, 'Warning', 'FailedScheduling', decision.message, {
+        recordEvent(this.#store, instance, 'Warning', 'FailedScheduling', decision.message, {
           component: COMPONENT,
           host: this.#init.hostName,
         });
       }
       return { requeueAfterMs: UNSCHEDULABLE_RETRY_MS };
     }
-    // Another host should bind it; look again once it may have timed out (it may be dying).
-    if (decision.host !== this.#init.hostName) {
-      return { requeueAfterMs: Math.max(retry, this.#liveness.remainingMs(decision.host) + retry) };
-    }
+    // Another host should bind it; if it dies first, the liveness change brings the key back here.
+    if (decision.host !== this.#init.hostName)
+      return { requeueAfterMs: Math.max(retry, this.#liveness.remainingMs() + retry) };
     try {
-      this.#store.update({
-        ...obj,
-        spec: { ...(obj.spec ?? {}), host: this.#init.hostName },
-      } as XObject);
+      this.#store.update({ ...instance, spec: { ...instance.spec, host: this.#init.hostName } });
     } catch (err) {
       if (err instanceof ConflictError) return { requeueAfterMs: 0 };
       throw err;
@@ -137,7 +139,7 @@ export class Scheduler {
     this.#warned.delete(key);
     recordEvent(
       this.#store,
-      obj,
+      instance,
       'Normal',
       'Scheduled',
       `Bound to host ${this.#init.hostName} (first of ${decision.ranked.length} fitting live host(s) by rendezvous hash)`,

@@ -9,13 +9,15 @@
 // Instance records are republished every ttlMs/2. Changes are collected for `debounceMs` and published in one pass; failures are logged and retried on
 // the next change or refresh.
 
-import type { ServiceInstance } from '../api/types.ts';
+import { type Log, silentLogger } from '../log/logger.ts';
+import { SERVICE_INSTANCE } from '../model/kinds.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Discovery, InstanceEndpoints } from '../p2p/discovery.ts';
 import { fitRecord } from '../p2p/record-fit.ts';
-import { instanceRecordKey, type RecordPublisher } from '../p2p/records.ts';
+import type { RecordPublisher } from '../p2p/record-publisher.ts';
+import { instanceRecordKey } from '../p2p/records.ts';
 import type { Store } from '../store/store.ts';
 
-const INSTANCE_KIND = 'ServiceInstance';
 const DEFAULT_DEBOUNCE_MS = 50;
 const DEFAULT_TTL_MS = 15_000;
 
@@ -40,7 +42,7 @@ export interface StatusPublisherComponents {
   discovery: Discovery;
   records: RecordPublisher;
   peerId: string;
-  log?: (msg: string) => void;
+  log?: Log;
 }
 
 export interface StatusPublisherInit {
@@ -71,7 +73,7 @@ export class StatusPublisher {
   readonly #discovery: Discovery;
   readonly #records: RecordPublisher;
   readonly #peerId: string;
-  readonly #log: (msg: string) => void;
+  readonly #log: Log;
   readonly #init: StatusPublisherInit;
   readonly #published = new Map<string, string>();
   #unwatch?: () => void;
@@ -86,7 +88,7 @@ export class StatusPublisher {
     this.#discovery = components.discovery;
     this.#records = components.records;
     this.#peerId = components.peerId;
-    this.#log = components.log ?? (() => {});
+    this.#log = components.log ?? silentLogger.root;
     this.#init = init;
   }
 
@@ -97,8 +99,8 @@ export class StatusPublisher {
   start(): void {
     if (this.#unwatch) return;
     this.#stop = new AbortController();
-    this.#unwatch = this.#store.watch(INSTANCE_KIND, {}, (ev) => {
-      const i = ev.object as unknown as ServiceInstance;
+    this.#unwatch = this.#store.watch(SERVICE_INSTANCE.kind, {}, (ev) => {
+      const i = ev.object;
       const key = `${i.metadata.namespace ?? 'default'}/${i.metadata.name}`;
       if (i.spec?.host === this.#init.hostName || this.#published.has(key)) this.schedule();
     });
@@ -133,7 +135,8 @@ export class StatusPublisher {
     this.#timer = setTimeout(() => {
       this.#running = this.publish({ signal: this.#stop.signal })
         .catch((err) => {
-          if (!this.#stop.signal.aborted) this.#log(`publishing status failed: ${err?.message ?? err}`);
+          if (!this.#stop.signal.aborted)
+            this.#log.warn({ err }, `publishing status failed: ${err?.message ?? err}`);
         })
         .finally(() => {
           this.#running = undefined;
@@ -147,8 +150,9 @@ export class StatusPublisher {
 
   /** The instances bound to this host, as they are published. */
   current(): InstanceRecord[] {
-    return (this.#store.list(INSTANCE_KIND).items as unknown as ServiceInstance[])
-      .filter((i) => i.spec?.host === this.#init.hostName && !i.metadata.deletionTimestamp)
+    return this.#store
+      .list(SERVICE_INSTANCE.kind)
+      .items.filter((i) => i.spec?.host === this.#init.hostName && !i.metadata.deletionTimestamp)
       .map((i) => instanceRecordOf(i, this.#init.hostName));
   }
 

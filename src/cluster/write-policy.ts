@@ -13,16 +13,15 @@
 // verdicts: they can only lower readiness. Which host wrote one is not checked (a receiver cannot see
 // another host's view of liveness); any host may write one, and the owner's next write replaces it.
 
-import type { XObject } from '../api/types.ts';
+import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
+import type { XObject } from '../model/object.ts';
 import { RowAuthority, type WritePolicy } from '../store/row-authority.ts';
 import { RowSigner } from '../store/row-proof.ts';
-import { HOST_KIND } from './liveness.ts';
 
-const INSTANCE_KIND = 'ServiceInstance';
 /** The phases a verdict may put on a status, per kind. */
 const VERDICT_PHASES: Record<string, readonly string[]> = {
-  [HOST_KIND]: ['NotReady'],
-  [INSTANCE_KIND]: ['Unknown', 'Failed'],
+  [HOST.kind]: ['NotReady'],
+  [SERVICE_INSTANCE.kind]: ['Unknown', 'Failed'],
 };
 
 function where(object: XObject): string {
@@ -38,7 +37,7 @@ export const clusterWritePolicy: WritePolicy = {
   statusWriter({ object, status, writer, signer }) {
     // Nothing in it: creation writes one, a rebind clears it. Any host may.
     if (isEmpty(status)) return undefined;
-    if (object.kind === HOST_KIND) {
+    if (object.kind === HOST.kind) {
       const name = object.metadata.name;
       if (writer !== name) return `only host ${name} writes the status of ${where(object)}, not ${writer}`;
       const peerId = (status as { peerId?: unknown }).peerId;
@@ -46,7 +45,7 @@ export const clusterWritePolicy: WritePolicy = {
         return `${where(object)} status.peerId ${String(peerId)} is not its writer's key (${signer})`;
       return undefined;
     }
-    if (object.kind === INSTANCE_KIND) {
+    if (object.kind === SERVICE_INSTANCE.kind) {
       const host = (object.spec as { host?: unknown } | undefined)?.host;
       if (writer === host) return undefined;
       return typeof host === 'string' && host !== ''
@@ -67,7 +66,7 @@ export const clusterWritePolicy: WritePolicy = {
   },
 
   statusOwnerChanged(before, after) {
-    if (after.kind !== INSTANCE_KIND) return false;
+    if (after.kind !== SERVICE_INSTANCE.kind) return false;
     const host = (o: XObject) => (o.spec as { host?: unknown } | undefined)?.host ?? '';
     return host(before) !== host(after);
   },

@@ -1,9 +1,10 @@
-// The cluster part of one xenosd, started by the Daemon after its store and API: membership (the Host
-// controller and the liveness view), placement and the scheduler that binds unplaced instances, and — when the host
-// joins a p2p overlay (`--p2p`) — the libp2p node (src/p2p), state replication over it
+// The cluster part of one xenosd, started by the Daemon after its store and API: the Host controller and
+// the liveness view, placement and the scheduler that binds unplaced instances, and — when the host
+// joins a p2p overlay (`--p2p`) — the libp2p node (src/p2p), the membership protocol on it
+// (src/p2p/membership: which hosts are alive, with no replicated heartbeat), state replication over it
 // (src/store/replication), this host's status records and service advertisements in the DHT, and the
-// discover API. Without `--p2p` the host is a cluster of one: Host object, heartbeat and placement
-// still work, discovery answers 503. Tests that partition real hosts wire a P2pConnectionHook in (no flag
+// discover API. Without `--p2p` the host is a cluster of one: Host object and placement still work,
+// discovery answers 503. Tests that partition real hosts wire a P2pConnectionHook in (no flag
 // of xenosd reaches it; see test/cluster/fault-injection.ts).
 //
 // With `--p2p`, join() runs first (the Daemon calls it before its API serves): it starts the node and
@@ -14,18 +15,21 @@ import { join } from 'node:path';
 import type { ConnectionProtector } from '@libp2p/interface';
 import { HostController, type HostFacts } from '../../controllers/host/controller.ts';
 import { validateEvent } from '../api/events.ts';
-import type { XObject } from '../api/types.ts';
 import type { Validator } from '../api/validation.ts';
 import { HostLiveness } from '../cluster/liveness.ts';
 import { Placement } from '../cluster/placement.ts';
 import { Scheduler } from '../cluster/scheduler.ts';
 import { StatusPublisher } from '../cluster/status-publisher.ts';
+import type { Log, Logger } from '../log/logger.ts';
+import { EVENT } from '../model/kinds.ts';
+import type { XObject } from '../model/object.ts';
 import { Discovery } from '../p2p/discovery.ts';
+import { Membership } from '../p2p/membership/membership.ts';
 import { openXenosNode, type XenosNode } from '../p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
+import { peerSigner } from '../p2p/peer-signature.ts';
 import { clusterProtector, handshakeRefusalCounter } from '../p2p/pnet/protector.ts';
-import { RecordPublisher } from '../p2p/records.ts';
-import type { Logger } from '../reconcile/log.ts';
+import { RecordPublisher } from '../p2p/record-publisher.ts';
 import { HostNameTakenError } from '../store/errors.ts';
 import { Libp2pTransport } from '../store/replication/libp2p-transport.ts';
 import { Replicator } from '../store/replication/replicator.ts';
@@ -34,9 +38,10 @@ import type { SqliteStore } from '../store/sqlite-store.ts';
 export interface ClusterComponents {
   store: SqliteStore;
   validator: Validator;
-  /** Driver name, drivers, capabilities, API URL, version: read at every heartbeat. */
+  /** Driver name, drivers, capabilities, API URL, version: read at every reconcile of this host's Host. */
   facts: () => HostFacts;
-  log: (msg: string) => void;
+  /** Gives each part (p2p, replication, discovery, status, scheduler, host) its component log. */
+  logger: Logger;
   /** Called when this host cannot go on (its name turned out to be another host's after it started). */
   onFatal?: (err: Error) => void;
 }
@@ -46,7 +51,6 @@ export interface ClusterInit {
   hostName: string;
   labels?: Record<string, string>;
   hostTimeoutMs?: number;
-  heartbeatIntervalMs?: number;
   maxInstances?: number;
   /** The overlay; absent: a single host. */
   p2p?: {
@@ -79,30 +83,16 @@ export interface P2pConnectionHook {
   stop(): void;
 }
 
-function logger(log: (msg: string) => void, component: string): Logger {
-  const line =
-    (level: string) =>
-    (msg: string, ...args: unknown[]) => {
-      const extra = args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ');
-      log(`[${component}] ${level === 'info' ? '' : `${level}: `}${msg}${extra ? ` ${extra}` : ''}`);
-    };
-  return {
-    debug: (msg, ...args) => {
-      if (process.env.XENOS_DEBUG) line('debug')(msg, ...args);
-    },
-    info: line('info'),
-    warn: line('warn'),
-    error: line('error'),
-  };
-}
-
 /** A row from a peer: CRD kinds against their schema (spec and status); core v1 Events (which the API
  *  also stores) by the same rule the API holds them to (validateEvent); anything else is refused. */
 function validateReplicated(validator: Validator, obj: XObject): { path: string; message: string }[] {
   if (validator.kindOf(obj) == null) {
-    const event = obj.kind === 'Event' && obj.apiVersion === 'v1' && typeof obj.metadata?.name === 'string';
+    const event =
+      obj.kind === EVENT.kind &&
+      obj.apiVersion === EVENT.apiVersion &&
+      typeof obj.metadata?.name === 'string';
     return event
-      ? validateEvent(obj as unknown as Record<string, unknown>)
+      ? validateEvent(obj)
       : [{ path: 'kind', message: `${obj.apiVersion}/${obj.kind} is not a kind this host serves` }];
   }
   return [
@@ -119,6 +109,7 @@ export class ClusterService {
   readonly #hosts: HostController;
   readonly #scheduler: Scheduler;
   #node?: XenosNode;
+  #membership?: Membership;
   #discovery?: Discovery;
   #replicator?: Replicator;
   #publisher?: StatusPublisher;
@@ -126,15 +117,26 @@ export class ClusterService {
   #joined = false;
   #started = false;
 
+  readonly #log: Log;
+
   constructor(components: ClusterComponents, init: ClusterInit) {
     this.#components = components;
+    this.#log = components.logger.forComponent('cluster');
     this.#init = init;
     const { store } = components;
-    this.liveness = new HostLiveness({ store }, { self: init.hostName, timeoutMs: init.hostTimeoutMs });
+    this.liveness = new HostLiveness(
+      { store, membership: () => this.#membership },
+      { self: init.hostName, timeoutMs: init.hostTimeoutMs },
+    );
     this.placement = new Placement({ store, liveness: this.liveness });
     this.#scheduler = new Scheduler(
-      { store, placement: this.placement, liveness: this.liveness, log: logger(components.log, 'scheduler') },
-      { hostName: init.hostName, retryMs: init.heartbeatIntervalMs },
+      {
+        store,
+        placement: this.placement,
+        liveness: this.liveness,
+        log: components.logger.forComponent('scheduler'),
+      },
+      { hostName: init.hostName },
     );
     this.#hosts = new HostController(
       {
@@ -146,12 +148,11 @@ export class ClusterService {
             ? { peerId: this.#node.peerId.toString(), p2pAddrs: this.#node.multiaddrs }
             : {}),
         }),
-        log: logger(components.log, 'host'),
+        log: components.logger.forComponent('host-controller'),
       },
       {
         hostName: init.hostName,
         labels: init.labels,
-        heartbeatIntervalMs: init.heartbeatIntervalMs,
         maxInstances: init.maxInstances,
       },
     );
@@ -175,15 +176,20 @@ export class ClusterService {
     return this.#replicator;
   }
 
+  /** Which hosts are alive (SWIM over the overlay), when this host is in one. */
+  get membership(): Membership | undefined {
+    return this.#membership;
+  }
+
   /** With p2p: starts the node and checks with the first peers reached that no other host holds this
    *  host's name (throws HostNameTakenError). Without: nothing. start() calls it if it has not run. */
   async join(): Promise<void> {
     if (this.#joined) return;
     this.#joined = true;
-    const { store, log } = this.#components;
+    const { store, logger } = this.#components;
     const p2p = this.#init.p2p;
     if (p2p) {
-      const p2pLog = (msg: string) => log(`[p2p] ${msg}`);
+      const p2pLog = logger.forComponent('p2p');
       this.#hook = p2p.connectionHook;
       // Shared by the node and the protector (which a test hook may wrap) around the cluster key's.
       const handshakeRefusals = handshakeRefusalCounter(p2pLog);
@@ -206,13 +212,23 @@ export class ClusterService {
       this.#node = node;
       await node.start();
       await this.#hook?.start(node);
+      const { privateKey } = await loadOrCreatePeerKey(join(this.#init.dataDir, PEER_KEY_FILE));
+      this.#membership = new Membership(
+        {
+          node,
+          signer: peerSigner(privateKey, node.peerId.toString()),
+          log: logger.forComponent('membership'),
+        },
+        { hostTimeoutMs: this.#init.hostTimeoutMs },
+      );
+      await this.#membership.start();
       const validator = this.#components.validator;
       this.#replicator = new Replicator(
         {
           store,
-          transport: new Libp2pTransport({ node, log: (msg) => log(`[replication] ${msg}`) }),
+          transport: new Libp2pTransport({ node, log: logger.forComponent('replication') }),
           validate: (obj: XObject) => validateReplicated(validator, obj),
-          log: (msg, err) => log(`[replication] ${msg}${err ? `: ${(err as Error).message ?? err}` : ''}`),
+          log: logger.forComponent('replication'),
         },
         { syncIntervalMs: p2p.syncIntervalMs },
       );
@@ -233,8 +249,8 @@ export class ClusterService {
       await new Promise((r) => setTimeout(r, 20));
     }
     if (await this.#askName(node, replicator, node.connectedPeers())) return;
-    this.#components.log(
-      `[cluster] could not check yet that host name ${this.#init.hostName} is free: no peer answered within ` +
+    this.#log.warn(
+      `could not check yet that host name ${this.#init.hostName} is free: no peer answered within ` +
         `${timeoutMs} ms; asking the first peer that connects`,
     );
     const later = (evt: Event): void => {
@@ -245,7 +261,7 @@ export class ClusterService {
         },
         (err: Error) => {
           node.removeEventListener('peer:connect', later);
-          this.#components.log(`[cluster] ${err.message}`);
+          this.#log.fatal({ err }, err.message);
           this.#components.onFatal?.(err);
         },
       );
@@ -274,7 +290,7 @@ export class ClusterService {
     if (this.#started) return;
     this.#started = true;
     await this.join();
-    const { store, log } = this.#components;
+    const { store, logger } = this.#components;
     const p2p = this.#init.p2p;
     const node = this.#node;
     if (p2p && node) {
@@ -282,7 +298,7 @@ export class ClusterService {
       const records = new RecordPublisher({ node, privateKey }, { dataDir: this.#init.dataDir });
       const ttl = this.liveness.timeoutMs;
       this.#discovery = new Discovery(
-        { node, records, log: (msg) => log(`[discovery] ${msg}`) },
+        { node, records, log: logger.forComponent('discovery') },
         { statusTtl: ttl },
       );
       await this.#discovery.start();
@@ -292,7 +308,7 @@ export class ClusterService {
           discovery: this.#discovery,
           records,
           peerId: node.peerId.toString(),
-          log: (msg) => log(`[status] ${msg}`),
+          log: logger.forComponent('status'),
         },
         { hostName: this.#init.hostName, ttlMs: ttl },
       );
@@ -304,7 +320,7 @@ export class ClusterService {
   }
 
   /** This host's facts changed (the daemon's parts have started, the driver is chosen): write them now, so
-   *  placement need not wait for the next heartbeat to see this host's driver. */
+   *  placement need not wait for the next re-read to see this host's driver. */
   refreshHost(): void {
     this.#hosts.refreshSelf();
   }
@@ -317,6 +333,7 @@ export class ClusterService {
     await this.#scheduler.stop();
     await this.#hosts.stop();
     this.liveness.stop();
+    await this.#membership?.stop();
     await this.#replicator?.stop();
     await this.#discovery?.stop();
     this.#hook?.stop();
@@ -324,6 +341,7 @@ export class ClusterService {
     await this.#node?.stop();
     this.#publisher = undefined;
     this.#replicator = undefined;
+    this.#membership = undefined;
     this.#discovery = undefined;
     this.#node = undefined;
   }

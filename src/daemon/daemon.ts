@@ -12,7 +12,6 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { HostFacts } from '../../controllers/host/controller.ts';
 import { ApiResources } from '../api/api-resources.ts';
 import { TokenAuthenticator } from '../api/auth.ts';
-import { EVENT_KIND } from '../api/events.ts';
 import { DEFAULT_EVENT_TTL_MS } from '../api/input-limits.ts';
 import { loadKinds } from '../api/kinds.ts';
 import type { LogSource } from '../api/log-subresource.ts';
@@ -20,6 +19,8 @@ import { type ApiRoute, ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
 import { discoverRoute } from '../cluster/discover-api.ts';
 import { clusterRowAuthority } from '../cluster/write-policy.ts';
+import { type Logger, silentLogger } from '../log/logger.ts';
+import { EVENT } from '../model/kinds.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
 import type { RowAuthority } from '../store/row-authority.ts';
 import { openStore, type SqliteStore } from '../store/sqlite-store.ts';
@@ -27,6 +28,7 @@ import type { Store } from '../store/store.ts';
 import { type ClusterInit, ClusterService } from './cluster-service.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { secureDataDir } from './data-dir-modes.ts';
+import { DaemonStopError } from './errors.ts';
 import { ensureSelfSignedCert } from './self-signed-cert.ts';
 
 export interface DaemonInit {
@@ -37,7 +39,8 @@ export interface DaemonInit {
   crdDir?: string;
   /** PEM files, or 'self-signed' to make (once) and use DATA_DIR/tls.crt|key. Absent: plain HTTP. */
   tls?: { cert: string; key: string } | 'self-signed';
-  log?: (msg: string) => void;
+  /** Gives each part its component log (xenosd's root logger); default: nothing is logged. */
+  logger?: Logger;
   /** Membership, placement and the p2p overlay (see ClusterInit); dataDir and hostName come from here. */
   cluster?: Omit<ClusterInit, 'dataDir' | 'hostName'>;
   /** What the Host object reports about drivers (the daemon's driver selection sets it). */
@@ -69,7 +72,7 @@ export class Daemon {
   #auth?: TokenAuthenticator;
   #resources?: ApiResources;
   #lock?: DataDirLock;
-  readonly #services: Service[] = [];
+  readonly #services: { service: Service; name: string }[] = [];
   #started = false;
 
   constructor(init: DaemonInit) {
@@ -112,17 +115,16 @@ export class Daemon {
     return VERSION;
   }
 
-  /** Register a part to start after the store and API (and stop before them). */
-  use(service: Service): void {
-    this.#services.push(service);
+  /** Register a part to start after the store and API (and stop before them); `name` names it in errors. */
+  use(service: Service, name = `part ${this.#services.length + 1}`): void {
+    this.#services.push({ service, name });
   }
 
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
     const { dataDir } = this.init;
-    const log =
-      this.init.log ?? ((msg: string) => process.stderr.write(`xenosd ${this.init.hostName}: ${msg}\n`));
+    const logger = this.init.logger ?? silentLogger;
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     // Nothing in the data dir is touched before the lock is ours (a refused second daemon changes nothing).
     this.#lock = DataDirLock.acquire(dataDir);
@@ -131,7 +133,7 @@ export class Daemon {
         this.init.cluster?.p2p?.clusterKeyFile,
         typeof this.init.tls === 'object' ? this.init.tls.key : undefined,
       ].filter((f) => f !== undefined),
-      log,
+      log: logger.forComponent('data-dir'),
     });
     const kinds = loadKinds(this.init.crdDir);
     const resources = new ApiResources(kinds);
@@ -140,8 +142,9 @@ export class Daemon {
       path: join(dataDir, 'state.db'),
       writer: this.init.hostName,
       namespaced: (kind) => resources.namespaced(kind),
-      ttlMs: { [EVENT_KIND]: this.init.eventTtlMs ?? DEFAULT_EVENT_TTL_MS },
+      ttlMs: { [EVENT.kind]: this.init.eventTtlMs ?? DEFAULT_EVENT_TTL_MS },
       authority: this.init.cluster?.p2p ? await rowAuthority(dataDir) : undefined,
+      log: logger.forComponent('store'),
     });
     this.#auth = new TokenAuthenticator({ dataDir });
     this.#auth.ensureAdminToken(dataDir);
@@ -156,7 +159,7 @@ export class Daemon {
         store: this.#store,
         validator: this.#validator,
         facts: () => ({ apiUrl: this.#api?.url, version: VERSION, ...this.init.hostFacts?.() }),
-        log: this.init.log ?? ((msg) => process.stderr.write(`${msg}\n`)),
+        logger,
         onFatal: this.init.onFatal,
       },
       { ...this.init.cluster, dataDir, hostName: this.init.hostName },
@@ -165,30 +168,49 @@ export class Daemon {
     const routes: ApiRoute[] = [discoverRoute(() => this.#cluster?.overlay)];
     this.#api = new ApiServer(
       { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },
-      { host: this.init.apiHost, port: this.init.apiPort, tls, version: VERSION, log: this.init.log, routes },
+      {
+        host: this.init.apiHost,
+        port: this.init.apiPort,
+        tls,
+        version: VERSION,
+        log: logger.forComponent('api'),
+        routes,
+      },
     );
     await this.#api.start();
     writeFileSync(join(dataDir, 'api.addr'), this.#api.url + '\n');
     await this.#cluster.start();
-    for (const s of this.#services) await s.start();
+    for (const { service } of this.#services) await service.start();
     this.#cluster.refreshHost();
   }
 
   /** Stop accepting requests, end watches, stop the parts, close the store. */
+  /** Stops every part, in the reverse order of start, even when one fails to stop: the others still stop,
+   *  the store is closed and the lock released. Then throws DaemonStopError naming every part that failed. */
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
-    for (const s of [...this.#services].reverse()) await s.stop();
-    await this.#cluster?.stop();
+    const failures: { part: string; error: unknown }[] = [];
+    const attempt = async (part: string, stop: () => Promise<void> | void) => {
+      try {
+        await stop();
+      } catch (error) {
+        failures.push({ part, error });
+      }
+    };
+    for (const { service, name } of [...this.#services].reverse()) await attempt(name, () => service.stop());
+    await attempt('cluster', () => this.#cluster?.stop());
     this.#cluster = undefined;
-    await this.#api?.stop();
+    await attempt('API server', () => this.#api?.stop());
     this.#api = undefined;
     // A daemon that never got the lock leaves the holder's files alone.
-    if (this.#lock) rmSync(join(this.init.dataDir, 'api.addr'), { force: true });
-    this.#store?.close();
+    if (this.#lock)
+      await attempt('api.addr', () => rmSync(join(this.init.dataDir, 'api.addr'), { force: true }));
+    await attempt('store', () => this.#store?.close());
     this.#store = undefined;
-    this.#lock?.release();
+    await attempt('data dir lock', () => this.#lock?.release());
     this.#lock = undefined;
+    if (failures.length) throw new DaemonStopError(failures);
   }
 }
 

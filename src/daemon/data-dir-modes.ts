@@ -7,6 +7,7 @@
 
 import { chmodSync, lstatSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
+import type { Log } from '../log/logger.ts';
 import { DataDirModeError } from './errors.ts';
 
 /** The secret files xenosd writes into its data dir. */
@@ -30,7 +31,7 @@ function inside(dir: string, file: string): boolean {
   return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
-function tighten(path: string, mode: number, what: string, log: (msg: string) => void): void {
+function tighten(path: string, mode: number, what: string, log: Log): void {
   const st = lstatSync(path, { throwIfNoEntry: false });
   // Only what xenosd itself made: a directory, regular files. A symlink is not followed (chmod would
   // change whatever it points to).
@@ -46,7 +47,7 @@ function tighten(path: string, mode: number, what: string, log: (msg: string) =>
       }`,
     );
   }
-  log(`${what} ${path} had mode ${octal(st.mode)}; set it to ${octal(mode)}`);
+  log.info({ path }, `${what} ${path} had mode ${octal(st.mode)}; set it to ${octal(mode)}`);
 }
 
 /**
@@ -54,10 +55,7 @@ function tighten(path: string, mode: number, what: string, log: (msg: string) =>
  * files (the cluster key, the TLS key): tightened when they are inside the data dir, warned about when
  * they are elsewhere and readable by others. Throws DataDirModeError when a mode cannot be changed.
  */
-export function secureDataDir(
-  dataDir: string,
-  opts: { extraSecrets?: string[]; log: (msg: string) => void },
-): void {
+export function secureDataDir(dataDir: string, opts: { extraSecrets?: string[]; log: Log }): void {
   tighten(dataDir, DIR_MODE, 'data dir', opts.log);
   for (const name of DATA_DIR_SECRETS) tighten(join(dataDir, name), SECRET_MODE, 'secret', opts.log);
   for (const file of opts.extraSecrets ?? []) {
@@ -67,8 +65,9 @@ export function secureDataDir(
     }
     const st = statSync(file, { throwIfNoEntry: false });
     if (st && (st.mode & 0o077) !== 0) {
-      opts.log(
-        `warning: secret ${file} has mode ${octal(st.mode)}: other users can read it; chmod 600 it (xenosd changes modes only inside its data dir)`,
+      opts.log.warn(
+        { path: file },
+        `secret ${file} has mode ${octal(st.mode)}: other users can read it; chmod 600 it (xenosd changes modes only inside its data dir)`,
       );
     }
   }

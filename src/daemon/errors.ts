@@ -25,3 +25,23 @@ export class DataDirModeError extends Error {
     this.name = 'DataDirModeError';
   }
 }
+
+/** Some parts of xenosd failed to stop (every other part was still stopped). `failures` names each part
+ *  and its error; the message lists them on one line. */
+export class DaemonStopError extends AggregateError {
+  static readonly code = 'ERR_DAEMON_STOP';
+  readonly code = DaemonStopError.code;
+  readonly failures: readonly { part: string; error: unknown }[];
+
+  constructor(failures: { part: string; error: unknown }[]) {
+    const what = failures.map(
+      (f) => `${f.part}: ${f.error instanceof Error ? f.error.message : String(f.error)}`,
+    );
+    super(
+      failures.map((f) => f.error),
+      `${failures.length} part(s) of xenosd failed to stop (the others stopped): ${what.join('; ')}`,
+    );
+    this.name = 'DaemonStopError';
+    this.failures = failures;
+  }
+}

@@ -7,8 +7,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceLogOptions, LogSource } from '../api/log-subresource.ts';
 import { errors } from '../api/status-errors.ts';
-import type { Host, ServiceInstance } from '../api/types.ts';
 import { type Driver, domainIdFor } from '../drivers/driver.ts';
+import type { Log } from '../log/logger.ts';
+import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Store } from '../store/store.ts';
 import {
   LOGS_PROTOCOL,
@@ -25,7 +27,7 @@ export interface InstanceLogsComponents {
   driver: () => Driver | undefined;
   /** The p2p node, when this host runs in an overlay. */
   node: () => LogStreamNode | undefined;
-  log: (msg: string) => void;
+  log: Log;
 }
 
 export interface InstanceLogsInit {
@@ -73,7 +75,9 @@ export class InstanceLogs implements LogSource {
           timeoutMs: this.#init.forwardTimeoutMs,
           log: this.#components.log,
           hostName: this.#init.hostName,
-        }).catch((err) => this.#components.log(`[logs] serving a log stream: ${(err as Error).message}`));
+        }).catch((err) =>
+          this.#components.log.warn({ err }, `serving a log stream: ${(err as Error).message}`),
+        );
       },
       { maxInboundStreams: this.#init.maxStreams ?? 32, maxOutboundStreams: this.#init.maxStreams ?? 32 },
     );
@@ -104,18 +108,11 @@ export class InstanceLogs implements LogSource {
   /** A peer asks for the log of an instance it believes runs here. Never forwarded again. */
   async #openLocalRequest(req: LogForwardRequest, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
     const instance = this.#components.store().get({
-      kind: 'ServiceInstance',
+      kind: SERVICE_INSTANCE.kind,
       namespace: req.namespace,
       name: req.name,
-    }) as ServiceInstance | undefined;
-    if (!instance) {
-      throw errors.notFound({
-        plural: 'serviceinstances',
-        group: 'xenos.io',
-        kind: 'ServiceInstance',
-        name: req.name,
-      });
-    }
+    });
+    if (!instance) throw errors.notFound({ ...SERVICE_INSTANCE, name: req.name });
     const host = hostOf(instance);
     if (host !== this.#init.hostName) {
       throw errors.serviceUnavailable(
@@ -160,7 +157,11 @@ export class InstanceLogs implements LogSource {
       this.#endWhenGone(driver, id, inner)
         .then(() => done.abort(new Error(`domain ${id} is gone`)))
         .catch((err) => {
-          if (!inner.aborted) this.#components.log(`[logs] watching domain ${id}: ${(err as Error).message}`);
+          if (!inner.aborted)
+            this.#components.log.warn(
+              { err, domain: id },
+              `watching domain ${id}: ${(err as Error).message}`,
+            );
         });
     }
     try {
@@ -197,9 +198,7 @@ export class InstanceLogs implements LogSource {
         `instance ${ref(instance)} runs on host ${host}; log forwarding needs the cluster overlay (this xenosd, host ${here}, runs without --p2p): ask host ${host}'s API instead`,
       );
     }
-    const hostObj = this.#components.store().get({ kind: 'Host', namespace: '', name: host }) as
-      | Host
-      | undefined;
+    const hostObj = this.#components.store().get({ kind: HOST.kind, namespace: '', name: host });
     const peerId = hostObj?.status?.peerId;
     if (!peerId) {
       throw errors.serviceUnavailable(

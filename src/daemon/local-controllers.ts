@@ -15,7 +15,7 @@ import type { Driver, HostConditionFact } from '../drivers/driver.ts';
 import { type DriverChoice, selectDriver } from '../drivers/registry.ts';
 import type { SandboxInit } from '../drivers/sandbox/sandbox.ts';
 import type { UrlPolicy } from '../images/download.ts';
-import { consoleLogger, type Logger } from '../reconcile/log.ts';
+import { type Logger, silentLogger } from '../log/logger.ts';
 import type { Store } from '../store/store.ts';
 
 export interface LocalControllersComponents {
@@ -24,7 +24,8 @@ export interface LocalControllersComponents {
   auth: () => TokenAuthenticator;
   /** The API base URL services in domains are told (XENOS_API). */
   apiUrl: () => string;
-  log?: Logger;
+  /** Gives the driver and each controller its component log. */
+  logger?: Logger;
 }
 
 export interface LocalControllersInit {
@@ -73,14 +74,18 @@ export class LocalControllers {
     if (this.driver) return;
     const { dataDir, hostName } = this.init;
     const store = this.components.store();
-    const log = this.components.log ?? consoleLogger(`xenosd ${hostName}`);
-    const selection = await selectDriver(this.init.driver ?? 'auto', { dataDir, sandbox: this.init.sandbox });
+    const logger = this.components.logger ?? silentLogger;
+    const selection = await selectDriver(this.init.driver ?? 'auto', {
+      dataDir,
+      sandbox: this.init.sandbox,
+      log: logger.forComponent('driver'),
+    });
     this.notChosen = selection.notChosen;
     this.driver = selection.driver;
     await this.driver.start();
     const cacheDir = join(dataDir, 'images');
     this.templates = new ServiceTemplateController(
-      { store, log },
+      { store, log: logger.forComponent('servicetemplate-controller') },
       { hostName, cacheDir, urlPolicy: this.init.imageUrls },
     );
     this.instances = new ServiceInstanceController(
@@ -89,7 +94,7 @@ export class LocalControllers {
         driver: this.driver,
         images: imageCache(cacheDir),
         credentials: new TokenCredentials({ authenticator: this.components.auth() }, { dataDir }),
-        log,
+        log: logger.forComponent('serviceinstance-controller'),
       },
       {
         hostName,

@@ -15,6 +15,7 @@ import { once } from 'node:events';
 import type { Connection, Stream } from '@libp2p/interface';
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
 import { ApiError, errors } from '../api/status-errors.ts';
+import type { Log } from '../log/logger.ts';
 import type { ProtocolNode } from '../p2p/protocol-node.ts';
 
 export const LOGS_PROTOCOL = '/xenos/logs/1.0.0';
@@ -197,7 +198,7 @@ export async function serveForwardedLogs(
   stream: Stream,
   connection: Connection,
   open: (request: LogForwardRequest, signal: AbortSignal) => Promise<AsyncIterable<Uint8Array>>,
-  options: { signal: AbortSignal; timeoutMs?: number; log: (msg: string) => void; hostName: string },
+  options: { signal: AbortSignal; timeoutMs?: number; log: Log; hostName: string },
 ): Promise<void> {
   const from = connection.remotePeer.toString();
   const gone = new AbortController();
@@ -249,7 +250,8 @@ export async function serveForwardedLogs(
     await lp.write(new Uint8Array(0), { signal: closing });
     await stream.close({ signal: closing });
   } catch (err) {
-    if (!gone.signal.aborted) options.log(`log stream for peer ${from} failed: ${(err as Error).message}`);
+    if (!gone.signal.aborted)
+      options.log.warn({ err, peer: from }, `log stream for peer ${from} failed: ${(err as Error).message}`);
     stream.abort(err as Error);
   } finally {
     stream.removeEventListener('close', onClose);

@@ -16,6 +16,7 @@ import {
 } from '../drivers/sandbox/sandbox.ts';
 import { isLoopbackHost } from '../images/address-policy.ts';
 import { DEFAULT_MAX_IMAGE_BYTES } from '../images/download.ts';
+import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from '../log/logger.ts';
 
 export const DEFAULT_DATA_DIR = './.xenos';
 /** Loopback only by default: the API is plain HTTP unless --tls-cert/--tls-key are given. */
@@ -45,7 +46,8 @@ export interface DaemonOptions {
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
   labels: Record<string, string>;
   hostTimeoutMs: number;
-  heartbeatIntervalMs?: number;
+  /** `--heartbeat-interval` was given: it means nothing any more (warned about at start). */
+  heartbeatIntervalIgnored: boolean;
   maxInstances?: number;
   /** Hypervisor driver: auto (default), process, qemu or xen. */
   driver: DriverChoice;
@@ -57,6 +59,8 @@ export interface DaemonOptions {
   domainReadOnlyPaths: string[];
   /** How long an Event lives after its last write (`--event-ttl`). */
   eventTtlMs: number;
+  /** `--log-level`, else XENOS_LOG_LEVEL, else info. */
+  logLevel: LogLevel;
 }
 
 export const DEFAULT_HOST_TIMEOUT = '15s';
@@ -134,12 +138,12 @@ export function parseOptions(
     .option('--label <key=value>', "a label on this host's Host object (repeatable)", collect, [])
     .option(
       '--host-timeout <duration>',
-      'a host silent this long is NotReady and gets no new instances',
+      'a dead host is NotReady on every host within this, and gets no new instances (membership probes derive from it)',
       DEFAULT_HOST_TIMEOUT,
     )
     .option(
       '--heartbeat-interval <duration>',
-      'how often this host heartbeats (default: timeout / 5, at most 3s)',
+      'deprecated, ignored: hosts no longer heartbeat; liveness is probed, every period derived from --host-timeout',
     )
     .option('--max-instances <n>', 'instances this host accepts (allocatable.instances)')
     .option(
@@ -176,6 +180,10 @@ export function parseOptions(
       '--event-ttl <duration>',
       'how long an Event is kept after its last update (use the same value on every host)',
       DEFAULT_EVENT_TTL,
+    )
+    .option(
+      '--log-level <level>',
+      `what xenosd logs: ${LOG_LEVELS.join(', ')} (default: XENOS_LOG_LEVEL, else ${DEFAULT_LOG_LEVEL}); JSON lines, or compact lines on a terminal`,
     )
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: () => {} })
@@ -219,6 +227,7 @@ export function parseOptions(
     domainRoPath: string[];
     unsafeNoSandbox?: boolean;
     eventTtl: string;
+    logLevel?: string;
   }>();
   let api: { host: string; port: number };
   try {
@@ -288,15 +297,14 @@ export function parseOptions(
     p2p: o.p2p ? { listen: o.p2p, clusterKeyFile: resolve(o.clusterKey!), join: o.join } : undefined,
     labels,
     hostTimeoutMs,
-    heartbeatIntervalMs: o.heartbeatInterval
-      ? duration('--heartbeat-interval', o.heartbeatInterval)
-      : Math.min(3000, Math.max(100, Math.round(hostTimeoutMs / 5))),
+    heartbeatIntervalIgnored: o.heartbeatInterval !== undefined,
     maxInstances,
     driver: o.driver,
     unsafeNoSandbox: o.unsafeNoSandbox === true,
     domainUids,
     domainReadOnlyPaths: o.domainRoPath,
     eventTtlMs: duration('--event-ttl', o.eventTtl),
+    logLevel: logLevel(o.logLevel),
     dataDir: resolve(o.dataDir),
     apiHost: api.host,
     apiPort: api.port,
@@ -310,4 +318,13 @@ export function parseOptions(
     allowedImageAddresses: o.allowImageUrlAddress,
     maxImageBytes,
   };
+}
+
+function logLevel(flag: string | undefined): LogLevel {
+  const [where, value] =
+    flag !== undefined ? ['--log-level', flag] : ['XENOS_LOG_LEVEL', process.env.XENOS_LOG_LEVEL];
+  if (value === undefined || value === '') return DEFAULT_LOG_LEVEL;
+  if (!isLogLevel(value))
+    throw new UsageError(`${where} must be one of ${LOG_LEVELS.join(', ')}; got "${value}"`);
+  return value;
 }

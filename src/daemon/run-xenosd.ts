@@ -3,6 +3,7 @@
 // dir held by another xenosd, a port in use) exits 1 with one line. main.ts runs it with no hooks; a
 // test entry point runs the same daemon with a P2pConnectionHook (test/cluster/xenosd-with-faults.ts).
 
+import { createLogger } from '../log/logger.ts';
 import type { P2pConnectionHook } from './cluster-service.ts';
 import { Daemon } from './daemon.ts';
 import { InstanceLogs } from './instance-logs.ts';
@@ -24,10 +25,17 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     throw err;
   }
   if (!opts) return; // --help
-  const warn = (msg: string) => process.stderr.write(`xenosd ${opts.hostName}: warning: ${msg}\n`);
+  // The one root logger of this process; every part gets its component's child.
+  const logger = createLogger({ level: opts.logLevel, base: { host: opts.hostName } });
+  const log = logger.forComponent('xenosd');
+  const warn = (msg: string) => log.warn(msg);
   if (opts.insecureHttp)
     warn(
       `--insecure-http: the API on ${opts.apiHost}:${opts.apiPort} is plain HTTP beyond loopback; bearer tokens cross the network in clear text (use --tls-self-signed or --tls-cert/--tls-key)`,
+    );
+  if (opts.heartbeatIntervalIgnored)
+    warn(
+      '--heartbeat-interval is ignored: hosts no longer write heartbeats; membership probes each other and derives its periods from --host-timeout',
     );
   if (opts.allowPrivateImageUrls)
     warn(
@@ -46,11 +54,12 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
       store: () => daemon.store,
       driver: () => controllers?.hostDriver,
       node: () => daemon.cluster.node,
-      log: (msg) => process.stderr.write(`xenosd ${opts.hostName}: ${msg}\n`),
+      log: logger.forComponent('instance-logs'),
     },
     { hostName: opts.hostName },
   );
   const daemon = new Daemon({
+    logger,
     logs,
     onFatal: (err) => {
       daemon
@@ -76,13 +85,12 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     cluster: {
       labels: opts.labels,
       hostTimeoutMs: opts.hostTimeoutMs,
-      heartbeatIntervalMs: opts.heartbeatIntervalMs,
       maxInstances: opts.maxInstances,
       p2p: opts.p2p && { ...opts.p2p, connectionHook: hooks.p2pConnectionHook },
     },
   });
   controllers = new LocalControllers(
-    { store: () => daemon.store, auth: () => daemon.auth, apiUrl: () => daemon.apiUrl },
+    { store: () => daemon.store, auth: () => daemon.auth, apiUrl: () => daemon.apiUrl, logger },
     // Cluster placement (src/cluster/scheduler.ts) writes spec.host, also on a single host.
     {
       dataDir: opts.dataDir,
@@ -99,14 +107,14 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
         : { uidRange: opts.domainUids, readOnlyPaths: opts.domainReadOnlyPaths },
     },
   );
-  daemon.use(controllers);
+  daemon.use(controllers, 'controllers');
   // After the controllers (the driver) and the cluster (the p2p node); stopped before them.
-  daemon.use(logs);
+  daemon.use(logs, 'instance logs');
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`xenosd ${opts.hostName}: ${signal}, stopping\n`);
+    log.info({ signal }, `${signal}, stopping`);
     daemon
       .stop()
       .then(() => process.exit(0))

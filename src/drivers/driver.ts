@@ -3,7 +3,7 @@
 // Controllers code against `Driver` only; every driver passes test/drivers/driver-contract.ts.
 
 import type { Duplex } from 'node:stream';
-import type { BootSpec, DiskSpec, NetworkSpec } from '../api/types.ts';
+import type { BootSpec, DiskSpec, NetworkSpec } from '../model/service-template.ts';
 
 export const DRIVER_NAMES = ['process', 'qemu', 'xen'] as const;
 export type DriverName = (typeof DRIVER_NAMES)[number];

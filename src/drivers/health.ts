@@ -6,7 +6,7 @@
 import { request } from 'node:http';
 import { request as requestTls } from 'node:https';
 import { connect } from 'node:net';
-import type { HealthCheckSpec } from '../api/types.ts';
+import type { HealthCheckSpec } from '../model/service-template.ts';
 import type { DomainInfo, Driver, ExecResult } from './driver.ts';
 
 export interface HealthResult {

@@ -15,6 +15,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { allRows } from '../store/sqlite-rows.ts';
 import { readStatSync } from './process/proc.ts';
 
 export type LeaseKind = 'uid' | 'port/TCP' | 'port/UDP';
@@ -138,9 +139,12 @@ export class HostLeases {
         .prepare('SELECT value FROM leases WHERE owner = ? AND kind = ? AND value BETWEEN ? AND ? LIMIT 1')
         .get(owner, kind, first, last) as { value: number } | undefined;
       if (mine) return mine.value;
-      const rows = db
-        .prepare('SELECT * FROM leases WHERE kind = ? AND value BETWEEN ? AND ? ORDER BY value')
-        .all(kind, first, last) as unknown as LeaseRow[];
+      const rows = allRows<LeaseRow>(
+        db.prepare('SELECT * FROM leases WHERE kind = ? AND value BETWEEN ? AND ? ORDER BY value'),
+        kind,
+        first,
+        last,
+      );
       let candidate = first;
       for (const row of rows) {
         if (row.value > candidate) break;

@@ -4,7 +4,7 @@
 // The controller resolves and checks early (a bad reference is a terminal spec error); the driver expands
 // after it has allocated host ports.
 
-import type { ParameterSpec } from '../api/types.ts';
+import type { ParameterSpec } from '../model/service-template.ts';
 import type { DomainProcess, InstanceIdentity } from './driver.ts';
 import { ParameterReferenceError, ParameterValueError } from './errors.ts';
 

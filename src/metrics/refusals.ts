@@ -4,6 +4,8 @@
 // reason per `logIntervalMs`: a hostile peer sending a million bad rows costs a million increments, not a
 // million log lines. The line that is written says how many were left out since the last one.
 
+import type { Log } from '../log/logger.ts';
+
 export interface RefusalCounterInit<R extends string> {
   /** The counter's metric name, e.g. `xenos_replication_rows_refused_total`. */
   name: string;
@@ -11,8 +13,8 @@ export interface RefusalCounterInit<R extends string> {
   help: string;
   /** Every reason this counter takes (each starts at 0, so a scrape shows all of them). */
   reasons: readonly R[];
-  /** Where the rate-limited lines go; nothing is logged without it. */
-  log?: (line: string) => void;
+  /** Where the rate-limited lines go (a warning each); nothing is logged without it. */
+  log?: Log;
   /** At most one line per reason per this long (ms). Default 10 s. */
   logIntervalMs?: number;
   now?: () => number;
@@ -23,7 +25,7 @@ export class RefusalCounter<R extends string> {
   readonly help: string;
   readonly #counts = new Map<R, number>();
   readonly #lastLine = new Map<R, { at: number; count: number }>();
-  readonly #log: ((line: string) => void) | undefined;
+  readonly #log: Log | undefined;
   readonly #interval: number;
   readonly #now: () => number;
 
@@ -46,7 +48,8 @@ export class RefusalCounter<R extends string> {
     if (last && now - last.at < this.#interval) return;
     const skipped = last ? n - last.count - 1 : 0;
     this.#lastLine.set(reason, { at: now, count: n });
-    this.#log(
+    this.#log.warn(
+      { metric: this.name, reason, count: n, skipped },
       `refused (${this.name}{reason="${reason}"} = ${n}` +
         `${skipped > 0 ? `; ${skipped} more since the last line` : ''}): ${detail}`,
     );

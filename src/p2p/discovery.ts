@@ -23,6 +23,7 @@ import { Ajv } from 'ajv';
 import { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
 import { sha256 } from 'multiformats/hashes/sha2';
+import { type Log, silentLogger } from '../log/logger.ts';
 import type { OpOptions, ProviderPeer, XenosNode } from './node.ts';
 import {
   clampEndpoints,
@@ -31,13 +32,8 @@ import {
   MAX_ENTRY_ENDPOINTS,
   type Truncation,
 } from './record-fit.ts';
-import {
-  hostRecordKey,
-  MAX_RECORD_BYTES,
-  type RecordBody,
-  type RecordPublisher,
-  verifyRecord,
-} from './records.ts';
+import type { RecordPublisher } from './record-publisher.ts';
+import { hostRecordKey, MAX_RECORD_BYTES, type RecordBody, verifyRecord } from './records.ts';
 
 export const STATUS_PROTOCOL = '/xenos/status/1.0.0';
 const DEFAULT_REPROVIDE_INTERVAL = 10 * 60_000;
@@ -138,7 +134,7 @@ export async function serviceCid(serviceType: string): Promise<CID> {
 export interface DiscoveryComponents {
   node: XenosNode;
   records: RecordPublisher;
-  log?: (msg: string) => void;
+  log?: Log;
 }
 
 export interface DiscoveryInit {
@@ -183,7 +179,7 @@ interface CachedProviders {
 export class Discovery {
   readonly #node: XenosNode;
   readonly #records: RecordPublisher;
-  readonly #log: (msg: string) => void;
+  readonly #log: Log;
   readonly #reprovideInterval: number;
   readonly #statusTtl: number;
   readonly #statusMaxAge: number;
@@ -203,7 +199,7 @@ export class Discovery {
   constructor(components: DiscoveryComponents, init: DiscoveryInit = {}) {
     this.#node = components.node;
     this.#records = components.records;
-    this.#log = components.log ?? (() => {});
+    this.#log = components.log ?? silentLogger.root;
     this.#reprovideInterval = init.reprovideInterval ?? DEFAULT_REPROVIDE_INTERVAL;
     this.#statusTtl = init.statusTtl ?? DEFAULT_STATUS_TTL;
     this.#statusMaxAge = init.statusMaxAge ?? DEFAULT_STATUS_MAX_AGE;
@@ -219,14 +215,16 @@ export class Discovery {
     this.#timers.push(
       setInterval(() => {
         for (const type of this.#advertised) {
-          this.#provide(type).catch((err) => this.#log(`re-provide ${type} failed: ${err?.message ?? err}`));
+          this.#provide(type).catch((err) =>
+            this.#log.warn(`re-provide ${type} failed: ${err?.message ?? err}`),
+          );
         }
       }, this.#reprovideInterval),
       setInterval(
         () => {
           if (this.#instances == null) return;
           this.publishStatus(this.#instances).catch((err) =>
-            this.#log(`status refresh failed: ${err?.message ?? err}`),
+            this.#log.warn(`status refresh failed: ${err?.message ?? err}`),
           );
         },
         Math.max(1000, this.#statusTtl / 2),
@@ -285,7 +283,7 @@ export class Discovery {
     if (note !== this.#lastTruncation) {
       this.#lastTruncation = note;
       if (payload.truncated)
-        this.#log(
+        this.#log.warn(
           `host record lists ${n} of ${entries.length} instances and leaves out ` +
             `${payload.truncated.endpoints} endpoint(s): the rest do not fit one ${MAX_RECORD_BYTES}-byte DHT record`,
         );
@@ -406,7 +404,7 @@ export class Discovery {
             (err) => {
               if (signal.aborted) return; // stopped at the limit or by the caller: not the provider's fault
               failed.push(provider.peerId);
-              this.#log(
+              this.#log.info(
                 `discover ${serviceType}: provider ${provider.peerId} skipped: ${err?.message ?? err}`,
               );
             },
@@ -592,7 +590,7 @@ export class Discovery {
     this.#fromDht(serviceType, { signal: this.#stop.signal })
       .catch((err) => {
         if (!this.#stop.signal.aborted)
-          this.#log(`refreshing providers of ${serviceType} failed: ${err?.message ?? err}`);
+          this.#log.warn(`refreshing providers of ${serviceType} failed: ${err?.message ?? err}`);
       })
       .finally(() => this.#refreshing.delete(serviceType));
   }
@@ -651,7 +649,7 @@ export class Discovery {
       }
     } catch (err: any) {
       if (options.signal?.aborted) throw err;
-      this.#log(
+      this.#log.debug(
         `status of ${provider.peerId} not available directly (${err?.message ?? err}); asking the DHT`,
       );
       return this.#records.fetchRecord(key, options);
@@ -681,7 +679,7 @@ export class Discovery {
       .then(() => stream.close({ signal: AbortSignal.timeout(5000) }))
       .catch((err) => {
         stream.abort(err);
-        this.#log(`serving status: ${err?.message ?? err}`);
+        this.#log.warn(`serving status: ${err?.message ?? err}`);
       });
   }
 }

@@ -41,6 +41,7 @@ import { Key } from 'interface-datastore';
 import { createLibp2p } from 'libp2p';
 import type { CID } from 'multiformats/cid';
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string';
+import { type Log, silentLogger } from '../log/logger.ts';
 import type { RefusalCounter } from '../metrics/refusals.ts';
 import { ListenAddressError, NotStartedError } from './errors.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from './peer-key.ts';
@@ -79,7 +80,7 @@ export interface XenosNodeComponents {
   /** The cluster key; null runs an open network (for tests of the open case only). */
   clusterKey: ClusterKey | null;
   /** Where diagnostics go; defaults to nothing. */
-  log?: (msg: string) => void;
+  log?: Log;
 }
 
 export interface XenosNodeInit {
@@ -140,7 +141,7 @@ export async function openXenosNode(
   init: XenosNodeInit & {
     clusterKeyFile: string | null;
     createClusterKey?: boolean;
-    log?: (msg: string) => void;
+    log?: Log;
   },
 ): Promise<XenosNode> {
   const { privateKey } = await loadOrCreatePeerKey(join(init.dataDir, PEER_KEY_FILE));
@@ -187,15 +188,18 @@ export class XenosNode extends EventTarget {
   #starting: Promise<void> | undefined;
   #stop = new AbortController();
   #bootstrapping = false;
-  #joined = deferred();
+  #joined = Promise.withResolvers<void>();
+
+  readonly #log: Log;
 
   constructor(components: XenosNodeComponents, init: XenosNodeInit) {
     super();
     this.#components = components;
     this.#init = init;
     this.peerId = peerIdFromPrivateKey(components.privateKey);
-    this.recordRefusals = recordRefusalCounter((line) => this.#log(line));
-    this.handshakeRefusals = init.handshakeRefusals ?? handshakeRefusalCounter((line) => this.#log(line));
+    this.#log = (components.log ?? silentLogger.root).child({ peer: this.peerId.toString() });
+    this.recordRefusals = recordRefusalCounter(this.#log);
+    this.handshakeRefusals = init.handshakeRefusals ?? handshakeRefusalCounter(this.#log);
     this.#validators = {
       ...init.validators,
       [RECORD_NAMESPACE]: recordValidator({
@@ -242,7 +246,7 @@ export class XenosNode extends EventTarget {
     const init = this.#init;
     const { clusterKey, privateKey } = this.#components;
     this.#stop = new AbortController();
-    this.#joined = deferred();
+    this.#joined = Promise.withResolvers<void>();
     if ((init.bootstrap ?? []).length === 0) this.#joined.resolve();
     const makeProtector =
       init.connectionProtector ??
@@ -329,7 +333,7 @@ export class XenosNode extends EventTarget {
           this.#joined.resolve();
           return;
         }
-        this.#log(
+        this.#log.warn(
           `bootstrap: no peer reachable (${(failed[0] as PromiseRejectedResult).reason}); retry in ${delay} ms`,
         );
         await sleep(delay, undefined, { signal });
@@ -338,7 +342,7 @@ export class XenosNode extends EventTarget {
     };
     run()
       .catch((err) => {
-        if (!signal.aborted) this.#log(`bootstrap failed: ${err?.message ?? err}`);
+        if (!signal.aborted) this.#log.error({ err }, `bootstrap failed: ${err?.message ?? err}`);
       })
       .finally(() => {
         this.#bootstrapping = false;
@@ -367,10 +371,6 @@ export class XenosNode extends EventTarget {
 
   get #dialTimeout(): number {
     return this.#init.dialTimeout ?? DEFAULT_DIAL_TIMEOUT;
-  }
-
-  #log(msg: string): void {
-    this.#components.log?.(`p2p ${this.peerId.toString().slice(-8)}: ${msg}`);
   }
 
   /** A signal that ends at the caller's signal, the timeout, or stop(). */
@@ -540,14 +540,6 @@ export class XenosNode extends EventTarget {
       signal: this.#signal({ timeout: this.#dialTimeout, ...options }),
     });
   }
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }
 
 /** A peer's answer to our PUT_VALUE that echoes the record back: it stored it (kad-dht's own success test). */

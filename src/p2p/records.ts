@@ -1,7 +1,7 @@
 // Signed records in the DHT namespace `/xenos/...`: what a host publishes about itself (`/xenos/host/<peerId>`)
 // and about each instance it runs (`/xenos/inst/<peerId>/<namespace>/<name>`), signed with the host's libp2p
 // Ed25519 key. Holds the envelope format, the DHT validator and selector installed on every node for the
-// namespace, and RecordPublisher (publishRecord / fetchRecord).
+// namespace. Publishing and fetching them is record-publisher.ts's job.
 //
 // Encoding: JSON, `{"body":"<JSON text of the record>","sig":"<base64url Ed25519 signature>"}`. Why JSON and
 // not CBOR: payloads are JSON already (statuses, endpoints), records are small, the bytes can be read with jq
@@ -20,14 +20,13 @@
 // takes a replayed record only while it is unexpired — within its publisher's TTL of its issue (xenosd: the
 // host timeout, 15 s by default), never a record from long ago.
 
-import { readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { Ajv } from 'ajv';
+import type { Log } from '../log/logger.ts';
 import { RefusalCounter } from '../metrics/refusals.ts';
-import { InvalidRecordError, RecordNotFoundError } from './errors.ts';
-import type { OpOptions, XenosNode } from './node.ts';
+import { DNS1123_LABEL_FRAGMENT, DNS1123_SUBDOMAIN_FRAGMENT } from '../model/names.ts';
+import { InvalidRecordError } from './errors.ts';
 
 /** DHT namespace: the first path segment of every key this module handles. */
 export const RECORD_NAMESPACE = 'xenos';
@@ -54,7 +53,7 @@ export const RECORD_REFUSAL_REASONS = [
 export type RecordRefusalReason = (typeof RECORD_REFUSAL_REASONS)[number];
 
 /** A counter of the records this node's validator refused, by reason. */
-export function recordRefusalCounter(log?: (line: string) => void): RefusalCounter<RecordRefusalReason> {
+export function recordRefusalCounter(log?: Log): RefusalCounter<RecordRefusalReason> {
   return new RefusalCounter({
     name: RECORDS_REFUSED_METRIC,
     help: 'DHT records (/xenos/...) refused by this node: put by a peer, or about to be put by this node.',
@@ -81,8 +80,8 @@ export interface RecordBody<P = unknown> {
 }
 
 // Kubernetes-style names: a DNS label for the namespace, a DNS subdomain for the name.
-const LABEL = '[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?';
-const SUBDOMAIN = `${LABEL}(?:\\.${LABEL})*`;
+const LABEL = DNS1123_LABEL_FRAGMENT;
+const SUBDOMAIN = DNS1123_SUBDOMAIN_FRAGMENT;
 const PEER_ID = '[1-9A-HJ-NP-Za-km-z]{40,60}';
 const HOST_KEY = new RegExp(`^/${RECORD_NAMESPACE}/host/(${PEER_ID})$`);
 const INSTANCE_KEY = new RegExp(`^/${RECORD_NAMESPACE}/inst/(${PEER_ID})/(${LABEL})/(${SUBDOMAIN})$`);
@@ -298,93 +297,4 @@ export function recordSelector(keyBytes: Uint8Array, records: Uint8Array[]): num
     }
   });
   return best;
-}
-
-export interface PublishOptions extends OpOptions {
-  /** Lifetime in ms (at most MAX_RECORD_LIFETIME_MS; default DEFAULT_RECORD_TTL_MS); the record is
-   *  rejected everywhere after it. */
-  ttl?: number;
-}
-
-export interface RecordPublisherComponents {
-  node: XenosNode;
-  privateKey: PrivateKey;
-}
-
-export interface RecordPublisherInit {
-  /** DATA_DIR: the last seq is persisted in DATA_DIR/p2p.seq. */
-  dataDir: string;
-}
-
-/** Publishes this host's signed records and fetches (verified) records of any host. */
-export class RecordPublisher {
-  readonly #node: XenosNode;
-  readonly #privateKey: PrivateKey;
-  readonly #seqFile: string;
-  #lastSeq: number | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
-
-  constructor(components: RecordPublisherComponents, init: RecordPublisherInit) {
-    this.#node = components.node;
-    this.#privateKey = components.privateKey;
-    this.#seqFile = join(init.dataDir, SEQ_FILE);
-  }
-
-  /** Next seq: max(now in ms, last + 1), written to disk before it is used, so it grows across restarts. */
-  async #nextSeq(): Promise<number> {
-    if (this.#lastSeq == null) {
-      const text = await readFile(this.#seqFile, 'utf8').catch((err) => {
-        if (err?.code === 'ENOENT') return '0';
-        throw err;
-      });
-      this.#lastSeq = Number.parseInt(text, 10) || 0;
-    }
-    const seq = Math.max(Date.now(), this.#lastSeq + 1);
-    await writeFile(`${this.#seqFile}.tmp`, `${seq}\n`);
-    await rename(`${this.#seqFile}.tmp`, this.#seqFile);
-    this.#lastSeq = seq;
-    return seq;
-  }
-
-  /**
-   * Signs and publishes `payload` under `key` (which must name this host). Returns the record body and how many
-   * remote peers stored it (0 is possible in a one-host cluster: the record is still kept and served locally).
-   */
-  async publishRecord<P>(
-    kind: RecordKind,
-    key: string,
-    payload: P,
-    options: PublishOptions = {},
-  ): Promise<{ record: RecordBody<P>; peers: number }> {
-    const run = async () => {
-      const issuedAt = Date.now();
-      const ttl = options.ttl ?? DEFAULT_RECORD_TTL_MS;
-      if (!(ttl > 0 && ttl <= MAX_RECORD_LIFETIME_MS))
-        throw new RangeError(`record ttl ${ttl} ms: must be in (0, ${MAX_RECORD_LIFETIME_MS}] ms`);
-      const body: RecordBody<P> = {
-        v: 1,
-        kind,
-        key,
-        seq: await this.#nextSeq(),
-        issuedAt,
-        expiresAt: issuedAt + ttl,
-        payload,
-        peerId: this.#node.peerId.toString(),
-      };
-      const bytes = await encodeRecord(body, this.#privateKey);
-      const keyBytes = new TextEncoder().encode(key);
-      const peers = await this.#node.dhtPut(keyBytes, bytes, options); // validates first
-      return { record: body, peers };
-    };
-    const result = this.#queue.then(run, run);
-    this.#queue = result.catch(() => {});
-    return result;
-  }
-
-  /** The newest valid record under `key` from the DHT, verified. Throws RecordNotFoundError / InvalidRecordError. */
-  async fetchRecord<P = unknown>(key: string, options: OpOptions = {}): Promise<RecordBody<P>> {
-    const bytes = await this.#node.dhtGet(new TextEncoder().encode(key), options);
-    if (bytes == null) throw new RecordNotFoundError(key, 'no peer returned a valid record');
-    return (await verifyRecord(key, bytes)) as RecordBody<P>;
-  }
 }

@@ -3,7 +3,7 @@
 // condition records the generation it was computed from, and `Ready` is summarised from the others
 // (a `Stalled` condition wins, then the first dependency that is not True).
 
-import type { BaseStatus, Condition } from '../api/types.ts';
+import type { BaseStatus, Condition } from '../model/object.ts';
 
 export type ConditionStatus = Condition['status'];
 

@@ -5,12 +5,13 @@
 // retried with per-key exponential backoff. Every object is re-queued on a periodic resync, so a
 // missed event is repaired. `stop()` aborts in-flight reconciles and waits for the workers.
 
-import type { XObject } from '../api/types.ts';
+import { type Log, silentLogger } from '../log/logger.ts';
+import type { KnownKind, ObjectOf } from '../model/kinds.ts';
+import type { XObject } from '../model/object.ts';
 import type { Store, WatchEvent } from '../store/store.ts';
 import { markStalled } from './conditions.ts';
 import { isTerminalError, type TerminalError } from './errors.ts';
 import { keyOf, objectKey } from './keys.ts';
-import { consoleLogger, type Logger } from './log.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { updateStatus } from './status.ts';
 import { WorkQueue } from './work-queue.ts';
@@ -26,28 +27,32 @@ export type ReconcileFn = (
 ) => Promise<ReconcileResult | undefined> | ReconcileResult | undefined;
 
 /** A kind whose changes concern objects of the controller's kind. */
-export interface RelatedWatch {
-  kind: string;
+export interface WatchOf<K extends string> {
+  kind: K;
   /** Keys (of the controller's kind) to enqueue when `obj` changes. */
-  map(obj: XObject): string[];
+  map(obj: ObjectOf<K>): string[];
 }
+
+/** A watch of any known kind; `map` gets that kind's typed object (`{ kind: HOST.kind, map: (h) => ... }`
+ *  gives `h: Host`). */
+export type RelatedWatch = { [K in KnownKind]: WatchOf<K> }[KnownKind];
 
 export interface ControllerComponents {
   store: Store;
-  log?: Logger;
+  log?: Log;
 }
 
-export interface ControllerInit {
+export interface ControllerInit<K extends string = string> {
   /** For logs; defaults to the kind. */
   name?: string;
-  kind: string;
+  kind: K;
   reconcile: ReconcileFn;
   /** Ignore changes of the kind's objects that touch only `status` (like controller-runtime's
    *  GenerationChangedPredicate, plus metadata): a controller whose own status writes would otherwise
    *  wake it at once, bypassing its backoff. Its periodic resync still sees everything. */
   ignoreStatusOnlyChanges?: boolean;
   /** Only enqueue objects of the kind that pass (e.g. those placed on this host). */
-  filter?: (obj: XObject) => boolean;
+  filter?: (obj: ObjectOf<K>) => boolean;
   watches?: RelatedWatch[];
   /** Concurrent reconciles; different keys only. Default 2. */
   workers?: number;
@@ -64,11 +69,11 @@ const DEFAULT_WORKERS = 2;
 const DEFAULT_RESYNC_MS = 5 * 60_000;
 const DEFAULT_RECONCILE_TIMEOUT_MS = 120_000;
 
-export class Controller {
-  readonly kind: string;
+export class Controller<K extends string = string> {
+  readonly kind: K;
   private readonly store: Store;
-  private readonly log: Logger;
-  private readonly init: ControllerInit;
+  private readonly log: Log;
+  private readonly init: ControllerInit<K>;
   private queue: WorkQueue | undefined;
   private abort: AbortController | undefined;
   private unwatch: (() => void)[] = [];
@@ -77,10 +82,10 @@ export class Controller {
   /** For ignoreStatusOnlyChanges: what of each object last woke the controller. */
   private readonly seen = new Map<string, string>();
 
-  constructor(components: ControllerComponents, init: ControllerInit) {
+  constructor(components: ControllerComponents, init: ControllerInit<K>) {
     this.store = components.store;
     this.kind = init.kind;
-    this.log = components.log ?? consoleLogger(`controller/${init.name ?? init.kind}`);
+    this.log = components.log ?? silentLogger.root;
     this.init = init;
   }
 
@@ -103,20 +108,14 @@ export class Controller {
       this.remember(obj);
       this.enqueueObject(obj);
     }
-    for (const w of this.init.watches ?? []) {
-      this.unwatch.push(
-        this.store.watch(w.kind, {}, (ev) => {
-          for (const key of this.mapSafely(w, ev.object)) this.enqueue(key);
-        }),
-      );
-    }
+    for (const w of this.init.watches ?? []) this.unwatch.push(this.watchRelated(w));
     const resyncMs = this.init.resyncMs ?? DEFAULT_RESYNC_MS;
     this.resyncTimer = setInterval(() => this.resync(), resyncMs);
     this.resyncTimer.unref?.();
 
     const n = this.init.workers ?? DEFAULT_WORKERS;
     for (let i = 0; i < n; i++) {
-      this.workers.push(this.work(queue).catch((err) => this.log.error('worker crashed', err)));
+      this.workers.push(this.work(queue).catch((err) => this.log.error({ err: err }, 'worker crashed')));
     }
   }
 
@@ -151,11 +150,17 @@ export class Controller {
     try {
       for (const obj of this.store.list(this.kind).items) this.enqueueObject(obj);
     } catch (err) {
-      this.log.error('resync: listing failed', err);
+      this.log.error({ err: err }, 'resync: listing failed');
     }
   }
 
-  private onEvent(ev: WatchEvent): void {
+  private watchRelated<R extends string>(w: WatchOf<R>): () => void {
+    return this.store.watch(w.kind, {}, (ev) => {
+      for (const key of this.mapSafely(w, ev.object)) this.enqueue(key);
+    });
+  }
+
+  private onEvent(ev: WatchEvent<ObjectOf<K>>): void {
     const key = keyOf(ev.object);
     // A deleted object is still reconciled (to clean up what belonged to it).
     if (ev.type === 'DELETED') {
@@ -183,16 +188,16 @@ export class Controller {
     return true;
   }
 
-  private enqueueObject(obj: XObject): void {
+  private enqueueObject(obj: ObjectOf<K>): void {
     if (this.init.filter && !this.init.filter(obj)) return;
     this.enqueue(keyOf(obj));
   }
 
-  private mapSafely(w: RelatedWatch, obj: XObject): string[] {
+  private mapSafely<R extends string>(w: WatchOf<R>, obj: ObjectOf<R>): string[] {
     try {
       return w.map(obj);
     } catch (err) {
-      this.log.error(`mapping a ${w.kind} change to ${this.kind} keys failed`, err);
+      this.log.error({ err: err }, `mapping a ${w.kind} change to ${this.kind} keys failed`);
       return [];
     }
   }
@@ -225,7 +230,7 @@ export class Controller {
         try {
           await (this.init.onTerminal ?? ((k, e) => this.markStalled(k, e)))(key, err);
         } catch (markErr) {
-          this.log.error(`${this.kind} ${key}: recording the terminal error failed`, markErr);
+          this.log.error({ err: markErr }, `${this.kind} ${key}: recording the terminal error failed`);
           queue.addRateLimited(key);
         }
         return;

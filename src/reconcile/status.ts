@@ -3,25 +3,29 @@
 // one writer (the controller of that kind on the host that owns the object), so the write does not
 // carry a resourceVersion precondition; the status subresource never touches spec or metadata.
 
-import type { BaseStatus, XObject } from '../api/types.ts';
+import { isDeepStrictEqual } from 'node:util';
+import type { ObjectOf } from '../model/kinds.ts';
 import type { ObjectKey, Store } from '../store/store.ts';
+
+/** The status type of kind `K`'s objects (`HostStatus` for `'Host'`). */
+export type StatusOf<K extends string> = NonNullable<ObjectOf<K>['status']>;
 
 /**
  * Apply `mutate` to a copy of the current status of `key` and store it if it changed.
  * Returns the stored object (or the unchanged one); undefined when the object does not exist.
  */
-export function updateStatus<S extends BaseStatus>(
+export function updateStatus<K extends string>(
   store: Store,
-  key: ObjectKey,
-  mutate: (status: S, obj: XObject) => void,
-): XObject | undefined {
+  key: ObjectKey<K>,
+  mutate: (status: StatusOf<K>, obj: ObjectOf<K>) => void,
+): ObjectOf<K> | undefined {
   const obj = store.get(key);
   if (!obj) return undefined;
-  const before = (obj.status ?? {}) as S;
+  // An object without a status yet starts from an empty one (every field of a status is optional).
+  const before = (obj.status ?? {}) as StatusOf<K>;
   const status = structuredClone(before);
   mutate(status, obj);
-  if (JSON.stringify(status) === JSON.stringify(before)) return obj;
-  const next: XObject = { ...obj, metadata: { ...obj.metadata }, status };
-  delete next.metadata.resourceVersion;
-  return store.update(next, { subresource: 'status' });
+  if (isDeepStrictEqual(status, before)) return obj;
+  const { resourceVersion: _, ...metadata } = obj.metadata;
+  return store.update({ ...obj, metadata, status }, { subresource: 'status' });
 }

@@ -2,20 +2,21 @@
 // The store compares specs to decide whether `generation` moves, and freezes the objects it hands
 // to watchers so that one listener cannot change what the next one sees.
 
+import { isDeepStrictEqual } from 'node:util';
+
+/** Equal as JSON: Node's deep strict equality on the values as JSON would carry them (a key whose
+ *  value is undefined does not survive JSON, so it does not count). */
 export function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const bb = b as unknown[];
-    return a.length === bb.length && a.every((v, i) => jsonEqual(v, bb[i]));
-  }
-  const ao = a as Record<string, unknown>;
-  const bo = b as Record<string, unknown>;
-  // Keys whose value is undefined do not survive JSON, so they do not count.
-  const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
-  const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
-  return ak.length === bk.length && ak.every((k) => Object.hasOwn(bo, k) && jsonEqual(ao[k], bo[k]));
+  return a === b || isDeepStrictEqual(withoutUndefined(a), withoutUndefined(b));
+}
+
+function withoutUndefined(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutUndefined);
+  if (v === null || typeof v !== 'object') return v;
+  // No prototype: a key such as `__proto__` stays data (both sides are copied alike).
+  const out: Record<string, unknown> = Object.create(null);
+  for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = withoutUndefined(x);
+  return out;
 }
 
 export function deepFreeze<T>(v: T): T {

@@ -3,7 +3,7 @@
 // its clock (../hlc.ts), and with an authority its writer's proof, binding and permission (row-authority.ts) —
 // so a refused part leaves this host's clock and row as they were while the other part may still apply.
 
-import type { XObject } from '../api/types.ts';
+import type { XObject } from '../model/object.ts';
 import { type ErrorObjectRef, RowRefusedError } from './errors.ts';
 import { ClockDriftError, HlcFormatError, type HybridLogicalClock } from './hlc.ts';
 import type { RowAuthority, WriterBindings } from './row-authority.ts';
@@ -248,8 +248,10 @@ function tryCheck(fn: () => void): boolean {
 }
 
 /** The object as stored (and as a watch event carries it), with its revision as resourceVersion. */
-export function toObject(body: string, revision: number): XObject {
-  const obj = JSON.parse(body) as XObject;
+/** A row's JSON body as the object it holds (rows of a kind hold objects of that kind: the API
+ *  validated them before they were written, replication checked them before they were applied). */
+export function toObject<T extends XObject = XObject>(body: string, revision: number): T {
+  const obj: T = JSON.parse(body);
   obj.metadata.resourceVersion = String(revision);
   return obj;
 }

@@ -11,7 +11,7 @@
 // A local write that would be refused by peers is refused here first (ForbiddenError), so a host never holds
 // a row its peers will not take.
 
-import type { XObject } from '../api/types.ts';
+import type { XObject } from '../model/object.ts';
 import { type ErrorObjectRef, ForbiddenError, RowRefusedError } from './errors.ts';
 import {
   mainHash,

@@ -14,9 +14,9 @@
 // A proof is the text `<peerId>.<base64url signature>`. Hashes are over canonical JSON (object keys sorted,
 // JSON.stringify's rules otherwise), so they do not depend on key order after a JSON round trip.
 
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
-import { peerIdFromString } from '@libp2p/peer-id';
-import type { XObject } from '../api/types.ts';
+import { createHash } from 'node:crypto';
+import type { XObject } from '../model/object.ts';
+import { type PeerSigner, peerSignerFromSeed, verifyPeerSignature } from '../p2p/peer-signature.ts';
 
 const DOMAIN = Buffer.from('xenos/row/1\n');
 const READY = 'Ready';
@@ -107,27 +107,13 @@ function statement(fields: unknown[]): Uint8Array {
 /** Signs statements with this host's Ed25519 key (its libp2p identity). */
 export class RowSigner {
   readonly peerId: string;
-  readonly #key: KeyObject;
+  readonly #signer: PeerSigner;
 
-  /** `seed`: the 32-byte Ed25519 private key; `peerId`: the libp2p peer id of its public key. */
+  /** `seed`: the 32-byte Ed25519 private key; `peerId`: the libp2p peer id of its public key. Throws when
+   *  the seed is not that peer's key (it would sign what nobody can verify). */
   constructor(init: { seed: Uint8Array; peerId: string }) {
-    if (init.seed.byteLength !== 32) throw new TypeError('row signer: an Ed25519 seed is 32 bytes');
-    const publicKey = publicKeyOf(init.peerId);
-    this.#key = createPrivateKey({
-      format: 'jwk',
-      key: {
-        kty: 'OKP',
-        crv: 'Ed25519',
-        d: Buffer.from(init.seed).toString('base64url'),
-        x: publicKey.export({ format: 'jwk' }).x as string,
-      },
-    });
+    this.#signer = peerSignerFromSeed(init.seed, init.peerId);
     this.peerId = init.peerId;
-    // A seed that is not the peer id's key would sign what nobody can verify: find out now.
-    const probe = statement(['probe']);
-    if (!verify(null, probe, publicKey, sign(null, probe, this.#key))) {
-      throw new TypeError(`row signer: the private key does not belong to peer ${init.peerId}`);
-    }
   }
 
   /** From a libp2p Ed25519 private key (`raw`: the 32-byte seed followed by the public key). */
@@ -137,7 +123,7 @@ export class RowSigner {
   }
 
   sign(stmt: Uint8Array): Proof {
-    return `${this.peerId}.${sign(null, stmt, this.#key).toString('base64url')}`;
+    return `${this.peerId}.${Buffer.from(this.#signer.sign(stmt)).toString('base64url')}`;
   }
 }
 
@@ -153,31 +139,5 @@ export function verifyProof(stmt: Uint8Array, proof: Proof, peerId?: string): bo
   if (dot <= 0) return false;
   const signer = proof.slice(0, dot);
   if (peerId !== undefined && signer !== peerId) return false;
-  const sig = Buffer.from(proof.slice(dot + 1), 'base64url');
-  if (sig.byteLength !== 64) return false;
-  let key: KeyObject;
-  try {
-    key = publicKeyOf(signer);
-  } catch {
-    return false;
-  }
-  return verify(null, stmt, key, sig);
-}
-
-const publicKeys = new Map<string, KeyObject>();
-const MAX_CACHED_KEYS = 4096;
-
-/** The Ed25519 public key a peer id embeds (cached). Throws for anything that is not an Ed25519 peer id. */
-function publicKeyOf(peerId: string): KeyObject {
-  let key = publicKeys.get(peerId);
-  if (key) return key;
-  const raw = peerIdFromString(peerId).publicKey;
-  if (raw?.type !== 'Ed25519') throw new TypeError(`${peerId} is not an Ed25519 peer id`);
-  key = createPublicKey({
-    format: 'jwk',
-    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw.raw).toString('base64url') },
-  });
-  if (publicKeys.size >= MAX_CACHED_KEYS) publicKeys.clear();
-  publicKeys.set(peerId, key);
-  return key;
+  return verifyPeerSignature(signer, stmt, Buffer.from(proof.slice(dot + 1), 'base64url'));
 }

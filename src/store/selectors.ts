@@ -8,7 +8,8 @@
 // `field==value`, `field!=value` joined by ',', with `\,` `\=` `\\` escapes in values; only the
 // fields Kubernetes supports for custom resources (metadata.name, metadata.namespace).
 
-import type { XObject } from '../api/types.ts';
+import { isDns1123Subdomain, isQualifiedNamePart } from '../model/names.ts';
+import type { XObject } from '../model/object.ts';
 import { InvalidSelectorError } from './errors.ts';
 
 export type LabelOperator = '=' | '==' | '!=' | 'in' | 'notin' | 'exists' | '!exists';
@@ -37,8 +38,6 @@ export const SUPPORTED_FIELDS: readonly string[] = ['metadata.name', 'metadata.n
 
 const LABEL_SYNTAX =
   'expected key=value, key==value, key!=value, key in (v1,v2), key notin (v1,v2), key or !key';
-const NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 type TokenKind = 'id' | '!' | '=' | '==' | '!=' | '(' | ')' | ',' | 'end';
 
@@ -157,13 +156,13 @@ function checkKey(s: string, t: Token): void {
   const slash = t.text.indexOf('/');
   const prefix = slash >= 0 ? t.text.slice(0, slash) : undefined;
   const name = slash >= 0 ? t.text.slice(slash + 1) : t.text;
-  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN_RE.test(prefix))) {
+  if (prefix !== undefined && !isDns1123Subdomain(prefix)) {
     throw new InvalidSelectorError(
       s,
       `at column ${t.col}: the key prefix "${prefix}" must be a DNS subdomain (lower-case letters, digits, '-', '.'; at most 253 characters)`,
     );
   }
-  if (name.length > 63 || !NAME_RE.test(name)) {
+  if (!isQualifiedNamePart(name)) {
     throw new InvalidSelectorError(
       s,
       `at column ${t.col}: the key "${t.text}" is not a valid label key (at most 63 letters, digits, '-', '_', '.', ` +
@@ -173,7 +172,7 @@ function checkKey(s: string, t: Token): void {
 }
 
 function checkValue(s: string, t: Token): void {
-  if (t.text.length > 63 || !NAME_RE.test(t.text)) {
+  if (!isQualifiedNamePart(t.text)) {
     throw new InvalidSelectorError(
       s,
       `at column ${t.col}: "${t.text}" is not a valid label value (at most 63 letters, digits, '-', '_', '.', ` +

@@ -19,7 +19,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type { ObjectMeta, XObject } from '../api/types.ts';
+import { type Log, silentLogger } from '../log/logger.ts';
+import type { ObjectOf } from '../model/kinds.ts';
+import { isDns1123Label, isDns1123Subdomain } from '../model/names.ts';
+import type { ObjectMeta, XObject } from '../model/object.ts';
 import {
   AlreadyExistsError,
   BadRequestError,
@@ -47,6 +50,7 @@ import {
 } from './replicated-merge.ts';
 import type { RowAuthority, WriterBindings } from './row-authority.ts';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.ts';
+import { allRows, iterateRows } from './sqlite-rows.ts';
 import { migrate } from './sqlite-schema.ts';
 import type {
   DeleteOptions,
@@ -59,14 +63,11 @@ import type {
   WatchOptions,
   WriteOptions,
 } from './store.ts';
-import { type ChangeEvent, type Logger, WatchHub } from './watch-hub.ts';
+import { type ChangeEvent, WatchHub } from './watch-hub.ts';
 
 const CHANGES_BATCH = 500;
 
 export type { ApplyResult, ReplicatedRow } from './replicated-merge.ts';
-
-const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export interface OpenStoreInit {
   /** The database file (its directory is created), or ':memory:' for a store that is not durable. */
@@ -78,7 +79,7 @@ export interface OpenStoreInit {
   namespaced: (kind: string) => boolean;
   /** How many change events watches can replay. Default 10000. */
   historySize?: number;
-  log?: Logger;
+  log?: Log;
   /** Wall clock in ms for the hybrid logical clock and expiry (tests). Default Date.now. */
   wallClock?: () => number;
   /** Kinds whose objects expire (e.g. Event → 1 h): see expireObjects(). */
@@ -154,7 +155,7 @@ export class SqliteStore implements Store {
   readonly writer: string;
   private readonly db: DatabaseSync;
   private readonly namespaced: (kind: string) => boolean;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly clock: HybridLogicalClock;
   private readonly hub: WatchHub;
   private rev: number;
@@ -193,7 +194,7 @@ export class SqliteStore implements Store {
   constructor(init: OpenStoreInit) {
     this.path = init.path;
     this.namespaced = init.namespaced;
-    this.log = init.log ?? ((message, err) => console.error(`xenos store: ${message}`, err ?? ''));
+    this.log = init.log ?? silentLogger.root;
     if (init.path !== ':memory:') mkdirSync(dirname(init.path), { recursive: true });
     this.db = new DatabaseSync(init.path);
     try {
@@ -299,20 +300,20 @@ export class SqliteStore implements Store {
         try {
           this.expireObjects();
         } catch (err) {
-          this.log('removing expired objects failed; trying again at the next sweep', err);
+          this.log.error({ err }, 'removing expired objects failed; trying again at the next sweep');
         }
       }, every);
       this.expiryTimer.unref();
     }
   }
 
-  get(key: ObjectKey): XObject | undefined {
+  get<K extends string>(key: ObjectKey<K>): ObjectOf<K> | undefined {
     const ns = this.namespaceOf(key.kind, key.namespace);
     const row = this.readRow({ kind: key.kind, namespace: ns, name: key.name });
-    return row && !row.deleted ? toObject(row.body, row.revision) : undefined;
+    return row && !row.deleted ? toObject<ObjectOf<K>>(row.body, row.revision) : undefined;
   }
 
-  list(kind: string, opts: ListOptions = {}): ListResult {
+  list<K extends string>(kind: K, opts: ListOptions = {}): ListResult<ObjectOf<K>> {
     const labels = parseLabelSelector(opts.labelSelector ?? '');
     const fields = parseFieldSelector(opts.fieldSelector ?? '');
     const limit = opts.limit ?? 0;
@@ -321,17 +322,14 @@ export class SqliteStore implements Store {
     }
     const token = opts.continue ? decodeContinue(opts.continue) : undefined;
     const ns = this.namespaced(kind) && opts.namespace ? opts.namespace : undefined;
-    const rows = (ns === undefined
-      ? this.sql.listAll.iterate(kind, token?.ns ?? '', token?.name ?? '')
-      : this.sql.listNs.iterate(
-          kind,
-          ns,
-          token?.ns === ns ? token.name : '',
-        )) as unknown as Iterable<ListRow>;
-    const items: XObject[] = [];
+    const rows =
+      ns === undefined
+        ? iterateRows<ListRow>(this.sql.listAll, kind, token?.ns ?? '', token?.name ?? '')
+        : iterateRows<ListRow>(this.sql.listNs, kind, ns, token?.ns === ns ? token.name : '');
+    const items: ObjectOf<K>[] = [];
     let more = false;
     for (const row of rows) {
-      const obj = toObject(row.body, row.revision);
+      const obj = toObject<ObjectOf<K>>(row.body, row.revision);
       if (!matchesFields(fields, obj) || !matchesLabels(labels, obj.metadata.labels)) continue;
       if (limit > 0 && items.length === limit) {
         more = true;
@@ -341,7 +339,7 @@ export class SqliteStore implements Store {
     }
     // Every page reports the first page's revision: a watch from it misses nothing any page missed.
     const rv = token?.rv ?? this.rev;
-    const result: ListResult = { items, resourceVersion: String(rv) };
+    const result: ListResult<ObjectOf<K>> = { items, resourceVersion: String(rv) };
     if (more) {
       const last = items[items.length - 1];
       result.continue = encodeContinue({
@@ -353,9 +351,9 @@ export class SqliteStore implements Store {
     return result;
   }
 
-  create(obj: XObject, opts: WriteOptions = {}): XObject {
+  create<T extends XObject>(obj: T, opts: WriteOptions = {}): T {
     const key = this.keyOf(obj);
-    return this.mutate(key, opts.dryRun, (existing) => {
+    return this.mutate<T>(key, opts.dryRun, (existing) => {
       if (existing) throw new AlreadyExistsError(key);
       const metadata: ObjectMeta = {
         ...obj.metadata,
@@ -371,9 +369,9 @@ export class SqliteStore implements Store {
     });
   }
 
-  update(obj: XObject, opts: UpdateOptions = {}): XObject {
+  update<T extends XObject>(obj: T, opts: UpdateOptions = {}): T {
     const key = this.keyOf(obj);
-    return this.mutate(key, opts.dryRun, (existing) => {
+    return this.mutate<T>(key, opts.dryRun, (existing) => {
       if (!existing) throw new NotFoundError(key);
       const wanted = obj.metadata.resourceVersion;
       if (wanted && wanted !== existing.metadata.resourceVersion) throw new ConflictError(key);
@@ -403,9 +401,9 @@ export class SqliteStore implements Store {
     });
   }
 
-  delete(key: ObjectKey, opts: DeleteOptions = {}): XObject {
+  delete<K extends string>(key: ObjectKey<K>, opts: DeleteOptions = {}): ObjectOf<K> {
     const ref = { kind: key.kind, namespace: this.namespaceOf(key.kind, key.namespace), name: key.name };
-    return this.mutate(ref, opts.dryRun, (existing) => {
+    return this.mutate<ObjectOf<K>>(ref, opts.dryRun, (existing) => {
       if (!existing) throw new NotFoundError(ref);
       const pre = opts.preconditions;
       if (pre?.uid && pre.uid !== existing.metadata.uid) {
@@ -435,7 +433,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  watch(kind: string, opts: WatchOptions, onEvent: (ev: WatchEvent) => void): () => void {
+  watch<K extends string>(
+    kind: K,
+    opts: WatchOptions,
+    onEvent: (ev: WatchEvent<ObjectOf<K>>) => void,
+  ): () => void {
     const labels = parseLabelSelector(opts.labelSelector ?? '');
     const fields = parseFieldSelector(opts.fieldSelector ?? '');
     const rv = opts.resourceVersion;
@@ -461,7 +463,7 @@ export class SqliteStore implements Store {
   *changesSince(revision: number | string = 0, batchSize = CHANGES_BATCH): Generator<ChangeRecord> {
     let after = Number(revision);
     for (;;) {
-      const rows = this.sql.changes.all(after, batchSize) as unknown as ChangeRow[];
+      const rows = allRows<ChangeRow>(this.sql.changes, after, batchSize);
       for (const r of rows) {
         yield { ...toReplicatedRow(r, r), revision: r.revision, object: toObject(r.body, r.revision) };
         after = r.revision;
@@ -494,7 +496,7 @@ export class SqliteStore implements Store {
     this.db.exec('BEGIN IMMEDIATE');
     try {
       for (const [kind, ttl] of this.ttl) {
-        for (const r of this.sql.expire.all(kind, hlcLowerBound(now - ttl)) as unknown as Expired[]) {
+        for (const r of allRows<Expired>(this.sql.expire, kind, hlcLowerBound(now - ttl))) {
           removed++;
           if (r.deleted) continue;
           rev++;
@@ -554,7 +556,7 @@ export class SqliteStore implements Store {
       status_hlc: string;
       unsigned: number;
     };
-    for (const r of this.sql.versions.iterate() as unknown as Iterable<VersionRow>) {
+    for (const r of iterateRows<VersionRow>(this.sql.versions)) {
       // Under an authority, a row with a part nobody signed (kept from before signing) is not offered:
       // peers would refuse it. Its writer signs it when it runs this version; then it is.
       if (this.authority && r.unsigned) continue;
@@ -659,7 +661,7 @@ export class SqliteStore implements Store {
     try {
       this.bindings.bind(this.writer, a.peerId);
       this.selfBound = true;
-      for (const r of this.sql.unsignedOwn.all(this.writer, this.writer) as unknown as ChangeRow[]) {
+      for (const r of allRows<ChangeRow>(this.sql.unsignedOwn, this.writer, this.writer)) {
         const key = { kind: r.kind, namespace: r.namespace, name: r.name };
         const obj = JSON.parse(r.body) as XObject;
         const ownMain = r.writer === this.writer && !r.proof;
@@ -680,19 +682,21 @@ export class SqliteStore implements Store {
   }
 
   /** Reads the stored object (or absence), decides, and writes the outcome in one transaction. */
-  private mutate(
+  /** Runs one write. `T` is the kind's object type: what is written is the caller's object of the
+   *  same kind (or, for a delete, the stored one), so the result is one too. */
+  private mutate<T extends XObject>(
     key: ErrorObjectRef,
     dryRun: boolean | undefined,
     decide: (existing?: XObject) => Plan,
-  ): XObject {
+  ): T {
     if (dryRun) {
       const plan = decide(this.get(key));
-      if (plan.op === 'none') return plan.result;
+      if (plan.op === 'none') return plan.result as T;
       if (plan.op === 'put') checkSize(key, JSON.stringify(withoutRevision(plan.object)));
       const row = this.readRow(key);
       if (this.authority && plan.part === 'status')
         this.authority.localStatus(key, withoutRevision(plan.object), this.writer, row && storedStatus(row));
-      return dryRunResult(plan);
+      return dryRunResult<T>(plan);
     }
     this.db.exec('BEGIN IMMEDIATE');
     let plan: Plan;
@@ -702,7 +706,7 @@ export class SqliteStore implements Store {
       plan = this.handOver(decide(row && !row.deleted ? toObject(row.body, row.revision) : undefined), row);
       if (plan.op === 'none') {
         this.db.exec('ROLLBACK');
-        return plan.result;
+        return plan.result as T;
       }
       revision = this.rev + 1;
       const object = withoutRevision(plan.object);
@@ -729,11 +733,11 @@ export class SqliteStore implements Store {
       try {
         listener(key);
       } catch (err) {
-        this.log(`local-write listener threw on ${key.kind} ${key.namespace}/${key.name}`, err);
+        this.log.error({ err }, `local-write listener threw on ${key.kind} ${key.namespace}/${key.name}`);
       }
     }
     // The event's object is frozen for watchers; the caller gets its own copy.
-    return structuredClone(plan.object);
+    return structuredClone(plan.object) as T;
   }
 
   /** With an authority: a spec change that moves the status to another owner (an instance bound to
@@ -861,14 +865,14 @@ export class SqliteStore implements Store {
       throw new BadRequestError('the object has no kind: set "kind" (and "apiVersion")');
     }
     const name = obj.metadata?.name;
-    if (typeof name !== 'string' || name.length > 253 || !DNS_SUBDOMAIN_RE.test(name)) {
+    if (typeof name !== 'string' || !isDns1123Subdomain(name)) {
       throw new BadRequestError(
         `${obj.kind} metadata.name ${JSON.stringify(name)} is not valid: expected at most 253 lower-case ` +
           "letters, digits, '-' and '.', starting and ending with a letter or digit",
       );
     }
     const namespace = this.namespaceOf(obj.kind, obj.metadata.namespace);
-    if (namespace && (namespace.length > 63 || !DNS_LABEL_RE.test(namespace))) {
+    if (namespace && !isDns1123Label(namespace)) {
       throw new BadRequestError(
         `${obj.kind} "${name}" metadata.namespace ${JSON.stringify(namespace)} is not valid: expected at most 63 ` +
           "lower-case letters, digits and '-', starting and ending with a letter or digit",
@@ -896,8 +900,8 @@ function toReplicatedRow(key: ErrorObjectRef, r: VersionedRow): Omit<ReplicatedR
 }
 
 /** What a dry run returns: the object as it would be stored, with the revision it has now. */
-function dryRunResult(plan: Exclude<Plan, { op: 'none' }>): XObject {
-  const obj = JSON.parse(JSON.stringify(plan.object)) as XObject;
+function dryRunResult<T extends XObject>(plan: Exclude<Plan, { op: 'none' }>): T {
+  const obj: T = JSON.parse(JSON.stringify(plan.object));
   const rv = plan.previous?.metadata.resourceVersion;
   if (rv) obj.metadata.resourceVersion = rv;
   else delete obj.metadata.resourceVersion;

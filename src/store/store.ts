@@ -2,11 +2,13 @@
 // between hosts rely on. The embedded implementation is SQLite (see sqlite-store.ts); anything
 // else that claims to be a Store must pass test/store/store-contract.ts.
 
-import type { XObject } from '../api/types.ts';
+import type { ObjectOf } from '../model/kinds.ts';
+import type { XObject } from '../model/object.ts';
 
-/** Identifies one object. `namespace` is '' for cluster-scoped kinds (Host). */
-export interface ObjectKey {
-  kind: string;
+/** Identifies one object. `namespace` is '' for cluster-scoped kinds (Host). A literal `kind` (a
+ *  constant of src/model/kinds.ts) types what the store returns for it (`ObjectOf<K>`). */
+export interface ObjectKey<K extends string = string> {
+  kind: K;
   namespace: string;
   name: string;
 }
@@ -22,8 +24,8 @@ export interface ListOptions {
   continue?: string;
 }
 
-export interface ListResult {
-  items: XObject[];
+export interface ListResult<T extends XObject = XObject> {
+  items: T[];
   /** The store revision the list was taken at: watch from here to see every later change. */
   resourceVersion: string;
   continue?: string;
@@ -46,9 +48,9 @@ export interface DeleteOptions extends WriteOptions {
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
-export interface WatchEvent {
+export interface WatchEvent<T extends XObject = XObject> {
   type: WatchEventType;
-  object: XObject;
+  object: T;
 }
 
 export interface WatchOptions {
@@ -61,21 +63,25 @@ export interface WatchOptions {
 }
 
 export interface Store {
-  get(key: ObjectKey): XObject | undefined;
-  list(kind: string, opts?: ListOptions): ListResult;
+  get<K extends string>(key: ObjectKey<K>): ObjectOf<K> | undefined;
+  list<K extends string>(kind: K, opts?: ListOptions): ListResult<ObjectOf<K>>;
   /** Assigns uid, creationTimestamp, generation 1 and a resourceVersion. AlreadyExistsError if present.
    *  `.status` is not taken (status subresource, as Kubernetes): write it with update(…, { subresource: 'status' }). */
-  create(obj: XObject, opts?: WriteOptions): XObject;
+  create<T extends XObject>(obj: T, opts?: WriteOptions): T;
   /** ConflictError if `metadata.resourceVersion` is set and not current; NotFoundError if absent.
    *  An update that changes nothing returns the stored object: no new revision, no event. */
-  update(obj: XObject, opts?: UpdateOptions): XObject;
+  update<T extends XObject>(obj: T, opts?: UpdateOptions): T;
   /** With finalizers: sets deletionTimestamp (and bumps generation) and returns the object; the
    *  object goes when an update empties its finalizers. Without: removes it and returns it. */
-  delete(key: ObjectKey, opts?: DeleteOptions): XObject;
+  delete<K extends string>(key: ObjectKey<K>, opts?: DeleteOptions): ObjectOf<K>;
   /** Calls `onEvent` for each matching change until the returned function is called. Replayed
    *  events (resourceVersion given) are delivered before watch() returns; live ones synchronously,
    *  in revision order, as each write commits. A listener that throws is logged and removed. */
-  watch(kind: string, opts: WatchOptions, onEvent: (ev: WatchEvent) => void): () => void;
+  watch<K extends string>(
+    kind: K,
+    opts: WatchOptions,
+    onEvent: (ev: WatchEvent<ObjectOf<K>>) => void,
+  ): () => void;
   /** The latest revision, as a resourceVersion string. */
   revision(): string;
   close(): void;

@@ -10,7 +10,8 @@
 // Label selectors follow the Kubernetes watch cache: an object that starts matching arrives as
 // ADDED, one that stops matching as DELETED.
 
-import type { XObject } from '../api/types.ts';
+import type { Log } from '../log/logger.ts';
+import type { XObject } from '../model/object.ts';
 import { ExpiredError } from './errors.ts';
 import { deepFreeze } from './json-value.ts';
 import type { FieldSelector, LabelSelector } from './selectors.ts';
@@ -39,18 +40,18 @@ export interface WatchFilter {
   fromRevision?: number;
 }
 
-export type Logger = (message: string, err?: unknown) => void;
-
 export interface WatchHubInit {
   historySize?: number;
   /** The store's revision when the hub starts: watching from it or later needs no history. */
   startRevision: number;
-  log: Logger;
+  log: Log;
 }
 
 interface Watcher {
   filter: WatchFilter;
-  onEvent: (ev: WatchEvent) => void;
+  /** A method signature on purpose: a watcher of one kind takes that kind's typed events
+   *  (`WatchEvent<Host>`), and the hub only ever offers it events of the kind its filter names. */
+  onEvent(ev: WatchEvent): void;
   /** The highest revision this watcher has been offered; later events only. */
   seen: number;
   active: boolean;
@@ -58,7 +59,7 @@ interface Watcher {
 
 export class WatchHub {
   private readonly historySize: number;
-  private readonly log: Logger;
+  private readonly log: Log;
   /** Kept events in revision order: ring[first..]. */
   private ring: ChangeEvent[] = [];
   private first = 0;
@@ -96,7 +97,7 @@ export class WatchHub {
 
   /** Starts a watcher: replays kept events after `fromRevision` (synchronously, before this
    *  returns), then delivers live ones. ExpiredError if those events are no longer kept. */
-  watch(filter: WatchFilter, onEvent: (ev: WatchEvent) => void): () => void {
+  watch<T extends XObject>(filter: WatchFilter, onEvent: (ev: WatchEvent<T>) => void): () => void {
     const from = filter.fromRevision;
     if (from !== undefined && from < this.historyStart) {
       throw new ExpiredError(String(from), String(this.historyStart + 1));
@@ -164,10 +165,9 @@ export class WatchHub {
     try {
       w.onEvent(out);
     } catch (err) {
-      this.log(
-        `store watch on ${w.filter.kind}: the listener threw on ${out.type} ${describe(out.object)} ` +
-          'and has been removed',
-        err,
+      this.log.error(
+        { err, kind: w.filter.kind },
+        `store watch on ${w.filter.kind}: the listener threw on ${out.type} ${describe(out.object)} and has been removed`,
       );
       this.remove(w);
     }

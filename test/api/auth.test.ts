@@ -14,7 +14,7 @@ import {
   scopedStatusChange,
   TokenAuthenticator,
 } from '../../src/api/auth.ts';
-import type { ServiceInstanceStatus } from '../../src/api/types.ts';
+import type { ServiceInstanceStatus } from '../../src/model/service-instance.ts';
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -2,7 +2,9 @@
 // up instead of adding another Event; a different message is a new Event.
 
 import { afterEach, expect, it } from 'vitest';
-import { type CoreEvent, recordEvent } from '../../src/api/events.ts';
+import { recordEvent } from '../../src/api/events.ts';
+import type { CoreEvent } from '../../src/model/event.ts';
+import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import { openStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
 
@@ -11,7 +13,7 @@ afterEach(() => store?.close());
 
 it('dedupes repeated events by counting them', () => {
   store = openStore({ path: ':memory:', namespaced: (k) => k !== 'Host' });
-  const si = store.create({
+  const si = store.create<ServiceInstance>({
     apiVersion: 'xenos.io/v1alpha1',
     kind: 'ServiceInstance',
     metadata: { name: 'web', namespace: 'default' },

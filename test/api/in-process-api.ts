@@ -39,7 +39,7 @@ export async function startInProcessApi(init: ApiServerInit = {}): Promise<InPro
   auth.ensureAdminToken(dir);
   const server = new ApiServer(
     { store, resources, validator: new Validator(kinds), auth },
-    { port: 0, log: () => {}, ...init },
+    { port: 0, ...init },
   );
   await server.start();
   return {

@@ -3,8 +3,9 @@
 // ignored or pruned as fieldValidation asks; Kubernetes schema extensions behave.
 
 import { describe, expect, it } from 'vitest';
-import { createKindRegistry, loadKinds, parseCrd, type SchemaNode } from '../../src/api/kinds.ts';
+import { createKindRegistry, loadKinds, parseCrd } from '../../src/api/kinds.ts';
 import { type FieldError, Validator } from '../../src/api/validation.ts';
+import type { SchemaNode } from '../../src/model/crd.ts';
 
 const registry = loadKinds();
 const validator = new Validator(registry);

@@ -2,11 +2,11 @@
 // unified diffs and the describe layout.
 
 import { describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
 import { describeObject } from '../../src/cli/printers/describe.ts';
 import { renderTemplate } from '../../src/cli/printers/jsonpath-template.ts';
 import { formatTable, objectTable } from '../../src/cli/printers/table.ts';
 import { unifiedDiff } from '../../src/cli/printers/unified-diff.ts';
+import type { XObject } from '../../src/model/object.ts';
 
 const NOW = Date.parse('2025-01-10T12:00:00Z');
 

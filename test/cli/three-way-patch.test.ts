@@ -3,13 +3,13 @@
 
 import { describe, expect, it } from 'vitest';
 import { mergePatch } from '../../src/api/merge-patch.ts';
-import type { XObject } from '../../src/api/types.ts';
 import {
   LAST_APPLIED,
   lastApplied,
   threeWayPatch,
   withLastApplied,
 } from '../../src/cli/apply/three-way-patch.ts';
+import type { XObject } from '../../src/model/object.ts';
 
 function template(spec: Record<string, unknown>, labels?: Record<string, string>): XObject {
   return {

@@ -6,11 +6,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
 import { LAST_APPLIED } from '../../src/cli/apply/three-way-patch.ts';
-import { type ResourceType, XenosClient } from '../../src/cli/client.ts';
-import { ApiStatusError, isNotFound } from '../../src/cli/errors.ts';
-import { INSTANCES, TEMPLATES } from '../../src/cli/resource-types.ts';
+import { XenosClient } from '../../src/client/client.ts';
+import { ApiStatusError, isNotFound } from '../../src/client/errors.ts';
+import type { ResourceType } from '../../src/model/api-resource.ts';
+import { SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { waitForObject } from '../daemon/wait-for-object.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { killAllCtl, xenosctl } from './run-xenosctl.ts';
@@ -98,7 +99,7 @@ describe('apply', () => {
       code: 0,
       stdout: 'servicetemplate.xenos.io/web created\nserviceinstance.xenos.io/web-1 created\n',
     });
-    const created = await client.get(INSTANCES, 'web-1', { namespace: 'ap1' });
+    const created = await client.get(SERVICE_INSTANCE, 'web-1', { namespace: 'ap1' });
     expect(created.spec?.parameters).toEqual({ greeting: 'hi', extra: 'x' });
     expect(created.metadata.annotations?.[LAST_APPLIED]).toBeTruthy();
 
@@ -122,12 +123,17 @@ describe('apply', () => {
       status: undefined,
       metadata: { ...o.metadata, resourceVersion: undefined },
     });
-    expect(userVisible(await client.get(INSTANCES, 'web-1', { namespace: 'ap1' }))).toEqual(
+    expect(userVisible(await client.get(SERVICE_INSTANCE, 'web-1', { namespace: 'ap1' }))).toEqual(
       userVisible(bound as XObject),
     );
 
     // Someone else labels the object; the file drops a parameter and changes another.
-    await client.patch(INSTANCES, 'web-1', { metadata: { labels: { owner: 'ops' } } }, { namespace: 'ap1' });
+    await client.patch(
+      SERVICE_INSTANCE,
+      'web-1',
+      { metadata: { labels: { owner: 'ops' } } },
+      { namespace: 'ap1' },
+    );
     write(
       'a1/web.yaml',
       `${templateYaml('web', 'ap1')}---\n${instanceYaml('web-1', 'ap1', { greeting: 'hello' })}`,
@@ -136,7 +142,7 @@ describe('apply', () => {
     expect(changed.stdout).toBe(
       'servicetemplate.xenos.io/web unchanged\nserviceinstance.xenos.io/web-1 configured\n',
     );
-    const live = await client.get(INSTANCES, 'web-1', { namespace: 'ap1' });
+    const live = await client.get(SERVICE_INSTANCE, 'web-1', { namespace: 'ap1' });
     expect(live.spec?.parameters).toEqual({ greeting: 'hello' });
     expect(live.metadata.labels).toEqual({ owner: 'ops' });
     // What the server set and the file never had stays: the binding and the finalizer.
@@ -174,8 +180,8 @@ spec:
       new RegExp(`^  ${at}:${specLine}:\\d+: spec\\.templateRef: Required value`, 'm'),
     );
     expect(r.stderr).not.toMatch(/\n\s+at /);
-    expect(await absent(TEMPLATES, 'fine', 'ap2')).toBe(true);
-    expect(await absent(INSTANCES, 'ok-1', 'ap2')).toBe(true);
+    expect(await absent(SERVICE_TEMPLATE, 'fine', 'ap2')).toBe(true);
+    expect(await absent(SERVICE_INSTANCE, 'ok-1', 'ap2')).toBe(true);
   });
 
   it('dry runs change nothing; -f - reads stdin; -n sets the namespace of manifests without one', async () => {
@@ -187,12 +193,12 @@ spec:
       code: 0,
       stdout: 'servicetemplate.xenos.io/dry created (server dry run)\n',
     });
-    expect(await absent(TEMPLATES, 'dry', 'ap3')).toBe(true);
+    expect(await absent(SERVICE_TEMPLATE, 'dry', 'ap3')).toBe(true);
 
     const noNs = yaml.replace('  namespace: ap3\n', '');
     const r = await xenosctl(['apply', '-n', 'ap3b', '-f', '-'], { env, stdin: noNs });
     expect(r.stdout).toBe('servicetemplate.xenos.io/dry created\n');
-    expect(await absent(TEMPLATES, 'dry', 'ap3b')).toBe(false);
+    expect(await absent(SERVICE_TEMPLATE, 'dry', 'ap3b')).toBe(false);
 
     const clash = await xenosctl(['apply', '-n', 'other', '-f', '-'], { env, stdin: yaml });
     expect(clash.code).toBe(1);
@@ -206,7 +212,7 @@ spec:
     // server's own answer mapped.
     const err = await client
       .create(
-        INSTANCES,
+        SERVICE_INSTANCE,
         {
           apiVersion: 'xenos.io/v1alpha1',
           kind: 'ServiceInstance',
@@ -241,7 +247,7 @@ describe('diff', () => {
     expect(before.stdout).toMatch(
       /^--- \/dev\/null\n\+\+\+ merged\/xenos\.io\.v1alpha1\.ServiceTemplate\.df1\.web\n@@ -0,0 \+1,\d+ @@\n/,
     );
-    expect(await absent(TEMPLATES, 'web', 'df1')).toBe(true);
+    expect(await absent(SERVICE_TEMPLATE, 'web', 'df1')).toBe(true);
 
     expect((await xenosctl(['apply', '-f', file], { env })).code).toBe(0);
     const same = await xenosctl(['diff', '-f', file], { env });
@@ -253,7 +259,7 @@ describe('diff', () => {
     expect(changed.stdout).toContain('--- live/xenos.io.v1alpha1.ServiceTemplate.df1.web');
     expect(changed.stdout).toMatch(/^- {2}serviceType: web$/m);
     expect(changed.stdout).toMatch(/^\+ {2}serviceType: web2$/m);
-    expect((await client.get(TEMPLATES, 'web', { namespace: 'df1' })).spec?.serviceType).toBe('web');
+    expect((await client.get(SERVICE_TEMPLATE, 'web', { namespace: 'df1' })).spec?.serviceType).toBe('web');
 
     const down = await xenosctl(['diff', '-f', file], { env: { XENOS_SERVER: 'http://127.0.0.1:9' } });
     expect(down.code).toBe(2);
@@ -273,6 +279,6 @@ describe('delete -f', () => {
       code: 0,
       stdout: 'servicetemplate.xenos.io "web" deleted\nserviceinstance.xenos.io "web-1" deleted\n',
     });
-    expect((await client.list(TEMPLATES, { namespace: 'dl1' })).items as XObject[]).toEqual([]);
+    expect((await client.list(SERVICE_TEMPLATE, { namespace: 'dl1' })).items as XObject[]).toEqual([]);
   });
 });

@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
-import { XenosClient } from '../../src/cli/client.ts';
-import { HOSTS, TEMPLATES } from '../../src/cli/resource-types.ts';
+import { XenosClient } from '../../src/client/client.ts';
+import { HOST, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { waitForObject } from '../daemon/wait-for-object.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { killAllCtl, xenosctl, xenosctlUntil } from './run-xenosctl.ts';
@@ -60,8 +60,8 @@ function host(name: string): XObject {
 
 describe('get', () => {
   it('prints a table of the printer columns, by any name of the kind', async () => {
-    await client.create(TEMPLATES, template('web', 'get1', { app: 'web' }), { namespace: 'get1' });
-    await client.create(TEMPLATES, template('db', 'get1', { app: 'db' }), { namespace: 'get1' });
+    await client.create(SERVICE_TEMPLATE, template('web', 'get1', { app: 'web' }), { namespace: 'get1' });
+    await client.create(SERVICE_TEMPLATE, template('db', 'get1', { app: 'db' }), { namespace: 'get1' });
     for (const alias of [
       'servicetemplates',
       'servicetemplate',
@@ -85,8 +85,8 @@ describe('get', () => {
   });
 
   it('selects by label, prints yaml, json, name and jsonpath', async () => {
-    await client.create(TEMPLATES, template('web', 'get2', { app: 'web' }), { namespace: 'get2' });
-    await client.create(TEMPLATES, template('db', 'get2', { app: 'db' }), { namespace: 'get2' });
+    await client.create(SERVICE_TEMPLATE, template('web', 'get2', { app: 'web' }), { namespace: 'get2' });
+    await client.create(SERVICE_TEMPLATE, template('db', 'get2', { app: 'db' }), { namespace: 'get2' });
     const byLabel = await xenosctl(['get', 'st', '-n', 'get2', '-l', 'app=web', '-o', 'name'], { env });
     expect(byLabel).toMatchObject({ code: 0, stdout: 'servicetemplate.xenos.io/web\n' });
 
@@ -120,8 +120,8 @@ describe('get', () => {
   });
 
   it('lists across namespaces with -A and says when nothing is found', async () => {
-    await client.create(TEMPLATES, template('a', 'get3a'), { namespace: 'get3a' });
-    await client.create(TEMPLATES, template('b', 'get3b'), { namespace: 'get3b' });
+    await client.create(SERVICE_TEMPLATE, template('a', 'get3a'), { namespace: 'get3a' });
+    await client.create(SERVICE_TEMPLATE, template('b', 'get3b'), { namespace: 'get3b' });
     const all = await xenosctl(['get', 'st', '-A'], { env });
     expect(all.stdout.split('\n')[0]).toMatch(/^NAMESPACE\s+NAME\s+TYPE/);
     expect(all.stdout).toMatch(/^get3a\s+a\s+svc-a/m);
@@ -140,11 +140,11 @@ describe('get', () => {
   });
 
   it('-w prints the list, then each change', async () => {
-    await client.create(TEMPLATES, template('w', 'get4'), { namespace: 'get4' });
+    await client.create(SERVICE_TEMPLATE, template('w', 'get4'), { namespace: 'get4' });
     const watch = xenosctlUntil(['get', 'st', '-n', 'get4', '-w'], { env });
     await watch.waitFor(/^w\s+svc-w/m);
-    await client.create(TEMPLATES, template('w2', 'get4'), { namespace: 'get4' });
-    await client.patch(TEMPLATES, 'w', { spec: { serviceType: 'changed' } }, { namespace: 'get4' });
+    await client.create(SERVICE_TEMPLATE, template('w2', 'get4'), { namespace: 'get4' });
+    await client.patch(SERVICE_TEMPLATE, 'w', { spec: { serviceType: 'changed' } }, { namespace: 'get4' });
     const out = await watch.waitFor(/^w\s+changed/m);
     expect(out.split('\n').filter((l) => l.startsWith('NAME'))).toHaveLength(1);
     expect(out).toMatch(/^w2\s+svc-w2/m);
@@ -158,7 +158,9 @@ describe('describe', () => {
     const image = mkdtempSync(join(tmpdir(), 'xenosctl-describe-image-'));
     try {
       writeFileSync(join(image, 'index.html'), 'hello\n');
-      await client.create(TEMPLATES, template('d', 'desc1', { app: 'd' }, image), { namespace: 'desc1' });
+      await client.create(SERVICE_TEMPLATE, template('d', 'desc1', { app: 'd' }, image), {
+        namespace: 'desc1',
+      });
       const ready = await waitForObject(
         xenosd,
         '/apis/xenos.io/v1alpha1/namespaces/desc1/servicetemplates',
@@ -196,7 +198,7 @@ describe('describe', () => {
 
 describe('wait', () => {
   it('waits for a condition of the current generation, and times out with the reason', async () => {
-    await client.create(HOSTS, host('ghost-1'));
+    await client.create(HOST, host('ghost-1'));
     const cond = (observedGeneration: number, status = 'True') => ({
       conditions: [
         {
@@ -219,16 +221,16 @@ describe('wait', () => {
     );
 
     const waiting = xenosctl(['wait', 'ho/ghost-1', '--for=condition=Ready', '--timeout=20s'], { env });
-    await client.patchStatus(HOSTS, 'ghost-1', cond(1));
+    await client.patchStatus(HOST, 'ghost-1', cond(1));
     expect(await waiting).toMatchObject({ code: 0, stdout: 'host.xenos.io/ghost-1 condition met\n' });
 
     // A new spec: the Ready of generation 1 no longer counts.
-    const live = await client.patch(HOSTS, 'ghost-1', { spec: { unschedulable: true } });
+    const live = await client.patch(HOST, 'ghost-1', { spec: { unschedulable: true } });
     expect(live.metadata.generation).toBe(2);
     const stale = await xenosctl(['wait', 'host/ghost-1', '--for=condition=Ready', '--timeout=3s'], { env });
     expect(stale.code).toBe(1);
     expect(stale.stderr).toContain('describes generation 1, not the current 2');
-    await client.patchStatus(HOSTS, 'ghost-1', cond(2, 'False'));
+    await client.patchStatus(HOST, 'ghost-1', cond(2, 'False'));
     const falseNow = await xenosctl(['wait', 'host/ghost-1', '--for=condition=Ready=False', '--timeout=5s'], {
       env,
     });
@@ -236,32 +238,32 @@ describe('wait', () => {
   });
 
   it('waits for deletion, finalizers included', async () => {
-    await client.create(HOSTS, {
+    await client.create(HOST, {
       ...host('ghost-2'),
       metadata: { name: 'ghost-2', finalizers: ['test.xenos.io/hold'] },
     });
-    await client.delete(HOSTS, 'ghost-2');
+    await client.delete(HOST, 'ghost-2');
     const held = await xenosctl(['wait', 'hosts', 'ghost-2', '--for=delete', '--timeout=3s'], { env });
     expect(held.code).toBe(1);
     expect(held.stderr).toContain('it is being deleted (finalizers pending)');
 
     const waiting = xenosctl(['wait', 'hosts', 'ghost-2', '--for=delete', '--timeout=20s'], { env });
-    await client.patch(HOSTS, 'ghost-2', { metadata: { finalizers: null } });
+    await client.patch(HOST, 'ghost-2', { metadata: { finalizers: null } });
     expect(await waiting).toMatchObject({ code: 0, stdout: 'host.xenos.io/ghost-2 condition met\n' });
   });
 });
 
 describe('delete', () => {
   it('deletes by KIND NAME and KIND/NAME, waits, and reports what was not found', async () => {
-    await client.create(TEMPLATES, template('x', 'del1'), { namespace: 'del1' });
-    await client.create(TEMPLATES, template('y', 'del1'), { namespace: 'del1' });
+    await client.create(SERVICE_TEMPLATE, template('x', 'del1'), { namespace: 'del1' });
+    await client.create(SERVICE_TEMPLATE, template('y', 'del1'), { namespace: 'del1' });
     const r = await xenosctl(['delete', 'st', 'x', '-n', 'del1'], { env });
     expect(r).toMatchObject({ code: 0, stdout: 'servicetemplate.xenos.io "x" deleted\n' });
     const r2 = await xenosctl(['delete', 'st/y', 'st/gone', '-n', 'del1'], { env });
     expect(r2.code).toBe(1);
     expect(r2.stdout).toBe('servicetemplate.xenos.io "y" deleted\n');
     expect(r2.stderr).toBe('error: servicetemplate.xenos.io "gone" not found\n');
-    expect((await client.list(TEMPLATES, { namespace: 'del1' })).items).toEqual([]);
+    expect((await client.list(SERVICE_TEMPLATE, { namespace: 'del1' })).items).toEqual([]);
     const ignored = await xenosctl(['delete', 'st', 'gone', '-n', 'del1', '--ignore-not-found'], { env });
     expect(ignored).toMatchObject({ code: 0, stdout: '' });
   });

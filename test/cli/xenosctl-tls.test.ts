@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { XenosClient } from '../../src/cli/client.ts';
-import { TEMPLATES } from '../../src/cli/resource-types.ts';
+import { XenosClient } from '../../src/client/client.ts';
+import { SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { killAllCtl, xenosctl } from './run-xenosctl.ts';
 
@@ -53,7 +53,7 @@ describe('https', () => {
   it.skipIf(!existsSync(KUBECTL))('prints a kubeconfig the real kubectl can use', async () => {
     const client = new XenosClient({ server: xenosd.url, token: xenosd.token, insecureSkipTlsVerify: true });
     await client.create(
-      TEMPLATES,
+      SERVICE_TEMPLATE,
       {
         apiVersion: 'xenos.io/v1alpha1',
         kind: 'ServiceTemplate',

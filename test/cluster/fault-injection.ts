@@ -9,7 +9,7 @@
 // Inbound connections come from ephemeral ports and cannot be matched by address, so a partition is
 // made symmetric: list B on A and A on B; every connection has a dialer, and that side refuses it.
 // When a host leaves the list, this host dials it again (healing does not wait for a bootstrap retry).
-// Everything above the transport — replication, DHT, heartbeats — sees a real loss of connectivity.
+// Everything above the transport — replication, DHT, membership — sees a real loss of connectivity.
 
 import { type StatsListener, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';

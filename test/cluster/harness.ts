@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
+import { until } from '../wait.ts';
 
 /** xenosd with the partition hook (see fault-injection.ts). */
 const XENOSD_WITH_FAULTS = join(import.meta.dirname, 'xenosd-with-faults.ts');
@@ -42,28 +43,13 @@ export interface HostOptions {
   args?: string[];
 }
 
-/** Polls `cond` every 50 ms until it is truthy; throws naming `what` after `timeoutMs`. */
-export async function waitFor<T>(
+/** test/wait.ts's until (every 50 ms), in the argument order the cluster tests use. */
+export function waitFor<T>(
   cond: () => T | Promise<T>,
   what: string,
   timeoutMs = 20_000,
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await cond();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return until(what, cond, { timeoutMs, intervalMs: 50 });
 }
 
 export class TestCluster {

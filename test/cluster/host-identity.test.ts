@@ -5,7 +5,7 @@
 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClusterHost, TestCluster, waitFor } from './harness.ts';
+import { type ClusterHost, parked, SI, TestCluster, waitFor } from './harness.ts';
 
 describe('host identity at join', () => {
   const cluster = new TestCluster({ hostTimeout: '3s' });
@@ -29,17 +29,18 @@ describe('host identity at join', () => {
     expect(error).toContain('--host-name');
     expect(error).not.toMatch(/\n\s+at /); // a message for people, not a stack trace
     expect(Date.now() - started).toBeLessThan(20_000);
-    // The cluster still has one "a", with its own key, heartbeating.
+    // The cluster still has one "a", with its own key, writing and heard by b.
     for (const h of [a, b]) {
       expect(await cluster.hostNames(h)).toEqual(['a', 'b']);
       const host = await cluster.json(h, '/apis/xenos.io/v1alpha1/hosts/a');
       expect(host.status.peerId).toBe(a.peerId);
     }
-    const beat = (await cluster.json(b, '/apis/xenos.io/v1alpha1/hosts/a')).status.heartbeatTime;
-    await waitFor(
-      async () => (await cluster.json(b, '/apis/xenos.io/v1alpha1/hosts/a')).status.heartbeatTime !== beat,
-      "a's next heartbeat on b",
-    );
+    await cluster.json(a, SI, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(parked('written-on-a')),
+    });
+    await waitFor(async () => (await b.api(`${SI}/written-on-a`)).ok, "a's next write on b");
     expect(await cluster.hostReady(b, 'a')).toBe('True');
   }, 60_000);
 

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import type { QueryEvent } from '@libp2p/kad-dht';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
 import { clusterRowAuthority } from '../../src/cluster/write-policy.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { openXenosNode, type XenosNode } from '../../src/p2p/node.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../../src/p2p/peer-key.ts';
 import { encodeRecord, hostRecordKey, MAX_RECORD_BYTES } from '../../src/p2p/records.ts';
@@ -19,6 +19,7 @@ import { MAX_OBJECT_BYTES } from '../../src/store/limits.ts';
 import { Libp2pTransport } from '../../src/store/replication/libp2p-transport.ts';
 import type { RowAuthority } from '../../src/store/row-authority.ts';
 import type { ReplicatedRow } from '../../src/store/sqlite-store.ts';
+import { logLines } from '../daemon/xenosd-process.ts';
 import { type ClusterHost, SI, TestCluster, waitFor } from './harness.ts';
 
 const HOSTS = '/apis/xenos.io/v1alpha1/hosts';
@@ -111,7 +112,9 @@ describe('a hostile peer holding the cluster key', () => {
   }
 
   function refusedLine(host: ClusterHost, metric: string, reason: string): boolean {
-    return host.stderr().includes(`${metric}{reason="${reason}"}`);
+    return logLines(host.stderr()).some(
+      (l) => l.level === 'warn' && l.metric === metric && l.reason === reason,
+    );
   }
 
   it('refuses forged, unauthorised, tampered, unsigned, skewed and oversized rows, and counts each', async () => {

@@ -81,7 +81,8 @@ describe('placement and discovery across three real hosts', () => {
     }
     const host = await cluster.json(a, '/apis/xenos.io/v1alpha1/hosts/b');
     const ready = host.status.conditions.find((x: any) => x.type === 'Ready');
-    expect(ready.reason).toBe('HeartbeatTimeout');
+    expect(ready.reason).toBe('HostUnreachable');
+    expect(ready.message).toMatch(/declared it dead .*own probe .* got no answer; marked by [ac]/);
     await waitFor(async () => (await discover(c)).items.length === 0, 'web.http gone from discovery on c');
 
     b = await cluster.startHost('b', { dataDir: b.dataDir, join: a.addrs });

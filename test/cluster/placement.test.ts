@@ -1,16 +1,16 @@
 // Placement, rendezvous ranking and liveness against a real (in-memory SQLite) store: which hosts fit an
 // instance and why not, that every host ranks alike and only the top one binds, that losing a host moves
-// only its own keys, and that liveness follows heartbeats on the local clock.
+// only its own keys, and that liveness follows the membership (alive and suspect are live, dead is not, a
+// host never met is live only while this host warms up).
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
 import { HostLiveness } from '../../src/cluster/liveness.ts';
 import { Placement } from '../../src/cluster/placement.ts';
 import { ownerOf, rankHosts } from '../../src/cluster/rendezvous.ts';
 import { Scheduler } from '../../src/cluster/scheduler.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
-
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+import { ScriptedMembership } from './scripted-membership.ts';
 
 function host(
   name: string,
@@ -30,12 +30,9 @@ function host(
   };
 }
 
-function hostStatus(
-  name: string,
-  opts: { ready?: boolean; instances?: number; memory?: string; heartbeat?: string } = {},
-) {
+function hostStatus(name: string, opts: { ready?: boolean; instances?: number; memory?: string } = {}) {
   return {
-    heartbeatTime: opts.heartbeat ?? new Date().toISOString(),
+    peerId: peerOf(name),
     allocatable: { cpu: '2', memory: opts.memory ?? '4Gi', instances: opts.instances ?? 10 },
     drivers: ['process'],
     conditions: [
@@ -48,6 +45,10 @@ function hostStatus(
       },
     ],
   };
+}
+
+function peerOf(name: string): string {
+  return `12D3KooWTestPeer${name.padEnd(36, 'x')}`;
 }
 
 function instance(name: string, spec: Record<string, unknown> = {}): XObject {
@@ -89,11 +90,16 @@ describe('placement and liveness', () => {
   let store: SqliteStore;
   let now: number;
   let liveness: HostLiveness;
+  let membership: ScriptedMembership;
 
   beforeEach(() => {
     store = openStore({ path: ':memory:', namespaced: (k) => k !== 'Host', writer: 'a' });
     now = 1_000_000;
-    liveness = new HostLiveness({ store, now: () => now }, { self: 'a', timeoutMs: 5000 });
+    membership = new ScriptedMembership();
+    liveness = new HostLiveness(
+      { store, now: () => now, membership: () => membership },
+      { self: 'a', timeoutMs: 5000 },
+    );
   });
 
   afterEach(() => {
@@ -101,36 +107,58 @@ describe('placement and liveness', () => {
     store.close();
   });
 
-  function addHost(name: string, opts: Parameters<typeof host>[1] & Parameters<typeof hostStatus>[1] = {}) {
+  /** A host with its status, held alive by the membership unless `member` says otherwise. */
+  function addHost(
+    name: string,
+    opts: Parameters<typeof host>[1] &
+      Parameters<typeof hostStatus>[1] & { member?: 'suspect' | 'dead' | 'unknown' } = {},
+  ) {
     const created = store.create(host(name, opts));
     store.update({ ...created, status: hostStatus(name, opts) } as XObject, { subresource: 'status' });
+    if (opts.member !== 'unknown') membership.set(peerOf(name), opts.member ?? 'alive');
   }
 
-  function beat(name: string) {
-    const h = store.get({ kind: 'Host', namespace: '', name })!;
-    const status = { ...(h.status as object), heartbeatTime: new Date(now + Math.random()).toISOString() };
-    store.update({ ...h, status } as XObject, { subresource: 'status' });
-  }
-
-  it('a host is live while its heartbeat changes within the timeout, on the local clock', () => {
+  it('a host is live while the membership holds it alive or suspect, and not once it is dead', () => {
     addHost('a');
     addHost('b');
     liveness.start();
+    const changed: string[] = [];
+    liveness.onChange((h) => changed.push(h));
+    now += 60_000; // long past warming up: only the membership decides
     expect(liveness.isLive('b')).toBe(true);
-    now += 4000;
+    membership.set(peerOf('b'), 'suspect');
     expect(liveness.isLive('b')).toBe(true);
-    now += 2000;
+    membership.set(peerOf('b'), 'dead', 'no refutation');
     expect(liveness.isLive('b')).toBe(false);
+    expect(liveness.deathOf('b')).toMatchObject({ detail: 'no refutation' });
+    expect(liveness.liveHosts()).toEqual(['a']);
     expect(liveness.isLive('a')).toBe(true); // itself, always
-    beat('b');
+    membership.set(peerOf('b'), 'alive');
     expect(liveness.isLive('b')).toBe(true);
+    expect(liveness.deathOf('b')).toBeUndefined();
+    expect(changed).toEqual(['b', 'b', 'b']);
   });
 
-  it('a host first seen with an old heartbeat is not live', () => {
+  it('a host the membership never met is live only while this host warms up', () => {
     addHost('a');
-    addHost('old', { heartbeat: new Date(Date.now() - 60_000).toISOString() });
+    addHost('old', { member: 'unknown' });
     liveness.start();
+    expect(liveness.isLive('old')).toBe(true);
+    now += 5000;
+    expect(liveness.warmingUp).toBe(false);
     expect(liveness.isLive('old')).toBe(false);
+  });
+
+  it('without a membership (a cluster of one) other hosts are live only while warming up', async () => {
+    const alone = new HostLiveness({ store, now: () => now }, { self: 'a', timeoutMs: 5000 });
+    addHost('a');
+    addHost('b');
+    alone.start();
+    expect(alone.isLive('b')).toBe(true);
+    now += 5000;
+    expect(alone.isLive('b')).toBe(false);
+    expect(await alone.answers('b')).toBe(false);
+    alone.stop();
   });
 
   it('places on the one live, ready, schedulable host that matches, with room; says why not otherwise', () => {
@@ -170,10 +198,13 @@ describe('placement and liveness', () => {
     // Each host's scheduler over the same store, the chosen one last: the others write nothing.
     const order = ['a', 'b', 'c'].filter((h) => h !== decision.host).concat(decision.host!);
     for (const self of order) {
-      const view = new HostLiveness({ store, now: () => now }, { self, timeoutMs: 5000 });
+      const view = new HostLiveness(
+        { store, now: () => now, membership: () => membership },
+        { self, timeoutMs: 5000 },
+      );
       view.start();
       const scheduler = new Scheduler(
-        { store, placement: new Placement({ store, liveness: view }), liveness: view, log: quiet },
+        { store, placement: new Placement({ store, liveness: view }), liveness: view },
         { hostName: self },
       );
       scheduler.reconcile('default/web-1');

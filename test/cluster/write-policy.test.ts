@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { ForbiddenError, HostNameTakenError, type RowRefusedError } from '../../src/store/errors.ts';
 import { formatHlc, parseHlc } from '../../src/store/hlc.ts';
 import { hashOf, type StatusBase, statusHalves } from '../../src/store/row-proof.ts';
@@ -31,7 +31,7 @@ function instance(name: string, host?: string): XObject {
   };
 }
 
-function heartbeat(store: SqliteStore, name: string, peerId: string, extra: Record<string, unknown> = {}) {
+function ownStatus(store: SqliteStore, name: string, peerId: string, extra: Record<string, unknown> = {}) {
   const h = store.get(hostKey(name)) ?? store.create(hostObject(name));
   return store.update(
     {
@@ -39,9 +39,8 @@ function heartbeat(store: SqliteStore, name: string, peerId: string, extra: Reco
       status: {
         phase: 'Ready',
         peerId,
-        heartbeatTime: new Date().toISOString(),
         addresses: { api: `https://${name}.example:7443` },
-        conditions: [{ type: 'Ready', status: 'True', reason: 'HeartbeatFresh' }],
+        conditions: [{ type: 'Ready', status: 'True', reason: 'HostRunning' }],
         ...extra,
       } as any,
     },
@@ -80,9 +79,9 @@ describe('rows bound to their writers', () => {
     const a = open('a', ids.a);
     const b = open('b', ids.b);
     const m = open('m', ids.m); // a key holder that lies
-    heartbeat(a, 'a', ids.a.peerId);
-    heartbeat(b, 'b', ids.b.peerId);
-    heartbeat(m, 'm', ids.m.peerId);
+    ownStatus(a, 'a', ids.a.peerId);
+    ownStatus(b, 'b', ids.b.peerId);
+    ownStatus(m, 'm', ids.m.peerId);
     for (const [x, y] of [
       [a, b],
       [b, a],
@@ -195,7 +194,7 @@ describe('rows bound to their writers', () => {
     const verdict = (status: any) => ({
       ...status,
       phase: 'NotReady',
-      conditions: [{ type: 'Ready', status: 'False', reason: 'HeartbeatTimeout', message: 'marked by b' }],
+      conditions: [{ type: 'Ready', status: 'False', reason: 'HostUnreachable', message: 'marked by b' }],
     });
     // b marks a NotReady, as the liveness owner does: only phase and Ready change.
     const h = b.get(hostKey('a'))!;
@@ -223,9 +222,9 @@ describe('rows bound to their writers', () => {
     const up = { ...verdict(genuine.object.status), phase: 'Ready' };
     const raised = { ...wire(genuine), ...signedStatus(m, ids.m, 'm', hostKey('a'), up, base) };
     expect(reasonOf(a.applyReplicatedBatch([raised])[0])).toBe('not_permitted');
-    // The owner's next heartbeat replaces the verdict everywhere.
+    // The owner's own next status write (it sees the verdict and says Ready=True) replaces it everywhere.
     sync(b, a);
-    heartbeat(a, 'a', ids.a.peerId);
+    ownStatus(a, 'a', ids.a.peerId);
     sync(a, b);
     expect((b.get(hostKey('a'))!.status as any).phase).toBe('Ready');
   });
@@ -241,7 +240,7 @@ describe('rows bound to their writers', () => {
       const a = signedStore('a', id, { path });
       expect(a.replicationRow(siKey('old'))!.proof).toMatch(new RegExp(`^${id.peerId}\\.`));
       const b = open('b', await newIdentity());
-      heartbeat(b, 'b', b.bindings.peerOf('b')!);
+      ownStatus(b, 'b', b.bindings.peerOf('b')!);
       expect(sync(a, b).map(reasonOf).filter(Boolean)).toEqual([]);
       expect(b.get(siKey('old'))).toBeDefined();
       sync(b, a); // a learns whose "b" is

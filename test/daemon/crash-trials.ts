@@ -14,9 +14,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServiceInstance } from '../../src/api/types.ts';
 import { domainIdFor } from '../../src/drivers/driver.ts';
 import { ProcessDriver } from '../../src/drivers/process/process-driver.ts';
+import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import { aliveTogether, describePids, takeCensus } from './domain-census.ts';
 import { startXenosd, type XenosdProcess } from './xenosd-process.ts';
 

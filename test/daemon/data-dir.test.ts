@@ -10,7 +10,14 @@ import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataDirLock, HOLDER_FILE } from '../../src/daemon/data-dir-lock.ts';
 import { DataDirLockedError } from '../../src/daemon/errors.ts';
-import { removeDataDir, runXenosd, startXenosd, tempDataDir, type XenosdProcess } from './xenosd-process.ts';
+import {
+  logLines,
+  removeDataDir,
+  runXenosd,
+  startXenosd,
+  tempDataDir,
+  type XenosdProcess,
+} from './xenosd-process.ts';
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -130,9 +137,23 @@ describe('data dir modes', () => {
     const xd = await start(d, args);
     expect(mode(d)).toBe(0o700);
     for (const s of secrets) expect(mode(join(d, s)), s).toBe(0o600);
-    const said = xd.stderr();
-    expect(said).toContain(`xenosd test-host: data dir ${d} had mode 0755; set it to 0700`);
-    for (const s of secrets) expect(said).toContain(`secret ${join(d, s)} had mode 0644; set it to 0600`);
+    const said = logLines(xd.stderr()).filter((l) => l.component === 'data-dir');
+    const line = (path: string, msg: string) => ({
+      level: 'info',
+      host: 'test-host',
+      component: 'data-dir',
+      path,
+      msg,
+    });
+    expect(said).toContainEqual(
+      expect.objectContaining(line(d, `data dir ${d} had mode 0755; set it to 0700`)),
+    );
+    for (const s of secrets) {
+      const path = join(d, s);
+      expect(said).toContainEqual(
+        expect.objectContaining(line(path, `secret ${path} had mode 0644; set it to 0600`)),
+      );
+    }
     // Nothing to change: nothing said.
     await xd.stop();
     const again = await start(d, args);
@@ -147,8 +168,13 @@ describe('data dir modes', () => {
     await first.stop();
     chmodSync(key, 0o644);
     const xd = await start(d, ['--p2p', '127.0.0.1:0', '--cluster-key', key]);
-    expect(xd.stderr()).toContain(
-      `warning: secret ${key} has mode 0644: other users can read it; chmod 600 it (xenosd changes modes only inside its data dir)`,
+    expect(logLines(xd.stderr())).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        component: 'data-dir',
+        path: key,
+        msg: `secret ${key} has mode 0644: other users can read it; chmod 600 it (xenosd changes modes only inside its data dir)`,
+      }),
     );
     expect(mode(key)).toBe(0o644);
   });

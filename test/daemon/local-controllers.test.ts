@@ -6,15 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { TokenAuthenticator } from '../../src/api/auth.ts';
-import type { ServiceInstanceStatus } from '../../src/api/types.ts';
 import { LocalControllers } from '../../src/daemon/local-controllers.ts';
 import { ProcessDriver } from '../../src/drivers/process/process-driver.ts';
+import { silentLogger } from '../../src/log/logger.ts';
+import type { ServiceInstanceStatus } from '../../src/model/service-instance.ts';
 import { getCondition } from '../../src/reconcile/conditions.ts';
-import type { Logger } from '../../src/reconcile/log.ts';
 import { openStore } from '../../src/store/sqlite-store.ts';
+import { until } from '../wait.ts';
 
 const IMAGE = join(import.meta.dirname, '..', 'controllers', 'serviceinstance', 'fixtures', 'http-service');
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const dir = mkdtempSync(join(tmpdir(), 'xenos-lc-'));
 const store = openStore({ path: join(dir, 'state.db'), namespaced: (k) => k !== 'Host', writer: 'h' });
 const parts: LocalControllers[] = [];
@@ -27,19 +27,11 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function until(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 it('runs a template and an instance with the process driver, and adopts it after a restart', async () => {
   const auth = new TokenAuthenticator({ dataDir: dir });
   const make = () => {
     const p = new LocalControllers(
-      { store: () => store, auth: () => auth, apiUrl: () => 'http://127.0.0.1:1', log: quiet },
+      { store: () => store, auth: () => auth, apiUrl: () => 'http://127.0.0.1:1', logger: silentLogger },
       { dataDir: dir, hostName: 'h', driver: 'process', actors: { pollMs: 50 } },
     );
     parts.push(p);

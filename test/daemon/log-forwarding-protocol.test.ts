@@ -15,6 +15,7 @@ import {
   serveForwardedLogs,
 } from '../../src/daemon/log-forwarding.ts';
 import type { XenosNode } from '../../src/p2p/node.ts';
+import { captureLog } from '../log-capture.ts';
 import { TestNet, waitFor } from '../p2p/cluster.ts';
 
 const net = new TestNet();
@@ -31,15 +32,16 @@ async function pair(open: Open) {
   const [a, b] = await net.startCluster(2);
   const stop = new AbortController();
   stops.push(stop);
+  const { log, lines } = captureLog();
   const logged: string[] = [];
   await b.node.handle(LOGS_PROTOCOL, (stream, connection) => {
     serveForwardedLogs(stream, connection, open, {
       signal: stop.signal,
-      log: (m) => logged.push(m),
+      log,
       hostName: 'b',
     }).catch((err) => logged.push(String(err)));
   });
-  return { a: a.node, peer: { peerId: b.node.peerId.toString(), host: 'b' }, stop, logged };
+  return { a: a.node, peer: { peerId: b.node.peerId.toString(), host: 'b' }, stop, logged, lines };
 }
 
 const REQUEST: LogForwardRequest = { namespace: 'default', name: 'web', follow: false };
@@ -123,7 +125,7 @@ describe('log forwarding protocol', () => {
   });
 
   it('refuses malformed requests with a 400 header, and oversized ones outright', async () => {
-    const { a, peer, logged } = await pair(async () => (async function* () {})());
+    const { a, peer, lines } = await pair(async () => (async function* () {})());
     const bad = (o: unknown) => rawRequest(a, peer.peerId, Buffer.from(JSON.stringify(o)));
     expect(await bad({ namespace: 'default', name: 'web', follow: 'yes' })).toMatchObject({
       error: { code: 400, message: 'log forward request: follow must be true or false' },
@@ -133,7 +135,7 @@ describe('log forwarding protocol', () => {
     expect(await bad({ ...REQUEST, tail: -1 })).toMatchObject({ error: { code: 400 } });
     const huge = Buffer.from(JSON.stringify({ ...REQUEST, pad: 'x'.repeat(8192) }));
     await expect(rawRequest(a, peer.peerId, huge)).rejects.toThrow();
-    await waitFor(() => logged.some((m) => /too long/.test(m)), 5_000, 'the oversized request logged');
+    await waitFor(() => lines.some((l) => /too long/.test(l.msg)), 5_000, 'the oversized request logged');
   });
 
   it('a reader that leaves aborts the runner; a runner that stops ends the reader cleanly', async () => {

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { LogLine } from '../log-capture.ts';
 
 export const XENOSD = fileURLToPath(new URL('../../bin/xenosd.js', import.meta.url));
 
@@ -145,4 +146,12 @@ export async function startXenosd(
 
 export function removeDataDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** xenosd's log lines in `stderr` (JSON, one a line, since stderr is a pipe), parsed; other lines are skipped. */
+export function logLines(stderr: string): LogLine[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
 }

@@ -6,7 +6,14 @@ import { readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { removeDataDir, runXenosd, startXenosd, tempDataDir, type XenosdProcess } from './xenosd-process.ts';
+import {
+  logLines,
+  removeDataDir,
+  runXenosd,
+  startXenosd,
+  tempDataDir,
+  type XenosdProcess,
+} from './xenosd-process.ts';
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -55,6 +62,10 @@ describe('command line', () => {
       ['--allow-image-url-address', 'intranet'],
       /--allow-image-url-address "intranet": expected an IP address/,
     ],
+    [
+      ['--log-level', 'loud'],
+      /--log-level must be one of fatal, error, warn, info, debug, trace, silent; got "loud"/,
+    ],
   ])('rejects %j with one line and exit 2', async (args, message) => {
     const run = runXenosd(args as string[]);
     expect(await run.exited).toBe(2);
@@ -86,8 +97,15 @@ describe('plain HTTP beyond loopback', () => {
     for (let i = 0; i < 2; i++) {
       const xd = await startXenosd({ dataDir, args: ['--api', '0.0.0.0:0', '--insecure-http'] });
       const port = new URL(xd.url).port;
-      expect(xd.stderr()).toContain(
-        `xenosd test-host: warning: --insecure-http: the API on 0.0.0.0:0 is plain HTTP beyond loopback; bearer tokens cross the network in clear text`,
+      expect(logLines(xd.stderr())).toContainEqual(
+        expect.objectContaining({
+          level: 'warn',
+          host: 'test-host',
+          component: 'xenosd',
+          msg: expect.stringContaining(
+            '--insecure-http: the API on 0.0.0.0:0 is plain HTTP beyond loopback; bearer tokens cross the network in clear text',
+          ),
+        }),
       );
       const res = await fetch(`http://127.0.0.1:${port}/apis`, {
         headers: { authorization: `Bearer ${xd.token}` },
@@ -100,6 +118,7 @@ describe('plain HTTP beyond loopback', () => {
   it('needs no flag with TLS, and warns about nothing', async () => {
     const xd = track(await startXenosd({ args: ['--api', '0.0.0.0:0', '--tls-self-signed'] }));
     expect(xd.url).toMatch(/^https:/);
+    expect(logLines(xd.stderr()).filter((l) => l.level === 'warn')).toEqual([]);
     expect(xd.stderr()).not.toContain('warning');
   });
 });
@@ -125,6 +144,21 @@ describe('running', () => {
     expect(code).toBe(0);
     await expect(body).resolves.toBe('');
     expect(xd.stderr()).not.toMatch(/\n\s+at /);
+    // What it logged on the way out is JSON lines, the last saying why it stopped.
+    expect(logLines(xd.stderr()).at(-1)).toMatchObject({
+      level: 'info',
+      signal: 'SIGTERM',
+      msg: 'SIGTERM, stopping',
+    });
+  });
+
+  it('logs only what --log-level (or XENOS_LOG_LEVEL) lets through', async () => {
+    const xd = track(
+      await startXenosd({ args: ['--log-level', 'warn', '--api', '0.0.0.0:0', '--insecure-http'] }),
+    );
+    expect(await xd.stop()).toBe(0);
+    const levels = new Set(logLines(xd.stderr()).map((l) => l.level));
+    expect([...levels]).toEqual(['warn']);
   });
 });
 
@@ -160,7 +194,12 @@ describe('the domain sandbox on the Host object', () => {
 
   it('warns at start and says so on the Host when told --unsafe-no-sandbox', async () => {
     const xd = track(await startXenosd({ args: ['--driver', 'process', '--unsafe-no-sandbox'] }));
-    expect(xd.stderr()).toMatch(/warning: --unsafe-no-sandbox: process-driver domains run WITHOUT a sandbox/);
+    expect(logLines(xd.stderr())).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        msg: expect.stringMatching(/^--unsafe-no-sandbox: process-driver domains run WITHOUT a sandbox/),
+      }),
+    );
     expect((await hostConditions(xd)).DomainsSandboxed).toMatchObject({
       status: 'False',
       reason: 'UnsafeNoSandbox',

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openXenosNode, type XenosNode, type XenosNodeInit } from '../../src/p2p/node.ts';
 import { createClusterKey } from '../../src/p2p/pnet/cluster-key.ts';
+import { until } from '../wait.ts';
 
 export interface TestHost {
   node: XenosNode;
@@ -70,15 +71,11 @@ export class TestNet {
   }
 }
 
-/** Polls `cond` until it holds (or throws after `timeoutMs` naming `what`). */
+/** test/wait.ts's until, in the argument order the p2p tests use. */
 export async function waitFor(
   cond: () => boolean | Promise<boolean>,
   timeoutMs: number,
   what: string,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(what, cond, { timeoutMs });
 }

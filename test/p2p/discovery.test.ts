@@ -10,7 +10,7 @@ import {
   serviceCid,
 } from '../../src/p2p/discovery.ts';
 import { loadOrCreatePeerKey } from '../../src/p2p/peer-key.ts';
-import { RecordPublisher } from '../../src/p2p/records.ts';
+import { RecordPublisher } from '../../src/p2p/record-publisher.ts';
 import { type TestHost, TestNet, waitFor } from './cluster.ts';
 
 const net = new TestNet();

@@ -50,7 +50,7 @@ async function replicating(
 ): Promise<{ store: SqliteStore; replicator: Replicator }> {
   const store = openStore({ path: ':memory:', namespaced: () => true, writer: name });
   const replicator = new Replicator(
-    { store, transport: new Libp2pTransport({ node }), log: () => {} },
+    { store, transport: new Libp2pTransport({ node }) },
     { syncIntervalMs: 500 },
   );
   await replicator.start();

@@ -10,13 +10,13 @@ import { Discovery, type InstanceEndpoints } from '../../src/p2p/discovery.ts';
 import { isPutAccepted } from '../../src/p2p/node.ts';
 import { loadOrCreatePeerKey } from '../../src/p2p/peer-key.ts';
 import { MAX_ENTRY_ENDPOINTS } from '../../src/p2p/record-fit.ts';
+import { RecordPublisher } from '../../src/p2p/record-publisher.ts';
 import {
   encodeRecord,
   hostRecordKey,
   MAX_RECORD_BYTES,
   MAX_RECORD_LIFETIME_MS,
   type RecordBody,
-  RecordPublisher,
   verifyRecord,
 } from '../../src/p2p/records.ts';
 import { type TestHost, TestNet, waitFor } from './cluster.ts';

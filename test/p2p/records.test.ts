@@ -8,13 +8,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidRecordError, RecordNotFoundError } from '../../src/p2p/errors.ts';
 import { isPutAccepted } from '../../src/p2p/node.ts';
 import { loadOrCreatePeerKey } from '../../src/p2p/peer-key.ts';
+import { RecordPublisher } from '../../src/p2p/record-publisher.ts';
 import {
   encodeRecord,
   hostRecordKey,
   instanceRecordKey,
   MAX_RECORD_BYTES,
   type RecordBody,
-  RecordPublisher,
   recordSelector,
   verifyRecord,
 } from '../../src/p2p/records.ts';

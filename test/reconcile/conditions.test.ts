@@ -1,7 +1,7 @@
 // The conditions helper: lastTransitionTime moves only when status flips, and Ready's summary.
 
 import { describe, expect, it } from 'vitest';
-import type { BaseStatus } from '../../src/api/types.ts';
+import type { BaseStatus } from '../../src/model/object.ts';
 import {
   getCondition,
   markStalled,

@@ -4,17 +4,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { silentLogger } from '../../src/log/logger.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { getCondition } from '../../src/reconcile/conditions.ts';
 import { Controller, type ControllerInit } from '../../src/reconcile/controller.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';
 import { objectKey } from '../../src/reconcile/keys.ts';
-import type { Logger } from '../../src/reconcile/log.ts';
 import { updateStatus } from '../../src/reconcile/status.ts';
 import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
+import { until } from '../wait.ts';
 
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+const quiet = silentLogger.root;
 
 let dir: string;
 let store: SqliteStore;
@@ -39,15 +40,6 @@ function run(init: Omit<ControllerInit, 'kind'> & { kind?: string }): Controller
   controllers.push(c);
   c.start();
   return c;
-}
-
-/** Poll a condition on the event loop (no fixed sleeps): resolves when it holds, fails after 10 s. */
-async function until(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /** A reconcile that records the generation it saw in status, like a real controller's observedGeneration. */
@@ -88,22 +80,28 @@ describe('Controller', () => {
   });
 
   it('retries a failing reconcile with growing backoff until it succeeds', async () => {
-    const attempts: number[] = [];
-    store.create(widget('flaky'));
-    const c = run({
-      reconcile: (key) => {
-        attempts.push(Date.now());
-        if (attempts.length < 4) throw new Error('not yet');
-        return observe(key);
-      },
-    });
-    await until('flaky observed', () => observed('flaky') === 1);
-    // (A fifth attempt may follow: the status write is itself a change.)
-    expect(attempts.length).toBeGreaterThanOrEqual(4);
-    // 5, 10, 20 ms between attempts (at least).
-    const gaps = attempts.slice(1, 4).map((t, i) => t - attempts[i]);
-    expect(gaps[2]).toBeGreaterThanOrEqual(15);
-    expect(c.retries('default/flaky')).toBe(0);
+    // Fake time: the backoff is measured on the clock the queue schedules with, not waited for.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    try {
+      const attempts: number[] = [];
+      store.create(widget('flaky'));
+      const c = run({
+        reconcile: (key) => {
+          attempts.push(Date.now());
+          if (attempts.length < 4) throw new Error('not yet');
+          return observe(key);
+        },
+      });
+      for (let ms = 0; ms < 1000 && observed('flaky') !== 1; ms++) await vi.advanceTimersByTimeAsync(1);
+      expect(observed('flaky')).toBe(1);
+      // (A fifth attempt may follow: the status write is itself a change.)
+      expect(attempts.length).toBeGreaterThanOrEqual(4);
+      // 5, 10, 20 ms between attempts: the per-key exponential backoff.
+      expect(attempts.slice(1, 4).map((t, i) => t - attempts[i])).toEqual([5, 10, 20]);
+      expect(c.retries('default/flaky')).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a terminal error marks the object Stalled and is not retried; a new spec is reconciled', async () => {
@@ -170,8 +168,8 @@ describe('Controller', () => {
   });
 
   it('maps changes of a related kind to keys of its own kind', async () => {
-    store.create(widget('w1', { gadget: 'g' }));
-    store.create(widget('w2', { gadget: 'other' }));
+    store.create(widget('w1', { host: 'g' }));
+    store.create(widget('w2', { host: 'other' }));
     const reconciled: string[] = [];
     run({
       reconcile: (key) => {
@@ -180,11 +178,11 @@ describe('Controller', () => {
       },
       watches: [
         {
-          kind: 'Gadget',
-          map: (g) =>
+          kind: 'Host',
+          map: (h) =>
             store
               .list('Widget')
-              .items.filter((w) => (w.spec as { gadget?: string }).gadget === g.metadata.name)
+              .items.filter((w) => (w.spec as { host?: string }).host === h.metadata.name)
               .map((w) => `${w.metadata.namespace}/${w.metadata.name}`),
         },
       ],
@@ -193,10 +191,10 @@ describe('Controller', () => {
     reconciled.length = 0;
     store.create({
       apiVersion: 'xenos.io/v1alpha1',
-      kind: 'Gadget',
-      metadata: { name: 'g', namespace: 'default' },
+      kind: 'Host',
+      metadata: { name: 'g' },
     });
-    await until('w1 reconciled for its gadget', () => reconciled.includes('default/w1'));
+    await until('w1 reconciled for its host', () => reconciled.includes('default/w1'));
     expect(reconciled).not.toContain('default/w2');
   });
 

@@ -1,7 +1,7 @@
 // The work queue's promises: keys only, duplicates merged, a key never handed to two workers at once,
 // a key re-added while processed comes back after `done`, delayed adds keep the earliest time.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ExponentialFailureRateLimiter } from '../../src/reconcile/rate-limiter.ts';
 import { WorkQueue } from '../../src/reconcile/work-queue.ts';
 
@@ -54,16 +54,28 @@ describe('WorkQueue', () => {
   });
 
   it('addAfter delivers later and keeps only the earliest pending delay', async () => {
-    const q = queue();
-    const t0 = Date.now();
-    q.addAfter('k', 5000);
-    q.addAfter('k', 30);
-    q.addAfter('k', 4000);
-    expect(q.delayed).toBe(1);
-    expect(await q.get()).toBe('k');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(25);
-    expect(Date.now() - t0).toBeLessThan(3000);
-    expect(q.delayed).toBe(0);
+    vi.useFakeTimers();
+    try {
+      const q = queue();
+      q.addAfter('k', 5000);
+      q.addAfter('k', 30);
+      q.addAfter('k', 4000);
+      expect(q.delayed).toBe(1);
+      let got: string | undefined;
+      void q.get().then((k) => {
+        got = k;
+      });
+      await vi.advanceTimersByTimeAsync(29);
+      expect(got).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(1);
+      expect(got).toBe('k');
+      expect(q.delayed).toBe(0);
+      // The later delays were dropped: nothing else arrives.
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(q.length).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('addRateLimited backs off exponentially per key until forget', () => {

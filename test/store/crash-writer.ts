@@ -6,7 +6,7 @@
 // The parent kills it with SIGKILL at a random moment and checks that every printed write is there.
 
 import { writeSync } from 'node:fs';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { openStore } from '../../src/store/sqlite-store.ts';
 
 const [path, prefix] = process.argv.slice(2);
@@ -23,7 +23,7 @@ for (let i = 0; i < MAX; i++) {
   const name = `${prefix}-${i}`;
   const obj: XObject = {
     apiVersion: 'xenos.io/v1alpha1',
-    kind: 'ServiceInstance',
+    kind: 'Counter',
     metadata: { name, namespace: 'crash', labels: { round: prefix } },
     // Payloads of varying size, so pages split and WAL checkpoints happen mid-run.
     spec: { v: 0, payload: 'x'.repeat((i * 977) % 6000) },
@@ -31,8 +31,8 @@ for (let i = 0; i < MAX; i++) {
   store.create(obj);
   ack(`C ${name}`);
   if (i > 0) {
-    const prev = store.get({ kind: 'ServiceInstance', namespace: 'crash', name: `${prefix}-${i - 1}` })!;
-    store.update({ ...prev, spec: { ...prev.spec, v: i } });
+    const prev = store.get({ kind: 'Counter', namespace: 'crash', name: `${prefix}-${i - 1}` })!;
+    store.update({ ...prev, spec: { ...(prev.spec as object), v: i } });
     ack(`U ${prev.metadata.name} ${i}`);
   }
 }

@@ -70,16 +70,16 @@ it('keeps every acknowledged write and an intact database across repeated kill -
     const store = openStore({ path: dbPath, namespaced: () => true });
     try {
       const missing = [...all.created].filter(
-        (name) => !store.get({ kind: 'ServiceInstance', namespace: 'crash', name }),
+        (name) => !store.get({ kind: 'Counter', namespace: 'crash', name }),
       );
       expect(missing, `acknowledged creates lost after round ${round}`).toEqual([]);
       for (const [name, v] of all.updated) {
-        const obj = store.get({ kind: 'ServiceInstance', namespace: 'crash', name })!;
-        expect(obj.spec!.v as number, `${name}: acknowledged update lost`).toBeGreaterThanOrEqual(v);
+        const obj = store.get({ kind: 'Counter', namespace: 'crash', name })!;
+        expect((obj.spec as { v: number }).v, `${name}: acknowledged update lost`).toBeGreaterThanOrEqual(v);
       }
       const acked = all.created.size + all.updated.size;
       expect(Number(store.revision())).toBeGreaterThanOrEqual(acked);
-      expect(store.list('ServiceInstance').items.length).toBeGreaterThanOrEqual(all.created.size);
+      expect(store.list('Counter').items.length).toBeGreaterThanOrEqual(all.created.size);
     } finally {
       store.close();
     }

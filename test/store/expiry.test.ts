@@ -5,7 +5,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateEvent } from '../../src/api/events.ts';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { MemoryNetwork } from '../../src/store/replication/memory-transport.ts';
 import { Replicator } from '../../src/store/replication/replicator.ts';
 import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
@@ -124,8 +124,8 @@ describe('expiring objects across hosts', () => {
     const a = store('a', () => Date.now() + clocks.later);
     const b = store('b', () => Date.now() + clocks.later - bBehind);
     const init = { ...TEST_INIT, syncIntervalMs: NO_TIMER };
-    const ra = new Replicator({ store: a, transport: network.endpoint('a'), validate, log: () => {} }, init);
-    const rb = new Replicator({ store: b, transport: network.endpoint('b'), validate, log: () => {} }, init);
+    const ra = new Replicator({ store: a, transport: network.endpoint('a'), validate }, init);
+    const rb = new Replicator({ store: b, transport: network.endpoint('b'), validate }, init);
     replicators.push(ra, rb);
     await Promise.all([ra.start(), rb.start()]);
     return { a, b, ra, rb };

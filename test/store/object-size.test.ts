@@ -4,7 +4,7 @@
 // characters count as the bytes they are.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { ObjectTooLargeError } from '../../src/store/errors.ts';
 import { MAX_OBJECT_BYTES } from '../../src/store/limits.ts';
 import { openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';

@@ -5,12 +5,14 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadKinds } from '../../src/api/kinds.ts';
-import type { XObject } from '../../src/api/types.ts';
 import { Validator } from '../../src/api/validation.ts';
+import { SERVICE_INSTANCE } from '../../src/model/kinds.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { ConflictError } from '../../src/store/errors.ts';
 import type { Replicator, ReplicatorInit, ValidateObject } from '../../src/store/replication/replicator.ts';
 import type { SyncTransport } from '../../src/store/replication/transport.ts';
 import type { SqliteStore } from '../../src/store/sqlite-store.ts';
+import { until } from '../wait.ts';
 
 export interface ReplicaHost {
   name: string;
@@ -57,7 +59,7 @@ export function instance(name: string, template = 'web'): XObject {
     spec: { templateRef: { name: template } },
   };
 }
-export const key = (name: string) => ({ kind: 'ServiceInstance', namespace: 'default', name });
+export const key = (name: string) => ({ kind: SERVICE_INSTANCE.kind, namespace: 'default', name });
 
 /** Every row of a store (tombstones too) with its versions, in a form that compares across hosts
  *  (resourceVersion is per host and left out; keys sorted). */
@@ -79,12 +81,9 @@ function canonical(v: unknown): string {
 }
 
 /** Polls until `cond` holds; fails naming `what` after `ms`. */
+/** test/wait.ts's until, in the argument order this suite's callers use. */
 export async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await until(what, cond, { timeoutMs: ms, intervalMs: 10 });
 }
 
 const allAgree = (hosts: ReplicaHost[]) => {

@@ -7,8 +7,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKinds } from '../../src/api/kinds.ts';
-import type { XObject } from '../../src/api/types.ts';
 import { Validator } from '../../src/api/validation.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { ROW_REFUSAL_REASONS } from '../../src/store/errors.ts';
 import { formatHlc, parseHlc } from '../../src/store/hlc.ts';
 import { decodeMessage, encodeMessage } from '../../src/store/replication/codec.ts';
@@ -26,6 +26,7 @@ import { Replicator } from '../../src/store/replication/replicator.ts';
 import type { SyncRequestHandler } from '../../src/store/replication/transport.ts';
 import type { ReplicatedRow, SqliteStore } from '../../src/store/sqlite-store.ts';
 import { newIdentity, signedStore } from '../cluster/signed-store.ts';
+import { captureLog } from '../log-capture.ts';
 import { fuzz, mutated } from './fuzz.ts';
 
 const CAP = 64 * 1024;
@@ -41,7 +42,7 @@ describe('replication messages from a peer (property tests)', () => {
   let handler: SyncRequestHandler;
   let transport: MemoryTransport;
   let row: ReplicatedRow;
-  const logs: string[] = [];
+  const { log, lines: logs } = captureLog();
   let bases: unknown[];
 
   beforeAll(async () => {
@@ -76,7 +77,7 @@ describe('replication messages from a peer (property tests)', () => {
           ...validator.validate(structuredClone(obj)),
           ...validator.validate(structuredClone(obj), { subresource: 'status' }),
         ],
-        log: (m) => logs.push(m),
+        log,
       },
       { syncIntervalMs: 3_600_000 },
     );
@@ -210,7 +211,7 @@ describe('replication messages from a peer (property tests)', () => {
           expect(replicator.stats.rejected - before).toBe(r.rejected);
           expect(replicator.refusals.total - refusedBefore).toBeGreaterThanOrEqual(r.rejected);
         }
-        expect(logs.filter((l) => l.includes('could not store'))).toEqual([]);
+        expect(logs.filter((l) => l.msg.includes('could not store'))).toEqual([]);
         const clock = parseHlc(
           victim.replicationRow({ kind: 'ServiceInstance', namespace: 'default', name: 'web' })?.hlc ??
             row.hlc,

@@ -4,6 +4,7 @@
 
 import { peerIdFromString } from '@libp2p/peer-id';
 import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log/logger.ts';
 import { Libp2pTransport, STATE_PROTOCOL } from '../../src/store/replication/libp2p-transport.ts';
 import { Replicator, type ReplicatorInit } from '../../src/store/replication/replicator.ts';
 import { openStore } from '../../src/store/sqlite-store.ts';
@@ -17,7 +18,7 @@ import {
   waitFor,
 } from './replication-contract.ts';
 
-const quiet = () => {};
+const quiet = silentLogger.root;
 
 /** Dials `from` to every node of `to` it is not connected to, and waits for the connections. */
 async function connect(from: TestHost, to: TestHost[]): Promise<void> {

@@ -4,7 +4,7 @@
 // so no peer is asked to refuse it again and again; pushed anyway by another peer, it is refused and counted.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { MAX_OBJECT_BYTES } from '../../src/store/limits.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../src/store/replication/codec.ts';
 import { Libp2pTransport } from '../../src/store/replication/libp2p-transport.ts';
@@ -53,7 +53,7 @@ describe('replication size limits', () => {
       nodes.map(async ({ node }, i) => {
         const store = signedStore(`h${i}`, await newIdentity());
         const transport = new Libp2pTransport({ node });
-        const replicator = new Replicator({ store, transport, log: () => {} }, { syncIntervalMs: 300 });
+        const replicator = new Replicator({ store, transport }, { syncIntervalMs: 300 });
         await replicator.start();
         stops.push(async () => {
           await replicator.stop();

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log/logger.ts';
 import { BadRequestError, type RowRefusedError } from '../../src/store/errors.ts';
 import { formatHlc, hlcCompare, parseHlc } from '../../src/store/hlc.ts';
 import { MemoryNetwork, type MemoryTransport } from '../../src/store/replication/memory-transport.ts';
@@ -26,7 +27,7 @@ import {
   waitFor,
 } from './replication-contract.ts';
 
-const quiet = () => {};
+const quiet = silentLogger.root;
 
 async function memoryCluster(
   n: number,
@@ -458,10 +459,7 @@ describe('push path under a slow peer', () => {
    *  records each store transaction that applies received rows (its row count). */
   async function slowB() {
     const network = new MemoryNetwork();
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { promise: gate, resolve: release } = Promise.withResolvers<void>();
     const held = { pushes: 0, batches: [] as number[] };
     const hosts = ['host-a', 'host-b', 'host-c'].map((name) => {
       const store = openStore({ path: ':memory:', namespaced, writer: name });

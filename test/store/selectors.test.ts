@@ -2,7 +2,7 @@
 // labels) and errors that point at the column and say what was expected.
 
 import { describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { InvalidSelectorError } from '../../src/store/errors.ts';
 import {
   formatLabelSelector,

@@ -3,7 +3,7 @@
 // Kubernetes semantics. Run it against an implementation with runStoreContract(name, factory).
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import {
   AlreadyExistsError,
   BadRequestError,
@@ -185,7 +185,7 @@ export function runStoreContract(name: string, factory: StoreFactory): void {
 
       it('returns copies: changing a returned object does not change the store', () => {
         const created = store.create(instance('web'));
-        created.spec!.templateRef = { name: 'changed' };
+        (created.spec as { templateRef: { name: string } }).templateRef = { name: 'changed' };
         const got = store.get({ kind: SI, namespace: 'default', name: 'web' })!;
         expect(got.spec).toEqual({ templateRef: { name: 'web' } });
         got.metadata.labels = { x: 'y' };

@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { XObject } from '../../src/api/types.ts';
+import type { XObject } from '../../src/model/object.ts';
 import { ExpiredError } from '../../src/store/errors.ts';
 import { hlcCompare, parseHlc } from '../../src/store/hlc.ts';
 import { type OpenStoreInit, openStore, type SqliteStore } from '../../src/store/sqlite-store.ts';
+import { captureLog } from '../log-capture.ts';
 import { runStoreContract } from './store-contract.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'xenos-store-'));
@@ -134,15 +135,16 @@ describe('SqliteStore on disk', () => {
   });
 
   it('logs a listener that throws through the given logger, naming the object', () => {
-    const logged: string[] = [];
-    const s = start({ path: freshPath(), log: (m) => logged.push(m) });
+    const { log, lines } = captureLog();
+    const s = start({ path: freshPath(), log });
     s.watch('ServiceInstance', {}, () => {
       throw new Error('bug');
     });
     s.create(instance('web'));
     s.create(instance('db'));
-    expect(logged).toHaveLength(1);
-    expect(logged[0]).toContain('ADDED default/web');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 'error', kind: 'ServiceInstance', err: { message: 'bug' } });
+    expect(lines[0].msg).toContain('ADDED default/web');
   });
 
   it('refuses a database written by a newer schema, saying what to do', () => {

@@ -5,8 +5,9 @@
 // the server, labels added by hand) are left alone. Only own properties are read and written, so a key
 // such as `__proto__` in a live object or its annotation stays data.
 
+import { isDeepStrictEqual } from 'node:util';
 import { setOwn } from '../../api/prototype-safety.ts';
-import type { XObject } from '../../api/types.ts';
+import type { XObject } from '../../model/object.ts';
 
 export const LAST_APPLIED = 'xenos.io/last-applied';
 
@@ -15,19 +16,6 @@ type JsonObject = Record<string, Json>;
 
 function isObject(v: Json): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function deepEqual(a: Json, b: Json): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a) && Array.isArray(b))
-    return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
-  if (isObject(a) && isObject(b)) {
-    const ka = Object.keys(a);
-    return (
-      ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]))
-    );
-  }
-  return false;
 }
 
 /** The desired object as applied: status dropped (a subresource apply never sets), and the
@@ -45,28 +33,30 @@ export function withLastApplied(desired: XObject): XObject {
   } as XObject;
 }
 
-/** The configuration applied last, from the live object's annotation (undefined if none). */
-export function lastApplied(live: XObject): XObject | undefined {
+/** The configuration applied last, from the live object's annotation (undefined if none). It is
+ *  whatever JSON mapping the annotation holds: a hand-edited one is used as it is, as kubectl does. */
+export function lastApplied(live: XObject): JsonObject | undefined {
   const text = live.metadata.annotations?.[LAST_APPLIED];
   if (!text) return undefined;
   try {
-    const parsed = JSON.parse(text) as unknown;
-    return isObject(parsed) ? (parsed as unknown as XObject) : undefined;
+    const parsed: unknown = JSON.parse(text);
+    return isObject(parsed) ? parsed : undefined;
   } catch {
     return undefined;
   }
 }
 
 /** Additions and changes: what `modified` sets that `current` does not have the same. */
-function changes(current: Json, modified: JsonObject): JsonObject {
+function changes(current: Json, modified: Json): JsonObject {
   const patch: JsonObject = {};
+  if (!isObject(modified)) return patch;
   const cur = isObject(current) ? current : {};
   for (const [k, v] of Object.entries(modified)) {
     const was = Object.hasOwn(cur, k) ? cur[k] : undefined;
     if (isObject(v) && isObject(was)) {
       const sub = changes(was, v);
       if (Object.keys(sub).length) setOwn(patch, k, sub);
-    } else if (!deepEqual(was, v)) {
+    } else if (!isDeepStrictEqual(was, v)) {
       setOwn(patch, k, v === null ? null : structuredClone(v));
     }
   }
@@ -74,14 +64,15 @@ function changes(current: Json, modified: JsonObject): JsonObject {
 }
 
 /** Deletions: fields `original` had and `modified` does not, as nulls. */
-function deletions(original: JsonObject, modified: JsonObject, current: Json): JsonObject {
+function deletions(original: Json, modified: Json, current: Json): JsonObject {
   const patch: JsonObject = {};
+  if (!isObject(original) || !isObject(modified)) return patch;
   const cur = isObject(current) ? current : {};
   for (const [k, v] of Object.entries(original)) {
     if (!Object.hasOwn(modified, k)) {
       if (Object.hasOwn(cur, k)) setOwn(patch, k, null);
     } else if (isObject(v) && isObject(modified[k])) {
-      const sub = deletions(v, modified[k] as JsonObject, Object.hasOwn(cur, k) ? cur[k] : undefined);
+      const sub = deletions(v, modified[k], Object.hasOwn(cur, k) ? cur[k] : undefined);
       if (Object.keys(sub).length) setOwn(patch, k, sub);
     }
   }
@@ -105,11 +96,9 @@ function merge(a: JsonObject, b: JsonObject): JsonObject {
 export function threeWayPatch(
   live: XObject,
   modified: XObject,
-  original = lastApplied(live),
+  original: Json = lastApplied(live),
 ): JsonObject | undefined {
-  const m = modified as unknown as JsonObject;
-  const c = live as unknown as JsonObject;
-  const patch = merge(deletions((original ?? {}) as unknown as JsonObject, m, c), changes(c, m));
+  const patch = merge(deletions(original, modified, live), changes(live, modified));
   // status is a subresource: never part of an apply.
   delete patch.status;
   return Object.keys(patch).length ? patch : undefined;

@@ -3,12 +3,13 @@
 // is invalid, every problem is printed and nothing is applied.
 
 import type { Command } from 'commander';
-import type { XObject } from '../../api/types.ts';
+import type { XenosClient } from '../../client/client.ts';
+import { isNotFound } from '../../client/errors.ts';
+import type { XObject } from '../../model/object.ts';
 import { LAST_APPLIED, threeWayPatch, withLastApplied } from '../apply/three-way-patch.ts';
 import { type DryRun, parseDryRun } from '../args.ts';
-import type { XenosClient } from '../client.ts';
 import type { CommandContext } from '../context.ts';
-import { CliError, isNotFound } from '../errors.ts';
+import { CliError } from '../errors.ts';
 import { loadManifests, type ManifestObject } from '../manifests.ts';
 import { qualifiedSingular } from '../resources.ts';
 

@@ -2,9 +2,10 @@
 // by default, wait until they are gone (finalizers done), as kubectl does.
 
 import type { Command } from 'commander';
+import { isNotFound } from '../../client/errors.ts';
 import { parseDuration, parseTypeNames } from '../args.ts';
 import type { CommandContext } from '../context.ts';
-import { CliError, isNotFound, UsageError } from '../errors.ts';
+import { CliError, UsageError } from '../errors.ts';
 import { loadManifests } from '../manifests.ts';
 import { qualifiedSingular, type ResolvedKind } from '../resources.ts';
 import { waitFor } from '../waiters.ts';

@@ -3,10 +3,11 @@
 // greater than 1: an error (like kubectl diff, whose scripts test for exactly this).
 
 import type { Command } from 'commander';
+import type { XenosClient } from '../../client/client.ts';
+import { isNotFound } from '../../client/errors.ts';
 import { threeWayPatch, withLastApplied } from '../apply/three-way-patch.ts';
-import type { XenosClient } from '../client.ts';
 import type { CommandContext } from '../context.ts';
-import { CliError, isNotFound } from '../errors.ts';
+import { CliError } from '../errors.ts';
 import { loadManifests, type ManifestObject } from '../manifests.ts';
 import { unifiedDiff } from '../printers/unified-diff.ts';
 import { toYaml } from '../printers/yaml.ts';

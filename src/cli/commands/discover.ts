@@ -3,7 +3,7 @@
 // the host need not run any of them. Prints one row per instance (HOST and PEER with -o wide).
 
 import type { Command } from 'commander';
-import type { DiscoveryResult } from '../../cluster/discover-api.ts';
+import type { DiscoveryResult } from '../../model/discovery.ts';
 import { parseDuration, parseOutput } from '../args.ts';
 import type { CommandContext } from '../context.ts';
 import { UsageError } from '../errors.ts';

@@ -3,10 +3,11 @@
 // with -w, keep printing them as they change.
 
 import type { Command } from 'commander';
-import type { XObject } from '../../api/types.ts';
+import { ApiStatusError } from '../../client/errors.ts';
+import type { XObject } from '../../model/object.ts';
 import { parseOutput, parseTypeNames } from '../args.ts';
 import type { CommandContext } from '../context.ts';
-import { ApiStatusError, CliError } from '../errors.ts';
+import { CliError } from '../errors.ts';
 import { printObjects } from '../printers/output.ts';
 import { columnWidths, formatTable, objectTable } from '../printers/table.ts';
 import { toJson, toYaml } from '../printers/yaml.ts';

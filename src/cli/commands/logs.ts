@@ -5,16 +5,15 @@
 
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
+import { ApiStatusError } from '../../client/errors.ts';
+import { SERVICE_INSTANCE } from '../../model/kinds.ts';
 import type { CommandContext } from '../context.ts';
-import { ApiStatusError, CliError, UsageError } from '../errors.ts';
+import { CliError, UsageError } from '../errors.ts';
 
-const INSTANCE_ALIASES = new Set([
-  'si',
-  'serviceinstance',
-  'serviceinstances',
-  'serviceinstance.xenos.io',
-  'serviceinstances.xenos.io',
-]);
+const INSTANCE_ALIASES = new Set(
+  [SERVICE_INSTANCE.singular, SERVICE_INSTANCE.plural].flatMap((n) => [n, `${n}.${SERVICE_INSTANCE.group}`]),
+);
+for (const s of SERVICE_INSTANCE.shortNames) INSTANCE_ALIASES.add(s);
 
 /** `web`, `si/web` or `serviceinstance/web` → `web`. */
 export function instanceName(arg: string): string {

@@ -2,9 +2,10 @@
 // conditions and endpoints as tables, then the object's Events, newest last (kubectl's layout).
 
 import { humanDuration } from '../../api/table.ts';
-import type { Condition, Endpoint, XObject } from '../../api/types.ts';
+import type { KubeEvent } from '../../client/client.ts';
+import type { Condition, XObject } from '../../model/object.ts';
+import type { Endpoint } from '../../model/service-instance.ts';
 import { LAST_APPLIED } from '../apply/three-way-patch.ts';
-import type { KubeEvent } from '../client.ts';
 import { formatTable } from './table.ts';
 import { toYaml } from './yaml.ts';
 

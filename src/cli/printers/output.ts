@@ -1,7 +1,7 @@
 // Prints objects in the format -o asked for: a table (plain or wide), YAML, JSON, names, or a
 // jsonpath template. Shared by `get`, and by `apply`/`diff` users of -o in later commands.
 
-import type { XObject } from '../../api/types.ts';
+import type { XObject } from '../../model/object.ts';
 import type { OutputFormat } from '../args.ts';
 import { qualifiedSingular, type ResolvedKind } from '../resources.ts';
 import { renderTemplate } from './jsonpath-template.ts';

@@ -3,7 +3,7 @@
 // cell, AGE humanized like kubectl). Priority > 0 columns appear only with -o wide.
 
 import { type TableSource, tableColumns, tableRow } from '../../api/table.ts';
-import type { XObject } from '../../api/types.ts';
+import type { XObject } from '../../model/object.ts';
 
 const PADDING = 3;
 

@@ -2,7 +2,7 @@
 // them: keys in the order the server sent them, no line folding, no anchors.
 
 import { dump } from 'js-yaml';
-import type { XObject } from '../../api/types.ts';
+import type { XObject } from '../../model/object.ts';
 
 export function toYaml(value: unknown): string {
   return dump(value, { noRefs: true, lineWidth: -1, sortKeys: false });

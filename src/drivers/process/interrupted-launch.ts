@@ -16,6 +16,7 @@
 
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import type { Log } from '../../log/logger.ts';
 import { DriverError } from '../errors.ts';
 import { waitUntil } from '../wait-until.ts';
 import { DomainPaths, readRecord } from './domain-record.ts';
@@ -94,7 +95,7 @@ export async function reapInterruptedLaunch(
 export async function reapAllInterruptedLaunches(
   domainsDir: string,
   ids: string[],
-  opts: { timeoutMs: number; warn: (msg: string) => void },
+  opts: { timeoutMs: number; log: Log },
 ): Promise<string[]> {
   const reaped: string[] = [];
   for (const id of ids) {
@@ -104,12 +105,16 @@ export async function reapAllInterruptedLaunches(
       const killed = await reapInterruptedLaunch(paths, rec?.run, { timeoutMs: opts.timeoutMs });
       if (killed.length > 0) {
         reaped.push(id);
-        opts.warn(
+        opts.log.warn(
+          { domain: id, pids: killed },
           `domain ${id}: killed supervisor ${killed.join(', ')} of a launch the previous coordinator did not record`,
         );
       }
     } catch (err) {
-      opts.warn(`domain ${id}: cleaning up an interrupted launch failed: ${(err as Error).message}`);
+      opts.log.warn(
+        { err, domain: id },
+        `domain ${id}: cleaning up an interrupted launch failed: ${(err as Error).message}`,
+      );
     }
   }
   return reaped;

@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { type Log, silentLogger } from '../../log/logger.ts';
 import type {
   DomainInfo,
   DomainSpec,
@@ -77,14 +78,8 @@ import { DEFAULT_LOG_ROTATION, type LogRotation, spawnSupervised } from './super
 
 const runFile = promisify(execFile);
 
-/** What the driver writes its few warnings to; any Logger of the project fits. */
-export interface DriverLog {
-  warn(msg: string, ...args: unknown[]): void;
-  error(msg: string, ...args: unknown[]): void;
-}
-
 export interface ProcessDriverComponents {
-  log?: DriverLog;
+  log?: Log;
   /** Machine-wide uid and port leases. Default: the machine's (see host-leases.ts). */
   leases?: HostLeases;
 }
@@ -112,8 +107,6 @@ const DEFAULT_GRACE_MS = 10_000;
 const DEFAULT_KILL_TIMEOUT_MS = 5_000;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-const silentLog: DriverLog = { warn: () => {}, error: () => {} };
-
 export class ProcessDriver implements Driver {
   readonly name = 'process' as const;
   readonly capabilities: DriverCapabilities = {
@@ -123,7 +116,7 @@ export class ProcessDriver implements Driver {
     coldMigration: true,
   };
 
-  private readonly log: DriverLog;
+  private readonly log: Log;
   private readonly domainsDir: string;
   private readonly advertiseAddress: string;
   private readonly cgroups: Cgroups | undefined;
@@ -141,7 +134,7 @@ export class ProcessDriver implements Driver {
   private sandboxUsable?: boolean;
 
   constructor(components: ProcessDriverComponents, init: ProcessDriverInit) {
-    this.log = components.log ?? silentLog;
+    this.log = components.log ?? silentLogger.root;
     this.domainsDir = `${init.dataDir.replace(/\/+$/, '')}/domains`;
     this.advertiseAddress = init.advertiseAddress ?? '127.0.0.1';
     this.cgroups = init.cgroups === false ? undefined : (init.cgroups ?? new Cgroups());
@@ -158,7 +151,7 @@ export class ProcessDriver implements Driver {
     await mkdir(this.domainsDir, { recursive: true, mode: 0o700 });
     await reapAllInterruptedLaunches(this.domainsDir, await this.domainIds(), {
       timeoutMs: this.killTimeoutMs,
-      warn: (msg) => this.log.warn(msg),
+      log: this.log,
     });
     await this.refreshConditions();
   }
@@ -347,7 +340,9 @@ export class ProcessDriver implements Driver {
       cgroupProcsFiles: cg.procsFiles,
       sandboxStatus: plan.isolation.sandboxed,
     });
-    child.on('error', (err) => this.log.error(`domain ${spec.id}: supervisor: ${err.message}`));
+    child.on('error', (err) =>
+      this.log.error({ err, domain: spec.id }, `domain ${spec.id}: supervisor: ${err.message}`),
+    );
     // Read the start time now, synchronously: until the event loop turns, even an instantly exited
     // supervisor is an unreaped zombie of ours, so its /proc entry is still there.
     const stat0 = child.pid ? readStatSync(child.pid) : undefined;

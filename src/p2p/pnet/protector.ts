@@ -18,6 +18,7 @@ import type {
   MultiaddrConnection,
 } from '@libp2p/interface';
 import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils';
+import type { Log } from '../../log/logger.ts';
 import { RefusalCounter } from '../../metrics/refusals.ts';
 import { HandshakeRefusedError } from '../errors.ts';
 import { parseClusterKey } from './cluster-key.ts';
@@ -39,9 +40,7 @@ export const HANDSHAKE_REFUSAL_REASONS = ['bad_key', 'timeout'] as const;
 export type HandshakeRefusalReason = (typeof HANDSHAKE_REFUSAL_REASONS)[number];
 
 /** A counter of the connections the protector refused, by reason. */
-export function handshakeRefusalCounter(
-  log?: (line: string) => void,
-): RefusalCounter<HandshakeRefusalReason> {
+export function handshakeRefusalCounter(log?: Log): RefusalCounter<HandshakeRefusalReason> {
   return new RefusalCounter({
     name: 'xenos_p2p_handshakes_refused_total',
     help: 'Connections refused at the cluster-key handshake: no or another key (bad_key), or too slow (timeout).',

@@ -8,6 +8,7 @@
 
 import type { Connection, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
+import { type Log, silentLogger } from '../../log/logger.ts';
 import { RefusalCounter } from '../../metrics/refusals.ts';
 import type { ProtocolNode } from '../../p2p/protocol-node.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, decodeMessage, encodeMessage, isReplyEnvelope } from './codec.ts';
@@ -33,7 +34,7 @@ export interface StreamNode extends EventTarget, ProtocolNode {
 
 export interface Libp2pTransportComponents {
   node: StreamNode;
-  log?: (message: string) => void;
+  log?: Log;
 }
 
 export interface Libp2pTransportInit {
@@ -50,7 +51,7 @@ export class Libp2pTransport implements SyncTransport {
   /** Requests from peers refused before they reached the replicator (or by its parser), by reason. */
   readonly refusals: RefusalCounter<MessageRefusalReason>;
   private readonly node: StreamNode;
-  private readonly log: (message: string) => void;
+  private readonly log: Log;
   private readonly protocol: string;
   private readonly maxBytes: number;
   private readonly timeoutMs: number;
@@ -61,7 +62,7 @@ export class Libp2pTransport implements SyncTransport {
 
   constructor(components: Libp2pTransportComponents, init: Libp2pTransportInit = {}) {
     this.node = components.node;
-    this.log = components.log ?? (() => {});
+    this.log = components.log ?? silentLogger.root;
     this.protocol = init.protocol ?? STATE_PROTOCOL;
     this.maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -70,7 +71,7 @@ export class Libp2pTransport implements SyncTransport {
       name: 'xenos_replication_messages_refused_total',
       help: 'State-replication requests from peers refused before or while parsing, by reason.',
       reasons: MESSAGE_REFUSAL_REASONS,
-      log: (line) => this.log(line),
+      log: this.log,
     });
   }
 
@@ -175,7 +176,7 @@ export class Libp2pTransport implements SyncTransport {
           `request from ${from}: not received and answered within ${this.timeoutMs} ms`,
         );
       } else if (!signal.aborted || this.running) {
-        this.log(`state stream from ${from} failed: ${(err as Error).message}`);
+        this.log.warn({ err, peer: from }, `state stream from ${from} failed: ${(err as Error).message}`);
       }
       stream.abort(err as Error);
     }

@@ -10,8 +10,9 @@
 // (or part) is dropped and counted by reason (`refusals`), with a rate-limited log line. Tombstones
 // older than the retention are purged and never shipped or accepted again.
 
-import type { XObject } from '../../api/types.ts';
+import { type Log, silentLogger } from '../../log/logger.ts';
 import { RefusalCounter } from '../../metrics/refusals.ts';
+import type { XObject } from '../../model/object.ts';
 import { ROW_REFUSAL_REASONS, type RowRefusalReason, RowRefusedError, StoreError } from '../errors.ts';
 import { hlcLowerBound } from '../hlc.ts';
 import { MAX_OBJECT_BYTES } from '../limits.ts';
@@ -54,7 +55,7 @@ export interface ReplicatorComponents {
   store: ReplicaStore;
   transport: SyncTransport;
   validate?: ValidateObject;
-  log?: (message: string, err?: unknown) => void;
+  log?: Log;
   /** Wall clock in ms (tombstone age). Default Date.now. */
   now?: () => number;
 }
@@ -159,7 +160,7 @@ export class Replicator {
   private readonly store: ReplicaStore;
   private readonly transport: SyncTransport;
   private readonly validate: ValidateObject | undefined;
-  private readonly log: (message: string, err?: unknown) => void;
+  private readonly log: Log;
   private readonly now: () => number;
   private readonly syncIntervalMs: number;
   private readonly syncPeers: number;
@@ -190,7 +191,7 @@ export class Replicator {
     this.store = components.store;
     this.transport = components.transport;
     this.validate = components.validate;
-    this.log = components.log ?? ((m, err) => console.error(`xenos replication: ${m}`, err ?? ''));
+    this.log = components.log ?? silentLogger.root;
     this.now = components.now ?? Date.now;
     this.syncIntervalMs = init.syncIntervalMs ?? 5000;
     this.syncPeers = init.syncPeers ?? 3;
@@ -207,7 +208,7 @@ export class Replicator {
       name: ROWS_REFUSED_METRIC,
       help: 'Rows (or parts of rows) received from peers and refused, by reason.',
       reasons: ROW_REFUSAL_REASONS,
-      log: (line) => this.log(line),
+      log: this.log,
     });
   }
 
@@ -219,7 +220,7 @@ export class Replicator {
     this.cleanups.push(this.store.onLocalWrite((key) => this.enqueue({ key })));
     this.cleanups.push(
       this.transport.onPeerUp((peer) => {
-        this.syncWith(peer).catch((err) => this.log(`sync with new peer ${peer} failed`, err));
+        this.syncWith(peer).catch((err) => this.log.warn({ err, peer }, `sync with new peer ${peer} failed`));
       }),
     );
     await this.transport.start();
@@ -231,7 +232,7 @@ export class Replicator {
     );
     this.collectGarbage();
     for (const peer of this.transport.peers()) {
-      this.syncWith(peer).catch((err) => this.log(`initial sync with ${peer} failed`, err));
+      this.syncWith(peer).catch((err) => this.log.warn({ err, peer }, `initial sync with ${peer} failed`));
     }
   }
 
@@ -284,7 +285,7 @@ export class Replicator {
     try {
       return this.store.purgeTombstones(this.retentionMs, this.now());
     } catch (err) {
-      this.log('purging old tombstones failed', err);
+      this.log.error({ err }, 'purging old tombstones failed');
       return 0;
     }
   }
@@ -366,7 +367,10 @@ export class Replicator {
           } catch (err) {
             this.stats.failedPushes++;
             if (this.running)
-              this.log(`push of ${chunk.length} row(s) to ${peer} failed (anti-entropy will retry)`, err);
+              this.log.warn(
+                { err, peer },
+                `push of ${chunk.length} row(s) to ${peer} failed (anti-entropy will retry)`,
+              );
           }
         }
       }
@@ -381,7 +385,7 @@ export class Replicator {
   private syncRound(): void {
     for (const peer of sample(this.transport.peers(), this.syncPeers)) {
       this.syncWith(peer).catch((err) => {
-        if (this.running) this.log(`anti-entropy with ${peer} failed`, err);
+        if (this.running) this.log.warn({ err, peer }, `anti-entropy with ${peer} failed`);
       });
     }
   }
@@ -605,7 +609,7 @@ export class Replicator {
     if (this.rejections.length > 100) this.rejections.shift();
     const reason = refusalReason(err);
     if (reason) this.refusals.count(reason, `row ${key} from peer ${from}: ${message}`);
-    else this.log(`could not store row ${key} from peer ${from}`, err); // this host's fault (disk, database)
+    else this.log.error({ err, peer: from }, `could not store row ${key} from peer ${from}`); // this host's fault (disk, database)
   }
 
   private tooLarge(bytes: number): RowRefusedError {
@@ -622,7 +626,7 @@ export class Replicator {
     const k = keyText(row.kind, row.namespace, row.name);
     if (!this.oversized.has(k)) {
       this.oversized.add(k);
-      this.log(
+      this.log.warn(
         `not sending ${k}: its object is ${size} bytes, over the ${this.maxRowBytes}-byte cap peers take`,
       );
     }

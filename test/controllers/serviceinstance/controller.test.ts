@@ -22,17 +22,19 @@ import {
 } from '../../../controllers/serviceinstance/credentials.ts';
 import { ServiceTemplateController } from '../../../controllers/servicetemplate/controller.ts';
 import { authorize, TokenAuthenticator } from '../../../src/api/auth.ts';
-import type { CoreEvent } from '../../../src/api/events.ts';
-import type { ServiceInstance, ServiceInstanceStatus, XObject } from '../../../src/api/types.ts';
 import { ProcessDriver } from '../../../src/drivers/process/process-driver.ts';
+import { silentLogger } from '../../../src/log/logger.ts';
+import type { CoreEvent } from '../../../src/model/event.ts';
+import type { XObject } from '../../../src/model/object.ts';
+import type { ServiceInstance, ServiceInstanceStatus } from '../../../src/model/service-instance.ts';
 import { getCondition } from '../../../src/reconcile/conditions.ts';
-import type { Logger } from '../../../src/reconcile/log.ts';
 import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
 import { alive } from '../../process-alive.ts';
+import { until } from '../../wait.ts';
 
 const IMAGE = join(import.meta.dirname, 'fixtures', 'http-service');
 const HOST = 'host-a';
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+const quiet = silentLogger.root;
 
 let dir: string;
 let store: SqliteStore;
@@ -141,30 +143,6 @@ function eventReasons(name: string): string[] {
     .map((e) => e.reason);
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function untilAsync<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 function ready(name: string, generation?: number): boolean {
   const s = statusOf(name);
   return (
@@ -233,7 +211,7 @@ describe('ServiceInstance controller', () => {
       spec: { ...cur.spec, parameters: { message: 'changed' } },
     });
     const gen = updated.metadata.generation!;
-    const second = await untilAsync('the new process answers', async () => {
+    const second = await until('the new process answers', async () => {
       const a = await call(statusOf('web-1').endpoints![0].url!);
       return a.message === 'changed' ? a : undefined;
     });
@@ -346,7 +324,7 @@ describe('ServiceInstance controller', () => {
     expect(b.controller.snapshot('default/keep')!.matches('running')).toBe(true);
     expect((await call(statusOf('keep').endpoints![0].url!)).run).toBe(keepRun);
     expect(await hostPid('keep')).toBe(pid);
-    await untilAsync('only keep left', async () => {
+    await until('only keep left', async () => {
       const names = (await b.driver.list()).map((d) => d.instance.name);
       return names.length === 1 && names[0] === 'keep' ? true : undefined;
     });
@@ -481,7 +459,7 @@ describe('ServiceInstance controller', () => {
     const cur = get('moving')!;
     store.update({ ...(cur as unknown as XObject), spec: { ...cur.spec, host: 'elsewhere' } });
     await until('process gone', () => !alive(pid));
-    await untilAsync('no domain here', async () => ((await a.driver.list()).length === 0 ? true : undefined));
+    await until('no domain here', async () => ((await a.driver.list()).length === 0 ? true : undefined));
     expect(get('moving')!.metadata.finalizers).toContain(DOMAIN_FINALIZER);
     // 'elsewhere' is no member (no Host object): nobody else could ever remove the finalizer.
     store.delete({ kind: 'ServiceInstance', namespace: 'default', name: 'moving' });

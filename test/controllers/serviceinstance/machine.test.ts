@@ -10,8 +10,8 @@ import {
   type DomainMachineInput,
   domainMachine,
 } from '../../../controllers/serviceinstance/machine.ts';
-import type { RunStrategy } from '../../../src/api/types.ts';
 import type { DomainInfo, DomainSpec } from '../../../src/drivers/driver.ts';
+import type { RunStrategy } from '../../../src/model/service-instance.ts';
 
 interface FakeDomain {
   hash: string;

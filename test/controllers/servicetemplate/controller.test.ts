@@ -7,14 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ServiceTemplateController } from '../../../controllers/servicetemplate/controller.ts';
-import type { CoreEvent } from '../../../src/api/events.ts';
-import type { ServiceTemplateStatus, XObject } from '../../../src/api/types.ts';
 import { cachedImage } from '../../../src/images/import-image.ts';
+import { silentLogger } from '../../../src/log/logger.ts';
+import type { CoreEvent } from '../../../src/model/event.ts';
+import type { XObject } from '../../../src/model/object.ts';
+import type { ServiceTemplateStatus } from '../../../src/model/service-template.ts';
 import { getCondition } from '../../../src/reconcile/conditions.ts';
-import type { Logger } from '../../../src/reconcile/log.ts';
 import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
+import { until } from '../../wait.ts';
 
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+const quiet = silentLogger.root;
 let dir: string;
 let store: SqliteStore;
 let controller: ServiceTemplateController;
@@ -48,14 +50,9 @@ function statusOf(name: string): ServiceTemplateStatus {
     {}) as ServiceTemplateStatus;
 }
 
-async function until(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!cond()) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(statusOf('t'))}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Waits for `cond`; a time-out shows the template's status. */
+const untilTemplate = (what: string, cond: () => boolean) =>
+  until(() => `${what}: ${JSON.stringify(statusOf('t'))}`, cond, 15_000);
 
 function imageDir(): string {
   const p = join(dir, 'src-image');
@@ -67,7 +64,7 @@ function imageDir(): string {
 describe('ServiceTemplate controller', () => {
   it('imports the image and becomes Ready with its digest and size', async () => {
     apply('t', { path: imageDir() });
-    await until('Ready', () => getCondition(statusOf('t'), 'Ready')?.status === 'True');
+    await untilTemplate('Ready', () => getCondition(statusOf('t'), 'Ready')?.status === 'True');
     const s = statusOf('t');
     expect(s.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(s.size).toBe('console.log("hi")\n'.length);
@@ -82,7 +79,7 @@ describe('ServiceTemplate controller', () => {
   it('a digest that does not match stalls the template, naming both digests; fixing it makes it Ready', async () => {
     const wrong = `sha256:${'0'.repeat(64)}`;
     apply('t', { path: imageDir(), digest: wrong });
-    await until('Stalled', () => getCondition(statusOf('t'), 'Stalled')?.status === 'True');
+    await untilTemplate('Stalled', () => getCondition(statusOf('t'), 'Stalled')?.status === 'True');
     const stalled = getCondition(statusOf('t'), 'Stalled')!;
     expect(stalled.reason).toBe('DigestMismatch');
     expect(stalled.message).toContain(wrong);
@@ -93,7 +90,7 @@ describe('ServiceTemplate controller', () => {
 
     const t = store.get({ kind: 'ServiceTemplate', namespace: 'default', name: 't' })!;
     store.update({ ...t, spec: { ...t.spec, image: { path: imageDir(), digest: actual } } });
-    await until('Ready', () => getCondition(statusOf('t'), 'Ready')?.status === 'True');
+    await untilTemplate('Ready', () => getCondition(statusOf('t'), 'Ready')?.status === 'True');
     expect(statusOf('t').digest).toBe(actual);
     expect(getCondition(statusOf('t'), 'Stalled')).toBeUndefined();
   });
@@ -101,17 +98,20 @@ describe('ServiceTemplate controller', () => {
   it('a missing source is reported and retried until it appears', async () => {
     const later = join(dir, 'later');
     apply('t', { path: later });
-    await until('ImportFailed', () => getCondition(statusOf('t'), 'ImageReady')?.reason === 'ImportFailed');
+    await untilTemplate(
+      'ImportFailed',
+      () => getCondition(statusOf('t'), 'ImageReady')?.reason === 'ImportFailed',
+    );
     expect(getCondition(statusOf('t'), 'ImageReady')!.message).toContain(later);
     expect(getCondition(statusOf('t'), 'Stalled')).toBeUndefined();
     mkdirSync(later);
     writeFileSync(join(later, 'x'), 'x');
-    await until('Ready', () => getCondition(statusOf('t'), 'Ready')?.status === 'True');
+    await untilTemplate('Ready', () => getCondition(statusOf('t'), 'Ready')?.status === 'True');
   });
 
   it('a relative path is refused with what to do', async () => {
     apply('t', { path: 'images/web' });
-    await until('Stalled', () => getCondition(statusOf('t'), 'Stalled')?.status === 'True');
+    await untilTemplate('Stalled', () => getCondition(statusOf('t'), 'Stalled')?.status === 'True');
     expect(getCondition(statusOf('t'), 'Stalled')).toMatchObject({ reason: 'RelativeImagePath' });
     expect(getCondition(statusOf('t'), 'Stalled')!.message).toContain('xenosctl apply -f');
   });

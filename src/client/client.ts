@@ -5,36 +5,12 @@
 
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { XObject } from '../api/types.ts';
-import { ApiStatusError, CliError, ConnectionError, type StatusBody, TimeoutError } from './errors.ts';
+import type { DiscoveryResourceList, ResourceType } from '../model/api-resource.ts';
+import type { ObjectOf } from '../model/kinds.ts';
+import type { XObject } from '../model/object.ts';
+import { ApiStatusError, ClientError, ConnectionError, type StatusBody, TimeoutError } from './errors.ts';
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
-
-/** Where a kind's objects live in the API. `group` '' is the core group (`/api/v1`). */
-export interface ResourceType {
-  group: string;
-  version: string;
-  plural: string;
-  kind: string;
-  namespaced: boolean;
-}
-
-/** One entry of an `APIResourceList` (discovery). */
-export interface ApiResource {
-  name: string;
-  singularName?: string;
-  namespaced: boolean;
-  kind: string;
-  verbs?: string[];
-  shortNames?: string[];
-  categories?: string[];
-}
-
-export interface ApiResourceList {
-  kind: 'APIResourceList';
-  groupVersion: string;
-  resources: ApiResource[];
-}
 
 export interface ObjectList<T = XObject> {
   apiVersion?: string;
@@ -132,26 +108,26 @@ export class XenosClient {
     return this.request('GET', '/version', opts);
   }
 
-  discovery(groupVersion: string, opts: CallOptions = {}): Promise<ApiResourceList> {
+  discovery(groupVersion: string, opts: CallOptions = {}): Promise<DiscoveryResourceList> {
     return this.request('GET', `/apis/${groupVersion}`, opts);
   }
 
-  get<T = XObject>(
-    rt: ResourceType,
+  get<R extends ResourceType>(
+    rt: R,
     name: string,
     opts: CallOptions & { namespace?: string } = {},
-  ): Promise<T> {
+  ): Promise<ObjectOf<R['kind']>> {
     return this.request('GET', XenosClient.path(rt, { namespace: opts.namespace, name }), opts);
   }
 
-  list<T = XObject>(rt: ResourceType, opts: ListOptions = {}): Promise<ObjectList<T>> {
+  list<R extends ResourceType>(rt: R, opts: ListOptions = {}): Promise<ObjectList<ObjectOf<R['kind']>>> {
     return this.request('GET', XenosClient.path(rt, { namespace: opts.namespace }), {
       ...opts,
       query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit: opts.limit },
     });
   }
 
-  create<T = XObject>(rt: ResourceType, obj: unknown, opts: WriteOptions = {}): Promise<T> {
+  create<R extends ResourceType>(rt: R, obj: unknown, opts: WriteOptions = {}): Promise<ObjectOf<R['kind']>> {
     return this.request('POST', XenosClient.path(rt, { namespace: opts.namespace }), {
       ...opts,
       body: obj,
@@ -160,7 +136,12 @@ export class XenosClient {
   }
 
   /** A JSON merge patch (RFC 7386): `null` removes a field. */
-  patch<T = XObject>(rt: ResourceType, name: string, patch: unknown, opts: PatchOptions = {}): Promise<T> {
+  patch<R extends ResourceType>(
+    rt: R,
+    name: string,
+    patch: unknown,
+    opts: PatchOptions = {},
+  ): Promise<ObjectOf<R['kind']>> {
     const path = XenosClient.path(rt, { namespace: opts.namespace, name, subresource: opts.subresource });
     return this.request('PATCH', path, {
       ...opts,
@@ -171,12 +152,12 @@ export class XenosClient {
   }
 
   /** Merge-patch the status subresource, as a controller (or a test) does. */
-  patchStatus<T = XObject>(
-    rt: ResourceType,
+  patchStatus<R extends ResourceType>(
+    rt: R,
     name: string,
     status: unknown,
     opts: WriteOptions = {},
-  ): Promise<T> {
+  ): Promise<ObjectOf<R['kind']>> {
     return this.patch(rt, name, { status }, { ...opts, subresource: 'status' });
   }
 
@@ -220,7 +201,10 @@ export class XenosClient {
    * `signal` aborts (then it returns quietly). A 410 (too old a resourceVersion) is thrown as an
    * ApiStatusError with code 410: list again and watch from the new resourceVersion.
    */
-  async *watch<T = XObject>(rt: ResourceType, opts: WatchOptions = {}): AsyncGenerator<WatchEvent<T>> {
+  async *watch<R extends ResourceType>(
+    rt: R,
+    opts: WatchOptions = {},
+  ): AsyncGenerator<WatchEvent<ObjectOf<R['kind']>>> {
     const url = this.url(XenosClient.path(rt, { namespace: opts.namespace }), {
       watch: 'true',
       resourceVersion: opts.resourceVersion,
@@ -242,12 +226,11 @@ export class XenosClient {
           buffered = buffered.slice(nl + 1);
           nl = buffered.indexOf('\n');
           if (!line) continue;
-          const ev = JSON.parse(line) as { type: string; object: unknown };
-          if (ev.type === 'ERROR') {
-            const st = ev.object as StatusBody;
-            throw new ApiStatusError(st.code ?? 500, st, 'watch failed');
-          }
-          yield ev as WatchEvent<T>;
+          // One watch event a line, as the API sends it; an ERROR event carries a Status.
+          const ev: WatchEvent<ObjectOf<R['kind']>> | { type: 'ERROR'; object: StatusBody } =
+            JSON.parse(line);
+          if (ev.type === 'ERROR') throw new ApiStatusError(ev.object.code ?? 500, ev.object, 'watch failed');
+          yield ev;
         }
       }
     } catch (err) {
@@ -278,9 +261,12 @@ export class XenosClient {
       } catch (err) {
         if (opts.signal?.aborted) return;
         const why = errorCode(err)?.toLowerCase() ?? (err as Error).message;
-        throw new CliError(`the stream from xenosd at ${server} broke off (${why}); run the command again`, {
-          cause: err,
-        });
+        throw new ClientError(
+          `the stream from xenosd at ${server} broke off (${why}); run the command again`,
+          {
+            cause: err,
+          },
+        );
       } finally {
         res.destroy();
       }

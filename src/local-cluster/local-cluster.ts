@@ -11,10 +11,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { XenosClient } from '../cli/client.ts';
-import { HOSTS, INSTANCES } from '../cli/resource-types.ts';
+import { XenosClient } from '../client/client.ts';
 import { DataDirLock } from '../daemon/data-dir-lock.ts';
 import { DataDirLockedError } from '../daemon/errors.ts';
+import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
+import type { ServiceInstance } from '../model/service-instance.ts';
 import { LocalClusterError } from './errors.ts';
 
 const XENOSD = fileURLToPath(new URL('../../bin/xenosd.js', import.meta.url));
@@ -117,7 +118,7 @@ export class LocalCluster {
     await until(
       async () => {
         for (const h of all) {
-          const list = await h.client.list<InstanceView>(HOSTS, { timeoutMs: 5000 }).catch(() => undefined);
+          const list = await h.client.list(HOST, { timeoutMs: 5000 }).catch(() => undefined);
           const ready = new Set(
             (list?.items ?? [])
               .filter((x) => x.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
@@ -226,12 +227,12 @@ export class LocalCluster {
   }
 
   /** Every ServiceInstance (all namespaces), as `host` (default the first) stores it. */
-  async instances(host: LocalHost = this.hosts[0]): Promise<InstanceView[]> {
-    return (await host.client.list<InstanceView>(INSTANCES)).items;
+  async instances(host: LocalHost = this.hosts[0]): Promise<ServiceInstance[]> {
+    return (await host.client.list(SERVICE_INSTANCE)).items;
   }
 
   /** Waits until every instance is Ready; returns them. */
-  async waitReady(timeoutMs: number, signal?: AbortSignal): Promise<InstanceView[]> {
+  async waitReady(timeoutMs: number, signal?: AbortSignal): Promise<ServiceInstance[]> {
     return until(
       async () => {
         const items = await this.instances();
@@ -284,7 +285,7 @@ export class LocalCluster {
   }
 
   /** What to tell a person: the endpoints, and env lines for xenosctl and kubectl. */
-  async summary(instances: InstanceView[]): Promise<string> {
+  async summary(instances: ServiceInstance[]): Promise<string> {
     const kubeconfig = join(this.init.dir, 'kubeconfig');
     writeFileSync(kubeconfig, await this.ctl(['kubeconfig']), { mode: 0o600 });
     const lines = [''];
@@ -308,16 +309,7 @@ export class LocalCluster {
   }
 }
 
-export interface InstanceView {
-  metadata: { name: string; namespace?: string };
-  status?: {
-    host?: string;
-    endpoints?: { address: string; port: number; url?: string }[];
-    conditions?: { type: string; status: string }[];
-  };
-}
-
-function isReady(i: InstanceView): boolean {
+function isReady(i: ServiceInstance): boolean {
   return i.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 

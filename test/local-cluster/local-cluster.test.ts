@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LocalCluster } from '../../src/cluster/local-cluster.ts';
+import { LocalCluster } from '../../src/local-cluster/local-cluster.ts';
+import { waitFor } from '../cluster/harness.ts';
 import { startXenosd } from '../daemon/xenosd-process.ts';
 import { alive } from '../process-alive.ts';
-import { waitFor } from './harness.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cluster/local-cluster-main.ts', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../src/local-cluster/local-cluster-main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 describe('npm start (local cluster)', () => {

@@ -1,0 +1,24 @@
+// ServiceDeployment: N replicas of a template spread over hosts, with failover (schema now; its
+// controller comes in a later issue). crds/servicedeployments.xenos.io.yaml is the source of truth.
+
+import type { BaseStatus, XObject } from './object.ts';
+import type { ServiceInstanceSpec } from './service-instance.ts';
+
+export interface ServiceDeploymentSpec {
+  /** Defaulted to 1 by the API (the CRD default), so stored objects always have it. */
+  replicas: number;
+  template: {
+    metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+    spec: Omit<ServiceInstanceSpec, 'host'>;
+  };
+  spread?: { maxPerHost?: number; hostSelector?: Record<string, string> };
+  failover?: { enabled?: boolean; hostDownSeconds?: number };
+}
+
+export interface ServiceDeploymentStatus extends BaseStatus {
+  replicas?: number;
+  readyReplicas?: number;
+  instances?: string[];
+}
+
+export type ServiceDeployment = XObject<ServiceDeploymentSpec, ServiceDeploymentStatus>;

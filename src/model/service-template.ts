@@ -1,0 +1,106 @@
+// ServiceTemplate: a VM (or process) image plus how to configure new instances of a service type.
+// crds/servicetemplates.xenos.io.yaml is the source of truth for validation; these types describe the
+// same shape.
+
+import type { BaseStatus, XObject } from './object.ts';
+
+export interface ImageSource {
+  /** Where to import the image from: a local file or directory path, or an http(s) URL. */
+  url?: string;
+  path?: string;
+  /** `sha256:<hex>` of the image content: of a file's bytes; of a directory's canonical listing (every
+   *  entry's type, mode, path and, for files, the SHA-256 of their bytes; no tar), as src/images/digest.ts
+   *  documents. */
+  digest?: string;
+  format?: 'raw' | 'qcow2' | 'directory' | 'tar';
+}
+
+export interface BootSpec {
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  firmware?: 'bios' | 'uefi';
+  /** Xen guest type. */
+  xenType?: 'pv' | 'pvh' | 'hvm';
+}
+
+export interface DiskSpec {
+  name: string;
+  /** `image` = a copy-on-write clone of the template image; `empty` = a new blank disk of `size`. */
+  source: 'image' | 'empty';
+  size?: string;
+  bus?: 'virtio' | 'ide' | 'xvd';
+  readOnly?: boolean;
+}
+
+export interface NetworkSpec {
+  mode: 'user' | 'bridge' | 'none';
+  bridge?: string;
+}
+
+export interface ProcessSpec {
+  command: string[];
+  args?: string[];
+  env?: { name: string; value: string }[];
+  /** Relative to the instance directory (the copy of the image). */
+  workingDir?: string;
+}
+
+export interface PortSpec {
+  name: string;
+  /** The port the service listens on inside the domain. For the process driver, the host
+   *  allocates a port per instance and passes it as env `XENOS_PORT_<NAME>` (and `PORT` for the first). */
+  port: number;
+  protocol?: 'TCP' | 'UDP';
+  appProtocol?: string;
+}
+
+/** A port of `spec.ports` by name, or a port number inside the domain (x-kubernetes-int-or-string). */
+export type PortRef = number | string;
+
+export interface HealthCheckSpec {
+  tcp?: { port: PortRef };
+  http?: { port: PortRef; path?: string };
+  exec?: { command: string[] };
+  initialDelaySeconds?: number;
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  failureThreshold?: number;
+  successThreshold?: number;
+}
+
+export interface ParameterSpec {
+  name: string;
+  description?: string;
+  default?: string;
+  required?: boolean;
+  pattern?: string;
+}
+
+export interface DomainShape {
+  memory?: string;
+  vcpus?: number;
+  cpuLimit?: string;
+  boot?: BootSpec;
+  disks?: DiskSpec[];
+  network?: NetworkSpec;
+}
+
+export interface ServiceTemplateSpec {
+  /** The service type advertised for discovery; defaults to the template's name. */
+  serviceType?: string;
+  description?: string;
+  image: ImageSource;
+  domain?: DomainShape;
+  process?: ProcessSpec;
+  parameters?: ParameterSpec[];
+  ports?: PortSpec[];
+  healthCheck?: HealthCheckSpec;
+}
+
+export interface ServiceTemplateStatus extends BaseStatus {
+  digest?: string;
+  size?: number;
+}
+
+export type ServiceTemplate = XObject<ServiceTemplateSpec, ServiceTemplateStatus>;

@@ -1,0 +1,715 @@
+// SWIM membership (Das, Gupta, Motivala 2002) with Lifeguard's suspicion (HashiCorp memberlist): which
+// hosts are alive, as this host sees it, with no replicated heartbeat. Each period this host pings one
+// member (round-robin); without an ack it asks k others to ping it (ping-req); without any ack the member
+// is suspect; a suspect that does not refute — by signing a higher incarnation — within the suspicion
+// timeout is dead. Updates (alive, suspect) ride on the protocol's own messages and on small gossip
+// messages while there are any, each sent λ·log(N) times. Traffic per host is O(1) per period.
+//
+// The engine is driven by messages and timers only (no promise inside), so the same code runs over
+// libp2p in xenosd and on virtual time in the simulation. Everything from a peer is checked
+// (messages.ts) and what fails is counted in `refusals`; see README.md for what a hostile member can
+// and cannot do.
+
+import { randomBytes } from 'node:crypto';
+import { type Log, silentLogger } from '../../log/logger.ts';
+import { RefusalCounter } from '../../metrics/refusals.ts';
+import type { PeerSigner } from '../peer-signature.ts';
+import { Broadcasts } from './broadcasts.ts';
+import { type Clock, realClock, type TimerHandle } from './clock.ts';
+import { MalformedMessageError, MessageTooLargeError } from './errors.ts';
+import { type Member, MemberList } from './member-list.ts';
+import {
+  type AliveUpdate,
+  ackStatement,
+  aliveStatement,
+  type Channel,
+  decodeMessage,
+  encodeMessage,
+  MAX_MEMBERS,
+  MAX_UPDATES_PER_MESSAGE,
+  type MemberState,
+  type Message,
+  type ProbeMessage,
+  rememberVerified,
+  type SuspectUpdate,
+  type SyncEntry,
+  suspectStatement,
+  type Update,
+  verifyAck,
+  verifyUpdate,
+} from './messages.ts';
+import {
+  retransmitLimit,
+  type SwimTiming,
+  suspicionTimeoutMs,
+  syncIntervalFor,
+  timingFor,
+} from './timing.ts';
+import type { DatagramTransport } from './transport.ts';
+
+export const SWIM_REFUSAL_REASONS = [
+  'too_large',
+  'malformed',
+  'bad_signature',
+  'rate',
+  'members_cap',
+] as const;
+export type SwimRefusalReason = (typeof SWIM_REFUSAL_REASONS)[number];
+
+export interface MemberChange {
+  peer: string;
+  state: MemberState;
+  previous: MemberState | undefined;
+  incarnation: number;
+  /** Who suspected it and how this host concluded (for logs and the NotReady verdict's message). */
+  detail: string;
+}
+
+export interface MemberView {
+  peer: string;
+  state: MemberState;
+  incarnation: number;
+  addrs: string[];
+  /** Local clock time of the last state change. */
+  since: number;
+  /** Members that suspect it at this incarnation (while suspect or dead). */
+  suspectedBy: string[];
+}
+
+export interface TrafficStats {
+  messages: number;
+  bytes: number;
+}
+
+export interface SwimStats {
+  sent: Record<Channel, TrafficStats>;
+  received: Record<Channel, TrafficStats>;
+  probes: number;
+  indirectProbes: number;
+  failedProbes: number;
+  refutations: number;
+}
+
+export interface SwimComponents {
+  transport: DatagramTransport;
+  signer: PeerSigner;
+  clock?: Clock;
+  /** This component's log (xenosd: `logger.forComponent('membership')`). */
+  log?: Log;
+  random?: () => number;
+}
+
+export interface SwimInit {
+  timing?: SwimTiming;
+  /** This host's multiaddrs, put in its signed alive record. */
+  addrs?: string[];
+  /** The first incarnation; default Date.now(), so a restarted host starts above its previous life. */
+  incarnation?: number;
+  maxMembers?: number;
+  /** Bytes of updates piggybacked on one probe message (default 2 KiB). */
+  piggybackBytes?: number;
+  /** Messages a second one peer may send on the probe channel (default 50, burst 100). */
+  peerRate?: number;
+}
+
+interface PendingProbe {
+  target: string;
+  nonce?: string;
+  timer?: TimerHandle;
+  done: (ok: boolean) => void;
+}
+
+interface Relay {
+  requester: string;
+  seq: number;
+  target: string;
+  timer: TimerHandle;
+}
+
+const MAX_RELAYS = 256;
+const MAX_PENDING = 256;
+
+export class Swim extends EventTarget {
+  readonly self: string;
+  readonly timing: SwimTiming;
+  readonly refusals: RefusalCounter<SwimRefusalReason>;
+  readonly stats: SwimStats = {
+    sent: { probe: { messages: 0, bytes: 0 }, sync: { messages: 0, bytes: 0 } },
+    received: { probe: { messages: 0, bytes: 0 }, sync: { messages: 0, bytes: 0 } },
+    probes: 0,
+    indirectProbes: 0,
+    failedProbes: 0,
+    refutations: 0,
+  };
+  readonly #transport: DatagramTransport;
+  readonly #signer: PeerSigner;
+  readonly #clock: Clock;
+  readonly #log: Log;
+  readonly #random: () => number;
+  readonly #members: MemberList;
+  readonly #broadcasts = new Broadcasts();
+  readonly #pending = new Map<number, PendingProbe>();
+  readonly #relays = new Map<number, Relay>();
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  /** (suspector, member) → when a suspicion from it last moved the member from alive to suspect. */
+  readonly #suspectedAt = new Map<string, number>();
+  readonly #notified = new Map<string, number>();
+  readonly #maxMembers: number;
+  readonly #piggyback: number;
+  readonly #peerRate: number;
+  #incarnation: number;
+  #addrs: string[];
+  #record!: AliveUpdate;
+  readonly #joinedAt = new Map<string, number>();
+  /** Peers join() was asked to sync with: asked again while no member is known (the first sync lost). */
+  readonly #seeds = new Set<string>();
+  #seq = 0;
+  #reannouncedAt = Number.NEGATIVE_INFINITY;
+  #probeTimer?: TimerHandle;
+  #gossipTimer?: TimerHandle;
+  #syncTimer?: TimerHandle;
+  #running = false;
+
+  constructor(components: SwimComponents, init: SwimInit = {}) {
+    super();
+    this.#transport = components.transport;
+    this.#signer = components.signer;
+    this.#clock = components.clock ?? realClock;
+    this.#log = components.log ?? silentLogger.root;
+    this.#random = components.random ?? Math.random;
+    this.self = this.#signer.peerId;
+    this.timing = init.timing ?? timingFor();
+    this.#members = new MemberList(this.#random);
+    this.#maxMembers = Math.min(init.maxMembers ?? MAX_MEMBERS, MAX_MEMBERS);
+    this.#piggyback = init.piggybackBytes ?? 2048;
+    this.#peerRate = init.peerRate ?? 50;
+    this.#incarnation = init.incarnation ?? Date.now();
+    this.#addrs = init.addrs ?? [];
+    this.#sign();
+    this.refusals = new RefusalCounter({
+      name: 'xenos_membership_messages_refused_total',
+      help: 'Membership (SWIM) messages and updates from peers refused, by reason.',
+      reasons: SWIM_REFUSAL_REASONS,
+      log: this.#log,
+    });
+    this.#transport.onMessage((from, bytes, channel) => this.#receive(from, bytes, channel));
+  }
+
+  get incarnation(): number {
+    return this.#incarnation;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    const { probeIntervalMs, gossipIntervalMs } = this.timing;
+    // Random phases: hosts started together do not probe in lockstep.
+    const probeTick = (): void => {
+      this.#probeTimer = this.#clock.setTimeout(probeTick, probeIntervalMs);
+      this.#probeRound();
+    };
+    const gossipTick = (): void => {
+      this.#gossipTimer = this.#clock.setTimeout(gossipTick, gossipIntervalMs);
+      this.#gossipRound();
+    };
+    this.#probeTimer = this.#clock.setTimeout(probeTick, this.#random() * probeIntervalMs);
+    this.#gossipTimer = this.#clock.setTimeout(gossipTick, this.#random() * gossipIntervalMs);
+    this.#syncLater();
+  }
+
+  stop(): void {
+    this.#running = false;
+    for (const t of [this.#probeTimer, this.#gossipTimer, this.#syncTimer]) t?.cancel();
+    for (const p of this.#pending.values()) p.timer?.cancel();
+    this.#pending.clear();
+    for (const r of this.#relays.values()) r.timer.cancel();
+    this.#relays.clear();
+    for (const m of this.#members.all()) m.suspicion?.timer?.cancel();
+  }
+
+  /** This host's addresses changed: a new signed record at the next incarnation. */
+  setAddresses(addrs: string[]): void {
+    if (addrs.length === this.#addrs.length && addrs.every((a, i) => a === this.#addrs[i])) return;
+    this.#addrs = addrs;
+    this.#incarnation++;
+    this.#sign();
+  }
+
+  /** Exchanges full state with `peer` (a host that just connected): it learns us and we learn its view.
+   *  At most once a second per peer. */
+  join(peer: string): void {
+    if (peer === this.self || !this.#running) return;
+    if (this.#seeds.size < 16) this.#seeds.add(peer);
+    const now = this.#clock.now();
+    if (now - (this.#joinedAt.get(peer) ?? -Infinity) < 1000) return;
+    if (this.#joinedAt.size > MAX_MEMBERS) this.#joinedAt.clear();
+    this.#joinedAt.set(peer, now);
+    this.#send(peer, { t: 'sync', r: true, ms: this.#state() }, 'sync');
+  }
+
+  member(peer: string): MemberView | undefined {
+    const m = this.#members.get(peer);
+    return m && viewOf(m);
+  }
+
+  members(): MemberView[] {
+    return [...this.#members.all()].map(viewOf);
+  }
+
+  /** Probes `peer` now, directly then through k others, as a probe round does; `done(true)` on an ack.
+   *  The verdict writer calls it so that a death verdict rests on its own failed probes too. */
+  probe(peer: string, done: (ok: boolean) => void): void {
+    if (peer === this.self) done(true);
+    else this.#probe(peer, done);
+  }
+
+  // --- the probe round -------------------------------------------------------------------------------
+
+  #probeRound(): void {
+    const target = this.#members.nextTarget();
+    if (!target) {
+      for (const seed of this.#seeds) this.join(seed);
+      return;
+    }
+    this.#probeMember(target);
+  }
+
+  /** Probes a member; no ack, directly or relayed: this host suspects it (or confirms the suspicion). */
+  #probeMember(target: Member): void {
+    this.stats.probes++;
+    const inc = target.incarnation;
+    this.#probe(target.peer, (ok) => {
+      if (ok) return;
+      this.stats.failedProbes++;
+      const m = this.#members.get(target.peer);
+      if (m && m.state !== 'dead' && m.incarnation === inc) this.#suspect(m, 'own probe failed');
+    });
+  }
+
+  #probe(target: string, done: (ok: boolean) => void): void {
+    if (this.#pending.size >= MAX_PENDING) {
+      done(false);
+      return;
+    }
+    const seq = ++this.#seq;
+    const probe: PendingProbe = { target, done };
+    this.#pending.set(seq, probe);
+    this.#send(target, { t: 'ping', s: seq, ...this.#updates(target) }, 'probe');
+    const { probeTimeoutMs, probeIntervalMs, indirectChecks } = this.timing;
+    probe.timer = this.#after(probeTimeoutMs, () => {
+      if (this.#pending.get(seq) !== probe) return;
+      this.stats.indirectProbes++;
+      probe.nonce = randomBytes(16).toString('base64url');
+      for (const helper of this.#members.sample(indirectChecks, ['alive'], [target])) {
+        this.#send(helper.peer, { t: 'req', s: seq, x: target, n: probe.nonce, ...this.#updates() }, 'probe');
+      }
+      probe.timer = this.#after(probeIntervalMs - probeTimeoutMs, () => {
+        if (this.#pending.get(seq) !== probe) return;
+        this.#pending.delete(seq);
+        done(false);
+      });
+    });
+  }
+
+  /** A timer that, when its callback is due but the event loop ran it late (a stall here, not silence
+   *  there), first lets pending input in (one more turn: acks already received are read before the
+   *  next timers), so a busy host does not suspect others for its own slowness. */
+  #after(ms: number, fn: () => void): TimerHandle {
+    const due = this.#clock.now() + ms;
+    const slack = Math.max(20, ms / 4);
+    let handle = this.#clock.setTimeout(() => {
+      if (this.#clock.now() - due > slack) handle = this.#clock.setTimeout(fn, 0);
+      else fn();
+    }, ms);
+    return { cancel: () => handle.cancel() };
+  }
+
+  #gossipRound(): void {
+    if (this.#broadcasts.size === 0) return;
+    for (const m of this.#members.sample(this.timing.gossipFanout, ['alive', 'suspect'])) {
+      const { u } = this.#updates();
+      if (!u) return;
+      this.#send(m.peer, { t: 'gossip', u }, 'probe');
+    }
+  }
+
+  #syncLater(): void {
+    const period = syncIntervalFor(this.timing, this.#members.live + 1);
+    this.#syncTimer = this.#clock.setTimeout(
+      () => {
+        if (!this.#running) return;
+        const [m] = this.#members.sample(1, ['alive']);
+        if (m) this.join(m.peer);
+        // And one dead member: if it is only cut off (a partition that healed without the connection
+        // dropping), the exchange tells each side the other holds it dead, and both refute.
+        const [d] = this.#members.sample(1, ['dead']);
+        if (d) this.join(d.peer);
+        this.#syncLater();
+      },
+      period * (0.5 + this.#random()),
+    );
+  }
+
+  // --- states -----------------------------------------------------------------------------------------
+
+  /** This host's own failed probe of `m`: suspect it (or confirm the suspicion), signed by this host. */
+  #suspect(m: Member, why: string): void {
+    const u: SuspectUpdate = {
+      k: 'suspect',
+      p: m.peer,
+      i: m.incarnation,
+      f: this.self,
+      g: this.#signature(suspectStatement(m.peer, m.incarnation, this.self)),
+    };
+    rememberVerified(u);
+    this.#log.debug(`${short(m.peer)}: ${why}; suspect at incarnation ${m.incarnation}`);
+    this.#applySuspect(u, true);
+  }
+
+  /** Whether `f`'s suspicion of `p` may start a suspicion now: one per suspector and member per
+   *  minimum suspicion time, so a hostile member cannot keep a member flapping (or refuting) at will.
+   *  This host's own suspicions obey the same rule: others would refuse to spread one that broke it, and
+   *  a suspicion held here alone could not reach the member to be refuted. */
+  #mayStartSuspicion(f: string, p: string): boolean {
+    const key = `${f} ${p}`;
+    const now = this.#clock.now();
+    const last = this.#suspectedAt.get(key);
+    if (last !== undefined && now - last < this.timing.suspicionMinMs) {
+      if (f !== this.self)
+        this.refusals.count('rate', `suspicion of ${short(p)} by ${short(f)} again within the minimum`);
+      return false;
+    }
+    if (this.#suspectedAt.size > 4 * MAX_MEMBERS) this.#suspectedAt.clear();
+    this.#suspectedAt.set(key, now);
+    return true;
+  }
+
+  /** Applies a suspicion; true when it started one (the member was alive here). */
+  #applySuspect(u: SuspectUpdate, broadcast: boolean): boolean {
+    if (u.p === this.self) {
+      // Some hosts hold an older incarnation of ours (they missed a refutation): spread ours again.
+      if (u.i < this.#incarnation) this.#reannounce();
+      // Only our own current incarnation can be suspected (we alone sign incarnations).
+      if (u.i !== this.#incarnation || !this.#mayStartSuspicion(u.f, u.p)) return false;
+      this.#incarnation++;
+      this.stats.refutations++;
+      this.#sign();
+      this.#log.info(`suspected by ${short(u.f)}; refuted at incarnation ${this.#incarnation}`);
+      return false;
+    }
+    const m = this.#members.get(u.p);
+    if (!m || m.state === 'dead' || u.i !== m.incarnation) return false;
+    const now = this.#clock.now();
+    let started = false;
+    if (m.state === 'alive') {
+      if (!this.#mayStartSuspicion(u.f, u.p)) return false;
+      m.state = 'suspect';
+      m.since = now;
+      m.suspicion = { startedAt: now, confirmers: new Set([u.f]) };
+      this.#armSuspicion(m);
+      this.#changed(m, 'alive', `suspected by ${short(u.f)}`);
+      started = true;
+    } else if (m.suspicion && !m.suspicion.confirmers.has(u.f)) {
+      m.suspicion.confirmers.add(u.f);
+      this.#armSuspicion(m);
+    } else {
+      return false;
+    }
+    if (broadcast) this.#broadcasts.add(u);
+    return started;
+  }
+
+  /** Queues this host's current record to be spread again (at most once a period). */
+  #reannounce(): void {
+    const now = this.#clock.now();
+    if (now - this.#reannouncedAt < this.timing.probeIntervalMs) return;
+    this.#reannouncedAt = now;
+    this.#broadcasts.add(this.#record);
+  }
+
+  #armSuspicion(m: Member): void {
+    const s = m.suspicion!;
+    s.timer?.cancel();
+    const timeout = suspicionTimeoutMs(this.timing, s.confirmers.size - 1, this.#members.live + 1);
+    const inc = m.incarnation;
+    s.timer = this.#clock.setTimeout(
+      () => {
+        if (m.state !== 'suspect' || m.incarnation !== inc || m.suspicion !== s) return;
+        m.state = 'dead';
+        m.since = this.#clock.now();
+        this.#changed(
+          m,
+          'suspect',
+          `no refutation within ${Math.round(timeout / 1000)} s of the suspicion by ${[...s.confirmers].map(short).join(', ')}`,
+        );
+      },
+      Math.max(0, s.startedAt + timeout - this.#clock.now()),
+    );
+  }
+
+  /** `spread`: pass a new member's record on (false for third parties' records in a sync: the sender
+   *  has them already and the rest learn them from their own syncs, so a join is not a broadcast storm). */
+  #applyAlive(u: AliveUpdate, spread = true): void {
+    if (u.p === this.self) {
+      // A record of ours above our incarnation: an earlier life of this host. Start above it.
+      if (u.i > this.#incarnation) {
+        this.#incarnation = u.i + 1;
+        this.#sign();
+      }
+      return;
+    }
+    const m = this.#members.get(u.p);
+    if (!m) {
+      if (this.#members.size >= this.#maxMembers) {
+        const evict = this.#members.oldestDead();
+        if (!evict) {
+          this.refusals.count('members_cap', `${short(u.p)}: already ${this.#maxMembers} members`);
+          return;
+        }
+        this.#members.delete(evict.peer);
+        this.#transport.forget(evict.peer);
+      }
+      const now = this.#clock.now();
+      const added: Member = {
+        peer: u.p,
+        incarnation: u.i,
+        addrs: u.m,
+        record: u,
+        state: 'alive',
+        since: now,
+      };
+      this.#members.add(added);
+      this.#transport.setAddresses(u.p, u.m);
+      if (spread) this.#broadcasts.add(u);
+      this.#changed(added, undefined, 'joined');
+      return;
+    }
+    if (u.i <= m.incarnation) return;
+    const previous = m.state;
+    m.incarnation = u.i;
+    m.addrs = u.m;
+    m.record = u;
+    this.#transport.setAddresses(u.p, u.m);
+    if (spread || previous !== 'alive') this.#broadcasts.add(u);
+    if (previous === 'alive') return;
+    m.suspicion?.timer?.cancel();
+    m.suspicion = undefined;
+    m.state = 'alive';
+    m.since = this.#clock.now();
+    if (previous === 'dead') this.#members.revived(m.peer);
+    this.#changed(m, previous, `refuted at incarnation ${u.i}`);
+  }
+
+  #changed(m: Member, previous: MemberState | undefined, detail: string): void {
+    if (m.state === 'dead' || previous === 'dead' || previous === undefined)
+      this.#log.info(`${short(m.peer)}: ${previous ?? 'new'} -> ${m.state} (${detail})`);
+    else this.#log.debug(`${short(m.peer)}: ${previous} -> ${m.state} (${detail})`);
+    const change: MemberChange = {
+      peer: m.peer,
+      state: m.state,
+      previous,
+      incarnation: m.incarnation,
+      detail,
+    };
+    this.dispatchEvent(new CustomEvent<MemberChange>('change', { detail: change }));
+  }
+
+  #sign(): void {
+    this.#record = {
+      k: 'alive',
+      p: this.self,
+      i: this.#incarnation,
+      m: this.#addrs,
+      g: this.#signature(aliveStatement(this.self, this.#incarnation, this.#addrs)),
+    };
+    rememberVerified(this.#record);
+    this.#broadcasts.add(this.#record);
+  }
+
+  #signature(stmt: Uint8Array): string {
+    return Buffer.from(this.#signer.sign(stmt)).toString('base64url');
+  }
+
+  // --- messages ---------------------------------------------------------------------------------------
+
+  /** Updates to piggyback; to `peer` also the note that we hold it suspect or dead, if we do. */
+  #updates(peer?: string): { u?: Update[] } {
+    const note = peer === undefined ? undefined : this.#note(peer);
+    const u = this.#broadcasts.take(
+      this.#piggyback,
+      retransmitLimit(this.timing, this.#members.live + 1),
+      MAX_UPDATES_PER_MESSAGE - 1,
+    );
+    if (note) u.push(note);
+    return u.length > 0 ? { u } : {};
+  }
+
+  #send(peer: string, msg: Message, channel: Channel): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeMessage(msg, channel);
+    } catch (err) {
+      this.#log.error(`not sent to ${short(peer)}: ${(err as Error).message}`);
+      return;
+    }
+    this.stats.sent[channel].messages++;
+    this.stats.sent[channel].bytes += bytes.byteLength;
+    this.#transport.send(peer, bytes, channel);
+  }
+
+  #receive(from: string, bytes: Uint8Array, channel: Channel): void {
+    if (!this.#running || from === this.self) return;
+    this.stats.received[channel].messages++;
+    this.stats.received[channel].bytes += bytes.byteLength;
+    if (!this.#admit(from, channel)) {
+      this.refusals.count('rate', `${short(from)} sends more than ${this.#peerRate} messages a second`);
+      return;
+    }
+    let msg: Message;
+    try {
+      msg = decodeMessage(bytes, channel);
+    } catch (err) {
+      if (err instanceof MessageTooLargeError || err instanceof MalformedMessageError) {
+        this.refusals.count(err.reason, `from ${short(from)}: ${err.message}`);
+        return;
+      }
+      throw err;
+    }
+    if (msg.t === 'sync') {
+      this.#receiveSync(from, msg.ms, msg.r);
+      return;
+    }
+    for (const u of msg.u ?? []) this.#receiveUpdate(u, from);
+    this.#handle(from, msg);
+    if (!this.#members.get(from)) this.join(from);
+  }
+
+  #handle(from: string, msg: ProbeMessage): void {
+    switch (msg.t) {
+      case 'ping': {
+        const ack: ProbeMessage = msg.n
+          ? { t: 'ack', s: msg.s, x: this.self, g: this.#signature(ackStatement(this.self, msg.n)) }
+          : { t: 'ack', s: msg.s };
+        this.#send(from, { ...ack, ...this.#updates(from) }, 'probe');
+        return;
+      }
+      case 'ack': {
+        const relay = this.#relays.get(msg.s);
+        if (relay && from === relay.target && msg.x === relay.target && msg.g) {
+          this.#relays.delete(msg.s);
+          relay.timer.cancel();
+          this.#send(relay.requester, { t: 'ack', s: relay.seq, x: msg.x, g: msg.g }, 'probe');
+          return;
+        }
+        const probe = this.#pending.get(msg.s);
+        if (!probe) return; // late, or not ours
+        const direct = from === probe.target && msg.x === undefined;
+        const relayed =
+          msg.x === probe.target && probe.nonce !== undefined && verifyAck(probe.target, probe.nonce, msg.g!);
+        if (!direct && !relayed) return;
+        this.#pending.delete(msg.s);
+        probe.timer?.cancel();
+        const m = this.#members.get(probe.target);
+        if (m) m.lastAckAt = this.#clock.now();
+        probe.done(true);
+        return;
+      }
+      case 'req': {
+        if (msg.x === this.self || msg.x === from) return;
+        if (this.#relays.size >= MAX_RELAYS) {
+          this.refusals.count('rate', `ping-req from ${short(from)}: ${MAX_RELAYS} relays pending`);
+          return;
+        }
+        const seq = ++this.#seq;
+        const timer = this.#clock.setTimeout(() => this.#relays.delete(seq), this.timing.probeIntervalMs);
+        this.#relays.set(seq, { requester: from, seq: msg.s, target: msg.x, timer });
+        this.#send(msg.x, { t: 'ping', s: seq, n: msg.n, ...this.#updates() }, 'probe');
+        return;
+      }
+      case 'gossip':
+        return;
+    }
+  }
+
+  /** A member this host holds suspect or dead, that we talk with: tell it (once a period), so that it
+   *  refutes if it is alive. */
+  #note(peer: string): SuspectUpdate | undefined {
+    const m = this.#members.get(peer);
+    if (!m || m.state === 'alive') return undefined;
+    const now = this.#clock.now();
+    if (now - (this.#notified.get(peer) ?? -Infinity) < this.timing.probeIntervalMs) return undefined;
+    if (this.#notified.size > MAX_MEMBERS) this.#notified.clear();
+    this.#notified.set(peer, now);
+    const g = this.#signature(suspectStatement(peer, m.incarnation, this.self));
+    return { k: 'suspect', p: peer, i: m.incarnation, f: this.self, g };
+  }
+
+  #receiveUpdate(u: Update, from: string, spread = true): void {
+    if (!verifyUpdate(u)) {
+      this.refusals.count('bad_signature', `${u.k} of ${short(u.p)} from ${short(from)}`);
+      return;
+    }
+    if (u.k === 'alive') this.#applyAlive(u, spread);
+    else this.#applySuspect(u, true);
+  }
+
+  #receiveSync(from: string, entries: SyncEntry[], reply: boolean): void {
+    for (const e of entries) {
+      this.#receiveUpdate(e.a, from, e.a.p === from);
+      // The sender holds this member suspect or dead at this incarnation: its own (unsigned, but
+      // authenticated) suspicion, counted as one; not passed on, our own probes decide the rest.
+      // It is not spread (it is not signed), so probe the member now: our ping carries the note that
+      // we hold it suspect, so a live member refutes; a dead one fails our probe too.
+      if (e.st !== 'alive' && e.a.p !== from) {
+        if (this.#applySuspect({ k: 'suspect', p: e.a.p, i: e.a.i, f: from, g: '' }, false)) {
+          const m = this.#members.get(e.a.p);
+          if (m) this.#probeMember(m);
+        }
+      }
+    }
+    if (reply) this.#send(from, { t: 'sync', r: false, ms: this.#state() }, 'sync');
+  }
+
+  #state(): SyncEntry[] {
+    const out: SyncEntry[] = [{ a: this.#record, st: 'alive' }];
+    for (const m of this.#members.all()) {
+      if (out.length >= MAX_MEMBERS) break;
+      out.push({ a: m.record, st: m.state });
+    }
+    return out;
+  }
+
+  /** A token bucket per peer: `peerRate` messages a second on the probe channel, 1 on sync (burst 2×). */
+  #admit(peer: string, channel: Channel): boolean {
+    const rate = channel === 'probe' ? this.#peerRate : 1;
+    const key = `${channel} ${peer}`;
+    const now = this.#clock.now();
+    let b = this.#buckets.get(key);
+    if (!b) {
+      if (this.#buckets.size > 4 * MAX_MEMBERS) this.#buckets.clear();
+      b = { tokens: 2 * rate, at: now };
+      this.#buckets.set(key, b);
+    }
+    b.tokens = Math.min(2 * rate, b.tokens + ((now - b.at) * rate) / 1000);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
+  }
+}
+
+function viewOf(m: Member): MemberView {
+  return {
+    peer: m.peer,
+    state: m.state,
+    incarnation: m.incarnation,
+    addrs: m.addrs,
+    since: m.since,
+    suspectedBy: [...(m.suspicion?.confirmers ?? [])],
+  };
+}
+
+/** The last 8 characters of a peer id, as the p2p log lines show them. */
+export function short(peer: string): string {
+  return peer.slice(-8);
+}

@@ -1,0 +1,131 @@
+// The Host controller against a real (in-memory SQLite) store and a scripted membership (which passes
+// the real one's contract, test/cluster/membership-view.test.ts): its own Host is written when something
+// changes and never again while nothing does (no heartbeat); a verdict about itself is answered with its
+// own Ready=True; another host is marked NotReady only by the rendezvous owner, only once the membership
+// holds it dead and the owner's own probe fails, and only after this host has warmed up.
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HostController } from '../../../controllers/host/controller.ts';
+import { HostLiveness } from '../../../src/cluster/liveness.ts';
+import { ownerOf } from '../../../src/cluster/rendezvous.ts';
+import type { Host } from '../../../src/model/host.ts';
+import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
+import { ScriptedMembership } from '../../cluster/scripted-membership.ts';
+
+const peerOf = (name: string) => `12D3KooWTestPeer${name.padEnd(36, 'x')}`;
+const HOSTS = ['a', 'b', 'c', 'd'];
+
+let store: SqliteStore;
+let membership: ScriptedMembership;
+let now: number;
+
+beforeEach(() => {
+  store = openStore({ path: ':memory:', namespaced: (k) => k !== 'Host', writer: 'test' });
+  membership = new ScriptedMembership();
+  now = 1_000_000;
+});
+
+afterEach(() => store.close());
+
+function controllerFor(self: string) {
+  const liveness = new HostLiveness(
+    { store, now: () => now, membership: () => membership },
+    { self, timeoutMs: 5000 },
+  );
+  const controller = new HostController(
+    { store, liveness, facts: () => ({ peerId: peerOf(self), driver: 'process', drivers: ['process'] }) },
+    { hostName: self },
+  );
+  liveness.start();
+  return { liveness, controller };
+}
+
+const hostOf = (name: string) => store.get({ kind: 'Host', namespace: '', name }) as Host | undefined;
+const ready = (name: string) => hostOf(name)?.status?.conditions?.find((c) => c.type === 'Ready');
+const revision = () => Number(store.list('Host').resourceVersion);
+
+/** Every host registered by its own controller, all alive in the membership. */
+async function registerAll() {
+  for (const h of HOSTS) {
+    await controllerFor(h).controller.reconcile(h);
+    membership.set(peerOf(h), 'alive');
+  }
+}
+
+describe('the Host controller', () => {
+  it('writes its own Host when something changes, and nothing while nothing does', async () => {
+    const { controller } = controllerFor('a');
+    await controller.reconcile('a');
+    expect(ready('a')).toMatchObject({ status: 'True', reason: 'HostRunning' });
+    expect(hostOf('a')?.status?.heartbeatTime).toBeUndefined();
+    const rev = revision();
+    now += 60_000;
+    for (let i = 0; i < 5; i++) await controller.reconcile('a');
+    expect(revision()).toBe(rev);
+  });
+
+  it('answers a verdict about itself with its own Ready=True', async () => {
+    const { controller } = controllerFor('a');
+    await controller.reconcile('a');
+    const h = hostOf('a')!;
+    store.update(
+      {
+        ...h,
+        status: {
+          ...h.status,
+          phase: 'NotReady',
+          conditions: [
+            {
+              type: 'Ready',
+              status: 'False',
+              reason: 'HostUnreachable',
+              message: 'marked by b',
+              lastTransitionTime: new Date().toISOString(),
+            },
+          ],
+        },
+      },
+      { subresource: 'status' },
+    );
+    await controller.reconcile('a');
+    expect(ready('a')).toMatchObject({ status: 'True', reason: 'HostRunning' });
+    expect(hostOf('a')?.status?.phase).toBe('Ready');
+  });
+
+  it('marks a dead host NotReady from its rendezvous owner alone, after the owner’s own probe fails', async () => {
+    await registerAll();
+    const dead = 'd';
+    const owner = ownerOf(`host/${dead}`, ['a', 'b', 'c'])!;
+    const views = Object.fromEntries(['a', 'b', 'c'].map((h) => [h, controllerFor(h).controller]));
+    membership.set(peerOf(dead), 'dead', 'no refutation within 3 s of the suspicion by c');
+    now += 5000; // warmed up
+    for (const h of ['a', 'b', 'c'].filter((x) => x !== owner)) await views[h].reconcile(dead);
+    expect(ready(dead)?.status).toBe('True'); // not theirs to write
+    await views[owner].reconcile(dead);
+    expect(ready(dead)).toMatchObject({ status: 'False', reason: 'HostUnreachable' });
+    expect(ready(dead)?.message).toContain(
+      'declared it dead (no refutation within 3 s of the suspicion by c)',
+    );
+    expect(ready(dead)?.message).toMatch(new RegExp(`own probe .* got no answer; marked by ${owner}$`));
+    expect(hostOf(dead)?.status?.phase).toBe('NotReady');
+  });
+
+  it('does not mark a host that answers the owner’s own probe, nor while warming up', async () => {
+    await registerAll();
+    const owner = ownerOf('host/d', ['a', 'b', 'c'])!;
+    const { controller, liveness } = controllerFor(owner);
+    membership.set(peerOf('d'), 'dead');
+    expect(await controller.reconcile('d')).toMatchObject({ requeueAfterMs: expect.any(Number) });
+    expect(liveness.warmingUp).toBe(true);
+    expect(ready('d')?.status).toBe('True');
+    now += 5000;
+    // The membership holds it dead, but it answers this host's own probe: not marked.
+    membership.answer(peerOf('d'), true);
+    await controller.reconcile('d');
+    expect(ready('d')?.status).toBe('True');
+    // Once the probe fails too, it is.
+    membership.answer(peerOf('d'), false);
+    await controller.reconcile('d');
+    expect(ready('d')?.status).toBe('False');
+  });
+});
