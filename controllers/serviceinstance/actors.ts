@@ -14,7 +14,7 @@ import {
 import { healthTargetFor, probeHealth } from '../../src/drivers/health.ts';
 import type { Log } from '../../src/log/logger.ts';
 import type { HealthCheckSpec } from '../../src/model/service-template.ts';
-import { DomainActionError, type DomainEvent, type WatchInput } from './machine.ts';
+import { DomainActionError, type DomainEvent, type WatchInput } from './machine-types.ts';
 
 export interface ActorTimeouts {
   prepareMs: number;
