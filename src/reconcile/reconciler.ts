@@ -9,7 +9,7 @@
 
 import { type Log, silentLogger } from '../log/logger.ts';
 import type { ObjectOf } from '../model/kinds.ts';
-import type { BaseStatus } from '../model/object.ts';
+import type { BaseStatus, Condition } from '../model/object.ts';
 import type { Store } from '../store/store.ts';
 import { getCondition, markStalled, removeCondition, STALLED, setCondition } from './conditions.ts';
 import type { ReconcileResult } from './controller.ts';
@@ -213,6 +213,7 @@ class Pass<K extends string, P extends object> {
     const queued = this.queued.splice(0);
     updateStatus(this.store, objectKey(init.kind, scope.key), (status, object) => {
       const s = status as StatusOf<K> & BaseStatus;
+      const before = structuredClone(s.conditions ?? []);
       s.observedGeneration = generation;
       init.always?.(status, object, generation);
       for (const mutate of queued) mutate(status, object);
@@ -240,7 +241,17 @@ class Pass<K extends string, P extends object> {
       }
       init.summarise(status, generation);
       explainNotReady(s, generation);
+      keepTransitionTimes(s, before);
     });
+  }
+}
+
+/** A condition's lastTransitionTime moves only when its status differs from the stored one: a pass may
+ *  set a condition more than once on the way (summarised, then explained by a failure). */
+function keepTransitionTimes(status: BaseStatus, before: Condition[]): void {
+  for (const c of status.conditions ?? []) {
+    const was = before.find((b) => b.type === c.type);
+    if (was && was.status === c.status) c.lastTransitionTime = was.lastTransitionTime;
   }
 }
 
