@@ -6,7 +6,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import type { DomainSpec } from '../driver.ts';
 import { InvalidDomainSpecError, PrepareError } from '../errors.ts';
 import { chownTree, type Sandbox } from '../sandbox/sandbox.ts';
-import { type DomainPaths, type DomainRecord, readRecord, writeRecord } from './domain-record.ts';
+import { type DomainPaths, type DomainRecord, readRecord, recordText, writeRecord } from './domain-record.ts';
 import { domainAlive } from './domain-state.ts';
 import { materializeRootfs } from './rootfs.ts';
 
@@ -30,9 +30,11 @@ export async function prepareDomainFiles(
     () => false,
   );
   if (existing && rootfsThere && existing.preparedDigest === digest) {
+    // Prepared already (a start right after its prepare, a restart): written again only if it changed.
+    const stored = recordText(existing);
     existing.spec = spec;
     await ensureIdentity(existing, paths, false, sandbox);
-    await writeRecord(paths, existing);
+    if (recordText(existing) !== stored) await writeRecord(paths, existing);
     return existing;
   }
   if (existing?.run && (await domainAlive(paths, existing.run))) {
