@@ -1,13 +1,14 @@
 // The baseline of the instances-ready bench: the example web service started N times directly, no Xenos —
 // the same command the template runs (`node server.mjs` in manifests/web/image, found on the same PATH a
 // domain gets), each on a host port allocated the way the process driver allocates them
-// (src/drivers/ports.ts), all spawned at once. Each is timed from its spawn to its first successful HTTP
+// (src/drivers/ports.ts, leased machine-wide so no xenosd's domain takes one meanwhile), all spawned at once. Each is timed from its spawn to its first successful HTTP
 // answer: its "listening" line on stdout triggers one GET /healthz, so the figure has no polling lag at all
 // (the strictest baseline there is). `stop()` kills them all and waits until they are gone.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { HostLeases } from '../../src/drivers/host-leases.ts';
 import { allocatePorts } from '../../src/drivers/ports.ts';
 
 const IMAGE = fileURLToPath(new URL('../../manifests/web/image/', import.meta.url));
@@ -26,12 +27,16 @@ export interface DirectStart {
 export async function startDirect(n: number, opts: { timeoutMs?: number } = {}): Promise<DirectStart> {
   const reserved = new Set<number>();
   const ports: number[] = [];
+  const leases = new HostLeases();
+  // The lease holds while this process lives (its owner path never holds a domain record).
+  const owner = `/nonexistent/xenos-bench-direct-${process.pid}`;
   for (let i = 0; i < n; i++) {
     const p = await allocatePorts(
       `direct-${i}`,
       [{ name: 'http', port: 8080, protocol: 'TCP' }],
       undefined,
       reserved,
+      (port, protocol) => leases.tryTake(`port/${protocol}`, port, owner),
     );
     reserved.add(p.http);
     ports.push(p.http);
@@ -63,6 +68,8 @@ export async function startDirect(n: number, opts: { timeoutMs?: number } = {}):
     readyMs: results.filter((r): r is number => r !== undefined),
     failed,
     stop: async () => {
+      leases.release(owner);
+      leases.close();
       await Promise.all(
         children.map(async (c) => {
           if (c.exitCode !== null || c.signalCode !== null) return;
