@@ -2,4 +2,9 @@
 // xenosd: the Xenos coordinator (see src/daemon/main.ts).
 import { ensureModernNode } from './node-version.js';
 
+// Node's file system calls share libuv's thread pool, 4 threads by default: with a burst of domains
+// starting, their record writes and image copies queued behind each other for hundreds of ms (measured
+// by bench/instances-ready). Set before anything uses the pool; an operator's own value wins.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
 if (ensureModernNode(new URL(import.meta.url).pathname)) await import('../src/daemon/main.ts');

@@ -17,7 +17,7 @@ import { expansionTable, resolveParameters, unknownReferences } from '../../src/
 import type { RunStrategy, ServiceInstance } from '../../src/model/service-instance.ts';
 import type { HealthCheckSpec, ServiceTemplate } from '../../src/model/service-template.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';
-import type { DesiredDomain } from './machine.ts';
+import type { DesiredDomain } from './machine-types.ts';
 
 export function identityOf(instance: ServiceInstance): InstanceIdentity {
   return {

@@ -26,106 +26,18 @@
 
 import { assign, emit, fromCallback, fromPromise, setup } from 'xstate';
 import type { DomainInfo, DomainSpec } from '../../src/drivers/driver.ts';
-import type { RunStrategy } from '../../src/model/service-instance.ts';
-import type { HealthCheckSpec } from '../../src/model/service-template.ts';
-
-/** The desired domain as the controller computed it from the instance and its template. */
-export interface DesiredDomain {
-  spec: DomainSpec;
-  /** Hash of everything that changes the domain; a new hash while running means restart. */
-  hash: string;
-  runStrategy: RunStrategy;
-  healthCheck?: HealthCheckSpec;
-  generation: number;
-}
-
-export interface MachineOptions {
-  backoffBaseMs: number;
-  backoffMaxMs: number;
-  stableAfterMs: number;
-}
-
-export const DEFAULT_MACHINE_OPTIONS: MachineOptions = {
-  backoffBaseMs: 10_000,
-  backoffMaxMs: 300_000,
-  stableAfterMs: 600_000,
-};
-
-export interface DomainMachineInput {
-  desired: DesiredDomain;
-  /** A domain found already running on this host (after a coordinator restart): adopt it, start nothing. */
-  adopted?: DomainInfo;
-  /** The adopted domain was healthy when last observed: keep it Ready (no flicker after a coordinator
-   *  restart) until its health check says otherwise. */
-  adoptedReady?: boolean;
-  /** The hash the adopted domain was built from, when known; unknown means "assume current". */
-  adoptedHash?: string;
-  /** Manual strategy: whether a start is wanted when the actor starts (default true: "start once"). */
-  manualRunning?: boolean;
-  /** Restarts counted so far (from the instance's status), so a coordinator restart keeps the count. */
-  restarts?: number;
-  options?: Partial<MachineOptions>;
-}
-
-/** Why the domain is not running, when it is stopped. */
-export type StopReason = 'Halted' | 'StoppedByRequest' | 'Completed' | 'Exited' | 'Failed';
-
-export interface DomainContext {
-  desired: DesiredDomain;
-  /** The hash of the domain as it was last prepared and started. */
-  appliedHash?: string;
-  domain?: DomainInfo;
-  /** Manual strategy: whether someone asked for it to run (true at creation: "start once"). */
-  manualRunning: boolean;
-  /** From the input: an adopted domain starts out ready. */
-  adoptedReady: boolean;
-  restarts: number;
-  /** The delay before the next restart. */
-  backoffMs: number;
-  lastExitCode?: number;
-  lastSignal?: string;
-  stopReason?: StopReason;
-  healthMessage?: string;
-  /** The last error of an action on the domain (prepare, start, stop), shown in conditions. */
-  error?: { reason: string; message: string };
-  options: MachineOptions;
-}
-
-export type DomainEvent =
-  | { type: 'SPEC'; desired: DesiredDomain }
-  | { type: 'START' }
-  | { type: 'STOP' }
-  | { type: 'DELETE' }
-  | { type: 'EXITED'; domain: DomainInfo }
-  | { type: 'HEALTHY'; message?: string }
-  | { type: 'UNHEALTHY'; message: string };
-
-/** A Kubernetes-style Event the controller records for the instance. */
-export interface DomainEmitted {
-  type: 'record';
-  eventType: 'Normal' | 'Warning';
-  reason: string;
-  message: string;
-}
-
-export interface WatchInput {
-  spec: DomainSpec;
-  domain?: DomainInfo;
-  healthCheck?: HealthCheckSpec;
-}
-
-/** What an action actor that failed throws: `terminal` when retrying can never help. */
-export class DomainActionError extends Error {
-  readonly reason: string;
-  readonly terminal: boolean;
-
-  constructor(reason: string, message: string, opts: { terminal?: boolean; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'DomainActionError';
-    this.reason = reason;
-    this.terminal = opts.terminal ?? false;
-  }
-}
+import { exitedCleanly, records } from './machine-records.ts';
+import {
+  DEFAULT_MACHINE_OPTIONS,
+  DomainActionError,
+  type DomainContext,
+  type DomainEmitted,
+  type DomainEvent,
+  type DomainMachineInput,
+  type MachineOptions,
+  type StopReason,
+  type WatchInput,
+} from './machine-types.ts';
 
 function notProvided(name: string): never {
   throw new Error(`domain machine: actor "${name}" was not provided; use domainMachine.provide({ actors })`);
@@ -146,16 +58,6 @@ function errorOf(
 
 function nextBackoff(current: number, o: MachineOptions): number {
   return Math.min(Math.max(current * 2, o.backoffBaseMs), o.backoffMaxMs);
-}
-
-function exitDescription(d: DomainInfo): string {
-  if (d.signal) return `killed by ${d.signal}`;
-  if (d.exitCode !== undefined) return `exit code ${d.exitCode}`;
-  return d.message ?? `state ${d.state}`;
-}
-
-function exitedCleanly(d: DomainInfo): boolean {
-  return d.exitCode === 0 && !d.signal && d.state !== 'crashed';
 }
 
 export const domainMachine = setup({
@@ -258,61 +160,15 @@ export const domainMachine = setup({
     requestStop: assign({ manualRunning: false }),
     stoppedBecause: assign((_, params: { reason: StopReason }) => ({ stopReason: params.reason })),
     clearStopReason: assign({ stopReason: undefined }),
-    emitCreated: emit(({ context }) => ({
-      type: 'record' as const,
-      eventType: 'Normal' as const,
-      reason: 'Created',
-      message: `Created domain ${context.desired.spec.id}`,
-    })),
-    emitStarted: emit(({ context }) => ({
-      type: 'record' as const,
-      eventType: 'Normal' as const,
-      reason: 'Started',
-      message: `Started domain ${context.desired.spec.id}${context.domain?.pid ? ` (pid ${context.domain.pid})` : ''}`,
-    })),
-    emitAdopted: emit(({ context }) => ({
-      type: 'record' as const,
-      eventType: 'Normal' as const,
-      reason: 'Adopted',
-      message: `Adopted running domain ${context.desired.spec.id}${context.domain?.pid ? ` (pid ${context.domain.pid})` : ''}`,
-    })),
-    emitReady: emit(({ context }) => ({
-      type: 'record' as const,
-      eventType: 'Normal' as const,
-      reason: 'Ready',
-      message: `Domain ${context.desired.spec.id} is ready${context.healthMessage ? `: ${context.healthMessage}` : ''}`,
-    })),
-    emitUnhealthy: emit(({ context }) => ({
-      type: 'record' as const,
-      eventType: 'Warning' as const,
-      reason: 'Unhealthy',
-      message: `Health check failed: ${context.healthMessage ?? 'no detail'}`,
-    })),
-    emitExited: emit(({ context, event }) => ({
-      type: 'record' as const,
-      eventType:
-        event.type === 'EXITED' && exitedCleanly(event.domain) ? ('Normal' as const) : ('Warning' as const),
-      reason: event.type === 'EXITED' && exitedCleanly(event.domain) ? 'Completed' : 'Failed',
-      message: `Domain ${context.desired.spec.id} stopped: ${event.type === 'EXITED' ? exitDescription(event.domain) : 'unknown'}`,
-    })),
-    emitActionFailed: emit(({ context }) => ({
-      type: 'record' as const,
-      eventType: 'Warning' as const,
-      reason: 'Failed',
-      message: context.error?.message ?? 'action on the domain failed',
-    })),
-    emitBackOff: emit(({ context }) => ({
-      type: 'record' as const,
-      eventType: 'Warning' as const,
-      reason: 'BackOff',
-      message: `Back-off ${Math.round(context.backoffMs / 100) / 10}s restarting failed domain ${context.desired.spec.id}`,
-    })),
-    emitKilling: emit(({ context }) => ({
-      type: 'record' as const,
-      eventType: 'Normal' as const,
-      reason: 'Killing',
-      message: `Stopping domain ${context.desired.spec.id}`,
-    })),
+    emitCreated: emit(({ context }) => records.created(context)),
+    emitStarted: emit(({ context }) => records.started(context)),
+    emitAdopted: emit(({ context }) => records.adopted(context)),
+    emitReady: emit(({ context }) => records.ready(context)),
+    emitUnhealthy: emit(({ context }) => records.unhealthy(context)),
+    emitExited: emit(({ context, event }) => records.exited(context, event)),
+    emitActionFailed: emit(({ context }) => records.actionFailed(context)),
+    emitBackOff: emit(({ context }) => records.backOff(context)),
+    emitKilling: emit(({ context }) => records.killing(context)),
   },
 }).createMachine({
   id: 'domain',

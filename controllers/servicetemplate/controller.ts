@@ -1,13 +1,14 @@
 // The ServiceTemplate controller, the part local to one host: a template is Ready here when its image
-// is in this host's content-addressed image cache, verified by digest. Reconcile: load the template;
-// if it is Ready at this generation and the cache still holds its digest, done; otherwise import the
-// image (a local file or directory — an absolute path, as the manifest loader resolves relative ones —
-// or an http(s) URL) and write status.digest, status.size, ImageReady and Ready. An image whose digest
-// differs from spec.image.digest can never become ready: terminal, Stalled, with both digests.
-// (Pulling chunks from peers that hold the image replaces the plain import in the swarm issue.)
+// is in this host's content-addressed image cache, verified by digest. Its steps run in the Reconciler
+// skeleton (src/reconcile/reconciler.ts): up to date at this generation with the digest still cached →
+// done; otherwise import the image (a local file or directory — an absolute path, as the manifest loader
+// resolves relative ones — or an http(s) URL) and queue status.digest, status.size, ImageReady and Ready,
+// written once at the end. A long import first shows `Importing` (the skeleton's progressive status). An
+// image whose digest differs from spec.image.digest can never become ready: terminal, Stalled, with both
+// digests. (Pulling chunks from peers that hold the image replaces the plain import in the swarm issue.)
 
 import { isAbsolute } from 'node:path';
-import { recordEvent } from '../../src/api/events.ts';
+import { type EventRecorder, eventRecorder } from '../../src/api/events.ts';
 import type { UrlPolicy } from '../../src/images/download.ts';
 import { ImageDigestMismatchError, InvalidDigestError } from '../../src/images/errors.ts';
 import { cachedImage, type ImportedImage, importImage } from '../../src/images/import-image.ts';
@@ -17,17 +18,13 @@ import type { ServiceTemplate, ServiceTemplateStatus } from '../../src/model/ser
 import {
   type ConditionInput,
   getCondition,
-  markStalled,
-  removeCondition,
-  STALLED,
   setCondition,
   summariseReady,
 } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';
-import { objectKey } from '../../src/reconcile/keys.ts';
 import type { RateLimiter } from '../../src/reconcile/rate-limiter.ts';
-import { updateStatus } from '../../src/reconcile/status.ts';
+import { Reconciler, type ReconcilerInit } from '../../src/reconcile/reconciler.ts';
 import type { Store } from '../../src/store/store.ts';
 
 export const IMAGE_READY = 'ImageReady';
@@ -58,17 +55,16 @@ function templateRef(t: ServiceTemplate): string {
 }
 
 export class ServiceTemplateController {
-  private readonly store: Store;
-  private readonly log: Log;
-  private readonly init: ServiceTemplateControllerInit;
   private readonly runner: Controller<typeof SERVICE_TEMPLATE.kind>;
+  private readonly reconciler: Reconciler<typeof SERVICE_TEMPLATE.kind, TemplatePass>;
 
   constructor(components: ServiceTemplateControllerComponents, init: ServiceTemplateControllerInit) {
-    this.store = components.store;
-    this.log = components.log ?? silentLogger.root;
-    this.init = init;
+    const store = components.store;
+    const log = components.log ?? silentLogger.root;
+    const event = eventRecorder(store, { component: COMPONENT, host: init.hostName }, log);
+    this.reconciler = new Reconciler({ store, log }, templateSteps(init, event));
     this.runner = new Controller(
-      { store: this.store, log: this.log },
+      { store, log },
       {
         name: 'servicetemplate',
         kind: SERVICE_TEMPLATE.kind,
@@ -78,7 +74,6 @@ export class ServiceTemplateController {
         // An import is bounded by its own progress checks and importTimeoutMs, not the default 2 min.
         reconcileTimeoutMs: init.importTimeoutMs ?? DEFAULT_IMPORT_TIMEOUT_MS,
         reconcile: (key, opts) => this.reconcile(key, opts),
-        onTerminal: (key, err) => this.stalled(key, err),
         // Its own status writes must not wake it: a failing import waits out its backoff.
         ignoreStatusOnlyChanges: true,
       },
@@ -93,149 +88,161 @@ export class ServiceTemplateController {
     await this.runner.stop();
   }
 
-  async reconcile(key: string, { signal }: { signal: AbortSignal }): Promise<ReconcileResult | undefined> {
-    const template = this.store.get(objectKey(SERVICE_TEMPLATE.kind, key));
-    if (!template || template.metadata.deletionTimestamp) return undefined;
-    const generation = template.metadata.generation ?? 1;
-    const status = template.status ?? {};
-    const image = template.spec?.image ?? {};
+  /** One pass over a template key (what the runner calls). */
+  reconcile(key: string, opts: { signal: AbortSignal }): Promise<ReconcileResult | undefined> {
+    return this.reconciler.reconcile(key, opts);
+  }
+}
 
-    if (
-      status.digest &&
-      status.observedGeneration === generation &&
-      getCondition(status, IMAGE_READY)?.status === 'True' &&
-      (await cachedImage(this.init.cacheDir, status.digest))
-    ) {
-      return undefined;
-    }
+/** What a pass's steps hand on to the later ones. */
+interface TemplatePass {
+  source?: string;
+}
 
-    const source = image.path ?? image.url;
-    if (!source) {
-      throw new TerminalError(
-        'NoImageSource',
-        `${templateRef(template)}: spec.image: set exactly one of path or url`,
-      );
-    }
-    if (image.path !== undefined && !isAbsolute(image.path)) {
-      throw new TerminalError(
-        'RelativeImagePath',
-        `${templateRef(template)}: spec.image.path "${image.path}" is relative; apply the manifest from a file ` +
-          `(xenosctl apply -f) so it is resolved against the manifest's directory, or give an absolute path`,
-      );
-    }
-
-    // After a failed attempt at this generation, keep saying why until an attempt succeeds.
-    const last = getCondition(status, IMAGE_READY);
-    if (!(status.observedGeneration === generation && last?.reason === 'ImportFailed')) {
-      this.write(key, generation, (s) =>
-        setImageReady(s, 'Importing', generation, {
-          status: 'Unknown',
-          reason: 'Importing',
-          message: `importing ${source} on host ${this.init.hostName}`,
-        }),
-      );
-    }
-    let imported: ImportedImage;
-    try {
-      imported = await importImage(
-        image.path !== undefined ? { path: image.path } : { url: image.url },
-        image.digest,
-        { cacheDir: this.init.cacheDir, signal, url: this.init.urlPolicy },
-      );
-    } catch (err) {
-      if (signal.aborted) throw err;
-      if (err instanceof ImageDigestMismatchError)
-        throw this.mismatchError(template, source, err.expected, err.actual);
-      if (err instanceof InvalidDigestError) {
-        throw new TerminalError(
-          'InvalidDigest',
-          `${templateRef(template)}: spec.image.digest: ${err.message}`,
-        );
-      }
-      const message = err instanceof Error ? err.message : String(err);
-      this.write(key, generation, (s) =>
-        setImageReady(s, 'Failed', generation, {
-          status: 'False',
-          reason: 'ImportFailed',
-          message: `${templateRef(template)}: importing ${source}: ${message}`,
-        }),
-      );
-      this.event(template, 'Warning', 'Failed', `Importing image ${source} failed: ${message}`);
-      throw err;
-    }
-    if (image.digest && imported.digest !== image.digest) {
-      throw this.mismatchError(template, source, image.digest, imported.digest);
-    }
-    this.write(key, generation, (s) => {
-      setImageReady(s, 'Ready', generation, {
-        status: 'True',
-        reason: 'Imported',
-        message: `image ${imported.digest} (${imported.size} bytes) is on host ${this.init.hostName}`,
+/** The steps of one template on this host: up to date → done; where the image comes from (terminal when
+ *  there is nothing to import); the import, with its progress shown while it runs. */
+function templateSteps(
+  init: ServiceTemplateControllerInit,
+  event: EventRecorder,
+): ReconcilerInit<typeof SERVICE_TEMPLATE.kind, TemplatePass> {
+  const host = init.hostName;
+  return {
+    kind: SERVICE_TEMPLATE.kind,
+    data: () => ({}),
+    // A deleted template holds nothing on this host (the image cache is shared by digest).
+    owns: (template) => !template.metadata.deletionTimestamp,
+    steps: [
+      {
+        name: 'upToDate',
+        run: async ({ object, generation }) => {
+          const status = object.status ?? {};
+          const current =
+            status.digest &&
+            status.observedGeneration === generation &&
+            getCondition(status, IMAGE_READY)?.status === 'True' &&
+            (await cachedImage(init.cacheDir, status.digest));
+          return current ? { stop: true } : undefined;
+        },
+      },
+      {
+        name: 'source',
+        run: ({ object, data }) => {
+          const image = object.spec?.image ?? {};
+          data.source = image.path ?? image.url;
+          if (!data.source) {
+            throw new TerminalError(
+              'NoImageSource',
+              `${templateRef(object)}: spec.image: set exactly one of path or url`,
+            );
+          }
+          if (image.path !== undefined && !isAbsolute(image.path)) {
+            throw new TerminalError(
+              'RelativeImagePath',
+              `${templateRef(object)}: spec.image.path "${image.path}" is relative; apply the manifest from a file ` +
+                `(xenosctl apply -f) so it is resolved against the manifest's directory, or give an absolute path`,
+            );
+          }
+          return undefined;
+        },
+      },
+      {
+        name: 'import',
+        run: async (scope) => {
+          const { object: template, generation, signal } = scope;
+          const image = template.spec?.image ?? {};
+          const source = scope.data.source!;
+          // After a failed attempt at this generation, keep saying why until an attempt succeeds.
+          const last = getCondition(template.status, IMAGE_READY);
+          if (!(template.status?.observedGeneration === generation && last?.reason === 'ImportFailed')) {
+            scope.status((s) =>
+              setImageReady(s, 'Importing', generation, {
+                status: 'Unknown',
+                reason: 'Importing',
+                message: `importing ${source} on host ${host}`,
+              }),
+            );
+            scope.progress();
+          }
+          let imported: ImportedImage;
+          try {
+            imported = await importImage(
+              image.path !== undefined ? { path: image.path } : { url: image.url },
+              image.digest,
+              { cacheDir: init.cacheDir, signal, url: init.urlPolicy },
+            );
+          } catch (err) {
+            if (signal.aborted) throw err;
+            if (err instanceof ImageDigestMismatchError) {
+              throw mismatchError(template, source, err.expected, err.actual);
+            }
+            if (err instanceof InvalidDigestError) {
+              throw new TerminalError(
+                'InvalidDigest',
+                `${templateRef(template)}: spec.image.digest: ${err.message}`,
+              );
+            }
+            const message = err instanceof Error ? err.message : String(err);
+            scope.status((s) =>
+              setImageReady(s, 'Failed', generation, {
+                status: 'False',
+                reason: 'ImportFailed',
+                message: `${templateRef(template)}: importing ${source}: ${message}`,
+              }),
+            );
+            event(template, 'Warning', 'Failed', `Importing image ${source} failed: ${message}`);
+            throw err;
+          }
+          if (image.digest && imported.digest !== image.digest) {
+            throw mismatchError(template, source, image.digest, imported.digest);
+          }
+          scope.status((s) => {
+            setImageReady(s, 'Ready', generation, {
+              status: 'True',
+              reason: 'Imported',
+              message: `image ${imported.digest} (${imported.size} bytes) is on host ${host}`,
+            });
+            s.digest = imported.digest;
+            s.size = imported.size;
+          });
+          event(
+            template,
+            'Normal',
+            'Pulled',
+            `Image ${imported.digest} (${imported.size} bytes) imported from ${source}`,
+          );
+          return undefined;
+        },
+      },
+    ],
+    failed: (s, failure) => {
+      if (!failure.terminal) return;
+      setImageReady(s, 'Failed', s.observedGeneration ?? 1, {
+        status: 'False',
+        reason: failure.reason,
+        message: failure.message,
       });
-      s.digest = imported.digest;
-      s.size = imported.size;
-      removeCondition(s, STALLED);
-    });
-    this.event(
-      template,
-      'Normal',
-      'Pulled',
-      `Image ${imported.digest} (${imported.size} bytes) imported from ${source}`,
-    );
-    return undefined;
-  }
-
-  private mismatchError(
-    template: ServiceTemplate,
-    source: string,
-    expected: string,
-    found: string,
-  ): TerminalError {
-    return new TerminalError(
-      'DigestMismatch',
-      `${templateRef(template)}: spec.image.digest is ${expected} but the image at ${source} has digest ${found}; ` +
-        `fix spec.image.digest or the image`,
-    );
-  }
-
-  private stalled(key: string, err: TerminalError): void {
-    const template = this.store.get(objectKey(SERVICE_TEMPLATE.kind, key));
-    if (!template) return;
-    const generation = template.metadata.generation ?? 1;
-    this.write(key, generation, (s) => {
-      setImageReady(s, 'Failed', generation, { status: 'False', reason: err.reason, message: err.message });
-      markStalled(s, err.reason, err.message, generation);
-    });
-    this.event(template, 'Warning', err.reason, err.message);
-  }
-
-  private write(key: string, generation: number, mutate: (s: ServiceTemplateStatus) => void): void {
-    updateStatus(this.store, objectKey(SERVICE_TEMPLATE.kind, key), (s) => {
-      s.observedGeneration = generation;
-      mutate(s);
+    },
+    summarise: (s, generation) =>
       summariseReady(s, generation, {
         dependsOn: [IMAGE_READY],
         readyReason: 'Ready',
-        readyMessage: `the image is on host ${this.init.hostName}`,
-      });
-    });
-  }
+        readyMessage: `the image is on host ${host}`,
+      }),
+    event,
+  };
+}
 
-  private event(
-    template: ServiceTemplate,
-    type: 'Normal' | 'Warning',
-    reason: string,
-    message: string,
-  ): void {
-    try {
-      recordEvent(this.store, template, type, reason, message, {
-        component: COMPONENT,
-        host: this.init.hostName,
-      });
-    } catch (err) {
-      this.log.warn({ err: err }, `recording event ${reason} for ${templateRef(template)} failed`);
-    }
-  }
+function mismatchError(
+  template: ServiceTemplate,
+  source: string,
+  expected: string,
+  found: string,
+): TerminalError {
+  return new TerminalError(
+    'DigestMismatch',
+    `${templateRef(template)}: spec.image.digest is ${expected} but the image at ${source} has digest ${found}; ` +
+      `fix spec.image.digest or the image`,
+  );
 }
 
 /** The phase and the ImageReady condition, which always change together. */

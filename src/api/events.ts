@@ -6,6 +6,7 @@
 // Event of at most MAX_EVENT_BYTES. Events expire (DEFAULT_EVENT_TTL_MS, `xenosd --event-ttl`).
 
 import { createHash } from 'node:crypto';
+import type { Log } from '../log/logger.ts';
 import type { CoreEvent, EventType } from '../model/event.ts';
 import { EVENT } from '../model/kinds.ts';
 import type { ObjectReference, XObject } from '../model/object.ts';
@@ -84,6 +85,24 @@ export function recordEvent(
       throw err;
     }
   }
+}
+
+/** Records Events for one controller: `(object, type, reason, message)`; a failure to record is logged,
+ *  never thrown (an Event is worth less than the reconcile that reports it). */
+export type EventRecorder = (involved: XObject, type: EventType, reason: string, message: string) => void;
+
+export function eventRecorder(store: Store, opts: RecordEventOptions, log: Log): EventRecorder {
+  return (involved, type, reason, message) => {
+    try {
+      recordEvent(store, involved, type, reason, message, opts);
+    } catch (err) {
+      const m = involved.metadata;
+      log.warn(
+        { err },
+        `recording event ${reason} for ${involved.kind} ${m.namespace ?? ''}/${m.name} failed`,
+      );
+    }
+  };
 }
 
 /** `text` cut to at most `maxBytes` of UTF-8, ending in "..." when cut (client-go's recorders do the same). */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { DomainActorsInit } from '../../controllers/serviceinstance/actors.ts';
 import { imageCache, ServiceInstanceController } from '../../controllers/serviceinstance/controller.ts';
 import { TokenCredentials } from '../../controllers/serviceinstance/credentials.ts';
-import type { MachineOptions } from '../../controllers/serviceinstance/machine.ts';
+import type { MachineOptions } from '../../controllers/serviceinstance/machine-types.ts';
 import { ServiceTemplateController } from '../../controllers/servicetemplate/controller.ts';
 import type { TokenAuthenticator } from '../api/auth.ts';
 import type { Driver, HostConditionFact } from '../drivers/driver.ts';

@@ -1,8 +1,9 @@
 // The controller runner: watches the store for one kind (and for related kinds through mapping
 // functions), feeds the keys of changed objects into a WorkQueue, and runs N workers that call the
-// kind's `reconcile(key, { signal })`. A success forgets the key's backoff and honours
-// `requeueAfterMs`; a TerminalError stops retrying and marks the object `Stalled`; any other throw is
-// retried with per-key exponential backoff. Every object is re-queued on a periodic resync, so a
+// kind's `reconcile(key, { signal })` (for object controllers, a Reconciler's: reconciler.ts). A success
+// forgets the key's backoff and honours `requeueAfterMs`; a TerminalError stops retrying and marks the
+// object `Stalled`; any other failure is retried with per-key exponential backoff. A failure the
+// reconcile already recorded in status comes back as `{ error }` and is not recorded again. Every object is re-queued on a periodic resync, so a
 // missed event is repaired. `stop()` aborts in-flight reconciles and waits for the workers.
 
 import { type Log, silentLogger } from '../log/logger.ts';
@@ -19,6 +20,9 @@ import { WorkQueue } from './work-queue.ts';
 export interface ReconcileResult {
   /** Reconcile this key again after this long, even if nothing changes. */
   requeueAfterMs?: number;
+  /** The pass failed and already recorded why in the object's status (the Reconciler skeleton does):
+   *  retried with backoff unless it is a TerminalError, and never recorded a second time. */
+  error?: unknown;
 }
 
 export type ReconcileFn = (
@@ -220,6 +224,10 @@ export class Controller<K extends string = string> {
     const signal = AbortSignal.any([stopSignal, AbortSignal.timeout(timeoutMs)]);
     try {
       const result = await this.init.reconcile(key, { signal });
+      if (result?.error !== undefined) {
+        this.recordedFailure(queue, key, result.error);
+        return;
+      }
       queue.forget(key);
       if (result?.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
     } catch (err) {
@@ -235,11 +243,21 @@ export class Controller<K extends string = string> {
         }
         return;
       }
-      const delay = queue.addRateLimited(key);
-      this.log.warn(
-        `${this.kind} ${key}: reconcile failed (retry ${queue.retries(key)} in ${delay} ms): ${errorMessage(err)}`,
-      );
+      this.retryLater(queue, key, err);
     }
+  }
+
+  private retryLater(queue: WorkQueue, key: string, err: unknown): void {
+    const delay = queue.addRateLimited(key);
+    this.log.warn(
+      `${this.kind} ${key}: reconcile failed (retry ${queue.retries(key)} in ${delay} ms): ${errorMessage(err)}`,
+    );
+  }
+
+  /** A failure the reconcile recorded in status itself: not retried when terminal, else backoff. */
+  private recordedFailure(queue: WorkQueue, key: string, err: unknown): void {
+    if (isTerminalError(err)) queue.forget(key);
+    else this.retryLater(queue, key, err);
   }
 
   private markStalled(key: string, err: TerminalError): void {

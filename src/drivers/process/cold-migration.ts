@@ -1,11 +1,126 @@
-// Moving a stopped process-driver domain to a peer: its directory (record, rootfs, logs) as one tar stream
-// labelled `domain-dir`, then one JSON line back from the destination once the domain runs there (or why
-// not). The source measures downtime as stop-begin → that answer. Tar is GNU tar from the host.
+// Cold migration of a process-driver domain to a peer: the source stops it and sends its directory
+// (record, rootfs, logs) as one tar stream labelled `domain-dir`; the destination unpacks it beside its
+// domains, moves it in, starts it and answers with one JSON line once it runs (or why not). The source
+// measures downtime as stop-begin → that answer. Tar is GNU tar from the host. The driver lends its lock,
+// its stop and its launch (MigrationHost); a running process cannot move live.
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import type {
+  DomainInfo,
+  DomainSpec,
+  IncomingMigration,
+  MigrationReport,
+  MigrationTransport,
+  SignalOptions,
+} from '../driver.ts';
+import { DomainNotFoundError, DriverError, MigrationError } from '../errors.ts';
+import { DomainPaths, type DomainRecord, readRecord } from './domain-record.ts';
+import { domainAlive } from './domain-state.ts';
+
+/** What of the driver a migration uses. */
+export interface MigrationHost {
+  domainsDir: string;
+  paths(id: string): DomainPaths;
+  withLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
+  /** Stops the domain (politely, with the driver's default grace). */
+  stop(paths: DomainPaths, rec: DomainRecord, signal?: AbortSignal): Promise<void>;
+  /** Gives a domain moved in this host's own uid, records and starts it. */
+  startMoved(rec: DomainRecord, paths: DomainPaths): Promise<DomainInfo>;
+}
+
+export async function migrateOut(
+  host: MigrationHost,
+  id: string,
+  transport: MigrationTransport,
+  options: SignalOptions & { mode?: 'auto' | 'live' | 'cold' } = {},
+): Promise<MigrationReport> {
+  if (options.mode === 'live') {
+    throw new MigrationError(
+      id,
+      'the process driver cannot migrate a running process live; ask for mode Cold or Auto',
+    );
+  }
+  const began = Date.now();
+  await host.withLock(id, async () => {
+    const paths = host.paths(id);
+    const rec = await readRecord(paths);
+    if (!rec) throw new DomainNotFoundError(id, host.domainsDir);
+    await host.stop(paths, rec, options.signal);
+  });
+  const stream = await transport.open(DOMAIN_DIR_LABEL, { signal: options.signal });
+  try {
+    const bytes = await sendDomainDir(host.paths(id).dir, stream, options.signal);
+    const answer = await readAnswer(stream);
+    if (!answer.ok) {
+      throw new MigrationError(
+        id,
+        `the destination could not start it: ${answer.error ?? 'no reason given'}`,
+      );
+    }
+    return { mode: 'cold', downtimeMs: Date.now() - began, bytesTransferred: bytes };
+  } catch (err) {
+    stream.destroy();
+    if (err instanceof MigrationError) throw err;
+    throw new MigrationError(id, (err as Error).message, { cause: err });
+  }
+}
+
+export async function migrateIn(
+  host: MigrationHost,
+  spec: DomainSpec,
+  incoming: IncomingMigration,
+  options: SignalOptions = {},
+): Promise<DomainInfo> {
+  const paths = host.paths(spec.id);
+  for await (const { label, stream } of incoming) {
+    if (label !== DOMAIN_DIR_LABEL) {
+      stream.destroy();
+      throw new MigrationError(
+        spec.id,
+        `unexpected stream "${label}" (the process driver takes "${DOMAIN_DIR_LABEL}")`,
+      );
+    }
+    try {
+      const info = await host.withLock(spec.id, async () => {
+        const here = await readRecord(paths);
+        if (here?.run && (await domainAlive(paths, here.run))) {
+          throw new MigrationError(spec.id, 'a domain with this id already runs on this host');
+        }
+        const staging = `${paths.dir}.incoming`;
+        await rm(staging, { recursive: true, force: true });
+        await mkdir(staging, { recursive: true, mode: 0o700 });
+        await receiveDomainDir(stream, staging, options.signal);
+        const moved = await readRecord(new DomainPaths(host.domainsDir, `${spec.id}.incoming`));
+        if (!moved) throw new MigrationError(spec.id, 'the stream held no domain.json');
+        await rm(paths.dir, { recursive: true, force: true });
+        await rename(staging, paths.dir);
+        // Keep the moved rootfs, logs, ports (as preferences) and restart count; this host's run starts now.
+        return host.startMoved(
+          {
+            ...moved,
+            spec,
+            preparedDigest: spec.image.digest ?? moved.preparedDigest,
+            run: undefined,
+            identity: undefined,
+          },
+          paths,
+        );
+      });
+      await writeAnswer(stream, { ok: true, startedAt: info.startedAt });
+      return info;
+    } catch (err) {
+      await writeAnswer(stream, { ok: false, error: (err as Error).message });
+      throw err instanceof DriverError
+        ? err
+        : new MigrationError(spec.id, (err as Error).message, { cause: err });
+    }
+  }
+  throw new MigrationError(spec.id, 'the source opened no stream');
+}
 
 export const DOMAIN_DIR_LABEL = 'domain-dir';
 

@@ -109,12 +109,17 @@ export async function readRecord(paths: DomainPaths): Promise<DomainRecord | und
   return rec;
 }
 
+/** The record as `domain.json` holds it: without the token, which is a secret and never stored. */
+export function recordText(rec: DomainRecord): string {
+  const { token: _secret, ...spec } = rec.spec;
+  return `${JSON.stringify({ ...rec, spec }, null, 2)}\n`;
+}
+
 export async function writeRecord(paths: DomainPaths, rec: DomainRecord): Promise<void> {
   await mkdir(paths.dir, { recursive: true, mode: 0o700 });
   const tmp = `${paths.record}.tmp`;
-  const { token: _secret, ...spec } = rec.spec;
   await rm(tmp, { force: true }); // a leftover from a crash would keep its old mode
-  await writeFile(tmp, `${JSON.stringify({ ...rec, spec }, null, 2)}\n`, { mode: 0o600 });
+  await writeFile(tmp, recordText(rec), { mode: 0o600 });
   await rename(tmp, paths.record);
 }
 

@@ -5,9 +5,84 @@
 // form one process group that a timeout or an abort SIGKILLs whole.
 
 import { spawn } from 'node:child_process';
-import type { ExecResult } from '../driver.ts';
+import { existsSync } from 'node:fs';
+import type { ExecResult, SignalOptions } from '../driver.ts';
+import { DOMAIN_MOUNT, enterCommand, sandboxedCommand } from '../sandbox/bwrap-plan.ts';
+import type { Sandbox } from '../sandbox/sandbox.ts';
+import type { Cgroups } from './cgroup.ts';
+import type { DomainPaths, DomainRecord } from './domain-record.ts';
+import { waitForSandboxInit } from './domain-state.ts';
+import { sandboxPlan } from './launch-plan.ts';
 
 const MAX_OUTPUT = 1024 * 1024;
+
+export interface ExecContext {
+  cgroups?: Cgroups;
+  /** Absent: domains run unsandboxed (--unsafe-no-sandbox). */
+  sandbox?: Sandbox;
+  /** PATH of a domain that never ran. */
+  path: string;
+}
+
+/** `driver.exec`: runs `command` inside the domain of `rec` (see the header). */
+export async function execInDomain(
+  paths: DomainPaths,
+  rec: DomainRecord,
+  command: string[],
+  ctx: ExecContext,
+  options: SignalOptions & { timeoutMs?: number } = {},
+): Promise<ExecResult> {
+  const id = rec.spec.id;
+  const run = rec.run;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const procs = ctx.cgroups && run ? await ctx.cgroups.procsFiles(id) : [];
+  const sandbox = ctx.sandbox;
+  if (run?.isolation?.sandboxed) {
+    if (!sandbox) {
+      const why = 'it runs sandboxed and this driver has no sandbox (--unsafe-no-sandbox)';
+      return { exitCode: null, stdout: '', stderr: `domain ${id}: cannot run a command in it: ${why}` };
+    }
+    // Right after a start the sandbox may not be up yet: wait for its pid 1 while the supervisor lives.
+    const init = await waitForSandboxInit(paths, run, { timeoutMs, signal: options.signal });
+    if (init === undefined) {
+      return {
+        exitCode: null,
+        stdout: '',
+        stderr: `domain ${id} is not running: nothing to run a command in`,
+      };
+    }
+    const workDir = run.workDir ?? DOMAIN_MOUNT;
+    const inside =
+      rec.identity && sandbox.mode === 'uid'
+        ? enterCommand(init, rec.identity, workDir, command)
+        : sandboxedCommand(
+            sandbox.bwrap,
+            sandboxPlan(rec.spec, paths, workDir, sandbox, undefined, existsSync(paths.tokenFile)),
+            await sandbox.hostLayout(),
+            command,
+          );
+    return runCommand(inCgroups(procs, inside), {
+      env: run.env,
+      cwd: '/',
+      timeoutMs,
+      signal: options.signal,
+    });
+  }
+  if (sandbox) {
+    return {
+      exitCode: null,
+      stdout: '',
+      stderr: `domain ${id} is not running in a sandbox: nothing to run a command in`,
+    };
+  }
+  const env = run?.env ?? { PATH: ctx.path, HOME: paths.rootfs, XENOS_DOMAIN_ID: id };
+  return runCommand(inCgroups(procs, command), {
+    env,
+    cwd: run?.cwd ?? paths.rootfs,
+    timeoutMs,
+    signal: options.signal,
+  });
+}
 
 /** Joins the cgroup.procs files given before `--`, then execs the rest (so nothing escapes the limits). */
 const JOIN_CGROUPS = `while [ "$1" != "--" ]; do echo $$ > "$1" || { echo "xenos: cannot join cgroup $1" >&2; exit 125; }; shift; done

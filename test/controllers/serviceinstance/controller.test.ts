@@ -5,7 +5,6 @@
 // the same data dir adopts the running domain (same process) and destroys domains whose instance is gone.
 // A service sees only its own PID namespace: it names its run by a random id, and the host pid the tests
 // watch is its domain's supervisor (alive exactly as long as the domain).
-// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these are Xenos `${params.X}` templates, not JS ones
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,8 +30,8 @@ import { getCondition } from '../../../src/reconcile/conditions.ts';
 import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
 import { alive } from '../../process-alive.ts';
 import { until } from '../../wait.ts';
+import { instance, template } from './objects.ts';
 
-const IMAGE = join(import.meta.dirname, 'fixtures', 'http-service');
 const HOST = 'host-a';
 const quiet = silentLogger.root;
 
@@ -94,37 +93,8 @@ async function startController(
   return r;
 }
 
-function template(name = 'web', extra: Record<string, unknown> = {}): XObject {
-  return {
-    apiVersion: 'xenos.io/v1alpha1',
-    kind: 'ServiceTemplate',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      serviceType: 'greeter',
-      image: { path: IMAGE, format: 'directory' },
-      process: {
-        command: ['node', 'server.mjs'],
-        env: [{ name: 'MESSAGE', value: '${params.message}' }],
-      },
-      parameters: [{ name: 'message', default: 'hello', pattern: '[a-z]+' }],
-      ports: [{ name: 'http', port: 8080, appProtocol: 'http' }],
-      healthCheck: { http: { port: 'http', path: '/' }, periodSeconds: 1 },
-      ...extra,
-    },
-  };
-}
-
 function createTemplate(name = 'web', extra: Record<string, unknown> = {}): void {
   store.create(template(name, extra));
-}
-
-function instance(name: string, spec: Record<string, unknown> = {}): XObject {
-  return {
-    apiVersion: 'xenos.io/v1alpha1',
-    kind: 'ServiceInstance',
-    metadata: { name, namespace: 'default' },
-    spec: { templateRef: { name: 'web' }, ...spec },
-  };
 }
 
 function get(name: string): ServiceInstance | undefined {

@@ -3,13 +3,13 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Actor, createActor, fromCallback, fromPromise, waitFor } from 'xstate';
+import { domainMachine } from '../../../controllers/serviceinstance/machine.ts';
 import {
   type DesiredDomain,
   DomainActionError,
   type DomainEmitted,
   type DomainMachineInput,
-  domainMachine,
-} from '../../../controllers/serviceinstance/machine.ts';
+} from '../../../controllers/serviceinstance/machine-types.ts';
 import type { DomainInfo, DomainSpec } from '../../../src/drivers/driver.ts';
 import type { RunStrategy } from '../../../src/model/service-instance.ts';
 

@@ -1,0 +1,38 @@
+// After a coordinator restart: the domains the driver holds whose ServiceInstance is gone, was replaced
+// (another uid) or now lives on another host are stopped and destroyed; the keys of the rest are queued,
+// so their machines adopt them.
+
+import type { DomainInfo, Driver } from '../../src/drivers/driver.ts';
+import type { Log } from '../../src/log/logger.ts';
+import { SERVICE_INSTANCE } from '../../src/model/kinds.ts';
+import { objectKey } from '../../src/reconcile/keys.ts';
+import type { Store } from '../../src/store/store.ts';
+import { teardownDomain } from './actors.ts';
+
+export interface SweepComponents {
+  store: Store;
+  driver: Driver;
+  log: Log;
+  /** Queue the key of an instance whose domain is here. */
+  enqueue(key: string): void;
+}
+
+export async function sweepOrphans(
+  c: SweepComponents,
+  opts: { hostName: string; signal: AbortSignal; stopGraceMs?: number },
+): Promise<void> {
+  const domains: DomainInfo[] = await c.driver.list({ signal: opts.signal });
+  for (const d of domains) {
+    const key = d.instance.namespace ? `${d.instance.namespace}/${d.instance.name}` : d.instance.name;
+    const instance = c.store.get(objectKey(SERVICE_INSTANCE.kind, key));
+    const host = instance?.spec?.host;
+    if (instance && instance.metadata.uid === d.instance.uid && (!host || host === opts.hostName)) {
+      c.enqueue(key);
+      continue;
+    }
+    c.log.info(
+      `domain ${d.id}: its ServiceInstance ${key} (uid ${d.instance.uid}) ${instance ? `now lives elsewhere or has another uid` : 'no longer exists'}; stopping and destroying it`,
+    );
+    await teardownDomain(c.driver, d.id, { signal: opts.signal, graceMs: opts.stopGraceMs });
+  }
+}

@@ -1,0 +1,93 @@
+// Preparing a process-driver domain's files (`driver.prepare`, and the first half of every start): its
+// directory, a copy of the image as its rootfs, its record; a no-op when the domain already holds this
+// image's digest. As root each domain gets its own uid and its rootfs is given to it.
+
+import { mkdir, stat } from 'node:fs/promises';
+import type { DomainSpec } from '../driver.ts';
+import { InvalidDomainSpecError, PrepareError } from '../errors.ts';
+import { chownTree, type Sandbox } from '../sandbox/sandbox.ts';
+import { type DomainPaths, type DomainRecord, readRecord, recordText, writeRecord } from './domain-record.ts';
+import { domainAlive } from './domain-state.ts';
+import { materializeRootfs } from './rootfs.ts';
+
+export async function prepareDomainFiles(
+  paths: DomainPaths,
+  spec: DomainSpec,
+  sandbox: Sandbox | undefined,
+  signal?: AbortSignal,
+): Promise<DomainRecord> {
+  if (!spec.process?.command?.length) {
+    throw new InvalidDomainSpecError(
+      spec.id,
+      'the process driver needs a command to run',
+      'spec.process.command',
+    );
+  }
+  const digest = spec.image.digest ?? '';
+  const existing = await readRecord(paths);
+  const rootfsThere = await stat(paths.rootfs).then(
+    () => true,
+    () => false,
+  );
+  if (existing && rootfsThere && existing.preparedDigest === digest) {
+    // Prepared already (a start right after its prepare, a restart): written again only if it changed.
+    const stored = recordText(existing);
+    existing.spec = spec;
+    await ensureIdentity(existing, paths, false, sandbox);
+    if (recordText(existing) !== stored) await writeRecord(paths, existing);
+    return existing;
+  }
+  if (existing?.run && (await domainAlive(paths, existing.run))) {
+    throw new PrepareError(
+      spec.id,
+      `it runs from image ${existing.preparedDigest || '(no digest)'} and the spec now asks for ${digest || '(no digest)'}; stop it before changing its image`,
+    );
+  }
+  try {
+    await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+    await materializeRootfs(spec.image, paths.rootfs, signal);
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    throw new PrepareError(spec.id, `copying image ${spec.image.path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const rec: DomainRecord = {
+    version: 1,
+    spec,
+    preparedDigest: digest,
+    preparedAt: new Date().toISOString(),
+    ports: existing?.ports ?? {},
+    restartCount: existing?.restartCount ?? 0,
+    run: existing?.run,
+    identity: existing?.identity,
+  };
+  await ensureIdentity(rec, paths, true, sandbox);
+  await writeRecord(paths, rec);
+  return rec;
+}
+
+/** Gives the domain its own uid (root mode) and its rootfs to that uid: when the rootfs is new, or the
+ *  domain has no uid yet (made unsandboxed, or moved here from another host). */
+export async function ensureIdentity(
+  rec: DomainRecord,
+  paths: DomainPaths,
+  freshRootfs: boolean,
+  sandbox: Sandbox | undefined,
+): Promise<void> {
+  if (sandbox?.mode !== 'uid') return;
+  const had = rec.identity;
+  rec.identity = await sandbox.identityFor(paths.dir, rec.spec.id);
+  if (!freshRootfs && had?.uid === rec.identity?.uid) return;
+  try {
+    await chownTree(paths.rootfs, rec.identity!);
+  } catch (err) {
+    throw new PrepareError(
+      rec.spec.id,
+      `giving its files to uid ${rec.identity!.uid}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
