@@ -103,7 +103,13 @@ export class Scheduler {
     return this.#placement.unplaced();
   }
 
-  reconcile(key: string): ReconcileResult | undefined {
+  /** Decides and binds in one group commit: the binding and its event share a transaction (and an
+   *  fsync) with whatever else is written in the same turn, and the decision reads the store inside it. */
+  reconcile(key: string): Promise<ReconcileResult | undefined> {
+    return this.#store.groupCommit(() => this.#decideAndBind(key));
+  }
+
+  #decideAndBind(key: string): ReconcileResult | undefined {
     const instance = this.#store.get(objectKey(SERVICE_INSTANCE.kind, key));
     // An instance without a spec cannot pass the API's validation; there is nothing to place.
     if (!instance?.spec || instance.spec.host || instance.metadata.deletionTimestamp) {
