@@ -8,7 +8,7 @@ import { BadRequestError, type ErrorObjectRef, RowRefusedError } from './errors.
 import { ClockDriftError, HlcFormatError, type HybridLogicalClock, parseHlc } from './hlc.ts';
 import type { RowAuthority, WriterBindings } from './row-authority.ts';
 import type { Proof, StatusBase } from './row-proof.ts';
-import type { ChangeEvent } from './watch-hub.ts';
+import { type ChangeEvent, previousOf } from './watch-hub.ts';
 
 /** One row as replication ships it: the latest version of an object, or its tombstone, with the
  *  version of each of its two parts. */
@@ -167,7 +167,7 @@ export function mergeReplicated(
     type,
     kind: key.kind,
     object: toObject(body, revision),
-    previous: wasLive ? toObject(local.body, local.revision) : undefined,
+    previous: wasLive ? previousOf(JSON.parse(local.body) as XObject) : undefined,
   };
   return { result, revision, event, refused };
 }

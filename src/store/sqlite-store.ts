@@ -64,7 +64,7 @@ import type {
   WriteOptions,
 } from './store.ts';
 import type { GroupCommitStats } from './transactions.ts';
-import { type ChangeEvent, WatchHub } from './watch-hub.ts';
+import { type ChangeEvent, previousOf, WatchHub } from './watch-hub.ts';
 
 const CHANGES_BATCH = 500;
 
@@ -293,8 +293,8 @@ export class SqliteStore implements Store {
           removed++;
           if (r.deleted) continue;
           rev++;
-          const previous = toObject(r.body, r.revision);
-          events.push({ revision: rev, type: 'DELETED', kind, object: toObject(r.body, rev), previous });
+          const object = toObject(r.body, rev);
+          events.push({ revision: rev, type: 'DELETED', kind, object, previous: previousOf(object) });
         }
       }
       if (rev !== t.rev) t.setMeta('revision', String(rev));
@@ -449,7 +449,7 @@ export class SqliteStore implements Store {
         type: plan.op === 'delete' ? 'DELETED' : plan.type,
         kind: key.kind,
         object: stored,
-        previous: plan.previous,
+        previous: previousOf(plan.previous),
       };
       t.tx.afterCommit(() => this.announce(key, event));
       // The event's object is frozen for watchers once published; the caller gets its own copy.
