@@ -1,6 +1,6 @@
 // The desired-state store embedded in every host: objects as JSON rows in SQLite (node:sqlite,
-// no native addon), one durable transaction per write (WAL, synchronous=FULL), so a write that
-// returned survives kill -9 and power loss. Implements the Store contract (store.ts): Kubernetes
+// no native addon), each write durable before it is acknowledged (WAL, synchronous=FULL), so a write
+// that returned survives kill -9 and power loss. Implements the Store contract (store.ts): Kubernetes
 // semantics for resourceVersion, generation, status subresource, finalizers, selectors and watch.
 //
 // Ready for replication between hosts (src/store/replication/): each row keeps two versions, each a
@@ -19,7 +19,8 @@
 // one fsync, each acknowledged only after that commit (transactions.ts). The parts: object-rules.ts
 // (what a write does to an object), sqlite-table.ts (rows, statements, revision), local-versions.ts
 // (versions and proofs of this host's writes), replicated-merge.ts (a peer's row), list-pages.ts,
-// watch-hub.ts.
+// watch-hub.ts. This file stays above 400 lines because it is the one class every caller holds: the
+// Store contract plus the entry points replication uses, each a few lines that hand over to those parts.
 
 import { randomUUID } from 'node:crypto';
 import { type Log, silentLogger } from '../log/logger.ts';
