@@ -1,7 +1,9 @@
 // The verbs on one resource: list, get, create, update, patch (merge, JSON and apply), delete,
 // and the status subresource. Each turns an HTTP request into store calls and answers with the
 // object, a List, a Table or a Status. Validation runs before anything is written; with
-// `dryRun=All` the store computes the result and persists nothing. Hostile input is refused before it
+// `dryRun=All` the store computes the result and persists nothing. Writes go through the store's group
+// commit: the writes of concurrent requests share one transaction and one fsync, and each request is
+// answered only once its write is durable. Hostile input is refused before it
 // costs anything (admission.ts: Event rate limits before the body is read, an instance-scoped
 // principal's patch checked before it is applied; bodies decoded under the limits of input-limits.ts).
 
@@ -183,7 +185,8 @@ export class ResourceHandlers {
       obj.metadata.name = gen + randomBytes(3).toString('hex').slice(0, 5);
     }
     const warnings = this.#admit(r, obj, false);
-    const created = this.#store.create(obj, { dryRun: dryRun(r.query.getAll('dryRun')) });
+    const isDryRun = dryRun(r.query.getAll('dryRun'));
+    const created = await this.#write(isDryRun, () => this.#store.create(obj, { dryRun: isDryRun }));
     this.#respond(r, 201, created, warnings);
   }
 
@@ -198,7 +201,7 @@ export class ResourceHandlers {
           metadata: { ...current.metadata, resourceVersion: obj.metadata.resourceVersion },
         }
       : obj;
-    this.#writeUpdate(r, current, candidate as XObject, dryRun(r.query.getAll('dryRun')));
+    await this.#writeUpdate(r, current, candidate as XObject, dryRun(r.query.getAll('dryRun')));
   }
 
   async patch(r: ResourceRequest): Promise<void> {
@@ -243,7 +246,7 @@ export class ResourceHandlers {
       if (!pinned && type !== 'application/json-patch+json')
         patched.metadata.resourceVersion = current.metadata.resourceVersion;
       try {
-        this.#writeUpdate(r, current, patched as XObject, isDryRun);
+        await this.#writeUpdate(r, current, patched as XObject, isDryRun);
         return;
       } catch (err) {
         if (err instanceof ConflictError && !pinned && attempt < 5) continue;
@@ -265,13 +268,14 @@ export class ResourceHandlers {
         if (!current) {
           if (r.subresource) throw errors.notFound(refOf(r));
           const warnings = this.#admit(r, obj, false);
-          this.#respond(r, 201, this.#store.create(obj, { dryRun: isDryRun }), warnings);
+          const created = await this.#write(isDryRun, () => this.#store.create(obj, { dryRun: isDryRun }));
+          this.#respond(r, 201, created, warnings);
           return;
         }
         const patched = mergePatch(structuredClone(current), obj) as Obj;
         this.#keepIdentity(current, patched);
         patched.metadata.resourceVersion = current.metadata.resourceVersion;
-        this.#writeUpdate(r, current, patched as XObject, isDryRun);
+        await this.#writeUpdate(r, current, patched as XObject, isDryRun);
         return;
       } catch (err) {
         if (err instanceof ApiError || attempt >= 5) throw err;
@@ -292,7 +296,10 @@ export class ResourceHandlers {
     const dryRunValues = [...r.query.getAll('dryRun'), ...(Array.isArray(opts.dryRun) ? opts.dryRun : [])];
     const pre = opts.preconditions as { uid?: string; resourceVersion?: string } | undefined;
     const key = { kind: r.resource.kind, namespace: r.namespace ?? '', name: r.name! };
-    const result = this.#store.delete(key, { dryRun: dryRun(dryRunValues), preconditions: pre });
+    const isDryRun = dryRun(dryRunValues);
+    const result = await this.#write(isDryRun, () =>
+      this.#store.delete(key, { dryRun: isDryRun, preconditions: pre }),
+    );
     if (result.metadata.deletionTimestamp && (result.metadata.finalizers?.length ?? 0) > 0) {
       // Finalizers keep it until their controllers are done: answer with the object, as Kubernetes does.
       this.#respond(r, 200, result);
@@ -383,11 +390,19 @@ export class ResourceHandlers {
 
   /** Writes `next` over `current` (PUT, patch, apply): admitted as an update, checked against an
    *  instance-scoped principal's part of the status, stored, answered 200 with the stored object. */
-  #writeUpdate(r: ResourceRequest, current: XObject, next: XObject, isDryRun: boolean): void {
+  async #writeUpdate(r: ResourceRequest, current: XObject, next: XObject, isDryRun: boolean): Promise<void> {
     const warnings = this.#admit(r, next, true);
     checkScopedStatus(r, current, next);
-    const updated = this.#store.update(next, { dryRun: isDryRun, subresource: r.subresource });
+    const updated = await this.#write(isDryRun, () =>
+      this.#store.update(next, { dryRun: isDryRun, subresource: r.subresource }),
+    );
     this.#respond(r, 200, updated, warnings);
+  }
+
+  /** A write through the store's group commit (answered once its batch is durable, sharing one fsync
+   *  with the writes of other requests); a dry run persists nothing and needs none. */
+  #write<T>(isDryRun: boolean, write: () => T): Promise<T> {
+    return isDryRun ? Promise.resolve(write()) : this.#store.groupCommit(write);
   }
 
   #invalid(r: ResourceRequest, causes: StatusCause[], name?: string): ApiError {

@@ -4,28 +4,34 @@
 // the top host acts: it writes the binding (spec.host = itself) and starts the domain. When two hosts'
 // views disagree and both bind, the binding written last wins in the replicated store (LWW) and the
 // loser's instance controller stops its copy as soon as it sees spec.host name another host.
+//
+// A decision reads memory only: informers (src/store/informer.ts) hold the hosts, instances and
+// templates, and HostAllocations keeps what each host has bound as instances come and go, so a
+// decision costs O(hosts), never a list of every instance from the store.
 
 import type { Host } from '../model/host.ts';
 import { HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../model/kinds.ts';
 import type { ServiceInstance } from '../model/service-instance.ts';
 import type { ServiceTemplate } from '../model/service-template.ts';
 import { keyOf } from '../reconcile/keys.ts';
+import { cacheKey, Informer } from '../store/informer.ts';
 import type { Store } from '../store/store.ts';
+import { HostAllocations } from './allocations.ts';
 import type { HostLiveness } from './liveness.ts';
 import { rankHosts } from './rendezvous.ts';
-import { allocatedBy, formatMemory, offerOf, requestOf } from './resources.ts';
+import { formatMemory, type Offer, offerOf, requestOf } from './resources.ts';
 
 export type PlacementDecision =
   | { host: string; ranked: string[] }
   | { host?: undefined; reason: 'Unschedulable'; message: string };
 
-/** Why one host does not fit, for the Unschedulable message. */
+/** Why one host does not fit, for the Unschedulable message. `used` is what the instances already bound
+ *  to the host ask for (HostAllocations.allocated). */
 export function unfitReason(
   host: Host,
   instance: ServiceInstance,
   template: ServiceTemplate | undefined,
-  bound: ServiceInstance[],
-  templateOf: (i: ServiceInstance) => ServiceTemplate | undefined,
+  used: Offer,
 ): string | undefined {
   const name = host.metadata.name;
   if (host.spec?.unschedulable || host.spec?.drain) return `${name} is cordoned`;
@@ -38,7 +44,6 @@ export function unfitReason(
   const drivers = host.status?.drivers ?? (host.status?.driver ? [host.status.driver] : []);
   if (driver && !drivers.includes(driver)) return `${name} has no ${driver} driver`;
   const offer = offerOf(host.status?.allocatable);
-  const used = allocatedBy(bound, templateOf);
   const want = requestOf(instance, template);
   if (used.instances + 1 > offer.instances) return `${name} is full (${offer.instances} instances)`;
   if (used.memory + want.memory > offer.memory)
@@ -53,49 +58,69 @@ export interface PlacementComponents {
 }
 
 export class Placement {
-  readonly #store: Store;
   readonly #liveness: HostLiveness;
+  /** In-memory copies of hosts, instances and templates, fed by the store's watch (started on first use). */
+  readonly #hosts: Informer<typeof HOST.kind>;
+  readonly #instances: Informer<typeof SERVICE_INSTANCE.kind>;
+  readonly #templates: Informer<typeof SERVICE_TEMPLATE.kind>;
+  readonly #allocations = new HostAllocations();
 
   constructor(components: PlacementComponents) {
-    this.#store = components.store;
+    const { store } = components;
     this.#liveness = components.liveness;
+    this.#hosts = new Informer({ store }, { kind: HOST.kind });
+    this.#instances = new Informer({ store }, { kind: SERVICE_INSTANCE.kind });
+    this.#templates = new Informer({ store }, { kind: SERVICE_TEMPLATE.kind });
+    this.#instances.onChange((change) => this.#allocations.apply(change));
+  }
+
+  /** Starts the caches (a list each, then watch events); decide() and unplaced() do it on first use. */
+  start(): void {
+    this.#hosts.start();
+    this.#instances.start();
+    this.#templates.start();
+  }
+
+  /** Stops the caches' watches; the next use starts them again (and catches up by listing). */
+  stop(): void {
+    this.#hosts.stop();
+    this.#instances.stop();
+    this.#templates.stop();
   }
 
   #templateOf = (i: ServiceInstance): ServiceTemplate | undefined =>
-    this.#store.get({
-      kind: SERVICE_TEMPLATE.kind,
-      namespace: i.metadata.namespace ?? 'default',
-      name: i.spec?.templateRef?.name ?? '',
-    });
+    this.#templates.get(`${i.metadata.namespace ?? 'default'}/${i.spec?.templateRef?.name ?? ''}`);
+
+  /** The keys (`namespace/name`) of the instances no host is bound to yet. */
+  unplaced(): string[] {
+    this.start();
+    const keys: string[] = [];
+    for (const i of this.#instances.values()) if (!i.spec?.host) keys.push(cacheKey(i));
+    return keys;
+  }
 
   /** The host that should run `instance` (the top of the ranking), or why no host can. */
   decide(instance: ServiceInstance): PlacementDecision {
-    const hosts = this.#store.list(HOST.kind).items;
-    const instances = this.#store.list(SERVICE_INSTANCE.kind).items;
+    this.start();
     const self = keyOf(instance);
-    const boundTo = new Map<string, ServiceInstance[]>();
-    for (const i of instances) {
-      const h = i.spec?.host;
-      if (!h || keyOf(i) === self) continue;
-      boundTo.set(h, [...(boundTo.get(h) ?? []), i]);
-    }
     const template = this.#templateOf(instance);
     const fitting: string[] = [];
     const why: string[] = [];
-    for (const host of hosts) {
+    for (const host of this.#hosts.values()) {
       const name = host.metadata.name;
       if (!this.#liveness.isLive(name)) {
         why.push(`${name} is not live`);
         continue;
       }
-      const reason = unfitReason(host, instance, template, boundTo.get(name) ?? [], this.#templateOf);
+      const used = this.#allocations.allocated(name, this.#templateOf, self);
+      const reason = unfitReason(host, instance, template, used);
       if (reason) why.push(reason);
       else fitting.push(name);
     }
     if (fitting.length === 0) {
       return {
         reason: 'Unschedulable',
-        message: `no host fits ${self}: ${why.length ? why.join('; ') : 'no hosts are known yet'}`,
+        message: `no host fits ${self}: ${why.length ? why.sort().join('; ') : 'no hosts are known yet'}`,
       };
     }
     const ranked = rankHosts(placementKey(instance), fitting);

@@ -67,6 +67,7 @@ export class Scheduler {
   }
 
   start(): void {
+    this.#placement.start();
     this.#runner.start();
     // A host dying or coming back changes who fits and who binds: look at every unplaced instance again.
     this.#unlisten = this.#liveness.onChange(() => {
@@ -78,6 +79,7 @@ export class Scheduler {
     this.#unlisten?.();
     this.#unlisten = undefined;
     await this.#runner.stop();
+    this.#placement.stop();
   }
 
   /** Whether what placement reads of host `h` changed since its last event. */
@@ -96,17 +98,18 @@ export class Scheduler {
     return true;
   }
 
-  #unplaced = (): string[] =>
-    this.#store
-      .list(SERVICE_INSTANCE.kind)
-      .items.filter((i) => !i.spec?.host)
-      .map((i) => `${i.metadata.namespace ?? 'default'}/${i.metadata.name}`);
-
+  /** The keys of the instances no host is bound to yet (from placement's cache, not a store list). */
   unplaced(): string[] {
-    return this.#unplaced();
+    return this.#placement.unplaced();
   }
 
-  reconcile(key: string): ReconcileResult | undefined {
+  /** Decides and binds in one group commit: the binding and its event share a transaction (and an
+   *  fsync) with whatever else is written in the same turn, and the decision reads the store inside it. */
+  reconcile(key: string): Promise<ReconcileResult | undefined> {
+    return this.#store.groupCommit(() => this.#decideAndBind(key));
+  }
+
+  #decideAndBind(key: string): ReconcileResult | undefined {
     const instance = this.#store.get(objectKey(SERVICE_INSTANCE.kind, key));
     // An instance without a spec cannot pass the API's validation; there is nothing to place.
     if (!instance?.spec || instance.spec.host || instance.metadata.deletionTimestamp) {

@@ -17,6 +17,7 @@ import {
 import { isLoopbackHost } from '../images/address-policy.ts';
 import { DEFAULT_MAX_IMAGE_BYTES } from '../images/download.ts';
 import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from '../log/logger.ts';
+import { DEFAULT_MAX_HEAP_MIB } from './heap-bound.ts';
 
 export const DEFAULT_DATA_DIR = './.xenos';
 /** Loopback only by default: the API is plain HTTP unless --tls-cert/--tls-key are given. */
@@ -185,6 +186,11 @@ export function parseOptions(
       '--log-level <level>',
       `what xenosd logs: ${LOG_LEVELS.join(', ')} (default: XENOS_LOG_LEVEL, else ${DEFAULT_LOG_LEVEL}); JSON lines, or compact lines on a terminal`,
     )
+    .option(
+      '--max-heap <MiB>',
+      "xenosd's V8 old-space bound, applied at start (0: V8's default; NODE_OPTIONS=--max-old-space-size wins)",
+      String(DEFAULT_MAX_HEAP_MIB),
+    )
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: () => {} })
     .allowExcessArguments(false);
@@ -218,6 +224,7 @@ export function parseOptions(
     hostTimeout: string;
     heartbeatInterval?: string;
     maxInstances?: string;
+    maxHeap?: string;
     driver: DriverChoice;
     insecureHttp?: boolean;
     allowPrivateImageUrls?: boolean;
@@ -290,6 +297,9 @@ export function parseOptions(
     if (!p.startsWith('/') || p.split('/').includes('..'))
       throw new UsageError(`--domain-ro-path "${p}": expected an absolute path without ..`);
   }
+  // Applied before the daemon loads (heap-bound.ts); checked here so a bad value gets the usual error.
+  if (o.maxHeap !== undefined && !/^\d+$/.test(o.maxHeap))
+    throw new UsageError(`--max-heap "${o.maxHeap}": expected a whole number of MiB (0: V8's default)`);
   const maxInstances = o.maxInstances === undefined ? undefined : Number(o.maxInstances);
   if (maxInstances !== undefined && !(Number.isInteger(maxInstances) && maxInstances >= 0))
     throw new UsageError(`--max-instances "${o.maxInstances}": expected a whole number`);

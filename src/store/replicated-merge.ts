@@ -4,11 +4,11 @@
 // so a refused part leaves this host's clock and row as they were while the other part may still apply.
 
 import type { XObject } from '../model/object.ts';
-import { type ErrorObjectRef, RowRefusedError } from './errors.ts';
-import { ClockDriftError, HlcFormatError, type HybridLogicalClock } from './hlc.ts';
+import { BadRequestError, type ErrorObjectRef, RowRefusedError } from './errors.ts';
+import { ClockDriftError, HlcFormatError, type HybridLogicalClock, parseHlc } from './hlc.ts';
 import type { RowAuthority, WriterBindings } from './row-authority.ts';
 import type { Proof, StatusBase } from './row-proof.ts';
-import type { ChangeEvent } from './watch-hub.ts';
+import { type ChangeEvent, previousOf } from './watch-hub.ts';
 
 /** One row as replication ships it: the latest version of an object, or its tombstone, with the
  *  version of each of its two parts. */
@@ -167,7 +167,7 @@ export function mergeReplicated(
     type,
     kind: key.kind,
     object: toObject(body, revision),
-    previous: wasLive ? toObject(local.body, local.revision) : undefined,
+    previous: wasLive ? previousOf(JSON.parse(local.body) as XObject) : undefined,
   };
   return { result, revision, event, refused };
 }
@@ -259,4 +259,52 @@ export function toObject<T extends XObject = XObject>(body: string, revision: nu
 export function withoutRevision(obj: XObject): XObject {
   const { resourceVersion: _, ...metadata } = obj.metadata;
   return { ...obj, metadata };
+}
+
+/** The key of a replicated row, after checking the row agrees with its object (`keyOf` checks the
+ *  object's own key) and its timestamps parse and name their writers. */
+export function checkReplicatedRow(
+  row: ReplicatedRow,
+  keyOf: (obj: XObject) => ErrorObjectRef,
+): ErrorObjectRef {
+  const where = `replicated row ${row.kind} ${row.namespace ? `${row.namespace}/` : ''}${row.name}`;
+  const key = keyOf(row.object);
+  if (key.kind !== row.kind || key.namespace !== row.namespace || key.name !== row.name) {
+    throw new BadRequestError(
+      `${where}: carries ${key.kind} ${key.namespace}/${key.name}; the sending host is faulty`,
+    );
+  }
+  const checkVersion = (hlc: string, writer: string, part: string): void => {
+    let parsed: string;
+    try {
+      parsed = parseHlc(hlc).writer;
+    } catch (err) {
+      throw new BadRequestError(`${where}: ${part} version: ${(err as Error).message}`);
+    }
+    if (parsed !== writer) {
+      throw new BadRequestError(`${where}: ${part} version ${hlc} names writer ${JSON.stringify(writer)}`);
+    }
+  };
+  checkVersion(row.hlc, row.writer, 'main');
+  if (row.statusHlc !== '' || row.statusWriter !== '')
+    checkVersion(row.statusHlc, row.statusWriter, 'status');
+  return key;
+}
+
+/** A stored row as replication ships it, without its object. */
+export function toReplicatedRow(key: ErrorObjectRef, r: VersionedRow): Omit<ReplicatedRow, 'object'> {
+  const base = parseBase(r.status_base);
+  return {
+    kind: key.kind,
+    namespace: key.namespace,
+    name: key.name,
+    deleted: r.deleted === 1,
+    hlc: r.hlc,
+    writer: r.writer,
+    statusHlc: r.status_hlc,
+    statusWriter: r.status_writer,
+    proof: r.proof,
+    statusProof: r.status_proof,
+    ...(base ? { statusBase: base } : {}),
+  };
 }

@@ -82,6 +82,12 @@ export interface Store {
     opts: WatchOptions,
     onEvent: (ev: WatchEvent<ObjectOf<K>>) => void,
   ): () => void;
+  /** Group commit: runs `write` (synchronous calls on this store) together with the other writes that
+   *  arrive in the same turn of the event loop — one transaction, one fsync, `write` in its own
+   *  savepoint — and resolves with its result only once that transaction is durable. A `write` that
+   *  throws rejects with its error and rolls back alone; the others still commit. Watch events of the
+   *  batch are delivered after the commit, before the promises settle. */
+  groupCommit<T>(write: () => T): Promise<T>;
   /** The latest revision, as a resourceVersion string. */
   revision(): string;
   close(): void;

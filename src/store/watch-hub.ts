@@ -20,14 +20,34 @@ import type { WatchEvent, WatchEventType } from './store.ts';
 
 export const DEFAULT_HISTORY_SIZE = 10_000;
 
+/** What a slot of the ring holds once its event has left the history (never read: below `first`). */
+const DROPPED: ChangeEvent = Object.freeze({
+  revision: 0,
+  type: 'DELETED',
+  kind: '',
+  object: Object.freeze({ apiVersion: '', kind: '', metadata: Object.freeze({ name: '' }) }) as XObject,
+});
+
+/** What the watch history keeps of an object before a change. */
+export interface PreviousLabels {
+  labels?: Readonly<Record<string, string>>;
+}
+
+/** The part of `obj` a change event keeps as its `previous`. */
+export function previousOf(obj: XObject | undefined): PreviousLabels | undefined {
+  return obj && { labels: obj.metadata.labels };
+}
+
 export interface ChangeEvent {
   revision: number;
   type: WatchEventType;
   kind: string;
   /** The object after the change (for DELETED: its last state). Frozen. */
   object: XObject;
-  /** For MODIFIED and DELETED: the object before the change. Frozen. */
-  previous?: XObject;
+  /** For MODIFIED and DELETED: the labels the object had before the change, all a watcher's selector
+   *  needs of it (an object that stops matching is DELETED for that watcher). Only the labels are kept:
+   *  the history holds thousands of events, and whole previous objects doubled its memory. */
+  previous?: PreviousLabels;
 }
 
 export interface WatchFilter {
@@ -85,6 +105,8 @@ export class WatchHub {
     this.latest = ev.revision;
     if (this.ring.length - this.first > this.historySize) {
       this.historyStart = this.ring[this.first].revision;
+      // Let the dropped event go now, not when the array is next compacted (it held up to twice the history).
+      this.ring[this.first] = DROPPED;
       this.first++;
       if (this.first >= this.historySize) {
         this.ring = this.ring.slice(this.first);
@@ -186,7 +208,7 @@ function translate(f: WatchFilter, ev: ChangeEvent): WatchEvent | undefined {
   if (f.namespace !== undefined && (obj.metadata.namespace ?? '') !== f.namespace) return undefined;
   if (!matchesFields(f.fields, obj)) return undefined;
   const now = matchesLabels(f.labels, obj.metadata.labels);
-  const before = ev.previous ? matchesLabels(f.labels, ev.previous.metadata.labels) : now;
+  const before = ev.previous ? matchesLabels(f.labels, ev.previous.labels) : now;
   switch (ev.type) {
     case 'ADDED':
       return now ? { type: 'ADDED', object: obj } : undefined;

@@ -188,7 +188,7 @@ describe('placement and liveness', () => {
     expect(message).toContain('f lacks memory');
   });
 
-  it('only the top-ranked host binds; the others leave the instance alone', () => {
+  it('only the top-ranked host binds; the others leave the instance alone', async () => {
     for (const n of ['a', 'b', 'c']) addHost(n);
     liveness.start();
     const i = store.create(instance('web-1'));
@@ -207,7 +207,7 @@ describe('placement and liveness', () => {
         { store, placement: new Placement({ store, liveness: view }), liveness: view },
         { hostName: self },
       );
-      scheduler.reconcile('default/web-1');
+      await scheduler.reconcile('default/web-1');
       view.stop();
       const bound = (
         store.get({ kind: 'ServiceInstance', namespace: 'default', name: 'web-1' })!.spec as { host?: string }

@@ -31,9 +31,13 @@ interface Acks {
 
 /** Runs the writer until it has acknowledged `killAfter` writes, kills it, and returns every
  *  line it managed to print (lines printed after the kill was sent count too). */
-async function runAndKill(prefix: string, killAfter: number): Promise<Acks & { signal: string | null }> {
+async function runAndKill(
+  prefix: string,
+  killAfter: number,
+  mode = 'single',
+): Promise<Acks & { signal: string | null }> {
   const acks: Acks = { created: new Set(), updated: new Map() };
-  const proc = spawn(process.execPath, ['--no-warnings', WRITER, dbPath, prefix], {
+  const proc = spawn(process.execPath, ['--no-warnings', WRITER, dbPath, prefix, mode], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   child = proc;
@@ -51,37 +55,46 @@ async function runAndKill(prefix: string, killAfter: number): Promise<Acks & { s
   return { ...acks, signal: await exited };
 }
 
-it('keeps every acknowledged write and an intact database across repeated kill -9', async () => {
-  const all: Acks = { created: new Set(), updated: new Map() };
-  for (let round = 0; round < ROUNDS; round++) {
-    const killAfter = 1 + Math.floor(Math.random() * 300);
-    const got = await runAndKill(`r${round}`, killAfter);
-    expect(got.signal, 'the writer should have died by SIGKILL, mid-stream').toBe('SIGKILL');
-    expect(got.created.size).toBeGreaterThan(0);
-    for (const name of got.created) all.created.add(name);
-    for (const [name, v] of got.updated) all.updated.set(name, v);
+it.each([
+  ['one transaction per write', 'single'],
+  ['group commit: 16 writers sharing transactions, each acknowledged after its batch commits', 'group'],
+])(
+  'keeps every acknowledged write and an intact database across repeated kill -9 (%s)',
+  async (_, mode) => {
+    const all: Acks = { created: new Set(), updated: new Map() };
+    for (let round = 0; round < ROUNDS; round++) {
+      const killAfter = 1 + Math.floor(Math.random() * 300);
+      const got = await runAndKill(`${mode}${round}`, killAfter, mode);
+      expect(got.signal, 'the writer should have died by SIGKILL, mid-stream').toBe('SIGKILL');
+      expect(got.created.size).toBeGreaterThan(0);
+      for (const name of got.created) all.created.add(name);
+      for (const [name, v] of got.updated) all.updated.set(name, v);
 
-    const raw = new DatabaseSync(dbPath);
-    try {
-      expect(raw.prepare('PRAGMA integrity_check').all()).toEqual([{ integrity_check: 'ok' }]);
-    } finally {
-      raw.close();
-    }
-    const store = openStore({ path: dbPath, namespaced: () => true });
-    try {
-      const missing = [...all.created].filter(
-        (name) => !store.get({ kind: 'Counter', namespace: 'crash', name }),
-      );
-      expect(missing, `acknowledged creates lost after round ${round}`).toEqual([]);
-      for (const [name, v] of all.updated) {
-        const obj = store.get({ kind: 'Counter', namespace: 'crash', name })!;
-        expect((obj.spec as { v: number }).v, `${name}: acknowledged update lost`).toBeGreaterThanOrEqual(v);
+      const raw = new DatabaseSync(dbPath);
+      try {
+        expect(raw.prepare('PRAGMA integrity_check').all()).toEqual([{ integrity_check: 'ok' }]);
+      } finally {
+        raw.close();
       }
-      const acked = all.created.size + all.updated.size;
-      expect(Number(store.revision())).toBeGreaterThanOrEqual(acked);
-      expect(store.list('Counter').items.length).toBeGreaterThanOrEqual(all.created.size);
-    } finally {
-      store.close();
+      const store = openStore({ path: dbPath, namespaced: () => true });
+      try {
+        const missing = [...all.created].filter(
+          (name) => !store.get({ kind: 'Counter', namespace: 'crash', name }),
+        );
+        expect(missing, `acknowledged creates lost after round ${round}`).toEqual([]);
+        for (const [name, v] of all.updated) {
+          const obj = store.get({ kind: 'Counter', namespace: 'crash', name })!;
+          expect((obj.spec as { v: number }).v, `${name}: acknowledged update lost`).toBeGreaterThanOrEqual(
+            v,
+          );
+        }
+        const acked = all.created.size + all.updated.size;
+        expect(Number(store.revision())).toBeGreaterThanOrEqual(acked);
+        expect(store.list('Counter').items.length).toBeGreaterThanOrEqual(all.created.size);
+      } finally {
+        store.close();
+      }
     }
-  }
-}, 60_000);
+  },
+  60_000,
+);

@@ -618,6 +618,42 @@ export function runStoreContract(name: string, factory: StoreFactory): void {
         expect(w.seen()).toEqual(['ADDED web']);
       });
     });
+
+    describe('group commit', () => {
+      it('resolves each write with its result; a failing write rejects alone and the others commit', async () => {
+        store.create(instance('taken'));
+        const w = watch(store, SI);
+        const results = await Promise.allSettled([
+          store.groupCommit(() => store.create(instance('a'))),
+          store.groupCommit(() => store.create(instance('taken'))),
+          store.groupCommit(() => {
+            store.create(instance('half'));
+            throw new Error('the caller gave up after writing');
+          }),
+          store.groupCommit(() => store.create(instance('b'))),
+        ]);
+        expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+        expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(AlreadyExistsError);
+        expect((results[0] as PromiseFulfilledResult<XObject>).value.metadata.name).toBe('a');
+        // The failed writes left nothing behind, not even the part written before the throw.
+        expect(names(store.list(SI).items)).toEqual(['default/a', 'default/b', 'default/taken']);
+        expect(w.seen()).toEqual(['ADDED a', 'ADDED b']);
+        // Revisions stay consecutive: a rolled-back write takes no revision.
+        const a = Number((results[0] as PromiseFulfilledResult<XObject>).value.metadata.resourceVersion);
+        const b = Number((results[3] as PromiseFulfilledResult<XObject>).value.metadata.resourceVersion);
+        expect(b).toBe(a + 1);
+        expect(store.revision()).toBe(String(b));
+      });
+
+      it('delivers the watch events of a batch before its writes are acknowledged', async () => {
+        const w = watch(store, SI);
+        const done = store.groupCommit(() => store.create(instance('x')));
+        expect(w.seen()).toEqual([]); // nothing before the batch commits
+        const created = await done;
+        expect(w.seen()).toEqual(['ADDED x']);
+        expect(store.get({ kind: SI, namespace: 'default', name: 'x' })).toEqual(created);
+      });
+    });
   });
 }
 

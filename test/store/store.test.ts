@@ -68,6 +68,26 @@ describe('SqliteStore on disk', () => {
     expect(parseHlc(newest[0].hlc).writer).toBe(writer);
   });
 
+  it('group commit: writes that arrive together share one transaction, and are there after a reopen', async () => {
+    const path = freshPath();
+    const a = start({ path });
+    const before = a.groupCommitStats().batches;
+    const writes = Array.from({ length: 50 }, (_, i) => a.groupCommit(() => a.create(instance(`w${i}`))));
+    await Promise.all(writes);
+    expect(a.groupCommitStats().batches - before).toBe(1);
+    expect(a.groupCommitStats().largest).toBe(50);
+    // A write queued in a later turn goes to the next transaction.
+    await a.groupCommit(() => a.create(instance('later')));
+    expect(a.groupCommitStats().batches - before).toBe(2);
+    // close() commits what is still queued; writes after it are refused.
+    const queued = a.groupCommit(() => a.create(instance('at-close')));
+    a.close();
+    await expect(queued).resolves.toMatchObject({ metadata: { name: 'at-close' } });
+    await expect(a.groupCommit(() => a.create(instance('too-late')))).rejects.toThrow(/closed/);
+    const b = start({ path });
+    expect(b.list('ServiceInstance').items).toHaveLength(52);
+  });
+
   it('puts the database in WAL mode', () => {
     const path = freshPath();
     start({ path }).create(instance('web'));
