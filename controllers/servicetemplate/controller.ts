@@ -161,7 +161,7 @@ function templateSteps(
                 message: `importing ${source} on host ${host}`,
               }),
             );
-            scope.progress();
+            await scope.progress();
           }
           let imported: ImportedImage;
           try {

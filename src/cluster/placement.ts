@@ -91,6 +91,12 @@ export class Placement {
   #templateOf = (i: ServiceInstance): ServiceTemplate | undefined =>
     this.#templates.get(`${i.metadata.namespace ?? 'default'}/${i.spec?.templateRef?.name ?? ''}`);
 
+  /** What the instances bound to `host` ask for, summed (the Host controller's status.allocated). */
+  allocated(host: string): Offer {
+    this.start();
+    return this.#allocations.allocated(host, this.#templateOf);
+  }
+
   /** The keys (`namespace/name`) of the instances no host is bound to yet. */
   unplaced(): string[] {
     this.start();

@@ -58,18 +58,3 @@ export function offerOf(list: ResourceList | undefined): Offer {
     instances: list?.instances ?? Number.POSITIVE_INFINITY,
   };
 }
-
-/** Sum of what the given instances ask for, plus their count. */
-export function allocatedBy(
-  instances: ServiceInstance[],
-  templateOf: (i: ServiceInstance) => ServiceTemplate | undefined,
-): Offer {
-  const total: Offer = { memory: 0, cpuMillis: 0, instances: 0 };
-  for (const i of instances) {
-    const r = requestOf(i, templateOf(i));
-    total.memory += r.memory;
-    total.cpuMillis += r.cpuMillis;
-    total.instances += 1;
-  }
-  return total;
-}

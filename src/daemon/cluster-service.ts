@@ -148,6 +148,7 @@ export class ClusterService {
             ? { peerId: this.#node.peerId.toString(), p2pAddrs: this.#node.multiaddrs }
             : {}),
         }),
+        allocations: this.placement,
         log: components.logger.forComponent('host-controller'),
       },
       {

@@ -260,8 +260,8 @@ export class Controller<K extends string = string> {
     else this.retryLater(queue, key, err);
   }
 
-  private markStalled(key: string, err: TerminalError): void {
-    updateStatus(this.store, objectKey(this.kind, key), (status, obj) => {
+  private async markStalled(key: string, err: TerminalError): Promise<void> {
+    await updateStatus(this.store, objectKey(this.kind, key), (status, obj) => {
       markStalled(status, err.reason, err.message, obj.metadata.generation);
     });
   }

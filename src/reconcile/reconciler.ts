@@ -37,7 +37,7 @@ export interface Scope<K extends string, P extends object = object> {
   status(mutate: (status: StatusOf<K>, object: ObjectOf<K>) => void): void;
   /** Write the queued status now and go on: only for a step that can run for minutes (an image import),
    *  as Flux's progressive status, so users see it working. */
-  progress(): void;
+  progress(): Promise<void>;
 }
 
 /** A named sub-step of a reconcile; the name is the reason prefix of the errors it throws. */
@@ -134,7 +134,7 @@ export class Reconciler<K extends string, P extends object = object> {
       completed = false;
       result = { error: err };
     }
-    pass.write({ failure, completed });
+    await pass.write({ failure, completed });
     if (failure) {
       const text = `${init.kind} ${key}: ${failure.step}: ${failure.reason}: ${failure.message}`;
       if (failure.terminal) {
@@ -207,11 +207,11 @@ class Pass<K extends string, P extends object> {
 
   /** The pass's status write: a fresh copy, the kind's facts, every queued change, the outcome, the
    *  summary; stored only when it differs from what is there. */
-  write(outcome: { failure?: Failure; completed: boolean; progress?: boolean }): void {
+  async write(outcome: { failure?: Failure; completed: boolean; progress?: boolean }): Promise<void> {
     const { init, scope } = this;
     const generation = scope.generation;
     const queued = this.queued.splice(0);
-    updateStatus(this.store, objectKey(init.kind, scope.key), (status, object) => {
+    await updateStatus(this.store, objectKey(init.kind, scope.key), (status, object) => {
       const s = status as StatusOf<K> & BaseStatus;
       const before = structuredClone(s.conditions ?? []);
       s.observedGeneration = generation;

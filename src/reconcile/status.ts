@@ -1,5 +1,7 @@
 // Writing an object's status through the store's status subresource: re-read the object, let the
-// caller change a copy of its status, and write only if something changed. Each status has exactly
+// caller change a copy of its status, and write only if something changed. The write goes through the
+// store's group commit, so the status writes of many reconciles (and the API's writes) arriving together
+// share one transaction and one fsync; the promise settles once it is durable. Each status has exactly
 // one writer (the controller of that kind on the host that owns the object), so the write does not
 // carry a resourceVersion precondition; the status subresource never touches spec or metadata.
 
@@ -11,10 +13,19 @@ import type { ObjectKey, Store } from '../store/store.ts';
 export type StatusOf<K extends string> = NonNullable<ObjectOf<K>['status']>;
 
 /**
- * Apply `mutate` to a copy of the current status of `key` and store it if it changed.
- * Returns the stored object (or the unchanged one); undefined when the object does not exist.
+ * Apply `mutate` to a copy of the current status of `key` and store it if it changed (re-read and
+ * compared inside the commit, so it sees every write before it). Resolves with the stored object (or
+ * the unchanged one); undefined when the object does not exist.
  */
 export function updateStatus<K extends string>(
+  store: Store,
+  key: ObjectKey<K>,
+  mutate: (status: StatusOf<K>, obj: ObjectOf<K>) => void,
+): Promise<ObjectOf<K> | undefined> {
+  return store.groupCommit(() => writeStatus(store, key, mutate));
+}
+
+function writeStatus<K extends string>(
   store: Store,
   key: ObjectKey<K>,
   mutate: (status: StatusOf<K>, obj: ObjectOf<K>) => void,

@@ -43,8 +43,8 @@ function run(init: Omit<ControllerInit, 'kind'> & { kind?: string }): Controller
 }
 
 /** A reconcile that records the generation it saw in status, like a real controller's observedGeneration. */
-function observe(key: string): undefined {
-  updateStatus(store, objectKey('Widget', key), (status, obj) => {
+async function observe(key: string): Promise<undefined> {
+  await updateStatus(store, objectKey('Widget', key), (status, obj) => {
     status.observedGeneration = obj.metadata.generation;
   });
   return undefined;
@@ -224,7 +224,7 @@ describe('Controller', () => {
       },
     });
     await until('first reconcile', () => reconciled.length === 1);
-    updateStatus(store, objectKey('Widget', 'default/quiet'), (s) => {
+    await updateStatus(store, objectKey('Widget', 'default/quiet'), (s) => {
       s.phase = 'Whatever';
     });
     const w = store.get({ kind: 'Widget', namespace: 'default', name: 'quiet' })!;

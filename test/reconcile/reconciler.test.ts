@@ -135,8 +135,15 @@ describe('Reconciler', () => {
         },
       );
       runner.c.start();
-      for (let ms = 0; ms < 1000 && attempts.length < 4; ms++) await vi.advanceTimersByTimeAsync(1);
+      // Status writes are group commits, flushed on a (real) setImmediate: let each one land before the
+      // fake clock moves on, so the backoff is measured from the pass that failed.
+      for (let ms = 0; ms < 1000 && attempts.length < 4; ms++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        await vi.advanceTimersByTimeAsync(1);
+      }
       expect(attempts).toHaveLength(4);
+      // The last pass's write lands on the next flush.
+      await vi.waitFor(() => expect(getCondition(stored()?.status, SYNCED)?.status).toBe('True'));
       // The first failure is in the status with the error's reason and the step that failed; Ready says why.
       expect(seen[0]).toEqual({
         reason: 'BackendUnreachable',

@@ -7,6 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HostController } from '../../../controllers/host/controller.ts';
 import { HostLiveness } from '../../../src/cluster/liveness.ts';
+import { Placement } from '../../../src/cluster/placement.ts';
 import { ownerOf } from '../../../src/cluster/rendezvous.ts';
 import type { Host } from '../../../src/model/host.ts';
 import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
@@ -33,7 +34,12 @@ function controllerFor(self: string) {
     { self, timeoutMs: 5000 },
   );
   const controller = new HostController(
-    { store, liveness, facts: () => ({ peerId: peerOf(self), driver: 'process', drivers: ['process'] }) },
+    {
+      store,
+      liveness,
+      facts: () => ({ peerId: peerOf(self), driver: 'process', drivers: ['process'] }),
+      allocations: new Placement({ store, liveness }),
+    },
     { hostName: self },
   );
   liveness.start();
