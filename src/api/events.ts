@@ -88,20 +88,21 @@ export function recordEvent(
 }
 
 /** Records Events for one controller: `(object, type, reason, message)`; a failure to record is logged,
- *  never thrown (an Event is worth less than the reconcile that reports it). */
+ *  never thrown (an Event is worth less than the reconcile that reports it). The write joins the store's
+ *  next group commit, so the Events of a burst of reconciles share their fsync with the status writes. */
 export type EventRecorder = (involved: XObject, type: EventType, reason: string, message: string) => void;
 
 export function eventRecorder(store: Store, opts: RecordEventOptions, log: Log): EventRecorder {
   return (involved, type, reason, message) => {
-    try {
-      recordEvent(store, involved, type, reason, message, opts);
-    } catch (err) {
-      const m = involved.metadata;
-      log.warn(
-        { err },
-        `recording event ${reason} for ${involved.kind} ${m.namespace ?? ''}/${m.name} failed`,
-      );
-    }
+    store
+      .groupCommit(() => recordEvent(store, involved, type, reason, message, opts))
+      .catch((err: unknown) => {
+        const m = involved.metadata;
+        log.warn(
+          { err },
+          `recording event ${reason} for ${involved.kind} ${m.namespace ?? ''}/${m.name} failed`,
+        );
+      });
   };
 }
 
