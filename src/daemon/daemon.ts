@@ -162,7 +162,15 @@ export class Daemon {
       { ...this.init.cluster, dataDir, hostName: this.init.hostName },
     );
     await this.#cluster.join();
-    const routes: ApiRoute[] = [discoverRoute(() => this.#cluster?.overlay)];
+    const routes: ApiRoute[] = [
+      discoverRoute(() => {
+        const cluster = this.#cluster;
+        const store = this.#store;
+        if (!cluster || !store) return {};
+        const local = { store, isLive: (host: string) => cluster.liveness.isLive(host) };
+        return { local, overlay: cluster.overlay };
+      }),
+    ];
     this.#api = new ApiServer(
       { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },
       {

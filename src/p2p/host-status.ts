@@ -7,6 +7,7 @@ import { Ajv } from 'ajv';
 import { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
 import { sha256 } from 'multiformats/hashes/sha2';
+import { checkServiceType } from '../model/discovery.ts';
 import {
   clampEndpoints,
   fitRecord,
@@ -14,8 +15,6 @@ import {
   MAX_ENTRY_ENDPOINTS,
   type Truncation,
 } from './record-fit.ts';
-
-const SERVICE_TYPE = /^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export interface InstanceEndpoints {
   namespace: string;
@@ -89,11 +88,7 @@ export function statusErrors(): string {
 
 /** The DHT content ID a service type is advertised under. */
 export async function serviceCid(serviceType: string): Promise<CID> {
-  if (!SERVICE_TYPE.test(serviceType)) {
-    throw new TypeError(
-      `service type ${JSON.stringify(serviceType)}: use lower-case letters, digits, '-' and '.' (like a DNS name)`,
-    );
-  }
+  checkServiceType(serviceType);
   const digest = await sha256.digest(new TextEncoder().encode(`/xenos/svc/${serviceType}`));
   return CID.createV1(raw.code, digest);
 }
