@@ -94,7 +94,7 @@ async function run(n: number): Promise<void> {
   const seed = await startHost([]);
   const hosts = [seed];
   for (let i = 1; i < n; i++) hosts.push(await startHost(seed.node.multiaddrs));
-  await Promise.all(hosts.map((h) => h.node.joined()));
+  await Promise.all(hosts.map((h) => h.node.joined({ timeout: 60_000 })));
   await until(
     () => hosts.every((h) => h.node.connectedPeers().length >= Math.min(n - 1, 3)),
     30_000,
@@ -159,7 +159,7 @@ async function run(n: number): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     for (const into of [cold, coldFirst]) {
       const c = await startHost(seed.node.multiaddrs);
-      await c.node.joined();
+      await c.node.joined({ timeout: 60_000 });
       const limit = into === coldFirst ? 1 : undefined;
       const [ms, found] = await time(() => c.discovery.discover('web', { limit }));
       if (found.length < (limit ?? PROVIDERS))
@@ -173,7 +173,7 @@ async function run(n: number): Promise<void> {
     }
     // The discover API on a cold host: a fresh node whose store replication has filled, never asked before.
     const c = await startHost(seed.node.multiaddrs);
-    await c.node.joined();
+    await c.node.joined({ timeout: 60_000 });
     const store = openStore({ path: ':memory:', namespaced: (k) => k !== 'Host', writer: 'bench' });
     for (const { obj, status } of replicated) {
       const created = store.create(structuredClone(obj));
