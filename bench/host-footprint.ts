@@ -13,11 +13,12 @@
 //
 // --cluster-hosts 0 skips the cluster part.
 
-import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { XenosClient } from '../src/client/client.ts';
-import { TestCluster } from '../test/cluster/harness.ts';
+import { HOST } from '../src/model/kinds.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../test/daemon/xenosd-process.ts';
 import { printFigure } from './lib/figures.ts';
 import { domainPids, sampleIdle, usageOf } from './lib/proc-footprint.ts';
@@ -171,12 +172,52 @@ async function singleHost(): Promise<void> {
   }
 }
 
-/** (2): a cluster of real xenosd with --p2p, idle. */
+/** (2): a cluster of real xenosd with --p2p, idle (started here: test/cluster's harness needs vitest). */
 async function cluster(n: number): Promise<void> {
-  const c = new TestCluster({ hostTimeout: '15s' });
+  const root = mkdtempSync(join(tmpdir(), 'xenos-footprint-'));
+  const keyFile = join(root, 'swarm.key');
+  const hosts: (XenosdProcess & { name: string })[] = [];
+  const start = async (name: string, join_: string[]) => {
+    const args = [
+      '--driver',
+      'process',
+      '--p2p',
+      '127.0.0.1:0',
+      '--cluster-key',
+      keyFile,
+      '--host-timeout',
+      '15s',
+    ];
+    const xd = await startXenosd({
+      hostName: name,
+      args: [...args, ...join_.flatMap((a) => ['--join', a])],
+      timeoutMs: 90_000, // a loaded machine: joining checks the name with a peer first
+    });
+    hosts.push(Object.assign(xd, { name }));
+    return readFileSync(join(xd.dataDir, 'p2p.addrs'), 'utf8').trim().split('\n');
+  };
   try {
-    const names = Array.from({ length: n }, (_, i) => `h${i}`);
-    const hosts = await c.startHosts(names);
+    const seed = await start('h0', []);
+    for (let i = 1; i < n; i++) await start(`h${i}`, seed);
+    // Idle once every host sees every Host object (joined, replicated, membership running).
+    await until(
+      async () => {
+        const counts = await Promise.all(
+          hosts.map(async (h) => {
+            const c = new XenosClient({ server: h.url, token: h.token, timeoutMs: 10_000 });
+            try {
+              return (await c.list(HOST)).items.length;
+            } finally {
+              c.close();
+            }
+          }),
+        );
+        return counts.every((k) => k === n);
+      },
+      60_000,
+      `every host sees ${n} Host objects`,
+      200,
+    );
     const samples = await Promise.all(hosts.map((h) => sampleIdle(() => [pidOf(h)], { durationMs: idleMs })));
     console.log(
       `${BENCH}: ${n} xenosd with --p2p (libp2p, DHT, membership, replication) on this machine, all seeing ` +
@@ -207,7 +248,11 @@ async function cluster(n: number): Promise<void> {
       note,
     });
   } finally {
-    await c.cleanup();
+    for (const h of hosts) {
+      await h.stop();
+      removeDataDir(h.dataDir);
+    }
+    rmSync(root, { recursive: true, force: true });
   }
 }
 
