@@ -1,10 +1,14 @@
 // The API's discover endpoint: GET /apis/xenos.io/v1alpha1/namespaces/{ns}/discover/{serviceType}
-// returns the live endpoints of a service type, found through the DHT from whichever host is asked
-// (provider records for the type, then each provider's fresh signed host record), never from the
-// replicated store: a host that runs none of them answers the same. `?timeoutSeconds=N` bounds the
-// whole answer (default 5; past it, 504). Needs `list` on serviceinstances in the namespace.
-// It asks at once (the peers nearest the key, see Discovery.discover) and only when that finds nothing waits
-// until this host's DHT routing table knows a peer and asks every peer near the key: no join wait up front.
+// returns the live endpoints of a service type. A host answers from the replicated store it already holds
+// (store-discovery.ts: every host has every instance's status and endpoints, and its membership says which
+// hosts are live) — no network round trip — and asks the DHT only for what the store lacks: when it holds
+// no live endpoint of the type (a host that has just joined and not yet synced, or a type whose
+// instances are not in this cluster's store), the provider records for the type, then each provider's
+// fresh signed host record. The answer's `source` says which path answered. `?from=store|dht` asks one
+// path only (default `auto`). `?timeoutSeconds=N` bounds the whole answer (default 5; past it, 504).
+// Needs `list` on serviceinstances in the namespace. The DHT path asks at once (the peers nearest the key,
+// see Discovery.discover) and only when that finds nothing waits until this host's DHT routing table
+// knows a peer and asks every peer near the key: no join wait up front.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,15 +16,29 @@ import { authorize } from '../api/auth.ts';
 import { sendJson } from '../api/http-io.ts';
 import type { ApiRoute } from '../api/server.ts';
 import { ApiError, errors } from '../api/status-errors.ts';
-import type { DiscoveredEndpoint, DiscoveryResult } from '../model/discovery.ts';
+import {
+  checkServiceType,
+  type DiscoveredEndpoint,
+  type DiscoveryResult,
+  type DiscoverySource,
+} from '../model/discovery.ts';
 import { API_VERSION, GROUP, SERVICE_INSTANCE, VERSION } from '../model/kinds.ts';
 import type { Discovery } from '../p2p/discovery.ts';
 import type { XenosNode } from '../p2p/node.ts';
+import { discoverFromStore, type StoreDiscoveryComponents } from './store-discovery.ts';
 
 const PATH = new RegExp(
   `^/apis/${GROUP.replace('.', '\\.')}/${VERSION}/namespaces/([^/]+)/discover/([^/]+)$`,
 );
 const DEFAULT_TIMEOUT_MS = 5_000;
+const FROM = ['auto', 'store', 'dht'] as const;
+export type DiscoverFrom = (typeof FROM)[number];
+
+/** What a host discovers with: its store and liveness view (always), and the overlay (with --p2p). */
+export interface DiscoverSources {
+  local?: StoreDiscoveryComponents;
+  overlay?: { discovery: Discovery; node: XenosNode };
+}
 
 export interface DiscoverEndpointsOptions {
   signal?: AbortSignal;
@@ -28,6 +46,47 @@ export interface DiscoverEndpointsOptions {
   timeout?: number;
   /** Resolves once this host can run a DHT query (see dhtReady); awaited only before the slow path. */
   ready?: (options: { signal?: AbortSignal; timeout?: number }) => Promise<void>;
+}
+
+/**
+ * Live endpoints of `serviceType` in `namespace`: from the store when it holds any (`from: 'auto'`, the
+ * default), else through the DHT; `from` 'store' or 'dht' asks that path only.
+ */
+export async function discover(
+  sources: DiscoverSources,
+  namespace: string,
+  serviceType: string,
+  options: DiscoverEndpointsOptions & { from?: DiscoverFrom } = {},
+): Promise<DiscoveryResult> {
+  const { from = 'auto', ...opts } = options;
+  checkServiceType(serviceType); // a bad name is a TypeError on every path
+  if (from !== 'dht' && sources.local) {
+    const items = discoverFromStore(sources.local, namespace, serviceType);
+    if (items.length > 0 || from === 'store' || !sources.overlay)
+      return result('store', namespace, serviceType, items);
+  }
+  if (!sources.overlay) throw new OverlayMissingError();
+  return discoverEndpoints(sources.overlay.discovery, namespace, serviceType, opts);
+}
+
+/** discover(from: 'dht') without an overlay. */
+export class OverlayMissingError extends Error {
+  constructor() {
+    super(
+      'this xenosd runs without the p2p overlay (start it with --p2p HOST:PORT to discover services through the DHT)',
+    );
+    this.name = 'OverlayMissingError';
+  }
+}
+
+function result(
+  source: DiscoverySource,
+  namespace: string,
+  serviceType: string,
+  items: DiscoveredEndpoint[],
+): DiscoveryResult {
+  items.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
+  return { apiVersion: API_VERSION, kind: 'DiscoveryResult', serviceType, namespace, source, items };
 }
 
 /** Live endpoints of `serviceType` in `namespace`, through the DHT. */
@@ -60,8 +119,7 @@ export async function discoverEndpoints(
       });
     }
   }
-  items.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
-  return { apiVersion: API_VERSION, kind: 'DiscoveryResult', serviceType, namespace, items };
+  return result('dht', namespace, serviceType, items);
 }
 
 /**
@@ -87,10 +145,8 @@ export async function dhtReady(
   }
 }
 
-/** The route; `overlay()` is undefined while this host runs without p2p (then 503). */
-export function discoverRoute(
-  overlay: () => { discovery: Discovery; node: XenosNode } | undefined,
-): ApiRoute {
+/** The route; `sources()` is read per request (the overlay is undefined without p2p: `from=dht` is then 503). */
+export function discoverRoute(sources: () => DiscoverSources): ApiRoute {
   return async (req: IncomingMessage, res: ServerResponse, { url, path, principal }) => {
     const m = PATH.exec(path);
     if (!m) return false;
@@ -103,27 +159,26 @@ export function discoverRoute(
         `discover is forbidden: User "${principal.name}" cannot list resource "serviceinstances" in API group "${GROUP}" in the namespace "${namespace}"`,
       );
     }
-    const o = overlay();
-    if (!o) {
-      throw new ApiError(
-        503,
-        'ServiceUnavailable',
-        'this xenosd runs without the p2p overlay (start it with --p2p HOST:PORT to discover services)',
-      );
-    }
+    const from = url.searchParams.get('from') ?? 'auto';
+    if (!(FROM as readonly string[]).includes(from))
+      throw errors.badRequest(`from=${JSON.stringify(from)}: must be one of ${FROM.join(', ')}`);
     const seconds = Number(url.searchParams.get('timeoutSeconds'));
     const timeout = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_TIMEOUT_MS;
     const signal = AbortSignal.timeout(timeout);
+    const src = sources();
+    const o = src.overlay;
     try {
-      const result = await discoverEndpoints(o.discovery, namespace, serviceType, {
+      const result = await discover(src, namespace, serviceType, {
         signal,
         timeout,
-        ready: (opts) => dhtReady(o.node, opts),
+        from: from as DiscoverFrom,
+        ...(o ? { ready: (opts: { signal?: AbortSignal; timeout?: number }) => dhtReady(o.node, opts) } : {}),
       });
       sendJson(res, 200, result);
     } catch (err) {
       if (err instanceof TypeError) throw errors.badRequest(err.message);
-      if (signal.aborted) {
+      if (err instanceof OverlayMissingError) throw new ApiError(503, 'ServiceUnavailable', err.message);
+      if (signal.aborted && o) {
         throw new ApiError(
           504,
           'Timeout',

@@ -11,26 +11,17 @@
 
 import { type Log, silentLogger } from '../log/logger.ts';
 import { SERVICE_INSTANCE } from '../model/kinds.ts';
-import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Discovery, InstanceEndpoints } from '../p2p/discovery.ts';
 import { fitRecord } from '../p2p/record-fit.ts';
 import type { RecordPublisher } from '../p2p/record-publisher.ts';
 import { instanceRecordKey } from '../p2p/records.ts';
 import type { Store } from '../store/store.ts';
+import { type InstanceRecord, instanceRecordOf } from './instance-endpoints.ts';
+
+export type { InstanceRecord } from './instance-endpoints.ts';
 
 const DEFAULT_DEBOUNCE_MS = 50;
 const DEFAULT_TTL_MS = 15_000;
-
-/** What an instance record says (payload of `/xenos/inst/...`). */
-export interface InstanceRecord {
-  host: string;
-  namespace: string;
-  name: string;
-  serviceType: string;
-  phase: string;
-  ready: boolean;
-  endpoints: string[];
-}
 
 /** What each entry of the host record says; `host` is beyond Discovery's schema (which allows it). */
 export interface PublishedInstance extends InstanceEndpoints {
@@ -49,23 +40,6 @@ export interface StatusPublisherInit {
   hostName: string;
   ttlMs?: number;
   debounceMs?: number;
-}
-
-function endpointsOf(i: ServiceInstance): string[] {
-  return (i.status?.endpoints ?? []).map((e) => e.url ?? `${e.address}:${e.port}`);
-}
-
-export function instanceRecordOf(i: ServiceInstance, hostName: string): InstanceRecord {
-  const ready = i.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-  return {
-    host: hostName,
-    namespace: i.metadata.namespace ?? 'default',
-    name: i.metadata.name,
-    serviceType: i.status?.serviceType ?? i.spec?.templateRef?.name ?? '',
-    phase: i.status?.phase ?? 'Pending',
-    ready,
-    endpoints: endpointsOf(i),
-  };
 }
 
 export class StatusPublisher {

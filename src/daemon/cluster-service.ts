@@ -19,20 +19,15 @@ import type { Validator } from '../api/validation.ts';
 import { HostLiveness } from '../cluster/liveness.ts';
 import { Placement } from '../cluster/placement.ts';
 import { Scheduler } from '../cluster/scheduler.ts';
-import { StatusPublisher } from '../cluster/status-publisher.ts';
+import type { StatusPublisher } from '../cluster/status-publisher.ts';
 import type { Log, Logger } from '../log/logger.ts';
 import { EVENT } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
-import { Discovery } from '../p2p/discovery.ts';
-import { Membership } from '../p2p/membership/membership.ts';
-import { openXenosNode, type XenosNode } from '../p2p/node.ts';
-import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
-import { peerSigner } from '../p2p/peer-signature.ts';
-import { clusterProtector, handshakeRefusalCounter } from '../p2p/pnet/protector.ts';
-import { RecordPublisher } from '../p2p/record-publisher.ts';
+import type { Discovery } from '../p2p/discovery.ts';
+import type { Membership } from '../p2p/membership/membership.ts';
+import type { XenosNode } from '../p2p/node.ts';
 import { HostNameTakenError } from '../store/errors.ts';
-import { Libp2pTransport } from '../store/replication/libp2p-transport.ts';
-import { Replicator } from '../store/replication/replicator.ts';
+import type { Replicator } from '../store/replication/replicator.ts';
 import type { SqliteStore } from '../store/sqlite-store.ts';
 
 export interface ClusterComponents {
@@ -190,6 +185,18 @@ export class ClusterService {
     const { store, logger } = this.#components;
     const p2p = this.#init.p2p;
     if (p2p) {
+      // libp2p and the rest of the overlay are loaded only now: a single host never loads them.
+      const {
+        clusterProtector,
+        handshakeRefusalCounter,
+        Libp2pTransport,
+        loadOrCreatePeerKey,
+        Membership,
+        openXenosNode,
+        PEER_KEY_FILE,
+        peerSigner,
+        Replicator,
+      } = await import('./overlay-parts.ts');
       const p2pLog = logger.forComponent('p2p');
       this.#hook = p2p.connectionHook;
       // Shared by the node and the protector (which a test hook may wrap) around the cluster key's.
@@ -295,6 +302,8 @@ export class ClusterService {
     const p2p = this.#init.p2p;
     const node = this.#node;
     if (p2p && node) {
+      const { Discovery, loadOrCreatePeerKey, PEER_KEY_FILE, RecordPublisher, StatusPublisher } =
+        await import('./overlay-parts.ts');
       const { privateKey } = await loadOrCreatePeerKey(join(this.#init.dataDir, PEER_KEY_FILE));
       const records = new RecordPublisher({ node, privateKey }, { dataDir: this.#init.dataDir });
       const ttl = this.liveness.timeoutMs;

@@ -8,7 +8,6 @@
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { HostFacts } from '../../controllers/host/controller.ts';
 import { ApiResources } from '../api/api-resources.ts';
 import { TokenAuthenticator } from '../api/auth.ts';
@@ -18,10 +17,8 @@ import type { LogSource } from '../api/log-subresource.ts';
 import { type ApiRoute, ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
 import { discoverRoute } from '../cluster/discover-api.ts';
-import { clusterRowAuthority } from '../cluster/write-policy.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
 import { EVENT } from '../model/kinds.ts';
-import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../p2p/peer-key.ts';
 import type { RowAuthority } from '../store/row-authority.ts';
 import { openStore, type SqliteStore } from '../store/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
@@ -165,7 +162,15 @@ export class Daemon {
       { ...this.init.cluster, dataDir, hostName: this.init.hostName },
     );
     await this.#cluster.join();
-    const routes: ApiRoute[] = [discoverRoute(() => this.#cluster?.overlay)];
+    const routes: ApiRoute[] = [
+      discoverRoute(() => {
+        const cluster = this.#cluster;
+        const store = this.#store;
+        if (!cluster || !store) return {};
+        const local = { store, isLive: (host: string) => cluster.liveness.isLive(host) };
+        return { local, overlay: cluster.overlay };
+      }),
+    ];
     this.#api = new ApiServer(
       { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },
       {
@@ -216,6 +221,9 @@ export class Daemon {
 
 /** The store's signer and write checks for a host in an overlay: its libp2p key and the cluster's policy. */
 async function rowAuthority(dataDir: string): Promise<RowAuthority> {
+  const { clusterRowAuthority, loadOrCreatePeerKey, PEER_KEY_FILE, peerIdFromPrivateKey } = await import(
+    './overlay-parts.ts'
+  );
   const { privateKey } = await loadOrCreatePeerKey(join(dataDir, PEER_KEY_FILE));
   return clusterRowAuthority(privateKey, peerIdFromPrivateKey(privateKey).toString());
 }

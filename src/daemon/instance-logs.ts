@@ -12,13 +12,8 @@ import type { Log } from '../log/logger.ts';
 import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Store } from '../store/store.ts';
-import {
-  LOGS_PROTOCOL,
-  type LogForwardRequest,
-  type LogStreamNode,
-  openForwardedLogs,
-  serveForwardedLogs,
-} from './log-forwarding.ts';
+// log-forwarding.ts (and @libp2p/utils with it) is loaded with `import()` only on a host in an overlay.
+import type { LogForwardRequest, LogStreamNode } from './log-forwarding.ts';
 
 export interface InstanceLogsComponents {
   /** Read per request: the daemon's store exists only once it has started. */
@@ -67,6 +62,7 @@ export class InstanceLogs implements LogSource {
     this.#stop = new AbortController();
     const node = this.#components.node();
     if (!node) return;
+    const { LOGS_PROTOCOL, serveForwardedLogs } = await import('./log-forwarding.ts');
     await node.handle(
       LOGS_PROTOCOL,
       (stream, connection) => {
@@ -88,7 +84,7 @@ export class InstanceLogs implements LogSource {
     this.#stop.abort(new Error('xenosd is stopping'));
     const node = this.#node;
     this.#node = undefined;
-    await node?.unhandle(LOGS_PROTOCOL);
+    if (node) await node.unhandle((await import('./log-forwarding.ts')).LOGS_PROTOCOL);
   }
 
   async logs(
@@ -211,6 +207,7 @@ export class InstanceLogs implements LogSource {
       follow: options.follow,
       ...(options.tailLines !== undefined ? { tail: options.tailLines } : {}),
     };
+    const { openForwardedLogs } = await import('./log-forwarding.ts');
     return openForwardedLogs(node, { peerId, host }, request, {
       signal,
       timeoutMs: this.#init.forwardTimeoutMs,

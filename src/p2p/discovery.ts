@@ -14,64 +14,34 @@
 // when the DHT query ends. The providers it verified are remembered per type for `providerCacheTtl`; a
 // later discover of the type checks them straight away (status still fetched fresh: a stopped instance
 // vanishes at once) and refreshes the provider list from the DHT in the background.
+//
+// Its parts: the direct ask (nearest-providers.ts), reading status records (status-exchange.ts), what a
+// status record says (host-status.ts). It uses the node only through DhtClient (dht-client.ts).
 
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { PeerId, Stream } from '@libp2p/interface';
-import type { QueryEvent } from '@libp2p/kad-dht';
-import { lpStream } from '@libp2p/utils';
-import { Ajv } from 'ajv';
-import { CID } from 'multiformats/cid';
-import * as raw from 'multiformats/codecs/raw';
-import { sha256 } from 'multiformats/hashes/sha2';
 import { type Log, silentLogger } from '../log/logger.ts';
-import type { OpOptions, ProviderPeer, XenosNode } from './node.ts';
+import type { DhtClient, OpOptions, ProviderPeer } from './dht-client.ts';
 import {
-  clampEndpoints,
-  fitRecord,
-  MAX_ENDPOINT_CHARS,
-  MAX_ENTRY_ENDPOINTS,
-  type Truncation,
-} from './record-fit.ts';
+  checkStatus,
+  type DiscoveredHost,
+  fitHostStatus,
+  type HostStatus,
+  type InstanceEndpoints,
+  serviceCid,
+  statusErrors,
+} from './host-status.ts';
+import { askNearest } from './nearest-providers.ts';
 import type { RecordPublisher } from './record-publisher.ts';
-import { hostRecordKey, MAX_RECORD_BYTES, type RecordBody, verifyRecord } from './records.ts';
+import { hostRecordKey, MAX_RECORD_BYTES, type RecordBody } from './records.ts';
+import { StatusExchange } from './status-exchange.ts';
 
-export const STATUS_PROTOCOL = '/xenos/status/1.0.0';
+export type { DiscoveredHost, HostStatus, InstanceEndpoints } from './host-status.ts';
+export { serviceCid } from './host-status.ts';
+export { STATUS_PROTOCOL } from './status-exchange.ts';
+
 const DEFAULT_REPROVIDE_INTERVAL = 10 * 60_000;
 const DEFAULT_STATUS_TTL = 60_000;
 const DEFAULT_STATUS_MAX_AGE = 5 * 60_000;
 const DEFAULT_PROVIDER_CACHE_TTL = 10_000;
-/** How many of the closest routing-table peers `discover` asks directly before running the DHT query. */
-const NEAREST_ASKED = 3;
-const SERVICE_TYPE = /^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$/;
-
-export interface InstanceEndpoints {
-  namespace: string;
-  name: string;
-  serviceType: string;
-  /** `host:port` or URLs, as the instance registered them. */
-  endpoints: string[];
-  ready: boolean;
-}
-
-export interface HostStatus {
-  instances: InstanceEndpoints[];
-  /** What the publisher left out to fit the record (record-fit.ts); absent when nothing was. */
-  truncated?: Truncation;
-}
-
-export interface DiscoveredHost {
-  peerId: string;
-  /** The provider's libp2p addresses (for direct streams: image chunks, migration). */
-  multiaddrs: string[];
-  /** Ready instances of the requested type, with endpoints, from a verified fresh status record. */
-  instances: InstanceEndpoints[];
-  /** seq and expiry of the status record the answer was read from. */
-  seq: number;
-  expiresAt?: number;
-  /** The host's record did not hold all its instances or endpoints (too many for one record). */
-  truncated?: Truncation;
-}
-
 export interface DiscoverOptions extends OpOptions {
   /** Stop once this many hosts with fresh endpoints are found (default: no limit). */
   limit?: number;
@@ -83,56 +53,9 @@ export interface DiscoverOptions extends OpOptions {
   quorum?: number;
 }
 
-const ajv = new Ajv({ strict: true });
-const checkStatus = ajv.compile<HostStatus>({
-  type: 'object',
-  required: ['instances'],
-  additionalProperties: true,
-  properties: {
-    instances: {
-      type: 'array',
-      maxItems: 512,
-      items: {
-        type: 'object',
-        required: ['namespace', 'name', 'serviceType', 'endpoints', 'ready'],
-        additionalProperties: true,
-        properties: {
-          namespace: { type: 'string', maxLength: 63 },
-          name: { type: 'string', maxLength: 253 },
-          serviceType: { type: 'string', maxLength: 253 },
-          endpoints: {
-            type: 'array',
-            maxItems: MAX_ENTRY_ENDPOINTS,
-            items: { type: 'string', maxLength: MAX_ENDPOINT_CHARS },
-          },
-          ready: { type: 'boolean' },
-        },
-      },
-    },
-    truncated: {
-      type: 'object',
-      required: ['instances', 'endpoints'],
-      properties: {
-        instances: { type: 'integer', minimum: 0 },
-        endpoints: { type: 'integer', minimum: 0 },
-      },
-    },
-  },
-});
-
-/** The DHT content ID a service type is advertised under. */
-export async function serviceCid(serviceType: string): Promise<CID> {
-  if (!SERVICE_TYPE.test(serviceType)) {
-    throw new TypeError(
-      `service type ${JSON.stringify(serviceType)}: use lower-case letters, digits, '-' and '.' (like a DNS name)`,
-    );
-  }
-  const digest = await sha256.digest(new TextEncoder().encode(`/xenos/svc/${serviceType}`));
-  return CID.createV1(raw.code, digest);
-}
-
 export interface DiscoveryComponents {
-  node: XenosNode;
+  /** The DHT and the stream protocols (XenosNode is one); discovery knows nothing else of the node. */
+  node: DhtClient;
   records: RecordPublisher;
   log?: Log;
 }
@@ -152,24 +75,6 @@ export interface DiscoveryInit {
   providerCacheTtl?: number;
 }
 
-/**
- * The parts of kad-dht 16's implementation the direct ask uses; they are not in its public interface, so each is
- * checked at run time and discover falls back to the plain query without them.
- */
-interface KadInternals {
-  routingTable?: { closestPeers?: (kadId: Uint8Array, options?: { count?: number }) => PeerId[] };
-  network?: {
-    sendRequest?: (
-      to: PeerId,
-      message: { type: 'GET_PROVIDERS' | 'GET_VALUE'; key: Uint8Array },
-      options: {
-        signal?: AbortSignal;
-        path: { index: number; queued: number; running: number; total: number };
-      },
-    ) => AsyncIterable<QueryEvent>;
-  };
-}
-
 /** Providers of one type that verified, and when the list was last read from the DHT. */
 interface CachedProviders {
   peers: Map<string, ProviderPeer>;
@@ -177,7 +82,7 @@ interface CachedProviders {
 }
 
 export class Discovery {
-  readonly #node: XenosNode;
+  readonly #node: DhtClient;
   readonly #records: RecordPublisher;
   readonly #log: Log;
   readonly #reprovideInterval: number;
@@ -186,11 +91,10 @@ export class Discovery {
   readonly #providerCacheTtl: number;
   readonly #providers = new Map<string, CachedProviders>();
   readonly #refreshing = new Set<string>();
-  readonly #peerKadIds = new Map<string, Uint8Array>();
   readonly #advertised = new Set<string>();
   /** What publishStatus was last given (the refresh publishes it again). */
   #instances: InstanceEndpoints[] | undefined;
-  #statusBytes: Uint8Array | undefined;
+  readonly #exchange: StatusExchange;
   #lastTruncation = '';
   #timers: NodeJS.Timeout[] = [];
   #stop = new AbortController();
@@ -204,6 +108,7 @@ export class Discovery {
     this.#statusTtl = init.statusTtl ?? DEFAULT_STATUS_TTL;
     this.#statusMaxAge = init.statusMaxAge ?? DEFAULT_STATUS_MAX_AGE;
     this.#providerCacheTtl = init.providerCacheTtl ?? DEFAULT_PROVIDER_CACHE_TTL;
+    this.#exchange = new StatusExchange({ node: this.#node, records: this.#records, log: this.#log });
   }
 
   /** Serves our status on STATUS_PROTOCOL and starts re-providing and status refresh. The node must be started. */
@@ -211,7 +116,7 @@ export class Discovery {
     if (this.#running) return;
     this.#running = true;
     this.#stop = new AbortController();
-    await this.#node.handle(STATUS_PROTOCOL, (stream) => this.#serveStatus(stream));
+    await this.#exchange.start();
     this.#timers.push(
       setInterval(() => {
         for (const type of this.#advertised) {
@@ -239,7 +144,7 @@ export class Discovery {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     this.#providers.clear();
-    await this.#node.unhandle(STATUS_PROTOCOL);
+    await this.#exchange.stop();
   }
 
   /** Publishes this host's signed status (instances and endpoints), valid for statusTtl. What does not fit
@@ -250,41 +155,25 @@ export class Discovery {
   ): Promise<RecordBody<HostStatus>> {
     const key = hostRecordKey(this.#node.peerId.toString());
     const status = this.#fit(key, instances);
-    if (!checkStatus(status))
-      throw new TypeError(`host status: ${ajv.errorsText(checkStatus.errors, { dataVar: 'status' })}`);
+    if (!checkStatus(status)) throw new TypeError(`host status: ${statusErrors()}`);
     const { record } = await this.#records.publishRecord('host', key, status, {
       ...options,
       ttl: this.#statusTtl,
     });
     this.#instances = instances;
-    this.#statusBytes = await this.#node.getLocalRecord(new TextEncoder().encode(key));
+    this.#exchange.own = await this.#node.getLocalRecord(new TextEncoder().encode(key));
     return record;
   }
 
   /** The host status that fits one record (see record-fit.ts). */
   #fit(key: string, instances: InstanceEndpoints[]): HostStatus {
-    let endpointsOmitted = 0;
-    const entries = instances
-      .map((i) => {
-        const { endpoints, omitted } = clampEndpoints(i.endpoints);
-        endpointsOmitted += omitted;
-        return { ...i, endpoints };
-      })
-      .map((entry, index) => ({ entry, index, rank: entry.ready && entry.endpoints.length > 0 ? 0 : 1 }))
-      .sort((x, y) => x.rank - y.rank || x.index - y.index)
-      .map(({ entry }) => entry);
-    const { n, payload } = fitRecord('host', key, this.#node.peerId.toString(), entries.length, (n) => {
-      const truncated = { instances: entries.length - n, endpoints: endpointsOmitted };
-      const status: HostStatus = { instances: entries.slice(0, n) };
-      if (truncated.instances > 0 || truncated.endpoints > 0) status.truncated = truncated;
-      return status;
-    });
+    const { n, total: length, payload } = fitHostStatus(key, this.#node.peerId.toString(), instances);
     const note = payload.truncated ? JSON.stringify(payload.truncated) : '';
     if (note !== this.#lastTruncation) {
       this.#lastTruncation = note;
       if (payload.truncated)
         this.#log.warn(
-          `host record lists ${n} of ${entries.length} instances and leaves out ` +
+          `host record lists ${n} of ${length} instances and leaves out ` +
             `${payload.truncated.endpoints} endpoint(s): the rest do not fit one ${MAX_RECORD_BYTES}-byte DHT record`,
         );
     }
@@ -301,7 +190,7 @@ export class Discovery {
   /** Stops re-providing `serviceType` (existing provider records expire on their own; discover filters them). */
   async unadvertise(serviceType: string): Promise<void> {
     this.#advertised.delete(serviceType);
-    await this.#node.libp2p.services.dht.cancelReprovide(await serviceCid(serviceType)).catch(() => {});
+    await this.#node.cancelProvide(await serviceCid(serviceType)).catch(() => {});
   }
 
   get advertised(): string[] {
@@ -357,7 +246,8 @@ export class Discovery {
     const self = this.#self();
     const providers = async function* (this: Discovery, signal: AbortSignal): AsyncGenerator<ProviderPeer> {
       if (options.quorum == null) {
-        const listed = yield* this.#askNearest(serviceType, { ...options, signal });
+        const key = (await serviceCid(serviceType)).multihash.bytes;
+        const listed = yield* askNearest(this.#node, key, { ...options, signal });
         if (listed.size > 0) {
           if (this.#advertised.has(serviceType) && !listed.has(self.peerId)) yield self;
           return;
@@ -431,158 +321,6 @@ export class Discovery {
     else this.#providers.set(serviceType, { peers, at: entry != null && !replace ? entry.at : Date.now() });
   }
 
-  /**
-   * The NEAREST_ASKED peers closest to `key` among the routing table and the connected peers (only connected
-   * ones, with `connected`), and a
-   * sender of one DHT request to one of them, all ended by `done` (or the caller's signal, or the timeout).
-   * undefined when there is none, or kad-dht lacks the parts used.
-   */
-  async #nearest(
-    key: Uint8Array,
-    options: OpOptions,
-    { connected = false }: { connected?: boolean } = {},
-  ): Promise<
-    | {
-        peers: PeerId[];
-        send: (
-          peer: PeerId,
-          index: number,
-          message: { type: 'GET_PROVIDERS' | 'GET_VALUE'; key: Uint8Array },
-        ) => AsyncIterable<QueryEvent>;
-        done: AbortController;
-      }
-    | undefined
-  > {
-    const kad = this.#node.libp2p.services.dht as unknown as KadInternals;
-    const closestPeers = kad.routingTable?.closestPeers?.bind(kad.routingTable);
-    const sendRequest = kad.network?.sendRequest?.bind(kad.network);
-    if (closestPeers == null || sendRequest == null) return undefined;
-    const kadId = await kadIdOf(key);
-    // The routing table learns a peer only after identify on its connection, so a host that has just started
-    // may know none yet while it is connected to many: the connected peers are candidates too.
-    const live = this.#node.libp2p.getPeers();
-    const open = new Set(live.map((p) => p.toString()));
-    const candidates = new Map<string, PeerId>();
-    for (const p of [...closestPeers(kadId, { count: 20 }), ...live]) {
-      if (!connected || open.has(p.toString())) candidates.set(p.toString(), p);
-    }
-    const distances = await Promise.all(
-      [...candidates.values()].map(async (p) => ({ p, d: xor(kadId, await this.#kadIdOfPeer(p)) })),
-    );
-    const peers = distances
-      .sort((x, y) => Buffer.compare(x.d, y.d))
-      .slice(0, NEAREST_ASKED)
-      .map(({ p }) => p);
-    if (peers.length === 0) return undefined;
-    const done = new AbortController();
-    const signal = AbortSignal.any([
-      done.signal,
-      AbortSignal.timeout(options.timeout ?? 5000),
-      ...(options.signal ? [options.signal] : []),
-    ]);
-    const send = (
-      peer: PeerId,
-      index: number,
-      message: { type: 'GET_PROVIDERS' | 'GET_VALUE'; key: Uint8Array },
-    ): AsyncIterable<QueryEvent> =>
-      sendRequest(peer, message, { signal, path: { index, queued: 0, running: 0, total: peers.length } });
-    return { peers, send, done };
-  }
-
-  /** A peer's Kademlia ID (sha256 of its multihash), remembered while discovery runs. */
-  async #kadIdOfPeer(peer: PeerId): Promise<Uint8Array> {
-    const id = peer.toString();
-    let kadId = this.#peerKadIds.get(id);
-    if (kadId == null) {
-      kadId = await kadIdOf(peer.toMultihash().bytes);
-      if (this.#peerKadIds.size >= 4096) this.#peerKadIds.clear();
-      this.#peerKadIds.set(id, kadId);
-    }
-    return kadId;
-  }
-
-  /**
-   * A provider's host record from the connected peers nearest its key (GET_VALUE, one round trip on an open
-   * connection): the first copy that verifies. The provider puts each new record to those peers before it
-   * serves it, so this is as fresh as asking it, without a new connection's handshakes.
-   */
-  async #recordFromNearest(key: string, options: OpOptions): Promise<RecordBody<unknown>> {
-    const keyBytes = new TextEncoder().encode(key);
-    const near = await this.#nearest(keyBytes, options, { connected: true });
-    if (near == null) throw new Error('no connected peer near the key');
-    const { peers, send, done } = near;
-    try {
-      return await Promise.any(
-        peers.map(async (peer, index) => {
-          for await (const event of send(peer, index, { type: 'GET_VALUE', key: keyBytes })) {
-            if (event.name === 'PEER_RESPONSE' && event.record != null)
-              return verifyRecord(key, event.record.value);
-          }
-          throw new Error(`${peer} has no copy of ${key}`);
-        }),
-      );
-    } finally {
-      done.abort();
-    }
-  }
-
-  /**
-   * GET_PROVIDERS to the NEAREST_ASKED peers closest to the type's key (see #nearest), all at once. Yields
-   * the providers of each answer as it arrives (deduplicated); once one answer listed any, the others get as
-   * long again as that one took (a slow or dead peer must not hold the answer back; one peer's list may miss a
-   * provider whose ADD_PROVIDER it has not handled yet, so the others are heard when they come in time).
-   * Returns the peer IDs listed (none also when kad-dht lacks the parts used).
-   */
-  async *#askNearest(serviceType: string, options: OpOptions): AsyncGenerator<ProviderPeer, Set<string>> {
-    const seen = new Set<string>();
-    const key = (await serviceCid(serviceType)).multihash.bytes;
-    const near = await this.#nearest(key, options);
-    if (near == null) return seen;
-    const { peers, send, done } = near;
-    const ask = async (peer: PeerId, index: number): Promise<ProviderPeer[]> => {
-      for await (const event of send(peer, index, { type: 'GET_PROVIDERS', key })) {
-        if (event.name === 'PEER_RESPONSE') {
-          return event.providers.map((p) => ({
-            peerId: p.id.toString(),
-            multiaddrs: p.multiaddrs.map((m) => m.toString()),
-          }));
-        }
-      }
-      return [];
-    };
-    const started = performance.now();
-    const waiting = new Map(
-      peers.map((peer, i) => [
-        i,
-        ask(peer, i).then(
-          (list) => ({ i, list }),
-          () => ({ i, list: [] as ProviderPeer[] }),
-        ),
-      ]),
-    );
-    let grace: Promise<undefined> | undefined;
-    try {
-      while (waiting.size > 0) {
-        const next = await Promise.race([...waiting.values(), ...(grace ? [grace] : [])]);
-        if (next == null) break; // the others took too long
-        waiting.delete(next.i);
-        if (next.list.length > 0 && grace == null) {
-          const wait = Math.max(10, performance.now() - started);
-          grace = sleep(wait, undefined, { signal: done.signal }).catch(() => undefined);
-        }
-        for (const p of next.list) {
-          if (seen.has(p.peerId)) continue;
-          seen.add(p.peerId);
-          yield p;
-        }
-      }
-    } finally {
-      done.abort();
-    }
-    if (options.signal?.aborted) throw options.signal.reason;
-    return seen;
-  }
-
   /** One background DHT read of the type's providers at a time; its result replaces the cached list. */
   #refreshInBackground(serviceType: string): void {
     if (this.#refreshing.has(serviceType)) return;
@@ -600,7 +338,7 @@ export class Discovery {
     serviceType: string,
     options: OpOptions,
   ): Promise<DiscoveredHost | undefined> {
-    const record = await this.#statusOf(provider, options);
+    const record = await this.#exchange.statusOf(provider, options);
     const now = Date.now();
     if (record.expiresAt == null && now - record.issuedAt > this.#statusMaxAge) return undefined;
     if (!checkStatus(record.payload)) return undefined;
@@ -617,84 +355,4 @@ export class Discovery {
       ...(record.payload.truncated ? { truncated: record.payload.truncated } : {}),
     };
   }
-
-  /**
-   * The provider's verified status record: ours from memory, others' straight from them (or, while we have no
-   * connection to them, from the connected peers near its key, whichever comes first), else from the DHT.
-   */
-  async #statusOf(provider: ProviderPeer, options: OpOptions): Promise<RecordBody<unknown>> {
-    const key = hostRecordKey(provider.peerId);
-    if (provider.peerId === this.#node.peerId.toString() && this.#statusBytes != null) {
-      return verifyRecord(key, this.#statusBytes);
-    }
-    const connected = this.#node.connectedPeers().includes(provider.peerId);
-    const direct = this.#requestStatus(provider, options).then((bytes) => verifyRecord(key, bytes));
-    try {
-      if (connected) return await direct;
-      // Not connected yet: a new connection's handshakes cost more than a round trip to the peers near the
-      // record's key, which we are connected to. Race both; the loser's work is dropped (the dial stays up).
-      const local = new AbortController();
-      const copy = this.#recordFromNearest(key, {
-        ...options,
-        signal: AbortSignal.any([local.signal, ...(options.signal ? [options.signal] : [])]),
-      });
-      direct.catch(() => {}); // its failure is Promise.any's to report
-      copy.catch(() => {});
-      try {
-        return await Promise.any([direct, copy]);
-      } catch (err: any) {
-        throw err?.errors?.[0] ?? err;
-      } finally {
-        local.abort();
-      }
-    } catch (err: any) {
-      if (options.signal?.aborted) throw err;
-      this.#log.debug(
-        `status of ${provider.peerId} not available directly (${err?.message ?? err}); asking the DHT`,
-      );
-      return this.#records.fetchRecord(key, options);
-    }
-  }
-
-  async #requestStatus(provider: ProviderPeer, options: OpOptions): Promise<Uint8Array> {
-    const target =
-      this.#node.connectedPeers().includes(provider.peerId) || provider.multiaddrs.length === 0
-        ? provider.peerId
-        : withPeerId(provider.multiaddrs[0], provider.peerId);
-    const stream = await this.#node.dialProtocol(target, STATUS_PROTOCOL, options);
-    try {
-      const lp = lpStream(stream, { maxDataLength: MAX_RECORD_BYTES });
-      const bytes = (await lp.read({ signal: options.signal })).subarray();
-      if (bytes.byteLength === 0) throw new Error(`${provider.peerId} has no status record`);
-      return bytes;
-    } finally {
-      stream.close(options).catch(() => {});
-    }
-  }
-
-  /** One length-prefixed message with our status record bytes (empty when not published yet), then close. */
-  #serveStatus(stream: Stream): void {
-    lpStream(stream)
-      .write(this.#statusBytes ?? new Uint8Array(0), { signal: AbortSignal.timeout(5000) })
-      .then(() => stream.close({ signal: AbortSignal.timeout(5000) }))
-      .catch((err) => {
-        stream.abort(err);
-        this.#log.warn(`serving status: ${err?.message ?? err}`);
-      });
-  }
-}
-
-/** kad-dht's position of a key or peer in the keyspace (its convertBuffer). */
-async function kadIdOf(bytes: Uint8Array): Promise<Uint8Array> {
-  return (await sha256.digest(bytes)).digest;
-}
-
-function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
-  return out;
-}
-
-function withPeerId(addr: string, peerId: string): string {
-  return addr.includes('/p2p/') ? addr : `${addr}/p2p/${peerId}`;
 }

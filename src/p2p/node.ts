@@ -1,12 +1,12 @@
 // XenosNode: the libp2p overlay a xenosd host runs. TCP + private network (cluster key) + Noise + Yamux,
 // identify, ping and a Kademlia DHT under the `/xenos` protocol prefix that keeps private and loopback
-// addresses (hosts of one cluster usually share a LAN). It owns the host's persistent peer identity, dials the
+// addresses (hosts of one cluster usually share a LAN; kad-dht.ts holds everything that knows kad-dht). It owns the host's persistent peer identity, dials the
 // bootstrap peers until connected, writes its listen addresses to DATA_DIR/p2p.addrs, and exposes DHT
-// put/get/provide/findProviders (each abortable, each with a timeout) and direct stream protocols.
+// put/get/provide/findProviders (each abortable, each with a timeout) and direct stream protocols: it is the
+// DhtClient (dht-client.ts) that discovery and the record publisher are given.
 
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
@@ -14,36 +14,26 @@ import type {
   ConnectionProtector,
   Libp2p,
   PeerId,
-  PeerInfo,
   PrivateKey,
   Stream,
   StreamHandler,
   StreamHandlerOptions,
 } from '@libp2p/interface';
-import {
-  Record as DHTRecord,
-  type KadDHT,
-  kadDHT,
-  passthroughMapper,
-  type QueryEvent,
-  removePrivateAddressesMapper,
-  removePublicAddressesMapper,
-  type SelectFn,
-  type SingleKadDHT,
-  type ValidateFn,
-} from '@libp2p/kad-dht';
+import type { KadDHT, SelectFn, ValidateFn } from '@libp2p/kad-dht';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
+import { multiaddr } from '@multiformats/multiaddr';
 import { MemoryDatastore } from 'datastore-core';
-import { Key } from 'interface-datastore';
 import { createLibp2p } from 'libp2p';
 import type { CID } from 'multiformats/cid';
-import { toString as uint8ArrayToString } from 'uint8arrays/to-string';
 import { type Log, silentLogger } from '../log/logger.ts';
 import type { RefusalCounter } from '../metrics/refusals.ts';
-import { ListenAddressError, NotStartedError } from './errors.ts';
+import { bootstrap } from './bootstrap.ts';
+import type { DhtClient, OpOptions, ProviderPeer } from './dht-client.ts';
+import { NotStartedError } from './errors.ts';
+import { type AddressMapper, KadDht, kadService } from './kad-dht.ts';
+import { DEFAULT_ALLOW, listenMultiaddr } from './listen-address.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from './peer-key.ts';
 import { type ClusterKey, createClusterKey, loadClusterKey } from './pnet/cluster-key.ts';
 import { clusterProtector, type HandshakeRefusalReason, handshakeRefusalCounter } from './pnet/protector.ts';
@@ -53,26 +43,14 @@ import {
   recordRefusalCounter,
   recordSelector,
   recordValidator,
-  verifyRecord,
 } from './records.ts';
 
 export const ADDRS_FILE = 'p2p.addrs';
-export const DHT_PROTOCOL = '/xenos/kad/1.0.0';
-const DHT_DATASTORE_PREFIX = '/dht';
 
 const DEFAULT_DHT_TIMEOUT = 10_000;
 const DEFAULT_DIAL_TIMEOUT = 5_000;
 const DEFAULT_BACKOFF_INITIAL = 200;
 const DEFAULT_BACKOFF_MAX = 10_000;
-/** Loopback and the documentation/test ranges: never rate-limited, never refused for maxConnections. */
-export const DEFAULT_ALLOW = [
-  '/ip4/127.0.0.0/ipcidr/8',
-  '/ip6/::1/ipcidr/128',
-  '/ip4/192.0.2.0/ipcidr/24',
-  '/ip4/198.18.0.0/ipcidr/15',
-];
-
-type AddressMapper = 'passthrough' | 'private-only' | 'public-only' | ((peer: PeerInfo) => PeerInfo);
 
 export interface XenosNodeComponents {
   /** The host's Ed25519 identity (see loadOrCreatePeerKey). */
@@ -119,17 +97,6 @@ export interface XenosNodeInit {
   connectionProtector?: (psk: Uint8Array) => () => ConnectionProtector;
 }
 
-export interface OpOptions {
-  signal?: AbortSignal;
-  /** ms; defaults to the node's dhtTimeout. */
-  timeout?: number;
-}
-
-export interface ProviderPeer {
-  peerId: string;
-  multiaddrs: string[];
-}
-
 type Node = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
 
 /**
@@ -155,26 +122,7 @@ export async function openXenosNode(
   return new XenosNode({ privateKey, clusterKey, log: init.log }, init);
 }
 
-/** Parses `HOST:PORT` into a TCP listen multiaddr. */
-export function listenMultiaddr(value: string): Multiaddr {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
-  const port = m == null ? Number.NaN : Number(m[3]);
-  if (m == null || port > 65535) throw new ListenAddressError(value);
-  if (m[1] != null) return multiaddr(`/ip6/${m[1]}/tcp/${port}`);
-  const host = m[2];
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return multiaddr(`/ip4/${host}/tcp/${port}`);
-  if (host === 'localhost') return multiaddr(`/ip4/127.0.0.1/tcp/${port}`);
-  return multiaddr(`/dns/${host}/tcp/${port}`);
-}
-
-function mapperOf(choice: AddressMapper | undefined): (peer: PeerInfo) => PeerInfo {
-  if (typeof choice === 'function') return choice;
-  if (choice === 'private-only') return removePublicAddressesMapper;
-  if (choice === 'public-only') return removePrivateAddressesMapper;
-  return passthroughMapper;
-}
-
-export class XenosNode extends EventTarget {
+export class XenosNode extends EventTarget implements DhtClient {
   readonly peerId: PeerId;
   /** `/xenos/...` DHT records this node's validator refused (peers' puts and its own), by reason. */
   readonly recordRefusals: RefusalCounter<RecordRefusalReason>;
@@ -184,6 +132,7 @@ export class XenosNode extends EventTarget {
   readonly #init: XenosNodeInit;
   readonly #datastore = new MemoryDatastore();
   readonly #validators: Record<string, ValidateFn>;
+  readonly #kad: KadDht;
   #node: Node | undefined;
   #starting: Promise<void> | undefined;
   #stop = new AbortController();
@@ -207,6 +156,14 @@ export class XenosNode extends EventTarget {
         refusals: this.recordRefusals,
       }),
     };
+    this.#kad = new KadDht(
+      {
+        dht: () => this.libp2p.services.dht,
+        connected: () => this.#node?.getPeers() ?? [],
+        datastore: this.#datastore,
+      },
+      { validators: this.#validators },
+    );
   }
 
   get started(): boolean {
@@ -226,7 +183,7 @@ export class XenosNode extends EventTarget {
 
   /** Peers in the DHT routing table. */
   get routingTableSize(): number {
-    return (this.#node?.services.dht as unknown as SingleKadDHT | undefined)?.routingTable.size ?? 0;
+    return this.#node == null ? 0 : this.#kad.routingTableSize;
   }
 
   /** Peer IDs of currently connected peers. */
@@ -269,13 +226,9 @@ export class XenosNode extends EventTarget {
       services: {
         identify: identify(),
         ping: ping(),
-        dht: kadDHT({
-          protocol: DHT_PROTOCOL,
-          clientMode: false,
-          peerInfoMapper: mapperOf(init.addressMapper),
-          datastorePrefix: DHT_DATASTORE_PREFIX,
-          initialQuerySelfInterval: init.initialQuerySelfInterval ?? 0,
-          allowQueryWithZeroPeers: true,
+        dht: kadService({
+          addressMapper: init.addressMapper,
+          initialQuerySelfInterval: init.initialQuerySelfInterval,
           validators: this.#validators,
           selectors: { ...init.selectors, [RECORD_NAMESPACE]: recordSelector },
         }),
@@ -311,62 +264,32 @@ export class XenosNode extends EventTarget {
     await rename(tmp, file);
   }
 
-  /** Dials every bootstrap address in the background, retrying with backoff until one connection is up. */
+  /** Dials every bootstrap address in the background, retrying with backoff until one is up, then joins. */
   #bootstrap(node: Node): void {
-    const addrs = (this.#init.bootstrap ?? []).map((a) => multiaddr(a));
+    const addrs = this.#init.bootstrap ?? [];
     if (addrs.length === 0 || this.#bootstrapping || this.#stop.signal.aborted) return;
     this.#bootstrapping = true;
     const signal = this.#stop.signal;
-    const initial = this.#init.backoff?.initial ?? DEFAULT_BACKOFF_INITIAL;
-    const max = this.#init.backoff?.max ?? DEFAULT_BACKOFF_MAX;
-    const run = async (): Promise<void> => {
-      let delay = initial;
-      while (!signal.aborted) {
-        const results = await Promise.allSettled(
-          addrs.map((ma) =>
-            node.dial(ma, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.#dialTimeout)]) }),
-          ),
-        );
-        const failed = results.filter((r) => r.status === 'rejected');
-        if (failed.length < results.length) {
-          await this.#join(node, signal);
-          this.#joined.resolve();
-          return;
-        }
-        this.#log.warn(
-          `bootstrap: no peer reachable (${(failed[0] as PromiseRejectedResult).reason}); retry in ${delay} ms`,
-        );
-        await sleep(delay, undefined, { signal });
-        delay = Math.min(delay * 2, max);
-      }
-    };
-    run()
+    bootstrap(
+      { libp2p: node, dht: this.#kad, log: this.#log },
+      {
+        addrs,
+        dialTimeout: this.#dialTimeout,
+        joinTimeout: this.#init.dhtTimeout ?? DEFAULT_DHT_TIMEOUT,
+        backoff: {
+          initial: this.#init.backoff?.initial ?? DEFAULT_BACKOFF_INITIAL,
+          max: this.#init.backoff?.max ?? DEFAULT_BACKOFF_MAX,
+        },
+      },
+      signal,
+    )
+      .then(() => this.#joined.resolve())
       .catch((err) => {
         if (!signal.aborted) this.#log.error({ err }, `bootstrap failed: ${err?.message ?? err}`);
       })
       .finally(() => {
         this.#bootstrapping = false;
       });
-  }
-
-  /**
-   * Kademlia join: look up our own ID through the peers we reached, which fills our routing table with (and
-   * connects us to) the peers closest to us, and puts us in theirs. Without it a new node only knows its
-   * bootstrap peers until the next periodic self-query (5 minutes by default).
-   */
-  async #join(node: Node, signal: AbortSignal): Promise<void> {
-    const options = {
-      signal: AbortSignal.any([signal, AbortSignal.timeout(this.#init.dhtTimeout ?? DEFAULT_DHT_TIMEOUT)]),
-    };
-    // The dial resolves before identify tells the DHT the peer speaks our protocol; a lookup started earlier
-    // has no peer to ask and ends at once. Wait for the routing table's first entry.
-    while (this.routingTableSize === 0) {
-      if (options.signal.aborted) throw options.signal.reason;
-      await sleep(10, undefined, options);
-    }
-    for await (const _event of node.services.dht.getClosestPeers(this.peerId.toMultihash().bytes, options)) {
-      // drain: the lookup runs as events are consumed
-    }
   }
 
   get #dialTimeout(): number {
@@ -406,72 +329,28 @@ export class XenosNode extends EventTarget {
     await this.libp2p.dial(to, { signal: this.#signal({ timeout: this.#dialTimeout, ...options }) });
   }
 
-  /**
-   * Validates `value` with this node's own validator for the key's namespace (libp2p does not validate a local
-   * put), stores it locally and on the closest peers. Returns how many remote peers accepted it.
-   */
+  /** See RecordStore.dhtPut (validated with this node's own validator first). */
   async dhtPut(key: Uint8Array, value: Uint8Array, options: OpOptions = {}): Promise<number> {
-    const ns = new TextDecoder().decode(key).split('/')[1];
-    const validate = this.#validators[ns];
-    if (validate == null) throw new TypeError(`dhtPut: no validator for DHT namespace "${ns}"`);
-    const signal = this.#signal(options);
-    await validate(key, value, { signal });
-    let accepted = 0;
-    for await (const event of this.libp2p.services.dht.put(key, value, { signal })) {
-      if (isPutAccepted(event, value)) accepted++;
-    }
-    return accepted;
+    return this.#kad.put(key, value, this.#signal(options));
   }
 
   /** The best valid value for `key` in the DHT (own store included), or undefined when no peer has one. */
   async dhtGet(key: Uint8Array, options: OpOptions = {}): Promise<Uint8Array | undefined> {
-    let value: Uint8Array | undefined;
-    const heard: Uint8Array[] = [];
-    try {
-      for await (const event of this.libp2p.services.dht.get(key, { signal: this.#signal(options) })) {
-        if (event.name === 'VALUE') value = event.value;
-        if (event.name === 'PEER_RESPONSE' && event.record != null) heard.push(event.record.value);
-      }
-    } catch (err: any) {
-      if (err?.name === 'NotFoundError') return value;
-      // kad-dht ends a get whose answer it could not push back to a peer holding another value (a
-      // "correction" that peer refused — say, the value expired meanwhile) with an error, dropping the answer.
-      // The answer is still good: take the best of what the peers sent that this node's validator accepts.
-      if (err?.name !== 'QueryError') throw err;
-      const valid = await this.#validOnly(key, heard);
-      if (valid.length === 0) throw err;
-      return valid[recordSelector(key, valid)];
-    }
-    return value;
-  }
-
-  /** The values that verify as records of `key` (only `/xenos` keys: others have no verifier here). */
-  async #validOnly(key: Uint8Array, values: Uint8Array[]): Promise<Uint8Array[]> {
-    const text = new TextDecoder().decode(key);
-    if (text.split('/')[1] !== RECORD_NAMESPACE) return [];
-    const ok = await Promise.all(
-      values.map((v) =>
-        verifyRecord(text, v).then(
-          () => true,
-          () => false,
-        ),
-      ),
-    );
-    return values.filter((_, i) => ok[i]);
+    return this.#kad.get(key, this.#signal(options));
   }
 
   /** The record value this node itself stores for `key` (what it would answer a GET with), unvalidated. */
   async getLocalRecord(key: Uint8Array): Promise<Uint8Array | undefined> {
-    const dsKey = recordDatastoreKey(key);
-    if (!(await this.#datastore.has(dsKey))) return undefined;
-    return DHTRecord.deserialize(await this.#datastore.get(dsKey)).value;
+    return this.#kad.localRecord(key);
   }
 
   /** Announces this node as a provider of `cid` to the closest peers. */
   async provide(cid: CID, options: OpOptions = {}): Promise<void> {
-    for await (const _event of this.libp2p.services.dht.provide(cid, { signal: this.#signal(options) })) {
-      // drain: the query runs as the events are consumed
-    }
+    await this.#kad.provide(cid, this.#signal(options));
+  }
+
+  async cancelProvide(cid: CID): Promise<void> {
+    if (this.#node != null) await this.#kad.cancelProvide(cid);
   }
 
   /**
@@ -479,49 +358,29 @@ export class XenosNode extends EventTarget {
    * query once that many peers (this node's own store counts as one) have answered with provider lists, instead of
    * asking every peer near the key; each of the k closest peers holds the whole list, so a few answers suffice.
    */
-  async *findProviders(
-    cid: CID,
-    options: OpOptions & { quorum?: number } = {},
-  ): AsyncGenerator<ProviderPeer> {
-    const seen = new Set<string>();
-    const done = new AbortController();
-    const signal = AbortSignal.any([this.#signal(options), done.signal]);
-    const quorum = options.quorum ?? Number.POSITIVE_INFINITY;
-    let answers = 0;
-    // Never leave a kad-dht query by `break`/`return`: its paths then end with an AbortError nobody awaits,
-    // which surfaced as an uncaught exception. Abort it and drain it to its end instead (see finally).
-    const events = this.libp2p.services.dht.findProviders(cid, { signal })[Symbol.asyncIterator]();
-    let finished = false;
-    try {
-      while (true) {
-        const next = await events.next();
-        if (next.done === true) break;
-        const event = next.value;
-        if (event.name === 'PEER_RESPONSE' && event.providers.length > 0 && ++answers >= quorum) done.abort();
-        if (event.name !== 'PROVIDER') continue;
-        for (const p of event.providers) {
-          const id = p.id.toString();
-          if (seen.has(id)) continue;
-          seen.add(id);
-          yield { peerId: id, multiaddrs: p.multiaddrs.map((m) => m.toString()) };
-        }
-      }
-      finished = true;
-    } catch (err: any) {
-      finished = true;
-      if (err?.name !== 'NotFoundError' && !done.signal.aborted) throw err;
-    } finally {
-      if (!finished) {
-        done.abort();
-        try {
-          while (!(await events.next()).done) {
-            // discard: the query is stopping
-          }
-        } catch {
-          // the AbortError that ends it
-        }
-      }
-    }
+  findProviders(cid: CID, options: OpOptions & { quorum?: number } = {}): AsyncGenerator<ProviderPeer> {
+    return this.#kad.findProviders(cid, this.#signal(options), options.quorum ?? Number.POSITIVE_INFINITY);
+  }
+
+  async nearestPeers(key: Uint8Array, options: { count: number; connected?: boolean }): Promise<PeerId[]> {
+    if (this.#node == null) return [];
+    return this.#kad.nearestPeers(key, options);
+  }
+
+  async askProviders(
+    peer: PeerId,
+    key: Uint8Array,
+    options: { signal: AbortSignal },
+  ): Promise<ProviderPeer[]> {
+    return this.#kad.askProviders(peer, key, options.signal);
+  }
+
+  async askValue(
+    peer: PeerId,
+    key: Uint8Array,
+    options: { signal: AbortSignal },
+  ): Promise<Uint8Array | undefined> {
+    return this.#kad.askValue(peer, key, options.signal);
   }
 
   /** Registers a handler for a direct stream protocol (state sync, image chunks, migration). */
@@ -540,19 +399,4 @@ export class XenosNode extends EventTarget {
       signal: this.#signal({ timeout: this.#dialTimeout, ...options }),
     });
   }
-}
-
-/** A peer's answer to our PUT_VALUE that echoes the record back: it stored it (kad-dht's own success test). */
-export function isPutAccepted(event: QueryEvent, value: Uint8Array): boolean {
-  return (
-    event.name === 'PEER_RESPONSE' &&
-    event.messageName === 'PUT_VALUE' &&
-    event.record != null &&
-    Buffer.compare(event.record.value, value) === 0
-  );
-}
-
-/** Where kad-dht keeps a record in the datastore (mirrors bufferToRecordKey in @libp2p/kad-dht utils.js). */
-function recordDatastoreKey(key: Uint8Array): Key {
-  return new Key(`${DHT_DATASTORE_PREFIX}/record/${uint8ArrayToString(key, 'base32')}`, false);
 }

@@ -1,12 +1,13 @@
 // Publishing this host's signed DHT records and fetching (verified) records of any host: the seq that grows
 // across restarts (DATA_DIR/p2p.seq), one publish at a time, and the put/get through the node's DHT. The
-// record format, validator and selector are records.ts's.
+// record format, validator and selector are records.ts's. It depends on a RecordStore (dht-client.ts), not
+// on the node class.
 
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
+import type { OpOptions, RecordStore } from './dht-client.ts';
 import { RecordNotFoundError } from './errors.ts';
-import type { OpOptions, XenosNode } from './node.ts';
 import {
   DEFAULT_RECORD_TTL_MS,
   encodeRecord,
@@ -24,7 +25,7 @@ export interface PublishOptions extends OpOptions {
 }
 
 /** What the publisher uses of a node: its identity and the DHT. */
-export type RecordNode = Pick<XenosNode, 'peerId' | 'dhtPut' | 'dhtGet'>;
+export type RecordNode = Pick<RecordStore, 'peerId' | 'dhtPut' | 'dhtGet'>;
 
 export interface RecordPublisherComponents {
   node: RecordNode;

@@ -1,6 +1,6 @@
 // End to end with three real xenosd processes joined over loopback: an instance applied on host A that
 // only host B fits (hostSelector) is bound and run by B; host C, which runs nothing, discovers its endpoint
-// through the DHT, and the endpoint answers. kill -9 of B: the others mark B NotReady and its
+// from its replicated store (and, asked for the DHT path, through the DHT), and the endpoint answers. kill -9 of B: the others mark B NotReady and its
 // advertisement disappears from discovery; B restarted: Ready again, its domain adopted and rediscovered.
 
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,14 @@ async function discover(h: ClusterHost): Promise<any> {
   const r = await ctl(h, ['discover', 'web.http', '-o', 'json', '--timeout', '3s']);
   if (r.code !== 0) throw new Error(`xenosctl discover on ${h.name}: ${r.stderr}`);
   return JSON.parse(r.stdout);
+}
+
+/** The discover API asked for the DHT path only. */
+async function discoverFromDht(cluster: TestCluster, h: ClusterHost): Promise<any> {
+  return cluster.json(
+    h,
+    '/apis/xenos.io/v1alpha1/namespaces/default/discover/web.http?from=dht&timeoutSeconds=3',
+  );
 }
 
 describe('placement and discovery across three real hosts', () => {
@@ -42,7 +50,7 @@ describe('placement and discovery across three real hosts', () => {
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  it('applied on A, runs on B, discovered from C through the DHT', async () => {
+  it('applied on A, runs on B, discovered from C from its store and through the DHT', async () => {
     const applied = await ctl(a, ['apply', '-f', dir]);
     expect(applied.stderr).toBe('');
     expect(applied.code).toBe(0);
@@ -54,15 +62,22 @@ describe('placement and discovery across three real hosts', () => {
     }, 'web-1 Ready on host b, as host c sees it');
     expect(running.spec.host).toBe('b');
 
-    // C runs nothing, and answers from the DHT.
+    // C runs nothing, and answers from its replicated store; asked for the DHT path, from B's signed record.
     const onC = await cluster.json(c, SI);
     expect(onC.items.every((i: any) => i.spec.host !== 'c')).toBe(true);
     const found = await waitFor(async () => {
       const d = await discover(c);
       return d.items.length > 0 ? d : undefined;
     }, 'discover web.http from host c');
+    expect(found.source).toBe('store');
     expect(found.items).toHaveLength(1);
     expect(found.items[0]).toMatchObject({ instance: 'web-1', host: 'b', peerId: b.peerId });
+    const viaDht = await waitFor(async () => {
+      const d = await discoverFromDht(cluster, c);
+      return d.items.length > 0 ? d : undefined;
+    }, 'discover web.http from host c through the DHT');
+    expect(viaDht.source).toBe('dht');
+    expect(viaDht.items).toEqual(found.items);
     const url = found.items[0].endpoints[0] as string;
     expect(running.status.endpoints.map((e: any) => e.url ?? `${e.address}:${e.port}`)).toContain(url);
     const answer = await fetch(url);

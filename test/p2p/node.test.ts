@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ListenAddressError } from '../../src/p2p/errors.ts';
-import { listenMultiaddr } from '../../src/p2p/node.ts';
+import { listenMultiaddr } from '../../src/p2p/listen-address.ts';
 import { TestNet, waitFor } from './cluster.ts';
 
 const net = new TestNet();

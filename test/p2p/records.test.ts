@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidRecordError, RecordNotFoundError } from '../../src/p2p/errors.ts';
-import { isPutAccepted } from '../../src/p2p/node.ts';
+import { isPutAccepted } from '../../src/p2p/kad-dht.ts';
 import { loadOrCreatePeerKey } from '../../src/p2p/peer-key.ts';
 import { RecordPublisher } from '../../src/p2p/record-publisher.ts';
 import {

@@ -51,7 +51,7 @@ Examples:
       const rows = result.items.map((i) => [
         i.instance,
         i.endpoints.join(','),
-        ...(format.wide ? [i.host ?? '<unknown>', i.peerId] : []),
+        ...(format.wide ? [i.host ?? '<unknown>', i.peerId ?? '<none>'] : []),
       ]);
       ctx.out(formatTable(headers, rows));
     });

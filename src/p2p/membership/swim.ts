@@ -1,3 +1,7 @@
+// The SWIM engine stays one file of ~530 lines because its member states (alive, suspect, dead, with
+// incarnations and refutations) and its message dispatch share one member list, one broadcast queue and
+// this host's signed record; the probe, the rate limits and the shared shapes are already apart.
+//
 // SWIM membership (Das, Gupta, Motivala 2002) with Lifeguard's suspicion (HashiCorp memberlist): which
 // hosts are alive, as this host sees it, with no replicated heartbeat. Each period this host pings one
 // member (round-robin); without an ack it asks k others to ping it (ping-req); without any ack the member
@@ -8,9 +12,9 @@
 // The engine is driven by messages and timers only (no promise inside), so the same code runs over
 // libp2p in xenosd and on virtual time in the simulation. Everything from a peer is checked
 // (messages.ts) and what fails is counted in `refusals`; see README.md for what a hostile member can
-// and cannot do.
+// and cannot do. Its parts: the probe and ping-req (prober.ts), per-peer rate limits (rate-limits.ts),
+// the shared shapes (swim-types.ts).
 
-import { randomBytes } from 'node:crypto';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import { RefusalCounter } from '../../metrics/refusals.ts';
 import type { PeerSigner } from '../peer-signature.ts';
@@ -20,7 +24,6 @@ import { MalformedMessageError, MessageTooLargeError } from './errors.ts';
 import { type Member, MemberList } from './member-list.ts';
 import {
   type AliveUpdate,
-  ackStatement,
   aliveStatement,
   type Channel,
   decodeMessage,
@@ -29,15 +32,26 @@ import {
   MAX_UPDATES_PER_MESSAGE,
   type MemberState,
   type Message,
-  type ProbeMessage,
   rememberVerified,
   type SuspectUpdate,
   type SyncEntry,
   suspectStatement,
   type Update,
-  verifyAck,
   verifyUpdate,
 } from './messages.ts';
+import { Prober } from './prober.ts';
+import { PeerRateLimiter, SuspicionLimiter } from './rate-limits.ts';
+import {
+  type MemberChange,
+  type MemberView,
+  SWIM_REFUSAL_REASONS,
+  type SwimComponents,
+  type SwimInit,
+  type SwimRefusalReason,
+  type SwimStats,
+  short,
+  viewOf,
+} from './swim-types.ts';
 import {
   retransmitLimit,
   type SwimTiming,
@@ -47,87 +61,7 @@ import {
 } from './timing.ts';
 import type { DatagramTransport } from './transport.ts';
 
-export const SWIM_REFUSAL_REASONS = [
-  'too_large',
-  'malformed',
-  'bad_signature',
-  'rate',
-  'members_cap',
-] as const;
-export type SwimRefusalReason = (typeof SWIM_REFUSAL_REASONS)[number];
-
-export interface MemberChange {
-  peer: string;
-  state: MemberState;
-  previous: MemberState | undefined;
-  incarnation: number;
-  /** Who suspected it and how this host concluded (for logs and the NotReady verdict's message). */
-  detail: string;
-}
-
-export interface MemberView {
-  peer: string;
-  state: MemberState;
-  incarnation: number;
-  addrs: string[];
-  /** Local clock time of the last state change. */
-  since: number;
-  /** Members that suspect it at this incarnation (while suspect or dead). */
-  suspectedBy: string[];
-}
-
-export interface TrafficStats {
-  messages: number;
-  bytes: number;
-}
-
-export interface SwimStats {
-  sent: Record<Channel, TrafficStats>;
-  received: Record<Channel, TrafficStats>;
-  probes: number;
-  indirectProbes: number;
-  failedProbes: number;
-  refutations: number;
-}
-
-export interface SwimComponents {
-  transport: DatagramTransport;
-  signer: PeerSigner;
-  clock?: Clock;
-  /** This component's log (xenosd: `logger.forComponent('membership')`). */
-  log?: Log;
-  random?: () => number;
-}
-
-export interface SwimInit {
-  timing?: SwimTiming;
-  /** This host's multiaddrs, put in its signed alive record. */
-  addrs?: string[];
-  /** The first incarnation; default Date.now(), so a restarted host starts above its previous life. */
-  incarnation?: number;
-  maxMembers?: number;
-  /** Bytes of updates piggybacked on one probe message (default 2 KiB). */
-  piggybackBytes?: number;
-  /** Messages a second one peer may send on the probe channel (default 50, burst 100). */
-  peerRate?: number;
-}
-
-interface PendingProbe {
-  target: string;
-  nonce?: string;
-  timer?: TimerHandle;
-  done: (ok: boolean) => void;
-}
-
-interface Relay {
-  requester: string;
-  seq: number;
-  target: string;
-  timer: TimerHandle;
-}
-
-const MAX_RELAYS = 256;
-const MAX_PENDING = 256;
+export type { MemberChange, MemberView, SwimStats } from './swim-types.ts';
 
 export class Swim extends EventTarget {
   readonly self: string;
@@ -148,11 +82,9 @@ export class Swim extends EventTarget {
   readonly #random: () => number;
   readonly #members: MemberList;
   readonly #broadcasts = new Broadcasts();
-  readonly #pending = new Map<number, PendingProbe>();
-  readonly #relays = new Map<number, Relay>();
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
-  /** (suspector, member) → when a suspicion from it last moved the member from alive to suspect. */
-  readonly #suspectedAt = new Map<string, number>();
+  readonly #prober: Prober;
+  readonly #rate: PeerRateLimiter;
+  readonly #suspicions: SuspicionLimiter;
   readonly #notified = new Map<string, number>();
   readonly #maxMembers: number;
   readonly #piggyback: number;
@@ -163,7 +95,6 @@ export class Swim extends EventTarget {
   readonly #joinedAt = new Map<string, number>();
   /** Peers join() was asked to sync with: asked again while no member is known (the first sync lost). */
   readonly #seeds = new Set<string>();
-  #seq = 0;
   #reannouncedAt = Number.NEGATIVE_INFINITY;
   #probeTimer?: TimerHandle;
   #gossipTimer?: TimerHandle;
@@ -191,6 +122,23 @@ export class Swim extends EventTarget {
       help: 'Membership (SWIM) messages and updates from peers refused, by reason.',
       reasons: SWIM_REFUSAL_REASONS,
       log: this.#log,
+    });
+    this.#rate = new PeerRateLimiter({ clock: this.#clock }, { peerRate: this.#peerRate });
+    this.#suspicions = new SuspicionLimiter({ clock: this.#clock }, { minMs: this.timing.suspicionMinMs });
+    this.#prober = new Prober({
+      self: this.self,
+      timing: this.timing,
+      clock: this.#clock,
+      stats: this.stats,
+      refusals: this.refusals,
+      send: (peer, msg, channel) => this.#send(peer, msg, channel),
+      updates: (peer) => this.#updates(peer),
+      helpers: (count, target) => this.#members.sample(count, ['alive'], [target]),
+      sign: (statement) => this.#signature(statement),
+      acked: (peer) => {
+        const m = this.#members.get(peer);
+        if (m) m.lastAckAt = this.#clock.now();
+      },
     });
     this.#transport.onMessage((from, bytes, channel) => this.#receive(from, bytes, channel));
   }
@@ -220,10 +168,7 @@ export class Swim extends EventTarget {
   stop(): void {
     this.#running = false;
     for (const t of [this.#probeTimer, this.#gossipTimer, this.#syncTimer]) t?.cancel();
-    for (const p of this.#pending.values()) p.timer?.cancel();
-    this.#pending.clear();
-    for (const r of this.#relays.values()) r.timer.cancel();
-    this.#relays.clear();
+    this.#prober.stop();
     for (const m of this.#members.all()) m.suspicion?.timer?.cancel();
   }
 
@@ -260,7 +205,7 @@ export class Swim extends EventTarget {
    *  The verdict writer calls it so that a death verdict rests on its own failed probes too. */
   probe(peer: string, done: (ok: boolean) => void): void {
     if (peer === this.self) done(true);
-    else this.#probe(peer, done);
+    else this.#prober.probe(peer, done);
   }
 
   // --- the probe round -------------------------------------------------------------------------------
@@ -278,50 +223,12 @@ export class Swim extends EventTarget {
   #probeMember(target: Member): void {
     this.stats.probes++;
     const inc = target.incarnation;
-    this.#probe(target.peer, (ok) => {
+    this.#prober.probe(target.peer, (ok) => {
       if (ok) return;
       this.stats.failedProbes++;
       const m = this.#members.get(target.peer);
       if (m && m.state !== 'dead' && m.incarnation === inc) this.#suspect(m, 'own probe failed');
     });
-  }
-
-  #probe(target: string, done: (ok: boolean) => void): void {
-    if (this.#pending.size >= MAX_PENDING) {
-      done(false);
-      return;
-    }
-    const seq = ++this.#seq;
-    const probe: PendingProbe = { target, done };
-    this.#pending.set(seq, probe);
-    this.#send(target, { t: 'ping', s: seq, ...this.#updates(target) }, 'probe');
-    const { probeTimeoutMs, probeIntervalMs, indirectChecks } = this.timing;
-    probe.timer = this.#after(probeTimeoutMs, () => {
-      if (this.#pending.get(seq) !== probe) return;
-      this.stats.indirectProbes++;
-      probe.nonce = randomBytes(16).toString('base64url');
-      for (const helper of this.#members.sample(indirectChecks, ['alive'], [target])) {
-        this.#send(helper.peer, { t: 'req', s: seq, x: target, n: probe.nonce, ...this.#updates() }, 'probe');
-      }
-      probe.timer = this.#after(probeIntervalMs - probeTimeoutMs, () => {
-        if (this.#pending.get(seq) !== probe) return;
-        this.#pending.delete(seq);
-        done(false);
-      });
-    });
-  }
-
-  /** A timer that, when its callback is due but the event loop ran it late (a stall here, not silence
-   *  there), first lets pending input in (one more turn: acks already received are read before the
-   *  next timers), so a busy host does not suspect others for its own slowness. */
-  #after(ms: number, fn: () => void): TimerHandle {
-    const due = this.#clock.now() + ms;
-    const slack = Math.max(20, ms / 4);
-    let handle = this.#clock.setTimeout(() => {
-      if (this.#clock.now() - due > slack) handle = this.#clock.setTimeout(fn, 0);
-      else fn();
-    }, ms);
-    return { cancel: () => handle.cancel() };
   }
 
   #gossipRound(): void {
@@ -371,17 +278,10 @@ export class Swim extends EventTarget {
    *  This host's own suspicions obey the same rule: others would refuse to spread one that broke it, and
    *  a suspicion held here alone could not reach the member to be refuted. */
   #mayStartSuspicion(f: string, p: string): boolean {
-    const key = `${f} ${p}`;
-    const now = this.#clock.now();
-    const last = this.#suspectedAt.get(key);
-    if (last !== undefined && now - last < this.timing.suspicionMinMs) {
-      if (f !== this.self)
-        this.refusals.count('rate', `suspicion of ${short(p)} by ${short(f)} again within the minimum`);
-      return false;
-    }
-    if (this.#suspectedAt.size > 4 * MAX_MEMBERS) this.#suspectedAt.clear();
-    this.#suspectedAt.set(key, now);
-    return true;
+    if (this.#suspicions.mayStart(f, p)) return true;
+    if (f !== this.self)
+      this.refusals.count('rate', `suspicion of ${short(p)} by ${short(f)} again within the minimum`);
+    return false;
   }
 
   /** Applies a suspicion; true when it started one (the member was alive here). */
@@ -561,7 +461,7 @@ export class Swim extends EventTarget {
     if (!this.#running || from === this.self) return;
     this.stats.received[channel].messages++;
     this.stats.received[channel].bytes += bytes.byteLength;
-    if (!this.#admit(from, channel)) {
+    if (!this.#rate.admit(from, channel)) {
       this.refusals.count('rate', `${short(from)} sends more than ${this.#peerRate} messages a second`);
       return;
     }
@@ -580,55 +480,8 @@ export class Swim extends EventTarget {
       return;
     }
     for (const u of msg.u ?? []) this.#receiveUpdate(u, from);
-    this.#handle(from, msg);
+    this.#prober.handle(from, msg);
     if (!this.#members.get(from)) this.join(from);
-  }
-
-  #handle(from: string, msg: ProbeMessage): void {
-    switch (msg.t) {
-      case 'ping': {
-        const ack: ProbeMessage = msg.n
-          ? { t: 'ack', s: msg.s, x: this.self, g: this.#signature(ackStatement(this.self, msg.n)) }
-          : { t: 'ack', s: msg.s };
-        this.#send(from, { ...ack, ...this.#updates(from) }, 'probe');
-        return;
-      }
-      case 'ack': {
-        const relay = this.#relays.get(msg.s);
-        if (relay && from === relay.target && msg.x === relay.target && msg.g) {
-          this.#relays.delete(msg.s);
-          relay.timer.cancel();
-          this.#send(relay.requester, { t: 'ack', s: relay.seq, x: msg.x, g: msg.g }, 'probe');
-          return;
-        }
-        const probe = this.#pending.get(msg.s);
-        if (!probe) return; // late, or not ours
-        const direct = from === probe.target && msg.x === undefined;
-        const relayed =
-          msg.x === probe.target && probe.nonce !== undefined && verifyAck(probe.target, probe.nonce, msg.g!);
-        if (!direct && !relayed) return;
-        this.#pending.delete(msg.s);
-        probe.timer?.cancel();
-        const m = this.#members.get(probe.target);
-        if (m) m.lastAckAt = this.#clock.now();
-        probe.done(true);
-        return;
-      }
-      case 'req': {
-        if (msg.x === this.self || msg.x === from) return;
-        if (this.#relays.size >= MAX_RELAYS) {
-          this.refusals.count('rate', `ping-req from ${short(from)}: ${MAX_RELAYS} relays pending`);
-          return;
-        }
-        const seq = ++this.#seq;
-        const timer = this.#clock.setTimeout(() => this.#relays.delete(seq), this.timing.probeIntervalMs);
-        this.#relays.set(seq, { requester: from, seq: msg.s, target: msg.x, timer });
-        this.#send(msg.x, { t: 'ping', s: seq, n: msg.n, ...this.#updates() }, 'probe');
-        return;
-      }
-      case 'gossip':
-        return;
-    }
   }
 
   /** A member this host holds suspect or dead, that we talk with: tell it (once a period), so that it
@@ -678,38 +531,4 @@ export class Swim extends EventTarget {
     }
     return out;
   }
-
-  /** A token bucket per peer: `peerRate` messages a second on the probe channel, 1 on sync (burst 2×). */
-  #admit(peer: string, channel: Channel): boolean {
-    const rate = channel === 'probe' ? this.#peerRate : 1;
-    const key = `${channel} ${peer}`;
-    const now = this.#clock.now();
-    let b = this.#buckets.get(key);
-    if (!b) {
-      if (this.#buckets.size > 4 * MAX_MEMBERS) this.#buckets.clear();
-      b = { tokens: 2 * rate, at: now };
-      this.#buckets.set(key, b);
-    }
-    b.tokens = Math.min(2 * rate, b.tokens + ((now - b.at) * rate) / 1000);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens--;
-    return true;
-  }
-}
-
-function viewOf(m: Member): MemberView {
-  return {
-    peer: m.peer,
-    state: m.state,
-    incarnation: m.incarnation,
-    addrs: m.addrs,
-    since: m.since,
-    suspectedBy: [...(m.suspicion?.confirmers ?? [])],
-  };
-}
-
-/** The last 8 characters of a peer id, as the p2p log lines show them. */
-export function short(peer: string): string {
-  return peer.slice(-8);
 }
