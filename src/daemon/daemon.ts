@@ -29,6 +29,7 @@ import { type ClusterInit, ClusterService } from './cluster-service.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { secureDataDir } from './data-dir-modes.ts';
 import { DaemonStopError } from './errors.ts';
+import { metricsRoute } from './metrics-route.ts';
 import { ensureSelfSignedCert } from './self-signed-cert.ts';
 
 export interface DaemonInit {
@@ -165,7 +166,10 @@ export class Daemon {
       { ...this.init.cluster, dataDir, hostName: this.init.hostName },
     );
     await this.#cluster.join();
-    const routes: ApiRoute[] = [discoverRoute(() => this.#cluster?.overlay)];
+    const routes: ApiRoute[] = [
+      discoverRoute(() => this.#cluster?.overlay),
+      metricsRoute(() => this.#cluster?.replicator),
+    ];
     this.#api = new ApiServer(
       { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },
       {
