@@ -83,19 +83,23 @@ async function counters(hosts: LocalHost[]): Promise<Counters> {
   return out;
 }
 
-/** Counters once nothing moves for 2 s (the writes' pushes, and what they set off, are done). */
+/** Counters once nothing moves for 2 s (the writes' pushes, and what they set off, are done), or after
+ *  30 s (a loaded cluster whose hosts keep writing, e.g. Host verdicts, never stands still). */
 async function settledCounters(hosts: LocalHost[]): Promise<Counters> {
   let last = await counters(hosts);
-  for (;;) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 2000));
     const now = await counters(hosts);
     if (now.sent === last.sent && now.writes === last.writes) return now;
     last = now;
   }
+  return last;
 }
 
 async function convergence(cluster: LocalCluster): Promise<{ latencies: number[]; traffic: Counters }> {
   const hosts = cluster.hosts;
+  const before = await settledCounters(hosts);
   const arrivals = new Map<string, Map<string, number>>();
   const abort = new AbortController();
   const watches = hosts.map((h) =>
@@ -110,7 +114,6 @@ async function convergence(cluster: LocalCluster): Promise<{ latencies: number[]
     ),
   );
   await new Promise((r) => setTimeout(r, 500)); // watches established
-  const before = await settledCounters(hosts);
   const latencies: number[] = [];
   for (let k = 0; k < writes; k++) {
     const name = `conv-${k}`;
@@ -173,6 +176,19 @@ async function discovery(
   return { cold, warm, api, misses, failures };
 }
 
+/** Starts the cluster's hosts a few at a time (30 xenosd starting at once on 2 cores miss the 30 s a
+ *  host is given to serve its API), then waits until each sees all of them Ready. */
+async function startInBatches(cluster: LocalCluster, n: number, batch = 2): Promise<void> {
+  const hosts = [await cluster.addHost('host-1')];
+  for (let i = 2; i <= n; i += batch) {
+    const names = Array.from({ length: Math.min(batch, n - i + 1) }, (_, k) => `host-${i + k}`);
+    const started = await Promise.allSettled(names.map((name) => cluster.addHost(name)));
+    for (const r of started) if (r.status === 'rejected') throw r.reason;
+    hosts.push(...started.map((r) => (r as PromiseFulfilledResult<LocalHost>).value));
+  }
+  await cluster.waitHostsReady(hosts, { timeoutMs: 300_000 });
+}
+
 const manifests = new URL('../manifests/web', import.meta.url).pathname;
 for (const n of sizes) {
   const dir = mkdtempSync(join(tmpdir(), 'xenos-bench-cluster-'));
@@ -182,11 +198,12 @@ for (const n of sizes) {
     tls: false,
     hostTimeout: '15s',
     log: () => {},
+    startTimeoutMs: 180_000,
   });
   try {
     const loadBefore = loadavg()[0];
     const t0 = performance.now();
-    await cluster.start();
+    await startInBatches(cluster, n);
     const startS = (performance.now() - t0) / 1000;
     await cluster.ctl(['apply', '-f', manifests]);
     await cluster.waitReady(180_000);
