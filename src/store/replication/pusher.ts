@@ -8,7 +8,8 @@
 // One push per peer is in flight at a time (the peer applies it in one transaction); what queues for a
 // peer meanwhile goes out together in the next push, a later version of a row replacing the queued one,
 // so a slow peer gets fewer, larger pushes and holds up no other. At most `maxConcurrent` pushes are in
-// flight over all peers, so a write burst in a large cluster opens a bounded number of streams.
+// flight over all peers, so a write burst in a large cluster opens a bounded number of streams. A push
+// that fails is tried once more after `retryDelayMs`; anti-entropy repairs what fails again.
 
 import { type Log, silentLogger } from '../../log/logger.ts';
 import type { ReplicatedRow } from '../sqlite-store.ts';
@@ -33,6 +34,8 @@ export interface PusherInit {
   pushDelayMs: number;
   maxQueuedRows: number;
   maxConcurrent: number;
+  /** A failed push is tried once more after this long. */
+  retryDelayMs: number;
 }
 
 /** What waits for one peer while a push to it is in flight: sent together as the next push. */
@@ -51,6 +54,9 @@ export class Pusher {
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly outboxes = new Map<string, Outbox>();
   private inFlight = 0;
+  /** Rows already pushed again after a failure (not retried twice). */
+  private readonly retried = new WeakSet<ReplicatedRow>();
+  private readonly retries = new Set<ReturnType<typeof setTimeout>>();
   private readonly slotWaiters: Array<() => void> = [];
 
   constructor(components: PusherComponents, init: PusherInit) {
@@ -61,7 +67,7 @@ export class Pusher {
 
   /** Nothing waiting to be pushed or in flight. */
   get idle(): boolean {
-    return this.pending.size === 0 && !this.flushTimer && this.outboxes.size === 0;
+    return this.pending.size === 0 && !this.flushTimer && this.outboxes.size === 0 && this.retries.size === 0;
   }
 
   start(): void {
@@ -74,6 +80,8 @@ export class Pusher {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     this.pending.clear();
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
     for (const wake of this.slotWaiters.splice(0)) wake();
   }
 
@@ -102,7 +110,8 @@ export class Pusher {
     for (const peer of peers) this.queue(peer, rows);
   }
 
-  private queue(peer: string, rows: ReplicatedRow[]): void {
+  /** Queues rows for `peer`; a retry never replaces a row queued since (it would be a later version). */
+  private queue(peer: string, rows: ReplicatedRow[], retry = false): void {
     let box = this.outboxes.get(peer);
     if (!box) {
       box = { rows: new Map(), sending: undefined };
@@ -113,6 +122,10 @@ export class Pusher {
       if (box.rows.size >= this.init.maxQueuedRows && !box.rows.has(k)) {
         this.c.stats.failedPushes++; // the peer is slow or gone: anti-entropy repairs it
         continue;
+      }
+      if (retry) {
+        if (box.rows.has(k)) continue;
+        this.retried.add(row);
       }
       box.rows.set(k, row);
     }
@@ -144,11 +157,22 @@ export class Pusher {
       this.c.stats.pushedRows += rows.length;
     } catch (err) {
       this.c.stats.failedPushes++;
-      if (this.running)
-        this.log.warn(
-          { err, peer },
-          `push of ${rows.length} row(s) to ${peer} failed (anti-entropy will repair)`,
-        );
+      if (!this.running) return;
+      // Once more, shortly, for rows not retried yet: a connection that dropped (libp2p closes one whose
+      // keep-alive ping failed on a loaded host, failing every stream on it) is dialled again. What fails
+      // twice waits for anti-entropy.
+      const again = rows.filter((r) => !this.retried.has(r));
+      if (again.length > 0) {
+        const timer = setTimeout(() => {
+          this.retries.delete(timer);
+          if (this.running) this.queue(peer, again, true);
+        }, this.init.retryDelayMs);
+        this.retries.add(timer);
+      }
+      this.log.warn(
+        { err, peer },
+        `push of ${rows.length} row(s) to ${peer} failed (${again.length > 0 ? 'trying once more' : 'anti-entropy will repair'})`,
+      );
     }
   }
 

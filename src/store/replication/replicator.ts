@@ -59,6 +59,8 @@ export interface ReplicatorInit {
   maxQueuedRows?: number;
   /** Pushes in flight at once over all peers. Default 32. */
   maxConcurrentPushes?: number;
+  /** A failed push is tried once more after this long. Default 250 ms. */
+  pushRetryDelayMs?: number;
 }
 
 export const DEFAULT_TOMBSTONE_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -114,6 +116,7 @@ export class Replicator {
         pushDelayMs: init.pushDelayMs ?? 5,
         maxQueuedRows: init.maxQueuedRows ?? 4096,
         maxConcurrent: init.maxConcurrentPushes ?? 32,
+        retryDelayMs: init.pushRetryDelayMs ?? 250,
       },
     );
     this.antiEntropy = new AntiEntropy(
