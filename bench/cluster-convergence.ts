@@ -210,15 +210,12 @@ for (const n of sizes) {
     await new Promise((r) => setTimeout(r, 3000)); // idle a moment before RSS
     const rss = cluster.hosts.map((h) => rssMb(h.child.pid!));
     const { latencies: conv, traffic } = await convergence(cluster);
-    const disc = await discovery(cluster);
     const load = `load ${loadBefore.toFixed(1)} -> ${loadavg()[0].toFixed(1)}`;
     const bound = n <= 10;
     console.log(
       `\n${n} xenosd processes (real, one machine, TCP loopback, cluster key on); started in ${startS.toFixed(1)} s; ${load}`,
     );
     const c = summarise(conv);
-    const first = summarise(disc.cold);
-    const second = summarise(disc.warm);
     const bench = 'cluster-convergence';
     printFigure(
       {
@@ -262,6 +259,10 @@ for (const n of sizes) {
       },
       44,
     );
+    // Convergence is printed above before discovery starts a host more (which may take long on a loaded machine).
+    const disc = await discovery(cluster);
+    const first = summarise(disc.cold);
+    const second = summarise(disc.warm);
     const discNote = `${colds} cold hosts, max ${first.max.toFixed(0)} ms, ${disc.misses} empty answers, ${disc.failures.length} errors; ${load}`;
     printFigure(
       {

@@ -1,4 +1,4 @@
-// Replication traffic between real xenosd processes (four hosts, p2p on 127.0.0.1): each write travels
+// Replication traffic between real xenosd processes (three hosts, p2p on 127.0.0.1): each write travels
 // to each other host about once — the writer pushes it to every live member and no receiver passes it on
 // — as every host's own counters at GET /metrics show (admin only). Anti-entropy catching a host up after
 // a partition is tested in partition.test.ts and, counted row by row, in test/store/replication-fanout.
@@ -17,7 +17,7 @@ describe('replication fan-out between real xenosd', () => {
   let hosts: ClusterHost[];
 
   beforeAll(async () => {
-    hosts = await cluster.startHosts(['a', 'b', 'c', 'd']);
+    hosts = await cluster.startHosts(['a', 'b', 'c']);
   }, 90_000);
 
   afterAll(() => cluster.cleanup(), 60_000);
