@@ -96,6 +96,14 @@ function validateReplicated(validator: Validator, obj: XObject): { path: string;
   ];
 }
 
+/** Peer ids of the members alive or suspect: replication pushes each write to all of them. */
+function liveMembers(membership: Membership): string[] {
+  return membership
+    .members()
+    .filter((m) => m.state === 'alive' || m.state === 'suspect')
+    .map((m) => m.peer);
+}
+
 export class ClusterService {
   readonly liveness: HostLiveness;
   readonly placement: Placement;
@@ -229,12 +237,17 @@ export class ClusterService {
         },
         { hostTimeoutMs: this.#init.hostTimeoutMs },
       );
-      await this.#membership.start();
+      const membership = this.#membership;
+      await membership.start();
       const validator = this.#components.validator;
       this.#replicator = new Replicator(
         {
           store,
-          transport: new Libp2pTransport({ node, log: logger.forComponent('replication') }),
+          transport: new Libp2pTransport({
+            node,
+            members: () => liveMembers(membership),
+            log: logger.forComponent('replication'),
+          }),
           validate: (obj: XObject) => validateReplicated(validator, obj),
           log: logger.forComponent('replication'),
         },

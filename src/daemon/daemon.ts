@@ -26,6 +26,7 @@ import { type ClusterInit, ClusterService } from './cluster-service.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { secureDataDir } from './data-dir-modes.ts';
 import { DaemonStopError } from './errors.ts';
+import { metricsRoute } from './metrics-route.ts';
 import { ensureSelfSignedCert } from './self-signed-cert.ts';
 
 export interface DaemonInit {
@@ -170,6 +171,7 @@ export class Daemon {
         const local = { store, isLive: (host: string) => cluster.liveness.isLive(host) };
         return { local, overlay: cluster.overlay };
       }),
+      metricsRoute(() => this.#cluster?.replicator),
     ];
     this.#api = new ApiServer(
       { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },

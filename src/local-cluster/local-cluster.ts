@@ -30,6 +30,9 @@ export interface LocalClusterInit {
   /** Serve HTTPS with self-signed certificates (kubectl sends tokens only over TLS). Default true. */
   tls?: boolean;
   log?: (msg: string) => void;
+  /** How long one xenosd may take to serve its API and p2p. Default 30 s (a loaded machine starting
+   *  30 hosts needs more). */
+  startTimeoutMs?: number;
 }
 
 export interface LocalHost {
@@ -171,18 +174,31 @@ export class LocalCluster {
     exited.then(() => {
       gone = true;
     });
-    const apiUrl = await until(
-      () => {
-        if (gone) throw new LocalClusterError(`xenosd ${name} exited while starting; see ${logFile}`);
-        return readTrimmed(join(dataDir, 'api.addr'));
-      },
-      `xenosd ${name} to serve its API (log: ${logFile})`,
-      30_000,
-      signal,
-    );
-    const p2pAddrs = (
-      await until(() => readTrimmed(join(dataDir, 'p2p.addrs')), `xenosd ${name} p2p`, 30_000, signal)
-    ).split('\n');
+    let apiUrl: string;
+    let p2pAddrs: string[];
+    try {
+      apiUrl = await until(
+        () => {
+          if (gone) throw new LocalClusterError(`xenosd ${name} exited while starting; see ${logFile}`);
+          return readTrimmed(join(dataDir, 'api.addr'));
+        },
+        `xenosd ${name} to serve its API (log: ${logFile})`,
+        this.init.startTimeoutMs ?? 30_000,
+        signal,
+      );
+      p2pAddrs = (
+        await until(
+          () => readTrimmed(join(dataDir, 'p2p.addrs')),
+          `xenosd ${name} p2p`,
+          this.init.startTimeoutMs ?? 30_000,
+          signal,
+        )
+      ).split('\n');
+    } catch (err) {
+      // Not in this.hosts yet, so stop() would not reach it: never leave it running on its own.
+      if (!gone) child.kill('SIGTERM');
+      throw err;
+    }
     const token = readTrimmed(join(dataDir, 'admin.token'));
     if (!token) throw new LocalClusterError(`xenosd ${name} wrote no admin token in ${dataDir}`);
     const cert = join(dataDir, 'tls.crt');

@@ -271,7 +271,10 @@ export function runReplicationContract(name: string, makeCluster: MakeCluster): 
         expect(a.store.replicationRow(key(n)), n).toBeUndefined();
       }
       expect(a.replicator.rejections.map((r) => r.reason).join('\n')).toMatch(/spec\.templateRef\.name/);
-      // The valid row spreads; the invalid ones never reach B.
+      // A passes on nothing it received (each host pushes its own writes): the valid row reaches B by
+      // anti-entropy; the invalid ones never do.
+      expect(b.store.get(key('good'))).toBeUndefined();
+      await a.replicator.syncWith(b.id);
       await waitFor(() => !!b.store.get(key('good')), 'good on B');
       expect(dump(b.store)).toBe(dump(a.store));
       await expect(rogue.request(a.id, { type: 'nonsense' })).rejects.toThrow(/unknown request type/);

@@ -83,7 +83,7 @@ describe('replication messages from a peer (property tests)', () => {
     );
     await replicator.start();
     bases = [
-      { type: 'push', rows: [row], seen: ['w'] },
+      { type: 'push', rows: [row] },
       { type: 'exchange', rows: [row], want: [['ServiceInstance', 'default', 'web']] },
       { type: 'digest', buckets: Array.from({ length: 128 }, () => 'x') },
       { type: 'whois', names: ['w', 'v'] },
@@ -188,9 +188,9 @@ describe('replication messages from a peer (property tests)', () => {
       { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
       { weight: 6, arbitrary: fc.oneof(...bases.map((b) => mutated(b))) },
       // Rows edited inside a valid push: the row checks, not the frame, are what is exercised.
-      { weight: 6, arbitrary: mutated(row).map((r) => ({ type: 'push', rows: [r], seen: [] })) },
+      { weight: 6, arbitrary: mutated(row).map((r) => ({ type: 'push', rows: [r] })) },
       // Versions, writers and proofs swapped for others: clocks, signatures, bindings, permissions.
-      { weight: 6, arbitrary: versionEdits(row).map((r) => ({ type: 'push', rows: [r], seen: [] })) },
+      { weight: 6, arbitrary: versionEdits(row).map((r) => ({ type: 'push', rows: [r] })) },
     );
     const signal = new AbortController().signal;
     await fuzz(

@@ -95,7 +95,6 @@ describe('replication size limits', () => {
     const reply = await c.transport.request(b.node.peerId.toString(), {
       type: 'push',
       rows: [over],
-      seen: [],
     });
     expect(reply).toEqual({ applied: 0, rejected: 1 });
     expect(b.replicator.refusals.get('too_large')).toBe(1);

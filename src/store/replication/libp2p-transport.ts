@@ -34,6 +34,10 @@ export interface StreamNode extends EventTarget, ProtocolNode {
 
 export interface Libp2pTransportComponents {
   node: StreamNode;
+  /** The cluster's live members (peer ids) as the membership knows them: pushed to even while no
+   *  connection to them is open (the push dials), so a write reaches every host directly. Default: the
+   *  connected peers only. */
+  members?: () => string[];
   log?: Log;
 }
 
@@ -51,6 +55,7 @@ export class Libp2pTransport implements SyncTransport {
   /** Requests from peers refused before they reached the replicator (or by its parser), by reason. */
   readonly refusals: RefusalCounter<MessageRefusalReason>;
   private readonly node: StreamNode;
+  private readonly members: (() => string[]) | undefined;
   private readonly log: Log;
   private readonly protocol: string;
   private readonly maxBytes: number;
@@ -62,6 +67,7 @@ export class Libp2pTransport implements SyncTransport {
 
   constructor(components: Libp2pTransportComponents, init: Libp2pTransportInit = {}) {
     this.node = components.node;
+    this.members = components.members;
     this.log = components.log ?? silentLogger.root;
     this.protocol = init.protocol ?? STATE_PROTOCOL;
     this.maxBytes = init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
@@ -97,8 +103,13 @@ export class Libp2pTransport implements SyncTransport {
     await this.node.unhandle(this.protocol);
   }
 
+  /** The connected peers and the live members (without this host). */
   peers(): string[] {
-    return this.node.connectedPeers();
+    const connected = this.node.connectedPeers();
+    if (!this.members) return connected;
+    const all = new Set([...connected, ...this.members()]);
+    all.delete(this.self);
+    return [...all];
   }
 
   onRequest(handler: SyncRequestHandler): void {

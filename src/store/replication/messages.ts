@@ -2,7 +2,7 @@
 // is used. Rows are checked one by one (a bad row is dropped, the rest of its batch still applies);
 // a message whose frame is wrong is refused whole.
 //
-//   push      {type:'push', rows, seen: id[]}     → {applied, rejected}   (seen: hosts that have them)
+//   push      {type:'push', rows}                 → {applied, rejected}   (local writes of the sender)
 //   digest    {type:'digest', buckets: hash[]}    → {buckets: index[], versions: WireVersion[], more}
 //   exchange  {type:'exchange', rows, want: key[]} → {rows, answered, applied, rejected}
 //   whois     {type:'whois', names: host[]}      → {bindings: [name, peerId | null][]}
@@ -17,7 +17,7 @@ export type WireKey = [string, string, string];
 export type WireVersion = [string, string, string, string, string];
 
 export type SyncRequest =
-  | { type: 'push'; rows: unknown[]; seen: string[] }
+  | { type: 'push'; rows: unknown[] }
   | { type: 'digest'; buckets: string[] }
   | { type: 'exchange'; rows: unknown[]; want: WireKey[] }
   | { type: 'whois'; names: string[] };
@@ -50,13 +50,8 @@ const MAX_PROOF = 1024;
 export function parseRequest(m: unknown): SyncRequest {
   if (!isRecord(m)) throw new MalformedMessageError('a request must be an object');
   switch (m.type) {
-    case 'push': {
-      const seen = m.seen === undefined ? [] : array(m.seen, 'push.seen');
-      if (seen.length > 1024 || !seen.every((x) => typeof x === 'string' && x.length <= MAX_TEXT)) {
-        throw new MalformedMessageError('push.seen must hold at most 1024 host ids');
-      }
-      return { type: 'push', rows: array(m.rows, 'push.rows'), seen: seen as string[] };
-    }
+    case 'push':
+      return { type: 'push', rows: array(m.rows, 'push.rows') };
     case 'digest': {
       const buckets = array(m.buckets, 'digest.buckets');
       if (!buckets.every((b) => typeof b === 'string' && b.length <= 128)) {
