@@ -18,7 +18,9 @@ let client: XenosClient;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  xenosd = await startXenosd();
+  // Hosts this file creates (host/ghost-1) have no xenosd: a long host timeout keeps the Host controller
+  // from marking them NotReady while a test still waits on the conditions it writes itself.
+  xenosd = await startXenosd({ args: ['--host-timeout', '10m'] });
   client = new XenosClient({ server: xenosd.url, token: xenosd.token });
   env = { XENOS_SERVER: xenosd.url, XENOS_TOKEN: xenosd.token };
 });
