@@ -134,7 +134,7 @@ function request(
       } catch (refused) {
         return callback(refused as NodeJS.ErrnoException, '', 0);
       }
-      if (options.all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      if (options.all) callback(null, addresses);
       else callback(null, addresses[0].address, addresses[0].family);
     });
   };
