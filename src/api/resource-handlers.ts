@@ -6,6 +6,8 @@
 // answered only once its write is durable. Hostile input is refused before it
 // costs anything (admission.ts: Event rate limits before the body is read, an instance-scoped
 // principal's patch checked before it is applied; bodies decoded under the limits of input-limits.ts).
+// Over 400 lines because it is one handler per verb over shared preconditions (scope, dry run, field
+// validation); each verb is short and reads best beside the others.
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
