@@ -19,7 +19,7 @@ import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import { formatCpu, formatMemory, type Offer } from '../../src/cluster/resources.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
 import type { Host } from '../../src/model/host.ts';
-import { API_VERSION, HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
+import { API_VERSION, HOST, SERVICE_INSTANCE } from '../../src/model/kinds.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import { getCondition, READY, setCondition } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
