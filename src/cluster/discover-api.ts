@@ -66,7 +66,12 @@ export async function discover(
       return result('store', namespace, serviceType, items);
   }
   if (!sources.overlay) throw new OverlayMissingError();
-  return discoverEndpoints(sources.overlay.discovery, namespace, serviceType, opts);
+  const found = await discoverEndpoints(sources.overlay.discovery, namespace, serviceType, opts);
+  // A DHT record outlives its host by up to its lifetime: hold its answers to this host's liveness view,
+  // as the store path does, so a dead host's endpoints leave discovery within the host timeout.
+  const local = sources.local;
+  if (!local) return found;
+  return { ...found, items: found.items.filter((i) => i.host === undefined || local.isLive(i.host)) };
 }
 
 /** discover(from: 'dht') without an overlay. */

@@ -1,8 +1,9 @@
 // Publishes what this host runs into the DHT, so any host can read it without asking this one:
 //  - the host record (`/xenos/host/<peerId>`, through src/p2p's Discovery): the instances on this host with
 //    their service type, readiness and endpoints. It is signed, sequence-numbered and expires after `ttlMs`;
-//    Discovery republishes it at half that, so it is also this host's heartbeat in the DHT: a host that
-//    dies stops refreshing it, and once it expires nobody accepts it (its endpoints vanish from discovery).
+//    Discovery republishes it at half that (xenosd: --dht-record-ttl, 10 min) and at once on a change. It is
+//    not a heartbeat: a dead host's endpoints leave discovery when the membership declares it dead (the
+//    discover API holds DHT answers to this host's liveness view); the record expires later.
 //  - one record per instance (`/xenos/inst/<peerId>/<ns>/<name>`): phase, endpoints, service type.
 //  - a provider record per service type of a Ready instance here (Discovery.advertise); a type with no
 //    Ready instance left is no longer re-provided, and the fresh host record stops listing it at once.

@@ -46,6 +46,8 @@ export interface ClusterInit {
   hostName: string;
   labels?: Record<string, string>;
   hostTimeoutMs?: number;
+  /** Lifetime of this host's DHT records (default DHT_RECORD_TTL_MS). */
+  dhtRecordTtlMs?: number;
   maxInstances?: number;
   /** The overlay; absent: a single host. */
   p2p?: {
@@ -104,6 +106,8 @@ function liveMembers(membership: Membership): string[] {
     .map((m) => m.peer);
 }
 
+/** How long this host's DHT status and instance records stay valid (republished at half of it). */
+export const DHT_RECORD_TTL_MS = 10 * 60_000;
 export class ClusterService {
   readonly liveness: HostLiveness;
   readonly placement: Placement;
@@ -319,7 +323,11 @@ export class ClusterService {
         await import('./overlay-parts.ts');
       const { privateKey } = await loadOrCreatePeerKey(join(this.#init.dataDir, PEER_KEY_FILE));
       const records = new RecordPublisher({ node, privateKey }, { dataDir: this.#init.dataDir });
-      const ttl = this.liveness.timeoutMs;
+      // The DHT records live --dht-record-ttl (10 min), republished at half of it (and at once on a change). They
+      // used to expire with the host timeout and so be re-put every few seconds by every host: a heartbeat
+      // through the DHT, whose verification was ~70 % of an idle host's CPU at 10 hosts and grew with N.
+      // Liveness is the membership's (discover holds DHT answers to it too), so records need not expire fast.
+      const ttl = this.#init.dhtRecordTtlMs ?? DHT_RECORD_TTL_MS;
       this.#discovery = new Discovery(
         { node, records, log: logger.forComponent('discovery') },
         { statusTtl: ttl },

@@ -47,6 +47,8 @@ export interface DaemonOptions {
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
   labels: Record<string, string>;
   hostTimeoutMs: number;
+  /** Lifetime of this host's DHT status records (--dht-record-ttl). */
+  dhtRecordTtlMs: number;
   /** `--heartbeat-interval` was given: it means nothing any more (warned about at start). */
   heartbeatIntervalIgnored: boolean;
   maxInstances?: number;
@@ -143,6 +145,11 @@ export function parseOptions(
       DEFAULT_HOST_TIMEOUT,
     )
     .option(
+      '--dht-record-ttl <duration>',
+      "how long this host's signed status records in the DHT stay valid (republished at half of it and on every change; at most 1h)",
+      '10m',
+    )
+    .option(
       '--heartbeat-interval <duration>',
       'deprecated, ignored: hosts no longer heartbeat; liveness is probed, every period derived from --host-timeout',
     )
@@ -222,6 +229,7 @@ export function parseOptions(
     join: string[];
     label: string[];
     hostTimeout: string;
+    dhtRecordTtl: string;
     heartbeatInterval?: string;
     maxInstances?: string;
     maxHeap?: string;
@@ -287,6 +295,11 @@ export function parseOptions(
     }
   };
   const hostTimeoutMs = duration('--host-timeout', o.hostTimeout);
+  const dhtRecordTtlMs = duration('--dht-record-ttl', o.dhtRecordTtl);
+  if (dhtRecordTtlMs > 60 * 60_000)
+    throw new UsageError(
+      `--dht-record-ttl "${o.dhtRecordTtl}": at most 1h (peers refuse records valid longer)`,
+    );
   let domainUids: UidRange;
   try {
     domainUids = parseUidRange(o.domainUids);
@@ -307,6 +320,7 @@ export function parseOptions(
     p2p: o.p2p ? { listen: o.p2p, clusterKeyFile: resolve(o.clusterKey!), join: o.join } : undefined,
     labels,
     hostTimeoutMs,
+    dhtRecordTtlMs,
     heartbeatIntervalIgnored: o.heartbeatInterval !== undefined,
     maxInstances,
     driver: o.driver,

@@ -85,6 +85,7 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     cluster: {
       labels: opts.labels,
       hostTimeoutMs: opts.hostTimeoutMs,
+      dhtRecordTtlMs: opts.dhtRecordTtlMs,
       maxInstances: opts.maxInstances,
       p2p: opts.p2p && { ...opts.p2p, connectionHook: hooks.p2pConnectionHook },
     },

@@ -21,7 +21,8 @@ describe('cluster trust', () => {
   let witness: XenosNode | undefined;
 
   beforeAll(async () => {
-    hosts = await cluster.startHosts(['a', 'b', 'c']);
+    // Short-lived DHT records, so b republishes newer ones within the test (the replay below needs them).
+    hosts = await cluster.startHosts(['a', 'b', 'c'], ['--dht-record-ttl', '10s']);
   }, 60_000);
 
   afterAll(async () => {
