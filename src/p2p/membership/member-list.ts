@@ -5,7 +5,7 @@
 // old record replayed later cannot bring them back: only the member's own higher incarnation does.
 
 import type { TimerHandle } from './clock.ts';
-import type { AliveUpdate, MemberState } from './messages.ts';
+import type { AliveUpdate, MemberState, SyncEntry } from './messages.ts';
 
 export interface Suspicion {
   /** Local time the first suspicion was heard. */
@@ -78,6 +78,17 @@ export class MemberList {
   }
 
   /** The dead member seen dead longest ago (evicted first when the list is full). */
+  /** The full state for a sync: `own` (this host's alive record) first, then every member as held, at
+   *  most `max` entries. */
+  syncEntries(own: AliveUpdate, max: number): SyncEntry[] {
+    const out: SyncEntry[] = [{ a: own, st: 'alive' }];
+    for (const m of this.all()) {
+      if (out.length >= max) break;
+      out.push({ a: m.record, st: m.state });
+    }
+    return out;
+  }
+
   oldestDead(): Member | undefined {
     let oldest: Member | undefined;
     for (const m of this.#members.values())

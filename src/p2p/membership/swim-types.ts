@@ -3,6 +3,7 @@
 // message for.
 
 import type { Log } from '../../log/logger.ts';
+import { RefusalCounter } from '../../metrics/refusals.ts';
 import type { PeerSigner } from '../peer-signature.ts';
 import type { Clock } from './clock.ts';
 import type { Member } from './member-list.ts';
@@ -18,6 +19,16 @@ export const SWIM_REFUSAL_REASONS = [
   'members_cap',
 ] as const;
 export type SwimRefusalReason = (typeof SWIM_REFUSAL_REASONS)[number];
+
+/** The counter of what the membership refused from peers, by reason (a Prometheus-style name). */
+export function swimRefusals(log: Log): RefusalCounter<SwimRefusalReason> {
+  return new RefusalCounter({
+    name: 'xenos_membership_messages_refused_total',
+    help: 'Membership (SWIM) messages and updates from peers refused, by reason.',
+    reasons: SWIM_REFUSAL_REASONS,
+    log,
+  });
+}
 
 export interface MemberChange {
   peer: string;
@@ -51,6 +62,18 @@ export interface SwimStats {
   indirectProbes: number;
   failedProbes: number;
   refutations: number;
+}
+
+/** Counters at zero, for a new engine. */
+export function emptyStats(): SwimStats {
+  return {
+    sent: { probe: { messages: 0, bytes: 0 }, sync: { messages: 0, bytes: 0 } },
+    received: { probe: { messages: 0, bytes: 0 }, sync: { messages: 0, bytes: 0 } },
+    probes: 0,
+    indirectProbes: 0,
+    failedProbes: 0,
+    refutations: 0,
+  };
 }
 
 export interface SwimComponents {

@@ -1,6 +1,7 @@
-// The SWIM engine stays one file of ~530 lines because its member states (alive, suspect, dead, with
+// The SWIM engine is one file of just under 500 lines because its member states (alive, suspect, dead, with
 // incarnations and refutations) and its message dispatch share one member list, one broadcast queue and
-// this host's signed record; the probe, the rate limits and the shared shapes are already apart.
+// this host's signed record; the probe, the wire (encoding, rate limits, refusals) and the shared shapes
+// are apart.
 //
 // SWIM membership (Das, Gupta, Motivala 2002) with Lifeguard's suspicion (HashiCorp memberlist): which
 // hosts are alive, as this host sees it, with no replicated heartbeat. Each period this host pings one
@@ -12,22 +13,19 @@
 // The engine is driven by messages and timers only (no promise inside), so the same code runs over
 // libp2p in xenosd and on virtual time in the simulation. Everything from a peer is checked
 // (messages.ts) and what fails is counted in `refusals`; see README.md for what a hostile member can
-// and cannot do. Its parts: the probe and ping-req (prober.ts), per-peer rate limits (rate-limits.ts),
-// the shared shapes (swim-types.ts).
+// and cannot do. Its parts: the probe and ping-req (prober.ts), messages on the wire with per-peer rate
+// limits (wire.ts, rate-limits.ts), the shared shapes (swim-types.ts).
 
 import { type Log, silentLogger } from '../../log/logger.ts';
-import { RefusalCounter } from '../../metrics/refusals.ts';
+import type { RefusalCounter } from '../../metrics/refusals.ts';
 import type { PeerSigner } from '../peer-signature.ts';
 import { Broadcasts } from './broadcasts.ts';
 import { type Clock, realClock, type TimerHandle } from './clock.ts';
-import { MalformedMessageError, MessageTooLargeError } from './errors.ts';
 import { type Member, MemberList } from './member-list.ts';
 import {
   type AliveUpdate,
   aliveStatement,
   type Channel,
-  decodeMessage,
-  encodeMessage,
   MAX_MEMBERS,
   MAX_UPDATES_PER_MESSAGE,
   type MemberState,
@@ -40,16 +38,17 @@ import {
   verifyUpdate,
 } from './messages.ts';
 import { Prober } from './prober.ts';
-import { PeerRateLimiter, SuspicionLimiter } from './rate-limits.ts';
+import { SuspicionLimiter } from './rate-limits.ts';
 import {
+  emptyStats,
   type MemberChange,
   type MemberView,
-  SWIM_REFUSAL_REASONS,
   type SwimComponents,
   type SwimInit,
   type SwimRefusalReason,
   type SwimStats,
   short,
+  swimRefusals,
   viewOf,
 } from './swim-types.ts';
 import {
@@ -59,7 +58,7 @@ import {
   syncIntervalFor,
   timingFor,
 } from './timing.ts';
-import type { DatagramTransport } from './transport.ts';
+import { SwimWire } from './wire.ts';
 
 export type { MemberChange, MemberView, SwimStats } from './swim-types.ts';
 
@@ -67,15 +66,8 @@ export class Swim extends EventTarget {
   readonly self: string;
   readonly timing: SwimTiming;
   readonly refusals: RefusalCounter<SwimRefusalReason>;
-  readonly stats: SwimStats = {
-    sent: { probe: { messages: 0, bytes: 0 }, sync: { messages: 0, bytes: 0 } },
-    received: { probe: { messages: 0, bytes: 0 }, sync: { messages: 0, bytes: 0 } },
-    probes: 0,
-    indirectProbes: 0,
-    failedProbes: 0,
-    refutations: 0,
-  };
-  readonly #transport: DatagramTransport;
+  readonly stats: SwimStats = emptyStats();
+  readonly #wire: SwimWire;
   readonly #signer: PeerSigner;
   readonly #clock: Clock;
   readonly #log: Log;
@@ -83,12 +75,10 @@ export class Swim extends EventTarget {
   readonly #members: MemberList;
   readonly #broadcasts = new Broadcasts();
   readonly #prober: Prober;
-  readonly #rate: PeerRateLimiter;
   readonly #suspicions: SuspicionLimiter;
   readonly #notified = new Map<string, number>();
   readonly #maxMembers: number;
   readonly #piggyback: number;
-  readonly #peerRate: number;
   #incarnation: number;
   #addrs: string[];
   #record!: AliveUpdate;
@@ -103,7 +93,6 @@ export class Swim extends EventTarget {
 
   constructor(components: SwimComponents, init: SwimInit = {}) {
     super();
-    this.#transport = components.transport;
     this.#signer = components.signer;
     this.#clock = components.clock ?? realClock;
     this.#log = components.log ?? silentLogger.root;
@@ -113,17 +102,20 @@ export class Swim extends EventTarget {
     this.#members = new MemberList(this.#random);
     this.#maxMembers = Math.min(init.maxMembers ?? MAX_MEMBERS, MAX_MEMBERS);
     this.#piggyback = init.piggybackBytes ?? 2048;
-    this.#peerRate = init.peerRate ?? 50;
     this.#incarnation = init.incarnation ?? Date.now();
     this.#addrs = init.addrs ?? [];
     this.#sign();
-    this.refusals = new RefusalCounter({
-      name: 'xenos_membership_messages_refused_total',
-      help: 'Membership (SWIM) messages and updates from peers refused, by reason.',
-      reasons: SWIM_REFUSAL_REASONS,
-      log: this.#log,
-    });
-    this.#rate = new PeerRateLimiter({ clock: this.#clock }, { peerRate: this.#peerRate });
+    this.refusals = swimRefusals(this.#log);
+    this.#wire = new SwimWire(
+      {
+        transport: components.transport,
+        clock: this.#clock,
+        log: this.#log,
+        stats: this.stats,
+        refusals: this.refusals,
+      },
+      { peerRate: init.peerRate ?? 50 },
+    );
     this.#suspicions = new SuspicionLimiter({ clock: this.#clock }, { minMs: this.timing.suspicionMinMs });
     this.#prober = new Prober({
       self: this.self,
@@ -140,7 +132,7 @@ export class Swim extends EventTarget {
         if (m) m.lastAckAt = this.#clock.now();
       },
     });
-    this.#transport.onMessage((from, bytes, channel) => this.#receive(from, bytes, channel));
+    components.transport.onMessage((from, bytes, channel) => this.#receive(from, bytes, channel));
   }
 
   get incarnation(): number {
@@ -189,7 +181,7 @@ export class Swim extends EventTarget {
     if (now - (this.#joinedAt.get(peer) ?? -Infinity) < 1000) return;
     if (this.#joinedAt.size > MAX_MEMBERS) this.#joinedAt.clear();
     this.#joinedAt.set(peer, now);
-    this.#send(peer, { t: 'sync', r: true, ms: this.#state() }, 'sync');
+    this.#sendSync(peer, true);
   }
 
   member(peer: string): MemberView | undefined {
@@ -261,13 +253,7 @@ export class Swim extends EventTarget {
 
   /** This host's own failed probe of `m`: suspect it (or confirm the suspicion), signed by this host. */
   #suspect(m: Member, why: string): void {
-    const u: SuspectUpdate = {
-      k: 'suspect',
-      p: m.peer,
-      i: m.incarnation,
-      f: this.self,
-      g: this.#signature(suspectStatement(m.peer, m.incarnation, this.self)),
-    };
+    const u = this.#suspicionOf(m);
     rememberVerified(u);
     this.#log.debug(`${short(m.peer)}: ${why}; suspect at incarnation ${m.incarnation}`);
     this.#applySuspect(u, true);
@@ -367,7 +353,7 @@ export class Swim extends EventTarget {
           return;
         }
         this.#members.delete(evict.peer);
-        this.#transport.forget(evict.peer);
+        this.#wire.forget(evict.peer);
       }
       const now = this.#clock.now();
       const added: Member = {
@@ -379,7 +365,7 @@ export class Swim extends EventTarget {
         since: now,
       };
       this.#members.add(added);
-      this.#transport.setAddresses(u.p, u.m);
+      this.#wire.setAddresses(u.p, u.m);
       if (spread) this.#broadcasts.add(u);
       this.#changed(added, undefined, 'joined');
       return;
@@ -389,7 +375,7 @@ export class Swim extends EventTarget {
     m.incarnation = u.i;
     m.addrs = u.m;
     m.record = u;
-    this.#transport.setAddresses(u.p, u.m);
+    this.#wire.setAddresses(u.p, u.m);
     if (spread || previous !== 'alive') this.#broadcasts.add(u);
     if (previous === 'alive') return;
     m.suspicion?.timer?.cancel();
@@ -404,13 +390,8 @@ export class Swim extends EventTarget {
     if (m.state === 'dead' || previous === 'dead' || previous === undefined)
       this.#log.info(`${short(m.peer)}: ${previous ?? 'new'} -> ${m.state} (${detail})`);
     else this.#log.debug(`${short(m.peer)}: ${previous} -> ${m.state} (${detail})`);
-    const change: MemberChange = {
-      peer: m.peer,
-      state: m.state,
-      previous,
-      incarnation: m.incarnation,
-      detail,
-    };
+    const { peer, state, incarnation } = m;
+    const change: MemberChange = { peer, state, previous, incarnation, detail };
     this.dispatchEvent(new CustomEvent<MemberChange>('change', { detail: change }));
   }
 
@@ -445,36 +426,13 @@ export class Swim extends EventTarget {
   }
 
   #send(peer: string, msg: Message, channel: Channel): void {
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeMessage(msg, channel);
-    } catch (err) {
-      this.#log.error(`not sent to ${short(peer)}: ${(err as Error).message}`);
-      return;
-    }
-    this.stats.sent[channel].messages++;
-    this.stats.sent[channel].bytes += bytes.byteLength;
-    this.#transport.send(peer, bytes, channel);
+    this.#wire.send(peer, msg, channel);
   }
 
   #receive(from: string, bytes: Uint8Array, channel: Channel): void {
     if (!this.#running || from === this.self) return;
-    this.stats.received[channel].messages++;
-    this.stats.received[channel].bytes += bytes.byteLength;
-    if (!this.#rate.admit(from, channel)) {
-      this.refusals.count('rate', `${short(from)} sends more than ${this.#peerRate} messages a second`);
-      return;
-    }
-    let msg: Message;
-    try {
-      msg = decodeMessage(bytes, channel);
-    } catch (err) {
-      if (err instanceof MessageTooLargeError || err instanceof MalformedMessageError) {
-        this.refusals.count(err.reason, `from ${short(from)}: ${err.message}`);
-        return;
-      }
-      throw err;
-    }
+    const msg = this.#wire.receive(from, bytes, channel);
+    if (!msg) return;
     if (msg.t === 'sync') {
       this.#receiveSync(from, msg.ms, msg.r);
       return;
@@ -493,8 +451,13 @@ export class Swim extends EventTarget {
     if (now - (this.#notified.get(peer) ?? -Infinity) < this.timing.probeIntervalMs) return undefined;
     if (this.#notified.size > MAX_MEMBERS) this.#notified.clear();
     this.#notified.set(peer, now);
-    const g = this.#signature(suspectStatement(peer, m.incarnation, this.self));
-    return { k: 'suspect', p: peer, i: m.incarnation, f: this.self, g };
+    return this.#suspicionOf(m);
+  }
+
+  /** This host's signed suspicion of `m` at its current incarnation. */
+  #suspicionOf(m: Member): SuspectUpdate {
+    const g = this.#signature(suspectStatement(m.peer, m.incarnation, this.self));
+    return { k: 'suspect', p: m.peer, i: m.incarnation, f: this.self, g };
   }
 
   #receiveUpdate(u: Update, from: string, spread = true): void {
@@ -520,15 +483,15 @@ export class Swim extends EventTarget {
         }
       }
     }
-    if (reply) this.#send(from, { t: 'sync', r: false, ms: this.#state() }, 'sync');
+    if (reply) this.#sendSync(from, false);
   }
 
-  #state(): SyncEntry[] {
-    const out: SyncEntry[] = [{ a: this.#record, st: 'alive' }];
-    for (const m of this.#members.all()) {
-      if (out.length >= MAX_MEMBERS) break;
-      out.push({ a: m.record, st: m.state });
-    }
-    return out;
+  /** This host's full state to `peer`; `reply` asks for the peer's in return. */
+  #sendSync(peer: string, reply: boolean): void {
+    this.#send(
+      peer,
+      { t: 'sync', r: reply, ms: this.#members.syncEntries(this.#record, MAX_MEMBERS) },
+      'sync',
+    );
   }
 }
