@@ -22,6 +22,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type LocalHost } from '../src/local-cluster/local-cluster.ts';
 import { printFigure } from './lib/figures.ts';
+import { parkedInstance } from './lib/parked-instance.ts';
 import { summarise } from './lib/stats.ts';
 
 const sizes = (process.argv[2] ?? '10,30').split(',').map(Number);
@@ -121,12 +122,7 @@ async function convergence(cluster: LocalCluster): Promise<{ latencies: number[]
     const t0 = performance.now();
     const res = await call(h, SI, {
       method: 'POST',
-      body: JSON.stringify({
-        apiVersion: 'xenos.io/v1alpha1',
-        kind: 'ServiceInstance',
-        metadata: { name },
-        spec: { templateRef: { name: 'none' }, runStrategy: 'Halted', hostSelector: { zone: 'nowhere' } },
-      }),
+      body: JSON.stringify(parkedInstance(name)),
     });
     if (res.status !== 201) throw new Error(`POST ${name} on ${h.name}: ${res.status} ${await res.text()}`);
     const deadline = Date.now() + 30_000;

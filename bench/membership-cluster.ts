@@ -16,17 +16,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type LocalHost } from '../src/local-cluster/local-cluster.ts';
+import { flag, positionalArgs } from './lib/args.ts';
 import { printFigure } from './lib/figures.ts';
+import { parkedInstance } from './lib/parked-instance.ts';
 import { summarise } from './lib/stats.ts';
 import { until } from './lib/wait.ts';
 
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : fallback;
-}
-const positional = process.argv
-  .slice(2)
-  .filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--'));
+const positional = positionalArgs();
 const n = Number(positional[0] ?? 10);
 const kills = Number(positional[1] ?? 3);
 const timeout = flag('--host-timeout', '15s');
@@ -84,12 +80,7 @@ try {
     const name = `parked-${k}`;
     await call(live[k % n], SI, {
       method: 'POST',
-      body: JSON.stringify({
-        apiVersion: 'xenos.io/v1alpha1',
-        kind: 'ServiceInstance',
-        metadata: { name },
-        spec: { templateRef: { name: 'none' }, runStrategy: 'Halted', hostSelector: { zone: 'nowhere' } },
-      }),
+      body: JSON.stringify(parkedInstance(name)),
     });
     await until(
       async () =>

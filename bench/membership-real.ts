@@ -26,18 +26,13 @@ import type { MemberChange } from '../src/p2p/membership/swim.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../src/p2p/peer-key.ts';
 import { peerSigner } from '../src/p2p/peer-signature.ts';
 import { TestNet } from '../test/p2p/cluster.ts';
+import { flag, positionalArgs } from './lib/args.ts';
 import { printFigure } from './lib/figures.ts';
 import { gossipsubModel } from './lib/membership-models.ts';
 import { seeded } from './lib/swim-sim.ts';
 import { until } from './lib/wait.ts';
 
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : fallback;
-}
-const positional = process.argv
-  .slice(2)
-  .filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--'));
+const positional = positionalArgs();
 const sizes = (positional[0] ?? '10,20').split(',').map(Number);
 const tau = Number(flag('--host-timeout', '5s').replace(/s$/, '')) * 1000;
 const idleS = Number(flag('--idle', '10'));

@@ -16,29 +16,17 @@
 // --gossip-bytes: one heartbeat as gossipsub sends it, from bench/membership-gossipsub.ts.
 
 import { loadavg } from 'node:os';
+import { durationMs, flag, positionalArgs } from './lib/args.ts';
 import { printFigure } from './lib/figures.ts';
 import { gossipsubModel, heartbeatRowsModel, type ModelResult } from './lib/membership-models.ts';
 import { summarise } from './lib/stats.ts';
 import { runSwimSim, type SwimSimResult } from './lib/swim-sim.ts';
 
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : fallback;
-}
-
-function durationMs(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
-  if (!m) throw new Error(`membership-sim: ${text} is not a duration like 15s or 500ms`);
-  return Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000);
-}
-
-const positional = process.argv
-  .slice(2)
-  .filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--'));
+const positional = positionalArgs();
 const sizes = (positional[0] ?? '100,1000').split(',').map(Number);
 const loss = Number(flag('--loss', '0.01'));
 const kills = Number(flag('--kills', '5'));
-const tau = durationMs(flag('--host-timeout', '15s'));
+const tau = durationMs(flag('--host-timeout', '15s'), 'membership-sim');
 const rowBytes = Number(flag('--row-bytes', '1900'));
 const rowOverhead = Number(flag('--row-overhead', '1'));
 const gossipBytes = Number(flag('--gossip-bytes', '260'));
