@@ -22,7 +22,7 @@ import { identify } from '@libp2p/identify';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { Membership } from '../src/p2p/membership/membership.ts';
-import type { MemberChange } from '../src/p2p/membership/swim.ts';
+import type { MemberChange } from '../src/p2p/membership/swim-types.ts';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../src/p2p/peer-key.ts';
 import { peerSigner } from '../src/p2p/peer-signature.ts';
 import { TestNet } from '../test/p2p/cluster.ts';

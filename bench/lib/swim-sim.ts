@@ -7,7 +7,8 @@
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { MemoryNetwork } from '../../src/p2p/membership/memory-transport.ts';
-import { type MemberChange, Swim } from '../../src/p2p/membership/swim.ts';
+import { Swim } from '../../src/p2p/membership/swim.ts';
+import type { MemberChange } from '../../src/p2p/membership/swim-types.ts';
 import { timingFor } from '../../src/p2p/membership/timing.ts';
 import { VirtualClock } from '../../src/p2p/membership/virtual-clock.ts';
 import { peerSigner } from '../../src/p2p/peer-signature.ts';

@@ -12,14 +12,13 @@
 
 import { type Log, silentLogger } from '../log/logger.ts';
 import { SERVICE_INSTANCE } from '../model/kinds.ts';
-import type { Discovery, InstanceEndpoints } from '../p2p/discovery.ts';
+import type { Discovery } from '../p2p/discovery.ts';
+import type { InstanceEndpoints } from '../p2p/host-status.ts';
 import { fitRecord } from '../p2p/record-fit.ts';
 import type { RecordPublisher } from '../p2p/record-publisher.ts';
 import { instanceRecordKey } from '../p2p/records.ts';
 import type { Store } from '../store/store.ts';
 import { type InstanceRecord, instanceRecordOf } from './instance-endpoints.ts';
-
-export type { InstanceRecord } from './instance-endpoints.ts';
 
 const DEFAULT_DEBOUNCE_MS = 50;
 const DEFAULT_TTL_MS = 15_000;

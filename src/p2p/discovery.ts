@@ -34,10 +34,6 @@ import type { RecordPublisher } from './record-publisher.ts';
 import { hostRecordKey, MAX_RECORD_BYTES, type RecordBody } from './records.ts';
 import { StatusExchange } from './status-exchange.ts';
 
-export type { DiscoveredHost, HostStatus, InstanceEndpoints } from './host-status.ts';
-export { serviceCid } from './host-status.ts';
-export { STATUS_PROTOCOL } from './status-exchange.ts';
-
 const DEFAULT_REPROVIDE_INTERVAL = 10 * 60_000;
 const DEFAULT_STATUS_TTL = 60_000;
 const DEFAULT_STATUS_MAX_AGE = 5 * 60_000;

@@ -3,12 +3,8 @@
 
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  Discovery,
-  type DiscoveryInit,
-  type InstanceEndpoints,
-  serviceCid,
-} from '../../src/p2p/discovery.ts';
+import { Discovery, type DiscoveryInit } from '../../src/p2p/discovery.ts';
+import { type InstanceEndpoints, serviceCid } from '../../src/p2p/host-status.ts';
 import { loadOrCreatePeerKey } from '../../src/p2p/peer-key.ts';
 import { RecordPublisher } from '../../src/p2p/record-publisher.ts';
 import { type TestHost, TestNet, waitFor } from './cluster.ts';

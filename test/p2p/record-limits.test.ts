@@ -6,7 +6,8 @@
 
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Discovery, type InstanceEndpoints } from '../../src/p2p/discovery.ts';
+import { Discovery } from '../../src/p2p/discovery.ts';
+import type { InstanceEndpoints } from '../../src/p2p/host-status.ts';
 import { isPutAccepted } from '../../src/p2p/kad-dht.ts';
 import { loadOrCreatePeerKey } from '../../src/p2p/peer-key.ts';
 import { MAX_ENTRY_ENDPOINTS } from '../../src/p2p/record-fit.ts';

@@ -15,7 +15,8 @@ import type { PeerSigner } from '../peer-signature.ts';
 import type { Clock } from './clock.ts';
 import { Libp2pDatagramTransport, type MembershipNode } from './libp2p-transport.ts';
 import type { MemberState } from './messages.ts';
-import { type MemberChange, type MemberView, Swim } from './swim.ts';
+import { Swim } from './swim.ts';
+import type { MemberChange, MemberView } from './swim-types.ts';
 import { type SwimTiming, timingFor } from './timing.ts';
 
 export interface MembershipComponents {

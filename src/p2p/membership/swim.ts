@@ -60,8 +60,6 @@ import {
 } from './timing.ts';
 import { SwimWire } from './wire.ts';
 
-export type { MemberChange, MemberView, SwimStats } from './swim-types.ts';
-
 export class Swim extends EventTarget {
   readonly self: string;
   readonly timing: SwimTiming;

@@ -14,7 +14,7 @@ import {
   suspectStatement,
   type Update,
 } from '../../../src/p2p/membership/messages.ts';
-import type { MemberChange } from '../../../src/p2p/membership/swim.ts';
+import type { MemberChange } from '../../../src/p2p/membership/swim-types.ts';
 import { timingFor } from '../../../src/p2p/membership/timing.ts';
 import type { PeerSigner } from '../../../src/p2p/peer-signature.ts';
 import { TestNet } from '../cluster.ts';

@@ -5,7 +5,7 @@
 // on both sides and every host is alive again everywhere after the partition heals.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MemberChange } from '../../../src/p2p/membership/swim.ts';
+import type { MemberChange } from '../../../src/p2p/membership/swim-types.ts';
 import { timingFor } from '../../../src/p2p/membership/timing.ts';
 import { TestNet } from '../cluster.ts';
 import { allAlive, type SwimHost, startSwims, statesOf, stopSwims } from './helpers.ts';
