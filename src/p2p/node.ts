@@ -44,6 +44,7 @@ import {
   recordSelector,
   recordValidator,
 } from './records.ts';
+import { guardYamuxWindowUpdates } from './yamux-guard.ts';
 
 export const ADDRS_FILE = 'p2p.addrs';
 
@@ -209,6 +210,7 @@ export class XenosNode extends EventTarget implements DhtClient {
       init.connectionProtector ??
       ((psk: Uint8Array) =>
         clusterProtector({ psk, timeout: init.handshakeTimeoutMs, refusals: this.handshakeRefusals }));
+    guardYamuxWindowUpdates();
     const node = (await createLibp2p({
       privateKey,
       datastore: this.#datastore,
@@ -216,6 +218,10 @@ export class XenosNode extends EventTarget implements DhtClient {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
+      // Liveness is SWIM's job (src/p2p/membership): libp2p's own monitor pings every connection every
+      // 10 s and aborts it when a ping fails, and under load its second ping meets the first still open
+      // ("Too many outbound protocol streams for /ipfs/ping"), so it was cutting healthy connections.
+      connectionMonitor: { enabled: false },
       ...(clusterKey == null ? {} : { connectionProtector: makeProtector(clusterKey.swarmKey) }),
       connectionManager: {
         allow: init.allow ?? DEFAULT_ALLOW,
