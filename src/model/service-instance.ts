@@ -2,6 +2,7 @@
 // is the source of truth for validation; these types describe the same shape.
 
 import type { BaseStatus, XObject } from './object.ts';
+import type { ImagePullStatus } from './service-template.ts';
 
 export type RunStrategy = 'Always' | 'RerunOnFailure' | 'Manual' | 'Halted';
 
@@ -42,6 +43,8 @@ export interface ServiceInstanceStatus extends BaseStatus {
   lastExitCode?: number;
   startedAt?: string;
   serviceType?: string;
+  /** While the template's image is pulled from peers (phase Pulling). */
+  imagePull?: ImagePullStatus;
 }
 
 export type ServiceInstance = XObject<ServiceInstanceSpec, ServiceInstanceStatus>;
