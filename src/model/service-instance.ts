@@ -42,6 +42,8 @@ export interface ServiceInstanceStatus extends BaseStatus {
   lastExitCode?: number;
   startedAt?: string;
   serviceType?: string;
+  /** How the domain's disk was made from the template image (copy-on-write or a whole copy), and why. */
+  disk?: { mode: 'Overlay' | 'Reflink' | 'Copy' | 'Qcow2Overlay'; message: string };
 }
 
 export type ServiceInstance = XObject<ServiceInstanceSpec, ServiceInstanceStatus>;
