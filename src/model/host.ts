@@ -26,7 +26,15 @@ export interface HostStatus extends BaseStatus {
   version?: string;
   /** No longer written: liveness comes from the membership protocol (src/p2p/membership), not rows. */
   heartbeatTime?: string;
-  images?: string[];
+  /** Complete images this host holds and serves (written only when the set changes). */
+  images?: HostImage[];
+}
+
+/** An image a host holds complete: its digest, the digest of the manifest it cuts the blob by, the blob size. */
+export interface HostImage {
+  digest: string;
+  manifest: string;
+  size: number;
 }
 
 export type Host = XObject<HostSpec, HostStatus>;

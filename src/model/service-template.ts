@@ -110,9 +110,26 @@ export interface ServiceTemplateSpec {
   healthCheck?: HealthCheckSpec;
 }
 
+/** How far a pull of an image from peers is, on the host pulling it (status.imagePull of templates and
+ *  instances while their phase is Pulling; removed when the pull ends). */
+export interface ImagePullStatus {
+  digest: string;
+  host: string;
+  /** Verified bytes of the blob on `host`. */
+  bytes: number;
+  /** Bytes of the whole blob. */
+  size: number;
+  /** floor(100 * bytes / size). */
+  percent: number;
+  /** Peers serving chunks to the pull now. */
+  holders: number;
+  updatedAt?: string;
+}
+
 export interface ServiceTemplateStatus extends BaseStatus {
   digest?: string;
   size?: number;
+  imagePull?: ImagePullStatus;
 }
 
 export type ServiceTemplate = XObject<ServiceTemplateSpec, ServiceTemplateStatus>;
