@@ -14,7 +14,8 @@ import { type EventRecorder, eventRecorder } from '../../src/api/events.ts';
 import type { UrlPolicy } from '../../src/images/download.ts';
 import { ImageDigestMismatchError, InvalidDigestError } from '../../src/images/errors.ts';
 import { type ImageSource, progressThrottle } from '../../src/images/image-source.ts';
-import { cachedImage, type ImportedImage, importImage } from '../../src/images/import-image.ts';
+import { ImageStore } from '../../src/images/image-store.ts';
+import { cachedImage, type ImportedImage, importInto } from '../../src/images/import-image.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
 import { HOST, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { ServiceTemplate, ServiceTemplateStatus } from '../../src/model/service-template.ts';
@@ -47,6 +48,9 @@ export interface ServiceTemplateControllerInit {
   hostName: string;
   /** This host's content-addressed image cache (src/images). */
   cacheDir: string;
+  /** The store over cacheDir, shared with the upload API and the swarm (one per host, so work on a
+   *  digest is serialised); default a store of its own. */
+  imageStore?: ImageStore;
   workers?: number;
   resyncMs?: number;
   /** The most one import may take, however it progresses (large images over slow links). Default 6 h;
@@ -72,7 +76,11 @@ export class ServiceTemplateController {
     const store = components.store;
     const log = components.log ?? silentLogger.root;
     const event = eventRecorder(store, { component: COMPONENT, host: init.hostName }, log);
-    this.reconciler = new Reconciler({ store, log }, templateSteps(init, event, store, components.images));
+    const withStore = { ...init, imageStore: init.imageStore ?? new ImageStore({ cacheDir: init.cacheDir }) };
+    this.reconciler = new Reconciler(
+      { store, log },
+      templateSteps(withStore, event, store, components.images),
+    );
     this.runner = new Controller(
       { store, log },
       {
@@ -183,10 +191,11 @@ function templateSteps(
           }
           let imported: ImportedImage;
           try {
-            imported = await importImage(
+            imported = await importInto(
+              init.imageStore ?? new ImageStore({ cacheDir: init.cacheDir }),
               image.path !== undefined ? { path: image.path } : { url: image.url },
               image.digest,
-              { cacheDir: init.cacheDir, signal, url: init.urlPolicy },
+              { signal, url: init.urlPolicy },
             );
           } catch (err) {
             if (signal.aborted) throw err;

@@ -42,8 +42,12 @@ export interface DaemonOptions {
   allowPrivateImageUrls: boolean;
   /** Special addresses image URLs may lead to all the same (`--allow-image-url-address`, repeatable). */
   allowedImageAddresses: string[];
-  /** The largest image a URL import downloads (`--max-image-size`), in bytes. */
+  /** The largest image a URL import downloads or an upload sends (`--max-image-size`), in bytes. */
   maxImageBytes: number;
+  /** How long an image no template or local domain uses is kept (`--image-gc-grace`). */
+  imageGcGraceMs: number;
+  /** How long an upload nobody writes to is kept (`--image-upload-timeout`). */
+  imageUploadTimeoutMs: number;
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
   labels: Record<string, string>;
   hostTimeoutMs: number;
@@ -177,8 +181,18 @@ export function parseOptions(
     )
     .option(
       '--max-image-size <size>',
-      'largest image a URL import downloads, e.g. 512Mi, 16Gi',
+      'largest image a URL import downloads or an upload sends, e.g. 512Mi, 16Gi',
       formatMemoryQuantity(DEFAULT_MAX_IMAGE_BYTES),
+    )
+    .option(
+      '--image-gc-grace <duration>',
+      'remove an image no template references and no domain on this host uses after this long',
+      '1h',
+    )
+    .option(
+      '--image-upload-timeout <duration>',
+      'remove an image upload nobody has written to for this long (a push resumes only within it)',
+      '1h',
     )
     .option(
       '--unsafe-no-sandbox',
@@ -238,6 +252,8 @@ export function parseOptions(
     allowPrivateImageUrls?: boolean;
     allowImageUrlAddress: string[];
     maxImageSize: string;
+    imageGcGrace: string;
+    imageUploadTimeout: string;
     domainUids: string;
     domainRoPath: string[];
     unsafeNoSandbox?: boolean;
@@ -341,6 +357,8 @@ export function parseOptions(
     allowPrivateImageUrls: o.allowPrivateImageUrls === true,
     allowedImageAddresses: o.allowImageUrlAddress,
     maxImageBytes,
+    imageGcGraceMs: duration('--image-gc-grace', o.imageGcGrace),
+    imageUploadTimeoutMs: duration('--image-upload-timeout', o.imageUploadTimeout),
   };
 }
 
