@@ -12,6 +12,7 @@ import type { MachineOptions } from '../../controllers/serviceinstance/machine-t
 import { ServiceTemplateController } from '../../controllers/servicetemplate/controller.ts';
 import { ImageGc } from '../../controllers/servicetemplate/image-gc.ts';
 import type { TokenAuthenticator } from '../api/auth.ts';
+import { ownerOf } from '../cluster/rendezvous.ts';
 import type { Driver, HostConditionFact } from '../drivers/driver.ts';
 import { type DriverChoice, selectDriver } from '../drivers/registry.ts';
 import type { SandboxInit } from '../drivers/sandbox/sandbox.ts';
@@ -19,6 +20,8 @@ import type { UrlPolicy } from '../images/download.ts';
 import { ImageStore } from '../images/image-store.ts';
 import type { UploadSessions } from '../images/upload-sessions.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
+import { HOST } from '../model/kinds.ts';
+import type { ServiceTemplate } from '../model/service-template.ts';
 import type { Store } from '../store/store.ts';
 
 export interface LocalControllersComponents {
@@ -49,6 +52,9 @@ export interface LocalControllersInit {
   imageUploads?: UploadSessions;
   /** `--image-gc-grace`. */
   imageGcGraceMs?: number;
+  /** The membership's view of which hosts are live: a template's image URL is downloaded by the first of
+   *  them by rendezvous, the others pull the image from it. Absent: this host downloads every URL. */
+  isLive?: (host: string) => boolean;
 }
 
 export class LocalControllers {
@@ -97,7 +103,13 @@ export class LocalControllers {
     const imageStore = this.init.imageStore ?? new ImageStore({ cacheDir });
     this.templates = new ServiceTemplateController(
       { store, log: logger.forComponent('servicetemplate-controller') },
-      { hostName, cacheDir, imageStore, urlPolicy: this.init.imageUrls },
+      {
+        hostName,
+        cacheDir,
+        imageStore,
+        urlPolicy: this.init.imageUrls,
+        urlFetcher: this.init.isLive && urlFetcher(store, hostName, this.init.isLive),
+      },
     );
     this.imageGc = new ImageGc(
       {
@@ -140,4 +152,22 @@ export class LocalControllers {
     this.templates = undefined;
     this.driver = undefined;
   }
+}
+
+/** The live host that downloads a template's image URL: the first by rendezvous on the URL, so two
+ *  templates with one URL share one download. This host counts as live (it is the one asking). */
+function urlFetcher(
+  store: Store,
+  self: string,
+  isLive: (host: string) => boolean,
+): (template: ServiceTemplate) => string | undefined {
+  return (template) => {
+    const url = template.spec?.image?.url;
+    if (url === undefined) return undefined;
+    const live = store
+      .list(HOST.kind)
+      .items.map((h) => h.metadata.name)
+      .filter((name) => name === self || isLive(name));
+    return ownerOf(`image-url\0${url}`, [self, ...live]);
+  };
 }

@@ -117,6 +117,7 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
       imageStore,
       imageUploads,
       imageGcGraceMs: opts.imageGcGraceMs,
+      isLive: (host) => daemon.cluster.liveness.isLive(host),
       sandbox: opts.unsafeNoSandbox
         ? false
         : { uidRange: opts.domainUids, readOnlyPaths: opts.domainReadOnlyPaths },
