@@ -26,6 +26,7 @@ import {
   InvalidDigestError,
   UnsafeArchiveError,
   UploadBusyError,
+  UploadIncompleteError,
   UploadNotFoundError,
   UploadOffsetError,
 } from '../images/errors.ts';
@@ -208,6 +209,7 @@ function asApiError(err: unknown): unknown {
   if (err instanceof UploadOffsetError)
     return new ApiError(416, 'RequestedRangeNotSatisfiable', err.message, undefined, rangeHeader(err.offset));
   if (err instanceof UploadNotFoundError) return new ApiError(404, 'NotFound', err.message);
+  if (err instanceof UploadIncompleteError) return errors.badRequest(err.message);
   if (err instanceof UploadBusyError) return new ApiError(409, 'Conflict', err.message);
   if (err instanceof ImageTooLargeError) return errors.entityTooLarge(err.message);
   if (

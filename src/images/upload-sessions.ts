@@ -15,6 +15,7 @@ import {
   BlobMismatchError,
   ImageTooLargeError,
   UploadBusyError,
+  UploadIncompleteError,
   UploadNotFoundError,
   UploadOffsetError,
 } from './errors.ts';
@@ -156,9 +157,7 @@ export class UploadSessions {
       }
       const dir = this.#dir(digest);
       const data = join(dir, 'data');
-      if (state.offset !== state.size) {
-        throw new UploadOffsetError(digest, state.offset, state.size);
-      }
+      if (state.offset !== state.size) throw new UploadIncompleteError(digest, state.offset, state.size);
       const actual = `sha256:${await sha256File(data, signal)}`;
       if (actual !== digest) {
         await rm(dir, { recursive: true, force: true });
