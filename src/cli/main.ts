@@ -11,6 +11,7 @@ import { registerDescribe } from './commands/describe.ts';
 import { registerDiff } from './commands/diff.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerGet } from './commands/get.ts';
+import { registerImagePull } from './commands/image-pull.ts';
 import { registerKubeconfig } from './commands/kubeconfig.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerVersion } from './commands/version.ts';
@@ -57,6 +58,7 @@ Examples:
   registerWait(program, ctx);
   registerLogs(program, ctx);
   registerDiscover(program, ctx);
+  registerImagePull(program, ctx);
   registerKubeconfig(program, ctx);
   registerVersion(program, ctx);
   registerConfig(program, ctx);
