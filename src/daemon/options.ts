@@ -44,6 +44,10 @@ export interface DaemonOptions {
   allowedImageAddresses: string[];
   /** The largest image a URL import downloads (`--max-image-size`), in bytes. */
   maxImageBytes: number;
+  /** Bytes a second this host sends image chunks to peers at most (`--image-upload-rate`); none: no cap. */
+  imageUploadRate?: number;
+  /** Bytes a second this host pulls image chunks at most (`--image-download-rate`); none: no cap. */
+  imageDownloadRate?: number;
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
   labels: Record<string, string>;
   hostTimeoutMs: number;
@@ -181,6 +185,14 @@ export function parseOptions(
       formatMemoryQuantity(DEFAULT_MAX_IMAGE_BYTES),
     )
     .option(
+      '--image-upload-rate <size>',
+      'most bytes a second this host sends image chunks to its peers, e.g. 12Mi (about 100 Mbit/s); default: no cap',
+    )
+    .option(
+      '--image-download-rate <size>',
+      'most bytes a second this host pulls image chunks from its peers, e.g. 12Mi; default: no cap',
+    )
+    .option(
       '--unsafe-no-sandbox',
       "DANGEROUS: run process-driver domains without a sandbox, as xenosd's user, able to read the data dir (admin token, state, other domains)",
     )
@@ -238,6 +250,8 @@ export function parseOptions(
     allowPrivateImageUrls?: boolean;
     allowImageUrlAddress: string[];
     maxImageSize: string;
+    imageUploadRate?: string;
+    imageDownloadRate?: string;
     domainUids: string;
     domainRoPath: string[];
     unsafeNoSandbox?: boolean;
@@ -268,6 +282,15 @@ export function parseOptions(
     throw new UsageError(
       `--max-image-size "${o.maxImageSize}": expected a size above zero like 512Mi, 16Gi or a number of bytes`,
     );
+  const rate = (flag: string, value: string | undefined): number | undefined => {
+    if (value === undefined) return undefined;
+    const bytes = parseMemoryQuantity(value);
+    if (!bytes)
+      throw new UsageError(`${flag} "${value}": expected bytes a second above zero like 12Mi or 500Ki`);
+    return bytes;
+  };
+  const imageUploadRate = rate('--image-upload-rate', o.imageUploadRate);
+  const imageDownloadRate = rate('--image-download-rate', o.imageDownloadRate);
   if (!o.hostName.trim()) throw new UsageError('--host-name must not be empty');
   if (o.join.length > 0 && !o.p2p)
     throw new UsageError('--join needs --p2p HOST:PORT (where this host listens)');
@@ -341,6 +364,8 @@ export function parseOptions(
     allowPrivateImageUrls: o.allowPrivateImageUrls === true,
     allowedImageAddresses: o.allowImageUrlAddress,
     maxImageBytes,
+    imageUploadRate,
+    imageDownloadRate,
   };
 }
 
