@@ -25,6 +25,10 @@ export interface Io {
   cwd: string;
   /** All of standard input, for `-f -`. */
   readStdin: () => Promise<string>;
+  /** Standard error is a terminal: progress is drawn as a bar redrawn in place (else plain lines). */
+  stderrTTY?: boolean;
+  /** The terminal's width, for progress bars. */
+  columns?: number;
 }
 
 export const VERSION_STRING = '0.1.0';

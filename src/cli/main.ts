@@ -138,6 +138,8 @@ export async function main(): Promise<void> {
     env: process.env,
     cwd: process.cwd(),
     readStdin,
+    stderrTTY: process.stderr.isTTY === true,
+    columns: process.stderr.columns,
   };
   const code = await runCli(process.argv.slice(2), io, abort.signal);
   process.exitCode = abort.signal.aborted && code === 0 ? 130 : code;

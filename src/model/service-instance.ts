@@ -43,6 +43,8 @@ export interface ServiceInstanceStatus extends BaseStatus {
   lastExitCode?: number;
   startedAt?: string;
   serviceType?: string;
+  /** How the domain's disk was made from the template image (copy-on-write or a whole copy), and why. */
+  disk?: { mode: 'Overlay' | 'Reflink' | 'Copy' | 'Qcow2Overlay'; message: string };
   /** While the template's image is pulled from peers (phase Pulling). */
   imagePull?: ImagePullStatus;
 }

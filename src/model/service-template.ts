@@ -86,11 +86,23 @@ export interface DomainShape {
   network?: NetworkSpec;
 }
 
+/** Which hosts pull a template's image ahead of need: exactly one of the three (the CRD says so). */
+export interface DistributionSpec {
+  /** `All`: every host. */
+  hosts?: 'All';
+  /** This many live, schedulable hosts, by rendezvous hashing of the image digest. */
+  count?: number;
+  /** The hosts whose labels match all of these. */
+  selector?: Record<string, string>;
+}
+
 export interface ServiceTemplateSpec {
   /** The service type advertised for discovery; defaults to the template's name. */
   serviceType?: string;
   description?: string;
   image: ImageSource;
+  /** Pull the image ahead of need (see DistributionSpec); absent: when an instance is placed on a host. */
+  distribution?: DistributionSpec;
   domain?: DomainShape;
   process?: ProcessSpec;
   parameters?: ParameterSpec[];

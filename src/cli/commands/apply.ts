@@ -1,13 +1,15 @@
-// `xenosctl apply -f FILE|DIR|- [-R] [--dry-run=none|client|server]`: create what is missing and
-// merge-patch what differs, kubectl's client-side apply. Every document is checked first; if any
-// is invalid, every problem is printed and nothing is applied.
+// `xenosctl apply -f FILE|DIR|- [-R] [--dry-run=none|client|server] [--wait [--timeout 5m]]`: create
+// what is missing and merge-patch what differs, kubectl's client-side apply. Every document is checked
+// first; if any is invalid, every problem is printed and nothing is applied. --wait then waits for the
+// templates and instances to be Ready, with a progress bar while an image is pulled (apply/wait-ready.ts).
 
 import type { Command } from 'commander';
 import type { XenosClient } from '../../client/client.ts';
 import { isNotFound } from '../../client/errors.ts';
 import type { XObject } from '../../model/object.ts';
 import { LAST_APPLIED, threeWayPatch, withLastApplied } from '../apply/three-way-patch.ts';
-import { type DryRun, parseDryRun } from '../args.ts';
+import { waitApplied } from '../apply/wait-ready.ts';
+import { type DryRun, parseDryRun, parseDuration } from '../args.ts';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../errors.ts';
 import { loadManifests, type ManifestObject } from '../manifests.ts';
@@ -53,6 +55,8 @@ export function registerApply(program: Command, ctx: CommandContext): void {
       'none, client (check locally) or server (the server checks, saves nothing)',
       'none',
     )
+    .option('--wait', 'then wait until the templates and instances applied are Ready (a bar while pulling)')
+    .option('--timeout <duration>', 'with --wait: give up after this long (e.g. 90s, 10m)', '5m')
     .addHelpText(
       'after',
       `
@@ -63,10 +67,12 @@ Examples:
   xenosctl apply -f manifests/web.yaml
   xenosctl apply -R -f manifests/
   cat web.yaml | xenosctl apply -f -
-  xenosctl apply -f web.yaml --dry-run=server`,
+  xenosctl apply -f web.yaml --dry-run=server
+  xenosctl apply -f web.yaml --wait --timeout 10m`,
     )
-    .action(async (opts: { filename?: string[]; recursive?: boolean; dryRun?: string | boolean }) => {
+    .action(async (opts: ApplyOptions) => {
       const dryRun = parseDryRun(opts.dryRun);
+      const timeoutMs = parseDuration(opts.timeout, '--timeout');
       const resolver = dryRun === 'client' ? ctx.offlineResolver() : ctx.resolver();
       const objects = await loadManifests(ctx, opts.filename ?? [], { recursive: opts.recursive, resolver });
       if (dryRun === 'client') {
@@ -97,5 +103,15 @@ Examples:
           },
         );
       }
+      if (opts.wait && dryRun === 'none')
+        await waitApplied(ctx, objects, { timeoutMs, timeoutText: opts.timeout });
     });
+}
+
+interface ApplyOptions {
+  filename?: string[];
+  recursive?: boolean;
+  dryRun?: string | boolean;
+  wait?: boolean;
+  timeout: string;
 }
