@@ -7,14 +7,17 @@
 // image whose digest differs from spec.image.digest can never become ready: terminal, Stalled, with both
 // digests. A template whose image is named by digest alone (uploaded once, then held by peers) is Ready
 // when this host or a live peer holds it; a host that should hold it ahead of need pulls it through its
-// image source, showing `Pulling` with status.imagePull meanwhile.
+// image source, showing `Pulling` with status.imagePull meanwhile. An image URL is downloaded by one host
+// only (`urlFetcher`: the first live host by rendezvous on the URL); the others leave the template alone
+// and pull the image from peers by the digest that host records.
 
 import { isAbsolute } from 'node:path';
 import { type EventRecorder, eventRecorder } from '../../src/api/events.ts';
 import type { UrlPolicy } from '../../src/images/download.ts';
 import { ImageDigestMismatchError, InvalidDigestError } from '../../src/images/errors.ts';
 import { type ImageSource, progressThrottle } from '../../src/images/image-source.ts';
-import { cachedImage, type ImportedImage, importImage } from '../../src/images/import-image.ts';
+import { ImageStore } from '../../src/images/image-store.ts';
+import { cachedImage, type ImportedImage, importInto } from '../../src/images/import-image.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
 import { HOST, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { ServiceTemplate, ServiceTemplateStatus } from '../../src/model/service-template.ts';
@@ -34,6 +37,7 @@ import type { Store } from '../../src/store/store.ts';
 export const IMAGE_READY = 'ImageReady';
 const COMPONENT = 'servicetemplate-controller';
 const DEFAULT_IMPORT_TIMEOUT_MS = 6 * 3600_000;
+const DEFAULT_URL_RETRY_MS = 30_000;
 
 export interface ServiceTemplateControllerComponents {
   store: Store;
@@ -47,6 +51,9 @@ export interface ServiceTemplateControllerInit {
   hostName: string;
   /** This host's content-addressed image cache (src/images). */
   cacheDir: string;
+  /** The store over cacheDir, shared with the upload API and the swarm (one per host, so work on a
+   *  digest is serialised); default a store of its own. */
+  imageStore?: ImageStore;
   workers?: number;
   resyncMs?: number;
   /** The most one import may take, however it progresses (large images over slow links). Default 6 h;
@@ -55,6 +62,11 @@ export interface ServiceTemplateControllerInit {
   /** What image URLs may reach and fetch: addresses, size cap, connect timeout, low-speed limit. */
   urlPolicy?: UrlPolicy;
   rateLimiter?: RateLimiter;
+  /** Which host downloads a template's image URL: the others leave it to that host and pull the image
+   *  from it (by the digest it writes to status.digest) when they need it. Default: this host. */
+  urlFetcher?: (template: ServiceTemplate) => string | undefined;
+  /** How often a host that is not the URL's fetcher looks again (the fetcher may have gone). Default 30 s. */
+  urlRetryMs?: number;
   /** Whether this host should hold the template's image ahead of need (spec.distribution); default no:
    *  a host pulls an image when an instance placed on it needs it. */
   holdAhead?: (template: ServiceTemplate) => boolean;
@@ -72,7 +84,11 @@ export class ServiceTemplateController {
     const store = components.store;
     const log = components.log ?? silentLogger.root;
     const event = eventRecorder(store, { component: COMPONENT, host: init.hostName }, log);
-    this.reconciler = new Reconciler({ store, log }, templateSteps(init, event, store, components.images));
+    const withStore = { ...init, imageStore: init.imageStore ?? new ImageStore({ cacheDir: init.cacheDir }) };
+    this.reconciler = new Reconciler(
+      { store, log },
+      templateSteps(withStore, event, store, components.images),
+    );
     this.runner = new Controller(
       { store, log },
       {
@@ -150,9 +166,13 @@ function templateSteps(
           if (!data.source) {
             throw new TerminalError(
               'NoImageSource',
-              `${templateRef(object)}: spec.image: set exactly one of path or url`,
+              `${templateRef(object)}: spec.image: set exactly one of path, url or digest`,
             );
           }
+          // A URL is downloaded by one host (rendezvous over live hosts), then travels between hosts.
+          const fetcher = image.url !== undefined ? init.urlFetcher?.(object) : undefined;
+          if (fetcher !== undefined && fetcher !== host)
+            return { stop: true, requeueAfterMs: init.urlRetryMs ?? DEFAULT_URL_RETRY_MS };
           if (image.path !== undefined && !isAbsolute(image.path)) {
             throw new TerminalError(
               'RelativeImagePath',
@@ -183,10 +203,11 @@ function templateSteps(
           }
           let imported: ImportedImage;
           try {
-            imported = await importImage(
+            imported = await importInto(
+              init.imageStore ?? new ImageStore({ cacheDir: init.cacheDir }),
               image.path !== undefined ? { path: image.path } : { url: image.url },
               image.digest,
-              { cacheDir: init.cacheDir, signal, url: init.urlPolicy },
+              { signal, url: init.urlPolicy },
             );
           } catch (err) {
             if (signal.aborted) throw err;

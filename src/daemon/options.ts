@@ -42,12 +42,16 @@ export interface DaemonOptions {
   allowPrivateImageUrls: boolean;
   /** Special addresses image URLs may lead to all the same (`--allow-image-url-address`, repeatable). */
   allowedImageAddresses: string[];
-  /** The largest image a URL import downloads (`--max-image-size`), in bytes. */
+  /** The largest image a URL import downloads or an upload sends (`--max-image-size`), in bytes. */
   maxImageBytes: number;
   /** Bytes a second this host sends image chunks to peers at most (`--image-upload-rate`); none: no cap. */
   imageUploadRate?: number;
   /** Bytes a second this host pulls image chunks at most (`--image-download-rate`); none: no cap. */
   imageDownloadRate?: number;
+  /** How long an image no template or local domain uses is kept (`--image-gc-grace`). */
+  imageGcGraceMs: number;
+  /** How long an upload nobody writes to is kept (`--image-upload-timeout`). */
+  imageUploadTimeoutMs: number;
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
   labels: Record<string, string>;
   hostTimeoutMs: number;
@@ -181,7 +185,7 @@ export function parseOptions(
     )
     .option(
       '--max-image-size <size>',
-      'largest image a URL import downloads, e.g. 512Mi, 16Gi',
+      'largest image a URL import downloads or an upload sends, e.g. 512Mi, 16Gi',
       formatMemoryQuantity(DEFAULT_MAX_IMAGE_BYTES),
     )
     .option(
@@ -191,6 +195,16 @@ export function parseOptions(
     .option(
       '--image-download-rate <size>',
       'most bytes a second this host pulls image chunks from its peers, e.g. 12Mi; default: no cap',
+    )
+    .option(
+      '--image-gc-grace <duration>',
+      'remove an image no template references and no domain on this host uses after this long',
+      '1h',
+    )
+    .option(
+      '--image-upload-timeout <duration>',
+      'remove an image upload nobody has written to for this long (a push resumes only within it)',
+      '1h',
     )
     .option(
       '--unsafe-no-sandbox',
@@ -252,6 +266,8 @@ export function parseOptions(
     maxImageSize: string;
     imageUploadRate?: string;
     imageDownloadRate?: string;
+    imageGcGrace: string;
+    imageUploadTimeout: string;
     domainUids: string;
     domainRoPath: string[];
     unsafeNoSandbox?: boolean;
@@ -366,6 +382,8 @@ export function parseOptions(
     maxImageBytes,
     imageUploadRate,
     imageDownloadRate,
+    imageGcGraceMs: duration('--image-gc-grace', o.imageGcGrace),
+    imageUploadTimeoutMs: duration('--image-upload-timeout', o.imageUploadTimeout),
   };
 }
 

@@ -166,3 +166,17 @@ export class UploadBusyError extends ImageError {
     this.name = 'UploadBusyError';
   }
 }
+
+/** An upload finished before all its bytes arrived. */
+export class UploadIncompleteError extends ImageError {
+  readonly offset: number;
+
+  constructor(digest: string, offset: number, size: number) {
+    super(
+      'UploadIncomplete',
+      `upload ${digest}: ${offset} of ${size} bytes have arrived; send from byte ${offset}, then finish`,
+    );
+    this.name = 'UploadIncompleteError';
+    this.offset = offset;
+  }
+}

@@ -86,6 +86,8 @@ export class ImageStore {
   readonly #init: ImageStoreInit;
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #pulls = new Map<string, PartialImage>();
+  /** Staging directories in use by this process (sweepStaging leaves them alone). */
+  readonly #staging = new Set<string>();
 
   constructor(init: ImageStoreInit) {
     this.#init = init;
@@ -104,12 +106,19 @@ export class ImageStore {
     await mkdir(root, { recursive: true });
     const dir = join(root, `${Date.now()}-${randomBytes(6).toString('hex')}`);
     await mkdir(dir);
+    this.#staging.add(dir);
     return dir;
   }
 
   /** Removes a staging directory that will not be committed. */
   async discardStaging(dir: string): Promise<void> {
     await rm(dir, { recursive: true, force: true });
+    this.#staging.delete(dir);
+  }
+
+  /** Whether a pull of this image is open in this process. */
+  pulling(digest: string): boolean {
+    return this.#pulls.has(parseDigest(digest));
   }
 
   /** Runs `fn` alone for this digest (imports, pulls being begun or finished, removals). */
@@ -179,7 +188,7 @@ export class ImageStore {
         return { digest, path: join(final, FILES.image), size, kind: staged.kind };
       });
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await this.discardStaging(dir);
     }
   }
 
@@ -397,7 +406,7 @@ export class ImageStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     } finally {
-      await rm(gone, { recursive: true, force: true });
+      await this.discardStaging(gone);
     }
   }
 
@@ -405,6 +414,7 @@ export class ImageStore {
   async sweepStaging(olderThanMs: number, now = Date.now()): Promise<void> {
     const root = join(this.cacheDir, 'tmp');
     for (const name of await readdir(root).catch(() => [] as string[])) {
+      if (this.#staging.has(join(root, name))) continue;
       const st = await stat(join(root, name)).catch(() => undefined);
       if (st && now - st.mtimeMs > olderThanMs) await rm(join(root, name), { recursive: true, force: true });
     }
