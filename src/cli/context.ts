@@ -63,14 +63,19 @@ export class CommandContext {
   }
 
   client(): XenosClient {
+    this.cachedClient ??= this.clientFor(this.settings().server);
+    return this.cachedClient;
+  }
+
+  /** A client of another host's API (`server`), with the same token and CA; the caller closes it. */
+  clientFor(server: string): XenosClient {
     const s = this.settings();
-    this.cachedClient ??= new XenosClient({
-      server: s.server,
+    return new XenosClient({
+      server,
       token: s.token,
       userAgent: `xenosctl/${VERSION_STRING}`,
       ca: s.caFile ? readCa(s.caFile) : undefined,
     });
-    return this.cachedClient;
   }
 
   resolver(): KindResolver {

@@ -12,6 +12,7 @@ import { registerDiff } from './commands/diff.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerGet } from './commands/get.ts';
 import { registerImage } from './commands/image.ts';
+import { registerImagePull } from './commands/image-pull.ts';
 import { registerKubeconfig } from './commands/kubeconfig.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerVersion } from './commands/version.ts';
@@ -61,6 +62,7 @@ Examples:
   registerImage(program, ctx);
   registerLogs(program, ctx);
   registerDiscover(program, ctx);
+  registerImagePull(program, ctx);
   registerKubeconfig(program, ctx);
   registerVersion(program, ctx);
   registerConfig(program, ctx);

@@ -20,7 +20,7 @@ import type {
 import { DomainNotFoundError, DriverError, MigrationError } from '../errors.ts';
 import { DomainPaths, type DomainRecord, readRecord } from './domain-record.ts';
 import { domainAlive } from './domain-state.ts';
-import { removeRootfs } from './rootfs.ts';
+import { ensureRootfsMounted, removeRootfs } from './rootfs.ts';
 
 /** What of the driver a migration uses. */
 export interface MigrationHost {
@@ -51,6 +51,8 @@ export async function migrateOut(
     const rec = await readRecord(paths);
     if (!rec) throw new DomainNotFoundError(id, host.domainsDir);
     await host.stop(paths, rec, options.signal);
+    // After a reboot its overlay may not be mounted: the files go as the domain sees them.
+    await ensureRootfsMounted(rec.spec.image, paths, rec.disk, options.signal);
   });
   const stream = await transport.open(DOMAIN_DIR_LABEL, { signal: options.signal });
   try {
