@@ -4,7 +4,7 @@
 // writing that progress into an object's status: often enough to watch, rarely enough not to flood the
 // replicated store.
 
-import type { ImportedImage } from './import-image.ts';
+import type { ImportedImage } from './image-entry.ts';
 
 /** How far getting an image is, on this host. */
 export interface ImageProgress {

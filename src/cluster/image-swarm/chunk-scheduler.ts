@@ -80,6 +80,11 @@ export class ChunkScheduler {
     return [...this.#peers.keys()];
   }
 
+  /** Whether chunk `index` is still missing here (not yet reported done). */
+  isMissing(index: number): boolean {
+    return this.#missing.has(index);
+  }
+
   /** Whether `peer` was dropped for spoiling chunks (it is not taken back in this pull). */
   isDropped(peer: string): boolean {
     return this.#dropped.has(peer);
