@@ -35,23 +35,26 @@ export async function uploadLocalImages(ctx: CommandContext, objects: ManifestOb
       );
       continue;
     }
-    const bar = new ProgressBar(
-      { write: (t) => ctx.err(t), tty: ctx.io.stderrTTY ?? false, columns: ctx.io.columns },
-      { label: `uploading ${path}` },
-    );
+    // A bar on a terminal only: apply's output elsewhere (scripts, CI logs) stays what kubectl's is.
+    const bar = ctx.io.stderrTTY
+      ? new ProgressBar(
+          { write: (t) => ctx.err(t), tty: true, columns: ctx.io.columns },
+          { label: `uploading ${path}` },
+        )
+      : undefined;
     let pushed: Awaited<ReturnType<typeof pushImage>>;
     try {
       pushed = await pushImage(ctx.client(), path, {
         signal: ctx.signal,
-        onProgress: (bytes, size) => bar.update({ bytes, size }),
+        onProgress: (bytes, size) => bar?.update({ bytes, size }),
       });
     } catch (err) {
-      bar.done();
+      bar?.done();
       if (err instanceof CliError || ctx.signal.aborted) throw err;
       const message = err instanceof Error ? err.message : String(err);
       throw new CliError(`${where}: uploading spec.image.path ${path}: ${message}`, { cause: err });
     }
-    bar.done(pushed.uploaded ? undefined : `${path}: the host already holds ${pushed.digest}`);
+    bar?.done(pushed.uploaded ? undefined : `${path}: the host already holds ${pushed.digest}`);
     if (spec.image.digest && spec.image.digest !== pushed.digest)
       throw new CliError(
         `${where}: spec.image.digest is ${spec.image.digest} but ${path} has digest ${pushed.digest}; fix the digest or the image`,

@@ -12,6 +12,7 @@ import { UsageError } from '../errors.ts';
 import { pushImage } from '../image-push.ts';
 import { formatTable } from '../printers/table.ts';
 import { formatBytes, ProgressBar } from '../progress-bar.ts';
+import { imageCommand } from './image-pull.ts';
 
 /** What a host's own store says about an image (GET /apis/images.xenos.io/v1/images). */
 interface LocalImage {
@@ -26,17 +27,15 @@ interface LocalImage {
 }
 
 export function registerImage(program: Command, ctx: CommandContext): void {
-  const image = program
-    .command('image')
-    .description('Push images to the cluster and list the images hosts hold')
-    .addHelpText(
-      'after',
-      `
+  const image = imageCommand(program).addHelpText(
+    'after',
+    `
 Examples:
   xenosctl image push ./web-root        # a directory image (process driver)
   xenosctl image push disk.qcow2        # a disk image (VM drivers)
-  xenosctl image ls`,
-    );
+  xenosctl image ls
+  xenosctl image pull sha256:3f9c...e1 --host node-2`,
+  );
   image
     .command('push')
     .description('Upload a file or directory image to the host and print its digest')
