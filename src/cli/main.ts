@@ -11,6 +11,7 @@ import { registerDescribe } from './commands/describe.ts';
 import { registerDiff } from './commands/diff.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerGet } from './commands/get.ts';
+import { registerImage } from './commands/image.ts';
 import { registerImagePull } from './commands/image-pull.ts';
 import { registerKubeconfig } from './commands/kubeconfig.ts';
 import { registerLogs } from './commands/logs.ts';
@@ -48,6 +49,8 @@ Examples:
   xenosctl describe si web
   xenosctl logs web -f
   xenosctl discover web.http
+  xenosctl image push ./web-root
+  xenosctl image ls
   xenosctl kubeconfig > xenos.kubeconfig`,
     );
   registerApply(program, ctx);
@@ -56,6 +59,7 @@ Examples:
   registerDescribe(program, ctx);
   registerDelete(program, ctx);
   registerWait(program, ctx);
+  registerImage(program, ctx);
   registerLogs(program, ctx);
   registerDiscover(program, ctx);
   registerImagePull(program, ctx);

@@ -10,12 +10,18 @@ import { imageCache, ServiceInstanceController } from '../../controllers/service
 import { TokenCredentials } from '../../controllers/serviceinstance/credentials.ts';
 import type { MachineOptions } from '../../controllers/serviceinstance/machine-types.ts';
 import { ServiceTemplateController } from '../../controllers/servicetemplate/controller.ts';
+import { ImageGc } from '../../controllers/servicetemplate/image-gc.ts';
 import type { TokenAuthenticator } from '../api/auth.ts';
+import { ownerOf } from '../cluster/rendezvous.ts';
 import type { Driver, HostConditionFact } from '../drivers/driver.ts';
 import { type DriverChoice, selectDriver } from '../drivers/registry.ts';
 import type { SandboxInit } from '../drivers/sandbox/sandbox.ts';
 import type { UrlPolicy } from '../images/download.ts';
+import { ImageStore } from '../images/image-store.ts';
+import type { UploadSessions } from '../images/upload-sessions.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
+import { HOST } from '../model/kinds.ts';
+import type { ServiceTemplate } from '../model/service-template.ts';
 import type { Store } from '../store/store.ts';
 
 export interface LocalControllersComponents {
@@ -40,6 +46,15 @@ export interface LocalControllersInit {
   actors?: DomainActorsInit;
   /** What template image URLs may reach and fetch (`--allow-private-image-urls`, `--max-image-size`). */
   imageUrls?: UrlPolicy;
+  /** The host's image store over DATA_DIR/images (shared with the upload API); default one of its own. */
+  imageStore?: ImageStore;
+  /** Abandoned uploads, swept by image garbage collection. */
+  imageUploads?: UploadSessions;
+  /** `--image-gc-grace`. */
+  imageGcGraceMs?: number;
+  /** The membership's view of which hosts are live: a template's image URL is downloaded by the first of
+   *  them by rendezvous, the others pull the image from it. Absent: this host downloads every URL. */
+  isLive?: (host: string) => boolean;
 }
 
 export class LocalControllers {
@@ -48,6 +63,7 @@ export class LocalControllers {
   private driver?: Driver;
   private templates?: ServiceTemplateController;
   private instances?: ServiceInstanceController;
+  private imageGc?: ImageGc;
   /** Why the drivers not chosen were not (for the Host object). */
   notChosen: string[] = [];
 
@@ -84,9 +100,26 @@ export class LocalControllers {
     this.driver = selection.driver;
     await this.driver.start();
     const cacheDir = join(dataDir, 'images');
+    const imageStore = this.init.imageStore ?? new ImageStore({ cacheDir });
     this.templates = new ServiceTemplateController(
       { store, log: logger.forComponent('servicetemplate-controller') },
-      { hostName, cacheDir, urlPolicy: this.init.imageUrls },
+      {
+        hostName,
+        cacheDir,
+        imageStore,
+        urlPolicy: this.init.imageUrls,
+        urlFetcher: this.init.isLive && urlFetcher(store, hostName, this.init.isLive),
+      },
+    );
+    this.imageGc = new ImageGc(
+      {
+        store,
+        images: imageStore,
+        driver: this.driver,
+        uploads: this.init.imageUploads,
+        log: logger.forComponent('image-gc'),
+      },
+      { graceMs: this.init.imageGcGraceMs },
     );
     this.instances = new ServiceInstanceController(
       {
@@ -106,9 +139,12 @@ export class LocalControllers {
     );
     this.templates.start();
     this.instances.start();
+    this.imageGc.start();
   }
 
   async stop(): Promise<void> {
+    await this.imageGc?.stop();
+    this.imageGc = undefined;
     await this.instances?.stop();
     await this.templates?.stop();
     await this.driver?.stop();
@@ -116,4 +152,22 @@ export class LocalControllers {
     this.templates = undefined;
     this.driver = undefined;
   }
+}
+
+/** The live host that downloads a template's image URL: the first by rendezvous on the URL, so two
+ *  templates with one URL share one download. This host counts as live (it is the one asking). */
+function urlFetcher(
+  store: Store,
+  self: string,
+  isLive: (host: string) => boolean,
+): (template: ServiceTemplate) => string | undefined {
+  return (template) => {
+    const url = template.spec?.image?.url;
+    if (url === undefined) return undefined;
+    const live = store
+      .list(HOST.kind)
+      .items.map((h) => h.metadata.name)
+      .filter((name) => name === self || isLive(name));
+    return ownerOf(`image-url\0${url}`, [self, ...live]);
+  };
 }

@@ -3,6 +3,10 @@
 // dir held by another xenosd, a port in use) exits 1 with one line. main.ts runs it with no hooks; a
 // test entry point runs the same daemon with a P2pConnectionHook (test/cluster/xenosd-with-faults.ts).
 
+import { join } from 'node:path';
+import { imageUploadRoute } from '../api/image-upload-route.ts';
+import { ImageStore } from '../images/image-store.ts';
+import { UploadSessions } from '../images/upload-sessions.ts';
 import { createLogger } from '../log/logger.ts';
 import type { P2pConnectionHook } from './cluster-service.ts';
 import { Daemon } from './daemon.ts';
@@ -58,8 +62,15 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     },
     { hostName: opts.hostName },
   );
+  // One image store per host: the template controller imports into it, uploads finish into it.
+  const imageStore = new ImageStore({ cacheDir: join(opts.dataDir, 'images') });
+  const imageUploads = new UploadSessions(
+    { store: imageStore },
+    { maxBytes: opts.maxImageBytes, abandonAfterMs: opts.imageUploadTimeoutMs },
+  );
   const daemon = new Daemon({
     logger,
+    routes: [imageUploadRoute(() => ({ store: imageStore, uploads: imageUploads }))],
     logs,
     onFatal: (err) => {
       daemon
@@ -103,6 +114,10 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
         allowedAddresses: opts.allowedImageAddresses,
         maxBytes: opts.maxImageBytes,
       },
+      imageStore,
+      imageUploads,
+      imageGcGraceMs: opts.imageGcGraceMs,
+      isLive: (host) => daemon.cluster.liveness.isLive(host),
       sandbox: opts.unsafeNoSandbox
         ? false
         : { uidRange: opts.domainUids, readOnlyPaths: opts.domainReadOnlyPaths },

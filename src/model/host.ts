@@ -26,15 +26,19 @@ export interface HostStatus extends BaseStatus {
   version?: string;
   /** No longer written: liveness comes from the membership protocol (src/p2p/membership), not rows. */
   heartbeatTime?: string;
-  /** Complete images this host holds and serves (written only when the set changes). */
+  /** The images this host holds complete (written by the host when the set changes, never as progress). */
   images?: HostImage[];
 }
 
-/** An image a host holds complete: its digest, the digest of the manifest it cuts the blob by, the blob size. */
+/** One image a host holds: what a puller needs to trust a manifest fetched from any holder. */
 export interface HostImage {
+  /** The image digest (`spec.image.digest` of the templates that use it). */
   digest: string;
+  /** sha256 of the exact manifest bytes this host serves (src/images/manifest.ts). */
   manifest: string;
+  /** Bytes of the blob (what travels). */
   size: number;
+  kind?: 'file' | 'directory';
 }
 
 export type Host = XObject<HostSpec, HostStatus>;

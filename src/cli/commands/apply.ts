@@ -14,6 +14,7 @@ import type { CommandContext } from '../context.ts';
 import { CliError } from '../errors.ts';
 import { loadManifests, type ManifestObject } from '../manifests.ts';
 import { qualifiedSingular } from '../resources.ts';
+import { uploadLocalImages } from '../template-images.ts';
 
 export type ApplyResult = 'created' | 'configured' | 'unchanged';
 
@@ -63,6 +64,12 @@ export function registerApply(program: Command, ctx: CommandContext): void {
 The configuration applied is kept in the annotation ${LAST_APPLIED}, so a field removed from the
 file is removed from the object on the next apply. Fields set by others (status, defaults) stay.
 
+A ServiceTemplate whose spec.image.path is a file or directory on this machine has its image uploaded
+to the host xenosctl talks to (once: a host holding it already is sent nothing; an interrupted upload
+resumes), and is applied with spec.image.digest (and spec.image.format) instead of the path, so no host
+ever reads this machine's path. A path this machine does not have is sent as it is: the hosts must have
+it. Dry runs upload nothing.
+
 Examples:
   xenosctl apply -f manifests/web.yaml
   xenosctl apply -R -f manifests/
@@ -79,6 +86,8 @@ Examples:
         for (const m of objects) ctx.out(`${qualifiedSingular(m.kind)}/${m.name} valid${suffix(dryRun)}\n`);
         return;
       }
+      // Images on this machine are uploaded first; the template then names its image by digest alone.
+      if (dryRun === 'none') await uploadLocalImages(ctx, objects);
       const failures: string[] = [];
       for (const m of objects) {
         try {
