@@ -18,6 +18,7 @@ import type { Driver, HostConditionFact } from '../drivers/driver.ts';
 import { type DriverChoice, selectDriver } from '../drivers/registry.ts';
 import type { SandboxInit } from '../drivers/sandbox/sandbox.ts';
 import type { UrlPolicy } from '../images/download.ts';
+import type { ImageProgress, ImageSource } from '../images/image-source.ts';
 import { ImageStore } from '../images/image-store.ts';
 import type { UploadSessions } from '../images/upload-sessions.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
@@ -33,6 +34,13 @@ export interface LocalControllersComponents {
   apiUrl: () => string;
   /** Gives the driver and each controller its component log. */
   logger?: Logger;
+  /** Where images this host lacks come from (the image swarm), read at start(); absent: nowhere. */
+  images?: () =>
+    | {
+        source(): ImageSource | undefined;
+        fetch(digest: string): { progress?: ImageProgress; error?: Error } | undefined;
+      }
+    | undefined;
 }
 
 export interface LocalControllersInit {
@@ -102,12 +110,20 @@ export class LocalControllers {
     await this.driver.start();
     const cacheDir = join(dataDir, 'images');
     const imageStore = this.init.imageStore ?? new ImageStore({ cacheDir });
+    const fromPeers = this.components.images?.();
+    const isLive = this.init.isLive;
     this.templates = new ServiceTemplateController(
-      { store, log: logger.forComponent('servicetemplate-controller') },
+      { store, images: fromPeers?.source(), log: logger.forComponent('servicetemplate-controller') },
       {
         hostName,
         cacheDir,
         imageStore,
+        ...(isLive
+          ? {
+              holdAhead: (t: ServiceTemplate) =>
+                shouldHoldAhead(t, hostName, store.list(HOST.kind).items, isLive).hold,
+            }
+          : {}),
         urlPolicy: this.init.imageUrls,
         urlFetcher: this.init.isLive && urlFetcher(store, hostName, this.init.isLive),
         holdAhead: holdAhead(store, hostName, this.init.isLive),
@@ -127,7 +143,10 @@ export class LocalControllers {
       {
         store,
         driver: this.driver,
-        images: imageCache(cacheDir),
+        images: {
+          ...imageCache(cacheDir),
+          ...(fromPeers ? { fetch: (digest: string) => fromPeers.fetch(digest) } : {}),
+        },
         credentials: new TokenCredentials({ authenticator: this.components.auth() }, { dataDir }),
         log: logger.forComponent('serviceinstance-controller'),
       },

@@ -68,6 +68,9 @@ export class ImageServer {
   #serving = 0;
   /** Chunk bytes sent, for the metrics and the tests. */
   bytesSent = 0;
+  /** Chunks found damaged on this host's disk when asked for (not sent). */
+  damagedChunks = 0;
+  readonly #damagedSeen = new Set<string>();
   #stop = new AbortController();
   #running = false;
 
@@ -185,13 +188,17 @@ export class ImageServer {
           `this host holds ${digest} cut by manifest ${held}, not ${request.manifest}`,
         );
       const bytes = await this.#store.readChunk(digest, request.index, { signal, verify: this.#verify });
-      if (!bytes)
+      if (!bytes) {
+        const damaged = await this.#damaged(digest, request.index);
         return this.#answerError(
           stream,
           lp,
           'ChunkNotHeld',
-          `this host does not hold chunk ${request.index} of ${digest} (yet)`,
+          damaged
+            ? `chunk ${request.index} of ${digest} is damaged on this host; ask another holder`
+            : `this host does not hold chunk ${request.index} of ${digest} (yet)`,
         );
+      }
       body = bytes;
     }
     await lp.write(
@@ -212,6 +219,24 @@ export class ImageServer {
       if (request.op === 'chunk') this.bytesSent += frame.byteLength;
     }
     await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.#idleTimeoutMs)]) });
+  }
+
+  /** A chunk the have bitmap lists that no longer reads back as its manifest says: the disk changed it.
+   *  Said once per chunk (and counted), so the operator learns of it; it is never sent. */
+  async #damaged(digest: string, index: number): Promise<boolean> {
+    const have = await this.#store.haveBitmap(digest);
+    if (!have || (have[index >> 3] & (1 << (index & 7))) === 0) return false;
+    const key = `${digest} ${index}`;
+    if (!this.#damagedSeen.has(key)) {
+      this.#damagedSeen.add(key);
+      this.damagedChunks++;
+      this.#log.warn(
+        { digest, index },
+        `chunk ${index} of image ${digest} is damaged on this host (its bytes no longer match the manifest); ` +
+          'it is not served, peers get it from other holders; remove the image (it is pulled again when needed)',
+      );
+    }
+    return true;
   }
 
   async #answerError(stream: Stream, lp: LengthPrefixedStream<Stream>, code: ErrorCode, message: string) {
