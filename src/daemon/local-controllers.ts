@@ -126,6 +126,7 @@ export class LocalControllers {
           : {}),
         urlPolicy: this.init.imageUrls,
         urlFetcher: this.init.isLive && urlFetcher(store, hostName, this.init.isLive),
+        holdAhead: holdAhead(store, hostName, this.init.isLive),
       },
     );
     this.imageGc = new ImageGc(
@@ -172,6 +173,18 @@ export class LocalControllers {
     this.templates = undefined;
     this.driver = undefined;
   }
+}
+
+/** Whether this host pulls a template's image before an instance needs it (spec.distribution), decided
+ *  from the replicated Hosts and the liveness view (src/cluster/image-distribution.ts). Without a cluster,
+ *  only this host is live. */
+function holdAhead(
+  store: Store,
+  self: string,
+  isLive: ((host: string) => boolean) | undefined,
+): (template: ServiceTemplate) => boolean {
+  const live = (host: string) => host === self || (isLive?.(host) ?? false);
+  return (template) => shouldHoldAhead(template, self, store.list(HOST.kind).items, live).hold;
 }
 
 /** The live host that downloads a template's image URL: the first by rendezvous on the URL, so two
