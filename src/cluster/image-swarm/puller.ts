@@ -3,8 +3,9 @@
 // ChunkScheduler (rarest first, at most `maxPerPeer` requests per holder), each checked by the store
 // against its manifest entry before it is written. A corrupt, wrong-length or truncated chunk counts against
 // its sender (dropped after 3) and is asked of another holder; a holder that cannot be reached leaves the
-// pull with only its in-flight chunks lost; holders and their bitmaps are looked at again every
-// `refreshMs`, so hosts that start holding the image (other pullers among them) join. The pull announces
+// pull with only its in-flight chunks lost; new holders are looked for every `refreshMs` and partial
+// holders' bitmaps read again every `bitmapMs`, so hosts that start holding the image (other pullers among
+// them) join and their new chunks are used. The pull announces
 // this host as a provider once it holds a first chunk, so others can pull from it meanwhile. It resumes
 // from the store's have bitmap: a restarted host asks only for what it lacks.
 
