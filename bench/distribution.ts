@@ -3,11 +3,13 @@
 // 100 Mbit/s each); timed until every host holds the image, held against the Kumar–Ross lower bound for
 // distributing a file from one seed, max(S/u_seed, S/d_min, N·S/(u_seed + Σu_i)), and, in the same run, a
 // one-source copy to all (the seed sends the whole image to every host at once over HTTP: the paper's
-// design, N·S/u_seed at best). Each mode runs `--runs` times (default 5): p50 and worst. The namespaces are
+// design, N·S/u_seed at best). The swarm: a real xenosd in every namespace, the image pushed to the
+// seed, every host asked to pull it at once (lib/swarm-transfer.ts). Each mode runs `--runs` times
+// (default 5): p50 and worst. The namespaces are
 // named xn-<pid>-dist-* (this process only) and deleted on exit, also on Ctrl-C; needs root, iproute2, tc.
 //
 //   node bench/distribution.ts [--hosts 4] [--size 16Mi] [--rate 100mbit] [--seed-rate RATE] [--runs 5]
-//                              [--modes one-source] [--timeout 300s]
+//                              [--modes one-source,swarm] [--timeout 300s]
 //
 // The issue's run: --hosts 6 --size 256Mi --rate 100mbit (about 21 s at the bound; 2 min one-source).
 
@@ -21,6 +23,7 @@ import { durationMs } from './lib/args.ts';
 import { printFigure } from './lib/figures.ts';
 import { capLinks, oneSourceCopy } from './lib/netns-transfer.ts';
 import { summarise } from './lib/stats.ts';
+import { SwarmLab } from './lib/swarm-transfer.ts';
 
 const BENCH = 'distribution';
 
@@ -31,7 +34,7 @@ const { values: flags } = parseArgs({
     rate: { type: 'string', default: '100mbit' },
     'seed-rate': { type: 'string' },
     runs: { type: 'string', default: '5' },
-    modes: { type: 'string', default: 'one-source' },
+    modes: { type: 'string', default: 'one-source,swarm' },
     timeout: { type: 'string', default: '300s' },
   },
 });
@@ -116,15 +119,28 @@ try {
   await capLinks(lab, hosts, [seedRate, ...others.map(() => rate)]);
 
   for (const mode of modes) {
-    if (mode !== 'one-source') throw new Error(`${BENCH}: unknown mode ${mode} (one-source)`);
+    if (mode !== 'one-source' && mode !== 'swarm') {
+      throw new Error(`${BENCH}: unknown mode ${mode} (one-source, swarm)`);
+    }
+    const swarm = mode === 'swarm' ? await SwarmLab.start(lab, seed, others, join(dir, 'xenosd')) : undefined;
     const times: number[] = [];
     for (let r = 0; r < runs; r++) {
-      const t = await oneSourceCopy(lab, seed, others, file, sha256, timeoutMs);
+      let t: number;
+      if (swarm) {
+        // A fresh image each run: no host holds it yet.
+        const fresh = join(dir, `image-${r}.bin`);
+        await writeFile(fresh, randomBytes(size));
+        const digest = await swarm.push(fresh);
+        t = await swarm.pullAll(digest, timeoutMs);
+      } else {
+        t = await oneSourceCopy(lab, seed, others, file, sha256, timeoutMs);
+      }
       times.push(t);
       console.log(
         `  ${mode} run ${r + 1}: ${t.toFixed(2)} s (${(t / bound).toFixed(2)} × the bound); load ${load()}`,
       );
     }
+    await swarm?.stop();
     const s = summarise(times);
     const note = `${n} hosts, ${flags.size}, ${flags.rate}; load ${load()}`;
     printFigure({ bench: BENCH, name: `${mode} p50`, value: s.p50, unit: 's', bound, note });

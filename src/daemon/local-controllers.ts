@@ -12,11 +12,13 @@ import type { MachineOptions } from '../../controllers/serviceinstance/machine-t
 import { ServiceTemplateController } from '../../controllers/servicetemplate/controller.ts';
 import { ImageGc } from '../../controllers/servicetemplate/image-gc.ts';
 import type { TokenAuthenticator } from '../api/auth.ts';
+import { shouldHoldAhead } from '../cluster/image-distribution.ts';
 import { ownerOf } from '../cluster/rendezvous.ts';
 import type { Driver, HostConditionFact } from '../drivers/driver.ts';
 import { type DriverChoice, selectDriver } from '../drivers/registry.ts';
 import type { SandboxInit } from '../drivers/sandbox/sandbox.ts';
 import type { UrlPolicy } from '../images/download.ts';
+import type { ImageProgress, ImageSource } from '../images/image-source.ts';
 import { ImageStore } from '../images/image-store.ts';
 import type { UploadSessions } from '../images/upload-sessions.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
@@ -32,6 +34,13 @@ export interface LocalControllersComponents {
   apiUrl: () => string;
   /** Gives the driver and each controller its component log. */
   logger?: Logger;
+  /** Where images this host lacks come from (the image swarm), read at start(); absent: nowhere. */
+  images?: () =>
+    | {
+        source(): ImageSource | undefined;
+        fetch(digest: string): { progress?: ImageProgress; error?: Error } | undefined;
+      }
+    | undefined;
 }
 
 export interface LocalControllersInit {
@@ -101,14 +110,16 @@ export class LocalControllers {
     await this.driver.start();
     const cacheDir = join(dataDir, 'images');
     const imageStore = this.init.imageStore ?? new ImageStore({ cacheDir });
+    const fromPeers = this.components.images?.();
     this.templates = new ServiceTemplateController(
-      { store, log: logger.forComponent('servicetemplate-controller') },
+      { store, images: fromPeers?.source(), log: logger.forComponent('servicetemplate-controller') },
       {
         hostName,
         cacheDir,
         imageStore,
         urlPolicy: this.init.imageUrls,
         urlFetcher: this.init.isLive && urlFetcher(store, hostName, this.init.isLive),
+        holdAhead: holdAhead(store, hostName, this.init.isLive),
       },
     );
     this.imageGc = new ImageGc(
@@ -125,7 +136,10 @@ export class LocalControllers {
       {
         store,
         driver: this.driver,
-        images: imageCache(cacheDir),
+        images: {
+          ...imageCache(cacheDir),
+          ...(fromPeers ? { fetch: (digest: string) => fromPeers.fetch(digest) } : {}),
+        },
         credentials: new TokenCredentials({ authenticator: this.components.auth() }, { dataDir }),
         log: logger.forComponent('serviceinstance-controller'),
       },
@@ -152,6 +166,18 @@ export class LocalControllers {
     this.templates = undefined;
     this.driver = undefined;
   }
+}
+
+/** Whether this host pulls a template's image before an instance needs it (spec.distribution), decided
+ *  from the replicated Hosts and the liveness view (src/cluster/image-distribution.ts). Without a cluster,
+ *  only this host is live. */
+function holdAhead(
+  store: Store,
+  self: string,
+  isLive: ((host: string) => boolean) | undefined,
+): (template: ServiceTemplate) => boolean {
+  const live = (host: string) => host === self || (isLive?.(host) ?? false);
+  return (template) => shouldHoldAhead(template, self, store.list(HOST.kind).items, live).hold;
 }
 
 /** The live host that downloads a template's image URL: the first by rendezvous on the URL, so two

@@ -124,7 +124,8 @@ describe('xenosctl apply --wait', () => {
     await ready('web-tty');
     expect(await run.done).toBe(0);
     expect(run.io.stdout).toContain('servicetemplate.xenos.io/web-tty ready');
-    const frames = run.io.stderr.split('\r').filter(Boolean);
+    // The bar's frames (apply may warn on stderr before it, e.g. about an image path not on this machine).
+    const frames = run.io.stderr.split('\r').filter((f) => f.includes(': pulling '));
     expect(frames[0]).toMatch(
       /^servicetemplate\/web-tty: pulling sha256:7c7c7c7c7c7c on host-3 \[#+\.+\] {2}25% {2}16\.0 MiB\/64\.0 MiB {2}from 2 peers/,
     );

@@ -85,7 +85,12 @@ export class HeldImages {
     }
     const complete = entries
       .filter((e) => e.complete && e.manifestDigest !== undefined && e.blobSize !== undefined)
-      .map((e) => ({ digest: e.digest, manifest: e.manifestDigest!, size: e.blobSize! }))
+      .map((e) => ({
+        digest: e.digest,
+        manifest: e.manifestDigest!,
+        size: e.blobSize!,
+        ...(e.kind ? { kind: e.kind } : {}),
+      }))
       .sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
     const serving = new Set(entries.filter((e) => e.haveChunks > 0).map((e) => e.digest));
     const key = JSON.stringify([complete, [...serving].sort()]);

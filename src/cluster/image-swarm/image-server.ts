@@ -1,10 +1,10 @@
 // The holder's side of `/xenos/image/1.0.0` (protocol.ts): answers manifest, have and chunk requests from
 // this host's image store, complete images and partial ones alike (a host serves the chunks it has while
 // it still pulls the rest). Chunks are read verified from the store and sent in frames under the upload
-// cap (`--image-upload-rate`), never queueing more than MAX_QUEUED_BYTES in the stream; at most
-// `maxServing` chunks are served at once (each is held in memory while it is sent), beyond that a puller
-// is told Busy and asks another holder. Requests that do not parse, are too large or too slow are
-// refused and counted by reason.
+// cap (`--image-upload-rate`), never queueing more than MAX_QUEUED_BYTES in the stream; `maxSending`
+// chunks go at once (each held in memory while it is sent), the next requests wait their turn, and beyond
+// `maxServing` taken a puller is told Busy and asks another holder. Requests that do not parse, are too
+// large or too slow are refused and counted by reason.
 
 import type { Connection, Stream } from '@libp2p/interface';
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
@@ -44,8 +44,11 @@ export interface ImageServerComponents {
 }
 
 export interface ImageServerInit {
-  /** Chunks served at once (each held in memory while it goes). Default 16. */
+  /** Chunk requests taken at once, sending or waiting for a send slot; beyond, pullers are told Busy.
+   *  Default 32. */
   maxServing?: number;
+  /** Chunks sent at once (each is held in memory while it goes); the others wait their turn. Default 4. */
+  maxSending?: number;
   /** A request must arrive within this (ms). Default 10 s. */
   requestTimeoutMs?: number;
   /** A puller that takes no bytes for this long (ms) is given up on. Default 30 s. */
@@ -66,8 +69,14 @@ export class ImageServer {
   readonly #idleTimeoutMs: number;
   readonly #verify: boolean;
   #serving = 0;
+  readonly #maxSending: number;
+  #sending = 0;
+  readonly #waiting: (() => void)[] = [];
   /** Chunk bytes sent, for the metrics and the tests. */
   bytesSent = 0;
+  /** Chunks found damaged on this host's disk when asked for (not sent). */
+  damagedChunks = 0;
+  readonly #damagedSeen = new Set<string>();
   #stop = new AbortController();
   #running = false;
 
@@ -76,7 +85,8 @@ export class ImageServer {
     this.#store = components.store;
     this.#bucket = components.uploadBucket;
     this.#log = components.log ?? silentLogger.root;
-    this.#maxServing = init.maxServing ?? 16;
+    this.#maxServing = init.maxServing ?? 32;
+    this.#maxSending = init.maxSending ?? 4;
     this.#requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#verify = init.verifyChunks ?? true;
@@ -132,6 +142,7 @@ export class ImageServer {
       return;
     }
     let chunk = false;
+    let release = () => {};
     try {
       if (request.op === 'chunk') {
         if (this.#serving >= this.#maxServing) {
@@ -145,6 +156,7 @@ export class ImageServer {
         }
         chunk = true;
         this.#serving++;
+        release = await this.#sendSlot(signal);
       }
       await this.#answer(stream, lp, request, signal);
     } catch (err) {
@@ -155,9 +167,40 @@ export class ImageServer {
         );
       stream.abort(err as Error);
     } finally {
+      release();
       if (chunk) this.#serving--;
       stream.removeEventListener('close', onClose);
     }
+  }
+
+  /**
+   * Waits for one of `maxSending` send slots (first come, first served) and returns its release. A few
+   * chunks sent at full speed each finish — and can be passed on by their pullers — sooner than many sent
+   * at a fraction of it, as BitTorrent's few upload slots do.
+   */
+  async #sendSlot(signal: AbortSignal): Promise<() => void> {
+    const release = () => {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#sending--;
+    };
+    if (this.#sending < this.#maxSending) {
+      this.#sending++;
+      return release;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const go = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        this.#waiting.splice(this.#waiting.indexOf(go), 1);
+        reject(signal.reason);
+      };
+      this.#waiting.push(go);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    return release;
   }
 
   async #answer(
@@ -185,13 +228,17 @@ export class ImageServer {
           `this host holds ${digest} cut by manifest ${held}, not ${request.manifest}`,
         );
       const bytes = await this.#store.readChunk(digest, request.index, { signal, verify: this.#verify });
-      if (!bytes)
+      if (!bytes) {
+        const damaged = await this.#damaged(digest, request.index);
         return this.#answerError(
           stream,
           lp,
           'ChunkNotHeld',
-          `this host does not hold chunk ${request.index} of ${digest} (yet)`,
+          damaged
+            ? `chunk ${request.index} of ${digest} is damaged on this host; ask another holder`
+            : `this host does not hold chunk ${request.index} of ${digest} (yet)`,
         );
+      }
       body = bytes;
     }
     await lp.write(
@@ -212,6 +259,24 @@ export class ImageServer {
       if (request.op === 'chunk') this.bytesSent += frame.byteLength;
     }
     await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.#idleTimeoutMs)]) });
+  }
+
+  /** A chunk the have bitmap lists that no longer reads back as its manifest says: the disk changed it.
+   *  Said once per chunk (and counted), so the operator learns of it; it is never sent. */
+  async #damaged(digest: string, index: number): Promise<boolean> {
+    const have = await this.#store.haveBitmap(digest);
+    if (!have || (have[index >> 3] & (1 << (index & 7))) === 0) return false;
+    const key = `${digest} ${index}`;
+    if (!this.#damagedSeen.has(key)) {
+      this.#damagedSeen.add(key);
+      this.damagedChunks++;
+      this.#log.warn(
+        { digest, index },
+        `chunk ${index} of image ${digest} is damaged on this host (its bytes no longer match the manifest); ` +
+          'it is not served, peers get it from other holders; remove the image (it is pulled again when needed)',
+      );
+    }
+    return true;
   }
 
   async #answerError(stream: Stream, lp: LengthPrefixedStream<Stream>, code: ErrorCode, message: string) {

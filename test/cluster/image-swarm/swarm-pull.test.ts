@@ -115,6 +115,8 @@ describe('swarm pull over libp2p', () => {
     const image = await pull.run(AbortSignal.timeout(60_000));
     expect(await sameBytes(image.path, file.bytes)).toBe(true);
     expect(pull.strikes).toEqual([]);
+    // b found out when asked for it (or never was, when a had sent it first).
+    expect(b.server.damagedChunks).toBeLessThanOrEqual(1);
   });
 
   it('refuses a truncated chunk and counts it against the sender', async () => {
