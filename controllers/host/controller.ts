@@ -1,6 +1,7 @@
 // The Host controller of one xenosd: membership in the store. For its own Host object (name = host name)
 // it registers the host (create, labels) and keeps its status true: capacity and allocatable from the
-// machine, what its instances take, driver and capabilities, addresses, peer id, version and Ready=True.
+// machine, what its instances take, driver and capabilities, addresses, peer id, version, the images it
+// holds complete (for pullers and placement; refreshSelf() when that set changes) and Ready=True.
 // It writes only when one of these changes (a watch event, refreshSelf(), or a slow re-read of the
 // machine's facts): an idle host writes nothing. Whether a host is alive is not in the store at all: the
 // membership protocol (src/p2p/membership, read through src/cluster/liveness.ts) knows it.
@@ -18,7 +19,7 @@ import type { HostLiveness } from '../../src/cluster/liveness.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import { formatCpu, formatMemory, type Offer } from '../../src/cluster/resources.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
-import type { Host } from '../../src/model/host.ts';
+import type { Host, HostImage } from '../../src/model/host.ts';
 import { API_VERSION, HOST, SERVICE_INSTANCE } from '../../src/model/kinds.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import { getCondition, READY, setCondition } from '../../src/reconcile/conditions.ts';
@@ -44,6 +45,8 @@ export interface HostFacts {
   version?: string;
   /** Conditions the driver reports about its domains (`DomainsSandboxed`, `DomainLimitsEnforced`). */
   conditions?: { type: string; status: 'True' | 'False' | 'Unknown'; reason: string; message: string }[];
+  /** The complete images this host holds and serves, sorted by digest (changes only when the set does). */
+  images?: HostImage[];
 }
 
 export interface HostControllerComponents {
@@ -194,6 +197,7 @@ export class HostController {
       };
       if (facts.peerId) status.peerId = facts.peerId;
       if (facts.version) status.version = facts.version;
+      if (facts.images) status.images = facts.images;
       for (const c of facts.conditions ?? []) setCondition(status, c, obj.metadata.generation);
       const spec = obj.spec;
       status.phase = spec?.drain ? 'Draining' : 'Ready';

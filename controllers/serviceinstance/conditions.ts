@@ -120,6 +120,7 @@ export function applySnapshot(status: ServiceInstanceStatus, snap: DomainSnapsho
   status.restarts = c.restarts;
   if (c.lastExitCode !== undefined) status.lastExitCode = c.lastExitCode;
   status.domainId = c.desired.spec.id;
+  if (c.domain?.disk) status.disk = { ...c.domain.disk };
   const registered = (status.endpoints ?? []).filter((e) => e.source === REGISTERED_SOURCE);
   if (running) {
     const fromTemplate: Endpoint[] = (c.domain?.endpoints ?? []).map((e) => {

@@ -9,10 +9,11 @@
 
 import type { EventRecorder } from '../../src/api/events.ts';
 import type { Driver } from '../../src/drivers/driver.ts';
+import type { ImageProgress } from '../../src/images/image-source.ts';
 import { HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import type { ServiceTemplate } from '../../src/model/service-template.ts';
-import { isConditionTrue, setCondition } from '../../src/reconcile/conditions.ts';
+import { getCondition, isConditionTrue, setCondition } from '../../src/reconcile/conditions.ts';
 import type { ReconcileResult } from '../../src/reconcile/controller.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';
 import { keyOf } from '../../src/reconcile/keys.ts';
@@ -37,7 +38,13 @@ export const DOMAIN_FINALIZER = 'xenos.io/domain';
 export interface LocalImages {
   /** The local path of the image with this digest, or undefined when this host does not hold it. */
   locate(digest: string, options?: { signal?: AbortSignal }): Promise<string | undefined>;
+  /** Starts getting an image this host lacks (a pull from its peers) unless that is under way, and says
+   *  how far it is, or why the last attempt failed; undefined when this host has no way to get it. */
+  fetch?(digest: string): { progress?: ImageProgress; error?: Error } | undefined;
 }
+
+/** How often an instance waiting for its image looks again (and writes its progress). */
+const PULL_POLL_MS = 2000;
 
 export interface InstanceStepsComponents {
   store: Store;
@@ -59,6 +66,8 @@ export interface InstanceStepsInit {
 /** What a pass's steps hand on to the later ones. */
 export interface InstancePass {
   template?: ServiceTemplate;
+  /** The digest of the template's image, and where it is on this host. */
+  digest?: string;
   imagePath?: string;
   desired?: DesiredDomain;
   snapshot?: DomainSnapshot;
@@ -195,7 +204,7 @@ export function instanceSteps(
         name: 'status',
         run: ({ object, data, generation, status }) => {
           const template = data.template!;
-          const digest = template.status!.digest;
+          const digest = data.digest;
           const snap = data.snapshot!;
           status((s) => {
             if (!isConditionTrue(s, TEMPLATE_READY)) {
@@ -220,6 +229,8 @@ export function instanceSteps(
     ],
 
     always: (s, _instance, generation) => {
+      // Shown only while a pull runs: each pass that waits for the image puts it back.
+      delete s.imagePull;
       s.host = host;
       s.driver = driver.name;
       setCondition(
@@ -248,12 +259,18 @@ async function findTemplate(
   const ns = instance.metadata.namespace ?? 'default';
   const name = specOf(instance).templateRef.name;
   const template = c.store.get({ kind: SERVICE_TEMPLATE.kind, namespace: ns, name });
-  const digest = template?.status?.digest;
+  // The template names its image by digest (spec.image.digest), or its controller found it (status.digest).
+  const digest = template?.spec?.image?.digest ?? template?.status?.digest;
   const imagePath = digest ? await c.images.locate(digest, { signal: scope.signal }) : undefined;
   if (template && imagePath) {
     scope.data.template = template;
+    scope.data.digest = digest;
     scope.data.imagePath = imagePath;
     return undefined;
+  }
+  if (template && digest && c.images.fetch) {
+    const pull = c.images.fetch(digest);
+    if (pull) return pulling(scope, c, host, { template, digest, ...pull }, retryMs);
   }
   const problem = !template
     ? {
@@ -275,4 +292,51 @@ async function findTemplate(
   });
   // The template watch brings the key back when it changes; poll too (the image may arrive by other ways).
   return { requeueAfterMs: retryMs, stop: true };
+}
+
+/** The image is being pulled from peers (or the last pull failed): Pulling with its progress in
+ *  status.imagePull, looked at again every PULL_POLL_MS (a failed pull after the template retry). */
+function pulling(
+  scope: InstanceScope,
+  c: InstanceStepsComponents,
+  host: string,
+  pull: { template: ServiceTemplate; digest: string; progress?: ImageProgress; error?: Error },
+  retryMs: number,
+): { requeueAfterMs: number; stop: true } {
+  const { digest, progress, error } = pull;
+  const template = `ServiceTemplate ${pull.template.metadata.namespace ?? 'default'}/${pull.template.metadata.name}`;
+  const before = getCondition(scope.object.status, TEMPLATE_READY);
+  const condition = error
+    ? {
+        reason: 'ImagePullFailed',
+        message: `pulling image ${digest} of ${template} onto host ${host} failed: ${error.message}; retrying`,
+      }
+    : {
+        reason: 'ImagePulling',
+        message: progress
+          ? `pulling image ${digest} of ${template} onto host ${host}: ${progress.percent} % (${progress.bytes} of ${progress.size} bytes) from ${progress.holders} peers`
+          : `pulling image ${digest} of ${template} onto host ${host}: looking for peers that hold it`,
+      };
+  if (before?.reason !== condition.reason) {
+    c.event(
+      scope.object,
+      error ? 'Warning' : 'Normal',
+      error ? 'Failed' : 'Pulling',
+      error ? condition.message : `Pulling image ${digest} from peers`,
+    );
+  }
+  const previous = scope.object.status?.imagePull;
+  scope.status((s) => {
+    setCondition(s, { type: TEMPLATE_READY, status: 'False', ...condition }, scope.generation);
+    if (!c.machines.has(scope.key)) s.phase = 'Pulling';
+    if (!progress) return;
+    // The time moves only with the figures, so a pull that stands still writes nothing.
+    const same = previous?.bytes === progress.bytes && previous.holders === progress.holders;
+    s.imagePull = {
+      ...progress,
+      host,
+      updatedAt: same && previous?.updatedAt ? previous.updatedAt : new Date().toISOString(),
+    };
+  });
+  return { requeueAfterMs: error ? retryMs : PULL_POLL_MS, stop: true };
 }

@@ -157,10 +157,24 @@ export function translateAjvErrors(
   return out;
 }
 
-/** `oneOf: [{required: [url]}, {required: [path]}]` means "exactly one of url or path". */
+/** `oneOf: [{required: [url]}, {required: [path]}]` means "exactly one of url or path". A branch may also
+ *  say what must be absent (`not: {anyOf: [{required: [...]}, ...]}`): `digest` alone. */
 function oneOfError(e: ErrorObject<string, any, any>, segs: PathSegment[]): LocatedFieldError {
   const branches: SchemaNode[] = e.schema as SchemaNode[];
-  const onlyRequired = branches.every((b) => Object.keys(b).length === 1 && Array.isArray(b.required));
+  const absentForm = (n: unknown) =>
+    n === undefined ||
+    (isObject(n) &&
+      Object.keys(n).length === 1 &&
+      Array.isArray((n as SchemaNode).anyOf) &&
+      (n as SchemaNode).anyOf.every(
+        (a: SchemaNode) => Object.keys(a).length === 1 && Array.isArray(a.required),
+      ));
+  const onlyRequired = branches.every(
+    (b) =>
+      Array.isArray(b.required) &&
+      Object.keys(b).every((k) => k === 'required' || k === 'not') &&
+      absentForm(b.not),
+  );
   if (!onlyRequired || !isObject(e.data)) {
     return err(
       segs,
@@ -170,7 +184,11 @@ function oneOfError(e: ErrorObject<string, any, any>, segs: PathSegment[]): Loca
   }
   const names = branches.map((b) => b.required.join(' and '));
   const alternatives = orList(names);
-  const set = names.filter((_, i) => branches[i].required.every((r: string) => r in (e.data as object)));
+  const has = (fields: string[]) => fields.every((r) => r in (e.data as object));
+  const set = names.filter(
+    (_, i) =>
+      has(branches[i].required) && !(branches[i].not?.anyOf ?? []).some((a: SchemaNode) => has(a.required)),
+  );
   if (set.length === 0)
     return err(segs, 'FieldValueRequired', `Required value: must set exactly one of ${alternatives}`);
   return err(segs, 'FieldValueForbidden', `may set only one of ${alternatives}; got ${set.join(' and ')}`);

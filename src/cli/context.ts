@@ -25,6 +25,10 @@ export interface Io {
   cwd: string;
   /** All of standard input, for `-f -`. */
   readStdin: () => Promise<string>;
+  /** Standard error is a terminal: progress is drawn as a bar redrawn in place (else plain lines). */
+  stderrTTY?: boolean;
+  /** The terminal's width, for progress bars. */
+  columns?: number;
 }
 
 export const VERSION_STRING = '0.1.0';
@@ -59,14 +63,19 @@ export class CommandContext {
   }
 
   client(): XenosClient {
+    this.cachedClient ??= this.clientFor(this.settings().server);
+    return this.cachedClient;
+  }
+
+  /** A client of another host's API (`server`), with the same token and CA; the caller closes it. */
+  clientFor(server: string): XenosClient {
     const s = this.settings();
-    this.cachedClient ??= new XenosClient({
-      server: s.server,
+    return new XenosClient({
+      server,
       token: s.token,
       userAgent: `xenosctl/${VERSION_STRING}`,
       ca: s.caFile ? readCa(s.caFile) : undefined,
     });
-    return this.cachedClient;
   }
 
   resolver(): KindResolver {

@@ -11,6 +11,8 @@ import { registerDescribe } from './commands/describe.ts';
 import { registerDiff } from './commands/diff.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerGet } from './commands/get.ts';
+import { registerImage } from './commands/image.ts';
+import { registerImagePull } from './commands/image-pull.ts';
 import { registerKubeconfig } from './commands/kubeconfig.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerVersion } from './commands/version.ts';
@@ -47,6 +49,8 @@ Examples:
   xenosctl describe si web
   xenosctl logs web -f
   xenosctl discover web.http
+  xenosctl image push ./web-root
+  xenosctl image ls
   xenosctl kubeconfig > xenos.kubeconfig`,
     );
   registerApply(program, ctx);
@@ -55,8 +59,10 @@ Examples:
   registerDescribe(program, ctx);
   registerDelete(program, ctx);
   registerWait(program, ctx);
+  registerImage(program, ctx);
   registerLogs(program, ctx);
   registerDiscover(program, ctx);
+  registerImagePull(program, ctx);
   registerKubeconfig(program, ctx);
   registerVersion(program, ctx);
   registerConfig(program, ctx);
@@ -138,6 +144,8 @@ export async function main(): Promise<void> {
     env: process.env,
     cwd: process.cwd(),
     readStdin,
+    stderrTTY: process.stderr.isTTY === true,
+    columns: process.stderr.columns,
   };
   const code = await runCli(process.argv.slice(2), io, abort.signal);
   process.exitCode = abort.signal.aborted && code === 0 ? 130 : code;

@@ -38,13 +38,20 @@ export async function waitFor(
   client: XenosClient,
   target: WaitTarget,
   what: WaitFor,
-  opts: { timeoutMs: number; signal?: AbortSignal; timeoutText?: string },
+  opts: {
+    timeoutMs: number;
+    signal?: AbortSignal;
+    timeoutText?: string;
+    /** Told every state of the object seen while waiting (undefined: absent), e.g. to show progress. */
+    onObject?: (obj: XObject | undefined) => void;
+  },
 ): Promise<void> {
   const timeout = AbortSignal.timeout(opts.timeoutMs);
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
   let lastSeen = 'it was not seen yet';
   let met = false;
   const check = (obj: XObject | undefined): boolean => {
+    opts.onObject?.(obj);
     if (what.kind === 'delete') {
       met = obj === undefined;
       if (obj)

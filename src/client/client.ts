@@ -72,6 +72,8 @@ interface RequestOptions extends CallOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
+  /** A byte stream sent as is (an image upload piece), with its headers (Content-Length, Content-Range). */
+  bytes?: { stream: NodeJS.ReadableStream; headers: Record<string, string> };
 }
 
 export class XenosClient {
@@ -277,13 +279,23 @@ export class XenosClient {
 
   /** Any request; JSON in and out. */
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    return (await this.exchange<T>(method, path, opts)).body;
+  }
+
+  /** Any request, JSON in (or a byte stream, `bytes`) and out, with the status code (201 and 202 differ
+   *  in the image upload API). */
+  async exchange<T>(
+    method: string,
+    path: string,
+    opts: RequestOptions = {},
+  ): Promise<{ code: number; body: T }> {
     const url = this.url(path, opts.query);
     const res = await this.send(method, url, opts);
     const text = await readBody(res, opts.signal);
     if (res.statusCode === undefined || res.statusCode >= 300)
       throw this.statusErrorFrom(res, text, method, url);
     try {
-      return (text ? JSON.parse(text) : undefined) as T;
+      return { code: res.statusCode, body: (text ? JSON.parse(text) : undefined) as T };
     } catch {
       throw new ConnectionError(
         this.server,
@@ -317,6 +329,8 @@ export class XenosClient {
       headers['content-type'] = opts.contentType ?? 'application/json';
       headers['content-length'] = String(Buffer.byteLength(body));
     }
+    if (opts.bytes)
+      Object.assign(headers, { 'content-type': 'application/octet-stream' }, opts.bytes.headers);
     const u = new URL(url);
     const transport = u.protocol === 'https:' ? https : http;
     return new Promise<IncomingMessage>((resolve, reject) => {
@@ -350,7 +364,10 @@ export class XenosClient {
         else if (err instanceof TimeoutError) reject(err);
         else reject(this.transportError(err, url));
       });
-      req.end(body);
+      if (opts.bytes) {
+        opts.bytes.stream.on('error', (err) => req.destroy(err));
+        opts.bytes.stream.pipe(req);
+      } else req.end(body);
     });
   }
 

@@ -1,6 +1,8 @@
 // Placement: which host runs an instance that names none. Every host computes the same answer from
 // the replicated store: the live, Ready, schedulable hosts that match the instance's hostSelector,
-// offer its driver and have room for it, ranked by the rendezvous hash of (instance uid, host). Only
+// offer its driver and have room for it, ranked by the rendezvous hash of (instance uid, host), with the
+// hosts that already hold the template's image (Host.status.images) ahead of those that would first have
+// to pull it — the fit is all-or-nothing, so among fitting hosts that is the only difference. Only
 // the top host acts: it writes the binding (spec.host = itself) and starts the domain. When two hosts'
 // views disagree and both bind, the binding written last wins in the replicated store (LWW) and the
 // loser's instance controller stops its copy as soon as it sees spec.host name another host.
@@ -17,6 +19,7 @@ import { keyOf } from '../reconcile/keys.ts';
 import { cacheKey, Informer } from '../store/informer.ts';
 import type { Store } from '../store/store.ts';
 import { HostAllocations } from './allocations.ts';
+import { hostHolds, templateDigest } from './image-distribution.ts';
 import type { HostLiveness } from './liveness.ts';
 import { rankHosts } from './rendezvous.ts';
 import { formatMemory, type Offer, offerOf, requestOf } from './resources.ts';
@@ -129,9 +132,27 @@ export class Placement {
         message: `no host fits ${self}: ${why.length ? why.sort().join('; ') : 'no hosts are known yet'}`,
       };
     }
-    const ranked = rankHosts(placementKey(instance), fitting);
+    const ranked = preferHolders(
+      rankHosts(placementKey(instance), fitting),
+      template && templateDigest(template),
+      (name) => this.#hosts.get(name),
+    );
     return { host: ranked[0], ranked };
   }
+}
+
+/** `ranked` with the hosts holding `digest` first, each group in its rendezvous order. */
+export function preferHolders(
+  ranked: string[],
+  digest: string | undefined,
+  hostNamed: (name: string) => Host | undefined,
+): string[] {
+  if (!digest) return ranked;
+  const holds = (name: string) => {
+    const h = hostNamed(name);
+    return h !== undefined && hostHolds(h, digest);
+  };
+  return [...ranked.filter(holds), ...ranked.filter((n) => !holds(n))];
 }
 
 /** The rendezvous key of an instance: its uid (stable across renames of nothing; unique per object). */

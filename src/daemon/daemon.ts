@@ -47,6 +47,8 @@ export interface DaemonInit {
   logs?: LogSource;
   /** How long an Event lives after its last write; default DEFAULT_EVENT_TTL_MS (1 h). */
   eventTtlMs?: number;
+  /** Routes served beside the resources (the image upload API), after the daemon's own. */
+  routes?: ApiRoute[];
   /** Called when the host cannot go on after it started (its host name turned out to be another's). */
   onFatal?: (err: Error) => void;
 }
@@ -172,6 +174,7 @@ export class Daemon {
         return { local, overlay: cluster.overlay };
       }),
       metricsRoute(() => this.#cluster?.replicator),
+      ...(this.init.routes ?? []),
     ];
     this.#api = new ApiServer(
       { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },

@@ -10,12 +10,20 @@ import { imageCache, ServiceInstanceController } from '../../controllers/service
 import { TokenCredentials } from '../../controllers/serviceinstance/credentials.ts';
 import type { MachineOptions } from '../../controllers/serviceinstance/machine-types.ts';
 import { ServiceTemplateController } from '../../controllers/servicetemplate/controller.ts';
+import { ImageGc } from '../../controllers/servicetemplate/image-gc.ts';
 import type { TokenAuthenticator } from '../api/auth.ts';
+import { shouldHoldAhead } from '../cluster/image-distribution.ts';
+import { ownerOf } from '../cluster/rendezvous.ts';
 import type { Driver, HostConditionFact } from '../drivers/driver.ts';
 import { type DriverChoice, selectDriver } from '../drivers/registry.ts';
 import type { SandboxInit } from '../drivers/sandbox/sandbox.ts';
 import type { UrlPolicy } from '../images/download.ts';
+import type { ImageProgress, ImageSource } from '../images/image-source.ts';
+import { ImageStore } from '../images/image-store.ts';
+import type { UploadSessions } from '../images/upload-sessions.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
+import { HOST } from '../model/kinds.ts';
+import type { ServiceTemplate } from '../model/service-template.ts';
 import type { Store } from '../store/store.ts';
 
 export interface LocalControllersComponents {
@@ -26,6 +34,13 @@ export interface LocalControllersComponents {
   apiUrl: () => string;
   /** Gives the driver and each controller its component log. */
   logger?: Logger;
+  /** Where images this host lacks come from (the image swarm), read at start(); absent: nowhere. */
+  images?: () =>
+    | {
+        source(): ImageSource | undefined;
+        fetch(digest: string): { progress?: ImageProgress; error?: Error } | undefined;
+      }
+    | undefined;
 }
 
 export interface LocalControllersInit {
@@ -40,6 +55,15 @@ export interface LocalControllersInit {
   actors?: DomainActorsInit;
   /** What template image URLs may reach and fetch (`--allow-private-image-urls`, `--max-image-size`). */
   imageUrls?: UrlPolicy;
+  /** The host's image store over DATA_DIR/images (shared with the upload API); default one of its own. */
+  imageStore?: ImageStore;
+  /** Abandoned uploads, swept by image garbage collection. */
+  imageUploads?: UploadSessions;
+  /** `--image-gc-grace`. */
+  imageGcGraceMs?: number;
+  /** The membership's view of which hosts are live: a template's image URL is downloaded by the first of
+   *  them by rendezvous, the others pull the image from it. Absent: this host downloads every URL. */
+  isLive?: (host: string) => boolean;
 }
 
 export class LocalControllers {
@@ -48,6 +72,7 @@ export class LocalControllers {
   private driver?: Driver;
   private templates?: ServiceTemplateController;
   private instances?: ServiceInstanceController;
+  private imageGc?: ImageGc;
   /** Why the drivers not chosen were not (for the Host object). */
   notChosen: string[] = [];
 
@@ -84,15 +109,37 @@ export class LocalControllers {
     this.driver = selection.driver;
     await this.driver.start();
     const cacheDir = join(dataDir, 'images');
+    const imageStore = this.init.imageStore ?? new ImageStore({ cacheDir });
+    const fromPeers = this.components.images?.();
     this.templates = new ServiceTemplateController(
-      { store, log: logger.forComponent('servicetemplate-controller') },
-      { hostName, cacheDir, urlPolicy: this.init.imageUrls },
+      { store, images: fromPeers?.source(), log: logger.forComponent('servicetemplate-controller') },
+      {
+        hostName,
+        cacheDir,
+        imageStore,
+        urlPolicy: this.init.imageUrls,
+        urlFetcher: this.init.isLive && urlFetcher(store, hostName, this.init.isLive),
+        holdAhead: holdAhead(store, hostName, this.init.isLive),
+      },
+    );
+    this.imageGc = new ImageGc(
+      {
+        store,
+        images: imageStore,
+        driver: this.driver,
+        uploads: this.init.imageUploads,
+        log: logger.forComponent('image-gc'),
+      },
+      { graceMs: this.init.imageGcGraceMs },
     );
     this.instances = new ServiceInstanceController(
       {
         store,
         driver: this.driver,
-        images: imageCache(cacheDir),
+        images: {
+          ...imageCache(cacheDir),
+          ...(fromPeers ? { fetch: (digest: string) => fromPeers.fetch(digest) } : {}),
+        },
         credentials: new TokenCredentials({ authenticator: this.components.auth() }, { dataDir }),
         log: logger.forComponent('serviceinstance-controller'),
       },
@@ -106,9 +153,12 @@ export class LocalControllers {
     );
     this.templates.start();
     this.instances.start();
+    this.imageGc.start();
   }
 
   async stop(): Promise<void> {
+    await this.imageGc?.stop();
+    this.imageGc = undefined;
     await this.instances?.stop();
     await this.templates?.stop();
     await this.driver?.stop();
@@ -116,4 +166,34 @@ export class LocalControllers {
     this.templates = undefined;
     this.driver = undefined;
   }
+}
+
+/** Whether this host pulls a template's image before an instance needs it (spec.distribution), decided
+ *  from the replicated Hosts and the liveness view (src/cluster/image-distribution.ts). Without a cluster,
+ *  only this host is live. */
+function holdAhead(
+  store: Store,
+  self: string,
+  isLive: ((host: string) => boolean) | undefined,
+): (template: ServiceTemplate) => boolean {
+  const live = (host: string) => host === self || (isLive?.(host) ?? false);
+  return (template) => shouldHoldAhead(template, self, store.list(HOST.kind).items, live).hold;
+}
+
+/** The live host that downloads a template's image URL: the first by rendezvous on the URL, so two
+ *  templates with one URL share one download. This host counts as live (it is the one asking). */
+function urlFetcher(
+  store: Store,
+  self: string,
+  isLive: (host: string) => boolean,
+): (template: ServiceTemplate) => string | undefined {
+  return (template) => {
+    const url = template.spec?.image?.url;
+    if (url === undefined) return undefined;
+    const live = store
+      .list(HOST.kind)
+      .items.map((h) => h.metadata.name)
+      .filter((name) => name === self || isLive(name));
+    return ownerOf(`image-url\0${url}`, [self, ...live]);
+  };
 }

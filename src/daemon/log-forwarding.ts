@@ -11,12 +11,12 @@
 // the runner when the domain is gone or it shuts down. A stream that ends without the empty frame was
 // cut off, and is reported as such.
 
-import { once } from 'node:events';
 import type { Connection, Stream } from '@libp2p/interface';
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
 import { ApiError, errors } from '../api/status-errors.ts';
 import type { Log } from '../log/logger.ts';
 import type { ProtocolNode } from '../p2p/protocol-node.ts';
+import { flow, waitForRoom } from '../p2p/stream-flow.ts';
 
 export const LOGS_PROTOCOL = '/xenos/logs/1.0.0';
 
@@ -80,15 +80,6 @@ function decodeJson(bytes: Uint8Array, what: string): unknown {
     return JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch {
     throw new Error(`${what} is not JSON`);
-  }
-}
-
-/** Waits while more than MAX_QUEUED_BYTES wait to be sent (libp2p's own drain signal lets the queue
- *  grow without bound, see PLATFORM.md). */
-async function waitForRoom(stream: Stream, signal: AbortSignal): Promise<void> {
-  while (stream.writeBufferLength > MAX_QUEUED_BYTES) {
-    if (stream.status !== 'open') throw new Error(`the log stream is ${stream.status}`);
-    await Promise.race([once(stream, 'drain', { signal }), once(stream, 'idle', { signal })]);
   }
 }
 
@@ -180,15 +171,6 @@ async function* readFrames(
   }
 }
 
-/** Pauses or resumes reading; a stream whose readable end already closed has nothing left to hold. */
-function flow(stream: Stream, what: 'pause' | 'resume'): void {
-  try {
-    stream[what]();
-  } catch {
-    // closing or closed: the next read reports how it ended
-  }
-}
-
 /**
  * Serves one inbound log stream: reads the request (within `timeoutMs`), asks `open` for the output
  * and sends it. `open` throws an ApiError for a request it cannot serve; it is sent back as the header.
@@ -236,7 +218,7 @@ export async function serveForwardedLogs(
     await lp.write(encodeJson({ ok: true }, MAX_HEADER_BYTES, 'the header'), { signal: opening });
     for await (const chunk of output) {
       for (let at = 0; at < chunk.byteLength; at += MAX_FRAME_BYTES) {
-        await waitForRoom(stream, signal);
+        await waitForRoom(stream, MAX_QUEUED_BYTES, signal);
         await lp.write(chunk.subarray(at, at + MAX_FRAME_BYTES), { signal });
       }
       if (signal.aborted) break;

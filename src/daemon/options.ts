@@ -42,8 +42,16 @@ export interface DaemonOptions {
   allowPrivateImageUrls: boolean;
   /** Special addresses image URLs may lead to all the same (`--allow-image-url-address`, repeatable). */
   allowedImageAddresses: string[];
-  /** The largest image a URL import downloads (`--max-image-size`), in bytes. */
+  /** The largest image a URL import downloads or an upload sends (`--max-image-size`), in bytes. */
   maxImageBytes: number;
+  /** Bytes a second this host sends image chunks to peers at most (`--image-upload-rate`); none: no cap. */
+  imageUploadRate?: number;
+  /** Bytes a second this host pulls image chunks at most (`--image-download-rate`); none: no cap. */
+  imageDownloadRate?: number;
+  /** How long an image no template or local domain uses is kept (`--image-gc-grace`). */
+  imageGcGraceMs: number;
+  /** How long an upload nobody writes to is kept (`--image-upload-timeout`). */
+  imageUploadTimeoutMs: number;
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
   labels: Record<string, string>;
   hostTimeoutMs: number;
@@ -177,8 +185,26 @@ export function parseOptions(
     )
     .option(
       '--max-image-size <size>',
-      'largest image a URL import downloads, e.g. 512Mi, 16Gi',
+      'largest image a URL import downloads or an upload sends, e.g. 512Mi, 16Gi',
       formatMemoryQuantity(DEFAULT_MAX_IMAGE_BYTES),
+    )
+    .option(
+      '--image-upload-rate <size>',
+      'most bytes a second this host sends image chunks to its peers, e.g. 12Mi (about 100 Mbit/s); default: no cap',
+    )
+    .option(
+      '--image-download-rate <size>',
+      'most bytes a second this host pulls image chunks from its peers, e.g. 12Mi; default: no cap',
+    )
+    .option(
+      '--image-gc-grace <duration>',
+      'remove an image no template references and no domain on this host uses after this long',
+      '1h',
+    )
+    .option(
+      '--image-upload-timeout <duration>',
+      'remove an image upload nobody has written to for this long (a push resumes only within it)',
+      '1h',
     )
     .option(
       '--unsafe-no-sandbox',
@@ -238,6 +264,10 @@ export function parseOptions(
     allowPrivateImageUrls?: boolean;
     allowImageUrlAddress: string[];
     maxImageSize: string;
+    imageUploadRate?: string;
+    imageDownloadRate?: string;
+    imageGcGrace: string;
+    imageUploadTimeout: string;
     domainUids: string;
     domainRoPath: string[];
     unsafeNoSandbox?: boolean;
@@ -268,6 +298,15 @@ export function parseOptions(
     throw new UsageError(
       `--max-image-size "${o.maxImageSize}": expected a size above zero like 512Mi, 16Gi or a number of bytes`,
     );
+  const rate = (flag: string, value: string | undefined): number | undefined => {
+    if (value === undefined) return undefined;
+    const bytes = parseMemoryQuantity(value);
+    if (!bytes)
+      throw new UsageError(`${flag} "${value}": expected bytes a second above zero like 12Mi or 500Ki`);
+    return bytes;
+  };
+  const imageUploadRate = rate('--image-upload-rate', o.imageUploadRate);
+  const imageDownloadRate = rate('--image-download-rate', o.imageDownloadRate);
   if (!o.hostName.trim()) throw new UsageError('--host-name must not be empty');
   if (o.join.length > 0 && !o.p2p)
     throw new UsageError('--join needs --p2p HOST:PORT (where this host listens)');
@@ -341,6 +380,10 @@ export function parseOptions(
     allowPrivateImageUrls: o.allowPrivateImageUrls === true,
     allowedImageAddresses: o.allowImageUrlAddress,
     maxImageBytes,
+    imageUploadRate,
+    imageDownloadRate,
+    imageGcGraceMs: duration('--image-gc-grace', o.imageGcGrace),
+    imageUploadTimeoutMs: duration('--image-upload-timeout', o.imageUploadTimeout),
   };
 }
 

@@ -3,9 +3,15 @@
 // dir held by another xenosd, a port in use) exits 1 with one line. main.ts runs it with no hooks; a
 // test entry point runs the same daemon with a P2pConnectionHook (test/cluster/xenosd-with-faults.ts).
 
+import { join } from 'node:path';
+import { imageUploadRoute } from '../api/image-upload-route.ts';
+import { pullRoute } from '../cluster/image-swarm/pull-api.ts';
+import { ImageStore } from '../images/image-store.ts';
+import { UploadSessions } from '../images/upload-sessions.ts';
 import { createLogger } from '../log/logger.ts';
 import type { P2pConnectionHook } from './cluster-service.ts';
 import { Daemon } from './daemon.ts';
+import { HostImages } from './host-images.ts';
 import { InstanceLogs } from './instance-logs.ts';
 import { LocalControllers } from './local-controllers.ts';
 import { parseOptions, UsageError } from './options.ts';
@@ -58,8 +64,30 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     },
     { hostName: opts.hostName },
   );
+  // One image store per host: the template controller imports into it, uploads finish into it.
+  const imageStore = new ImageStore({ cacheDir: join(opts.dataDir, 'images') });
+  const imageUploads = new UploadSessions(
+    { store: imageStore },
+    { maxBytes: opts.maxImageBytes, abandonAfterMs: opts.imageUploadTimeoutMs },
+  );
+  // What the store holds (Host.status.images) and, with --p2p, the swarm that serves and pulls images.
+  const hostImages = new HostImages(
+    {
+      images: imageStore,
+      store: () => daemon.store,
+      node: () => daemon.cluster.node,
+      isLive: (host) => daemon.cluster.liveness.isLive(host),
+      refreshHost: () => daemon.cluster.refreshHost(),
+      logger,
+    },
+    { hostName: opts.hostName, uploadRate: opts.imageUploadRate, downloadRate: opts.imageDownloadRate },
+  );
   const daemon = new Daemon({
     logger,
+    routes: [
+      imageUploadRoute(() => ({ store: imageStore, uploads: imageUploads })),
+      pullRoute(() => hostImages.pullSources()),
+    ],
     logs,
     onFatal: (err) => {
       daemon
@@ -80,7 +108,10 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
         : undefined,
     hostFacts: () => {
       const driver = controllers?.driverName;
-      return driver ? { driver, drivers: [driver], conditions: controllers?.hostConditions } : {};
+      const images = hostImages.complete;
+      return driver
+        ? { driver, drivers: [driver], conditions: controllers?.hostConditions, images }
+        : { images };
     },
     cluster: {
       labels: opts.labels,
@@ -91,7 +122,13 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     },
   });
   controllers = new LocalControllers(
-    { store: () => daemon.store, auth: () => daemon.auth, apiUrl: () => daemon.apiUrl, logger },
+    {
+      store: () => daemon.store,
+      auth: () => daemon.auth,
+      apiUrl: () => daemon.apiUrl,
+      logger,
+      images: () => hostImages,
+    },
     // Cluster placement (src/cluster/scheduler.ts) writes spec.host, also on a single host.
     {
       dataDir: opts.dataDir,
@@ -103,11 +140,17 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
         allowedAddresses: opts.allowedImageAddresses,
         maxBytes: opts.maxImageBytes,
       },
+      imageStore,
+      imageUploads,
+      imageGcGraceMs: opts.imageGcGraceMs,
+      isLive: (host) => daemon.cluster.liveness.isLive(host),
       sandbox: opts.unsafeNoSandbox
         ? false
         : { uidRange: opts.domainUids, readOnlyPaths: opts.domainReadOnlyPaths },
     },
   );
+  // Before the controllers, which pull through it; after the cluster (the p2p node).
+  daemon.use(hostImages, 'images');
   daemon.use(controllers, 'controllers');
   // After the controllers (the driver) and the cluster (the p2p node); stopped before them.
   daemon.use(logs, 'instance logs');

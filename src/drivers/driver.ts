@@ -116,6 +116,15 @@ export interface IsolationReport {
   reason?: string;
 }
 
+/** How a domain's disk (its root filesystem, for the process driver) was made from the template image,
+ *  shown in the instance's `status.disk`. Copy-on-write (`Overlay`, `Reflink`, `Qcow2Overlay`) shares the
+ *  image's bytes; `Copy` is a whole private copy (the file system can do neither). */
+export interface DiskReport {
+  mode: 'Overlay' | 'Reflink' | 'Copy' | 'Qcow2Overlay';
+  /** For people: what backs it, or why it is a plain copy. */
+  message: string;
+}
+
 /** A fact about the host a driver reports for the Host object's conditions (e.g. `DomainsSandboxed`). */
 export interface HostConditionFact {
   type: string;
@@ -143,6 +152,8 @@ export interface DomainInfo {
   endpoints: DomainEndpoint[];
   limits?: LimitsReport;
   isolation?: IsolationReport;
+  /** How its disk was made from the image (copy-on-write or not), once prepared. */
+  disk?: DiskReport;
   message?: string;
 }
 

@@ -119,3 +119,11 @@ export class UidRangeExhaustedError extends DriverError {
     this.name = 'UidRangeExhaustedError';
   }
 }
+
+/** A disk image cannot back a copy-on-write overlay (unknown format, its own backing file, qemu-img failed). */
+export class DiskImageError extends DriverError {
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('DiskImageUnusable', `disk image ${path}: ${message}`, undefined, options);
+    this.name = 'DiskImageError';
+  }
+}

@@ -1,28 +1,30 @@
-// Importing a template image into this host's content-addressed cache, for the template controller:
-//
-//   <cacheDir>/sha256/<hex>/image       the file as is, or the directory as a directory
-//   <cacheDir>/sha256/<hex>/meta.json   digest, kind, size, source, time (written before the entry appears)
-//
-// An entry is built under <cacheDir>/tmp/ and renamed into place in one step, only once its digest is known
-// and matches the expected one, so a half-imported or wrong image is never in the cache. Importing what is
-// already cached does no work when the digest is given (no download, no copy), and no copy when it is not.
-// Sources: a local file or directory, or an http(s) URL (download.ts: address policy, size cap, connect
-// timeout and low-speed limit, hashed while downloading). A local path that is a symlink is resolved first
-// and what it points to is copied (`cp -a --reflink=auto`, links inside kept as links), then hashed: the
-// cache never holds a link to a place that could change after the digest was taken. Links inside a
-// directory image must stay inside it (image-links.ts).
+// Importing a template image from where a person put it — a local file or directory, or an http(s) URL —
+// into this host's image store (image-store.ts), as a blob with its manifest like every other entry, so
+// an imported image can be served to peers at once. The import is staged under <cacheDir>/tmp/ and enters
+// the store in one rename, only once its digest is known and matches the expected one, so a half-imported
+// or wrong image is never in the store. Importing what is already held does no work when the digest is
+// given (no download, no copy), and keeps no second copy when it is not.
+// A local path that is a symlink is resolved first and what it points to is copied (`cp -a
+// --reflink=auto`, links inside kept as links), then hashed: the store never holds a link to a place that
+// could change after the digest was taken. Links inside a directory image must stay inside it
+// (image-links.ts). A directory's blob is the canonical tar of the staged copy (canonical-tar.ts).
+// URLs are fetched under the host's URL policy (download.ts: addresses, size cap, timeouts).
 
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, open, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import { packDirectory } from './canonical-tar.ts';
 import { directoryDigest, hashing, parseDigest } from './digest.ts';
 import { downloadImage, type UrlPolicy } from './download.ts';
-import { ImageDigestMismatchError, ImageSourceError } from './errors.ts';
+import { ImageSourceError } from './errors.ts';
+import { FILES, type ImportedImage } from './image-entry.ts';
 import { refuseEscapingLinks } from './image-links.ts';
+import { ImageStore } from './image-store.ts';
+
+export { cachedImage, type ImportedImage } from './image-entry.ts';
 
 const run = promisify(execFile);
 
@@ -31,17 +33,7 @@ export interface ImageImportSource {
   url?: string;
 }
 
-export interface ImportedImage {
-  digest: string;
-  /** The cached image: a file or a directory. */
-  path: string;
-  /** Bytes of the file, or of all files of the directory. */
-  size: number;
-  kind: 'file' | 'directory';
-}
-
 export interface ImportOptions {
-  cacheDir: string;
   /** Aborts the import (the controller stopping). */
   signal?: AbortSignal;
   /** A limit for the whole import, if any; downloads are bounded by their progress (see UrlPolicy). */
@@ -50,33 +42,12 @@ export interface ImportOptions {
   url?: UrlPolicy;
 }
 
-interface Meta {
-  digest: string;
-  kind: 'file' | 'directory';
-  size: number;
-  source: string;
-  importedAt: string;
-}
-
-function entryDir(cacheDir: string, digest: string): string {
-  return join(cacheDir, 'sha256', parseDigest(digest));
-}
-
-/** The cached image with this digest, if this host has it. */
-export async function cachedImage(cacheDir: string, digest: string): Promise<ImportedImage | undefined> {
-  const dir = entryDir(cacheDir, digest);
-  try {
-    const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as Meta;
-    return { digest: meta.digest, path: join(dir, 'image'), size: meta.size, kind: meta.kind };
-  } catch {
-    return undefined;
-  }
-}
-
-export async function importImage(
+/** Imports `source` into `store`; `expectedDigest`, when given, must be what it hashes to. */
+export async function importInto(
+  store: ImageStore,
   source: ImageImportSource,
   expectedDigest: string | undefined,
-  options: ImportOptions,
+  options: ImportOptions = {},
 ): Promise<ImportedImage> {
   const where = source.url ?? source.path;
   if (!where || (source.url && source.path)) {
@@ -84,7 +55,7 @@ export async function importImage(
   }
   if (expectedDigest !== undefined) {
     parseDigest(expectedDigest);
-    const hit = await cachedImage(options.cacheDir, expectedDigest);
+    const hit = await store.get(expectedDigest);
     if (hit) return hit;
   }
   const signal = AbortSignal.any(
@@ -92,43 +63,50 @@ export async function importImage(
       (s) => s !== undefined,
     ),
   );
-  const tmpRoot = join(options.cacheDir, 'tmp');
-  await mkdir(tmpRoot, { recursive: true });
-  const staging = join(tmpRoot, `${Date.now()}-${randomBytes(6).toString('hex')}`);
-  await mkdir(staging);
-  try {
-    const imagePath = join(staging, 'image');
-    let got: { digest: string; size: number; kind: 'file' | 'directory' };
-    if (source.url) got = await downloadImage(source.url, imagePath, options.url ?? {}, signal);
-    else got = await copyLocal(source.path!, imagePath, signal);
-    if (expectedDigest !== undefined && got.digest !== expectedDigest) {
-      throw new ImageDigestMismatchError(where, expectedDigest, got.digest);
-    }
-    const existing = await cachedImage(options.cacheDir, got.digest);
-    if (existing) return existing;
-    const meta: Meta = { ...got, source: where, importedAt: new Date().toISOString() };
-    await writeFile(join(staging, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
-    const final = entryDir(options.cacheDir, got.digest);
-    await mkdir(join(options.cacheDir, 'sha256'), { recursive: true });
-    try {
-      await rename(staging, final);
-    } catch (err) {
-      // Someone else imported the same content at the same moment: theirs is as good as ours.
-      const raced = await cachedImage(options.cacheDir, got.digest);
-      if (!raced) throw err;
-      return raced;
-    }
-    return { digest: got.digest, path: join(final, 'image'), size: got.size, kind: got.kind };
-  } finally {
-    await rm(staging, { recursive: true, force: true });
+  const dir = await store.staging();
+  if (source.url) {
+    const got = await downloadImage(source.url, join(dir, FILES.blob), options.url ?? {}, signal).catch(
+      async (err) => {
+        await store.discardStaging(dir);
+        throw err;
+      },
+    );
+    return store.commit(
+      {
+        dir,
+        kind: 'file',
+        source: where,
+        digest: got.digest,
+        size: got.size,
+        blobDigest: got.digest,
+        expectedDigest,
+      },
+      signal,
+    );
   }
+  const staged = await copyLocal(source.path!, dir, signal).catch(async (err) => {
+    await store.discardStaging(dir);
+    throw err;
+  });
+  return store.commit({ ...staged, dir, source: where, expectedDigest }, signal);
 }
 
+/** importInto a store over `cacheDir` (the template controller's entry point before it held a store). */
+export function importImage(
+  source: ImageImportSource,
+  expectedDigest: string | undefined,
+  options: ImportOptions & { cacheDir: string },
+): Promise<ImportedImage> {
+  return importInto(new ImageStore({ cacheDir: options.cacheDir }), source, expectedDigest, options);
+}
+
+/** Copies a local file or directory into the staging dir `dir` as `blob` (file) or `image` + its tar
+ *  `blob` (directory), with its digest. */
 async function copyLocal(
   path: string,
-  to: string,
+  dir: string,
   signal: AbortSignal,
-): Promise<{ digest: string; size: number; kind: 'file' | 'directory' }> {
+): Promise<{ kind: 'file' | 'directory'; digest: string; size: number; blobDigest?: string }> {
   const missing = (err: NodeJS.ErrnoException): never => {
     throw new ImageSourceError(path, err.code === 'ENOENT' ? 'no such file or directory' : err.message, {
       cause: err,
@@ -138,16 +116,23 @@ async function copyLocal(
   const real = await realpath(path).catch(missing);
   const st = await stat(real).catch(missing);
   if (st.isDirectory()) {
-    // Copy first and hash the copy: the digest is then of exactly what the cache holds.
+    const to = join(dir, FILES.image);
+    // Copy first and hash the copy: the digest is then of exactly what the store holds.
     await run('cp', ['-a', '--reflink=auto', '--', real, to], { signal });
-    // Swapped for a link between realpath and cp: cp copied the link itself. Refuse rather than cache it.
+    // Swapped for a link between realpath and cp: cp copied the link itself. Refuse rather than keep it.
     if (!(await lstat(to)).isDirectory())
       throw new ImageSourceError(path, 'changed while it was being copied; try again');
     await refuseEscapingLinks(to, path, signal);
-    return { ...(await directoryDigest(to, signal)), kind: 'directory' };
+    const got = await directoryDigest(to, signal);
+    const h = hashing();
+    const fh = await open(join(dir, FILES.blob), 'w', 0o444);
+    await pipeline(packDirectory(to, signal), h, fh.createWriteStream(), { signal });
+    return { kind: 'directory', ...got, blobDigest: `sha256:${h.hex()}` };
   }
   if (!st.isFile()) throw new ImageSourceError(path, 'is neither a regular file nor a directory');
   const h = hashing();
-  await pipeline(createReadStream(real), h, createWriteStream(to, { mode: st.mode & 0o777 }), { signal });
-  return { digest: `sha256:${h.hex()}`, size: h.bytes(), kind: 'file' };
+  await pipeline(createReadStream(real), h, createWriteStream(join(dir, FILES.blob), { mode: 0o644 }), {
+    signal,
+  });
+  return { kind: 'file', digest: `sha256:${h.hex()}`, size: h.bytes() };
 }

@@ -26,7 +26,19 @@ export interface HostStatus extends BaseStatus {
   version?: string;
   /** No longer written: liveness comes from the membership protocol (src/p2p/membership), not rows. */
   heartbeatTime?: string;
-  images?: string[];
+  /** The images this host holds complete (written by the host when the set changes, never as progress). */
+  images?: HostImage[];
+}
+
+/** One image a host holds: what a puller needs to trust a manifest fetched from any holder. */
+export interface HostImage {
+  /** The image digest (`spec.image.digest` of the templates that use it). */
+  digest: string;
+  /** sha256 of the exact manifest bytes this host serves (src/images/manifest.ts). */
+  manifest: string;
+  /** Bytes of the blob (what travels). */
+  size: number;
+  kind?: 'file' | 'directory';
 }
 
 export type Host = XObject<HostSpec, HostStatus>;

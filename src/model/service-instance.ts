@@ -2,6 +2,7 @@
 // is the source of truth for validation; these types describe the same shape.
 
 import type { BaseStatus, XObject } from './object.ts';
+import type { ImagePullStatus } from './service-template.ts';
 
 export type RunStrategy = 'Always' | 'RerunOnFailure' | 'Manual' | 'Halted';
 
@@ -42,6 +43,10 @@ export interface ServiceInstanceStatus extends BaseStatus {
   lastExitCode?: number;
   startedAt?: string;
   serviceType?: string;
+  /** How the domain's disk was made from the template image (copy-on-write or a whole copy), and why. */
+  disk?: { mode: 'Overlay' | 'Reflink' | 'Copy' | 'Qcow2Overlay'; message: string };
+  /** While the template's image is pulled from peers (phase Pulling). */
+  imagePull?: ImagePullStatus;
 }
 
 export type ServiceInstance = XObject<ServiceInstanceSpec, ServiceInstanceStatus>;

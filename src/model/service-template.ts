@@ -86,11 +86,23 @@ export interface DomainShape {
   network?: NetworkSpec;
 }
 
+/** Which hosts pull a template's image ahead of need: exactly one of the three (the CRD says so). */
+export interface DistributionSpec {
+  /** `All`: every host. */
+  hosts?: 'All';
+  /** This many live, schedulable hosts, by rendezvous hashing of the image digest. */
+  count?: number;
+  /** The hosts whose labels match all of these. */
+  selector?: Record<string, string>;
+}
+
 export interface ServiceTemplateSpec {
   /** The service type advertised for discovery; defaults to the template's name. */
   serviceType?: string;
   description?: string;
   image: ImageSource;
+  /** Pull the image ahead of need (see DistributionSpec); absent: when an instance is placed on a host. */
+  distribution?: DistributionSpec;
   domain?: DomainShape;
   process?: ProcessSpec;
   parameters?: ParameterSpec[];
@@ -98,9 +110,26 @@ export interface ServiceTemplateSpec {
   healthCheck?: HealthCheckSpec;
 }
 
+/** How far a pull of an image from peers is, on the host pulling it (status.imagePull of templates and
+ *  instances while their phase is Pulling; removed when the pull ends). */
+export interface ImagePullStatus {
+  digest: string;
+  host: string;
+  /** Verified bytes of the blob on `host`. */
+  bytes: number;
+  /** Bytes of the whole blob. */
+  size: number;
+  /** floor(100 * bytes / size). */
+  percent: number;
+  /** Peers serving chunks to the pull now. */
+  holders: number;
+  updatedAt?: string;
+}
+
 export interface ServiceTemplateStatus extends BaseStatus {
   digest?: string;
   size?: number;
+  imagePull?: ImagePullStatus;
 }
 
 export type ServiceTemplate = XObject<ServiceTemplateSpec, ServiceTemplateStatus>;

@@ -123,7 +123,14 @@ describe('Validator.validate', () => {
       template({ image: { path: 'x', url: 'https://example.org/x.img' } }),
       'spec.image',
       'FieldValueForbidden',
-      'may set only one of url or path; got url and path',
+      'may set only one of url, path or digest; got url and path',
+    ],
+    [
+      'an image with no source',
+      template({ image: { format: 'raw' } }),
+      'spec.image',
+      'FieldValueRequired',
+      'Required value: must set exactly one of url, path or digest',
     ],
     [
       'a health check without a probe',
@@ -274,13 +281,23 @@ describe('Validator.validate', () => {
       'unknown field "spec.template.spec.host"',
     ],
   ];
-  cases[16][1].metadata.name = 'a'.repeat(254);
+  cases.find(([name]) => name === 'a name too long for a subdomain')![1].metadata.name = 'a'.repeat(254);
 
   it.each(cases)('reports %s', (_name, obj, path, reason, message) => {
     const e = only(validator.validate(obj), path);
     expect(e.reason).toBe(reason);
     if (typeof message === 'string') expect(e.message).toBe(message);
     else expect(e.message).toMatch(message);
+  });
+
+  it('accepts an image named by its digest alone, or a URL with the digest it must have', () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    expect(validator.validate(template({ image: { digest, format: 'directory' } }))).toEqual([]);
+    expect(validator.validate(template({ image: { url: 'https://example.org/d.img', digest } }))).toEqual([]);
+    expect(
+      only(validator.validate(template({ image: { path: '/x', digest: 'sha256:no' } })), 'spec.image.digest')
+        .reason,
+    ).toBe('FieldValueInvalid');
   });
 
   it('reports every error of an object, not just the first', () => {

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
+import { unmountUnder } from '../unmount-under.ts';
 import { until } from '../wait.ts';
 
 /** xenosd with the partition hook (see fault-injection.ts). */
@@ -170,6 +171,7 @@ export class TestCluster {
     }
     await Promise.all(this.hosts.map((h) => h.stop()));
     this.hosts.length = 0;
+    unmountUnder(this.root);
     rmSync(this.root, { recursive: true, force: true });
   }
 }

@@ -12,14 +12,18 @@
 // the host's namespace, through a relay: a TCP listener on 127.0.0.1:0 here → a Unix socket (filesystem
 // sockets cross network namespaces) → a forwarder inside the namespace → the API. So `XenosdProcess.api`
 // and xenosctl work unchanged with the relay's URL.
+//
+// It does not need vitest (bench/distribution builds its network with it), so it waits with its own
+// waitFor below, not test/wait.ts.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { waitUntil } from '../../src/drivers/wait-until.ts';
 import { apiFetch, runXenosd, stopXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
-import { type ClusterHost, waitFor } from './harness.ts';
+import type { ClusterHost } from './harness.ts';
 
 const run = promisify(execFile);
 const CMD_TIMEOUT_MS = 10_000;
@@ -336,4 +340,23 @@ export async function startXenosdIn(
   };
   const peerId = /\/p2p\/([^/]+)$/.exec(addrs[0])?.[1] ?? '';
   return { ...proc, name: init.name, peerId, addrs };
+}
+
+/** Resolves once `cond` holds (a throw counts as not yet); after `timeoutMs` throws naming `what` and the
+ *  last error. Polled every 50 ms, as test/cluster/harness.ts's waitFor. */
+async function waitFor(cond: () => unknown, what: string, timeoutMs: number): Promise<void> {
+  let last = '';
+  const ok = await waitUntil(
+    async () => {
+      try {
+        return Boolean(await cond());
+      } catch (err) {
+        last = (err as Error).message;
+        return false;
+      }
+    },
+    { timeoutMs, intervalMs: 50 },
+  );
+  if (!ok)
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last: ${last})` : ''}`);
 }

@@ -217,4 +217,41 @@ describe('placement and liveness', () => {
     const final = store.get({ kind: 'ServiceInstance', namespace: 'default', name: 'web-1' })!;
     expect((final.spec as { host?: string }).host).toBe(decision.host);
   });
+
+  it('prefers hosts that already hold the image when all else is equal, never one that does not fit', () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    for (const n of ['a', 'b', 'c', 'd']) addHost(n);
+    liveness.start();
+    store.create({
+      apiVersion: 'xenos.io/v1alpha1',
+      kind: 'ServiceTemplate',
+      metadata: { name: 'web', namespace: 'default' },
+      spec: { image: { digest } },
+    });
+    const placement = new Placement({ store, liveness });
+    const instances = Array.from({ length: 24 }, (_, k) => store.create(instance(`w-${k}`)) as never);
+    // Nobody holds it: the rendezvous ranking alone, which spreads instances over the hosts.
+    const spread = new Set(instances.map((i) => placement.decide(i).host));
+    expect(spread.size).toBeGreaterThan(2);
+    const loser = instances.find((i) => placement.decide(i).host !== 'c')!;
+    const before = (placement.decide(loser) as { ranked: string[] }).ranked;
+
+    const holds = (name: string, images: unknown[]) => {
+      const h = store.get({ kind: 'Host', namespace: '', name })!;
+      store.update({ ...h, status: { ...(h.status as object), images } } as XObject, {
+        subresource: 'status',
+      });
+    };
+    holds('c', [{ digest, manifest: `sha256:${'cd'.repeat(32)}`, size: 1 }]);
+    holds('d', [{ digest: `sha256:${'ef'.repeat(32)}`, manifest: `sha256:${'01'.repeat(32)}`, size: 1 }]);
+    for (const i of instances) expect(placement.decide(i).host).toBe('c');
+    // The rest keep their rendezvous order behind the holder.
+    const after = (placement.decide(loser) as { ranked: string[] }).ranked;
+    expect(after).toEqual(['c', ...before.filter((h) => h !== 'c')]);
+
+    // A holder that does not fit is not preferred: cordoned, the ranking is as before without it.
+    const c = store.get({ kind: 'Host', namespace: '', name: 'c' })!;
+    store.update({ ...c, spec: { unschedulable: true } });
+    expect((placement.decide(loser) as { ranked: string[] }).ranked).toEqual(before.filter((h) => h !== 'c'));
+  });
 });

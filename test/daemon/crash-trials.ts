@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { domainIdFor } from '../../src/drivers/driver.ts';
 import { ProcessDriver } from '../../src/drivers/process/process-driver.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
+import { unmountUnder } from '../unmount-under.ts';
 import { aliveTogether, describePids, takeCensus } from './domain-census.ts';
 import { startXenosd, type XenosdProcess } from './xenosd-process.ts';
 
@@ -362,6 +363,7 @@ export async function runCrashTrials(init: CrashTrialsInit): Promise<CrashTrials
     await cleanUp(xd, dataDir, marker).catch((err) =>
       report.problems.push(`cleanup: ${(err as Error).message}`),
     );
+    unmountUnder(root); // the domains' overlays, when root
     rmSync(root, { recursive: true, force: true });
   }
   return report;

@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/log/logger.ts';
 import type { ServiceInstanceStatus } from '../../src/model/service-instance.ts';
 import { getCondition } from '../../src/reconcile/conditions.ts';
 import { openStore } from '../../src/store/sqlite-store.ts';
+import { unmountUnder } from '../unmount-under.ts';
 import { until } from '../wait.ts';
 
 const IMAGE = join(import.meta.dirname, '..', 'controllers', 'serviceinstance', 'fixtures', 'http-service');
@@ -24,6 +25,7 @@ afterEach(async () => {
   const driver = new ProcessDriver({}, { dataDir: dir, cgroups: false });
   for (const d of await driver.list()) await driver.destroy(d.id);
   store.close();
+  unmountUnder(dir);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LogLine } from '../log-capture.ts';
+import { unmountUnder } from '../unmount-under.ts';
 
 export const XENOSD = fileURLToPath(new URL('../../bin/xenosd.js', import.meta.url));
 
@@ -145,6 +146,7 @@ export async function startXenosd(
 }
 
 export function removeDataDir(dir: string): void {
+  unmountUnder(dir); // domains' overlays (as root) outlive a killed xenosd
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -40,6 +40,8 @@ describe('command line', () => {
       '--insecure-http',
       '--allow-private-image-urls',
       '--max-image-size',
+      '--image-upload-rate',
+      '--image-download-rate',
     ])
       expect(run.stdout()).toContain(opt);
     expect(run.stdout()).not.toMatch(/deny|fault injection/i);
@@ -58,6 +60,8 @@ describe('command line', () => {
     [['--api', 'myhost.example:7443'], /is beyond loopback/],
     [['--p2p-deny-file', '/tmp/deny'], /unknown option '--p2p-deny-file'/],
     [['--max-image-size', 'lots'], /--max-image-size "lots": expected a size above zero like 512Mi/],
+    [['--image-upload-rate', '0'], /--image-upload-rate "0": expected bytes a second above zero like 12Mi/],
+    [['--image-download-rate', 'fast'], /--image-download-rate "fast": expected bytes a second above zero/],
     [
       ['--allow-image-url-address', 'intranet'],
       /--allow-image-url-address "intranet": expected an IP address/,

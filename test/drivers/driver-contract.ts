@@ -14,6 +14,7 @@ import type { DomainInfo, DomainSpec, Driver, InstanceIdentity } from '../../src
 import { domainIdFor } from '../../src/drivers/driver.ts';
 import { healthTargetFor, probeHealth } from '../../src/drivers/health.ts';
 import { waitUntil } from '../../src/drivers/wait-until.ts';
+import { unmountUnder } from '../unmount-under.ts';
 
 export interface DriverContractFixture {
   /** A driver keeping its domains under `dataDir`; a second call with the same dir simulates a restart. */
@@ -90,7 +91,10 @@ export class DriverHarness {
       await d.stop();
     }
     this.drivers.length = 0;
-    for (const dir of this.dirs) await rm(dir, { recursive: true, force: true });
+    for (const dir of this.dirs) {
+      unmountUnder(dir); // in case a destroy above failed
+      await rm(dir, { recursive: true, force: true });
+    }
     this.dirs.length = 0;
   }
 }

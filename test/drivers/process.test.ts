@@ -254,6 +254,8 @@ describe('process driver', () => {
     expect(report.mode).toBe('cold');
     expect(report.bytesTransferred).toBeGreaterThan(0);
     expect(moved.state).toBe('running');
+    // Its files arrived whole (through the source's overlay, if any): the destination says it is a copy.
+    expect(moved.disk).toMatchObject({ mode: 'Copy', message: expect.stringMatching(/moved here/) });
     expect((await source.inspect(spec.id))?.state).toBe('stopped');
     await waitForBody(`http://127.0.0.1:${moved.endpoints[0].port}/`, spec.instance.name, 15_000);
     expect((await dest.exec(spec.id, ['/bin/cat', 'state.txt'])).stdout).toBe('kept\n');

@@ -12,6 +12,7 @@ import { LocalCluster } from '../../src/local-cluster/local-cluster.ts';
 import { waitFor } from '../cluster/harness.ts';
 import { startXenosd } from '../daemon/xenosd-process.ts';
 import { alive } from '../process-alive.ts';
+import { unmountUnder } from '../unmount-under.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/local-cluster/local-cluster-main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -22,6 +23,7 @@ describe('npm start (local cluster)', () => {
 
   afterAll(() => {
     if (launcher?.pid && alive(launcher.pid)) process.kill(-launcher.pid, 'SIGKILL');
+    unmountUnder(dir);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,17 +1,20 @@
-// `xenosctl apply -f FILE|DIR|- [-R] [--dry-run=none|client|server]`: create what is missing and
-// merge-patch what differs, kubectl's client-side apply. Every document is checked first; if any
-// is invalid, every problem is printed and nothing is applied.
+// `xenosctl apply -f FILE|DIR|- [-R] [--dry-run=none|client|server] [--wait [--timeout 5m]]`: create
+// what is missing and merge-patch what differs, kubectl's client-side apply. Every document is checked
+// first; if any is invalid, every problem is printed and nothing is applied. --wait then waits for the
+// templates and instances to be Ready, with a progress bar while an image is pulled (apply/wait-ready.ts).
 
 import type { Command } from 'commander';
 import type { XenosClient } from '../../client/client.ts';
 import { isNotFound } from '../../client/errors.ts';
 import type { XObject } from '../../model/object.ts';
 import { LAST_APPLIED, threeWayPatch, withLastApplied } from '../apply/three-way-patch.ts';
-import { type DryRun, parseDryRun } from '../args.ts';
+import { waitApplied } from '../apply/wait-ready.ts';
+import { type DryRun, parseDryRun, parseDuration } from '../args.ts';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../errors.ts';
 import { loadManifests, type ManifestObject } from '../manifests.ts';
 import { qualifiedSingular } from '../resources.ts';
+import { uploadLocalImages } from '../template-images.ts';
 
 export type ApplyResult = 'created' | 'configured' | 'unchanged';
 
@@ -53,26 +56,38 @@ export function registerApply(program: Command, ctx: CommandContext): void {
       'none, client (check locally) or server (the server checks, saves nothing)',
       'none',
     )
+    .option('--wait', 'then wait until the templates and instances applied are Ready (a bar while pulling)')
+    .option('--timeout <duration>', 'with --wait: give up after this long (e.g. 90s, 10m)', '5m')
     .addHelpText(
       'after',
       `
 The configuration applied is kept in the annotation ${LAST_APPLIED}, so a field removed from the
 file is removed from the object on the next apply. Fields set by others (status, defaults) stay.
 
+A ServiceTemplate whose spec.image.path is a file or directory on this machine has its image uploaded
+to the host xenosctl talks to (once: a host holding it already is sent nothing; an interrupted upload
+resumes), and is applied with spec.image.digest (and spec.image.format) instead of the path, so no host
+ever reads this machine's path. A path this machine does not have is sent as it is: the hosts must have
+it. Dry runs upload nothing.
+
 Examples:
   xenosctl apply -f manifests/web.yaml
   xenosctl apply -R -f manifests/
   cat web.yaml | xenosctl apply -f -
-  xenosctl apply -f web.yaml --dry-run=server`,
+  xenosctl apply -f web.yaml --dry-run=server
+  xenosctl apply -f web.yaml --wait --timeout 10m`,
     )
-    .action(async (opts: { filename?: string[]; recursive?: boolean; dryRun?: string | boolean }) => {
+    .action(async (opts: ApplyOptions) => {
       const dryRun = parseDryRun(opts.dryRun);
+      const timeoutMs = parseDuration(opts.timeout, '--timeout');
       const resolver = dryRun === 'client' ? ctx.offlineResolver() : ctx.resolver();
       const objects = await loadManifests(ctx, opts.filename ?? [], { recursive: opts.recursive, resolver });
       if (dryRun === 'client') {
         for (const m of objects) ctx.out(`${qualifiedSingular(m.kind)}/${m.name} valid${suffix(dryRun)}\n`);
         return;
       }
+      // Images on this machine are uploaded first; the template then names its image by digest alone.
+      if (dryRun === 'none') await uploadLocalImages(ctx, objects);
       const failures: string[] = [];
       for (const m of objects) {
         try {
@@ -97,5 +112,15 @@ Examples:
           },
         );
       }
+      if (opts.wait && dryRun === 'none')
+        await waitApplied(ctx, objects, { timeoutMs, timeoutText: opts.timeout });
     });
+}
+
+interface ApplyOptions {
+  filename?: string[];
+  recursive?: boolean;
+  dryRun?: string | boolean;
+  wait?: boolean;
+  timeout: string;
 }

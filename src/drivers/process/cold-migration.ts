@@ -20,6 +20,7 @@ import type {
 import { DomainNotFoundError, DriverError, MigrationError } from '../errors.ts';
 import { DomainPaths, type DomainRecord, readRecord } from './domain-record.ts';
 import { domainAlive } from './domain-state.ts';
+import { ensureRootfsMounted, removeRootfs } from './rootfs.ts';
 
 /** What of the driver a migration uses. */
 export interface MigrationHost {
@@ -50,6 +51,8 @@ export async function migrateOut(
     const rec = await readRecord(paths);
     if (!rec) throw new DomainNotFoundError(id, host.domainsDir);
     await host.stop(paths, rec, options.signal);
+    // After a reboot its overlay may not be mounted: the files go as the domain sees them.
+    await ensureRootfsMounted(rec.spec.image, paths, rec.disk, options.signal);
   });
   const stream = await transport.open(DOMAIN_DIR_LABEL, { signal: options.signal });
   try {
@@ -96,6 +99,7 @@ export async function migrateIn(
         await receiveDomainDir(stream, staging, options.signal);
         const moved = await readRecord(new DomainPaths(host.domainsDir, `${spec.id}.incoming`));
         if (!moved) throw new MigrationError(spec.id, 'the stream held no domain.json');
+        await removeRootfs(paths, options.signal);
         await rm(paths.dir, { recursive: true, force: true });
         await rename(staging, paths.dir);
         // Keep the moved rootfs, logs, ports (as preferences) and restart count; this host's run starts now.
@@ -106,6 +110,11 @@ export async function migrateIn(
             preparedDigest: spec.image.digest ?? moved.preparedDigest,
             run: undefined,
             identity: undefined,
+            disk: {
+              mode: 'Copy',
+              message:
+                'moved here from another host: its files arrived whole, not over an image of this host',
+            },
           },
           paths,
         );
@@ -146,7 +155,8 @@ function collectStderr(child: ReturnType<typeof spawn>): () => string {
 
 /** Sends `dir` (without its run/ state) down `stream` and half-closes it; resolves the bytes sent. */
 export async function sendDomainDir(dir: string, stream: Duplex, signal?: AbortSignal): Promise<number> {
-  const tar = spawn('tar', ['-C', dir, '-cf', '-', '--exclude=./run', '.'], {
+  // rootfs/ as the domain sees it (through its overlay mount, if any); the overlay's own layer stays.
+  const tar = spawn('tar', ['-C', dir, '-cf', '-', '--exclude=./run', '--exclude=./layer', '.'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     signal,
   });

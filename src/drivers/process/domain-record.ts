@@ -6,7 +6,9 @@
 // and the sandbox shows the domain its rootfs/ and nothing else of this tree.
 //
 //   <dataDir>/domains/<id>/domain.json
-//                          rootfs/            the copy of the template image; the service's files (its uid's)
+//                          rootfs/            the service's files (its uid's): an overlay mount of the image
+//                                             (read-only lower) and layer/upper, or a reflink or plain copy
+//                          layer/upper, layer/work   the domain's own overlay layer (its writes), root-only
 //                          logs/stdout.log, logs/stderr.log (+ .1 .. .N, rotated by size)
 //                          run/exit           exit status written by the supervisor (see supervisor.ts)
 //                          run/child.pid      the supervisor's child: bwrap (or the service, unsandboxed)
@@ -16,7 +18,7 @@
 
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DomainSpec, IsolationReport, LimitsReport } from '../driver.ts';
+import type { DiskReport, DomainSpec, IsolationReport, LimitsReport } from '../driver.ts';
 
 export interface RunRecord {
   /** The supervisor: leader of the domain's session and process group. */
@@ -52,6 +54,8 @@ export interface DomainRecord {
   restartCount: number;
   /** The domain's own uid/gid (leased machine-wide) when xenosd runs as root; kept for adoption. */
   identity?: { uid: number; gid: number };
+  /** How rootfs/ was made from the image (absent in records older than copy-on-write: a copy). */
+  disk?: DiskReport;
 }
 
 export class DomainPaths {
@@ -66,6 +70,10 @@ export class DomainPaths {
   }
   get rootfs(): string {
     return join(this.dir, 'rootfs');
+  }
+  /** The domain's own overlay layer (upper and work dirs) when rootfs/ is an overlay mount. */
+  get layer(): string {
+    return join(this.dir, 'layer');
   }
   get logs(): string {
     return join(this.dir, 'logs');

@@ -88,6 +88,7 @@ export async function describeDomain(
     endpoints: endpoints(rec, advertiseAddress),
   };
   if (rec.preparedDigest) info.imageDigest = rec.preparedDigest;
+  if (rec.disk) info.disk = rec.disk;
   const run = rec.run;
   if (!run) return info;
   info.pid = run.pid;

@@ -1,19 +1,41 @@
 // Preparing a process-driver domain's files (`driver.prepare`, and the first half of every start): its
-// directory, a copy of the image as its rootfs, its record; a no-op when the domain already holds this
-// image's digest. As root each domain gets its own uid and its rootfs is given to it.
+// directory, its rootfs made from the image copy-on-write where the host allows (rootfs.ts), its record;
+// a no-op when the domain already holds this image's digest (but an overlay is mounted again after a
+// reboot). As root each domain gets its own uid and its rootfs is given to it (through an overlay only
+// the metadata is copied up: the image's bytes stay shared).
 
 import { mkdir, stat } from 'node:fs/promises';
 import type { DomainSpec } from '../driver.ts';
 import { InvalidDomainSpecError, PrepareError } from '../errors.ts';
 import { chownTree, type Sandbox } from '../sandbox/sandbox.ts';
+import { type DiskModeChoice, type DiskModes, probeDiskModes } from './disk-modes.ts';
 import { type DomainPaths, type DomainRecord, readRecord, recordText, writeRecord } from './domain-record.ts';
 import { domainAlive } from './domain-state.ts';
-import { materializeRootfs } from './rootfs.ts';
+import { ensureRootfsMounted, materializeRootfs } from './rootfs.ts';
+
+/** How the driver makes rootfs: what the host allows (probed once) and what the operator chose. */
+export interface DiskContext {
+  modes(): Promise<DiskModes>;
+  choice: DiskModeChoice;
+}
+
+/** A DiskContext probing `domainsDir` on first use, once. */
+export function diskContext(domainsDir: string, choice: DiskModeChoice): DiskContext {
+  let probed: Promise<DiskModes> | undefined;
+  return {
+    modes: () => {
+      probed ??= probeDiskModes(domainsDir);
+      return probed;
+    },
+    choice,
+  };
+}
 
 export async function prepareDomainFiles(
   paths: DomainPaths,
   spec: DomainSpec,
   sandbox: Sandbox | undefined,
+  disks: DiskContext,
   signal?: AbortSignal,
 ): Promise<DomainRecord> {
   if (!spec.process?.command?.length) {
@@ -31,6 +53,14 @@ export async function prepareDomainFiles(
   );
   if (existing && rootfsThere && existing.preparedDigest === digest) {
     // Prepared already (a start right after its prepare, a restart): written again only if it changed.
+    try {
+      await ensureRootfsMounted(spec.image, paths, existing.disk, signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw new PrepareError(spec.id, `mounting its overlay again: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
     const stored = recordText(existing);
     existing.spec = spec;
     await ensureIdentity(existing, paths, false, sandbox);
@@ -43,14 +73,19 @@ export async function prepareDomainFiles(
       `it runs from image ${existing.preparedDigest || '(no digest)'} and the spec now asks for ${digest || '(no digest)'}; stop it before changing its image`,
     );
   }
+  let disk: DomainRecord['disk'];
   try {
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
-    await materializeRootfs(spec.image, paths.rootfs, signal);
+    disk = await materializeRootfs(spec.image, paths, await disks.modes(), disks.choice, signal);
   } catch (err) {
     if (signal?.aborted) throw err;
-    throw new PrepareError(spec.id, `copying image ${spec.image.path}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new PrepareError(
+      spec.id,
+      `making its files from image ${spec.image.path}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   const rec: DomainRecord = {
     version: 1,
@@ -61,6 +96,7 @@ export async function prepareDomainFiles(
     restartCount: existing?.restartCount ?? 0,
     run: existing?.run,
     identity: existing?.identity,
+    disk,
   };
   await ensureIdentity(rec, paths, true, sandbox);
   await writeRecord(paths, rec);

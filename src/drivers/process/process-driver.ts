@@ -39,16 +39,18 @@ import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { waitUntil } from '../wait-until.ts';
 import { type CgroupMode, Cgroups } from './cgroup.ts';
 import { type MigrationHost, migrateIn, migrateOut } from './cold-migration.ts';
+import type { DiskModeChoice } from './disk-modes.ts';
 import { DomainPaths, type DomainRecord, readRecord, writeRecord } from './domain-record.ts';
 import { describeDomain, domainAlive } from './domain-state.ts';
 import { execInDomain } from './exec-in-domain.ts';
-import { hostConditionsOf } from './host-conditions.ts';
+import { diskCondition, hostConditionsOf } from './host-conditions.ts';
 import { reapAllInterruptedLaunches } from './interrupted-launch.ts';
 import { launchDomain } from './launch-domain.ts';
 import { PortBook } from './port-book.ts';
-import { ensureIdentity, prepareDomainFiles } from './prepare-domain.ts';
+import { type DiskContext, diskContext, ensureIdentity, prepareDomainFiles } from './prepare-domain.ts';
 import { CLOCK_TICKS_PER_SECOND, readStat, residentBytes } from './proc.ts';
 import { descendants } from './process-tree.ts';
+import { removeRootfs } from './rootfs.ts';
 import { stopDomainTree } from './stop-domain.ts';
 import { DEFAULT_LOG_ROTATION, type LogRotation } from './supervisor.ts';
 
@@ -77,6 +79,9 @@ export interface ProcessDriverInit {
   path?: string;
   /** Size-based rotation of the domains' stdout/stderr logs. Default 10 MiB, 3 rotated files kept. */
   logRotation?: LogRotation;
+  /** How domains' files are made from their image: `auto` (default) takes the best copy-on-write way the
+   *  host allows (overlay, else reflink, else a plain copy); the others force a fallback. */
+  diskMode?: DiskModeChoice;
 }
 
 const DEFAULT_GRACE_MS = 10_000;
@@ -108,6 +113,8 @@ export class ProcessDriver implements Driver {
   private conditions: HostConditionFact[] = [];
   /** What the conditions last said of the sandbox. */
   private sandboxUsable?: boolean;
+  /** How domains' files are made (copy-on-write where the host allows, probed once). */
+  private readonly disks: DiskContext;
 
   constructor(components: ProcessDriverComponents, init: ProcessDriverInit) {
     this.log = components.log ?? silentLogger.root;
@@ -121,6 +128,7 @@ export class ProcessDriver implements Driver {
     this.path = init.path ?? DEFAULT_PATH;
     this.rotation = init.logRotation ?? DEFAULT_LOG_ROTATION;
     this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.domainsDir });
+    this.disks = diskContext(this.domainsDir, init.diskMode ?? 'auto');
   }
 
   async start(): Promise<void> {
@@ -167,7 +175,10 @@ export class ProcessDriver implements Driver {
     const mode: CgroupMode = this.cgroups
       ? await this.cgroups.detect()
       : { kind: 'none', reason: 'cgroups are turned off in this driver' };
-    this.conditions = hostConditionsOf(this.sandbox, status, mode);
+    this.conditions = [
+      ...hostConditionsOf(this.sandbox, status, mode),
+      diskCondition(await this.disks.modes(), this.disks.choice),
+    ];
   }
 
   private paths(id: string): DomainPaths {
@@ -200,7 +211,7 @@ export class ProcessDriver implements Driver {
   }
 
   private prepareLocked(spec: DomainSpec, signal?: AbortSignal): Promise<DomainRecord> {
-    return prepareDomainFiles(this.paths(spec.id), spec, this.sandbox, signal);
+    return prepareDomainFiles(this.paths(spec.id), spec, this.sandbox, this.disks, signal);
   }
 
   private ensureIdentity(rec: DomainRecord, paths: DomainPaths, freshRootfs: boolean): Promise<void> {
@@ -351,6 +362,8 @@ export class ProcessDriver implements Driver {
           { timeoutMs: this.killTimeoutMs, signal: options.signal },
         );
       }
+      // Its own layer only: the image below an overlay is the host's shared, read-only cache.
+      await removeRootfs(paths, options.signal);
       await rm(paths.dir, { recursive: true, force: true });
       await rm(`${paths.dir}.incoming`, { recursive: true, force: true });
       this.leases.release(paths.dir);

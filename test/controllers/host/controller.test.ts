@@ -1,11 +1,12 @@
 // The Host controller against a real (in-memory SQLite) store and a scripted membership (which passes
 // the real one's contract, test/cluster/membership-view.test.ts): its own Host is written when something
-// changes and never again while nothing does (no heartbeat); a verdict about itself is answered with its
-// own Ready=True; another host is marked NotReady only by the rendezvous owner, only once the membership
-// holds it dead and the owner's own probe fails, and only after this host has warmed up.
+// changes and never again while nothing does (no heartbeat); the images it holds are listed when that
+// set changes; a verdict about itself is answered with its own Ready=True; another host is marked
+// NotReady only by the rendezvous owner, only once the membership holds it dead and the owner's own
+// probe fails, and only after this host has warmed up.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HostController } from '../../../controllers/host/controller.ts';
+import { HostController, type HostFacts } from '../../../controllers/host/controller.ts';
 import { HostLiveness } from '../../../src/cluster/liveness.ts';
 import { Placement } from '../../../src/cluster/placement.ts';
 import { ownerOf } from '../../../src/cluster/rendezvous.ts';
@@ -28,7 +29,7 @@ beforeEach(() => {
 
 afterEach(() => store.close());
 
-function controllerFor(self: string) {
+function controllerFor(self: string, extra: () => Partial<HostFacts> = () => ({})) {
   const liveness = new HostLiveness(
     { store, now: () => now, membership: () => membership },
     { self, timeoutMs: 5000 },
@@ -37,7 +38,7 @@ function controllerFor(self: string) {
     {
       store,
       liveness,
-      facts: () => ({ peerId: peerOf(self), driver: 'process', drivers: ['process'] }),
+      facts: () => ({ peerId: peerOf(self), driver: 'process', drivers: ['process'], ...extra() }),
       allocations: new Placement({ store, liveness }),
     },
     { hostName: self },
@@ -68,6 +69,28 @@ describe('the Host controller', () => {
     now += 60_000;
     for (let i = 0; i < 5; i++) await controller.reconcile('a');
     expect(revision()).toBe(rev);
+  });
+
+  it('lists the images it holds, written when the set changes and only then', async () => {
+    const img = (n: number) => ({
+      digest: `sha256:${String(n).repeat(64)}`,
+      manifest: `sha256:${'f'.repeat(64)}`,
+      size: 4096 * n,
+    });
+    let images = [img(1)];
+    const { controller } = controllerFor('a', () => ({ images }));
+    await controller.reconcile('a');
+    expect(hostOf('a')?.status?.images).toEqual([img(1)]);
+    const rev = revision();
+    await controller.reconcile('a');
+    expect(revision()).toBe(rev);
+    images = [img(1), img(2)];
+    await controller.reconcile('a');
+    expect(hostOf('a')?.status?.images).toEqual([img(1), img(2)]);
+    expect(revision()).toBeGreaterThan(rev);
+    images = [];
+    await controller.reconcile('a');
+    expect(hostOf('a')?.status?.images).toEqual([]);
   });
 
   it('answers a verdict about itself with its own Ready=True', async () => {

@@ -1,6 +1,8 @@
 // The ServiceTemplate controller with the real store and the real image cache: a template is Ready when
 // its image is imported and digest-checked; a wrong digest stalls it with both digests; a missing
-// source is retried until it appears; a relative path is refused with what to do.
+// source is retried until it appears; a relative path is refused with what to do. An image named by digest
+// alone is Ready when this host holds it, or when a live host lists it in Host.status.images (no pull
+// unless the host should hold it ahead of need), and otherwise says that no host holds it.
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -114,5 +116,55 @@ describe('ServiceTemplate controller', () => {
     await untilTemplate('Stalled', () => getCondition(statusOf('t'), 'Stalled')?.status === 'True');
     expect(getCondition(statusOf('t'), 'Stalled')).toMatchObject({ reason: 'RelativeImagePath' });
     expect(getCondition(statusOf('t'), 'Stalled')!.message).toContain('xenosctl apply -f');
+  });
+
+  it('an image named by digest alone is Ready once a live host holds it, and says no host does until then', async () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    apply('t', { digest });
+    await untilTemplate('NoHolder', () => getCondition(statusOf('t'), 'ImageReady')?.reason === 'NoHolder');
+    expect(statusOf('t').phase).toBe('Pending');
+    expect(getCondition(statusOf('t'), 'ImageReady')!.message).toContain('xenosctl image push');
+    store.create({
+      apiVersion: 'xenos.io/v1alpha1',
+      kind: 'Host',
+      metadata: { name: 'host-b' },
+      spec: {},
+    });
+    const h = store.get({ kind: 'Host', namespace: '', name: 'host-b' })!;
+    store.update(
+      {
+        ...h,
+        status: {
+          conditions: [
+            {
+              type: 'Ready',
+              status: 'True',
+              reason: 'HostRunning',
+              message: '',
+              lastTransitionTime: new Date().toISOString(),
+            },
+          ],
+          images: [{ digest, manifest: `sha256:${'cd'.repeat(32)}`, size: 10 }],
+        },
+      },
+      { subresource: 'status' },
+    );
+    // The template changes so the controller looks again at once (its resync would, later).
+    const t = store.get({ kind: 'ServiceTemplate', namespace: 'default', name: 't' })!;
+    store.update({ ...t, metadata: { ...t.metadata, labels: { touched: 'yes' } } });
+    await untilTemplate('Ready', () => getCondition(statusOf('t'), 'Ready')?.status === 'True');
+    expect(getCondition(statusOf('t'), 'ImageReady')).toMatchObject({ reason: 'Available' });
+    expect(getCondition(statusOf('t'), 'ImageReady')!.message).toContain('host-b');
+    expect(statusOf('t').digest).toBe(digest);
+  });
+
+  it('an image named by digest alone that this host holds is Ready with its size', async () => {
+    apply('src', { path: imageDir() });
+    await untilTemplate('Ready', () => getCondition(statusOf('src'), 'Ready')?.status === 'True');
+    const { digest, size } = statusOf('src');
+    apply('t', { digest });
+    await untilTemplate('Ready', () => getCondition(statusOf('t'), 'Ready')?.status === 'True');
+    expect(statusOf('t')).toMatchObject({ digest, size, phase: 'Ready' });
+    expect(getCondition(statusOf('t'), 'ImageReady')!.message).toContain('is on host host-a');
   });
 });

@@ -1,0 +1,306 @@
+// The holder's side of `/xenos/image/1.0.0` (protocol.ts): answers manifest, have and chunk requests from
+// this host's image store, complete images and partial ones alike (a host serves the chunks it has while
+// it still pulls the rest). Chunks are read verified from the store and sent in frames under the upload
+// cap (`--image-upload-rate`), never queueing more than MAX_QUEUED_BYTES in the stream; `maxSending`
+// chunks go at once (each held in memory while it is sent), the next requests wait their turn, and beyond
+// `maxServing` taken a puller is told Busy and asks another holder. Requests that do not parse, are too
+// large or too slow are refused and counted by reason.
+
+import type { Connection, Stream } from '@libp2p/interface';
+import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
+import type { ImageStore } from '../../images/image-store.ts';
+import { manifestDigest } from '../../images/manifest.ts';
+import { type Log, silentLogger } from '../../log/logger.ts';
+import { RefusalCounter } from '../../metrics/refusals.ts';
+import type { ProtocolNode } from '../../p2p/protocol-node.ts';
+import { waitForRoom } from '../../p2p/stream-flow.ts';
+import {
+  type ErrorCode,
+  encodeFrame,
+  IMAGE_PROTOCOL,
+  ImageProtocolError,
+  type ImageRequest,
+  MAX_FRAME_BYTES,
+  MAX_HEADER_BYTES,
+  MAX_REQUEST_BYTES,
+  parseRequest,
+} from './protocol.ts';
+import { type TokenBucket, throttle } from './token-bucket.ts';
+
+/** What may wait in a stream's send queue before the server waits (see stream-flow.ts). */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+
+export const SERVE_REFUSAL_REASONS = ['malformed', 'too_large', 'timeout'] as const;
+export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
+
+export interface ImageServerComponents {
+  node: ProtocolNode;
+  store: Pick<ImageStore, 'manifest' | 'haveBitmap' | 'readChunk'>;
+  /** The upload cap; none: as fast as the link goes. */
+  uploadBucket?: TokenBucket;
+  log?: Log;
+}
+
+export interface ImageServerInit {
+  /** Chunk requests taken at once, sending or waiting for a send slot; beyond, pullers are told Busy.
+   *  Default 32. */
+  maxServing?: number;
+  /** Chunks sent at once (each is held in memory while it goes); the others wait their turn. Default 4. */
+  maxSending?: number;
+  /** A request must arrive within this (ms). Default 10 s. */
+  requestTimeoutMs?: number;
+  /** A puller that takes no bytes for this long (ms) is given up on. Default 30 s. */
+  idleTimeoutMs?: number;
+  /** Hash every chunk again as it is read from disk, so a blob damaged here is never sent (the chunk is
+   *  answered ChunkNotHeld). Default true; pullers check every chunk anyway. */
+  verifyChunks?: boolean;
+}
+
+export class ImageServer {
+  readonly refusals: RefusalCounter<ServeRefusalReason>;
+  readonly #node: ProtocolNode;
+  readonly #store: Pick<ImageStore, 'manifest' | 'haveBitmap' | 'readChunk'>;
+  readonly #bucket: TokenBucket | undefined;
+  readonly #log: Log;
+  readonly #maxServing: number;
+  readonly #requestTimeoutMs: number;
+  readonly #idleTimeoutMs: number;
+  readonly #verify: boolean;
+  #serving = 0;
+  readonly #maxSending: number;
+  #sending = 0;
+  readonly #waiting: (() => void)[] = [];
+  /** Chunk bytes sent, for the metrics and the tests. */
+  bytesSent = 0;
+  /** Chunks found damaged on this host's disk when asked for (not sent). */
+  damagedChunks = 0;
+  readonly #damagedSeen = new Set<string>();
+  #stop = new AbortController();
+  #running = false;
+
+  constructor(components: ImageServerComponents, init: ImageServerInit = {}) {
+    this.#node = components.node;
+    this.#store = components.store;
+    this.#bucket = components.uploadBucket;
+    this.#log = components.log ?? silentLogger.root;
+    this.#maxServing = init.maxServing ?? 32;
+    this.#maxSending = init.maxSending ?? 4;
+    this.#requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.#verify = init.verifyChunks ?? true;
+    this.refusals = new RefusalCounter({
+      name: 'xenos_image_requests_refused_total',
+      help: 'Image-protocol requests from peers refused before they were served, by reason.',
+      reasons: SERVE_REFUSAL_REASONS,
+      log: this.#log,
+    });
+  }
+
+  /** Chunks being sent now. */
+  get serving(): number {
+    return this.#serving;
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#stop = new AbortController();
+    await this.#node.handle(IMAGE_PROTOCOL, (stream, connection) => void this.#serve(stream, connection), {
+      maxInboundStreams: 64,
+      maxOutboundStreams: 64,
+    });
+    this.#running = true;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#stop.abort(new Error('image server stopping'));
+    await this.#node.unhandle(IMAGE_PROTOCOL);
+  }
+
+  async #serve(stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString();
+    const gone = new AbortController();
+    const onClose = () => gone.abort(new Error(`peer ${from} closed the image stream`));
+    stream.addEventListener('close', onClose);
+    const signal = AbortSignal.any([gone.signal, this.#stop.signal]);
+    const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES });
+    let request: ImageRequest;
+    try {
+      const raw = await lp.read({
+        signal: AbortSignal.any([signal, AbortSignal.timeout(this.#requestTimeoutMs)]),
+      });
+      request = parseRequest(raw.subarray());
+    } catch (err) {
+      stream.removeEventListener('close', onClose);
+      this.#refuse(err as Error, from, signal);
+      if (err instanceof ImageProtocolError) {
+        await this.#answerError(stream, lp, 'BadRequest', err.message).catch(() => {});
+      } else stream.abort(err as Error);
+      return;
+    }
+    let chunk = false;
+    let release = () => {};
+    try {
+      if (request.op === 'chunk') {
+        if (this.#serving >= this.#maxServing) {
+          await this.#answerError(
+            stream,
+            lp,
+            'Busy',
+            `serving ${this.#serving} chunks already; ask another holder`,
+          );
+          return;
+        }
+        chunk = true;
+        this.#serving++;
+        release = await this.#sendSlot(signal);
+      }
+      await this.#answer(stream, lp, request, signal);
+    } catch (err) {
+      if (!gone.signal.aborted && !this.#stop.signal.aborted)
+        this.#log.warn(
+          { err, peer: from },
+          `serving ${request.op} of ${request.digest} to ${from} failed: ${(err as Error).message}`,
+        );
+      stream.abort(err as Error);
+    } finally {
+      release();
+      if (chunk) this.#serving--;
+      stream.removeEventListener('close', onClose);
+    }
+  }
+
+  /**
+   * Waits for one of `maxSending` send slots (first come, first served) and returns its release. A few
+   * chunks sent at full speed each finish — and can be passed on by their pullers — sooner than many sent
+   * at a fraction of it, as BitTorrent's few upload slots do.
+   */
+  async #sendSlot(signal: AbortSignal): Promise<() => void> {
+    const release = () => {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#sending--;
+    };
+    if (this.#sending < this.#maxSending) {
+      this.#sending++;
+      return release;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const go = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        this.#waiting.splice(this.#waiting.indexOf(go), 1);
+        reject(signal.reason);
+      };
+      this.#waiting.push(go);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    return release;
+  }
+
+  async #answer(
+    stream: Stream,
+    lp: LengthPrefixedStream<Stream>,
+    request: ImageRequest,
+    signal: AbortSignal,
+  ) {
+    const { digest } = request;
+    const manifest = await this.#store.manifest(digest);
+    if (!manifest) return this.#answerError(stream, lp, 'NotHeld', `this host holds no image ${digest}`);
+    const held = manifestDigest(manifest);
+    let body: Uint8Array;
+    if (request.op === 'manifest') body = manifest;
+    else if (request.op === 'have') {
+      const have = await this.#store.haveBitmap(digest);
+      if (!have) return this.#answerError(stream, lp, 'NotHeld', `this host holds no image ${digest}`);
+      body = have;
+    } else {
+      if (request.manifest !== held)
+        return this.#answerError(
+          stream,
+          lp,
+          'ManifestMismatch',
+          `this host holds ${digest} cut by manifest ${held}, not ${request.manifest}`,
+        );
+      const bytes = await this.#store.readChunk(digest, request.index, { signal, verify: this.#verify });
+      if (!bytes) {
+        const damaged = await this.#damaged(digest, request.index);
+        return this.#answerError(
+          stream,
+          lp,
+          'ChunkNotHeld',
+          damaged
+            ? `chunk ${request.index} of ${digest} is damaged on this host; ask another holder`
+            : `this host does not hold chunk ${request.index} of ${digest} (yet)`,
+        );
+      }
+      body = bytes;
+    }
+    await lp.write(
+      encodeFrame({ ok: true, manifest: held, length: body.byteLength }, MAX_HEADER_BYTES, 'the header'),
+      {
+        signal,
+      },
+    );
+    for (let at = 0; at < body.byteLength; at += MAX_FRAME_BYTES) {
+      const frame = body.subarray(at, at + MAX_FRAME_BYTES);
+      if (request.op === 'chunk') await throttle(this.#bucket, frame.byteLength, signal);
+      await waitForRoom(
+        stream,
+        MAX_QUEUED_BYTES,
+        AbortSignal.any([signal, AbortSignal.timeout(this.#idleTimeoutMs)]),
+      );
+      await lp.write(frame, { signal });
+      if (request.op === 'chunk') this.bytesSent += frame.byteLength;
+    }
+    await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.#idleTimeoutMs)]) });
+  }
+
+  /** A chunk the have bitmap lists that no longer reads back as its manifest says: the disk changed it.
+   *  Said once per chunk (and counted), so the operator learns of it; it is never sent. */
+  async #damaged(digest: string, index: number): Promise<boolean> {
+    const have = await this.#store.haveBitmap(digest);
+    if (!have || (have[index >> 3] & (1 << (index & 7))) === 0) return false;
+    const key = `${digest} ${index}`;
+    if (!this.#damagedSeen.has(key)) {
+      this.#damagedSeen.add(key);
+      this.damagedChunks++;
+      this.#log.warn(
+        { digest, index },
+        `chunk ${index} of image ${digest} is damaged on this host (its bytes no longer match the manifest); ` +
+          'it is not served, peers get it from other holders; remove the image (it is pulled again when needed)',
+      );
+    }
+    return true;
+  }
+
+  async #answerError(stream: Stream, lp: LengthPrefixedStream<Stream>, code: ErrorCode, message: string) {
+    const signal = AbortSignal.timeout(this.#requestTimeoutMs);
+    await lp.write(encodeFrame({ error: { code, message } }, MAX_HEADER_BYTES, 'the error'), { signal });
+    await stream.close({ signal });
+  }
+
+  #refuse(err: Error, from: string, signal: AbortSignal): void {
+    if (signal.aborted) return; // the peer left or this host stops: nothing to count
+    const name = err.name;
+    if (err instanceof ImageProtocolError)
+      this.refusals.count('malformed', `request from ${from}: ${err.message}`);
+    else if (
+      name === 'InvalidDataLengthError' ||
+      name === 'InvalidMessageLengthError' ||
+      name === 'InvalidDataLengthLengthError'
+    )
+      this.refusals.count('too_large', `request from ${from}: over the ${MAX_REQUEST_BYTES}-byte cap`);
+    else if (name === 'TimeoutError' || name === 'AbortError')
+      this.refusals.count(
+        'timeout',
+        `request from ${from}: not received within ${this.#requestTimeoutMs} ms`,
+      );
+    else this.#log.debug({ err, peer: from }, `image request from ${from} failed: ${err.message}`);
+  }
+}

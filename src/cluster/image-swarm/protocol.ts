@@ -1,0 +1,115 @@
+// The wire form of `/xenos/image/1.0.0`, the stream protocol hosts pull image chunks over. One stream per
+// request, every message a length-prefixed frame (unsigned varint, as @libp2p/utils' lpStream frames it):
+//
+//   puller → holder: one JSON request (≤ 1 KiB)
+//       {"op":"manifest","digest":D}                 the manifest's exact bytes
+//       {"op":"have","digest":D}                     the holder's have bitmap (bit i&7 of byte i>>3)
+//       {"op":"chunk","digest":D,"manifest":M,"index":i}   chunk i of the blob cut by manifest M
+//   holder → puller: one JSON header (≤ 4 KiB)
+//       {"ok":true,"manifest":M,"length":L}           then L bytes in data frames of 1..256 KiB, then close
+//       {"error":{"code":C,"message":"..."}}          then close; C is one of ERROR_CODES
+//
+// Connections are the cluster's (cluster key, Noise), so the holder is a host of the cluster, but nothing
+// it sends is believed: a manifest is taken only when it hashes to the manifest digest a holder published
+// in the replicated store, a chunk only when it hashes to its manifest entry, and every length is checked
+// against the manifest before a byte is read. Requests are capped at 1 KiB and refused unless they parse.
+
+import { DIGEST_PATTERN } from '../../images/digest.ts';
+
+export const IMAGE_PROTOCOL = '/xenos/image/1.0.0';
+export const MAX_REQUEST_BYTES = 1024;
+export const MAX_HEADER_BYTES = 4 * 1024;
+/** Data frames carry at most this much: small enough to interleave streams, large enough to amortise. */
+export const MAX_FRAME_BYTES = 256 * 1024;
+
+export const ERROR_CODES = [
+  /** The holder has no such image (or it is being removed). */
+  'NotHeld',
+  /** The holder has the image but not this chunk yet (a partial holder), or its manifest is another. */
+  'ChunkNotHeld',
+  'ManifestMismatch',
+  /** The holder serves as many streams as it will at once: ask another, or again later. */
+  'Busy',
+  'BadRequest',
+  'Internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export type ImageRequest =
+  | { op: 'manifest'; digest: string }
+  | { op: 'have'; digest: string }
+  | { op: 'chunk'; digest: string; manifest: string; index: number };
+
+export type ReplyHeader =
+  | { ok: true; manifest: string; length: number }
+  | { error: { code: ErrorCode; message: string } };
+
+/** A request or header that is not what the protocol allows. */
+export class ImageProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageProtocolError';
+  }
+}
+
+const MAX_INDEX = 2 ** 31 - 1;
+
+export function encodeFrame(value: unknown, max: number, what: string): Uint8Array {
+  const bytes = Buffer.from(JSON.stringify(value), 'utf8');
+  if (bytes.byteLength > max)
+    throw new ImageProtocolError(`${what} is ${bytes.byteLength} bytes, over the cap of ${max}`);
+  return bytes;
+}
+
+function decodeObject(bytes: Uint8Array, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw new ImageProtocolError(`${what} is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ImageProtocolError(`${what} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/** A request's shape, or ImageProtocolError naming what is wrong with it. */
+export function parseRequest(bytes: Uint8Array): ImageRequest {
+  if (bytes.byteLength > MAX_REQUEST_BYTES)
+    throw new ImageProtocolError(
+      `request of ${bytes.byteLength} bytes, over the cap of ${MAX_REQUEST_BYTES}`,
+    );
+  const r = decodeObject(bytes, 'the request');
+  const digest = r.digest;
+  if (typeof digest !== 'string' || !DIGEST_PATTERN.test(digest))
+    throw new ImageProtocolError('request: digest must be sha256:<64 lower-case hex>');
+  if (r.op === 'manifest' || r.op === 'have') return { op: r.op, digest };
+  if (r.op !== 'chunk') throw new ImageProtocolError('request: op must be manifest, have or chunk');
+  const { manifest, index } = r;
+  if (typeof manifest !== 'string' || !DIGEST_PATTERN.test(manifest))
+    throw new ImageProtocolError('request: manifest must be sha256:<64 lower-case hex>');
+  if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > MAX_INDEX)
+    throw new ImageProtocolError(`request: index must be an integer 0..${MAX_INDEX}`);
+  return { op: 'chunk', digest, manifest, index };
+}
+
+/** A reply header's shape, or ImageProtocolError. `maxLength` bounds what the puller will read. */
+export function parseHeader(bytes: Uint8Array, maxLength: number, from: string): ReplyHeader {
+  if (bytes.byteLength > MAX_HEADER_BYTES)
+    throw new ImageProtocolError(`the answer of ${from} is over ${MAX_HEADER_BYTES} bytes`);
+  const h = decodeObject(bytes, `the answer of ${from}`);
+  if (h.ok === true) {
+    const { manifest, length } = h;
+    if (typeof manifest !== 'string' || !DIGEST_PATTERN.test(manifest))
+      throw new ImageProtocolError(`the answer of ${from} names no manifest digest`);
+    if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0 || length > maxLength)
+      throw new ImageProtocolError(
+        `the answer of ${from} announces ${length} bytes, more than the ${maxLength} expected`,
+      );
+    return { ok: true, manifest, length };
+  }
+  const e = h.error as { code?: unknown; message?: unknown } | undefined;
+  if (e && ERROR_CODES.includes(e.code as ErrorCode) && typeof e.message === 'string')
+    return { error: { code: e.code as ErrorCode, message: e.message.slice(0, 1024) } };
+  throw new ImageProtocolError(`the answer of ${from} is neither {ok} nor {error}`);
+}
