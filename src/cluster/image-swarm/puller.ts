@@ -103,12 +103,7 @@ export class ImagePull {
 
   async run(signal: AbortSignal): Promise<ImportedImage> {
     const { digest } = this;
-    const expected = this.#c.holders.expectedManifest(digest);
-    if (!expected)
-      throw new NoHoldersError(
-        digest,
-        'no host lists it in Host.status.images; upload it first (xenosctl image push)',
-      );
+    const expected = await this.#expectedManifest(signal);
     this.#manifestDigest = expected;
     const manifestBytes = await fetchManifest(
       { store: this.#c.store, holders: this.#c.holders, client: this.#c.client },
@@ -175,6 +170,22 @@ export class ImagePull {
     }
     if (this.#fatal) throw this.#fatal;
     return this.#partial.complete(signal);
+  }
+
+  /** The manifest digest the holders list; waited for up to the stall timeout, as the Host objects of
+   *  hosts that have just got the image (an upload, a download) may not have reached this host yet. */
+  async #expectedManifest(signal: AbortSignal): Promise<string> {
+    const until = Date.now() + (this.#init.stallTimeoutMs ?? 60_000);
+    for (;;) {
+      const expected = this.#c.holders.expectedManifest(this.digest);
+      if (expected) return expected;
+      if (Date.now() >= until)
+        throw new NoHoldersError(
+          this.digest,
+          'no host lists it in Host.status.images; upload it first (xenosctl image push)',
+        );
+      await sleepUntil(new Promise(() => {}), 500, signal);
+    }
   }
 
   /** Looks for holders not in the pull (`holders`: the store's at once, the DHT's in the background), and
