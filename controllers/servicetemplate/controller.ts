@@ -265,7 +265,7 @@ function templateSteps(
       summariseReady(s, generation, {
         dependsOn: [IMAGE_READY],
         readyReason: 'Ready',
-        readyMessage: `the image is on host ${host}`,
+        readyMessage: `the image is available to host ${host}`,
       }),
     event,
   };
