@@ -131,7 +131,11 @@ try {
         const fresh = join(dir, `image-${r}.bin`);
         await writeFile(fresh, randomBytes(size));
         const digest = await swarm.push(fresh);
-        t = await swarm.pullAll(digest, timeoutMs);
+        const pulled = await swarm.pullAll(digest, timeoutMs);
+        t = pulled.seconds;
+        console.log(
+          `  swarm run ${r + 1}: the most peers sending to each host at once: ${pulled.maxHolders.join(' ')}`,
+        );
       } else {
         t = await oneSourceCopy(lab, seed, others, file, sha256, timeoutMs);
       }

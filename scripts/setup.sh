@@ -10,9 +10,10 @@
 #   ip        iproute2: the network-namespace tests
 #   curl      curl: the README's examples
 #   qemu-img  qemu-utils: copy-on-write qcow2 disks over a template's disk image (src/drivers/qcow2-overlay.ts)
+#   mkfs.xfs  xfsprogs: the reflink test (a loop-mounted XFS, test/drivers/copy-on-write.test.ts)
 set -eu
 
-NEEDED="bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2 curl:curl qemu-img:qemu-utils"
+NEEDED="bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2 curl:curl qemu-img:qemu-utils mkfs.xfs:xfsprogs"
 
 missing=""
 for pair in $NEEDED; do

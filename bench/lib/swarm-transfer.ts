@@ -20,6 +20,14 @@ interface PullState {
   done?: boolean;
   error?: { reason: string; message: string };
   percent?: number;
+  holders?: number;
+}
+
+/** One pull across the hosts: the seconds until the last held the image, and the most peers any host
+ *  said were sending to it at once (a swarm that works shows more than 1). */
+export interface SwarmRun {
+  seconds: number;
+  maxHolders: number[];
 }
 
 export class SwarmLab {
@@ -98,17 +106,19 @@ export class SwarmLab {
     return digest;
   }
 
-  /** Asks every host to pull `digest` at once; resolves the seconds until the last holds it. */
-  async pullAll(digest: string, timeoutMs: number): Promise<number> {
+  /** Asks every host to pull `digest` at once; resolves when the last holds it. */
+  async pullAll(digest: string, timeoutMs: number): Promise<SwarmRun> {
     const start = Date.now();
     const states = await Promise.all(this.hosts.map((h) => this.#call(h, 'POST', PULLS, { digest })));
     const doneAt = this.hosts.map((_, i) => (states[i].done ? Date.now() : undefined));
+    const maxHolders = this.hosts.map(() => 0);
     await this.#until(
       async () => {
         await Promise.all(
           this.hosts.map(async (h, i) => {
             if (doneAt[i] !== undefined) return;
             const s = await this.#call(h, 'GET', `${PULLS}/${digest}`);
+            maxHolders[i] = Math.max(maxHolders[i], s.holders ?? 0);
             if (s.error) throw new Error(`${h.name} failed to pull: ${s.error.message} (${s.error.reason})`);
             if (s.done) doneAt[i] = Date.now();
           }),
@@ -119,7 +129,7 @@ export class SwarmLab {
       timeoutMs,
       true,
     );
-    return (Math.max(...(doneAt as number[])) - start) / 1000;
+    return { seconds: (Math.max(...(doneAt as number[])) - start) / 1000, maxHolders };
   }
 
   async #call(h: ClusterHost, method: string, path: string, body?: unknown): Promise<PullState> {

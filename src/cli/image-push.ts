@@ -11,16 +11,23 @@ import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { XenosClient } from '../client/client.ts';
-import { ApiStatusError } from '../client/errors.ts';
+import { ApiStatusError, ConnectionError, TimeoutError } from '../client/errors.ts';
 import { packDirectory } from '../images/canonical-tar.ts';
 import { CliError } from './errors.ts';
 
 const UPLOADS = '/apis/images.xenos.io/v1/uploads';
-/** Bytes per PATCH: a broken connection costs at most this much again. */
-export const PIECE_BYTES = 64 * 1024 * 1024;
-/** The longest one piece may take (64 MiB at ~100 KiB/s). */
-const PIECE_TIMEOUT_MS = 15 * 60_000;
+/** Bytes per PATCH: a broken connection costs at most this much again, and a piece stays well within the
+ *  host's 5-minute limit on one request (16 MiB in 134 s at 1 Mbit/s). */
+export const PIECE_BYTES = 16 * 1024 * 1024;
+/** The longest one piece may take: the host's own limit on one request (Node's requestTimeout). */
+const PIECE_TIMEOUT_MS = 5 * 60_000;
+/** The longest the host may take to check and store a finished upload (a large directory is extracted
+ *  and digested). */
+const FINISH_TIMEOUT_MS = 60 * 60_000;
+/** Broken connections survived in one push (each resumes where the host stands). */
+const MAX_RETRIES = 8;
 
 export interface PushedImage {
   digest: string;
@@ -154,6 +161,7 @@ export async function pushImage(
   }
   const { upload } = begun.body as { upload: string; offset: number };
   let offset = (begun.body as { offset: number }).offset;
+  let retries = 0;
   opts.onProgress?.(offset, blob.size);
   while (offset < blob.size) {
     const it = blob.from(offset)[Symbol.asyncIterator]();
@@ -176,8 +184,14 @@ export async function pushImage(
         opts.onProgress?.(offset, blob.size);
       }
     } catch (err) {
-      // The host stands elsewhere (another push of the same blob ran meanwhile): go on from there.
-      if (!(err instanceof ApiStatusError && err.code === 416)) throw err;
+      // The host stands elsewhere (another push of the same blob ran meanwhile), or the connection broke
+      // mid-piece (the host keeps what arrived): ask where it stands and go on from there.
+      // A broken request may still hold the upload on the host for a moment (409): wait, then ask.
+      const elsewhere = err instanceof ApiStatusError && err.code === 416;
+      const busy = err instanceof ApiStatusError && err.code === 409;
+      const broken = (err instanceof ConnectionError || err instanceof TimeoutError) && !opts.signal?.aborted;
+      if (!(elsewhere || ((broken || busy) && ++retries <= MAX_RETRIES))) throw err;
+      if (busy) await sleep(200 * retries, undefined, { signal: opts.signal });
       offset = (await client.request<{ offset: number }>('GET', upload, { signal: opts.signal })).offset;
     } finally {
       await it.return?.();
@@ -185,7 +199,7 @@ export async function pushImage(
   }
   const finished = await client.exchange<Finished>('PUT', upload, {
     signal: opts.signal,
-    timeoutMs: PIECE_TIMEOUT_MS,
+    timeoutMs: FINISH_TIMEOUT_MS,
   });
   return done(finished.body, true);
 }

@@ -28,13 +28,15 @@ import {
 } from './image-entry.ts';
 import { addBlob } from './legacy-entry.ts';
 import {
+  type BlobCut,
   chunkRange,
+  cutBlob,
   DEFAULT_CHUNK_SIZE,
   encodeManifest,
   type ImageKind,
   type ImageManifest,
   manifestDigest,
-  manifestOfFile,
+  manifestOf,
   parseManifest,
   sha256Hex,
 } from './manifest.ts';
@@ -78,6 +80,8 @@ export interface StagedBlob {
   expectedDigest?: string;
   /** sha256 of the blob, when already known (uploads, downloads). */
   blobDigest?: string;
+  /** The blob already cut into chunks (an upload, hashed once as it was checked). */
+  cut?: BlobCut;
 }
 
 export class ImageStore {
@@ -163,7 +167,11 @@ export class ImageStore {
       const existing = await this.get(digest);
       if (existing) return existing;
       const blob = join(dir, FILES.blob);
-      const manifest = await manifestOfFile(blob, digest, staged.kind, { chunkSize: this.chunkSize, signal });
+      const cut =
+        staged.cut?.chunkSize === this.chunkSize
+          ? staged.cut
+          : await cutBlob(blob, { chunkSize: this.chunkSize, signal });
+      const manifest = manifestOf(cut, digest, staged.kind);
       await writeFileAtomic(join(dir, FILES.manifest), encodeManifest(manifest));
       await HaveBitmap.full(manifest.chunks.length).save(join(dir, FILES.have));
       const meta: ImageMeta = {
@@ -171,8 +179,7 @@ export class ImageStore {
         kind: staged.kind,
         size,
         blobSize: manifest.size,
-        blobDigest:
-          staged.blobDigest ?? (staged.kind === 'file' ? digest : `sha256:${await sha256File(blob, signal)}`),
+        blobDigest: staged.blobDigest ?? `sha256:${cut.sha256}`,
         source: staged.source,
         importedAt: new Date().toISOString(),
       };

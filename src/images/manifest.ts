@@ -117,14 +117,22 @@ export function parseManifest(bytes: Uint8Array, source = 'manifest'): ImageMani
   return manifest;
 }
 
-/** The manifest of the blob file at `path`: reads it once, chunk by chunk. */
-export async function manifestOfFile(
+/** A blob file cut into chunks in one read: its size, each chunk's SHA-256 and the whole file's. */
+export interface BlobCut {
+  size: number;
+  chunkSize: number;
+  chunks: string[];
+  /** Hex SHA-256 of the whole blob. */
+  sha256: string;
+}
+
+/** Reads the blob file at `path` once, hashing each chunk and the whole. */
+export async function cutBlob(
   path: string,
-  digest: string,
-  kind: ImageKind,
   opts: { chunkSize?: number; signal?: AbortSignal } = {},
-): Promise<ImageManifest> {
+): Promise<BlobCut> {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const whole = createHash('sha256');
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
@@ -139,12 +147,35 @@ export async function manifestOfFile(
         const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - done), offset + done);
         if (bytesRead === 0) throw new Error(`${path} shrank while it was being read`);
         hash.update(buf.subarray(0, bytesRead));
+        whole.update(buf.subarray(0, bytesRead));
         done += bytesRead;
       }
       chunks.push(hash.digest('hex'));
     }
-    return { apiVersion: MANIFEST_API_VERSION, digest, kind, size, chunkSize, chunks };
+    return { size, chunkSize, chunks, sha256: whole.digest('hex') };
   } finally {
     await fh.close();
   }
+}
+
+/** The manifest of image `digest` whose blob was cut as `cut`. */
+export function manifestOf(cut: BlobCut, digest: string, kind: ImageKind): ImageManifest {
+  return {
+    apiVersion: MANIFEST_API_VERSION,
+    digest,
+    kind,
+    size: cut.size,
+    chunkSize: cut.chunkSize,
+    chunks: cut.chunks,
+  };
+}
+
+/** The manifest of the blob file at `path`: reads it once, chunk by chunk. */
+export async function manifestOfFile(
+  path: string,
+  digest: string,
+  kind: ImageKind,
+  opts: { chunkSize?: number; signal?: AbortSignal } = {},
+): Promise<ImageManifest> {
+  return manifestOf(await cutBlob(path, opts), digest, kind);
 }

@@ -10,7 +10,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { parseDigest, sha256File } from './digest.ts';
+import { parseDigest } from './digest.ts';
 import {
   BlobMismatchError,
   ImageTooLargeError,
@@ -21,7 +21,7 @@ import {
 } from './errors.ts';
 import { FILES, type ImportedImage } from './image-entry.ts';
 import type { ImageStore } from './image-store.ts';
-import type { ImageKind } from './manifest.ts';
+import { cutBlob, type ImageKind } from './manifest.ts';
 
 export const DEFAULT_ABANDON_AFTER_MS = 3600_000;
 
@@ -158,7 +158,9 @@ export class UploadSessions {
       const dir = this.#dir(digest);
       const data = join(dir, 'data');
       if (state.offset !== state.size) throw new UploadIncompleteError(digest, state.offset, state.size);
-      const actual = `sha256:${await sha256File(data, signal)}`;
+      // One read: the whole blob's hash to check it, each chunk's for its manifest.
+      const cut = await cutBlob(data, { chunkSize: this.#store.chunkSize, signal });
+      const actual = `sha256:${cut.sha256}`;
       if (actual !== digest) {
         await rm(dir, { recursive: true, force: true });
         throw new BlobMismatchError(digest, `the ${state.size} bytes received hash to ${actual}`);
@@ -168,7 +170,7 @@ export class UploadSessions {
       await rm(dir, { recursive: true, force: true });
       const known = state.kind === 'file' ? { digest, size: state.size } : {};
       return this.#store.commit(
-        { dir: staging, kind: state.kind, source: `upload ${digest}`, blobDigest: digest, ...known },
+        { dir: staging, kind: state.kind, source: `upload ${digest}`, blobDigest: digest, cut, ...known },
         signal,
       );
     });

@@ -18,6 +18,7 @@ import { directoryDigest } from '../../src/images/digest.ts';
 import { SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import { seedInstanceToken } from '../daemon/instance-token.ts';
 import { removeDataDir, startXenosd, tempDataDir, type XenosdProcess } from '../daemon/xenosd-process.ts';
+import { until } from '../wait.ts';
 import { killAllCtl, xenosctl } from './run-xenosctl.ts';
 
 const UPLOADS = '/apis/images.xenos.io/v1/uploads';
@@ -138,11 +139,18 @@ spec:
     expect(t.spec?.image).toEqual({ digest, format: 'directory' });
     const again = await xenosctl(['apply', '-f', join(dir, 'web.yaml')], { env });
     expect(again.stdout).toContain('unchanged');
-    const ls = await xenosctl(['image', 'ls'], { env });
-    expect(ls.code).toBe(0);
-    const row = ls.stdout.split('\n').find((l) => l.startsWith(digest.slice(7, 19)));
-    expect(row).toMatch(/directory/);
-    expect(row).toContain('default/web');
+    // The host says it holds the image in its Host object once it notices; image ls lists it then.
+    const row = await until(
+      'image ls listing the image, its holder and its template',
+      async () => {
+        const ls = await xenosctl(['image', 'ls'], { env });
+        expect(ls.code).toBe(0);
+        const r = ls.stdout.split('\n').find((l) => l.startsWith(digest.slice(7, 19)));
+        return r?.includes('test-host') ? r : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
+    expect(row).toMatch(/^[0-9a-f]{12}\s+directory\s+\d+(\.\d)? KiB\s+test-host\s+default\/web\s*$/);
   });
 });
 

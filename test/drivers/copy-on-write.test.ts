@@ -2,12 +2,15 @@
 // layer of each domain's overlay — two domains of one image write, delete and replace files and each sees
 // only its own changes, the image's digest never changes, chown copies up no file data, deleting a domain
 // removes its layer alone, an overlay lost to a reboot is mounted again with the domain's writes, and the
-// mount options a domain can read name no host path. Where the host cannot (not root, forced), the domain
-// gets a copy and its status and the Host condition say so and why.
+// mount options a domain can read name no host path. On a file system that clones (XFS with reflink, loop
+// mounted for the test), a reflink copy whose files share their blocks with the image. Where the host
+// cannot (not root, forced), the domain gets a copy and its status and the Host condition say so and why.
 
-import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DomainSpec, InstanceIdentity } from '../../src/drivers/driver.ts';
 import { domainIdFor } from '../../src/drivers/driver.ts';
@@ -17,6 +20,29 @@ import { directoryDigest } from '../../src/images/digest.ts';
 import { DriverHarness, testInstance, waitForState } from './driver-contract.ts';
 
 const ROOT = process.getuid?.() === 0;
+const run = promisify(execFile);
+
+/** A 320 MiB XFS with reflink, loop-mounted at a new directory (root and xfsprogs), or why not. */
+async function reflinkFs(): Promise<{ dir: string; remove: () => Promise<void> } | string> {
+  if (!ROOT) return 'needs root (a loop mount)';
+  const base = await mkdtemp(join(tmpdir(), 'xenos-xfs-'));
+  const img = join(base, 'fs.img');
+  const dir = join(base, 'mnt');
+  const remove = async () => {
+    await run('umount', [dir]).catch(() => {});
+    await rm(base, { recursive: true, force: true });
+  };
+  try {
+    await run('truncate', ['-s', '320M', img]);
+    await run('mkfs.xfs', ['-q', '-m', 'reflink=1', img]);
+    await mkdir(dir);
+    await run('mount', ['-o', 'loop', img, dir]);
+    return { dir, remove };
+  } catch (err) {
+    await remove();
+    return `no XFS with reflink here: ${(err as Error).message.split('\n')[0]}`;
+  }
+}
 const BIG = 4 * 1024 * 1024;
 
 /** Replaces a.txt, adds sub/new, deletes sub/b.txt, records what it read and the mount options it sees. */
@@ -141,6 +167,39 @@ describe('copy-on-write domain files', () => {
     await expect
       .poll(() => readFile(join(root, 'seen'), 'utf8').catch(() => ''), { timeout: 15_000 })
       .toBe(`${s.instance.name}\n`);
+  });
+
+  it('makes a reflink copy on a file system that clones (the files share the image’s blocks), else copies', async (ctx) => {
+    const fs = await reflinkFs();
+    if (typeof fs === 'string') return ctx.skip(fs);
+    try {
+      const image = join(fs.dir, 'image');
+      await mkdir(image);
+      await writeFile(join(image, 'big.bin'), Buffer.alloc(BIG, 7));
+      const d = harness.track(new ProcessDriver({}, { dataDir: join(fs.dir, 'data'), diskMode: 'reflink' }));
+      await d.start();
+      expect(d.hostConditions().find((c) => c.type === 'DomainDisksCopyOnWrite')).toMatchObject({
+        status: 'True',
+        reason: 'Reflink',
+      });
+      const s = spec(testInstance('cow-reflink'), image);
+      const info = await d.prepare(s);
+      expect(info.disk?.mode).toBe('Reflink');
+      const copy = join(fs.dir, 'data', 'domains', s.id, 'rootfs', 'big.bin');
+      expect((await run('filefrag', ['-v', copy])).stdout).toMatch(/shared/);
+      await d.destroy(s.id);
+      expect((await run('filefrag', ['-v', join(image, 'big.bin')])).stdout).not.toMatch(/shared/);
+      // An image on another file system cannot be cloned: a plain copy, and it says why.
+      const elsewhere = await imageDir();
+      const other = await d.prepare(spec(testInstance('cow-exdev'), elsewhere));
+      expect(other.disk).toMatchObject({
+        mode: 'Copy',
+        message: expect.stringMatching(/reflink copy failed: EXDEV/),
+      });
+    } finally {
+      await harness.cleanup();
+      await fs.remove();
+    }
   });
 
   it('copies when told to, and the domain and the host say why', async () => {

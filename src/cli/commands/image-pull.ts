@@ -1,12 +1,14 @@
 // `xenosctl image pull DIGEST --host H [--timeout 30m]`: asks host H to fetch an image ahead of need and
 // shows the pull until H holds it. H is found through its Host object (status.addresses.api) and asked
-// directly with the same token: `POST /apis/images.xenos.io/v1/pulls {digest}` starts (or joins) the pull,
+// directly: `POST /apis/images.xenos.io/v1/pulls {digest}` starts (or joins) the pull,
 // `GET /apis/images.xenos.io/v1/pulls/<digest>` says how far it is (once a second), until `done` or an
-// `error`. Progress: a bar on a terminal, plain lines otherwise (pull-progress.ts).
+// `error`. Progress: a bar on a terminal, plain lines otherwise (pull-progress.ts). Each host has its own
+// admin token, so the token given must be H's: simplest is to talk to H itself (XENOS_SERVER); a refusal
+// says so.
 
 import type { Command } from 'commander';
 import type { XenosClient } from '../../client/client.ts';
-import { isNotFound } from '../../client/errors.ts';
+import { ApiStatusError, isNotFound } from '../../client/errors.ts';
 import { HOST } from '../../model/kinds.ts';
 import type { ImagePullStatus } from '../../model/service-template.ts';
 import { parseDuration } from '../args.ts';
@@ -53,13 +55,32 @@ Examples:
       }
       const timeoutMs = parseDuration(opts.timeout, '--timeout');
       const api = await hostApi(ctx, opts.host);
-      const client = ctx.clientFor(api);
+      const own = sameServer(api, ctx.settings().server);
+      const client = own ? ctx.client() : ctx.clientFor(api);
       try {
         await follow(ctx, client, digest, opts.host, timeoutMs, opts.timeout);
+      } catch (err) {
+        if (err instanceof ApiStatusError && err.code === 401 && !own) {
+          throw new CliError(
+            `host ${opts.host} (${api}) refused the token: each host has its own admin token; run this against ` +
+              `${opts.host} itself (XENOS_SERVER=${api} with the token in its data dir's admin.token)`,
+          );
+        }
+        throw err;
       } finally {
-        client.close();
+        if (!own) client.close();
       }
     });
+}
+
+/** Whether two API URLs name the same server (scheme, host and port). */
+function sameServer(a: string, b: string): boolean {
+  try {
+    const [x, y] = [new URL(a), new URL(b)];
+    return x.protocol === y.protocol && x.host === y.host;
+  } catch {
+    return false;
+  }
 }
 
 /** Host `name`'s API URL, from its Host object. */

@@ -8,7 +8,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import type { DomainSpec } from '../driver.ts';
 import { InvalidDomainSpecError, PrepareError } from '../errors.ts';
 import { chownTree, type Sandbox } from '../sandbox/sandbox.ts';
-import type { DiskModeChoice, DiskModes } from './disk-modes.ts';
+import { type DiskModeChoice, type DiskModes, probeDiskModes } from './disk-modes.ts';
 import { type DomainPaths, type DomainRecord, readRecord, recordText, writeRecord } from './domain-record.ts';
 import { domainAlive } from './domain-state.ts';
 import { ensureRootfsMounted, materializeRootfs } from './rootfs.ts';
@@ -17,6 +17,18 @@ import { ensureRootfsMounted, materializeRootfs } from './rootfs.ts';
 export interface DiskContext {
   modes(): Promise<DiskModes>;
   choice: DiskModeChoice;
+}
+
+/** A DiskContext probing `domainsDir` on first use, once. */
+export function diskContext(domainsDir: string, choice: DiskModeChoice): DiskContext {
+  let probed: Promise<DiskModes> | undefined;
+  return {
+    modes: () => {
+      probed ??= probeDiskModes(domainsDir);
+      return probed;
+    },
+    choice,
+  };
 }
 
 export async function prepareDomainFiles(

@@ -39,7 +39,7 @@ import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { waitUntil } from '../wait-until.ts';
 import { type CgroupMode, Cgroups } from './cgroup.ts';
 import { type MigrationHost, migrateIn, migrateOut } from './cold-migration.ts';
-import { type DiskModeChoice, type DiskModes, probeDiskModes } from './disk-modes.ts';
+import type { DiskModeChoice } from './disk-modes.ts';
 import { DomainPaths, type DomainRecord, readRecord, writeRecord } from './domain-record.ts';
 import { describeDomain, domainAlive } from './domain-state.ts';
 import { execInDomain } from './exec-in-domain.ts';
@@ -47,7 +47,7 @@ import { diskCondition, hostConditionsOf } from './host-conditions.ts';
 import { reapAllInterruptedLaunches } from './interrupted-launch.ts';
 import { launchDomain } from './launch-domain.ts';
 import { PortBook } from './port-book.ts';
-import { type DiskContext, ensureIdentity, prepareDomainFiles } from './prepare-domain.ts';
+import { type DiskContext, diskContext, ensureIdentity, prepareDomainFiles } from './prepare-domain.ts';
 import { CLOCK_TICKS_PER_SECOND, readStat, residentBytes } from './proc.ts';
 import { descendants } from './process-tree.ts';
 import { removeRootfs } from './rootfs.ts';
@@ -113,9 +113,8 @@ export class ProcessDriver implements Driver {
   private conditions: HostConditionFact[] = [];
   /** What the conditions last said of the sandbox. */
   private sandboxUsable?: boolean;
-  private readonly diskChoice: DiskModeChoice;
-  /** What the host allows for domains' files, probed once. */
-  private diskModes?: Promise<DiskModes>;
+  /** How domains' files are made (copy-on-write where the host allows, probed once). */
+  private readonly disks: DiskContext;
 
   constructor(components: ProcessDriverComponents, init: ProcessDriverInit) {
     this.log = components.log ?? silentLogger.root;
@@ -129,17 +128,7 @@ export class ProcessDriver implements Driver {
     this.path = init.path ?? DEFAULT_PATH;
     this.rotation = init.logRotation ?? DEFAULT_LOG_ROTATION;
     this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.domainsDir });
-    this.diskChoice = init.diskMode ?? 'auto';
-  }
-
-  private disks(): DiskContext {
-    return {
-      modes: () => {
-        this.diskModes ??= probeDiskModes(this.domainsDir);
-        return this.diskModes;
-      },
-      choice: this.diskChoice,
-    };
+    this.disks = diskContext(this.domainsDir, init.diskMode ?? 'auto');
   }
 
   async start(): Promise<void> {
@@ -188,7 +177,7 @@ export class ProcessDriver implements Driver {
       : { kind: 'none', reason: 'cgroups are turned off in this driver' };
     this.conditions = [
       ...hostConditionsOf(this.sandbox, status, mode),
-      diskCondition(await this.disks().modes(), this.diskChoice),
+      diskCondition(await this.disks.modes(), this.disks.choice),
     ];
   }
 
@@ -222,7 +211,7 @@ export class ProcessDriver implements Driver {
   }
 
   private prepareLocked(spec: DomainSpec, signal?: AbortSignal): Promise<DomainRecord> {
-    return prepareDomainFiles(this.paths(spec.id), spec, this.sandbox, this.disks(), signal);
+    return prepareDomainFiles(this.paths(spec.id), spec, this.sandbox, this.disks, signal);
   }
 
   private ensureIdentity(rec: DomainRecord, paths: DomainPaths, freshRootfs: boolean): Promise<void> {

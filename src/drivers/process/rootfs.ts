@@ -74,19 +74,40 @@ export async function materializeRootfs(
       }
     }
   }
-  const noReflink =
-    kind === 'tar' ? 'a tar image is extracted' : wayNotTaken('reflink', modes.reflink, choice);
+  let noReflink = kind === 'tar' ? 'a tar image is extracted' : wayNotTaken('reflink', modes.reflink, choice);
+  if (!noReflink) {
+    try {
+      await copyRootfs(image.path, kind, paths, constants.COPYFILE_FICLONE_FORCE, signal);
+      return { mode: 'Reflink', message: `a reflink copy of ${image.path} (blocks shared until written)` };
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      // The probe cloned within the domains' file system; an image cache on another one cannot.
+      noReflink = `its reflink copy failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    }
+  }
+  await copyRootfs(image.path, kind, paths, constants.COPYFILE_FICLONE, signal);
+  return { mode: 'Copy', message: `a plain copy of ${image.path}: ${[...notOverlay, noReflink].join('; ')}` };
+}
+
+/** Copies (or extracts) the image into `<rootfs>.partial` with `cloneMode`, then renames it into place. */
+async function copyRootfs(
+  imagePath: string,
+  kind: ImageKind,
+  paths: DomainPaths,
+  cloneMode: number,
+  signal?: AbortSignal,
+): Promise<void> {
   const partial = `${paths.rootfs}.partial`;
-  const mode = noReflink ? constants.COPYFILE_FICLONE : constants.COPYFILE_FICLONE_FORCE;
+  await rm(partial, { recursive: true, force: true });
   try {
     if (kind === 'directory') {
-      await cloneTree(image.path, partial, mode, signal);
+      await cloneTree(imagePath, partial, cloneMode, signal);
     } else {
       await mkdir(partial, { recursive: true });
       if (kind === 'tar') {
-        await run('tar', ['-xf', image.path, '-C', partial, '--no-same-owner'], { signal });
+        await run('tar', ['-xf', imagePath, '-C', partial, '--no-same-owner'], { signal });
       } else {
-        await cloneTree(image.path, join(partial, basename(image.path)), mode, signal);
+        await cloneTree(imagePath, join(partial, basename(imagePath)), cloneMode, signal);
       }
     }
     await rename(partial, paths.rootfs);
@@ -94,9 +115,6 @@ export async function materializeRootfs(
     await rm(partial, { recursive: true, force: true });
     throw err;
   }
-  if (!noReflink)
-    return { mode: 'Reflink', message: `a reflink copy of ${image.path} (blocks shared until written)` };
-  return { mode: 'Copy', message: `a plain copy of ${image.path}: ${[...notOverlay, noReflink].join('; ')}` };
 }
 
 /** Mounts the overlay again after a reboot (the domain's layer is kept on disk; the mount is not). */

@@ -161,6 +161,11 @@ describe('ServiceInstance controller', () => {
       restarts: 0,
     });
     expect(s.observedGeneration).toBe(inst.metadata.generation);
+    // How its files were made from the image: an overlay as root, else a reflink or a plain copy, and why.
+    expect(s.disk?.mode).toBe(
+      process.getuid?.() === 0 ? 'Overlay' : expect.stringMatching(/^(Reflink|Copy)$/),
+    );
+    expect(s.disk?.message).toMatch(/image|copy/);
     for (const type of ['Scheduled', 'TemplateReady', 'DomainRunning', 'Healthy']) {
       expect(getCondition(s, type)?.status, type).toBe('True');
     }
