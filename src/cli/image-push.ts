@@ -71,7 +71,7 @@ async function localBlob(path: string, signal?: AbortSignal): Promise<Blob> {
     });
   } catch (err) {
     if (signal?.aborted) throw err;
-    throw new CliError(`${path}: cannot read it: ${(err as Error).message}`, { cause: err });
+    throw new CliError(`cannot push ${path}: ${(err as Error).message}`, { cause: err });
   }
   const from = (offset: number): AsyncIterable<Buffer> =>
     kind === 'file'

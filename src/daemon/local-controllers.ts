@@ -111,19 +111,12 @@ export class LocalControllers {
     const cacheDir = join(dataDir, 'images');
     const imageStore = this.init.imageStore ?? new ImageStore({ cacheDir });
     const fromPeers = this.components.images?.();
-    const isLive = this.init.isLive;
     this.templates = new ServiceTemplateController(
       { store, images: fromPeers?.source(), log: logger.forComponent('servicetemplate-controller') },
       {
         hostName,
         cacheDir,
         imageStore,
-        ...(isLive
-          ? {
-              holdAhead: (t: ServiceTemplate) =>
-                shouldHoldAhead(t, hostName, store.list(HOST.kind).items, isLive).hold,
-            }
-          : {}),
         urlPolicy: this.init.imageUrls,
         urlFetcher: this.init.isLive && urlFetcher(store, hostName, this.init.isLive),
         holdAhead: holdAhead(store, hostName, this.init.isLive),

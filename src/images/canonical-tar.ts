@@ -6,9 +6,9 @@
 //
 // Extraction reads bytes a peer or an API client sent, so it trusts nothing: into a fresh directory, it
 // writes only files, directories and symbolic links; it refuses absolute paths, empty, `.` and `..`
-// components, hard links, devices, fifos and every other entry type, a path given twice, and an entry
-// whose parent is not a directory this same archive created (so no entry is ever written through a
-// link). Files are opened with O_EXCL|O_NOFOLLOW. Modes are applied at the end (a read-only directory
+// components, hard links, devices, fifos and every other entry type, setuid and setgid files, a path
+// given twice, and an entry whose parent is not a directory this same archive created (so no entry is
+// ever written through a link). Files are opened with O_EXCL|O_NOFOLLOW. Modes are applied at the end (a read-only directory
 // gets its children first). Links that lead out of the tree and the digest are checked by the caller
 // (image-links.ts, digest.ts) on the result.
 
@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Header, extract as tarExtract, pack as tarPack } from 'tar-stream';
-import { ImageSourceError, UnsafeArchiveError } from './errors.ts';
+import { SET_ID_BITS } from './digest.ts';
+import { ImageSourceError, SetIdFileError, UnsafeArchiveError } from './errors.ts';
 
 const MAX_PATH = 4096;
 
@@ -44,8 +45,10 @@ async function entries(dir: string, signal?: AbortSignal): Promise<Entry[]> {
       if (st.isDirectory()) {
         out.push({ rel: relPath, abs, type: 'directory', mode, size: 0 });
         await walk(relPath);
-      } else if (st.isFile()) out.push({ rel: relPath, abs, type: 'file', mode, size: st.size });
-      else if (st.isSymbolicLink()) out.push({ rel: relPath, abs, type: 'symlink', mode: 0o777, size: 0 });
+      } else if (st.isFile()) {
+        if (mode & SET_ID_BITS) throw new SetIdFileError(dir, relPath);
+        out.push({ rel: relPath, abs, type: 'file', mode, size: st.size });
+      } else if (st.isSymbolicLink()) out.push({ rel: relPath, abs, type: 'symlink', mode: 0o777, size: 0 });
       else
         throw new ImageSourceError(
           dir,
@@ -149,6 +152,7 @@ export async function extractTar(
         made.set(name, 'symlink');
         entry.resume();
       } else if (h.type === 'file') {
+        if (mode & SET_ID_BITS) refuse('a setuid or setgid file (its owner would be root on this host)');
         const fh = await open(
           path,
           constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,

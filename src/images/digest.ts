@@ -6,7 +6,7 @@
 //     L 0777 <link target> <path>\n     a symbolic link (not followed)
 // where <mode> is the permission bits as 4 octal digits and <path>/<target> are JSON strings. Owners,
 // times and hard links do not count, so a copy hashes the same on every host. Other file types (devices,
-// sockets, fifos) are refused.
+// sockets, fifos) are refused, and so are setuid and setgid files (SetIdFileError).
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -14,9 +14,11 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ImageSourceError, InvalidDigestError } from './errors.ts';
+import { ImageSourceError, InvalidDigestError, SetIdFileError } from './errors.ts';
 
 export const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
+/** setuid and setgid: a file an image may not hold (see SetIdFileError). */
+export const SET_ID_BITS = 0o6000;
 
 export function parseDigest(digest: string): string {
   if (!DIGEST_PATTERN.test(digest)) throw new InvalidDigestError(digest);
@@ -73,6 +75,7 @@ export async function directoryListing(
         lines.push([relPath, `D ${mode(st.mode)} ${path}\n`]);
         await walk(relPath);
       } else if (st.isFile()) {
+        if (st.mode & SET_ID_BITS) throw new SetIdFileError(dir, relPath);
         lines.push([relPath, `F ${mode(st.mode)} ${await sha256File(abs, signal)} ${path}\n`]);
         size += st.size;
       } else if (st.isSymbolicLink()) {

@@ -180,3 +180,16 @@ export class UploadIncompleteError extends ImageError {
     this.offset = offset;
   }
 }
+
+/** A setuid or setgid file in a directory image. The host's image store is written by xenosd as root,
+ *  so such a file would be a root-owned setuid program on the host, runnable by the host's own users
+ *  (domains run with no_new_privs, where the bit does nothing anyway). Nothing was kept. */
+export class SetIdFileError extends ImageSourceError {
+  constructor(source: string, path: string) {
+    super(
+      source,
+      `${path} is setuid or setgid; images may not hold such files (their owner would be root on every host): clear the bits (chmod u-s,g-s) and push again`,
+    );
+    this.name = 'SetIdFileError';
+  }
+}

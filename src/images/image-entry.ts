@@ -13,7 +13,7 @@
 // canonical digest computed (digest.ts); only a match is renamed into place and recorded in meta.json.
 
 import { randomBytes } from 'node:crypto';
-import { chmod, link, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, type FileHandle, link, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extractTar } from './canonical-tar.ts';
 import { directoryDigest, parseDigest, sha256File } from './digest.ts';
@@ -69,6 +69,32 @@ export async function cachedImage(cacheDir: string, digest: string): Promise<Imp
   const dir = entryDir(cacheDir, digest);
   const meta = await readMeta(dir);
   return meta && { digest: meta.digest, path: join(dir, FILES.image), size: meta.size, kind: meta.kind };
+}
+
+/** `length` bytes at `offset` of an open file; undefined when the file ends first. */
+export async function readFully(fh: FileHandle, offset: number, length: number): Promise<Buffer | undefined> {
+  const buf = Buffer.allocUnsafe(length);
+  let read = 0;
+  while (read < length) {
+    const { bytesRead } = await fh.read(buf, read, length - read, offset + read);
+    if (bytesRead === 0) return undefined;
+    read += bytesRead;
+  }
+  return buf;
+}
+
+/** A range of the file at `path` (see readFully); undefined when there is no such file. */
+export async function readRangeOf(
+  path: string,
+  r: { offset: number; length: number },
+): Promise<Buffer | undefined> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    return await readFully(fh, r.offset, r.length);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Writes `data` to `path` durably and atomically (a temporary file, fsync, rename). */

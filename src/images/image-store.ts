@@ -8,10 +8,8 @@
 // and manifest on first use (`manifest()`).
 
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { packDirectory } from './canonical-tar.ts';
 import { DIGEST_PATTERN, parseDigest, sha256File } from './digest.ts';
 import { ImageDigestMismatchError, ManifestDigestMismatchError } from './errors.ts';
 import { HaveBitmap } from './have-bitmap.ts';
@@ -24,9 +22,11 @@ import {
   type ImportedImage,
   linkBlob,
   readMeta,
+  readRangeOf,
   writeFileAtomic,
   writeMeta,
 } from './image-entry.ts';
+import { addBlob } from './legacy-entry.ts';
 import {
   chunkRange,
   DEFAULT_CHUNK_SIZE,
@@ -242,33 +242,7 @@ export class ImageStore {
     const bytes = await readFile(join(dir, FILES.manifest)).catch(() => undefined);
     if (bytes) return bytes;
     if (!(await readMeta(dir))) return undefined;
-    return this.#exclusive(digest, () => this.#addBlob(dir));
-  }
-
-  async #addBlob(dir: string): Promise<Buffer | undefined> {
-    const meta = await readMeta(dir);
-    if (!meta) return undefined;
-    const done = await readFile(join(dir, FILES.manifest)).catch(() => undefined);
-    if (done) return done;
-    const blob = join(dir, FILES.blob);
-    await rm(blob, { force: true });
-    if (meta.kind === 'file') await link(join(dir, FILES.image), blob);
-    else {
-      const tmp = `${blob}.tmp`;
-      const fh = await open(tmp, 'w', 0o444);
-      await pipeline(packDirectory(join(dir, FILES.image)), fh.createWriteStream());
-      await rename(tmp, blob);
-    }
-    const manifest = await manifestOfFile(blob, meta.digest, meta.kind, { chunkSize: this.chunkSize });
-    const bytes = encodeManifest(manifest);
-    await HaveBitmap.full(manifest.chunks.length).save(join(dir, FILES.have));
-    await writeMeta(dir, {
-      ...meta,
-      blobSize: manifest.size,
-      blobDigest: meta.kind === 'file' ? meta.digest : `sha256:${await sha256File(blob)}`,
-    });
-    await writeFileAtomic(join(dir, FILES.manifest), bytes);
-    return bytes;
+    return this.#exclusive(digest, () => addBlob(dir, this.chunkSize));
   }
 
   /** The have bitmap of an image held wholly or in part (all ones when complete). */
@@ -306,7 +280,7 @@ export class ImageStore {
         ? undefined
         : await HaveBitmap.load(join(dir, FILES.have), manifest.chunks.length);
       if (have && !have.has(index)) return undefined;
-      chunk = await readRange(join(dir, FILES.blob), chunkRange(manifest, index));
+      chunk = await readRangeOf(join(dir, FILES.blob), chunkRange(manifest, index));
     }
     if (chunk && opts.verify !== false && sha256Hex(chunk) !== manifest.chunks[index]) return undefined;
     return chunk;
@@ -426,22 +400,5 @@ function tryParse(bytes: Buffer): ImageManifest | undefined {
     return parseManifest(bytes);
   } catch {
     return undefined;
-  }
-}
-
-async function readRange(path: string, r: { offset: number; length: number }): Promise<Buffer | undefined> {
-  const fh = await open(path, 'r').catch(() => undefined);
-  if (!fh) return undefined;
-  try {
-    const buf = Buffer.allocUnsafe(r.length);
-    let read = 0;
-    while (read < r.length) {
-      const { bytesRead } = await fh.read(buf, read, r.length - read, r.offset + read);
-      if (bytesRead === 0) return undefined;
-      read += bytesRead;
-    }
-    return buf;
-  } finally {
-    await fh.close();
   }
 }

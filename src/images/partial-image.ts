@@ -12,7 +12,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChunkHashMismatchError } from './errors.ts';
 import type { HaveBitmap } from './have-bitmap.ts';
-import { FILES } from './image-entry.ts';
+import { FILES, readFully } from './image-entry.ts';
 import { chunkRange, type ImageManifest } from './manifest.ts';
 
 export const DEFAULT_SYNC_EVERY = 8;
@@ -127,14 +127,7 @@ export class PartialImage extends EventEmitter<{ chunk: [ChunkEvent] }> {
   async readChunk(index: number): Promise<Buffer | undefined> {
     if (this.#closed || !this.#have.has(index)) return undefined;
     const { offset, length } = chunkRange(this.manifest, index);
-    const buf = Buffer.allocUnsafe(length);
-    let read = 0;
-    while (read < length) {
-      const { bytesRead } = await this.#init.blob.read(buf, read, length - read, offset + read);
-      if (bytesRead === 0) return undefined;
-      read += bytesRead;
-    }
-    return buf;
+    return readFully(this.#init.blob, offset, length);
   }
 
   /** Makes what was written durable: the blob's bytes first, then the bitmap that claims them. */

@@ -76,6 +76,8 @@ describe('extractTar of hostile archives', () => {
       [{ name: 'shadow', type: 'link', linkname: '/etc/shadow' }],
       /a hard link/,
     ],
+    ['a setuid file', [{ name: 'su', body: 'x', mode: 0o4755 }], /a setuid or setgid file/],
+    ['a setgid file', [{ name: 'sg', body: 'x', mode: 0o2755 }], /a setuid or setgid file/],
     [
       'the same path twice',
       [
@@ -128,6 +130,7 @@ describe('extractTar of hostile archives', () => {
       tarFile,
       await tarOf([
         { name: 'bin/', type: 'directory', mode: 0o555 },
+        { name: 'shared/', type: 'directory', mode: 0o2775 },
         { name: 'bin/run', body: '#!/bin/sh\n', mode: 0o755 },
         { name: 'link', type: 'symlink', linkname: 'bin/run' },
       ]),
@@ -136,6 +139,8 @@ describe('extractTar of hostile archives', () => {
     await extractTar(tarFile, dest, 'ok.tar');
     const { lstat, readlink, stat } = await import('node:fs/promises');
     expect((await stat(join(dest, 'bin'))).mode & 0o777).toBe(0o555);
+    // setgid on a directory only makes new files take its group: kept.
+    expect((await stat(join(dest, 'shared'))).mode & 0o7777).toBe(0o2775);
     expect((await stat(join(dest, 'bin', 'run'))).mode & 0o777).toBe(0o755);
     expect((await lstat(join(dest, 'link'))).isSymbolicLink()).toBe(true);
     expect(await readlink(join(dest, 'link'))).toBe('bin/run');

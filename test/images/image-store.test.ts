@@ -25,6 +25,7 @@ import {
   ImageDigestMismatchError,
   InvalidManifestError,
   ManifestDigestMismatchError,
+  SetIdFileError,
 } from '../../src/images/errors.ts';
 import { ImageStore } from '../../src/images/image-store.ts';
 import { importInto } from '../../src/images/import-image.ts';
@@ -114,6 +115,17 @@ describe('ImageStore', () => {
     expect(got.digest).toBe(img.digest);
     expect((await directoryDigest(got.path)).digest).toBe(img.digest);
     expect((await stat(join(got.path, 'bin', 'serve'))).mode & 0o777).toBe(0o755);
+  });
+
+  it('refuses a directory holding a setuid or setgid file, keeping nothing', async () => {
+    const src = join(root, 'suid');
+    await makeTree(src);
+    await chmod(join(src, 'bin', 'serve'), 0o4755);
+    await expect(importInto(a, { path: src }, undefined)).rejects.toThrow(SetIdFileError);
+    await chmod(join(src, 'bin', 'serve'), 0o2755);
+    await expect(importInto(a, { path: src }, undefined)).rejects.toThrow(/bin\/serve is setuid or setgid/);
+    expect(await a.list()).toEqual([]);
+    expect(await readdir(join(root, 'a', 'tmp'))).toEqual([]);
   });
 
   it('packs the same tree into the same blob whatever its times and owners', async () => {

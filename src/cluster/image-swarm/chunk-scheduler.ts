@@ -26,6 +26,8 @@ export interface ChunkSchedulerInit {
 
 interface PeerState {
   bitmap: Uint8Array;
+  /** It has every chunk (a complete holder). */
+  full: boolean;
   inFlight: Set<number>;
   strikes: number;
 }
@@ -50,6 +52,8 @@ export class ChunkScheduler {
   /** Holders that spoiled a chunk: asked for it again only when no other holder has it. */
   readonly #spoiledBy = new Map<number, Set<string>>();
   readonly #dropped = new Set<string>();
+  /** How many holders in the pull are complete. */
+  #full = 0;
 
   constructor(init: ChunkSchedulerInit) {
     if (!Number.isInteger(init.chunks) || init.chunks < 0) throw new RangeError(`chunks: ${init.chunks}`);
@@ -98,6 +102,11 @@ export class ChunkScheduler {
     return this.#peers.get(peer)?.inFlight.size ?? 0;
   }
 
+  /** Whether `peer` has every chunk (a complete holder: its bitmap need not be read again). */
+  hasAll(peer: string): boolean {
+    return this.#peers.get(peer)?.full === true;
+  }
+
   /** How many holders in the pull have chunk `index`. */
   availability(index: number): number {
     return this.#availability[index];
@@ -111,8 +120,16 @@ export class ChunkScheduler {
     const copy = new Uint8Array(Math.ceil(this.chunks / 8));
     copy.set(bitmap.subarray(0, copy.length));
     this.#count(copy, +1);
-    if (state) state.bitmap = copy;
-    else this.#peers.set(peer, { bitmap: copy, inFlight: new Set(), strikes: 0 });
+    let full = true;
+    for (let i = 0; i < this.chunks && full; i++) full = hasBit(copy, i);
+    if (state) {
+      this.#full += Number(full) - Number(state.full);
+      state.bitmap = copy;
+      state.full = full;
+    } else {
+      this.#full += Number(full);
+      this.#peers.set(peer, { bitmap: copy, full, inFlight: new Set(), strikes: 0 });
+    }
     return true;
   }
 
@@ -123,6 +140,7 @@ export class ChunkScheduler {
     this.#count(state.bitmap, -1);
     const freed = [...state.inFlight];
     for (const i of freed) this.#release(i, peer);
+    this.#full -= Number(state.full);
     this.#peers.delete(peer);
     return freed;
   }

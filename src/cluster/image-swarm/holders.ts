@@ -87,13 +87,13 @@ export class ImageHolders {
     return best;
   }
 
-  /** Every candidate: the store's live holders, then DHT providers not among them. */
-  async candidates(digest: string, signal: AbortSignal): Promise<HolderCandidate[]> {
-    const out = this.fromStore(digest);
-    const seen = new Set([this.#c.self, ...out.map((c) => c.peerId)]);
+  /** The peers that provide `digest` in the DHT (this host left out), as found within the lookup's time;
+   *  none when the DHT knows nobody yet (a fresh cluster) or does not answer in time. */
+  async fromDht(digest: string, signal: AbortSignal): Promise<HolderCandidate[]> {
     const dht = this.#c.dht;
-    if (!dht) return out;
-    let taken = 0;
+    if (!dht) return [];
+    const out: HolderCandidate[] = [];
+    const seen = new Set([this.#c.self]);
     try {
       for await (const p of dht.findProviders(await imageCid(digest), {
         signal,
@@ -102,12 +102,13 @@ export class ImageHolders {
       })) {
         if (seen.has(p.peerId)) continue;
         seen.add(p.peerId);
-        out.push({ peerId: p.peerId, host: this.#hostOf(p.peerId) });
-        if (++taken >= this.#maxProviders) break;
+        const host = this.#hostOf(p.peerId);
+        if (host !== undefined && !this.#c.isLive(host)) continue;
+        out.push({ peerId: p.peerId, host });
+        if (out.length >= this.#maxProviders) break;
       }
     } catch (err) {
       if (signal.aborted) throw err;
-      // The DHT may know nobody yet (a fresh cluster, a timeout): the store's holders are enough to start.
     }
     return out;
   }

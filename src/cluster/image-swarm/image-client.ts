@@ -28,6 +28,7 @@ import { type TokenBucket, throttle } from './token-bucket.ts';
 /** A stream's read buffer must hold a whole Yamux window (16 MiB) while the reader waits for the bucket. */
 const READ_BUFFER_BYTES = 32 * 1024 * 1024;
 const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
+const DEFAULT_ANSWER_TIMEOUT_MS = 60_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 20_000;
 /** The largest manifest a puller reads (src/images' cap). */
 export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
@@ -38,8 +39,11 @@ export interface ImageClientComponents {
 }
 
 export interface ImageClientInit {
-  /** Dial and header within this (ms). Default 10 s. */
+  /** Dial and send the request within this (ms). Default 10 s. */
   openTimeoutMs?: number;
+  /** The answer's header within this (ms): a holder may queue a chunk request behind the chunks it is
+   *  sending. Default 60 s. */
+  answerTimeoutMs?: number;
   /** No bytes for this long (ms) ends a request. Default 20 s. */
   idleTimeoutMs?: number;
 }
@@ -54,12 +58,14 @@ export class ImageClient {
   readonly #node: ProtocolNode;
   readonly #bucket: TokenBucket | undefined;
   readonly #openTimeoutMs: number;
+  readonly #answerTimeoutMs: number;
   readonly #idleTimeoutMs: number;
 
   constructor(components: ImageClientComponents, init: ImageClientInit = {}) {
     this.#node = components.node;
     this.#bucket = components.downloadBucket;
     this.#openTimeoutMs = init.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
+    this.#answerTimeoutMs = init.answerTimeoutMs ?? DEFAULT_ANSWER_TIMEOUT_MS;
     this.#idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   }
 
@@ -118,9 +124,11 @@ export class ImageClient {
       maxDataLength: Math.max(MAX_FRAME_BYTES, MAX_HEADER_BYTES),
       maxBufferSize: max + MAX_HEADER_BYTES + 2 * MAX_FRAME_BYTES,
     });
+    let answering: AbortSignal | undefined;
     try {
       await lp.write(encodeFrame(request, MAX_REQUEST_BYTES, 'the request'), { signal: opening });
-      const header = parseHeader((await lp.read({ signal: opening })).subarray(), max, `peer ${peer}`);
+      answering = AbortSignal.any([signal, AbortSignal.timeout(this.#answerTimeoutMs)]);
+      const header = parseHeader((await lp.read({ signal: answering })).subarray(), max, `peer ${peer}`);
       if ('error' in header) throw new HolderRefusedError(peer, header.error.code, header.error.message);
       if (expect.exact !== undefined && header.length !== expect.exact)
         throw new WrongLengthError(peer, what, header.length, expect.exact);
@@ -138,8 +146,10 @@ export class ImageClient {
         err instanceof TruncatedAnswerError
       )
         throw err;
-      if (opening.aborted)
-        throw new HolderUnreachableError(peer, `no answer to ${what} within ${this.#openTimeoutMs} ms`);
+      if (answering?.aborted)
+        throw new HolderUnreachableError(peer, `no answer to ${what} within ${this.#answerTimeoutMs} ms`);
+      if (!answering && opening.aborted)
+        throw new HolderUnreachableError(peer, `could not ask for ${what} within ${this.#openTimeoutMs} ms`);
       throw new HolderUnreachableError(peer, `${what}: ${(err as Error).message}`);
     }
   }

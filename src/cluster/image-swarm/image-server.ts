@@ -1,10 +1,10 @@
 // The holder's side of `/xenos/image/1.0.0` (protocol.ts): answers manifest, have and chunk requests from
 // this host's image store, complete images and partial ones alike (a host serves the chunks it has while
 // it still pulls the rest). Chunks are read verified from the store and sent in frames under the upload
-// cap (`--image-upload-rate`), never queueing more than MAX_QUEUED_BYTES in the stream; at most
-// `maxServing` chunks are served at once (each is held in memory while it is sent), beyond that a puller
-// is told Busy and asks another holder. Requests that do not parse, are too large or too slow are
-// refused and counted by reason.
+// cap (`--image-upload-rate`), never queueing more than MAX_QUEUED_BYTES in the stream; `maxSending`
+// chunks go at once (each held in memory while it is sent), the next requests wait their turn, and beyond
+// `maxServing` taken a puller is told Busy and asks another holder. Requests that do not parse, are too
+// large or too slow are refused and counted by reason.
 
 import type { Connection, Stream } from '@libp2p/interface';
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
@@ -44,8 +44,11 @@ export interface ImageServerComponents {
 }
 
 export interface ImageServerInit {
-  /** Chunks served at once (each held in memory while it goes). Default 16. */
+  /** Chunk requests taken at once, sending or waiting for a send slot; beyond, pullers are told Busy.
+   *  Default 32. */
   maxServing?: number;
+  /** Chunks sent at once (each is held in memory while it goes); the others wait their turn. Default 4. */
+  maxSending?: number;
   /** A request must arrive within this (ms). Default 10 s. */
   requestTimeoutMs?: number;
   /** A puller that takes no bytes for this long (ms) is given up on. Default 30 s. */
@@ -66,6 +69,9 @@ export class ImageServer {
   readonly #idleTimeoutMs: number;
   readonly #verify: boolean;
   #serving = 0;
+  readonly #maxSending: number;
+  #sending = 0;
+  readonly #waiting: (() => void)[] = [];
   /** Chunk bytes sent, for the metrics and the tests. */
   bytesSent = 0;
   /** Chunks found damaged on this host's disk when asked for (not sent). */
@@ -79,7 +85,8 @@ export class ImageServer {
     this.#store = components.store;
     this.#bucket = components.uploadBucket;
     this.#log = components.log ?? silentLogger.root;
-    this.#maxServing = init.maxServing ?? 16;
+    this.#maxServing = init.maxServing ?? 32;
+    this.#maxSending = init.maxSending ?? 4;
     this.#requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#verify = init.verifyChunks ?? true;
@@ -135,6 +142,7 @@ export class ImageServer {
       return;
     }
     let chunk = false;
+    let release = () => {};
     try {
       if (request.op === 'chunk') {
         if (this.#serving >= this.#maxServing) {
@@ -148,6 +156,7 @@ export class ImageServer {
         }
         chunk = true;
         this.#serving++;
+        release = await this.#sendSlot(signal);
       }
       await this.#answer(stream, lp, request, signal);
     } catch (err) {
@@ -158,9 +167,40 @@ export class ImageServer {
         );
       stream.abort(err as Error);
     } finally {
+      release();
       if (chunk) this.#serving--;
       stream.removeEventListener('close', onClose);
     }
+  }
+
+  /**
+   * Waits for one of `maxSending` send slots (first come, first served) and returns its release. A few
+   * chunks sent at full speed each finish — and can be passed on by their pullers — sooner than many sent
+   * at a fraction of it, as BitTorrent's few upload slots do.
+   */
+  async #sendSlot(signal: AbortSignal): Promise<() => void> {
+    const release = () => {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#sending--;
+    };
+    if (this.#sending < this.#maxSending) {
+      this.#sending++;
+      return release;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const go = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        this.#waiting.splice(this.#waiting.indexOf(go), 1);
+        reject(signal.reason);
+      };
+      this.#waiting.push(go);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    return release;
   }
 
   async #answer(

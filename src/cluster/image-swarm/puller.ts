@@ -3,15 +3,15 @@
 // ChunkScheduler (rarest first, at most `maxPerPeer` requests per holder), each checked by the store
 // against its manifest entry before it is written. A corrupt, wrong-length or truncated chunk counts against
 // its sender (dropped after 3) and is asked of another holder; a holder that cannot be reached leaves the
-// pull with only its in-flight chunks lost; holders and their bitmaps are looked at again every
-// `refreshMs`, so hosts that start holding the image (other pullers among them) join. The pull announces
+// pull with only its in-flight chunks lost; new holders are looked for every `refreshMs` and partial
+// holders' bitmaps read again every `bitmapMs`, so hosts that start holding the image (other pullers among
+// them) join and their new chunks are used. The pull announces
 // this host as a provider once it holds a first chunk, so others can pull from it meanwhile. It resumes
 // from the store's have bitmap: a restarted host asks only for what it lacks.
 
 import type { ImportedImage } from '../../images/image-entry.ts';
 import type { ImageProgress } from '../../images/image-source.ts';
 import type { ImageStore } from '../../images/image-store.ts';
-import { manifestDigest } from '../../images/manifest.ts';
 import type { PartialImage } from '../../images/partial-image.ts';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import { type ChunkFault, ChunkScheduler } from './chunk-scheduler.ts';
@@ -25,6 +25,7 @@ import {
 } from './errors.ts';
 import type { HolderCandidate } from './holders.ts';
 import type { ImageClient } from './image-client.ts';
+import { fetchManifest } from './manifest-fetch.ts';
 
 /** How far a pull is (the image source's progress report). */
 export type PullProgress = ImageProgress;
@@ -34,7 +35,8 @@ export interface PullComponents {
   client: ImageClient;
   holders: {
     expectedManifest(digest: string): string | undefined;
-    candidates(digest: string, signal: AbortSignal): Promise<HolderCandidate[]>;
+    fromStore(digest: string): HolderCandidate[];
+    fromDht(digest: string, signal: AbortSignal): Promise<HolderCandidate[]>;
   };
   /** Announces this host as a provider of the image (DHT); failures are logged, not fatal. */
   announce(digest: string): Promise<void>;
@@ -44,8 +46,10 @@ export interface PullComponents {
 export interface PullInit {
   /** Requests in flight per holder. Default 4. */
   maxPerPeer?: number;
-  /** How often holders and their bitmaps are looked at again (ms). Default 3 s. */
+  /** How often new holders are looked for (ms). Default 3 s. */
   refreshMs?: number;
+  /** How often the bitmaps of partial holders in the pull are read again (ms). Default 1 s. */
+  bitmapMs?: number;
   /** A pull with no chunk for this long and nothing in flight fails (ms). Default 60 s. */
   stallTimeoutMs?: number;
   /** Bad chunks a holder may send before it is dropped from the pull. Default 3. */
@@ -81,6 +85,7 @@ export class ImagePull {
   #announced = false;
   #staleBitmaps = new Set<string>();
   #fatal: Error | undefined;
+  #lookingUp: Promise<void> | undefined;
   readonly #writes = new Set<Promise<void>>();
 
   constructor(
@@ -98,14 +103,14 @@ export class ImagePull {
 
   async run(signal: AbortSignal): Promise<ImportedImage> {
     const { digest } = this;
-    const expected = this.#c.holders.expectedManifest(digest);
-    if (!expected)
-      throw new NoHoldersError(
-        digest,
-        'no host lists it in Host.status.images; upload it first (xenosctl image push)',
-      );
+    const expected = await this.#expectedManifest(signal);
     this.#manifestDigest = expected;
-    const manifestBytes = await this.#manifest(expected, signal);
+    const manifestBytes = await fetchManifest(
+      { store: this.#c.store, holders: this.#c.holders, client: this.#c.client },
+      this.digest,
+      expected,
+      signal,
+    );
     this.#partial = await this.#c.store.beginPull(manifestBytes, expected);
     const m = this.#partial.manifest;
     const missing = this.#partial.missing();
@@ -120,8 +125,10 @@ export class ImagePull {
     if (this.#partial.haveCount() > 0) this.#announce();
     this.#progress();
     const refreshMs = this.#init.refreshMs ?? 3000;
+    const bitmapMs = this.#init.bitmapMs ?? 1000;
     const stallMs = this.#init.stallTimeoutMs ?? 60_000;
     let refreshed = 0;
+    let bitmapsRead = 0;
     let refreshing: Promise<void> | undefined;
     // Ends the lookups and requests still out once the pull ends, however it ends.
     const ended = new AbortController();
@@ -137,10 +144,12 @@ export class ImagePull {
         const now = Date.now();
         const due =
           now - refreshed >= refreshMs || (this.#sched.peers.length === 0 && now - refreshed >= 500);
-        if (!refreshing && (due || this.#staleBitmaps.size > 0)) {
+        const bitmaps = now - bitmapsRead >= bitmapMs;
+        if (!refreshing && (due || bitmaps || this.#staleBitmaps.size > 0)) {
           if (due) refreshed = now;
+          if (bitmaps) bitmapsRead = now;
           // In the background: a holder that does not answer must not hold up the chunks of the others.
-          refreshing = this.#refresh(working, due).finally(() => {
+          refreshing = this.#refresh(working, { holders: due, bitmaps }).finally(() => {
             refreshing = undefined;
             this.#wake();
           });
@@ -149,11 +158,12 @@ export class ImagePull {
         if (this.#sched.complete) break;
         if (this.#requests.size === 0 && !refreshing && now - this.#lastChunkAt > stallMs)
           throw new PullStalledError(digest, Math.round(stallMs / 1000), this.#why());
-        await sleepUntil(woken, Math.min(1000, refreshMs), signal);
+        await sleepUntil(woken, Math.min(bitmapMs, refreshMs), signal);
       }
     } finally {
       ended.abort(new Error('pull ended'));
       await refreshing?.catch(() => {});
+      await this.#lookingUp;
       await Promise.allSettled(this.#writes);
       // Stopped before the end: what was written is saved (the bitmap), and a later pull resumes from it.
       if (!this.#sched.complete || this.#fatal) await this.#partial.close().catch(() => {});
@@ -162,69 +172,77 @@ export class ImagePull {
     return this.#partial.complete(signal);
   }
 
-  /** This host's manifest of a resumed pull, else the first holder's that hashes to `expected`. */
-  async #manifest(expected: string, signal: AbortSignal): Promise<Buffer> {
-    const local = await this.#c.store.manifest(this.digest);
-    if (local && manifestDigest(local) === expected) return local;
-    const candidates = await this.#c.holders.candidates(this.digest, signal);
-    const ordered = [
-      ...shuffle(candidates.filter((c) => c.manifest === expected)),
-      ...shuffle(candidates.filter((c) => c.manifest !== expected)),
-    ];
-    const tried: string[] = [];
-    for (const c of ordered) {
-      try {
-        const answer = await this.#c.client.manifest(c.peerId, this.digest, signal);
-        const got = manifestDigest(answer.bytes);
-        if (got === expected) return answer.bytes;
-        tried.push(`${label(c)}: its manifest hashes to ${got}`);
-      } catch (err) {
-        if (signal.aborted) throw err;
-        tried.push(`${label(c)}: ${(err as Error).message}`);
-      }
+  /** The manifest digest the holders list; waited for up to the stall timeout, as the Host objects of
+   *  hosts that have just got the image (an upload, a download) may not have reached this host yet. */
+  async #expectedManifest(signal: AbortSignal): Promise<string> {
+    const until = Date.now() + (this.#init.stallTimeoutMs ?? 60_000);
+    for (;;) {
+      const expected = this.#c.holders.expectedManifest(this.digest);
+      if (expected) return expected;
+      if (Date.now() >= until)
+        throw new NoHoldersError(
+          this.digest,
+          'no host lists it in Host.status.images; upload it first (xenosctl image push)',
+        );
+      await sleepUntil(new Promise(() => {}), 500, signal);
     }
-    throw new NoHoldersError(
-      this.digest,
-      candidates.length === 0
-        ? 'no live host holds it (the hosts listing it in Host.status.images are down)'
-        : `no holder sent manifest ${expected} (${tried.join('; ')})`,
-    );
   }
 
-  /** Looks for holders not in the pull (`all`) and re-reads the bitmaps of partial holders. */
-  async #refresh(signal: AbortSignal, all: boolean): Promise<void> {
-    const stale = [...this.#staleBitmaps];
-    this.#staleBitmaps.clear();
-    let candidates: HolderCandidate[] = [];
-    if (all) {
-      candidates = await this.#c.holders.candidates(this.digest, signal).catch((err) => {
-        if (signal.aborted) throw err;
-        this.#log.warn({ err }, `looking for holders of ${this.digest}: ${err.message}`);
-        return [];
-      });
-    }
+  /** Looks for holders not in the pull (`holders`: the store's at once, the DHT's in the background), and
+   *  re-reads the bitmaps of the partial holders in it (`bitmaps`: their new chunks become usable) and of
+   *  those that answered ChunkNotHeld. */
+  async #refresh(signal: AbortSignal, due: { holders: boolean; bitmaps: boolean }): Promise<void> {
     const ask = new Map<string, HolderCandidate>();
-    for (const c of candidates) if (!this.#sched.isDropped(c.peerId)) ask.set(c.peerId, c);
-    for (const peer of [...stale, ...(all ? this.#sched.peers : [])])
-      ask.set(peer, ask.get(peer) ?? { peerId: peer });
+    for (const peer of this.#staleBitmaps) ask.set(peer, { peerId: peer });
+    this.#staleBitmaps.clear();
+    if (due.bitmaps)
+      for (const peer of this.#sched.peers) if (!this.#sched.hasAll(peer)) ask.set(peer, { peerId: peer });
+    if (due.holders) {
+      for (const c of this.#c.holders.fromStore(this.digest))
+        if (!this.#sched.has(c.peerId)) ask.set(c.peerId, c);
+      // The DHT may take seconds: what it finds joins when it comes, the others do not wait for it.
+      this.#lookingUp ??= this.#c.holders
+        .fromDht(this.digest, signal)
+        .then((found) =>
+          this.#admit(
+            found.filter((c) => !this.#sched.has(c.peerId)),
+            signal,
+          ),
+        )
+        .catch((err) => {
+          if (!signal.aborted)
+            this.#log.warn({ err }, `looking for holders of ${this.digest}: ${err.message}`);
+        })
+        .finally(() => {
+          this.#lookingUp = undefined;
+          this.#wake();
+        });
+    }
+    await this.#admit([...ask.values()], signal);
+  }
+
+  /** Reads the bitmaps of `candidates` and takes into the pull those that cut the image by its manifest. */
+  async #admit(candidates: HolderCandidate[], signal: AbortSignal): Promise<void> {
     const chunks = this.#partial.manifest.chunks.length;
     await Promise.all(
-      [...ask.values()].map(async (c) => {
-        try {
-          const answer = await this.#c.client.have(c.peerId, this.digest, chunks, signal);
-          if (answer.manifest !== this.#manifestDigest) {
-            this.#leave(
-              c.peerId,
-              `it cuts the image by manifest ${answer.manifest}, not ${this.#manifestDigest}`,
-            );
-            return;
+      candidates
+        .filter((c) => !this.#sched.isDropped(c.peerId))
+        .map(async (c) => {
+          try {
+            const answer = await this.#c.client.have(c.peerId, this.digest, chunks, signal);
+            if (answer.manifest !== this.#manifestDigest) {
+              this.#leave(
+                c.peerId,
+                `it cuts the image by manifest ${answer.manifest}, not ${this.#manifestDigest}`,
+              );
+              return;
+            }
+            if (this.#sched.setPeer(c.peerId, answer.bytes)) this.#lastError.delete(c.peerId);
+          } catch (err) {
+            if (signal.aborted) return;
+            this.#leave(c.peerId, (err as Error).message);
           }
-          if (this.#sched.setPeer(c.peerId, answer.bytes)) this.#lastError.delete(c.peerId);
-        } catch (err) {
-          if (signal.aborted) return;
-          this.#leave(c.peerId, (err as Error).message);
-        }
-      }),
+        }),
     );
   }
 
@@ -360,18 +378,6 @@ export class ImagePull {
       (errors.length ? `; ${errors.slice(0, 5).join('; ')}` : '; no holder answered')
     );
   }
-}
-
-function label(c: HolderCandidate): string {
-  return c.host ? `host ${c.host} (peer ${c.peerId})` : `peer ${c.peerId}`;
-}
-
-function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j], items[i]];
-  }
-  return items;
 }
 
 /** Resolves when `woken` does or after `ms`, whichever first; rejects when `signal` aborts. */
