@@ -181,7 +181,9 @@ describe('describe', () => {
       expect(r.stdout).toMatch(/^ {2}phase: Ready$/m);
       expect(r.stdout).toContain(`  digest: ${digest}\n`);
       const onHost = `image ${digest} \\(\\d+ bytes\\) is on host test-host`;
-      expect(r.stdout).toMatch(/^ {2}Ready\s+True\s+Ready\s+\d+s ago\s+1\s+the image is available to host test-host$/m);
+      expect(r.stdout).toMatch(
+        /^ {2}Ready\s+True\s+Ready\s+\d+s ago\s+1\s+the image is available to host test-host$/m,
+      );
       expect(r.stdout).toMatch(
         new RegExp(`^ {2}ImageReady\\s+True\\s+Imported\\s+\\d+s ago\\s+1\\s+${onHost}$`, 'm'),
       );
