@@ -112,12 +112,21 @@ export class SwarmLab {
     const states = await Promise.all(this.hosts.map((h) => this.#call(h, 'POST', PULLS, { digest })));
     const doneAt = this.hosts.map((_, i) => (states[i].done ? Date.now() : undefined));
     const maxHolders = this.hosts.map(() => 0);
+    const lastError: (string | undefined)[] = this.hosts.map(() => undefined);
     await this.#until(
       async () => {
         await Promise.all(
           this.hosts.map(async (h, i) => {
             if (doneAt[i] !== undefined) return;
-            const s = await this.#call(h, 'GET', `${PULLS}/${digest}`);
+            let s: PullState;
+            try {
+              s = await this.#call(h, 'GET', `${PULLS}/${digest}`);
+            } catch (err) {
+              // A dropped connection (the relay, a busy host) is asked again at the next poll; a pull that
+              // failed says so in `error`, below.
+              lastError[i] = (err as Error).message;
+              return;
+            }
             maxHolders[i] = Math.max(maxHolders[i], s.holders ?? 0);
             if (s.error) throw new Error(`${h.name} failed to pull: ${s.error.message} (${s.error.reason})`);
             if (s.done) doneAt[i] = Date.now();
@@ -125,7 +134,13 @@ export class SwarmLab {
         );
         return doneAt.every((t) => t !== undefined);
       },
-      'every host to hold the image',
+      () =>
+        `every host to hold the image (not yet: ${this.hosts
+          .map((h, i) =>
+            doneAt[i] === undefined ? `${h.name}${lastError[i] ? ` [${lastError[i]}]` : ''}` : '',
+          )
+          .filter(Boolean)
+          .join(', ')})`,
       timeoutMs,
       true,
     );
@@ -143,7 +158,12 @@ export class SwarmLab {
   }
 
   /** Polls `ok` until true; a throw is "not yet" unless `fatal` (then it ends the wait). */
-  async #until(ok: () => Promise<boolean>, what: string, timeoutMs: number, fatal = false): Promise<void> {
+  async #until(
+    ok: () => Promise<boolean>,
+    what: string | (() => string),
+    timeoutMs: number,
+    fatal = false,
+  ): Promise<void> {
     const end = Date.now() + timeoutMs;
     let last = '';
     for (;;) {
@@ -153,7 +173,10 @@ export class SwarmLab {
         if (fatal) throw err;
         last = (err as Error).message;
       }
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? ` (last: ${last})` : ''}`);
+      if (Date.now() > end) {
+        const text = typeof what === 'string' ? what : what();
+        throw new Error(`timed out waiting for ${text}${last ? ` (last: ${last})` : ''}`);
+      }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   }

@@ -28,7 +28,7 @@ import { type TokenBucket, throttle } from './token-bucket.ts';
 /** A stream's read buffer must hold a whole Yamux window (16 MiB) while the reader waits for the bucket. */
 const READ_BUFFER_BYTES = 32 * 1024 * 1024;
 const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
-const DEFAULT_ANSWER_TIMEOUT_MS = 60_000;
+const DEFAULT_ANSWER_TIMEOUT_MS = 30_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 20_000;
 /** The largest manifest a puller reads (src/images' cap). */
 export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
@@ -42,7 +42,7 @@ export interface ImageClientInit {
   /** Dial and send the request within this (ms). Default 10 s. */
   openTimeoutMs?: number;
   /** The answer's header within this (ms): a holder may queue a chunk request behind the chunks it is
-   *  sending. Default 60 s. */
+   *  sending. Default 30 s. */
   answerTimeoutMs?: number;
   /** No bytes for this long (ms) ends a request. Default 20 s. */
   idleTimeoutMs?: number;

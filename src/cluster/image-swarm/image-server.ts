@@ -44,8 +44,8 @@ export interface ImageServerComponents {
 }
 
 export interface ImageServerInit {
-  /** Chunk requests taken at once, sending or waiting for a send slot; beyond, pullers are told Busy.
-   *  Default 32. */
+  /** Chunk requests taken at once, sending or waiting for a send slot; beyond, pullers are told Busy and
+   *  ask other holders (a short queue: a request never waits long behind others). Default 8. */
   maxServing?: number;
   /** Chunks sent at once (each is held in memory while it goes); the others wait their turn. Default 4. */
   maxSending?: number;
@@ -85,7 +85,7 @@ export class ImageServer {
     this.#store = components.store;
     this.#bucket = components.uploadBucket;
     this.#log = components.log ?? silentLogger.root;
-    this.#maxServing = init.maxServing ?? 32;
+    this.#maxServing = init.maxServing ?? 8;
     this.#maxSending = init.maxSending ?? 4;
     this.#requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;

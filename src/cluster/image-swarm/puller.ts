@@ -12,7 +12,6 @@
 import type { ImportedImage } from '../../images/image-entry.ts';
 import type { ImageProgress } from '../../images/image-source.ts';
 import type { ImageStore } from '../../images/image-store.ts';
-import { manifestDigest } from '../../images/manifest.ts';
 import type { PartialImage } from '../../images/partial-image.ts';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import { type ChunkFault, ChunkScheduler } from './chunk-scheduler.ts';
@@ -26,6 +25,7 @@ import {
 } from './errors.ts';
 import type { HolderCandidate } from './holders.ts';
 import type { ImageClient } from './image-client.ts';
+import { fetchManifest } from './manifest-fetch.ts';
 
 /** How far a pull is (the image source's progress report). */
 export type PullProgress = ImageProgress;
@@ -103,14 +103,14 @@ export class ImagePull {
 
   async run(signal: AbortSignal): Promise<ImportedImage> {
     const { digest } = this;
-    const expected = this.#c.holders.expectedManifest(digest);
-    if (!expected)
-      throw new NoHoldersError(
-        digest,
-        'no host lists it in Host.status.images; upload it first (xenosctl image push)',
-      );
+    const expected = await this.#expectedManifest(signal);
     this.#manifestDigest = expected;
-    const manifestBytes = await this.#manifest(expected, signal);
+    const manifestBytes = await fetchManifest(
+      { store: this.#c.store, holders: this.#c.holders, client: this.#c.client },
+      this.digest,
+      expected,
+      signal,
+    );
     this.#partial = await this.#c.store.beginPull(manifestBytes, expected);
     const m = this.#partial.manifest;
     const missing = this.#partial.missing();
@@ -172,49 +172,20 @@ export class ImagePull {
     return this.#partial.complete(signal);
   }
 
-  /** This host's manifest of a resumed pull, else the first holder's that hashes to `expected`: the hosts
-   *  that list it first, the DHT's providers only when none of them answers. */
-  async #manifest(expected: string, signal: AbortSignal): Promise<Buffer> {
-    const local = await this.#c.store.manifest(this.digest);
-    if (local && manifestDigest(local) === expected) return local;
-    const listed = this.#c.holders.fromStore(this.digest);
-    const tried: string[] = [];
-    const first = [
-      ...shuffle(listed.filter((c) => c.manifest === expected)),
-      ...shuffle(listed.filter((c) => c.manifest !== expected)),
-    ];
-    const found = await this.#manifestFrom(first, expected, tried, signal);
-    if (found) return found;
-    const providers = await this.#c.holders.fromDht(this.digest, signal);
-    const more = providers.filter((p) => !listed.some((c) => c.peerId === p.peerId));
-    const late = await this.#manifestFrom(shuffle(more), expected, tried, signal);
-    if (late) return late;
-    throw new NoHoldersError(
-      this.digest,
-      tried.length === 0
-        ? 'no live host holds it (the hosts listing it in Host.status.images are down)'
-        : `no holder sent manifest ${expected} (${tried.join('; ')})`,
-    );
-  }
-
-  async #manifestFrom(
-    candidates: HolderCandidate[],
-    expected: string,
-    tried: string[],
-    signal: AbortSignal,
-  ): Promise<Buffer | undefined> {
-    for (const c of candidates) {
-      try {
-        const answer = await this.#c.client.manifest(c.peerId, this.digest, signal);
-        const got = manifestDigest(answer.bytes);
-        if (got === expected) return answer.bytes;
-        tried.push(`${label(c)}: its manifest hashes to ${got}`);
-      } catch (err) {
-        if (signal.aborted) throw err;
-        tried.push(`${label(c)}: ${(err as Error).message}`);
-      }
+  /** The manifest digest the holders list; waited for up to the stall timeout, as the Host objects of
+   *  hosts that have just got the image (an upload, a download) may not have reached this host yet. */
+  async #expectedManifest(signal: AbortSignal): Promise<string> {
+    const until = Date.now() + (this.#init.stallTimeoutMs ?? 60_000);
+    for (;;) {
+      const expected = this.#c.holders.expectedManifest(this.digest);
+      if (expected) return expected;
+      if (Date.now() >= until)
+        throw new NoHoldersError(
+          this.digest,
+          'no host lists it in Host.status.images; upload it first (xenosctl image push)',
+        );
+      await sleepUntil(new Promise(() => {}), 500, signal);
     }
-    return undefined;
   }
 
   /** Looks for holders not in the pull (`holders`: the store's at once, the DHT's in the background), and
@@ -407,18 +378,6 @@ export class ImagePull {
       (errors.length ? `; ${errors.slice(0, 5).join('; ')}` : '; no holder answered')
     );
   }
-}
-
-function label(c: HolderCandidate): string {
-  return c.host ? `host ${c.host} (peer ${c.peerId})` : `peer ${c.peerId}`;
-}
-
-function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j], items[i]];
-  }
-  return items;
 }
 
 /** Resolves when `woken` does or after `ms`, whichever first; rejects when `signal` aborts. */

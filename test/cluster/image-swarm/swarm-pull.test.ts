@@ -60,6 +60,22 @@ describe('swarm pull over libp2p', () => {
     expect(providers).toContain(c.node.peerId.toString());
   });
 
+  it('waits for a holder to be listed (its Host object may arrive later), then pulls', async () => {
+    const [a, b] = await swarm.start(2);
+    const file = await randomFile(dir, SIZE);
+    const pulling = swarm.pull(b, file.digest).run(AbortSignal.timeout(30_000));
+    await swarm.seed(a, file.path);
+    expect((await pulling).digest).toBe(file.digest);
+  });
+
+  it('says no host holds an image nobody lists, once the wait is over', async () => {
+    const [, b] = await swarm.start(2);
+    const none = `sha256:${'5'.repeat(64)}`;
+    await expect(
+      swarm.pull(b, none, { stallTimeoutMs: 1000 }).run(AbortSignal.timeout(10_000)),
+    ).rejects.toThrow(/no host lists it in Host.status.images; upload it first \(xenosctl image push\)/);
+  });
+
   it('takes chunks from a partial holder found only in the DHT', async () => {
     // a seeds, slowly; b holds half the chunks (a pull of its own, under way) and announces itself.
     const [a, b, c] = await swarm.start(3, (i) => (i === 0 ? { uploadRate: 256 * 1024 } : {}));
