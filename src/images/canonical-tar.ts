@@ -15,7 +15,7 @@
 import { constants, createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readlink, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Header, extract as tarExtract, pack as tarPack } from 'tar-stream';
 import { SET_ID_BITS } from './digest.ts';
@@ -92,7 +92,7 @@ export function packDirectory(dir: string, signal?: AbortSignal): Readable {
     pack.finalize();
   };
   fill().catch((err) => pack.destroy(err));
-  return pack as unknown as Readable;
+  return Readable.from(pack);
 }
 
 /** Why `name` may not be a path in an image tar, or undefined when it may. */
@@ -120,7 +120,15 @@ export async function extractTar(
 ): Promise<void> {
   await mkdir(dest, { mode: 0o700 });
   const extract = tarExtract();
-  const reading = pipeline(createReadStream(source), extract as unknown as NodeJS.WritableStream, { signal });
+  // Fed by hand, as pipe() would (tar-stream's streams are streamx streams, not typed as Node's): pause the
+  // file while the extractor is full; a read error ends the extraction with it.
+  const input = createReadStream(source, { signal });
+  input.on('data', (chunk) => {
+    if (!extract.write(chunk)) input.pause();
+  });
+  extract.on('drain', () => input.resume());
+  input.on('end', () => extract.end(null));
+  input.on('error', (err) => extract.destroy(err));
   // Kinds of the paths created so far: a parent must be a directory made by this archive.
   const made = new Map<string, 'file' | 'directory' | 'symlink'>();
   const modes: { path: string; mode: number; depth: number }[] = [];
@@ -177,10 +185,9 @@ export async function extractTar(
         );
       }
     }
-    await reading;
   } catch (err) {
-    (extract as unknown as { destroy(e?: Error): void }).destroy();
-    await reading.catch(() => undefined);
+    input.destroy();
+    extract.destroy();
     throw err;
   }
   // Deepest first, so a read-only directory is sealed after its children are in.

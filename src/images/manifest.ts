@@ -109,7 +109,14 @@ export function parseManifest(bytes: Uint8Array, source = 'manifest'): ImageMani
   m.chunks.forEach((c, i) => {
     if (typeof c !== 'string' || !HEX64.test(c)) bad(`chunks[${i}] is not 64 lower-case hex digits`);
   });
-  const manifest = m as unknown as ImageManifest;
+  const manifest: ImageManifest = {
+    apiVersion: MANIFEST_API_VERSION,
+    digest: m.digest as string,
+    kind: m.kind as ImageManifest['kind'],
+    size: size as number,
+    chunkSize: chunkSize as number,
+    chunks: m.chunks as string[],
+  };
   if (!encodeManifest(manifest).equals(Buffer.from(bytes)))
     bad(
       'not in canonical form (keys apiVersion, digest, kind, size, chunkSize, chunks; no spaces; one trailing newline)',
