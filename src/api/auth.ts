@@ -8,6 +8,7 @@
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { Condition } from '../model/object.ts';
@@ -18,6 +19,7 @@ import {
   type ServiceInstanceStatus,
 } from '../model/service-instance.ts';
 import { jsonEqual } from '../store/json-value.ts';
+import { errors } from './status-errors.ts';
 
 export const ADMIN_GROUP = 'system:masters';
 
@@ -233,4 +235,12 @@ export function scopedPatchProblems(type: 'json' | 'merge' | 'apply', patch: unk
 
 function isMapping(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** An admin-only route's gate: a caller without the admin token gets 403 saying what needs it (`needs`,
+ *  e.g. "image uploads need the admin token"); its request body is drained so the connection stays usable. */
+export function requireAdmin(req: IncomingMessage, principal: Principal, path: string, needs: string): void {
+  if (principal.groups.includes(ADMIN_GROUP)) return;
+  req.resume();
+  throw errors.forbidden(`User "${principal.name}" cannot use ${path}: ${needs}`);
 }

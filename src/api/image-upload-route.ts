@@ -33,7 +33,7 @@ import {
 import type { ImportedImage } from '../images/image-entry.ts';
 import type { ImageStore } from '../images/image-store.ts';
 import type { UploadSessions } from '../images/upload-sessions.ts';
-import { ADMIN_GROUP } from './auth.ts';
+import { requireAdmin } from './auth.ts';
 import { sendJson } from './http-io.ts';
 import { readBody } from './request-body.ts';
 import type { ApiRoute } from './server.ts';
@@ -53,12 +53,7 @@ export interface ImageRouteComponents {
 export function imageUploadRoute(components: () => ImageRouteComponents | undefined): ApiRoute {
   return async (req, res, { path, principal }) => {
     if (path !== UPLOADS && path !== `${IMAGES_API}/images` && !UPLOAD_PATH.test(path)) return false;
-    if (!principal.groups.includes(ADMIN_GROUP)) {
-      req.resume();
-      throw errors.forbidden(
-        `User "${principal.name}" cannot use ${path}: image uploads need the admin token`,
-      );
-    }
+    requireAdmin(req, principal, path, 'image uploads need the admin token');
     const c = components();
     if (!c) {
       req.resume();

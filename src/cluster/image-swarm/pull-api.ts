@@ -12,7 +12,7 @@
 // p2p overlay cannot pull (503).
 
 import type { IncomingMessage } from 'node:http';
-import { ADMIN_GROUP } from '../../api/auth.ts';
+import { requireAdmin } from '../../api/auth.ts';
 import { sendJson } from '../../api/http-io.ts';
 import { readBody } from '../../api/request-body.ts';
 import type { ApiRoute } from '../../api/server.ts';
@@ -47,12 +47,7 @@ export function pullRoute(sources: () => PullSources | undefined): ApiRoute {
   return async (req, res, { path, principal }) => {
     const m = PULL_PATH.exec(path);
     if (path !== PULLS && !m) return false;
-    if (!principal.groups.includes(ADMIN_GROUP)) {
-      req.resume();
-      throw errors.forbidden(
-        `User "${principal.name}" cannot use ${path}: pulling images needs the admin token`,
-      );
-    }
+    requireAdmin(req, principal, path, 'pulling images needs the admin token');
     const src = sources();
     if (!src) {
       req.resume();
