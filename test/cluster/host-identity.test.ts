@@ -53,6 +53,9 @@ describe('host identity at join', () => {
       );
     const host = await cluster.json(a, '/apis/xenos.io/v1alpha1/hosts/c');
     expect(host.status.peerId).toBe(c.peerId);
-    expect(c.stderr()).not.toContain('refused (');
+    // None of its rows or replication messages were refused (its name is bound by its first write). Other
+    // refusals may be logged in a join burst (a peer's membership messages over the rate limit) and are
+    // not this test's concern.
+    expect(c.stderr()).not.toMatch(/refused \(xenos_replication_/);
   }, 60_000);
 });
