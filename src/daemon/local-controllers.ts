@@ -168,32 +168,39 @@ export class LocalControllers {
   }
 }
 
+/** Who counts as live for the image decisions: this host (it is the one asking) and the hosts the
+ *  membership says are live; without a cluster, this host alone. */
+function liveness(self: string, isLive: ((host: string) => boolean) | undefined): (host: string) => boolean {
+  return (host) => host === self || (isLive?.(host) ?? false);
+}
+
 /** Whether this host pulls a template's image before an instance needs it (spec.distribution), decided
- *  from the replicated Hosts and the liveness view (src/cluster/image-distribution.ts). Without a cluster,
- *  only this host is live. */
+ *  from the replicated Hosts and the liveness view (src/cluster/image-distribution.ts). */
 function holdAhead(
   store: Store,
   self: string,
   isLive: ((host: string) => boolean) | undefined,
 ): (template: ServiceTemplate) => boolean {
-  const live = (host: string) => host === self || (isLive?.(host) ?? false);
+  const live = liveness(self, isLive);
   return (template) => shouldHoldAhead(template, self, store.list(HOST.kind).items, live).hold;
 }
 
 /** The live host that downloads a template's image URL: the first by rendezvous on the URL, so two
- *  templates with one URL share one download. This host counts as live (it is the one asking). */
+ *  templates with one URL share one download. */
 function urlFetcher(
   store: Store,
   self: string,
   isLive: (host: string) => boolean,
 ): (template: ServiceTemplate) => string | undefined {
+  const live = liveness(self, isLive);
   return (template) => {
     const url = template.spec?.image?.url;
     if (url === undefined) return undefined;
-    const live = store
+    const names = store
       .list(HOST.kind)
       .items.map((h) => h.metadata.name)
-      .filter((name) => name === self || isLive(name));
-    return ownerOf(`image-url\0${url}`, [self, ...live]);
+      .filter(live);
+    // This host may have no Host object yet (just started): it still takes part.
+    return ownerOf(`image-url\0${url}`, names.includes(self) ? names : [self, ...names]);
   };
 }
