@@ -148,11 +148,13 @@ export function preferHolders(
   hostNamed: (name: string) => Host | undefined,
 ): string[] {
   if (!digest) return ranked;
-  const holds = (name: string) => {
+  const holders: string[] = [];
+  const others: string[] = [];
+  for (const name of ranked) {
     const h = hostNamed(name);
-    return h !== undefined && hostHolds(h, digest);
-  };
-  return [...ranked.filter(holds), ...ranked.filter((n) => !holds(n))];
+    (h !== undefined && hostHolds(h, digest) ? holders : others).push(name);
+  }
+  return [...holders, ...others];
 }
 
 /** The rendezvous key of an instance: its uid (stable across renames of nothing; unique per object). */
