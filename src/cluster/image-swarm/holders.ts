@@ -94,6 +94,7 @@ export class ImageHolders {
     if (!dht) return [];
     const out: HolderCandidate[] = [];
     const seen = new Set([this.#c.self]);
+    let hostOf: Map<string, string> | undefined; // peer id → host name, listed once per lookup
     try {
       for await (const p of dht.findProviders(await imageCid(digest), {
         signal,
@@ -102,7 +103,8 @@ export class ImageHolders {
       })) {
         if (seen.has(p.peerId)) continue;
         seen.add(p.peerId);
-        const host = this.#hostOf(p.peerId);
+        hostOf ??= this.#hostsByPeer();
+        const host = hostOf.get(p.peerId);
         if (host !== undefined && !this.#c.isLive(host)) continue;
         out.push({ peerId: p.peerId, host });
         if (out.length >= this.#maxProviders) break;
@@ -113,7 +115,10 @@ export class ImageHolders {
     return out;
   }
 
-  #hostOf(peerId: string): string | undefined {
-    return this.#c.store.list(HOST.kind).items.find((h) => h.status?.peerId === peerId)?.metadata.name;
+  #hostsByPeer(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const h of this.#c.store.list(HOST.kind).items)
+      if (h.status?.peerId && !out.has(h.status.peerId)) out.set(h.status.peerId, h.metadata.name);
+    return out;
   }
 }
