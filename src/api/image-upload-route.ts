@@ -39,7 +39,7 @@ import { readBody } from './request-body.ts';
 import type { ApiRoute } from './server.ts';
 import { ApiError, errors } from './status-errors.ts';
 
-export const IMAGES_API = '/apis/images.xenos.io/v1';
+const IMAGES_API = '/apis/images.xenos.io/v1';
 const UPLOADS = `${IMAGES_API}/uploads`;
 const UPLOAD_PATH = /^\/apis\/images\.xenos\.io\/v1\/uploads\/([0-9a-f]{64})$/;
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;

@@ -20,7 +20,7 @@ import { CliError } from './errors.ts';
 const UPLOADS = '/apis/images.xenos.io/v1/uploads';
 /** Bytes per PATCH: a broken connection costs at most this much again, and a piece stays well within the
  *  host's 5-minute limit on one request (16 MiB in 134 s at 1 Mbit/s). */
-export const PIECE_BYTES = 16 * 1024 * 1024;
+const PIECE_BYTES = 16 * 1024 * 1024;
 /** The longest one piece may take: the host's own limit on one request (Node's requestTimeout). */
 const PIECE_TIMEOUT_MS = 5 * 60_000;
 /** The longest the host may take to check and store a finished upload (a large directory is extracted

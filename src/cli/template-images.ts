@@ -11,7 +11,7 @@ import type { CommandContext } from './context.ts';
 import { CliError } from './errors.ts';
 import { pushImage } from './image-push.ts';
 import type { ManifestObject } from './manifests.ts';
-import { ProgressBar } from './progress-bar.ts';
+import { progressBar } from './pull-progress.ts';
 
 /** The format a template's image has, from its path: as the CRD documents for an empty format. */
 export function guessFormat(path: string, isDirectory: boolean): NonNullable<ImageSource['format']> {
@@ -36,12 +36,7 @@ export async function uploadLocalImages(ctx: CommandContext, objects: ManifestOb
       continue;
     }
     // A bar on a terminal only: apply's output elsewhere (scripts, CI logs) stays what kubectl's is.
-    const bar = ctx.io.stderrTTY
-      ? new ProgressBar(
-          { write: (t) => ctx.err(t), tty: true, columns: ctx.io.columns },
-          { label: `uploading ${path}` },
-        )
-      : undefined;
+    const bar = ctx.io.stderrTTY ? progressBar(ctx.io, `uploading ${path}`) : undefined;
     let pushed: Awaited<ReturnType<typeof pushImage>>;
     try {
       pushed = await pushImage(ctx.client(), path, {

@@ -7,10 +7,9 @@ import { link, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { packDirectory } from './canonical-tar.ts';
-import { sha256File } from './digest.ts';
 import { HaveBitmap } from './have-bitmap.ts';
 import { FILES, readMeta, writeFileAtomic, writeMeta } from './image-entry.ts';
-import { encodeManifest, manifestOfFile } from './manifest.ts';
+import { cutBlob, encodeManifest, manifestOf } from './manifest.ts';
 
 /** The manifest bytes of the complete entry in `dir`, made now if it has none; undefined when `dir` is
  *  not a complete entry. Call under the store's lock for the digest. */
@@ -28,13 +27,14 @@ export async function addBlob(dir: string, chunkSize: number): Promise<Buffer | 
     await pipeline(packDirectory(join(dir, FILES.image)), fh.createWriteStream());
     await rename(tmp, blob);
   }
-  const manifest = await manifestOfFile(blob, meta.digest, meta.kind, { chunkSize });
+  const cut = await cutBlob(blob, { chunkSize });
+  const manifest = manifestOf(cut, meta.digest, meta.kind);
   const bytes = encodeManifest(manifest);
   await HaveBitmap.full(manifest.chunks.length).save(join(dir, FILES.have));
   await writeMeta(dir, {
     ...meta,
     blobSize: manifest.size,
-    blobDigest: meta.kind === 'file' ? meta.digest : `sha256:${await sha256File(blob)}`,
+    blobDigest: meta.kind === 'file' ? meta.digest : `sha256:${cut.sha256}`,
   });
   await writeFileAtomic(join(dir, FILES.manifest), bytes);
   return bytes;

@@ -11,12 +11,12 @@ import { open } from 'node:fs/promises';
 import { DIGEST_PATTERN } from './digest.ts';
 import { InvalidManifestError } from './errors.ts';
 
-export const MANIFEST_API_VERSION = 'images.xenos.io/v1';
+const MANIFEST_API_VERSION = 'images.xenos.io/v1';
 /** 4 MiB: see the README for why (Dragonfly's piece size, BitTorrent's 1–3k pieces per torrent). */
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 /** Bounds a manifest may ask for: a chunk is held in memory while it is checked. */
-export const MIN_CHUNK_SIZE = 1024;
-export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
+const MIN_CHUNK_SIZE = 1024;
+const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
 /** The largest manifest parsed (a 16 GiB image at 4 MiB is ~270 KB). */
 export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
 
@@ -58,7 +58,7 @@ export function manifestDigest(bytes: Uint8Array): string {
   return `sha256:${sha256Hex(bytes)}`;
 }
 
-export function chunkCount(size: number, chunkSize: number): number {
+function chunkCount(size: number, chunkSize: number): number {
   return Math.ceil(size / chunkSize);
 }
 

@@ -15,7 +15,7 @@ import type { HaveBitmap } from './have-bitmap.ts';
 import { FILES, readFully } from './image-entry.ts';
 import { chunkRange, type ImageManifest } from './manifest.ts';
 
-export const DEFAULT_SYNC_EVERY = 8;
+const DEFAULT_SYNC_EVERY = 8;
 
 export interface PartialImageInit {
   dir: string;

@@ -23,7 +23,7 @@ import { FILES, type ImportedImage } from './image-entry.ts';
 import type { ImageStore } from './image-store.ts';
 import { cutBlob, type ImageKind } from './manifest.ts';
 
-export const DEFAULT_ABANDON_AFTER_MS = 3600_000;
+const DEFAULT_ABANDON_AFTER_MS = 3600_000;
 
 export interface UploadState {
   digest: string;

@@ -11,7 +11,8 @@ import type { CommandContext } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { pushImage } from '../image-push.ts';
 import { formatTable } from '../printers/table.ts';
-import { formatBytes, ProgressBar } from '../progress-bar.ts';
+import { formatBytes } from '../progress-bar.ts';
+import { progressBar } from '../pull-progress.ts';
 import { imageCommand } from './image-pull.ts';
 
 /** What a host's own store says about an image (GET /apis/images.xenos.io/v1/images). */
@@ -53,12 +54,7 @@ Examples:
   DIGEST=$(xenosctl image push -q disk.raw)`,
     )
     .action(async (path: string, opts: { quiet?: boolean }) => {
-      const bar = opts.quiet
-        ? undefined
-        : new ProgressBar(
-            { write: (t) => ctx.err(t), tty: ctx.io.stderrTTY ?? false, columns: ctx.io.columns },
-            { label: `pushing ${path}` },
-          );
+      const bar = opts.quiet ? undefined : progressBar(ctx.io, `pushing ${path}`);
       const pushed = await pushImage(ctx.client(), path, {
         signal: ctx.signal,
         onProgress: (bytes, size) => bar?.update({ bytes, size }),
