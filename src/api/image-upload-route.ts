@@ -33,13 +33,13 @@ import {
 import type { ImportedImage } from '../images/image-entry.ts';
 import type { ImageStore } from '../images/image-store.ts';
 import type { UploadSessions } from '../images/upload-sessions.ts';
+import { IMAGES_API, IMAGES_API_VERSION } from '../model/images-api.ts';
 import { requireAdmin } from './auth.ts';
 import { sendJson } from './http-io.ts';
 import { readBody } from './request-body.ts';
 import type { ApiRoute } from './server.ts';
 import { ApiError, errors } from './status-errors.ts';
 
-const IMAGES_API = '/apis/images.xenos.io/v1';
 const UPLOADS = `${IMAGES_API}/uploads`;
 const UPLOAD_PATH = /^\/apis\/images\.xenos\.io\/v1\/uploads\/([0-9a-f]{64})$/;
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
@@ -66,7 +66,7 @@ export function imageUploadRoute(components: () => ImageRouteComponents | undefi
         if (method !== 'GET') throw errors.methodNotAllowed(method, ['GET']);
         sendJson(res, 200, {
           kind: 'ImageList',
-          apiVersion: 'images.xenos.io/v1',
+          apiVersion: IMAGES_API_VERSION,
           items: await c.store.list(),
         });
         return true;

@@ -15,9 +15,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { XenosClient } from '../client/client.ts';
 import { ApiStatusError, ConnectionError, TimeoutError } from '../client/errors.ts';
 import { packDirectory } from '../images/canonical-tar.ts';
+import { UPLOADS_PATH } from '../model/images-api.ts';
 import { CliError } from './errors.ts';
 
-const UPLOADS = '/apis/images.xenos.io/v1/uploads';
+const UPLOADS = UPLOADS_PATH;
 /** Bytes per PATCH: a broken connection costs at most this much again, and a piece stays well within the
  *  host's 5-minute limit on one request (16 MiB in 134 s at 1 Mbit/s). */
 const PIECE_BYTES = 16 * 1024 * 1024;

@@ -8,10 +8,12 @@
 
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import { IMAGES_API_VERSION } from '../model/images-api.ts';
 import { DIGEST_PATTERN } from './digest.ts';
 import { InvalidManifestError } from './errors.ts';
 
-const MANIFEST_API_VERSION = 'images.xenos.io/v1';
+/** Manifests are objects of the image API's group. */
+const MANIFEST_API_VERSION = IMAGES_API_VERSION;
 /** 4 MiB: see the README for why (Dragonfly's piece size, BitTorrent's 1–3k pieces per torrent). */
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 /** Bounds a manifest may ask for: a chunk is held in memory while it is checked. */

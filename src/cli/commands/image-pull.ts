@@ -9,6 +9,7 @@
 import type { Command } from 'commander';
 import type { XenosClient } from '../../client/client.ts';
 import { ApiStatusError, isNotFound } from '../../client/errors.ts';
+import { PULLS_PATH } from '../../model/images-api.ts';
 import { HOST } from '../../model/kinds.ts';
 import type { ImagePullStatus } from '../../model/service-template.ts';
 import { parseDuration } from '../args.ts';
@@ -16,7 +17,7 @@ import type { CommandContext } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
 import { progressBar, pullSample, shortDigest } from '../pull-progress.ts';
 
-const PULLS = '/apis/images.xenos.io/v1/pulls';
+const PULLS = PULLS_PATH;
 const POLL_MS = 1000;
 
 /** What a host's pulls API answers. */

@@ -5,6 +5,7 @@
 
 import type { Command } from 'commander';
 import type { Host, HostImage } from '../../model/host.ts';
+import { IMAGES_PATH } from '../../model/images-api.ts';
 import { HOST, SERVICE_TEMPLATE } from '../../model/kinds.ts';
 import type { ServiceTemplate } from '../../model/service-template.ts';
 import type { CommandContext } from '../context.ts';
@@ -76,7 +77,7 @@ Examples:
       const [hosts, templates, local] = await Promise.all([
         client.list(HOST, { signal: ctx.signal }),
         client.list(SERVICE_TEMPLATE, { signal: ctx.signal }),
-        client.request<{ items: LocalImage[] }>('GET', '/apis/images.xenos.io/v1/images', {
+        client.request<{ items: LocalImage[] }>('GET', IMAGES_PATH, {
           signal: ctx.signal,
         }),
       ]);

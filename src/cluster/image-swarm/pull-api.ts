@@ -18,15 +18,16 @@ import { readBody } from '../../api/request-body.ts';
 import type { ApiRoute } from '../../api/server.ts';
 import { ApiError, errors } from '../../api/status-errors.ts';
 import { DIGEST_PATTERN } from '../../images/digest.ts';
+import { IMAGES_API_VERSION, PULLS_PATH } from '../../model/images-api.ts';
 import type { ImagePullStatus } from '../../model/service-template.ts';
 import type { PullProgress } from './puller.ts';
 
-const PULLS = '/apis/images.xenos.io/v1/pulls';
+const PULLS = PULLS_PATH;
 const PULL_PATH = /^\/apis\/images\.xenos\.io\/v1\/pulls\/(sha256:[0-9a-f]{64})$/;
 const MAX_BODY = 4096;
 
 export interface ImagePull extends ImagePullStatus {
-  apiVersion: 'images.xenos.io/v1';
+  apiVersion: typeof IMAGES_API_VERSION;
   kind: 'ImagePull';
   done?: boolean;
   error?: { reason: string; message: string };
@@ -131,7 +132,7 @@ function pull(
   extra: Pick<ImagePull, 'done' | 'error'> = {},
 ): ImagePull {
   return {
-    apiVersion: 'images.xenos.io/v1',
+    apiVersion: IMAGES_API_VERSION,
     kind: 'ImagePull',
     digest,
     host,
