@@ -192,6 +192,26 @@ export interface MigrationTransport {
 /** The destination side: the streams the source opened, in order. */
 export type IncomingMigration = AsyncIterable<{ label: string; stream: Duplex }>;
 
+/** How far a migration is, reported by the source's `migrateOut` as it goes (for the ServiceMigration's
+ *  status and `xenosctl migrate --wait`). */
+export interface MigrationProgress {
+  /** What the migration is doing: `disk` (copying the instance's own disk layer), `memory`, `switchover`
+   *  (the guest paused, the last bytes moving), `files` (a cold move). */
+  stage: 'disk' | 'memory' | 'switchover' | 'files';
+  /** Bytes sent to the destination so far (memory and disk). */
+  bytesTransferred: number;
+  /** What the driver expects to send in all, when it can tell (it grows if the guest dirties memory). */
+  bytesTotal?: number;
+  /** Bytes per second of memory the guest dirties, as the hypervisor last measured it (live only). */
+  dirtyRateBytesPerSecond?: number;
+}
+
+export interface MigrateOutOptions extends SignalOptions {
+  mode?: 'auto' | 'live' | 'cold';
+  /** Called as the migration goes, at most a few times a second. */
+  onProgress?(progress: MigrationProgress): void;
+}
+
 export interface MigrationReport {
   mode: 'live' | 'cold';
   /** From the moment the service stopped answering on the source until it ran on the destination,
@@ -252,7 +272,7 @@ export interface Driver {
   migrateOut(
     id: string,
     transport: MigrationTransport,
-    options?: SignalOptions & { mode?: 'auto' | 'live' | 'cold' },
+    options?: MigrateOutOptions,
   ): Promise<MigrationReport>;
   /** Receives a domain sent by a peer's `migrateOut` and runs it here. */
   migrateIn(spec: DomainSpec, incoming: IncomingMigration, options?: SignalOptions): Promise<DomainInfo>;

@@ -13,6 +13,7 @@ import type {
   DomainInfo,
   DomainSpec,
   IncomingMigration,
+  MigrateOutOptions,
   MigrationReport,
   MigrationTransport,
   SignalOptions,
@@ -37,7 +38,7 @@ export async function migrateOut(
   host: MigrationHost,
   id: string,
   transport: MigrationTransport,
-  options: SignalOptions & { mode?: 'auto' | 'live' | 'cold' } = {},
+  options: MigrateOutOptions = {},
 ): Promise<MigrationReport> {
   if (options.mode === 'live') {
     throw new MigrationError(

@@ -25,6 +25,7 @@ import type {
   IncomingMigration,
   LogChunk,
   LogOptions,
+  MigrateOutOptions,
   MigrationReport,
   MigrationTransport,
   ProbeResult,
@@ -377,7 +378,7 @@ export class ProcessDriver implements Driver {
   migrateOut(
     id: string,
     transport: MigrationTransport,
-    options: SignalOptions & { mode?: 'auto' | 'live' | 'cold' } = {},
+    options: MigrateOutOptions = {},
   ): Promise<MigrationReport> {
     return migrateOut(this.migrationHost(), id, transport, options);
   }
