@@ -20,7 +20,9 @@ import type { PeerSigner } from '../../../src/p2p/peer-signature.ts';
 import { TestNet } from '../cluster.ts';
 import { allAlive, type SwimHost, signerOf, startSwims, stopSwims } from './helpers.ts';
 
-const timing = timingFor(8000);
+// 16 s: the rate refusal below must land within the minimum suspicion time (τ/5 = 3.2 s) after the first
+// suspicion, across two polls; at 8 s (1.6 s) a slow moment on a loaded machine let it slip.
+const timing = timingFor(16_000);
 
 let net: TestNet;
 let swims: SwimHost[];
