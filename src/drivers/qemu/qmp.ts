@@ -371,8 +371,7 @@ function lineReader(socket: Socket): LineReader {
       try {
         reader.queue.push(JSON.parse(line) as Message);
       } catch {
-        // Not JSON: QMP never sends that; ignore rather than kill the connection.
-        continue;
+        // Not JSON: QMP never sends that; skip it rather than kill the connection.
       }
     }
     reader.flush();
