@@ -89,6 +89,10 @@ export interface SandboxPlan {
   tokenFile?: string;
   /** Extra host paths bound read-only at the same place. */
   readOnlyPaths?: string[];
+  /** Host paths bound read-only at another place (a VM's image at /image). */
+  readOnlyBinds?: { source: string; dest: string }[];
+  /** Host device nodes the domain may use (`/dev/kvm`), bound at the same place. */
+  devices?: string[];
   /** The sandbox's host name (UTS namespace). */
   hostname: string;
   /** Size of the private /tmp. */
@@ -149,7 +153,11 @@ export function bwrapArgs(plan: SandboxPlan, layout: HostLayout): string[] {
     args.push(...parents(`/etc/${entry}`, made), '--ro-bind-try', `/etc/${entry}`, `/etc/${entry}`);
   }
   for (const path of plan.readOnlyPaths ?? []) args.push(...parents(path, made), '--ro-bind', path, path);
+  for (const { source, dest } of plan.readOnlyBinds ?? []) {
+    args.push(...parents(dest, made), '--ro-bind', source, dest);
+  }
   args.push('--proc', '/proc', '--dev', '/dev');
+  for (const device of plan.devices ?? []) args.push('--dev-bind', device, device);
   args.push('--size', String(plan.tmpfsBytes), '--tmpfs', '/tmp');
   args.push('--bind', plan.rootfs, DOMAIN_MOUNT);
   if (plan.tokenFile) args.push(...parents(TOKEN_PATH, made), '--ro-bind', plan.tokenFile, TOKEN_PATH);
