@@ -75,6 +75,11 @@ export function kernelCmdline(spec: DomainSpec, ports: Record<string, number>): 
   return /(^|\s)console=/.test(cmdline) ? cmdline : `${cmdline} console=ttyS0`.trim();
 }
 
+/** A value inside a QEMU `key=value,...` option: a comma is written twice. */
+export function optionValue(text: string): string {
+  return text.replaceAll(',', ',,');
+}
+
 function blockdevArgs(disk: VmDisk, m: VmMounts): string[] {
   const node = diskNode(disk.name);
   const ro = disk.readOnly ? ',read-only=on' : '';
@@ -83,18 +88,16 @@ function blockdevArgs(disk: VmDisk, m: VmMounts): string[] {
   if (disk.base) {
     args.push(
       '-blockdev',
-      `driver=file,filename=${at.image(m, disk.base.relative)},node-name=${node}-base-file,read-only=on`,
+      `driver=file,filename=${optionValue(at.image(m, disk.base.relative))},node-name=${node}-base-file,read-only=on`,
       '-blockdev',
       `driver=${disk.base.format},file=${node}-base-file,node-name=${node}-base,read-only=on`,
     );
     backing = `,backing=${node}-base`;
-  } else {
-    // A fresh disk has no backing file; say so, so QEMU never reads a name from its header.
-    backing = ',backing=null';
   }
+  // A fresh disk's header names no backing file: the driver made it, and the guest cannot write headers.
   args.push(
     '-blockdev',
-    `driver=file,filename=${at.disk(m, disk.name)},node-name=${node}-file${ro}`,
+    `driver=file,filename=${optionValue(at.disk(m, disk.name))},node-name=${node}-file${ro}`,
     '-blockdev',
     `driver=qcow2,file=${node}-file${backing},node-name=${node}${ro}`,
   );
@@ -163,7 +166,7 @@ export function qemuCommand(input: QemuCommandInput): string[] {
     '-serial',
     'chardev:console',
     '-qmp',
-    `unix:${at.qmpSocket(input.mounts)},server=on,wait=off`,
+    `unix:${optionValue(at.qmpSocket(input.mounts))},server=on,wait=off`,
     '-device',
     'pvpanic',
     '-action',
@@ -189,12 +192,14 @@ export function qemuCommand(input: QemuCommandInput): string[] {
         'spec.domain.boot.firmware',
       );
     }
-    argv.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${input.uefiCode}`);
+    argv.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${optionValue(input.uefiCode)}`);
   }
   disks.forEach((disk, i) => {
     argv.push(...blockdevArgs(disk, input.mounts), ...deviceArgs(disk, i, !image.kernel));
   });
   argv.push(...networkArgs(input));
-  if (input.withToken) argv.push('-fw_cfg', `name=opt/xenos/token,file=${input.mounts.token}`);
+  if (input.withToken) {
+    argv.push('-fw_cfg', `name=opt/xenos/token,file=${optionValue(input.mounts.token)}`);
+  }
   return argv;
 }

@@ -297,11 +297,20 @@ export class QemuDriver implements Driver {
     return names.filter((n) => DOMAIN_ID_PATTERN.test(n));
   }
 
-  private describe(rec: DomainRecord): Promise<DomainInfo> {
-    return describeDomain(this.paths(rec.spec.id), rec, this.advertiseAddress, {
+  private async describe(rec: DomainRecord): Promise<DomainInfo> {
+    const paths = this.paths(rec.spec.id);
+    const info = await describeDomain(paths, rec, this.advertiseAddress, {
       driver: 'qemu',
       guestPortInside: true,
     });
+    if (info.state !== 'crashed') return info;
+    // QEMU says why it would not run (a bad option, a disk it cannot open) on its stderr.
+    const text = await readFile(paths.stderr, 'utf8').catch(() => '');
+    const why = text
+      .split('\n')
+      .filter((l) => l.startsWith(`${basename(this.binary)}:`))
+      .pop();
+    return why ? { ...info, message: `${info.message}: ${why}` } : info;
   }
 
   async inspect(id: string): Promise<DomainInfo | undefined> {
