@@ -71,7 +71,7 @@ describe('QEMU command line', () => {
     expect(values(argv, '-kernel')).toEqual(['/image/vmlinuz']);
     expect(values(argv, '-initrd')).toEqual(['/image/initrd.img']);
     expect(values(argv, '-append')).toEqual(['xenos.name=web p=40080 console=ttyS0']);
-    expect(values(argv, '-qmp')).toEqual(['unix:/domain/qmp.sock,server=on,wait=off']);
+    expect(values(argv, '-qmp')).toEqual(['unix:qmp.sock,server=on,wait=off']);
     expect(values(argv, '-sandbox')).toEqual([
       'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
     ]);

@@ -100,14 +100,18 @@ describe.skipIf(!qemu.usable || !guestDir)('QEMU driver', () => {
       });
       expect(info.endpoints[0]).toMatchObject({ guestPort: 80, protocol: 'TCP' });
       const qmp = await driver.qmp(spec.id);
-      const nodes = await qmp.execute<{ 'node-name': string; drv: string; backing_file_depth: number }[]>(
-        'query-named-block-nodes',
-        { flat: true },
-      );
+      const nodes = await qmp.execute<
+        { 'node-name': string; drv: string; ro: boolean; backing_file?: string }[]
+      >('query-named-block-nodes', { flat: true });
       const byName = new Map(nodes.map((n) => [n['node-name'], n]));
-      expect(byName.get('disk-root')).toMatchObject({ drv: 'qcow2', backing_file_depth: 1 });
-      expect(byName.get('disk-root-base')).toMatchObject({ drv: 'raw' });
-      expect(byName.get('disk-scratch')).toMatchObject({ drv: 'qcow2', backing_file_depth: 0 });
+      expect(byName.get('disk-root')).toMatchObject({
+        drv: 'qcow2',
+        ro: false,
+        backing_file: '/image/disk.img',
+      });
+      expect(byName.get('disk-root-base')).toMatchObject({ drv: 'raw', ro: true });
+      expect(byName.get('disk-scratch')).toMatchObject({ drv: 'qcow2', ro: false });
+      expect(byName.get('disk-scratch')?.backing_file).toBeUndefined();
 
       const stats = await driver.stats(spec.id);
       expect(stats?.cpuSeconds).toBeGreaterThan(0);

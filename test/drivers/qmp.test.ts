@@ -5,7 +5,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -18,7 +18,9 @@ describe('QMP client (real QEMU, no guest)', () => {
   let qemu: ChildProcess | undefined;
   const clients: QmpClient[] = [];
 
-  function startQemu(): ChildProcess {
+  /** QEMU with its monitor at socketPath (given relative to `cwd` when one is given). */
+  function startQemu(cwd?: string): ChildProcess {
+    const path = cwd ? socketPath.slice(cwd.length + 1) : socketPath;
     qemu = spawn(
       'qemu-system-x86_64',
       [
@@ -29,9 +31,9 @@ describe('QMP client (real QEMU, no guest)', () => {
         'none',
         '-no-user-config',
         '-qmp',
-        `unix:${socketPath},server=on,wait=off`,
+        `unix:${path},server=on,wait=off`,
       ],
-      { stdio: 'ignore' },
+      { stdio: 'ignore', cwd },
     );
     return qemu;
   }
@@ -151,6 +153,16 @@ describe('QMP client (real QEMU, no guest)', () => {
     expect(qmp.connected).toBe(false);
     expect(await never).toBeInstanceOf(QmpConnectionError);
     await expect(qmp.execute('query-status')).rejects.toBeInstanceOf(QmpConnectionError);
+  });
+
+  it('reaches a monitor whose path is longer than a unix socket address holds', async () => {
+    const deep = join(dir, 'd'.repeat(60), 'e'.repeat(60));
+    await mkdir(deep, { recursive: true });
+    socketPath = join(deep, 'qmp.sock');
+    expect(socketPath.length).toBeGreaterThan(108);
+    startQemu(deep); // QEMU itself cannot bind so long a path either: it binds relative to its cwd
+    const qmp = await client();
+    await expect(qmp.execute('query-status')).resolves.toHaveProperty('running');
   });
 
   it('fails to connect with a located error when nothing listens', async () => {

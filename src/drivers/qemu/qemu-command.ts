@@ -15,6 +15,10 @@ import { at, type VmImage, type VmMounts } from './vm-layout.ts';
 export type Accel = 'kvm' | 'tcg';
 
 const MiB = 1024 * 1024;
+/** QEMU's monitor socket, relative to its working directory (vm/, /domain in the sandbox): a unix
+ *  socket path holds at most 107 bytes, and a data dir may be deep. */
+export const QMP_SOCKET_NAME = 'qmp.sock';
+
 /** A guest without `resources.memoryBytes`. */
 export const DEFAULT_MEMORY_BYTES = 256 * MiB;
 
@@ -166,7 +170,7 @@ export function qemuCommand(input: QemuCommandInput): string[] {
     '-serial',
     'chardev:console',
     '-qmp',
-    `unix:${optionValue(at.qmpSocket(input.mounts))},server=on,wait=off`,
+    `unix:${QMP_SOCKET_NAME},server=on,wait=off`,
     '-device',
     'pvpanic',
     '-action',

@@ -6,7 +6,9 @@
 // no npm library for it is kept up or trusted by the field.
 
 import { EventEmitter, on } from 'node:events';
+import { open } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
+import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QmpCommandError, QmpConnectionError, QmpTimeoutError } from './errors.ts';
 
@@ -326,7 +328,22 @@ function nowTimestamp(): QmpTimestamp {
   return { seconds: Math.floor(us / 1e6), microseconds: us % 1e6 };
 }
 
-function openSocket(path: string, signal: AbortSignal): Promise<Socket> {
+/** The longest path a unix socket address holds (sun_path is 108 bytes with its NUL). */
+const SUN_PATH_MAX = 107;
+
+/** Connects to the socket at `path`; one deeper than a socket address holds is reached through an fd of
+ *  its directory (/proc/self/fd/N/name), so a long data dir does not make monitors unreachable. */
+async function openSocket(path: string, signal: AbortSignal): Promise<Socket> {
+  if (Buffer.byteLength(path) <= SUN_PATH_MAX) return connectTo(path, signal);
+  const dir = await open(dirname(path), 'r');
+  try {
+    return await connectTo(`/proc/self/fd/${dir.fd}/${basename(path)}`, signal);
+  } finally {
+    await dir.close();
+  }
+}
+
+function connectTo(path: string, signal: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ path });
     const onAbort = () => {

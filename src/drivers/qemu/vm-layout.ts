@@ -5,7 +5,7 @@
 //
 //   <dataDir>/domains/<id>/vm/               → /domain inside the sandbox, owned by the domain's uid
 //                          vm/disks/<name>.qcow2   each disk: an overlay on the image's disk, or a new one
-//                          vm/qmp.sock             QEMU's monitor (the driver's one client: see qmp.ts)
+//                          vm/qmp.sock             QEMU's monitor (QEMU's cwd is vm/; the driver is its one client)
 //                          logs/stdout.log         the guest's serial console (QEMU's stdout), rotated
 //                          logs/stderr.log         QEMU's own messages
 //
@@ -62,7 +62,6 @@ export function hostMounts(paths: VmPaths, image: VmImage): VmMounts {
 
 export const at = {
   disk: (m: VmMounts, name: string) => `${m.domain}/disks/${name}.qcow2`,
-  qmpSocket: (m: VmMounts) => `${m.domain}/qmp.sock`,
   image: (m: VmMounts, relative: string) => (relative ? `${m.image}/${relative}` : m.image),
 };
 
