@@ -30,7 +30,7 @@ function guestSpec(instance: InstanceIdentity, extra: Partial<DomainSpec> = {}, 
     instance,
     image: { path: guestDir, format: 'directory' },
     boot: {
-      kernel: 'vmlinuz',
+      kernel: 'vmlinux',
       initrd: 'initrd.img',
       cmdline: `xenos.name=\${instance.name}${cmdline}`,
     },
