@@ -34,6 +34,8 @@ import { GuestBuildError } from './errors.ts';
 import { kernelConfig, moduleClosure, uncompressKernel } from './kernel.ts';
 
 const GUEST_SRC = dirname(fileURLToPath(import.meta.url));
+/** The files of a built image (plus guest.json). */
+export const IMAGE_FILES = ['vmlinux', 'vmlinuz', 'initrd.img', 'disk.img'] as const;
 /** The commands the build runs, and the Debian packages that provide them. */
 const HOST_TOOLS = [
   'apt-get:apt',
@@ -43,6 +45,8 @@ const HOST_TOOLS = [
   'mke2fs:e2fsprogs',
   'xz:xz-utils',
 ];
+/** The files of this folder that decide what a build makes (with initramfs/ and disk/). */
+const BUILDER_SOURCES = ['guest-image.ts', 'kernel.ts', 'debian.ts'];
 const KERNEL_META = 'linux-image-amd64';
 const BUSYBOX = 'busybox-static';
 /** The kernel modules the guest loads at boot, with the config option that builds each (skipped when built in). */
@@ -163,7 +167,7 @@ function inputKey(inputs: Inputs): string {
   const hash = createHash('sha256');
   hash.update(JSON.stringify({ inputs, DISK_SIZE, DISK_UUID, SOURCE_DATE_EPOCH, MODULES }));
   for (const file of listFiles(GUEST_SRC)) {
-    if (!/\.(ts)$/.test(file) && !/^(initramfs|disk)\//.test(file)) continue;
+    if (!BUILDER_SOURCES.includes(file) && !/^(initramfs|disk)\//.test(file)) continue;
     const full = join(GUEST_SRC, file);
     hash.update(`${file}\0${statSync(full).mode & 0o111 ? 'x' : '-'}\0`);
     hash.update(readFileSync(full));
@@ -309,7 +313,7 @@ function fixTimes(dir: string): void {
 function readInfo(dir: string): GuestImageInfo | undefined {
   try {
     const info = JSON.parse(readFileSync(join(dir, 'guest.json'), 'utf8')) as GuestImageInfo;
-    for (const f of ['vmlinux', 'vmlinuz', 'initrd.img', 'disk.img']) {
+    for (const f of IMAGE_FILES) {
       if (!existsSync(join(dir, f))) return undefined;
     }
     return info;

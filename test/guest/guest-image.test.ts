@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GUEST_BUILD_TIMEOUT_MS, guestImageDir } from '../guest-image.ts';
 import { until } from '../wait.ts';
 import { bootGuest, type PlainGuest } from './plain-qemu.ts';
+import { cmdlineFor, vmWebManifests } from './vm-web.ts';
 
 const BOOT_TIMEOUT_MS = 90_000; // ~5 s on an idle machine; TCG on two busy cores can take many times that
 const LINE = /^boot=([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) count=(\d+)\n$/;
@@ -57,7 +58,7 @@ async function exitWithin(guest: PlainGuest, ms: number, what: string): Promise<
   }
 }
 
-describe('the demo guest', () => {
+describe('the demo guest, booted as manifests/vm-web describes it', () => {
   let guest: PlainGuest;
   let baseDigest: string;
   let overlay: string;
@@ -67,7 +68,9 @@ describe('the demo guest', () => {
   beforeAll(async () => {
     mkdirSync(dir);
     baseDigest = sha256(join(image, 'disk.img'));
-    guest = await bootGuest({ image, work: dir, cmdline: 'console=ttyS0 xenos.name=web-7' });
+    const { template } = await vmWebManifests();
+    const { kernel, initrd } = template.spec.domain.boot;
+    guest = await bootGuest({ image, work: dir, kernel, initrd, cmdline: cmdlineFor(template, 'web-7') });
     overlay = join(dir, 'overlay.qcow2');
     overlayBytesAtStart = statSync(overlay).size;
   }, BOOT_TIMEOUT_MS);

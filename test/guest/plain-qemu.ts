@@ -1,12 +1,12 @@
-// Boots the demo guest with plain QEMU (no Xenos driver), for the tests of the guest image itself: TCG,
-// 128 MiB, the console in a file, user-mode networking with the guest's port 80 forwarded to a port the
-// host picks on 127.0.0.1, the disk as a qcow2 overlay, pvpanic with `-action panic=exit-failure`, and a
-// QMP socket spoken to by a minimal line-by-line client (enough for a few commands in a test).
+// Boots the demo guest with plain QEMU (no Xenos driver; guest/qemu-command.ts has the command line), for
+// the tests of the guest image itself: the console read from its file, the forwarded HTTP port found
+// through QMP, and a minimal line-by-line QMP client (enough for a few commands in a test).
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { createOverlay, plainQemuArgs } from '../../guest/qemu-command.ts';
 import { until } from '../wait.ts';
 
 export interface PlainGuest {
@@ -27,42 +27,21 @@ export interface BootOptions {
   image: string;
   /** A scratch directory for the overlay, the console file and the QMP socket. */
   work: string;
-  /** `vmlinux` (PVH boot) or `vmlinuz`. */
+  /** The kernel and initrd in the image: `vmlinux` (PVH boot) or `vmlinuz`; `initrd.img`. */
   kernel?: string;
+  initrd?: string;
   cmdline: string;
   /** An existing qcow2 overlay (defaults to a new one over the image's disk.img). */
   overlay?: string;
-}
-
-/** Creates a qcow2 overlay whose backing file is the image's raw disk.img. */
-export function createOverlay(image: string, path: string): string {
-  execFileSync(
-    'qemu-img',
-    ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', join(image, 'disk.img'), path],
-    {
-      timeout: 30_000,
-    },
-  );
-  return path;
 }
 
 export async function bootGuest(opts: BootOptions): Promise<PlainGuest> {
   const consoleFile = join(opts.work, 'console.log');
   const qmpSocket = join(opts.work, 'qmp.sock');
   const overlay = opts.overlay ?? createOverlay(opts.image, join(opts.work, 'overlay.qcow2'));
-  const qemu = spawn(
-    'qemu-system-x86_64',
-    [
-      ...['-accel', 'tcg', '-m', '128', '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none'],
-      ...['-no-reboot', '-serial', `file:${consoleFile}`, '-qmp', `unix:${qmpSocket},server=on,wait=off`],
-      ...['-kernel', join(opts.image, opts.kernel ?? 'vmlinux'), '-initrd', join(opts.image, 'initrd.img')],
-      ...['-append', opts.cmdline],
-      ...['-drive', `file=${overlay},if=virtio,format=qcow2`],
-      ...['-netdev', 'user,id=net0,hostfwd=tcp:127.0.0.1:0-:80', '-device', 'virtio-net-pci,netdev=net0'],
-      ...['-device', 'pvpanic', '-action', 'panic=exit-failure'],
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const qemu = spawn('qemu-system-x86_64', plainQemuArgs({ ...opts, overlay, consoleFile, qmpSocket }), {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   qemu.stderr?.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
