@@ -13,7 +13,7 @@
 #   qemu-img  qemu-utils: copy-on-write qcow2 disks over a template's disk image (src/drivers/qcow2-overlay.ts)
 #   mkfs.xfs  xfsprogs: the reflink test (a loop-mounted XFS, test/drivers/copy-on-write.test.ts)
 #   qemu-system-x86_64  qemu-system-x86: the QEMU driver's guests (TCG where KVM is not usable)
-#   cpio, mke2fs, xz    cpio, e2fsprogs, xz-utils: npm run guest-image (the demo guest, guest/README.md),
+#   cpio, mke2fs, xz    cpio, e2fsprogs, xz-utils: npm run guest-image (the demo guest, scripts/guest-image/),
 #                       which also installs them itself when they are missing
 set -eu
 

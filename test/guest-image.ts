@@ -5,9 +5,9 @@
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { defaultGuestDir } from '../guest/guest-image.ts';
+import { defaultGuestDir } from '../scripts/guest-image/guest-image.ts';
 
-const BUILDER = join(import.meta.dirname, '..', 'guest', 'build-guest-image.ts');
+const BUILDER = join(import.meta.dirname, '..', 'scripts', 'guest-image', 'build-guest-image.ts');
 /** A first build downloads ~70 MB of packages and compresses an initramfs; on a loaded machine it can be slow. */
 export const GUEST_BUILD_TIMEOUT_MS = 10 * 60_000;
 

@@ -1,4 +1,4 @@
-// Boots the demo guest with plain QEMU (no Xenos driver; guest/qemu-command.ts has the command line), for
+// Boots the demo guest with plain QEMU (no Xenos driver; scripts/guest-image/qemu-command.ts has the command line), for
 // the tests of the guest image itself: the console read from its file, the forwarded HTTP port found
 // through QMP, and a minimal line-by-line QMP client (enough for a few commands in a test).
 
@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { createOverlay, plainQemuArgs } from '../../guest/qemu-command.ts';
+import { createOverlay, plainQemuArgs } from '../../scripts/guest-image/qemu-command.ts';
 import { until } from '../wait.ts';
 
 export interface PlainGuest {

@@ -5,7 +5,7 @@
 
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultGuestDir, IMAGE_FILES } from '../../guest/guest-image.ts';
+import { defaultGuestDir, IMAGE_FILES } from '../../scripts/guest-image/guest-image.ts';
 import { cmdlineFor, vmWebManifests } from './vm-web.ts';
 
 const repo = resolve(import.meta.dirname, '../..');

@@ -1,5 +1,5 @@
 // `npm run guest-image [-- --force]`: builds the demo guest into build/guest (or $XENOS_GUEST_DIR) when its
-// inputs changed, and prints the image directory. See guest/README.md.
+// inputs changed, and prints the image directory. See README.md beside this file.
 
 import { GuestBuildError } from './errors.ts';
 import { defaultGuestDir, ensureGuestImage } from './guest-image.ts';

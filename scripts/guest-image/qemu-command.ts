@@ -1,5 +1,5 @@
 // The plain QEMU command line that boots the demo guest without Xenos (its tests and its boot benchmark
-// use it; guest/README.md shows the same by hand): TCG, 128 MiB, one vCPU, the serial console to a file,
+// use it; README.md beside this file shows the same by hand): TCG, 128 MiB, one vCPU, the serial console to a file,
 // the disk as a qcow2 overlay on virtio, user-mode networking with the guest's port 80 forwarded from a
 // port on 127.0.0.1 (0: QEMU picks one; `info usernet` names it), pvpanic with panic=exit-failure, QMP.
 

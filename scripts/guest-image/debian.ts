@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GuestBuildError } from './errors.ts';
 
-const INSTALL_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'install-packages.sh');
+const INSTALL_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', 'install-packages.sh');
 
 /** Runs a command and returns its stdout; throws GuestBuildError naming it, with its stderr, if it fails. */
 export function run(

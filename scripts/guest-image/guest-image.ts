@@ -1,10 +1,10 @@
-// Builds the demo guest image (guest/README.md says what the guest does) from Debian packages into a
+// Builds the demo guest image (README.md beside this file says what the guest does) from Debian packages into a
 // directory: `vmlinux` (the kernel, uncompressed: QEMU boots it directly), `vmlinuz` (the same kernel as
 // Debian ships it, for loaders that want a bzImage), `initrd.img` (busybox, the modules, the init scripts)
 // and `disk.img` (a raw ext4 base disk holding the web service), plus `guest.json` (what it was built from).
 //
 // Rebuilt only when an input changed: the key hashes the package versions apt offers now, the files under
-// guest/initramfs and guest/disk, and this builder's own source. A build happens in a temporary directory
+// initramfs/ and disk/ beside this file, and this builder's own source. A build happens in a temporary directory
 // beside the target and is renamed into place, under a lock, so readers never see half an image and two
 // builders never build at once. No step needs root (apt-get download, dpkg-deb -x, cpio, mke2fs -d), except
 // installing missing host tools. The kernels and the initrd are reproducible (fixed times and owners, sorted
@@ -89,7 +89,7 @@ export interface EnsureGuestImageOptions {
 
 /** The default image directory of this checkout: `<repo>/build/guest`, or $XENOS_GUEST_DIR. */
 export function defaultGuestDir(): string {
-  return process.env.XENOS_GUEST_DIR || join(GUEST_SRC, '..', 'build', 'guest');
+  return process.env.XENOS_GUEST_DIR || join(GUEST_SRC, '..', '..', 'build', 'guest');
 }
 
 /** Builds the guest image in `dir` unless it is up to date; returns what the image was built from. */
@@ -252,7 +252,7 @@ interface InitramfsParts {
   modules: string[];
 }
 
-/** The initramfs: guest/initramfs, busybox with its applet links, and the modules the guest loads. */
+/** The initramfs: initramfs/ of this folder, busybox with its applet links, and the modules the guest loads. */
 function buildInitramfs(root: string, out: string, parts: InitramfsParts): void {
   cpSync(join(GUEST_SRC, 'initramfs'), root, { recursive: true });
   for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'proc', 'sys', 'dev', 'run', 'data', 'tmp']) {
