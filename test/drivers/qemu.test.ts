@@ -14,6 +14,7 @@ import type { DomainSpec, InstanceIdentity } from '../../src/drivers/driver.ts';
 import { domainIdFor } from '../../src/drivers/driver.ts';
 import { probeQemu } from '../../src/drivers/qemu/probe-qemu.ts';
 import { QemuDriver } from '../../src/drivers/qemu/qemu-driver.ts';
+import { guestImageDir } from '../guest-image.ts';
 import { DriverHarness, runDriverContract, testInstance, waitForBody } from './driver-contract.ts';
 
 const run = promisify(execFile);
@@ -21,8 +22,7 @@ const BOOT_MS = 60_000;
 const MiB = 1024 * 1024;
 
 const qemu = await probeQemu();
-// Until the demo guest's builder lands here: a built guest directory named by XENOS_GUEST_DIR.
-const guestDir = process.env.XENOS_GUEST_DIR ?? '';
+const guestDir = qemu.usable ? await guestImageDir() : '';
 
 function guestSpec(instance: InstanceIdentity, extra: Partial<DomainSpec> = {}, cmdline = ''): DomainSpec {
   return {
@@ -44,7 +44,7 @@ function makeDriver(dataDir: string): QemuDriver {
   return new QemuDriver({}, { dataDir, defaultGraceMs: 30_000 });
 }
 
-describe.skipIf(!qemu.usable || !guestDir)('QEMU driver', () => {
+describe.skipIf(!qemu.usable)('QEMU driver', () => {
   runDriverContract('qemu', {
     makeDriver,
     serverSpec: (instance) => guestSpec(instance),
