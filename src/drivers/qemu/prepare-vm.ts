@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { parseMemoryQuantity } from '../../api/quantity.ts';
+import { parseMemoryQuantity } from '../../model/quantity.ts';
 import type { DiskReport, DomainSpec } from '../driver.ts';
 import { DiskImageError, InvalidDomainSpecError, PrepareError } from '../errors.ts';
 import { type DomainRecord, readRecord, recordText, writeRecord } from '../process/domain-record.ts';

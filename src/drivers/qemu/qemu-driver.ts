@@ -42,11 +42,11 @@ import { CLOCK_TICKS_PER_SECOND, isAlive, residentBytes } from '../process/proc.
 import { descendants } from '../process/process-tree.ts';
 import { stopDomainTree } from '../process/stop-domain.ts';
 import { DEFAULT_LOG_ROTATION, type LogRotation } from '../process/supervisor.ts';
-import { probeQemu } from '../registry.ts';
 import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { waitUntil } from '../wait-until.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
 import { prepareVm } from './prepare-vm.ts';
+import { probeQemu } from './probe-qemu.ts';
 import type { Accel } from './qemu-command.ts';
 import { QmpClient } from './qmp.ts';
 import { VmPaths } from './vm-layout.ts';
