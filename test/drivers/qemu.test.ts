@@ -178,6 +178,9 @@ describe.skipIf(!qemu.usable)('QEMU driver', () => {
         'cat /image/disk.img >/dev/null 2>&1 && echo "read image" || echo "denied image"',
         'touch /image/pwned 2>/dev/null && echo "wrote image" || echo "denied write image"',
         'touch /usr/pwned 2>/dev/null && echo "wrote usr" || echo "denied write usr"',
+        // Its monitor socket is sealed: it cannot be swapped for a link to another guest's monitor.
+        'mv /domain/monitor/qmp.sock /domain/monitor/old 2>/dev/null && echo "moved monitor" || echo "denied move monitor"',
+        'ln -s /x /domain/monitor/qmp2.sock 2>/dev/null && echo "linked monitor" || echo "denied link monitor"',
         'ls /',
       ].join('\n');
       const asQemu =
@@ -213,6 +216,12 @@ describe.skipIf(!qemu.usable)('QEMU driver', () => {
       expect(stdout).toContain('read image');
       expect(stdout).toContain('denied write image');
       expect(stdout).toContain('denied write usr');
+      if (process.getuid?.() === 0) {
+        expect(stdout).toContain('denied move monitor');
+        expect(stdout).toContain('denied link monitor');
+        const monitorDir = await stat(join(vmDir, 'vm', 'monitor'));
+        expect([monitorDir.uid, monitorDir.mode & 0o777]).toEqual([0, 0o755]);
+      }
       const root = stdout.split('\n').filter((l) => /^[a-z0-9]+$/.test(l));
       expect(root).not.toContain('root');
       expect(root).not.toContain('home');

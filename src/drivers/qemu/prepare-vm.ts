@@ -15,6 +15,7 @@ import { type DomainRecord, readRecord, recordText, writeRecord } from '../proce
 import { domainAlive } from '../process/domain-state.ts';
 import { createQcow2Overlay, detectBaseFormat } from '../qcow2-overlay.ts';
 import { chownTree, type Sandbox } from '../sandbox/sandbox.ts';
+import { sealMonitorDir } from './monitor-dir.ts';
 import type { VmDisk } from './qemu-command.ts';
 import { resolveVmImage, type VmImage, type VmPaths } from './vm-layout.ts';
 
@@ -191,6 +192,8 @@ export async function ensureVmIdentity(
   if (!fresh && had?.uid === rec.identity?.uid) return;
   try {
     await chownTree(paths.vm, rec.identity!);
+    // A running QEMU's monitor directory stays root's (monitor-dir.ts).
+    await sealMonitorDir(paths.qmpSocket, rec.identity, rec.spec.id).catch(() => {});
   } catch (err) {
     throw new PrepareError(
       rec.spec.id,

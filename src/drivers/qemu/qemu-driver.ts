@@ -44,11 +44,12 @@ import { stopDomainTree } from '../process/stop-domain.ts';
 import { DEFAULT_LOG_ROTATION, type LogRotation } from '../process/supervisor.ts';
 import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { waitUntil } from '../wait-until.ts';
+import { GuestMonitors } from './guest-monitors.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
 import { prepareVm } from './prepare-vm.ts';
 import { probeQemu } from './probe-qemu.ts';
 import type { Accel } from './qemu-command.ts';
-import { QmpClient } from './qmp.ts';
+import type { QmpClient } from './qmp.ts';
 import { VmPaths } from './vm-layout.ts';
 
 export interface QemuDriverComponents {
@@ -108,8 +109,7 @@ export class QemuDriver implements Driver {
   private readonly uefiCode: string;
   private readonly ports: PortBook;
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** One QMP connection per running guest (a QEMU monitor serves one client at a time). */
-  private readonly monitors = new Map<string, Promise<QmpClient>>();
+  private readonly monitors: GuestMonitors;
   private accel?: Accel;
   private conditions: HostConditionFact[] = [];
 
@@ -127,6 +127,7 @@ export class QemuDriver implements Driver {
     this.rotation = init.logRotation ?? DEFAULT_LOG_ROTATION;
     this.uefiCode = init.uefiCode ?? DEFAULT_UEFI_CODE;
     this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.vmsDir });
+    this.monitors = new GuestMonitors({ log: this.log }, { paths: (id) => this.paths(id) });
   }
 
   async start(): Promise<void> {
@@ -140,9 +141,7 @@ export class QemuDriver implements Driver {
 
   async stop(): Promise<void> {
     // Guests keep running: only this process's monitor connections go.
-    const monitors = [...this.monitors.values()];
-    this.monitors.clear();
-    for (const m of monitors) await m.then((c) => c.close()).catch(() => {});
+    await this.monitors.closeAll();
     this.leases.close();
   }
 
@@ -219,8 +218,10 @@ export class QemuDriver implements Driver {
       const rec = await prepareVm(paths, spec, this.sandbox, options.signal);
       if (rec.run && (await domainAlive(paths, rec.run))) return this.describe(rec);
       options.signal?.throwIfAborted();
-      this.forgetMonitor(spec.id);
-      return this.describe(await this.launch(rec, paths));
+      this.monitors.forget(spec.id);
+      const launched = await this.launch(rec, paths);
+      await this.monitors.sealAfterStart(launched, options.signal);
+      return this.describe(launched);
     });
   }
 
@@ -251,42 +252,7 @@ export class QemuDriver implements Driver {
   /** The QMP connection of the running guest `id` (made on first use, kept while QEMU runs). Live
    *  migration uses the same one: QEMU's monitor serves one client at a time. */
   qmp(id: string, options: SignalOptions & { timeoutMs?: number } = {}): Promise<QmpClient> {
-    let client = this.monitors.get(id);
-    if (!client) {
-      const paths = this.paths(id);
-      client = QmpClient.connect(paths.qmpSocket, {
-        domainId: id,
-        timeoutMs: options.timeoutMs ?? 10_000,
-        signal: options.signal,
-      });
-      this.monitors.set(id, client);
-      client.then(
-        (c) => c.closed.then(() => this.monitors.get(id) === client && this.monitors.delete(id)),
-        () => this.monitors.get(id) === client && this.monitors.delete(id),
-      );
-    }
-    return client;
-  }
-
-  private forgetMonitor(id: string): void {
-    const client = this.monitors.get(id);
-    this.monitors.delete(id);
-    client?.then((c) => c.close()).catch(() => {});
-  }
-
-  /** The polite stop: the guest's ACPI power button. A QEMU whose monitor does not answer is forced after
-   *  the grace period like any other. */
-  private async powerButton(id: string, graceMs: number, signal?: AbortSignal): Promise<void> {
-    try {
-      const qmp = await this.qmp(id, { signal, timeoutMs: Math.min(graceMs, 10_000) });
-      await qmp.execute('system_powerdown', undefined, { signal, timeoutMs: Math.min(graceMs, 10_000) });
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      this.log.warn(
-        { err, domain: id },
-        `domain ${id}: ACPI power button failed, it will be forced: ${(err as Error).message}`,
-      );
-    }
+    return this.monitors.connect(id, options);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -398,11 +364,11 @@ export class QemuDriver implements Driver {
       {
         cgroups: this.cgroups,
         killTimeoutMs: this.killTimeoutMs,
-        politeStop: (_paths, _run, grace, sig) => this.powerButton(rec.spec.id, grace, sig),
+        politeStop: (_paths, _run, grace, sig) => this.monitors.powerButton(rec.spec.id, grace, sig),
       },
       signal,
     );
-    this.forgetMonitor(rec.spec.id);
+    this.monitors.forget(rec.spec.id);
   }
 
   destroy(id: string, options: SignalOptions = {}): Promise<void> {
