@@ -35,9 +35,9 @@ import type {
 import { DOMAIN_ID_PATTERN } from '../driver.ts';
 import { DomainNotFoundError, InvalidDomainSpecError } from '../errors.ts';
 import { HostLeases } from '../host-leases.ts';
+import { KeyedLock } from '../keyed-lock.ts';
 import { streamLogFiles } from '../log-files.ts';
 import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
-import { waitUntil } from '../wait-until.ts';
 import { type CgroupMode, Cgroups } from './cgroup.ts';
 import { type MigrationHost, migrateIn, migrateOut } from './cold-migration.ts';
 import type { DiskModeChoice } from './disk-modes.ts';
@@ -109,7 +109,7 @@ export class ProcessDriver implements Driver {
   private readonly path: string;
   private readonly rotation: LogRotation;
   /** One operation at a time per domain within this process (start vs stop vs destroy). */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly ports: PortBook;
   private conditions: HostConditionFact[] = [];
   /** What the conditions last said of the sandbox. */
@@ -194,14 +194,7 @@ export class ProcessDriver implements Driver {
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const next = (this.locks.get(id) ?? Promise.resolve()).catch(() => {}).then(fn);
-    this.locks.set(id, next);
-    next
-      .finally(() => {
-        if (this.locks.get(id) === next) this.locks.delete(id);
-      })
-      .catch(() => {});
-    return next;
+    return this.locks.run(id, fn);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -351,18 +344,7 @@ export class ProcessDriver implements Driver {
       const paths = this.paths(id);
       const rec = await readRecord(paths).catch(() => undefined);
       if (rec) await this.stopLocked(paths, rec, 0, options.signal);
-      if (this.cgroups) {
-        const cgroups = this.cgroups;
-        // A killed group lingers for a moment until the kernel has reaped its last process.
-        await waitUntil(
-          () =>
-            cgroups.remove(id).then(
-              () => true,
-              () => false,
-            ),
-          { timeoutMs: this.killTimeoutMs, signal: options.signal },
-        );
-      }
+      await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal: options.signal });
       // Its own layer only: the image below an overlay is the host's shared, read-only cache.
       await removeRootfs(paths, options.signal);
       await rm(paths.dir, { recursive: true, force: true });

@@ -30,6 +30,7 @@ import type {
 import { DOMAIN_ID_PATTERN } from '../driver.ts';
 import { DomainNotFoundError, InvalidDomainSpecError, MigrationError } from '../errors.ts';
 import { HostLeases } from '../host-leases.ts';
+import { KeyedLock } from '../keyed-lock.ts';
 import { streamLogFiles } from '../log-files.ts';
 import { type CgroupMode, Cgroups } from '../process/cgroup.ts';
 import { type DomainRecord, type RunRecord, readRecord } from '../process/domain-record.ts';
@@ -43,7 +44,6 @@ import { descendants } from '../process/process-tree.ts';
 import { stopDomainTree } from '../process/stop-domain.ts';
 import { DEFAULT_LOG_ROTATION, type LogRotation } from '../process/supervisor.ts';
 import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
-import { waitUntil } from '../wait-until.ts';
 import { GuestMonitors } from './guest-monitors.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
 import { prepareVm } from './prepare-vm.ts';
@@ -108,7 +108,7 @@ export class QemuDriver implements Driver {
   private readonly rotation: LogRotation;
   private readonly uefiCode: string;
   private readonly ports: PortBook;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly monitors: GuestMonitors;
   private accel?: Accel;
   private conditions: HostConditionFact[] = [];
@@ -193,14 +193,7 @@ export class QemuDriver implements Driver {
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const next = (this.locks.get(id) ?? Promise.resolve()).catch(() => {}).then(fn);
-    this.locks.set(id, next);
-    next
-      .finally(() => {
-        if (this.locks.get(id) === next) this.locks.delete(id);
-      })
-      .catch(() => {});
-    return next;
+    return this.locks.run(id, fn);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -376,17 +369,7 @@ export class QemuDriver implements Driver {
       const paths = this.paths(id);
       const rec = await readRecord(paths).catch(() => undefined);
       if (rec) await this.stopLocked(paths, rec, 0, options.signal);
-      if (this.cgroups) {
-        const cgroups = this.cgroups;
-        await waitUntil(
-          () =>
-            cgroups.remove(id).then(
-              () => true,
-              () => false,
-            ),
-          { timeoutMs: this.killTimeoutMs, signal: options.signal },
-        );
-      }
+      await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal: options.signal });
       // Its own disks only: the image below the overlays is the host's shared, read-only cache.
       await rm(paths.dir, { recursive: true, force: true });
       this.leases.release(paths.dir);
