@@ -11,7 +11,7 @@
 // (exec-in-domain.ts), cold migration (cold-migration.ts).
 
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import type {
@@ -41,7 +41,14 @@ import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { type CgroupMode, Cgroups } from './cgroup.ts';
 import { type MigrationHost, migrateIn, migrateOut } from './cold-migration.ts';
 import type { DiskModeChoice } from './disk-modes.ts';
-import { DomainPaths, type DomainRecord, readRecord, writeRecord } from './domain-record.ts';
+import {
+  DomainPaths,
+  type DomainRecord,
+  domainIdsIn,
+  readAllRecords,
+  readRecord,
+  writeRecord,
+} from './domain-record.ts';
 import { describeDomain, domainAlive } from './domain-state.ts';
 import { execInDomain } from './exec-in-domain.ts';
 import { diskCondition, hostConditionsOf } from './host-conditions.ts';
@@ -134,7 +141,7 @@ export class ProcessDriver implements Driver {
 
   async start(): Promise<void> {
     await mkdir(this.domainsDir, { recursive: true, mode: 0o700 });
-    await reapAllInterruptedLaunches(this.domainsDir, await this.domainIds(), {
+    await reapAllInterruptedLaunches(this.domainsDir, await domainIdsIn(this.domainsDir), {
       timeoutMs: this.killTimeoutMs,
       log: this.log,
     });
@@ -241,11 +248,6 @@ export class ProcessDriver implements Driver {
   // ------------------------------------------------------------------------------------------------
   // observe
 
-  private async domainIds(): Promise<string[]> {
-    const names = await readdir(this.domainsDir).catch(() => [] as string[]);
-    return names.filter((n) => DOMAIN_ID_PATTERN.test(n));
-  }
-
   private describe(rec: DomainRecord): Promise<DomainInfo> {
     return describeDomain(this.paths(rec.spec.id), rec, this.advertiseAddress);
   }
@@ -256,16 +258,10 @@ export class ProcessDriver implements Driver {
   }
 
   async list(): Promise<DomainInfo[]> {
-    const out: DomainInfo[] = [];
-    for (const id of await this.domainIds()) {
-      try {
-        const rec = await readRecord(new DomainPaths(this.domainsDir, id));
-        if (rec) out.push(await this.describe(rec));
-      } catch (err) {
-        this.log.warn(`domain ${id}: unreadable record, skipped: ${(err as Error).message}`);
-      }
-    }
-    return out;
+    const records = await readAllRecords(this.domainsDir, (id, err) =>
+      this.log.warn(`domain ${id}: unreadable record, skipped: ${err.message}`),
+    );
+    return Promise.all(records.map((rec) => this.describe(rec)));
   }
 
   async stats(id: string): Promise<DomainStats | undefined> {

@@ -7,7 +7,7 @@
 // sandbox plan (launch-vm.ts), a polite stop through the guest's ACPI power button, the serial console
 // as the `console` log stream, and one QMP connection per running guest (qmp.ts). README.md says it all.
 
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import type {
@@ -33,7 +33,13 @@ import { HostLeases } from '../host-leases.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { streamLogFiles } from '../log-files.ts';
 import { type CgroupMode, Cgroups } from '../process/cgroup.ts';
-import { type DomainRecord, type RunRecord, readRecord } from '../process/domain-record.ts';
+import {
+  type DomainRecord,
+  domainIdsIn,
+  type RunRecord,
+  readAllRecords,
+  readRecord,
+} from '../process/domain-record.ts';
 import { describeDomain, domainAlive } from '../process/domain-state.ts';
 import { hostConditionsOf } from '../process/host-conditions.ts';
 import { reapAllInterruptedLaunches } from '../process/interrupted-launch.ts';
@@ -132,7 +138,7 @@ export class QemuDriver implements Driver {
 
   async start(): Promise<void> {
     await mkdir(this.vmsDir, { recursive: true, mode: 0o700 });
-    await reapAllInterruptedLaunches(this.vmsDir, await this.domainIds(), {
+    await reapAllInterruptedLaunches(this.vmsDir, await domainIdsIn(this.vmsDir), {
       timeoutMs: this.killTimeoutMs,
       log: this.log,
     });
@@ -251,11 +257,6 @@ export class QemuDriver implements Driver {
   // ------------------------------------------------------------------------------------------------
   // observe
 
-  private async domainIds(): Promise<string[]> {
-    const names = await readdir(this.vmsDir).catch(() => [] as string[]);
-    return names.filter((n) => DOMAIN_ID_PATTERN.test(n));
-  }
-
   private async describe(rec: DomainRecord): Promise<DomainInfo> {
     const paths = this.paths(rec.spec.id);
     const info = await describeDomain(paths, rec, this.advertiseAddress, {
@@ -278,16 +279,10 @@ export class QemuDriver implements Driver {
   }
 
   async list(): Promise<DomainInfo[]> {
-    const out: DomainInfo[] = [];
-    for (const id of await this.domainIds()) {
-      try {
-        const rec = await readRecord(this.paths(id));
-        if (rec) out.push(await this.describe(rec));
-      } catch (err) {
-        this.log.warn(`domain ${id}: unreadable record, skipped: ${(err as Error).message}`);
-      }
-    }
-    return out;
+    const records = await readAllRecords(this.vmsDir, (id, err) =>
+      this.log.warn(`domain ${id}: unreadable record, skipped: ${err.message}`),
+    );
+    return Promise.all(records.map((rec) => this.describe(rec)));
   }
 
   /** The host pid of the running guest's QEMU process (not the supervisor's, which `inspect` gives). */
