@@ -174,7 +174,7 @@ export class QemuDriver implements Driver {
       : { kind: 'none', reason: 'cgroups are turned off in this driver' };
     const accel = await this.chosenAccel();
     this.conditions = [
-      ...hostConditionsOf(this.sandbox, status, mode),
+      ...hostConditionsOf(this.sandbox, status, mode, 'QEMU guests'),
       {
         type: 'GuestsHardwareAccelerated',
         status: accel === 'kvm' ? 'True' : 'False',
