@@ -2,7 +2,8 @@
 // GET /name with its instance name, says `ready` on its console, powers off on the ACPI button, panics
 // with xenos.crash=1), then what is QEMU's own: the disks as named block nodes on qcow2 overlays that
 // leave the image untouched, stats of the QEMU process, a polite stop over the QMP connection a restarted
-// driver makes again, and what the QEMU process itself can reach in its
+// driver makes again, the force after the grace period for a guest that ignores the power button, and
+// what the QEMU process itself can reach in its
 // sandbox. Guests boot one at a time (2 shared cores): generous timeouts.
 
 import { execFile } from 'node:child_process';
@@ -234,6 +235,20 @@ describe.skipIf(!qemu.usable)('QEMU driver', () => {
       const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
       expect(cmdline).toContain('opt/xenos/token');
       expect(cmdline).not.toContain(dataDir);
+    });
+
+    it('forces a guest that does not answer the power button once the grace period is over', async () => {
+      const spec = guestSpec(testInstance('deaf'));
+      const info = await driver.startDomain(spec);
+      await waitForBody(`http://127.0.0.1:${info.endpoints[0].port}/name`, spec.instance.name, BOOT_MS);
+      // A paused guest runs no ACPI handler: the power button is pressed and nothing happens.
+      await (await driver.qmp(spec.id)).execute('stop');
+      const started = Date.now();
+      const stopped = await driver.stopDomain(spec.id, { graceMs: 1500 });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+      expect(stopped).toMatchObject({ state: 'stopped', signal: 'SIGKILL' });
+      expect(stopped?.message).toMatch(/forced with SIGKILL after the grace period/);
+      expect(await driver.qemuPidOf(spec.id)).toBeUndefined();
     });
   });
 });
