@@ -3,8 +3,8 @@
 // with xenos.crash=1), then what is QEMU's own: the disks as named block nodes on qcow2 overlays that
 // leave the image untouched, stats of the QEMU process, a polite stop over the QMP connection a restarted
 // driver makes again, the force after the grace period for a guest that ignores the power button, and
-// what the QEMU process itself can reach in its
-// sandbox. Guests boot one at a time (2 shared cores): generous timeouts.
+// what the QEMU process itself can reach in its sandbox. Guests boot one at a time (2 shared cores):
+// generous timeouts.
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
