@@ -1,7 +1,8 @@
 #!/bin/sh
 # `npm run setup`: installs the operating-system packages Xenos needs on this machine, when they are missing,
-# and checks that the domain sandbox works. Idempotent: a second run installs nothing. Runs apt-get as root,
-# or through sudo; when neither works it says what to run instead and exits 1.
+# and checks that the domain sandbox works. Idempotent: a second run installs nothing. The installing is
+# scripts/install-packages.sh's: apt-get as root, or through sudo; when neither works it says what to run
+# instead and exits 1.
 #
 # What and why (one line each; later drivers add their packages here):
 #   bwrap     bubblewrap: the sandbox every process-driver domain runs in (src/drivers/sandbox/)
@@ -11,44 +12,17 @@
 #   curl      curl: the README's examples
 #   qemu-img  qemu-utils: copy-on-write qcow2 disks over a template's disk image (src/drivers/qcow2-overlay.ts)
 #   mkfs.xfs  xfsprogs: the reflink test (a loop-mounted XFS, test/drivers/copy-on-write.test.ts)
+#   qemu-system-x86_64  qemu-system-x86: the QEMU driver's guests (TCG where KVM is not usable)
+#   cpio, mke2fs, xz    cpio, e2fsprogs, xz-utils: npm run guest-image (the demo guest, scripts/guest-image/),
+#                       which also installs them itself when they are missing
 set -eu
 
-NEEDED="bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2 curl:curl qemu-img:qemu-utils mkfs.xfs:xfsprogs"
+NEEDED="bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2 curl:curl qemu-img:qemu-utils mkfs.xfs:xfsprogs
+qemu-system-x86_64:qemu-system-x86 cpio:cpio mke2fs:e2fsprogs xz:xz-utils"
 
-missing=""
-for pair in $NEEDED; do
-  cmd=${pair%%:*}
-  pkg=${pair#*:}
-  if ! command -v "$cmd" >/dev/null 2>&1; then
-    case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
-  fi
-done
-missing=${missing# }
-
-if [ -n "$missing" ]; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: missing: $missing. This machine has no apt-get: install the packages that provide" >&2
-    echo "setup: $(echo "$NEEDED" | tr ' ' '\n' | sed 's/:.*//' | tr '\n' ' ')with your package manager, then run npm run setup again." >&2
-    exit 1
-  fi
-  if [ "$(id -u)" = 0 ]; then
-    as_root=""
-  elif command -v sudo >/dev/null 2>&1 && { sudo -n true 2>/dev/null || [ -t 0 ]; }; then
-    as_root="sudo"
-  else
-    echo "setup: missing Debian packages: $missing" >&2
-    echo "setup: installing them needs root, and sudo is not available here. As root, run:" >&2
-    echo "setup:   apt-get update && apt-get install -y $missing" >&2
-    echo "setup: then run npm run setup again." >&2
-    exit 1
-  fi
-  echo "setup: installing $missing"
-  $as_root apt-get update -qq
-  # shellcheck disable=SC2086
-  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
-else
-  echo "setup: the packages Xenos needs are installed"
-fi
+# shellcheck disable=SC2086
+sh "$(dirname "$0")/install-packages.sh" $NEEDED
+echo "setup: the packages Xenos needs are installed"
 
 # Check that a domain sandbox can be made here, the way xenosd makes it: as root, bwrap makes the namespaces
 # and the command becomes an unprivileged uid (nobody here); otherwise bwrap makes a user namespace.

@@ -5,7 +5,7 @@
 // name is an error that says so.
 
 import { execFile } from 'node:child_process';
-import { access, constants, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Driver, DriverName, ProbeResult } from './driver.ts';
 import { DRIVER_NAMES } from './driver.ts';
@@ -15,15 +15,17 @@ import {
   type ProcessDriverComponents,
   type ProcessDriverInit,
 } from './process/process-driver.ts';
+import { execFailure, probeQemu } from './qemu/probe-qemu.ts';
+import { QemuDriver } from './qemu/qemu-driver.ts';
 
 const run = promisify(execFile);
 
-export { DRIVER_NAMES };
+export { DRIVER_NAMES, probeQemu };
 export const DRIVER_CHOICES = [...DRIVER_NAMES, 'auto'] as const;
 export type DriverChoice = (typeof DRIVER_CHOICES)[number];
 
 /** The drivers this build contains. */
-export const BUILT_DRIVERS: readonly DriverName[] = ['process'];
+export const BUILT_DRIVERS: readonly DriverName[] = ['process', 'qemu'];
 
 export interface DriverSelection {
   driver: Driver;
@@ -34,13 +36,6 @@ export interface DriverSelection {
 export type SelectDriverInit = ProcessDriverInit & ProcessDriverComponents;
 
 const PROBE_TIMEOUT_MS = 10_000;
-
-function execFailure(err: unknown, tool: string): string {
-  const e = err as NodeJS.ErrnoException & { stderr?: string };
-  if (e.code === 'ENOENT') return `${tool} is not installed (not on PATH)`;
-  const detail = (e.stderr || e.message || String(err)).trim().split('\n')[0];
-  return `${tool} failed: ${detail}`;
-}
 
 /** Xen: dom0 privileges (/proc/xen/capabilities says control_d) and `xl info` answers. */
 export async function probeXen(options: { signal?: AbortSignal } = {}): Promise<ProbeResult> {
@@ -56,34 +51,9 @@ export async function probeXen(options: { signal?: AbortSignal } = {}): Promise<
   }
 }
 
-/** QEMU: the binary answers, and KVM is usable (/dev/kvm writable and the CPU has vmx/svm). */
-export async function probeQemu(
-  options: { signal?: AbortSignal; binary?: string } = {},
-): Promise<ProbeResult & { accel?: 'kvm' | 'tcg' }> {
-  const binary = options.binary ?? 'qemu-system-x86_64';
-  try {
-    await run(binary, ['--version'], { timeout: PROBE_TIMEOUT_MS, signal: options.signal });
-  } catch (err) {
-    return { usable: false, reason: execFailure(err, binary) };
-  }
-  const kvmNode = await access('/dev/kvm', constants.R_OK | constants.W_OK).then(
-    () => true,
-    () => false,
-  );
-  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
-  const virt = /\b(vmx|svm)\b/.test(cpuinfo);
-  if (kvmNode && virt) return { usable: true, accel: 'kvm' };
-  return {
-    usable: true,
-    accel: 'tcg',
-    reason: kvmNode
-      ? '/dev/kvm exists but the CPU shows no vmx/svm: only TCG emulation'
-      : 'no usable /dev/kvm: only TCG emulation',
-  };
-}
-
 function build(name: DriverName, init: SelectDriverInit): Driver {
   if (name === 'process') return new ProcessDriver({ log: init.log }, init);
+  if (name === 'qemu') return new QemuDriver({ log: init.log }, init);
   throw new DriverUnavailableError(
     name,
     `the ${name} driver is not built yet in this version of Xenos (built: ${BUILT_DRIVERS.join(', ')}); choose "process" or "auto"`,

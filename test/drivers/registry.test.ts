@@ -17,7 +17,7 @@ describe('selectDriver', () => {
 
   it('lists the choices and what is built', () => {
     expect(DRIVER_CHOICES).toEqual(['process', 'qemu', 'xen', 'auto']);
-    expect(BUILT_DRIVERS).toEqual(['process']);
+    expect(BUILT_DRIVERS).toEqual(['process', 'qemu']);
   });
 
   it('gives the process driver by name', async () => {
@@ -26,10 +26,24 @@ describe('selectDriver', () => {
     expect(notChosen).toEqual([]);
   });
 
-  it.each(['qemu', 'xen'] as const)('says plainly that %s is not built yet', async (name) => {
-    const pending = selectDriver(name, { dataDir });
+  it('says plainly that xen is not built yet', async () => {
+    const pending = selectDriver('xen', { dataDir });
     await expect(pending).rejects.toThrow(DriverUnavailableError);
-    await expect(selectDriver(name, { dataDir })).rejects.toThrow(`the ${name} driver is not built yet`);
+    await expect(selectDriver('xen', { dataDir })).rejects.toThrow('the xen driver is not built yet');
+  });
+
+  it('gives the QEMU driver by name where QEMU is installed, with TCG when KVM is not usable', async () => {
+    const probe = await probeQemu();
+    if (!probe.usable) {
+      await expect(selectDriver('qemu', { dataDir })).rejects.toThrow(probe.reason);
+      return;
+    }
+    const { driver } = await selectDriver('qemu', { dataDir });
+    expect(driver.name).toBe('qemu');
+    await driver.start();
+    const accel = driver.hostConditions?.().find((c) => c.type === 'GuestsHardwareAccelerated');
+    expect(accel?.reason).toBe(probe.accel === 'kvm' ? 'KVM' : 'TCG');
+    await driver.stop();
   });
 
   it('rejects an unknown name with the choices', async () => {

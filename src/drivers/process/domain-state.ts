@@ -3,7 +3,7 @@
 // (the supervisor's exit file, bwrap's status, the driver's own stop marks). Pure reads; no signals.
 
 import { readFile, stat } from 'node:fs/promises';
-import type { DomainEndpoint, DomainInfo } from '../driver.ts';
+import type { DomainEndpoint, DomainInfo, DriverName } from '../driver.ts';
 import { waitUntil } from '../wait-until.ts';
 import type { DomainPaths, DomainRecord, RunRecord } from './domain-record.ts';
 import { readOptional } from './domain-record.ts';
@@ -46,7 +46,13 @@ export async function waitForSandboxInit(
   return init;
 }
 
-export function endpoints(rec: DomainRecord, advertiseAddress: string): DomainEndpoint[] {
+/** `guestPortInside`: the service listens on the template's port inside the domain (a VM behind a port
+ *  forward), not on the allocated host port (a process). */
+export function endpoints(
+  rec: DomainRecord,
+  advertiseAddress: string,
+  guestPortInside = false,
+): DomainEndpoint[] {
   const out: DomainEndpoint[] = [];
   for (const p of rec.spec.ports ?? []) {
     const port = rec.ports[p.name];
@@ -55,7 +61,7 @@ export function endpoints(rec: DomainRecord, advertiseAddress: string): DomainEn
       name: p.name,
       address: advertiseAddress,
       port,
-      guestPort: port,
+      guestPort: guestPortInside ? p.port : port,
       protocol: p.protocol,
     };
     const app = p.appProtocol ?? p.name;
@@ -74,18 +80,26 @@ async function bwrapComplaint(paths: DomainPaths): Promise<string | undefined> {
     .pop();
 }
 
+/** How a driver's domains differ in their description (the QEMU driver reuses this one). */
+export interface DescribeOptions {
+  driver?: DriverName;
+  /** See endpoints(). */
+  guestPortInside?: boolean;
+}
+
 export async function describeDomain(
   paths: DomainPaths,
   rec: DomainRecord,
   advertiseAddress: string,
+  options: DescribeOptions = {},
 ): Promise<DomainInfo> {
   const info: DomainInfo = {
     id: rec.spec.id,
-    driver: 'process',
+    driver: options.driver ?? 'process',
     instance: rec.spec.instance,
     state: 'prepared',
     restartCount: rec.restartCount,
-    endpoints: endpoints(rec, advertiseAddress),
+    endpoints: endpoints(rec, advertiseAddress, options.guestPortInside),
   };
   if (rec.preparedDigest) info.imageDigest = rec.preparedDigest;
   if (rec.disk) info.disk = rec.disk;

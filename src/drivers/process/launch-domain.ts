@@ -6,12 +6,13 @@
 
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import type { Log } from '../../log/logger.ts';
+import type { DomainResources, DomainSpec, LimitsReport } from '../driver.ts';
 import { StartError } from '../errors.ts';
 import type { Sandbox } from '../sandbox/sandbox.ts';
 import type { Cgroups } from './cgroup.ts';
 import { type DomainPaths, type DomainRecord, type RunRecord, writeRecord } from './domain-record.ts';
 import { beginLaunch, endLaunch, reapInterruptedLaunch } from './interrupted-launch.ts';
-import { planLaunch } from './launch-plan.ts';
+import { type LaunchContext, type LaunchPlan, planLaunch } from './launch-plan.ts';
 import type { PortBook } from './port-book.ts';
 import { readStatSync } from './proc.ts';
 import { type LogRotation, spawnSupervised } from './supervisor.ts';
@@ -28,6 +29,16 @@ export interface LaunchDomainContext {
   rotation: LogRotation;
   killTimeoutMs: number;
   log: Log;
+  /** What the supervisor runs. Default: the process driver's plan (launch-plan.ts); the QEMU driver plans
+   *  a QEMU command line in the same sandbox. */
+  plan?(
+    spec: DomainSpec,
+    paths: DomainPaths,
+    ports: Record<string, number>,
+    ctx: LaunchContext,
+  ): Promise<LaunchPlan & { limits?(cgroup: LimitsReport): LimitsReport }>;
+  /** The limits put on the domain's cgroups. Default: the spec's resources. */
+  cgroupResources?(spec: DomainSpec): DomainResources | undefined;
 }
 
 export async function launchDomain(
@@ -48,15 +59,20 @@ export async function launchDomain(
   await mkdir(paths.logs, { recursive: true, mode: 0o700 });
   await mkdir(paths.run, { recursive: true, mode: 0o700 });
   await chmod(paths.dir, 0o700);
-  const plan = await planLaunch(spec, paths, allocated, {
-    path: ctx.path,
-    advertiseAddress: ctx.advertiseAddress,
-    sandbox: sandboxed,
-  });
+  const plan: Awaited<ReturnType<NonNullable<LaunchDomainContext['plan']>>> = await (ctx.plan ?? planLaunch)(
+    spec,
+    paths,
+    allocated,
+    {
+      path: ctx.path,
+      advertiseAddress: ctx.advertiseAddress,
+      sandbox: sandboxed,
+    },
+  );
   await rm(paths.exitFile, { force: true });
   await rm(paths.childPidFile, { force: true });
   const cg = ctx.cgroups
-    ? await ctx.cgroups.setup(spec.id, spec.resources)
+    ? await ctx.cgroups.setup(spec.id, ctx.cgroupResources ? ctx.cgroupResources(spec) : spec.resources)
     : { procsFiles: [], limits: { enforced: false, reason: 'cgroups are turned off in this driver' } };
 
   await beginLaunch(paths);
@@ -87,7 +103,7 @@ export async function launchDomain(
     env: plan.env,
     cwd: plan.hostCwd,
     workDir: plan.workDir,
-    limits: cg.limits,
+    limits: plan.limits ? plan.limits(cg.limits) : cg.limits,
     isolation: plan.isolation,
   };
   if (rec.run) rec.restartCount += 1;

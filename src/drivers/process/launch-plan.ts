@@ -111,27 +111,33 @@ export async function planLaunch(
       isolation: { sandboxed: false, reason: 'xenosd runs with --unsafe-no-sandbox' },
     };
   }
-  const { sandbox, status, identity } = ctx.sandbox;
+  const { sandbox, identity } = ctx.sandbox;
+  const plan = sandboxPlan(spec, paths, workDir, sandbox, identity, spec.token !== undefined);
+  const { argv, isolation } = await sandboxedLaunch(paths, ctx.sandbox, plan, command);
+  return { argv, command, env, spawnCwd: '/', hostCwd, workDir, isolation };
+}
+
+/** The supervisor's command line for `command` in the sandbox `plan` describes, with bwrap's options in
+ *  run/bwrap.args (the supervisor opens it on fd 4: off bwrap's command line, which the domain can read),
+ *  and what the domain's status says of its isolation. */
+export async function sandboxedLaunch(
+  paths: DomainPaths,
+  ctx: NonNullable<LaunchContext['sandbox']>,
+  plan: SandboxPlan,
+  command: string[],
+): Promise<{ argv: string[]; isolation: IsolationReport }> {
+  const { sandbox, status, identity } = ctx;
   const { argv, options } = sandboxedCommandWithArgsFd(
     sandbox.bwrap,
-    {
-      ...sandboxPlan(spec, paths, workDir, sandbox, identity, spec.token !== undefined),
-      statusFd: SANDBOX_STATUS_FD,
-    },
+    { ...plan, statusFd: SANDBOX_STATUS_FD },
     await sandbox.hostLayout(),
     command,
     SANDBOX_ARGS_FD,
   );
-  // The supervisor opens this file on fd 4 for bwrap (see supervisor.ts).
   await writeFile(paths.bwrapArgsFile, options.map((o) => `${o}\0`).join(''), { mode: 0o600 });
   const who = identity ? `own uid ${identity.uid}` : `user namespace, uid ${process.getuid?.()}`;
   return {
     argv,
-    command,
-    env,
-    spawnCwd: '/',
-    hostCwd,
-    workDir,
     isolation: {
       sandboxed: true,
       mechanism: `${status.version ?? 'bubblewrap'}, ${who}`,
@@ -162,7 +168,11 @@ export function sandboxPlan(
 }
 
 /** The token as a file only the domain's uid (and root) can read, in the root-only run/ directory. */
-async function writeToken(paths: DomainPaths, token: string, identity: Identity | undefined): Promise<void> {
+export async function writeToken(
+  paths: DomainPaths,
+  token: string,
+  identity: Identity | undefined,
+): Promise<void> {
   await mkdir(paths.run, { recursive: true, mode: 0o700 });
   await writeFile(paths.tokenFile, token, { mode: 0o400, flag: 'wx' });
   if (identity) await chown(paths.tokenFile, identity.uid, identity.gid);

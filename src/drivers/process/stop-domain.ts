@@ -16,6 +16,9 @@ export interface StopContext {
   cgroups?: Cgroups;
   /** How long to wait for a SIGKILLed tree to be gone. */
   killTimeoutMs: number;
+  /** Asks the domain to stop (default: SIGTERM to the service and all it forked; the QEMU driver asks the
+   *  guest over QMP); the force after the grace period is the same for every domain. */
+  politeStop?(paths: DomainPaths, run: RunRecord, graceMs: number, signal?: AbortSignal): Promise<void>;
 }
 
 /** Stops the domain of `rec` (a no-op when it does not run); throws StopFailed when it outlives SIGKILL. */
@@ -33,7 +36,7 @@ export async function stopDomainTree(
   await writeRecord(paths, rec);
   const supervisorAlive = () => isAlive(run.pid, run.startTime);
   if (graceMs > 0 && (await supervisorAlive())) {
-    await politeStop(paths, run, graceMs, signal);
+    await (ctx.politeStop ?? politeStop)(paths, run, graceMs, signal);
     await waitUntil(async () => !(await domainAlive(paths, run)), { timeoutMs: graceMs, signal });
   }
   if (await supervisorAlive()) {

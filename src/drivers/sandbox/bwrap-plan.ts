@@ -1,6 +1,7 @@
 // The bind-mount plan of a domain's sandbox, as bubblewrap (`bwrap`) arguments: what the domain sees and
 // nothing else. Pure: the same plan and host layout give the same arguments (tests read them). Any driver
-// that runs a domain as a host process (the process driver; QEMU as its own user later) builds on it.
+// that runs a domain as a host process builds on it: the process driver, and the QEMU driver (QEMU as the
+// domain's own user, its vm/ at /domain, the image at /image, /dev/kvm when used).
 //
 // What a domain sees:
 //   /domain            its root filesystem (the copy of its image), read-write, owned by its uid; its cwd
@@ -89,6 +90,10 @@ export interface SandboxPlan {
   tokenFile?: string;
   /** Extra host paths bound read-only at the same place. */
   readOnlyPaths?: string[];
+  /** Host paths bound read-only at another place (a VM's image at /image). */
+  readOnlyBinds?: { source: string; dest: string }[];
+  /** Host device nodes the domain may use (`/dev/kvm`), bound at the same place. */
+  devices?: string[];
   /** The sandbox's host name (UTS namespace). */
   hostname: string;
   /** Size of the private /tmp. */
@@ -149,7 +154,11 @@ export function bwrapArgs(plan: SandboxPlan, layout: HostLayout): string[] {
     args.push(...parents(`/etc/${entry}`, made), '--ro-bind-try', `/etc/${entry}`, `/etc/${entry}`);
   }
   for (const path of plan.readOnlyPaths ?? []) args.push(...parents(path, made), '--ro-bind', path, path);
+  for (const { source, dest } of plan.readOnlyBinds ?? []) {
+    args.push(...parents(dest, made), '--ro-bind', source, dest);
+  }
   args.push('--proc', '/proc', '--dev', '/dev');
+  for (const device of plan.devices ?? []) args.push('--dev-bind', device, device);
   args.push('--size', String(plan.tmpfsBytes), '--tmpfs', '/tmp');
   args.push('--bind', plan.rootfs, DOMAIN_MOUNT);
   if (plan.tokenFile) args.push(...parents(TOKEN_PATH, made), '--ro-bind', plan.tokenFile, TOKEN_PATH);

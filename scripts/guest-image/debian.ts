@@ -1,0 +1,93 @@
+// Debian plumbing for the guest builder: the host tools it runs (installed when missing, by the same script
+// as `npm run setup`), the versions apt offers for the guest's packages, and downloading and unpacking
+// them. Every command runs with a time limit; a failure says which command failed and what it printed.
+
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GuestBuildError } from './errors.ts';
+
+const INSTALL_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', 'install-packages.sh');
+
+/** Runs a command and returns its stdout; throws GuestBuildError naming it, with its stderr, if it fails. */
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: Buffer } = {},
+): string {
+  try {
+    return execFileSync(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env,
+      input: opts.input,
+      timeout: opts.timeoutMs ?? 120_000,
+      maxBuffer: 64 * 1024 * 1024,
+      encoding: 'utf8',
+      stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    const e = err as { stderr?: string; code?: string; signal?: string; message: string };
+    const why =
+      e.code === 'ENOENT'
+        ? 'not installed'
+        : e.signal
+          ? `killed by ${e.signal} (time limit ${(opts.timeoutMs ?? 120_000) / 1000} s?)`
+          : (e.stderr ?? '').trim() || e.message;
+    throw new GuestBuildError(`${cmd} ${args.join(' ')}: ${why}`);
+  }
+}
+
+/**
+ * Makes sure the commands exist, installing the Debian packages that provide them when they do not
+ * (`pairs` are `command:package`); with `update`, refreshes apt's package lists first.
+ */
+export function installHostPackages(pairs: string[], update = false): void {
+  try {
+    execFileSync('sh', [INSTALL_SCRIPT, ...(update ? ['--update'] : []), ...pairs], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      timeout: 15 * 60_000,
+    });
+  } catch {
+    throw new GuestBuildError(
+      `could not install the host packages the guest build needs (${pairs.join(' ')}); see the lines above`,
+    );
+  }
+}
+
+/** What apt would install now for each package (its candidate): version and Depends line. */
+export interface Candidate {
+  version: string;
+  depends: string;
+}
+
+/** The candidates of `pkgs` in one apt-cache call; packages apt does not know are absent from the map. */
+export function candidates(pkgs: string[]): Map<string, Candidate> {
+  const found = new Map<string, Candidate>();
+  let out: string;
+  try {
+    out = run('apt-cache', ['show', '--no-all-versions', ...pkgs]);
+  } catch {
+    return found; // apt-cache fails when any of them is unknown (no package lists yet)
+  }
+  for (const record of out.split(/\n\s*\n/)) {
+    const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(record)?.[1]?.trim();
+    const pkg = field('Package');
+    const version = field('Version');
+    if (pkg && version && !found.has(pkg)) found.set(pkg, { version, depends: field('Depends') ?? '' });
+  }
+  return found;
+}
+
+/** Downloads PKG=VERSION's .deb into `dir` (no installing, no root needed) and returns its path. */
+export function downloadPackage(pkg: string, version: string, dir: string): string {
+  run('apt-get', ['download', '-qq', `${pkg}=${version}`], { cwd: dir, timeoutMs: 10 * 60_000 });
+  const deb = readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+  if (!deb) throw new GuestBuildError(`apt-get download ${pkg}=${version} left no .deb in ${dir}`);
+  return join(dir, deb);
+}
+
+/** Unpacks a .deb's files into `dir` (dpkg-deb -x: no maintainer scripts run, nothing installed). */
+export function unpackPackage(deb: string, dir: string): void {
+  run('dpkg-deb', ['-x', deb, dir], { timeoutMs: 5 * 60_000 });
+}

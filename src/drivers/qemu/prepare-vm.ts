@@ -1,0 +1,206 @@
+// Preparing a QEMU domain's files (`driver.prepare`, and the first half of every start): its record (the
+// process driver's domain.json), its vm/ directory, and one qcow2 disk per `spec.disks` entry — an
+// overlay on the image's disk for `image` disks (the image is never written), a fresh disk of `size` for
+// `empty` ones; no disks listed means one `root` disk from the image when it has a disk. A no-op when the
+// domain already holds this image's digest and its disks. As root the domain gets its own uid and vm/ is
+// given to it: QEMU runs as that uid and may write nothing else.
+
+import { execFile } from 'node:child_process';
+import { mkdir, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { parseMemoryQuantity } from '../../model/quantity.ts';
+import type { DiskReport, DomainSpec } from '../driver.ts';
+import { DiskImageError, InvalidDomainSpecError, PrepareError } from '../errors.ts';
+import { type DomainRecord, readRecord, recordText, writeRecord } from '../process/domain-record.ts';
+import { domainAlive } from '../process/domain-state.ts';
+import { createQcow2Overlay, detectBaseFormat } from '../qcow2-overlay.ts';
+import { chownTree, type Sandbox } from '../sandbox/sandbox.ts';
+import { sealMonitorDir } from './monitor-dir.ts';
+import type { VmDisk } from './qemu-command.ts';
+import { resolveVmImage, type VmImage, type VmPaths } from './vm-layout.ts';
+
+const run = promisify(execFile);
+
+const DISK_NAME = /^[a-z0-9][a-z0-9-]{0,30}$/;
+
+/** The disks a spec asks for, checked: names, buses, sources and sizes (a located error otherwise). */
+export function plannedDisks(spec: DomainSpec, image: VmImage): (VmDisk & { sizeBytes?: number })[] {
+  const listed = spec.disks?.length
+    ? spec.disks
+    : image.disk
+      ? [{ name: 'root', source: 'image' as const }]
+      : [];
+  const seen = new Set<string>();
+  return listed.map((d, i) => {
+    const field = `spec.domain.disks[${i}]`;
+    if (!DISK_NAME.test(d.name)) {
+      throw new InvalidDomainSpecError(spec.id, `name "${d.name}" must match ${DISK_NAME}`, `${field}.name`);
+    }
+    if (seen.has(d.name)) {
+      throw new InvalidDomainSpecError(spec.id, `disk "${d.name}" is listed twice`, `${field}.name`);
+    }
+    seen.add(d.name);
+    if (d.bus === 'xvd') {
+      throw new InvalidDomainSpecError(
+        spec.id,
+        'bus xvd is a Xen bus; QEMU has virtio and ide',
+        `${field}.bus`,
+      );
+    }
+    const disk: VmDisk & { sizeBytes?: number } = {
+      name: d.name,
+      bus: d.bus ?? 'virtio',
+      readOnly: d.readOnly ?? false,
+    };
+    if (d.source === 'image') {
+      if (!image.disk) {
+        throw new InvalidDomainSpecError(
+          spec.id,
+          `the image (${spec.image.path}) has no disk (a directory image needs disk.qcow2, disk.raw or disk.img)`,
+          `${field}.source`,
+        );
+      }
+      disk.base = { relative: image.disk.relative, format: 'raw' };
+    } else {
+      const size = d.size === undefined ? undefined : parseMemoryQuantity(d.size);
+      if (!size) {
+        throw new InvalidDomainSpecError(spec.id, 'an empty disk needs a size such as 1Gi', `${field}.size`);
+      }
+      disk.sizeBytes = size;
+    }
+    return disk;
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function createEmptyDisk(path: string, sizeBytes: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', path, String(sizeBytes)], {
+      timeout: 60_000,
+      signal,
+    });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    const e = err as { stderr?: string; message?: string };
+    throw new DiskImageError(path, (e.stderr || e.message || String(err)).trim().split('\n')[0], {
+      cause: err,
+    });
+  }
+}
+
+/** Makes the disks that do not exist yet; returns what status.disk says. */
+async function makeDisks(
+  paths: VmPaths,
+  image: VmImage,
+  disks: (VmDisk & { sizeBytes?: number })[],
+  signal?: AbortSignal,
+): Promise<DiskReport> {
+  await mkdir(`${paths.vm}/disks`, { recursive: true, mode: 0o700 });
+  for (const disk of disks) {
+    const file = paths.disk(disk.name);
+    if (await exists(file)) continue;
+    if (disk.base && image.disk) await createQcow2Overlay(image.disk.host, file, { signal });
+    else await createEmptyDisk(file, disk.sizeBytes ?? 0, signal);
+  }
+  const names = disks.map((d) => `${d.name}${d.base ? ' (overlay)' : ' (new)'}`).join(', ');
+  return {
+    mode: 'Qcow2Overlay',
+    message: disks.length
+      ? `qcow2 disks ${names}; an overlay holds only what the guest writes, over ${image.disk?.host ?? 'no image disk'} (read-only)`
+      : 'no disks: the guest runs from its kernel and initrd alone',
+  };
+}
+
+/** The base format of each image disk, read from the image's header (never from a template). */
+export async function withBaseFormats(image: VmImage, disks: VmDisk[]): Promise<VmDisk[]> {
+  if (!image.disk) return disks;
+  const format = await detectBaseFormat(image.disk.host);
+  return disks.map((d) => (d.base ? { ...d, base: { ...d.base, format } } : d));
+}
+
+export async function prepareVm(
+  paths: VmPaths,
+  spec: DomainSpec,
+  sandbox: Sandbox | undefined,
+  signal?: AbortSignal,
+): Promise<DomainRecord> {
+  const image = await resolveVmImage(spec);
+  const disks = plannedDisks(spec, image);
+  const digest = spec.image.digest ?? '';
+  const existing = await readRecord(paths);
+  const disksThere = (await Promise.all(disks.map((d) => exists(paths.disk(d.name))))).every(Boolean);
+  if (existing && existing.preparedDigest === digest && (await exists(paths.vm))) {
+    const stored = recordText(existing);
+    existing.spec = spec;
+    if (!disksThere) existing.disk = await makeDisks(paths, image, disks, signal);
+    await ensureVmIdentity(existing, paths, !disksThere, sandbox);
+    if (recordText(existing) !== stored) await writeRecord(paths, existing);
+    return existing;
+  }
+  if (existing?.run && (await domainAlive(paths, existing.run))) {
+    throw new PrepareError(
+      spec.id,
+      `it runs from image ${existing.preparedDigest || '(no digest)'} and the spec now asks for ${digest || '(no digest)'}; stop it before changing its image`,
+    );
+  }
+  let disk: DiskReport;
+  try {
+    await mkdir(paths.vm, { recursive: true, mode: 0o700 });
+    disk = await makeDisks(paths, image, disks, signal);
+  } catch (err) {
+    if (signal?.aborted || err instanceof InvalidDomainSpecError) throw err;
+    throw new PrepareError(
+      spec.id,
+      `making its disks from image ${spec.image.path}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const rec: DomainRecord = {
+    version: 1,
+    spec,
+    preparedDigest: digest,
+    preparedAt: new Date().toISOString(),
+    ports: existing?.ports ?? {},
+    restartCount: existing?.restartCount ?? 0,
+    run: existing?.run,
+    identity: existing?.identity,
+    disk,
+  };
+  await ensureVmIdentity(rec, paths, true, sandbox);
+  await writeRecord(paths, rec);
+  return rec;
+}
+
+/** Gives the domain its own uid (root mode) and vm/ to it: when its files are new or its uid changed. */
+export async function ensureVmIdentity(
+  rec: DomainRecord,
+  paths: VmPaths,
+  fresh: boolean,
+  sandbox: Sandbox | undefined,
+): Promise<void> {
+  if (sandbox?.mode !== 'uid') return;
+  const had = rec.identity;
+  rec.identity = await sandbox.identityFor(paths.dir, rec.spec.id);
+  if (!fresh && had?.uid === rec.identity?.uid) return;
+  try {
+    await chownTree(paths.vm, rec.identity!);
+    // A running QEMU's monitor directory stays root's (monitor-dir.ts).
+    await sealMonitorDir(paths.qmpSocket, rec.identity, rec.spec.id).catch(() => {});
+  } catch (err) {
+    throw new PrepareError(
+      rec.spec.id,
+      `giving its files to uid ${rec.identity!.uid}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}

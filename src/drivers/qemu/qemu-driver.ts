@@ -1,0 +1,399 @@
+// The QEMU driver: a domain is a QEMU guest (KVM where the host has it, TCG otherwise) booted from its
+// template image, controlled over QMP. It is the process driver's machinery with QEMU as the program:
+// the same domain record and per-domain lock, the same detached sh supervisor that keeps QEMU's exit
+// code across xenosd restarts (so guests outlive xenosd and a new driver adopts them from `list()`), the
+// same bubblewrap sandbox with the domain's own uid, cgroups, host-port leases and rotated logs. What is
+// QEMU's own lives here: the disks and record (prepare-vm.ts), the command line (qemu-command.ts), the
+// sandbox plan (launch-vm.ts), a polite stop through the guest's ACPI power button, the serial console
+// as the `console` log stream, and one QMP connection per running guest (qmp.ts). README.md says it all.
+
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { type Log, silentLogger } from '../../log/logger.ts';
+import type {
+  DomainInfo,
+  DomainSpec,
+  DomainStats,
+  Driver,
+  DriverCapabilities,
+  HostConditionFact,
+  IncomingMigration,
+  LogChunk,
+  LogOptions,
+  MigrateOutOptions,
+  MigrationReport,
+  MigrationTransport,
+  ProbeResult,
+  SignalOptions,
+  StopOptions,
+} from '../driver.ts';
+import { DOMAIN_ID_PATTERN } from '../driver.ts';
+import { DomainNotFoundError, InvalidDomainSpecError, MigrationError } from '../errors.ts';
+import { HostLeases } from '../host-leases.ts';
+import { KeyedLock } from '../keyed-lock.ts';
+import { streamLogFiles } from '../log-files.ts';
+import { type CgroupMode, Cgroups } from '../process/cgroup.ts';
+import {
+  type DomainRecord,
+  domainIdsIn,
+  type RunRecord,
+  readAllRecords,
+  readRecord,
+} from '../process/domain-record.ts';
+import { describeDomain, domainAlive } from '../process/domain-state.ts';
+import { hostConditionsOf } from '../process/host-conditions.ts';
+import { reapAllInterruptedLaunches } from '../process/interrupted-launch.ts';
+import { launchDomain } from '../process/launch-domain.ts';
+import { PortBook } from '../process/port-book.ts';
+import { CLOCK_TICKS_PER_SECOND, isAlive, residentBytes } from '../process/proc.ts';
+import { descendants } from '../process/process-tree.ts';
+import { stopDomainTree } from '../process/stop-domain.ts';
+import { DEFAULT_LOG_ROTATION, type LogRotation } from '../process/supervisor.ts';
+import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
+import { GuestMonitors } from './guest-monitors.ts';
+import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
+import { prepareVm } from './prepare-vm.ts';
+import { probeQemu } from './probe-qemu.ts';
+import type { Accel } from './qemu-command.ts';
+import type { QmpClient } from './qmp.ts';
+import { VmPaths } from './vm-layout.ts';
+
+export interface QemuDriverComponents {
+  log?: Log;
+  /** Machine-wide uid and port leases. Default: the machine's (see ../host-leases.ts). */
+  leases?: HostLeases;
+}
+
+export interface QemuDriverInit {
+  /** The coordinator's data directory; guests live in `<dataDir>/vms/<id>/`. */
+  dataDir: string;
+  /** The address port forwards listen on and endpoints name. Default 127.0.0.1. */
+  advertiseAddress?: string;
+  /** The cgroup manager, or false to run QEMU without cgroup limits. Default: one on /sys/fs/cgroup. */
+  cgroups?: Cgroups | false;
+  /** The sandbox's options, or false to run QEMU unsandboxed (xenosd --unsafe-no-sandbox). */
+  sandbox?: SandboxInit | false;
+  /** The QEMU binary. Default `qemu-system-x86_64`. */
+  binary?: string;
+  /** Force an accelerator; default: KVM when the host has it, else TCG. */
+  accel?: Accel;
+  /** Grace between the ACPI power button and the kill. Default 30 s (a guest shuts down slower than a
+   *  process). */
+  defaultGraceMs?: number;
+  /** How long to wait for a killed QEMU to be gone. Default 5 s. */
+  killTimeoutMs?: number;
+  /** Rotation of the console and QEMU's stderr. Default 10 MiB, 3 kept. */
+  logRotation?: LogRotation;
+  /** UEFI firmware code (disk boot with firmware: uefi). Default: Debian's OVMF when installed. */
+  uefiCode?: string;
+}
+
+const DEFAULT_GRACE_MS = 30_000;
+const DEFAULT_KILL_TIMEOUT_MS = 5_000;
+const DEFAULT_UEFI_CODE = '/usr/share/OVMF/OVMF_CODE.fd';
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export class QemuDriver implements Driver {
+  readonly name = 'qemu' as const;
+  readonly capabilities: DriverCapabilities = {
+    liveMigration: false,
+    console: true,
+    stats: true,
+    coldMigration: false,
+  };
+
+  private readonly log: Log;
+  private readonly vmsDir: string;
+  private readonly advertiseAddress: string;
+  private readonly cgroups: Cgroups | undefined;
+  private readonly leases: HostLeases;
+  private readonly sandbox: Sandbox | undefined;
+  private readonly binary: string;
+  private readonly defaultGraceMs: number;
+  private readonly killTimeoutMs: number;
+  private readonly rotation: LogRotation;
+  private readonly uefiCode: string;
+  private readonly ports: PortBook;
+  private readonly locks = new KeyedLock();
+  private readonly monitors: GuestMonitors;
+  private accel?: Accel;
+  private conditions: HostConditionFact[] = [];
+
+  constructor(components: QemuDriverComponents, init: QemuDriverInit) {
+    this.log = components.log ?? silentLogger.root;
+    this.vmsDir = `${init.dataDir.replace(/\/+$/, '')}/vms`;
+    this.advertiseAddress = init.advertiseAddress ?? '127.0.0.1';
+    this.cgroups = init.cgroups === false ? undefined : (init.cgroups ?? new Cgroups());
+    this.leases = components.leases ?? new HostLeases();
+    this.sandbox = init.sandbox === false ? undefined : new Sandbox({ leases: this.leases }, init.sandbox);
+    this.binary = init.binary ?? 'qemu-system-x86_64';
+    this.accel = init.accel;
+    this.defaultGraceMs = init.defaultGraceMs ?? DEFAULT_GRACE_MS;
+    this.killTimeoutMs = init.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS;
+    this.rotation = init.logRotation ?? DEFAULT_LOG_ROTATION;
+    this.uefiCode = init.uefiCode ?? DEFAULT_UEFI_CODE;
+    this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.vmsDir });
+    this.monitors = new GuestMonitors({ log: this.log }, { paths: (id) => this.paths(id) });
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.vmsDir, { recursive: true, mode: 0o700 });
+    await reapAllInterruptedLaunches(this.vmsDir, await domainIdsIn(this.vmsDir), {
+      timeoutMs: this.killTimeoutMs,
+      log: this.log,
+    });
+    await this.refreshConditions();
+  }
+
+  async stop(): Promise<void> {
+    // Guests keep running: only this process's monitor connections go.
+    await this.monitors.closeAll();
+    this.leases.close();
+  }
+
+  async probe(options: SignalOptions = {}): Promise<ProbeResult> {
+    const probe = await probeQemu({ binary: this.binary, signal: options.signal });
+    if (!probe.usable) return { usable: false, reason: probe.reason };
+    this.accel ??= probe.accel;
+    return { usable: true };
+  }
+
+  private async chosenAccel(): Promise<Accel> {
+    if (!this.accel) await this.probe();
+    return this.accel ?? 'tcg';
+  }
+
+  hostConditions(): HostConditionFact[] {
+    return this.conditions;
+  }
+
+  private async refreshConditions(): Promise<void> {
+    const status = this.sandbox ? await this.sandbox.probe() : undefined;
+    const mode: CgroupMode = this.cgroups
+      ? await this.cgroups.detect()
+      : { kind: 'none', reason: 'cgroups are turned off in this driver' };
+    const accel = await this.chosenAccel();
+    this.conditions = [
+      ...hostConditionsOf(this.sandbox, status, mode, 'QEMU guests'),
+      {
+        type: 'GuestsHardwareAccelerated',
+        status: accel === 'kvm' ? 'True' : 'False',
+        reason: accel === 'kvm' ? 'KVM' : 'TCG',
+        message:
+          accel === 'kvm'
+            ? 'QEMU guests run with KVM'
+            : 'QEMU guests run under TCG emulation (no usable KVM here): several times slower than KVM',
+      },
+    ];
+  }
+
+  private paths(id: string): VmPaths {
+    if (!DOMAIN_ID_PATTERN.test(id)) {
+      throw new InvalidDomainSpecError(
+        id,
+        `must match ${DOMAIN_ID_PATTERN} (use domainIdFor(instance))`,
+        'id',
+      );
+    }
+    return new VmPaths(this.vmsDir, id);
+  }
+
+  private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(id, fn);
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // prepare / start
+
+  prepare(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
+    return this.withLock(spec.id, async () =>
+      this.describe(await prepareVm(this.paths(spec.id), spec, this.sandbox, options.signal)),
+    );
+  }
+
+  startDomain(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
+    return this.withLock(spec.id, async () => {
+      const paths = this.paths(spec.id);
+      const rec = await prepareVm(paths, spec, this.sandbox, options.signal);
+      if (rec.run && (await domainAlive(paths, rec.run))) return this.describe(rec);
+      options.signal?.throwIfAborted();
+      this.monitors.forget(spec.id);
+      const launched = await this.launch(rec, paths);
+      await this.monitors.sealAfterStart(launched, options.signal);
+      return this.describe(launched);
+    });
+  }
+
+  private async launch(rec: DomainRecord, paths: VmPaths): Promise<DomainRecord> {
+    const accel = await this.chosenAccel();
+    const uefi = await readFile(this.uefiCode).then(
+      () => this.uefiCode,
+      () => undefined,
+    );
+    return launchDomain(rec, paths, {
+      sandbox: this.sandbox,
+      sandboxChanged: async () => this.refreshConditions(),
+      ports: this.ports,
+      cgroups: this.cgroups,
+      path: PATH,
+      advertiseAddress: this.advertiseAddress,
+      rotation: this.rotation,
+      killTimeoutMs: this.killTimeoutMs,
+      log: this.log,
+      plan: vmPlanner({ accel, binary: this.binary, uefiCode: uefi }),
+      cgroupResources: vmCgroupResources,
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // QMP
+
+  /** The QMP connection of the running guest `id` (made on first use, kept while QEMU runs). Live
+   *  migration uses the same one: QEMU's monitor serves one client at a time. */
+  qmp(id: string, options: SignalOptions & { timeoutMs?: number } = {}): Promise<QmpClient> {
+    return this.monitors.connect(id, options);
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // observe
+
+  private async describe(rec: DomainRecord): Promise<DomainInfo> {
+    const paths = this.paths(rec.spec.id);
+    const info = await describeDomain(paths, rec, this.advertiseAddress, {
+      driver: 'qemu',
+      guestPortInside: true,
+    });
+    if (info.state !== 'crashed') return info;
+    // QEMU says why it would not run (a bad option, a disk it cannot open) on its stderr.
+    const text = await readFile(paths.stderr, 'utf8').catch(() => '');
+    const why = text
+      .split('\n')
+      .filter((l) => l.startsWith(`${basename(this.binary)}:`))
+      .pop();
+    return why ? { ...info, message: `${info.message}: ${why}` } : info;
+  }
+
+  async inspect(id: string): Promise<DomainInfo | undefined> {
+    const rec = await readRecord(this.paths(id));
+    return rec ? this.describe(rec) : undefined;
+  }
+
+  async list(): Promise<DomainInfo[]> {
+    const records = await readAllRecords(this.vmsDir, (id, err) =>
+      this.log.warn(`domain ${id}: unreadable record, skipped: ${err.message}`),
+    );
+    return Promise.all(records.map((rec) => this.describe(rec)));
+  }
+
+  /** The host pid of the running guest's QEMU process (not the supervisor's, which `inspect` gives). */
+  async qemuPidOf(id: string): Promise<number | undefined> {
+    const rec = await readRecord(this.paths(id));
+    if (!rec?.run || !(await isAlive(rec.run.pid, rec.run.startTime))) return undefined;
+    return this.qemuPid(rec.run);
+  }
+
+  /** The QEMU process of a run: the supervisor's descendant running the QEMU binary. */
+  private async qemuPid(run: RunRecord): Promise<number | undefined> {
+    const name = basename(this.binary);
+    for (const p of await descendants(run.pid)) {
+      const argv0 = await readFile(`/proc/${p.pid}/cmdline`, 'utf8').then(
+        (t) => t.split('\0')[0],
+        () => '',
+      );
+      if (basename(argv0) === name) return p.pid;
+    }
+    return undefined;
+  }
+
+  async stats(id: string): Promise<DomainStats | undefined> {
+    const pid = await this.qemuPidOf(id);
+    if (pid === undefined) return undefined;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return { cpuSeconds: ticks / CLOCK_TICKS_PER_SECOND, memoryBytes: await residentBytes(pid) };
+  }
+
+  async *logs(id: string, options: LogOptions = {}): AsyncGenerator<LogChunk> {
+    const paths = this.paths(id);
+    if (!(await readRecord(paths))) throw new DomainNotFoundError(id, this.vmsDir);
+    yield* streamLogFiles(
+      [
+        { stream: 'console', path: paths.console, rotated: this.rotation.keep },
+        { stream: 'stderr', path: paths.stderr, rotated: this.rotation.keep },
+      ],
+      options,
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // stop / destroy
+
+  stopDomain(id: string, options: StopOptions = {}): Promise<DomainInfo | undefined> {
+    return this.withLock(id, async () => {
+      const paths = this.paths(id);
+      const rec = await readRecord(paths);
+      if (!rec) return undefined;
+      await this.stopLocked(paths, rec, options.graceMs ?? this.defaultGraceMs, options.signal);
+      return this.describe(rec);
+    });
+  }
+
+  private async stopLocked(
+    paths: VmPaths,
+    rec: DomainRecord,
+    graceMs: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await stopDomainTree(
+      paths,
+      rec,
+      graceMs,
+      {
+        cgroups: this.cgroups,
+        killTimeoutMs: this.killTimeoutMs,
+        politeStop: (_paths, _run, grace, sig) => this.monitors.powerButton(rec.spec.id, grace, sig),
+      },
+      signal,
+    );
+    this.monitors.forget(rec.spec.id);
+  }
+
+  destroy(id: string, options: SignalOptions = {}): Promise<void> {
+    return this.withLock(id, async () => {
+      const paths = this.paths(id);
+      const rec = await readRecord(paths).catch(() => undefined);
+      if (rec) await this.stopLocked(paths, rec, 0, options.signal);
+      await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal: options.signal });
+      // Its own disks only: the image below the overlays is the host's shared, read-only cache.
+      await rm(paths.dir, { recursive: true, force: true });
+      this.leases.release(paths.dir);
+      await this.ports.forget(id);
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // migration: built on branch qemu-mig
+
+  async migrateOut(
+    id: string,
+    _transport: MigrationTransport,
+    _options?: MigrateOutOptions,
+  ): Promise<MigrationReport> {
+    throw new MigrationError(
+      id,
+      'QEMU migration is not built in this branch (qemu-drv); it comes with the qemu-mig branch',
+    );
+  }
+
+  async migrateIn(
+    spec: DomainSpec,
+    _incoming: IncomingMigration,
+    _options?: SignalOptions,
+  ): Promise<DomainInfo> {
+    throw new MigrationError(
+      spec.id,
+      'QEMU migration is not built in this branch (qemu-drv); it comes with the qemu-mig branch',
+    );
+  }
+}
