@@ -8,8 +8,8 @@
 // migration is settled when nothing came. A Failed migration whose copy is still here (this xenosd was
 // down when it failed) has it removed when this host reconciles the migration.
 
-import type { LocalMigrations } from '../../src/cluster/migration/local-migrations.ts';
 import { MigrationRefusedError } from '../../src/cluster/migration/errors.ts';
+import type { LocalMigrations } from '../../src/cluster/migration/local-migrations.ts';
 import type { IncomingMigrationRequest } from '../../src/cluster/migration/migration-receiver.ts';
 import type { MigrationRef } from '../../src/cluster/migration/protocol.ts';
 import type { Driver } from '../../src/drivers/driver.ts';

@@ -6,10 +6,10 @@
 import { join } from 'node:path';
 import { imageUploadRoute } from '../api/image-upload-route.ts';
 import { pullRoute } from '../cluster/image-swarm/pull-api.ts';
+import type { MigrationTransport } from '../drivers/driver.ts';
 import { ImageStore } from '../images/image-store.ts';
 import { UploadSessions } from '../images/upload-sessions.ts';
 import { createLogger } from '../log/logger.ts';
-import type { MigrationTransport } from '../drivers/driver.ts';
 import type { P2pConnectionHook } from './cluster-service.ts';
 import { Daemon } from './daemon.ts';
 import { HostImages } from './host-images.ts';

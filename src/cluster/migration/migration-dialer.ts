@@ -76,8 +76,9 @@ export class MigrationDialer implements MigrationTransport {
       throw new TargetUnreachableError(`host ${target} (peer ${peer})`, `stream "${label}": ${why}`);
     }
     const duplex = streamDuplex(lp.unwrap(), this.#init);
-    // An abort of the caller's signal resets the stream: the target sees it at once.
-    const onAbort = () => duplex.destroy(signal.reason as Error);
+    // An abort of the caller's signal resets the stream: the target sees it at once. The caller knows
+    // why; its reads and writes end as a premature close (no 'error' event nobody may be listening for).
+    const onAbort = () => duplex.destroy();
     signal.addEventListener('abort', onAbort, { once: true });
     duplex.once('close', () => signal.removeEventListener('abort', onAbort));
     return duplex;

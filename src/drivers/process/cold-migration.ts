@@ -58,6 +58,8 @@ export async function migrateOut(
   });
   const dir = host.paths(id).dir;
   const stream = await transport.open(DOMAIN_DIR_LABEL, { signal: options.signal });
+  // A reset may come while nothing reads or writes: its error surfaces through the steps below.
+  stream.on('error', () => {});
   try {
     const total = await dirBytes(dir, SKIPPED);
     const report = options.onProgress;
@@ -87,6 +89,7 @@ export async function migrateIn(
 ): Promise<DomainInfo> {
   const paths = host.paths(spec.id);
   for await (const { label, stream } of incoming) {
+    stream.on('error', () => {}); // surfaces through the steps below
     if (label !== DOMAIN_DIR_LABEL) {
       stream.destroy();
       throw new MigrationError(

@@ -75,6 +75,8 @@ describe('cold migration between two real hosts', () => {
   }, 120_000);
 
   afterAll(async () => {
+    if (process.env.XENOS_TEST_DUMP)
+      for (const h of cluster.hosts) console.log(`--- ${h.name}\n${h.stderr().slice(-6000)}`);
     killAllCtl();
     await cluster.cleanup();
     rmSync(dir, { recursive: true, force: true });
@@ -92,23 +94,19 @@ describe('cold migration between two real hosts', () => {
 
   const instance = (via: ClusterHost) => cluster.json(via, `${API}/serviceinstances/counter-1`);
 
-  /** The instance's answer, once `via` says it is Ready on `host`. */
+  /** The instance's answer, once `via` says it is Ready on `host` and its endpoint answers. */
   async function answer(via: ClusterHost, host: string): Promise<number> {
-    const si = await waitFor(
+    const text = await waitFor(
       async () => {
         const i = await instance(via);
         const ready = i.status?.conditions?.find((c: any) => c.type === 'Ready')?.status === 'True';
-        return i.status?.host === host && ready && i.status.endpoints?.length ? i : undefined;
+        const ep = i.status?.endpoints?.[0];
+        if (i.status?.host !== host || !ready || !ep) return undefined;
+        return (await fetch(ep.url ?? `http://${ep.address}:${ep.port}/`)).text();
       },
-      `counter-1 Ready on ${host} as ${via.name} sees it`,
+      `counter-1 answering on ${host} as ${via.name} sees it`,
       60_000,
     );
-    const text = await (
-      await fetch(
-        si.status.endpoints[0].url ??
-          `http://${si.status.endpoints[0].address}:${si.status.endpoints[0].port}/`,
-      )
-    ).text();
     return Number(/count=(\d+)/.exec(text)![1]);
   }
 

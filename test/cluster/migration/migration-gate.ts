@@ -57,7 +57,7 @@ function gated(inner: Duplex, dir: string, label: string): Duplex {
   inner.on('end', () => outer.push(null));
   inner.on('error', (err) => outer.destroy(err));
   inner.on('close', () => {
-    if (!inner.readableEnded || !inner.writableFinished) outer.destroy(new Error('the stream was reset'));
+    if (!inner.readableEnded || !inner.writableFinished) outer.destroy();
   });
   return outer;
 }
