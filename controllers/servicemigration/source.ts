@@ -229,7 +229,8 @@ function progressWriter(scope: MigrationScope) {
   let written: MigrationProgress | undefined;
   const timer = setInterval(() => {
     if (!latest || latest === written) return;
-    const p = (written = latest);
+    written = latest;
+    const p = latest;
     scope.status((s: ServiceMigrationStatus) => {
       const total = p.bytesTotal;
       s.bytesTransferred = p.bytesTransferred;
