@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAllCtl, xenosctl } from '../../cli/run-xenosctl.ts';
-import { type ClusterHost, SI, TestCluster, waitFor } from '../harness.ts';
+import { type ClusterHost, TestCluster, waitFor } from '../harness.ts';
 
 const API = '/apis/xenos.io/v1alpha1/namespaces/default';
 const JSON_BODY = { 'content-type': 'application/json' };
