@@ -85,7 +85,7 @@ export async function transfer(c: SourceComponents, scope: MigrationScope, self:
   const { instance, target, mode } = scope.data.plan!;
   const key = keyOf(instance);
   const id = domainIdOfInstance(instance);
-  if (!c.migrations.begin(key, 'out', m.metadata.uid ?? '')) {
+  if (!c.migrations.begin(key, 'out', m.metadata.uid ?? '', { mode, peer: target })) {
     scope.status(failed('AlreadyMoving', `${key} is being moved by another migration`, scope.generation));
     return;
   }
