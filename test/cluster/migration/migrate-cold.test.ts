@@ -147,6 +147,7 @@ describe('cold migration between two real hosts', () => {
     expect(moved.code, moved.stderr).toBe(0);
     const name = /servicemigration\.xenos\.io\/(\S+) created/.exec(moved.stdout)![1];
     expect(moved.stdout).toMatch(/counter-1 runs on b \(downtime \d+ ms, \d+ bytes moved\)/);
+    console.log(`cold move of a 2 MiB domain between two hosts: ${moved.stdout.trim().split('\n').at(-1)}`);
     // --wait returned: the instance as a's API shows it already names b, with endpoints there.
     const now = await instance(a);
     expect(now.status.host).toBe('b');
