@@ -59,7 +59,7 @@ export class ServiceMigrationController {
     const log = components.log ?? silentLogger.root;
     this.#c = components;
     this.#self = init.hostName;
-    this.target = new MigrationTarget({ store, driver, migrations, log }, init);
+    this.target = new MigrationTarget({ store, driver, migrations, isLive: components.isLive, log }, init);
     const source: SourceComponents = { ...components, log };
     const self = init.hostName;
     this.#reconciler = new Reconciler<typeof SERVICE_MIGRATION.kind, { plan?: Plan }>(

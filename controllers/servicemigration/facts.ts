@@ -69,3 +69,21 @@ export function succeeded(report: Partial<MigrationReport>, message: string, gen
     setCondition(s, { type: MIGRATED, status: 'True', reason: 'Migrated', message }, generation);
   };
 }
+
+/** How often a moving migration looks at the other host's liveness (ms). */
+const WATCH_EVERY_MS = 500;
+
+/** A signal that aborts once the membership no longer holds `host` live, or `gone()` names a reason to
+ *  give up (the migration deleted): a silent link or a dead peer ends a transfer without waiting for TCP. */
+export function watchPeer(
+  isLive: (host: string) => boolean,
+  host: string,
+  gone: () => string | undefined = () => undefined,
+): { signal: AbortSignal; stop(): void } {
+  const abort = new AbortController();
+  const timer = setInterval(() => {
+    const why = !isLive(host) ? `host ${host} stopped answering (membership)` : gone();
+    if (why) abort.abort(new Error(why));
+  }, WATCH_EVERY_MS);
+  return { signal: abort.signal, stop: () => clearInterval(timer) };
+}

@@ -26,13 +26,12 @@ import {
   migrationRef,
   succeeded,
   timeoutMsOf,
+  watchPeer,
 } from './facts.ts';
 import type { Plan } from './validate.ts';
 
 /** Progress is written at most this often (ms). */
 const PROGRESS_EVERY_MS = 500;
-/** How often the target's liveness is looked at during a transfer (ms). */
-const LIVENESS_EVERY_MS = 500;
 
 export type MigrationScope = Scope<'ServiceMigration', { plan?: Plan }>;
 
@@ -103,13 +102,12 @@ export async function transfer(c: SourceComponents, scope: MigrationScope, self:
   });
   // Durable before a byte moves: a restarted source finds it Running and settles it.
   await scope.progress();
-  const stop = new AbortController();
-  const signal = AbortSignal.any([scope.signal, stop.signal, AbortSignal.timeout(timeoutMsOf(m))]);
-  const watch = setInterval(() => {
-    if (!c.isLive(target)) stop.abort(new Error(`host ${target} stopped answering (membership)`));
-    const now = c.store.get(objectKey(m.kind, scope.key));
-    if (now?.metadata.uid !== m.metadata.uid) stop.abort(new Error('the ServiceMigration was deleted'));
-  }, LIVENESS_EVERY_MS);
+  const watch = watchPeer(c.isLive, target, () =>
+    c.store.get(objectKey(m.kind, scope.key))?.metadata.uid === m.metadata.uid
+      ? undefined
+      : 'the ServiceMigration was deleted',
+  );
+  const signal = AbortSignal.any([scope.signal, watch.signal, AbortSignal.timeout(timeoutMsOf(m))]);
   const progress = progressWriter(scope);
   let report: Awaited<ReturnType<Driver['migrateOut']>>;
   try {
@@ -123,15 +121,17 @@ export async function transfer(c: SourceComponents, scope: MigrationScope, self:
     const why = signal.aborted ? (signal.reason as Error) : (err as Error);
     const reason = scope.signal.aborted
       ? 'SourceStopping'
-      : stop.signal.aborted
-        ? 'TargetLost'
+      : watch.signal.aborted
+        ? c.isLive(target)
+          ? 'Cancelled'
+          : 'TargetLost'
         : signal.aborted
           ? 'Timeout'
           : 'TransferFailed';
     await rollBack(c, scope, instance, reason, `moving to host ${target} failed: ${why.message}`);
     return;
   } finally {
-    clearInterval(watch);
+    watch.stop();
     progress.stop();
   }
   if (await commit(c, instance, target)) {

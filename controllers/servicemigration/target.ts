@@ -26,6 +26,7 @@ import {
   migrationRef,
   namespaceOf,
   timeoutMsOf,
+  watchPeer,
 } from './facts.ts';
 
 const POLL_MS = 50;
@@ -34,6 +35,8 @@ export interface TargetComponents {
   store: Store;
   driver: Driver;
   migrations: LocalMigrations;
+  /** The membership's view: a silent source ends a receive. */
+  isLive(host: string): boolean;
   log: Log;
 }
 
@@ -107,13 +110,17 @@ export class MigrationTarget {
     if (!migrations.begin(key, 'in', req.migration.uid)) throw new Error(`${key} is already moving`);
     let arrived = false;
     try {
-      const signal = AbortSignal.any([req.signal, AbortSignal.timeout(timeoutMsOf(m))]);
-      const spec = await migrations.hooks.domainFor(instance, signal);
+      // A source that goes silent (a partition, no reset) ends the receive without waiting for TCP.
+      const source = watchPeer(this.#c.isLive, instance.spec?.host ?? '');
+      const signal = AbortSignal.any([req.signal, source.signal, AbortSignal.timeout(timeoutMsOf(m))]);
       try {
+        const spec = await migrations.hooks.domainFor(instance, signal);
         await driver.migrateIn(spec, req.incoming, { signal });
       } catch (err) {
         await this.#remove(m, id, `receiving failed: ${(err as Error).message}`);
         throw err;
+      } finally {
+        source.stop();
       }
       const outcome = await this.#awaitCommit(req.migration, key);
       if (outcome === 'bound') {

@@ -41,6 +41,7 @@ describe('the target accepting a migration', () => {
         store,
         driver: new ProcessDriver({}, { dataDir: dir }),
         migrations: new LocalMigrations({ store }, { hostName: 'b' }),
+        isLive: () => true,
         log: silentLogger.root,
       },
       { hostName: 'b', acceptWaitMs: 300 },
