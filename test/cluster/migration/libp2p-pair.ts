@@ -11,11 +11,11 @@ import {
 } from '../../../src/cluster/migration/migration-receiver.ts';
 import type { MigrationRef } from '../../../src/cluster/migration/protocol.ts';
 import type { IncomingMigration } from '../../../src/drivers/driver.ts';
-import type { TestNet } from '../../p2p/cluster.ts';
+import type { TestHost, TestNet } from '../../p2p/cluster.ts';
 
-/** Two nodes, a receiver on the second that accepts the migrations `expect`ed of the first node. */
-export async function libp2pPair(net: TestNet) {
-  const [a, b] = await net.startCluster(2);
+/** Two nodes (started here, or `hosts`), a receiver on the second that accepts the migrations `expect`ed of the first node. */
+export async function libp2pPair(net: TestNet, hosts?: [TestHost, TestHost]) {
+  const [a, b] = hosts ?? (await net.startCluster(2));
   const expected = new Set<string>();
   const arrivals = new Map<string, PromiseWithResolvers<IncomingMigrationRequest>>();
   const held = Promise.withResolvers<void>();
