@@ -1,15 +1,16 @@
 // The source's side of `/xenos/migrate/1.0.0` (protocol.ts): the MigrationTransport of one migration.
 // Each `open(label)` dials a new stream to the target over the cluster's connection, sends the header
 // and waits for the target's verdict (it may wait for its store to receive the ServiceMigration), then
-// hands the stream over as a Duplex with flow control both ways (src/p2p/stream-duplex.ts).
+// hands the stream over as a Duplex with flow control both ways (src/p2p/stream-duplex.ts; the frames
+// are read on that Duplex, frames.ts).
 
 import type { Duplex } from 'node:stream';
 import type { Stream } from '@libp2p/interface';
-import { lpStream } from '@libp2p/utils';
 import type { MigrationTransport } from '../../drivers/driver.ts';
 import type { ProtocolNode } from '../../p2p/protocol-node.ts';
 import { type StreamDuplexInit, streamDuplex } from '../../p2p/stream-duplex.ts';
 import { MigrationRefusedError, TargetUnreachableError } from './errors.ts';
+import { lengthPrefixed, readFrame } from './frames.ts';
 import {
   encodeFrame,
   MAX_HEADER_BYTES,
@@ -57,25 +58,24 @@ export class MigrationDialer implements MigrationTransport {
       if (signal.aborted) throw signal.reason;
       throw new TargetUnreachableError(`host ${target} (peer ${peer})`, (err as Error).message);
     }
-    const lp = lpStream(stream, { maxDataLength: MAX_REPLY_BYTES });
+    const duplex = streamDuplex(stream, this.#init);
+    duplex.on('error', () => {}); // until the caller has it: every failure below is thrown
     try {
-      await lp.write(encodeFrame({ migration, label, seq }, MAX_HEADER_BYTES, 'the header'), {
-        signal: opening,
-      });
-      const reply = parseReply((await lp.read({ signal: opening })).subarray(), `host ${target}`);
+      duplex.write(lengthPrefixed(encodeFrame({ migration, label, seq }, MAX_HEADER_BYTES, 'the header')));
+      const answer = await readFrame(duplex, MAX_REPLY_BYTES, `the answer of host ${target}`, opening);
+      const reply = parseReply(answer, `host ${target}`);
       if ('error' in reply)
         throw new MigrationRefusedError(
           reply.error.code,
           `host ${target} refused stream "${label}": ${reply.error.message}`,
         );
     } catch (err) {
-      stream.abort(err as Error);
+      duplex.destroy();
       if (signal.aborted) throw signal.reason;
       if (err instanceof MigrationRefusedError) throw err;
       const why = opening.aborted ? `no answer within ${timeoutMs} ms` : (err as Error).message;
       throw new TargetUnreachableError(`host ${target} (peer ${peer})`, `stream "${label}": ${why}`);
     }
-    const duplex = streamDuplex(lp.unwrap(), this.#init);
     // An abort of the caller's signal resets the stream: the target sees it at once. The caller knows
     // why; its reads and writes end as a premature close (no 'error' event nobody may be listening for).
     const onAbort = () => duplex.destroy();

@@ -6,13 +6,15 @@
 // the group is over and later streams are refused. Every refusal is answered with a code and a reason
 // and logged.
 
+import type { Duplex } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Connection, Stream } from '@libp2p/interface';
-import { lpStream } from '@libp2p/utils';
 import type { IncomingMigration } from '../../drivers/driver.ts';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import type { ProtocolNode } from '../../p2p/protocol-node.ts';
 import { type StreamDuplexInit, streamDuplex } from '../../p2p/stream-duplex.ts';
 import { MigrationRefusedError } from './errors.ts';
+import { lengthPrefixed, readFrame } from './frames.ts';
 import {
   encodeFrame,
   MAX_HEADER_BYTES,
@@ -110,14 +112,15 @@ export class MigrationReceiver {
 
   async #serve(stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer.toString();
-    const lp = lpStream(stream, { maxDataLength: MAX_HEADER_BYTES });
+    const duplex = streamDuplex(stream, this.#init);
+    duplex.on('error', () => {}); // every failure below is handled; the driver's reads and writes see the rest
     const deadline = AbortSignal.any([
       this.#stop.signal,
       AbortSignal.timeout(this.#init.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS),
     ]);
     let header: StreamHeader;
     try {
-      header = parseHeader((await lp.read({ signal: deadline })).subarray());
+      header = parseHeader(await readFrame(duplex, MAX_HEADER_BYTES, 'the header', deadline));
       const key = header.migration.uid;
       if (this.#finished.has(key))
         throw new MigrationRefusedError('Finished', `${refString(header.migration)} is over on this host`);
@@ -136,15 +139,12 @@ export class MigrationReceiver {
             ? 'BadRequest'
             : undefined;
       this.#log.warn({ peer }, `refused a migration stream from peer ${peer}: ${(err as Error).message}`);
-      if (code) await this.#answer(lp, stream, { error: { code, message: (err as Error).message } });
-      else stream.abort(err as Error);
+      if (code) await answerThenEnd(duplex, { error: { code, message: (err as Error).message } });
+      else duplex.destroy();
       return;
     }
-    await lp
-      .write(encodeFrame({ ok: true }, MAX_REPLY_BYTES, 'the answer'), { signal: deadline })
-      .catch((err: Error) => stream.abort(err));
-    if (stream.status !== 'open') return;
-    const duplex = streamDuplex(lp.unwrap(), this.#init);
+    duplex.write(lengthPrefixed(encodeFrame({ ok: true }, MAX_REPLY_BYTES, 'the answer')));
+    if (duplex.destroyed) return;
     const group = this.#groups.get(header.migration.uid) ?? this.#begin(header.migration, peer, connection);
     if (!group.queue.put(header.seq, { label: header.label, stream: duplex }))
       duplex.destroy(
@@ -179,18 +179,15 @@ export class MigrationReceiver {
       });
     return group;
   }
+}
 
-  async #answer(
-    lp: { write(b: Uint8Array, o: { signal: AbortSignal }): Promise<void> },
-    stream: Stream,
-    reply: { error: { code: RefusalCode; message: string } },
-  ): Promise<void> {
-    const signal = AbortSignal.timeout(5_000);
-    try {
-      await lp.write(encodeFrame(reply, MAX_REPLY_BYTES, 'the refusal'), { signal });
-      await stream.close({ signal });
-    } catch (err) {
-      stream.abort(err as Error);
-    }
-  }
+/** Sends a refusal and half-closes; a stream that will not take it within 5 s is reset. */
+async function answerThenEnd(
+  duplex: Duplex,
+  reply: { error: { code: RefusalCode; message: string } },
+): Promise<void> {
+  duplex.end(lengthPrefixed(encodeFrame(reply, MAX_REPLY_BYTES, 'the refusal')));
+  await finished(duplex, { readable: false, signal: AbortSignal.timeout(5_000) }).catch(() =>
+    duplex.destroy(),
+  );
 }

@@ -82,6 +82,16 @@ export function transportContract(name: string, make: () => Promise<TransportFix
       expect(back.bytes).toBe(12);
     });
 
+    it('keeps what the destination writes and closes at once, before the source reads a byte', async () => {
+      const { transport, incoming } = await fx.pair();
+      const opening = transport.open('control', {});
+      const dst = await next(incoming);
+      dst.stream.end('ready\n');
+      const src = await opening;
+      expect((await digestOf(src)).bytes).toBe(6);
+      src.end();
+    });
+
     it('hands the streams over in the order they were opened, each with its label', async () => {
       const { transport, incoming } = await fx.pair();
       const labels = ['control', 'memory', 'disk'];
