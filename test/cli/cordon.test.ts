@@ -1,11 +1,13 @@
 // xenosctl cordon and uncordon against a real xenosd: the Host's spec.unschedulable set and cleared (and
 // spec.drain with it), kubectl's words for each outcome, `get hosts` showing it, and a host that does not
-// exist refused before any host is changed. The hosts besides the daemon's own are Host objects without a
+// exist refused before any host is changed. And drain of a host whose xenosd is down: its instances'
+// migrations stay Pending (only the source host carries a migration out), so drain gives up at --timeout
+// and says which instances are left and where their migrations stand. The hosts besides the daemon's own are Host objects without a
 // xenosd (a long host timeout keeps the Host controller from marking them down meanwhile).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XenosClient } from '../../src/client/client.ts';
-import { HOST } from '../../src/model/kinds.ts';
+import { HOST, SERVICE_INSTANCE, SERVICE_MIGRATION, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { xenosctlInProcess } from './run-cli-in-process.ts';
 
@@ -77,5 +79,47 @@ describe('cordon and uncordon', () => {
       expect(r.stdout).toBe('');
     }
     expect(await spec('cordon-a')).toMatchObject({ unschedulable: false });
+  });
+});
+
+describe('drain of a host whose xenosd is not running', () => {
+  it('gives up at --timeout, naming each instance left and its migration, which it keeps', async () => {
+    const ns = 'drain-down';
+    await client.create(
+      SERVICE_TEMPLATE,
+      {
+        apiVersion: 'xenos.io/v1alpha1',
+        kind: 'ServiceTemplate',
+        metadata: { name: 'web', namespace: ns },
+        spec: { image: { path: '/srv/images/web' }, process: { command: ['sleep', '1000'] } },
+      },
+      { namespace: ns },
+    );
+    await client.create(
+      SERVICE_INSTANCE,
+      {
+        apiVersion: 'xenos.io/v1alpha1',
+        kind: 'ServiceInstance',
+        metadata: { name: 'stuck-1', namespace: ns },
+        spec: { templateRef: { name: 'web' }, host: 'cordon-b' },
+      },
+      { namespace: ns },
+    );
+    const r = await xenosctlInProcess(['drain', 'cordon-b', '--timeout', '2s', '--mode', 'cold'], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('host/cordon-b cordoned\n');
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^error: 1 of 1 instance could not move off host cordon-b; it stays cordoned\n  ${ns}/stuck-1: not moved within --timeout 2s: Pending \\(servicemigration ${ns}/stuck-1-drain-[a-z0-9]+ goes on until its spec.timeoutSeconds\\)$`,
+        'm',
+      ),
+    );
+    const kept = await client.list(SERVICE_MIGRATION, {
+      namespace: ns,
+      labelSelector: 'xenos.io/drain=cordon-b',
+    });
+    expect(kept.items.map((m) => m.spec)).toEqual([
+      { instanceRef: { name: 'stuck-1' }, mode: 'Cold', timeoutSeconds: 2 },
+    ]);
   });
 });

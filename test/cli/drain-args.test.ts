@@ -68,7 +68,7 @@ const migration = (status: ServiceMigration['status'], spec: Partial<ServiceMigr
     status,
   }) as ServiceMigration;
 
-const migrated = (status: string, reason: string, message: string) => ({
+const migrated = (status: 'True' | 'False', reason: string, message: string) => ({
   type: 'Migrated',
   status,
   reason,

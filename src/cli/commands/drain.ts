@@ -211,12 +211,12 @@ function report(ctx: CommandContext, host: string, moves: Move[], timeoutText: s
   for (const move of moves) {
     const m = move.last;
     if (move.notStarted) stuck.push(`${move.label}: ${move.notStarted}`);
-    else if (m?.status?.phase !== 'Succeeded') {
-      const what = `servicemigration ${move.namespace}/${move.migration}`;
+    else if (m?.status?.phase === 'Failed') {
+      // The controller's message names the migration.
+      stuck.push(`${move.label}: ${migrationReason(m) ?? `servicemigration ${move.migration} failed`}`);
+    } else if (m?.status?.phase !== 'Succeeded') {
       stuck.push(
-        m?.status?.phase === 'Failed'
-          ? `${move.label}: ${migrationReason(m) ?? 'failed'} (${what})`
-          : `${move.label}: not moved within --timeout ${timeoutText}: ${m ? migrationLine(m) : 'Pending'} (${what} goes on until its spec.timeoutSeconds)`,
+        `${move.label}: not moved within --timeout ${timeoutText}: ${m ? migrationLine(m) : 'Pending'} (servicemigration ${move.namespace}/${move.migration} goes on until its spec.timeoutSeconds)`,
       );
     }
   }
