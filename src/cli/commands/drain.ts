@@ -172,9 +172,6 @@ async function follow(ctx: CommandContext, moves: Move[], deadline: number): Pro
     if (!move) return;
     move.last = m;
     board.update(move.label, m);
-    if (m.status?.phase === 'Succeeded') {
-      ctx.out(`serviceinstance/${move.instance} moved to ${m.status.targetHost ?? 'another host'}\n`);
-    }
   };
   const allDone = () => [...byMigration.values()].every((m) => m.last && isFinished(m.last));
   if (byMigration.size === 0) return;
@@ -203,6 +200,13 @@ async function follow(ctx: CommandContext, moves: Move[], deadline: number): Pro
     },
   );
   if (ctx.signal.aborted) throw ctx.signal.reason;
+  // The outcomes go to stdout once the board on stderr is complete: a line written under a board that is
+  // still redrawn in place (both on one terminal) would be drawn over.
+  for (const move of moves) {
+    const m = move.last;
+    if (m?.status?.phase === 'Succeeded')
+      ctx.out(`serviceinstance/${move.instance} moved to ${m.status.targetHost ?? 'another host'}\n`);
+  }
 }
 
 /** The outcome: `host/NAME drained`, or an error naming every instance that did not move, and why. */
