@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAllCtl, xenosctl } from '../../cli/run-xenosctl.ts';
-import { type ClusterHost, SI, TestCluster, waitFor } from '../harness.ts';
+import { type ClusterHost, TestCluster, waitFor } from '../harness.ts';
 
 const API = '/apis/xenos.io/v1alpha1/namespaces/default';
 const JSON_BODY = { 'content-type': 'application/json' };
@@ -131,6 +131,9 @@ describe('cold migration between two real hosts', () => {
     );
   }
 
+  const ctl = (via: ClusterHost, args: string[]) =>
+    xenosctl(args, { env: { XENOS_SERVER: via.url, XENOS_TOKEN: via.token }, timeoutMs: 150_000 });
+
   /** What host `h` holds of the instance's domain on disk (the domain and any half-received copy). */
   const domainsOn = (h: ClusterHost) =>
     existsSync(join(h.dataDir, 'domains'))
@@ -140,8 +143,15 @@ describe('cold migration between two real hosts', () => {
   it('moves the instance with its files: it answers on the target with its count continued', async () => {
     expect(await answer(a, 'a')).toBe(1);
     expect(await answer(a, 'a')).toBe(2);
-    const name = await migrate(a, 'b');
-    const m = await settled(a, name);
+    const moved = await ctl(a, ['migrate', 'counter-1', 'b', '--mode', 'cold', '--wait', '--timeout', '2m']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const name = /servicemigration\.xenos\.io\/(\S+) created/.exec(moved.stdout)![1];
+    expect(moved.stdout).toMatch(/counter-1 runs on b \(downtime \d+ ms, \d+ bytes moved\)/);
+    // --wait returned: the instance as a's API shows it already names b, with endpoints there.
+    const now = await instance(a);
+    expect(now.status.host).toBe('b');
+    expect(now.status.endpoints.length).toBeGreaterThan(0);
+    const m = await cluster.json(a, `${API}/servicemigrations/${name}`);
     expect(m.status.phase, JSON.stringify(m.status)).toBe('Succeeded');
     expect(m.status).toMatchObject({ sourceHost: 'a', targetHost: 'b', mode: 'Cold' });
     expect(m.status.bytesTransferred).toBeGreaterThan(2 * 1024 * 1024);
@@ -150,6 +160,21 @@ describe('cold migration between two real hosts', () => {
     expect(await answer(b, 'b')).toBe(4);
     await waitFor(() => domainsOn(a).length === 0, 'the old copy gone from a');
   }, 120_000);
+
+  it('says why a migration cannot be made, and lists migrations with their columns', async () => {
+    const missing = await ctl(a, ['migrate', 'nope', 'b']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no ServiceInstance "nope" in namespace default/);
+    const bad = await ctl(a, ['migrate', 'counter-1', '--mode', 'warp']);
+    expect(bad.code).toBe(2);
+    const self = await ctl(a, ['migrate', 'counter-1', 'b', '--wait']);
+    expect(self.code).toBe(1);
+    expect(self.stderr).toMatch(/failed: .*already runs on b.*\(TargetIsSource\)/);
+    const list = await ctl(a, ['get', 'servicemigrations']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/NAME\s+INSTANCE\s+SOURCE\s+TARGET\s+PHASE\s+PROGRESS\s+AGE/);
+    expect(list.stdout).toMatch(/counter-1-\S+\s+counter-1\s+a\s+b\s+Succeeded\s+100/);
+  }, 60_000);
 
   it('target killed midway: Failed, the instance runs on the source, no copy left, a retry succeeds', async () => {
     writeFileSync(join(gate('b'), 'armed'), '');
