@@ -1,9 +1,9 @@
 // xenosctl cordon, uncordon and drain without a server: their help, the usage errors that stop them
-// before any request (exit 2), the migration names drain makes, and how a ServiceMigration's status is
+// before any request (exit 2), and how a ServiceMigration's status is
 // shown (one line per phase; plain lines only on milestones without a terminal, a redraw in place on one).
 
 import { describe, expect, it } from 'vitest';
-import { migrationName, parseMode } from '../../src/cli/commands/drain.ts';
+import { parseMigrationMode } from '../../src/cli/args.ts';
 import type { Io } from '../../src/cli/context.ts';
 import { MigrationBoard, migrationLine } from '../../src/cli/migration-progress.ts';
 import type { ServiceMigration } from '../../src/model/service-migration.ts';
@@ -45,17 +45,11 @@ describe('usage errors (exit 2, no request made)', () => {
   });
 
   it('accepts the modes in any case', () => {
-    expect([parseMode('auto'), parseMode('LIVE'), parseMode('Cold')]).toEqual(['Auto', 'Live', 'Cold']);
-  });
-});
-
-describe('migration names', () => {
-  it('are the instance name, -drain- and a time, a DNS label of at most 63 characters', () => {
-    expect(migrationName('web-1', 1_700_000_000_000)).toBe('web-1-drain-loyw3v28');
-    const long = migrationName(`${'a'.repeat(50)}-${'b'.repeat(12)}`, 1_700_000_000_000);
-    expect(long.length).toBeLessThanOrEqual(63);
-    expect(long).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
-    expect(long.endsWith('-drain-loyw3v28')).toBe(true);
+    expect([parseMigrationMode('auto'), parseMigrationMode('LIVE'), parseMigrationMode('Cold')]).toEqual([
+      'Auto',
+      'Live',
+      'Cold',
+    ]);
   });
 });
 

@@ -12,7 +12,7 @@ import { ApiStatusError } from '../../client/errors.ts';
 import { SERVICE_INSTANCE, SERVICE_MIGRATION } from '../../model/kinds.ts';
 import type { ServiceInstance } from '../../model/service-instance.ts';
 import type { ServiceMigration } from '../../model/service-migration.ts';
-import { parseDuration } from '../args.ts';
+import { parseDuration, parseMigrationMode } from '../args.ts';
 import type { CommandContext } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
 import { isFinished, MigrationBoard, migrationLine, migrationReason } from '../migration-progress.ts';
@@ -21,7 +21,6 @@ import { getHost, setCordon } from './cordon.ts';
 
 /** The label on the ServiceMigrations a drain creates: the host it empties. */
 export const DRAIN_LABEL = 'xenos.io/drain';
-const MODES = { auto: 'Auto', live: 'Live', cold: 'Cold' } as const;
 /** spec.timeoutSeconds' bounds (crds/servicemigrations.xenos.io.yaml). */
 const MAX_TIMEOUT_SECONDS = 86_400;
 
@@ -38,18 +37,6 @@ interface Move {
   migration?: string;
   last?: ServiceMigration;
   notStarted?: string;
-}
-
-export function parseMode(value: string): (typeof MODES)[keyof typeof MODES] {
-  const mode = MODES[value.toLowerCase() as keyof typeof MODES];
-  if (!mode) throw new UsageError(`invalid --mode "${value}": expected auto, live or cold`);
-  return mode;
-}
-
-/** A name for the migration moving `instance` off a host: `<instance>-drain-<time>`, at most 63 chars. */
-export function migrationName(instance: string, now = Date.now()): string {
-  const suffix = `-drain-${now.toString(36)}`;
-  return `${instance.slice(0, 63 - suffix.length).replace(/-+$/, '')}${suffix}`;
 }
 
 export function registerDrain(program: Command, ctx: CommandContext): void {
@@ -75,7 +62,7 @@ Examples:
     .action(async (hostName: string, opts: DrainOptions) => {
       const timeoutMs = parseDuration(opts.timeout, '--timeout');
       if (timeoutMs <= 0) throw new UsageError('--timeout must be longer than 0');
-      const mode = parseMode(opts.mode);
+      const mode = parseMigrationMode(opts.mode);
       const deadline = Date.now() + timeoutMs;
       const host = await getHost(ctx, hostName);
       await setCordon(ctx, host, true);
@@ -141,7 +128,11 @@ async function startMoves(
     const migration = {
       apiVersion: SERVICE_MIGRATION.apiVersion,
       kind: SERVICE_MIGRATION.kind,
-      metadata: { name: migrationName(i.metadata.name), namespace, labels: { [DRAIN_LABEL]: host } },
+      metadata: {
+        generateName: `${i.metadata.name.slice(0, 40)}-drain-`,
+        namespace,
+        labels: { [DRAIN_LABEL]: host },
+      },
       spec: { instanceRef: { name: i.metadata.name }, mode, timeoutSeconds },
     };
     try {
