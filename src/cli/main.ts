@@ -155,6 +155,7 @@ export async function main(): Promise<void> {
     readStdin,
     stderrTTY: process.stderr.isTTY === true,
     columns: process.stderr.columns,
+    rows: process.stderr.rows,
   };
   const code = await runCli(process.argv.slice(2), io, abort.signal);
   process.exitCode = abort.signal.aborted && code === 0 ? 130 : code;

@@ -1,8 +1,8 @@
 // How xenosctl shows ServiceMigrations while it waits on them (drain shows one per instance): each as one
 // line — phase, target, mode, stage, percent and bytes while it runs; time, pause and bytes once it
-// succeeded; the reason once it failed. On a terminal (stderr) the lines are redrawn in place; elsewhere
-// (a log, CI) a line is printed only when a migration's phase, stage or target changes, never control
-// characters.
+// succeeded; the reason once it failed. On a terminal (stderr) the lines are redrawn in place when they
+// fit on it; elsewhere (a log, CI), or when there are more lines than the terminal has rows, a line is
+// printed only when a migration's phase, stage or target changes, never control characters.
 
 import type { Condition } from '../model/object.ts';
 import type { ServiceMigration } from '../model/service-migration.ts';
@@ -75,12 +75,15 @@ export class MigrationBoard {
   readonly #width: number;
   readonly #lines = new Map<string, string>();
   readonly #milestones = new Map<string, string>();
+  /** Redraw in place: a terminal with room for every line (the cursor cannot go back above its top). */
+  readonly #redraw: boolean;
   #drawn = 0;
 
   constructor(io: Io, labels: string[]) {
     this.#io = io;
     this.#labels = labels;
     this.#width = Math.max(0, ...labels.map((l) => l.length));
+    this.#redraw = io.stderrTTY === true && labels.length < (io.rows ?? 24);
   }
 
   /** Shows `m` as the state of the migration labelled `label`. */
@@ -91,7 +94,7 @@ export class MigrationBoard {
   /** Shows a line of text for `label` (a migration that could not even be created, say). */
   set(label: string, line: string, mark = line): void {
     this.#lines.set(label, line);
-    if (this.#io.stderrTTY) {
+    if (this.#redraw) {
       this.#draw();
       return;
     }

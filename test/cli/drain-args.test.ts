@@ -122,7 +122,7 @@ describe('a migration as one line', () => {
   });
 });
 
-function capture(tty: boolean): { io: Io; text: () => string } {
+function capture(tty: boolean, rows = 24): { io: Io; text: () => string } {
   let text = '';
   const io: Io = {
     stdout: () => {},
@@ -134,6 +134,7 @@ function capture(tty: boolean): { io: Io; text: () => string } {
     readStdin: async () => '',
     stderrTTY: tty,
     columns: 60,
+    rows,
   };
   return { io, text: () => text };
 }
@@ -179,5 +180,15 @@ describe('the board of moves', () => {
     const last = out.text().split('\x1b[2F').at(-1)!;
     for (const line of last.split('\n').filter(Boolean))
       expect(line.replace('\x1b[2K', '').length).toBeLessThan(60);
+  });
+});
+
+describe('a board taller than the terminal', () => {
+  it('prints plain milestone lines instead of redrawing (the cursor cannot go above the screen)', () => {
+    const out = capture(true, 3);
+    const board = new MigrationBoard(out.io, ['default/a', 'default/b', 'default/c']);
+    board.update('default/a', migration(undefined));
+    board.update('default/a', migration(undefined));
+    expect(out.text()).toBe('default/a  Pending\n');
   });
 });
