@@ -10,30 +10,42 @@ import { GuestBuildError } from './errors.ts';
 
 const INSTALL_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', 'install-packages.sh');
 
+interface RunOptions {
+  cwd?: string;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  input?: Buffer | string;
+}
+
 /** Runs a command and returns its stdout; throws GuestBuildError naming it, with its stderr, if it fails. */
-export function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: Buffer } = {},
-): string {
+export function run(cmd: string, args: string[], opts: RunOptions = {}): string {
+  return execute(cmd, args, opts).toString('utf8');
+}
+
+/** run(), for a command whose output is bytes (an archive). */
+export function runBytes(cmd: string, args: string[], opts: RunOptions = {}): Buffer {
+  return execute(cmd, args, opts);
+}
+
+function execute(cmd: string, args: string[], opts: RunOptions): Buffer {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
   try {
     return execFileSync(cmd, args, {
       cwd: opts.cwd,
       env: opts.env,
       input: opts.input,
-      timeout: opts.timeoutMs ?? 120_000,
-      maxBuffer: 64 * 1024 * 1024,
-      encoding: 'utf8',
-      stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+      maxBuffer: 256 * 1024 * 1024,
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
   } catch (err) {
-    const e = err as { stderr?: string; code?: string; signal?: string; message: string };
+    const e = err as { stderr?: Buffer; code?: string; signal?: string; message: string };
     const why =
       e.code === 'ENOENT'
         ? 'not installed'
         : e.signal
-          ? `killed by ${e.signal} (time limit ${(opts.timeoutMs ?? 120_000) / 1000} s?)`
-          : (e.stderr ?? '').trim() || e.message;
+          ? `killed by ${e.signal} (time limit ${timeoutMs / 1000} s?)`
+          : (e.stderr?.toString('utf8') ?? '').trim() || e.message;
     throw new GuestBuildError(`${cmd} ${args.join(' ')}: ${why}`);
   }
 }

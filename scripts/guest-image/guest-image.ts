@@ -28,8 +28,9 @@ import {
 } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { acquireBuildLock } from './build-lock.ts';
-import { candidates, downloadPackage, installHostPackages, run, unpackPackage } from './debian.ts';
+import { candidates, downloadPackage, installHostPackages, run, runBytes, unpackPackage } from './debian.ts';
 import { GuestBuildError } from './errors.ts';
 import { kernelConfig, moduleClosure, uncompressKernel } from './kernel.ts';
 
@@ -37,14 +38,7 @@ const GUEST_SRC = dirname(fileURLToPath(import.meta.url));
 /** The files of a built image (plus guest.json). */
 export const IMAGE_FILES = ['vmlinux', 'vmlinuz', 'initrd.img', 'disk.img'] as const;
 /** The commands the build runs, and the Debian packages that provide them. */
-const HOST_TOOLS = [
-  'apt-get:apt',
-  'dpkg-deb:dpkg',
-  'cpio:cpio',
-  'gzip:gzip',
-  'mke2fs:e2fsprogs',
-  'xz:xz-utils',
-];
+const HOST_TOOLS = ['apt-get:apt', 'dpkg-deb:dpkg', 'cpio:cpio', 'mke2fs:e2fsprogs', 'xz:xz-utils'];
 /** The files of this folder that decide what a build makes (with initramfs/ and disk/). */
 const BUILDER_SOURCES = ['guest-image.ts', 'kernel.ts', 'debian.ts'];
 const KERNEL_META = 'linux-image-amd64';
@@ -278,20 +272,15 @@ function buildInitramfs(root: string, out: string, parts: InitramfsParts): void 
   writeFileSync(join(root, 'etc', 'modules'), `${parts.modules.join('\n')}\n`);
 
   fixTimes(root);
-  // newc archive, owned by root, entries in a fixed order; gzip without a name or time stamp.
-  run(
-    'sh',
-    [
-      '-c',
-      'cd "$1" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible | gzip -9 -n > "$2"',
-      'sh',
-      root,
-      out,
-    ],
-    {
-      timeoutMs: 5 * 60_000,
-    },
-  );
+  // A newc archive owned by root with its entries in a fixed order (a directory before what it holds),
+  // gzip'd by zlib (no name, no time stamp).
+  const entries = ['.', ...readdirSync(root, { recursive: true }).map(String).sort()];
+  const archive = runBytes('cpio', ['--quiet', '-o', '-H', 'newc', '-R', '0:0', '--reproducible'], {
+    cwd: root,
+    input: `${entries.join('\n')}\n`,
+    timeoutMs: 5 * 60_000,
+  });
+  writeFileSync(out, gzipSync(archive, { level: 9 }));
 }
 
 /** Every file under `dir`, relative, sorted (symlinks not followed). */

@@ -5,9 +5,9 @@
 // the rest of the boot). QEMU boots the uncompressed ELF `vmlinux` directly through the kernel's PVH entry
 // point (CONFIG_PVH), skipping both decompression and the real-mode setup.
 
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
+import { runBytes } from './debian.ts';
 import { GuestBuildError } from './errors.ts';
 
 const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
@@ -31,11 +31,7 @@ export function uncompressKernel(bzImage: string): Buffer {
   if (payload.subarray(0, XZ_MAGIC.length).equals(XZ_MAGIC)) {
     // Node has no xz; the payload is one xz stream followed by its 4-byte size, which xz reports as
     // trailing garbage when it checks: --single-stream stops after the stream.
-    elf = execFileSync('xz', ['--decompress', '--stdout', '--single-stream'], {
-      input: payload,
-      maxBuffer: 512 * 1024 * 1024,
-      timeout: 120_000,
-    });
+    elf = runBytes('xz', ['--decompress', '--stdout', '--single-stream'], { input: payload });
   } else if (payload.subarray(0, 2).equals(GZIP_MAGIC)) {
     elf = gunzipSync(payload);
   } else {

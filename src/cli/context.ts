@@ -29,6 +29,8 @@ export interface Io {
   stderrTTY?: boolean;
   /** The terminal's width, for progress bars. */
   columns?: number;
+  /** The terminal's height: a display redrawn in place must fit in it. */
+  rows?: number;
 }
 
 export const VERSION_STRING = '0.1.0';
