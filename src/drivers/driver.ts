@@ -100,7 +100,7 @@ export interface DomainEndpoint {
 /** Whether memory/CPU limits are really enforced for this domain, and why not if they are not. */
 export interface LimitsReport {
   enforced: boolean;
-  /** How: `cgroup-v2:/sys/fs/cgroup/xenos/<id>`, `cgroup-v1:memory,cpu`, `qemu -m`, ... */
+  /** How: `cgroup-v2:/sys/fs/cgroup/xenos-<hash>/<id>`, `cgroup-v1:memory,cpu`, `qemu -m`, ... */
   mechanism?: string;
   reason?: string;
 }

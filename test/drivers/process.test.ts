@@ -102,7 +102,8 @@ describe('process driver', () => {
   }
 
   it('applies memory and CPU limits through cgroups, or says why not', async () => {
-    const driver = await newDriver();
+    const dataDir = await harness.dataDir();
+    const driver = await newDriver(dataDir);
     const spec = serviceSpec(
       testInstance('limits'),
       {},
@@ -115,7 +116,7 @@ describe('process driver', () => {
       expect(info.limits!.reason).toMatch(/\w+/);
       return;
     }
-    const limitFile = await new Cgroups().memoryLimitFile(spec.id);
+    const limitFile = await Cgroups.forDataDir(dataDir).memoryLimitFile(spec.id);
     expect((await readFile(limitFile!, 'utf8')).trim()).toBe(String(96 * 1024 * 1024));
     // The supervisor joins the cgroup itself, before it starts the service.
     const procsFile = join(limitFile!, '..', 'cgroup.procs');
@@ -244,7 +245,7 @@ describe('process driver', () => {
     await access(join(dir, 'rootfs', 'server.mjs'));
     await driver.destroy(spec.id);
     await expect(access(dir)).rejects.toThrow(/ENOENT/);
-    const limitFile = await new Cgroups().memoryLimitFile(spec.id);
+    const limitFile = await Cgroups.forDataDir(dataDir).memoryLimitFile(spec.id);
     if (limitFile) await expect(access(join(limitFile, '..'))).rejects.toThrow(/ENOENT/);
   });
 });

@@ -1,20 +1,23 @@
-// Control groups for process-driver domains: one group per domain under a `xenos` subtree, with the memory
+// Control groups for process-driver domains: one group per domain under its coordinator's own subtree
+// (`xenos-<8 hex of the data dir's hash>`: two xenosd on one machine — a local cluster, the tests — each
+// kill and limit only their own domains, even the same domain while it moves between them), with the memory
 // and CPU limits written into it, so the kernel enforces them and the whole process tree can be killed at
 // once (cgroup.kill). Supports a pure cgroup v2 host (/sys/fs/cgroup/cgroup.controllers) and a v1/hybrid
 // host (memory and cpu hierarchies under /sys/fs/cgroup/{memory,cpu}, plus the unified hierarchy at
 // /sys/fs/cgroup/unified for cgroup.kill when it is mounted). Where neither works (no permission, no
 // controllers, a container's read-only cgroupfs), `setup` says why and the domain runs without limits.
 
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { DomainResources, LimitsReport } from '../driver.ts';
 import { waitUntil } from '../wait-until.ts';
 
 export interface CgroupInit {
   /** Where cgroupfs is mounted; tests may point elsewhere. Default /sys/fs/cgroup. */
   fsRoot?: string;
-  /** The subtree under which domain groups are made. Default `xenos`. */
+  /** The subtree under which domain groups are made. Default `xenos`; the drivers use `forDataDir`. */
   subtree?: string;
 }
 
@@ -49,6 +52,13 @@ export class Cgroups {
   private readonly fsRoot: string;
   private readonly subtree: string;
   private mode?: Promise<CgroupMode>;
+
+  /** The groups of the coordinator whose data dir is `dataDir`: a flat subtree named after it, so cgroup v2
+   *  needs no nesting and no other coordinator on the machine shares a group. */
+  static forDataDir(dataDir: string, init: Omit<CgroupInit, 'subtree'> = {}): Cgroups {
+    const hash = createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 8);
+    return new Cgroups({ ...init, subtree: `xenos-${hash}` });
+  }
 
   constructor(init: CgroupInit = {}) {
     this.fsRoot = init.fsRoot ?? '/sys/fs/cgroup';

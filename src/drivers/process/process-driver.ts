@@ -128,7 +128,7 @@ export class ProcessDriver implements Driver {
     this.log = components.log ?? silentLogger.root;
     this.domainsDir = `${init.dataDir.replace(/\/+$/, '')}/domains`;
     this.advertiseAddress = init.advertiseAddress ?? '127.0.0.1';
-    this.cgroups = init.cgroups === false ? undefined : (init.cgroups ?? new Cgroups());
+    this.cgroups = init.cgroups === false ? undefined : (init.cgroups ?? Cgroups.forDataDir(init.dataDir));
     this.leases = components.leases ?? new HostLeases();
     this.sandbox = init.sandbox === false ? undefined : new Sandbox({ leases: this.leases }, init.sandbox);
     this.defaultGraceMs = init.defaultGraceMs ?? DEFAULT_GRACE_MS;

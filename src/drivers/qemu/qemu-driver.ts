@@ -123,7 +123,7 @@ export class QemuDriver implements Driver {
     this.log = components.log ?? silentLogger.root;
     this.vmsDir = `${init.dataDir.replace(/\/+$/, '')}/vms`;
     this.advertiseAddress = init.advertiseAddress ?? '127.0.0.1';
-    this.cgroups = init.cgroups === false ? undefined : (init.cgroups ?? new Cgroups());
+    this.cgroups = init.cgroups === false ? undefined : (init.cgroups ?? Cgroups.forDataDir(init.dataDir));
     this.leases = components.leases ?? new HostLeases();
     this.sandbox = init.sandbox === false ? undefined : new Sandbox({ leases: this.leases }, init.sandbox);
     this.binary = init.binary ?? 'qemu-system-x86_64';
