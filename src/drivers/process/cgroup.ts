@@ -133,6 +133,16 @@ export class Cgroups {
     return mode;
   }
 
+  /** Removes this coordinator's subtree where it holds no group any more (called when the driver stops:
+   *  domains that outlive it keep theirs, and so the subtree; an empty one is not left behind). */
+  async releaseIfEmpty(): Promise<void> {
+    if (!this.mode) return;
+    const mode = await this.mode;
+    const dirs =
+      mode.kind === 'v2' ? [mode.root] : mode.kind === 'v1' ? [mode.memory, mode.cpu, mode.unified] : [];
+    for (const dir of dirs) if (dir) await rmdir(dir).catch(() => undefined);
+  }
+
   /** Creates the domain's groups and writes its limits. Never throws: what failed is in `limits.reason`. */
   async setup(id: string, resources: DomainResources | undefined): Promise<CgroupSetup> {
     const mode = await this.detect();

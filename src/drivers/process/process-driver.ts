@@ -151,6 +151,7 @@ export class ProcessDriver implements Driver {
   async stop(): Promise<void> {
     // Nothing runs in the background; domains are meant to outlive the coordinator.
     this.leases.close();
+    await this.cgroups?.releaseIfEmpty();
   }
 
   async probe(): Promise<ProbeResult> {

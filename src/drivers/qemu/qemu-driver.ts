@@ -149,6 +149,7 @@ export class QemuDriver implements Driver {
     // Guests keep running: only this process's monitor connections go.
     await this.monitors.closeAll();
     this.leases.close();
+    await this.cgroups?.releaseIfEmpty();
   }
 
   async probe(options: SignalOptions = {}): Promise<ProbeResult> {
