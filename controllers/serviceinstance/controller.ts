@@ -6,6 +6,7 @@
 // torn down (orphans.ts).
 
 import { eventRecorder } from '../../src/api/events.ts';
+import type { LocalMigrations } from '../../src/cluster/migration/local-migrations.ts';
 import type { Driver } from '../../src/drivers/driver.ts';
 import { cachedImage } from '../../src/images/import-image.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
@@ -23,6 +24,7 @@ import type { InstanceCredentials } from './credentials.ts';
 import { identityOf } from './domain-spec.ts';
 import type { MachineOptions } from './machine-types.ts';
 import { DomainMachines } from './machines.ts';
+import { migrationHooks } from './migration-hooks.ts';
 import { sweepOrphans } from './orphans.ts';
 import { type InstancePass, instanceSteps, type LocalImages, orphanedFinalizer } from './reconcile-steps.ts';
 
@@ -41,6 +43,8 @@ export interface ServiceInstanceControllerComponents {
   images: LocalImages;
   /** Hands each domain its notice-board token (a file named by XENOS_TOKEN_FILE); without it, none. */
   credentials?: InstanceCredentials;
+  /** Instances moving between hosts (left alone meanwhile); this controller lends them its hooks. */
+  migrations?: LocalMigrations;
   log?: Log;
 }
 
@@ -72,11 +76,12 @@ export class ServiceInstanceController {
   private readonly machines: DomainMachines;
   private readonly reconciler: Reconciler<typeof SERVICE_INSTANCE.kind, InstancePass>;
   private readonly runner: Controller<typeof SERVICE_INSTANCE.kind>;
+  private readonly migrations?: LocalMigrations;
   private abort?: AbortController;
   private sweep?: Promise<void>;
 
   constructor(components: ServiceInstanceControllerComponents, init: ServiceInstanceControllerInit) {
-    const { store, driver, credentials } = components;
+    const { store, driver, credentials, migrations } = components;
     this.store = store;
     this.driver = driver;
     this.log = components.log ?? silentLogger.root;
@@ -94,13 +99,14 @@ export class ServiceInstanceController {
         record: (instance, ev) => event(instance, ev.eventType, ev.reason, ev.message),
         // Its token was issued by this host: once the domain is gone from here, so is the token.
         released: (instance) => credentials?.revoke(identityOf(instance)),
+        arrived: (key) => migrations?.takeArrived(key) ?? false,
       },
       { machine: init.machine, actors: init.actors },
     );
     this.reconciler = new Reconciler(
       { store, log: this.log },
       instanceSteps(
-        { store, driver, images: components.images, machines: this.machines, credentials, event },
+        { store, driver, images: components.images, machines: this.machines, credentials, event, migrations },
         {
           hostName: init.hostName,
           placeUnplaced: init.placeUnplaced,
@@ -123,6 +129,19 @@ export class ServiceInstanceController {
         watches: [{ kind: SERVICE_TEMPLATE.kind, map: (t) => this.instancesOf(t) }],
       },
     );
+    this.migrations = migrations;
+    migrations?.setHooks(
+      migrationHooks(
+        {
+          store,
+          images: components.images,
+          machines: this.machines,
+          credentials,
+          enqueue: (key) => this.runner.enqueue(key),
+        },
+        { hostName: init.hostName, apiUrl: init.apiUrl },
+      ),
+    );
   }
 
   start(): void {
@@ -131,7 +150,13 @@ export class ServiceInstanceController {
     this.runner.start();
     const signal = this.abort.signal;
     this.sweep = sweepOrphans(
-      { store: this.store, driver: this.driver, log: this.log, enqueue: (key) => this.runner.enqueue(key) },
+      {
+        store: this.store,
+        driver: this.driver,
+        log: this.log,
+        enqueue: (key) => this.runner.enqueue(key),
+        migrations: this.migrations,
+      },
       { hostName: this.init.hostName, signal, stopGraceMs: this.init.actors?.stopGraceMs },
     ).catch((err) => {
       if (!signal.aborted) this.log.error({ err: err }, 'sweeping orphaned domains failed');

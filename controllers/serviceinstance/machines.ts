@@ -26,6 +26,8 @@ export interface MachinesComponents {
   record(instance: ServiceInstance, ev: DomainEmitted): void;
   /** A machine whose domain is gone was dropped. */
   released(instance: ServiceInstance): void;
+  /** Whether the domain of `key` just came here by migration (asked once when its machine is made). */
+  arrived?(key: string): boolean;
 }
 
 export interface MachinesInit {
@@ -115,6 +117,14 @@ export class DomainMachines {
     return undefined;
   }
 
+  /** Drops the key's machine, leaving its domain as it is (a migration takes it over). */
+  detach(key: string): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    entry.actor.stop();
+    this.entries.delete(key);
+  }
+
   /** Stops every actor (their domains keep running: a restarted coordinator adopts them). */
   stopAll(): void {
     for (const e of this.entries.values()) e.actor.stop();
@@ -133,9 +143,14 @@ export class DomainMachines {
     const status = instance.status;
     // The running domain was built from the current generation unless the spec changed while no
     // controller watched, or the template's image changed.
+    // A domain that just came by migration was built here from the current spec (its status was
+    // cleared by the rebinding): adopted as it is, never restarted.
     const current =
-      status?.observedGeneration === desired.generation &&
-      (!found?.imageDigest || !desired.spec.image.digest || found.imageDigest === desired.spec.image.digest);
+      this.c.arrived?.(key) === true ||
+      (status?.observedGeneration === desired.generation &&
+        (!found?.imageDigest ||
+          !desired.spec.image.digest ||
+          found.imageDigest === desired.spec.image.digest));
     const requested = instance.metadata.annotations?.[REQUESTED_STATE_ANNOTATION];
     const actor = createActor(this.machine, {
       input: {

@@ -1,7 +1,9 @@
 // After a coordinator restart: the domains the driver holds whose ServiceInstance is gone, was replaced
 // (another uid) or now lives on another host are stopped and destroyed; the keys of the rest are queued,
-// so their machines adopt them.
+// so their machines adopt them. A domain whose instance is moving (a migration not settled yet) is left
+// to the ServiceMigration controller.
 
+import type { LocalMigrations } from '../../src/cluster/migration/local-migrations.ts';
 import type { DomainInfo, Driver } from '../../src/drivers/driver.ts';
 import type { Log } from '../../src/log/logger.ts';
 import { SERVICE_INSTANCE } from '../../src/model/kinds.ts';
@@ -15,6 +17,7 @@ export interface SweepComponents {
   log: Log;
   /** Queue the key of an instance whose domain is here. */
   enqueue(key: string): void;
+  migrations?: Pick<LocalMigrations, 'protects'>;
 }
 
 export async function sweepOrphans(
@@ -26,6 +29,7 @@ export async function sweepOrphans(
     const key = d.instance.namespace ? `${d.instance.namespace}/${d.instance.name}` : d.instance.name;
     const instance = c.store.get(objectKey(SERVICE_INSTANCE.kind, key));
     const host = instance?.spec?.host;
+    if (instance && instance.metadata.uid === d.instance.uid && c.migrations?.protects(instance)) continue;
     if (instance && instance.metadata.uid === d.instance.uid && (!host || host === opts.hostName)) {
       c.enqueue(key);
       continue;

@@ -8,6 +8,7 @@
 // machine's snapshot queued as status. The skeleton writes that status once.
 
 import type { EventRecorder } from '../../src/api/events.ts';
+import type { LocalMigrations } from '../../src/cluster/migration/local-migrations.ts';
 import type { Driver } from '../../src/drivers/driver.ts';
 import type { ImageProgress } from '../../src/images/image-source.ts';
 import { HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
@@ -53,6 +54,8 @@ export interface InstanceStepsComponents {
   machines: DomainMachines;
   credentials?: InstanceCredentials;
   event: EventRecorder;
+  /** Instances moving between hosts, whose domains this controller leaves alone meanwhile. */
+  migrations?: Pick<LocalMigrations, 'protects'>;
 }
 
 export interface InstanceStepsInit {
@@ -151,6 +154,11 @@ export function instanceSteps(
 
     steps: [
       {
+        // Moving between hosts: the ServiceMigration controller has the domain (see LocalMigrations).
+        name: 'migrating',
+        run: ({ object }) => (c.migrations?.protects(object) ? { stop: true } : undefined),
+      },
+      {
         name: 'driver',
         run: ({ object }) => {
           const wanted = specOf(object).driver;
@@ -177,19 +185,8 @@ export function instanceSteps(
       {
         name: 'desiredDomain',
         run: ({ object, data }) => {
-          const identity = identityOf(object);
-          const env: Record<string, string> = {
-            XENOS_INSTANCE: identity.name,
-            XENOS_NAMESPACE: identity.namespace,
-          };
-          if (init.apiUrl) env.XENOS_API = init.apiUrl;
-          const token = c.credentials?.tokenFor(identity);
           // Throws TerminalError for a spec that can never work: the skeleton records it as Stalled.
-          data.desired = buildDesiredDomain(object, data.template!, {
-            imagePath: data.imagePath!,
-            env,
-            token,
-          });
+          data.desired = desiredDomainOf(c, init, object, data.template!, data.imagePath!);
           return undefined;
         },
       },
@@ -246,6 +243,21 @@ export function instanceSteps(
     summarise: summariseInstance,
     event: c.event,
   };
+}
+
+/** The domain this host runs for `instance`: its template's, with this host's environment and token. */
+export function desiredDomainOf(
+  c: Pick<InstanceStepsComponents, 'credentials'>,
+  init: Pick<InstanceStepsInit, 'apiUrl'>,
+  instance: ServiceInstance,
+  template: ServiceTemplate,
+  imagePath: string,
+): DesiredDomain {
+  const identity = identityOf(instance);
+  const env: Record<string, string> = { XENOS_INSTANCE: identity.name, XENOS_NAMESPACE: identity.namespace };
+  if (init.apiUrl) env.XENOS_API = init.apiUrl;
+  const token = c.credentials?.tokenFor(identity);
+  return buildDesiredDomain(instance, template, { imagePath, env, token });
 }
 
 /** The template and the local path of its image; or TemplateReady=False saying why, and a requeue. */

@@ -1,9 +1,12 @@
 // What a request may do beyond its schema, decided before it costs anything: an instance-scoped
 // principal (a service's token) writes only its own part of its instance's status — a patch reaching
-// elsewhere is refused before it is applied, and the result is checked entry by entry after — and each
-// principal creates Events at a bounded rate (429 with Retry-After before the body is even read).
+// elsewhere is refused before it is applied, and the result is checked entry by entry after — each
+// principal creates Events at a bounded rate (429 with Retry-After before the body is even read), and
+// the spec of a kind that is one request (a ServiceMigration) cannot change once created.
 
+import { isDeepStrictEqual } from 'node:util';
 import type { ApiResource } from '../model/api-resource.ts';
+import { SERVICE_MIGRATION } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
 import { SERVICE_HEALTHY } from '../model/service-instance.ts';
 import { type Principal, scopedPatchProblems, scopedStatusChange } from './auth.ts';
@@ -27,6 +30,23 @@ export function checkScopedStatus(r: AdmissionTarget, current: XObject, next: XO
   if (wanted && wanted !== current.metadata.resourceVersion) return;
   const changed = scopedStatusChange(current.status, next.status);
   if (changed.length > 0) throw scopeForbidden(r, changed);
+}
+
+/** Kinds whose spec is one request, fixed at creation: to ask for something else, create another. */
+const IMMUTABLE_SPEC: ReadonlySet<string> = new Set([SERVICE_MIGRATION.kind]);
+
+/** An update that changes the spec of such a kind: refused (422), nothing written. */
+export function checkImmutableSpec(r: AdmissionTarget, current: XObject, next: XObject): void {
+  if (r.subresource || !IMMUTABLE_SPEC.has(r.resource.kind)) return;
+  if (isDeepStrictEqual(current.spec, next.spec)) return;
+  const { plural, group, kind } = r.resource;
+  throw errors.invalid({ plural, group, kind, name: r.name }, [
+    {
+      reason: 'FieldValueForbidden',
+      field: 'spec',
+      message: `field is immutable: a ${kind} is one request; create a new one (a finished one is kept, delete it when done)`,
+    },
+  ]);
 }
 
 /** The same rule, before a patch is applied: a patch reaching outside those parts is refused as such. */

@@ -16,7 +16,7 @@ import type { XObject } from '../model/object.ts';
 import { ConflictError } from '../store/errors.ts';
 import { type FieldSelector, matchesFields, parseFieldSelector } from '../store/selectors.ts';
 import type { ListOptions, Store } from '../store/store.ts';
-import { checkScopedPatch, checkScopedStatus, EventRateLimit } from './admission.ts';
+import { checkImmutableSpec, checkScopedPatch, checkScopedStatus, EventRateLimit } from './admission.ts';
 import type { Principal } from './auth.ts';
 import { BodyDecoder } from './body-decoder.ts';
 import { validateEvent } from './events.ts';
@@ -395,6 +395,7 @@ export class ResourceHandlers {
   async #writeUpdate(r: ResourceRequest, current: XObject, next: XObject, isDryRun: boolean): Promise<void> {
     const warnings = this.#admit(r, next, true);
     checkScopedStatus(r, current, next);
+    checkImmutableSpec(r, current, next);
     const updated = await this.#write(isDryRun, () =>
       this.#store.update(next, { dryRun: isDryRun, subresource: r.subresource }),
     );

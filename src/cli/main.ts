@@ -15,6 +15,7 @@ import { registerImage } from './commands/image.ts';
 import { registerImagePull } from './commands/image-pull.ts';
 import { registerKubeconfig } from './commands/kubeconfig.ts';
 import { registerLogs } from './commands/logs.ts';
+import { registerMigrate } from './commands/migrate.ts';
 import { registerVersion } from './commands/version.ts';
 import { registerWait } from './commands/wait.ts';
 import { CommandContext, type Io, VERSION_STRING } from './context.ts';
@@ -48,6 +49,7 @@ Examples:
   xenosctl wait si/web --for=condition=Ready --timeout=2m
   xenosctl describe si web
   xenosctl logs web -f
+  xenosctl migrate web node-2 --wait
   xenosctl discover web.http
   xenosctl image push ./web-root
   xenosctl image ls
@@ -61,6 +63,7 @@ Examples:
   registerWait(program, ctx);
   registerImage(program, ctx);
   registerLogs(program, ctx);
+  registerMigrate(program, ctx);
   registerDiscover(program, ctx);
   registerImagePull(program, ctx);
   registerKubeconfig(program, ctx);

@@ -108,8 +108,9 @@ export class Placement {
     return keys;
   }
 
-  /** The host that should run `instance` (the top of the ranking), or why no host can. */
-  decide(instance: ServiceInstance): PlacementDecision {
+  /** The host that should run `instance` (the top of the ranking), or why no host can. `exclude`: hosts
+   *  that may not be picked, with why (a migration's source). */
+  decide(instance: ServiceInstance, options: { exclude?: Map<string, string> } = {}): PlacementDecision {
     this.start();
     const self = keyOf(instance);
     const template = this.#templateOf(instance);
@@ -117,6 +118,11 @@ export class Placement {
     const why: string[] = [];
     for (const host of this.#hosts.values()) {
       const name = host.metadata.name;
+      const excluded = options.exclude?.get(name);
+      if (excluded) {
+        why.push(`${name} ${excluded}`);
+        continue;
+      }
       if (!this.#liveness.isLive(name)) {
         why.push(`${name} is not live`);
         continue;

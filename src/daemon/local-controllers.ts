@@ -1,20 +1,27 @@
 // The controllers of this host's own domains, as one part for Daemon.use(): the host's driver (selected
 // once: auto → xen, qemu with KVM, else process), the ServiceTemplate controller importing images into
-// DATA_DIR/images, and the ServiceInstance controller running instances placed here, each domain with an
-// instance-scoped notice-board token. Built at start() because the store and tokens exist only then.
-// Domains outlive a stop(): the next start adopts them.
+// DATA_DIR/images, the ServiceInstance controller running instances placed here, each domain with an
+// instance-scoped notice-board token, and the ServiceMigration controller moving them between hosts (with
+// the overlay: its streams served on /xenos/migrate/1.0.0). Built at start() because the store and tokens
+// exist only then. Domains outlive a stop(): the next start adopts them.
 
 import { join } from 'node:path';
 import type { DomainActorsInit } from '../../controllers/serviceinstance/actors.ts';
 import { imageCache, ServiceInstanceController } from '../../controllers/serviceinstance/controller.ts';
 import { TokenCredentials } from '../../controllers/serviceinstance/credentials.ts';
 import type { MachineOptions } from '../../controllers/serviceinstance/machine-types.ts';
+import { ServiceMigrationController } from '../../controllers/servicemigration/controller.ts';
 import { ServiceTemplateController } from '../../controllers/servicetemplate/controller.ts';
 import { ImageGc } from '../../controllers/servicetemplate/image-gc.ts';
 import type { TokenAuthenticator } from '../api/auth.ts';
 import { shouldHoldAhead } from '../cluster/image-distribution.ts';
+import type { HostLiveness } from '../cluster/liveness.ts';
+import { LocalMigrations } from '../cluster/migration/local-migrations.ts';
+import { MigrationDialer } from '../cluster/migration/migration-dialer.ts';
+import { MigrationReceiver } from '../cluster/migration/migration-receiver.ts';
+import type { Placement } from '../cluster/placement.ts';
 import { ownerOf } from '../cluster/rendezvous.ts';
-import type { Driver, HostConditionFact } from '../drivers/driver.ts';
+import type { Driver, HostConditionFact, MigrationTransport } from '../drivers/driver.ts';
 import { type DriverChoice, selectDriver } from '../drivers/registry.ts';
 import type { SandboxInit } from '../drivers/sandbox/sandbox.ts';
 import type { UrlPolicy } from '../images/download.ts';
@@ -24,6 +31,7 @@ import type { UploadSessions } from '../images/upload-sessions.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
 import { HOST } from '../model/kinds.ts';
 import type { ServiceTemplate } from '../model/service-template.ts';
+import type { ProtocolNode } from '../p2p/protocol-node.ts';
 import type { Store } from '../store/store.ts';
 
 export interface LocalControllersComponents {
@@ -41,6 +49,10 @@ export interface LocalControllersComponents {
         fetch(digest: string): { progress?: ImageProgress; error?: Error } | undefined;
       }
     | undefined;
+  /** Placement, liveness and the p2p node (absent without --p2p), for migrations; read at start(). */
+  cluster?: () => { placement: Placement; liveness: HostLiveness; node?: ProtocolNode };
+  /** Tests only: wraps each migration's transport (to hold a transfer midway). */
+  wrapMigrationTransport?: (transport: MigrationTransport) => MigrationTransport;
 }
 
 export interface LocalControllersInit {
@@ -73,6 +85,8 @@ export class LocalControllers {
   private templates?: ServiceTemplateController;
   private instances?: ServiceInstanceController;
   private imageGc?: ImageGc;
+  private migrationController?: ServiceMigrationController;
+  private receiver?: MigrationReceiver;
   /** Why the drivers not chosen were not (for the Host object). */
   notChosen: string[] = [];
 
@@ -111,6 +125,7 @@ export class LocalControllers {
     const cacheDir = join(dataDir, 'images');
     const imageStore = this.init.imageStore ?? new ImageStore({ cacheDir });
     const fromPeers = this.components.images?.();
+    const migrations = new LocalMigrations({ store }, { hostName });
     this.templates = new ServiceTemplateController(
       { store, images: fromPeers?.source(), log: logger.forComponent('servicetemplate-controller') },
       {
@@ -141,6 +156,7 @@ export class LocalControllers {
           ...(fromPeers ? { fetch: (digest: string) => fromPeers.fetch(digest) } : {}),
         },
         credentials: new TokenCredentials({ authenticator: this.components.auth() }, { dataDir }),
+        migrations,
         log: logger.forComponent('serviceinstance-controller'),
       },
       {
@@ -154,9 +170,50 @@ export class LocalControllers {
     this.templates.start();
     this.instances.start();
     this.imageGc.start();
+    await this.startMigrations(store, migrations);
+  }
+
+  private async startMigrations(store: Store, migrations: LocalMigrations): Promise<void> {
+    const cluster = this.components.cluster?.();
+    if (!cluster || !this.driver) return;
+    const { placement, liveness, node } = cluster;
+    const wrap = this.components.wrapMigrationTransport ?? ((t: MigrationTransport) => t);
+    const log = (this.components.logger ?? silentLogger).forComponent('servicemigration-controller');
+    this.migrationController = new ServiceMigrationController(
+      {
+        store,
+        driver: this.driver,
+        migrations,
+        placement,
+        isLive: (h) => liveness.isLive(h),
+        liveHosts: () => liveness.liveHosts(),
+        transport: (m, target) => {
+          if (!node) throw new Error('this host is not in a p2p overlay: it cannot reach another host');
+          const ref = {
+            namespace: m.metadata.namespace ?? 'default',
+            name: m.metadata.name,
+            uid: m.metadata.uid ?? '',
+          };
+          return wrap(
+            new MigrationDialer({ node }, { peer: target.peerId, target: target.name, migration: ref }),
+          );
+        },
+        log,
+      },
+      { hostName: this.init.hostName },
+    );
+    this.migrationController.start();
+    if (node) {
+      this.receiver = new MigrationReceiver({ node, ...this.migrationController.receiver, log });
+      await this.receiver.start();
+    }
   }
 
   async stop(): Promise<void> {
+    await this.receiver?.stop();
+    await this.migrationController?.stop();
+    this.receiver = undefined;
+    this.migrationController = undefined;
     await this.imageGc?.stop();
     this.imageGc = undefined;
     await this.instances?.stop();

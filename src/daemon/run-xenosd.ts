@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { imageUploadRoute } from '../api/image-upload-route.ts';
 import { pullRoute } from '../cluster/image-swarm/pull-api.ts';
+import type { MigrationTransport } from '../drivers/driver.ts';
 import { ImageStore } from '../images/image-store.ts';
 import { UploadSessions } from '../images/upload-sessions.ts';
 import { createLogger } from '../log/logger.ts';
@@ -19,6 +20,8 @@ import { parseOptions, UsageError } from './options.ts';
 /** What a test entry point may add to the daemon; xenosd itself passes nothing. */
 export interface XenosdHooks {
   p2pConnectionHook?: P2pConnectionHook;
+  /** Wraps each migration's transport (a test holds a transfer midway through it). */
+  wrapMigrationTransport?: (transport: MigrationTransport) => MigrationTransport;
 }
 
 /** Runs xenosd with `argv` (without node and script) until a signal stops it; exits the process. */
@@ -128,6 +131,12 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
       apiUrl: () => daemon.apiUrl,
       logger,
       images: () => hostImages,
+      cluster: () => ({
+        placement: daemon.cluster.placement,
+        liveness: daemon.cluster.liveness,
+        node: daemon.cluster.node,
+      }),
+      wrapMigrationTransport: hooks.wrapMigrationTransport,
     },
     // Cluster placement (src/cluster/scheduler.ts) writes spec.host, also on a single host.
     {

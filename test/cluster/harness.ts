@@ -42,6 +42,8 @@ export interface HostOptions {
   join?: string[];
   dataDir?: string;
   args?: string[];
+  /** A directory through which the test holds this host's outgoing migrations midway (migration-gate.ts). */
+  migrationGate?: string;
 }
 
 /** test/wait.ts's until (every 50 ms), in the argument order the cluster tests use. */
@@ -81,7 +83,14 @@ export class TestCluster {
     const p = await startXenosd({
       dataDir,
       hostName: name,
-      entry: { script: XENOSD_WITH_FAULTS, args: ['--deny-file', denyFile] },
+      entry: {
+        script: XENOSD_WITH_FAULTS,
+        args: [
+          '--deny-file',
+          denyFile,
+          ...(opts.migrationGate ? ['--migration-gate', opts.migrationGate] : []),
+        ],
+      },
       args: [
         '--p2p',
         '127.0.0.1:0',

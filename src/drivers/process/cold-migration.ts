@@ -6,7 +6,8 @@
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type {
@@ -55,9 +56,16 @@ export async function migrateOut(
     // After a reboot its overlay may not be mounted: the files go as the domain sees them.
     await ensureRootfsMounted(rec.spec.image, paths, rec.disk, options.signal);
   });
+  const dir = host.paths(id).dir;
   const stream = await transport.open(DOMAIN_DIR_LABEL, { signal: options.signal });
+  // A reset may come while nothing reads or writes: its error surfaces through the steps below.
+  stream.on('error', () => {});
   try {
-    const bytes = await sendDomainDir(host.paths(id).dir, stream, options.signal);
+    const total = await dirBytes(dir, SKIPPED);
+    const report = options.onProgress;
+    const bytes = await sendDomainDir(dir, stream, options.signal, (sent) =>
+      report?.({ stage: 'files', bytesTransferred: sent, bytesTotal: Math.max(total, sent) }),
+    );
     const answer = await readAnswer(stream);
     if (!answer.ok) {
       throw new MigrationError(
@@ -81,6 +89,7 @@ export async function migrateIn(
 ): Promise<DomainInfo> {
   const paths = host.paths(spec.id);
   for await (const { label, stream } of incoming) {
+    stream.on('error', () => {}); // surfaces through the steps below
     if (label !== DOMAIN_DIR_LABEL) {
       stream.destroy();
       throw new MigrationError(
@@ -154,17 +163,44 @@ function collectStderr(child: ReturnType<typeof spawn>): () => string {
   return () => text;
 }
 
-/** Sends `dir` (without its run/ state) down `stream` and half-closes it; resolves the bytes sent. */
-export async function sendDomainDir(dir: string, stream: Duplex, signal?: AbortSignal): Promise<number> {
-  // rootfs/ as the domain sees it (through its overlay mount, if any); the overlay's own layer stays.
-  const tar = spawn('tar', ['-C', dir, '-cf', '-', '--exclude=./run', '--exclude=./layer', '.'], {
+/** What of a domain's directory does not move: its run state and an overlay's own layer (the rootfs goes
+ *  as the domain sees it, through the overlay). */
+const SKIPPED = ['run', 'layer'];
+
+/** About how many bytes the tar of `dir` carries (file sizes; headers and padding are not counted). */
+async function dirBytes(dir: string, skipped: string[]): Promise<number> {
+  let total = 0;
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    if (!e.isFile()) continue;
+    const rel = relative(dir, join(e.parentPath, e.name));
+    if (skipped.some((s) => rel === s || rel.startsWith(`${s}/`))) continue;
+    total += (await lstat(join(e.parentPath, e.name)).catch(() => undefined))?.size ?? 0;
+  }
+  return total;
+}
+
+/** Sends `dir` (without its run/ state) down `stream` and half-closes it; resolves the bytes sent.
+ *  `sent` hears the running count (at most every 250 ms). */
+export async function sendDomainDir(
+  dir: string,
+  stream: Duplex,
+  signal?: AbortSignal,
+  sent?: (bytes: number) => void,
+): Promise<number> {
+  const tar = spawn('tar', ['-C', dir, '-cf', '-', ...SKIPPED.map((s) => `--exclude=./${s}`), '.'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     signal,
   });
   const stderr = collectStderr(tar);
   let bytes = 0;
+  let told = 0;
   tar.stdout.on('data', (d: Buffer) => {
     bytes += d.length;
+    if (sent && Date.now() - told >= 250) {
+      told = Date.now();
+      sent(bytes);
+    }
   });
   tar.stdout.pipe(stream, { end: true });
   await Promise.all([tarExit(tar, `tar of ${dir}`, stderr), finished(stream, { readable: false, signal })]);
