@@ -20,6 +20,7 @@ import type {
   IncomingMigration,
   LogChunk,
   LogOptions,
+  MigrateInOptions,
   MigrateOutOptions,
   MigrationReport,
   MigrationTransport,
@@ -45,11 +46,19 @@ import { DEFAULT_LOG_ROTATION, type LogRotation } from '../process/supervisor.ts
 import { probeQemu } from '../registry.ts';
 import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { waitUntil } from '../wait-until.ts';
+import { type ColdMigrationHost, migrateInCold, migrateOutCold } from './cold-migration.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
-import { prepareVm } from './prepare-vm.ts';
+import {
+  LIVE_DEFAULTS,
+  type LiveMigrationTuning,
+  migrateOutLive,
+  receiveMigration,
+} from './live-migration.ts';
+import { resumeAfterMigration } from './migration-monitor.ts';
+import { plannedDisks, prepareVm } from './prepare-vm.ts';
 import type { Accel } from './qemu-command.ts';
 import { QmpClient } from './qmp.ts';
-import { VmPaths } from './vm-layout.ts';
+import { resolveVmImage, VmPaths } from './vm-layout.ts';
 
 export interface QemuDriverComponents {
   log?: Log;
@@ -79,6 +88,8 @@ export interface QemuDriverInit {
   logRotation?: LogRotation;
   /** UEFI firmware code (disk boot with firmware: uefi). Default: Debian's OVMF when installed. */
   uefiCode?: string;
+  /** Live migration tuning (live-migration.ts has the defaults). */
+  migration?: LiveMigrationTuning;
 }
 
 const DEFAULT_GRACE_MS = 30_000;
@@ -89,10 +100,10 @@ const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export class QemuDriver implements Driver {
   readonly name = 'qemu' as const;
   readonly capabilities: DriverCapabilities = {
-    liveMigration: false,
+    liveMigration: true,
     console: true,
     stats: true,
-    coldMigration: false,
+    coldMigration: true,
   };
 
   private readonly log: Log;
@@ -110,6 +121,7 @@ export class QemuDriver implements Driver {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** One QMP connection per running guest (a QEMU monitor serves one client at a time). */
   private readonly monitors = new Map<string, Promise<QmpClient>>();
+  private readonly tuning: Required<LiveMigrationTuning>;
   private accel?: Accel;
   private conditions: HostConditionFact[] = [];
 
@@ -127,6 +139,7 @@ export class QemuDriver implements Driver {
     this.rotation = init.logRotation ?? DEFAULT_LOG_ROTATION;
     this.uefiCode = init.uefiCode ?? DEFAULT_UEFI_CODE;
     this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.vmsDir });
+    this.tuning = { ...LIVE_DEFAULTS, ...init.migration };
   }
 
   async start(): Promise<void> {
@@ -217,14 +230,17 @@ export class QemuDriver implements Driver {
     return this.withLock(spec.id, async () => {
       const paths = this.paths(spec.id);
       const rec = await prepareVm(paths, spec, this.sandbox, options.signal);
-      if (rec.run && (await domainAlive(paths, rec.run))) return this.describe(rec);
+      if (rec.run && (await domainAlive(paths, rec.run))) {
+        await resumeAfterMigration(await this.qmp(spec.id, options), this.log);
+        return this.describe(rec);
+      }
       options.signal?.throwIfAborted();
       this.forgetMonitor(spec.id);
       return this.describe(await this.launch(rec, paths));
     });
   }
 
-  private async launch(rec: DomainRecord, paths: VmPaths): Promise<DomainRecord> {
+  private async launch(rec: DomainRecord, paths: VmPaths, incoming = false): Promise<DomainRecord> {
     const accel = await this.chosenAccel();
     const uefi = await readFile(this.uefiCode).then(
       () => this.uefiCode,
@@ -240,7 +256,7 @@ export class QemuDriver implements Driver {
       rotation: this.rotation,
       killTimeoutMs: this.killTimeoutMs,
       log: this.log,
-      plan: vmPlanner({ accel, binary: this.binary, uefiCode: uefi }),
+      plan: vmPlanner({ accel, binary: this.binary, uefiCode: uefi, incoming }),
       cgroupResources: vmCgroupResources,
     });
   }
@@ -398,7 +414,9 @@ export class QemuDriver implements Driver {
       {
         cgroups: this.cgroups,
         killTimeoutMs: this.killTimeoutMs,
-        politeStop: (_paths, _run, grace, sig) => this.powerButton(rec.spec.id, grace, sig),
+        // Grace 0 is a force: a paused guest (a migrated one) would not hear the button anyway.
+        politeStop: (_paths, _run, grace, sig) =>
+          grace > 0 ? this.powerButton(rec.spec.id, grace, sig) : Promise.resolve(),
       },
       signal,
     );
@@ -406,7 +424,12 @@ export class QemuDriver implements Driver {
   }
 
   destroy(id: string, options: SignalOptions = {}): Promise<void> {
-    return this.withLock(id, async () => {
+    return this.withLock(id, () => this.destroyLocked(id, options.signal));
+  }
+
+  private async destroyLocked(id: string, signal?: AbortSignal): Promise<void> {
+    const options = { signal };
+    {
       const paths = this.paths(id);
       const rec = await readRecord(paths).catch(() => undefined);
       if (rec) await this.stopLocked(paths, rec, 0, options.signal);
@@ -425,31 +448,72 @@ export class QemuDriver implements Driver {
       await rm(paths.dir, { recursive: true, force: true });
       this.leases.release(paths.dir);
       await this.ports.forget(id);
-    });
+    }
   }
 
   // ------------------------------------------------------------------------------------------------
-  // migration: built on branch qemu-mig
+  // migration (live-migration.ts, cold-migration.ts; README.md, "Migration")
+
+  private readonly migrationHost: ColdMigrationHost = {
+    paths: (id) => this.paths(id),
+    readRecord: (id) => readRecord(this.paths(id)),
+    qmp: (id, signal) => this.qmp(id, { signal }),
+    disksOf: async (spec) => plannedDisks(spec, await resolveVmImage(spec)),
+    startIncoming: (spec, signal) =>
+      this.withLock(spec.id, async () => {
+        const paths = this.paths(spec.id);
+        const here = await readRecord(paths);
+        if (here?.run && (await domainAlive(paths, here.run))) {
+          throw new MigrationError(spec.id, 'a guest with this id already runs on this host');
+        }
+        // Fresh overlays always: a mirror copies only what the source's overlay holds, so anything an
+        // older overlay here held would show through.
+        if (here) await this.destroyLocked(spec.id, signal);
+        const rec = await prepareVm(paths, spec, this.sandbox, signal);
+        this.forgetMonitor(spec.id);
+        return this.launch(rec, paths, true);
+      }),
+    stopNow: async (id) => {
+      await this.stopDomain(id, { graceMs: 0 });
+    },
+    stopGuest: async (id, signal) => {
+      await this.stopDomain(id, { signal });
+    },
+    prepareFresh: (spec, signal) =>
+      this.withLock(spec.id, async () => {
+        const paths = this.paths(spec.id);
+        const here = await readRecord(paths);
+        if (here?.run && (await domainAlive(paths, here.run))) {
+          throw new MigrationError(spec.id, 'a guest with this id already runs on this host');
+        }
+        if (here) await this.destroyLocked(spec.id, signal);
+        return prepareVm(paths, spec, this.sandbox, signal);
+      }),
+    start: (spec, signal) => this.startDomain(spec, { signal }),
+    destroy: (id) => this.destroy(id),
+    describe: async (id) => {
+      const info = await this.inspect(id);
+      if (!info) throw new DomainNotFoundError(id, this.vmsDir);
+      return info;
+    },
+  };
 
   async migrateOut(
     id: string,
-    _transport: MigrationTransport,
-    _options?: MigrateOutOptions,
+    transport: MigrationTransport,
+    options: MigrateOutOptions = {},
   ): Promise<MigrationReport> {
-    throw new MigrationError(
-      id,
-      'QEMU migration is not built in this branch (qemu-drv); it comes with the qemu-mig branch',
-    );
+    if (options.mode === 'cold') return migrateOutCold(this.migrationHost, id, transport, options);
+    return migrateOutLive(this.migrationHost, id, transport, this.tuning, options);
   }
 
   async migrateIn(
     spec: DomainSpec,
-    _incoming: IncomingMigration,
-    _options?: SignalOptions,
+    incoming: IncomingMigration,
+    options: MigrateInOptions = {},
   ): Promise<DomainInfo> {
-    throw new MigrationError(
-      spec.id,
-      'QEMU migration is not built in this branch (qemu-drv); it comes with the qemu-mig branch',
+    return receiveMigration(this.migrationHost, spec, incoming, options, (control, streams) =>
+      migrateInCold(this.migrationHost, spec, control, streams, options),
     );
   }
 }
