@@ -186,8 +186,14 @@ export async function migrateOutLive(
     );
     // 2. Memory, QEMU pausing before the switchover so the mirrors complete while the guest is stopped.
     await monitor.configure(tuning);
+    const memoryLink = () => {
+      const b = bridges.find((x) => x.label === MEMORY_LABEL)?.bridge;
+      return { sent: b?.sent ?? 0, stalledMs: b?.stalledMs ?? 0 };
+    };
     const switched = await monitor.migrateMemory(
       MEMORY_SOCKET,
+      memoryLink,
+      tuning.maxBandwidthBytesPerSecond,
       (p) =>
         options.onProgress?.({
           stage: p.switchover ? 'switchover' : 'memory',

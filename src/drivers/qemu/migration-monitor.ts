@@ -13,9 +13,17 @@ import { type QmpClient, type QmpEvent, qmpTimeMs } from './qmp.ts';
 export type MigrationQmp = Pick<QmpClient, 'execute' | 'waitForEvent' | 'onEvent'>;
 
 const POLL_MS = 250;
+/** The pacer never limits QEMU below this (bytes/s). */
+const MIN_BANDWIDTH = 1024 * 1024;
 const NEVER_MS = 24 * 3600_000;
 /** Statuses of query-migrate in which a migration is still going. */
 const ACTIVE = new Set(['setup', 'active', 'pre-switchover', 'device', 'wait-unplug', 'cancelling']);
+
+/** What the memory tunnel saw so far (unix-tunnel.ts Bridge). */
+export interface LinkCounters {
+  sent: number;
+  stalledMs: number;
+}
 
 export interface MemoryProgress {
   switchover: boolean;
@@ -166,10 +174,13 @@ export class MigrationMonitor {
    *  once QEMU completed: the guest is stopped here for good. */
   async migrateMemory(
     socket: string,
+    link: () => LinkCounters,
+    maxBandwidth: number,
     onProgress: (p: MemoryProgress) => void,
     outer?: AbortSignal,
   ): Promise<{ stoppedAtMs: number; ramTransferred: number }> {
     const signal = this.signal(outer);
+    const pace = this.pacer(link, maxBandwidth);
     const failed = this.failedJob(signal);
     const stopped = this.qmp.waitForEvent('STOP', { signal, timeoutMs: NEVER_MS });
     const preSwitchover = this.qmp.waitForEvent('MIGRATION', {
@@ -181,6 +192,7 @@ export class MigrationMonitor {
     preSwitchover.catch(() => {});
     let switchover = false;
     const report = async () => {
+      if (!switchover) await pace();
       const q = await this.qmp.execute<QueryMigrate>('query-migrate');
       if (!q.ram) return;
       const page = q.ram['page-size'] ?? 4096;
@@ -214,6 +226,30 @@ export class MigrationMonitor {
       poll.stop();
       failed.off();
     }
+  }
+
+  /** Keeps QEMU's `max-bandwidth` just under what the link carries (additive-increase, multiplicative-
+   *  decrease on the time the tunnel was full). QEMU decides when to switch over from the rate it sees; if it
+   *  writes faster than the link, the surplus queues in the tunnel and every queued byte adds to the
+   *  pause (seen here: 60–500 ms). Never above `cap`. */
+  private pacer(link: () => LinkCounters, cap: number) {
+    let limit = cap;
+    let last = { ...link(), at: performance.now() };
+    return async () => {
+      const now = { ...link(), at: performance.now() };
+      const seconds = (now.at - last.at) / 1000;
+      if (seconds < 0.2) return;
+      const rate = (now.sent - last.sent) / seconds;
+      // The share of the time QEMU's bytes waited for the link: most of it, the link is full.
+      const stalled = (now.stalledMs - last.stalledMs) / (now.at - last.at);
+      last = now;
+      let next = limit;
+      if (stalled > 0.5 && rate > 0) next = Math.max(MIN_BANDWIDTH, rate * 0.9);
+      else if (stalled < 0.1 && rate >= limit * 0.7) next = Math.min(cap, limit * 1.25);
+      if (Math.abs(next - limit) / limit < 0.05) return;
+      limit = Math.round(next);
+      await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': limit });
+    };
   }
 
   /** Cancelling a mirror that is in sync completes it: the target holds every write. */

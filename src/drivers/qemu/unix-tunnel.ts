@@ -83,6 +83,8 @@ export function connectUnix(path: string, signal?: AbortSignal): Promise<Socket>
 export interface Bridge {
   /** Bytes that went from the socket to the stream (what this side sent). */
   readonly sent: number;
+  /** Milliseconds the socket spent waiting for a full stream (the link was the bottleneck). */
+  readonly stalledMs: number;
   /** Resolves when both directions ended, or either side failed (never rejects). */
   readonly done: Promise<{ error?: Error }>;
   /** Tears both sides down. */
@@ -92,6 +94,8 @@ export interface Bridge {
 /** Pipes `socket` ⇄ `stream` with backpressure both ways and half-close both ways. */
 export function bridge(socket: Socket, stream: Duplex): Bridge {
   let sent = 0;
+  let stalledMs = 0;
+  let stalledSince: number | undefined;
   let settled = false;
   const { promise, resolve } = Promise.withResolvers<{ error?: Error }>();
   let endedOut = false;
@@ -116,9 +120,16 @@ export function bridge(socket: Socket, stream: Duplex): Bridge {
   });
   socket.on('data', (chunk: Buffer) => {
     sent += chunk.length;
-    if (!stream.write(chunk)) socket.pause();
+    if (!stream.write(chunk)) {
+      stalledSince = performance.now();
+      socket.pause();
+    }
   });
-  stream.on('drain', () => socket.resume());
+  stream.on('drain', () => {
+    if (stalledSince !== undefined) stalledMs += performance.now() - stalledSince;
+    stalledSince = undefined;
+    socket.resume();
+  });
   socket.on('end', () => {
     endedOut = true;
     stream.end();
@@ -136,6 +147,9 @@ export function bridge(socket: Socket, stream: Duplex): Bridge {
   return {
     get sent() {
       return sent;
+    },
+    get stalledMs() {
+      return stalledMs + (stalledSince === undefined ? 0 : performance.now() - stalledSince);
     },
     done: promise,
     destroy: (err) => finish(err ?? new Error('the bridge was torn down')),
