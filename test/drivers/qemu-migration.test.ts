@@ -7,6 +7,7 @@
 // retry works. Many iterations and the pause figures are bench/migration.ts's job, not this suite's.
 
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type {
@@ -149,7 +150,16 @@ describe.skipIf(!qemu.usable)('QEMU live migration', { timeout: 6 * BOOT_MS }, (
       expect([...moved.stages]).toEqual(expect.arrayContaining(['disk', 'memory']));
       expect((await from.inspect(spec.id))?.state).toBe('stopped');
       const seen = c.answers.length;
-      await expect.poll(() => c.answers.length, { timeout: 30_000 }).toBeGreaterThan(seen + 5);
+      try {
+        await expect.poll(() => c.answers.length, { timeout: 30_000 }).toBeGreaterThan(seen + 5);
+      } catch (err) {
+        const dir = to === a ? dirA : dirB;
+        const log = (f: string) => readFile(`${dir}/vms/${spec.id}/logs/${f}`, 'utf8').catch(() => '');
+        throw new Error(
+          `no answers after the move: ${JSON.stringify(c.errors.slice(-2))} ${JSON.stringify(await to.inspect(spec.id))} console: ${(await log('stdout.log')).slice(-800)} stderr: ${(await log('stderr.log')).slice(-800)}`,
+          { cause: err },
+        );
+      }
       // Before the way back, the source's stopped copy goes, as the migration controller does it.
       await from.destroy(spec.id);
     }

@@ -330,6 +330,8 @@ async function migrateInLive(
     void (async () => {
       for (let next = await streams.next(); !next.done; next = await streams.next()) {
         const { label, stream } = next.value;
+        // Until it is bridged, a reset of the stream is this migration's failure, reported elsewhere.
+        stream.on('error', () => {});
         const socket = label === MEMORY_LABEL ? MEMORY_SOCKET : label === DISK_LABEL ? NBD_SOCKET : undefined;
         if (!socket) {
           stream.destroy(new Error(`unexpected stream "${label}"`));

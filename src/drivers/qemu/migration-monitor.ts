@@ -44,15 +44,14 @@ interface QueryMigrate {
 }
 
 /** The mirror job and target node of disk `name`. */
-const jobOf = (name: string) => `migrate-${name}`;
+const MIGRATE_PREFIX = 'migrate-';
+const jobOf = (name: string) => `${MIGRATE_PREFIX}${name}`;
 
 export class MigrationMonitor {
   private readonly qmp: MigrationQmp;
   private readonly id: string;
   private readonly stop = new AbortController();
   private jobs: string[] = [];
-  private nodes: string[] = [];
-  private migrating = false;
 
   constructor(qmp: MigrationQmp, id: string) {
     this.qmp = qmp;
@@ -97,7 +96,6 @@ export class MigrationMonitor {
         },
         { signal },
       );
-      this.nodes.push(jobOf(name));
       await this.qmp.execute(
         'blockdev-mirror',
         {
@@ -205,7 +203,6 @@ export class MigrationMonitor {
     };
     const poll = this.poll(report, signal);
     try {
-      this.migrating = true;
       await this.qmp.execute('migrate', { uri: `unix:${socket}` }, { signal });
       const at = await Promise.race([preSwitchover, failed.promise]);
       if (at.data?.status !== 'pre-switchover') throw await this.migrationFailure(String(at.data?.status));
@@ -277,39 +274,36 @@ export class MigrationMonitor {
   }
 
   /** Before the commit, anything failed: stop the migration and the mirrors, drop the destination's
-   *  nodes, and make sure the guest runs here. Best effort, each step on its own. */
+   *  nodes, and make sure the guest runs here. Best effort, each step on its own. What it undoes is found
+   *  by name (`migrate-*`), so a restarted xenosd can undo a migration another process started. */
   async rollBack(): Promise<void> {
-    const step = async (fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch {
-        // Each step is tried on its own; what is left is reported by the status check below.
-      }
-    };
     const opts = { timeoutMs: 10_000 };
-    if (this.migrating) {
+    const step = (fn: () => Promise<unknown>) =>
+      fn().then(
+        () => undefined,
+        () => undefined,
+      );
+    const query = () =>
+      this.qmp.execute<QueryMigrate>('query-migrate', undefined, opts).catch(() => ({}) as QueryMigrate);
+    if (ACTIVE.has((await query()).status ?? '')) {
       await step(() => this.qmp.execute('migrate_cancel', undefined, opts));
-      for (let i = 0; i < 100; i++) {
-        const q = await this.qmp
-          .execute<QueryMigrate>('query-migrate', undefined, opts)
-          .catch(() => ({}) as QueryMigrate);
-        if (!ACTIVE.has(q.status ?? '')) break;
-        await sleep(50);
-      }
+      for (let i = 0; i < 100 && ACTIVE.has((await query()).status ?? ''); i++) await sleep(50);
     }
-    for (const job of this.jobs)
+    const ours = async () =>
+      (await this.qmp.execute<{ device: string }[]>('query-block-jobs', undefined, opts).catch(() => []))
+        .map((j) => j.device)
+        .filter((d) => d.startsWith(MIGRATE_PREFIX));
+    for (const job of await ours()) {
       await step(() => this.qmp.execute('block-job-cancel', { device: job, force: true }, opts));
-    for (let i = 0; i < 100 && this.jobs.length; i++) {
-      const jobs = await this.qmp
-        .execute<{ device: string }[]>('query-block-jobs', undefined, opts)
-        .catch(() => []);
-      if (!jobs.some((j) => this.jobs.includes(j.device))) break;
-      await sleep(50);
     }
+    for (let i = 0; i < 100 && (await ours()).length; i++) await sleep(50);
     this.jobs = [];
-    for (const node of this.nodes)
-      await step(() => this.qmp.execute('blockdev-del', { 'node-name': node }, opts));
-    this.nodes = [];
+    const nodes = await this.qmp
+      .execute<{ 'node-name': string }[]>('query-named-block-nodes', { flat: true }, opts)
+      .catch(() => []);
+    for (const n of nodes.filter((x) => x['node-name'].startsWith(MIGRATE_PREFIX))) {
+      await step(() => this.qmp.execute('blockdev-del', { 'node-name': n['node-name'] }, opts));
+    }
     const { status } = await this.qmp
       .execute<{ status: string }>('query-status', undefined, opts)
       .catch(() => ({ status: 'unknown' }));
@@ -334,25 +328,15 @@ export class MigrationMonitor {
   }
 }
 
-/** A guest a completed migration left paused here (`postmigrate`) whose move was not committed: drop the
- *  destination's NBD nodes and run it again. Any other state is left alone. */
-export async function resumeAfterMigration(
-  qmp: MigrationQmp,
-  log: { warn(obj: object, msg: string): void },
-): Promise<boolean> {
+/** A guest an outgoing migration left stopped here, that no migration drives any more (xenosd restarted
+ *  or the move was rolled back): completed but not committed (`postmigrate`), or stuck mid-way (QEMU
+ *  waits at `pre-switchover` for a `migrate-continue` that will never come). Undo it and run the guest.
+ *  A destination's copy (`inmigrate`) and a running guest are left alone. */
+export async function resumeAfterMigration(qmp: MigrationQmp, id: string): Promise<boolean> {
   const { status } = await qmp.execute<{ status: string }>('query-status');
-  if (status !== 'postmigrate') return false;
-  const nodes = await qmp
-    .execute<{ 'node-name': string }[]>('query-named-block-nodes', { flat: true })
-    .catch(() => []);
-  for (const n of nodes.filter((n) => n['node-name'].startsWith('migrate-'))) {
-    await qmp.execute('blockdev-del', { 'node-name': n['node-name'] }).catch((err: Error) => {
-      log.warn(
-        { err },
-        `dropping ${n['node-name']} after a migration that was not committed: ${err.message}`,
-      );
-    });
-  }
-  await qmp.execute('cont');
+  if (status === 'running' || status === 'inmigrate' || status === 'prelaunch') return false;
+  const migration = await qmp.execute<QueryMigrate>('query-migrate').catch(() => ({}) as QueryMigrate);
+  if (status !== 'postmigrate' && !ACTIVE.has(migration.status ?? '')) return false;
+  await new MigrationMonitor(qmp, id).rollBack();
   return true;
 }

@@ -231,7 +231,7 @@ export class QemuDriver implements Driver {
       const paths = this.paths(spec.id);
       const rec = await prepareVm(paths, spec, this.sandbox, options.signal);
       if (rec.run && (await domainAlive(paths, rec.run))) {
-        await resumeAfterMigration(await this.qmp(spec.id, options), this.log);
+        await resumeAfterMigration(await this.qmp(spec.id, options), spec.id);
         return this.describe(rec);
       }
       options.signal?.throwIfAborted();
