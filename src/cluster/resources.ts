@@ -2,8 +2,8 @@
 // quantities ("512Mi", "2", "1500m", parsed by src/api/quantity.ts) as bytes and millicores, an instance's request (its own
 // spec.resources, else its template's domain shape), and the sum of what a host's instances ask for.
 
-import { formatMemoryQuantity, parseCpuQuantity, parseMemoryQuantity } from '../api/quantity.ts';
 import type { ResourceList } from '../model/host.ts';
+import { formatMemoryQuantity, parseCpuQuantity, parseMemoryQuantity } from '../model/quantity.ts';
 import type { ServiceInstance } from '../model/service-instance.ts';
 import type { ServiceTemplate } from '../model/service-template.ts';
 

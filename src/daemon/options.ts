@@ -6,7 +6,6 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { formatMemoryQuantity, parseMemoryQuantity } from '../api/quantity.ts';
 import { DRIVER_CHOICES, type DriverChoice } from '../drivers/registry.ts';
 import {
   DEFAULT_UID_RANGE,
@@ -17,6 +16,7 @@ import {
 import { isLoopbackHost } from '../images/address-policy.ts';
 import { DEFAULT_MAX_IMAGE_BYTES } from '../images/download.ts';
 import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from '../log/logger.ts';
+import { formatMemoryQuantity, parseMemoryQuantity } from '../model/quantity.ts';
 import { DEFAULT_MAX_HEAP_MIB } from './heap-bound.ts';
 
 export const DEFAULT_DATA_DIR = './.xenos';

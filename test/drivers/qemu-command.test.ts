@@ -71,17 +71,17 @@ describe('QEMU command line', () => {
     expect(values(argv, '-kernel')).toEqual(['/image/vmlinuz']);
     expect(values(argv, '-initrd')).toEqual(['/image/initrd.img']);
     expect(values(argv, '-append')).toEqual(['xenos.name=web p=40080 console=ttyS0']);
-    expect(values(argv, '-qmp')).toEqual(['unix:qmp.sock,server=on,wait=off']);
+    expect(values(argv, '-qmp')).toEqual(['unix:monitor/qmp.sock,server=on,wait=off']);
     expect(values(argv, '-sandbox')).toEqual([
       'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
     ]);
     expect(values(argv, '-action')).toEqual(['panic=exit-failure']);
     expect(argv).not.toContain('-S');
-    expect(values(argv, '-blockdev')).toEqual([
-      'driver=file,filename=/image/disk.img,node-name=disk-root-base-file,read-only=on',
-      'driver=raw,file=disk-root-base-file,node-name=disk-root-base,read-only=on',
-      'driver=file,filename=/domain/disks/root.qcow2,node-name=disk-root-file',
-      'driver=qcow2,file=disk-root-file,backing=disk-root-base,node-name=disk-root',
+    expect(values(argv, '-blockdev').map((b) => JSON.parse(b))).toEqual([
+      { driver: 'file', filename: '/image/disk.img', 'node-name': 'disk-root-base-file', 'read-only': true },
+      { driver: 'raw', file: 'disk-root-base-file', 'node-name': 'disk-root-base', 'read-only': true },
+      { driver: 'file', filename: '/domain/disks/root.qcow2', 'node-name': 'disk-root-file' },
+      { driver: 'qcow2', file: 'disk-root-file', backing: 'disk-root-base', 'node-name': 'disk-root' },
     ]);
     expect(values(argv, '-device')).toContain('virtio-blk-pci,drive=disk-root,id=disk-root-dev');
     expect(values(argv, '-netdev')).toEqual([
@@ -106,10 +106,21 @@ describe('QEMU command line', () => {
       }),
     );
     expect(argv).not.toContain('-kernel');
-    expect(values(argv, '-blockdev')).toContain('driver=qcow2,file=disk-data-file,node-name=disk-data');
-    expect(values(argv, '-blockdev')).toContain(
-      'driver=qcow2,file=disk-root-file,backing=disk-root-base,node-name=disk-root,read-only=on',
-    );
+    const blockdevs = values(argv, '-blockdev').map((b) => JSON.parse(b));
+    // A fresh disk: no backing at all, said explicitly, so QEMU reads no backing name from its header.
+    expect(blockdevs).toContainEqual({
+      driver: 'qcow2',
+      file: 'disk-data-file',
+      backing: null,
+      'node-name': 'disk-data',
+    });
+    expect(blockdevs).toContainEqual({
+      driver: 'qcow2',
+      file: 'disk-root-file',
+      backing: 'disk-root-base',
+      'node-name': 'disk-root',
+      'read-only': true,
+    });
     expect(values(argv, '-device').filter((d) => d.includes('drive=disk-'))).toEqual([
       'ide-hd,drive=disk-data,id=disk-data-dev,bus=ide.0,bootindex=0',
       'virtio-blk-pci,drive=disk-root,id=disk-root-dev,read-only=on',

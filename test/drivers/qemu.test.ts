@@ -1,7 +1,8 @@
 // The QEMU driver with real guests (TCG here): the driver contract with the demo guest (it answers
 // GET /name with its instance name, says `ready` on its console, powers off on the ACPI button, panics
 // with xenos.crash=1), then what is QEMU's own: the disks as named block nodes on qcow2 overlays that
-// leave the image untouched, stats of the QEMU process, and what the QEMU process itself can reach in its
+// leave the image untouched, stats of the QEMU process, a polite stop over the QMP connection a restarted
+// driver makes again, and what the QEMU process itself can reach in its
 // sandbox. Guests boot one at a time (2 shared cores): generous timeouts.
 
 import { execFile } from 'node:child_process';
@@ -73,7 +74,7 @@ describe.skipIf(!qemu.usable)('QEMU driver', () => {
     });
     afterEach(() => harness.cleanup());
 
-    it('gives each disk a named block node on a qcow2 overlay, leaves the image untouched, reports stats', async () => {
+    it('gives each disk a named block node on a qcow2 overlay, leaves the image untouched, reports stats, reconnects QMP after a restart', async () => {
       const image = join(guestDir, 'disk.img');
       const before = createHash('sha256')
         .update(await readFile(image))
@@ -117,8 +118,19 @@ describe.skipIf(!qemu.usable)('QEMU driver', () => {
       expect(stats?.cpuSeconds).toBeGreaterThan(0);
       expect(stats?.memoryBytes).toBeGreaterThan(32 * MiB);
 
+      // A restarted xenosd (a new driver; the old one's monitor connection is gone) reconnects QMP and
+      // stops the guest politely through it: the guest powers off, QEMU exits 0.
+      await driver.stop();
+      expect(qmp.connected).toBe(false);
+      const restarted = harness.track(makeDriver(dataDir));
+      await restarted.start();
+      const status = await (await restarted.qmp(spec.id)).execute<{ status: string }>('query-status');
+      expect(status.status).toBe('running');
+      const stopped = await restarted.stopDomain(spec.id, { graceMs: 30_000 });
+      expect(stopped).toMatchObject({ state: 'stopped', exitCode: 0 });
+      expect(stopped?.signal).toBeUndefined();
+
       // The guest wrote to its disk (the request log); only the overlay changed.
-      await driver.stopDomain(spec.id, { graceMs: 30_000 });
       const after = createHash('sha256')
         .update(await readFile(image))
         .digest('hex');
@@ -166,6 +178,9 @@ describe.skipIf(!qemu.usable)('QEMU driver', () => {
         'cat /image/disk.img >/dev/null 2>&1 && echo "read image" || echo "denied image"',
         'touch /image/pwned 2>/dev/null && echo "wrote image" || echo "denied write image"',
         'touch /usr/pwned 2>/dev/null && echo "wrote usr" || echo "denied write usr"',
+        // Its monitor socket is sealed: it cannot be swapped for a link to another guest's monitor.
+        'mv /domain/monitor/qmp.sock /domain/monitor/old 2>/dev/null && echo "moved monitor" || echo "denied move monitor"',
+        'ln -s /x /domain/monitor/qmp2.sock 2>/dev/null && echo "linked monitor" || echo "denied link monitor"',
         'ls /',
       ].join('\n');
       const asQemu =
@@ -201,6 +216,12 @@ describe.skipIf(!qemu.usable)('QEMU driver', () => {
       expect(stdout).toContain('read image');
       expect(stdout).toContain('denied write image');
       expect(stdout).toContain('denied write usr');
+      if (process.getuid?.() === 0) {
+        expect(stdout).toContain('denied move monitor');
+        expect(stdout).toContain('denied link monitor');
+        const monitorDir = await stat(join(vmDir, 'vm', 'monitor'));
+        expect([monitorDir.uid, monitorDir.mode & 0o777]).toEqual([0, 0o755]);
+      }
       const root = stdout.split('\n').filter((l) => /^[a-z0-9]+$/.test(l));
       expect(root).not.toContain('root');
       expect(root).not.toContain('home');

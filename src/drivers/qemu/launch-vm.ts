@@ -9,6 +9,7 @@ import type { DomainResources, DomainSpec, LimitsReport } from '../driver.ts';
 import type { DomainPaths } from '../process/domain-record.ts';
 import { type LaunchContext, type LaunchPlan, sandboxedLaunch, writeToken } from '../process/launch-plan.ts';
 import { DOMAIN_MOUNT, type SandboxPlan } from '../sandbox/bwrap-plan.ts';
+import { openMonitorDir } from './monitor-dir.ts';
 import { plannedDisks, withBaseFormats } from './prepare-vm.ts';
 import { type Accel, guestSize, qemuCommand } from './qemu-command.ts';
 import { hostMounts, IMAGE_MOUNT, resolveVmImage, sandboxMounts, type VmPaths } from './vm-layout.ts';
@@ -47,7 +48,7 @@ export function vmPlanner(vm: VmLaunchOptions) {
     const image = await resolveVmImage(spec);
     const disks = await withBaseFormats(image, plannedDisks(spec, image));
     await rm(paths.tokenFile, { force: true });
-    await rm(paths.qmpSocket, { force: true });
+    await openMonitorDir(paths.qmpSocket, ctx.sandbox?.identity);
     const withToken = spec.token !== undefined;
     if (withToken) await writeToken(paths, spec.token!, ctx.sandbox?.identity);
     const mounts = ctx.sandbox ? sandboxMounts() : hostMounts(paths, image);

@@ -8,13 +8,14 @@
 import { execFile } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { parseMemoryQuantity } from '../../api/quantity.ts';
+import { parseMemoryQuantity } from '../../model/quantity.ts';
 import type { DiskReport, DomainSpec } from '../driver.ts';
 import { DiskImageError, InvalidDomainSpecError, PrepareError } from '../errors.ts';
 import { type DomainRecord, readRecord, recordText, writeRecord } from '../process/domain-record.ts';
 import { domainAlive } from '../process/domain-state.ts';
 import { createQcow2Overlay, detectBaseFormat } from '../qcow2-overlay.ts';
 import { chownTree, type Sandbox } from '../sandbox/sandbox.ts';
+import { sealMonitorDir } from './monitor-dir.ts';
 import type { VmDisk } from './qemu-command.ts';
 import { resolveVmImage, type VmImage, type VmPaths } from './vm-layout.ts';
 
@@ -191,6 +192,8 @@ export async function ensureVmIdentity(
   if (!fresh && had?.uid === rec.identity?.uid) return;
   try {
     await chownTree(paths.vm, rec.identity!);
+    // A running QEMU's monitor directory stays root's (monitor-dir.ts).
+    await sealMonitorDir(paths.qmpSocket, rec.identity, rec.spec.id).catch(() => {});
   } catch (err) {
     throw new PrepareError(
       rec.spec.id,

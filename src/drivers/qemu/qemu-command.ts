@@ -17,7 +17,7 @@ export type Accel = 'kvm' | 'tcg';
 const MiB = 1024 * 1024;
 /** QEMU's monitor socket, relative to its working directory (vm/, /domain in the sandbox): a unix
  *  socket path holds at most 107 bytes, and a data dir may be deep. */
-export const QMP_SOCKET_NAME = 'qmp.sock';
+export const QMP_SOCKET_NAME = 'monitor/qmp.sock';
 
 /** A guest without `resources.memoryBytes`. */
 export const DEFAULT_MEMORY_BYTES = 256 * MiB;
@@ -87,28 +87,42 @@ export function optionValue(text: string): string {
   return text.replaceAll(',', ',,');
 }
 
+/** The -blockdev chain of one disk, in QEMU's JSON form (it can say `backing: null`, and needs no escaping):
+ *  the base as nodes of its own (`disk-<name>-base`, read-only) and the qcow2 node `disk-<name>` over the
+ *  domain's file with `backing` naming the base node, or null — QEMU never opens a backing file a
+ *  header names (a qcow2 base's own backing file included). */
 function blockdevArgs(disk: VmDisk, m: VmMounts): string[] {
   const node = diskNode(disk.name);
-  const ro = disk.readOnly ? ',read-only=on' : '';
-  const args: string[] = [];
-  let backing = '';
+  const ro = disk.readOnly ? { 'read-only': true } : {};
+  const nodes: Record<string, unknown>[] = [];
   if (disk.base) {
-    args.push(
-      '-blockdev',
-      `driver=file,filename=${optionValue(at.image(m, disk.base.relative))},node-name=${node}-base-file,read-only=on`,
-      '-blockdev',
-      `driver=${disk.base.format},file=${node}-base-file,node-name=${node}-base,read-only=on`,
+    nodes.push(
+      {
+        driver: 'file',
+        filename: at.image(m, disk.base.relative),
+        'node-name': `${node}-base-file`,
+        'read-only': true,
+      },
+      {
+        driver: disk.base.format,
+        file: `${node}-base-file`,
+        'node-name': `${node}-base`,
+        'read-only': true,
+        ...(disk.base.format === 'qcow2' ? { backing: null } : {}),
+      },
     );
-    backing = `,backing=${node}-base`;
   }
-  // A fresh disk's header names no backing file: the driver made it, and the guest cannot write headers.
-  args.push(
-    '-blockdev',
-    `driver=file,filename=${optionValue(at.disk(m, disk.name))},node-name=${node}-file${ro}`,
-    '-blockdev',
-    `driver=qcow2,file=${node}-file${backing},node-name=${node}${ro}`,
+  nodes.push(
+    { driver: 'file', filename: at.disk(m, disk.name), 'node-name': `${node}-file`, ...ro },
+    {
+      driver: 'qcow2',
+      file: `${node}-file`,
+      backing: disk.base ? `${node}-base` : null,
+      'node-name': node,
+      ...ro,
+    },
   );
-  return args;
+  return nodes.flatMap((n) => ['-blockdev', JSON.stringify(n)]);
 }
 
 function deviceArgs(disk: VmDisk, index: number, bootFromDisk: boolean): string[] {

@@ -43,10 +43,10 @@ import { CLOCK_TICKS_PER_SECOND, isAlive, residentBytes } from '../process/proc.
 import { descendants } from '../process/process-tree.ts';
 import { stopDomainTree } from '../process/stop-domain.ts';
 import { DEFAULT_LOG_ROTATION, type LogRotation } from '../process/supervisor.ts';
-import { probeQemu } from '../registry.ts';
 import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { waitUntil } from '../wait-until.ts';
 import { type ColdMigrationHost, migrateInCold, migrateOutCold } from './cold-migration.ts';
+import { GuestMonitors } from './guest-monitors.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
 import {
   LIVE_DEFAULTS,
@@ -56,8 +56,9 @@ import {
 } from './live-migration.ts';
 import { resumeAfterMigration } from './migration-monitor.ts';
 import { plannedDisks, prepareVm } from './prepare-vm.ts';
+import { probeQemu } from './probe-qemu.ts';
 import type { Accel } from './qemu-command.ts';
-import { QmpClient } from './qmp.ts';
+import type { QmpClient } from './qmp.ts';
 import { resolveVmImage, VmPaths } from './vm-layout.ts';
 
 export interface QemuDriverComponents {
@@ -119,8 +120,7 @@ export class QemuDriver implements Driver {
   private readonly uefiCode: string;
   private readonly ports: PortBook;
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** One QMP connection per running guest (a QEMU monitor serves one client at a time). */
-  private readonly monitors = new Map<string, Promise<QmpClient>>();
+  private readonly monitors: GuestMonitors;
   private readonly tuning: Required<LiveMigrationTuning>;
   private accel?: Accel;
   private conditions: HostConditionFact[] = [];
@@ -139,6 +139,7 @@ export class QemuDriver implements Driver {
     this.rotation = init.logRotation ?? DEFAULT_LOG_ROTATION;
     this.uefiCode = init.uefiCode ?? DEFAULT_UEFI_CODE;
     this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.vmsDir });
+    this.monitors = new GuestMonitors({ log: this.log }, { paths: (id) => this.paths(id) });
     this.tuning = { ...LIVE_DEFAULTS, ...init.migration };
   }
 
@@ -153,9 +154,7 @@ export class QemuDriver implements Driver {
 
   async stop(): Promise<void> {
     // Guests keep running: only this process's monitor connections go.
-    const monitors = [...this.monitors.values()];
-    this.monitors.clear();
-    for (const m of monitors) await m.then((c) => c.close()).catch(() => {});
+    await this.monitors.closeAll();
     this.leases.close();
   }
 
@@ -235,8 +234,10 @@ export class QemuDriver implements Driver {
         return this.describe(rec);
       }
       options.signal?.throwIfAborted();
-      this.forgetMonitor(spec.id);
-      return this.describe(await this.launch(rec, paths));
+      this.monitors.forget(spec.id);
+      const launched = await this.launch(rec, paths);
+      await this.monitors.sealAfterStart(launched, options.signal);
+      return this.describe(launched);
     });
   }
 
@@ -267,42 +268,7 @@ export class QemuDriver implements Driver {
   /** The QMP connection of the running guest `id` (made on first use, kept while QEMU runs). Live
    *  migration uses the same one: QEMU's monitor serves one client at a time. */
   qmp(id: string, options: SignalOptions & { timeoutMs?: number } = {}): Promise<QmpClient> {
-    let client = this.monitors.get(id);
-    if (!client) {
-      const paths = this.paths(id);
-      client = QmpClient.connect(paths.qmpSocket, {
-        domainId: id,
-        timeoutMs: options.timeoutMs ?? 10_000,
-        signal: options.signal,
-      });
-      this.monitors.set(id, client);
-      client.then(
-        (c) => c.closed.then(() => this.monitors.get(id) === client && this.monitors.delete(id)),
-        () => this.monitors.get(id) === client && this.monitors.delete(id),
-      );
-    }
-    return client;
-  }
-
-  private forgetMonitor(id: string): void {
-    const client = this.monitors.get(id);
-    this.monitors.delete(id);
-    client?.then((c) => c.close()).catch(() => {});
-  }
-
-  /** The polite stop: the guest's ACPI power button. A QEMU whose monitor does not answer is forced after
-   *  the grace period like any other. */
-  private async powerButton(id: string, graceMs: number, signal?: AbortSignal): Promise<void> {
-    try {
-      const qmp = await this.qmp(id, { signal, timeoutMs: Math.min(graceMs, 10_000) });
-      await qmp.execute('system_powerdown', undefined, { signal, timeoutMs: Math.min(graceMs, 10_000) });
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      this.log.warn(
-        { err, domain: id },
-        `domain ${id}: ACPI power button failed, it will be forced: ${(err as Error).message}`,
-      );
-    }
+    return this.monitors.connect(id, options);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -416,11 +382,11 @@ export class QemuDriver implements Driver {
         killTimeoutMs: this.killTimeoutMs,
         // Grace 0 is a force: a paused guest (a migrated one) would not hear the button anyway.
         politeStop: (_paths, _run, grace, sig) =>
-          grace > 0 ? this.powerButton(rec.spec.id, grace, sig) : Promise.resolve(),
+          grace > 0 ? this.monitors.powerButton(rec.spec.id, grace, sig) : Promise.resolve(),
       },
       signal,
     );
-    this.forgetMonitor(rec.spec.id);
+    this.monitors.forget(rec.spec.id);
   }
 
   destroy(id: string, options: SignalOptions = {}): Promise<void> {
@@ -470,8 +436,10 @@ export class QemuDriver implements Driver {
         // older overlay here held would show through.
         if (here) await this.destroyLocked(spec.id, signal);
         const rec = await prepareVm(paths, spec, this.sandbox, signal);
-        this.forgetMonitor(spec.id);
-        return this.launch(rec, paths, true);
+        this.monitors.forget(spec.id);
+        const launched = await this.launch(rec, paths, true);
+        await this.monitors.sealAfterStart(launched, signal);
+        return launched;
       }),
     stopNow: async (id) => {
       await this.stopDomain(id, { graceMs: 0 });

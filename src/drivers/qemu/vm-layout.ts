@@ -5,7 +5,8 @@
 //
 //   <dataDir>/domains/<id>/vm/               → /domain inside the sandbox, owned by the domain's uid
 //                          vm/disks/<name>.qcow2   each disk: an overlay on the image's disk, or a new one
-//                          vm/qmp.sock             QEMU's monitor (QEMU's cwd is vm/; the driver is its one client)
+//                          vm/monitor/qmp.sock     QEMU's monitor (QEMU's cwd is vm/; the driver is its one client;
+//                                                  the directory is root's once the socket exists: monitor-dir.ts)
 //                          logs/stdout.log         the guest's serial console (QEMU's stdout), rotated
 //                          logs/stderr.log         QEMU's own messages
 //
@@ -33,8 +34,9 @@ export class VmPaths extends DomainPaths {
   disk(name: string): string {
     return join(this.dir, 'vm', 'disks', `${name}.qcow2`);
   }
+  /** In vm/monitor/, which QEMU may write only until it has made the socket (monitor-dir.ts). */
   get qmpSocket(): string {
-    return join(this.dir, 'vm', 'qmp.sock');
+    return join(this.dir, 'vm', 'monitor', 'qmp.sock');
   }
   /** The serial console: the supervisor pumps QEMU's stdout into this file. */
   get console(): string {

@@ -1,6 +1,7 @@
 // The bind-mount plan of a domain's sandbox, as bubblewrap (`bwrap`) arguments: what the domain sees and
 // nothing else. Pure: the same plan and host layout give the same arguments (tests read them). Any driver
-// that runs a domain as a host process (the process driver; QEMU as its own user later) builds on it.
+// that runs a domain as a host process builds on it: the process driver, and the QEMU driver (QEMU as the
+// domain's own user, its vm/ at /domain, the image at /image, /dev/kvm when used).
 //
 // What a domain sees:
 //   /domain            its root filesystem (the copy of its image), read-write, owned by its uid; its cwd

@@ -8,7 +8,7 @@ import {
   MEMORY_QUANTITY,
   parseCpuQuantity,
   parseMemoryQuantity,
-} from '../../src/api/quantity.ts';
+} from '../../src/model/quantity.ts';
 
 describe('quantities', () => {
   it('use the same grammar as the CRDs', () => {
