@@ -23,6 +23,7 @@ import type { Store } from '../../src/store/store.ts';
 import { teardownDomain } from './actors.ts';
 import {
   applySnapshot,
+  DOMAIN_RUNNING,
   type DomainSnapshot,
   SCHEDULED,
   summariseInstance,
@@ -55,7 +56,7 @@ export interface InstanceStepsComponents {
   credentials?: InstanceCredentials;
   event: EventRecorder;
   /** Instances moving between hosts, whose domains this controller leaves alone meanwhile. */
-  migrations?: Pick<LocalMigrations, 'protects'>;
+  migrations?: Pick<LocalMigrations, 'protects' | 'leaving'>;
 }
 
 export interface InstanceStepsInit {
@@ -154,9 +155,27 @@ export function instanceSteps(
 
     steps: [
       {
-        // Moving between hosts: the ServiceMigration controller has the domain (see LocalMigrations).
+        // Moving between hosts: the ServiceMigration controller has the domain (see LocalMigrations). A
+        // cold move stops the service: the status says so until it runs again, here or there.
         name: 'migrating',
-        run: ({ object }) => (c.migrations?.protects(object) ? { stop: true } : undefined),
+        run: ({ key, object, status, generation }) => {
+          if (!c.migrations?.protects(object)) return undefined;
+          const leaving = c.migrations.leaving(key);
+          if (leaving?.mode === 'cold')
+            status((s) =>
+              setCondition(
+                s,
+                {
+                  type: DOMAIN_RUNNING,
+                  status: 'False',
+                  reason: 'Migrating',
+                  message: `stopped and moving to host ${leaving.peer} (a cold migration)`,
+                },
+                generation,
+              ),
+            );
+          return { stop: true };
+        },
       },
       {
         name: 'driver',

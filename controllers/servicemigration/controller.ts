@@ -17,7 +17,7 @@ import { getCondition, setCondition } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
 import { Reconciler } from '../../src/reconcile/reconciler.ts';
 import type { Store } from '../../src/store/store.ts';
-import { instanceKey, instanceOf, MIGRATED, namespaceOf } from './facts.ts';
+import { failed, instanceKey, instanceOf, MIGRATED, namespaceOf } from './facts.ts';
 import {
   imageOnTarget,
   type MigrationScope,
@@ -114,15 +114,9 @@ export class ServiceMigrationController {
             },
           },
         ],
-        failed: (s, failure) => {
-          if (!failure.terminal) return;
-          s.phase = 'Failed';
-          s.completedAt ??= new Date().toISOString();
-          setCondition(
-            s,
-            { type: MIGRATED, status: 'False', reason: failure.reason, message: failure.message },
-            0,
-          );
+        // A migration that cannot be made is over: Failed with the reason (it is not retried).
+        failed: (s, failure, object) => {
+          if (failure.terminal) failed(failure.reason, failure.message, object.metadata.generation ?? 1)(s);
         },
         summarise: summarise,
       },

@@ -85,7 +85,7 @@ export async function transfer(c: SourceComponents, scope: MigrationScope, self:
   const { instance, target, mode } = scope.data.plan!;
   const key = keyOf(instance);
   const id = domainIdOfInstance(instance);
-  if (!c.migrations.begin(key, 'out', m.metadata.uid ?? '')) {
+  if (!c.migrations.begin(key, 'out', m.metadata.uid ?? '', { mode, peer: target })) {
     scope.status(failed('AlreadyMoving', `${key} is being moved by another migration`, scope.generation));
     return;
   }
@@ -134,16 +134,25 @@ export async function transfer(c: SourceComponents, scope: MigrationScope, self:
     clearInterval(watch);
     progress.stop();
   }
-  await commit(c, instance, target);
-  await settleCommitted(c, scope, instance, target, report);
+  if (await commit(c, instance, target)) {
+    await settleCommitted(c, scope, instance, target, report);
+    return;
+  }
+  // Deleted while it moved: no copy of it may stay (the target removes its own when it sees this).
+  await c.driver.destroy(id, { signal: AbortSignal.timeout(60_000) }).catch(() => {});
+  c.migrations.end(key);
+  scope.status(failed('InstanceNotFound', `${key} was deleted while it moved`, scope.generation));
 }
 
-/** The commit point: the instance is bound to the target (its status goes with the old binding). */
-async function commit(c: SourceComponents, instance: ServiceInstance, target: string): Promise<void> {
-  await c.store.groupCommit(() => {
+/** The commit point: the instance is bound to the target (its status goes with the old binding).
+ *  False when the instance is gone (or is another one by now). */
+async function commit(c: SourceComponents, instance: ServiceInstance, target: string): Promise<boolean> {
+  return c.store.groupCommit(() => {
     const fresh = c.store.get(objectKey(SERVICE_INSTANCE.kind, keyOf(instance)));
-    if (!fresh || fresh.metadata.uid !== instance.metadata.uid) return;
+    if (!fresh || fresh.metadata.uid !== instance.metadata.uid || fresh.metadata.deletionTimestamp)
+      return false;
     c.store.update({ ...fresh, spec: { ...fresh.spec!, host: target } });
+    return true;
   });
 }
 

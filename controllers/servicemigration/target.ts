@@ -99,7 +99,6 @@ export class MigrationTarget {
   /** Receives the domain, then waits for the commit. */
   accept = async (req: IncomingMigrationRequest): Promise<void> => {
     const { store, driver, migrations, log } = this.#c;
-    const self = this.#init.hostName;
     const m = migrationOf(store, req.migration);
     const instance = m && instanceOf(store, m);
     if (!m || !instance) throw new Error(`ServiceMigration ${req.migration.name} or its instance is gone`);

@@ -15,6 +15,7 @@ import { domainIdFor } from '../../src/drivers/driver.ts';
 import { healthTargetFor, probeHealth } from '../../src/drivers/health.ts';
 import { waitUntil } from '../../src/drivers/wait-until.ts';
 import { unmountUnder } from '../unmount-under.ts';
+import { type MigrationFixture, migrationContract } from './migration-contract.ts';
 
 export interface DriverContractFixture {
   /** A driver keeping its domains under `dataDir`; a second call with the same dir simulates a restart. */
@@ -42,6 +43,9 @@ export interface DriverContractFixture {
   hostileSpec?(instance: InstanceIdentity, attack: HostileAttack): DomainSpec;
   /** Host paths of domain `id`'s private files under `dataDir` (its record, token, files). */
   privatePaths?(dataDir: string, id: string): string[];
+  /** How the driver moves a domain between hosts and the state it keeps: runs the migration cases
+   *  (migration-contract.ts). */
+  migration?: MigrationFixture;
 }
 
 export interface HostileAttack {
@@ -386,5 +390,17 @@ export function runDriverContract(name: string, fixture: DriverContractFixture):
       expect(await httpGet(`http://127.0.0.1:${info.endpoints[0].port}/`)).toBeUndefined();
       await driver.destroy(spec.id);
     });
+
+    if (fixture.migration)
+      migrationContract({
+        harness,
+        makeDriver: fixture.makeDriver,
+        serverSpec: fixture.serverSpec,
+        instance: testInstance,
+        answering: async (info, spec) => {
+          await waitForBody(`http://127.0.0.1:${info.endpoints[0].port}/`, spec.instance.name, boot);
+        },
+        migration: fixture.migration,
+      });
   });
 }

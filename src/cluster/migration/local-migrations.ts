@@ -31,10 +31,17 @@ export interface InstanceHooks {
 
 type Direction = 'out' | 'in';
 
+/** What the instance's own status says while it moves. */
+export interface MoveNote {
+  mode: 'live' | 'cold';
+  /** The other host. */
+  peer: string;
+}
+
 export class LocalMigrations {
   readonly #store: Store;
   readonly #hostName: string;
-  readonly #moving = new Map<string, { direction: Direction; uid: string }>();
+  readonly #moving = new Map<string, { direction: Direction; uid: string; note?: MoveNote }>();
   readonly #arrived = new Set<string>();
   #hooks: InstanceHooks | undefined;
 
@@ -54,13 +61,21 @@ export class LocalMigrations {
     return this.#hooks;
   }
 
-  /** Marks `key` as moving (out of or into this host) for migration `uid`; false if it already moves. */
-  begin(key: string, direction: Direction, uid: string): boolean {
+  /** Marks `key` as moving (out of or into this host) for migration `uid`; false if it already moves.
+   *  The instance is reconciled again (its status says it moves). */
+  begin(key: string, direction: Direction, uid: string, note?: MoveNote): boolean {
     const now = this.#moving.get(key);
     if (now && now.uid !== uid) return false;
-    this.#moving.set(key, { direction, uid });
+    this.#moving.set(key, { direction, uid, note });
     if (direction === 'out') this.#hooks?.detach(key);
+    this.#hooks?.requeue(key);
     return true;
+  }
+
+  /** How `key` moves out of this host, while it does. */
+  leaving(key: string): MoveNote | undefined {
+    const m = this.#moving.get(key);
+    return m?.direction === 'out' ? m.note : undefined;
   }
 
   /** Ends the mark; `arrived`: the domain here now came by migration, built from the current spec (its

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import type {
   DomainInfo,
   DomainSpec,
@@ -202,9 +202,29 @@ export async function sendDomainDir(
       sent(bytes);
     }
   });
-  tar.stdout.pipe(stream, { end: true });
-  await Promise.all([tarExit(tar, `tar of ${dir}`, stderr), finished(stream, { readable: false, signal })]);
+  // A broken stream ends tar too (it is killed), so neither side waits on the other forever.
+  await settleBoth(tar, [
+    tarExit(tar, `tar of ${dir}`, stderr),
+    pipeline(tar.stdout, stream, { end: true, signal }),
+  ]);
   return bytes;
+}
+
+/** Waits for both the copy and tar; the first failure kills tar and is thrown once tar is gone. */
+async function settleBoth(
+  tar: ReturnType<typeof spawn>,
+  steps: [Promise<void>, Promise<void>],
+): Promise<void> {
+  let first: { err: unknown } | undefined;
+  await Promise.allSettled(
+    steps.map((p) =>
+      p.catch((err: unknown) => {
+        first ??= { err };
+        tar.kill('SIGKILL');
+      }),
+    ),
+  );
+  if (first) throw first.err;
 }
 
 /** Reads the destination's one-line answer after the source half-closed its side. */
@@ -231,8 +251,10 @@ export async function receiveDomainDir(stream: Duplex, dir: string, signal?: Abo
     signal,
   });
   const stderr = collectStderr(tar);
-  stream.pipe(tar.stdin);
-  await tarExit(tar, `extracting into ${dir}`, stderr);
+  await settleBoth(tar, [
+    pipeline(stream, tar.stdin, { signal }),
+    tarExit(tar, `extracting into ${dir}`, stderr),
+  ]);
 }
 
 export async function writeAnswer(stream: Duplex, answer: MigrationAnswer): Promise<void> {

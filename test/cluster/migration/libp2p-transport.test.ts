@@ -7,13 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { lpStream } from '@libp2p/utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MigrationRefusedError } from '../../../src/cluster/migration/errors.ts';
-import { MigrationDialer } from '../../../src/cluster/migration/migration-dialer.ts';
-import {
-  type IncomingMigrationRequest,
-  MigrationReceiver,
-} from '../../../src/cluster/migration/migration-receiver.ts';
-import { MIGRATE_PROTOCOL, type MigrationRef } from '../../../src/cluster/migration/protocol.ts';
-import type { IncomingMigration } from '../../../src/drivers/driver.ts';
+import { MIGRATE_PROTOCOL } from '../../../src/cluster/migration/protocol.ts';
 import { TestNet } from '../../p2p/cluster.ts';
 import { libp2pPair } from './libp2p-pair.ts';
 import { digestOf, sendRandom, type TransportFixture, transportContract } from './transport-contract.ts';

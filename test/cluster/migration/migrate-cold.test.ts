@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAllCtl, xenosctl } from '../../cli/run-xenosctl.ts';
-import { type ClusterHost, SI, TestCluster, waitFor } from '../harness.ts';
+import { type ClusterHost, TestCluster, waitFor } from '../harness.ts';
 
 const API = '/apis/xenos.io/v1alpha1/namespaces/default';
 const JSON_BODY = { 'content-type': 'application/json' };
@@ -180,6 +180,11 @@ describe('cold migration between two real hosts', () => {
     writeFileSync(join(gate('b'), 'armed'), '');
     const name = await migrate(b, 'a');
     await waitFor(() => existsSync(join(gate('b'), 'held')), 'the transfer held midway', 60_000);
+    // Stopped for a cold move: the instance says so rather than Ready.
+    await waitFor(async () => {
+      const ready = (await instance(b)).status?.conditions?.find((c: any) => c.type === 'Ready');
+      return ready?.status === 'False' && ready.reason === 'Migrating';
+    }, 'counter-1 to say it is migrating');
     a.child.kill('SIGKILL');
     await a.exited;
     const m = await settled(b, name);
@@ -217,4 +222,11 @@ describe('cold migration between two real hosts', () => {
     expect(retry.status.phase, JSON.stringify(retry.status)).toBe('Succeeded');
     expect(await answer(b, 'b')).toBe(8);
   }, 240_000);
+
+  it('picks the target by placement when none is given (never the source)', async () => {
+    const moved = await ctl(b, ['migrate', 'counter-1', '--wait']);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.stdout).toMatch(/counter-1 runs on a/);
+    expect(await answer(b, 'a')).toBe(9);
+  }, 120_000);
 });

@@ -1,0 +1,166 @@
+// Whether a ServiceMigration can be made, and where to, table-driven over a real store, the real
+// placement and liveness (membership states set by the test) and the real process driver's capabilities:
+// each way it cannot is a TerminalError with its reason and the field; an empty target is picked by
+// placement, never the source nor a cordoned host.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { plan } from '../../../controllers/servicemigration/validate.ts';
+import { HostLiveness } from '../../../src/cluster/liveness.ts';
+import { Placement } from '../../../src/cluster/placement.ts';
+import { ProcessDriver } from '../../../src/drivers/process/process-driver.ts';
+import type { XObject } from '../../../src/model/object.ts';
+import type { ServiceMigration } from '../../../src/model/service-migration.ts';
+import { TerminalError } from '../../../src/reconcile/errors.ts';
+import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
+import { ScriptedMembership } from '../../cluster/scripted-membership.ts';
+
+const peerOf = (name: string) => `12D3KooWTestPeer${name.padEnd(36, 'x')}`;
+
+describe('planning a migration', () => {
+  let store: SqliteStore;
+  let membership: ScriptedMembership;
+  let liveness: HostLiveness;
+  let placement: Placement;
+  let driver: ProcessDriver;
+  let dir: string;
+  let now: number;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'xenos-plan-'));
+    store = openStore({ path: ':memory:', namespaced: (k) => k !== 'Host', writer: 'a' });
+    membership = new ScriptedMembership();
+    now = 1_000_000;
+    liveness = new HostLiveness(
+      { store, now: () => now, membership: () => membership },
+      { self: 'a', timeoutMs: 5000 },
+    );
+    placement = new Placement({ store, liveness });
+    driver = new ProcessDriver({}, { dataDir: dir });
+    for (const h of ['a', 'b', 'c']) addHost(h);
+    store.create(obj('ServiceInstance', 'web-1', { templateRef: { name: 'web' }, host: 'a' }));
+    liveness.start();
+    now += 60_000; // past warming up: the membership decides who is live
+  });
+  afterEach(() => {
+    placement.stop();
+    liveness.stop();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function obj(kind: string, name: string, spec: object, namespace: string | undefined = 'default'): XObject {
+    return { apiVersion: 'xenos.io/v1alpha1', kind, metadata: { name, namespace }, spec };
+  }
+
+  function addHost(name: string, opts: { cordoned?: boolean; drivers?: string[] } = {}) {
+    const created = store.create({
+      ...obj('Host', name, { unschedulable: opts.cordoned ?? false }, undefined),
+      metadata: { name, labels: { zone: name } },
+    });
+    store.update(
+      {
+        ...created,
+        status: {
+          peerId: peerOf(name),
+          allocatable: { cpu: '2', memory: '4Gi', instances: 10 },
+          drivers: opts.drivers ?? ['process'],
+          conditions: [
+            {
+              type: 'Ready',
+              status: 'True',
+              reason: 'Test',
+              message: name,
+              lastTransitionTime: new Date().toISOString(),
+            },
+          ],
+        },
+      } as XObject,
+      { subresource: 'status' },
+    );
+    membership.set(peerOf(name), 'alive');
+  }
+
+  function migration(spec: Record<string, unknown>, name = 'm'): ServiceMigration {
+    return store.create(
+      obj('ServiceMigration', name, { instanceRef: { name: 'web-1' }, ...spec }),
+    ) as ServiceMigration;
+  }
+
+  const planOf = (m: ServiceMigration) =>
+    plan({ store, driver, placement, isLive: (h) => liveness.isLive(h) }, m, 'a');
+
+  function refusal(m: ServiceMigration): { reason: string; message: string } {
+    try {
+      planOf(m);
+    } catch (err) {
+      expect(err).toBeInstanceOf(TerminalError);
+      return { reason: (err as TerminalError).reason, message: (err as Error).message };
+    }
+    throw new Error('planned, not refused');
+  }
+
+  it('plans a move to the asked host, cold for the process driver', () => {
+    const p = planOf(migration({ targetHost: 'b' }));
+    expect(p).toMatchObject({ target: 'b', mode: 'cold' });
+  });
+
+  it('picks a target by placement when none is asked: never the source, nor a cordoned host', () => {
+    store.update({
+      ...store.get({ kind: 'Host', namespace: '', name: 'b' })!,
+      spec: { unschedulable: true },
+    });
+    expect(planOf(migration({})).target).toBe('c');
+    store.update({
+      ...store.get({ kind: 'Host', namespace: '', name: 'c' })!,
+      spec: { unschedulable: true },
+    });
+    const why = refusal(migration({}, 'm2'));
+    expect(why.reason).toBe('NoTarget');
+    expect(why.message).toMatch(/a is the source.*b is cordoned.*c is cordoned/);
+  });
+
+  it.each([
+    [{ targetHost: 'a' }, 'TargetIsSource', /spec\.targetHost: the instance already runs on a/],
+    [{ targetHost: 'zz' }, 'TargetNotFound', /spec\.targetHost: there is no Host zz/],
+    [
+      { targetHost: 'b', mode: 'Live' },
+      'ModeUnsupported',
+      /spec\.mode: the process driver cannot migrate live/,
+    ],
+  ])('refuses %j: %s', (spec, reason, message) => {
+    const why = refusal(migration(spec));
+    expect(why.reason).toBe(reason);
+    expect(why.message).toMatch(message);
+  });
+
+  it('refuses a target that is dead, cordoned or runs another driver', () => {
+    membership.set(peerOf('b'), 'dead');
+    expect(refusal(migration({ targetHost: 'b' }, 'm1')).reason).toBe('TargetNotReady');
+    addHost('d', { cordoned: true });
+    expect(refusal(migration({ targetHost: 'd' }, 'm2'))).toMatchObject({
+      reason: 'TargetUnfit',
+      message: expect.stringMatching(/d is cordoned/),
+    });
+    addHost('e', { drivers: ['qemu'] });
+    expect(refusal(migration({ targetHost: 'e' }, 'm3'))).toMatchObject({
+      reason: 'DriverMismatch',
+      message: expect.stringMatching(/host e has no process driver \(it has qemu\)/),
+    });
+  });
+
+  it('refuses a missing instance, one bound elsewhere, and one another migration moves', () => {
+    const gone = store.create(
+      obj('ServiceMigration', 'g', { instanceRef: { name: 'nope' }, targetHost: 'b' }),
+    );
+    expect(refusal(gone as ServiceMigration).reason).toBe('InstanceNotFound');
+    const other = migration({ targetHost: 'b' }, 'first');
+    store.update({ ...other, status: { phase: 'Running' } } as XObject, { subresource: 'status' });
+    expect(refusal(migration({ targetHost: 'c' }, 'second')).reason).toBe('AlreadyMoving');
+    const inst = store.get({ kind: 'ServiceInstance', namespace: 'default', name: 'web-1' })!;
+    store.update({ ...inst, spec: { ...inst.spec, host: 'b' } });
+    expect(refusal(migration({ targetHost: 'c' }, 'third')).reason).toBe('InstanceNotHere');
+  });
+});
