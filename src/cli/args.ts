@@ -1,5 +1,6 @@
 // Parsing of xenosctl's argument values: durations (`30s`, `2m`), `-o` formats, `KIND NAME...` vs
-// `KIND/NAME` forms, and `wait --for=...`. Each throws UsageError (exit 2) saying what it expected.
+// `KIND/NAME` forms, `wait --for=...` and the `--mode` of migrate and drain. Each throws UsageError (exit 2)
+// saying what it expected.
 
 import { UsageError } from './errors.ts';
 
@@ -20,6 +21,15 @@ export function parseDuration(text: string, flag = 'duration'): number {
     throw new UsageError(`invalid ${flag} "${text}": expected a duration such as 30s, 2m, 1h30m or 500ms`);
   }
   return Math.round(total);
+}
+
+const MIGRATION_MODES = { auto: 'Auto', live: 'Live', cold: 'Cold' } as const;
+
+/** `--mode` of migrate and drain: auto, live or cold (any case) as a ServiceMigration's spec.mode. */
+export function parseMigrationMode(value: string): (typeof MIGRATION_MODES)[keyof typeof MIGRATION_MODES] {
+  const mode = MIGRATION_MODES[value.toLowerCase() as keyof typeof MIGRATION_MODES];
+  if (!mode) throw new UsageError(`invalid --mode "${value}": expected auto, live or cold`);
+  return mode;
 }
 
 export type OutputFormat =

@@ -6,10 +6,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { registerApply } from './commands/apply.ts';
 import { registerConfig } from './commands/config.ts';
+import { registerCordon } from './commands/cordon.ts';
 import { registerDelete } from './commands/delete.ts';
 import { registerDescribe } from './commands/describe.ts';
 import { registerDiff } from './commands/diff.ts';
 import { registerDiscover } from './commands/discover.ts';
+import { registerDrain } from './commands/drain.ts';
 import { registerGet } from './commands/get.ts';
 import { registerImage } from './commands/image.ts';
 import { registerImagePull } from './commands/image-pull.ts';
@@ -53,6 +55,8 @@ Examples:
   xenosctl discover web.http
   xenosctl image push ./web-root
   xenosctl image ls
+  xenosctl cordon host-2
+  xenosctl drain host-2 --timeout 10m
   xenosctl kubeconfig > xenos.kubeconfig`,
     );
   registerApply(program, ctx);
@@ -65,6 +69,8 @@ Examples:
   registerLogs(program, ctx);
   registerMigrate(program, ctx);
   registerDiscover(program, ctx);
+  registerCordon(program, ctx);
+  registerDrain(program, ctx);
   registerImagePull(program, ctx);
   registerKubeconfig(program, ctx);
   registerVersion(program, ctx);

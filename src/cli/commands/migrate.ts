@@ -11,14 +11,13 @@ import type { XenosClient } from '../../client/client.ts';
 import { isNotFound } from '../../client/errors.ts';
 import { SERVICE_INSTANCE, SERVICE_MIGRATION } from '../../model/kinds.ts';
 import type { ServiceMigration } from '../../model/service-migration.ts';
-import { parseDuration } from '../args.ts';
+import { parseDuration, parseMigrationMode } from '../args.ts';
 import type { CommandContext } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
 import type { ProgressBar } from '../progress-bar.ts';
 import { progressBar } from '../pull-progress.ts';
 
 const POLL_MS = 500;
-const MODES: Record<string, 'Live' | 'Cold' | 'Auto'> = { live: 'Live', cold: 'Cold', auto: 'Auto' };
 
 interface MigrateOptions {
   mode: string;
@@ -47,8 +46,7 @@ Examples:
   xenosctl get servicemigrations`,
     )
     .action(async (instance: string, host: string | undefined, opts: MigrateOptions) => {
-      const mode = MODES[opts.mode.toLowerCase()];
-      if (!mode) throw new UsageError(`--mode: "${opts.mode}" is not live, cold or auto`);
+      const mode = parseMigrationMode(opts.mode);
       const timeoutMs = parseDuration(opts.timeout, '--timeout');
       if (timeoutMs < 1000 || timeoutMs > 86_400_000)
         throw new UsageError(`--timeout: ${opts.timeout} is not between 1s and 24h`);
