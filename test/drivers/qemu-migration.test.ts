@@ -37,7 +37,7 @@ function guestSpec(name: string): DomainSpec {
     id: domainIdFor(instance),
     instance,
     image: { path: guestDir, format: 'directory' },
-    boot: { kernel: 'vmlinux', initrd: 'initrd.img', cmdline: 'xenos.name=${instance.name}' },
+    boot: { kernel: 'vmlinux', initrd: 'initrd.img', cmdline: `xenos.name=\${instance.name}` },
     ports: [{ name: 'http', port: 80, protocol: 'TCP', appProtocol: 'http' }],
     resources: { memoryBytes: 128 * MiB, vcpus: 1 },
   };

@@ -29,7 +29,7 @@ import type {
   StopOptions,
 } from '../driver.ts';
 import { DOMAIN_ID_PATTERN } from '../driver.ts';
-import { DomainNotFoundError, InvalidDomainSpecError, MigrationError } from '../errors.ts';
+import { DomainNotFoundError, InvalidDomainSpecError } from '../errors.ts';
 import { HostLeases } from '../host-leases.ts';
 import { streamLogFiles } from '../log-files.ts';
 import { type CgroupMode, Cgroups } from '../process/cgroup.ts';
@@ -45,7 +45,7 @@ import { stopDomainTree } from '../process/stop-domain.ts';
 import { DEFAULT_LOG_ROTATION, type LogRotation } from '../process/supervisor.ts';
 import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { waitUntil } from '../wait-until.ts';
-import { type ColdMigrationHost, migrateInCold, migrateOutCold } from './cold-migration.ts';
+import { migrateInCold, migrateOutCold } from './cold-migration.ts';
 import { GuestMonitors } from './guest-monitors.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
 import {
@@ -54,12 +54,13 @@ import {
   migrateOutLive,
   receiveMigration,
 } from './live-migration.ts';
+import { migrationHost } from './migration-host.ts';
 import { resumeAfterMigration } from './migration-monitor.ts';
-import { plannedDisks, prepareVm } from './prepare-vm.ts';
+import { prepareVm } from './prepare-vm.ts';
 import { probeQemu } from './probe-qemu.ts';
 import type { Accel } from './qemu-command.ts';
 import type { QmpClient } from './qmp.ts';
-import { resolveVmImage, VmPaths } from './vm-layout.ts';
+import { VmPaths } from './vm-layout.ts';
 
 export interface QemuDriverComponents {
   log?: Log;
@@ -420,51 +421,29 @@ export class QemuDriver implements Driver {
   // ------------------------------------------------------------------------------------------------
   // migration (live-migration.ts, cold-migration.ts; README.md, "Migration")
 
-  private readonly migrationHost: ColdMigrationHost = {
-    paths: (id) => this.paths(id),
-    readRecord: (id) => readRecord(this.paths(id)),
-    qmp: (id, signal) => this.qmp(id, { signal }),
-    disksOf: async (spec) => plannedDisks(spec, await resolveVmImage(spec)),
-    startIncoming: (spec, signal) =>
-      this.withLock(spec.id, async () => {
-        const paths = this.paths(spec.id);
-        const here = await readRecord(paths);
-        if (here?.run && (await domainAlive(paths, here.run))) {
-          throw new MigrationError(spec.id, 'a guest with this id already runs on this host');
-        }
-        // Fresh overlays always: a mirror copies only what the source's overlay holds, so anything an
-        // older overlay here held would show through.
-        if (here) await this.destroyLocked(spec.id, signal);
-        const rec = await prepareVm(paths, spec, this.sandbox, signal);
-        this.monitors.forget(spec.id);
+  private migrationParts?: ReturnType<typeof migrationHost>;
+
+  private get migrationHost(): ReturnType<typeof migrationHost> {
+    this.migrationParts ??= migrationHost({
+      vmsDir: this.vmsDir,
+      paths: (id) => this.paths(id),
+      withLock: (id, fn) => this.withLock(id, fn),
+      destroyLocked: (id, signal) => this.destroyLocked(id, signal),
+      prepare: (paths, spec, signal) => prepareVm(paths, spec, this.sandbox, signal),
+      launchIncoming: async (rec, paths, signal) => {
+        this.monitors.forget(rec.spec.id);
         const launched = await this.launch(rec, paths, true);
         await this.monitors.sealAfterStart(launched, signal);
         return launched;
-      }),
-    stopNow: async (id) => {
-      await this.stopDomain(id, { graceMs: 0 });
-    },
-    stopGuest: async (id, signal) => {
-      await this.stopDomain(id, { signal });
-    },
-    prepareFresh: (spec, signal) =>
-      this.withLock(spec.id, async () => {
-        const paths = this.paths(spec.id);
-        const here = await readRecord(paths);
-        if (here?.run && (await domainAlive(paths, here.run))) {
-          throw new MigrationError(spec.id, 'a guest with this id already runs on this host');
-        }
-        if (here) await this.destroyLocked(spec.id, signal);
-        return prepareVm(paths, spec, this.sandbox, signal);
-      }),
-    start: (spec, signal) => this.startDomain(spec, { signal }),
-    destroy: (id) => this.destroy(id),
-    describe: async (id) => {
-      const info = await this.inspect(id);
-      if (!info) throw new DomainNotFoundError(id, this.vmsDir);
-      return info;
-    },
-  };
+      },
+      qmp: (id, options) => this.qmp(id, options),
+      stopDomain: (id, options) => this.stopDomain(id, options),
+      startDomain: (spec, options) => this.startDomain(spec, options),
+      destroy: (id) => this.destroy(id),
+      inspect: (id) => this.inspect(id),
+    });
+    return this.migrationParts;
+  }
 
   async migrateOut(
     id: string,
