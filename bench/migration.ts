@@ -12,15 +12,19 @@
 
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { loadavg } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { DomainInfo, DomainSpec } from '../src/drivers/driver.ts';
 import { domainIdFor } from '../src/drivers/driver.ts';
 import { Cgroups } from '../src/drivers/process/cgroup.ts';
 import { QemuDriver } from '../src/drivers/qemu/qemu-driver.ts';
+import { waitUntil } from '../src/drivers/wait-until.ts';
+import { openXenosNode, type XenosNode } from '../src/p2p/node.ts';
+import { createClusterKey } from '../src/p2p/pnet/cluster-key.ts';
 import { libp2pPair } from '../test/cluster/migration/libp2p-pair.ts';
 import { DriverHarness, httpGet, testInstance, waitForBody } from '../test/drivers/driver-contract.ts';
 import { guestImageDir } from '../test/guest-image.ts';
-import { TestNet } from '../test/p2p/cluster.ts';
 import { flag } from './lib/args.ts';
 import { printFigure } from './lib/figures.ts';
 import { summarise } from './lib/stats.ts';
@@ -39,7 +43,33 @@ const load = () =>
 
 const guestDir = await guestImageDir();
 const harness = new DriverHarness();
-const net = new TestNet();
+/** Two real libp2p nodes of one cluster (cluster key + Noise) on loopback, connected. */
+const p2pRoot = await mkdtemp(join(tmpdir(), 'xenos-bench-migration-'));
+const nodes: XenosNode[] = [];
+const net = {
+  async startCluster(n: number) {
+    const clusterKeyFile = join(p2pRoot, 'swarm.key');
+    await createClusterKey(clusterKeyFile);
+    const hosts: { node: XenosNode; dataDir: string }[] = [];
+    for (let i = 0; i < n; i++) {
+      const dataDir = join(p2pRoot, `h${i}`);
+      const node = await openXenosNode({
+        dataDir,
+        listen: '127.0.0.1:0',
+        clusterKeyFile,
+        bootstrap: hosts[0]?.node.multiaddrs ?? [],
+      });
+      await node.start();
+      nodes.push(node);
+      hosts.push({ node, dataDir });
+    }
+    const ok = await waitUntil(() => hosts.every((h) => h.node.connectedPeers().length > 0), {
+      timeoutMs: 20_000,
+    });
+    if (!ok) throw new Error('the two libp2p nodes did not connect');
+    return hosts;
+  },
+};
 const pair = await libp2pPair(net);
 
 function driver(dataDir: string, subtree: string, capBytes?: number): QemuDriver {
@@ -250,6 +280,7 @@ try {
   }
 } finally {
   await pair.stop();
-  await net.cleanup();
+  for (const node of nodes) await node.stop();
+  await rm(p2pRoot, { recursive: true, force: true });
   await harness.cleanup();
 }
