@@ -31,11 +31,11 @@ import { summarise } from './lib/stats.ts';
 
 const BENCH = 'migration';
 const MiB = 1024 * 1024;
-const runs = Number(flag('runs', '10'));
-const count = Number(flag('count', '0'));
-const capMiB = Number(flag('cap-mib', '16'));
-const dirtyMiB = Number(flag('dirty-mib', '16'));
-const memoryMiB = Number(flag('memory-mib', '128'));
+const runs = Number(flag('--runs', '10'));
+const count = Number(flag('--count', '0'));
+const capMiB = Number(flag('--cap-mib', '16'));
+const dirtyMiB = Number(flag('--dirty-mib', '16'));
+const memoryMiB = Number(flag('--memory-mib', '128'));
 const load = () =>
   `load ${loadavg()
     .map((l) => l.toFixed(2))
@@ -163,6 +163,7 @@ async function migrateOnce(
   const [bootBefore, countBefore] = (prior.match(/boot=(\S+) count=(\d+)/) ?? []).slice(1);
   const [bootAfter, countAfter] = (after.match(/boot=(\S+) count=(\d+)/) ?? []).slice(1);
   const healthy = !!bootAfter && bootAfter === bootBefore && Number(countAfter) > Number(countBefore);
+  const why = healthy ? '' : await diagnose(to, s.id);
   return {
     ok: healthy,
     pauseMs: out.value.downtimeMs,
@@ -171,8 +172,24 @@ async function migrateOnce(
     info: inn.value,
     ...(healthy
       ? {}
-      : { error: `after the move the guest said ${JSON.stringify(after)} (before: ${prior})` }),
+      : {
+          error: `after the move the guest said ${JSON.stringify(after)} (before: ${prior.trim()}); ${why}`,
+        }),
   };
+}
+
+/** What the destination's QEMU and guest say, for a move after which the guest does not answer. */
+async function diagnose(d: QemuDriver, id: string): Promise<string> {
+  const status = await d
+    .qmp(id, { timeoutMs: 5_000 })
+    .then((q) => q.execute<{ status: string }>('query-status'))
+    .then(
+      (r) => r.status,
+      (err: Error) => `no monitor (${err.message})`,
+    );
+  let console = '';
+  for await (const chunk of d.logs(id, { tail: 15 })) if (chunk.stream === 'console') console += chunk.data;
+  return `QEMU: ${status}; console: ${JSON.stringify(console.slice(-1200))}`;
 }
 
 async function scenario(
