@@ -50,6 +50,8 @@ export interface LiveMigrationTuning {
   maxBandwidthBytesPerSecond?: number;
   /** Let QEMU slow a guest's vCPUs that dirty memory faster than the link carries. Default true. */
   autoConverge?: boolean;
+  /** Keep QEMU's max-bandwidth just under what the tunnel carries (migration-monitor.ts). Default true. */
+  paceBandwidth?: boolean;
   /** How long the destination may take to start its QEMU and answer (ms). Default 60 s. */
   setupTimeoutMs?: number;
   /** How long the destination's answer to `go` may take before the source reports no pause (ms). */
@@ -60,6 +62,7 @@ export const LIVE_DEFAULTS: Required<LiveMigrationTuning> = {
   downtimeLimitMs: 20,
   maxBandwidthBytesPerSecond: 1024 * 1024 * 1024,
   autoConverge: true,
+  paceBandwidth: true,
   setupTimeoutMs: 60_000,
   resumeTimeoutMs: 10_000,
 };
@@ -192,7 +195,7 @@ export async function migrateOutLive(
     };
     const switched = await monitor.migrateMemory(
       MEMORY_SOCKET,
-      memoryLink,
+      tuning.paceBandwidth ? memoryLink : undefined,
       tuning.maxBandwidthBytesPerSecond,
       (p) =>
         options.onProgress?.({

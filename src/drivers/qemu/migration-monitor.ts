@@ -172,13 +172,13 @@ export class MigrationMonitor {
    *  once QEMU completed: the guest is stopped here for good. */
   async migrateMemory(
     socket: string,
-    link: () => LinkCounters,
+    link: (() => LinkCounters) | undefined,
     maxBandwidth: number,
     onProgress: (p: MemoryProgress) => void,
     outer?: AbortSignal,
   ): Promise<{ stoppedAtMs: number; ramTransferred: number }> {
     const signal = this.signal(outer);
-    const pace = this.pacer(link, maxBandwidth);
+    const pace = link ? this.pacer(link, maxBandwidth) : async () => {};
     const failed = this.failedJob(signal);
     const stopped = this.qmp.waitForEvent('STOP', { signal, timeoutMs: NEVER_MS });
     const preSwitchover = this.qmp.waitForEvent('MIGRATION', {
