@@ -151,9 +151,14 @@ async function migrateOnce(
   const prior = (await httpGet(urlOf(before)))?.body ?? '';
   const ref = pair.expect();
   const began = performance.now();
+  // A source that fails before it opens a stream must not leave the destination waiting for one.
+  const gone = new AbortController();
   const [out, inn] = await Promise.allSettled([
-    from.migrateOut(s.id, pair.dialer(ref), { mode: 'live' }),
-    to.migrateIn(s, pair.incoming(ref.uid)),
+    from.migrateOut(s.id, pair.dialer(ref), { mode: 'live' }).catch((err: Error) => {
+      gone.abort(err);
+      throw err;
+    }),
+    to.migrateIn(s, pair.incoming(ref.uid), { signal: gone.signal }),
   ]);
   const totalMs = performance.now() - began;
   if (out.status === 'rejected' || inn.status === 'rejected') {

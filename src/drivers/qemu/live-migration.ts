@@ -252,7 +252,7 @@ export async function receiveMigration(
   ) => Promise<DomainInfo>,
 ): Promise<DomainInfo> {
   const streams = incoming[Symbol.asyncIterator]();
-  const first = await streams.next();
+  const first = await abortable(streams.next(), options.signal, spec.id);
   if (first.done) throw new MigrationError(spec.id, 'the source opened no stream');
   if (first.value.label !== CONTROL_LABEL) {
     first.value.stream.destroy();
@@ -389,6 +389,29 @@ function goAhead(control: ControlChannel, options: MigrateInLiveOptions): Promis
       (err: Error) => {
         // The link is gone: with no other word of a commit, nothing will start this copy.
         if (!committed) done(() => reject(new Error(`no go from the source: ${err.message}`)))();
+      },
+    );
+  });
+}
+
+/** `promise`, or a MigrationError as soon as `signal` aborts (nothing came before the caller gave up). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, id: string): Promise<T> {
+  if (!signal) return promise;
+  return new Promise((resolve, reject) => {
+    const onAbort = () =>
+      reject(
+        new MigrationError(id, `no stream came before: ${(signal.reason as Error)?.message ?? 'aborted'}`),
+      );
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
       },
     );
   });

@@ -206,7 +206,10 @@ export class MigrationMonitor {
       await this.qmp.execute('migrate', { uri: `unix:${socket}` }, { signal });
       const at = await Promise.race([preSwitchover, failed.promise]);
       if (at.data?.status !== 'pre-switchover') throw await this.migrationFailure(String(at.data?.status));
+      // The guest is stopped: one last report, then no more QMP traffic than the switchover needs.
       switchover = true;
+      poll.stop();
+      await report().catch(() => {});
       await this.completeMirrors(signal);
       const done = this.qmp.waitForEvent('MIGRATION', {
         match: (e) =>
