@@ -25,11 +25,13 @@ import type { DomainRecord } from '../process/domain-record.ts';
 import type { Identity } from '../sandbox/bwrap-plan.ts';
 import { answerClockPings, measureClockOffset } from './migration-clock.ts';
 import {
+  abortable,
   CONTROL_LABEL,
   CONTROL_VERSION,
   ControlChannel,
   DISK_LABEL,
   type DiskShape,
+  goAhead,
   MEMORY_LABEL,
 } from './migration-control.ts';
 import { MigrationMonitor, type MigrationQmp } from './migration-monitor.ts';
@@ -366,53 +368,4 @@ async function migrateInLive(
     const why = signal?.aborted ? (signal.reason as Error) : (err as Error);
     throw err instanceof MigrationError ? err : new MigrationError(id, why.message, { cause: err });
   }
-}
-
-/** Resolves on the source's go, or on the commit seen elsewhere; rejects on the source's abort, on the
- *  control stream lost while no commit can come another way, or on `signal`. */
-function goAhead(control: ControlChannel, options: MigrateInLiveOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const { signal, committed } = options;
-    const onAbort = () => reject(signal?.reason);
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const done = (fn: () => void) => () => {
-      signal?.removeEventListener('abort', onAbort);
-      fn();
-    };
-    committed?.then(done(resolve), () => {});
-    control.next(['go', 'abort'], NEVER_MS).then(
-      (m) =>
-        m.type === 'go'
-          ? done(resolve)()
-          : done(() => reject(new Error(`the source gave up: ${m.reason}`)))(),
-      (err: Error) => {
-        // The link is gone: with no other word of a commit, nothing will start this copy.
-        if (!committed) done(() => reject(new Error(`no go from the source: ${err.message}`)))();
-      },
-    );
-  });
-}
-
-/** `promise`, or a MigrationError as soon as `signal` aborts (nothing came before the caller gave up). */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, id: string): Promise<T> {
-  if (!signal) return promise;
-  return new Promise((resolve, reject) => {
-    const onAbort = () =>
-      reject(
-        new MigrationError(id, `no stream came before: ${(signal.reason as Error)?.message ?? 'aborted'}`),
-      );
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }

@@ -4,6 +4,7 @@
 // destination's answer. Lines are size-capped; anything else from the peer is an error, not a guess.
 
 import type { Duplex } from 'node:stream';
+import { MigrationError } from '../errors.ts';
 
 export const CONTROL_LABEL = 'control';
 export const MEMORY_LABEL = 'memory';
@@ -166,4 +167,58 @@ export class ControlChannel {
     this.failure ??= err;
     for (const w of this.waiters.splice(0)) w.reject(this.failure);
   }
+}
+
+const NEVER_MS = 24 * 3600_000;
+
+/** Resolves on the source's go, or on the commit seen elsewhere; rejects on the source's abort, on the
+ *  control stream lost while no commit can come another way, or on `signal`. */
+export function goAhead(
+  control: ControlChannel,
+  options: { signal?: AbortSignal; committed?: Promise<void> },
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const { signal, committed } = options;
+    const onAbort = () => reject(signal?.reason);
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (fn: () => void) => () => {
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    committed?.then(done(resolve), () => {});
+    control.next(['go', 'abort'], NEVER_MS).then(
+      (m) =>
+        m.type === 'go'
+          ? done(resolve)()
+          : done(() => reject(new Error(`the source gave up: ${m.reason}`)))(),
+      (err: Error) => {
+        // The link is gone: with no other word of a commit, nothing will start this copy.
+        if (!committed) done(() => reject(new Error(`no go from the source: ${err.message}`)))();
+      },
+    );
+  });
+}
+
+/** `promise`, or a MigrationError as soon as `signal` aborts (nothing came before the caller gave up). */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, id: string): Promise<T> {
+  if (!signal) return promise;
+  return new Promise((resolve, reject) => {
+    const onAbort = () =>
+      reject(
+        new MigrationError(id, `no stream came before: ${(signal.reason as Error)?.message ?? 'aborted'}`),
+      );
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
