@@ -132,11 +132,25 @@ const d = summarise(viaDriver);
 const s = summarise(stops);
 printFigure({ bench: BENCH, name: 'plain QEMU start → answer p50', value: p.p50, unit: 'ms', note }, 38);
 printFigure(
-  { bench: BENCH, name: 'driver start → answer p50', value: d.p50, unit: 'ms', bound: Math.round(1.2 * p.p50), note },
+  {
+    bench: BENCH,
+    name: 'driver start → answer p50',
+    value: d.p50,
+    unit: 'ms',
+    bound: Math.round(1.2 * p.p50),
+    note,
+  },
   38,
 );
 printFigure(
-  { bench: BENCH, name: 'driver start → answer max', value: d.max, unit: 'ms', bound: Math.round(1.2 * p.max), note },
+  {
+    bench: BENCH,
+    name: 'driver start → answer max',
+    value: d.max,
+    unit: 'ms',
+    bound: Math.round(1.2 * p.max),
+    note,
+  },
   38,
 );
 printFigure({ bench: BENCH, name: 'driver polite stop p50', value: s.p50, unit: 'ms', note }, 38);

@@ -271,13 +271,24 @@ export function runDriverContract(name: string, fixture: DriverContractFixture):
           followed += chunk.data.toString();
         }
       })();
-      const output = fixture.newLogOutput
-        ? await fixture.newLogOutput(driver, info)
-        : await httpGet(`${url}/followed-request`).then(() => ({
-            contains: '/followed-request',
-            lastLine: 'GET /followed-request',
-          }));
-      await waitUntil(() => followed.includes(output.contains), { timeoutMs: boot });
+      let output: { contains: string; lastLine?: string } = {
+        contains: '/followed-request',
+        lastLine: 'GET /followed-request',
+      };
+      if (fixture.newLogOutput) {
+        output = await fixture.newLogOutput(driver, info);
+        await waitUntil(() => followed.includes(output.contains), { timeoutMs: boot });
+      } else {
+        // The follower may find its starting point only after a first request was logged (nothing says
+        // when it has): request again until it has seen one.
+        await waitUntil(
+          async () => {
+            await httpGet(`${url}/followed-request`);
+            return waitUntil(() => followed.includes(output.contains), { timeoutMs: 1000 });
+          },
+          { timeoutMs: boot },
+        );
+      }
       expect(followed).toContain(output.contains);
       expect(followed).not.toContain('ready');
       abort.abort();

@@ -9,6 +9,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DomainResources, LimitsReport } from '../driver.ts';
+import { waitUntil } from '../wait-until.ts';
 
 export interface CgroupInit {
   /** Where cgroupfs is mounted; tests may point elsewhere. Default /sys/fs/cgroup. */
@@ -234,6 +235,19 @@ export class Cgroups {
   }
 
   /** Removes the domain's groups; the kernel refuses while processes remain, so kill first. */
+  /** Removes the domain's groups once they are empty: a killed group lingers for a moment until the
+   *  kernel has reaped its last process. False when they are still there after `timeoutMs`. */
+  removeWhenEmpty(id: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean> {
+    return waitUntil(
+      () =>
+        this.remove(id).then(
+          () => true,
+          () => false,
+        ),
+      options,
+    );
+  }
+
   async remove(id: string): Promise<void> {
     for (const dir of await this.dirs(id)) {
       await rmdir(dir).catch((err: NodeJS.ErrnoException) => {

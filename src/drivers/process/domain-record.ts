@@ -16,9 +16,10 @@
 //                          run/bwrap.args     bwrap's options, NUL-separated (read on fd 4: off its cmdline)
 //                          run/token          the instance token, 0400, owned by the domain's uid
 
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskReport, DomainSpec, IsolationReport, LimitsReport } from '../driver.ts';
+import { DOMAIN_ID_PATTERN } from '../driver.ts';
 
 export interface RunRecord {
   /** The supervisor: leader of the domain's session and process group. */
@@ -129,6 +130,29 @@ export async function writeRecord(paths: DomainPaths, rec: DomainRecord): Promis
   await rm(tmp, { force: true }); // a leftover from a crash would keep its old mode
   await writeFile(tmp, recordText(rec), { mode: 0o600 });
   await rename(tmp, paths.record);
+}
+
+/** The ids of the domains under `domainsDir` (their directories' names). */
+export async function domainIdsIn(domainsDir: string): Promise<string[]> {
+  const names = await readdir(domainsDir).catch(() => [] as string[]);
+  return names.filter((n) => DOMAIN_ID_PATTERN.test(n));
+}
+
+/** Every domain's record under `domainsDir`; one that cannot be read is skipped and told to `skipped`. */
+export async function readAllRecords(
+  domainsDir: string,
+  skipped: (id: string, err: Error) => void,
+): Promise<DomainRecord[]> {
+  const out: DomainRecord[] = [];
+  for (const id of await domainIdsIn(domainsDir)) {
+    try {
+      const rec = await readRecord(new DomainPaths(domainsDir, id));
+      if (rec) out.push(rec);
+    } catch (err) {
+      skipped(id, err as Error);
+    }
+  }
+  return out;
 }
 
 /** Reads a small text file, undefined when absent. */

@@ -13,6 +13,8 @@ export function hostConditionsOf(
   sandbox: Pick<Sandbox, 'mode' | 'uidRange'> | undefined,
   status: SandboxStatus | undefined,
   cgroups: CgroupMode,
+  /** What the messages call the domains (the QEMU driver says `QEMU guests`). */
+  domains = 'process-driver domains',
 ): HostConditionFact[] {
   let sandboxed: HostConditionFact;
   if (!sandbox || !status) {
@@ -20,15 +22,14 @@ export function hostConditionsOf(
       type: 'DomainsSandboxed',
       status: 'False',
       reason: 'UnsafeNoSandbox',
-      message:
-        "xenosd runs with --unsafe-no-sandbox: process-driver domains run unsandboxed as xenosd's user and can read the data dir (admin token, state, other domains)",
+      message: `xenosd runs with --unsafe-no-sandbox: ${domains} run unsandboxed as xenosd's user and can read the data dir (admin token, state, other domains)`,
     };
   } else if (!status.usable) {
     sandboxed = {
       type: 'DomainsSandboxed',
       status: 'False',
       reason: 'SandboxUnavailable',
-      message: `process-driver domains do not start: ${status.reason}; run \`npm run setup\` (or apt-get install bubblewrap)`,
+      message: `${domains} do not start: ${status.reason}; run \`npm run setup\` (or apt-get install bubblewrap)`,
     };
   } else {
     sandboxed = {
@@ -37,8 +38,8 @@ export function hostConditionsOf(
       reason: 'Bubblewrap',
       message:
         sandbox.mode === 'uid'
-          ? `process-driver domains run under ${status.version}, each as its own uid from ${formatUidRange(sandbox.uidRange)}, seeing only their own files`
-          : `process-driver domains run under ${status.version} in a user namespace (xenosd is not root: outside it they share its uid), seeing only their own files`,
+          ? `${domains} run under ${status.version}, each as its own uid from ${formatUidRange(sandbox.uidRange)}, seeing only their own files`
+          : `${domains} run under ${status.version} in a user namespace (xenosd is not root: outside it they share its uid), seeing only their own files`,
     };
   }
   const limits: HostConditionFact =
@@ -47,7 +48,7 @@ export function hostConditionsOf(
           type: 'DomainLimitsEnforced',
           status: 'False',
           reason: 'NoCgroups',
-          message: `domains run without memory/CPU limits: ${cgroups.reason}`,
+          message: `${domains} run without memory/CPU limits: ${cgroups.reason}`,
         }
       : {
           type: 'DomainLimitsEnforced',

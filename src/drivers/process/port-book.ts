@@ -4,12 +4,10 @@
 // looks), and a machine-wide lease per port (host-leases.ts) so another xenosd on the machine never hands
 // out the same one.
 
-import { readdir } from 'node:fs/promises';
 import type { DomainSpec } from '../driver.ts';
-import { DOMAIN_ID_PATTERN } from '../driver.ts';
 import type { HostLeases } from '../host-leases.ts';
 import { allocatePorts } from '../ports.ts';
-import { DomainPaths, readRecord } from './domain-record.ts';
+import { DomainPaths, domainIdsIn, readRecord } from './domain-record.ts';
 
 export class PortBook {
   private readonly leases: HostLeases;
@@ -54,8 +52,7 @@ export class PortBook {
   private index(): Promise<Map<string, number[]>> {
     this.byDomain ??= (async () => {
       const index = new Map<string, number[]>();
-      const names = await readdir(this.domainsDir).catch(() => [] as string[]);
-      for (const id of names.filter((n) => DOMAIN_ID_PATTERN.test(n))) {
+      for (const id of await domainIdsIn(this.domainsDir)) {
         const rec = await readRecord(new DomainPaths(this.domainsDir, id)).catch(() => undefined);
         if (rec?.ports) index.set(id, Object.values(rec.ports));
       }

@@ -11,7 +11,7 @@
 // (exec-in-domain.ts), cold migration (cold-migration.ts).
 
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import type {
@@ -35,13 +35,20 @@ import type {
 import { DOMAIN_ID_PATTERN } from '../driver.ts';
 import { DomainNotFoundError, InvalidDomainSpecError } from '../errors.ts';
 import { HostLeases } from '../host-leases.ts';
+import { KeyedLock } from '../keyed-lock.ts';
 import { streamLogFiles } from '../log-files.ts';
 import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
-import { waitUntil } from '../wait-until.ts';
 import { type CgroupMode, Cgroups } from './cgroup.ts';
 import { type MigrationHost, migrateIn, migrateOut } from './cold-migration.ts';
 import type { DiskModeChoice } from './disk-modes.ts';
-import { DomainPaths, type DomainRecord, readRecord, writeRecord } from './domain-record.ts';
+import {
+  DomainPaths,
+  type DomainRecord,
+  domainIdsIn,
+  readAllRecords,
+  readRecord,
+  writeRecord,
+} from './domain-record.ts';
 import { describeDomain, domainAlive } from './domain-state.ts';
 import { execInDomain } from './exec-in-domain.ts';
 import { diskCondition, hostConditionsOf } from './host-conditions.ts';
@@ -109,7 +116,7 @@ export class ProcessDriver implements Driver {
   private readonly path: string;
   private readonly rotation: LogRotation;
   /** One operation at a time per domain within this process (start vs stop vs destroy). */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly ports: PortBook;
   private conditions: HostConditionFact[] = [];
   /** What the conditions last said of the sandbox. */
@@ -134,7 +141,7 @@ export class ProcessDriver implements Driver {
 
   async start(): Promise<void> {
     await mkdir(this.domainsDir, { recursive: true, mode: 0o700 });
-    await reapAllInterruptedLaunches(this.domainsDir, await this.domainIds(), {
+    await reapAllInterruptedLaunches(this.domainsDir, await domainIdsIn(this.domainsDir), {
       timeoutMs: this.killTimeoutMs,
       log: this.log,
     });
@@ -194,14 +201,7 @@ export class ProcessDriver implements Driver {
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const next = (this.locks.get(id) ?? Promise.resolve()).catch(() => {}).then(fn);
-    this.locks.set(id, next);
-    next
-      .finally(() => {
-        if (this.locks.get(id) === next) this.locks.delete(id);
-      })
-      .catch(() => {});
-    return next;
+    return this.locks.run(id, fn);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -248,11 +248,6 @@ export class ProcessDriver implements Driver {
   // ------------------------------------------------------------------------------------------------
   // observe
 
-  private async domainIds(): Promise<string[]> {
-    const names = await readdir(this.domainsDir).catch(() => [] as string[]);
-    return names.filter((n) => DOMAIN_ID_PATTERN.test(n));
-  }
-
   private describe(rec: DomainRecord): Promise<DomainInfo> {
     return describeDomain(this.paths(rec.spec.id), rec, this.advertiseAddress);
   }
@@ -263,16 +258,10 @@ export class ProcessDriver implements Driver {
   }
 
   async list(): Promise<DomainInfo[]> {
-    const out: DomainInfo[] = [];
-    for (const id of await this.domainIds()) {
-      try {
-        const rec = await readRecord(new DomainPaths(this.domainsDir, id));
-        if (rec) out.push(await this.describe(rec));
-      } catch (err) {
-        this.log.warn(`domain ${id}: unreadable record, skipped: ${(err as Error).message}`);
-      }
-    }
-    return out;
+    const records = await readAllRecords(this.domainsDir, (id, err) =>
+      this.log.warn(`domain ${id}: unreadable record, skipped: ${err.message}`),
+    );
+    return Promise.all(records.map((rec) => this.describe(rec)));
   }
 
   async stats(id: string): Promise<DomainStats | undefined> {
@@ -351,18 +340,7 @@ export class ProcessDriver implements Driver {
       const paths = this.paths(id);
       const rec = await readRecord(paths).catch(() => undefined);
       if (rec) await this.stopLocked(paths, rec, 0, options.signal);
-      if (this.cgroups) {
-        const cgroups = this.cgroups;
-        // A killed group lingers for a moment until the kernel has reaped its last process.
-        await waitUntil(
-          () =>
-            cgroups.remove(id).then(
-              () => true,
-              () => false,
-            ),
-          { timeoutMs: this.killTimeoutMs, signal: options.signal },
-        );
-      }
+      await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal: options.signal });
       // Its own layer only: the image below an overlay is the host's shared, read-only cache.
       await removeRootfs(paths, options.signal);
       await rm(paths.dir, { recursive: true, force: true });

@@ -7,7 +7,7 @@
 // sandbox plan (launch-vm.ts), a polite stop through the guest's ACPI power button, the serial console
 // as the `console` log stream, and one QMP connection per running guest (qmp.ts). README.md says it all.
 
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import type {
@@ -31,9 +31,16 @@ import type {
 import { DOMAIN_ID_PATTERN } from '../driver.ts';
 import { DomainNotFoundError, InvalidDomainSpecError } from '../errors.ts';
 import { HostLeases } from '../host-leases.ts';
+import { KeyedLock } from '../keyed-lock.ts';
 import { streamLogFiles } from '../log-files.ts';
 import { type CgroupMode, Cgroups } from '../process/cgroup.ts';
-import { type DomainRecord, type RunRecord, readRecord } from '../process/domain-record.ts';
+import {
+  type DomainRecord,
+  domainIdsIn,
+  type RunRecord,
+  readAllRecords,
+  readRecord,
+} from '../process/domain-record.ts';
 import { describeDomain, domainAlive } from '../process/domain-state.ts';
 import { hostConditionsOf } from '../process/host-conditions.ts';
 import { reapAllInterruptedLaunches } from '../process/interrupted-launch.ts';
@@ -44,7 +51,6 @@ import { descendants } from '../process/process-tree.ts';
 import { stopDomainTree } from '../process/stop-domain.ts';
 import { DEFAULT_LOG_ROTATION, type LogRotation } from '../process/supervisor.ts';
 import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
-import { waitUntil } from '../wait-until.ts';
 import { migrateInCold, migrateOutCold } from './cold-migration.ts';
 import { GuestMonitors } from './guest-monitors.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
@@ -120,7 +126,7 @@ export class QemuDriver implements Driver {
   private readonly rotation: LogRotation;
   private readonly uefiCode: string;
   private readonly ports: PortBook;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly monitors: GuestMonitors;
   private readonly tuning: Required<LiveMigrationTuning>;
   private accel?: Accel;
@@ -146,7 +152,7 @@ export class QemuDriver implements Driver {
 
   async start(): Promise<void> {
     await mkdir(this.vmsDir, { recursive: true, mode: 0o700 });
-    await reapAllInterruptedLaunches(this.vmsDir, await this.domainIds(), {
+    await reapAllInterruptedLaunches(this.vmsDir, await domainIdsIn(this.vmsDir), {
       timeoutMs: this.killTimeoutMs,
       log: this.log,
     });
@@ -182,7 +188,7 @@ export class QemuDriver implements Driver {
       : { kind: 'none', reason: 'cgroups are turned off in this driver' };
     const accel = await this.chosenAccel();
     this.conditions = [
-      ...hostConditionsOf(this.sandbox, status, mode),
+      ...hostConditionsOf(this.sandbox, status, mode, 'QEMU guests'),
       {
         type: 'GuestsHardwareAccelerated',
         status: accel === 'kvm' ? 'True' : 'False',
@@ -207,14 +213,7 @@ export class QemuDriver implements Driver {
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const next = (this.locks.get(id) ?? Promise.resolve()).catch(() => {}).then(fn);
-    this.locks.set(id, next);
-    next
-      .finally(() => {
-        if (this.locks.get(id) === next) this.locks.delete(id);
-      })
-      .catch(() => {});
-    return next;
+    return this.locks.run(id, fn);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -275,11 +274,6 @@ export class QemuDriver implements Driver {
   // ------------------------------------------------------------------------------------------------
   // observe
 
-  private async domainIds(): Promise<string[]> {
-    const names = await readdir(this.vmsDir).catch(() => [] as string[]);
-    return names.filter((n) => DOMAIN_ID_PATTERN.test(n));
-  }
-
   private async describe(rec: DomainRecord): Promise<DomainInfo> {
     const paths = this.paths(rec.spec.id);
     const info = await describeDomain(paths, rec, this.advertiseAddress, {
@@ -302,16 +296,10 @@ export class QemuDriver implements Driver {
   }
 
   async list(): Promise<DomainInfo[]> {
-    const out: DomainInfo[] = [];
-    for (const id of await this.domainIds()) {
-      try {
-        const rec = await readRecord(this.paths(id));
-        if (rec) out.push(await this.describe(rec));
-      } catch (err) {
-        this.log.warn(`domain ${id}: unreadable record, skipped: ${(err as Error).message}`);
-      }
-    }
-    return out;
+    const records = await readAllRecords(this.vmsDir, (id, err) =>
+      this.log.warn(`domain ${id}: unreadable record, skipped: ${err.message}`),
+    );
+    return Promise.all(records.map((rec) => this.describe(rec)));
   }
 
   /** The host pid of the running guest's QEMU process (not the supervisor's, which `inspect` gives). */
@@ -400,17 +388,7 @@ export class QemuDriver implements Driver {
       const paths = this.paths(id);
       const rec = await readRecord(paths).catch(() => undefined);
       if (rec) await this.stopLocked(paths, rec, 0, options.signal);
-      if (this.cgroups) {
-        const cgroups = this.cgroups;
-        await waitUntil(
-          () =>
-            cgroups.remove(id).then(
-              () => true,
-              () => false,
-            ),
-          { timeoutMs: this.killTimeoutMs, signal: options.signal },
-        );
-      }
+      await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal: options.signal });
       // Its own disks only: the image below the overlays is the host's shared, read-only cache.
       await rm(paths.dir, { recursive: true, force: true });
       this.leases.release(paths.dir);
