@@ -382,18 +382,16 @@ export class QemuDriver implements Driver {
     return this.withLock(id, () => this.destroyLocked(id, options.signal));
   }
 
+  /** destroy() under the lock (a migration's fresh files replace a stopped copy with it). */
   private async destroyLocked(id: string, signal?: AbortSignal): Promise<void> {
-    const options = { signal };
-    {
-      const paths = this.paths(id);
-      const rec = await readRecord(paths).catch(() => undefined);
-      if (rec) await this.stopLocked(paths, rec, 0, options.signal);
-      await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal: options.signal });
-      // Its own disks only: the image below the overlays is the host's shared, read-only cache.
-      await rm(paths.dir, { recursive: true, force: true });
-      this.leases.release(paths.dir);
-      await this.ports.forget(id);
-    }
+    const paths = this.paths(id);
+    const rec = await readRecord(paths).catch(() => undefined);
+    if (rec) await this.stopLocked(paths, rec, 0, signal);
+    await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal });
+    // Its own disks only: the image below the overlays is the host's shared, read-only cache.
+    await rm(paths.dir, { recursive: true, force: true });
+    this.leases.release(paths.dir);
+    await this.ports.forget(id);
   }
 
   // ------------------------------------------------------------------------------------------------
