@@ -210,6 +210,17 @@ export interface MigrateOutOptions extends SignalOptions {
   mode?: 'auto' | 'live' | 'cold';
   /** Called as the migration goes, at most a few times a second. */
   onProgress?(progress: MigrationProgress): void;
+  /** The commit point of a live move (the caller's: e.g. binding the instance to the target). The driver
+   *  calls it at the switchover, with the source's copy stopped for good and the destination holding all
+   *  state; once it resolves the destination runs the guest, if it throws the source runs it again. Without
+   *  it, the driver's own word to the destination is the commit point. */
+  commit?(): Promise<void>;
+}
+
+export interface MigrateInOptions extends SignalOptions {
+  /** Resolves when the caller saw the move committed (see MigrateOutOptions.commit): the destination then
+   *  runs the guest even if the source's own word never arrives (the link broke after the commit). */
+  committed?: Promise<void>;
 }
 
 export interface MigrationReport {
@@ -275,7 +286,7 @@ export interface Driver {
     options?: MigrateOutOptions,
   ): Promise<MigrationReport>;
   /** Receives a domain sent by a peer's `migrateOut` and runs it here. */
-  migrateIn(spec: DomainSpec, incoming: IncomingMigration, options?: SignalOptions): Promise<DomainInfo>;
+  migrateIn(spec: DomainSpec, incoming: IncomingMigration, options?: MigrateInOptions): Promise<DomainInfo>;
 }
 
 /** The deterministic domain id of an instance: `xenos-<ns>-<name>-<uid8>`, lower-case, safe as a file name,

@@ -409,7 +409,7 @@ export function runDriverContract(name: string, fixture: DriverContractFixture):
         serverSpec: fixture.serverSpec,
         instance: testInstance,
         answering: async (info, spec) => {
-          await waitForBody(`http://127.0.0.1:${info.endpoints[0].port}/`, spec.instance.name, boot);
+          await waitForBody(nameUrl(info.endpoints[0]), spec.instance.name, boot);
         },
         migration: fixture.migration,
       });

@@ -12,12 +12,13 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { DomainSpec, InstanceIdentity } from '../../src/drivers/driver.ts';
+import type { DomainInfo, DomainSpec, InstanceIdentity } from '../../src/drivers/driver.ts';
 import { domainIdFor } from '../../src/drivers/driver.ts';
+import { Cgroups } from '../../src/drivers/process/cgroup.ts';
 import { probeQemu } from '../../src/drivers/qemu/probe-qemu.ts';
 import { QemuDriver } from '../../src/drivers/qemu/qemu-driver.ts';
 import { guestImageDir } from '../guest-image.ts';
-import { DriverHarness, runDriverContract, testInstance, waitForBody } from './driver-contract.ts';
+import { DriverHarness, httpGet, runDriverContract, testInstance, waitForBody } from './driver-contract.ts';
 
 const run = promisify(execFile);
 const BOOT_MS = 60_000;
@@ -42,8 +43,19 @@ function guestSpec(instance: InstanceIdentity, extra: Partial<DomainSpec> = {}, 
   };
 }
 
+// Each data dir its own cgroup subtree: the migration cases run two drivers — two hosts — on one machine,
+// and a domain's cgroup is named by its id, the same on both.
 function makeDriver(dataDir: string): QemuDriver {
-  return new QemuDriver({}, { dataDir, defaultGraceMs: 30_000 });
+  const subtree = `xenos-test-${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}`;
+  return new QemuDriver({}, { dataDir, defaultGraceMs: 30_000, cgroups: new Cgroups({ subtree }) });
+}
+
+/** Live: the guest's memory moves, so its in-memory request counter (with its boot id) is the mark. */
+const marks = new Map<string, { boot: string; count: number }>();
+async function guestCounter(info: DomainInfo): Promise<{ boot: string; count: number } | undefined> {
+  const r = await httpGet(`http://${info.endpoints[0].address}:${info.endpoints[0].port}/`);
+  const m = r?.body.match(/boot=(\S+) count=(\d+)/);
+  return m ? { boot: m[1], count: Number(m[2]) } : undefined;
 }
 
 describe.skipIf(!qemu.usable)('QEMU driver', () => {
@@ -61,6 +73,21 @@ describe.skipIf(!qemu.usable)('QEMU driver', () => {
     },
     bootTimeoutMs: BOOT_MS,
     testTimeoutMs: 4 * BOOT_MS,
+    migration: {
+      mode: 'live',
+      mark: async (_driver, info, value) => {
+        const now = await guestCounter(info);
+        if (!now) throw new Error('the guest did not answer GET /');
+        marks.set(value, now);
+      },
+      read: async (_driver, info) => {
+        const now = await guestCounter(info);
+        for (const [value, then] of marks) {
+          if (now && now.boot === then.boot && now.count > then.count) return value;
+        }
+        return undefined;
+      },
+    },
   });
 
   describe('what is QEMU-specific', { timeout: 4 * BOOT_MS }, () => {

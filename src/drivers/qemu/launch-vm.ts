@@ -23,6 +23,8 @@ export interface VmLaunchOptions {
   /** The QEMU binary (on PATH, or absolute). */
   binary: string;
   uefiCode?: string;
+  /** Start paused, waiting for a live migration (qemu-command.ts). */
+  incoming?: boolean;
 }
 
 /** The domain's cgroup limits: the guest's memory plus QEMU's own, and the vcpus (or cpuMillis). */
@@ -61,6 +63,7 @@ export function vmPlanner(vm: VmLaunchOptions) {
       binary: vm.binary,
       withToken,
       uefiCode: vm.uefiCode,
+      incoming: vm.incoming,
     });
     const { memoryMiB, vcpus } = guestSize(spec);
     const limits = (cgroup: LimitsReport): LimitsReport => ({

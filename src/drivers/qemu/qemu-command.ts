@@ -47,6 +47,9 @@ export interface QemuCommandInput {
   withToken: boolean;
   /** UEFI firmware code file (disk boot with `firmware: uefi`). */
   uefiCode?: string;
+  /** Start paused, waiting for a live migration's state (`-S -incoming defer`; the migration names the
+   *  socket over QMP). */
+  incoming?: boolean;
 }
 
 /** The block node of disk `name`: the format node the guest's device uses. Migration mirrors it. */
@@ -219,5 +222,6 @@ export function qemuCommand(input: QemuCommandInput): string[] {
   if (input.withToken) {
     argv.push('-fw_cfg', `name=opt/xenos/token,file=${optionValue(input.mounts.token)}`);
   }
+  if (input.incoming) argv.push('-S', '-incoming', 'defer');
   return argv;
 }

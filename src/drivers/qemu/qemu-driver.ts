@@ -20,6 +20,7 @@ import type {
   IncomingMigration,
   LogChunk,
   LogOptions,
+  MigrateInOptions,
   MigrateOutOptions,
   MigrationReport,
   MigrationTransport,
@@ -28,7 +29,7 @@ import type {
   StopOptions,
 } from '../driver.ts';
 import { DOMAIN_ID_PATTERN } from '../driver.ts';
-import { DomainNotFoundError, InvalidDomainSpecError, MigrationError } from '../errors.ts';
+import { DomainNotFoundError, InvalidDomainSpecError } from '../errors.ts';
 import { HostLeases } from '../host-leases.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { streamLogFiles } from '../log-files.ts';
@@ -50,8 +51,17 @@ import { descendants } from '../process/process-tree.ts';
 import { stopDomainTree } from '../process/stop-domain.ts';
 import { DEFAULT_LOG_ROTATION, type LogRotation } from '../process/supervisor.ts';
 import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
+import { migrateInCold, migrateOutCold } from './cold-migration.ts';
 import { GuestMonitors } from './guest-monitors.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
+import {
+  LIVE_DEFAULTS,
+  type LiveMigrationTuning,
+  migrateOutLive,
+  receiveMigration,
+} from './live-migration.ts';
+import { migrationHost } from './migration-host.ts';
+import { resumeAfterMigration } from './migration-monitor.ts';
 import { prepareVm } from './prepare-vm.ts';
 import { probeQemu } from './probe-qemu.ts';
 import type { Accel } from './qemu-command.ts';
@@ -86,6 +96,8 @@ export interface QemuDriverInit {
   logRotation?: LogRotation;
   /** UEFI firmware code (disk boot with firmware: uefi). Default: Debian's OVMF when installed. */
   uefiCode?: string;
+  /** Live migration tuning (live-migration.ts has the defaults). */
+  migration?: LiveMigrationTuning;
 }
 
 const DEFAULT_GRACE_MS = 30_000;
@@ -96,10 +108,10 @@ const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export class QemuDriver implements Driver {
   readonly name = 'qemu' as const;
   readonly capabilities: DriverCapabilities = {
-    liveMigration: false,
+    liveMigration: true,
     console: true,
     stats: true,
-    coldMigration: false,
+    coldMigration: true,
   };
 
   private readonly log: Log;
@@ -116,6 +128,7 @@ export class QemuDriver implements Driver {
   private readonly ports: PortBook;
   private readonly locks = new KeyedLock();
   private readonly monitors: GuestMonitors;
+  private readonly tuning: Required<LiveMigrationTuning>;
   private accel?: Accel;
   private conditions: HostConditionFact[] = [];
 
@@ -134,6 +147,7 @@ export class QemuDriver implements Driver {
     this.uefiCode = init.uefiCode ?? DEFAULT_UEFI_CODE;
     this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.vmsDir });
     this.monitors = new GuestMonitors({ log: this.log }, { paths: (id) => this.paths(id) });
+    this.tuning = { ...LIVE_DEFAULTS, ...init.migration };
   }
 
   async start(): Promise<void> {
@@ -216,7 +230,10 @@ export class QemuDriver implements Driver {
     return this.withLock(spec.id, async () => {
       const paths = this.paths(spec.id);
       const rec = await prepareVm(paths, spec, this.sandbox, options.signal);
-      if (rec.run && (await domainAlive(paths, rec.run))) return this.describe(rec);
+      if (rec.run && (await domainAlive(paths, rec.run))) {
+        await resumeAfterMigration(await this.qmp(spec.id, options), spec.id);
+        return this.describe(rec);
+      }
       options.signal?.throwIfAborted();
       this.monitors.forget(spec.id);
       const launched = await this.launch(rec, paths);
@@ -225,7 +242,7 @@ export class QemuDriver implements Driver {
     });
   }
 
-  private async launch(rec: DomainRecord, paths: VmPaths): Promise<DomainRecord> {
+  private async launch(rec: DomainRecord, paths: VmPaths, incoming = false): Promise<DomainRecord> {
     const accel = await this.chosenAccel();
     const uefi = await readFile(this.uefiCode).then(
       () => this.uefiCode,
@@ -241,7 +258,7 @@ export class QemuDriver implements Driver {
       rotation: this.rotation,
       killTimeoutMs: this.killTimeoutMs,
       log: this.log,
-      plan: vmPlanner({ accel, binary: this.binary, uefiCode: uefi }),
+      plan: vmPlanner({ accel, binary: this.binary, uefiCode: uefi, incoming }),
       cgroupResources: vmCgroupResources,
     });
   }
@@ -353,7 +370,9 @@ export class QemuDriver implements Driver {
       {
         cgroups: this.cgroups,
         killTimeoutMs: this.killTimeoutMs,
-        politeStop: (_paths, _run, grace, sig) => this.monitors.powerButton(rec.spec.id, grace, sig),
+        // Grace 0 is a force: a paused guest (a migrated one) would not hear the button anyway.
+        politeStop: (_paths, _run, grace, sig) =>
+          grace > 0 ? this.monitors.powerButton(rec.spec.id, grace, sig) : Promise.resolve(),
       },
       signal,
     );
@@ -361,40 +380,64 @@ export class QemuDriver implements Driver {
   }
 
   destroy(id: string, options: SignalOptions = {}): Promise<void> {
-    return this.withLock(id, async () => {
-      const paths = this.paths(id);
-      const rec = await readRecord(paths).catch(() => undefined);
-      if (rec) await this.stopLocked(paths, rec, 0, options.signal);
-      await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal: options.signal });
-      // Its own disks only: the image below the overlays is the host's shared, read-only cache.
-      await rm(paths.dir, { recursive: true, force: true });
-      this.leases.release(paths.dir);
-      await this.ports.forget(id);
-    });
+    return this.withLock(id, () => this.destroyLocked(id, options.signal));
+  }
+
+  /** destroy() under the lock (a migration's fresh files replace a stopped copy with it). */
+  private async destroyLocked(id: string, signal?: AbortSignal): Promise<void> {
+    const paths = this.paths(id);
+    const rec = await readRecord(paths).catch(() => undefined);
+    if (rec) await this.stopLocked(paths, rec, 0, signal);
+    await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal });
+    // Its own disks only: the image below the overlays is the host's shared, read-only cache.
+    await rm(paths.dir, { recursive: true, force: true });
+    this.leases.release(paths.dir);
+    await this.ports.forget(id);
   }
 
   // ------------------------------------------------------------------------------------------------
-  // migration: built on branch qemu-mig
+  // migration (live-migration.ts, cold-migration.ts; README.md, "Migration")
+
+  private migrationParts?: ReturnType<typeof migrationHost>;
+
+  private get migrationHost(): ReturnType<typeof migrationHost> {
+    this.migrationParts ??= migrationHost({
+      vmsDir: this.vmsDir,
+      paths: (id) => this.paths(id),
+      withLock: (id, fn) => this.withLock(id, fn),
+      destroyLocked: (id, signal) => this.destroyLocked(id, signal),
+      prepare: (paths, spec, signal) => prepareVm(paths, spec, this.sandbox, signal),
+      launchIncoming: async (rec, paths, signal) => {
+        this.monitors.forget(rec.spec.id);
+        const launched = await this.launch(rec, paths, true);
+        await this.monitors.sealAfterStart(launched, signal);
+        return launched;
+      },
+      qmp: (id, options) => this.qmp(id, options),
+      stopDomain: (id, options) => this.stopDomain(id, options),
+      startDomain: (spec, options) => this.startDomain(spec, options),
+      destroy: (id) => this.destroy(id),
+      inspect: (id) => this.inspect(id),
+    });
+    return this.migrationParts;
+  }
 
   async migrateOut(
     id: string,
-    _transport: MigrationTransport,
-    _options?: MigrateOutOptions,
+    transport: MigrationTransport,
+    options: MigrateOutOptions = {},
   ): Promise<MigrationReport> {
-    throw new MigrationError(
-      id,
-      'QEMU migration is not built in this branch (qemu-drv); it comes with the qemu-mig branch',
-    );
+    if (options.mode === 'cold') return migrateOutCold(this.migrationHost, id, transport, options);
+    return migrateOutLive(this.migrationHost, id, transport, this.tuning, options);
   }
 
   async migrateIn(
     spec: DomainSpec,
-    _incoming: IncomingMigration,
-    _options?: SignalOptions,
+    incoming: IncomingMigration,
+    options: MigrateInOptions = {},
   ): Promise<DomainInfo> {
-    throw new MigrationError(
-      spec.id,
-      'QEMU migration is not built in this branch (qemu-drv); it comes with the qemu-mig branch',
+    return receiveMigration(this.migrationHost, spec, incoming, options, (control, streams) =>
+      migrateInCold(this.migrationHost, spec, control, streams, options),
     );
   }
 }

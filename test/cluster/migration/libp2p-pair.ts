@@ -11,10 +11,14 @@ import {
 } from '../../../src/cluster/migration/migration-receiver.ts';
 import type { MigrationRef } from '../../../src/cluster/migration/protocol.ts';
 import type { IncomingMigration } from '../../../src/drivers/driver.ts';
-import type { TestHost, TestNet } from '../../p2p/cluster.ts';
+import type { TestHost } from '../../p2p/cluster.ts';
 
-/** Two nodes (started here, or `hosts`), a receiver on the second that accepts the migrations `expect`ed of the first node. */
-export async function libp2pPair(net: TestNet, hosts?: [TestHost, TestHost]) {
+/** Two nodes (`hosts`, or started from a TestNet or any starter of connected cluster nodes), a receiver on
+ *  the second that accepts the migrations `expect`ed of the first node. */
+export async function libp2pPair(
+  net: { startCluster(n: number): Promise<TestHost[]> },
+  hosts?: [TestHost, TestHost],
+) {
   const [a, b] = hosts ?? (await net.startCluster(2));
   const expected = new Set<string>();
   const arrivals = new Map<string, PromiseWithResolvers<IncomingMigrationRequest>>();
