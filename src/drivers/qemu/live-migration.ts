@@ -34,7 +34,7 @@ import {
   goAhead,
   MEMORY_LABEL,
 } from './migration-control.ts';
-import { MigrationMonitor, type MigrationQmp } from './migration-monitor.ts';
+import { type LiveMigrationTuning, MigrationMonitor, type MigrationQmp } from './migration-monitor.ts';
 import { diskNode, guestSize } from './qemu-command.ts';
 import { type QmpClient, qmpTimeMs } from './qmp.ts';
 import { type Bridge, bridge, closeListener, connectUnix, listenUnix } from './unix-tunnel.ts';
@@ -45,30 +45,6 @@ export const MEMORY_SOCKET = 'migrate-memory.sock';
 export const NBD_SOCKET = 'migrate-nbd.sock';
 
 /** Tuning of live migrations (xenosd's defaults are below). */
-export interface LiveMigrationTuning {
-  /** QEMU's `downtime-limit`: the pause it aims for when it decides to switch over (ms). Default 20. */
-  downtimeLimitMs?: number;
-  /** QEMU's `max-bandwidth` for memory (bytes/s): what the link carries. Default 1 GiB/s. */
-  maxBandwidthBytesPerSecond?: number;
-  /** Let QEMU slow a guest's vCPUs that dirty memory faster than the link carries. Default true. */
-  autoConverge?: boolean;
-  /** Keep QEMU's max-bandwidth just under what the tunnel carries (migration-monitor.ts). Default true. */
-  paceBandwidth?: boolean;
-  /** How long the destination may take to start its QEMU and answer (ms). Default 60 s. */
-  setupTimeoutMs?: number;
-  /** How long the destination's answer to `go` may take before the source reports no pause (ms). */
-  resumeTimeoutMs?: number;
-}
-
-export const LIVE_DEFAULTS: Required<LiveMigrationTuning> = {
-  downtimeLimitMs: 20,
-  maxBandwidthBytesPerSecond: 1024 * 1024 * 1024,
-  autoConverge: true,
-  paceBandwidth: true,
-  setupTimeoutMs: 60_000,
-  resumeTimeoutMs: 10_000,
-};
-
 /** What of the QEMU driver a migration uses. */
 export interface LiveMigrationHost {
   paths(id: string): VmPaths;

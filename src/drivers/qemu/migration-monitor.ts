@@ -6,9 +6,32 @@
 // Background copy mode, not write-blocking: guests were seen crashing after migrations with the latter.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { LiveMigrationTuning } from './live-migration.ts';
 import { diskNode } from './qemu-command.ts';
 import { type QmpClient, type QmpEvent, qmpTimeMs } from './qmp.ts';
+
+export interface LiveMigrationTuning {
+  /** QEMU's `downtime-limit`: the pause it aims for when it decides to switch over (ms). Default 20. */
+  downtimeLimitMs?: number;
+  /** QEMU's `max-bandwidth` for memory (bytes/s): what the link carries. Default 1 GiB/s. */
+  maxBandwidthBytesPerSecond?: number;
+  /** Let QEMU slow a guest's vCPUs that dirty memory faster than the link carries. Default true. */
+  autoConverge?: boolean;
+  /** Keep QEMU's max-bandwidth just under what the tunnel carries (migration-monitor.ts). Default true. */
+  paceBandwidth?: boolean;
+  /** How long the destination may take to start its QEMU and answer (ms). Default 60 s. */
+  setupTimeoutMs?: number;
+  /** How long the destination's answer to `go` may take before the source reports no pause (ms). */
+  resumeTimeoutMs?: number;
+}
+
+export const LIVE_DEFAULTS: Required<LiveMigrationTuning> = {
+  downtimeLimitMs: 20,
+  maxBandwidthBytesPerSecond: 1024 * 1024 * 1024,
+  autoConverge: true,
+  paceBandwidth: true,
+  setupTimeoutMs: 60_000,
+  resumeTimeoutMs: 10_000,
+};
 
 export type MigrationQmp = Pick<QmpClient, 'execute' | 'waitForEvent' | 'onEvent'>;
 

@@ -54,14 +54,9 @@ import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { migrateInCold, migrateOutCold } from './cold-migration.ts';
 import { GuestMonitors } from './guest-monitors.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
-import {
-  LIVE_DEFAULTS,
-  type LiveMigrationTuning,
-  migrateOutLive,
-  receiveMigration,
-} from './live-migration.ts';
+import { migrateOutLive, receiveMigration } from './live-migration.ts';
 import { migrationHost } from './migration-host.ts';
-import { resumeAfterMigration } from './migration-monitor.ts';
+import { LIVE_DEFAULTS, type LiveMigrationTuning, resumeAfterMigration } from './migration-monitor.ts';
 import { prepareVm } from './prepare-vm.ts';
 import { probeQemu } from './probe-qemu.ts';
 import type { Accel } from './qemu-command.ts';
@@ -96,7 +91,7 @@ export interface QemuDriverInit {
   logRotation?: LogRotation;
   /** UEFI firmware code (disk boot with firmware: uefi). Default: Debian's OVMF when installed. */
   uefiCode?: string;
-  /** Live migration tuning (live-migration.ts has the defaults). */
+  /** Live migration tuning (migration-monitor.ts has the defaults). */
   migration?: LiveMigrationTuning;
 }
 
