@@ -193,14 +193,20 @@ describe.skipIf(!qemu.usable)('QEMU live migration', { timeout: 6 * BOOT_MS }, (
     await waitForBody(urlOf(info), 'count=', BOOT_MS);
     const before = await httpGet(urlOf(info));
 
-    // The destination's QEMU is killed as soon as it runs.
+    // The destination's QEMU is killed at the source's first progress report: bytes are moving, so it
+    // runs (waiting for its pid to appear raced a quick move to its end under load).
     const { transport, incoming } = link();
-    const killer = (async () => {
-      await expect.poll(() => b.qemuPidOf(spec.id), { timeout: 30_000, interval: 20 }).toBeDefined();
-      process.kill((await b.qemuPidOf(spec.id))!, 'SIGKILL');
-    })();
+    let killer: Promise<void> | undefined;
     const [out, inn] = await Promise.allSettled([
-      a.migrateOut(spec.id, transport, { mode: 'live' }),
+      a.migrateOut(spec.id, transport, {
+        mode: 'live',
+        onProgress: () => {
+          killer ??= b.qemuPidOf(spec.id).then((pid) => {
+            if (pid === undefined) throw new Error('the destination has no QEMU while bytes move');
+            process.kill(pid, 'SIGKILL');
+          });
+        },
+      }),
       b.migrateIn(spec, incoming),
     ]);
     await killer;
