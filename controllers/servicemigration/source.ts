@@ -117,6 +117,7 @@ export async function transfer(c: SourceComponents, scope: MigrationScope, self:
   let bound: boolean | undefined;
   const commitAtSwitchover = async () => {
     bound = await commit(c, instance, target);
+    if (bound) c.log.info(`${key}: bound to host ${target} at the switchover; its copy there may run now`);
     if (!bound) throw new MigrationFailedError('InstanceNotFound', `${key} was deleted while it moved`);
   };
   let report: Awaited<ReturnType<Driver['migrateOut']>>;

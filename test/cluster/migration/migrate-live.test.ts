@@ -90,14 +90,14 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
     );
   }
 
-  /** What of the guest host `h` still has: its directory under vms/ and any QEMU process running it. */
-  function guestOn(h: ClusterHost): string[] {
+  /** What of the guest host `h` still has: its directory under vms/ and the processes running it (QEMU and its wrappers). */
+  function guestOn(h: ClusterHost): { dirs: string[]; procs: string[] } {
     const vms = join(h.dataDir, 'vms');
     const dirs = existsSync(vms) ? readdirSync(vms).filter((n) => n.includes('vm-web-1')) : [];
     const procs = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
       .split('\n')
       .filter((l) => /qemu-system/.test(l) && l.includes(h.dataDir));
-    return [...dirs, ...procs];
+    return { dirs, procs };
   }
 
   it(
@@ -128,6 +128,8 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
       expect(m.status).toMatchObject({ sourceHost: 'a', targetHost: 'b', mode: 'Live' });
       expect(m.status.downtimeMs).toBeGreaterThan(0);
       expect(m.status.bytesTransferred).toBeGreaterThan(0);
+      // The binding was the commit point, written inside the driver's switchover (not after it returned).
+      expect(a.stderr()).toMatch(/default\/vm-web-1: bound to host b at the switchover/);
       console.log(
         `live move of vm-web-1 (128 MiB, TCG) a → b over the cluster link: downtimeMs ${m.status.downtimeMs}, ` +
           `${m.status.bytesTransferred} bytes, xenosctl migrate --wait took ${tookMs} ms ` +
@@ -143,8 +145,14 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
       expect(fromB.boot).toBe(first.boot);
       expect(fromB.count).toBe(there.count + 1);
 
-      await waitFor(() => guestOn(a).length === 0, 'nothing of vm-web-1 left on a', 60_000);
-      expect(guestOn(b).length).toBeGreaterThan(0);
+      await waitFor(
+        () => guestOn(a).dirs.length + guestOn(a).procs.length === 0,
+        'nothing of vm-web-1 left on a',
+        60_000,
+      );
+      // The same probe finds the guest where it runs now (so the one on a can fail).
+      expect(guestOn(b).dirs).toHaveLength(1);
+      expect(guestOn(b).procs.length).toBeGreaterThan(0);
     },
     8 * 60_000,
   );
