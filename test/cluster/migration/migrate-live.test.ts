@@ -6,7 +6,15 @@
 // during a live move hits the open crash described in src/drivers/qemu/README.md).
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +36,7 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
   // machine from making a host look gone (the planner refuses a target it does not see live).
   const cluster = new TestCluster({ hostTimeout: '10s' });
   const dir = mkdtempSync(join(tmpdir(), 'xenos-migrate-live-'));
+  const gate = (h: string) => join(dir, `gate-${h}`);
   let a: ClusterHost;
   let b: ClusterHost;
 
@@ -50,8 +59,9 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
       instance.replace('  driver: qemu\n', '  driver: qemu\n  host: a\n'),
     );
     const args = ['--driver', 'qemu'];
-    a = await cluster.startHost('a', { args });
-    b = await cluster.startHost('b', { join: a.addrs, args });
+    for (const h of ['a', 'b']) mkdirSync(gate(h));
+    a = await cluster.startHost('a', { args, migrationGate: gate('a') });
+    b = await cluster.startHost('b', { join: a.addrs, args, migrationGate: gate('b') });
     await waitFor(
       async () => (await cluster.hostNames(a)).length === 2 && (await cluster.hostNames(b)).length === 2,
       'both hosts to see each other',
@@ -156,6 +166,32 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
       // The same probe finds the guest where it runs now (so the one on a can fail).
       expect(guestOn(b).dirs).toHaveLength(1);
       expect(guestOn(b).procs.length).toBeGreaterThan(0);
+    },
+    8 * 60_000,
+  );
+  it(
+    'the link cut right after the commit: the target runs the guest on seeing the binding',
+    async () => {
+      const before = await answer(b, 'b');
+      // b is the source now: its `go` to a is dropped and the control stream reset (migration-gate.ts).
+      writeFileSync(join(gate('b'), 'cut-go'), '');
+      await waitFor(async () => (await cluster.hostReady(b, 'a')) === 'True', 'host a Ready as b sees it');
+      const moved = await ctl(
+        b,
+        ['migrate', 'vm-web-1', 'a', '--mode', 'live', '--wait', '--timeout', '5m'],
+        6 * 60_000,
+      );
+      expect(existsSync(join(gate('b'), 'cut')), 'the gate cut the go').toBe(true);
+      expect(moved.code, `${moved.stdout}\n${moved.stderr}`).toBe(0);
+      expect(b.stderr()).toMatch(/default\/vm-web-1: bound to host a at the switchover/);
+      const back = await answer(b, 'a');
+      expect(back.boot).toBe(before.boot);
+      expect(back.count).toBe(before.count + 1);
+      await waitFor(
+        () => guestOn(b).dirs.length + guestOn(b).procs.length === 0,
+        'nothing of vm-web-1 left on b',
+        60_000,
+      );
     },
     8 * 60_000,
   );
