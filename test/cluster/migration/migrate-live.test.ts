@@ -2,8 +2,10 @@
 // template and one instance on host a, its service reached through its endpoint, then `xenosctl migrate
 // vm-web-1 b --mode live --wait` (the real CLI). The guest must arrive with its memory: the same boot id
 // and its request count continued, reached through the endpoint on b, the ServiceMigration Succeeded with
-// the pause measured, and nothing of it left on a. The guest is kept idle during the move (a guest busy
-// during a live move hits the open crash described in src/drivers/qemu/README.md).
+// the pause measured, and nothing of it left on a. Then back to a with the link cut right after the
+// commit (the source's `go` never arrives): the target runs the guest once it sees the binding. The guest
+// is kept idle during the moves (a guest busy during a live move hits the open crash described in
+// src/drivers/qemu/README.md).
 
 import { execFileSync } from 'node:child_process';
 import {
