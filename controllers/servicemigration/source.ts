@@ -1,12 +1,15 @@
 // The source's side of a migration, once it is planned: wait for the target to hold the template's base
 // image, then move the domain with the driver's migrateOut over the cluster transport, and commit or
-// roll back. The commit point is ONE write: the instance's binding (spec.host → target), made only after
-// the target's driver said the domain runs there; then the source's stopped copy is destroyed. Before it,
+// roll back. The commit point is ONE write: the instance's binding (spec.host → target). A live driver
+// makes it through its `commit` hook at the switchover (the source's copy stopped for good, the target
+// holding all state, its copy not yet running); a cold one returns once the target's copy runs, and the
+// write follows. Then the source's stopped copy is destroyed. Before it,
 // any failure — the link, the target, a timeout, this xenosd stopping — writes Failed first (so the
 // target removes its copy) and then starts the source's copy again. A source xenosd that restarts and
 // finds a Running migration of its own it no longer drives settles it from the store: bound to the
 // target → Succeeded (and the local copy goes); not bound → Failed, and its own copy runs again.
 
+import { MigrationFailedError } from '../../src/cluster/migration/errors.ts';
 import type { LocalMigrations } from '../../src/cluster/migration/local-migrations.ts';
 import type { Driver, MigrationProgress, MigrationTransport } from '../../src/drivers/driver.ts';
 import type { Log } from '../../src/log/logger.ts';
@@ -109,6 +112,14 @@ export async function transfer(c: SourceComponents, scope: MigrationScope, self:
   );
   const signal = AbortSignal.any([scope.signal, watch.signal, AbortSignal.timeout(timeoutMsOf(m))]);
   const progress = progressWriter(scope);
+  // A live driver calls the commit at its switchover (both copies paused, the target holding all state),
+  // so the binding is written before the target's copy runs; a cold driver never calls it.
+  let bound: boolean | undefined;
+  const commitAtSwitchover = async () => {
+    bound = await commit(c, instance, target);
+    if (bound) c.log.info(`${key}: bound to host ${target} at the switchover; its copy there may run now`);
+    if (!bound) throw new MigrationFailedError('InstanceNotFound', `${key} was deleted while it moved`);
+  };
   let report: Awaited<ReturnType<Driver['migrateOut']>>;
   try {
     const peerId = hostNamed(c.store, target)?.status?.peerId ?? '';
@@ -116,8 +127,19 @@ export async function transfer(c: SourceComponents, scope: MigrationScope, self:
       mode,
       signal,
       onProgress: progress.report,
+      commit: commitAtSwitchover,
     });
   } catch (err) {
+    if (bound === true) {
+      // Committed: the target runs it whatever happened after; never start the source's copy again.
+      c.log.warn(
+        { err },
+        `${key}: moved to ${target}, but the driver failed after the commit: ${(err as Error).message}`,
+      );
+      await settleCommitted(c, scope, instance, target, {});
+      return;
+    }
+    if (bound === false) return settleDeleted(c, scope, instance);
     const why = signal.aborted ? (signal.reason as Error) : (err as Error);
     const reason = scope.signal.aborted
       ? 'SourceStopping'
@@ -134,12 +156,19 @@ export async function transfer(c: SourceComponents, scope: MigrationScope, self:
     watch.stop();
     progress.stop();
   }
-  if (await commit(c, instance, target)) {
+  if (bound ?? (await commit(c, instance, target))) {
     await settleCommitted(c, scope, instance, target, report);
     return;
   }
-  // Deleted while it moved: no copy of it may stay (the target removes its own when it sees this).
-  await c.driver.destroy(id, { signal: AbortSignal.timeout(60_000) }).catch(() => {});
+  await settleDeleted(c, scope, instance);
+}
+
+/** Deleted while it moved: no copy of it may stay (the target removes its own when it sees this). */
+async function settleDeleted(c: SourceComponents, scope: MigrationScope, instance: ServiceInstance) {
+  const key = keyOf(instance);
+  await c.driver
+    .destroy(domainIdOfInstance(instance), { signal: AbortSignal.timeout(60_000) })
+    .catch(() => {});
   c.migrations.end(key);
   scope.status(failed('InstanceNotFound', `${key} was deleted while it moved`, scope.generation));
 }

@@ -2,7 +2,9 @@
 // swarm when it sees a migration addressed to it. During: it accepts the streams only of a Running
 // ServiceMigration its store holds that names it as target, from the peer key of the host the instance
 // is bound to (waiting a bounded time for replication), and hands them to the driver's migrateIn. After:
-// its copy runs but is not yet the instance's — it waits for the commit (the binding to this host), then
+// the driver gets a `committed` promise, resolved once the instance is bound here, so a live copy runs on
+// the source's word or on the binding if the link broke right after the commit. Then the copy runs but
+// may not yet be the instance's (cold) — it waits for the commit (the binding to this host), then
 // hands the domain to the ServiceInstance controller as one that arrived; a Failed migration (or none
 // within the fence) means the copy is not wanted: removed when Failed, stopped and kept until the
 // migration is settled when nothing came. A Failed migration whose copy is still here (this xenosd was
@@ -109,13 +111,17 @@ export class MigrationTarget {
     const id = domainIdOfInstance(instance);
     if (!migrations.begin(key, 'in', req.migration.uid)) throw new Error(`${key} is already moving`);
     let arrived = false;
+    // Watched from the start: a live driver runs its copy on the source's word OR on the binding, in case
+    // the link broke right after the source committed.
+    const watching = new AbortController();
+    const committed = this.#bound(req.migration, key, watching.signal);
     try {
       // A source that goes silent (a partition, no reset) ends the receive without waiting for TCP.
       const source = watchPeer(this.#c.isLive, instance.spec?.host ?? '');
       const signal = AbortSignal.any([req.signal, source.signal, AbortSignal.timeout(timeoutMsOf(m))]);
       try {
         const spec = await migrations.hooks.domainFor(instance, signal);
-        await driver.migrateIn(spec, req.incoming, { signal });
+        await driver.migrateIn(spec, req.incoming, { signal, committed });
       } catch (err) {
         await this.#remove(m, id, `receiving failed: ${(err as Error).message}`);
         throw err;
@@ -134,6 +140,7 @@ export class MigrationTarget {
         await driver.stopDomain(id, { signal: AbortSignal.timeout(60_000) }).catch(() => {});
       }
     } finally {
+      watching.abort();
       migrations.end(key, { arrived });
     }
   };
@@ -143,19 +150,28 @@ export class MigrationTarget {
     const m = migrationOf(this.#c.store, ref);
     const fence = this.#init.fenceMs ?? (m ? timeoutMsOf(m) : 60_000);
     const never = new AbortController().signal;
-    const outcome = await poll(
-      () => {
-        const now = migrationOf(this.#c.store, ref);
-        const instance = now && instanceOf(this.#c.store, now);
-        if (!now || !instance || keyOf(instance) !== key) return 'failed' as const;
-        if (instance.spec?.host === this.#init.hostName) return 'bound' as const;
-        if (now.status?.phase === 'Failed') return 'failed' as const;
-        return undefined;
-      },
-      fence,
-      never,
-    );
+    const outcome = await poll(() => this.#settled(ref, key), fence, never);
     return outcome ?? 'fenced';
+  }
+
+  /** Resolves once the instance is bound to this host; never resolves if the migration fails or is gone
+   *  first, or `signal` ends the watch. */
+  #bound(ref: MigrationRef, key: string, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      poll(() => this.#settled(ref, key), Number.POSITIVE_INFINITY, signal).then((outcome) => {
+        if (outcome === 'bound') resolve();
+      });
+    });
+  }
+
+  /** What the store says of a received migration: bound here, failed (or gone), or undecided. */
+  #settled(ref: MigrationRef, key: string): 'bound' | 'failed' | undefined {
+    const now = migrationOf(this.#c.store, ref);
+    const instance = now && instanceOf(this.#c.store, now);
+    if (!now || !instance || keyOf(instance) !== key) return 'failed';
+    if (instance.spec?.host === this.#init.hostName) return 'bound';
+    if (now.status?.phase === 'Failed') return 'failed';
+    return undefined;
   }
 
   /** Removes this host's copy of the instance — only while the instance is bound elsewhere. */

@@ -2,7 +2,9 @@
 // the source's MigrationTransport so that, while DIR/armed exists, each stream stops writing once
 // HOLD_AFTER bytes went through, writes DIR/held (the test now knows the transfer is midway) and waits —
 // abortably, the migration's own signal or a reset of its stream ends the wait — until DIR/release
-// exists. Wired by xenosd-with-faults.ts (--migration-gate DIR); xenosd itself has no such hook.
+// exists. While DIR/cut-go exists, a live move's `go` on its control stream is dropped and that stream
+// reset instead (DIR/cut written): the link breaks right after the source committed, before the target
+// heard so. Wired by xenosd-with-faults.ts (--migration-gate DIR); xenosd itself has no such hook.
 
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +22,10 @@ async function held(dir: string, label: string, signal: AbortSignal): Promise<vo
   }
 }
 
+function cutsGo(dir: string, label: string, chunk: Buffer): boolean {
+  return label === 'control' && existsSync(join(dir, 'cut-go')) && chunk.includes('"type":"go"');
+}
+
 /** `inner` behind a gate on its writes (reads pass straight through). */
 function gated(inner: Duplex, dir: string, label: string): Duplex {
   let sent = 0;
@@ -30,6 +36,13 @@ function gated(inner: Duplex, dir: string, label: string): Duplex {
       inner.resume();
     },
     write(chunk: Buffer, _enc, callback) {
+      if (cutsGo(dir, label, chunk)) {
+        writeFileSync(join(dir, 'cut'), label);
+        const err = new Error('the migration gate cut the control stream at go');
+        callback(err);
+        outer.destroy(err);
+        return;
+      }
       const wait =
         sent >= HOLD_AFTER && existsSync(join(dir, 'armed'))
           ? held(dir, label, stop.signal)
