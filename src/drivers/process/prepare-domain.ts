@@ -87,7 +87,21 @@ export async function prepareDomainFiles(
       },
     );
   }
-  const rec: DomainRecord = {
+  const rec = preparedRecord(spec, digest, existing, disk);
+  await ensureIdentity(rec, paths, true, sandbox);
+  await writeRecord(paths, rec);
+  return rec;
+}
+
+/** The record of a domain just prepared from `digest`, keeping what an earlier record of it held (its host
+ *  ports, restarts, run and uid). Both drivers write it. */
+export function preparedRecord(
+  spec: DomainSpec,
+  digest: string,
+  existing: DomainRecord | undefined,
+  disk: DomainRecord['disk'],
+): DomainRecord {
+  return {
     version: 1,
     spec,
     preparedDigest: digest,
@@ -98,32 +112,41 @@ export async function prepareDomainFiles(
     identity: existing?.identity,
     disk,
   };
-  await ensureIdentity(rec, paths, true, sandbox);
-  await writeRecord(paths, rec);
-  return rec;
 }
 
-/** Gives the domain its own uid (root mode) and its rootfs to that uid: when the rootfs is new, or the
- *  domain has no uid yet (made unsandboxed, or moved here from another host). */
-export async function ensureIdentity(
+/** Gives the domain its own uid (root mode) and `owned` (its files) to that uid: when they are new, or the
+ *  domain has no uid yet (made unsandboxed, or moved here from another host). `then` runs after the chown
+ *  (the QEMU driver takes its monitor directory back). Both drivers use it. */
+export async function giveOwnUid(
+  rec: DomainRecord,
+  dir: string,
+  owned: string,
+  fresh: boolean,
+  sandbox: Sandbox | undefined,
+  then?: () => Promise<unknown>,
+): Promise<void> {
+  if (sandbox?.mode !== 'uid') return;
+  const had = rec.identity;
+  rec.identity = await sandbox.identityFor(dir, rec.spec.id);
+  if (!fresh && had?.uid === rec.identity?.uid) return;
+  try {
+    await chownTree(owned, rec.identity!);
+    await then?.();
+  } catch (err) {
+    throw new PrepareError(
+      rec.spec.id,
+      `giving its files to uid ${rec.identity!.uid}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
+/** The process driver's use of giveOwnUid: its rootfs. */
+export function ensureIdentity(
   rec: DomainRecord,
   paths: DomainPaths,
   freshRootfs: boolean,
   sandbox: Sandbox | undefined,
 ): Promise<void> {
-  if (sandbox?.mode !== 'uid') return;
-  const had = rec.identity;
-  rec.identity = await sandbox.identityFor(paths.dir, rec.spec.id);
-  if (!freshRootfs && had?.uid === rec.identity?.uid) return;
-  try {
-    await chownTree(paths.rootfs, rec.identity!);
-  } catch (err) {
-    throw new PrepareError(
-      rec.spec.id,
-      `giving its files to uid ${rec.identity!.uid}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
-  }
+  return giveOwnUid(rec, paths.dir, paths.rootfs, freshRootfs, sandbox);
 }

@@ -13,8 +13,9 @@ import type { DiskReport, DomainSpec } from '../driver.ts';
 import { DiskImageError, InvalidDomainSpecError, PrepareError } from '../errors.ts';
 import { type DomainRecord, readRecord, recordText, writeRecord } from '../process/domain-record.ts';
 import { domainAlive } from '../process/domain-state.ts';
+import { giveOwnUid, preparedRecord } from '../process/prepare-domain.ts';
 import { createQcow2Overlay, detectBaseFormat } from '../qcow2-overlay.ts';
-import { chownTree, type Sandbox } from '../sandbox/sandbox.ts';
+import type { Sandbox } from '../sandbox/sandbox.ts';
 import { sealMonitorDir } from './monitor-dir.ts';
 import type { VmDisk } from './qemu-command.ts';
 import { resolveVmImage, type VmImage, type VmPaths } from './vm-layout.ts';
@@ -163,44 +164,21 @@ export async function prepareVm(
       },
     );
   }
-  const rec: DomainRecord = {
-    version: 1,
-    spec,
-    preparedDigest: digest,
-    preparedAt: new Date().toISOString(),
-    ports: existing?.ports ?? {},
-    restartCount: existing?.restartCount ?? 0,
-    run: existing?.run,
-    identity: existing?.identity,
-    disk,
-  };
+  const rec = preparedRecord(spec, digest, existing, disk);
   await ensureVmIdentity(rec, paths, true, sandbox);
   await writeRecord(paths, rec);
   return rec;
 }
 
-/** Gives the domain its own uid (root mode) and vm/ to it: when its files are new or its uid changed. */
-export async function ensureVmIdentity(
+/** Gives the domain its own uid (root mode) and vm/ to it: when its files are new or its uid changed; a
+ *  running QEMU's monitor directory stays root's (monitor-dir.ts). */
+export function ensureVmIdentity(
   rec: DomainRecord,
   paths: VmPaths,
   fresh: boolean,
   sandbox: Sandbox | undefined,
 ): Promise<void> {
-  if (sandbox?.mode !== 'uid') return;
-  const had = rec.identity;
-  rec.identity = await sandbox.identityFor(paths.dir, rec.spec.id);
-  if (!fresh && had?.uid === rec.identity?.uid) return;
-  try {
-    await chownTree(paths.vm, rec.identity!);
-    // A running QEMU's monitor directory stays root's (monitor-dir.ts).
-    await sealMonitorDir(paths.qmpSocket, rec.identity, rec.spec.id).catch(() => {});
-  } catch (err) {
-    throw new PrepareError(
-      rec.spec.id,
-      `giving its files to uid ${rec.identity!.uid}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
-  }
+  return giveOwnUid(rec, paths.dir, paths.vm, fresh, sandbox, () =>
+    sealMonitorDir(paths.qmpSocket, rec.identity, rec.spec.id).catch(() => {}),
+  );
 }
