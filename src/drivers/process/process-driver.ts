@@ -11,9 +11,8 @@
 // (exec-in-domain.ts), cold migration (cold-migration.ts).
 
 import { execFile } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { type Log, silentLogger } from '../../log/logger.ts';
 import type {
   DomainInfo,
   DomainSpec,
@@ -32,68 +31,37 @@ import type {
   SignalOptions,
   StopOptions,
 } from '../driver.ts';
-import { DOMAIN_ID_PATTERN } from '../driver.ts';
-import { DomainNotFoundError, InvalidDomainSpecError } from '../errors.ts';
-import { HostLeases } from '../host-leases.ts';
-import { KeyedLock } from '../keyed-lock.ts';
+import { DomainNotFoundError } from '../errors.ts';
 import { streamLogFiles } from '../log-files.ts';
-import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
-import { type CgroupMode, Cgroups } from './cgroup.ts';
 import { type MigrationHost, migrateIn, migrateOut } from './cold-migration.ts';
 import type { DiskModeChoice } from './disk-modes.ts';
-import {
-  DomainPaths,
-  type DomainRecord,
-  domainIdsIn,
-  readAllRecords,
-  readRecord,
-  writeRecord,
-} from './domain-record.ts';
+import { DomainHost, type DomainHostComponents, type DomainHostOptions } from './domain-host.ts';
+import { DomainPaths, type DomainRecord, readAllRecords, readRecord, writeRecord } from './domain-record.ts';
 import { describeDomain, domainAlive } from './domain-state.ts';
 import { execInDomain } from './exec-in-domain.ts';
-import { diskCondition, hostConditionsOf } from './host-conditions.ts';
-import { reapAllInterruptedLaunches } from './interrupted-launch.ts';
+import { diskCondition } from './host-conditions.ts';
 import { launchDomain } from './launch-domain.ts';
-import { PortBook } from './port-book.ts';
 import { type DiskContext, diskContext, ensureIdentity, prepareDomainFiles } from './prepare-domain.ts';
 import { CLOCK_TICKS_PER_SECOND, readStat, residentBytes } from './proc.ts';
 import { descendants } from './process-tree.ts';
 import { removeRootfs } from './rootfs.ts';
 import { stopDomainTree } from './stop-domain.ts';
-import { DEFAULT_LOG_ROTATION, type LogRotation } from './supervisor.ts';
 
 const runFile = promisify(execFile);
 
-export interface ProcessDriverComponents {
-  log?: Log;
-  /** Machine-wide uid and port leases. Default: the machine's (see host-leases.ts). */
-  leases?: HostLeases;
-}
+export type ProcessDriverComponents = DomainHostComponents;
 
-export interface ProcessDriverInit {
-  /** The coordinator's data directory; domains live in `<dataDir>/domains/<id>/`. */
-  dataDir: string;
-  /** The address endpoints are advertised on. Default 127.0.0.1. */
-  advertiseAddress?: string;
-  /** The cgroup manager, or false to run domains without limits. Default: a manager on /sys/fs/cgroup. */
-  cgroups?: Cgroups | false;
-  /** The sandbox's options, or false to run domains unsandboxed (xenosd --unsafe-no-sandbox). */
-  sandbox?: SandboxInit | false;
+export interface ProcessDriverInit extends DomainHostOptions {
   /** Default grace between SIGTERM and SIGKILL. Default 10 s. */
   defaultGraceMs?: number;
-  /** How long to wait for a SIGKILLed tree to be gone. Default 5 s. */
-  killTimeoutMs?: number;
   /** PATH given to services. Default: the usual system directories. */
   path?: string;
-  /** Size-based rotation of the domains' stdout/stderr logs. Default 10 MiB, 3 rotated files kept. */
-  logRotation?: LogRotation;
   /** How domains' files are made from their image: `auto` (default) takes the best copy-on-write way the
    *  host allows (overlay, else reflink, else a plain copy); the others force a fallback. */
   diskMode?: DiskModeChoice;
 }
 
 const DEFAULT_GRACE_MS = 10_000;
-const DEFAULT_KILL_TIMEOUT_MS = 5_000;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export class ProcessDriver implements Driver {
@@ -105,19 +73,8 @@ export class ProcessDriver implements Driver {
     coldMigration: true,
   };
 
-  private readonly log: Log;
-  private readonly domainsDir: string;
-  private readonly advertiseAddress: string;
-  private readonly cgroups: Cgroups | undefined;
-  private readonly leases: HostLeases;
-  private readonly sandbox: Sandbox | undefined;
-  private readonly defaultGraceMs: number;
-  private readonly killTimeoutMs: number;
+  private readonly host: DomainHost;
   private readonly path: string;
-  private readonly rotation: LogRotation;
-  /** One operation at a time per domain within this process (start vs stop vs destroy). */
-  private readonly locks = new KeyedLock();
-  private readonly ports: PortBook;
   private conditions: HostConditionFact[] = [];
   /** What the conditions last said of the sandbox. */
   private sandboxUsable?: boolean;
@@ -125,33 +82,23 @@ export class ProcessDriver implements Driver {
   private readonly disks: DiskContext;
 
   constructor(components: ProcessDriverComponents, init: ProcessDriverInit) {
-    this.log = components.log ?? silentLogger.root;
-    this.domainsDir = `${init.dataDir.replace(/\/+$/, '')}/domains`;
-    this.advertiseAddress = init.advertiseAddress ?? '127.0.0.1';
-    this.cgroups = init.cgroups === false ? undefined : (init.cgroups ?? Cgroups.forDataDir(init.dataDir));
-    this.leases = components.leases ?? new HostLeases();
-    this.sandbox = init.sandbox === false ? undefined : new Sandbox({ leases: this.leases }, init.sandbox);
-    this.defaultGraceMs = init.defaultGraceMs ?? DEFAULT_GRACE_MS;
-    this.killTimeoutMs = init.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS;
+    this.host = new DomainHost(components, {
+      ...init,
+      folder: 'domains',
+      defaultGraceMs: init.defaultGraceMs ?? DEFAULT_GRACE_MS,
+    });
     this.path = init.path ?? DEFAULT_PATH;
-    this.rotation = init.logRotation ?? DEFAULT_LOG_ROTATION;
-    this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.domainsDir });
-    this.disks = diskContext(this.domainsDir, init.diskMode ?? 'auto');
+    this.disks = diskContext(this.host.dir, init.diskMode ?? 'auto');
   }
 
   async start(): Promise<void> {
-    await mkdir(this.domainsDir, { recursive: true, mode: 0o700 });
-    await reapAllInterruptedLaunches(this.domainsDir, await domainIdsIn(this.domainsDir), {
-      timeoutMs: this.killTimeoutMs,
-      log: this.log,
-    });
+    await this.host.start();
     await this.refreshConditions();
   }
 
   async stop(): Promise<void> {
     // Nothing runs in the background; domains are meant to outlive the coordinator.
-    this.leases.close();
-    await this.cgroups?.releaseIfEmpty();
+    await this.host.stop();
   }
 
   async probe(): Promise<ProbeResult> {
@@ -179,30 +126,17 @@ export class ProcessDriver implements Driver {
 
   /** Probes the sandbox (again, while it fails) and the cgroups, for hostConditions(). */
   private async refreshConditions(): Promise<void> {
-    const status = this.sandbox ? await this.sandbox.probe() : undefined;
-    this.sandboxUsable = status?.usable;
-    const mode: CgroupMode = this.cgroups
-      ? await this.cgroups.detect()
-      : { kind: 'none', reason: 'cgroups are turned off in this driver' };
-    this.conditions = [
-      ...hostConditionsOf(this.sandbox, status, mode),
-      diskCondition(await this.disks.modes(), this.disks.choice),
-    ];
+    const { sandbox, facts } = await this.host.conditions();
+    this.sandboxUsable = sandbox?.usable;
+    this.conditions = [...facts, diskCondition(await this.disks.modes(), this.disks.choice)];
   }
 
   private paths(id: string): DomainPaths {
-    if (!DOMAIN_ID_PATTERN.test(id)) {
-      throw new InvalidDomainSpecError(
-        id,
-        `must match ${DOMAIN_ID_PATTERN} (use domainIdFor(instance))`,
-        'id',
-      );
-    }
-    return new DomainPaths(this.domainsDir, id);
+    return new DomainPaths(this.host.dir, this.host.checkedId(id));
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    return this.locks.run(id, fn);
+    return this.host.withLock(id, fn);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -213,11 +147,11 @@ export class ProcessDriver implements Driver {
   }
 
   private prepareLocked(spec: DomainSpec, signal?: AbortSignal): Promise<DomainRecord> {
-    return prepareDomainFiles(this.paths(spec.id), spec, this.sandbox, this.disks, signal);
+    return prepareDomainFiles(this.paths(spec.id), spec, this.host.sandbox, this.disks, signal);
   }
 
   private ensureIdentity(rec: DomainRecord, paths: DomainPaths, freshRootfs: boolean): Promise<void> {
-    return ensureIdentity(rec, paths, freshRootfs, this.sandbox);
+    return ensureIdentity(rec, paths, freshRootfs, this.host.sandbox);
   }
 
   async startDomain(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
@@ -232,17 +166,17 @@ export class ProcessDriver implements Driver {
 
   private launch(rec: DomainRecord, paths: DomainPaths): Promise<DomainRecord> {
     return launchDomain(rec, paths, {
-      sandbox: this.sandbox,
+      sandbox: this.host.sandbox,
       sandboxChanged: async (usable) => {
         if (usable !== this.sandboxUsable) await this.refreshConditions();
       },
-      ports: this.ports,
-      cgroups: this.cgroups,
+      ports: this.host.ports,
+      cgroups: this.host.cgroups,
       path: this.path,
-      advertiseAddress: this.advertiseAddress,
-      rotation: this.rotation,
-      killTimeoutMs: this.killTimeoutMs,
-      log: this.log,
+      advertiseAddress: this.host.advertiseAddress,
+      rotation: this.host.rotation,
+      killTimeoutMs: this.host.killTimeoutMs,
+      log: this.host.log,
     });
   }
 
@@ -250,7 +184,7 @@ export class ProcessDriver implements Driver {
   // observe
 
   private describe(rec: DomainRecord): Promise<DomainInfo> {
-    return describeDomain(this.paths(rec.spec.id), rec, this.advertiseAddress);
+    return describeDomain(this.paths(rec.spec.id), rec, this.host.advertiseAddress);
   }
 
   async inspect(id: string): Promise<DomainInfo | undefined> {
@@ -259,8 +193,8 @@ export class ProcessDriver implements Driver {
   }
 
   async list(): Promise<DomainInfo[]> {
-    const records = await readAllRecords(this.domainsDir, (id, err) =>
-      this.log.warn(`domain ${id}: unreadable record, skipped: ${err.message}`),
+    const records = await readAllRecords(this.host.dir, (id, err) =>
+      this.host.log.warn(`domain ${id}: unreadable record, skipped: ${err.message}`),
     );
     return Promise.all(records.map((rec) => this.describe(rec)));
   }
@@ -281,11 +215,11 @@ export class ProcessDriver implements Driver {
 
   async *logs(id: string, options: LogOptions = {}): AsyncGenerator<LogChunk> {
     const paths = this.paths(id);
-    if (!(await readRecord(paths))) throw new DomainNotFoundError(id, this.domainsDir);
+    if (!(await readRecord(paths))) throw new DomainNotFoundError(id, this.host.dir);
     yield* streamLogFiles(
       [
-        { stream: 'stdout', path: paths.stdout, rotated: this.rotation.keep },
-        { stream: 'stderr', path: paths.stderr, rotated: this.rotation.keep },
+        { stream: 'stdout', path: paths.stdout, rotated: this.host.rotation.keep },
+        { stream: 'stderr', path: paths.stderr, rotated: this.host.rotation.keep },
       ],
       options,
     );
@@ -298,12 +232,12 @@ export class ProcessDriver implements Driver {
   ): Promise<ExecResult> {
     const paths = this.paths(id);
     const rec = await readRecord(paths);
-    if (!rec) throw new DomainNotFoundError(id, this.domainsDir);
+    if (!rec) throw new DomainNotFoundError(id, this.host.dir);
     return execInDomain(
       paths,
       rec,
       command,
-      { cgroups: this.cgroups, sandbox: this.sandbox, path: this.path },
+      { cgroups: this.host.cgroups, sandbox: this.host.sandbox, path: this.path },
       options,
     );
   }
@@ -316,7 +250,7 @@ export class ProcessDriver implements Driver {
       const paths = this.paths(id);
       const rec = await readRecord(paths);
       if (!rec) return undefined;
-      await this.stopLocked(paths, rec, options.graceMs ?? this.defaultGraceMs, options.signal);
+      await this.stopLocked(paths, rec, options.graceMs ?? this.host.defaultGraceMs, options.signal);
       return this.describe(rec);
     });
   }
@@ -331,7 +265,7 @@ export class ProcessDriver implements Driver {
       paths,
       rec,
       graceMs,
-      { cgroups: this.cgroups, killTimeoutMs: this.killTimeoutMs },
+      { cgroups: this.host.cgroups, killTimeoutMs: this.host.killTimeoutMs },
       signal,
     );
   }
@@ -341,13 +275,16 @@ export class ProcessDriver implements Driver {
       const paths = this.paths(id);
       const rec = await readRecord(paths).catch(() => undefined);
       if (rec) await this.stopLocked(paths, rec, 0, options.signal);
-      await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal: options.signal });
+      await this.host.cgroups?.removeWhenEmpty(id, {
+        timeoutMs: this.host.killTimeoutMs,
+        signal: options.signal,
+      });
       // Its own layer only: the image below an overlay is the host's shared, read-only cache.
       await removeRootfs(paths, options.signal);
       await rm(paths.dir, { recursive: true, force: true });
       await rm(`${paths.dir}.incoming`, { recursive: true, force: true });
-      this.leases.release(paths.dir);
-      await this.ports.forget(id);
+      this.host.leases.release(paths.dir);
+      await this.host.ports.forget(id);
     });
   }
 
@@ -368,10 +305,10 @@ export class ProcessDriver implements Driver {
 
   private migrationHost(): MigrationHost {
     return {
-      domainsDir: this.domainsDir,
+      domainsDir: this.host.dir,
       paths: (id) => this.paths(id),
       withLock: (id, fn) => this.withLock(id, fn),
-      stop: (paths, rec, signal) => this.stopLocked(paths, rec, this.defaultGraceMs, signal),
+      stop: (paths, rec, signal) => this.stopLocked(paths, rec, this.host.defaultGraceMs, signal),
       // The uid came from the source host's range: this host leases its own and gives the files to it.
       startMoved: async (rec, paths) => {
         await this.ensureIdentity(rec, paths, true);

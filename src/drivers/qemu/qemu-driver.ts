@@ -7,9 +7,8 @@
 // sandbox plan (launch-vm.ts), a polite stop through the guest's ACPI power button, the serial console
 // as the `console` log stream, and one QMP connection per running guest (qmp.ts). README.md says it all.
 
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { type Log, silentLogger } from '../../log/logger.ts';
 import type {
   DomainInfo,
   DomainSpec,
@@ -28,29 +27,15 @@ import type {
   SignalOptions,
   StopOptions,
 } from '../driver.ts';
-import { DOMAIN_ID_PATTERN } from '../driver.ts';
-import { DomainNotFoundError, InvalidDomainSpecError } from '../errors.ts';
-import { HostLeases } from '../host-leases.ts';
-import { KeyedLock } from '../keyed-lock.ts';
+import { DomainNotFoundError } from '../errors.ts';
 import { streamLogFiles } from '../log-files.ts';
-import { type CgroupMode, Cgroups } from '../process/cgroup.ts';
-import {
-  type DomainRecord,
-  domainIdsIn,
-  type RunRecord,
-  readAllRecords,
-  readRecord,
-} from '../process/domain-record.ts';
+import { DomainHost, type DomainHostComponents, type DomainHostOptions } from '../process/domain-host.ts';
+import { type DomainRecord, type RunRecord, readAllRecords, readRecord } from '../process/domain-record.ts';
 import { describeDomain, domainAlive } from '../process/domain-state.ts';
-import { hostConditionsOf } from '../process/host-conditions.ts';
-import { reapAllInterruptedLaunches } from '../process/interrupted-launch.ts';
 import { launchDomain } from '../process/launch-domain.ts';
-import { PortBook } from '../process/port-book.ts';
 import { CLOCK_TICKS_PER_SECOND, isAlive, residentBytes } from '../process/proc.ts';
 import { descendants } from '../process/process-tree.ts';
 import { stopDomainTree } from '../process/stop-domain.ts';
-import { DEFAULT_LOG_ROTATION, type LogRotation } from '../process/supervisor.ts';
-import { Sandbox, type SandboxInit } from '../sandbox/sandbox.ts';
 import { migrateInCold, migrateOutCold } from './cold-migration.ts';
 import { GuestMonitors } from './guest-monitors.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
@@ -63,21 +48,10 @@ import type { Accel } from './qemu-command.ts';
 import type { QmpClient } from './qmp.ts';
 import { VmPaths } from './vm-layout.ts';
 
-export interface QemuDriverComponents {
-  log?: Log;
-  /** Machine-wide uid and port leases. Default: the machine's (see ../host-leases.ts). */
-  leases?: HostLeases;
-}
+export type QemuDriverComponents = DomainHostComponents;
 
-export interface QemuDriverInit {
-  /** The coordinator's data directory; guests live in `<dataDir>/vms/<id>/`. */
-  dataDir: string;
-  /** The address port forwards listen on and endpoints name. Default 127.0.0.1. */
-  advertiseAddress?: string;
-  /** The cgroup manager, or false to run QEMU without cgroup limits. Default: one on /sys/fs/cgroup. */
-  cgroups?: Cgroups | false;
-  /** The sandbox's options, or false to run QEMU unsandboxed (xenosd --unsafe-no-sandbox). */
-  sandbox?: SandboxInit | false;
+/** Guests live in `<dataDir>/vms/<id>/`; port forwards listen on the advertised address. */
+export interface QemuDriverInit extends DomainHostOptions {
   /** The QEMU binary. Default `qemu-system-x86_64`. */
   binary?: string;
   /** Force an accelerator; default: KVM when the host has it, else TCG. */
@@ -85,10 +59,6 @@ export interface QemuDriverInit {
   /** Grace between the ACPI power button and the kill. Default 30 s (a guest shuts down slower than a
    *  process). */
   defaultGraceMs?: number;
-  /** How long to wait for a killed QEMU to be gone. Default 5 s. */
-  killTimeoutMs?: number;
-  /** Rotation of the console and QEMU's stderr. Default 10 MiB, 3 kept. */
-  logRotation?: LogRotation;
   /** UEFI firmware code (disk boot with firmware: uefi). Default: Debian's OVMF when installed. */
   uefiCode?: string;
   /** Live migration tuning (migration-monitor.ts has the defaults). */
@@ -96,7 +66,6 @@ export interface QemuDriverInit {
 }
 
 const DEFAULT_GRACE_MS = 30_000;
-const DEFAULT_KILL_TIMEOUT_MS = 5_000;
 const DEFAULT_UEFI_CODE = '/usr/share/OVMF/OVMF_CODE.fd';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -109,56 +78,36 @@ export class QemuDriver implements Driver {
     coldMigration: true,
   };
 
-  private readonly log: Log;
-  private readonly vmsDir: string;
-  private readonly advertiseAddress: string;
-  private readonly cgroups: Cgroups | undefined;
-  private readonly leases: HostLeases;
-  private readonly sandbox: Sandbox | undefined;
+  private readonly host: DomainHost;
   private readonly binary: string;
-  private readonly defaultGraceMs: number;
-  private readonly killTimeoutMs: number;
-  private readonly rotation: LogRotation;
   private readonly uefiCode: string;
-  private readonly ports: PortBook;
-  private readonly locks = new KeyedLock();
   private readonly monitors: GuestMonitors;
   private readonly tuning: Required<LiveMigrationTuning>;
   private accel?: Accel;
   private conditions: HostConditionFact[] = [];
 
   constructor(components: QemuDriverComponents, init: QemuDriverInit) {
-    this.log = components.log ?? silentLogger.root;
-    this.vmsDir = `${init.dataDir.replace(/\/+$/, '')}/vms`;
-    this.advertiseAddress = init.advertiseAddress ?? '127.0.0.1';
-    this.cgroups = init.cgroups === false ? undefined : (init.cgroups ?? Cgroups.forDataDir(init.dataDir));
-    this.leases = components.leases ?? new HostLeases();
-    this.sandbox = init.sandbox === false ? undefined : new Sandbox({ leases: this.leases }, init.sandbox);
+    this.host = new DomainHost(components, {
+      ...init,
+      folder: 'vms',
+      defaultGraceMs: init.defaultGraceMs ?? DEFAULT_GRACE_MS,
+    });
     this.binary = init.binary ?? 'qemu-system-x86_64';
     this.accel = init.accel;
-    this.defaultGraceMs = init.defaultGraceMs ?? DEFAULT_GRACE_MS;
-    this.killTimeoutMs = init.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS;
-    this.rotation = init.logRotation ?? DEFAULT_LOG_ROTATION;
     this.uefiCode = init.uefiCode ?? DEFAULT_UEFI_CODE;
-    this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.vmsDir });
-    this.monitors = new GuestMonitors({ log: this.log }, { paths: (id) => this.paths(id) });
+    this.monitors = new GuestMonitors({ log: this.host.log }, { paths: (id) => this.paths(id) });
     this.tuning = { ...LIVE_DEFAULTS, ...init.migration };
   }
 
   async start(): Promise<void> {
-    await mkdir(this.vmsDir, { recursive: true, mode: 0o700 });
-    await reapAllInterruptedLaunches(this.vmsDir, await domainIdsIn(this.vmsDir), {
-      timeoutMs: this.killTimeoutMs,
-      log: this.log,
-    });
+    await this.host.start();
     await this.refreshConditions();
   }
 
   async stop(): Promise<void> {
     // Guests keep running: only this process's monitor connections go.
     await this.monitors.closeAll();
-    this.leases.close();
-    await this.cgroups?.releaseIfEmpty();
+    await this.host.stop();
   }
 
   async probe(options: SignalOptions = {}): Promise<ProbeResult> {
@@ -178,13 +127,10 @@ export class QemuDriver implements Driver {
   }
 
   private async refreshConditions(): Promise<void> {
-    const status = this.sandbox ? await this.sandbox.probe() : undefined;
-    const mode: CgroupMode = this.cgroups
-      ? await this.cgroups.detect()
-      : { kind: 'none', reason: 'cgroups are turned off in this driver' };
+    const { facts } = await this.host.conditions('QEMU guests');
     const accel = await this.chosenAccel();
     this.conditions = [
-      ...hostConditionsOf(this.sandbox, status, mode, 'QEMU guests'),
+      ...facts,
       {
         type: 'GuestsHardwareAccelerated',
         status: accel === 'kvm' ? 'True' : 'False',
@@ -198,18 +144,11 @@ export class QemuDriver implements Driver {
   }
 
   private paths(id: string): VmPaths {
-    if (!DOMAIN_ID_PATTERN.test(id)) {
-      throw new InvalidDomainSpecError(
-        id,
-        `must match ${DOMAIN_ID_PATTERN} (use domainIdFor(instance))`,
-        'id',
-      );
-    }
-    return new VmPaths(this.vmsDir, id);
+    return new VmPaths(this.host.dir, this.host.checkedId(id));
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    return this.locks.run(id, fn);
+    return this.host.withLock(id, fn);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -217,14 +156,14 @@ export class QemuDriver implements Driver {
 
   prepare(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
     return this.withLock(spec.id, async () =>
-      this.describe(await prepareVm(this.paths(spec.id), spec, this.sandbox, options.signal)),
+      this.describe(await prepareVm(this.paths(spec.id), spec, this.host.sandbox, options.signal)),
     );
   }
 
   startDomain(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
     return this.withLock(spec.id, async () => {
       const paths = this.paths(spec.id);
-      const rec = await prepareVm(paths, spec, this.sandbox, options.signal);
+      const rec = await prepareVm(paths, spec, this.host.sandbox, options.signal);
       if (rec.run && (await domainAlive(paths, rec.run))) {
         await resumeAfterMigration(await this.qmp(spec.id, options), spec.id);
         return this.describe(rec);
@@ -244,15 +183,15 @@ export class QemuDriver implements Driver {
       () => undefined,
     );
     return launchDomain(rec, paths, {
-      sandbox: this.sandbox,
+      sandbox: this.host.sandbox,
       sandboxChanged: async () => this.refreshConditions(),
-      ports: this.ports,
-      cgroups: this.cgroups,
+      ports: this.host.ports,
+      cgroups: this.host.cgroups,
       path: PATH,
-      advertiseAddress: this.advertiseAddress,
-      rotation: this.rotation,
-      killTimeoutMs: this.killTimeoutMs,
-      log: this.log,
+      advertiseAddress: this.host.advertiseAddress,
+      rotation: this.host.rotation,
+      killTimeoutMs: this.host.killTimeoutMs,
+      log: this.host.log,
       plan: vmPlanner({ accel, binary: this.binary, uefiCode: uefi, incoming }),
       cgroupResources: vmCgroupResources,
     });
@@ -272,7 +211,7 @@ export class QemuDriver implements Driver {
 
   private async describe(rec: DomainRecord): Promise<DomainInfo> {
     const paths = this.paths(rec.spec.id);
-    const info = await describeDomain(paths, rec, this.advertiseAddress, {
+    const info = await describeDomain(paths, rec, this.host.advertiseAddress, {
       driver: 'qemu',
       guestPortInside: true,
     });
@@ -292,8 +231,8 @@ export class QemuDriver implements Driver {
   }
 
   async list(): Promise<DomainInfo[]> {
-    const records = await readAllRecords(this.vmsDir, (id, err) =>
-      this.log.warn(`domain ${id}: unreadable record, skipped: ${err.message}`),
+    const records = await readAllRecords(this.host.dir, (id, err) =>
+      this.host.log.warn(`domain ${id}: unreadable record, skipped: ${err.message}`),
     );
     return Promise.all(records.map((rec) => this.describe(rec)));
   }
@@ -329,11 +268,11 @@ export class QemuDriver implements Driver {
 
   async *logs(id: string, options: LogOptions = {}): AsyncGenerator<LogChunk> {
     const paths = this.paths(id);
-    if (!(await readRecord(paths))) throw new DomainNotFoundError(id, this.vmsDir);
+    if (!(await readRecord(paths))) throw new DomainNotFoundError(id, this.host.dir);
     yield* streamLogFiles(
       [
-        { stream: 'console', path: paths.console, rotated: this.rotation.keep },
-        { stream: 'stderr', path: paths.stderr, rotated: this.rotation.keep },
+        { stream: 'console', path: paths.console, rotated: this.host.rotation.keep },
+        { stream: 'stderr', path: paths.stderr, rotated: this.host.rotation.keep },
       ],
       options,
     );
@@ -347,7 +286,7 @@ export class QemuDriver implements Driver {
       const paths = this.paths(id);
       const rec = await readRecord(paths);
       if (!rec) return undefined;
-      await this.stopLocked(paths, rec, options.graceMs ?? this.defaultGraceMs, options.signal);
+      await this.stopLocked(paths, rec, options.graceMs ?? this.host.defaultGraceMs, options.signal);
       return this.describe(rec);
     });
   }
@@ -363,8 +302,8 @@ export class QemuDriver implements Driver {
       rec,
       graceMs,
       {
-        cgroups: this.cgroups,
-        killTimeoutMs: this.killTimeoutMs,
+        cgroups: this.host.cgroups,
+        killTimeoutMs: this.host.killTimeoutMs,
         // Grace 0 is a force: a paused guest (a migrated one) would not hear the button anyway.
         politeStop: (_paths, _run, grace, sig) =>
           grace > 0 ? this.monitors.powerButton(rec.spec.id, grace, sig) : Promise.resolve(),
@@ -383,11 +322,11 @@ export class QemuDriver implements Driver {
     const paths = this.paths(id);
     const rec = await readRecord(paths).catch(() => undefined);
     if (rec) await this.stopLocked(paths, rec, 0, signal);
-    await this.cgroups?.removeWhenEmpty(id, { timeoutMs: this.killTimeoutMs, signal });
+    await this.host.cgroups?.removeWhenEmpty(id, { timeoutMs: this.host.killTimeoutMs, signal });
     // Its own disks only: the image below the overlays is the host's shared, read-only cache.
     await rm(paths.dir, { recursive: true, force: true });
-    this.leases.release(paths.dir);
-    await this.ports.forget(id);
+    this.host.leases.release(paths.dir);
+    await this.host.ports.forget(id);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -397,11 +336,11 @@ export class QemuDriver implements Driver {
 
   private get migrationHost(): ReturnType<typeof migrationHost> {
     this.migrationParts ??= migrationHost({
-      vmsDir: this.vmsDir,
+      vmsDir: this.host.dir,
       paths: (id) => this.paths(id),
       withLock: (id, fn) => this.withLock(id, fn),
       destroyLocked: (id, signal) => this.destroyLocked(id, signal),
-      prepare: (paths, spec, signal) => prepareVm(paths, spec, this.sandbox, signal),
+      prepare: (paths, spec, signal) => prepareVm(paths, spec, this.host.sandbox, signal),
       launchIncoming: async (rec, paths, signal) => {
         this.monitors.forget(rec.spec.id);
         const launched = await this.launch(rec, paths, true);
