@@ -193,23 +193,24 @@ describe.skipIf(!qemu.usable)('QEMU live migration', { timeout: 6 * BOOT_MS }, (
     await waitForBody(urlOf(info), 'count=', BOOT_MS);
     const before = await httpGet(urlOf(info));
 
-    // The destination's QEMU is killed at the source's first progress report: bytes are moving, so it
-    // runs (waiting for its pid to appear raced a quick move to its end under load).
-    const { transport, incoming } = link();
-    let killer: Promise<void> | undefined;
+    // The destination's QEMU is killed, and gone, when the source opens the memory stream: it runs (it
+    // waits for that stream) and no memory has moved yet, so the move cannot have finished.
+    const { transport: link0, incoming } = link();
+    const transport: MigrationTransport = {
+      async open(label, options) {
+        if (label === 'memory') {
+          const pid = await b.qemuPidOf(spec.id);
+          if (pid === undefined) throw new Error('the destination has no QEMU when memory is to move');
+          process.kill(pid, 'SIGKILL');
+          await expect.poll(() => b.qemuPidOf(spec.id), { timeout: 10_000 }).toBeUndefined();
+        }
+        return link0.open(label, options);
+      },
+    };
     const [out, inn] = await Promise.allSettled([
-      a.migrateOut(spec.id, transport, {
-        mode: 'live',
-        onProgress: () => {
-          killer ??= b.qemuPidOf(spec.id).then((pid) => {
-            if (pid === undefined) throw new Error('the destination has no QEMU while bytes move');
-            process.kill(pid, 'SIGKILL');
-          });
-        },
-      }),
+      a.migrateOut(spec.id, transport, { mode: 'live' }),
       b.migrateIn(spec, incoming),
     ]);
-    await killer;
     expect(out.status).toBe('rejected');
     expect(inn.status).toBe('rejected');
     expect((await a.inspect(spec.id))?.state).toBe('running');

@@ -118,6 +118,8 @@ export async function migrateOutLive(
   const bridges: { label: string; bridge: Bridge }[] = [];
   let nbdServer: Server | undefined;
   let memoryServer: Server | undefined;
+  /** QEMU's connections to our sockets: a listener closes only once they are gone. */
+  const accepted = new Set<Socket>();
   const control = new ControlChannel(await transport.open(CONTROL_LABEL, { signal }));
   let committed = false;
   try {
@@ -144,8 +146,14 @@ export async function migrateOutLive(
     // Every connection QEMU makes to our sockets becomes one stream to the destination.
     const owner: Identity | undefined = rec!.identity;
     const tunnel = (label: string) => (socket: Socket) => {
+      accepted.add(socket);
+      socket.once('close', () => accepted.delete(socket));
       transport.open(label, { signal }).then(
-        (stream) => bridges.push({ label, bridge: bridge(socket, stream) }),
+        (stream) => {
+          // The move ended while this stream was being opened: nothing will read it.
+          if (socket.destroyed) stream.destroy();
+          else bridges.push({ label, bridge: bridge(socket, stream) });
+        },
         (err: Error) => {
           socket.destroy();
           monitor.abort(new Error(`opening a ${label} stream failed: ${err.message}`));
@@ -208,6 +216,8 @@ export async function migrateOutLive(
     throw new MigrationError(id, why.message, { cause: err });
   } finally {
     control.end();
+    // A connection whose stream was still being opened has no bridge to end it.
+    if (!committed) for (const socket of accepted) socket.destroy();
     await closeListener(nbdServer, `${paths.vm}/${NBD_SOCKET}`);
     await closeListener(memoryServer, `${paths.vm}/${MEMORY_SOCKET}`);
     if (!committed) for (const b of bridges) b.bridge.destroy();
@@ -325,7 +335,20 @@ async function migrateInLive(
       }
     })().catch(() => {});
     control.send({ type: 'ready' });
-    await goAhead(control, options);
+    // QEMU here ending, or failing the incoming migration, before the go is this move's end: waiting
+    // for a go would hold both sides (the source's migration waits on a stream nobody reads).
+    const lost = arrived.then(
+      (e) => {
+        if (e.data?.status !== 'completed')
+          throw new Error('the memory did not arrive whole (QEMU says failed)');
+        return new Promise<never>(() => {});
+      },
+      (err: Error) => {
+        throw new Error(`QEMU here ended before the go: ${err.message}`);
+      },
+    );
+    lost.catch(() => {});
+    await Promise.race([goAhead(control, options), lost]);
     const end = await arrived;
     if (end.data?.status !== 'completed')
       throw new Error('the memory did not arrive whole (QEMU says failed)');
