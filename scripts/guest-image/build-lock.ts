@@ -5,12 +5,10 @@
 // takes a POSIX (fcntl) lock that the kernel drops when the holder ends, however it ends, so a crashed
 // build never leaves a stale lock behind and no pid is trusted to tell who holds it.
 
-import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { tryExclusiveLock } from '../../src/daemon/data-dir-lock.ts';
 import { GuestBuildError } from './errors.ts';
 
-/** SQLITE_BUSY: another connection holds a conflicting lock. */
-const SQLITE_BUSY = 5;
 const POLL_MS = 250;
 
 export interface HeldLock {
@@ -26,18 +24,15 @@ export async function acquireBuildLock(
   const deadline = Date.now() + timeoutMs;
   let told = false;
   for (;;) {
-    const db = new DatabaseSync(path, { timeout: 0 });
+    let db: ReturnType<typeof tryExclusiveLock>;
     try {
-      db.exec('PRAGMA locking_mode = EXCLUSIVE');
-      db.exec('PRAGMA journal_mode = OFF');
-      db.exec('BEGIN EXCLUSIVE');
-      db.exec('COMMIT');
-      return { release: () => db.close() };
+      db = tryExclusiveLock(path);
     } catch (err) {
-      db.close();
-      if ((err as { errcode?: number }).errcode !== SQLITE_BUSY) {
-        throw new GuestBuildError(`cannot lock ${path}: ${(err as Error).message}`);
-      }
+      throw new GuestBuildError((err as Error).message);
+    }
+    if (db) {
+      const held = db;
+      return { release: () => held.close() };
     }
     if (Date.now() > deadline) {
       throw new GuestBuildError(`another guest build holds ${path} for over ${timeoutMs / 1000} s`);

@@ -28,6 +28,25 @@ export const HOLDER_FILE = 'xenosd.pid';
 /** SQLITE_BUSY: another connection holds a conflicting lock. */
 const SQLITE_BUSY = 5;
 
+/** Takes the lock file at `path` (the mechanism above) without waiting: the held connection (close it
+ *  to let go), or undefined when another connection holds it. Other failures throw. The guest-image
+ *  builder's lock is this one too. */
+export function tryExclusiveLock(path: string): DatabaseSync | undefined {
+  // timeout 0: fail at once instead of waiting for the holder.
+  const db = new DatabaseSync(path, { timeout: 0 });
+  try {
+    db.exec('PRAGMA locking_mode = EXCLUSIVE');
+    db.exec('PRAGMA journal_mode = OFF');
+    db.exec('BEGIN EXCLUSIVE');
+    db.exec('COMMIT');
+    return db;
+  } catch (err) {
+    db.close();
+    if ((err as { errcode?: number }).errcode === SQLITE_BUSY) return undefined;
+    throw new Error(`cannot lock ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 interface Holder {
   pid: number;
   /** Start time of the process in clock ticks after boot (Linux), to tell it from a recycled pid. */
@@ -46,19 +65,8 @@ export class DataDirLock {
 
   /** Takes the lock of `dataDir` (which must exist) or throws DataDirLockedError naming the holder. */
   static acquire(dataDir: string): DataDirLock {
-    const path = join(dataDir, LOCK_FILE);
-    // timeout 0: fail at once instead of waiting for the holder.
-    const db = new DatabaseSync(path, { timeout: 0 });
-    try {
-      db.exec('PRAGMA locking_mode = EXCLUSIVE');
-      db.exec('PRAGMA journal_mode = OFF');
-      db.exec('BEGIN EXCLUSIVE');
-      db.exec('COMMIT');
-    } catch (err) {
-      db.close();
-      if ((err as { errcode?: number }).errcode === SQLITE_BUSY) throw lockedError(dataDir);
-      throw new Error(`cannot lock ${path}: ${(err as Error).message}`, { cause: err });
-    }
+    const db = tryExclusiveLock(join(dataDir, LOCK_FILE));
+    if (!db) throw lockedError(dataDir);
     const lock = new DataDirLock(dataDir, db);
     const holder: Holder = {
       pid: process.pid,
