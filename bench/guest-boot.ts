@@ -7,16 +7,14 @@
 //
 //   node bench/guest-boot.ts [--runs 5]
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultGuestDir, ensureGuestImage } from '../scripts/guest-image/guest-image.ts';
-import { createOverlay, plainQemuArgs } from '../scripts/guest-image/qemu-command.ts';
 import { printFigure } from './lib/figures.ts';
+import { timePlainBoot } from './lib/plain-qemu-boot.ts';
 import { summarise } from './lib/stats.ts';
-import { until } from './lib/wait.ts';
 
 const BENCH = 'guest-boot';
 const BOUND_MS = 4000;
@@ -27,43 +25,21 @@ const image = defaultGuestDir();
 await ensureGuestImage({ dir: image, log: (l) => console.log(l) });
 const work = mkdtempSync(join(tmpdir(), 'xenos-bench-guest-'));
 
-async function bootOnce(kernel: string, run: number): Promise<number> {
-  const dir = join(work, `${kernel}-${run}`);
-  const consoleFile = `${dir}.console`;
-  const overlay = createOverlay(image, `${dir}.qcow2`);
-  const started = performance.now();
-  const qemu: ChildProcess = spawn(
-    'qemu-system-x86_64',
-    plainQemuArgs({
-      image,
-      kernel,
-      cmdline: 'console=ttyS0 xenos.name=bench',
-      overlay,
-      consoleFile,
-      qmpSocket: `${dir}.qmp`,
-    }),
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  const exited = new Promise((resolve) => qemu.once('exit', resolve));
-  try {
-    await until(
-      () => {
-        if (qemu.exitCode !== null) throw new Error(`QEMU exited with ${qemu.exitCode}`);
-        try {
-          return readFileSync(consoleFile, 'utf8').split(/\r?\n/).includes('ready');
-        } catch {
-          return false;
-        }
-      },
-      120_000,
-      `"ready" from the guest (${kernel})`,
-      10,
-    );
-    return performance.now() - started;
-  } finally {
-    qemu.kill('SIGKILL');
-    await exited;
-  }
+function bootOnce(kernel: string, run: number): Promise<number> {
+  return timePlainBoot({
+    image,
+    kernel,
+    prefix: join(work, `${kernel}-${run}`),
+    ready: (consoleFile) => {
+      try {
+        return readFileSync(consoleFile, 'utf8').split(/\r?\n/).includes('ready');
+      } catch {
+        return false;
+      }
+    },
+    label: `"ready" from the guest (${kernel})`,
+    intervalMs: 10,
+  });
 }
 
 const times: Record<string, number[]> = { vmlinux: [], vmlinuz: [] };

@@ -7,17 +7,16 @@
 //
 //   node bench/qemu-driver-boot.ts [--runs 5]
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultGuestDir, ensureGuestImage } from '../scripts/guest-image/guest-image.ts';
-import { createOverlay, plainQemuArgs } from '../scripts/guest-image/qemu-command.ts';
 import { domainIdFor } from '../src/drivers/driver.ts';
 import { QemuDriver } from '../src/drivers/qemu/qemu-driver.ts';
 import { printFigure } from './lib/figures.ts';
+import { timePlainBoot } from './lib/plain-qemu-boot.ts';
 import { summarise } from './lib/stats.ts';
 import { until } from './lib/wait.ts';
 
@@ -50,30 +49,14 @@ function freePort(): Promise<number> {
 }
 
 async function plainBoot(run: number): Promise<number> {
-  const dir = join(work, `plain-${run}`);
   const port = await freePort();
-  const overlay = createOverlay(image, `${dir}.qcow2`);
-  const started = performance.now();
-  const qemu: ChildProcess = spawn(
-    'qemu-system-x86_64',
-    plainQemuArgs({
-      image,
-      cmdline: 'console=ttyS0 xenos.name=bench',
-      overlay,
-      consoleFile: `${dir}.console`,
-      qmpSocket: `${dir}.qmp`,
-      httpPort: port,
-    }),
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  const exited = new Promise((resolve) => qemu.once('exit', resolve));
-  try {
-    await until(() => answers(`http://127.0.0.1:${port}/name`), 120_000, 'plain QEMU guest answers', 20);
-    return performance.now() - started;
-  } finally {
-    qemu.kill('SIGKILL');
-    await exited;
-  }
+  return timePlainBoot({
+    image,
+    prefix: join(work, `plain-${run}`),
+    httpPort: port,
+    ready: () => answers(`http://127.0.0.1:${port}/name`),
+    label: 'plain QEMU guest answers',
+  });
 }
 
 async function driverBoot(driver: QemuDriver, run: number): Promise<{ startMs: number; stopMs: number }> {
