@@ -1,13 +1,12 @@
 // Boots the demo guest with plain QEMU (no Xenos driver; scripts/guest-image/qemu-command.ts has the command line), for
 // the tests of the guest image itself: the console read from its file, the forwarded HTTP port found
-// through QMP, and a minimal line-by-line QMP client (enough for a few commands in a test).
+// through QMP (the driver's own QMP client).
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createOverlay, plainQemuArgs } from '../../scripts/guest-image/qemu-command.ts';
-import { until } from '../wait.ts';
+import { QmpClient } from '../../src/drivers/qemu/qmp.ts';
 
 export interface PlainGuest {
   process: ChildProcess;
@@ -59,26 +58,20 @@ export async function bootGuest(opts: BootOptions): Promise<PlainGuest> {
       return '';
     }
   };
-  let qmp: QmpLines | undefined;
+  let qmp: QmpClient | undefined;
   const stop = async (): Promise<void> => {
-    qmp?.close();
+    await qmp?.close();
     if (running) {
       qemu.kill('SIGKILL');
       await exited;
     }
   };
   try {
-    qmp = await until(
-      () => `QEMU's QMP socket ${qmpSocket} (stderr: ${stderr.trim()})`,
-      async () => {
-        if (!running) throw new Error(`QEMU exited: ${stderr.trim()}`);
-        return QmpLines.connect(qmpSocket);
-      },
-      { timeoutMs: 20_000, intervalMs: 50 },
-    );
-    await qmp.command('qmp_capabilities');
+    const gone = new AbortController();
+    void exited.then(() => gone.abort(new Error(`QEMU exited: ${stderr.trim()}`)));
+    qmp = await QmpClient.connect(qmpSocket, { timeoutMs: 20_000, signal: gone.signal });
     // The host port QEMU picked for the forward (hostfwd with port 0), from the user-mode network's table.
-    const table = String(await qmp.command('human-monitor-command', { 'command-line': 'info usernet' }));
+    const table = String(await qmp.execute('human-monitor-command', { 'command-line': 'info usernet' }));
     const forward = /HOST_FORWARD\]\s+\d+\s+127\.0\.0\.1\s+(\d+)\s+10\.0\.2\.15\s+80\b/.exec(table);
     if (!forward) throw new Error(`no host forward to the guest's port 80 in:\n${table}`);
     const guest = qmp;
@@ -86,66 +79,12 @@ export async function bootGuest(opts: BootOptions): Promise<PlainGuest> {
       process: qemu,
       httpPort: Number(forward[1]),
       console: readConsole,
-      qmp: (execute, args) => guest.command(execute, args),
+      qmp: (execute, args) => guest.execute(execute, args),
       exited,
       stop,
     };
   } catch (err) {
     await stop();
     throw err;
-  }
-}
-
-/** A minimal QMP client: one JSON object per line; events are skipped, replies come back in order. */
-class QmpLines {
-  #socket: Socket;
-  #buffer = '';
-  #waiting: Array<{ resolve: (v: unknown) => void; reject: (e: Error) => void }> = [];
-
-  private constructor(socket: Socket) {
-    this.#socket = socket;
-    socket.setEncoding('utf8').on('data', (d: string) => this.#onData(d));
-    socket.on('close', () => {
-      for (const w of this.#waiting.splice(0)) w.reject(new Error('the QMP connection closed'));
-    });
-  }
-
-  static async connect(path: string): Promise<QmpLines> {
-    const socket = createConnection(path);
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const client = new QmpLines(socket);
-    await new Promise((resolve, reject) => client.#waiting.push({ resolve, reject })); // the greeting
-    return client;
-  }
-
-  command(execute: string, args?: Record<string, unknown>): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      this.#waiting.push({ resolve, reject });
-      this.#socket.write(`${JSON.stringify({ execute, ...(args ? { arguments: args } : {}) })}\n`);
-    });
-  }
-
-  close(): void {
-    this.#socket.destroy();
-  }
-
-  #onData(data: string): void {
-    this.#buffer += data;
-    for (let nl = this.#buffer.indexOf('\n'); nl >= 0; nl = this.#buffer.indexOf('\n')) {
-      const line = this.#buffer.slice(0, nl).trim();
-      this.#buffer = this.#buffer.slice(nl + 1);
-      if (!line) continue;
-      const msg = JSON.parse(line) as {
-        QMP?: unknown;
-        return?: unknown;
-        error?: { desc: string };
-        event?: string;
-      };
-      if (msg.event) continue;
-      const w = this.#waiting.shift();
-      if (!w) continue;
-      if (msg.error) w.reject(new Error(`QMP: ${msg.error.desc}`));
-      else w.resolve(msg.QMP ?? msg.return);
-    }
   }
 }
