@@ -16,7 +16,7 @@ import type { IncomingMigrationRequest } from '../../src/cluster/migration/migra
 import type { MigrationRef } from '../../src/cluster/migration/protocol.ts';
 import type { Driver } from '../../src/drivers/driver.ts';
 import type { Log } from '../../src/log/logger.ts';
-import { SERVICE_MIGRATION } from '../../src/model/kinds.ts';
+import { HOST, SERVICE_INSTANCE, SERVICE_MIGRATION } from '../../src/model/kinds.ts';
 import type { ServiceMigration } from '../../src/model/service-migration.ts';
 import type { ReconcileResult } from '../../src/reconcile/controller.ts';
 import { keyOf } from '../../src/reconcile/keys.ts';
@@ -30,8 +30,6 @@ import {
   timeoutMsOf,
   watchPeer,
 } from './facts.ts';
-
-const POLL_MS = 50;
 
 export interface TargetComponents {
   store: Store;
@@ -51,13 +49,39 @@ export interface TargetInit {
   fenceMs?: number;
 }
 
-async function poll<T>(probe: () => T | undefined, ms: number, signal: AbortSignal): Promise<T | undefined> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined || Date.now() >= deadline || signal.aborted) return v;
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
+/** The kinds whose changes can settle what the target waits for (the migration, its instance, the
+ *  source's Host and its peer id). */
+const WATCHED = [SERVICE_MIGRATION.kind, SERVICE_INSTANCE.kind, HOST.kind] as const;
+
+/** `probe()`'s first value, asked now and again at every change of a watched kind in `store` (no timer
+ *  polling); undefined once `ms` pass or `signal` aborts first. */
+function untilStore<T>(
+  store: Store,
+  probe: () => T | undefined,
+  ms: number,
+  signal: AbortSignal,
+): Promise<T | undefined> {
+  const now = probe();
+  if (now !== undefined || signal.aborted) return Promise.resolve(now);
+  return new Promise((resolve) => {
+    const stops: (() => void)[] = [];
+    const finish = (v: T | undefined) => {
+      for (const stop of stops) stop();
+      resolve(v);
+    };
+    const check = () => {
+      const v = probe();
+      if (v !== undefined) finish(v);
+    };
+    for (const kind of WATCHED) stops.push(store.watch(kind, {}, check));
+    if (Number.isFinite(ms)) {
+      const timer = setTimeout(() => finish(probe()), ms);
+      stops.push(() => clearTimeout(timer));
+    }
+    const onAbort = () => finish(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    stops.push(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function migrationOf(store: Store, ref: MigrationRef): ServiceMigration | undefined {
@@ -79,7 +103,8 @@ export class MigrationTarget {
   authorize = async (ref: MigrationRef, peer: string, signal: AbortSignal): Promise<void> => {
     const self = this.#init.hostName;
     let why = `${ref.namespace}/${ref.name} (uid ${ref.uid}) is not in this host's store`;
-    const ok = await poll(
+    const ok = await untilStore(
+      this.#c.store,
       () => {
         const m = migrationOf(this.#c.store, ref);
         if (!m) return undefined;
@@ -150,7 +175,7 @@ export class MigrationTarget {
     const m = migrationOf(this.#c.store, ref);
     const fence = this.#init.fenceMs ?? (m ? timeoutMsOf(m) : 60_000);
     const never = new AbortController().signal;
-    const outcome = await poll(() => this.#settled(ref, key), fence, never);
+    const outcome = await untilStore(this.#c.store, () => this.#settled(ref, key), fence, never);
     return outcome ?? 'fenced';
   }
 
@@ -158,9 +183,11 @@ export class MigrationTarget {
    *  first, or `signal` ends the watch. */
   #bound(ref: MigrationRef, key: string, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
-      poll(() => this.#settled(ref, key), Number.POSITIVE_INFINITY, signal).then((outcome) => {
-        if (outcome === 'bound') resolve();
-      });
+      untilStore(this.#c.store, () => this.#settled(ref, key), Number.POSITIVE_INFINITY, signal).then(
+        (outcome) => {
+          if (outcome === 'bound') resolve();
+        },
+      );
     });
   }
 
