@@ -15,6 +15,7 @@
 // against the manifest before a byte is read. Requests are capped at 1 KiB and refused unless they parse.
 
 import { DIGEST_PATTERN } from '../../images/digest.ts';
+import { decodeJsonObject, encodeJsonFrame } from '../../p2p/json-frame.ts';
 
 export const IMAGE_PROTOCOL = '/xenos/image/1.0.0';
 export const MAX_REQUEST_BYTES = 1024;
@@ -54,23 +55,10 @@ export class ImageProtocolError extends Error {
 
 const MAX_INDEX = 2 ** 31 - 1;
 
-export function encodeFrame(value: unknown, max: number, what: string): Uint8Array {
-  const bytes = Buffer.from(JSON.stringify(value), 'utf8');
-  if (bytes.byteLength > max)
-    throw new ImageProtocolError(`${what} is ${bytes.byteLength} bytes, over the cap of ${max}`);
-  return bytes;
-}
+const protocolError = (message: string) => new ImageProtocolError(message);
 
-function decodeObject(bytes: Uint8Array, what: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    throw new ImageProtocolError(`${what} is not JSON`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new ImageProtocolError(`${what} is not a JSON object`);
-  return value as Record<string, unknown>;
+export function encodeFrame(value: unknown, max: number, what: string): Uint8Array {
+  return encodeJsonFrame(value, max, what, protocolError);
 }
 
 /** A request's shape, or ImageProtocolError naming what is wrong with it. */
@@ -79,7 +67,7 @@ export function parseRequest(bytes: Uint8Array): ImageRequest {
     throw new ImageProtocolError(
       `request of ${bytes.byteLength} bytes, over the cap of ${MAX_REQUEST_BYTES}`,
     );
-  const r = decodeObject(bytes, 'the request');
+  const r = decodeJsonObject(bytes, MAX_REQUEST_BYTES, 'the request', protocolError);
   const digest = r.digest;
   if (typeof digest !== 'string' || !DIGEST_PATTERN.test(digest))
     throw new ImageProtocolError('request: digest must be sha256:<64 lower-case hex>');
@@ -97,7 +85,7 @@ export function parseRequest(bytes: Uint8Array): ImageRequest {
 export function parseHeader(bytes: Uint8Array, maxLength: number, from: string): ReplyHeader {
   if (bytes.byteLength > MAX_HEADER_BYTES)
     throw new ImageProtocolError(`the answer of ${from} is over ${MAX_HEADER_BYTES} bytes`);
-  const h = decodeObject(bytes, `the answer of ${from}`);
+  const h = decodeJsonObject(bytes, MAX_HEADER_BYTES, `the answer of ${from}`, protocolError);
   if (h.ok === true) {
     const { manifest, length } = h;
     if (typeof manifest !== 'string' || !DIGEST_PATTERN.test(manifest))

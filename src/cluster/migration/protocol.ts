@@ -13,6 +13,7 @@
 // ServiceMigration naming it as target and the dialing peer is the key of the instance's host.
 
 import { DNS1123_SUBDOMAIN } from '../../model/names.ts';
+import { decodeJsonObject, encodeJsonFrame } from '../../p2p/json-frame.ts';
 
 export const MIGRATE_PROTOCOL = '/xenos/migrate/1.0.0';
 export const MAX_HEADER_BYTES = 1024;
@@ -58,25 +59,10 @@ export class MigrationProtocolError extends Error {
   }
 }
 
-export function encodeFrame(value: unknown, max: number, what: string): Uint8Array {
-  const bytes = Buffer.from(JSON.stringify(value), 'utf8');
-  if (bytes.byteLength > max)
-    throw new MigrationProtocolError(`${what} is ${bytes.byteLength} bytes, over the cap of ${max}`);
-  return bytes;
-}
+const protocolError = (message: string) => new MigrationProtocolError(message);
 
-function decodeObject(bytes: Uint8Array, max: number, what: string): Record<string, unknown> {
-  if (bytes.byteLength > max)
-    throw new MigrationProtocolError(`${what} is ${bytes.byteLength} bytes, over the cap of ${max}`);
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    throw new MigrationProtocolError(`${what} is not JSON`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new MigrationProtocolError(`${what} is not a JSON object`);
-  return value as Record<string, unknown>;
+export function encodeFrame(value: unknown, max: number, what: string): Uint8Array {
+  return encodeJsonFrame(value, max, what, protocolError);
 }
 
 const isName = (v: unknown): v is string =>
@@ -84,7 +70,7 @@ const isName = (v: unknown): v is string =>
 
 /** A stream header's shape, or MigrationProtocolError naming the field that is wrong. */
 export function parseHeader(bytes: Uint8Array): StreamHeader {
-  const h = decodeObject(bytes, MAX_HEADER_BYTES, 'the header');
+  const h = decodeJsonObject(bytes, MAX_HEADER_BYTES, 'the header', protocolError);
   const m = h.migration as Record<string, unknown> | undefined;
   if (typeof m !== 'object' || m === null) throw new MigrationProtocolError('header: migration is missing');
   if (!isName(m.namespace)) throw new MigrationProtocolError('header: migration.namespace is not a name');
@@ -99,7 +85,7 @@ export function parseHeader(bytes: Uint8Array): StreamHeader {
 }
 
 export function parseReply(bytes: Uint8Array, from: string): Reply {
-  const r = decodeObject(bytes, MAX_REPLY_BYTES, `the answer of ${from}`);
+  const r = decodeJsonObject(bytes, MAX_REPLY_BYTES, `the answer of ${from}`, protocolError);
   if (r.ok === true) return { ok: true };
   const e = r.error as { code?: unknown; message?: unknown } | undefined;
   if (e && REFUSAL_CODES.includes(e.code as RefusalCode) && typeof e.message === 'string')
