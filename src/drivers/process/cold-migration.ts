@@ -244,17 +244,48 @@ export async function readAnswer(stream: Duplex): Promise<MigrationAnswer> {
   }
 }
 
-/** Extracts the tar stream into `dir` (which must exist and be empty). */
+/** Extracts the tar stream into `dir` (which must exist and be empty). Tar may finish at the archive's end
+ *  marker before the stream's half-close arrives (a separate frame): what is left is drained, not an error,
+ *  and the stream stays open for the answer. A stream that breaks first kills tar. */
 export async function receiveDomainDir(stream: Duplex, dir: string, signal?: AbortSignal): Promise<void> {
   const tar = spawn('tar', ['-C', dir, '-xf', '-', '--no-same-owner'], {
     stdio: ['pipe', 'ignore', 'pipe'],
     signal,
   });
   const stderr = collectStderr(tar);
-  await settleBoth(tar, [
-    pipeline(stream, tar.stdin, { signal }),
-    tarExit(tar, `extracting into ${dir}`, stderr),
-  ]);
+  tar.stdin.on('error', () => {}); // a write after tar is done: tar's exit says how it went
+  // Copied by hand, not piped: a pipe stalls for good once tar is gone, and the rest must still drain.
+  let tarGone = false;
+  stream.on('data', (chunk: Buffer) => {
+    if (tarGone || tar.stdin.write(chunk)) return;
+    stream.pause();
+    tar.stdin.once('drain', () => stream.resume());
+  });
+  tar.on('close', () => {
+    tarGone = true;
+    stream.resume();
+  });
+  const ended = readableEnd(stream, signal).then(() => void tar.stdin.end());
+  await settleBoth(tar, [ended, tarExit(tar, `extracting into ${dir}`, stderr)]);
+}
+
+/** Resolves at the stream's readable end (its peer's half-close), not at its close, which waits for this
+ *  side's answer too; rejects if it errors or closes first. */
+async function readableEnd(stream: Duplex, signal?: AbortSignal): Promise<void> {
+  if (stream.readableEnded) return;
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  const onEnd = () => resolve();
+  const onError = (err: Error) => reject(err);
+  const onClose = () => reject(new Error('the stream closed before the whole archive came'));
+  const onAbort = () => reject(signal?.reason);
+  stream.once('end', onEnd).once('error', onError).once('close', onClose);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await promise;
+  } finally {
+    stream.off('end', onEnd).off('error', onError).off('close', onClose);
+    signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 export async function writeAnswer(stream: Duplex, answer: MigrationAnswer): Promise<void> {
