@@ -11,7 +11,7 @@ import { type LaunchContext, type LaunchPlan, sandboxedLaunch, writeToken } from
 import { DOMAIN_MOUNT, type SandboxPlan } from '../sandbox/bwrap-plan.ts';
 import { openMonitorDir } from './monitor-dir.ts';
 import { plannedDisks, withBaseFormats } from './prepare-vm.ts';
-import { type Accel, guestSize, qemuCommand } from './qemu-command.ts';
+import { type Accel, guestSize, memoryArgument, qemuCommand } from './qemu-command.ts';
 import { hostMounts, IMAGE_MOUNT, resolveVmImage, sandboxMounts, type VmPaths } from './vm-layout.ts';
 
 const MiB = 1024 * 1024;
@@ -68,7 +68,7 @@ export function vmPlanner(vm: VmLaunchOptions) {
     const { memoryMiB, vcpus } = guestSize(spec);
     const limits = (cgroup: LimitsReport): LimitsReport => ({
       enforced: true,
-      mechanism: `qemu -m ${memoryMiB}M -smp ${vcpus}${cgroup.enforced ? `; QEMU itself in ${cgroup.mechanism}` : ''}`,
+      mechanism: `qemu -m ${memoryArgument(memoryMiB, vm.accel)} -smp ${vcpus}${cgroup.enforced ? `; QEMU itself in ${cgroup.mechanism}` : ''}`,
       ...(cgroup.enforced ? {} : { reason: `QEMU itself runs without a cgroup limit: ${cgroup.reason}` }),
     });
     const env = { PATH: ctx.path };

@@ -158,6 +158,19 @@ function networkArgs(input: QemuCommandInput): string[] {
   ];
 }
 
+/**
+ * `-m` for the guest. Under TCG, 8 KiB less than asked, so the RAM block is not a multiple of 256 KiB: QEMU
+ * before 9.0 syncs the migration dirty bitmap of such blocks by a fast path that clears dirty bits without
+ * resetting TCG's TLB, so guest writes made after it are lost until the guest next switches page tables — the
+ * target resumes with stale memory and crashes (fixed upstream by 03bfc2188f, "physmem: Fix migration dirty
+ * bitmap coherency with TCG memory access"; Debian 12 ships 7.2). Any other size takes the slow path, which
+ * resets the TLB. KVM tracks dirty pages itself and keeps the size asked.
+ */
+export function memoryArgument(memoryMiB: number, accel: Accel): string {
+  return accel === 'tcg' ? `${memoryMiB * 1024 - TCG_RAM_TRIM_KIB}K` : `${memoryMiB}M`;
+}
+const TCG_RAM_TRIM_KIB = 8; // QEMU rounds RAM to 8 KiB; 8 KiB off any whole MiB is not a multiple of 256 KiB
+
 /** The whole argv (binary first) as QEMU runs inside the domain's sandbox. */
 export function qemuCommand(input: QemuCommandInput): string[] {
   const { spec, image, disks } = input;
@@ -179,7 +192,7 @@ export function qemuCommand(input: QemuCommandInput): string[] {
     '-cpu',
     input.accel === 'kvm' ? 'host' : 'qemu64',
     '-m',
-    `${memoryMiB}M`,
+    memoryArgument(memoryMiB, input.accel),
     '-smp',
     String(vcpus),
     '-chardev',
