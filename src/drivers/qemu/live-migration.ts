@@ -9,6 +9,7 @@
 // The pause is measured as the guest sees it (destination RESUME − source STOP, clocks aligned by
 // migration-clock.ts). Failure cases and who cleans what: README.md, "Migration".
 
+import { readFile } from 'node:fs/promises';
 import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type {
@@ -338,9 +339,8 @@ async function migrateInLive(
     // QEMU here ending, or failing the incoming migration, before the go is this move's end: waiting
     // for a go would hold both sides (the source's migration waits on a stream nobody reads).
     const lost = arrived.then(
-      (e) => {
-        if (e.data?.status !== 'completed')
-          throw new Error('the memory did not arrive whole (QEMU says failed)');
+      async (e) => {
+        if (e.data?.status !== 'completed') throw await incomingFailed(qmp, paths.stderr);
         return new Promise<never>(() => {});
       },
       (err: Error) => {
@@ -350,8 +350,7 @@ async function migrateInLive(
     lost.catch(() => {});
     await Promise.race([goAhead(control, options), lost]);
     const end = await arrived;
-    if (end.data?.status !== 'completed')
-      throw new Error('the memory did not arrive whole (QEMU says failed)');
+    if (end.data?.status !== 'completed') throw await incomingFailed(qmp, paths.stderr);
     await qmp.execute('nbd-server-stop');
     const resumed = qmp.waitForEvent('RESUME', { timeoutMs: 30_000 });
     await qmp.execute('cont');
@@ -367,4 +366,14 @@ async function migrateInLive(
     const why = signal?.aborted ? (signal.reason as Error) : (err as Error);
     throw err instanceof MigrationError ? err : new MigrationError(id, why.message, { cause: err });
   }
+}
+
+/** The incoming migration failed: why, in QEMU's words (query-migrate's error-desc, its last complaint). */
+async function incomingFailed(qmp: QmpClient, stderrPath: string): Promise<Error> {
+  const info = (await qmp.execute('query-migrate').catch(() => undefined)) as
+    | { 'error-desc'?: string }
+    | undefined;
+  const said = (await readFile(stderrPath, 'utf8').catch(() => '')).trim().split('\n').pop();
+  const why = [info?.['error-desc'], said].filter(Boolean).join('; ');
+  return new Error(`the memory did not arrive whole (QEMU: ${why || 'failed, no reason given'})`);
 }
