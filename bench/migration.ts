@@ -9,6 +9,7 @@
 // Run it on a quiet machine: both QEMUs, the guest and the tunnel's encryption share the CPU.
 //
 //   node bench/migration.ts [--runs 10] [--count 0] [--cap-mib 16] [--dirty-mib 16] [--memory-mib 128]
+//                           [--only LABEL]
 
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -36,6 +37,8 @@ const count = Number(flag('--count', '0'));
 const capMiB = Number(flag('--cap-mib', '16'));
 const dirtyMiB = Number(flag('--dirty-mib', '16'));
 const memoryMiB = Number(flag('--memory-mib', '128'));
+/** `--only "dirty 16 MiB"`: run that one scenario (its label as printed), not all four. */
+const only = process.argv.includes('--only') ? flag('--only', '') : undefined;
 const tuningFlags = {
   ...(process.argv.includes('--no-auto-converge') ? { autoConverge: false } : {}),
   ...(process.argv.includes('--no-pace') ? { paceBandwidth: false } : {}),
@@ -266,11 +269,16 @@ try {
     44,
   );
   const cap = capMiB * MiB;
-  if (runs > 0) await scenario('idle', '', undefined, link, runs);
-  if (runs > 0) await scenario(`idle, cap ${capMiB} MiB/s`, '', cap, link, runs);
-  if (runs > 0) await scenario(`dirty ${dirtyMiB} MiB`, ` xenos.dirty=${dirtyMiB}`, undefined, link, runs);
-  if (runs > 0)
-    await scenario(`dirty ${dirtyMiB} MiB, cap ${capMiB} MiB/s`, ` xenos.dirty=${dirtyMiB}`, cap, link, runs);
+  const scenarios: [string, string, number | undefined][] = [
+    ['idle', '', undefined],
+    [`idle, cap ${capMiB} MiB/s`, '', cap],
+    [`dirty ${dirtyMiB} MiB`, ` xenos.dirty=${dirtyMiB}`, undefined],
+    [`dirty ${dirtyMiB} MiB, cap ${capMiB} MiB/s`, ` xenos.dirty=${dirtyMiB}`, cap],
+  ];
+  for (const [label, cmdline, capBytes] of scenarios) {
+    if (runs > 0 && (only === undefined || label === only))
+      await scenario(label, cmdline, capBytes, link, runs);
+  }
   if (count > 0) {
     const drivers = [driver(dirs[0], 'xenos-bench-mig-a'), driver(dirs[1], 'xenos-bench-mig-b')];
     for (const d of drivers) await d.start();

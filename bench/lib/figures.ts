@@ -48,11 +48,12 @@ export function formatValue(v: number): string {
   return v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : 2);
 }
 
-/** "bound <= 1000 ms: within (ratio 0.42)", or "no bound". */
+/** "bound <= 1000 ms: within (ratio 0.42)", or "no bound"; a bound of 0 (a count of failures) has no ratio. */
 export function boundText(f: Figure): string {
   if (f.bound === undefined) return 'no bound';
   const kind = f.boundKind ?? 'max';
-  return `bound ${kind === 'max' ? '<=' : '>='} ${f.bound} ${f.unit}: ${verdict(f)} (ratio ${ratio(f)!.toFixed(2)})`;
+  const r = ratio(f)!;
+  return `bound ${kind === 'max' ? '<=' : '>='} ${f.bound} ${f.unit}: ${verdict(f)}${Number.isFinite(r) ? ` (ratio ${r.toFixed(2)})` : ''}`;
 }
 
 /** Appends the figure to the runner's results file, if a runner asked for one. Prints nothing. */
