@@ -1,11 +1,11 @@
 // Live migration end to end with two real xenosd processes (QEMU driver) and the demo guest: the vm-web
 // template and one instance on host a, its service reached through its endpoint, then `xenosctl migrate
-// vm-web-1 b --mode live --wait` (the real CLI). The guest must arrive with its memory: the same boot id
-// and its request count continued, reached through the endpoint on b, the ServiceMigration Succeeded with
-// the pause measured, and nothing of it left on a. Then back to a with the link cut right after the
-// commit (the source's `go` never arrives): the target runs the guest once it sees the binding. The guest
-// is kept idle during the moves (a guest busy during a live move hits the open crash described in
-// src/drivers/qemu/README.md).
+// vm-web-1 b --mode live --wait` (the real CLI) while a client keeps requesting through the endpoint the
+// API names. The guest must arrive with its memory: the same boot id and its request count continued,
+// reached through the endpoint on b, the client answered by that one guest throughout, the
+// ServiceMigration Succeeded with the pause measured, and nothing of it left on a. Then back to a with the
+// link cut right after the commit (the source's `go` never arrives): the target runs the guest once it
+// sees the binding. Last, a second guest on a and `xenosctl drain a`: both move live to b.
 
 import { execFileSync } from 'node:child_process';
 import {
@@ -29,6 +29,43 @@ const API = '/apis/xenos.io/v1alpha1/namespaces/default';
 const MANIFESTS = join(import.meta.dirname, '..', '..', '..', 'manifests', 'vm-web');
 /** Boots take 5–12 s under TCG on two shared cores; everything here waits well beyond that. */
 const BOOT_MS = 90_000;
+
+/** GET `url`: the demo guest's one line, parsed. */
+async function guestGet(url: string): Promise<{ boot: string; count: number }> {
+  const text = await (await fetch(url, { signal: AbortSignal.timeout(5_000) })).text();
+  const m = /^boot=(\S+) count=(\d+)$/.exec(text.trim());
+  if (!m) throw new Error(`the guest answered ${JSON.stringify(text)} at ${url}`);
+  return { boot: m[1], count: Number(m[2]) };
+}
+
+/** A client that keeps requesting GET / every 50 ms through the endpoint `endpoint()` names now (asked
+ *  again after a failure, as a client following discovery does), until stopped: what it got, and when. */
+function keepRequesting(endpoint: () => Promise<string | undefined>) {
+  const answers: { at: number; boot: string; count: number; url: string }[] = [];
+  const failures: { at: number; error: string }[] = [];
+  let stopped = false;
+  const running = (async () => {
+    let url: string | undefined;
+    while (!stopped) {
+      try {
+        url ??= await endpoint();
+        if (url) answers.push({ at: Date.now(), ...(await guestGet(url)), url });
+      } catch (err) {
+        failures.push({ at: Date.now(), error: (err as Error).message });
+        url = undefined;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await running;
+      const gaps = answers.slice(1).map((x, i) => x.at - answers[i].at);
+      return { answers, failures, longestGapMs: Math.max(0, ...gaps) };
+    },
+  };
+}
 
 const qemu = await probeQemu();
 const guestDir = qemu.usable ? await guestImageDir() : '';
@@ -80,34 +117,33 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
     rmSync(dir, { recursive: true, force: true });
   }, BOOT_MS);
 
-  const instance = (via: ClusterHost) => cluster.json(via, `${API}/serviceinstances/vm-web-1`);
+  const instance = (via: ClusterHost, name = 'vm-web-1') =>
+    cluster.json(via, `${API}/serviceinstances/${name}`);
 
   /** GET / through the instance's first endpoint once `via` says it is Ready on `host`. */
   async function answer(
     via: ClusterHost,
     host: string,
+    name = 'vm-web-1',
   ): Promise<{ boot: string; count: number; url: string }> {
     return waitFor(
       async () => {
-        const i = await instance(via);
+        const i = await instance(via, name);
         const ready = i.status?.conditions?.find((c: any) => c.type === 'Ready')?.status === 'True';
         const ep = i.status?.endpoints?.[0];
         if (i.status?.host !== host || !ready || !ep) return undefined;
         const url = ep.url ?? `http://${ep.address}:${ep.port}/`;
-        const text = await (await fetch(url, { signal: AbortSignal.timeout(5_000) })).text();
-        const m = /^boot=(\S+) count=(\d+)$/.exec(text.trim());
-        if (!m) throw new Error(`vm-web-1 answered ${JSON.stringify(text)} at ${url}`);
-        return { boot: m[1], count: Number(m[2]), url };
+        return { ...(await guestGet(url)), url };
       },
-      `vm-web-1 answering on ${host} as ${via.name} sees it`,
+      `${name} answering on ${host} as ${via.name} sees it`,
       BOOT_MS,
     );
   }
 
-  /** What of the guest host `h` still has: its directory under vms/ and the processes running it (QEMU and its wrappers). */
+  /** What of the guests host `h` still has: its directory under vms/ and the processes running it (QEMU and its wrappers). */
   function guestOn(h: ClusterHost): { dirs: string[]; procs: string[] } {
     const vms = join(h.dataDir, 'vms');
-    const dirs = existsSync(vms) ? readdirSync(vms).filter((n) => n.includes('vm-web-1')) : [];
+    const dirs = existsSync(vms) ? readdirSync(vms).filter((n) => n.includes('vm-web-')) : [];
     const procs = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
       .split('\n')
       .filter((l) => /qemu-system/.test(l) && l.includes(h.dataDir));
@@ -123,6 +159,11 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
       expect(second.count).toBe(first.count + 1);
 
       await waitFor(async () => (await cluster.hostReady(a, 'b')) === 'True', 'host b Ready as a sees it');
+      // A client keeps using the service through the move, following the endpoint a's API names.
+      const client = keepRequesting(async () => {
+        const ep = (await instance(a)).status?.endpoints?.[0];
+        return ep && (ep.url ?? `http://${ep.address}:${ep.port}/`);
+      });
       const began = Date.now();
       const moved = await ctl(
         a,
@@ -130,6 +171,8 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
         6 * 60_000,
       );
       const tookMs = Date.now() - began;
+      await new Promise((r) => setTimeout(r, 1_000)); // a second of answers from b
+      const seen = await client.stop();
       expect(moved.code, `${moved.stdout}\n${moved.stderr}`).toBe(0);
       expect(moved.stdout).toMatch(/vm-web-1 runs on b \(downtime [\d.]+ ms, \d+ bytes moved\)/);
       const name = /servicemigration\.xenos\.io\/(\S+) created/.exec(moved.stdout)![1];
@@ -151,11 +194,31 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
           `(load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`,
       );
 
+      // The client was answered by one guest throughout, its count only going up; what failed, failed
+      // inside the move (the old endpoint closing with the source's QEMU, until the new one is named).
+      expect(seen.answers.length).toBeGreaterThan(10);
+      expect(new Set(seen.answers.map((x) => x.boot))).toEqual(new Set([first.boot]));
+      for (let i = 1; i < seen.answers.length; i++)
+        expect(seen.answers[i].count).toBeGreaterThan(seen.answers[i - 1].count);
+      const oldUrl = seen.answers[0].url;
+      expect(seen.answers.at(-1)!.url).not.toBe(oldUrl);
+      // One switch: answers from a, then (after a gap) only from b; every failure falls in that gap.
+      const lastOnA = seen.answers.findLastIndex((x) => x.url === oldUrl);
+      expect(seen.answers.slice(lastOnA + 1).every((x) => x.url === seen.answers.at(-1)!.url)).toBe(true);
+      const switchGap = [seen.answers[lastOnA].at, seen.answers[lastOnA + 1].at];
+      for (const f of seen.failures) expect(f.at).toBeGreaterThanOrEqual(switchGap[0]);
+      for (const f of seen.failures) expect(f.at).toBeLessThanOrEqual(switchGap[1]);
+      console.log(
+        `a client requesting every 50 ms through the move: ${seen.answers.length} answers, ` +
+          `${seen.failures.length} failed requests, all in the switch from a's endpoint to b's ` +
+          `(${switchGap[1] - switchGap[0]} ms without an answer); longest gap between answers ${seen.longestGapMs} ms`,
+      );
+
       // The same guest, memory and all, answers through its endpoint on b.
       const there = await answer(a, 'b');
       expect(there.url).not.toBe(first.url);
       expect(there.boot).toBe(first.boot);
-      expect(there.count).toBe(second.count + 1);
+      expect(there.count).toBe(seen.answers.at(-1)!.count + 1);
       const fromB = await answer(b, 'b');
       expect(fromB.boot).toBe(first.boot);
       expect(fromB.count).toBe(there.count + 1);
@@ -196,5 +259,46 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
       );
     },
     8 * 60_000,
+  );
+  it(
+    'drains a host with two guests: both move live, each with its memory, nothing left behind',
+    async () => {
+      const spec = (await instance(a)).spec;
+      const posted = await a.api(`${API}/serviceinstances`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          apiVersion: 'xenos.io/v1alpha1',
+          kind: 'ServiceInstance',
+          metadata: { name: 'vm-web-2' },
+          spec: { templateRef: spec.templateRef, driver: 'qemu', host: 'a' },
+        }),
+      });
+      expect(posted.status, await posted.clone().text()).toBe(201);
+      const names = ['vm-web-1', 'vm-web-2'];
+      const before = new Map<string, { boot: string; count: number }>();
+      for (const name of names) before.set(name, await answer(a, 'a', name));
+
+      const drained = await ctl(a, ['drain', 'a', '--timeout', '8m'], 9 * 60_000);
+      expect(drained.code, `${drained.stdout}\n${drained.stderr}`).toBe(0);
+      const out = drained.stdout.split('\n').filter(Boolean);
+      expect(out[0]).toBe('host/a cordoned');
+      expect(out.slice(1, -1).sort()).toEqual(names.map((n) => `serviceinstance/${n} moved to b`));
+      expect(out.at(-1)).toBe('host/a drained');
+      for (const name of names) {
+        expect(drained.stderr).toMatch(new RegExp(`^default/${name}\\s+Succeeded → b \\(Live, `, 'm'));
+        const there = await answer(a, 'b', name);
+        expect(there.boot).toBe(before.get(name)!.boot);
+        expect(there.count).toBe(before.get(name)!.count + 1);
+      }
+      await waitFor(
+        () => guestOn(a).dirs.length + guestOn(a).procs.length === 0,
+        'nothing of either guest left on a',
+        60_000,
+      );
+      const uncordoned = await ctl(a, ['uncordon', 'a']);
+      expect(uncordoned.code, uncordoned.stderr).toBe(0);
+    },
+    10 * 60_000,
   );
 });
