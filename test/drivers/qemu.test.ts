@@ -124,7 +124,7 @@ describe.skipIf(!qemu.usable)('QEMU driver', () => {
       expect(info).toMatchObject({
         driver: 'qemu',
         disk: { mode: 'Qcow2Overlay' },
-        limits: { enforced: true, mechanism: expect.stringMatching(/^qemu -m 128M -smp 1/) },
+        limits: { enforced: true, mechanism: expect.stringMatching(/^qemu -m 131064K -smp 1/) },
         isolation: { sandboxed: true },
       });
       expect(info.endpoints[0]).toMatchObject({ guestPort: 80, protocol: 'TCP' });
