@@ -11,14 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DomainSpec } from '../../src/drivers/driver.ts';
 import { InvalidDomainSpecError, ParameterReferenceError } from '../../src/drivers/errors.ts';
 import { plannedDisks } from '../../src/drivers/qemu/prepare-vm.ts';
-import {
-  kernelCmdline,
-  macAddress,
-  memoryArgument,
-  optionValue,
-  qemuCommand,
-} from '../../src/drivers/qemu/qemu-command.ts';
+import { memoryArgument, optionValue, qemuCommand } from '../../src/drivers/qemu/qemu-command.ts';
 import { resolveVmImage, sandboxMounts } from '../../src/drivers/qemu/vm-layout.ts';
+import { kernelCmdline, macAddress } from '../../src/drivers/vm-shape.ts';
 
 let imageDir: string;
 beforeAll(async () => {

@@ -19,6 +19,7 @@ import type {
 import { MigrationError } from '../errors.ts';
 import type { DomainRecord } from '../process/domain-record.ts';
 import { diskInfo } from '../qcow2-overlay.ts';
+import { guestSize } from '../vm-shape.ts';
 import type { LiveMigrationHost } from './live-migration.ts';
 import {
   CONTROL_LABEL,
@@ -27,7 +28,6 @@ import {
   DISK_LABEL,
   type DiskShape,
 } from './migration-control.ts';
-import { guestSize } from './qemu-command.ts';
 
 export interface ColdMigrationHost extends LiveMigrationHost {
   /** Stops the guest politely (forced after the driver's grace period). */

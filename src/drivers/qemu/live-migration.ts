@@ -24,6 +24,7 @@ import type {
 import { MigrationError } from '../errors.ts';
 import type { DomainRecord } from '../process/domain-record.ts';
 import type { Identity } from '../sandbox/bwrap-plan.ts';
+import { guestSize } from '../vm-shape.ts';
 import { answerClockPings, measureClockOffset } from './migration-clock.ts';
 import {
   abortable,
@@ -36,7 +37,7 @@ import {
   MEMORY_LABEL,
 } from './migration-control.ts';
 import { type LiveMigrationTuning, MigrationMonitor, type MigrationQmp } from './migration-monitor.ts';
-import { diskNode, guestSize } from './qemu-command.ts';
+import { diskNode } from './qemu-command.ts';
 import { type QmpClient, qmpTimeMs } from './qmp.ts';
 import { type Bridge, bridge, closeListener, connectUnix, listenUnix } from './unix-tunnel.ts';
 import type { VmPaths } from './vm-layout.ts';

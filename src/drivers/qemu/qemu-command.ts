@@ -5,22 +5,17 @@
 // user-mode networking with one forward per template port, pvpanic so a guest panic ends QEMU with a
 // failure, and QEMU's own seccomp sandbox.
 
-import { createHash } from 'node:crypto';
 import type { DomainSpec } from '../driver.ts';
 import { InvalidDomainSpecError } from '../errors.ts';
-import { expandString, expansionTable } from '../params.ts';
 import type { BaseFormat } from '../qcow2-overlay.ts';
+import { guestSize, kernelCmdline, macAddress } from '../vm-shape.ts';
 import { at, type VmImage, type VmMounts } from './vm-layout.ts';
 
 export type Accel = 'kvm' | 'tcg';
 
-const MiB = 1024 * 1024;
 /** QEMU's monitor socket, relative to its working directory (vm/, /domain in the sandbox): a unix
  *  socket path holds at most 107 bytes, and a data dir may be deep. */
 export const QMP_SOCKET_NAME = 'monitor/qmp.sock';
-
-/** A guest without `resources.memoryBytes`. */
-export const DEFAULT_MEMORY_BYTES = 256 * MiB;
 
 /** One disk of the guest, as prepared. */
 export interface VmDisk {
@@ -55,31 +50,6 @@ export interface QemuCommandInput {
 /** The block node of disk `name`: the format node the guest's device uses. Migration mirrors it. */
 export function diskNode(name: string): string {
   return `disk-${name}`;
-}
-
-/** A locally administered MAC address derived from the domain id, so a restarted guest keeps it. */
-export function macAddress(domainId: string): string {
-  const h = createHash('sha256').update(domainId).digest();
-  return ['52', '54', '00', ...[h[0], h[1], h[2]].map((b) => b.toString(16).padStart(2, '0'))].join(':');
-}
-
-/** `-m` in MiB (rounded up) and `-smp`. */
-export function guestSize(spec: DomainSpec): { memoryMiB: number; vcpus: number } {
-  const bytes = spec.resources?.memoryBytes ?? DEFAULT_MEMORY_BYTES;
-  return { memoryMiB: Math.max(16, Math.ceil(bytes / MiB)), vcpus: Math.max(1, spec.resources?.vcpus ?? 1) };
-}
-
-/** The kernel command line with `${...}` expanded and the serial console added when the template did not
- *  choose one. */
-export function kernelCmdline(spec: DomainSpec, ports: Record<string, number>): string {
-  const table = expansionTable({
-    params: spec.parameters,
-    ports,
-    instance: spec.instance,
-    domain: { id: spec.id },
-  });
-  const cmdline = expandString(spec.boot?.cmdline ?? '', table, 'spec.domain.boot.cmdline').trim();
-  return /(^|\s)console=/.test(cmdline) ? cmdline : `${cmdline} console=ttyS0`.trim();
 }
 
 /** A value inside a QEMU `key=value,...` option: a comma is written twice. */
