@@ -1,7 +1,7 @@
 // `npm run guest-image [-- --force]`: builds the demo guest into build/guest (or $XENOS_GUEST_DIR) when its
 // inputs changed, and prints the image directory. See README.md beside this file.
 
-import { GuestBuildError } from './errors.ts';
+import { BuildError } from '../lib/build-error.ts';
 import { defaultGuestDir, ensureGuestImage } from './guest-image.ts';
 
 const args = process.argv.slice(2);
@@ -18,7 +18,7 @@ try {
   else console.error(`guest-image: ${dir} is up to date (${info.kernel}, ${info.busybox})`);
   console.log(dir);
 } catch (err) {
-  if (!(err instanceof GuestBuildError)) throw err;
+  if (!(err instanceof BuildError)) throw err;
   console.error(`guest-image: ${err.message}`);
   process.exit(1);
 }

@@ -29,9 +29,16 @@ import {
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { acquireBuildLock } from './build-lock.ts';
-import { candidates, downloadPackage, installHostPackages, run, runBytes, unpackPackage } from './debian.ts';
-import { GuestBuildError } from './errors.ts';
+import { BuildError } from '../lib/build-error.ts';
+import { acquireBuildLock } from '../lib/build-lock.ts';
+import {
+  candidates,
+  downloadPackage,
+  installHostPackages,
+  run,
+  runBytes,
+  unpackPackage,
+} from '../lib/debian.ts';
 import { kernelConfig, moduleClosure, uncompressKernel } from './kernel.ts';
 
 const GUEST_SRC = dirname(fileURLToPath(import.meta.url));
@@ -40,7 +47,9 @@ export const IMAGE_FILES = ['vmlinux', 'vmlinuz', 'initrd.img', 'disk.img'] as c
 /** The commands the build runs, and the Debian packages that provide them. */
 const HOST_TOOLS = ['apt-get:apt', 'dpkg-deb:dpkg', 'cpio:cpio', 'mke2fs:e2fsprogs', 'xz:xz-utils'];
 /** The files of this folder that decide what a build makes (with initramfs/ and disk/). */
-const BUILDER_SOURCES = ['guest-image.ts', 'kernel.ts', 'debian.ts'];
+const BUILDER_SOURCES = ['guest-image.ts', 'kernel.ts'];
+/** The shared Debian plumbing, which decides what is downloaded and unpacked. */
+const SHARED_SOURCES = [join(GUEST_SRC, '..', 'lib', 'debian.ts')];
 const KERNEL_META = 'linux-image-amd64';
 const BUSYBOX = 'busybox-static';
 /** The kernel modules the guest loads at boot, with the config option that builds each (skipped when built in). */
@@ -93,9 +102,7 @@ export async function ensureGuestImage(
   const log = opts.log ?? (() => {});
   const arch = run('dpkg', ['--print-architecture']).trim();
   if (arch !== 'amd64') {
-    throw new GuestBuildError(
-      `the demo guest is an x86-64 guest built from amd64 packages; this host is ${arch}`,
-    );
+    throw new BuildError(`the demo guest is an x86-64 guest built from amd64 packages; this host is ${arch}`);
   }
   installHostPackages(HOST_TOOLS);
   const inputs = resolveInputs(log);
@@ -149,7 +156,7 @@ function resolveInputs(log: (line: string) => void): Inputs {
   installHostPackages([], true);
   const again = resolve();
   if (!again) {
-    throw new GuestBuildError(
+    throw new BuildError(
       `apt offers no ${KERNEL_META} or ${BUSYBOX}: the demo guest needs Debian's main archive in apt's sources`,
     );
   }
@@ -166,6 +173,7 @@ function inputKey(inputs: Inputs): string {
     hash.update(`${file}\0${statSync(full).mode & 0o111 ? 'x' : '-'}\0`);
     hash.update(readFileSync(full));
   }
+  for (const full of SHARED_SOURCES) hash.update(readFileSync(full));
   return hash.digest('hex');
 }
 
@@ -184,7 +192,7 @@ function build(work: string, inputs: Inputs, key: string, log: (line: string) =>
   const release = inputs.kernelPackage.replace(/^linux-image-/, '');
   const config = kernelConfig(join(kernelTree, 'boot', `config-${release}`));
   for (const option of REQUIRED_BUILT_IN) {
-    if (config.get(option) !== 'y') throw new GuestBuildError(`${inputs.kernelPackage} lacks ${option}=y`);
+    if (config.get(option) !== 'y') throw new BuildError(`${inputs.kernelPackage} lacks ${option}=y`);
   }
   const bzImage = join(kernelTree, 'boot', `vmlinuz-${release}`);
   cpSync(bzImage, join(image, 'vmlinuz'));
@@ -197,8 +205,7 @@ function build(work: string, inputs: Inputs, key: string, log: (line: string) =>
     release,
     modules: MODULES.filter(([module, option]) => {
       const value = config.get(option);
-      if (value === undefined)
-        throw new GuestBuildError(`${inputs.kernelPackage} lacks ${option} (${module})`);
+      if (value === undefined) throw new BuildError(`${inputs.kernelPackage} lacks ${option} (${module})`);
       return value === 'm';
     }).map(([module]) => module),
   });

@@ -7,8 +7,8 @@
 
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { runBytes } from './debian.ts';
-import { GuestBuildError } from './errors.ts';
+import { BuildError } from '../lib/build-error.ts';
+import { runBytes } from '../lib/debian.ts';
 
 const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
@@ -22,7 +22,7 @@ const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 export function uncompressKernel(bzImage: string): Buffer {
   const image = readFileSync(bzImage);
   if (image.length < 0x250 || image.toString('latin1', 0x202, 0x206) !== 'HdrS') {
-    throw new GuestBuildError(`${bzImage} is not an x86 bzImage (no HdrS setup header)`);
+    throw new BuildError(`${bzImage} is not an x86 bzImage (no HdrS setup header)`);
   }
   const setupSects = image[0x1f1] || 4;
   const start = (setupSects + 1) * 512 + image.readUInt32LE(0x248);
@@ -35,10 +35,10 @@ export function uncompressKernel(bzImage: string): Buffer {
   } else if (payload.subarray(0, 2).equals(GZIP_MAGIC)) {
     elf = gunzipSync(payload);
   } else {
-    throw new GuestBuildError(`${bzImage}: the kernel is compressed with neither xz nor gzip`);
+    throw new BuildError(`${bzImage}: the kernel is compressed with neither xz nor gzip`);
   }
   if (!elf.subarray(0, 4).equals(ELF_MAGIC)) {
-    throw new GuestBuildError(`${bzImage}: the uncompressed payload is not an ELF kernel`);
+    throw new BuildError(`${bzImage}: the uncompressed payload is not an ELF kernel`);
   }
   return elf;
 }
@@ -83,7 +83,7 @@ export function moduleClosure(modulesDep: string, wanted: string[]): string[] {
   const visit = (name: string, neededBy?: string): void => {
     const entry = deps.get(name);
     if (!entry) {
-      throw new GuestBuildError(
+      throw new BuildError(
         `kernel module ${name}${neededBy ? ` (needed by ${neededBy})` : ''} is not in modules.dep`,
       );
     }

@@ -1,4 +1,4 @@
-// The guest build lock (scripts/guest-image/build-lock.ts): a second taker waits until the first lets go,
+// The guest build lock (scripts/lib/build-lock.ts): a second taker waits until the first lets go,
 // gives up with a clear error after its time limit, and a holder killed with SIGKILL leaves no stale lock
 // behind (the kernel drops its fcntl lock), so the next build never waits on a dead one.
 
@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { acquireBuildLock } from '../../scripts/guest-image/build-lock.ts';
+import { acquireBuildLock } from '../../scripts/lib/build-lock.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'xenos-build-lock-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const LOCK_MODULE = join(import.meta.dirname, '..', '..', 'scripts', 'guest-image', 'build-lock.ts');
+const LOCK_MODULE = join(import.meta.dirname, '..', '..', 'scripts', 'lib', 'build-lock.ts');
 
 describe('the guest build lock', () => {
   it('makes a second taker wait for the first, and time out with a message naming the lock', async () => {

@@ -1,4 +1,4 @@
-// One guest build at a time per output directory, across processes (two test files, or a test and
+// One build at a time per output directory, across processes (two test files, or a test and
 // `npm run guest-image`, may ask at once): the second waits for the first, then finds the image built.
 //
 // The lock is the one xenosd uses for its data dir: a tiny SQLite database held in exclusive locking mode
@@ -7,7 +7,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tryExclusiveLock } from '../../src/daemon/data-dir-lock.ts';
-import { GuestBuildError } from './errors.ts';
+import { BuildError } from './build-error.ts';
 
 const POLL_MS = 250;
 
@@ -28,14 +28,14 @@ export async function acquireBuildLock(
     try {
       db = tryExclusiveLock(path);
     } catch (err) {
-      throw new GuestBuildError((err as Error).message);
+      throw new BuildError((err as Error).message);
     }
     if (db) {
       const held = db;
       return { release: () => held.close() };
     }
     if (Date.now() > deadline) {
-      throw new GuestBuildError(`another guest build holds ${path} for over ${timeoutMs / 1000} s`);
+      throw new BuildError(`another build holds ${path} for over ${timeoutMs / 1000} s`);
     }
     if (!told) onWait?.();
     told = true;

@@ -1,12 +1,13 @@
-// Debian plumbing for the guest builder: the host tools it runs (installed when missing, by the same script
-// as `npm run setup`), the versions apt offers for the guest's packages, and downloading and unpacking
-// them. Every command runs with a time limit; a failure says which command failed and what it printed.
+// Debian plumbing for the builders under scripts/ (the demo guest, the offline xl): the host tools they run
+// (installed when missing, by the same script as `npm run setup`), the versions apt offers for the packages
+// they build from, and downloading and unpacking them. Every command runs with a time limit; a failure says
+// which command failed and what it printed.
 
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GuestBuildError } from './errors.ts';
+import { BuildError } from './build-error.ts';
 
 const INSTALL_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', 'install-packages.sh');
 
@@ -17,7 +18,7 @@ interface RunOptions {
   input?: Buffer | string;
 }
 
-/** Runs a command and returns its stdout; throws GuestBuildError naming it, with its stderr, if it fails. */
+/** Runs a command and returns its stdout; throws BuildError naming it, with its stderr, if it fails. */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): string {
   return execute(cmd, args, opts).toString('utf8');
 }
@@ -46,7 +47,7 @@ function execute(cmd: string, args: string[], opts: RunOptions): Buffer {
         : e.signal
           ? `killed by ${e.signal} (time limit ${timeoutMs / 1000} s?)`
           : (e.stderr?.toString('utf8') ?? '').trim() || e.message;
-    throw new GuestBuildError(`${cmd} ${args.join(' ')}: ${why}`);
+    throw new BuildError(`${cmd} ${args.join(' ')}: ${why}`);
   }
 }
 
@@ -61,8 +62,8 @@ export function installHostPackages(pairs: string[], update = false): void {
       timeout: 15 * 60_000,
     });
   } catch {
-    throw new GuestBuildError(
-      `could not install the host packages the guest build needs (${pairs.join(' ')}); see the lines above`,
+    throw new BuildError(
+      `could not install the host packages this build needs (${pairs.join(' ')}); see the lines above`,
     );
   }
 }
@@ -95,7 +96,7 @@ export function candidates(pkgs: string[]): Map<string, Candidate> {
 export function downloadPackage(pkg: string, version: string, dir: string): string {
   run('apt-get', ['download', '-qq', `${pkg}=${version}`], { cwd: dir, timeoutMs: 10 * 60_000 });
   const deb = readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
-  if (!deb) throw new GuestBuildError(`apt-get download ${pkg}=${version} left no .deb in ${dir}`);
+  if (!deb) throw new BuildError(`apt-get download ${pkg}=${version} left no .deb in ${dir}`);
   return join(dir, deb);
 }
 
