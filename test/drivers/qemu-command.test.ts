@@ -12,7 +12,8 @@ import type { DomainSpec } from '../../src/drivers/driver.ts';
 import { InvalidDomainSpecError, ParameterReferenceError } from '../../src/drivers/errors.ts';
 import { plannedDisks } from '../../src/drivers/qemu/prepare-vm.ts';
 import { memoryArgument, optionValue, qemuCommand } from '../../src/drivers/qemu/qemu-command.ts';
-import { resolveVmImage, sandboxMounts } from '../../src/drivers/qemu/vm-layout.ts';
+import { sandboxMounts } from '../../src/drivers/qemu/vm-layout.ts';
+import { resolveVmImage } from '../../src/drivers/vm-image.ts';
 import { kernelCmdline, macAddress } from '../../src/drivers/vm-shape.ts';
 
 let imageDir: string;

@@ -9,11 +9,12 @@ import type { DomainResources, DomainSpec, LimitsReport } from '../driver.ts';
 import type { DomainPaths } from '../process/domain-record.ts';
 import { type LaunchContext, type LaunchPlan, sandboxedLaunch, writeToken } from '../process/launch-plan.ts';
 import { DOMAIN_MOUNT, type SandboxPlan } from '../sandbox/bwrap-plan.ts';
+import { resolveVmImage } from '../vm-image.ts';
 import { guestSize } from '../vm-shape.ts';
 import { openMonitorDir } from './monitor-dir.ts';
 import { plannedDisks, withBaseFormats } from './prepare-vm.ts';
 import { type Accel, memoryArgument, qemuCommand } from './qemu-command.ts';
-import { hostMounts, IMAGE_MOUNT, resolveVmImage, sandboxMounts, type VmPaths } from './vm-layout.ts';
+import { hostMounts, IMAGE_MOUNT, sandboxMounts, type VmPaths } from './vm-layout.ts';
 
 const MiB = 1024 * 1024;
 /** What QEMU itself needs beside the guest's memory (devices, the bounded TCG cache, slirp, buffers). */

@@ -6,10 +6,11 @@ import type { DomainInfo, DomainSpec, SignalOptions, StopOptions } from '../driv
 import { DomainNotFoundError, MigrationError } from '../errors.ts';
 import { type DomainRecord, readRecord } from '../process/domain-record.ts';
 import { domainAlive } from '../process/domain-state.ts';
+import { resolveVmImage } from '../vm-image.ts';
 import type { ColdMigrationHost } from './cold-migration.ts';
 import { plannedDisks } from './prepare-vm.ts';
 import type { QmpClient } from './qmp.ts';
-import { resolveVmImage, type VmPaths } from './vm-layout.ts';
+import type { VmPaths } from './vm-layout.ts';
 
 /** The driver's pieces a migration host is made of. */
 export interface QemuDriverParts {

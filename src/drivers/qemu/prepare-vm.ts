@@ -16,9 +16,10 @@ import { domainAlive } from '../process/domain-state.ts';
 import { giveOwnUid, preparedRecord } from '../process/prepare-domain.ts';
 import { createQcow2Overlay, detectBaseFormat } from '../qcow2-overlay.ts';
 import type { Sandbox } from '../sandbox/sandbox.ts';
+import { resolveVmImage, type VmImage } from '../vm-image.ts';
 import { sealMonitorDir } from './monitor-dir.ts';
 import type { VmDisk } from './qemu-command.ts';
-import { resolveVmImage, type VmImage, type VmPaths } from './vm-layout.ts';
+import type { VmPaths } from './vm-layout.ts';
 
 const run = promisify(execFile);
 

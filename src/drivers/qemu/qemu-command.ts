@@ -8,8 +8,9 @@
 import type { DomainSpec } from '../driver.ts';
 import { InvalidDomainSpecError } from '../errors.ts';
 import type { BaseFormat } from '../qcow2-overlay.ts';
+import type { VmImage } from '../vm-image.ts';
 import { guestSize, kernelCmdline, macAddress } from '../vm-shape.ts';
-import { at, type VmImage, type VmMounts } from './vm-layout.ts';
+import { at, type VmMounts } from './vm-layout.ts';
 
 export type Accel = 'kvm' | 'tcg';
 
