@@ -4,8 +4,11 @@
 
 import { stat } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
+import { parseMemoryQuantity } from '../model/quantity.ts';
+import type { DiskSpec } from '../model/service-template.ts';
 import type { DomainSpec } from './driver.ts';
 import { InvalidDomainSpecError } from './errors.ts';
+import type { BaseFormat } from './qcow2-overlay.ts';
 
 /** The names a directory image's disk may have, in the order they are looked for. */
 export const IMAGE_DISK_NAMES = ['disk.qcow2', 'disk.raw', 'disk.img'];
@@ -69,4 +72,58 @@ export async function resolveVmImage(spec: DomainSpec): Promise<VmImage> {
     }
   }
   return image;
+}
+
+const DISK_NAME = /^[a-z0-9][a-z0-9-]{0,30}$/;
+
+/** One disk of a guest as the template asks for it, checked; the driver picks the bus it is on. */
+export interface PlannedDisk {
+  name: string;
+  /** As the template says (absent: the driver's own). */
+  bus?: DiskSpec['bus'];
+  readOnly: boolean;
+  /** `image` disks: the image's disk below the domain's overlay (its format read from its header later). */
+  base?: { relative: string; format: BaseFormat };
+  /** `empty` disks: the size of the new disk. */
+  sizeBytes?: number;
+}
+
+/** The disks a spec asks for — no disks listed means one `root` disk from the image when it has a disk —
+ *  checked: names, sources and sizes (a located InvalidDomainSpecError otherwise). */
+export function planDisks(spec: DomainSpec, image: VmImage): PlannedDisk[] {
+  const listed = spec.disks?.length
+    ? spec.disks
+    : image.disk
+      ? [{ name: 'root', source: 'image' as const }]
+      : [];
+  const seen = new Set<string>();
+  return listed.map((d, i) => {
+    const field = `spec.domain.disks[${i}]`;
+    if (!DISK_NAME.test(d.name)) {
+      throw new InvalidDomainSpecError(spec.id, `name "${d.name}" must match ${DISK_NAME}`, `${field}.name`);
+    }
+    if (seen.has(d.name)) {
+      throw new InvalidDomainSpecError(spec.id, `disk "${d.name}" is listed twice`, `${field}.name`);
+    }
+    seen.add(d.name);
+    const disk: PlannedDisk = { name: d.name, readOnly: d.readOnly ?? false };
+    if (d.bus) disk.bus = d.bus;
+    if (d.source === 'image') {
+      if (!image.disk) {
+        throw new InvalidDomainSpecError(
+          spec.id,
+          `the image (${spec.image.path}) has no disk (a directory image needs disk.qcow2, disk.raw or disk.img)`,
+          `${field}.source`,
+        );
+      }
+      disk.base = { relative: image.disk.relative, format: 'raw' };
+    } else {
+      const size = d.size === undefined ? undefined : parseMemoryQuantity(d.size);
+      if (!size) {
+        throw new InvalidDomainSpecError(spec.id, 'an empty disk needs a size such as 1Gi', `${field}.size`);
+      }
+      disk.sizeBytes = size;
+    }
+    return disk;
+  });
 }

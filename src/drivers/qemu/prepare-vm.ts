@@ -8,7 +8,6 @@
 import { execFile } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { parseMemoryQuantity } from '../../model/quantity.ts';
 import type { DiskReport, DomainSpec } from '../driver.ts';
 import { DiskImageError, InvalidDomainSpecError, PrepareError } from '../errors.ts';
 import { type DomainRecord, readRecord, recordText, writeRecord } from '../process/domain-record.ts';
@@ -16,61 +15,24 @@ import { domainAlive } from '../process/domain-state.ts';
 import { giveOwnUid, preparedRecord } from '../process/prepare-domain.ts';
 import { createQcow2Overlay, detectBaseFormat } from '../qcow2-overlay.ts';
 import type { Sandbox } from '../sandbox/sandbox.ts';
-import { resolveVmImage, type VmImage } from '../vm-image.ts';
+import { planDisks, resolveVmImage, type VmImage } from '../vm-image.ts';
 import { sealMonitorDir } from './monitor-dir.ts';
 import type { VmDisk } from './qemu-command.ts';
 import type { VmPaths } from './vm-layout.ts';
 
 const run = promisify(execFile);
 
-const DISK_NAME = /^[a-z0-9][a-z0-9-]{0,30}$/;
-
-/** The disks a spec asks for, checked: names, buses, sources and sizes (a located error otherwise). */
+/** The disks a spec asks for, checked (vm-image.ts), on QEMU's buses: virtio unless ide is asked for. */
 export function plannedDisks(spec: DomainSpec, image: VmImage): (VmDisk & { sizeBytes?: number })[] {
-  const listed = spec.disks?.length
-    ? spec.disks
-    : image.disk
-      ? [{ name: 'root', source: 'image' as const }]
-      : [];
-  const seen = new Set<string>();
-  return listed.map((d, i) => {
-    const field = `spec.domain.disks[${i}]`;
-    if (!DISK_NAME.test(d.name)) {
-      throw new InvalidDomainSpecError(spec.id, `name "${d.name}" must match ${DISK_NAME}`, `${field}.name`);
-    }
-    if (seen.has(d.name)) {
-      throw new InvalidDomainSpecError(spec.id, `disk "${d.name}" is listed twice`, `${field}.name`);
-    }
-    seen.add(d.name);
-    if (d.bus === 'xvd') {
+  return planDisks(spec, image).map(({ bus, ...disk }, i) => {
+    if (bus === 'xvd') {
       throw new InvalidDomainSpecError(
         spec.id,
         'bus xvd is a Xen bus; QEMU has virtio and ide',
-        `${field}.bus`,
+        `spec.domain.disks[${i}].bus`,
       );
     }
-    const disk: VmDisk & { sizeBytes?: number } = {
-      name: d.name,
-      bus: d.bus ?? 'virtio',
-      readOnly: d.readOnly ?? false,
-    };
-    if (d.source === 'image') {
-      if (!image.disk) {
-        throw new InvalidDomainSpecError(
-          spec.id,
-          `the image (${spec.image.path}) has no disk (a directory image needs disk.qcow2, disk.raw or disk.img)`,
-          `${field}.source`,
-        );
-      }
-      disk.base = { relative: image.disk.relative, format: 'raw' };
-    } else {
-      const size = d.size === undefined ? undefined : parseMemoryQuantity(d.size);
-      if (!size) {
-        throw new InvalidDomainSpecError(spec.id, 'an empty disk needs a size such as 1Gi', `${field}.size`);
-      }
-      disk.sizeBytes = size;
-    }
-    return disk;
+    return { ...disk, bus: bus ?? 'virtio' };
   });
 }
 
