@@ -1,0 +1,107 @@
+// What the xl config tests and bench/xl-config-check.ts share: the VM templates of manifests/, the domain
+// spec the instance controller builds for an instance of one (its image a directory holding the files the
+// template names), what the Xen driver would hand xlConfig for it, and a run of Debian's real
+// `xl create -n` over a config (scripts/xen/xl-offline.ts).
+
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { load } from 'js-yaml';
+import { buildDesiredDomain } from '../../../controllers/serviceinstance/domain-spec.ts';
+import type { OfflineXl } from '../../../scripts/xen/xl-offline.ts';
+import type { DomainSpec } from '../../../src/drivers/driver.ts';
+import { planDisks, resolveVmImage } from '../../../src/drivers/vm-image.ts';
+import type { XenDisk, XlConfigInput } from '../../../src/drivers/xen/xl-config.ts';
+import type { ServiceInstance } from '../../../src/model/service-instance.ts';
+import type { ServiceTemplate } from '../../../src/model/service-template.ts';
+
+const MANIFESTS = join(import.meta.dirname, '..', '..', '..', 'manifests');
+/** What xl always says on stderr here: no /etc/xen/xl.conf (its defaults apply). Anything else counts. */
+const XL_CHATTER = [/^Failed to read config file: \/etc\/xen\/xl\.conf: No such file or directory$/];
+
+/** The VM templates of manifests/, with the parameters an instance of each needs. */
+export const TEMPLATES = [
+  { file: 'vm-web/template.yaml', parameters: {} as Record<string, string> },
+  { file: 'hadoop/template.yaml', parameters: { role: 'worker', master: 'hadoop-master' } },
+].map(({ file, parameters }) => ({
+  file,
+  parameters,
+  template: load(readFileSync(join(MANIFESTS, file), 'utf8')) as ServiceTemplate,
+}));
+
+export interface XlParse {
+  code: number | null;
+  /** The domain xl printed (its JSON), when it accepted the config. */
+  domain: any;
+  /** What xl said on stderr beyond its usual chatter. */
+  complaints: string[];
+}
+
+/** A scratch directory for configs and images; `cleanup()` removes it. */
+export class XlWorkspace {
+  readonly dir = mkdtempSync(join(tmpdir(), 'xenos-xl-'));
+  #n = 0;
+
+  readonly xl: OfflineXl;
+
+  constructor(xl: OfflineXl) {
+    this.xl = xl;
+  }
+
+  /** `xl create -n -q` of the config text. */
+  parse(config: string): XlParse {
+    const file = join(this.dir, `${++this.#n}.cfg`);
+    writeFileSync(file, config);
+    const r = spawnSync(this.xl.xl, ['create', '-n', '-q', file], {
+      env: { ...process.env, ...this.xl.env },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    const complaints = r.stderr.split('\n').filter((l) => l.trim() && !XL_CHATTER.some((re) => re.test(l)));
+    return { code: r.status, domain: r.status === 0 ? JSON.parse(r.stdout) : undefined, complaints };
+  }
+
+  /** A directory image holding the files the spec's boot section names, and a disk; set as its image. */
+  giveImage(spec: DomainSpec): DomainSpec {
+    const dir = join(this.dir, `image-${++this.#n}`);
+    mkdirSync(dir, { recursive: true });
+    for (const f of [spec.boot?.kernel, spec.boot?.initrd, 'disk.qcow2'])
+      if (f) writeFileSync(join(dir, f), '');
+    spec.image = { ...spec.image, path: dir, format: 'directory' };
+    return spec;
+  }
+
+  /** The spec the instance controller builds for an instance of `template`, with an image of its own. */
+  specOf(template: ServiceTemplate, parameters: Record<string, string> = {}): DomainSpec {
+    const instance = {
+      apiVersion: 'xenos.io/v1alpha1',
+      kind: 'ServiceInstance',
+      metadata: {
+        name: `${template.metadata.name}-1`,
+        namespace: 'default',
+        uid: '3f0c9b1e-5d2a-4c8e-9f7a-0b1c2d3e4f50',
+      },
+      spec: { templateRef: { name: template.metadata.name }, parameters },
+    } as unknown as ServiceInstance;
+    return this.giveImage(buildDesiredDomain(instance, template, { imagePath: '/nowhere' }).spec);
+  }
+
+  cleanup(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** What the Xen driver would hand xlConfig for this spec: the image's kernel and initrd, and a qcow2
+ *  overlay per disk under the domain's directory. */
+export async function configInput(spec: DomainSpec): Promise<XlConfigInput> {
+  const image = await resolveVmImage(spec);
+  const disks: XenDisk[] = planDisks(spec, image).map((d) => ({
+    name: d.name,
+    path: `/var/lib/xenos/domains/${spec.id}/vm/disks/${d.name}.qcow2`,
+    format: 'qcow2',
+    readOnly: d.readOnly,
+    ...(d.bus ? { bus: d.bus } : {}),
+  }));
+  return { spec, kernel: image.kernel?.host, ramdisk: image.initrd?.host, disks, ports: { http: 40080 } };
+}
