@@ -128,6 +128,15 @@ export class TestCluster {
     return JSON.parse(text) as T;
   }
 
+  /** POSTs `body` as JSON to `path` on `h`; the created object, or an error with the server's answer. */
+  post<T = any>(h: ClusterHost, path: string, body: unknown): Promise<T> {
+    return this.json<T>(h, path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  }
+
   async hostNames(h: ClusterHost): Promise<string[]> {
     const list = await this.json(h, '/apis/xenos.io/v1alpha1/hosts');
     return list.items.map((x: any) => x.metadata.name);

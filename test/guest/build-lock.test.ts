@@ -1,6 +1,6 @@
-// The guest build lock (scripts/lib/build-lock.ts): a second taker waits until the first lets go,
-// gives up with a clear error after its time limit, and a holder killed with SIGKILL leaves no stale lock
-// behind (the kernel drops its fcntl lock), so the next build never waits on a dead one.
+// The build lock of the builders under scripts/ (scripts/lib/build-lock.ts): a second taker waits until
+// the first lets go, gives up with a clear error after its time limit, and a holder killed with SIGKILL
+// leaves no stale lock behind (the kernel drops its fcntl lock), so the next build never waits on a dead one.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,13 +13,13 @@ const dir = mkdtempSync(join(tmpdir(), 'xenos-build-lock-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const LOCK_MODULE = join(import.meta.dirname, '..', '..', 'scripts', 'lib', 'build-lock.ts');
 
-describe('the guest build lock', () => {
+describe('the build lock', () => {
   it('makes a second taker wait for the first, and time out with a message naming the lock', async () => {
     const path = join(dir, 'a.lock');
     const first = await acquireBuildLock(path, 1000);
     let waited = false;
     await expect(acquireBuildLock(path, 600, () => (waited = true))).rejects.toThrow(
-      `another guest build holds ${path} for over 0.6 s`,
+      `another build holds ${path} for over 0.6 s`,
     );
     expect(waited).toBe(true);
     const second = acquireBuildLock(path, 10_000);
@@ -47,7 +47,7 @@ describe('the guest build lock', () => {
         holder.stdout.on('data', (d) => String(d).includes('held') && resolve());
         holder.once('exit', (code) => reject(new Error(`the holder exited with ${code} before holding`)));
       });
-      await expect(acquireBuildLock(path, 300)).rejects.toThrow(/another guest build holds/);
+      await expect(acquireBuildLock(path, 300)).rejects.toThrow(/another build holds/);
       holder.kill('SIGKILL');
       await new Promise((resolve) => holder.once('exit', resolve));
       const lock = await acquireBuildLock(path, 300);
