@@ -62,13 +62,19 @@ const MODULES: Array<[module: string, option: string]> = [
   ['ext4', 'CONFIG_EXT4_FS'],
   ['button', 'CONFIG_ACPI_BUTTON'], // the ACPI power button (QMP system_powerdown)
   ['evdev', 'CONFIG_INPUT_EVDEV'], // how busybox acpid hears the button
+  // Under Xen (a PVH or HVM domain): its paravirtual disk (/dev/xvda) and network; the console (hvc0) is
+  // built in. On QEMU they find no Xen and load nothing.
+  ['xen_blkfront', 'CONFIG_XEN_BLKDEV_FRONTEND'],
+  ['xen_netfront', 'CONFIG_XEN_NETDEV_FRONTEND'],
 ];
-/** The kernel must boot through PVH (QEMU -kernel vmlinux) and have these built in. */
+/** The kernel must boot through PVH (QEMU -kernel vmlinux, a Xen PVH domain) and have these built in
+ *  (hvc0, Xen's console, among them). */
 const REQUIRED_BUILT_IN = [
   'CONFIG_PVH',
   'CONFIG_BLK_DEV_INITRD',
   'CONFIG_DEVTMPFS',
   'CONFIG_SERIAL_8250_CONSOLE',
+  'CONFIG_HVC_XEN',
 ];
 const DISK_SIZE = '32M';
 /** Fixed identity and times: the same inputs give the same initrd (and so the same digest for it). */
