@@ -3,8 +3,8 @@
 // restarted xenosd compares it). What each line is for is in README.md beside this file; in short: the
 // guest type (PVH when the template boots a kernel, HVM from its disk otherwise, PV when asked), memory
 // fixed at what was asked (no ballooning), the kernel, initrd and command line (console on hvc0 for PV
-// and PVH, ttyS0 for HVM), each disk a qcow2 overlay or raw file on Xen's PV block (xvdX) or, for HVM
-// only, emulated IDE (hdX), one vif with a MAC derived from the domain id, and a crashed guest kept
+// and PVH, ttyS0 for HVM: xenCmdline), each disk a qcow2 overlay or raw file on Xen's PV block (xvdX)
+// or, for HVM only, emulated IDE (hdX), one vif with a MAC derived from the domain id, and a crashed guest kept
 // (`on_crash = "preserve"`) so its state can be read before it is destroyed.
 //
 // Everything a template can put in it is checked here first, each error naming the template field, so
@@ -132,6 +132,15 @@ function vifLine(spec: DomainSpec): string | undefined {
   return `vif = [ ${xlString(`bridge=${bridge},mac=${macAddress(spec.id, XEN_OUI)}`, spec, 'spec.domain.network.bridge')} ]`;
 }
 
+/** The kernel command line. A PV or PVH guest's console is hvc0 (it has no serial port): when the template
+ *  names another console (`console=ttyS0`, written for QEMU), `console=hvc0` goes last, which makes it
+ *  /dev/console, so the same template boots under both drivers. HVM gets ttyS0 when it names none. */
+export function xenCmdline(spec: DomainSpec, ports: Record<string, number>, type: XenType): string {
+  if (type === 'hvm') return kernelCmdline(spec, ports, 'ttyS0');
+  const cmdline = kernelCmdline(spec, ports, 'hvc0');
+  return /(^|\s)console=hvc0(\s|$)/.test(cmdline) ? cmdline : `${cmdline} console=hvc0`;
+}
+
 /** The whole config, one `key = value` per line. Throws InvalidDomainSpecError naming the field. */
 export function xlConfig(input: XlConfigInput): string {
   const { spec } = input;
@@ -150,8 +159,7 @@ export function xlConfig(input: XlConfigInput): string {
   if (input.kernel) {
     lines.push(`kernel = ${str(input.kernel, 'spec.domain.boot.kernel')}`);
     if (input.ramdisk) lines.push(`ramdisk = ${str(input.ramdisk, 'spec.domain.boot.initrd')}`);
-    const console = type === 'hvm' ? 'ttyS0' : 'hvc0';
-    lines.push(`cmdline = ${str(kernelCmdline(spec, input.ports, console), 'spec.domain.boot.cmdline')}`);
+    lines.push(`cmdline = ${str(xenCmdline(spec, input.ports, type), 'spec.domain.boot.cmdline')}`);
   } else if (type === 'pv') {
     lines.push('bootloader = "pygrub"');
   }

@@ -108,6 +108,16 @@ describe("xl configs, checked by Xen's own parser", () => {
         expect(d.b_info.cmdline).toBe(xenTypeOf(s) === 'hvm' ? 'quiet console=ttyS0' : 'quiet console=hvc0'),
     ],
     [
+      'a template written for QEMU (console=ttyS0) gets hvc0 last under PV and PVH, so its console is seen',
+      (s) => {
+        s.boot = { ...s.boot, cmdline: 'console=ttyS0 quiet' };
+      },
+      (d, s) =>
+        expect(d.b_info.cmdline).toBe(
+          xenTypeOf(s) === 'hvm' ? 'console=ttyS0 quiet' : 'console=ttyS0 quiet console=hvc0',
+        ),
+    ],
+    [
       'four disks, one read-only and one empty',
       (s) => {
         s.disks = [
