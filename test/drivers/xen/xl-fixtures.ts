@@ -72,24 +72,36 @@ export class XlWorkspace {
     return spec;
   }
 
-  /** The spec the instance controller builds for an instance of `template`, with an image of its own. */
+  /** The spec of an instance of `template` (specFor) with an image of its own. */
   specOf(template: ServiceTemplate, parameters: Record<string, string> = {}): DomainSpec {
-    const instance = {
-      apiVersion: 'xenos.io/v1alpha1',
-      kind: 'ServiceInstance',
-      metadata: {
-        name: `${template.metadata.name}-1`,
-        namespace: 'default',
-        uid: '3f0c9b1e-5d2a-4c8e-9f7a-0b1c2d3e4f50',
-      },
-      spec: { templateRef: { name: template.metadata.name }, parameters },
-    } as unknown as ServiceInstance;
-    return this.giveImage(buildDesiredDomain(instance, template, { imagePath: '/nowhere' }).spec);
+    return this.giveImage(specFor(template, parameters, '/nowhere'));
   }
 
   cleanup(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The spec the instance controller builds for an instance `<template>-1` of `template`, its image at
+ *  `imagePath` (a directory). */
+export function specFor(
+  template: ServiceTemplate,
+  parameters: Record<string, string>,
+  imagePath: string,
+): DomainSpec {
+  const instance = {
+    apiVersion: 'xenos.io/v1alpha1',
+    kind: 'ServiceInstance',
+    metadata: {
+      name: `${template.metadata.name}-1`,
+      namespace: 'default',
+      uid: '3f0c9b1e-5d2a-4c8e-9f7a-0b1c2d3e4f50',
+    },
+    spec: { templateRef: { name: template.metadata.name }, parameters },
+  } as unknown as ServiceInstance;
+  const spec = buildDesiredDomain(instance, template, { imagePath }).spec;
+  spec.image = { ...spec.image, path: imagePath, format: 'directory' };
+  return spec;
 }
 
 /** What the Xen driver would hand xlConfig for this spec: the image's kernel and initrd, and a qcow2

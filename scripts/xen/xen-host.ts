@@ -1,0 +1,274 @@
+// A real Xen host for the tests: Xen 4.17 (Debian's hypervisor) booted under QEMU with a Debian dom0 that
+// runs the real toolstack (xl, oxenstored, xenconsoled, QEMU for qcow2 disks) and Node 22. ensureXenHost()
+// builds it into build/xen-host (or $XENOS_XEN_HOST_DIR) when missing or stale; test/drivers/xen/xen-host.ts
+// boots it with a test's files on a second disk.
+//
+//   xen.bin          the hypervisor (multiboot: QEMU's -kernel)
+//   vmlinuz          dom0's kernel (Debian's linux-image for amd64, the demo guest's too)
+//   initrd.cpio.gz   busybox, the virtio and ext4 modules; mounts the root disk and starts dom0-init
+//   rootfs.img       ext4: `debootstrap --variant=minbase` of bookworm with xen-utils-4.17 and friends, the
+//                    kernel modules dom0 loads, node, and dom0-init.sh (beside this file) as /sbin/xenos-init
+//
+// It installs what it lacks itself (debootstrap, e2fsprogs, cpio, kmod). A build downloads about 110 MB and
+// takes about 80 s here, most of it debootstrap. The cache key: the packages' versions, node's version,
+// this file and dom0-init.sh; one build at a time per directory.
+
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { BuildError } from '../lib/build-error.ts';
+import { acquireBuildLock } from '../lib/build-lock.ts';
+import {
+  candidates,
+  downloadPackage,
+  installHostPackages,
+  run,
+  runBytes,
+  unpackPackage,
+} from '../lib/debian.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const DOM0_INIT = join(HERE, 'dom0-init.sh');
+const HYPERVISOR = 'xen-hypervisor-4.17-amd64';
+const KERNEL_META = 'linux-image-amd64';
+const BUSYBOX = 'busybox-static';
+/** dom0's packages: the toolstack, QEMU for qdisk (qcow2) backends, and what the init script runs. */
+const DOM0_PACKAGES = [
+  'xen-utils-4.17',
+  'xenstore-utils',
+  'qemu-system-xen',
+  'qemu-utils',
+  'busybox',
+  'iproute2',
+  'kmod',
+  'procps',
+];
+/** The modules dom0 loads: Xen's device files and backends, bridges, and its own disks. */
+const DOM0_MODULES = [
+  'xen-evtchn',
+  'xen-gntdev',
+  'xen-gntalloc',
+  'xen-privcmd',
+  'xenfs',
+  'xen-blkback',
+  'xen-netback',
+  'bridge',
+  'loop',
+  'tun',
+  'virtio_pci',
+  'virtio_blk',
+  'ext4',
+  'crc32c_generic',
+];
+/** What the initramfs loads to reach the root disk. */
+const INITRD_MODULES = ['virtio_pci', 'virtio_blk', 'ext4', 'crc32c_generic'];
+const HOST_TOOLS = [
+  'apt-get:apt',
+  'dpkg-deb:dpkg',
+  'debootstrap:debootstrap',
+  'mke2fs:e2fsprogs',
+  'cpio:cpio',
+  'depmod:kmod',
+];
+const ROOTFS_SIZE = '1536M';
+const INFO_FILE = 'xen-host.json';
+
+export interface XenHostImage {
+  dir: string;
+  xen: string;
+  kernel: string;
+  initrd: string;
+  rootfs: string;
+  /** `xen-hypervisor-4.17-amd64 <version>, linux-image-… <version>`. */
+  versions: string;
+}
+
+export function defaultXenHostDir(): string {
+  return process.env.XENOS_XEN_HOST_DIR ?? join(HERE, '..', '..', 'build', 'xen-host');
+}
+
+function image(dir: string, versions: string): XenHostImage {
+  const at = (f: string) => join(dir, f);
+  return {
+    dir,
+    xen: at('xen.bin'),
+    kernel: at('vmlinuz'),
+    initrd: at('initrd.cpio.gz'),
+    rootfs: at('rootfs.img'),
+    versions,
+  };
+}
+
+/** The Debian mirror apt uses here (debootstrap must fetch from it too: it may be the only one reachable). */
+function debianMirror(): string {
+  const files = ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list'];
+  for (const f of files.filter(existsSync)) {
+    const text = readFileSync(f, 'utf8');
+    const uri =
+      /^URIs:\s*(\S+\/debian)\s*$/m.exec(text)?.[1] ??
+      /^deb\s+(?:\[[^\]]*\]\s+)?(\S+\/debian)\s+bookworm\b/m.exec(text)?.[1];
+    if (uri) return uri;
+  }
+  return 'http://deb.debian.org/debian';
+}
+
+/** The Xen host image in `dir`, built first when missing or stale. */
+export async function ensureXenHost(
+  options: { dir?: string; log?: (line: string) => void } = {},
+): Promise<XenHostImage> {
+  const dir = options.dir ?? defaultXenHostDir();
+  const log = options.log ?? (() => {});
+  if (Number(process.versions.node.split('.')[0]) < 22)
+    throw new BuildError(`dom0 gets this node (${process.version}); it must be 22 or later`);
+  mkdirSync(dir, { recursive: true });
+  const lock = await acquireBuildLock(`${dir}.lock`, 20 * 60_000, () =>
+    log(`xen-host: waiting for another build of ${dir}`),
+  );
+  try {
+    installHostPackages(HOST_TOOLS);
+    let found = candidates([HYPERVISOR, KERNEL_META, BUSYBOX]);
+    if (found.size < 3) {
+      installHostPackages([], true);
+      found = candidates([HYPERVISOR, KERNEL_META, BUSYBOX]);
+    }
+    const kernel = /(linux-image-\S+) \(= ([^)]+)\)/.exec(found.get(KERNEL_META)?.depends ?? '');
+    if (!found.has(HYPERVISOR) || !found.has(BUSYBOX) || !kernel) {
+      throw new BuildError(
+        `apt offers no ${HYPERVISOR}, ${KERNEL_META} or ${BUSYBOX}: the Xen host needs Debian 12's main archive`,
+      );
+    }
+    const [, kernelPackage, kernelVersion] = kernel;
+    const release = kernelPackage.replace(/^linux-image-/, '');
+    const versions = `${HYPERVISOR} ${found.get(HYPERVISOR)!.version}, ${kernelPackage} ${kernelVersion}`;
+    const hash = createHash('sha256').update(
+      `${versions}\n${found.get(BUSYBOX)!.version}\n${process.version}\n`,
+    );
+    for (const f of [fileURLToPath(import.meta.url), DOM0_INIT]) hash.update(readFileSync(f));
+    const key = hash.digest('hex');
+    const info = join(dir, INFO_FILE);
+    if (existsSync(info) && (JSON.parse(readFileSync(info, 'utf8')) as { key?: string }).key === key)
+      return image(dir, versions);
+
+    log(`xen-host: building ${dir} (${versions}); debootstrap takes a minute or two`);
+    const work = mkdtempSync(join(dirname(dir), '.xen-host-'));
+    try {
+      const debs = join(work, 'debs');
+      mkdirSync(debs);
+      const hv = join(work, 'hv');
+      unpackPackage(downloadPackage(HYPERVISOR, found.get(HYPERVISOR)!.version, debs), hv);
+      writeFileSync(join(work, 'xen.bin'), gunzipSync(readFileSync(join(hv, 'boot', 'xen-4.17-amd64.gz'))));
+      const kt = join(work, 'kernel');
+      unpackPackage(downloadPackage(kernelPackage, kernelVersion, debs), kt);
+      run('depmod', ['-b', kt, release]);
+      copyFileSync(join(kt, 'boot', `vmlinuz-${release}`), join(work, 'vmlinuz'));
+      const bb = join(work, 'busybox');
+      unpackPackage(downloadPackage(BUSYBOX, found.get(BUSYBOX)!.version, debs), bb);
+
+      /** The .ko files (dependencies first) the modules need, relative to the kernel tree. */
+      const closure = (modules: string[]) => [
+        ...new Set(
+          modules.flatMap((m) =>
+            run('modprobe', ['-d', kt, '-S', release, '--show-depends', m])
+              .split('\n')
+              .filter((l) => l.startsWith('insmod '))
+              .map((l) => l.split(/\s+/)[1].slice(kt.length + 1)),
+          ),
+        ),
+      ];
+      const copyModules = (root: string, modules: string[]) => {
+        const files = closure(modules);
+        for (const f of files) {
+          mkdirSync(dirname(join(root, f)), { recursive: true });
+          copyFileSync(join(kt, f), join(root, f));
+        }
+        return files;
+      };
+
+      const rootfs = join(work, 'rootfs');
+      run(
+        'nice',
+        [
+          '-n',
+          '10',
+          'debootstrap',
+          '--variant=minbase',
+          `--include=${DOM0_PACKAGES.join(',')}`,
+          'bookworm',
+          rootfs,
+          debianMirror(),
+        ],
+        { timeoutMs: 20 * 60_000 },
+      );
+      copyModules(rootfs, DOM0_MODULES);
+      for (const f of ['modules.builtin', 'modules.builtin.modinfo', 'modules.order']) {
+        copyFileSync(join(kt, 'lib', 'modules', release, f), join(rootfs, 'lib', 'modules', release, f));
+      }
+      run('chroot', [rootfs, 'depmod', release]);
+      copyFileSync(process.execPath, join(rootfs, 'usr', 'local', 'bin', 'node'));
+      chmodSync(join(rootfs, 'usr', 'local', 'bin', 'node'), 0o755);
+      copyFileSync(DOM0_INIT, join(rootfs, 'sbin', 'xenos-init'));
+      chmodSync(join(rootfs, 'sbin', 'xenos-init'), 0o755);
+      for (const d of ['var/log/xen/console', 'var/lib/xen', 'var/lib/xenstored', 'test'])
+        mkdirSync(join(rootfs, d), { recursive: true });
+      run(
+        'mke2fs',
+        ['-q', '-t', 'ext4', '-d', rootfs, '-L', 'dom0root', join(work, 'rootfs.img'), ROOTFS_SIZE],
+        { timeoutMs: 10 * 60_000 },
+      );
+
+      const initrd = join(work, 'initrd');
+      for (const d of ['bin', 'dev', 'proc', 'sys', 'newroot'])
+        mkdirSync(join(initrd, d), { recursive: true });
+      copyFileSync(join(bb, 'bin', 'busybox'), join(initrd, 'bin', 'busybox'));
+      const mods = copyModules(initrd, INITRD_MODULES);
+      writeFileSync(join(initrd, 'modules.list'), mods.map((f) => `/${f}\n`).join(''));
+      writeFileSync(join(initrd, 'init'), INITRD_INIT, { mode: 0o755 });
+      const list = run('find', ['.'], { cwd: initrd }).split('\n').filter(Boolean).sort().join('\n');
+      const cpio = runBytes('cpio', ['-o', '-H', 'newc', '--quiet', '--reproducible'], {
+        cwd: initrd,
+        input: `${list}\n`,
+      });
+      writeFileSync(join(work, 'initrd.cpio'), cpio);
+      run('gzip', ['-1', '-n', join(work, 'initrd.cpio')]);
+
+      for (const f of ['xen.bin', 'vmlinuz', 'initrd.cpio.gz', 'rootfs.img'])
+        renameSync(join(work, f), join(dir, f));
+      writeFileSync(info, `${JSON.stringify({ key, versions }, null, 2)}\n`);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+    return image(dir, versions);
+  } finally {
+    lock.release();
+  }
+}
+
+/** The initramfs's init: the modules, the root disk (vda), then dom0's own init on it. */
+const INITRD_INIT = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /modules.list); do insmod $m; done
+i=0
+until [ -b /dev/vda ]; do
+  i=$((i + 1)); [ $i -gt 500 ] && { echo "XENOS-TEST: FAIL no root disk /dev/vda"; poweroff -f; }
+  usleep 10000
+done
+mount -t ext4 /dev/vda /newroot || { echo "XENOS-TEST: FAIL cannot mount /dev/vda"; poweroff -f; }
+umount /proc /sys
+mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/xenos-init
+`;

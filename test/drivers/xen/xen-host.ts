@@ -1,0 +1,106 @@
+// Boots the test Xen host (scripts/xen/xen-host.ts) under QEMU with a test of one's own: `run.sh` and its
+// files go on a second disk that dom0 mounts at /test and runs. What the test says on the console as lines
+// `XENOS-TEST: ...` comes back, with dom0's exit status (QEMU's isa-debug-exit) and the whole console.
+// The root disk is used copy-on-write (-snapshot for it alone), so boots never change the image.
+
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { run } from '../../../scripts/lib/debian.ts';
+import type { XenHostImage } from '../../../scripts/xen/xen-host.ts';
+
+export interface XenHostTest {
+  /** The shell script dom0 runs (as /test/run.sh); its exit status is dom0's. */
+  script: string;
+  /** Files for the test: path under /test → a host file to copy, or text. */
+  files?: Record<string, { from: string } | { text: string }>;
+}
+
+export interface XenHostRun {
+  /** dom0's exit status (run.sh's), or undefined when QEMU ended otherwise (a crash, the time limit). */
+  status?: number;
+  /** The `XENOS-TEST:` lines, the prefix cut off. */
+  said: string[];
+  /** The whole console (Xen, dom0's kernel, the test). */
+  console: string;
+  /** Seconds from QEMU's start to each line said, same order as `said`. */
+  at: number[];
+}
+
+/** Boots the host, runs the test, and resolves once QEMU has ended (or was killed at `timeoutMs`). */
+export async function runOnXenHost(
+  host: XenHostImage,
+  test: XenHostTest,
+  timeoutMs = 5 * 60_000,
+): Promise<XenHostRun> {
+  const work = mkdtempSync(join(tmpdir(), 'xenos-xen-test-'));
+  try {
+    const tree = join(work, 'test');
+    mkdirSync(tree);
+    writeFileSync(join(tree, 'run.sh'), test.script, { mode: 0o755 });
+    let bytes = 0;
+    for (const [path, source] of Object.entries(test.files ?? {})) {
+      const to = join(tree, path);
+      mkdirSync(dirname(to), { recursive: true });
+      if ('from' in source) copyFileSync(source.from, to);
+      else writeFileSync(to, source.text);
+      bytes += statSync(to).size;
+    }
+    const disk = join(work, 'test.img');
+    run('mke2fs', ['-q', '-t', 'ext4', '-d', tree, disk, `${Math.ceil(bytes / 2 ** 20) + 64}M`]);
+    return await boot(host, disk, timeoutMs);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function boot(host: XenHostImage, testDisk: string, timeoutMs: number): Promise<XenHostRun> {
+  // Xen on 2 emulated CPUs (SVM + nested paging, so PVH and HVM guests run) with dom0 held to 512 MiB
+  // and one vCPU; QEMU's own limits as measured here: -cpu max crashes dom0.
+  const args = [
+    ...['-accel', 'tcg', '-cpu', 'qemu64,+svm,+npt', '-m', '2048', '-smp', '2'],
+    ...['-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio'],
+    ...[
+      '-kernel',
+      host.xen,
+      '-append',
+      'console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1',
+    ],
+    ...['-initrd', `${host.kernel} console=hvc0 earlyprintk=xen panic=-1,${host.initrd}`],
+    ...['-drive', `file=${host.rootfs},if=virtio,format=raw,snapshot=on`],
+    ...['-drive', `file=${testDisk},if=virtio,format=raw`],
+    ...['-device', 'isa-debug-exit,iobase=0xf4,iosize=0x01'],
+  ];
+  return new Promise((resolve, reject) => {
+    const began = performance.now();
+    const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const result: XenHostRun = { said: [], console: '', at: [] };
+    let partial = '';
+    qemu.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      result.console += chunk;
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = /XENOS-TEST: (.*)$/.exec(line.replaceAll('\r', ''));
+        if (!m) continue;
+        result.said.push(m[1]);
+        result.at.push((performance.now() - began) / 1000);
+      }
+    });
+    qemu.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      result.console += chunk;
+    });
+    const timer = setTimeout(() => qemu.kill('SIGKILL'), timeoutMs);
+    qemu.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    qemu.once('close', (code) => {
+      clearTimeout(timer);
+      // isa-debug-exit: QEMU exits with (value << 1) | 1; anything else is not dom0's word.
+      if (code !== null && code % 2 === 1) result.status = code >> 1;
+      resolve(result);
+    });
+  });
+}
