@@ -39,7 +39,8 @@ import {
   runBytes,
   unpackPackage,
 } from '../lib/debian.ts';
-import { kernelConfig, moduleClosure, uncompressKernel } from './kernel.ts';
+import { copyModuleClosure } from '../lib/kernel-modules.ts';
+import { kernelConfig, uncompressKernel } from './kernel.ts';
 
 const GUEST_SRC = dirname(fileURLToPath(import.meta.url));
 /** The files of a built image (plus guest.json). */
@@ -48,8 +49,11 @@ export const IMAGE_FILES = ['vmlinux', 'vmlinuz', 'initrd.img', 'disk.img'] as c
 const HOST_TOOLS = ['apt-get:apt', 'dpkg-deb:dpkg', 'cpio:cpio', 'mke2fs:e2fsprogs', 'xz:xz-utils'];
 /** The files of this folder that decide what a build makes (with initramfs/ and disk/). */
 const BUILDER_SOURCES = ['guest-image.ts', 'kernel.ts'];
-/** The shared Debian plumbing, which decides what is downloaded and unpacked. */
-const SHARED_SOURCES = [join(GUEST_SRC, '..', 'lib', 'debian.ts')];
+/** The shared plumbing that decides what is downloaded, unpacked and copied in. */
+const SHARED_SOURCES = [
+  join(GUEST_SRC, '..', 'lib', 'debian.ts'),
+  join(GUEST_SRC, '..', 'lib', 'kernel-modules.ts'),
+];
 const KERNEL_META = 'linux-image-amd64';
 const BUSYBOX = 'busybox-static';
 /** The kernel modules the guest loads at boot, with the config option that builds each (skipped when built in). */
@@ -275,12 +279,7 @@ function buildInitramfs(root: string, out: string, parts: InitramfsParts): void 
   // wanted modules copied in, with their own modules.dep for the guest's modprobe.
   const modulesDir = join(parts.kernelTree, 'lib', 'modules', parts.release);
   run(parts.busybox, ['depmod', '-b', parts.kernelTree, parts.release]);
-  const files = moduleClosure(readFileSync(join(modulesDir, 'modules.dep'), 'utf8'), parts.modules);
-  const guestModules = join(root, 'lib', 'modules', parts.release);
-  for (const file of files) {
-    mkdirSync(dirname(join(guestModules, file)), { recursive: true });
-    cpSync(join(modulesDir, file), join(guestModules, file));
-  }
+  copyModuleClosure(modulesDir, join(root, 'lib', 'modules', parts.release), parts.modules);
   run(parts.busybox, ['depmod', '-b', root, parts.release]);
   writeFileSync(join(root, 'etc', 'modules'), `${parts.modules.join('\n')}\n`);
 

@@ -1,5 +1,5 @@
-// The guest's kernel, taken apart: the uncompressed kernel inside Debian's bzImage, and the modules the
-// guest needs with everything they depend on.
+// The guest's kernel, taken apart: the uncompressed kernel inside Debian's bzImage, and its config (the
+// modules the guest needs are found by ../lib/kernel-modules.ts).
 //
 // Why uncompress: under TCG the guest decompresses an xz bzImage itself, slowly (about 4 s here, as long as
 // the rest of the boot). QEMU boots the uncompressed ELF `vmlinux` directly through the kernel's PVH entry
@@ -51,46 +51,4 @@ export function kernelConfig(configFile: string): Map<string, string> {
     if (m) options.set(m[1], m[2]);
   }
   return options;
-}
-
-/** A module's name as modprobe knows it: the file name without `.ko`, dashes as underscores. */
-export function moduleName(path: string): string {
-  return path
-    .replace(/^.*\//, '')
-    .replace(/\.ko(\.\w+)?$/, '')
-    .replace(/-/g, '_');
-}
-
-/**
- * The module files (paths relative to /lib/modules/VERSION) that loading `wanted` needs, from a
- * modules.dep: each wanted module and everything it depends on, transitively. Throws naming a wanted
- * module the kernel does not have as a module.
- */
-export function moduleClosure(modulesDep: string, wanted: string[]): string[] {
-  const deps = new Map<string, { path: string; needs: string[] }>();
-  for (const line of modulesDep.split('\n')) {
-    const colon = line.indexOf(':');
-    if (colon < 0) continue;
-    const path = line.slice(0, colon).trim();
-    const needs = line
-      .slice(colon + 1)
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean);
-    deps.set(moduleName(path), { path, needs });
-  }
-  const files = new Set<string>();
-  const visit = (name: string, neededBy?: string): void => {
-    const entry = deps.get(name);
-    if (!entry) {
-      throw new BuildError(
-        `kernel module ${name}${neededBy ? ` (needed by ${neededBy})` : ''} is not in modules.dep`,
-      );
-    }
-    if (files.has(entry.path)) return;
-    files.add(entry.path);
-    for (const dep of entry.needs) visit(moduleName(dep), name);
-  };
-  for (const name of wanted) visit(name.replace(/-/g, '_'));
-  return [...files].sort();
 }

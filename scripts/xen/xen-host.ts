@@ -38,9 +38,11 @@ import {
   runBytes,
   unpackPackage,
 } from '../lib/debian.ts';
+import { copyModuleClosure } from '../lib/kernel-modules.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DOM0_INIT = join(HERE, 'dom0-init.sh');
+const KERNEL_MODULES_SOURCE = join(HERE, '..', 'lib', 'kernel-modules.ts');
 const HYPERVISOR = 'xen-hypervisor-4.17-amd64';
 const KERNEL_META = 'linux-image-amd64';
 const BUSYBOX = 'busybox-static';
@@ -155,7 +157,8 @@ export async function ensureXenHost(
     const hash = createHash('sha256').update(
       `${versions}\n${found.get(BUSYBOX)!.version}\n${process.version}\n`,
     );
-    for (const f of [fileURLToPath(import.meta.url), DOM0_INIT]) hash.update(readFileSync(f));
+    for (const f of [fileURLToPath(import.meta.url), DOM0_INIT, KERNEL_MODULES_SOURCE])
+      hash.update(readFileSync(f));
     const key = hash.digest('hex');
     const info = join(dir, INFO_FILE);
     if (existsSync(info) && (JSON.parse(readFileSync(info, 'utf8')) as { key?: string }).key === key)
@@ -176,73 +179,14 @@ export async function ensureXenHost(
       const bb = join(work, 'busybox');
       unpackPackage(downloadPackage(BUSYBOX, found.get(BUSYBOX)!.version, debs), bb);
 
-      /** The .ko files (dependencies first) the modules need, relative to the kernel tree. */
-      const closure = (modules: string[]) => [
-        ...new Set(
-          modules.flatMap((m) =>
-            run('modprobe', ['-d', kt, '-S', release, '--show-depends', m])
-              .split('\n')
-              .filter((l) => l.startsWith('insmod '))
-              .map((l) => l.split(/\s+/)[1].slice(kt.length + 1)),
-          ),
-        ),
-      ];
-      const copyModules = (root: string, modules: string[]) => {
-        const files = closure(modules);
-        for (const f of files) {
-          mkdirSync(dirname(join(root, f)), { recursive: true });
-          copyFileSync(join(kt, f), join(root, f));
-        }
-        return files;
+      const parts = {
+        work,
+        modules: join(kt, 'lib', 'modules', release),
+        release,
+        busybox: join(bb, 'bin', 'busybox'),
       };
-
-      const rootfs = join(work, 'rootfs');
-      run(
-        'nice',
-        [
-          '-n',
-          '10',
-          'debootstrap',
-          '--variant=minbase',
-          `--include=${DOM0_PACKAGES.join(',')}`,
-          'bookworm',
-          rootfs,
-          debianMirror(),
-        ],
-        { timeoutMs: 20 * 60_000 },
-      );
-      copyModules(rootfs, DOM0_MODULES);
-      for (const f of ['modules.builtin', 'modules.builtin.modinfo', 'modules.order']) {
-        copyFileSync(join(kt, 'lib', 'modules', release, f), join(rootfs, 'lib', 'modules', release, f));
-      }
-      run('chroot', [rootfs, 'depmod', release]);
-      copyFileSync(process.execPath, join(rootfs, 'usr', 'local', 'bin', 'node'));
-      chmodSync(join(rootfs, 'usr', 'local', 'bin', 'node'), 0o755);
-      copyFileSync(DOM0_INIT, join(rootfs, 'sbin', 'xenos-init'));
-      chmodSync(join(rootfs, 'sbin', 'xenos-init'), 0o755);
-      for (const d of ['var/log/xen/console', 'var/lib/xen', 'var/lib/xenstored', 'test'])
-        mkdirSync(join(rootfs, d), { recursive: true });
-      run(
-        'mke2fs',
-        ['-q', '-t', 'ext4', '-d', rootfs, '-L', 'dom0root', join(work, 'rootfs.img'), ROOTFS_SIZE],
-        { timeoutMs: 10 * 60_000 },
-      );
-
-      const initrd = join(work, 'initrd');
-      for (const d of ['bin', 'dev', 'proc', 'sys', 'newroot'])
-        mkdirSync(join(initrd, d), { recursive: true });
-      copyFileSync(join(bb, 'bin', 'busybox'), join(initrd, 'bin', 'busybox'));
-      const mods = copyModules(initrd, INITRD_MODULES);
-      writeFileSync(join(initrd, 'modules.list'), mods.map((f) => `/${f}\n`).join(''));
-      writeFileSync(join(initrd, 'init'), INITRD_INIT, { mode: 0o755 });
-      const list = run('find', ['.'], { cwd: initrd }).split('\n').filter(Boolean).sort().join('\n');
-      const cpio = runBytes('cpio', ['-o', '-H', 'newc', '--quiet', '--reproducible'], {
-        cwd: initrd,
-        input: `${list}\n`,
-      });
-      writeFileSync(join(work, 'initrd.cpio'), cpio);
-      run('gzip', ['-1', '-n', join(work, 'initrd.cpio')]);
-
+      buildRootfs(parts);
+      buildInitrd(parts);
       for (const f of ['xen.bin', 'vmlinuz', 'initrd.cpio.gz', 'rootfs.img'])
         renameSync(join(work, f), join(dir, f));
       writeFileSync(info, `${JSON.stringify({ key, versions }, null, 2)}\n`);
@@ -255,13 +199,66 @@ export async function ensureXenHost(
   }
 }
 
+interface Parts {
+  work: string;
+  /** The kernel package's lib/modules/RELEASE, with its modules.dep. */
+  modules: string;
+  release: string;
+  /** busybox-static's binary. */
+  busybox: string;
+}
+
+/** rootfs.img: debootstrap's dom0 with the modules it loads, node, and dom0-init.sh as its init. */
+function buildRootfs(p: Parts): void {
+  const rootfs = join(p.work, 'rootfs');
+  const include = `--include=${DOM0_PACKAGES.join(',')}`;
+  run('nice', ['-n', '10', 'debootstrap', '--variant=minbase', include, 'bookworm', rootfs, debianMirror()], {
+    timeoutMs: 20 * 60_000,
+  });
+  const dom0Modules = join(rootfs, 'lib', 'modules', p.release);
+  copyModuleClosure(p.modules, dom0Modules, DOM0_MODULES);
+  for (const f of ['modules.builtin', 'modules.builtin.modinfo', 'modules.order']) {
+    copyFileSync(join(p.modules, f), join(dom0Modules, f));
+  }
+  run('chroot', [rootfs, 'depmod', p.release]);
+  copyFileSync(process.execPath, join(rootfs, 'usr', 'local', 'bin', 'node'));
+  chmodSync(join(rootfs, 'usr', 'local', 'bin', 'node'), 0o755);
+  copyFileSync(DOM0_INIT, join(rootfs, 'sbin', 'xenos-init'));
+  chmodSync(join(rootfs, 'sbin', 'xenos-init'), 0o755);
+  for (const d of ['var/log/xen/console', 'var/lib/xen', 'var/lib/xenstored', 'test']) {
+    mkdirSync(join(rootfs, d), { recursive: true });
+  }
+  const image = join(p.work, 'rootfs.img');
+  run('mke2fs', ['-q', '-t', 'ext4', '-d', rootfs, '-L', 'dom0root', image, ROOTFS_SIZE], {
+    timeoutMs: 10 * 60_000,
+  });
+}
+
+/** initrd.cpio.gz: busybox and the modules that reach the root disk; its init switches to dom0's. */
+function buildInitrd(p: Parts): void {
+  const initrd = join(p.work, 'initrd');
+  for (const d of ['bin', 'dev', 'proc', 'sys', 'newroot']) mkdirSync(join(initrd, d), { recursive: true });
+  copyFileSync(p.busybox, join(initrd, 'bin', 'busybox'));
+  // busybox's modprobe loads them, dependencies first, from the modules.dep its depmod writes.
+  copyModuleClosure(p.modules, join(initrd, 'lib', 'modules', p.release), INITRD_MODULES);
+  run(p.busybox, ['depmod', '-b', initrd, p.release]);
+  writeFileSync(join(initrd, 'init'), INITRD_INIT, { mode: 0o755 });
+  const list = run('find', ['.'], { cwd: initrd }).split('\n').filter(Boolean).sort().join('\n');
+  const cpio = runBytes('cpio', ['-o', '-H', 'newc', '--quiet', '--reproducible'], {
+    cwd: initrd,
+    input: `${list}\n`,
+  });
+  writeFileSync(join(p.work, 'initrd.cpio'), cpio);
+  run('gzip', ['-1', '-n', join(p.work, 'initrd.cpio')]);
+}
+
 /** The initramfs's init: the modules, the root disk (vda), then dom0's own init on it. */
 const INITRD_INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-for m in $(cat /modules.list); do insmod $m; done
+modprobe -a ${INITRD_MODULES.join(' ')}
 i=0
 until [ -b /dev/vda ]; do
   i=$((i + 1)); [ $i -gt 500 ] && { echo "XENOS-TEST: FAIL no root disk /dev/vda"; poweroff -f; }
