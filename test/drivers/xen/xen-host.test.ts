@@ -12,7 +12,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../../scripts/lib/debian.ts';
 import { ensureXenHost, type XenHostImage } from '../../../scripts/xen/xen-host.ts';
 import { planDisks, resolveVmImage } from '../../../src/drivers/vm-image.ts';
-import { xlConfig } from '../../../src/drivers/xen/xl-config.ts';
+import { domainUuid, xlConfig } from '../../../src/drivers/xen/xl-config.ts';
+import { domainState, parseXlList, parseXlListLong } from '../../../src/drivers/xen/xl-list.ts';
 import { guestImageDir } from '../../guest-image.ts';
 import { runOnXenHost } from './xen-host.ts';
 import { specFor, TEMPLATES } from './xl-fixtures.ts';
@@ -43,6 +44,8 @@ until grep -q '^ready' "$log" 2>/dev/null; do
   sleep 0.1
 done
 say "ready in $(since $t0) s"
+say "xl-list $(xl list | base64 -w0)"
+say "xl-list-long $(xl list -l | base64 -w0)"
 say "list $(xl list -l "$name" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const [d]=JSON.parse(s);console.log(JSON.stringify({name:d.config.c_info.name,type:d.config.c_info.type,memkb:d.config.b_info.max_memkb,disk:d.config.disks[0].format,bridge:d.config.nics[0].bridge}))})')"
 for n in 1 2; do
   say "GET $(node -e 'fetch("http://10.0.2.15/",{signal:AbortSignal.timeout(10000)}).then(r=>r.text()).then(t=>console.log(t.trim()),e=>console.log("ERR",e.cause?.code??e.message))')"
@@ -129,6 +132,21 @@ describe('a real Xen host (Xen 4.17 under QEMU, the real toolstack in dom0)', ()
         disk: 'qcow2',
         bridge: 'xenosbr0',
       });
+      // xl's own listings, read by the driver's readers: the domain runs with what it was given.
+      const decoded = (key: string) =>
+        Buffer.from(new RegExp(`^${key} (\\S*)$`, 'm').exec(said)![1], 'base64').toString('utf8');
+      const rows = parseXlList(decoded('xl-list'));
+      expect(rows.find((r) => r.domid === 0)?.name).toBe('Domain-0');
+      const row = rows.find((r) => r.name === spec.id)!;
+      expect(row, decoded('xl-list')).toBeDefined();
+      expect({ state: domainState(row.flags), memoryMiB: row.memoryMiB, vcpus: row.vcpus }).toEqual({
+        state: 'running',
+        memoryMiB: 128,
+        vcpus: 1,
+      });
+      const long = parseXlListLong(decoded('xl-list-long')).find((e) => e.config.c_info.name === spec.id)!;
+      expect(long.domid).toBe(row.domid);
+      expect(long.config.c_info).toMatchObject({ uuid: domainUuid(spec), type: 'pvh' });
       const gets = [...said.matchAll(/^GET (.*)$/gm)].map((m) => m[1]);
       expect(gets).toHaveLength(2);
       const [first, second] = gets.map((g) => /^boot=(\S+) count=(\d+)$/.exec(g));
