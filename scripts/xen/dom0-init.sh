@@ -53,6 +53,17 @@ say "toolstack up"
 ip link add xenosbr0 type bridge && ip addr add 10.0.2.2/24 dev xenosbr0 && ip link set xenosbr0 up ||
   die "cannot make the bridge xenosbr0"
 
+# A directory the host shares over 9p (tag `xenos`, read-only): the repository, for a test that runs Xenos.
+# It appears at /xenos writable, the writes kept in dom0's memory (overlayfs): tools write caches beside
+# their code, and the host's copy must not change.
+if modprobe -a 9p 9pnet_virtio overlay && grep -qs xenos /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag; then
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 xenos /xenos-share ||
+    die "cannot mount the 9p share xenos"
+  mkdir -p /run/xenos-upper /run/xenos-work
+  mount -t overlay overlay -o lowerdir=/xenos-share,upperdir=/run/xenos-upper,workdir=/run/xenos-work /xenos ||
+    die "cannot lay a writable overlay on the share"
+fi
+
 mount -t ext4 /dev/vdb /test || die "no test disk /dev/vdb"
 [ -x /test/run.sh ] || die "the test disk has no run.sh"
 /test/run.sh 2>&1

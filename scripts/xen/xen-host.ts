@@ -57,7 +57,9 @@ const DOM0_PACKAGES = [
   'kmod',
   'procps',
 ];
-/** The modules dom0 loads: Xen's device files and backends, bridges, and its own disks. */
+/** The modules dom0 loads: Xen's device files and backends, bridges, its own disks, and 9p with overlayfs
+ *  (a directory of the host shown to dom0 — the repository, when a test runs Xenos there — read-only
+ *  below, writable on top in dom0's memory). */
 const DOM0_MODULES = [
   'xen-evtchn',
   'xen-gntdev',
@@ -73,6 +75,9 @@ const DOM0_MODULES = [
   'virtio_blk',
   'ext4',
   'crc32c_generic',
+  '9p',
+  '9pnet_virtio',
+  'overlay',
 ];
 /** What the initramfs loads to reach the root disk. */
 const INITRD_MODULES = ['virtio_pci', 'virtio_blk', 'ext4', 'crc32c_generic'];
@@ -225,7 +230,14 @@ function buildRootfs(p: Parts): void {
   chmodSync(join(rootfs, 'usr', 'local', 'bin', 'node'), 0o755);
   copyFileSync(DOM0_INIT, join(rootfs, 'sbin', 'xenos-init'));
   chmodSync(join(rootfs, 'sbin', 'xenos-init'), 0o755);
-  for (const d of ['var/log/xen/console', 'var/lib/xen', 'var/lib/xenstored', 'test']) {
+  for (const d of [
+    'var/log/xen/console',
+    'var/lib/xen',
+    'var/lib/xenstored',
+    'test',
+    'xenos',
+    'xenos-share',
+  ]) {
     mkdirSync(join(rootfs, d), { recursive: true });
   }
   const image = join(p.work, 'rootfs.img');

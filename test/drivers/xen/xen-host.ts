@@ -15,6 +15,8 @@ export interface XenHostTest {
   script: string;
   /** Files for the test: path under /test → a host file to copy, or text. */
   files?: Record<string, { from: string } | { text: string }>;
+  /** A host directory dom0 sees read-only at /xenos (over 9p): the repository, to run Xenos there. */
+  share?: string;
 }
 
 export interface XenHostRun {
@@ -49,13 +51,18 @@ export async function runOnXenHost(
     }
     const disk = join(work, 'test.img');
     run('mke2fs', ['-q', '-t', 'ext4', '-d', tree, disk, `${Math.ceil(bytes / 2 ** 20) + 64}M`]);
-    return await boot(host, disk, timeoutMs);
+    return await boot(host, disk, test.share, timeoutMs);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 }
 
-function boot(host: XenHostImage, testDisk: string, timeoutMs: number): Promise<XenHostRun> {
+function boot(
+  host: XenHostImage,
+  testDisk: string,
+  share: string | undefined,
+  timeoutMs: number,
+): Promise<XenHostRun> {
   // Xen on 2 emulated CPUs (SVM + nested paging, so PVH and HVM guests run) with dom0 held to 512 MiB
   // and one vCPU; QEMU's own limits as measured here: -cpu max crashes dom0.
   const args = [
@@ -72,6 +79,7 @@ function boot(host: XenHostImage, testDisk: string, timeoutMs: number): Promise<
     ...['-drive', `file=${testDisk},if=virtio,format=raw`],
     ...['-device', 'isa-debug-exit,iobase=0xf4,iosize=0x01'],
   ];
+  if (share) args.push('-virtfs', `local,path=${share},mount_tag=xenos,security_model=none,readonly=on`);
   return new Promise((resolve, reject) => {
     const began = performance.now();
     const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
