@@ -5,6 +5,7 @@
 // IDE, UEFI, no network, parameters in the command line). Templates Xenos knows to be wrong are refused
 // before xl sees them, naming the field.
 
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these are Xenos `${params.X}` templates, not JS ones
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureOfflineXl } from '../../../scripts/xen/xl-offline.ts';
 import type { DomainSpec } from '../../../src/drivers/driver.ts';
