@@ -9,7 +9,6 @@
 // The pause is measured as the guest sees it (destination RESUME − source STOP, clocks aligned by
 // migration-clock.ts). Failure cases and who cleans what: README.md, "Migration".
 
-import { readFile } from 'node:fs/promises';
 import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type {
@@ -61,6 +60,8 @@ export interface LiveMigrationHost {
   stopNow(id: string): Promise<void>;
   destroy(id: string): Promise<void>;
   describe(id: string): Promise<DomainInfo>;
+  /** QEMU's last complaint on the domain's stderr. */
+  complaint(id: string): Promise<string | undefined>;
 }
 
 export interface MigrateInLiveOptions extends SignalOptions {
@@ -341,7 +342,7 @@ async function migrateInLive(
     // for a go would hold both sides (the source's migration waits on a stream nobody reads).
     const lost = arrived.then(
       async (e) => {
-        if (e.data?.status !== 'completed') throw await incomingFailed(qmp, paths.stderr);
+        if (e.data?.status !== 'completed') throw await incomingFailed(qmp, host.complaint(id));
         return new Promise<never>(() => {});
       },
       (err: Error) => {
@@ -351,7 +352,7 @@ async function migrateInLive(
     lost.catch(() => {});
     await Promise.race([goAhead(control, options), lost]);
     const end = await arrived;
-    if (end.data?.status !== 'completed') throw await incomingFailed(qmp, paths.stderr);
+    if (end.data?.status !== 'completed') throw await incomingFailed(qmp, host.complaint(id));
     await qmp.execute('nbd-server-stop');
     const resumed = qmp.waitForEvent('RESUME', { timeoutMs: 30_000 });
     await qmp.execute('cont');
@@ -370,11 +371,10 @@ async function migrateInLive(
 }
 
 /** The incoming migration failed: why, in QEMU's words (query-migrate's error-desc, its last complaint). */
-async function incomingFailed(qmp: QmpClient, stderrPath: string): Promise<Error> {
+async function incomingFailed(qmp: QmpClient, complaint: Promise<string | undefined>): Promise<Error> {
   const info = (await qmp.execute('query-migrate').catch(() => undefined)) as
     | { 'error-desc'?: string }
     | undefined;
-  const said = (await readFile(stderrPath, 'utf8').catch(() => '')).trim().split('\n').pop();
-  const why = [info?.['error-desc'], said].filter(Boolean).join('; ');
+  const why = [info?.['error-desc'], await complaint].filter(Boolean).join('; ');
   return new Error(`the memory did not arrive whole (QEMU: ${why || 'failed, no reason given'})`);
 }

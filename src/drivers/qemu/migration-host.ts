@@ -28,6 +28,8 @@ export interface QemuDriverParts {
   startDomain(spec: DomainSpec, options: SignalOptions): Promise<DomainInfo>;
   destroy(id: string): Promise<void>;
   inspect(id: string): Promise<DomainInfo | undefined>;
+  /** QEMU's last complaint on the domain's stderr. */
+  complaint(id: string): Promise<string | undefined>;
 }
 
 export function migrationHost(d: QemuDriverParts): ColdMigrationHost {
@@ -62,6 +64,7 @@ export function migrationHost(d: QemuDriverParts): ColdMigrationHost {
     },
     start: (spec, signal) => d.startDomain(spec, { signal }),
     destroy: (id) => d.destroy(id),
+    complaint: (id) => d.complaint(id),
     describe: async (id) => {
       const info = await d.inspect(id);
       if (!info) throw new DomainNotFoundError(id, d.vmsDir);

@@ -216,13 +216,18 @@ export class QemuDriver implements Driver {
       guestPortInside: true,
     });
     if (info.state !== 'crashed') return info;
-    // QEMU says why it would not run (a bad option, a disk it cannot open) on its stderr.
-    const text = await readFile(paths.stderr, 'utf8').catch(() => '');
-    const why = text
+    const why = await this.complaint(rec.spec.id);
+    return why ? { ...info, message: `${info.message}: ${why}` } : info;
+  }
+
+  /** QEMU's last word on its stderr (`qemu-system-x86_64: ...`): why it would not run (a bad option, a
+   *  disk it cannot open) or why an incoming migration failed. */
+  private async complaint(id: string): Promise<string | undefined> {
+    const text = await readFile(this.paths(id).stderr, 'utf8').catch(() => '');
+    return text
       .split('\n')
       .filter((l) => l.startsWith(`${basename(this.binary)}:`))
       .pop();
-    return why ? { ...info, message: `${info.message}: ${why}` } : info;
   }
 
   async inspect(id: string): Promise<DomainInfo | undefined> {
@@ -352,6 +357,7 @@ export class QemuDriver implements Driver {
       startDomain: (spec, options) => this.startDomain(spec, options),
       destroy: (id) => this.destroy(id),
       inspect: (id) => this.inspect(id),
+      complaint: (id) => this.complaint(id),
     });
     return this.migrationParts;
   }
