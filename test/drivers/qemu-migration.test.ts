@@ -21,6 +21,7 @@ import { Cgroups } from '../../src/drivers/process/cgroup.ts';
 import { probeQemu } from '../../src/drivers/qemu/probe-qemu.ts';
 import { QemuDriver } from '../../src/drivers/qemu/qemu-driver.ts';
 import { libp2pPair } from '../cluster/migration/libp2p-pair.ts';
+import { keepRequesting } from '../guest-client.ts';
 import { guestImageDir } from '../guest-image.ts';
 import { TestNet } from '../p2p/cluster.ts';
 import { DriverHarness, httpGet, testInstance, waitForBody } from './driver-contract.ts';
@@ -46,30 +47,6 @@ function guestSpec(name: string): DomainSpec {
 const urlOf = (info: DomainInfo) => `http://${info.endpoints[0].address}:${info.endpoints[0].port}/`;
 
 /** GET / every few ms against whatever `url()` says now; keeps every answer and every failure. */
-function client(url: () => string) {
-  const answers: { at: number; boot: string; count: number }[] = [];
-  const errors: { at: number; error: string }[] = [];
-  let stopped = false;
-  const done = (async () => {
-    while (!stopped) {
-      const at = Date.now();
-      const r = await httpGet(url());
-      const m = r?.body.match(/boot=(\S+) count=(\d+)/);
-      if (m) answers.push({ at, boot: m[1], count: Number(m[2]) });
-      else errors.push({ at, error: r ? `HTTP ${r.status}: ${r.body.slice(0, 80)}` : 'no answer' });
-      await new Promise((res) => setTimeout(res, 20));
-    }
-  })();
-  return {
-    answers,
-    errors,
-    stop: async () => {
-      stopped = true;
-      await done;
-    },
-  };
-}
-
 /** The lines of /requests.log on a guest disk overlay (ext4 over the image's base), read offline. */
 async function requestLog(overlay: string, scratch: string): Promise<string[]> {
   await run('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', overlay, scratch]);
@@ -132,7 +109,7 @@ describe.skipIf(!qemu.usable)('QEMU live migration', { timeout: 6 * BOOT_MS }, (
     const spec = guestSpec('mover');
     let info = await a.startDomain(spec);
     await waitForBody(urlOf(info), 'count=', BOOT_MS);
-    const c = client(() => urlOf(info));
+    const c = keepRequesting(() => urlOf(info), 20);
     await expect.poll(() => c.answers.length, { timeout: 30_000 }).toBeGreaterThan(5);
 
     const windows: [number, number][] = [];

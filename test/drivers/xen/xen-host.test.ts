@@ -14,6 +14,7 @@ import { ensureXenHost, type XenHostImage } from '../../../scripts/xen/xen-host.
 import { planDisks, resolveVmImage } from '../../../src/drivers/vm-image.ts';
 import { domainUuid, xlConfig } from '../../../src/drivers/xen/xl-config.ts';
 import { domainState, parseXlList, parseXlListLong } from '../../../src/drivers/xen/xl-list.ts';
+import { guestLine } from '../../guest-client.ts';
 import { guestImageDir } from '../../guest-image.ts';
 import { runOnXenHost } from './xen-host.ts';
 import { specFor, TEMPLATES } from './xl-fixtures.ts';
@@ -149,11 +150,11 @@ describe('a real Xen host (Xen 4.17 under QEMU, the real toolstack in dom0)', ()
       expect(long.config.c_info).toMatchObject({ uuid: domainUuid(spec), type: 'pvh' });
       const gets = [...said.matchAll(/^GET (.*)$/gm)].map((m) => m[1]);
       expect(gets).toHaveLength(2);
-      const [first, second] = gets.map((g) => /^boot=(\S+) count=(\d+)$/.exec(g));
+      const [first, second] = gets.map(guestLine);
       expect(first, gets[0]).toBeTruthy();
       expect(second, gets[1]).toBeTruthy();
-      expect(second![1]).toBe(first![1]);
-      expect(Number(second![2])).toBe(Number(first![2]) + 1);
+      expect(second!.boot).toBe(first!.boot);
+      expect(second!.count).toBe(first!.count + 1);
       expect(said).toMatch(/^shut down in [\d.]+ s$/m);
       expect(said).toMatch(/^gone$/m);
     },

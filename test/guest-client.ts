@@ -1,0 +1,47 @@
+// A client of the demo guest (npm run guest-image) that keeps asking GET / while a test moves the guest:
+// what it was answered (the guest's boot id and request count, and where) and what failed, each with the
+// time the request began. The URL is asked of `url()` before every request, so a client following the
+// guest (its endpoint in the API, or the driver's latest info) reaches it wherever it is.
+
+import { httpGet } from './drivers/driver-contract.ts';
+
+/** The demo guest's answer to GET /: `boot=<boot id> count=<n>`, parsed; undefined for anything else. */
+export function guestLine(text: string): { boot: string; count: number } | undefined {
+  const m = /^boot=(\S+) count=(\d+)$/.exec(text.trim());
+  return m ? { boot: m[1], count: Number(m[2]) } : undefined;
+}
+
+export interface GuestClient {
+  answers: { at: number; boot: string; count: number; url: string }[];
+  errors: { at: number; error: string }[];
+  stop(): Promise<void>;
+}
+
+/** Requests GET / every `everyMs` until stopped. */
+export function keepRequesting(
+  url: () => string | undefined | Promise<string | undefined>,
+  everyMs: number,
+): GuestClient {
+  const client: GuestClient = { answers: [], errors: [], stop: async () => {} };
+  let stopped = false;
+  const done = (async () => {
+    while (!stopped) {
+      const at = Date.now();
+      const where = await Promise.resolve(url()).catch(() => undefined);
+      const r = where ? await httpGet(where) : undefined;
+      const line = r && r.status === 200 ? guestLine(r.body) : undefined;
+      if (line && where) client.answers.push({ at, ...line, url: where });
+      else
+        client.errors.push({
+          at,
+          error: !where ? 'no endpoint' : r ? `HTTP ${r.status}: ${r.body.slice(0, 80)}` : 'no answer',
+        });
+      await new Promise((res) => setTimeout(res, everyMs));
+    }
+  })();
+  client.stop = async () => {
+    stopped = true;
+    await done;
+  };
+  return client;
+}
