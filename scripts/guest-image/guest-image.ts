@@ -32,9 +32,10 @@ import { gzipSync } from 'node:zlib';
 import { BuildError } from '../lib/build-error.ts';
 import { acquireBuildLock } from '../lib/build-lock.ts';
 import {
-  candidates,
   downloadPackage,
   installHostPackages,
+  kernelOfMeta,
+  requireCandidates,
   run,
   runBytes,
   unpackPackage,
@@ -151,26 +152,14 @@ interface Inputs {
 
 /** The package versions apt offers now (refreshing apt's lists once when they do not know the packages). */
 function resolveInputs(log: (line: string) => void): Inputs {
-  const resolve = (): Inputs | undefined => {
-    const found = candidates([KERNEL_META, BUSYBOX]);
-    // linux-image-amd64 depends on exactly one kernel: `linux-image-6.1.0-N-amd64 (= VERSION)`.
-    const kernel = /(linux-image-\S+) \(= ([^)]+)\)/.exec(found.get(KERNEL_META)?.depends ?? '');
-    const busyboxVersion = found.get(BUSYBOX)?.version;
-    return kernel && busyboxVersion
-      ? { kernelPackage: kernel[1], kernelVersion: kernel[2], busyboxVersion }
-      : undefined;
+  const need = "the demo guest needs Debian's main archive in apt's sources";
+  const found = requireCandidates([KERNEL_META, BUSYBOX], need, (l) => log(`guest-image: ${l}`));
+  const kernel = kernelOfMeta(found.get(KERNEL_META));
+  return {
+    kernelPackage: kernel.package,
+    kernelVersion: kernel.version,
+    busyboxVersion: found.get(BUSYBOX)!.version,
   };
-  const found = resolve();
-  if (found) return found;
-  log(`guest-image: apt does not know ${KERNEL_META} or ${BUSYBOX} yet: refreshing its package lists`);
-  installHostPackages([], true);
-  const again = resolve();
-  if (!again) {
-    throw new BuildError(
-      `apt offers no ${KERNEL_META} or ${BUSYBOX}: the demo guest needs Debian's main archive in apt's sources`,
-    );
-  }
-  return again;
 }
 
 /** The cache key: the package versions, the guest's files and this builder's source. */

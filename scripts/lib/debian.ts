@@ -92,6 +92,44 @@ export function candidates(pkgs: string[]): Map<string, Candidate> {
   return found;
 }
 
+/**
+ * The candidates of all of `pkgs`, refreshing apt's package lists once when it does not know one of them
+ * yet (a fresh machine; `log` says so). Throws naming the ones apt still does not offer, and `need` (who
+ * needs them and from where).
+ */
+export function requireCandidates(
+  pkgs: string[],
+  need: string,
+  log: (line: string) => void,
+): Map<string, Candidate> {
+  let found = candidates(pkgs);
+  if (found.size < pkgs.length) {
+    log(
+      `apt does not know ${pkgs.filter((p) => !found.has(p)).join(', ')} yet: refreshing its package lists`,
+    );
+    installHostPackages([], true);
+    found = candidates(pkgs);
+  }
+  const missing = pkgs.filter((p) => !found.has(p));
+  if (missing.length > 0) throw new BuildError(`apt offers no ${missing.join(', ')}: ${need}`);
+  return found;
+}
+
+/** The kernel a `linux-image-<flavour>` meta package depends on (exactly one: `linux-image-6.1.0-N-amd64
+ *  (= VERSION)`): its package, version and release (the name under /lib/modules). */
+export function kernelOfMeta(meta: Candidate | undefined): {
+  package: string;
+  version: string;
+  release: string;
+} {
+  const m = /(linux-image-\S+) \(= ([^)]+)\)/.exec(meta?.depends ?? '');
+  if (!m)
+    throw new BuildError(
+      `the kernel meta package depends on no one kernel: ${JSON.stringify(meta?.depends)}`,
+    );
+  return { package: m[1], version: m[2], release: m[1].replace(/^linux-image-/, '') };
+}
+
 /** Downloads PKG=VERSION's .deb into `dir` (no installing, no root needed) and returns its path. */
 export function downloadPackage(pkg: string, version: string, dir: string): string {
   run('apt-get', ['download', '-qq', `${pkg}=${version}`], { cwd: dir, timeoutMs: 10 * 60_000 });

@@ -31,9 +31,10 @@ import { gunzipSync } from 'node:zlib';
 import { BuildError } from '../lib/build-error.ts';
 import { acquireBuildLock } from '../lib/build-lock.ts';
 import {
-  candidates,
   downloadPackage,
   installHostPackages,
+  kernelOfMeta,
+  requireCandidates,
   run,
   runBytes,
   unpackPackage,
@@ -145,20 +146,11 @@ export async function ensureXenHost(
   );
   try {
     installHostPackages(HOST_TOOLS);
-    let found = candidates([HYPERVISOR, KERNEL_META, BUSYBOX]);
-    if (found.size < 3) {
-      installHostPackages([], true);
-      found = candidates([HYPERVISOR, KERNEL_META, BUSYBOX]);
-    }
-    const kernel = /(linux-image-\S+) \(= ([^)]+)\)/.exec(found.get(KERNEL_META)?.depends ?? '');
-    if (!found.has(HYPERVISOR) || !found.has(BUSYBOX) || !kernel) {
-      throw new BuildError(
-        `apt offers no ${HYPERVISOR}, ${KERNEL_META} or ${BUSYBOX}: the Xen host needs Debian 12's main archive`,
-      );
-    }
-    const [, kernelPackage, kernelVersion] = kernel;
-    const release = kernelPackage.replace(/^linux-image-/, '');
-    const versions = `${HYPERVISOR} ${found.get(HYPERVISOR)!.version}, ${kernelPackage} ${kernelVersion}`;
+    const need = "the Xen host needs Debian 12's main archive";
+    const found = requireCandidates([HYPERVISOR, KERNEL_META, BUSYBOX], need, (l) => log(`xen-host: ${l}`));
+    const kernel = kernelOfMeta(found.get(KERNEL_META));
+    const release = kernel.release;
+    const versions = `${HYPERVISOR} ${found.get(HYPERVISOR)!.version}, ${kernel.package} ${kernel.version}`;
     const hash = createHash('sha256').update(
       `${versions}\n${found.get(BUSYBOX)!.version}\n${process.version}\n`,
     );
@@ -178,7 +170,7 @@ export async function ensureXenHost(
       unpackPackage(downloadPackage(HYPERVISOR, found.get(HYPERVISOR)!.version, debs), hv);
       writeFileSync(join(work, 'xen.bin'), gunzipSync(readFileSync(join(hv, 'boot', 'xen-4.17-amd64.gz'))));
       const kt = join(work, 'kernel');
-      unpackPackage(downloadPackage(kernelPackage, kernelVersion, debs), kt);
+      unpackPackage(downloadPackage(kernel.package, kernel.version, debs), kt);
       run('depmod', ['-b', kt, release]);
       copyFileSync(join(kt, 'boot', `vmlinuz-${release}`), join(work, 'vmlinuz'));
       const bb = join(work, 'busybox');

@@ -15,7 +15,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BuildError } from '../lib/build-error.ts';
 import { acquireBuildLock } from '../lib/build-lock.ts';
-import { candidates, downloadPackage, installHostPackages, run, unpackPackage } from '../lib/debian.ts';
+import {
+  downloadPackage,
+  installHostPackages,
+  requireCandidates,
+  run,
+  unpackPackage,
+} from '../lib/debian.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SHIM_SOURCE = join(HERE, 'xl-offline-shim.c');
@@ -76,17 +82,10 @@ export async function ensureOfflineXl(
   );
   try {
     installHostPackages(HOST_TOOLS);
-    let versions = candidates([...RUNTIME_PACKAGES, HEADERS_PACKAGE]);
-    if (versions.size < RUNTIME_PACKAGES.length + 1) {
-      installHostPackages([], true); // no package lists yet (a fresh machine): refresh them once
-      versions = candidates([...RUNTIME_PACKAGES, HEADERS_PACKAGE]);
-    }
-    const missing = [...RUNTIME_PACKAGES, HEADERS_PACKAGE].filter((p) => !versions.has(p));
-    if (missing.length > 0) {
-      throw new BuildError(
-        `apt offers no ${missing.join(', ')}: the offline xl needs Debian 12's main archive`,
-      );
-    }
+    const need = "the offline xl needs Debian 12's main archive";
+    const versions = requireCandidates([...RUNTIME_PACKAGES, HEADERS_PACKAGE], need, (l) =>
+      log(`xl-offline: ${l}`),
+    );
     const version = `xen-utils-4.17 ${versions.get('xen-utils-4.17')!.version}`;
     const hash = createHash('sha256');
     for (const p of [...RUNTIME_PACKAGES, HEADERS_PACKAGE]) hash.update(`${p}=${versions.get(p)!.version}\n`);
