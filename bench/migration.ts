@@ -17,7 +17,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DomainInfo, DomainSpec } from '../src/drivers/driver.ts';
-import { domainIdFor } from '../src/drivers/driver.ts';
 import { Cgroups } from '../src/drivers/process/cgroup.ts';
 import { QemuDriver } from '../src/drivers/qemu/qemu-driver.ts';
 import { waitUntil } from '../src/drivers/wait-until.ts';
@@ -25,6 +24,7 @@ import { openXenosNode, type XenosNode } from '../src/p2p/node.ts';
 import { createClusterKey } from '../src/p2p/pnet/cluster-key.ts';
 import { libp2pPair } from '../test/cluster/migration/libp2p-pair.ts';
 import { DriverHarness, httpGet, testInstance, waitForBody } from '../test/drivers/driver-contract.ts';
+import { demoGuestSpec } from '../test/guest-client.ts';
 import { guestImageDir } from '../test/guest-image.ts';
 import { flag } from './lib/args.ts';
 import { printFigure } from './lib/figures.ts';
@@ -124,15 +124,12 @@ async function linkRate(): Promise<number> {
 }
 
 function spec(name: string, cmdline = ''): DomainSpec {
-  const instance = testInstance(name);
-  return {
-    id: domainIdFor(instance),
-    instance,
-    image: { path: guestDir, format: 'directory' },
-    boot: { kernel: 'vmlinux', initrd: 'initrd.img', cmdline: `xenos.name=\${instance.name}${cmdline}` },
-    ports: [{ name: 'http', port: 80, protocol: 'TCP', appProtocol: 'http' }],
-    resources: { memoryBytes: memoryMiB * MiB, vcpus: 1 },
-  };
+  return demoGuestSpec(
+    guestDir,
+    testInstance(name),
+    { resources: { memoryBytes: memoryMiB * MiB, vcpus: 1 } },
+    cmdline,
+  );
 }
 
 interface Outcome {

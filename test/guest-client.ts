@@ -3,7 +3,28 @@
 // time the request began. The URL is asked of `url()` before every request, so a client following the
 // guest (its endpoint in the API, or the driver's latest info) reaches it wherever it is.
 
+import type { DomainSpec, InstanceIdentity } from '../src/drivers/driver.ts';
+import { domainIdFor } from '../src/drivers/driver.ts';
 import { httpGet } from './drivers/driver-contract.ts';
+
+/** A domain of the demo guest in image directory `guestDir` for a VM driver: its kernel and initrd, 128 MiB,
+ *  one vCPU, its service on port 80 (`http`), `cmdline` added to its command line (` xenos.crash=1`). */
+export function demoGuestSpec(
+  guestDir: string,
+  instance: InstanceIdentity,
+  extra: Partial<DomainSpec> = {},
+  cmdline = '',
+): DomainSpec {
+  return {
+    id: domainIdFor(instance),
+    instance,
+    image: { path: guestDir, format: 'directory' },
+    boot: { kernel: 'vmlinux', initrd: 'initrd.img', cmdline: `xenos.name=\${instance.name}${cmdline}` },
+    ports: [{ name: 'http', port: 80, protocol: 'TCP', appProtocol: 'http' }],
+    resources: { memoryBytes: 128 * 1024 * 1024, vcpus: 1 },
+    ...extra,
+  };
+}
 
 /** The demo guest's answer to GET /: `boot=<boot id> count=<n>`, parsed; undefined for anything else. */
 export function guestLine(text: string): { boot: string; count: number } | undefined {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # PID 1 of the test Xen host's dom0 (scripts/xen/xen-host.ts; no systemd, no udev): brings up what Debian's
-# xen init scripts would (the Xen device files, oxenstored, xen-init-dom0, xenconsoled), a bridge for guests,
-# then mounts the test's disk (/dev/vdb) at /test and runs /test/run.sh. Everything worth reading is a line
+# xen init scripts would (the Xen device files, oxenstored, xen-init-dom0, xenconsoled), then mounts the
+# test's disk (/dev/vdb) at /test and runs /test/run.sh. Everything worth reading is a line
 # `XENOS-TEST: ...` on the console; the end is `XENOS-TEST: EXIT <status>`, and QEMU exits with
 # (status << 1) | 1 through its isa-debug-exit port.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -48,10 +48,6 @@ $XENBIN/xen-init-dom0 > /tmp/xen-init-dom0.log 2>&1 || die "xen-init-dom0: $(cat
 $XENBIN/xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console ||
   die "xenconsoled did not start"
 say "toolstack up"
-
-# The guests' bridge; a guest without DHCP takes 10.0.2.15/24 (the demo guest does).
-ip link add xenosbr0 type bridge && ip addr add 10.0.2.2/24 dev xenosbr0 && ip link set xenosbr0 up ||
-  die "cannot make the bridge xenosbr0"
 
 # A directory the host shares over 9p (tag `xenos`, read-only): the repository, for a test that runs Xenos.
 # It appears at /xenos writable, the writes kept in dom0's memory (overlayfs): tools write caches beside

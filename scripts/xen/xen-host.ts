@@ -47,7 +47,8 @@ const KERNEL_MODULES_SOURCE = join(HERE, '..', 'lib', 'kernel-modules.ts');
 const HYPERVISOR = 'xen-hypervisor-4.17-amd64';
 const KERNEL_META = 'linux-image-amd64';
 const BUSYBOX = 'busybox-static';
-/** dom0's packages: the toolstack, QEMU for qdisk (qcow2) backends, and what the init script runs. */
+/** dom0's packages: the toolstack, QEMU for qdisk (qcow2) backends, dnsmasq for the Xen driver's user
+ *  network, and what the init script runs. */
 const DOM0_PACKAGES = [
   'xen-utils-4.17',
   'xenstore-utils',
@@ -55,6 +56,8 @@ const DOM0_PACKAGES = [
   'qemu-utils',
   'busybox',
   'iproute2',
+  'dnsmasq-base',
+  'dnsmasq-utils',
   'kmod',
   'procps',
 ];

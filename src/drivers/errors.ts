@@ -127,3 +127,11 @@ export class DiskImageError extends DriverError {
     this.name = 'DiskImageError';
   }
 }
+
+/** Why running `tool` failed, in one line for people. */
+export function execFailure(err: unknown, tool: string): string {
+  const e = err as NodeJS.ErrnoException & { stderr?: string };
+  if (e.code === 'ENOENT') return `${tool} is not installed (not on PATH)`;
+  const detail = (e.stderr || e.message || String(err)).trim().split('\n')[0];
+  return `${tool} failed: ${detail}`;
+}

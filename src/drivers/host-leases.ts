@@ -18,7 +18,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { allRows } from '../store/sqlite-rows.ts';
 import { readStatSync } from './process/proc.ts';
 
-export type LeaseKind = 'uid' | 'port/TCP' | 'port/UDP';
+export type LeaseKind = 'uid' | 'port/TCP' | 'port/UDP' | 'xen-address';
 
 export interface HostLeasesInit {
   /** The machine-wide directory. Default: /run/xenos as root, else $XDG_RUNTIME_DIR/xenos or /tmp/xenos-<uid>. */

@@ -1,12 +1,8 @@
 // Choosing this host's driver: by name, or `auto` — Xen when `xl` talks to a running hypervisor, else QEMU
 // when it is installed with KVM (TCG works but is far slower than a process, so it must be asked for by
 // name), else the process driver, which every Linux host can run. The result says why the others were
-// not taken, for the Host status. Only drivers in BUILT_DRIVERS exist in this build; asking for another by
-// name is an error that says so.
+// not taken, for the Host status.
 
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import type { Driver, DriverName, ProbeResult } from './driver.ts';
 import { DRIVER_NAMES } from './driver.ts';
 import { DriverUnavailableError } from './errors.ts';
@@ -15,17 +11,14 @@ import {
   type ProcessDriverComponents,
   type ProcessDriverInit,
 } from './process/process-driver.ts';
-import { execFailure, probeQemu } from './qemu/probe-qemu.ts';
+import { probeQemu } from './qemu/probe-qemu.ts';
 import { QemuDriver } from './qemu/qemu-driver.ts';
+import { probeXen } from './xen/probe-xen.ts';
+import { XenDriver } from './xen/xen-driver.ts';
 
-const run = promisify(execFile);
-
-export { DRIVER_NAMES, probeQemu };
+export { DRIVER_NAMES, probeQemu, probeXen };
 export const DRIVER_CHOICES = [...DRIVER_NAMES, 'auto'] as const;
 export type DriverChoice = (typeof DRIVER_CHOICES)[number];
-
-/** The drivers this build contains. */
-export const BUILT_DRIVERS: readonly DriverName[] = ['process', 'qemu'];
 
 export interface DriverSelection {
   driver: Driver;
@@ -35,29 +28,10 @@ export interface DriverSelection {
 
 export type SelectDriverInit = ProcessDriverInit & ProcessDriverComponents;
 
-const PROBE_TIMEOUT_MS = 10_000;
-
-/** Xen: dom0 privileges (/proc/xen/capabilities says control_d) and `xl info` answers. */
-export async function probeXen(options: { signal?: AbortSignal } = {}): Promise<ProbeResult> {
-  const caps = await readFile('/proc/xen/capabilities', 'utf8').catch(() => undefined);
-  if (caps === undefined)
-    return { usable: false, reason: 'not running under Xen (no /proc/xen/capabilities)' };
-  if (!caps.includes('control_d')) return { usable: false, reason: 'this is a Xen guest, not dom0' };
-  try {
-    await run('xl', ['info'], { timeout: PROBE_TIMEOUT_MS, signal: options.signal });
-    return { usable: true };
-  } catch (err) {
-    return { usable: false, reason: execFailure(err, 'xl info') };
-  }
-}
-
 function build(name: DriverName, init: SelectDriverInit): Driver {
   if (name === 'process') return new ProcessDriver({ log: init.log }, init);
   if (name === 'qemu') return new QemuDriver({ log: init.log }, init);
-  throw new DriverUnavailableError(
-    name,
-    `the ${name} driver is not built yet in this version of Xenos (built: ${BUILT_DRIVERS.join(', ')}); choose "process" or "auto"`,
-  );
+  return new XenDriver({ log: init.log }, init);
 }
 
 /** The driver for this host. Throws DriverUnavailableError when a named driver cannot be used here. */
@@ -91,13 +65,8 @@ export async function selectDriver(
     ],
   ];
   for (const [name, probe] of candidates) {
-    if (!probe.usable) {
-      notChosen.push(`${name}: ${probe.reason}`);
-    } else if (!BUILT_DRIVERS.includes(name)) {
-      notChosen.push(`${name}: usable on this host, but the ${name} driver is not built yet`);
-    } else {
-      return { driver: build(name, init), notChosen };
-    }
+    if (!probe.usable) notChosen.push(`${name}: ${probe.reason}`);
+    else return { driver: build(name, init), notChosen };
   }
   const driver = build('process', init);
   const probe = await driver.probe(options);

@@ -44,6 +44,8 @@ export interface HostOptions {
   args?: string[];
   /** A directory through which the test holds this host's outgoing migrations midway (migration-gate.ts). */
   migrationGate?: string;
+  /** How long xenosd may take to serve. Default startXenosd's (20 s); longer under emulation. */
+  startTimeoutMs?: number;
 }
 
 /** test/wait.ts's until (every 50 ms), in the argument order the cluster tests use. */
@@ -83,6 +85,7 @@ export class TestCluster {
     const p = await startXenosd({
       dataDir,
       hostName: name,
+      timeoutMs: opts.startTimeoutMs,
       entry: {
         script: XENOSD_WITH_FAULTS,
         args: [

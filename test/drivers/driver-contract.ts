@@ -114,6 +114,23 @@ export class DriverHarness {
   }
 }
 
+/** A fresh data dir and a started driver for each test of the enclosing describe (handed to `use`), torn
+ *  down after it. Returns the harness, for more drivers on the same dir. */
+export function driverPerTest<T extends Driver>(
+  make: (dataDir: string) => T,
+  use: (driver: T, dataDir: string) => void,
+): DriverHarness {
+  const harness = new DriverHarness();
+  beforeEach(async () => {
+    const dataDir = await harness.dataDir();
+    const driver = harness.track(make(dataDir));
+    await driver.start();
+    use(driver, dataDir);
+  });
+  afterEach(() => harness.cleanup());
+  return harness;
+}
+
 export async function waitForState(
   driver: Driver,
   id: string,
@@ -230,7 +247,7 @@ export function runDriverContract(name: string, fixture: DriverContractFixture):
       const spec = fixture.crashSpec(testInstance('crash'));
       await driver.startDomain(spec);
       const info = await waitForState(driver, spec.id, ['crashed', 'stopped']);
-      expect(info).toMatchObject({ state: 'crashed', exitCode: fixture.crashExitCode ?? 3 });
+      expect(info, info.message).toMatchObject({ state: 'crashed', exitCode: fixture.crashExitCode ?? 3 });
       expect(info.finishedAt).toBeTypeOf('string');
     });
 

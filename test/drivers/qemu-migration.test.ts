@@ -16,12 +16,11 @@ import type {
   IncomingMigration,
   MigrationTransport,
 } from '../../src/drivers/driver.ts';
-import { domainIdFor } from '../../src/drivers/driver.ts';
 import { Cgroups } from '../../src/drivers/process/cgroup.ts';
 import { probeQemu } from '../../src/drivers/qemu/probe-qemu.ts';
 import { QemuDriver } from '../../src/drivers/qemu/qemu-driver.ts';
 import { libp2pPair } from '../cluster/migration/libp2p-pair.ts';
-import { keepRequesting } from '../guest-client.ts';
+import { demoGuestSpec, keepRequesting } from '../guest-client.ts';
 import { guestImageDir } from '../guest-image.ts';
 import { TestNet } from '../p2p/cluster.ts';
 import { DriverHarness, httpGet, testInstance, waitForBody } from './driver-contract.ts';
@@ -33,15 +32,7 @@ const qemu = await probeQemu();
 const guestDir = qemu.usable ? await guestImageDir() : '';
 
 function guestSpec(name: string): DomainSpec {
-  const instance = testInstance(name);
-  return {
-    id: domainIdFor(instance),
-    instance,
-    image: { path: guestDir, format: 'directory' },
-    boot: { kernel: 'vmlinux', initrd: 'initrd.img', cmdline: `xenos.name=\${instance.name}` },
-    ports: [{ name: 'http', port: 80, protocol: 'TCP', appProtocol: 'http' }],
-    resources: { memoryBytes: 128 * MiB, vcpus: 1 },
-  };
+  return demoGuestSpec(guestDir, testInstance(name));
 }
 
 const urlOf = (info: DomainInfo) => `http://${info.endpoints[0].address}:${info.endpoints[0].port}/`;

@@ -11,14 +11,14 @@ import { createHash } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DomainInfo, DomainSpec, InstanceIdentity } from '../../src/drivers/driver.ts';
-import { domainIdFor } from '../../src/drivers/driver.ts';
 import { Cgroups } from '../../src/drivers/process/cgroup.ts';
 import { probeQemu } from '../../src/drivers/qemu/probe-qemu.ts';
 import { QemuDriver } from '../../src/drivers/qemu/qemu-driver.ts';
+import { demoGuestSpec } from '../guest-client.ts';
 import { guestImageDir } from '../guest-image.ts';
-import { DriverHarness, httpGet, runDriverContract, testInstance, waitForBody } from './driver-contract.ts';
+import { driverPerTest, httpGet, runDriverContract, testInstance, waitForBody } from './driver-contract.ts';
 
 const run = promisify(execFile);
 const BOOT_MS = 60_000;
@@ -28,19 +28,7 @@ const qemu = await probeQemu();
 const guestDir = qemu.usable ? await guestImageDir() : '';
 
 function guestSpec(instance: InstanceIdentity, extra: Partial<DomainSpec> = {}, cmdline = ''): DomainSpec {
-  return {
-    id: domainIdFor(instance),
-    instance,
-    image: { path: guestDir, format: 'directory' },
-    boot: {
-      kernel: 'vmlinux',
-      initrd: 'initrd.img',
-      cmdline: `xenos.name=\${instance.name}${cmdline}`,
-    },
-    ports: [{ name: 'http', port: 80, protocol: 'TCP', appProtocol: 'http' }],
-    resources: { memoryBytes: 128 * MiB, vcpus: 1 },
-    ...extra,
-  };
+  return demoGuestSpec(guestDir, instance, extra, cmdline);
 }
 
 // Each data dir its own cgroup subtree: the migration cases run two drivers — two hosts — on one machine,
@@ -91,16 +79,12 @@ describe.skipIf(!qemu.usable)('QEMU driver', () => {
   });
 
   describe('what is QEMU-specific', { timeout: 4 * BOOT_MS }, () => {
-    const harness = new DriverHarness();
     let dataDir: string;
     let driver: QemuDriver;
-
-    beforeEach(async () => {
-      dataDir = await harness.dataDir();
-      driver = harness.track(makeDriver(dataDir));
-      await driver.start();
+    const harness = driverPerTest(makeDriver, (d, dir) => {
+      driver = d;
+      dataDir = dir;
     });
-    afterEach(() => harness.cleanup());
 
     it('gives each disk a named block node on a qcow2 overlay, leaves the image untouched, reports stats, reconnects QMP after a restart', async () => {
       const image = join(guestDir, 'disk.img');

@@ -3,12 +3,19 @@
 
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { probeXen } from '../../src/drivers/registry.ts';
+import { probeXen, selectDriver } from '../../src/drivers/registry.ts';
 import { domainState, parseXlList, parseXlListLong } from '../../src/drivers/xen/xl-list.ts';
 
 describe('the Xen toolstack, from inside dom0', () => {
   it('is found usable by the driver probe', async () => {
     expect(await probeXen()).toEqual({ usable: true });
+  });
+
+  it('is what xenosd --driver auto picks', async () => {
+    const { driver, notChosen } = await selectDriver('auto', { dataDir: '/tmp/xenos-auto' });
+    expect(driver.name).toBe('xen');
+    expect(notChosen).toEqual([]);
+    await driver.stop();
   });
 
   it('lists dom0 running, through the readers of xl list and xl list -l', () => {

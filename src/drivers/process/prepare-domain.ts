@@ -67,12 +67,7 @@ export async function prepareDomainFiles(
     if (recordText(existing) !== stored) await writeRecord(paths, existing);
     return existing;
   }
-  if (existing?.run && (await domainAlive(paths, existing.run))) {
-    throw new PrepareError(
-      spec.id,
-      `it runs from image ${existing.preparedDigest || '(no digest)'} and the spec now asks for ${digest || '(no digest)'}; stop it before changing its image`,
-    );
-  }
+  await refuseImageChangeWhileRunning(paths, existing, spec, digest);
   let disk: DomainRecord['disk'];
   try {
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
@@ -91,6 +86,21 @@ export async function prepareDomainFiles(
   await ensureIdentity(rec, paths, true, sandbox);
   await writeRecord(paths, rec);
   return rec;
+}
+
+/** A domain's files are made again from another image only while it does not run. */
+export async function refuseImageChangeWhileRunning(
+  paths: DomainPaths,
+  existing: DomainRecord | undefined,
+  spec: DomainSpec,
+  digest: string,
+): Promise<void> {
+  if (existing?.run && (await domainAlive(paths, existing.run))) {
+    throw new PrepareError(
+      spec.id,
+      `it runs from image ${existing.preparedDigest || '(no digest)'} and the spec now asks for ${digest || '(no digest)'}; stop it before changing its image`,
+    );
+  }
 }
 
 /** The record of a domain just prepared from `digest`, keeping what an earlier record of it held (its host

@@ -6,18 +6,11 @@ import { execFile } from 'node:child_process';
 import { access, constants, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { ProbeResult } from '../driver.ts';
+import { execFailure } from '../errors.ts';
 
 const run = promisify(execFile);
 
 const PROBE_TIMEOUT_MS = 10_000;
-
-/** Why running `tool` failed, in one line for people. */
-export function execFailure(err: unknown, tool: string): string {
-  const e = err as NodeJS.ErrnoException & { stderr?: string };
-  if (e.code === 'ENOENT') return `${tool} is not installed (not on PATH)`;
-  const detail = (e.stderr || e.message || String(err)).trim().split('\n')[0];
-  return `${tool} failed: ${detail}`;
-}
 
 /** QEMU: the binary answers, and KVM is usable (/dev/kvm writable and the CPU has vmx/svm). */
 export async function probeQemu(

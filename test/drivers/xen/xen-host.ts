@@ -4,7 +4,15 @@
 // The root disk is used copy-on-write (-snapshot for it alone), so boots never change the image.
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { run } from '../../../scripts/lib/debian.ts';
@@ -17,6 +25,8 @@ export interface XenHostTest {
   files?: Record<string, { from: string } | { text: string }>;
   /** A host directory dom0 sees read-only at /xenos (over 9p): the repository, to run Xenos there. */
   share?: string;
+  /** Free space on the test disk beyond its files, for what the test writes (a sparse file here). Default 64. */
+  spareMiB?: number;
 }
 
 export interface XenHostRun {
@@ -50,7 +60,15 @@ export async function runOnXenHost(
       bytes += statSync(to).size;
     }
     const disk = join(work, 'test.img');
-    run('mke2fs', ['-q', '-t', 'ext4', '-d', tree, disk, `${Math.ceil(bytes / 2 ** 20) + 64}M`]);
+    run('mke2fs', [
+      '-q',
+      '-t',
+      'ext4',
+      '-d',
+      tree,
+      disk,
+      `${Math.ceil(bytes / 2 ** 20) + (test.spareMiB ?? 64)}M`,
+    ]);
     return await boot(host, disk, test.share, timeoutMs);
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -84,9 +102,13 @@ function boot(
     const began = performance.now();
     const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const result: XenHostRun = { said: [], console: '', at: [] };
+    // XENOS_TEST_XEN_CONSOLE=FILE: the console as it comes, to watch a long run.
+    const tee = process.env.XENOS_TEST_XEN_CONSOLE;
+    if (tee) writeFileSync(tee, '');
     let partial = '';
     qemu.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       result.console += chunk;
+      if (tee) appendFileSync(tee, chunk);
       const lines = (partial + chunk).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) {

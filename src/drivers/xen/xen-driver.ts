@@ -1,0 +1,479 @@
+// The Xen driver: a domain is a Xen guest run through the `xl` toolstack in dom0, as in the paper. Its
+// files are a VM domain's (the record domain.json, qcow2 overlays on the template image's disk: vm-disks.ts)
+// plus the xl config xlConfig() builds from the spec (xl-config.ts); its state is Xen's (`xl list`), read by
+// the domain's name, which is its deterministic id: a restarted xenosd finds its domains there, and there is
+// never a second domain of one name on a host. How a run ended comes from xl's own monitor log ("has shut
+// down, reason code N"), so it outlives xenosd. The guest's console is xenconsoled's log of it.
+//
+// A guest is created paused, handed its instance token through xenstore (readable by it and dom0 alone),
+// then unpaused. `network.mode: user` puts it on the driver's bridge with a fixed address and forwards the
+// template's ports to it (xen-network.ts). The guest is isolated by the hypervisor: it sees nothing of dom0.
+// Migration through `xl migrate` is not built yet. README.md beside this file says it all.
+
+import { execFile } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type Log, silentLogger } from '../../log/logger.ts';
+import type {
+  DomainInfo,
+  DomainSpec,
+  DomainStats,
+  Driver,
+  DriverCapabilities,
+  HostConditionFact,
+  IncomingMigration,
+  LogChunk,
+  LogOptions,
+  MigrateInOptions,
+  MigrateOutOptions,
+  MigrationReport,
+  MigrationTransport,
+  ProbeResult,
+  SignalOptions,
+  StopOptions,
+} from '../driver.ts';
+import { DomainNotFoundError, InvalidDomainSpecError, MigrationError, StartError } from '../errors.ts';
+import { HostLeases } from '../host-leases.ts';
+import { KeyedLock } from '../keyed-lock.ts';
+import { streamLogFiles } from '../log-files.ts';
+import {
+  DomainPaths,
+  type DomainRecord,
+  readAllRecords,
+  readRecord,
+  writeRecord,
+} from '../process/domain-record.ts';
+import { endpoints } from '../process/domain-state.ts';
+import { PortBook } from '../process/port-book.ts';
+import { prepareVmFiles } from '../vm-disks.ts';
+import { planDisks, resolveVmImage } from '../vm-image.ts';
+import { guestSize, macAddress } from '../vm-shape.ts';
+import { probeXen } from './probe-xen.ts';
+import { XenNetwork, type XenNetworkInit } from './xen-network.ts';
+import { CONSOLE_LOG_DIR, SHUTDOWN_CRASH, SHUTDOWN_REASONS, XL_LOG_DIR, Xl } from './xl.ts';
+import { XEN_OUI, xenTypeOf, xlConfig } from './xl-config.ts';
+import { domainState, type XlListRow } from './xl-list.ts';
+
+const runTool = promisify(execFile);
+const MiB = 1024 * 1024;
+const DEFAULT_GRACE_MS = 60_000;
+
+export interface XenDriverComponents {
+  log?: Log;
+  /** Machine-wide port and address leases. Default: the machine's. */
+  leases?: HostLeases;
+}
+
+export interface XenDriverInit {
+  /** The coordinator's data directory; domains live in `<dataDir>/xen/<id>/`. */
+  dataDir: string;
+  /** Where endpoints are advertised and the port forwards listen. Default 127.0.0.1. */
+  advertiseAddress?: string;
+  /** Grace between `xl shutdown` and `xl destroy`. Default 60 s. */
+  defaultGraceMs?: number;
+  /** The user network's bridge and subnet (xen-network.ts). */
+  network?: Omit<XenNetworkInit, 'listenAddress'>;
+  /** The xl binary. Default `xl`. */
+  xl?: string;
+}
+
+/** A Xen domain's files: the VM layout (vm/disks/<name>.qcow2) and its xl config. */
+export class XenPaths extends DomainPaths {
+  get vm(): string {
+    return join(this.dir, 'vm');
+  }
+  disk(name: string): string {
+    return join(this.dir, 'vm', 'disks', `${name}.qcow2`);
+  }
+  /** The config `xl create` reads: xlConfig's output for the spec. */
+  get config(): string {
+    return join(this.dir, 'domain.cfg');
+  }
+}
+
+function userNetwork(spec: DomainSpec): boolean {
+  return (spec.network?.mode ?? 'user') === 'user';
+}
+
+/** The user network relays TCP only: a UDP port would be published and never reach the guest. */
+function checkRelayable(spec: DomainSpec): void {
+  if (!userNetwork(spec)) return;
+  const i = (spec.ports ?? []).findIndex((p) => p.protocol !== 'TCP');
+  if (i >= 0) {
+    throw new InvalidDomainSpecError(
+      spec.id,
+      'the Xen user network relays TCP ports only (UDP is not built yet); use network mode bridge for UDP',
+      `spec.ports[${i}].protocol`,
+    );
+  }
+}
+
+/** The disks of a Xen guest: the common plan; the buses are xlConfig's to check (xvd, or ide for hvm). */
+const xenDiskPlan = planDisks;
+
+export class XenDriver implements Driver {
+  readonly name = 'xen' as const;
+  readonly capabilities: DriverCapabilities = {
+    liveMigration: false,
+    console: true,
+    stats: true,
+    coldMigration: false,
+  };
+
+  readonly dir: string;
+  private readonly log: Log;
+  private readonly advertiseAddress: string;
+  private readonly defaultGraceMs: number;
+  private readonly leases: HostLeases;
+  private readonly ports: PortBook;
+  private readonly locks = new KeyedLock();
+  private readonly xl: Xl;
+  readonly network: XenNetwork;
+
+  constructor(components: XenDriverComponents, init: XenDriverInit) {
+    this.log = components.log ?? silentLogger.root;
+    this.dir = `${init.dataDir.replace(/\/+$/, '')}/xen`;
+    this.advertiseAddress = init.advertiseAddress ?? '127.0.0.1';
+    this.defaultGraceMs = init.defaultGraceMs ?? DEFAULT_GRACE_MS;
+    this.leases = components.leases ?? new HostLeases();
+    this.ports = new PortBook({ leases: this.leases }, { domainsDir: this.dir });
+    this.xl = new Xl(init.xl);
+    this.network = new XenNetwork(
+      { log: this.log, leases: this.leases },
+      { ...init.network, listenAddress: this.advertiseAddress },
+    );
+  }
+
+  /** Makes the domains' directory and relays the ports of the domains still running (a restarted xenosd). */
+  async start(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const rows = await this.xl.list().catch(() => [] as XlListRow[]);
+    for (const rec of await this.records()) {
+      const row = rows.find((r) => r.name === rec.spec.id);
+      if (rec.run && row && domainState(row.flags) === 'running') await this.relay(rec);
+    }
+  }
+
+  /** Domains keep running: only the port relays and the leases' database go. */
+  async stop(): Promise<void> {
+    await this.network.close();
+    this.leases.close();
+  }
+
+  probe(options: SignalOptions = {}): Promise<ProbeResult> {
+    return probeXen(options);
+  }
+
+  hostConditions(): HostConditionFact[] {
+    return [
+      {
+        type: 'DomainsSandboxed',
+        status: 'True',
+        reason: 'XenDomains',
+        message:
+          'each domain is a Xen guest: the hypervisor keeps it from dom0 and from the other guests; its disks are served by QEMU in dom0',
+      },
+      {
+        type: 'DomainLimitsEnforced',
+        status: 'True',
+        reason: 'XenDomains',
+        message: 'memory and vCPUs are the domain’s own, fixed by Xen (no ballooning)',
+      },
+    ];
+  }
+
+  private paths(id: string): XenPaths {
+    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id)) {
+      throw new InvalidDomainSpecError(id, 'not a domain id (use domainIdFor(instance))', 'id');
+    }
+    return new XenPaths(this.dir, id);
+  }
+
+  private async records(): Promise<DomainRecord[]> {
+    return readAllRecords(this.dir, (id, err) =>
+      this.log.warn(`domain ${id}: unreadable record, skipped: ${err.message}`),
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // prepare / start
+
+  private prepareFiles(spec: DomainSpec, signal?: AbortSignal): Promise<DomainRecord> {
+    return prepareVmFiles(this.paths(spec.id), spec, { plan: xenDiskPlan, signal });
+  }
+
+  prepare(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
+    return this.locks.run(spec.id, async () => this.describe(await this.prepareFiles(spec, options.signal)));
+  }
+
+  startDomain(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
+    return this.locks.run(spec.id, async () => {
+      const paths = this.paths(spec.id);
+      const rec = await this.prepareFiles(spec, options.signal);
+      const row = await this.xl.row(spec.id, options);
+      if (row && domainState(row.flags) === 'running') {
+        await this.relay(rec);
+        return this.describe(rec, row);
+      }
+      // A crashed domain xl kept, or one still shutting down: gone before the new one comes.
+      if (row) await this.xl.destroy(spec.id, options);
+      options.signal?.throwIfAborted();
+      await this.network.unforward(spec.id);
+      checkRelayable(spec);
+      rec.ports = await this.ports.allocate(spec, rec.ports, paths.dir);
+      const config = await this.config(spec, rec.ports, paths);
+      if (userNetwork(spec)) {
+        await this.network.attach(spec.id, macAddress(spec.id, XEN_OUI), paths.dir);
+      }
+      await writeFile(paths.config, config, { mode: 0o600 });
+      const startedAt = new Date().toISOString();
+      const created = await this.create(spec, paths, options.signal);
+      const { memoryMiB, vcpus } = guestSize(spec);
+      if (rec.run) rec.restartCount += 1;
+      rec.run = {
+        pid: created.domid,
+        startTime: 0,
+        startedAt,
+        command: ['xl', 'create', paths.config],
+        env: {},
+        cwd: paths.dir,
+        limits: { enforced: true, mechanism: `xen ${xenTypeOf(spec)} memory=${memoryMiB}M vcpus=${vcpus}` },
+        isolation: { sandboxed: true, mechanism: `Xen domain ${created.domid}` },
+      };
+      await writeRecord(paths, rec);
+      await this.relay(rec);
+      return this.describe(rec, created);
+    });
+  }
+
+  /** The xl config of the spec, with the image's kernel and the domain's own disks. */
+  private async config(spec: DomainSpec, ports: Record<string, number>, paths: XenPaths): Promise<string> {
+    const image = await resolveVmImage(spec);
+    return xlConfig({
+      spec,
+      kernel: image.kernel?.host,
+      ramdisk: image.initrd?.host,
+      ports,
+      disks: xenDiskPlan(spec, image).map((d) => ({
+        name: d.name,
+        path: paths.disk(d.name),
+        format: 'qcow2',
+        readOnly: d.readOnly,
+        bus: d.bus,
+      })),
+    });
+  }
+
+  /** `xl create -p`, the token into xenstore, unpause. A domain that fails half way is destroyed. */
+  private async create(spec: DomainSpec, paths: XenPaths, signal?: AbortSignal): Promise<XlListRow> {
+    try {
+      await this.xl.createPaused(paths.config, { signal });
+    } catch (err) {
+      await this.xl.destroy(spec.id).catch(() => {});
+      throw new StartError(spec.id, (err as Error).message, { cause: err });
+    }
+    try {
+      const row = await this.xl.row(spec.id);
+      if (!row) throw new Error('xl create returned but the domain is not listed');
+      if (spec.token !== undefined) await this.giveToken(row.domid, spec.token);
+      await this.xl.unpause(spec.id, { signal });
+      return row;
+    } catch (err) {
+      await this.xl.destroy(spec.id).catch(() => {});
+      throw new StartError(spec.id, (err as Error).message, { cause: err });
+    }
+  }
+
+  /** The instance token at `xenos/token` in the guest's own xenstore directory: dom0 owns it, the guest
+   *  may read it, no other guest can. */
+  private async giveToken(domid: number, token: string): Promise<void> {
+    const key = `/local/domain/${domid}/xenos/token`;
+    await runTool('xenstore-write', [key, token], { timeout: 10_000 });
+    await runTool('xenstore-chmod', [key, 'n0', `r${domid}`], { timeout: 10_000 });
+  }
+
+  /** Relays the host ports of a user-network guest to its address. */
+  private async relay(rec: DomainRecord): Promise<void> {
+    if (!userNetwork(rec.spec)) return;
+    const address = this.network.addressOf(this.paths(rec.spec.id).dir);
+    if (!address) return;
+    const forwards = (rec.spec.ports ?? [])
+      .filter((p) => p.protocol === 'TCP' && rec.ports[p.name] !== undefined)
+      .map((p) => ({ hostPort: rec.ports[p.name], guestPort: p.port }));
+    await this.network.forward(rec.spec.id, address, forwards);
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // observe
+
+  private async describe(rec: DomainRecord, known?: XlListRow): Promise<DomainInfo> {
+    const info: DomainInfo = {
+      id: rec.spec.id,
+      driver: 'xen',
+      instance: rec.spec.instance,
+      state: 'prepared',
+      restartCount: rec.restartCount,
+      // Only the user network's ports are relayed from the host; a guest on the operator's own bridge has
+      // an address Xenos does not know.
+      endpoints: userNetwork(rec.spec) ? endpoints(rec, this.advertiseAddress, true) : [],
+    };
+    if (rec.preparedDigest) info.imageDigest = rec.preparedDigest;
+    if (rec.disk) info.disk = rec.disk;
+    const run = rec.run;
+    if (!run) return info;
+    Object.assign(info, { startedAt: run.startedAt, limits: run.limits, isolation: run.isolation });
+    const row = known ?? (await this.xl.row(rec.spec.id));
+    const state = row ? domainState(row.flags) : undefined;
+    if (row && state === 'running') return { ...info, state, pid: row.domid };
+    const ended = await this.xl.lastShutdown(rec.spec.id);
+    const finishedAt = ended && ended.at >= run.startedAt ? ended.at : (run.stopRequestedAt ?? run.startedAt);
+    if (state === 'crashed') {
+      return {
+        ...info,
+        state,
+        pid: row?.domid,
+        exitCode: SHUTDOWN_CRASH,
+        finishedAt,
+        message:
+          'the guest crashed (Xen shutdown reason 3); xl keeps it until it is stopped or started again',
+      };
+    }
+    if (run.stopRequestedAt) {
+      return {
+        ...info,
+        state: 'stopped',
+        exitCode: run.forcedAt ? undefined : 0,
+        finishedAt,
+        message: run.forcedAt
+          ? 'stopped on request; destroyed (xl destroy) after the grace period'
+          : 'stopped on request; the guest powered off',
+      };
+    }
+    const reason = ended && ended.at >= run.startedAt ? ended.reason : undefined;
+    if (reason === 0) {
+      return { ...info, state: 'stopped', exitCode: 0, finishedAt, message: 'the guest powered off' };
+    }
+    if (reason !== undefined) {
+      return {
+        ...info,
+        state: 'crashed',
+        exitCode: reason,
+        finishedAt,
+        message: `the guest ended with Xen shutdown reason ${reason} (${SHUTDOWN_REASONS[reason] ?? 'unknown'})`,
+      };
+    }
+    // Still listed, shutting down or being torn down, and xl has not yet said why: not ended yet.
+    if (row) return { ...info, state: 'running', pid: row.domid, message: `xl list shows it ${row.flags}` };
+    return {
+      ...info,
+      state: 'crashed',
+      finishedAt,
+      message: 'the domain is gone and xl recorded no shutdown: destroyed by hand, or the host restarted',
+    };
+  }
+
+  async inspect(id: string): Promise<DomainInfo | undefined> {
+    const rec = await readRecord(this.paths(id));
+    return rec ? this.describe(rec) : undefined;
+  }
+
+  async list(): Promise<DomainInfo[]> {
+    const rows = await this.xl.list();
+    return Promise.all(
+      (await this.records()).map((rec) =>
+        this.describe(
+          rec,
+          rows.find((r) => r.name === rec.spec.id),
+        ),
+      ),
+    );
+  }
+
+  async stats(id: string): Promise<DomainStats | undefined> {
+    this.paths(id);
+    const row = await this.xl.row(id);
+    if (!row || domainState(row.flags) !== 'running') return undefined;
+    return { cpuSeconds: row.cpuSeconds, memoryBytes: row.memoryMiB * MiB };
+  }
+
+  async *logs(id: string, options: LogOptions = {}): AsyncGenerator<LogChunk> {
+    if (!(await readRecord(this.paths(id)))) throw new DomainNotFoundError(id, this.dir);
+    yield* streamLogFiles(
+      [
+        { stream: 'console', path: `${CONSOLE_LOG_DIR}/guest-${id}.log` },
+        { stream: 'stderr', path: `${XL_LOG_DIR}/xl-${id}.log` },
+      ],
+      options,
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // stop / destroy
+
+  stopDomain(id: string, options: StopOptions = {}): Promise<DomainInfo | undefined> {
+    return this.locks.run(id, async () => {
+      const paths = this.paths(id);
+      const rec = await readRecord(paths);
+      if (!rec) return undefined;
+      await this.stopLocked(paths, rec, options.graceMs ?? this.defaultGraceMs, options.signal);
+      return this.describe(rec);
+    });
+  }
+
+  private async stopLocked(
+    paths: XenPaths,
+    rec: DomainRecord,
+    graceMs: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.network.unforward(rec.spec.id);
+    const row = await this.xl.row(rec.spec.id, { signal });
+    if (!row || !rec.run) return;
+    if (domainState(row.flags) === 'running') {
+      rec.run.stopRequestedAt = new Date().toISOString();
+      await writeRecord(paths, rec);
+      if (graceMs > 0 && (await this.xl.shutdown(rec.spec.id, graceMs, { signal }))) return;
+      rec.run.forcedAt = new Date().toISOString();
+      await writeRecord(paths, rec);
+    }
+    // Forced, or a crashed domain xl kept: it goes now (its state stays readable from xl's log).
+    await this.xl.destroy(rec.spec.id, { signal });
+  }
+
+  destroy(id: string, options: SignalOptions = {}): Promise<void> {
+    return this.locks.run(id, async () => {
+      const paths = this.paths(id);
+      const rec = await readRecord(paths).catch(() => undefined);
+      if (rec) await this.stopLocked(paths, rec, 0, options.signal);
+      else await this.xl.destroy(id, options);
+      await this.network.detach(id, macAddress(id, XEN_OUI), paths.dir);
+      // Its own disks only: the image below the overlays is the host's shared, read-only cache.
+      await rm(paths.dir, { recursive: true, force: true });
+      this.leases.release(paths.dir);
+      await this.ports.forget(id);
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // migration
+
+  async migrateOut(
+    id: string,
+    _transport: MigrationTransport,
+    _options: MigrateOutOptions = {},
+  ): Promise<MigrationReport> {
+    throw new MigrationError(id, 'the Xen driver cannot move domains yet (xl migrate is not built)');
+  }
+
+  async migrateIn(
+    spec: DomainSpec,
+    _incoming: IncomingMigration,
+    _options: MigrateInOptions = {},
+  ): Promise<DomainInfo> {
+    throw new MigrationError(
+      spec.id,
+      'the Xen driver cannot receive domains yet (xl migrate-receive is not built)',
+    );
+  }
+}

@@ -1,0 +1,121 @@
+// The `xl` toolstack as the Xen driver uses it: each call one `xl` process with a timeout, its complaint
+// (the last lines of its stderr) in the error. Reads go through xl-list.ts's readers. Names are the
+// domain ids (domainIdFor), which are also the Xen domain names: unique on a host, stable across restarts.
+
+import { execFile } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { parseXlList, type XlListRow } from './xl-list.ts';
+
+const run = promisify(execFile);
+
+const CALL_TIMEOUT_MS = 120_000;
+
+/** Where xl's per-domain monitor process logs (it watches the domain and acts on its shutdown). */
+export const XL_LOG_DIR = '/var/log/xen';
+/** Where xenconsoled writes each guest's console (`--log=guest`). */
+export const CONSOLE_LOG_DIR = '/var/log/xen/console';
+
+/** Xen's shutdown reasons (SHUTDOWN_* in xen/include/public/sched.h), as xl logs them. */
+export const SHUTDOWN_REASONS = ['poweroff', 'reboot', 'suspend', 'crash', 'watchdog', 'soft_reset'];
+export const SHUTDOWN_CRASH = 3;
+
+export class XlError extends Error {
+  readonly args: string[];
+  readonly stderr: string;
+
+  constructor(args: string[], stderr: string, options?: { cause?: unknown }) {
+    const said = stderr.trim().split('\n').slice(-3).join(' / ') || (options?.cause as Error)?.message;
+    super(`xl ${args.join(' ')} failed: ${said}`, options);
+    this.name = 'XlError';
+    this.args = args;
+    this.stderr = stderr;
+  }
+}
+
+export interface XlCallOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/** How the domain's last run ended, as xl's monitor process wrote it in its log. */
+export interface XlShutdown {
+  /** Xen's shutdown reason code (0 poweroff ... 3 crash ...), absent when it was destroyed. */
+  reason?: number;
+  destroyed: boolean;
+  at: string;
+}
+
+export class Xl {
+  private readonly binary: string;
+
+  constructor(binary = 'xl') {
+    this.binary = binary;
+  }
+
+  async call(args: string[], options: XlCallOptions = {}): Promise<string> {
+    try {
+      const { stdout } = await run(this.binary, args, {
+        timeout: options.timeoutMs ?? CALL_TIMEOUT_MS,
+        signal: options.signal,
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      return stdout;
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      throw new XlError(args, (err as { stderr?: string }).stderr ?? '', { cause: err });
+    }
+  }
+
+  async list(options: XlCallOptions = {}): Promise<XlListRow[]> {
+    return parseXlList(await this.call(['list'], options));
+  }
+
+  async row(name: string, options: XlCallOptions = {}): Promise<XlListRow | undefined> {
+    return (await this.list(options)).find((r) => r.name === name);
+  }
+
+  /** Creates the domain paused (`-p`): the driver writes what the guest reads from xenstore, then unpauses. */
+  async createPaused(configPath: string, options: XlCallOptions = {}): Promise<void> {
+    await this.call(['create', '-p', configPath], options);
+  }
+
+  async unpause(name: string, options: XlCallOptions = {}): Promise<void> {
+    await this.call(['unpause', name], options);
+  }
+
+  /** Asks the guest to power off and waits up to `graceMs`; true when it did. */
+  async shutdown(name: string, graceMs: number, options: XlCallOptions = {}): Promise<boolean> {
+    try {
+      await this.call(['shutdown', '-w', name], { ...options, timeoutMs: Math.max(1, graceMs) });
+      return true;
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      return false;
+    }
+  }
+
+  /** Destroys the domain at once; a domain that is already gone is fine. */
+  async destroy(name: string, options: XlCallOptions = {}): Promise<void> {
+    try {
+      await this.call(['destroy', name], options);
+    } catch (err) {
+      if ((await this.row(name, options)) === undefined) return;
+      throw err;
+    }
+  }
+
+  /** How the domain `name`'s last run ended, from xl's monitor log; undefined when it says nothing. */
+  async lastShutdown(name: string): Promise<XlShutdown | undefined> {
+    const path = `${XL_LOG_DIR}/xl-${name}.log`;
+    const text = await readFile(path, 'utf8').catch(() => '');
+    const at = await stat(path).then(
+      (s) => s.mtime.toISOString(),
+      () => new Date().toISOString(),
+    );
+    const reasons = [...text.matchAll(/has shut down, reason code (\d+)/g)];
+    if (reasons.length > 0) return { reason: Number(reasons.at(-1)![1]), destroyed: false, at };
+    if (/has been destroyed/.test(text)) return { destroyed: true, at };
+    return undefined;
+  }
+}
