@@ -49,9 +49,10 @@ import { PortBook } from '../process/port-book.ts';
 import { prepareVmFiles } from '../vm-disks.ts';
 import { planDisks, resolveVmImage } from '../vm-image.ts';
 import { guestSize, macAddress } from '../vm-shape.ts';
+import { xenDomainInfo } from './domain-info.ts';
 import { probeXen } from './probe-xen.ts';
 import { XenNetwork, type XenNetworkInit } from './xen-network.ts';
-import { CONSOLE_LOG_DIR, SHUTDOWN_CRASH, SHUTDOWN_REASONS, XL_LOG_DIR, Xl } from './xl.ts';
+import { CONSOLE_LOG_DIR, XL_LOG_DIR, Xl } from './xl.ts';
 import { XEN_OUI, xenTypeOf, xlConfig } from './xl-config.ts';
 import { domainState, type XlListRow } from './xl-list.ts';
 
@@ -308,69 +309,12 @@ export class XenDriver implements Driver {
   // observe
 
   private async describe(rec: DomainRecord, known?: XlListRow): Promise<DomainInfo> {
-    const info: DomainInfo = {
-      id: rec.spec.id,
-      driver: 'xen',
-      instance: rec.spec.instance,
-      state: 'prepared',
-      restartCount: rec.restartCount,
-      // Only the user network's ports are relayed from the host; a guest on the operator's own bridge has
-      // an address Xenos does not know.
-      endpoints: userNetwork(rec.spec) ? endpoints(rec, this.advertiseAddress, true) : [],
-    };
-    if (rec.preparedDigest) info.imageDigest = rec.preparedDigest;
-    if (rec.disk) info.disk = rec.disk;
-    const run = rec.run;
-    if (!run) return info;
-    Object.assign(info, { startedAt: run.startedAt, limits: run.limits, isolation: run.isolation });
+    const endpointsOf = () => (userNetwork(rec.spec) ? endpoints(rec, this.advertiseAddress, true) : []);
+    if (!rec.run) return xenDomainInfo(rec, { endpoints: endpointsOf() });
     const row = known ?? (await this.xl.row(rec.spec.id));
-    const state = row ? domainState(row.flags) : undefined;
-    if (row && state === 'running') return { ...info, state, pid: row.domid };
-    const ended = await this.xl.lastShutdown(rec.spec.id);
-    const finishedAt = ended && ended.at >= run.startedAt ? ended.at : (run.stopRequestedAt ?? run.startedAt);
-    if (state === 'crashed') {
-      return {
-        ...info,
-        state,
-        pid: row?.domid,
-        exitCode: SHUTDOWN_CRASH,
-        finishedAt,
-        message:
-          'the guest crashed (Xen shutdown reason 3); xl keeps it until it is stopped or started again',
-      };
-    }
-    if (run.stopRequestedAt) {
-      return {
-        ...info,
-        state: 'stopped',
-        exitCode: run.forcedAt ? undefined : 0,
-        finishedAt,
-        message: run.forcedAt
-          ? 'stopped on request; destroyed (xl destroy) after the grace period'
-          : 'stopped on request; the guest powered off',
-      };
-    }
-    const reason = ended && ended.at >= run.startedAt ? ended.reason : undefined;
-    if (reason === 0) {
-      return { ...info, state: 'stopped', exitCode: 0, finishedAt, message: 'the guest powered off' };
-    }
-    if (reason !== undefined) {
-      return {
-        ...info,
-        state: 'crashed',
-        exitCode: reason,
-        finishedAt,
-        message: `the guest ended with Xen shutdown reason ${reason} (${SHUTDOWN_REASONS[reason] ?? 'unknown'})`,
-      };
-    }
-    // Still listed, shutting down or being torn down, and xl has not yet said why: not ended yet.
-    if (row) return { ...info, state: 'running', pid: row.domid, message: `xl list shows it ${row.flags}` };
-    return {
-      ...info,
-      state: 'crashed',
-      finishedAt,
-      message: 'the domain is gone and xl recorded no shutdown: destroyed by hand, or the host restarted',
-    };
+    const running = row && domainState(row.flags) === 'running';
+    const ended = running ? undefined : await this.xl.lastShutdown(rec.spec.id);
+    return xenDomainInfo(rec, { endpoints: endpointsOf(), row, ended });
   }
 
   async inspect(id: string): Promise<DomainInfo | undefined> {
