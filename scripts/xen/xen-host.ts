@@ -61,9 +61,9 @@ const DOM0_PACKAGES = [
   'kmod',
   'procps',
 ];
-/** The modules dom0 loads: Xen's device files and backends, bridges, its own disks, and 9p with overlayfs
- *  (a directory of the host shown to dom0 — the repository, when a test runs Xenos there — read-only
- *  below, writable on top in dom0's memory). */
+/** The modules dom0 loads: Xen's device files and backends, bridges, its own disks and NIC (the link
+ *  between two test hosts), and 9p with overlayfs (a directory of the host shown to dom0 — the
+ *  repository, when a test runs Xenos there — read-only below, writable on top in dom0's memory). */
 const DOM0_MODULES = [
   'xen-evtchn',
   'xen-gntdev',
@@ -77,6 +77,7 @@ const DOM0_MODULES = [
   'tun',
   'virtio_pci',
   'virtio_blk',
+  'virtio_net',
   'ext4',
   'crc32c_generic',
   '9p',

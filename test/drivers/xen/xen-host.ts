@@ -4,6 +4,7 @@
 // The root disk is used copy-on-write (-snapshot for it alone), so boots never change the image.
 
 import { spawn } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
 import {
   appendFileSync,
   copyFileSync,
@@ -46,33 +47,93 @@ export async function runOnXenHost(
   test: XenHostTest,
   timeoutMs = 5 * 60_000,
 ): Promise<XenHostRun> {
+  const [run] = await runOnXenHosts(host, [test], timeoutMs);
+  return run;
+}
+
+/** The network two or more test hosts share: each dom0 has an `eth0` on it (QEMU's UDP socket network,
+ *  one link per pair of hosts here: two hosts). */
+export const HOSTS_NETWORK = '10.99.0.0/24';
+
+/**
+ * Boots one Xen host per test at once, each running its own test. With two, they share a network (each
+ * dom0's eth0, addresses for the test to give) and a writable directory at /exchange (9p) through which
+ * they tell each other what they must (a listen address, a cluster key). Resolves when all have ended.
+ */
+export async function runOnXenHosts(
+  host: XenHostImage,
+  tests: XenHostTest[],
+  timeoutMs = 5 * 60_000,
+): Promise<XenHostRun[]> {
+  if (tests.length > 2) throw new Error('runOnXenHosts joins two hosts at most');
   const work = mkdtempSync(join(tmpdir(), 'xenos-xen-test-'));
   try {
-    const tree = join(work, 'test');
-    mkdirSync(tree);
-    writeFileSync(join(tree, 'run.sh'), test.script, { mode: 0o755 });
-    let bytes = 0;
-    for (const [path, source] of Object.entries(test.files ?? {})) {
-      const to = join(tree, path);
-      mkdirSync(dirname(to), { recursive: true });
-      if ('from' in source) copyFileSync(source.from, to);
-      else writeFileSync(to, source.text);
-      bytes += statSync(to).size;
-    }
-    const disk = join(work, 'test.img');
-    run('mke2fs', [
-      '-q',
-      '-t',
-      'ext4',
-      '-d',
-      tree,
-      disk,
-      `${Math.ceil(bytes / 2 ** 20) + (test.spareMiB ?? 64)}M`,
-    ]);
-    return await boot(host, disk, test.share, timeoutMs);
+    const exchange = join(work, 'exchange');
+    mkdirSync(exchange);
+    const ports = tests.length === 2 ? await freeUdpPorts(2) : [];
+    return await Promise.all(
+      tests.map((test, i) => {
+        const disk = testDisk(join(work, `host-${i}`), test);
+        const net: string[] =
+          tests.length === 2
+            ? [
+                ...[
+                  '-netdev',
+                  `socket,id=hosts,udp=127.0.0.1:${ports[1 - i]},localaddr=127.0.0.1:${ports[i]}`,
+                ],
+                ...['-device', `virtio-net-pci,netdev=hosts,mac=52:54:00:99:00:0${i + 1}`],
+                ...['-virtfs', `local,path=${exchange},mount_tag=exchange,security_model=none`],
+              ]
+            : [];
+        return boot(host, disk, test.share, timeoutMs, net);
+      }),
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** Two UDP ports free on loopback now. */
+async function freeUdpPorts(n: number): Promise<number[]> {
+  const sockets = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Socket>((resolve) => {
+          const s = createSocket('udp4');
+          s.bind(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = sockets.map((s) => s.address().port);
+  for (const s of sockets) s.close();
+  return ports;
+}
+
+/** The test's disk (ext4 with run.sh and its files, plus spare room) in `dir`. */
+function testDisk(dir: string, test: XenHostTest): string {
+  const tree = join(dir, 'test');
+  mkdirSync(tree, { recursive: true });
+  writeFileSync(join(tree, 'run.sh'), test.script, { mode: 0o755 });
+  let bytes = 0;
+  for (const [path, source] of Object.entries(test.files ?? {})) {
+    const to = join(tree, path);
+    mkdirSync(dirname(to), { recursive: true });
+    if ('from' in source) copyFileSync(source.from, to);
+    else writeFileSync(to, source.text);
+    bytes += statSync(to).size;
+  }
+  const disk = join(dir, 'test.img');
+  run('mke2fs', [
+    '-q',
+    '-t',
+    'ext4',
+    '-d',
+    tree,
+    disk,
+    `${Math.ceil(bytes / 2 ** 20) + (test.spareMiB ?? 64)}M`,
+  ]);
+  return disk;
 }
 
 function boot(
@@ -80,6 +141,7 @@ function boot(
   testDisk: string,
   share: string | undefined,
   timeoutMs: number,
+  extra: string[] = [],
 ): Promise<XenHostRun> {
   // Xen on 2 emulated CPUs (SVM + nested paging, so PVH and HVM guests run) with dom0 held to 512 MiB
   // and one vCPU; QEMU's own limits as measured here: -cpu max crashes dom0.
@@ -98,6 +160,7 @@ function boot(
     ...['-device', 'isa-debug-exit,iobase=0xf4,iosize=0x01'],
   ];
   if (share) args.push('-virtfs', `local,path=${share},mount_tag=xenos,security_model=none,readonly=on`);
+  args.push(...extra);
   return new Promise((resolve, reject) => {
     const began = performance.now();
     const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
