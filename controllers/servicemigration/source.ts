@@ -205,7 +205,13 @@ async function settleCommitted(
   }
   c.migrations.hooks.forget(instance);
   c.migrations.end(key);
-  scope.status(succeeded(report, `${key} runs on host ${target}`, scope.generation));
+  scope.status(
+    succeeded(
+      report,
+      `${key} runs on host ${target}${report.how ? `: ${report.how}` : ''}`,
+      scope.generation,
+    ),
+  );
 }
 
 /** Failed is written first (the target removes its copy when it sees it), then the source's copy runs. */

@@ -229,6 +229,9 @@ export interface MigrationReport {
    *  as far as the source can tell. */
   downtimeMs?: number;
   bytesTransferred: number;
+  /** What happened, for people, when the mode alone does not say it (a cold move that kept the guest's
+   *  memory: Xen's save and restore). */
+  how?: string;
 }
 
 export interface SignalOptions {

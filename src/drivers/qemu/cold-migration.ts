@@ -17,17 +17,17 @@ import type {
   SignalOptions,
 } from '../driver.ts';
 import { MigrationError } from '../errors.ts';
-import type { DomainRecord } from '../process/domain-record.ts';
-import { diskInfo } from '../qcow2-overlay.ts';
-import { guestSize } from '../vm-shape.ts';
-import type { LiveMigrationHost } from './live-migration.ts';
 import {
   CONTROL_LABEL,
   CONTROL_VERSION,
   ControlChannel,
   DISK_LABEL,
   type DiskShape,
-} from './migration-control.ts';
+} from '../migration-control.ts';
+import type { DomainRecord } from '../process/domain-record.ts';
+import { diskInfo } from '../qcow2-overlay.ts';
+import { guestSize } from '../vm-shape.ts';
+import type { LiveMigrationHost } from './live-migration.ts';
 
 export interface ColdMigrationHost extends LiveMigrationHost {
   /** Stops the guest politely (forced after the driver's grace period). */

@@ -21,10 +21,6 @@ import type {
   SignalOptions,
 } from '../driver.ts';
 import { MigrationError } from '../errors.ts';
-import type { DomainRecord } from '../process/domain-record.ts';
-import type { Identity } from '../sandbox/bwrap-plan.ts';
-import { guestSize } from '../vm-shape.ts';
-import { answerClockPings, measureClockOffset } from './migration-clock.ts';
 import {
   abortable,
   CONTROL_LABEL,
@@ -33,8 +29,13 @@ import {
   DISK_LABEL,
   type DiskShape,
   goAhead,
+  helloMismatch,
   MEMORY_LABEL,
-} from './migration-control.ts';
+} from '../migration-control.ts';
+import type { DomainRecord } from '../process/domain-record.ts';
+import type { Identity } from '../sandbox/bwrap-plan.ts';
+import { guestSize } from '../vm-shape.ts';
+import { answerClockPings, measureClockOffset } from './migration-clock.ts';
 import { type LiveMigrationTuning, MigrationMonitor, type MigrationQmp } from './migration-monitor.ts';
 import { diskNode } from './qemu-command.ts';
 import { type QmpClient, qmpTimeMs } from './qmp.ts';
@@ -260,19 +261,9 @@ export async function receiveMigration(
     control.end();
     throw new MigrationError(spec.id, reason);
   };
-  if (hello.version !== CONTROL_VERSION)
-    refuse(`control version ${hello.version} (this host speaks ${CONTROL_VERSION})`);
-  const { memoryMiB, vcpus } = guestSize(spec);
-  if (hello.memoryMiB !== memoryMiB || hello.vcpus !== vcpus) {
-    refuse(
-      `the source guest has ${hello.memoryMiB} MiB and ${hello.vcpus} vcpus; this spec asks for ${memoryMiB} MiB and ${vcpus}`,
-    );
-  }
   const disks = await host.disksOf(spec);
-  const names = (list: { name: string; readOnly: boolean }[]) =>
-    list.map((d) => `${d.name}${d.readOnly ? ' (ro)' : ''}`).join(', ');
-  if (names(disks) !== names(hello.disks))
-    refuse(`the source has disks [${names(hello.disks)}], this spec [${names(disks)}]`);
+  const mismatch = helloMismatch(hello, { ...guestSize(spec), disks });
+  if (mismatch) refuse(mismatch);
   if (hello.mode === 'cold') return cold(control, streams);
   return migrateInLive(host, spec, control, hello.disks, streams, options);
 }

@@ -5,7 +5,7 @@
 // minus the source's STOP event time (QEMU stamps both with its host's wall clock), so the offset is
 // taken out of it.
 
-import type { ControlChannel } from './migration-control.ts';
+import type { ControlChannel } from '../migration-control.ts';
 
 /** Wall-clock milliseconds with sub-millisecond precision (what QMP timestamps are compared with). */
 export function wallClockMs(): number {

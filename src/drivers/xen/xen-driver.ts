@@ -51,6 +51,7 @@ import { planDisks, resolveVmImage } from '../vm-image.ts';
 import { guestSize, macAddress } from '../vm-shape.ts';
 import { xenDomainInfo } from './domain-info.ts';
 import { probeXen } from './probe-xen.ts';
+import { migrateInSaved, migrateOutSaved, type SavedMigrationHost } from './saved-migration.ts';
 import { XenNetwork, type XenNetworkInit } from './xen-network.ts';
 import { CONSOLE_LOG_DIR, XL_LOG_DIR, Xl } from './xl.ts';
 import { XEN_OUI, xenTypeOf, xlConfig } from './xl-config.ts';
@@ -119,7 +120,7 @@ export class XenDriver implements Driver {
     liveMigration: false,
     console: true,
     stats: true,
-    coldMigration: false,
+    coldMigration: true,
   };
 
   readonly dir: string;
@@ -210,7 +211,6 @@ export class XenDriver implements Driver {
 
   startDomain(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
     return this.locks.run(spec.id, async () => {
-      const paths = this.paths(spec.id);
       const rec = await this.prepareFiles(spec, options.signal);
       const row = await this.xl.row(spec.id, options);
       if (row && domainState(row.flags) === 'running') {
@@ -220,32 +220,42 @@ export class XenDriver implements Driver {
       // A crashed domain xl kept, or one still shutting down: gone before the new one comes.
       if (row) await this.xl.destroy(spec.id, options);
       options.signal?.throwIfAborted();
-      await this.network.unforward(spec.id);
-      checkRelayable(spec);
-      rec.ports = await this.ports.allocate(spec, rec.ports, paths.dir);
-      const config = await this.config(spec, rec.ports, paths);
-      if (userNetwork(spec)) {
-        await this.network.attach(spec.id, macAddress(spec.id, XEN_OUI), paths.dir);
-      }
-      await writeFile(paths.config, config, { mode: 0o600 });
-      const startedAt = new Date().toISOString();
-      const created = await this.create(spec, paths, options.signal);
-      const { memoryMiB, vcpus } = guestSize(spec);
-      if (rec.run) rec.restartCount += 1;
-      rec.run = {
-        pid: created.domid,
-        startTime: 0,
-        startedAt,
-        command: ['xl', 'create', paths.config],
-        env: {},
-        cwd: paths.dir,
-        limits: { enforced: true, mechanism: `xen ${xenTypeOf(spec)} memory=${memoryMiB}M vcpus=${vcpus}` },
-        isolation: { sandboxed: true, mechanism: `Xen domain ${created.domid}` },
-      };
-      await writeRecord(paths, rec);
-      await this.relay(rec);
-      return this.describe(rec, created);
+      return this.launch(spec, rec, { signal: options.signal });
     });
+  }
+
+  /** Runs the prepared domain: created from its config, or restored from a checkpoint (a migration). */
+  private async launch(
+    spec: DomainSpec,
+    rec: DomainRecord,
+    how: { signal?: AbortSignal; checkpoint?: string; address?: string },
+  ): Promise<DomainInfo> {
+    const paths = this.paths(spec.id);
+    await this.network.unforward(spec.id);
+    checkRelayable(spec);
+    rec.ports = await this.ports.allocate(spec, rec.ports, paths.dir);
+    const config = await this.config(spec, rec.ports, paths);
+    if (userNetwork(spec)) {
+      await this.network.attach(spec.id, macAddress(spec.id, XEN_OUI), paths.dir, how.address);
+    }
+    await writeFile(paths.config, config, { mode: 0o600 });
+    const startedAt = new Date().toISOString();
+    const created = await this.create(spec, paths, how.signal, how.checkpoint);
+    const { memoryMiB, vcpus } = guestSize(spec);
+    if (rec.run && !how.checkpoint) rec.restartCount += 1;
+    rec.run = {
+      pid: created.domid,
+      startTime: 0,
+      startedAt,
+      command: ['xl', how.checkpoint ? 'restore' : 'create', paths.config],
+      env: {},
+      cwd: paths.dir,
+      limits: { enforced: true, mechanism: `xen ${xenTypeOf(spec)} memory=${memoryMiB}M vcpus=${vcpus}` },
+      isolation: { sandboxed: true, mechanism: `Xen domain ${created.domid}` },
+    };
+    await writeRecord(paths, rec);
+    await this.relay(rec);
+    return this.describe(rec, created);
   }
 
   /** The xl config of the spec, with the image's kernel and the domain's own disks. */
@@ -266,10 +276,17 @@ export class XenDriver implements Driver {
     });
   }
 
-  /** `xl create -p`, the token into xenstore, unpause. A domain that fails half way is destroyed. */
-  private async create(spec: DomainSpec, paths: XenPaths, signal?: AbortSignal): Promise<XlListRow> {
+  /** `xl create -p` (or `xl restore -p` from a checkpoint), the token into xenstore, unpause. A domain
+   *  that fails half way is destroyed. */
+  private async create(
+    spec: DomainSpec,
+    paths: XenPaths,
+    signal?: AbortSignal,
+    checkpoint?: string,
+  ): Promise<XlListRow> {
     try {
-      await this.xl.createPaused(paths.config, { signal });
+      if (checkpoint) await this.xl.restorePaused(paths.config, checkpoint, { signal });
+      else await this.xl.createPaused(paths.config, { signal });
     } catch (err) {
       await this.xl.destroy(spec.id).catch(() => {});
       throw new StartError(spec.id, (err as Error).message, { cause: err });
@@ -386,38 +403,91 @@ export class XenDriver implements Driver {
   }
 
   destroy(id: string, options: SignalOptions = {}): Promise<void> {
-    return this.locks.run(id, async () => {
-      const paths = this.paths(id);
-      const rec = await readRecord(paths).catch(() => undefined);
-      if (rec) await this.stopLocked(paths, rec, 0, options.signal);
-      else await this.xl.destroy(id, options);
-      await this.network.detach(id, macAddress(id, XEN_OUI), paths.dir);
-      // Its own disks only: the image below the overlays is the host's shared, read-only cache.
-      await rm(paths.dir, { recursive: true, force: true });
-      this.leases.release(paths.dir);
-      await this.ports.forget(id);
-    });
+    return this.locks.run(id, () => this.destroyLocked(id, options.signal));
+  }
+
+  private async destroyLocked(id: string, signal?: AbortSignal): Promise<void> {
+    const paths = this.paths(id);
+    const rec = await readRecord(paths).catch(() => undefined);
+    if (rec) await this.stopLocked(paths, rec, 0, signal);
+    else await this.xl.destroy(id, { signal });
+    await this.network.detach(id, macAddress(id, XEN_OUI), paths.dir);
+    // Its own disks only: the image below the overlays is the host's shared, read-only cache.
+    await rm(paths.dir, { recursive: true, force: true });
+    this.leases.release(paths.dir);
+    await this.ports.forget(id);
   }
 
   // ------------------------------------------------------------------------------------------------
   // migration
 
+  /** Save, copy, restore (saved-migration.ts): the guest keeps its memory, paused for the whole copy. */
   async migrateOut(
     id: string,
-    _transport: MigrationTransport,
-    _options: MigrateOutOptions = {},
+    transport: MigrationTransport,
+    options: MigrateOutOptions = {},
   ): Promise<MigrationReport> {
-    throw new MigrationError(id, 'the Xen driver cannot move domains yet (xl migrate is not built)');
+    if (options.mode === 'live') {
+      throw new MigrationError(
+        id,
+        'the Xen driver cannot move a domain live yet (xl migrate is not built); ask for mode cold: it is saved, copied and restored with its memory',
+      );
+    }
+    return migrateOutSaved(this.savedMigration, id, transport, options);
   }
 
   async migrateIn(
     spec: DomainSpec,
-    _incoming: IncomingMigration,
-    _options: MigrateInOptions = {},
+    incoming: IncomingMigration,
+    options: MigrateInOptions = {},
   ): Promise<DomainInfo> {
-    throw new MigrationError(
-      spec.id,
-      'the Xen driver cannot receive domains yet (xl migrate-receive is not built)',
-    );
+    return migrateInSaved(this.savedMigration, spec, incoming, options);
+  }
+
+  private get savedMigration(): SavedMigrationHost {
+    return {
+      readRecord: (id) => readRecord(this.paths(id)),
+      disksOf: async (spec) => {
+        const image = await resolveVmImage(spec);
+        const paths = this.paths(spec.id);
+        return xenDiskPlan(spec, image).map((d) => ({
+          name: d.name,
+          readOnly: d.readOnly,
+          path: paths.disk(d.name),
+        }));
+      },
+      checkpointPath: (id) => join(this.paths(id).vm, 'checkpoint'),
+      addressOf: (id) => this.network.addressOf(this.paths(id).dir),
+      save: (id, file, signal) =>
+        this.locks.run(id, async () => {
+          const paths = this.paths(id);
+          const rec = await readRecord(paths);
+          if (!rec?.run) throw new MigrationError(id, 'it does not run here');
+          await this.network.unforward(id);
+          rec.run.stopRequestedAt = new Date().toISOString();
+          await writeRecord(paths, rec);
+          await this.xl.save(id, file, { signal });
+        }),
+      prepareFresh: (spec, address, signal) =>
+        this.locks.run(spec.id, async () => {
+          if (await readRecord(this.paths(spec.id))) await this.destroyLocked(spec.id, signal);
+          await this.prepareFiles(spec, signal);
+          if (address && userNetwork(spec)) {
+            await this.network.attach(
+              spec.id,
+              macAddress(spec.id, XEN_OUI),
+              this.paths(spec.id).dir,
+              address,
+            );
+          }
+        }),
+      restore: (spec, file, signal) =>
+        this.locks.run(spec.id, async () => {
+          const rec = await this.prepareFiles(spec, signal);
+          const address = this.network.addressOf(this.paths(spec.id).dir);
+          return this.launch(spec, rec, { signal, checkpoint: file, address });
+        }),
+      destroy: (id) => this.destroy(id),
+    };
   }
 }

@@ -37,6 +37,8 @@ export interface PortForward {
 }
 
 const FIRST_GUEST = 16;
+/** Locally administered; bridges are per host, never joined, so every host's may carry it. */
+const BRIDGE_MAC = '02:58:65:6e:6f:01';
 const LAST_GUEST = 254;
 
 export class XenNetwork {
@@ -89,6 +91,8 @@ export class XenNetwork {
     if (!addrs.includes(` ${this.gateway}/`)) {
       await run('ip', ['addr', 'add', `${this.gateway}/24`, 'dev', this.bridge]);
     }
+    // The same MAC on every host: a guest moved here keeps its ARP entry for the gateway.
+    await run('ip', ['link', 'set', this.bridge, 'address', BRIDGE_MAC]);
     await run('ip', ['link', 'set', this.bridge, 'up']);
     await mkdir(this.hostsDir, { recursive: true, mode: 0o755 });
     if (await this.dnsmasqAlive()) return;
@@ -128,16 +132,32 @@ export class XenNetwork {
     return comm.trim() === 'dnsmasq';
   }
 
-  /** The guest's address (leased machine-wide for `owner`, the domain's directory), given to its MAC. */
-  async attach(id: string, mac: string, owner: string): Promise<string> {
+  /** The guest's address (leased machine-wide for `owner`, the domain's directory), given to its MAC:
+   *  `want` when the guest already has one it keeps (it was moved here), else the lowest free one. */
+  async attach(id: string, mac: string, owner: string, want?: string): Promise<string> {
     await this.ensure();
-    const n = this.leases.takeFromRange('xen-address', FIRST_GUEST, LAST_GUEST, owner);
+    const n =
+      want === undefined
+        ? this.leases.takeFromRange('xen-address', FIRST_GUEST, LAST_GUEST, owner)
+        : this.takeAddress(want, owner);
     if (n === undefined) {
       throw new Error(`no free address left on ${this.bridge} (${this.subnet}.${FIRST_GUEST}-${LAST_GUEST})`);
     }
     const address = `${this.subnet}.${n}`;
     await writeFile(`${this.hostsDir}/${id}`, `${mac},${address}\n`, { mode: 0o644 });
     return address;
+  }
+
+  /** The host number of `address` for `owner`: it must be on this subnet and free here. */
+  private takeAddress(address: string, owner: string): number {
+    const n = Number(address.slice(this.subnet.length + 1));
+    if (!address.startsWith(`${this.subnet}.`) || !(n >= FIRST_GUEST && n <= LAST_GUEST)) {
+      throw new Error(`the guest's address ${address} is not on ${this.bridge} here (${this.subnet}.0/24)`);
+    }
+    if (!this.leases.tryTake('xen-address', n, owner)) {
+      throw new Error(`the guest's address ${address} is held by another guest on this host`);
+    }
+    return n;
   }
 
   /** The address `owner` holds, if any. */

@@ -80,6 +80,17 @@ export class Xl {
     await this.call(['create', '-p', configPath], options);
   }
 
+  /** Restores a saved domain paused, with `configPath` in place of the config saved with it (this host's
+   *  disk paths). */
+  async restorePaused(configPath: string, checkpoint: string, options: XlCallOptions = {}): Promise<void> {
+    await this.call(['restore', '-p', configPath, checkpoint], options);
+  }
+
+  /** Suspends the domain into `file` (its memory and CPU state); the domain is gone afterwards. */
+  async save(name: string, file: string, options: XlCallOptions = {}): Promise<void> {
+    await this.call(['save', name, file], options);
+  }
+
   async unpause(name: string, options: XlCallOptions = {}): Promise<void> {
     await this.call(['unpause', name], options);
   }

@@ -1,23 +1,32 @@
 // Two real Xen hosts, each Xen 4.17 under its own QEMU with xenosd in dom0, joined into one Xenos cluster
 // over a network of their own (each dom0's eth0 on QEMU's UDP socket link between them): host a starts
 // the cluster (its key and listen address handed to b through a shared directory), b joins it, and each
-// must see both hosts Ready with the xen driver through its own API. The ground the Xen migration stands on.
+// must see both hosts Ready with the xen driver through its own API. Then a moves an instance to b:
+// `xenosctl apply` of manifests/vm-web on a (the instance bound to xen-a, driver xen), GET / there (the
+// guest's boot id and count), `xenosctl migrate vm-web-1 xen-b --mode cold --wait` — saved, copied and
+// restored with its memory — and b asks the guest through its own endpoint: the same boot, the count
+// continued.
 
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { ensureXenHost, type XenHostImage } from '../../../scripts/xen/xen-host.ts';
+import { guestLine } from '../../guest-client.ts';
+import { guestImageDir } from '../../guest-image.ts';
 import { runOnXenHosts } from './xen-host.ts';
 
 const REPO = join(import.meta.dirname, '..', '..', '..');
 const SUITE_MS = 15 * 60_000;
 let host: XenHostImage;
+let guest: string;
 beforeAll(async () => {
   host = await ensureXenHost({ log: (l) => console.log(l) });
+  guest = join('/xenos', relative(REPO, await guestImageDir()));
 }, 20 * 60_000);
 
 /** What dom0 of host `n` (1 = a, 2 = b) runs: its address, xenosd (a starts the cluster, b joins), then
  *  waits until its API shows both hosts Ready on Xen, and until the other host has seen the same. */
-function script(n: 1 | 2): string {
+function script(n: 1 | 2, guest: string): string {
+  const GUEST = guest;
   const name = n === 1 ? 'xen-a' : 'xen-b';
   return `#!/bin/sh
 say() { echo "XENOS-TEST: $*"; }
@@ -28,6 +37,7 @@ i=0; until ip link show eth0 > /dev/null 2>&1; do i=$((i + 1)); [ $i -gt 50 ] &&
 ip addr add 10.99.0.${n}/24 dev eth0 && ip link set eth0 up || fail "cannot address eth0"
 mkdir -p /exchange && mount -t 9p -o trans=virtio,version=9p2000.L exchange /exchange || fail "no /exchange"
 cd /xenos || fail "no /xenos share"
+export XENOS_GUEST_DIR=${GUEST}
 mkdir -p /test/data
 export HOME=/tmp
 ${
@@ -60,6 +70,36 @@ done
 say "sees $(seen)"
 touch /exchange/seen-${n}
 waitfor /exchange/seen-${3 - n} 300
+up() { cut -d' ' -f1 /proc/uptime; }
+get() { node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(20000) }).then((r) => r.text()).then((t) => console.log(t.trim()), (e) => console.log("ERR", e.cause?.code ?? e.message))' "$1"; }
+ctl() { node bin/xenosctl.js "$@"; }
+${
+  n === 1
+    ? `mkdir -p /test/m
+sed "s#path: ../../build/guest#path: $XENOS_GUEST_DIR#" manifests/vm-web/template.yaml > /test/m/template.yaml
+sed "s#^  driver: qemu#  driver: xen\\n  host: xen-a#" manifests/vm-web/instance.yaml > /test/m/instance.yaml
+ctl apply -f /test/m/ > /tmp/apply.log 2>&1 || fail "apply: $(tail -3 /tmp/apply.log)"
+ctl wait si/vm-web-1 --for=condition=Ready --timeout=600s > /tmp/wait.log 2>&1 || fail "vm-web-1 not Ready on xen-a: $(tail -3 /tmp/wait.log)"
+url=$(ctl get si vm-web-1 -o jsonpath='{.status.endpoints[0].url}')
+before=$(get "$url")
+say "before $before"
+t0=$(up)
+ctl migrate vm-web-1 xen-b --mode cold --wait --timeout 15m > /tmp/migrate.log 2>&1 || fail "migrate: $(tail -5 /tmp/migrate.log | tr '\\n' ' ')"
+say "migrated in $(awk "BEGIN { printf \\"%.1f\\", $(up) - $t0 }") s: $(tail -1 /tmp/migrate.log)"
+say "migration $(ctl get servicemigrations -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).items[0];const c=(m.status?.conditions??[]).find((x)=>x.type==="Migrated");console.log(JSON.stringify({phase:m.status?.phase,mode:m.status?.mode,downtimeMs:m.status?.downtimeMs,message:c?.message}))})')"
+echo "$before" > /exchange/before
+waitfor /exchange/after 900`
+    : `waitfor /exchange/before 1800
+i=0
+until [ "$(ctl get si vm-web-1 -o jsonpath='{.status.host}' 2>/dev/null)" = xen-b ] &&
+  ctl get si vm-web-1 -o jsonpath='{.status.endpoints[0].url}' 2>/dev/null | grep -q http; do
+  i=$((i + 1)); [ $i -gt 150 ] && fail "vm-web-1 not on xen-b as b sees it"
+  sleep 2
+done
+say "after $(get "$(ctl get si vm-web-1 -o jsonpath='{.status.endpoints[0].url}')")"
+say "xl $(xl list | grep -c xenos-default-vm-web-1-) domain here"
+touch /exchange/after`
+}
 kill $XENOSD; wait $XENOSD
 say "xenosd stopped"
 `;
@@ -71,8 +111,8 @@ it(
     const runs = await runOnXenHosts(
       host,
       [
-        { share: REPO, spareMiB: 512, script: script(1) },
-        { share: REPO, spareMiB: 512, script: script(2) },
+        { share: REPO, spareMiB: 1024, script: script(1, guest) },
+        { share: REPO, spareMiB: 1024, script: script(2, guest) },
       ],
       SUITE_MS,
     );
@@ -82,6 +122,22 @@ it(
       expect(run.status, `${report}\n--- console tail:\n${run.console.slice(-2000)}`).toBe(0);
       expect(run.said).toContain('sees xen-a,xen-b');
     }
+    const line = (i: number, prefix: string) =>
+      guestLine(runs[i].said.find((l) => l.startsWith(prefix))?.slice(prefix.length) ?? '');
+    const before = line(0, 'before ');
+    const after = line(1, 'after ');
+    expect(before, 'the guest answered on a').toBeDefined();
+    expect(after, 'the guest answered on b').toBeDefined();
+    expect(after!.boot).toBe(before!.boot);
+    expect(after!.count).toBe(before!.count + 1);
+    expect(runs[1].said).toContain('xl 1 domain here');
+    // The status says what happened: a cold move that kept the guest's memory, and how long it paused.
+    const migration = JSON.parse(
+      runs[0].said.find((l) => l.startsWith('migration '))?.slice('migration '.length) ?? '{}',
+    );
+    expect(migration).toMatchObject({ phase: 'Succeeded', mode: 'Cold' });
+    expect(migration.message).toMatch(/saved, copied and restored .*kept its memory and was paused [\d.]+ s/);
+    console.log(`two Xen hosts: migration ${JSON.stringify(migration)}`);
   },
   SUITE_MS + 60_000,
 );

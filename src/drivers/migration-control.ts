@@ -1,10 +1,11 @@
-// The control stream of a QEMU live migration: JSON lines both ways between the source's and the
-// destination's driver (label `control`, the first stream the source opens). It carries the machine's
-// shape, the destination's readiness, the clock samples, the source's go (or abort) and the
-// destination's answer. Lines are size-capped; anything else from the peer is an error, not a guess.
+// The control stream of a VM migration (QEMU live and cold, Xen save/restore): JSON lines both ways
+// between the source's and the destination's driver (label `control`, the first stream the source opens).
+// It carries the machine's shape, the destination's readiness, the clock samples, the source's go (or
+// abort) and the destination's answer. Lines are size-capped; anything else from the peer is an error,
+// not a guess.
 
 import type { Duplex } from 'node:stream';
-import { MigrationError } from '../errors.ts';
+import { MigrationError } from './errors.ts';
 
 export const CONTROL_LABEL = 'control';
 export const MEMORY_LABEL = 'memory';
@@ -28,6 +29,8 @@ export type ControlMessage =
       memoryMiB: number;
       vcpus: number;
       disks: DiskShape[];
+      /** Xen: the guest's address on the user network, which it keeps (the destination must give it). */
+      address?: string;
     }
   /** The destination QEMU waits for the memory stream and exports its disks. */
   | { type: 'ready' }
@@ -221,4 +224,21 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefine
       },
     );
   });
+}
+
+/** Why the destination cannot take what the source's hello describes (another control version, another
+ *  machine shape, other disks than its own spec's), or undefined when it can. */
+export function helloMismatch(
+  hello: Extract<ControlMessage, { type: 'hello' }>,
+  mine: { memoryMiB: number; vcpus: number; disks: { name: string; readOnly: boolean }[] },
+): string | undefined {
+  if (hello.version !== CONTROL_VERSION)
+    return `control version ${hello.version} (this host speaks ${CONTROL_VERSION})`;
+  if (hello.memoryMiB !== mine.memoryMiB || hello.vcpus !== mine.vcpus)
+    return `the source guest has ${hello.memoryMiB} MiB and ${hello.vcpus} vcpus; this spec asks for ${mine.memoryMiB} MiB and ${mine.vcpus}`;
+  const names = (list: { name: string; readOnly: boolean }[]) =>
+    list.map((d) => `${d.name}${d.readOnly ? ' (ro)' : ''}`).join(', ');
+  if (names(mine.disks) !== names(hello.disks))
+    return `the source has disks [${names(hello.disks)}], this spec [${names(mine.disks)}]`;
+  return undefined;
 }
