@@ -4,10 +4,8 @@
 // overlays in place of its empty ones, starts the guest and answers `started`. The pause is from the
 // stop's start to that answer. The source's stopped copy stays for the caller to roll back or destroy.
 
-import { createReadStream, createWriteStream } from 'node:fs';
-import { chown, rename, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type {
   DomainInfo,
   DomainSpec,
@@ -24,6 +22,7 @@ import {
   DISK_LABEL,
   type DiskShape,
 } from '../migration-control.ts';
+import { receiveFile, sendFiles } from '../migration-files.ts';
 import type { DomainRecord } from '../process/domain-record.ts';
 import { diskInfo } from '../qcow2-overlay.ts';
 import { guestSize } from '../vm-shape.ts';
@@ -52,14 +51,13 @@ export async function migrateOutCold(
   const began = Date.now();
   await host.stopGuest(id, signal);
   const disks = await host.disksOf(rec.spec);
-  const shapes: (DiskShape & { bytes: number })[] = [];
+  const shapes: DiskShape[] = [];
   for (const d of disks) {
     const info = await diskInfo(paths.disk(d.name), 'qcow2', { signal });
     shapes.push({
       name: d.name,
       readOnly: d.readOnly,
       virtualSize: info.virtualSize,
-      bytes: info.actualSize ?? 0,
     });
   }
   const control = new ControlChannel(await transport.open(CONTROL_LABEL, { signal }));
@@ -68,20 +66,11 @@ export async function migrateOutCold(
     control.send({ type: 'hello', version: CONTROL_VERSION, mode: 'cold', memoryMiB, vcpus, disks: shapes });
     const answer = await control.next(['ready', 'refuse'], ANSWER_TIMEOUT_MS, signal);
     if (answer.type === 'refuse') throw new Error(`the destination refused: ${answer.reason}`);
-    let sent = 0;
-    for (const d of disks.filter((x) => !x.readOnly)) {
-      const stream = await transport.open(DISK_LABEL, { signal });
-      const file = createReadStream(paths.disk(d.name));
-      file.on('data', (chunk) => {
-        sent += chunk.length;
-        options.onProgress?.({
-          stage: 'files',
-          bytesTransferred: sent,
-          bytesTotal: shapes.reduce((n, s) => n + s.bytes, 0),
-        });
-      });
-      await pipeline(file, stream, { signal });
-    }
+    const sent = await sendFiles(
+      transport,
+      disks.filter((x) => !x.readOnly).map((d) => ({ label: DISK_LABEL, path: paths.disk(d.name) })),
+      options,
+    );
     const started = await control.next(['started'], ANSWER_TIMEOUT_MS, signal);
     if (started.type === 'started' && !started.ok)
       throw new Error(`the destination could not start it: ${started.error}`);
@@ -114,10 +103,7 @@ export async function migrateInCold(
       const next = await streams.next();
       if (next.done) throw new Error(`the source sent no overlay for disk ${d.name}`);
       if (next.value.label !== DISK_LABEL) throw new Error(`unexpected stream "${next.value.label}"`);
-      const target = paths.disk(d.name);
-      await pipeline(next.value.stream, createWriteStream(`${target}.incoming`, { mode: 0o600 }), { signal });
-      if (rec.identity) await chown(`${target}.incoming`, rec.identity.uid, rec.identity.gid);
-      await rename(`${target}.incoming`, target);
+      await receiveFile(next.value.stream, paths.disk(d.name), { signal, owner: rec.identity });
     }
     const info = await host.start(spec, signal);
     control.send({ type: 'started', ok: true });

@@ -8,10 +8,7 @@
 //
 // If the destination fails, the source restores its own checkpoint: the guest goes on where it was.
 
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
-import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { rm } from 'node:fs/promises';
 import type {
   DomainInfo,
   DomainSpec,
@@ -30,6 +27,7 @@ import {
   helloMismatch,
   MEMORY_LABEL,
 } from '../migration-control.ts';
+import { receiveFile, sendFiles } from '../migration-files.ts';
 import type { DomainRecord } from '../process/domain-record.ts';
 import { diskInfo } from '../qcow2-overlay.ts';
 import { guestSize } from '../vm-shape.ts';
@@ -92,17 +90,7 @@ export async function migrateOutSaved(
       ...disks.filter((d) => !d.readOnly).map((d) => ({ label: DISK_LABEL, path: d.path })),
       { label: MEMORY_LABEL, path: checkpoint },
     ];
-    const total = (await Promise.all(files.map((f) => stat(f.path)))).reduce((n, s) => n + s.size, 0);
-    let sent = 0;
-    for (const f of files) {
-      const stream = await transport.open(f.label, { signal });
-      const file = createReadStream(f.path);
-      file.on('data', (chunk) => {
-        sent += chunk.length;
-        options.onProgress?.({ stage: 'files', bytesTransferred: sent, bytesTotal: total });
-      });
-      await pipeline(file, stream, { signal });
-    }
+    const sent = await sendFiles(transport, files, options);
     const started = await control.next(['started'], ANSWER_TIMEOUT_MS, signal);
     if (started.type === 'started' && !started.ok)
       throw new Error(`the destination could not restore it: ${started.error}`);
@@ -171,7 +159,7 @@ export async function migrateInSaved(
       const want = i < targets.length - 1 ? DISK_LABEL : MEMORY_LABEL;
       if (next.done) throw new Error(`the source sent no ${want} stream`);
       if (next.value.label !== want) throw new Error(`expected a ${want} stream, got "${next.value.label}"`);
-      await receiveFile(next.value.stream, target, signal);
+      await receiveFile(next.value.stream, target, { signal });
     }
     const info = await host.restore(spec, checkpoint, signal);
     await rm(checkpoint, { force: true });
@@ -189,9 +177,4 @@ export async function migrateInSaved(
       ? err
       : new MigrationError(spec.id, (err as Error).message, { cause: err });
   }
-}
-
-async function receiveFile(stream: Duplex, target: string, signal?: AbortSignal): Promise<void> {
-  await pipeline(stream, createWriteStream(`${target}.incoming`, { mode: 0o600 }), { signal });
-  await rename(`${target}.incoming`, target);
 }
