@@ -6,30 +6,41 @@
 
 import { execFile } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { DiskReport, DomainSpec } from './driver.ts';
 import { DiskImageError, InvalidDomainSpecError, PrepareError } from './errors.ts';
 import {
-  type DomainPaths,
+  DomainPaths,
   type DomainRecord,
   readRecord,
   recordText,
   writeRecord,
 } from './process/domain-record.ts';
-import { preparedRecord, refuseImageChangeWhileRunning } from './process/prepare-domain.ts';
+import { preparedRecord, type RunAlive, refuseImageChangeWhileRunning } from './process/prepare-domain.ts';
 import { createQcow2Overlay } from './qcow2-overlay.ts';
 import { type PlannedDisk, resolveVmImage, type VmImage } from './vm-image.ts';
 
 const run = promisify(execFile);
 
-/** Where a VM domain's own files are: vm/ and a qcow2 file per disk in it. */
-export type VmFilePaths = DomainPaths & { readonly vm: string; disk(name: string): string };
+/** Where a VM domain's own files are, beside its record and logs: vm/, and a qcow2 file per disk in
+ *  vm/disks/. Each VM driver's layout adds its own (QEMU's monitor socket, Xen's config). */
+export class VmDomainPaths extends DomainPaths {
+  get vm(): string {
+    return join(this.dir, 'vm');
+  }
+  disk(name: string): string {
+    return join(this.dir, 'vm', 'disks', `${name}.qcow2`);
+  }
+}
 
 export interface PrepareVmOptions {
   /** The disks the spec asks for, checked, on the driver's buses. */
   plan(spec: DomainSpec, image: VmImage): PlannedDisk[];
   /** Gives the domain's files to its own uid when they are new (`fresh`) or its uid changed. */
   identity?(rec: DomainRecord, fresh: boolean): Promise<void>;
+  /** Whether the recorded run still runs. Default: its supervisor process (QEMU's); Xen asks xl. */
+  alive?: RunAlive;
   signal?: AbortSignal;
 }
 
@@ -57,7 +68,7 @@ async function createEmptyDisk(path: string, sizeBytes: number, signal?: AbortSi
 
 /** Makes the disks that do not exist yet; returns what status.disk says. */
 async function makeDisks(
-  paths: VmFilePaths,
+  paths: VmDomainPaths,
   image: VmImage,
   disks: PlannedDisk[],
   signal?: AbortSignal,
@@ -80,7 +91,7 @@ async function makeDisks(
 
 /** The domain's record and disks for `spec`, made or kept (see the top of this file). */
 export async function prepareVmFiles(
-  paths: VmFilePaths,
+  paths: VmDomainPaths,
   spec: DomainSpec,
   options: PrepareVmOptions,
 ): Promise<DomainRecord> {
@@ -99,7 +110,7 @@ export async function prepareVmFiles(
     if (recordText(existing) !== stored) await writeRecord(paths, existing);
     return existing;
   }
-  await refuseImageChangeWhileRunning(paths, existing, spec, digest);
+  await refuseImageChangeWhileRunning(paths, existing, spec, digest, options.alive);
   let disk: DiskReport;
   try {
     await mkdir(paths.vm, { recursive: true, mode: 0o700 });

@@ -6,8 +6,6 @@
 import { mkdir } from 'node:fs/promises';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import type { HostConditionFact } from '../driver.ts';
-import { DOMAIN_ID_PATTERN } from '../driver.ts';
-import { InvalidDomainSpecError } from '../errors.ts';
 import { HostLeases } from '../host-leases.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { Sandbox, type SandboxInit, type SandboxStatus } from '../sandbox/sandbox.ts';
@@ -98,18 +96,6 @@ export class DomainHost {
       ? await this.cgroups.detect()
       : { kind: 'none', reason: 'cgroups are turned off in this driver' };
     return { sandbox, facts: hostConditionsOf(this.sandbox, sandbox, mode, whose) };
-  }
-
-  /** `id`, refused unless it is safe as a path segment (a domain id made by domainIdFor). */
-  checkedId(id: string): string {
-    if (!DOMAIN_ID_PATTERN.test(id)) {
-      throw new InvalidDomainSpecError(
-        id,
-        `must match ${DOMAIN_ID_PATTERN} (use domainIdFor(instance))`,
-        'id',
-      );
-    }
-    return id;
   }
 
   /** Runs `fn` alone for domain `id` (prepare, start, stop, destroy and migrations do not interleave). */

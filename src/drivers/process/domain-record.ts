@@ -20,6 +20,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import type { DiskReport, DomainSpec, IsolationReport, LimitsReport } from '../driver.ts';
 import { DOMAIN_ID_PATTERN } from '../driver.ts';
+import { InvalidDomainSpecError } from '../errors.ts';
 
 export interface RunRecord {
   /** The supervisor: leader of the domain's session and process group. */
@@ -59,10 +60,21 @@ export interface DomainRecord {
   disk?: DiskReport;
 }
 
+/** `id`, refused unless it is safe as a path segment (a domain id made by domainIdFor): what every driver
+ *  checks before it makes a domain's paths from an id it was given. */
+export function checkedDomainId(id: string): string {
+  if (!DOMAIN_ID_PATTERN.test(id)) {
+    throw new InvalidDomainSpecError(id, `must match ${DOMAIN_ID_PATTERN} (use domainIdFor(instance))`, 'id');
+  }
+  return id;
+}
+
 export class DomainPaths {
+  readonly id: string;
   readonly dir: string;
 
   constructor(domainsDir: string, id: string) {
+    this.id = id;
     this.dir = join(domainsDir, id);
   }
 

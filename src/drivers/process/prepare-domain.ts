@@ -88,14 +88,19 @@ export async function prepareDomainFiles(
   return rec;
 }
 
-/** A domain's files are made again from another image only while it does not run. */
+/** Whether the run a record names still runs: the supervisor's process for process-run domains. */
+export type RunAlive = (paths: DomainPaths, run: NonNullable<DomainRecord['run']>) => Promise<boolean>;
+
+/** A domain's files are made again from another image only while it does not run (`alive`: how the
+ *  driver tells; a Xen domain is not a process here). */
 export async function refuseImageChangeWhileRunning(
   paths: DomainPaths,
   existing: DomainRecord | undefined,
   spec: DomainSpec,
   digest: string,
+  alive: RunAlive = domainAlive,
 ): Promise<void> {
-  if (existing?.run && (await domainAlive(paths, existing.run))) {
+  if (existing?.run && (await alive(paths, existing.run))) {
     throw new PrepareError(
       spec.id,
       `it runs from image ${existing.preparedDigest || '(no digest)'} and the spec now asks for ${digest || '(no digest)'}; stop it before changing its image`,

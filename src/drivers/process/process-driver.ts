@@ -36,7 +36,14 @@ import { streamLogFiles } from '../log-files.ts';
 import { type MigrationHost, migrateIn, migrateOut } from './cold-migration.ts';
 import type { DiskModeChoice } from './disk-modes.ts';
 import { DomainHost, type DomainHostComponents, type DomainHostOptions } from './domain-host.ts';
-import { DomainPaths, type DomainRecord, readAllRecords, readRecord, writeRecord } from './domain-record.ts';
+import {
+  checkedDomainId,
+  DomainPaths,
+  type DomainRecord,
+  readAllRecords,
+  readRecord,
+  writeRecord,
+} from './domain-record.ts';
 import { describeDomain, domainAlive } from './domain-state.ts';
 import { execInDomain } from './exec-in-domain.ts';
 import { diskCondition } from './host-conditions.ts';
@@ -132,7 +139,7 @@ export class ProcessDriver implements Driver {
   }
 
   private paths(id: string): DomainPaths {
-    return new DomainPaths(this.host.dir, this.host.checkedId(id));
+    return new DomainPaths(this.host.dir, checkedDomainId(id));
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {

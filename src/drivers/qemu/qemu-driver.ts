@@ -30,7 +30,13 @@ import type {
 import { DomainNotFoundError } from '../errors.ts';
 import { streamLogFiles } from '../log-files.ts';
 import { DomainHost, type DomainHostComponents, type DomainHostOptions } from '../process/domain-host.ts';
-import { type DomainRecord, type RunRecord, readAllRecords, readRecord } from '../process/domain-record.ts';
+import {
+  checkedDomainId,
+  type DomainRecord,
+  type RunRecord,
+  readAllRecords,
+  readRecord,
+} from '../process/domain-record.ts';
 import { describeDomain, domainAlive } from '../process/domain-state.ts';
 import { launchDomain } from '../process/launch-domain.ts';
 import { CLOCK_TICKS_PER_SECOND, isAlive, residentBytes } from '../process/proc.ts';
@@ -144,7 +150,7 @@ export class QemuDriver implements Driver {
   }
 
   private paths(id: string): VmPaths {
-    return new VmPaths(this.host.dir, this.host.checkedId(id));
+    return new VmPaths(this.host.dir, checkedDomainId(id));
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {

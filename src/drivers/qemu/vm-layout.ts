@@ -13,20 +13,14 @@
 // Which files of the image a guest uses: ../vm-image.ts.
 
 import { join } from 'node:path';
-import { DomainPaths } from '../process/domain-record.ts';
 import { DOMAIN_MOUNT, TOKEN_PATH } from '../sandbox/bwrap-plan.ts';
+import { VmDomainPaths } from '../vm-disks.ts';
 import type { VmImage } from '../vm-image.ts';
 
 /** Where the template image appears inside a QEMU domain's sandbox (read-only). */
 export const IMAGE_MOUNT = '/image';
-export class VmPaths extends DomainPaths {
-  /** The directory QEMU may write, shown to it as /domain. */
-  get vm(): string {
-    return join(this.dir, 'vm');
-  }
-  disk(name: string): string {
-    return join(this.dir, 'vm', 'disks', `${name}.qcow2`);
-  }
+/** vm/ is the directory QEMU may write, shown to it as /domain. */
+export class VmPaths extends VmDomainPaths {
   /** In vm/monitor/, which QEMU may write only until it has made the socket (monitor-dir.ts). */
   get qmpSocket(): string {
     return join(this.dir, 'vm', 'monitor', 'qmp.sock');

@@ -38,7 +38,7 @@ import { HostLeases } from '../host-leases.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { streamLogFiles } from '../log-files.ts';
 import {
-  DomainPaths,
+  checkedDomainId,
   type DomainRecord,
   readAllRecords,
   readRecord,
@@ -46,15 +46,15 @@ import {
 } from '../process/domain-record.ts';
 import { endpoints } from '../process/domain-state.ts';
 import { PortBook } from '../process/port-book.ts';
-import { prepareVmFiles } from '../vm-disks.ts';
-import { planDisks, resolveVmImage } from '../vm-image.ts';
+import { prepareVmFiles, VmDomainPaths } from '../vm-disks.ts';
+import { planDisks, resolveVmImage, type VmImage } from '../vm-image.ts';
 import { guestSize, macAddress } from '../vm-shape.ts';
 import { xenDomainInfo } from './domain-info.ts';
 import { probeXen } from './probe-xen.ts';
 import { migrateInSaved, migrateOutSaved, type SavedMigrationHost } from './saved-migration.ts';
 import { XenNetwork, type XenNetworkInit } from './xen-network.ts';
 import { CONSOLE_LOG_DIR, XL_LOG_DIR, Xl } from './xl.ts';
-import { XEN_OUI, xenTypeOf, xlConfig } from './xl-config.ts';
+import { XEN_OUI, type XenDisk, xenTypeOf, xlConfig } from './xl-config.ts';
 import { domainState, type XlListRow } from './xl-list.ts';
 
 const runTool = promisify(execFile);
@@ -81,13 +81,7 @@ export interface XenDriverInit {
 }
 
 /** A Xen domain's files: the VM layout (vm/disks/<name>.qcow2) and its xl config. */
-export class XenPaths extends DomainPaths {
-  get vm(): string {
-    return join(this.dir, 'vm');
-  }
-  disk(name: string): string {
-    return join(this.dir, 'vm', 'disks', `${name}.qcow2`);
-  }
+export class XenPaths extends VmDomainPaths {
   /** The config `xl create` reads: xlConfig's output for the spec. */
   get config(): string {
     return join(this.dir, 'domain.cfg');
@@ -111,8 +105,17 @@ function checkRelayable(spec: DomainSpec): void {
   }
 }
 
-/** The disks of a Xen guest: the common plan; the buses are xlConfig's to check (xvd, or ide for hvm). */
-const xenDiskPlan = planDisks;
+/** The guest's disks as xl sees them: the common plan (planDisks; the buses are xlConfig's to check, xvd,
+ *  or ide for hvm), each a qcow2 file of the domain's own. */
+function xenDisks(spec: DomainSpec, image: VmImage, paths: XenPaths): XenDisk[] {
+  return planDisks(spec, image).map((d) => ({
+    name: d.name,
+    path: paths.disk(d.name),
+    format: 'qcow2',
+    readOnly: d.readOnly,
+    bus: d.bus,
+  }));
+}
 
 export class XenDriver implements Driver {
   readonly name = 'xen' as const;
@@ -186,10 +189,7 @@ export class XenDriver implements Driver {
   }
 
   private paths(id: string): XenPaths {
-    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id)) {
-      throw new InvalidDomainSpecError(id, 'not a domain id (use domainIdFor(instance))', 'id');
-    }
-    return new XenPaths(this.dir, id);
+    return new XenPaths(this.dir, checkedDomainId(id));
   }
 
   private async records(): Promise<DomainRecord[]> {
@@ -202,7 +202,15 @@ export class XenDriver implements Driver {
   // prepare / start
 
   private prepareFiles(spec: DomainSpec, signal?: AbortSignal): Promise<DomainRecord> {
-    return prepareVmFiles(this.paths(spec.id), spec, { plan: xenDiskPlan, signal });
+    return prepareVmFiles(this.paths(spec.id), spec, {
+      plan: planDisks,
+      // The run is a Xen domain, not a process: xl says whether it still runs.
+      alive: async () => {
+        const row = await this.xl.row(spec.id, { signal });
+        return row !== undefined && domainState(row.flags) === 'running';
+      },
+      signal,
+    });
   }
 
   prepare(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
@@ -230,9 +238,9 @@ export class XenDriver implements Driver {
     rec: DomainRecord,
     how: { signal?: AbortSignal; checkpoint?: string; address?: string },
   ): Promise<DomainInfo> {
+    checkRelayable(spec);
     const paths = this.paths(spec.id);
     await this.network.unforward(spec.id);
-    checkRelayable(spec);
     rec.ports = await this.ports.allocate(spec, rec.ports, paths.dir);
     const config = await this.config(spec, rec.ports, paths);
     if (userNetwork(spec)) {
@@ -266,13 +274,7 @@ export class XenDriver implements Driver {
       kernel: image.kernel?.host,
       ramdisk: image.initrd?.host,
       ports,
-      disks: xenDiskPlan(spec, image).map((d) => ({
-        name: d.name,
-        path: paths.disk(d.name),
-        format: 'qcow2',
-        readOnly: d.readOnly,
-        bus: d.bus,
-      })),
+      disks: xenDisks(spec, image, paths),
     });
   }
 
@@ -326,12 +328,12 @@ export class XenDriver implements Driver {
   // observe
 
   private async describe(rec: DomainRecord, known?: XlListRow): Promise<DomainInfo> {
-    const endpointsOf = () => (userNetwork(rec.spec) ? endpoints(rec, this.advertiseAddress, true) : []);
-    if (!rec.run) return xenDomainInfo(rec, { endpoints: endpointsOf() });
+    const seen = { endpoints: userNetwork(rec.spec) ? endpoints(rec, this.advertiseAddress, true) : [] };
+    if (!rec.run) return xenDomainInfo(rec, seen);
     const row = known ?? (await this.xl.row(rec.spec.id));
     const running = row && domainState(row.flags) === 'running';
     const ended = running ? undefined : await this.xl.lastShutdown(rec.spec.id);
-    return xenDomainInfo(rec, { endpoints: endpointsOf(), row, ended });
+    return xenDomainInfo(rec, { ...seen, row, ended });
   }
 
   async inspect(id: string): Promise<DomainInfo | undefined> {
@@ -352,8 +354,7 @@ export class XenDriver implements Driver {
   }
 
   async stats(id: string): Promise<DomainStats | undefined> {
-    this.paths(id);
-    const row = await this.xl.row(id);
+    const row = await this.xl.row(this.paths(id).id);
     if (!row || domainState(row.flags) !== 'running') return undefined;
     return { cpuSeconds: row.cpuSeconds, memoryBytes: row.memoryMiB * MiB };
   }
@@ -447,15 +448,7 @@ export class XenDriver implements Driver {
   private get savedMigration(): SavedMigrationHost {
     return {
       readRecord: (id) => readRecord(this.paths(id)),
-      disksOf: async (spec) => {
-        const image = await resolveVmImage(spec);
-        const paths = this.paths(spec.id);
-        return xenDiskPlan(spec, image).map((d) => ({
-          name: d.name,
-          readOnly: d.readOnly,
-          path: paths.disk(d.name),
-        }));
-      },
+      disksOf: async (spec) => xenDisks(spec, await resolveVmImage(spec), this.paths(spec.id)),
       checkpointPath: (id) => join(this.paths(id).vm, 'checkpoint'),
       addressOf: (id) => this.network.addressOf(this.paths(id).dir),
       save: (id, file, signal) =>
