@@ -95,7 +95,7 @@ export class XenNetwork {
     await run('ip', ['link', 'set', this.bridge, 'address', BRIDGE_MAC]);
     await run('ip', ['link', 'set', this.bridge, 'up']);
     await mkdir(this.hostsDir, { recursive: true, mode: 0o755 });
-    if (await this.dnsmasqAlive()) return;
+    if ((await this.dnsmasqPid()) !== undefined) return;
     try {
       await run('dnsmasq', [
         '--conf-file=/dev/null',
@@ -125,11 +125,12 @@ export class XenNetwork {
     this.log.info(`xen network: bridge ${this.bridge} ${this.gateway}/24, DHCP by dnsmasq`);
   }
 
-  private async dnsmasqAlive(): Promise<boolean> {
+  /** dnsmasq's pid for this bridge, when it runs. */
+  private async dnsmasqPid(): Promise<number | undefined> {
     const pid = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim());
-    if (!(pid > 0)) return false;
+    if (!(pid > 0)) return undefined;
     const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
-    return comm.trim() === 'dnsmasq';
+    return comm.trim() === 'dnsmasq' ? pid : undefined;
   }
 
   /** The guest's address (leased machine-wide for `owner`, the domain's directory), given to its MAC:
@@ -173,20 +174,16 @@ export class XenNetwork {
     await this.unforward(id);
     const address = this.addressOf(owner);
     await rm(`${this.hostsDir}/${id}`, { force: true });
-    if (!address || !(await this.dnsmasqAlive())) return;
-    await this.reload();
+    const pid = await this.dnsmasqPid();
+    if (!address || pid === undefined) return;
+    // dnsmasq drops a removed file's entry only when it reads its host entries again.
+    process.kill(pid, 'SIGHUP');
     // DHCPRELEASE on the guest's behalf, as OpenStack's DHCP agent does for a deleted port.
     await run('dhcp_release', [this.bridge, address, mac], { timeout: 10_000 }).catch((err) =>
       this.log.warn(
         `xen network: could not release ${address} of ${id} (dhcp_release, in dnsmasq-utils: ${(err as Error).message}); it is offered again once its lease ends`,
       ),
     );
-  }
-
-  /** dnsmasq reads its host entries again (a removed file's entry is only dropped then). */
-  private async reload(): Promise<void> {
-    const pid = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim());
-    if (pid > 0) process.kill(pid, 'SIGHUP');
   }
 
   /** Listens on each host port and relays every connection to the guest's port. */
