@@ -2,13 +2,10 @@
 // repository shared into it over 9p: vitest on dom0's node, against the real hypervisor and toolstack.
 // Their own report comes back on the console; this test passes when all of them pass there.
 
-import { join, relative } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { ensureXenHost, type XenHostImage } from '../../../scripts/xen/xen-host.ts';
-import { guestImageDir } from '../../guest-image.ts';
-import { runOnXenHost } from './xen-host.ts';
+import { guestImageInDom0, REPO, runOnXenHost } from './xen-host.ts';
 
-const REPO = join(import.meta.dirname, '..', '..', '..');
 /** Extra vitest arguments for dom0 (a file or `-t NAME`, to run part of the suite while working on it). */
 const DOM0_ARGS = process.env.XENOS_DOM0_VITEST_ARGS ?? '';
 /** Each case boots guests under two levels of emulation (Xen under TCG, the guest under Xen). */
@@ -18,10 +15,7 @@ let host: XenHostImage;
 let guestInDom0: string;
 beforeAll(async () => {
   host = await ensureXenHost({ log: (l) => console.log(l) });
-  const rel = relative(REPO, await guestImageDir());
-  if (rel.startsWith('..'))
-    throw new Error(`the guest image must be inside the repository to reach dom0 (${rel})`);
-  guestInDom0 = join('/xenos', rel);
+  guestInDom0 = await guestImageInDom0();
 }, 20 * 60_000);
 
 it(

@@ -7,20 +7,17 @@
 // restored with its memory — and b asks the guest through its own endpoint: the same boot, the count
 // continued.
 
-import { join, relative } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { ensureXenHost, type XenHostImage } from '../../../scripts/xen/xen-host.ts';
 import { guestLine } from '../../guest-client.ts';
-import { guestImageDir } from '../../guest-image.ts';
-import { runOnXenHosts } from './xen-host.ts';
+import { guestImageInDom0, REPO, runOnXenHosts } from './xen-host.ts';
 
-const REPO = join(import.meta.dirname, '..', '..', '..');
 const SUITE_MS = 15 * 60_000;
 let host: XenHostImage;
 let guest: string;
 beforeAll(async () => {
   host = await ensureXenHost({ log: (l) => console.log(l) });
-  guest = join('/xenos', relative(REPO, await guestImageDir()));
+  guest = await guestImageInDom0();
 }, 20 * 60_000);
 
 /** What dom0 of host `n` (1 = a, 2 = b) runs: its address, xenosd (a starts the cluster, b joins), then

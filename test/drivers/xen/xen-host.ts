@@ -15,9 +15,10 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { run } from '../../../scripts/lib/debian.ts';
 import type { XenHostImage } from '../../../scripts/xen/xen-host.ts';
+import { guestImageDir } from '../../guest-image.ts';
 
 export interface XenHostTest {
   /** The shell script dom0 runs (as /test/run.sh); its exit status is dom0's. */
@@ -39,6 +40,17 @@ export interface XenHostRun {
   console: string;
   /** Seconds from QEMU's start to each line said, same order as `said`. */
   at: number[];
+}
+
+/** This repository: what a test shares into dom0 (at /xenos) to run Xenos there. */
+export const REPO = join(import.meta.dirname, '..', '..', '..');
+
+/** The demo guest's image as dom0 sees it through that share (built here first when missing). */
+export async function guestImageInDom0(): Promise<string> {
+  const rel = relative(REPO, await guestImageDir());
+  if (rel.startsWith('..'))
+    throw new Error(`the guest image must be inside the repository to reach dom0 (${rel})`);
+  return join('/xenos', rel);
 }
 
 /** Boots the host, runs the test, and resolves once QEMU has ended (or was killed at `timeoutMs`). */
