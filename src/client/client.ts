@@ -319,7 +319,12 @@ export class XenosClient {
 
   /** Sends a request; resolves with the response once its headers are in. The timeout covers
    *  only that: a watch's body may stream for as long as the caller wants. */
-  private send(method: string, url: string, opts: RequestOptions): Promise<IncomingMessage> {
+  private send(
+    method: string,
+    url: string,
+    opts: RequestOptions,
+    retry = !opts.bytes,
+  ): Promise<IncomingMessage> {
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.userAgent };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -362,7 +367,11 @@ export class XenosClient {
         done();
         if (opts.signal?.aborted) reject(opts.signal.reason);
         else if (err instanceof TimeoutError) reject(err);
-        else reject(this.transportError(err, url));
+        else if (retry && req.reusedSocket && errorCode(err) === 'ECONNRESET') {
+          // A kept-alive connection the server closed as idle just as this request went out on it: the
+          // server never read the request, so it goes again on a fresh connection (once).
+          this.send(method, url, opts, false).then(resolve, reject);
+        } else reject(this.transportError(err, url));
       });
       if (opts.bytes) {
         opts.bytes.stream.on('error', (err) => req.destroy(err));
