@@ -84,7 +84,7 @@ export function imageOnTarget(c: SourceComponents, scope: MigrationScope, digest
 /** Moves the domain and commits (or rolls back). Never throws for a failed move: it ends Failed. */
 export async function transfer(c: SourceComponents, scope: MigrationScope, self: string): Promise<void> {
   const m = scope.object;
-  const { instance, target, mode } = scope.data.plan!;
+  const { instance, target, mode, auto } = scope.data.plan!;
   const key = keyOf(instance);
   const id = domainIdOfInstance(instance);
   if (!c.migrations.begin(key, 'out', m.metadata.uid ?? '', { mode, peer: target })) {
@@ -124,7 +124,7 @@ export async function transfer(c: SourceComponents, scope: MigrationScope, self:
   try {
     const peerId = hostNamed(c.store, target)?.status?.peerId ?? '';
     report = await c.driver.migrateOut(id, c.transport(m, { name: target, peerId }), {
-      mode,
+      mode: auto ? 'auto' : mode,
       signal,
       onProgress: progress.report,
       commit: commitAtSwitchover,

@@ -16,7 +16,10 @@ import { hostNamed, instanceOf, migrationRef, namespaceOf } from './facts.ts';
 export interface Plan {
   instance: ServiceInstance;
   target: string;
+  /** The mode the driver is expected to use (its report says which it did). */
   mode: 'live' | 'cold';
+  /** No mode was asked for: the driver may choose per domain (Xen moves PVH live, PV cold). */
+  auto: boolean;
 }
 
 export interface PlanComponents {
@@ -49,7 +52,12 @@ export function plan(c: PlanComponents, m: ServiceMigration, self: string): Plan
       'AlreadyMoving',
       `${where}: ${iname} is being moved by ${migrationRef(other)}; wait for it to end, then create another`,
     );
-  return { instance, target: target(c, m, instance, self), mode: mode(c.driver, m) };
+  return {
+    instance,
+    target: target(c, m, instance, self),
+    mode: mode(c.driver, m),
+    auto: (m.spec?.mode ?? 'Auto') === 'Auto',
+  };
 }
 
 function target(c: PlanComponents, m: ServiceMigration, instance: ServiceInstance, self: string): string {

@@ -1,15 +1,18 @@
-// The control stream of a VM migration (QEMU live and cold, Xen save/restore): JSON lines both ways
+// The control stream of a VM migration (QEMU live and cold, Xen live and save/restore): JSON lines both ways
 // between the source's and the destination's driver (label `control`, the first stream the source opens).
 // It carries the machine's shape, the destination's readiness, the clock samples, the source's go (or
 // abort) and the destination's answer. Lines are size-capped; anything else from the peer is an error,
 // not a guess.
 
 import type { Duplex } from 'node:stream';
+import type { IncomingMigration } from './driver.ts';
 import { MigrationError } from './errors.ts';
 
 export const CONTROL_LABEL = 'control';
 export const MEMORY_LABEL = 'memory';
 export const DISK_LABEL = 'disk';
+/** Xen live: the stream between `xl migrate` and `xl migrate-receive`, both ways. */
+export const XL_LABEL = 'xl';
 /** The version of the messages below; the destination refuses another. */
 export const CONTROL_VERSION = 1;
 const MAX_LINE_BYTES = 64 * 1024;
@@ -32,8 +35,11 @@ export type ControlMessage =
       /** Xen: the guest's address on the user network, which it keeps (the destination must give it). */
       address?: string;
     }
-  /** The destination QEMU waits for the memory stream and exports its disks. */
-  | { type: 'ready' }
+  /** The destination waits for the memory stream (QEMU: and exports its disks). `config` (Xen live) is
+   *  its xl config for the domain, with its own disk paths: the source sends it with the stream. */
+  | { type: 'ready'; config?: string }
+  /** Xen live: the destination holds the disk layer the source sent while the stream waited. */
+  | { type: 'received' }
   | { type: 'refuse'; reason: string }
   /** A clock sample: `t0` on the source's clock. */
   | { type: 'ping'; t0: number }
@@ -224,6 +230,41 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefine
       },
     );
   });
+}
+
+/** The destination's first steps: the control stream (the first the source opens; `onControl` sees it
+ *  before anything is read from it) and the source's hello, refused when this spec (`mine`) cannot take
+ *  what it describes. */
+export async function acceptMigration(
+  id: string,
+  incoming: IncomingMigration,
+  mine: () => Promise<Parameters<typeof helloMismatch>[1]>,
+  options: { signal?: AbortSignal; onControl?(control: ControlChannel): void } = {},
+): Promise<{
+  control: ControlChannel;
+  streams: AsyncIterator<{ label: string; stream: Duplex }>;
+  hello: Extract<ControlMessage, { type: 'hello' }>;
+}> {
+  const streams = incoming[Symbol.asyncIterator]();
+  const first = await abortable(streams.next(), options.signal, id);
+  if (first.done) throw new MigrationError(id, 'the source opened no stream');
+  if (first.value.label !== CONTROL_LABEL) {
+    first.value.stream.destroy();
+    throw new MigrationError(id, `the first stream is "${first.value.label}", not "${CONTROL_LABEL}"`);
+  }
+  const control = new ControlChannel(first.value.stream);
+  options.onControl?.(control);
+  const hello = await control.next(['hello'], 30_000, options.signal).catch((err: Error) => {
+    control.destroy();
+    throw new MigrationError(id, `no hello from the source: ${err.message}`, { cause: err });
+  });
+  const mismatch = helloMismatch(hello, await mine());
+  if (mismatch) {
+    control.send({ type: 'refuse', reason: mismatch });
+    control.end();
+    throw new MigrationError(id, mismatch);
+  }
+  return { control, streams, hello };
 }
 
 /** Why the destination cannot take what the source's hello describes (another control version, another

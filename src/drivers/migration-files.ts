@@ -8,6 +8,21 @@ import { chown, rename, stat } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { MigrateOutOptions, MigrationTransport } from './driver.ts';
+import type { DiskShape } from './migration-control.ts';
+import { diskInfo } from './qcow2-overlay.ts';
+
+/** The shapes of a domain's disks for the source's hello: each file's guest-visible size. */
+export async function overlayShapes(
+  disks: { name: string; readOnly: boolean; path: string }[],
+  signal?: AbortSignal,
+): Promise<DiskShape[]> {
+  const shapes = [];
+  for (const d of disks) {
+    const info = await diskInfo(d.path, 'qcow2', { signal });
+    shapes.push({ name: d.name, readOnly: d.readOnly, virtualSize: info.virtualSize });
+  }
+  return shapes;
+}
 
 /** Sends each file on a stream of its label; returns the bytes sent. */
 export async function sendFiles(

@@ -1,16 +1,16 @@
-// The local ends of a QEMU migration tunnel: QEMU speaks its migration stream and NBD over unix sockets
-// in its own vm/ directory (the only place its sandbox can reach), and xenosd bridges each connection
-// to one MigrationTransport stream. On the source xenosd listens and QEMU connects; on the destination
-// QEMU listens and xenosd connects. A bridge pipes both ways with backpressure (a side that cannot take
-// more pauses the other; the transport's own send cap keeps little queued, because every byte queued
-// in the tunnel at the switchover adds to the guest's pause) and half-closes both ways; an error on
-// either side destroys both.
+// The local ends of a migration tunnel. QEMU speaks its migration stream and NBD over unix sockets in its
+// own vm/ directory (the only place its sandbox can reach); Xen's `xl migrate` speaks through a helper
+// that connects to one. xenosd bridges each connection to one MigrationTransport stream: on the source
+// xenosd listens and QEMU (or the helper) connects; on a QEMU destination QEMU listens and xenosd connects.
+// A bridge pipes both ways with backpressure (a side that cannot take more pauses the other; the
+// transport's own send cap keeps little queued, because every byte queued in the tunnel at the switchover
+// adds to the guest's pause) and half-closes both ways; an error on either side destroys both.
 
 import { chown, open, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { Identity } from '../sandbox/bwrap-plan.ts';
+import type { Identity } from './sandbox/bwrap-plan.ts';
 
 /** The longest path a unix socket address holds (sun_path is 108 bytes with its NUL). */
 const SUN_PATH_MAX = 107;
@@ -92,7 +92,7 @@ export interface Bridge {
 }
 
 /** Pipes `socket` ⇄ `stream` with backpressure both ways and half-close both ways. */
-export function bridge(socket: Socket, stream: Duplex): Bridge {
+export function bridge(socket: Duplex, stream: Duplex): Bridge {
   let sent = 0;
   let stalledMs = 0;
   let stalledSince: number | undefined;

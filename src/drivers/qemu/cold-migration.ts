@@ -15,16 +15,9 @@ import type {
   SignalOptions,
 } from '../driver.ts';
 import { MigrationError } from '../errors.ts';
-import {
-  CONTROL_LABEL,
-  CONTROL_VERSION,
-  ControlChannel,
-  DISK_LABEL,
-  type DiskShape,
-} from '../migration-control.ts';
-import { receiveFile, sendFiles } from '../migration-files.ts';
+import { CONTROL_LABEL, CONTROL_VERSION, ControlChannel, DISK_LABEL } from '../migration-control.ts';
+import { overlayShapes, receiveFile, sendFiles } from '../migration-files.ts';
 import type { DomainRecord } from '../process/domain-record.ts';
-import { diskInfo } from '../qcow2-overlay.ts';
 import { guestSize } from '../vm-shape.ts';
 import type { LiveMigrationHost } from './live-migration.ts';
 
@@ -51,15 +44,10 @@ export async function migrateOutCold(
   const began = Date.now();
   await host.stopGuest(id, signal);
   const disks = await host.disksOf(rec.spec);
-  const shapes: DiskShape[] = [];
-  for (const d of disks) {
-    const info = await diskInfo(paths.disk(d.name), 'qcow2', { signal });
-    shapes.push({
-      name: d.name,
-      readOnly: d.readOnly,
-      virtualSize: info.virtualSize,
-    });
-  }
+  const shapes = await overlayShapes(
+    disks.map((d) => ({ ...d, path: paths.disk(d.name) })),
+    signal,
+  );
   const control = new ControlChannel(await transport.open(CONTROL_LABEL, { signal }));
   try {
     const { memoryMiB, vcpus } = guestSize(rec.spec);

@@ -22,24 +22,23 @@ import type {
 } from '../driver.ts';
 import { MigrationError } from '../errors.ts';
 import {
-  abortable,
+  acceptMigration,
   CONTROL_LABEL,
   CONTROL_VERSION,
   ControlChannel,
   DISK_LABEL,
   type DiskShape,
   goAhead,
-  helloMismatch,
   MEMORY_LABEL,
 } from '../migration-control.ts';
 import type { DomainRecord } from '../process/domain-record.ts';
 import type { Identity } from '../sandbox/bwrap-plan.ts';
+import { type Bridge, bridge, closeListener, connectUnix, listenUnix } from '../unix-tunnel.ts';
 import { guestSize } from '../vm-shape.ts';
 import { answerClockPings, measureClockOffset } from './migration-clock.ts';
 import { type LiveMigrationTuning, MigrationMonitor, type MigrationQmp } from './migration-monitor.ts';
 import { diskNode } from './qemu-command.ts';
 import { type QmpClient, qmpTimeMs } from './qmp.ts';
-import { type Bridge, bridge, closeListener, connectUnix, listenUnix } from './unix-tunnel.ts';
 import type { VmPaths } from './vm-layout.ts';
 
 /** Socket names in the guest's vm/ directory (QEMU's working directory, so QEMU is given them relative). */
@@ -243,27 +242,12 @@ export async function receiveMigration(
     streams: AsyncIterator<{ label: string; stream: Duplex }>,
   ) => Promise<DomainInfo>,
 ): Promise<DomainInfo> {
-  const streams = incoming[Symbol.asyncIterator]();
-  const first = await abortable(streams.next(), options.signal, spec.id);
-  if (first.done) throw new MigrationError(spec.id, 'the source opened no stream');
-  if (first.value.label !== CONTROL_LABEL) {
-    first.value.stream.destroy();
-    throw new MigrationError(spec.id, `the first stream is "${first.value.label}", not "${CONTROL_LABEL}"`);
-  }
-  const control = new ControlChannel(first.value.stream);
-  answerClockPings(control);
-  const hello = await control.next(['hello'], 30_000, options.signal).catch((err: Error) => {
-    control.destroy();
-    throw new MigrationError(spec.id, `no hello from the source: ${err.message}`, { cause: err });
-  });
-  const refuse = (reason: string): never => {
-    control.send({ type: 'refuse', reason });
-    control.end();
-    throw new MigrationError(spec.id, reason);
-  };
-  const disks = await host.disksOf(spec);
-  const mismatch = helloMismatch(hello, { ...guestSize(spec), disks });
-  if (mismatch) refuse(mismatch);
+  const { control, streams, hello } = await acceptMigration(
+    spec.id,
+    incoming,
+    async () => ({ ...guestSize(spec), disks: await host.disksOf(spec) }),
+    { signal: options.signal, onControl: answerClockPings },
+  );
   if (hello.mode === 'cold') return cold(control, streams);
   return migrateInLive(host, spec, control, hello.disks, streams, options);
 }

@@ -4,15 +4,15 @@
 // own config: its own disk paths), hands it its token, and unpauses it. The guest keeps its memory — its
 // processes, its counters — and its address on the user network (the destination must be able to give the
 // same one), but it is paused from the save until the restore: the whole copy. This is the move for PV
-// guests (Debian's Xen cannot live-migrate them) and, until `xl migrate` is wired, for PVH too.
+// and HVM guests (Debian's Xen cannot live-migrate PV ones), and for PVH when asked for `cold`.
 //
 // If the destination fails, the source restores its own checkpoint: the guest goes on where it was.
 
 import { rm } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import type {
   DomainInfo,
   DomainSpec,
-  IncomingMigration,
   MigrateOutOptions,
   MigrationReport,
   MigrationTransport,
@@ -24,12 +24,10 @@ import {
   CONTROL_VERSION,
   ControlChannel,
   DISK_LABEL,
-  helloMismatch,
   MEMORY_LABEL,
 } from '../migration-control.ts';
-import { receiveFile, sendFiles } from '../migration-files.ts';
+import { overlayShapes, receiveFile, sendFiles } from '../migration-files.ts';
 import type { DomainRecord } from '../process/domain-record.ts';
-import { diskInfo } from '../qcow2-overlay.ts';
 import { guestSize } from '../vm-shape.ts';
 
 const ANSWER_TIMEOUT_MS = 300_000;
@@ -66,19 +64,12 @@ export async function migrateOutSaved(
   const control = new ControlChannel(await transport.open(CONTROL_LABEL, { signal }));
   let saved = false;
   try {
-    const { memoryMiB, vcpus } = guestSize(rec.spec);
-    const shapes = [];
-    for (const d of disks) {
-      const info = await diskInfo(d.path, 'qcow2', { signal });
-      shapes.push({ name: d.name, readOnly: d.readOnly, virtualSize: info.virtualSize });
-    }
     control.send({
       type: 'hello',
       version: CONTROL_VERSION,
       mode: 'cold',
-      memoryMiB,
-      vcpus,
-      disks: shapes,
+      ...guestSize(rec.spec),
+      disks: await overlayShapes(disks, signal),
       address: host.addressOf(id),
     });
     const answer = await control.next(['ready', 'refuse'], ANSWER_TIMEOUT_MS, signal);
@@ -119,34 +110,22 @@ export async function migrateOutSaved(
   }
 }
 
+/** The destination of a saved move, after the hello (acceptMigration). */
 export async function migrateInSaved(
   host: SavedMigrationHost,
   spec: DomainSpec,
-  incoming: IncomingMigration,
+  control: ControlChannel,
+  address: string | undefined,
+  streams: AsyncIterator<{ label: string; stream: Duplex }>,
   options: SignalOptions = {},
 ): Promise<DomainInfo> {
   const signal = options.signal;
-  const streams = incoming[Symbol.asyncIterator]();
-  const first = await streams.next();
-  if (first.done) throw new MigrationError(spec.id, 'the source opened no stream');
-  if (first.value.label !== CONTROL_LABEL) {
-    first.value.stream.destroy();
-    throw new MigrationError(spec.id, `the first stream is "${first.value.label}", not "${CONTROL_LABEL}"`);
-  }
-  const control = new ControlChannel(first.value.stream);
   let prepared = false;
   const checkpoint = host.checkpointPath(spec.id);
   try {
-    const hello = await control.next(['hello'], 30_000, signal);
-    if (hello.type !== 'hello') throw new Error('no hello from the source');
     const disks = await host.disksOf(spec);
-    const mismatch = helloMismatch(hello, { ...guestSize(spec), disks });
-    if (mismatch) {
-      control.send({ type: 'refuse', reason: mismatch });
-      throw new MigrationError(spec.id, mismatch);
-    }
     try {
-      await host.prepareFresh(spec, hello.address, signal);
+      await host.prepareFresh(spec, address, signal);
     } catch (err) {
       control.send({ type: 'refuse', reason: (err as Error).message });
       throw err;

@@ -8,7 +8,8 @@
 // A guest is created paused, handed its instance token through xenstore (readable by it and dom0 alone),
 // then unpaused. `network.mode: user` puts it on the driver's bridge with a fixed address and forwards the
 // template's ports to it (xen-network.ts). The guest is isolated by the hypervisor: it sees nothing of dom0.
-// Migration through `xl migrate` is not built yet. README.md beside this file says it all.
+// A PVH domain moves live through `xl migrate` (live-migration.ts), PV and HVM domains by save, copy and
+// restore (saved-migration.ts). README.md beside this file says it all.
 
 import { execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -37,6 +38,7 @@ import { DomainNotFoundError, InvalidDomainSpecError, MigrationError, StartError
 import { HostLeases } from '../host-leases.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { streamLogFiles } from '../log-files.ts';
+import { acceptMigration } from '../migration-control.ts';
 import {
   checkedDomainId,
   type DomainRecord,
@@ -46,20 +48,28 @@ import {
 } from '../process/domain-record.ts';
 import { endpoints } from '../process/domain-state.ts';
 import { PortBook } from '../process/port-book.ts';
+import { QmpClient } from '../qemu/qmp.ts';
 import { prepareVmFiles, VmDomainPaths } from '../vm-disks.ts';
 import { planDisks, resolveVmImage, type VmImage } from '../vm-image.ts';
 import { guestSize, macAddress } from '../vm-shape.ts';
 import { xenDomainInfo } from './domain-info.ts';
+import { type LiveMigrationHost, migrateInLive, migrateOutLive } from './live-migration.ts';
 import { probeXen } from './probe-xen.ts';
 import { migrateInSaved, migrateOutSaved, type SavedMigrationHost } from './saved-migration.ts';
 import { XenNetwork, type XenNetworkInit } from './xen-network.ts';
-import { CONSOLE_LOG_DIR, XL_LOG_DIR, Xl } from './xl.ts';
+import { CONSOLE_LOG_DIR, XL_LOG_DIR, XL_RUN_DIR, Xl } from './xl.ts';
 import { XEN_OUI, type XenDisk, xenTypeOf, xlConfig } from './xl-config.ts';
 import { domainState, type XlListRow } from './xl-list.ts';
 
 const runTool = promisify(execFile);
 const MiB = 1024 * 1024;
 const DEFAULT_GRACE_MS = 60_000;
+
+/** How a staged domain comes to exist, paused: `xl create`, `xl restore` or `xl migrate-receive`. */
+interface Make {
+  verb: 'create' | 'restore' | 'migrate-receive';
+  run(signal?: AbortSignal): Promise<void>;
+}
 
 export interface XenDriverComponents {
   log?: Log;
@@ -120,7 +130,7 @@ function xenDisks(spec: DomainSpec, image: VmImage, paths: XenPaths): XenDisk[] 
 export class XenDriver implements Driver {
   readonly name = 'xen' as const;
   readonly capabilities: DriverCapabilities = {
-    liveMigration: false,
+    liveMigration: true,
     console: true,
     stats: true,
     coldMigration: true,
@@ -228,34 +238,49 @@ export class XenDriver implements Driver {
       // A crashed domain xl kept, or one still shutting down: gone before the new one comes.
       if (row) await this.xl.destroy(spec.id, options);
       options.signal?.throwIfAborted();
-      return this.launch(spec, rec, { signal: options.signal });
+      const paths = this.paths(spec.id);
+      await this.stage(spec, rec);
+      const make = {
+        verb: 'create' as const,
+        run: (s?: AbortSignal) => this.xl.createPaused(paths.config, { signal: s }),
+      };
+      return this.bring(spec, rec, make, options.signal);
     });
   }
 
-  /** Runs the prepared domain: created from its config, or restored from a checkpoint (a migration). */
-  private async launch(
-    spec: DomainSpec,
-    rec: DomainRecord,
-    how: { signal?: AbortSignal; checkpoint?: string; address?: string },
-  ): Promise<DomainInfo> {
+  /** The domain's ports, its address on the user network (`address`, when it must keep one) and its xl
+   *  config, written; returns the config. */
+  private async stage(spec: DomainSpec, rec: DomainRecord, address?: string): Promise<string> {
     checkRelayable(spec);
     const paths = this.paths(spec.id);
     await this.network.unforward(spec.id);
     rec.ports = await this.ports.allocate(spec, rec.ports, paths.dir);
     const config = await this.config(spec, rec.ports, paths);
     if (userNetwork(spec)) {
-      await this.network.attach(spec.id, macAddress(spec.id, XEN_OUI), paths.dir, how.address);
+      await this.network.attach(spec.id, macAddress(spec.id, XEN_OUI), paths.dir, address);
     }
     await writeFile(paths.config, config, { mode: 0o600 });
+    return config;
+  }
+
+  /** Runs the staged domain: made by `make` (created from its config, restored from a checkpoint, or
+   *  received from a live move), given its token and unpaused; recorded, its ports relayed. */
+  private async bring(
+    spec: DomainSpec,
+    rec: DomainRecord,
+    make: Make,
+    signal?: AbortSignal,
+  ): Promise<DomainInfo> {
+    const paths = this.paths(spec.id);
     const startedAt = new Date().toISOString();
-    const created = await this.create(spec, paths, how.signal, how.checkpoint);
+    const created = await this.create(spec, make, signal);
     const { memoryMiB, vcpus } = guestSize(spec);
-    if (rec.run && !how.checkpoint) rec.restartCount += 1;
+    if (rec.run && make.verb === 'create') rec.restartCount += 1;
     rec.run = {
       pid: created.domid,
       startTime: 0,
       startedAt,
-      command: ['xl', how.checkpoint ? 'restore' : 'create', paths.config],
+      command: ['xl', make.verb, paths.config],
       env: {},
       cwd: paths.dir,
       limits: { enforced: true, mechanism: `xen ${xenTypeOf(spec)} memory=${memoryMiB}M vcpus=${vcpus}` },
@@ -278,24 +303,18 @@ export class XenDriver implements Driver {
     });
   }
 
-  /** `xl create -p` (or `xl restore -p` from a checkpoint), the token into xenstore, unpause. A domain
-   *  that fails half way is destroyed. */
-  private async create(
-    spec: DomainSpec,
-    paths: XenPaths,
-    signal?: AbortSignal,
-    checkpoint?: string,
-  ): Promise<XlListRow> {
+  /** `make` (the domain paused), the token into xenstore, unpause. A domain that fails half way is
+   *  destroyed. */
+  private async create(spec: DomainSpec, make: Make, signal?: AbortSignal): Promise<XlListRow> {
     try {
-      if (checkpoint) await this.xl.restorePaused(paths.config, checkpoint, { signal });
-      else await this.xl.createPaused(paths.config, { signal });
+      await make.run(signal);
     } catch (err) {
       await this.xl.destroy(spec.id).catch(() => {});
       throw new StartError(spec.id, (err as Error).message, { cause: err });
     }
     try {
       const row = await this.xl.row(spec.id);
-      if (!row) throw new Error('xl create returned but the domain is not listed');
+      if (!row) throw new Error(`xl ${make.verb} returned but the domain is not listed`);
       if (spec.token !== undefined) await this.giveToken(row.domid, spec.token);
       await this.xl.unpause(spec.id, { signal });
       return row;
@@ -422,17 +441,24 @@ export class XenDriver implements Driver {
   // ------------------------------------------------------------------------------------------------
   // migration
 
-  /** Save, copy, restore (saved-migration.ts): the guest keeps its memory, paused for the whole copy. */
+  /** PVH: live (live-migration.ts), the guest paused for the last memory round and its disk layer. PV
+   *  and HVM, or when asked for `cold`: saved, copied, restored (saved-migration.ts), the guest paused
+   *  for the whole copy. Both keep the guest's memory. */
   async migrateOut(
     id: string,
     transport: MigrationTransport,
     options: MigrateOutOptions = {},
   ): Promise<MigrationReport> {
-    if (options.mode === 'live') {
+    const rec = await readRecord(this.paths(id));
+    const type = rec ? xenTypeOf(rec.spec) : undefined;
+    if (options.mode === 'live' && type !== undefined && type !== 'pvh') {
       throw new MigrationError(
         id,
-        'the Xen driver cannot move a domain live yet (xl migrate is not built); ask for mode cold: it is saved, copied and restored with its memory',
+        `a ${type.toUpperCase()} domain cannot move live here (Debian's Xen cannot live-migrate PV guests, and HVM is not proven); ask for mode cold: it is saved, copied and restored with its memory, or make the template PVH`,
       );
+    }
+    if (type === 'pvh' && options.mode !== 'cold') {
+      return migrateOutLive(this.liveMigration, id, transport, options);
     }
     return migrateOutSaved(this.savedMigration, id, transport, options);
   }
@@ -442,15 +468,106 @@ export class XenDriver implements Driver {
     incoming: IncomingMigration,
     options: MigrateInOptions = {},
   ): Promise<DomainInfo> {
-    return migrateInSaved(this.savedMigration, spec, incoming, options);
+    const { control, streams, hello } = await acceptMigration(
+      spec.id,
+      incoming,
+      async () => ({ ...guestSize(spec), disks: await this.disksOf(spec) }),
+      { signal: options.signal },
+    );
+    if (hello.mode === 'live') {
+      return migrateInLive(this.liveMigration, spec, control, hello.address, streams, options);
+    }
+    return migrateInSaved(this.savedMigration, spec, control, hello.address, streams, options);
+  }
+
+  private async disksOf(spec: DomainSpec): Promise<XenDisk[]> {
+    return xenDisks(spec, await resolveVmImage(spec), this.paths(spec.id));
+  }
+
+  /** Fresh files for an incoming `spec`: a stopped copy there before goes; the address it keeps is taken. */
+  private async prepareIncoming(
+    spec: DomainSpec,
+    address?: string,
+    signal?: AbortSignal,
+  ): Promise<DomainRecord> {
+    if (await readRecord(this.paths(spec.id))) await this.destroyLocked(spec.id, signal);
+    const rec = await this.prepareFiles(spec, signal);
+    if (address && userNetwork(spec)) {
+      await this.network.attach(spec.id, macAddress(spec.id, XEN_OUI), this.paths(spec.id).dir, address);
+    }
+    return rec;
+  }
+
+  /** Stops (`stop`) or restarts (`cont`) the QEMU that serves a domain's disks (qdisk): `stop` flushes
+   *  what it holds of them to their files first. */
+  private async diskBackend(domid: number, command: 'stop' | 'cont'): Promise<void> {
+    const qmp = await QmpClient.connect(`${XL_RUN_DIR}/qmp-libxl-${domid}`, {
+      domainId: `xen domain ${domid}`,
+    });
+    try {
+      await qmp.execute(command);
+    } finally {
+      await qmp.close();
+    }
+  }
+
+  /** What both kinds of move ask of the driver alike. */
+  private get migrationBase(): Pick<LiveMigrationHost, 'readRecord' | 'disksOf' | 'addressOf' | 'destroy'> {
+    return {
+      readRecord: (id) => readRecord(this.paths(id)),
+      disksOf: (spec) => this.disksOf(spec),
+      addressOf: (id) => this.network.addressOf(this.paths(id).dir),
+      destroy: (id) => this.destroy(id),
+    };
+  }
+
+  private get liveMigration(): LiveMigrationHost {
+    return {
+      ...this.migrationBase,
+      send: (id, config, rune) => this.locks.run(id, () => this.xl.migrate(id, config, rune)),
+      holdDisks: async (id) => {
+        const paths = this.paths(id);
+        const rec = await readRecord(paths);
+        if (!rec?.run) throw new MigrationError(id, 'it does not run here');
+        rec.run.stopRequestedAt = new Date().toISOString();
+        await writeRecord(paths, rec);
+        await this.diskBackend(rec.run.pid, 'stop');
+      },
+      releaseDisks: async (id) => {
+        const paths = this.paths(id);
+        const rec = await readRecord(paths);
+        if (!rec?.run) return;
+        await this.diskBackend(rec.run.pid, 'cont');
+        delete rec.run.stopRequestedAt;
+        await writeRecord(paths, rec);
+      },
+      forget: (id) => this.network.unforward(id),
+      prepareIncoming: (spec, address, signal) =>
+        this.locks.run(spec.id, async () => {
+          const rec = await this.prepareIncoming(spec, address, signal);
+          const config = await this.stage(spec, rec, address);
+          await writeRecord(this.paths(spec.id), rec);
+          return config;
+        }),
+      receive: (spec, stream, signal) =>
+        this.locks.run(spec.id, async () => {
+          const rec = await readRecord(this.paths(spec.id));
+          if (!rec) throw new MigrationError(spec.id, 'its prepared files are gone');
+          const make = {
+            verb: 'migrate-receive' as const,
+            run: (s?: AbortSignal) => this.xl.migrateReceive(stream, { signal: s }),
+          };
+          const info = await this.bring(spec, rec, make, signal);
+          await this.xl.adoptIncomingLogs(spec.id);
+          return info;
+        }),
+    };
   }
 
   private get savedMigration(): SavedMigrationHost {
     return {
-      readRecord: (id) => readRecord(this.paths(id)),
-      disksOf: async (spec) => xenDisks(spec, await resolveVmImage(spec), this.paths(spec.id)),
+      ...this.migrationBase,
       checkpointPath: (id) => join(this.paths(id).vm, 'checkpoint'),
-      addressOf: (id) => this.network.addressOf(this.paths(id).dir),
       save: (id, file, signal) =>
         this.locks.run(id, async () => {
           const paths = this.paths(id);
@@ -463,24 +580,19 @@ export class XenDriver implements Driver {
         }),
       prepareFresh: (spec, address, signal) =>
         this.locks.run(spec.id, async () => {
-          if (await readRecord(this.paths(spec.id))) await this.destroyLocked(spec.id, signal);
-          await this.prepareFiles(spec, signal);
-          if (address && userNetwork(spec)) {
-            await this.network.attach(
-              spec.id,
-              macAddress(spec.id, XEN_OUI),
-              this.paths(spec.id).dir,
-              address,
-            );
-          }
+          await this.prepareIncoming(spec, address, signal);
         }),
       restore: (spec, file, signal) =>
         this.locks.run(spec.id, async () => {
           const rec = await this.prepareFiles(spec, signal);
-          const address = this.network.addressOf(this.paths(spec.id).dir);
-          return this.launch(spec, rec, { signal, checkpoint: file, address });
+          const paths = this.paths(spec.id);
+          await this.stage(spec, rec, this.network.addressOf(paths.dir));
+          const make = {
+            verb: 'restore' as const,
+            run: (s?: AbortSignal) => this.xl.restorePaused(paths.config, file, { signal: s }),
+          };
+          return this.bring(spec, rec, make, signal);
         }),
-      destroy: (id) => this.destroy(id),
     };
   }
 }

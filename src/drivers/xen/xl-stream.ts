@@ -71,10 +71,10 @@ export class XlStreamWatch extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.take(chunk).then(() => done(), done);
+    this.scan(chunk).then(() => done(), done);
   }
 
-  private async take(chunk: Buffer): Promise<void> {
+  private async scan(chunk: Buffer): Promise<void> {
     let at = 0;
     let from = 0;
     while (at < chunk.length && this.phase !== 'after-end') {

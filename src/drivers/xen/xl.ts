@@ -2,19 +2,28 @@
 // (the last lines of its stderr) in the error. Reads go through xl-list.ts's readers. Names are the
 // domain ids (domainIdFor), which are also the Xen domain names: unique on a host, stable across restarts.
 
-import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { readFile, rename, stat } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
 import { parseXlList, type XlListRow } from './xl-list.ts';
 
 const run = promisify(execFile);
 
 const CALL_TIMEOUT_MS = 120_000;
+/** A live move copies the guest's memory while it runs: minutes for a big, busy guest. */
+const MIGRATE_TIMEOUT_MS = 30 * 60_000;
+/** What of xl's complaint an error keeps. */
+const STDERR_KEPT = 64 * 1024;
 
 /** Where xl's per-domain monitor process logs (it watches the domain and acts on its shutdown). */
 export const XL_LOG_DIR = '/var/log/xen';
 /** Where xenconsoled writes each guest's console (`--log=guest`). */
 export const CONSOLE_LOG_DIR = '/var/log/xen/console';
+/** libxl's run directory: the QMP sockets of the QEMUs it starts (`qmp-libxl-<domid>`). */
+export const XL_RUN_DIR = '/var/run/xen';
+/** The name a domain has while `xl migrate-receive` takes it in, and its logs keep. */
+const INCOMING_SUFFIX = '--incoming';
 
 /** Xen's shutdown reasons (SHUTDOWN_* in xen/include/public/sched.h), as xl logs them. */
 export const SHUTDOWN_REASONS = ['poweroff', 'reboot', 'suspend', 'crash', 'watchdog', 'soft_reset'];
@@ -89,6 +98,55 @@ export class Xl {
   /** Suspends the domain into `file` (its memory and CPU state); the domain is gone afterwards. */
   async save(name: string, file: string, options: XlCallOptions = {}): Promise<void> {
     await this.call(['save', name, file], options);
+  }
+
+  /** `xl migrate` with no ssh: xl runs `rune` with `sh -c`, its stdin and stdout the stream to and from
+   *  `xl migrate-receive` on the destination, and sends `configPath` as the domain's config there.
+   *  Resolves once the destination reports the domain there; xl has destroyed the source by then. When
+   *  it fails before the destination was told to go, xl resumes the source domain. */
+  async migrate(name: string, configPath: string, rune: string, options: XlCallOptions = {}): Promise<void> {
+    await this.call(['migrate', '-s', '', '-C', configPath, name, rune], {
+      ...options,
+      timeoutMs: options.timeoutMs ?? MIGRATE_TIMEOUT_MS,
+    });
+  }
+
+  /** `xl migrate-receive -p` speaking through `stream`: the domain arrives paused, under its own name
+   *  once the source said go (`NAME--incoming` until then). Resolves when xl exits content. */
+  migrateReceive(stream: Duplex, options: XlCallOptions = {}): Promise<void> {
+    const args = ['migrate-receive', '-p'];
+    const child = spawn(this.binary, args, { stdio: ['pipe', 'pipe', 'pipe'], signal: options.signal });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr = (stderr + s).slice(-STDERR_KEPT);
+    });
+    // A broken stream is a failed move: xl learns it from its stdin and stdout going away.
+    child.stdin.on('error', () => {});
+    stream.on('error', () => child.kill('SIGTERM'));
+    stream.pipe(child.stdin);
+    child.stdout.pipe(stream);
+    return new Promise((resolve, reject) => {
+      child.on('error', (err) => reject(new XlError(args, stderr, { cause: err })));
+      child.on('close', (code, signal) => {
+        if (code === 0) resolve();
+        else reject(new XlError(args, stderr || `exited with ${signal ?? `code ${code}`}`));
+      });
+    });
+  }
+
+  /** A domain that came by `xl migrate-receive` was named `NAME--incoming` when xl's monitor and
+   *  xenconsoled opened its logs: the files take the domain's own name (both keep writing to them). */
+  async adoptIncomingLogs(name: string): Promise<void> {
+    for (const [dir, prefix] of [
+      [XL_LOG_DIR, 'xl-'],
+      [CONSOLE_LOG_DIR, 'guest-'],
+    ]) {
+      await rename(`${dir}/${prefix}${name}${INCOMING_SUFFIX}.log`, `${dir}/${prefix}${name}.log`).catch(
+        (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        },
+      );
+    }
   }
 
   async unpause(name: string, options: XlCallOptions = {}): Promise<void> {

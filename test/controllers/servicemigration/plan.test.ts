@@ -104,7 +104,12 @@ describe('planning a migration', () => {
 
   it('plans a move to the asked host, cold for the process driver', () => {
     const p = planOf(migration({ targetHost: 'b' }));
-    expect(p).toMatchObject({ target: 'b', mode: 'cold' });
+    // No mode asked: the driver may still choose per domain (Xen: PVH live, PV cold).
+    expect(p).toMatchObject({ target: 'b', mode: 'cold', auto: true });
+    expect(planOf(migration({ targetHost: 'b', mode: 'Cold' }, 'm2'))).toMatchObject({
+      mode: 'cold',
+      auto: false,
+    });
   });
 
   it('picks a target by placement when none is asked: never the source, nor a cordoned host', () => {

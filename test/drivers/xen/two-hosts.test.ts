@@ -3,16 +3,17 @@
 // the cluster (its key and listen address handed to b through a shared directory), b joins it, and each
 // must see both hosts Ready with the xen driver through its own API. Then a moves an instance to b:
 // `xenosctl apply` of manifests/vm-web on a (the instance bound to xen-a, driver xen), GET / there (the
-// guest's boot id and count), `xenosctl migrate vm-web-1 xen-b --mode cold --wait` — saved, copied and
-// restored with its memory — and b asks the guest through its own endpoint: the same boot, the count
-// continued.
+// guest's boot id and count), `xenosctl migrate vm-web-1 xen-b --mode live --wait` — `xl migrate` with
+// the stream carried by xenosd over libp2p, the disk layer moved at the switchover — and b asks the guest
+// through its own endpoint: the same boot, the count continued. Then b sends it back cold (`xl save`,
+// the files, `xl restore`) and a asks again.
 
 import { beforeAll, expect, it } from 'vitest';
 import { ensureXenHost, type XenHostImage } from '../../../scripts/xen/xen-host.ts';
 import { guestLine } from '../../guest-client.ts';
 import { guestImageInDom0, REPO, runOnXenHosts } from './xen-host.ts';
 
-const SUITE_MS = 15 * 60_000;
+const SUITE_MS = 22 * 60_000;
 let host: XenHostImage;
 let guest: string;
 beforeAll(async () => {
@@ -70,6 +71,23 @@ waitfor /exchange/seen-${3 - n} 300
 up() { cut -d' ' -f1 /proc/uptime; }
 get() { node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(20000) }).then((r) => r.text()).then((t) => console.log(t.trim()), (e) => console.log("ERR", e.cause?.code ?? e.message))' "$1"; }
 ctl() { node bin/xenosctl.js "$@"; }
+# The migration to host $1 as its status tells it.
+migration() {
+  ctl get servicemigrations -o json | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+    const m = JSON.parse(s).items.find((x) => x.status?.targetHost === process.argv[1]);
+    const c = (m?.status?.conditions ?? []).find((x) => x.type === "Migrated");
+    console.log(JSON.stringify({ phase: m?.status?.phase, mode: m?.status?.mode, downtimeMs: m?.status?.downtimeMs, message: c?.message }));
+  });' "$1"
+}
+# Waits until this host sees vm-web-1 on host $1 with an endpoint.
+onhost() {
+  i=0
+  until [ "$(ctl get si vm-web-1 -o jsonpath='{.status.host}' 2>/dev/null)" = "$1" ] &&
+    ctl get si vm-web-1 -o jsonpath='{.status.endpoints[0].url}' 2>/dev/null | grep -q http; do
+    i=$((i + 1)); [ $i -gt 150 ] && fail "vm-web-1 not on $1 as ${name} sees it"
+    sleep 2
+  done
+}
 ${
   n === 1
     ? `mkdir -p /test/m
@@ -81,21 +99,26 @@ url=$(ctl get si vm-web-1 -o jsonpath='{.status.endpoints[0].url}')
 before=$(get "$url")
 say "before $before"
 t0=$(up)
-ctl migrate vm-web-1 xen-b --mode cold --wait --timeout 15m > /tmp/migrate.log 2>&1 || fail "migrate: $(tail -5 /tmp/migrate.log | tr '\\n' ' ')"
+ctl migrate vm-web-1 xen-b --mode live --wait --timeout 15m > /tmp/migrate.log 2>&1 || fail "migrate: $(tail -5 /tmp/migrate.log | tr '\\n' ' ')"
 say "migrated in $(awk "BEGIN { printf \\"%.1f\\", $(up) - $t0 }") s: $(tail -1 /tmp/migrate.log)"
-say "migration $(ctl get servicemigrations -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).items[0];const c=(m.status?.conditions??[]).find((x)=>x.type==="Migrated");console.log(JSON.stringify({phase:m.status?.phase,mode:m.status?.mode,downtimeMs:m.status?.downtimeMs,message:c?.message}))})')"
+say "migration $(migration xen-b)"
 echo "$before" > /exchange/before
-waitfor /exchange/after 900`
+waitfor /exchange/moved-back 900
+onhost xen-a
+say "back $(get "$(ctl get si vm-web-1 -o jsonpath='{.status.endpoints[0].url}')")"
+say "migration-back $(migration xen-a)"
+say "xl $(xl list | grep -c xenos-default-vm-web-1-) domain here"
+touch /exchange/done`
     : `waitfor /exchange/before 1800
-i=0
-until [ "$(ctl get si vm-web-1 -o jsonpath='{.status.host}' 2>/dev/null)" = xen-b ] &&
-  ctl get si vm-web-1 -o jsonpath='{.status.endpoints[0].url}' 2>/dev/null | grep -q http; do
-  i=$((i + 1)); [ $i -gt 150 ] && fail "vm-web-1 not on xen-b as b sees it"
-  sleep 2
-done
+onhost xen-b
 say "after $(get "$(ctl get si vm-web-1 -o jsonpath='{.status.endpoints[0].url}')")"
 say "xl $(xl list | grep -c xenos-default-vm-web-1-) domain here"
-touch /exchange/after`
+t0=$(up)
+ctl migrate vm-web-1 xen-a --mode cold --wait --timeout 15m > /tmp/migrate.log 2>&1 || fail "migrate back: $(tail -5 /tmp/migrate.log | tr '\\n' ' ')"
+say "moved back in $(awk "BEGIN { printf \\"%.1f\\", $(up) - $t0 }") s: $(tail -1 /tmp/migrate.log)"
+say "xl-back $(xl list | grep -c xenos-default-vm-web-1-)"
+touch /exchange/moved-back
+waitfor /exchange/done 900`
 }
 kill $XENOSD; wait $XENOSD
 say "xenosd stopped"
@@ -121,20 +144,31 @@ it(
     }
     const line = (i: number, prefix: string) =>
       guestLine(runs[i].said.find((l) => l.startsWith(prefix))?.slice(prefix.length) ?? '');
+    const status = (prefix: string) =>
+      JSON.parse(runs[0].said.find((l) => l.startsWith(prefix))?.slice(prefix.length) ?? '{}');
     const before = line(0, 'before ');
     const after = line(1, 'after ');
+    const back = line(0, 'back ');
     expect(before, 'the guest answered on a').toBeDefined();
     expect(after, 'the guest answered on b').toBeDefined();
+    expect(back, 'the guest answered on a again').toBeDefined();
+    // Live there, cold back: the same boot throughout, the count continued each time.
     expect(after!.boot).toBe(before!.boot);
     expect(after!.count).toBe(before!.count + 1);
+    expect(back!.boot).toBe(before!.boot);
+    expect(back!.count).toBe(after!.count + 1);
     expect(runs[1].said).toContain('xl 1 domain here');
-    // The status says what happened: a cold move that kept the guest's memory, and how long it paused.
-    const migration = JSON.parse(
-      runs[0].said.find((l) => l.startsWith('migration '))?.slice('migration '.length) ?? '{}',
-    );
-    expect(migration).toMatchObject({ phase: 'Succeeded', mode: 'Cold' });
-    expect(migration.message).toMatch(/saved, copied and restored .*kept its memory and was paused [\d.]+ s/);
-    console.log(`two Xen hosts: migration ${JSON.stringify(migration)}`);
+    expect(runs[1].said).toContain('xl-back 0');
+    expect(runs[0].said).toContain('xl 1 domain here');
+    // The status says what happened: a live move through xl migrate, then a cold one that kept the
+    // guest's memory, and how long each paused.
+    const live = status('migration ');
+    expect(live).toMatchObject({ phase: 'Succeeded', mode: 'Live' });
+    expect(live.message).toMatch(/moved live \(xl migrate\).* paused [\d.]+ s for the last memory round/);
+    const cold = status('migration-back ');
+    expect(cold).toMatchObject({ phase: 'Succeeded', mode: 'Cold' });
+    expect(cold.message).toMatch(/saved, copied and restored .*kept its memory and was paused [\d.]+ s/);
+    console.log(`two Xen hosts: live ${JSON.stringify(live)}; back cold ${JSON.stringify(cold)}`);
   },
   SUITE_MS + 60_000,
 );
