@@ -24,12 +24,14 @@ import { API_VERSION, HOST, SERVICE_INSTANCE } from '../../src/model/kinds.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import { getCondition, READY, setCondition } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
-import { objectKey } from '../../src/reconcile/keys.ts';
+import { keyOf, objectKey } from '../../src/reconcile/keys.ts';
 import { updateStatus } from '../../src/reconcile/status.ts';
 import { AlreadyExistsError } from '../../src/store/errors.ts';
 import type { Store } from '../../src/store/store.ts';
 
 export const HOSTNAME_LABEL = 'xenos.io/hostname';
+/** The reason of an instance's Ready=Unknown while its host is NotReady. */
+export const HOST_NOT_READY = 'HostNotReady';
 /** How often this host re-reads its machine's facts (written only if they changed). */
 export const DEFAULT_RESYNC_MS = 60_000;
 export const DEFAULT_MAX_INSTANCES = 110;
@@ -235,12 +237,17 @@ export class HostController {
   async #reconcileOther(name: string, opts: { signal?: AbortSignal }): Promise<ReconcileResult | undefined> {
     const key = objectKey(HOST.kind, name);
     const host = this.#store.get(key);
-    if (!host || getCondition(host.status, READY)?.status === 'False') return undefined;
+    if (!host) return undefined;
     // Liveness changes bring the key back (start() listens): nothing to do for a live host.
     if (this.#liveness.isLive(name)) return undefined;
+    const owner = () => ownerOf(`host/${name}`, this.#liveness.liveHosts());
+    if (getCondition(host.status, READY)?.status === 'False') {
+      // Marked already: its instances say so too (one bound since, or a verdict cut short by a restart).
+      if (!this.#liveness.warmingUp && owner() === this.#init.hostName) await this.#markInstances(name);
+      return undefined;
+    }
     if (this.#liveness.warmingUp) return { requeueAfterMs: this.#liveness.remainingMs() + 50 };
-    const owner = ownerOf(`host/${name}`, this.#liveness.liveHosts());
-    if (owner !== this.#init.hostName) return { requeueAfterMs: this.#recheck };
+    if (owner() !== this.#init.hostName) return { requeueAfterMs: this.#recheck };
     // The verdict rests on this host's own probe too: a host that answers it is not marked.
     if (await this.#liveness.answers(name, opts)) {
       this.#log.info({ host: name }, `host ${name} is held dead but answers this host's probe; not marked`);
@@ -267,6 +274,42 @@ export class HostController {
       );
     });
     if (marked) this.#log.info({ host: name }, `host ${name}: unreachable (${why}); marked NotReady`);
+    await this.#markInstances(name);
     return undefined;
+  }
+
+  /** The instances bound to the NotReady host `name`: nobody can say how they are, so they are not Ready
+   *  (Unknown, HostNotReady) and leave discovery. A verdict changes only their phase and Ready condition;
+   *  the host, when it comes back, writes their status again. */
+  async #markInstances(name: string): Promise<void> {
+    let marked = 0;
+    for (const i of this.#store.list(SERVICE_INSTANCE.kind).items) {
+      if (i.spec?.host !== name || i.metadata.deletionTimestamp) continue;
+      const ready = getCondition(i.status, READY);
+      if (ready?.status === 'Unknown' && ready.reason === HOST_NOT_READY) continue;
+      const wrote = await updateStatus(
+        this.#store,
+        objectKey(SERVICE_INSTANCE.kind, keyOf(i)),
+        (status, obj) => {
+          status.phase = 'Unknown';
+          setCondition(
+            status,
+            {
+              type: READY,
+              status: 'Unknown',
+              reason: HOST_NOT_READY,
+              message: `its host ${name} is NotReady: how the instance is there cannot be known until the host comes back (marked by ${this.#init.hostName})`,
+            },
+            obj.metadata.generation,
+          );
+        },
+      ).catch((err: Error) => {
+        this.#log.warn({ err, host: name }, `instance ${keyOf(i)}: cannot mark it Unknown: ${err.message}`);
+        return undefined;
+      });
+      if (wrote) marked += 1;
+    }
+    if (marked > 0)
+      this.#log.info({ host: name }, `host ${name}: ${marked} instance(s) marked Ready=Unknown`);
   }
 }

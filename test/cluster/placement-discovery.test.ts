@@ -1,6 +1,6 @@
 // End to end with three real xenosd processes joined over loopback: an instance applied on host A that
 // only host B fits (hostSelector) is bound and run by B; host C, which runs nothing, discovers its endpoint
-// from its replicated store (and, asked for the DHT path, through the DHT), and the endpoint answers. kill -9 of B: the others mark B NotReady and its
+// from its replicated store (and, asked for the DHT path, through the DHT), and the endpoint answers. kill -9 of B: the others mark B NotReady, its instance Ready=Unknown, and its
 // advertisement disappears from discovery; B restarted: Ready again, its domain adopted and rediscovered.
 
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -99,6 +99,21 @@ describe('placement and discovery across three real hosts', () => {
     expect(ready.reason).toBe('HostUnreachable');
     expect(ready.message).toMatch(/declared it dead .*own probe .* got no answer; marked by [ac]/);
     await waitFor(async () => (await discover(c)).items.length === 0, 'web.http gone from discovery on c');
+    // Its instance is not Ready anywhere: nobody can tell how it is.
+    const instanceReady = async (h: typeof a) =>
+      (
+        await cluster.json(h, '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances/web-1')
+      ).status?.conditions?.find((x: any) => x.type === 'Ready');
+    for (const h of [a, c]) {
+      const r = await waitFor(async () => {
+        const got = await instanceReady(h);
+        return got?.status === 'Unknown' ? got : undefined;
+      }, `web-1 Ready=Unknown on ${h.name}`);
+      expect(r).toMatchObject({
+        reason: 'HostNotReady',
+        message: expect.stringContaining('host b is NotReady'),
+      });
+    }
 
     b = await cluster.startHost('b', { dataDir: b.dataDir, join: a.addrs });
     for (const h of [a, c]) {
@@ -112,7 +127,8 @@ describe('placement and discovery across three real hosts', () => {
       return d.items.length > 0 ? d : undefined;
     }, 'web.http discovered again from a');
     expect(again.items[0]).toMatchObject({ instance: 'web-1', host: 'b' });
-    // Adopted, not started twice: the same endpoint still answers.
+    // Adopted, not started twice: the same endpoint still answers, and b says it is Ready again.
     expect((await fetch(again.items[0].endpoints[0])).status).toBe(200);
+    await waitFor(async () => (await instanceReady(a))?.status === 'True', 'web-1 Ready again on a');
   }, 60_000);
 });

@@ -3,7 +3,7 @@
 // changes and never again while nothing does (no heartbeat); the images it holds are listed when that
 // set changes; a verdict about itself is answered with its own Ready=True; another host is marked
 // NotReady only by the rendezvous owner, only once the membership holds it dead and the owner's own
-// probe fails, and only after this host has warmed up.
+// probe fails, and only after this host has warmed up; the instances bound to it then say Ready=Unknown.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HostController, type HostFacts } from '../../../controllers/host/controller.ts';
@@ -11,6 +11,10 @@ import { HostLiveness } from '../../../src/cluster/liveness.ts';
 import { Placement } from '../../../src/cluster/placement.ts';
 import { ownerOf } from '../../../src/cluster/rendezvous.ts';
 import type { Host } from '../../../src/model/host.ts';
+import type { ServiceInstance } from '../../../src/model/service-instance.ts';
+import { setCondition } from '../../../src/reconcile/conditions.ts';
+import { objectKey } from '../../../src/reconcile/keys.ts';
+import { updateStatus } from '../../../src/reconcile/status.ts';
 import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
 import { ScriptedMembership } from '../../cluster/scripted-membership.ts';
 
@@ -156,5 +160,48 @@ describe('the Host controller', () => {
     membership.answer(peerOf('d'), false);
     await controller.reconcile('d');
     expect(ready('d')?.status).toBe('False');
+  });
+
+  it('marks the instances of a NotReady host Ready=Unknown, and one bound to it later too', async () => {
+    await registerAll();
+    const owner = ownerOf('host/d', ['a', 'b', 'c'])!;
+    const { controller } = controllerFor(owner);
+    const instance = async (name: string, host: string) => {
+      store.create<ServiceInstance>({
+        apiVersion: 'xenos.io/v1alpha1',
+        kind: 'ServiceInstance',
+        metadata: { name, namespace: 'default' },
+        spec: { templateRef: { name: 'web' }, host },
+      });
+      await updateStatus(store, objectKey('ServiceInstance', `default/${name}`), (st, obj) => {
+        st.phase = 'Running';
+        setCondition(
+          st,
+          { type: 'Ready', status: 'True', reason: 'Healthy', message: '' },
+          obj.metadata.generation,
+        );
+      });
+    };
+    const of = (name: string) =>
+      store.get({ kind: 'ServiceInstance', namespace: 'default', name }) as ServiceInstance | undefined;
+    await instance('on-d', 'd');
+    await instance('on-a', 'a');
+    membership.set(peerOf('d'), 'dead');
+    now += 5000;
+    await controller.reconcile('d');
+    expect(of('on-d')?.status?.phase).toBe('Unknown');
+    expect(of('on-d')?.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'Unknown',
+      reason: 'HostNotReady',
+      message: expect.stringContaining('its host d is NotReady'),
+    });
+    expect(of('on-a')?.status?.phase).toBe('Running');
+    // Bound to it after the verdict: marked on the next pass; marked ones are not written again.
+    await instance('late', 'd');
+    await controller.reconcile('d');
+    expect(of('late')?.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('Unknown');
+    const after = revision();
+    await controller.reconcile('d');
+    expect(revision()).toBe(after);
   });
 });
