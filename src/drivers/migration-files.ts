@@ -45,14 +45,20 @@ export async function sendFiles(
   return sent;
 }
 
-/** Writes the stream to `target` (0600, given to `owner` when set) once it has all of it. */
+/** Writes the stream to `target` (0600, given to `owner` when set) once it has all of it and `check`
+ *  (given the whole file before it takes the target's place) passed. */
 export async function receiveFile(
   stream: Duplex,
   target: string,
-  options: { signal?: AbortSignal; owner?: { uid: number; gid: number } } = {},
+  options: {
+    signal?: AbortSignal;
+    owner?: { uid: number; gid: number };
+    check?(incoming: string): Promise<void>;
+  } = {},
 ): Promise<void> {
   const incoming = `${target}.incoming`;
   await pipeline(stream, createWriteStream(incoming, { mode: 0o600 }), { signal: options.signal });
   if (options.owner) await chown(incoming, options.owner.uid, options.owner.gid);
+  await options.check?.(incoming);
   await rename(incoming, target);
 }

@@ -99,6 +99,34 @@ export async function createQcow2Overlay(
   };
 }
 
+/**
+ * Makes `received` — an overlay another host sent in a migration — one of this host's: it must be a qcow2
+ * file with no external data file, and its backing file becomes the one of `mine` (this host's own fresh
+ * overlay for the same disk) whatever the sender's header named (`qemu-img rebase -u`: the header alone is
+ * rewritten). A backend that follows the header (Xen's qdisk, root in dom0) then opens this host's base,
+ * never a host file a peer chose, and the disk works where the hosts' data directories differ.
+ */
+export async function adoptReceivedOverlay(
+  received: string,
+  mine: string,
+  options: QemuImgOptions = {},
+): Promise<void> {
+  if ((await detectBaseFormat(received).catch((err) => fail(received, err))) !== 'qcow2')
+    throw new DiskImageError(received, 'the overlay the source sent is not a qcow2 file');
+  const out = await qemuImg(['info', '--output=json', '-f', 'qcow2', received], received, options);
+  const data = (JSON.parse(out) as { 'format-specific'?: { data?: Record<string, unknown> } })[
+    'format-specific'
+  ]?.data;
+  if (data?.['data-file'] !== undefined)
+    throw new DiskImageError(
+      received,
+      `the overlay the source sent names an external data file (${data['data-file']})`,
+    );
+  const own = await diskInfo(mine, 'qcow2', options);
+  const backing = own.backingFile ? ['-b', own.backingFile, '-F', own.backingFormat ?? 'raw'] : ['-b', ''];
+  await qemuImg(['rebase', '-u', '-f', 'qcow2', ...backing, received], received, options);
+}
+
 /** Deletes a domain's overlay: its own writes only, never the base. */
 export async function removeQcow2Overlay(overlay: string): Promise<void> {
   await rm(overlay, { force: true });

@@ -1,7 +1,9 @@
 // qcow2 overlays with the real qemu-img (and qemu-io to write as a guest would): an overlay reads the base
 // through, keeps its own writes, leaves the base byte for byte as it was, two overlays of one base are
 // independent, removing one leaves the base and the other; the base's format is never probed, and a qcow2
-// base with a backing file of its own is refused.
+// base with a backing file of its own is refused; an overlay another host sent is made this host's (its
+// backing file this host's base, whatever the sender's header said; not qcow2, or an external data file:
+// refused).
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,6 +14,7 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskImageError } from '../../src/drivers/errors.ts';
 import {
+  adoptReceivedOverlay,
   createQcow2Overlay,
   detectBaseFormat,
   diskInfo,
@@ -119,5 +122,42 @@ describe('qcow2 overlays', () => {
       qemuImg: '/nonexistent/qemu-img',
     }).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/qemu-utils/);
+  });
+
+  it('makes an overlay another host sent back onto this host’s base, keeping its writes', async () => {
+    const base = await rawBase();
+    const mine = join(dir, 'mine.qcow2');
+    await createQcow2Overlay(base, mine);
+    // The sender's header names a file of its choosing as the backing (here a "secret" of this host).
+    const secret = join(dir, 'host-secret.raw');
+    await writeFile(secret, Buffer.alloc(4 * MiB, 0x11));
+    const received = join(dir, 'received.qcow2');
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', secret, '-F', 'raw', received]);
+    await write(received, 0xab, '0');
+    await adoptReceivedOverlay(received, mine);
+    expect(await diskInfo(received, 'qcow2')).toMatchObject({ backingFile: base, backingFormat: 'raw' });
+    expect(await holds(received, 0xab, '0')).toBe(true); // its own writes kept
+    expect(await holds(received, 0x5a, '1M')).toBe(true); // the rest read from this host's base
+  });
+
+  it('refuses a sent overlay that is not qcow2 or names an external data file', async () => {
+    const base = await rawBase();
+    const mine = join(dir, 'mine.qcow2');
+    await createQcow2Overlay(base, mine);
+    const raw = join(dir, 'raw.img');
+    await writeFile(raw, Buffer.alloc(MiB));
+    await expect(adoptReceivedOverlay(raw, mine)).rejects.toThrow(/not a qcow2 file/);
+    const withData = join(dir, 'data.qcow2');
+    await run('qemu-img', [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      '-o',
+      `data_file=${join(dir, 'elsewhere.raw')}`,
+      withData,
+      '1M',
+    ]);
+    await expect(adoptReceivedOverlay(withData, mine)).rejects.toThrow(/external data file .*elsewhere\.raw/);
   });
 });

@@ -41,6 +41,7 @@ import {
 } from '../migration-control.ts';
 import { overlayShapes, receiveFile, sendFiles } from '../migration-files.ts';
 import type { DomainRecord } from '../process/domain-record.ts';
+import { adoptReceivedOverlay } from '../qcow2-overlay.ts';
 import { bridge, closeListener, listenUnix } from '../unix-tunnel.ts';
 import { guestSize } from '../vm-shape.ts';
 import { XlStreamWatch } from './xl-stream.ts';
@@ -250,7 +251,9 @@ export async function migrateInLive(
       const next = await Promise.race([streams.next(), received.then(() => undefined)]);
       if (!next || next.done) throw new Error(`the source sent no disk layer for ${d.name}`);
       if (next.value.label !== DISK_LABEL) throw new Error(`unexpected stream "${next.value.label}"`);
-      await receiveFile(next.value.stream, d.path, { signal });
+      // Its header is the sender's: the backing file becomes this host's base (qdisk follows it).
+      const check = (f: string) => adoptReceivedOverlay(f, d.path, { signal });
+      await receiveFile(next.value.stream, d.path, { signal, check });
     }
     control.send({ type: 'received' });
     const info = await received;

@@ -28,6 +28,7 @@ import {
 } from '../migration-control.ts';
 import { overlayShapes, receiveFile, sendFiles } from '../migration-files.ts';
 import type { DomainRecord } from '../process/domain-record.ts';
+import { adoptReceivedOverlay } from '../qcow2-overlay.ts';
 import { guestSize } from '../vm-shape.ts';
 
 const ANSWER_TIMEOUT_MS = 300_000;
@@ -138,7 +139,10 @@ export async function migrateInSaved(
       const want = i < targets.length - 1 ? DISK_LABEL : MEMORY_LABEL;
       if (next.done) throw new Error(`the source sent no ${want} stream`);
       if (next.value.label !== want) throw new Error(`expected a ${want} stream, got "${next.value.label}"`);
-      await receiveFile(next.value.stream, target, { signal });
+      // An overlay's header is the sender's: its backing file becomes this host's base (qdisk follows it).
+      const check =
+        want === DISK_LABEL ? (f: string) => adoptReceivedOverlay(f, target, { signal }) : undefined;
+      await receiveFile(next.value.stream, target, { signal, check });
     }
     const info = await host.restore(spec, checkpoint, signal);
     await rm(checkpoint, { force: true });
