@@ -6,6 +6,7 @@
 // exist only then. Domains outlive a stop(): the next start adopts them.
 
 import { join } from 'node:path';
+import { ServiceDeploymentController } from '../../controllers/servicedeployment/controller.ts';
 import type { DomainActorsInit } from '../../controllers/serviceinstance/actors.ts';
 import { imageCache, ServiceInstanceController } from '../../controllers/serviceinstance/controller.ts';
 import { TokenCredentials } from '../../controllers/serviceinstance/credentials.ts';
@@ -87,6 +88,7 @@ export class LocalControllers {
   private imageGc?: ImageGc;
   private migrationController?: ServiceMigrationController;
   private receiver?: MigrationReceiver;
+  private deployments?: ServiceDeploymentController;
   /** Why the drivers not chosen were not (for the Host object). */
   notChosen: string[] = [];
 
@@ -170,10 +172,10 @@ export class LocalControllers {
     this.templates.start();
     this.instances.start();
     this.imageGc.start();
-    await this.startMigrations(store, migrations);
+    await this.startClusterControllers(store, migrations);
   }
 
-  private async startMigrations(store: Store, migrations: LocalMigrations): Promise<void> {
+  private async startClusterControllers(store: Store, migrations: LocalMigrations): Promise<void> {
     const cluster = this.components.cluster?.();
     if (!cluster || !this.driver) return;
     const { placement, liveness, node } = cluster;
@@ -203,6 +205,17 @@ export class LocalControllers {
       { hostName: this.init.hostName },
     );
     this.migrationController.start();
+    // Every host runs it; each deployment is worked on by the live host that ranks first for it.
+    this.deployments = new ServiceDeploymentController(
+      {
+        store,
+        placement,
+        liveness,
+        log: (this.components.logger ?? silentLogger).forComponent('servicedeployment-controller'),
+      },
+      { hostName: this.init.hostName },
+    );
+    this.deployments.start();
     if (node) {
       this.receiver = new MigrationReceiver({ node, ...this.migrationController.receiver, log });
       await this.receiver.start();
@@ -210,6 +223,8 @@ export class LocalControllers {
   }
 
   async stop(): Promise<void> {
+    await this.deployments?.stop();
+    this.deployments = undefined;
     await this.receiver?.stop();
     await this.migrationController?.stop();
     this.receiver = undefined;

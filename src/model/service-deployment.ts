@@ -1,5 +1,5 @@
-// ServiceDeployment: N replicas of a template spread over hosts, with failover (schema now; its
-// controller comes in a later issue). crds/servicedeployments.xenos.io.yaml is the source of truth.
+// ServiceDeployment: N replicas of a template spread over hosts (controllers/servicedeployment; failover
+// and rolling replacement not built yet). crds/servicedeployments.xenos.io.yaml is the source of truth.
 
 import type { BaseStatus, XObject } from './object.ts';
 import type { ServiceInstanceSpec } from './service-instance.ts';

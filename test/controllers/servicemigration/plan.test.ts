@@ -8,80 +8,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { plan } from '../../../controllers/servicemigration/validate.ts';
-import { HostLiveness } from '../../../src/cluster/liveness.ts';
-import { Placement } from '../../../src/cluster/placement.ts';
+import type { HostLiveness } from '../../../src/cluster/liveness.ts';
+import type { Placement } from '../../../src/cluster/placement.ts';
 import { ProcessDriver } from '../../../src/drivers/process/process-driver.ts';
 import type { XObject } from '../../../src/model/object.ts';
 import type { ServiceMigration } from '../../../src/model/service-migration.ts';
 import { TerminalError } from '../../../src/reconcile/errors.ts';
-import { openStore, type SqliteStore } from '../../../src/store/sqlite-store.ts';
-import { ScriptedMembership } from '../../cluster/scripted-membership.ts';
-
-const peerOf = (name: string) => `12D3KooWTestPeer${name.padEnd(36, 'x')}`;
+import type { SqliteStore } from '../../../src/store/sqlite-store.ts';
+import type { ScriptedMembership } from '../../cluster/scripted-membership.ts';
+import { type ClusterFixture, clusterFixture, obj, peerOf } from '../cluster-fixture.ts';
 
 describe('planning a migration', () => {
+  let cluster: ClusterFixture;
   let store: SqliteStore;
   let membership: ScriptedMembership;
   let liveness: HostLiveness;
   let placement: Placement;
   let driver: ProcessDriver;
   let dir: string;
-  let now: number;
+  let addHost: ClusterFixture['addHost'];
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'xenos-plan-'));
-    store = openStore({ path: ':memory:', namespaced: (k) => k !== 'Host', writer: 'a' });
-    membership = new ScriptedMembership();
-    now = 1_000_000;
-    liveness = new HostLiveness(
-      { store, now: () => now, membership: () => membership },
-      { self: 'a', timeoutMs: 5000 },
-    );
-    placement = new Placement({ store, liveness });
+    cluster = clusterFixture('a');
+    ({ store, membership, liveness, placement, addHost } = cluster);
     driver = new ProcessDriver({}, { dataDir: dir });
     for (const h of ['a', 'b', 'c']) addHost(h);
     store.create(obj('ServiceInstance', 'web-1', { templateRef: { name: 'web' }, host: 'a' }));
-    liveness.start();
-    now += 60_000; // past warming up: the membership decides who is live
   });
   afterEach(() => {
-    placement.stop();
-    liveness.stop();
-    store.close();
+    cluster.close();
     rmSync(dir, { recursive: true, force: true });
   });
-
-  function obj(kind: string, name: string, spec: object, namespace: string | undefined = 'default'): XObject {
-    return { apiVersion: 'xenos.io/v1alpha1', kind, metadata: { name, namespace }, spec };
-  }
-
-  function addHost(name: string, opts: { cordoned?: boolean; drivers?: string[] } = {}) {
-    const created = store.create({
-      ...obj('Host', name, { unschedulable: opts.cordoned ?? false }, undefined),
-      metadata: { name, labels: { zone: name } },
-    });
-    store.update(
-      {
-        ...created,
-        status: {
-          peerId: peerOf(name),
-          allocatable: { cpu: '2', memory: '4Gi', instances: 10 },
-          drivers: opts.drivers ?? ['process'],
-          conditions: [
-            {
-              type: 'Ready',
-              status: 'True',
-              reason: 'Test',
-              message: name,
-              lastTransitionTime: new Date().toISOString(),
-            },
-          ],
-        },
-      } as XObject,
-      { subresource: 'status' },
-    );
-    membership.set(peerOf(name), 'alive');
-  }
 
   function migration(spec: Record<string, unknown>, name = 'm'): ServiceMigration {
     return store.create(

@@ -1,0 +1,101 @@
+// A ServiceDeployment end to end on three real xenosd processes: applied through host a, its replicas are
+// made by the host that works on it, spread at most two per host, run and become Ready where they are
+// bound; changing replicas in the manifest scales it down; deleting it deletes its replicas.
+
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { killAllCtl, xenosctl } from '../cli/run-xenosctl.ts';
+import { type ClusterHost, SI, TestCluster, waitFor } from './harness.ts';
+
+const TEMPLATE = new URL('../../manifests/web/template.yaml', import.meta.url).pathname;
+const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
+
+const cluster = new TestCluster({ hostTimeout: '2s' });
+const dir = mkdtempSync(join(tmpdir(), 'xenos-deploy-'));
+let a: ClusterHost;
+let c: ClusterHost;
+
+function deployment(replicas: number): string {
+  return `apiVersion: xenos.io/v1alpha1
+kind: ServiceDeployment
+metadata:
+  name: web
+spec:
+  replicas: ${replicas}
+  template:
+    spec:
+      templateRef:
+        name: web
+      parameters:
+        greeting: hello from a replica
+      driver: process
+  spread:
+    maxPerHost: 2
+`;
+}
+
+function ctl(h: ClusterHost, args: string[]) {
+  return xenosctl(args, { env: { XENOS_SERVER: h.url, XENOS_TOKEN: h.token } });
+}
+
+beforeAll(async () => {
+  [a, , c] = await cluster.startHosts(['a', 'b', 'c']);
+  cpSync(new URL('../../manifests/web/', import.meta.url).pathname, dir, { recursive: true });
+  rmSync(join(dir, 'instance.yaml'));
+  cpSync(TEMPLATE, join(dir, 'template.yaml'));
+}, 60_000);
+
+afterAll(async () => {
+  killAllCtl();
+  await cluster.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+const replicas = async (h: ClusterHost) =>
+  (await cluster.json(h, SI)).items.filter(
+    (i: any) => i.metadata.labels?.['xenos.io/deployment'] === 'web' && !i.metadata.deletionTimestamp,
+  );
+
+it('makes, spreads, runs, scales down and deletes its replicas', async () => {
+  writeFileSync(join(dir, 'deployment.yaml'), deployment(4));
+  const applied = await ctl(a, ['apply', '-f', dir]);
+  expect(applied.code, applied.stderr).toBe(0);
+  const d = await waitFor(
+    async () => {
+      const got = await cluster.json(c, `${SD}/web`);
+      return got.status?.readyReplicas === 4 ? got : undefined;
+    },
+    'web: 4 replicas Ready, as host c sees it',
+    60_000,
+  );
+  expect(d.status.replicas).toBe(4);
+  const running = await replicas(c);
+  expect(running).toHaveLength(4);
+  const perHost: Record<string, number> = {};
+  for (const i of running) perHost[i.spec.host] = (perHost[i.spec.host] ?? 0) + 1;
+  expect(Math.max(...Object.values(perHost))).toBeLessThanOrEqual(2);
+  expect(Object.keys(perHost).sort()).toEqual(['a', 'b', 'c']);
+  // Each answers where it runs.
+  for (const i of running) {
+    const url =
+      i.status.endpoints[0].url ?? `http://${i.status.endpoints[0].address}:${i.status.endpoints[0].port}`;
+    expect(await (await fetch(url)).text()).toContain('hello from a replica');
+  }
+
+  writeFileSync(join(dir, 'deployment.yaml'), deployment(1));
+  expect((await ctl(a, ['apply', '-f', dir])).code).toBe(0);
+  await waitFor(async () => (await replicas(a)).length === 1, 'web scaled down to 1 replica');
+  await waitFor(
+    async () => (await cluster.json(a, `${SD}/web`)).status?.replicas === 1,
+    'web status: 1 replica',
+  );
+
+  const deleted = await ctl(a, ['delete', 'servicedeployment', 'web', '--wait', '--timeout', '60s']);
+  expect(deleted.code, deleted.stderr).toBe(0);
+  await waitFor(
+    async () => (await cluster.json(c, SI)).items.length === 0,
+    'every replica gone, as c sees it',
+  );
+}, 120_000);

@@ -1,0 +1,169 @@
+// The ServiceDeployment controller over a real store, liveness and placement (test/controllers/
+// cluster-fixture.ts): it makes spec.replicas instances, each bound to a host, at most spread.maxPerHost
+// per host and evenly spread; says which replicas have no host and why; scales down Ready replicas last;
+// only the live host that ranks first for the deployment works on it, and another takes over when it
+// dies; deleting the deployment deletes its replicas before the deployment goes.
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  DEPLOYMENT_LABEL,
+  ServiceDeploymentController,
+} from '../../../controllers/servicedeployment/controller.ts';
+import { ownerOf } from '../../../src/cluster/rendezvous.ts';
+import type { ServiceDeployment } from '../../../src/model/service-deployment.ts';
+import type { ServiceInstance } from '../../../src/model/service-instance.ts';
+import { setCondition } from '../../../src/reconcile/conditions.ts';
+import { objectKey } from '../../../src/reconcile/keys.ts';
+import { updateStatus } from '../../../src/reconcile/status.ts';
+import { type ClusterFixture, clusterFixture, obj, peerOf } from '../cluster-fixture.ts';
+
+const HOSTS = ['a', 'b', 'c', 'd'];
+let cluster: ClusterFixture;
+
+beforeEach(() => {
+  cluster = clusterFixture('a');
+  for (const h of HOSTS) cluster.addHost(h);
+});
+afterEach(() => cluster.close());
+
+function controllerOf(self: string) {
+  return new ServiceDeploymentController(
+    { store: cluster.store, placement: cluster.placement, liveness: cluster.liveness },
+    { hostName: self },
+  );
+}
+
+function deploy(replicas: number, spread?: object): ServiceDeployment {
+  return cluster.store.create(
+    obj('ServiceDeployment', 'web', {
+      replicas,
+      template: { metadata: { labels: { app: 'web' } }, spec: { templateRef: { name: 'web' } } },
+      ...(spread ? { spread } : {}),
+    }),
+  ) as ServiceDeployment;
+}
+
+/** The host that works on `d` (the first live one by rendezvous on its uid) and its controller. */
+function worker(d: ServiceDeployment, live = HOSTS) {
+  const name = ownerOf(`deployment/${d.metadata.uid}`, live)!;
+  return { name, controller: controllerOf(name) };
+}
+
+const pass = (c: ServiceDeploymentController) =>
+  c.reconcile('default/web', { signal: new AbortController().signal });
+const deployment = () =>
+  cluster.store.get({ kind: 'ServiceDeployment', namespace: 'default', name: 'web' }) as
+    | ServiceDeployment
+    | undefined;
+const replicas = () =>
+  (cluster.store.list('ServiceInstance', { namespace: 'default' }).items as ServiceInstance[]).filter(
+    (i) => i.metadata.labels?.[DEPLOYMENT_LABEL] === 'web' && !i.metadata.deletionTimestamp,
+  );
+function perHost(): Record<string, number> {
+  const n: Record<string, number> = {};
+  for (const i of replicas()) n[i.spec!.host!] = (n[i.spec!.host!] ?? 0) + 1;
+  return n;
+}
+const condition = (type: string) => deployment()?.status?.conditions?.find((c) => c.type === type);
+
+async function markReady(i: ServiceInstance) {
+  await updateStatus(cluster.store, objectKey('ServiceInstance', `default/${i.metadata.name}`), (s, o) => {
+    s.phase = 'Running';
+    setCondition(s, { type: 'Ready', status: 'True', reason: 'Healthy', message: '' }, o.metadata.generation);
+  });
+}
+
+describe('the ServiceDeployment controller', () => {
+  it('makes its replicas, each bound to a host, evenly spread and at most maxPerHost on one', async () => {
+    const d = deploy(6, { maxPerHost: 2 });
+    await pass(worker(d).controller);
+    const made = replicas();
+    expect(made).toHaveLength(6);
+    for (const i of made) {
+      expect(i.metadata.name).toMatch(/^web-[a-z0-9]{5}$/);
+      expect(i.metadata.labels).toMatchObject({ app: 'web', [DEPLOYMENT_LABEL]: 'web' });
+      expect(i.metadata.ownerReferences).toEqual([
+        expect.objectContaining({
+          kind: 'ServiceDeployment',
+          name: 'web',
+          uid: d.metadata.uid,
+          controller: true,
+        }),
+      ]);
+      expect(i.spec?.templateRef).toEqual({ name: 'web' });
+    }
+    const counts = Object.values(perHost());
+    expect(Math.max(...counts)).toBeLessThanOrEqual(2);
+    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+    expect(Object.keys(perHost())).toHaveLength(4);
+    expect(deployment()?.status).toMatchObject({ replicas: 6, readyReplicas: 0 });
+    expect(condition('ReplicasPlaced')?.status).toBe('True');
+    expect(condition('Ready')?.status).toBe('True');
+    // A second pass changes nothing.
+    await pass(worker(d).controller);
+    expect(replicas()).toHaveLength(6);
+  });
+
+  it('says how many replicas have no host and why, and places them once a host has room', async () => {
+    const d = deploy(9, { maxPerHost: 2 });
+    const { controller } = worker(d);
+    expect(await pass(controller)).toMatchObject({ requeueAfterMs: expect.any(Number) });
+    expect(replicas()).toHaveLength(8);
+    expect(condition('ReplicasPlaced')).toMatchObject({ status: 'False', reason: 'Unschedulable' });
+    expect(condition('ReplicasPlaced')?.message).toMatch(
+      /1 of 9 replica\(s\) have no host: .*spread\.maxPerHost 2/,
+    );
+    expect(condition('Ready')?.status).toBe('False');
+    cluster.addHost('e');
+    // (A new live host may rank first for the deployment now: whichever does works on it.)
+    await pass(worker(d, [...HOSTS, 'e']).controller);
+    expect(replicas()).toHaveLength(9);
+    expect(perHost().e).toBe(1);
+    expect(condition('ReplicasPlaced')?.status).toBe('True');
+  });
+
+  it('scales down the replicas that are not Ready first', async () => {
+    const d = deploy(4);
+    const { controller } = worker(d);
+    await pass(controller);
+    const ready = replicas().slice(0, 2);
+    for (const i of ready) await markReady(i);
+    cluster.store.update({ ...deployment()!, spec: { ...deployment()!.spec!, replicas: 2 } });
+    await pass(controller);
+    expect(
+      replicas()
+        .map((i) => i.metadata.name)
+        .sort(),
+    ).toEqual(ready.map((i) => i.metadata.name).sort());
+    expect(deployment()?.status).toMatchObject({ replicas: 2, readyReplicas: 2 });
+  });
+
+  it('is worked on by its rendezvous host alone, and by the next one when that host dies', async () => {
+    const d = deploy(2);
+    const first = worker(d);
+    for (const h of HOSTS.filter((x) => x !== first.name)) await pass(controllerOf(h));
+    expect(replicas()).toHaveLength(0);
+    cluster.membership.set(peerOf(first.name), 'dead');
+    const next = worker(
+      d,
+      HOSTS.filter((x) => x !== first.name),
+    );
+    await pass(next.controller);
+    expect(replicas()).toHaveLength(2);
+    // The dead host gets none of them.
+    expect(perHost()[first.name]).toBeUndefined();
+  });
+
+  it('deletes its replicas when it is deleted, and goes once they are gone', async () => {
+    const d = deploy(3);
+    const { controller } = worker(d);
+    await pass(controller);
+    expect(replicas()).toHaveLength(3);
+    cluster.store.delete({ kind: 'ServiceDeployment', namespace: 'default', name: 'web' });
+    expect(deployment()?.metadata.deletionTimestamp).toBeDefined(); // held by its finalizer
+    await pass(controller);
+    await pass(controller);
+    expect(replicas()).toHaveLength(0);
+    expect(deployment()).toBeUndefined();
+  });
+});
