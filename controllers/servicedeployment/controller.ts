@@ -12,8 +12,9 @@
 // finalizer holds the deployment until they are gone). Status: `replicas` (instances that exist and are
 // not being deleted), `readyReplicas`, `instances`, and Ready once every replica asked for is Ready.
 //
-// Not built yet (issue 13): rolling replacement when the template changes (maxUnavailable/maxSurge),
-// the /scale subresource, and failover of the replicas of a dead host.
+// `spec.replicas` is also the scale subresource's (`kubectl scale`, `xenosctl scale`: src/api/scale-subresource.ts).
+// Not built yet (issue 13): rolling replacement when the template changes (maxUnavailable/maxSurge), and
+// failover of the replicas of a dead host.
 
 import { randomBytes } from 'node:crypto';
 import type { HostLiveness } from '../../src/cluster/liveness.ts';

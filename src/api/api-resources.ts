@@ -51,6 +51,7 @@ function fromKind(k: KindInfo): ApiResource {
     statusSubresource: k.statusSubresource,
     // One domain per instance: its output is the instance's log, as a Pod's containers are a Pod's.
     logSubresource: k.kind === SERVICE_INSTANCE.kind,
+    ...(k.scale ? { scale: k.scale } : {}),
     printerColumns: k.printerColumns ?? [],
     schema: k.schema,
     crd: true,

@@ -65,6 +65,10 @@ function resourceEntries(r: ApiResource) {
     main,
     ...(r.statusSubresource ? [sub('status', STATUS_VERBS)] : []),
     ...(r.logSubresource ? [sub('log', LOG_VERBS)] : []),
+    // kubectl scale finds the Scale's group, version and kind here.
+    ...(r.scale
+      ? [{ ...sub('scale', STATUS_VERBS), group: 'autoscaling', version: 'v1', kind: 'Scale' }]
+      : []),
   ];
 }
 

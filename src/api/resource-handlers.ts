@@ -32,6 +32,7 @@ import { MAX_SCOPED_BODY_BYTES } from './input-limits.ts';
 import { JsonPatchError, jsonPatch } from './json-patch.ts';
 import { MergePatchError, mergePatch } from './merge-patch.ts';
 import { asObject, mediaType, OBJECT_MEDIA_TYPES, readBody } from './request-body.ts';
+import { scaledObject, scaleProblem, toScale } from './scale-subresource.ts';
 import {
   ApiError,
   errors,
@@ -393,13 +394,59 @@ export class ResourceHandlers {
   /** Writes `next` over `current` (PUT, patch, apply): admitted as an update, checked against an
    *  instance-scoped principal's part of the status, stored, answered 200 with the stored object. */
   async #writeUpdate(r: ResourceRequest, current: XObject, next: XObject, isDryRun: boolean): Promise<void> {
+    const { updated, warnings } = await this.#update(r, current, next, isDryRun);
+    this.#respond(r, 200, updated, warnings);
+  }
+
+  async #update(
+    r: ResourceRequest,
+    current: XObject,
+    next: XObject,
+    isDryRun: boolean,
+  ): Promise<{ updated: XObject; warnings: string[] }> {
     const warnings = this.#admit(r, next, true);
     checkScopedStatus(r, current, next);
     checkImmutableSpec(r, current, next);
     const updated = await this.#write(isDryRun, () =>
       this.#store.update(next, { dryRun: isDryRun, subresource: r.subresource }),
     );
-    this.#respond(r, 200, updated, warnings);
+    return { updated, warnings };
+  }
+
+  /** `<plural>/<name>/scale` (scale-subresource.ts): GET, PUT of a Scale, or a merge or JSON patch of one. */
+  async scale(r: ResourceRequest, method: 'GET' | 'PUT' | 'PATCH'): Promise<void> {
+    const paths = r.resource.scale!;
+    const current = this.#current(r);
+    if (method === 'GET') return sendJson(r.res, 200, toScale(current, paths));
+    let wanted: Obj;
+    if (method === 'PUT') wanted = await this.#readObject(r);
+    else {
+      const type = mediaType(r.req.headers['content-type']);
+      const types = ['application/merge-patch+json', 'application/json-patch+json'];
+      if (!types.includes(type)) throw errors.unsupportedMediaType(type, types);
+      const patch = await this.#decoder.decode(await this.#readBody(r), 'json');
+      try {
+        wanted = (
+          type === 'application/json-patch+json'
+            ? jsonPatch(toScale(current, paths), patch)
+            : mergePatch(toScale(current, paths), patch)
+        ) as Obj;
+      } catch (err) {
+        if (err instanceof JsonPatchError || err instanceof MergePatchError)
+          throw errors.badRequest(`the patch could not be applied to the Scale: ${err.message}`);
+        throw err;
+      }
+    }
+    const problem = scaleProblem(wanted);
+    if (problem) throw this.#invalid(r, [{ reason: 'FieldValueInvalid', ...problem }]);
+    const isDryRun = dryRun(r.query.getAll('dryRun'));
+    const { updated, warnings } = await this.#update(
+      r,
+      current,
+      scaledObject(current, wanted, paths),
+      isDryRun,
+    );
+    sendJson(r.res, 200, toScale(updated, paths), warningHeader(warnings));
   }
 
   /** A write through the store's group commit (answered once its batch is durable, sharing one fsync

@@ -224,10 +224,21 @@ export class ApiServer {
     if (rest.length === 3) {
       if (rest[2] === 'log' && resource.logSubresource && namespace !== undefined)
         return this.#serveLog(r, method);
+      if (rest[2] === 'scale' && resource.scale && (namespace !== undefined || !resource.namespaced))
+        return this.#serveScale(r, method);
       if (rest[2] !== 'status' || !resource.statusSubresource) throw errors.pathNotFound(path);
       subresource = 'status';
     }
     await this.#dispatch({ ...r, subresource }, method);
+  }
+
+  /** <plural>/<name>/scale: authorized as `get`, `update` or `patch` on the `scale` subresource. */
+  async #serveScale(r: ResourceRequest, method: string): Promise<void> {
+    const verbs = { GET: 'get', PUT: 'update', PATCH: 'patch' } as const;
+    if (method !== 'GET' && method !== 'PUT' && method !== 'PATCH')
+      throw errors.methodNotAllowed(method, ['GET', 'PUT', 'PATCH']);
+    this.#authorize(r, verbs[method], 'scale');
+    await this.#handlers.scale(r, method);
   }
 
   /** GET <plural>/<name>/log: authorized as `get` on the `log` subresource. */

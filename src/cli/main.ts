@@ -18,6 +18,7 @@ import { registerImagePull } from './commands/image-pull.ts';
 import { registerKubeconfig } from './commands/kubeconfig.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerMigrate } from './commands/migrate.ts';
+import { registerScale } from './commands/scale.ts';
 import { registerVersion } from './commands/version.ts';
 import { registerWait } from './commands/wait.ts';
 import { CommandContext, type Io, VERSION_STRING } from './context.ts';
@@ -64,6 +65,7 @@ Examples:
   registerGet(program, ctx);
   registerDescribe(program, ctx);
   registerDelete(program, ctx);
+  registerScale(program, ctx);
   registerWait(program, ctx);
   registerImage(program, ctx);
   registerLogs(program, ctx);

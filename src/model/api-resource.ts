@@ -38,6 +38,8 @@ export interface ApiResource extends KindNames {
   statusSubresource: boolean;
   /** Serves `<plural>/log` (GET, text/plain): the output of the instance's domain. */
   logSubresource: boolean;
+  /** Serves `<plural>/scale` (an autoscaling/v1 Scale) when the CRD declares the scale subresource. */
+  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
   printerColumns: PrinterColumn[];
   /** The openAPIV3Schema (CRD kinds); undefined for Events. */
   schema?: unknown;

@@ -1,6 +1,7 @@
 // The real kubectl 1.32 against a real xenosd (HTTPS with its self-signed certificate: kubectl only
 // sends bearer tokens over TLS): discovery, client-side and server-side apply, get in every output
-// format, diff, wait for a condition set through /status, describe with events, delete, errors.
+// format, diff, wait for a condition set through /status, describe with events, delete, errors, and
+// scale through a ServiceDeployment's /scale.
 
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -259,5 +260,20 @@ describe.skipIf(!haveKubectl || !haveOpenssl)(`kubectl (${KUBECTL}) against xeno
     } finally {
       child.kill();
     }
+  });
+
+  it('scales a ServiceDeployment through its scale subresource', async () => {
+    const file = join(xd.dataDir, 'sd.yaml');
+    writeFileSync(
+      file,
+      'apiVersion: xenos.io/v1alpha1\nkind: ServiceDeployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  template:\n    spec:\n      templateRef: {name: tpl}\n',
+    );
+    expect((await kubectl(['apply', '-f', file])).code).toBe(0);
+    const scaled = await kubectl(['scale', 'servicedeployment', 'web', '--replicas', '3']);
+    expect(scaled.stderr).toBe('');
+    expect(scaled.stdout).toBe('servicedeployment.xenos.io/web scaled\n');
+    const got = await kubectl(['get', 'sd', 'web', '-o', 'jsonpath={.spec.replicas}']);
+    expect(got.stdout).toBe('3');
+    expect((await kubectl(['delete', 'sd', 'web', '--wait=false'])).code).toBe(0);
   });
 });
