@@ -74,6 +74,8 @@ export interface LocalControllersInit {
   imageUploads?: UploadSessions;
   /** `--image-gc-grace`. */
   imageGcGraceMs?: number;
+  /** `--controllers=-NAME`: the optional controllers this host leaves to the others. */
+  disabledControllers?: readonly string[];
   /** The membership's view of which hosts are live: a template's image URL is downloaded by the first of
    *  them by rendezvous, the others pull the image from it. Absent: this host downloads every URL. */
   isLive?: (host: string) => boolean;
@@ -205,17 +207,20 @@ export class LocalControllers {
       { hostName: this.init.hostName },
     );
     this.migrationController.start();
-    // Every host runs it; each deployment is worked on by the live host that ranks first for it.
-    this.deployments = new ServiceDeploymentController(
-      {
-        store,
-        placement,
-        liveness,
-        log: (this.components.logger ?? silentLogger).forComponent('servicedeployment-controller'),
-      },
-      { hostName: this.init.hostName },
-    );
-    this.deployments.start();
+    // Every host runs it (unless told not to); each deployment is worked on by the live host that ranks
+    // first for it.
+    if (!this.init.disabledControllers?.includes('servicedeployment')) {
+      this.deployments = new ServiceDeploymentController(
+        {
+          store,
+          placement,
+          liveness,
+          log: (this.components.logger ?? silentLogger).forComponent('servicedeployment-controller'),
+        },
+        { hostName: this.init.hostName },
+      );
+      this.deployments.start();
+    }
     if (node) {
       this.receiver = new MigrationReceiver({ node, ...this.migrationController.receiver, log });
       await this.receiver.start();

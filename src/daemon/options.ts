@@ -50,6 +50,8 @@ export interface DaemonOptions {
   imageDownloadRate?: number;
   /** How long an image no template or local domain uses is kept (`--image-gc-grace`). */
   imageGcGraceMs: number;
+  /** The optional controllers this host does not run (`--controllers=-NAME`). */
+  disabledControllers: OptionalController[];
   /** How long an upload nobody writes to is kept (`--image-upload-timeout`). */
   imageUploadTimeoutMs: number;
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
@@ -197,6 +199,11 @@ export function parseOptions(
       'most bytes a second this host pulls image chunks from its peers, e.g. 12Mi; default: no cap',
     )
     .option(
+      '--controllers <list>',
+      `the optional controllers this host runs, as kube-controller-manager's flag: * (all), NAME, -NAME (not that one); names: ${OPTIONAL_CONTROLLERS.join(', ')}. A host still ranks for the objects of one it leaves out: in a cluster, leave it out on every host or on none`,
+      '*',
+    )
+    .option(
       '--image-gc-grace <duration>',
       'remove an image no template references and no domain on this host uses after this long',
       '1h',
@@ -267,6 +274,7 @@ export function parseOptions(
     imageUploadRate?: string;
     imageDownloadRate?: string;
     imageGcGrace: string;
+    controllers: string;
     imageUploadTimeout: string;
     domainUids: string;
     domainRoPath: string[];
@@ -383,8 +391,32 @@ export function parseOptions(
     imageUploadRate,
     imageDownloadRate,
     imageGcGraceMs: duration('--image-gc-grace', o.imageGcGrace),
+    disabledControllers: disabledControllers(o.controllers),
     imageUploadTimeoutMs: duration('--image-upload-timeout', o.imageUploadTimeout),
   };
+}
+
+/** Controllers a host may leave to others: each object of their kinds is worked on by one live host. */
+export const OPTIONAL_CONTROLLERS = ['servicedeployment'] as const;
+export type OptionalController = (typeof OPTIONAL_CONTROLLERS)[number];
+
+/** `--controllers`: '*' or nothing runs them all; a list of names runs those; `-NAME` leaves one out. */
+function disabledControllers(list: string): OptionalController[] {
+  const entries = list
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  const known = (name: string): OptionalController => {
+    if (!(OPTIONAL_CONTROLLERS as readonly string[]).includes(name))
+      throw new UsageError(
+        `--controllers: unknown controller "${name}" (known: ${OPTIONAL_CONTROLLERS.join(', ')})`,
+      );
+    return name as OptionalController;
+  };
+  const all = entries.length === 0 || entries.includes('*');
+  const named = new Set(entries.filter((e) => e !== '*' && !e.startsWith('-')).map(known));
+  const off = new Set(entries.filter((e) => e.startsWith('-')).map((e) => known(e.slice(1))));
+  return OPTIONAL_CONTROLLERS.filter((c) => off.has(c) || (!all && !named.has(c)));
 }
 
 function logLevel(flag: string | undefined): LogLevel {

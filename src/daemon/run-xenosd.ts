@@ -152,6 +152,7 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
       imageStore,
       imageUploads,
       imageGcGraceMs: opts.imageGcGraceMs,
+      disabledControllers: opts.disabledControllers,
       isLive: (host) => daemon.cluster.liveness.isLive(host),
       sandbox: opts.unsafeNoSandbox
         ? false

@@ -4,9 +4,9 @@
 //
 // xenosd runs its controllers and scheduler: a ServiceInstance is bound to the host (spec.host, a new
 // generation), gets the `xenos.io/domain` finalizer, status and Events. So the generic semantics
-// (CRUD, conflicts, patches, status apart, dryRun, watch) are checked on ServiceDeployment, which no
-// controller reconciles yet — when one does, move them to a kind without one. What the controllers do
-// to a ServiceInstance is asserted as such (binding, finalizer, Table of the live object).
+// (CRUD, conflicts, patches, status apart, dryRun, watch) are checked on ServiceDeployment, with its
+// controller left out (`--controllers=-servicedeployment`), so nothing but the API touches them. What the
+// controllers do to a ServiceInstance is asserted as such (binding, finalizer, Table of the live object).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForDeletion, waitForObject } from '../daemon/wait-for-object.ts';
@@ -14,7 +14,7 @@ import { removeDataDir, startXenosd, type XenosdProcess } from '../daemon/xenosd
 
 /** ServiceInstances: reconciled by the controllers xenosd runs. */
 const BASE = '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances';
-/** ServiceDeployments: no controller touches them (yet); used for the generic API semantics. */
+/** ServiceDeployments: no controller touches them here; used for the generic API semantics. */
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
 const JSON_CT = { 'Content-Type': 'application/json' };
 const MERGE_CT = { 'Content-Type': 'application/merge-patch+json' };
@@ -70,7 +70,7 @@ function templateSpec(template: string) {
 }
 
 beforeAll(async () => {
-  xd = await startXenosd();
+  xd = await startXenosd({ args: ['--controllers=-servicedeployment'] });
 });
 
 afterAll(async () => {
@@ -506,7 +506,7 @@ describe('restart', () => {
     const dataDir = xd.dataDir;
     const token = xd.token;
     expect(await xd.stop()).toBe(0);
-    xd = await startXenosd({ dataDir });
+    xd = await startXenosd({ dataDir, args: ['--controllers=-servicedeployment'] });
     expect(xd.token).toBe(token);
     const got = await call('GET', `${BASE}/durable`);
     expect(got.status).toBe(200);
