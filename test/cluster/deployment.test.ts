@@ -6,8 +6,8 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { killAllCtl, xenosctl } from '../cli/run-xenosctl.ts';
-import { type ClusterHost, SI, TestCluster, waitFor } from './harness.ts';
+import { killAllCtl } from '../cli/run-xenosctl.ts';
+import { type ClusterHost, ctl, SI, TestCluster, waitFor } from './harness.ts';
 
 const TEMPLATE = new URL('../../manifests/web/template.yaml', import.meta.url).pathname;
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
@@ -34,10 +34,6 @@ spec:
   spread:
     maxPerHost: 2
 `;
-}
-
-function ctl(h: ClusterHost, args: string[]) {
-  return xenosctl(args, { env: { XENOS_SERVER: h.url, XENOS_TOKEN: h.token } });
 }
 
 beforeAll(async () => {

@@ -8,6 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { xenosctl } from '../cli/run-xenosctl.ts';
 import { startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { unmountUnder } from '../unmount-under.ts';
 import { until } from '../wait.ts';
@@ -35,6 +36,11 @@ export interface ClusterHost extends XenosdProcess {
   /** The deny file of the host's partition hook (fault injection); absent where another way partitions
    *  hosts (network namespaces). */
   denyFile?: string;
+}
+
+/** `xenosctl ARGS` against host `h`, with its admin token. */
+export function ctl(h: Pick<ClusterHost, 'url' | 'token'>, args: string[]) {
+  return xenosctl(args, { env: { XENOS_SERVER: h.url, XENOS_TOKEN: h.token } });
 }
 
 export interface HostOptions {

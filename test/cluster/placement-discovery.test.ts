@@ -7,14 +7,10 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAllCtl, xenosctl } from '../cli/run-xenosctl.ts';
-import { type ClusterHost, SI, TestCluster, waitFor } from './harness.ts';
+import { killAllCtl } from '../cli/run-xenosctl.ts';
+import { type ClusterHost, ctl, SI, TestCluster, waitFor } from './harness.ts';
 
 const MANIFESTS = new URL('../../manifests/web/', import.meta.url).pathname;
-
-function ctl(h: ClusterHost, args: string[]) {
-  return xenosctl(args, { env: { XENOS_SERVER: h.url, XENOS_TOKEN: h.token } });
-}
 
 async function discover(h: ClusterHost): Promise<any> {
   const r = await ctl(h, ['discover', 'web.http', '-o', 'json', '--timeout', '3s']);

@@ -32,18 +32,12 @@ import type {
   MigrationTransport,
 } from '../driver.ts';
 import { MigrationError } from '../errors.ts';
-import {
-  CONTROL_LABEL,
-  CONTROL_VERSION,
-  ControlChannel,
-  DISK_LABEL,
-  XL_LABEL,
-} from '../migration-control.ts';
-import { overlayShapes, receiveFile, sendFiles } from '../migration-files.ts';
+import { CONTROL_LABEL, ControlChannel, DISK_LABEL, XL_LABEL } from '../migration-control.ts';
+import { receiveFile, sendFiles } from '../migration-files.ts';
 import type { DomainRecord } from '../process/domain-record.ts';
 import { adoptReceivedOverlay } from '../qcow2-overlay.ts';
 import { bridge, closeListener, listenUnix } from '../unix-tunnel.ts';
-import { guestSize } from '../vm-shape.ts';
+import { offerMove } from './saved-migration.ts';
 import { XlStreamWatch } from './xl-stream.ts';
 
 const ANSWER_TIMEOUT_MS = 300_000;
@@ -144,16 +138,11 @@ export async function migrateOutLive(
     });
   }, PROGRESS_EVERY_MS);
   try {
-    control.send({
-      type: 'hello',
-      version: CONTROL_VERSION,
-      mode: 'live',
-      ...guestSize(rec.spec),
-      disks: await overlayShapes(disks, signal),
-      address: host.addressOf(id),
-    });
-    const answer = await control.next(['ready', 'refuse'], ANSWER_TIMEOUT_MS, signal);
-    if (answer.type === 'refuse') throw new Error(`the destination refused: ${answer.reason}`);
+    const answer = await offerMove(
+      control,
+      { mode: 'live', spec: rec.spec, disks, address: host.addressOf(id) },
+      signal,
+    );
     if (!answer.config) throw new Error('the destination sent no xl config');
     watch = new XlStreamWatch({
       suspended: () => {

@@ -23,6 +23,7 @@ import {
   CONTROL_LABEL,
   CONTROL_VERSION,
   ControlChannel,
+  type ControlMessage,
   DISK_LABEL,
   MEMORY_LABEL,
 } from '../migration-control.ts';
@@ -51,6 +52,31 @@ export interface SavedMigrationHost {
   destroy(id: string): Promise<void>;
 }
 
+/** The source's first steps either way (live or saved): the guest's shape, disks and address to the
+ *  destination, and its answer, `ready` (a refusal is an error). */
+export async function offerMove(
+  control: ControlChannel,
+  guest: {
+    mode: 'live' | 'cold';
+    spec: DomainSpec;
+    disks: { name: string; readOnly: boolean; path: string }[];
+    address: string | undefined;
+  },
+  signal?: AbortSignal,
+): Promise<Extract<ControlMessage, { type: 'ready' }>> {
+  control.send({
+    type: 'hello',
+    version: CONTROL_VERSION,
+    mode: guest.mode,
+    ...guestSize(guest.spec),
+    disks: await overlayShapes(guest.disks, signal),
+    address: guest.address,
+  });
+  const answer = await control.next(['ready', 'refuse'], ANSWER_TIMEOUT_MS, signal);
+  if (answer.type === 'refuse') throw new Error(`the destination refused: ${answer.reason}`);
+  return answer;
+}
+
 export async function migrateOutSaved(
   host: SavedMigrationHost,
   id: string,
@@ -65,16 +91,7 @@ export async function migrateOutSaved(
   const control = new ControlChannel(await transport.open(CONTROL_LABEL, { signal }));
   let saved = false;
   try {
-    control.send({
-      type: 'hello',
-      version: CONTROL_VERSION,
-      mode: 'cold',
-      ...guestSize(rec.spec),
-      disks: await overlayShapes(disks, signal),
-      address: host.addressOf(id),
-    });
-    const answer = await control.next(['ready', 'refuse'], ANSWER_TIMEOUT_MS, signal);
-    if (answer.type === 'refuse') throw new Error(`the destination refused: ${answer.reason}`);
+    await offerMove(control, { mode: 'cold', spec: rec.spec, disks, address: host.addressOf(id) }, signal);
     const began = Date.now();
     await host.save(id, checkpoint, signal);
     saved = true;
