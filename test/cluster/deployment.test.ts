@@ -9,7 +9,6 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
 import { type ClusterHost, ctl, SI, TestCluster, waitFor } from './harness.ts';
 
-const TEMPLATE = new URL('../../manifests/web/template.yaml', import.meta.url).pathname;
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
 
 const cluster = new TestCluster({ hostTimeout: '2s' });
@@ -40,7 +39,6 @@ beforeAll(async () => {
   [a, , c] = await cluster.startHosts(['a', 'b', 'c']);
   cpSync(new URL('../../manifests/web/', import.meta.url).pathname, dir, { recursive: true });
   rmSync(join(dir, 'instance.yaml'));
-  cpSync(TEMPLATE, join(dir, 'template.yaml'));
 }, 60_000);
 
 afterAll(async () => {
