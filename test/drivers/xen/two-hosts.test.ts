@@ -91,7 +91,9 @@ onhost() {
 ${
   n === 1
     ? `mkdir -p /test/m
-sed "s#path: ../../build/guest#path: $XENOS_GUEST_DIR#" manifests/vm-web/template.yaml > /test/m/template.yaml
+# Every host pulls the image ahead of need: b takes it while a boots the guest, not during the move.
+sed -e "s#path: ../../build/guest#path: $XENOS_GUEST_DIR#" -e "s#^spec:#spec:\\n  distribution:\\n    hosts: All#" \\
+  manifests/vm-web/template.yaml > /test/m/template.yaml
 sed "s#^  driver: qemu#  driver: xen\\n  host: xen-a#" manifests/vm-web/instance.yaml > /test/m/instance.yaml
 ctl apply -f /test/m/ > /tmp/apply.log 2>&1 || fail "apply: $(tail -3 /tmp/apply.log)"
 ctl wait si/vm-web-1 --for=condition=Ready --timeout=600s > /tmp/wait.log 2>&1 || fail "vm-web-1 not Ready on xen-a: $(tail -3 /tmp/wait.log)"
