@@ -36,6 +36,9 @@ export interface DriverContractFixture {
   newLogOutput?(driver: Driver, info: DomainInfo): Promise<{ contains: string; lastLine?: string }>;
   /** How long a domain may take to start answering. */
   bootTimeoutMs?: number;
+  /** How long a polite stop may take before the driver forces it (default 5 s; a VM under nested
+   *  emulation on a loaded machine needs longer to power off). */
+  stopGraceMs?: number;
   /** How long one case may take (several boots and stops). Default: the runner's. */
   testTimeoutMs?: number;
   /** A domain whose service answers GET / on port `http` with the JSON of
@@ -232,7 +235,7 @@ export function runDriverContract(name: string, fixture: DriverContractFixture):
       const info = await driver.startDomain(spec);
       const url = nameUrl(info.endpoints[0]);
       await waitForBody(url, spec.instance.name, boot);
-      const stopped = await driver.stopDomain(spec.id, { graceMs: 5000 });
+      const stopped = await driver.stopDomain(spec.id, { graceMs: fixture.stopGraceMs ?? 5000 });
       expect(stopped).toMatchObject({ state: 'stopped', exitCode: 0 });
       expect(await httpGet(url)).toBeUndefined();
       expect((await driver.stopDomain(spec.id))?.state).toBe('stopped');
@@ -269,7 +272,9 @@ export function runDriverContract(name: string, fixture: DriverContractFixture):
       const adopted = await restarted.startDomain(spec);
       expect(adopted.pid).toBe(info.pid);
       expect(adopted.restartCount).toBe(0);
-      expect((await restarted.stopDomain(spec.id, { graceMs: 5000 }))?.state).toBe('stopped');
+      expect((await restarted.stopDomain(spec.id, { graceMs: fixture.stopGraceMs ?? 5000 }))?.state).toBe(
+        'stopped',
+      );
     });
 
     it('streams logs, following new output until aborted', async () => {

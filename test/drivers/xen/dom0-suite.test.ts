@@ -4,7 +4,7 @@
 
 import { beforeAll, expect, it } from 'vitest';
 import { ensureXenHost, type XenHostImage } from '../../../scripts/xen/xen-host.ts';
-import { guestImageInDom0, REPO, runOnXenHost } from './xen-host.ts';
+import { guestImageInDom0, REPO, runOnXenHost, XEN_RUN_WAIT_MS } from './xen-host.ts';
 
 /** Extra vitest arguments for dom0 (a file or `-t NAME`, to run part of the suite while working on it). */
 const DOM0_ARGS = process.env.XENOS_DOM0_VITEST_ARGS ?? '';
@@ -49,5 +49,5 @@ exit "$status"
     expect(report).toMatch(/Tests\s+\d+ passed/);
     expect(report).not.toMatch(/skipped|failed/);
   },
-  SUITE_MS + 60_000,
+  SUITE_MS + XEN_RUN_WAIT_MS + 60_000,
 );

@@ -11,7 +11,7 @@
 import { beforeAll, expect, it } from 'vitest';
 import { ensureXenHost, type XenHostImage } from '../../../scripts/xen/xen-host.ts';
 import { guestLine } from '../../guest-client.ts';
-import { guestImageInDom0, REPO, runOnXenHosts } from './xen-host.ts';
+import { guestImageInDom0, REPO, runOnXenHosts, XEN_RUN_WAIT_MS } from './xen-host.ts';
 
 const SUITE_MS = 22 * 60_000;
 let host: XenHostImage;
@@ -172,5 +172,5 @@ it(
     expect(cold.message).toMatch(/saved, copied and restored .*kept its memory and was paused [\d.]+ s/);
     console.log(`two Xen hosts: live ${JSON.stringify(live)}; back cold ${JSON.stringify(cold)}`);
   },
-  SUITE_MS + 60_000,
+  SUITE_MS + XEN_RUN_WAIT_MS + 60_000,
 );

@@ -16,7 +16,7 @@ import { domainUuid, xlConfig } from '../../../src/drivers/xen/xl-config.ts';
 import { domainState, parseXlList, parseXlListLong } from '../../../src/drivers/xen/xl-list.ts';
 import { guestLine } from '../../guest-client.ts';
 import { guestImageDir } from '../../guest-image.ts';
-import { runOnXenHost } from './xen-host.ts';
+import { runOnXenHost, XEN_RUN_WAIT_MS } from './xen-host.ts';
 import { specFor, TEMPLATES } from './xl-fixtures.ts';
 
 let host: XenHostImage;
@@ -162,6 +162,6 @@ describe('a real Xen host (Xen 4.17 under QEMU, the real toolstack in dom0)', ()
       expect(said).toMatch(/^shut down in [\d.]+ s$/m);
       expect(said).toMatch(/^gone$/m);
     },
-    30 * 60_000,
+    30 * 60_000 + XEN_RUN_WAIT_MS,
   );
 });

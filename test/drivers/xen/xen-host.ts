@@ -16,6 +16,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import { acquireBuildLock } from '../../../scripts/lib/build-lock.ts';
 import { run } from '../../../scripts/lib/debian.ts';
 import type { XenHostImage } from '../../../scripts/xen/xen-host.ts';
 import { guestImageDir } from '../../guest-image.ts';
@@ -63,6 +64,11 @@ export async function runOnXenHost(
   return run;
 }
 
+/** How long a test may wait for another test's Xen hosts to end before booting its own: one run at a time
+ *  (each boots Xen under TCG with two vCPUs; three at once on a 2-core machine starve each other until
+ *  guests miss their grace periods and builds time out). Test timeouts add it. */
+export const XEN_RUN_WAIT_MS = 25 * 60_000;
+
 /** The network two or more test hosts share: each dom0 has an `eth0` on it (QEMU's UDP socket network,
  *  one link per pair of hosts here: two hosts). */
 export const HOSTS_NETWORK = '10.99.0.0/24';
@@ -78,6 +84,9 @@ export async function runOnXenHosts(
   timeoutMs = 5 * 60_000,
 ): Promise<XenHostRun[]> {
   if (tests.length > 2) throw new Error('runOnXenHosts joins two hosts at most');
+  const lock = await acquireBuildLock(`${host.dir}.run.lock`, XEN_RUN_WAIT_MS, () =>
+    console.log("xen-host: waiting for another test's Xen hosts to end (one run at a time)"),
+  );
   const work = mkdtempSync(join(tmpdir(), 'xenos-xen-test-'));
   try {
     const exchange = join(work, 'exchange');
@@ -102,6 +111,7 @@ export async function runOnXenHosts(
     );
   } finally {
     rmSync(work, { recursive: true, force: true });
+    lock.release();
   }
 }
 
