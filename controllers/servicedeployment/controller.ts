@@ -5,18 +5,22 @@
 // its uid among the hosts this host sees live; when that host dies the next one takes over at its next
 // pass. No master: every host runs this controller and reconciles the deployments it ranks first for.
 //
-// Its instances are named `<deployment>-<5 letters>`, carry the label `xenos.io/deployment` and a
-// controller ownerReference, and are bound to their host when made (`spec.host`), so the spread is the
-// deployment's and not left to chance. Scaling down deletes the replicas that are not Ready first, then
-// those on the most crowded hosts, then the newest. Deleting the deployment deletes its instances (a
+// Its instances are named `<deployment>-<5 letters>`, carry the labels `xenos.io/deployment` and
+// `xenos.io/template-hash` (which template they were made from) and a controller ownerReference, and are
+// bound to their host when made (`spec.host`), so the spread is the deployment's and not left to chance.
+// Scaling down deletes the replicas that are not Ready first, then those on the most crowded hosts, then
+// the newest. When the template changes, replicas are replaced as a Deployment's RollingUpdate does: at
+// most strategy.maxSurge (default 1) replicas over `replicas`, never fewer than `replicas` -
+// strategy.maxUnavailable (default 0) Ready; each pass makes what it may and deletes what it may, and a
+// replica that becomes Ready brings the next pass. Deleting the deployment deletes its instances (a
 // finalizer holds the deployment until they are gone). Status: `replicas` (instances that exist and are
-// not being deleted), `readyReplicas`, `instances`, and Ready once every replica asked for is Ready.
+// not being deleted), `readyReplicas`, `updatedReplicas` (made from the current template), `instances`,
+// and Ready once every replica asked for has a host.
 //
 // `spec.replicas` is also the scale subresource's (`kubectl scale`, `xenosctl scale`: src/api/scale-subresource.ts).
-// Not built yet (issue 13): rolling replacement when the template changes (maxUnavailable/maxSurge), and
-// failover of the replicas of a dead host.
+// Not built yet (issue 13): failover of the replicas of a dead host.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { HostLiveness } from '../../src/cluster/liveness.ts';
 import type { Placement } from '../../src/cluster/placement.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
@@ -26,12 +30,15 @@ import type { ServiceDeployment } from '../../src/model/service-deployment.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import { getCondition, READY, setCondition, summariseReady } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
+import { TerminalError } from '../../src/reconcile/errors.ts';
 import { keyOf } from '../../src/reconcile/keys.ts';
 import { Reconciler, type Scope } from '../../src/reconcile/reconciler.ts';
 import type { Store } from '../../src/store/store.ts';
 
 /** The label every replica carries: the deployment's name. */
 export const DEPLOYMENT_LABEL = 'xenos.io/deployment';
+/** The label that says which template a replica was made from (templateHash). */
+export const TEMPLATE_HASH_LABEL = 'xenos.io/template-hash';
 const FINALIZER = 'xenos.io/deployment-instances';
 /** The condition that says whether every replica asked for exists (made and bound to a host). */
 export const REPLICAS_PLACED = 'ReplicasPlaced';
@@ -60,6 +67,38 @@ function ref(d: ServiceDeployment): string {
 
 function suffix(): string {
   return [...randomBytes(5)].map((b) => SUFFIX_ALPHABET[b % SUFFIX_ALPHABET.length]).join('');
+}
+
+/** JSON with object keys sorted: the same template always gives the same text. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Which template a replica was made from: 10 hex digits of the SHA-256 of the deployment's template. */
+export function templateHash(d: ServiceDeployment): string {
+  return createHash('sha256')
+    .update(canonical(d.spec?.template ?? {}))
+    .digest('hex')
+    .slice(0, 10);
+}
+
+/** The replacement bounds, defaults filled in; both 0 could never replace anything. */
+function strategyOf(d: ServiceDeployment): { maxSurge: number; maxUnavailable: number } {
+  const maxSurge = d.spec?.strategy?.maxSurge ?? 1;
+  const maxUnavailable = d.spec?.strategy?.maxUnavailable ?? 0;
+  if (maxSurge === 0 && maxUnavailable === 0)
+    throw new TerminalError(
+      'InvalidStrategy',
+      `${ref(d)}: spec.strategy: maxSurge and maxUnavailable cannot both be 0 (no replica could ever be replaced)`,
+    );
+  return { maxSurge, maxUnavailable };
 }
 
 function isReady(i: ServiceInstance): boolean {
@@ -145,23 +184,45 @@ export class ServiceDeploymentController {
   private async scale(scope: Pass): Promise<{ requeueAfterMs: number } | undefined> {
     const d = scope.object;
     const want = d.spec?.replicas ?? 1;
-    const replicas = this.replicasOf(d).filter((i) => !i.metadata.deletionTimestamp);
-    if (replicas.length > want) {
-      for (const i of this.surplus(replicas, replicas.length - want)) {
-        this.store.delete({
-          kind: SERVICE_INSTANCE.kind,
-          namespace: i.metadata.namespace ?? 'default',
-          name: i.metadata.name,
-        });
-        this.log.info(`${ref(d)}: scaled down: deleted ${keyOf(i)}`);
-      }
+    const { maxSurge, maxUnavailable } = strategyOf(d);
+    const hash = templateHash(d);
+    const live = this.replicasOf(d).filter((i) => !i.metadata.deletionTimestamp);
+    const current = live.filter((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash);
+    const old = live.filter((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] !== hash);
+    const gone = new Set<ServiceInstance>();
+    const remove = (i: ServiceInstance, why: string) => {
+      this.store.delete({
+        kind: SERVICE_INSTANCE.kind,
+        namespace: i.metadata.namespace ?? 'default',
+        name: i.metadata.name,
+      });
+      gone.add(i);
+      this.log.info(`${ref(d)}: ${why}: deleted ${keyOf(i)}`);
+    };
+    // More replicas of the current template than asked for: scaled down.
+    if (current.length > want) {
+      for (const i of this.surplus(current, current.length - want)) remove(i, 'scaled down');
     }
+    // Replicas of an earlier template go as far as availability allows: never fewer than
+    // replicas - maxUnavailable Ready (a not-Ready one can always go).
+    let ready = live.filter((i) => !gone.has(i) && isReady(i)).length;
+    const minReady = Math.max(0, want - maxUnavailable);
+    for (const i of this.surplus(old, old.length)) {
+      if (isReady(i)) {
+        if (ready - 1 < minReady) continue;
+        ready -= 1;
+      }
+      remove(i, 'replaced (its template changed)');
+    }
+    const left = live.filter((i) => !gone.has(i));
     const perHost = new Map<string, number>();
-    for (const i of replicas) if (i.spec?.host) perHost.set(i.spec.host, (perHost.get(i.spec.host) ?? 0) + 1);
-    let missing = want - replicas.length;
+    for (const i of left) if (i.spec?.host) perHost.set(i.spec.host, (perHost.get(i.spec.host) ?? 0) + 1);
+    // New replicas: up to `replicas` of the current template, and at most maxSurge over `replicas` in all.
+    const updated = left.length - old.filter((i) => !gone.has(i)).length;
+    let missing = Math.min(want - updated, want + maxSurge - left.length);
     let unplaced: string | undefined;
     for (; missing > 0; missing--) {
-      const made = this.makeReplica(d, perHost);
+      const made = this.makeReplica(d, hash, perHost);
       if (typeof made === 'string') {
         unplaced = made;
         break;
@@ -209,6 +270,7 @@ export class ServiceDeploymentController {
    *  says why no host fits. */
   private makeReplica(
     d: ServiceDeployment,
+    hash: string,
     perHost: Map<string, number>,
   ): { key: string; host: string } | string {
     const namespace = d.metadata.namespace ?? 'default';
@@ -224,7 +286,11 @@ export class ServiceDeploymentController {
       metadata: {
         name,
         namespace,
-        labels: { ...template.metadata?.labels, [DEPLOYMENT_LABEL]: d.metadata.name },
+        labels: {
+          ...template.metadata?.labels,
+          [DEPLOYMENT_LABEL]: d.metadata.name,
+          [TEMPLATE_HASH_LABEL]: hash,
+        },
         ...(template.metadata?.annotations ? { annotations: template.metadata.annotations } : {}),
         ownerReferences: [
           {
@@ -259,9 +325,11 @@ export class ServiceDeploymentController {
 
   private report(scope: Pass): undefined {
     const replicas = this.replicasOf(scope.object).filter((i) => !i.metadata.deletionTimestamp);
+    const hash = templateHash(scope.object);
     scope.status((s) => {
       s.replicas = replicas.length;
       s.readyReplicas = replicas.filter(isReady).length;
+      s.updatedReplicas = replicas.filter((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash).length;
       s.instances = replicas.map((i) => i.metadata.name).sort();
     });
     return undefined;

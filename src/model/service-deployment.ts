@@ -1,5 +1,5 @@
 // ServiceDeployment: N replicas of a template spread over hosts (controllers/servicedeployment; failover
-// and rolling replacement not built yet). crds/servicedeployments.xenos.io.yaml is the source of truth.
+// not built yet). crds/servicedeployments.xenos.io.yaml is the source of truth.
 
 import type { BaseStatus, XObject } from './object.ts';
 import type { ServiceInstanceSpec } from './service-instance.ts';
@@ -11,6 +11,8 @@ export interface ServiceDeploymentSpec {
     metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
     spec: Omit<ServiceInstanceSpec, 'host'>;
   };
+  /** Replacement when the template changes: maxSurge (default 1) over replicas, maxUnavailable (default 0). */
+  strategy?: { maxSurge?: number; maxUnavailable?: number };
   spread?: { maxPerHost?: number; hostSelector?: Record<string, string> };
   failover?: { enabled?: boolean; hostDownSeconds?: number };
 }
@@ -18,6 +20,8 @@ export interface ServiceDeploymentSpec {
 export interface ServiceDeploymentStatus extends BaseStatus {
   replicas?: number;
   readyReplicas?: number;
+  /** Instances made from the current template. */
+  updatedReplicas?: number;
   instances?: string[];
 }
 

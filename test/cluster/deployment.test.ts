@@ -1,6 +1,7 @@
 // A ServiceDeployment end to end on three real xenosd processes: applied through host a, its replicas are
 // made by the host that works on it, spread at most two per host, run and become Ready where they are
-// bound; `xenosctl scale` scales it down; deleting it deletes its replicas.
+// bound; a changed template replaces them all; `xenosctl scale` scales it down; deleting it deletes its
+// replicas.
 
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ const dir = mkdtempSync(join(tmpdir(), 'xenos-deploy-'));
 let a: ClusterHost;
 let c: ClusterHost;
 
-function deployment(replicas: number): string {
+function deployment(replicas: number, greeting = 'hello from a replica'): string {
   return `apiVersion: xenos.io/v1alpha1
 kind: ServiceDeployment
 metadata:
@@ -28,7 +29,7 @@ spec:
       templateRef:
         name: web
       parameters:
-        greeting: hello from a replica
+        greeting: ${greeting}
       driver: process
   spread:
     maxPerHost: 2
@@ -52,7 +53,7 @@ const replicas = async (h: ClusterHost) =>
     (i: any) => i.metadata.labels?.['xenos.io/deployment'] === 'web' && !i.metadata.deletionTimestamp,
   );
 
-it('makes, spreads, runs, scales down and deletes its replicas', async () => {
+it('makes, spreads, runs, replaces, scales down and deletes its replicas', async () => {
   writeFileSync(join(dir, 'deployment.yaml'), deployment(4));
   const applied = await ctl(a, ['apply', '-f', dir]);
   expect(applied.code, applied.stderr).toBe(0);
@@ -78,6 +79,32 @@ it('makes, spreads, runs, scales down and deletes its replicas', async () => {
     expect(await (await fetch(url)).text()).toContain('hello from a replica');
   }
 
+  // A new greeting: every replica is replaced, one more at a time, and then answers with it.
+  writeFileSync(join(dir, 'deployment.yaml'), deployment(4, 'hello from version 2'));
+  expect((await ctl(a, ['apply', '-f', dir])).code).toBe(0);
+  const ready = (i: any) => i.status?.conditions?.some((x: any) => x.type === 'Ready' && x.status === 'True');
+  await waitFor(
+    async () => {
+      const all = await replicas(c);
+      return (
+        all.length === 4 &&
+        all.every((i: any) => i.spec.parameters?.greeting === 'hello from version 2' && ready(i))
+      );
+    },
+    'web: 4 replicas of the new template Ready',
+    90_000,
+  );
+  await waitFor(
+    async () => (await cluster.json(c, `${SD}/web`)).status?.updatedReplicas === 4,
+    'web status: 4 updated replicas',
+  );
+  for (const i of await replicas(c)) {
+    const e = i.status.endpoints[0];
+    expect(await (await fetch(e.url ?? `http://${e.address}:${e.port}`)).text()).toContain(
+      'hello from version 2',
+    );
+  }
+
   const scaled = await ctl(a, ['scale', 'sd/web', '--replicas', '1']);
   expect(scaled.code, scaled.stderr).toBe(0);
   await waitFor(async () => (await replicas(a)).length === 1, 'web scaled down to 1 replica');
@@ -92,4 +119,4 @@ it('makes, spreads, runs, scales down and deletes its replicas', async () => {
     async () => (await cluster.json(c, SI)).items.length === 0,
     'every replica gone, as c sees it',
   );
-}, 120_000);
+}, 240_000);

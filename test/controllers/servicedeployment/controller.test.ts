@@ -2,12 +2,15 @@
 // cluster-fixture.ts): it makes spec.replicas instances, each bound to a host, at most spread.maxPerHost
 // per host and evenly spread; says which replicas have no host and why; scales down Ready replicas last;
 // only the live host that ranks first for the deployment works on it, and another takes over when it
-// dies; deleting the deployment deletes its replicas before the deployment goes.
+// dies; deleting the deployment deletes its replicas before the deployment goes; a changed template
+// replaces the replicas within maxSurge and maxUnavailable.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   DEPLOYMENT_LABEL,
   ServiceDeploymentController,
+  TEMPLATE_HASH_LABEL,
+  templateHash,
 } from '../../../controllers/servicedeployment/controller.ts';
 import { ownerOf } from '../../../src/cluster/rendezvous.ts';
 import type { ServiceDeployment } from '../../../src/model/service-deployment.ts';
@@ -33,12 +36,13 @@ function controllerOf(self: string) {
   );
 }
 
-function deploy(replicas: number, spread?: object): ServiceDeployment {
+function deploy(replicas: number, spread?: object, strategy?: object): ServiceDeployment {
   return cluster.store.create(
     obj('ServiceDeployment', 'web', {
       replicas,
       template: { metadata: { labels: { app: 'web' } }, spec: { templateRef: { name: 'web' } } },
       ...(spread ? { spread } : {}),
+      ...(strategy ? { strategy } : {}),
     }),
   ) as ServiceDeployment;
 }
@@ -165,5 +169,68 @@ describe('the ServiceDeployment controller', () => {
     await pass(controller);
     expect(replicas()).toHaveLength(0);
     expect(deployment()).toBeUndefined();
+  });
+
+  /** Changes the template's parameters, then passes until no replica of the old template is left,
+   *  every new replica turning Ready between passes; returns the counts seen after each pass. */
+  async function rollOut(controller: ServiceDeploymentController) {
+    const d = deployment()!;
+    const template = { ...d.spec!.template, spec: { ...d.spec!.template.spec, parameters: { v: '2' } } };
+    cluster.store.update({ ...d, spec: { ...d.spec!, template } });
+    const hash = templateHash(deployment()!);
+    const seen: { total: number; ready: number; updated: number }[] = [];
+    for (let pass_ = 0; pass_ < 20; pass_++) {
+      await pass(controller);
+      const now = replicas();
+      seen.push({
+        total: now.length,
+        ready: now.filter((i) => i.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+          .length,
+        updated: now.filter((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash).length,
+      });
+      if (now.every((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash) && now.length === 3) break;
+      for (const i of now) await markReady(i);
+    }
+    return { seen, hash };
+  }
+
+  it('replaces its replicas when the template changes: one more at a time, never fewer Ready', async () => {
+    const d = deploy(3);
+    const { controller } = worker(d);
+    await pass(controller);
+    for (const i of replicas()) await markReady(i);
+    const { seen, hash } = await rollOut(controller);
+    // The first pass only adds one (maxSurge 1); no pass leaves more than 4 or fewer than 3 Ready.
+    expect(seen[0]).toEqual({ total: 4, ready: 3, updated: 1 });
+    for (const s of seen) expect(s.total).toBeLessThanOrEqual(4);
+    for (const s of seen.slice(0, -1)) expect(s.ready).toBeGreaterThanOrEqual(3);
+    const last = replicas();
+    expect(last).toHaveLength(3);
+    expect(
+      last.every((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash && i.spec?.parameters?.v === '2'),
+    ).toBe(true);
+    await pass(controller);
+    expect(deployment()?.status).toMatchObject({ replicas: 3, updatedReplicas: 3 });
+  });
+
+  it('with maxSurge 0 replaces in place (never more than replicas), one unavailable at a time', async () => {
+    const d = deploy(3, undefined, { maxSurge: 0, maxUnavailable: 1 });
+    const { controller } = worker(d);
+    await pass(controller);
+    for (const i of replicas()) await markReady(i);
+    const { seen } = await rollOut(controller);
+    expect(seen[0]).toEqual({ total: 3, ready: 2, updated: 1 });
+    for (const s of seen) expect(s.total).toBeLessThanOrEqual(3);
+    for (const s of seen.slice(0, -1)) expect(s.ready).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses a strategy that could never replace anything', async () => {
+    const d = deploy(2, undefined, { maxSurge: 0, maxUnavailable: 0 });
+    await pass(worker(d).controller);
+    expect(replicas()).toHaveLength(0);
+    expect(condition('Stalled')).toMatchObject({ status: 'True', reason: 'InvalidStrategy' });
+    expect(condition('Stalled')?.message).toMatch(
+      /spec\.strategy: maxSurge and maxUnavailable cannot both be 0/,
+    );
   });
 });
