@@ -16,6 +16,7 @@
 
 import { availableParallelism, totalmem } from 'node:os';
 import type { HostLiveness } from '../../src/cluster/liveness.ts';
+import type { Placement } from '../../src/cluster/placement.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import { formatCpu, formatMemory, type Offer } from '../../src/cluster/resources.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
@@ -28,6 +29,7 @@ import { keyOf, objectKey } from '../../src/reconcile/keys.ts';
 import { updateStatus } from '../../src/reconcile/status.ts';
 import { AlreadyExistsError } from '../../src/store/errors.ts';
 import type { Store } from '../../src/store/store.ts';
+import { failOver } from './failover.ts';
 
 export const HOSTNAME_LABEL = 'xenos.io/hostname';
 /** The reason of an instance's Ready=Unknown while its host is NotReady. */
@@ -57,6 +59,8 @@ export interface HostControllerComponents {
   facts: () => HostFacts;
   /** What the instances bound to a host take (placement's incremental allocations). */
   allocations: { allocated(host: string): Offer };
+  /** Where a failed-over instance goes (absent: instances are marked, never re-bound). */
+  placement?: Pick<Placement, 'decide'>;
   log?: Log;
 }
 
@@ -78,6 +82,7 @@ export class HostController {
   readonly #liveness: HostLiveness;
   readonly #facts: () => HostFacts;
   readonly #allocations: { allocated(host: string): Offer };
+  readonly #placement?: Pick<Placement, 'decide'>;
   readonly #log: Log;
   readonly #init: HostControllerInit;
   readonly #resync: number;
@@ -91,6 +96,7 @@ export class HostController {
     this.#liveness = components.liveness;
     this.#facts = components.facts;
     this.#allocations = components.allocations;
+    this.#placement = components.placement;
     this.#log = components.log ?? silentLogger.root;
     this.#init = init;
     this.#resync = init.resyncMs ?? DEFAULT_RESYNC_MS;
@@ -241,10 +247,15 @@ export class HostController {
     // Liveness changes bring the key back (start() listens): nothing to do for a live host.
     if (this.#liveness.isLive(name)) return undefined;
     const owner = () => ownerOf(`host/${name}`, this.#liveness.liveHosts());
-    if (getCondition(host.status, READY)?.status === 'False') {
-      // Marked already: its instances say so too (one bound since, or a verdict cut short by a restart).
-      if (!this.#liveness.warmingUp && owner() === this.#init.hostName) await this.#markInstances(name);
-      return undefined;
+    const verdict = getCondition(host.status, READY);
+    if (verdict?.status === 'False') {
+      // Marked already: its instances say so too (one bound since, or a verdict cut short by a restart),
+      // and those that fail over move once their time has come. Another host may be the owner now (the
+      // one that marked it died): every host looks again now and then.
+      if (this.#liveness.warmingUp || owner() !== this.#init.hostName)
+        return { requeueAfterMs: this.#recheck };
+      await this.#markInstances(name);
+      return this.#failOver(name, verdict.lastTransitionTime);
     }
     if (this.#liveness.warmingUp) return { requeueAfterMs: this.#liveness.remainingMs() + 50 };
     if (owner() !== this.#init.hostName) return { requeueAfterMs: this.#recheck };
@@ -275,7 +286,20 @@ export class HostController {
     });
     if (marked) this.#log.info({ host: name }, `host ${name}: unreachable (${why}); marked NotReady`);
     await this.#markInstances(name);
-    return undefined;
+    return this.#failOver(name, getCondition(this.#store.get(key)?.status, READY)?.lastTransitionTime);
+  }
+
+  /** Re-binds the instances of the NotReady host `name` whose time has come (failover.ts); the next pass
+   *  when more are due. */
+  #failOver(name: string, notReadySince: string | undefined): ReconcileResult | undefined {
+    if (!this.#placement) return undefined;
+    const since = Date.parse(notReadySince ?? '');
+    const pass = failOver(
+      { store: this.#store, placement: this.#placement, liveness: this.#liveness, log: this.#log },
+      name,
+      Number.isNaN(since) ? Date.now() : since,
+    );
+    return { requeueAfterMs: Math.max(100, Math.min(pass.nextInMs ?? this.#recheck, this.#recheck)) };
   }
 
   /** The instances bound to the NotReady host `name`: nobody can say how they are, so they are not Ready

@@ -18,12 +18,15 @@
 // and Ready once every replica asked for has a host.
 //
 // `spec.replicas` is also the scale subresource's (`kubectl scale`, `xenosctl scale`: src/api/scale-subresource.ts).
-// Not built yet (issue 13): failover of the replicas of a dead host.
+// The replicas of a host that stays NotReady are re-bound to other hosts by the Host controller
+// (controllers/host/failover.ts), within the same spread.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { deploymentOf } from '../../src/cluster/failover.ts';
 import type { HostLiveness } from '../../src/cluster/liveness.ts';
 import type { Placement } from '../../src/cluster/placement.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
+import { spreadHost } from '../../src/cluster/spread.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
 import { API_VERSION, SERVICE_DEPLOYMENT, SERVICE_INSTANCE } from '../../src/model/kinds.ts';
 import type { ServiceDeployment } from '../../src/model/service-deployment.ts';
@@ -170,7 +173,7 @@ export class ServiceDeploymentController {
   }
 
   private ownerKeyOf(i: ServiceInstance): string[] {
-    const owner = i.metadata.ownerReferences?.find((o) => o.controller && o.kind === SERVICE_DEPLOYMENT.kind);
+    const owner = deploymentOf(i);
     return owner ? [`${i.metadata.namespace ?? 'default'}/${owner.name}`] : [];
   }
 
@@ -305,20 +308,14 @@ export class ServiceDeploymentController {
       },
       spec,
     };
-    const max = d.spec?.spread?.maxPerHost;
-    const full = new Map<string, string>();
-    if (max !== undefined) {
-      for (const [host, n] of perHost) {
-        if (n >= max) full.set(host, `already runs ${n} of its replicas (spread.maxPerHost ${max})`);
-      }
-    }
-    const decision = this.placement.decide(
+    const choice = spreadHost(
+      this.placement,
       { ...instance, metadata: { ...instance.metadata, uid: name } },
-      { exclude: full },
+      perHost,
+      d.spec?.spread?.maxPerHost,
     );
-    if (decision.host === undefined) return decision.message;
-    // The fewest of this deployment's replicas first; placement's ranking among equals.
-    const host = [...decision.ranked].sort((a, b) => (perHost.get(a) ?? 0) - (perHost.get(b) ?? 0))[0];
+    if (!('host' in choice)) return choice.message;
+    const { host } = choice;
     this.store.create<ServiceInstance>({ ...instance, spec: { ...spec, host } });
     return { key: `${namespace}/${name}`, host };
   }

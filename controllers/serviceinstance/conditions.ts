@@ -25,6 +25,9 @@ export const SCHEDULED = 'Scheduled';
 export const TEMPLATE_READY = 'TemplateReady';
 export const DOMAIN_RUNNING = 'DomainRunning';
 export const HEALTHY = 'Healthy';
+/** Set on an instance re-bound off a NotReady host (controllers/host/failover.ts): from where, when, and
+ *  what its domain here started from. Informational: not one of the conditions Ready depends on. */
+export const FAILED_OVER = 'FailedOver';
 
 export function phaseOf(snap: DomainSnapshot): string {
   if (snap.matches('running')) return 'Running';

@@ -6,6 +6,7 @@
 // torn down (orphans.ts).
 
 import { eventRecorder } from '../../src/api/events.ts';
+import { failoverOf } from '../../src/cluster/failover.ts';
 import type { LocalMigrations } from '../../src/cluster/migration/local-migrations.ts';
 import type { Driver } from '../../src/drivers/driver.ts';
 import { cachedImage } from '../../src/images/import-image.ts';
@@ -45,6 +46,16 @@ export interface ServiceInstanceControllerComponents {
   credentials?: InstanceCredentials;
   /** Instances moving between hosts (left alone meanwhile); this controller lends them its hooks. */
   migrations?: LocalMigrations;
+  /** Resolves once this host's store has caught up with the cluster after a start (ClusterService): until
+   *  then the instances that fail over are not started or adopted here, and no domain is swept. Absent:
+   *  nothing to wait for (one host, no replication). */
+  caughtUp?: (signal: AbortSignal) => Promise<void>;
+  /** Whether this host sees a majority of the cluster's hosts live, and a way to hear of changes: a
+   *  singleton (failover.singleton) runs only while it does. Absent: always. */
+  quorum?: {
+    has(): { has: boolean; live: number; known: number };
+    onChange(listener: () => void): () => void;
+  };
   log?: Log;
 }
 
@@ -79,6 +90,11 @@ export class ServiceInstanceController {
   private readonly migrations?: LocalMigrations;
   private abort?: AbortController;
   private sweep?: Promise<void>;
+  private readonly caughtUp?: (signal: AbortSignal) => Promise<void>;
+  private fenced: boolean;
+  private readonly quorum?: ServiceInstanceControllerComponents['quorum'];
+  private hadQuorum = true;
+  private unlisten?: () => void;
 
   constructor(components: ServiceInstanceControllerComponents, init: ServiceInstanceControllerInit) {
     const { store, driver, credentials, migrations } = components;
@@ -86,6 +102,9 @@ export class ServiceInstanceController {
     this.driver = driver;
     this.log = components.log ?? silentLogger.root;
     this.init = init;
+    this.caughtUp = components.caughtUp;
+    this.fenced = components.caughtUp !== undefined;
+    this.quorum = components.quorum;
     const event = eventRecorder(
       store,
       { component: 'serviceinstance-controller', host: init.hostName },
@@ -106,7 +125,17 @@ export class ServiceInstanceController {
     this.reconciler = new Reconciler(
       { store, log: this.log },
       instanceSteps(
-        { store, driver, images: components.images, machines: this.machines, credentials, event, migrations },
+        {
+          store,
+          driver,
+          images: components.images,
+          machines: this.machines,
+          credentials,
+          event,
+          migrations,
+          fenced: () => this.fenced,
+          quorum: this.quorum && (() => this.quorum!.has().has),
+        },
         {
           hostName: init.hostName,
           placeUnplaced: init.placeUnplaced,
@@ -148,24 +177,62 @@ export class ServiceInstanceController {
     if (this.abort) return;
     this.abort = new AbortController();
     this.runner.start();
+    this.unlisten = this.quorum?.onChange(() => this.quorumChanged());
     const signal = this.abort.signal;
-    this.sweep = sweepOrphans(
-      {
-        store: this.store,
-        driver: this.driver,
-        log: this.log,
-        enqueue: (key) => this.runner.enqueue(key),
-        migrations: this.migrations,
-      },
-      { hostName: this.init.hostName, signal, stopGraceMs: this.init.actors?.stopGraceMs },
-    ).catch((err) => {
-      if (!signal.aborted) this.log.error({ err: err }, 'sweeping orphaned domains failed');
-    });
+    this.sweep = this.catchUp(signal)
+      .then(() =>
+        sweepOrphans(
+          {
+            store: this.store,
+            driver: this.driver,
+            log: this.log,
+            enqueue: (key) => this.runner.enqueue(key),
+            migrations: this.migrations,
+          },
+          { hostName: this.init.hostName, signal, stopGraceMs: this.init.actors?.stopGraceMs },
+        ),
+      )
+      .catch((err) => {
+        if (!signal.aborted) this.log.error({ err: err }, 'sweeping orphaned domains failed');
+      });
+  }
+
+  /** A majority of hosts lost or found again: the singletons bound here stop or start (owns() decides). */
+  private quorumChanged(): void {
+    const q = this.quorum!.has();
+    if (q.has === this.hadQuorum) return;
+    this.hadQuorum = q.has;
+    const singletons = this.store
+      .list(SERVICE_INSTANCE.kind)
+      .items.filter((i) => i.spec?.host === this.init.hostName && failoverOf(this.store, i)?.singleton);
+    if (singletons.length === 0) return;
+    if (q.has) this.log.info(`${q.live} of ${q.known} hosts live again: singleton copies run here again`);
+    else
+      this.log.warn(
+        `only ${q.live} of ${q.known} hosts live here (no majority): stopping singleton copies ${singletons.map(keyOf).join(', ')}, as the majority may start them elsewhere`,
+      );
+    for (const i of singletons) this.runner.enqueue(keyOf(i));
+  }
+
+  /** The fence of a (re)started host: until the store has caught up, instances that fail over are left
+   *  alone; then those bound here are looked at again (the sweep stops copies re-bound elsewhere). */
+  private async catchUp(signal: AbortSignal): Promise<void> {
+    if (!this.caughtUp) return;
+    const started = Date.now();
+    await this.caughtUp(signal);
+    if (signal.aborted) throw signal.reason;
+    this.fenced = false;
+    this.log.info(
+      `caught up with the cluster in ${Date.now() - started} ms: instances that fail over are taken up`,
+    );
+    for (const i of this.store.list(SERVICE_INSTANCE.kind).items)
+      if (i.spec?.host === this.init.hostName) this.runner.enqueue(keyOf(i));
   }
 
   /** Stops reconciling. Domains keep running (a restarted coordinator adopts them). */
   async stop(): Promise<void> {
     this.abort?.abort(new Error('serviceinstance controller stopped'));
+    this.unlisten?.();
     await this.runner.stop();
     await this.sweep;
     this.machines.stopAll();

@@ -5,6 +5,7 @@
 // TerminalError naming the instance and the field.
 
 import { createHash } from 'node:crypto';
+import { failoverEpoch } from '../../src/cluster/failover.ts';
 import type {
   DomainProcess,
   DomainResources,
@@ -25,6 +26,7 @@ export function identityOf(instance: ServiceInstance): InstanceIdentity {
     name: instance.metadata.name,
     uid: instance.metadata.uid ?? '',
     templateName: instance.spec?.templateRef.name,
+    ...(failoverEpoch(instance) > 0 ? { epoch: failoverEpoch(instance) } : {}),
   };
 }
 

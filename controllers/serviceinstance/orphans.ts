@@ -1,8 +1,10 @@
-// After a coordinator restart: the domains the driver holds whose ServiceInstance is gone, was replaced
-// (another uid) or now lives on another host are stopped and destroyed; the keys of the rest are queued,
+// After a coordinator restart (and once its store has caught up with the cluster): the domains the driver
+// holds whose ServiceInstance is gone, was replaced (another uid), now lives on another host, or failed
+// over since the domain was made (an older failover epoch: a stale copy) are stopped and destroyed; the keys of the rest are queued,
 // so their machines adopt them. A domain whose instance is moving (a migration not settled yet) is left
 // to the ServiceMigration controller.
 
+import { failoverEpoch } from '../../src/cluster/failover.ts';
 import type { LocalMigrations } from '../../src/cluster/migration/local-migrations.ts';
 import type { DomainInfo, Driver } from '../../src/drivers/driver.ts';
 import type { Log } from '../../src/log/logger.ts';
@@ -30,12 +32,18 @@ export async function sweepOrphans(
     const instance = c.store.get(objectKey(SERVICE_INSTANCE.kind, key));
     const host = instance?.spec?.host;
     if (instance && instance.metadata.uid === d.instance.uid && c.migrations?.protects(instance)) continue;
-    if (instance && instance.metadata.uid === d.instance.uid && (!host || host === opts.hostName)) {
+    const stale = instance && (d.instance.epoch ?? 0) < failoverEpoch(instance);
+    if (instance && instance.metadata.uid === d.instance.uid && (!host || host === opts.hostName) && !stale) {
       c.enqueue(key);
       continue;
     }
+    const why = !instance
+      ? 'no longer exists'
+      : stale
+        ? `failed over since it was started here (its epoch ${d.instance.epoch ?? 0}, the instance's ${failoverEpoch(instance)}): a stale copy`
+        : 'now lives elsewhere or has another uid';
     c.log.info(
-      `domain ${d.id}: its ServiceInstance ${key} (uid ${d.instance.uid}) ${instance ? `now lives elsewhere or has another uid` : 'no longer exists'}; stopping and destroying it`,
+      `domain ${d.id}: its ServiceInstance ${key} (uid ${d.instance.uid}) ${why}; stopping and destroying it`,
     );
     await teardownDomain(c.driver, d.id, { signal: opts.signal, graceMs: opts.stopGraceMs });
   }

@@ -8,11 +8,12 @@
 // machine's snapshot queued as status. The skeleton writes that status once.
 
 import type { EventRecorder } from '../../src/api/events.ts';
+import { failoverEpoch, failoverOf } from '../../src/cluster/failover.ts';
 import type { LocalMigrations } from '../../src/cluster/migration/local-migrations.ts';
 import type { Driver } from '../../src/drivers/driver.ts';
 import type { ImageProgress } from '../../src/images/image-source.ts';
 import { HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
-import type { ServiceInstance } from '../../src/model/service-instance.ts';
+import { FAILED_OVER_FROM_ANNOTATION, type ServiceInstance } from '../../src/model/service-instance.ts';
 import type { ServiceTemplate } from '../../src/model/service-template.ts';
 import { getCondition, isConditionTrue, setCondition } from '../../src/reconcile/conditions.ts';
 import type { ReconcileResult } from '../../src/reconcile/controller.ts';
@@ -25,6 +26,7 @@ import {
   applySnapshot,
   DOMAIN_RUNNING,
   type DomainSnapshot,
+  FAILED_OVER,
   SCHEDULED,
   summariseInstance,
   TEMPLATE_READY,
@@ -57,6 +59,11 @@ export interface InstanceStepsComponents {
   event: EventRecorder;
   /** Instances moving between hosts, whose domains this controller leaves alone meanwhile. */
   migrations?: Pick<LocalMigrations, 'protects' | 'leaving'>;
+  /** True until this host's store has caught up with the cluster after a start: instances that fail over
+   *  are not taken as this host's meanwhile (they may have been re-bound while it was away). */
+  fenced?: () => boolean;
+  /** Whether this host sees a majority of the cluster's hosts live; without it, singleton copies stop. */
+  quorum?: () => boolean;
 }
 
 export interface InstanceStepsInit {
@@ -110,7 +117,12 @@ export function instanceSteps(
       return undefined;
     },
 
-    owns: (instance) => specOf(instance).host === host,
+    owns: (instance) => {
+      if (specOf(instance).host !== host) return false;
+      const failover = c.fenced || c.quorum ? failoverOf(store, instance) : undefined;
+      if (failover && c.fenced?.()) return false;
+      return !(failover?.singleton && c.quorum && !c.quorum());
+    },
 
     elsewhere: async (instance): Promise<ReconcileResult | undefined> => {
       const key = keyOf(instance);
@@ -244,7 +256,7 @@ export function instanceSteps(
       },
     ],
 
-    always: (s, _instance, generation) => {
+    always: (s, instance, generation) => {
       // Shown only while a pull runs: each pass that waits for the image puts it back.
       delete s.imagePull;
       s.host = host;
@@ -254,6 +266,8 @@ export function instanceSteps(
         { type: SCHEDULED, status: 'True', reason: 'Scheduled', message: `placed on host ${host}` },
         generation,
       );
+      const failedOver = failedOverCondition(instance, host);
+      if (failedOver) setCondition(s, failedOver, generation);
     },
     // A spec that can never work, before any domain: the instance failed (a domain, if any, is left as it is).
     failed: (s, failure, instance) => {
@@ -261,6 +275,22 @@ export function instanceSteps(
     },
     summarise: summariseInstance,
     event: c.event,
+  };
+}
+
+/** What FailedOver says of an instance re-bound to `host` off a NotReady host; undefined if it never was.
+ *  Its disk layer stayed with the dead host (no copy of it is kept on another), so the domain here starts
+ *  from the template's image. */
+function failedOverCondition(instance: ServiceInstance, host: string) {
+  const epoch = failoverEpoch(instance);
+  const from = instance.metadata.annotations?.[FAILED_OVER_FROM_ANNOTATION];
+  if (epoch === 0 || !from) return undefined;
+  const [dead, at] = from.split(' ');
+  return {
+    type: FAILED_OVER,
+    status: 'True' as const,
+    reason: 'StartedFresh',
+    message: `failed over from host ${dead} (NotReady) to ${host} at ${at ?? 'an unknown time'}, epoch ${epoch}: no copy of its disk layer is kept on a live host, so its domain started from the template's image`,
   };
 }
 

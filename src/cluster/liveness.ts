@@ -135,6 +135,15 @@ export class HostLiveness {
       .filter((n) => this.isLive(n));
   }
 
+  /** Whether the live hosts are a strict majority of the Host objects: a side of a partition that is not
+   *  may not re-bind a singleton, and a host that sees no majority stops its singleton copies. A host that
+   *  is gone for good counts against the majority until its Host object is deleted. */
+  quorum(): { has: boolean; live: number; known: number } {
+    const known = this.#store.list(HOST.kind).items.length;
+    const live = this.liveHosts().length;
+    return { has: live * 2 > known, live, known };
+  }
+
   #hostOf(peer: string): Host | undefined {
     return this.#store.list(HOST.kind).items.find((h) => h.status?.peerId === peer);
   }

@@ -12,6 +12,7 @@
 // name stops before it writes anything (HostNameTakenError) and the holder is unaffected.
 
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { ConnectionProtector } from '@libp2p/interface';
 import { HostController, type HostFacts } from '../../controllers/host/controller.ts';
 import { validateEvent } from '../api/events.ts';
@@ -21,7 +22,7 @@ import { Placement } from '../cluster/placement.ts';
 import { Scheduler } from '../cluster/scheduler.ts';
 import type { StatusPublisher } from '../cluster/status-publisher.ts';
 import type { Log, Logger } from '../log/logger.ts';
-import { EVENT } from '../model/kinds.ts';
+import { EVENT, HOST } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
 import type { Discovery } from '../p2p/discovery.ts';
 import type { Membership } from '../p2p/membership/membership.ts';
@@ -156,6 +157,7 @@ export class ClusterService {
             : {}),
         }),
         allocations: this.placement,
+        placement: this.placement,
         log: components.logger.forComponent('host-controller'),
       },
       {
@@ -182,6 +184,29 @@ export class ClusterService {
 
   get replicator(): Replicator | undefined {
     return this.#replicator;
+  }
+
+  /**
+   * Resolves once this host's store has caught up with the cluster, so what it believes is bound to it is
+   * what the cluster says (a host back from the dead must not run copies of instances that failed over
+   * meanwhile): at once without replication or when this host knows no other host; otherwise after its
+   * first anti-entropy exchange with a peer, or when the membership has warmed up and met no live peer
+   * (this host is all of the cluster it can reach).
+   */
+  async caughtUp(signal?: AbortSignal): Promise<void> {
+    const replicator = this.#replicator;
+    if (!replicator) return;
+    const others = this.#components.store
+      .list(HOST.kind)
+      .items.some((h) => h.metadata.name !== this.#init.hostName);
+    if (!others) return;
+    const quiet = { signal } as const;
+    const alone = (async () => {
+      await delay(this.liveness.remainingMs(), undefined, quiet).catch(() => {});
+      while (!signal?.aborted && this.liveness.liveHosts().length > 1)
+        await delay(1000, undefined, quiet).catch(() => {});
+    })();
+    await Promise.race([replicator.caughtUp(), alone]);
   }
 
   /** Which hosts are alive (SWIM over the overlay), when this host is in one. */

@@ -51,7 +51,13 @@ export interface LocalControllersComponents {
       }
     | undefined;
   /** Placement, liveness and the p2p node (absent without --p2p), for migrations; read at start(). */
-  cluster?: () => { placement: Placement; liveness: HostLiveness; node?: ProtocolNode };
+  cluster?: () => {
+    placement: Placement;
+    liveness: HostLiveness;
+    node?: ProtocolNode;
+    /** Resolves once the store has caught up with the cluster (the instance controller's fence). */
+    caughtUp?: (signal: AbortSignal) => Promise<void>;
+  };
   /** Tests only: wraps each migration's transport (to hold a transfer midway). */
   wrapMigrationTransport?: (transport: MigrationTransport) => MigrationTransport;
 }
@@ -161,6 +167,8 @@ export class LocalControllers {
         },
         credentials: new TokenCredentials({ authenticator: this.components.auth() }, { dataDir }),
         migrations,
+        caughtUp: this.components.cluster?.().caughtUp,
+        quorum: quorumOf(this.components.cluster?.().liveness),
         log: logger.forComponent('serviceinstance-controller'),
       },
       {
@@ -280,4 +288,14 @@ function urlFetcher(
     // This host may have no Host object yet (just started): it still takes part.
     return ownerOf(`image-url\0${url}`, names.includes(self) ? names : [self, ...names]);
   };
+}
+
+/** The liveness view's majority, as the instance controller follows it (singletons run only with one). */
+function quorumOf(liveness: HostLiveness | undefined) {
+  return (
+    liveness && {
+      has: () => liveness.quorum(),
+      onChange: (listener: () => void) => liveness.onChange(() => listener()),
+    }
+  );
 }

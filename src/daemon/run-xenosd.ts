@@ -135,6 +135,7 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
         placement: daemon.cluster.placement,
         liveness: daemon.cluster.liveness,
         node: daemon.cluster.node,
+        caughtUp: (signal: AbortSignal) => daemon.cluster.caughtUp(signal),
       }),
       wrapMigrationTransport: hooks.wrapMigrationTransport,
     },

@@ -25,6 +25,8 @@ export interface InstanceIdentity {
   name: string;
   uid: string;
   templateName?: string;
+  /** The instance's failover epoch (its fencing token) the domain was made under; absent: 0. */
+  epoch?: number;
 }
 
 export interface DomainPort {

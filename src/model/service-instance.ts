@@ -6,6 +6,23 @@ import type { ImagePullStatus } from './service-template.ts';
 
 export type RunStrategy = 'Always' | 'RerunOnFailure' | 'Manual' | 'Halted';
 
+/** What happens to an instance whose host stays NotReady (a standalone instance's `spec.failover`, a
+ *  deployment's `spec.failover` for its replicas): re-bound to another host after hostDownSeconds. */
+export interface FailoverSpec {
+  /** Default true. */
+  enabled?: boolean;
+  /** Seconds after the NotReady verdict on the host; default 30. */
+  hostDownSeconds?: number;
+  /** At most one copy even in a partition (the minority side stops its copy); default false. */
+  singleton?: boolean;
+}
+
+/** The fencing token of an instance's binding: how many times it was failed over (absent: never). A domain
+ *  records the epoch it was started under; a host that finds one older than its instance's stops it. */
+export const FAILOVER_EPOCH_ANNOTATION = 'xenos.io/failover-epoch';
+/** The host an instance was last failed over from, and when (`<host> <RFC 3339 time>`). */
+export const FAILED_OVER_FROM_ANNOTATION = 'xenos.io/failed-over-from';
+
 export interface ServiceInstanceSpec {
   templateRef: { name: string };
   parameters?: Record<string, string>;
@@ -16,6 +33,7 @@ export interface ServiceInstanceSpec {
   /** Override the template's domain shape. */
   resources?: { memory?: string; vcpus?: number };
   driver?: 'process' | 'qemu' | 'xen';
+  failover?: FailoverSpec;
 }
 
 export interface Endpoint {

@@ -83,6 +83,8 @@ export class Replicator {
 
   private running = false;
   private syncing = false;
+  /** Resolved by the first anti-entropy exchange that completes with any peer. */
+  private readonly firstSync = Promise.withResolvers<void>();
   private stopController = new AbortController();
   private readonly cleanups: Array<() => void> = [];
 
@@ -183,7 +185,13 @@ export class Replicator {
 
   /** One anti-entropy exchange with `peer` (shared with one already running). */
   syncWith(peer: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
-    return this.antiEntropy.syncWith(peer, opts.signal);
+    return this.antiEntropy.syncWith(peer, opts.signal).then(() => this.firstSync.resolve());
+  }
+
+  /** Resolves once this host has completed one anti-entropy exchange with a peer: it then holds every row
+   *  that peer held (what the cluster wrote while this host was away, as far as that peer knows). */
+  caughtUp(): Promise<void> {
+    return this.firstSync.promise;
   }
 
   /** Removes tombstones older than the retention now; returns how many. */

@@ -1,0 +1,107 @@
+// A singleton in a partition, on three real xenosd processes: host c, which runs a singleton instance
+// (failover.singleton), is cut off from a and b. c sees one host of three live — no majority — and stops
+// its copy; a and b, a majority, mark c NotReady and after hostDownSeconds re-bind the instance to one of
+// them. The old copy stopped before the new binding was written, so at no time did two copies run. The
+// partition heals: c learns of the re-bind, and its copy stays stopped.
+
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { killAllCtl } from '../cli/run-xenosctl.ts';
+import { type ClusterHost, ctl, SI, TestCluster, waitFor } from './harness.ts';
+
+const DOWN_S = 5;
+const cluster = new TestCluster({ hostTimeout: '2s' });
+const dir = mkdtempSync(join(tmpdir(), 'xenos-singleton-'));
+let a: ClusterHost;
+let b: ClusterHost;
+let c: ClusterHost;
+
+beforeAll(async () => {
+  [a, b, c] = await cluster.startHosts(['a', 'b', 'c']);
+  cpSync(new URL('../../manifests/web/', import.meta.url).pathname, dir, { recursive: true });
+  rmSync(join(dir, 'instance.yaml'));
+  writeFileSync(
+    join(dir, 'one.yaml'),
+    `apiVersion: xenos.io/v1alpha1
+kind: ServiceInstance
+metadata:
+  name: one
+spec:
+  templateRef:
+    name: web
+  parameters:
+    greeting: the only one
+  host: c
+  driver: process
+  failover:
+    hostDownSeconds: ${DOWN_S}
+    singleton: true
+`,
+  );
+}, 60_000);
+
+afterAll(async () => {
+  killAllCtl();
+  await cluster.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+const get = (h: ClusterHost) => cluster.json(h, `${SI}/one`);
+const ready = (i: any) => i.status?.conditions?.find((x: any) => x.type === 'Ready')?.status;
+const urlOf = (i: any) => {
+  const ep = i.status.endpoints[0];
+  return ep.url ?? `http://${ep.address}:${ep.port}/`;
+};
+const answers = (url: string) =>
+  fetch(url, { signal: AbortSignal.timeout(1000) }).then(
+    (r) => r.ok,
+    () => false,
+  );
+
+it('stops the minority side copy of a singleton before the majority starts another', async () => {
+  const applied = await ctl(a, ['apply', '-f', dir]);
+  expect(applied.code, applied.stderr).toBe(0);
+  const onC = await waitFor(async () => {
+    const i = await get(a);
+    return ready(i) === 'True' ? i : undefined;
+  }, 'one Ready on c');
+  const oldUrl = urlOf(onC);
+  expect(await answers(oldUrl)).toBe(true);
+
+  const cutAt = Date.now();
+  await Promise.all([cluster.deny(c, [a, b]), cluster.deny(a, [c]), cluster.deny(b, [c])]);
+  await waitFor(async () => !(await answers(oldUrl)), 'the copy on c stopped', 20_000);
+  const stoppedAt = Date.now();
+  expect(c.stderr()).toMatch(
+    /only 1 of 3 hosts live here \(no majority\): stopping singleton copies default\/one/,
+  );
+
+  const moved = await waitFor(
+    async () => {
+      const i = await get(a);
+      return i.spec.host !== 'c' && ready(i) === 'True' ? i : undefined;
+    },
+    'one Ready on the majority side',
+    DOWN_S * 1000 + 30_000,
+  );
+  expect(['a', 'b']).toContain(moved.spec.host);
+  expect(moved.metadata.uid).toBe(onC.metadata.uid);
+  const reboundAt = Date.parse(moved.metadata.annotations['xenos.io/failed-over-from'].split(' ')[1]);
+  // The old copy was gone before the new binding existed: never two copies.
+  expect(stoppedAt).toBeLessThan(reboundAt);
+  console.log(
+    `singleton: partition → old copy stopped ${((stoppedAt - cutAt) / 1000).toFixed(1)} s, re-bound ${((reboundAt - cutAt) / 1000).toFixed(1)} s, Ready on ${moved.spec.host} ${((Date.now() - cutAt) / 1000).toFixed(1)} s`,
+  );
+  expect(await (await fetch(urlOf(moved))).text()).toContain('the only one');
+
+  // Healed: c learns of the re-bind; its copy stays stopped, the instance stays where it went.
+  await Promise.all([cluster.deny(c, []), cluster.deny(a, []), cluster.deny(b, [])]);
+  await waitFor(async () => (await get(c)).spec.host === moved.spec.host, 'c sees the re-bind');
+  await waitFor(async () => (await cluster.hostReady(a, 'c')) === 'True', 'c Ready again');
+  expect(await answers(oldUrl)).toBe(false);
+  const after = await get(c);
+  expect(after.status.host).toBe(moved.spec.host);
+  expect(ready(after)).toBe('True');
+}, 120_000);
