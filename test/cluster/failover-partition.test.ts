@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
-import { type ClusterHost, ctl, SI, TestCluster, waitFor } from './harness.ts';
+import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
 
 const DOWN_S = 5;
 const cluster = new TestCluster({ hostTimeout: '2s' });
@@ -49,25 +49,15 @@ afterAll(async () => {
 }, 60_000);
 
 const get = (h: ClusterHost) => cluster.json(h, `${SI}/one`);
-const ready = (i: any) => i.status?.conditions?.find((x: any) => x.type === 'Ready')?.status;
-const urlOf = (i: any) => {
-  const ep = i.status.endpoints[0];
-  return ep.url ?? `http://${ep.address}:${ep.port}/`;
-};
-const answers = (url: string) =>
-  fetch(url, { signal: AbortSignal.timeout(1000) }).then(
-    (r) => r.ok,
-    () => false,
-  );
 
 it('stops the minority side copy of a singleton before the majority starts another', async () => {
   const applied = await ctl(a, ['apply', '-f', dir]);
   expect(applied.code, applied.stderr).toBe(0);
   const onC = await waitFor(async () => {
     const i = await get(a);
-    return ready(i) === 'True' ? i : undefined;
+    return readyOf(i) === 'True' ? i : undefined;
   }, 'one Ready on c');
-  const oldUrl = urlOf(onC);
+  const oldUrl = endpointUrl(onC);
   expect(await answers(oldUrl)).toBe(true);
 
   const cutAt = Date.now();
@@ -81,7 +71,7 @@ it('stops the minority side copy of a singleton before the majority starts anoth
   const moved = await waitFor(
     async () => {
       const i = await get(a);
-      return i.spec.host !== 'c' && ready(i) === 'True' ? i : undefined;
+      return i.spec.host !== 'c' && readyOf(i) === 'True' ? i : undefined;
     },
     'one Ready on the majority side',
     DOWN_S * 1000 + 30_000,
@@ -94,7 +84,7 @@ it('stops the minority side copy of a singleton before the majority starts anoth
   console.log(
     `singleton: partition → old copy stopped ${((stoppedAt - cutAt) / 1000).toFixed(1)} s, re-bound ${((reboundAt - cutAt) / 1000).toFixed(1)} s, Ready on ${moved.spec.host} ${((Date.now() - cutAt) / 1000).toFixed(1)} s`,
   );
-  expect(await (await fetch(urlOf(moved))).text()).toContain('the only one');
+  expect(await (await fetch(endpointUrl(moved))).text()).toContain('the only one');
 
   // Healed: c learns of the re-bind; its copy stays stopped, the instance stays where it went.
   await Promise.all([cluster.deny(c, []), cluster.deny(a, []), cluster.deny(b, [])]);
@@ -103,5 +93,5 @@ it('stops the minority side copy of a singleton before the majority starts anoth
   expect(await answers(oldUrl)).toBe(false);
   const after = await get(c);
   expect(after.status.host).toBe(moved.spec.host);
-  expect(ready(after)).toBe('True');
+  expect(readyOf(after)).toBe('True');
 }, 120_000);

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
-import { type ClusterHost, ctl, SI, TestCluster, waitFor } from './harness.ts';
+import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
 
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
 const DOWN_S = 5;
@@ -70,16 +70,6 @@ afterAll(async () => {
 }, 60_000);
 
 const get = (h: ClusterHost, name: string) => cluster.json(h, `${SI}/${name}`);
-const ready = (i: any) => i.status?.conditions?.find((c: any) => c.type === 'Ready')?.status;
-const urlOf = (i: any) => {
-  const ep = i.status.endpoints[0];
-  return ep.url ?? `http://${ep.address}:${ep.port}/`;
-};
-const answers = async (url: string) =>
-  fetch(url, { signal: AbortSignal.timeout(2000) }).then(
-    (r) => r.ok,
-    () => false,
-  );
 
 it('re-binds the instances that fail over off a dead host, and fences their copies when it returns', async () => {
   const applied = await ctl(a, ['apply', '-f', dir]);
@@ -96,10 +86,10 @@ it('re-binds the instances that fail over off a dead host, and fences their copi
   expect(replicas.map((i: any) => i.spec.host).sort()).toEqual(['a', 'b', 'c']);
   const onB = replicas.find((i: any) => i.spec.host === 'b');
   for (const name of ['solo', 'pinned']) {
-    await waitFor(async () => ready(await get(a, name)) === 'True', `${name} Ready on b`, 60_000);
+    await waitFor(async () => readyOf(await get(a, name)) === 'True', `${name} Ready on b`, 60_000);
   }
   const before = { solo: await get(a, 'solo'), replica: await get(a, onB.metadata.name) };
-  const staleUrls = [urlOf(before.solo), urlOf(before.replica)];
+  const staleUrls = [endpointUrl(before.solo), endpointUrl(before.replica)];
   for (const url of staleUrls) expect(await answers(url)).toBe(true);
 
   b.child.kill('SIGKILL');
@@ -115,7 +105,7 @@ it('re-binds the instances that fail over off a dead host, and fences their copi
     moved[what] = await waitFor(
       async () => {
         const i = await get(a, was.metadata.name);
-        return i.spec.host !== 'b' && ready(i) === 'True' ? i : undefined;
+        return i.spec.host !== 'b' && readyOf(i) === 'True' ? i : undefined;
       },
       `${was.metadata.name} Ready on another host`,
       DOWN_S * 1000 + 30_000,
@@ -131,7 +121,7 @@ it('re-binds the instances that fail over off a dead host, and fences their copi
     // Not before its time: hostDownSeconds after the verdict.
     const at = Date.parse(i.metadata.annotations['xenos.io/failed-over-from'].split(' ')[1]);
     expect(at - Date.parse(verdict.lastTransitionTime)).toBeGreaterThanOrEqual(DOWN_S * 1000 - 1000);
-    expect(await (await fetch(urlOf(i))).text()).toContain(
+    expect(await (await fetch(endpointUrl(i))).text()).toContain(
       what === 'solo' ? 'hello from solo' : 'hello from a replica',
     );
     console.log(
@@ -166,10 +156,10 @@ it('re-binds the instances that fail over off a dead host, and fences their copi
     const now = await get(b, i.metadata.name);
     expect(now.spec.host).toBe(i.spec.host);
     expect(now.status.host).toBe(i.spec.host);
-    expect(ready(now)).toBe('True');
-    expect(await answers(urlOf(now))).toBe(true);
+    expect(readyOf(now)).toBe('True');
+    expect(await answers(endpointUrl(now))).toBe(true);
   }
-  await waitFor(async () => ready(await get(a, 'pinned')) === 'True', 'pinned adopted on b again');
+  await waitFor(async () => readyOf(await get(a, 'pinned')) === 'True', 'pinned adopted on b again');
 
   const deleted = await ctl(a, ['delete', '-f', dir]);
   expect(deleted.code, deleted.stderr).toBe(0);

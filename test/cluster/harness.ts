@@ -63,6 +63,23 @@ export function waitFor<T>(
   return until(what, cond, { timeoutMs, intervalMs: 50 });
 }
 
+/** The status of an instance's (or any object's) Ready condition, if it has one. */
+export const readyOf = (o: any): string | undefined =>
+  o.status?.conditions?.find((c: any) => c.type === 'Ready')?.status;
+
+/** The URL of an instance's first endpoint, as its status names it. */
+export function endpointUrl(i: any): string {
+  const ep = i.status.endpoints[0];
+  return ep.url ?? `http://${ep.address}:${ep.port}/`;
+}
+
+/** Whether `url` answers 2xx within a second (false for a refused or silent port). */
+export const answers = (url: string): Promise<boolean> =>
+  fetch(url, { signal: AbortSignal.timeout(1000) }).then(
+    (r) => r.ok,
+    () => false,
+  );
+
 export class TestCluster {
   readonly root = mkdtempSync(join(tmpdir(), 'xenos-cluster-'));
   readonly keyFile = join(this.root, 'swarm.key');
