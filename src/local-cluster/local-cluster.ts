@@ -164,6 +164,9 @@ export class LocalCluster {
       ...join_.flatMap((a) => ['--join', a]),
     ];
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // A host started again on its data dir after a crash: the addresses its last run wrote are stale, and
+    // the new run's must not be taken for them.
+    for (const f of ['api.addr', 'p2p.addrs']) rmSync(join(dataDir, f), { force: true });
     const logFile = join(this.init.dir, `${name}.log`);
     writeFileSync(logFile, '');
     const fd = openSync(logFile, 'a');
