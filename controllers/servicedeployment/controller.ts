@@ -9,7 +9,7 @@
 // `xenos.io/template-hash` (which template they were made from) and a controller ownerReference, and are
 // bound to their host when made (`spec.host`), so the spread is the deployment's and not left to chance.
 // Scaling down deletes the replicas that are not Ready first, then those on the most crowded hosts, then
-// the newest. When the template changes, replicas are replaced as a Deployment's RollingUpdate does: at
+// the newest. When the template (or the spec of its ServiceTemplate) changes, replicas are replaced as a Deployment's RollingUpdate does: at
 // most strategy.maxSurge (default 1) replicas over `replicas`, never fewer than `replicas` -
 // strategy.maxUnavailable (default 0) Ready; each pass makes what it may and deletes what it may, and a
 // replica that becomes Ready brings the next pass. Deleting the deployment deletes its instances (a
@@ -28,9 +28,15 @@ import type { Placement } from '../../src/cluster/placement.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import { spreadHost } from '../../src/cluster/spread.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
-import { API_VERSION, SERVICE_DEPLOYMENT, SERVICE_INSTANCE } from '../../src/model/kinds.ts';
+import {
+  API_VERSION,
+  SERVICE_DEPLOYMENT,
+  SERVICE_INSTANCE,
+  SERVICE_TEMPLATE,
+} from '../../src/model/kinds.ts';
 import type { ServiceDeployment } from '../../src/model/service-deployment.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
+import type { ServiceTemplate } from '../../src/model/service-template.ts';
 import { getCondition, READY, setCondition, summariseReady } from '../../src/reconcile/conditions.ts';
 import { Controller, type ReconcileResult } from '../../src/reconcile/controller.ts';
 import { TerminalError } from '../../src/reconcile/errors.ts';
@@ -84,10 +90,13 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** Which template a replica was made from: 10 hex digits of the SHA-256 of the deployment's template. */
-export function templateHash(d: ServiceDeployment): string {
+/** Which template a replica was made from: 10 hex digits of the SHA-256 of the deployment's template and
+ *  of the spec of the ServiceTemplate it refers to (a new image or default there rolls the replicas too;
+ *  the ServiceTemplate's status, which each host writes as it imports, does not). */
+export function templateHash(d: ServiceDeployment, template?: ServiceTemplate): string {
   return createHash('sha256')
     .update(canonical(d.spec?.template ?? {}))
+    .update(template ? `\0${canonical(template.spec ?? {})}` : '')
     .digest('hex')
     .slice(0, 10);
 }
@@ -149,8 +158,11 @@ export class ServiceDeploymentController {
         resyncMs: init.resyncMs ?? 30_000,
         reconcile: (key, opts) => this.reconcile(key, opts),
         ignoreStatusOnlyChanges: true,
-        // A replica that changes (made, Ready, gone) wakes its deployment.
-        watches: [{ kind: SERVICE_INSTANCE.kind, map: (i) => this.ownerKeyOf(i) }],
+        // A replica that changes (made, Ready, gone) wakes its deployment; so does its ServiceTemplate.
+        watches: [
+          { kind: SERVICE_INSTANCE.kind, map: (i) => this.ownerKeyOf(i) },
+          { kind: SERVICE_TEMPLATE.kind, map: (t) => this.usersOf(t) },
+        ],
       },
     );
   }
@@ -172,6 +184,25 @@ export class ServiceDeploymentController {
     return ownerOf(`deployment/${d.metadata.uid ?? keyOf(d)}`, this.liveness.liveHosts()) === this.hostName;
   }
 
+  /** The deployments (keys) whose replicas run `t`. */
+  private usersOf(t: ServiceTemplate): string[] {
+    const namespace = t.metadata.namespace ?? 'default';
+    return this.store
+      .list(SERVICE_DEPLOYMENT.kind, { namespace })
+      .items.filter((d) => d.spec?.template?.spec?.templateRef?.name === t.metadata.name)
+      .map((d) => `${namespace}/${d.metadata.name}`);
+  }
+
+  /** The ServiceTemplate `d`'s replicas run, as this host's store has it. */
+  private templateOf(d: ServiceDeployment): ServiceTemplate | undefined {
+    const name = d.spec?.template?.spec?.templateRef?.name ?? '';
+    return this.store.get({
+      kind: SERVICE_TEMPLATE.kind,
+      namespace: d.metadata.namespace ?? 'default',
+      name,
+    });
+  }
+
   private ownerKeyOf(i: ServiceInstance): string[] {
     const owner = deploymentOf(i);
     return owner ? [`${i.metadata.namespace ?? 'default'}/${owner.name}`] : [];
@@ -186,9 +217,28 @@ export class ServiceDeploymentController {
 
   private async scale(scope: Pass): Promise<{ requeueAfterMs: number } | undefined> {
     const d = scope.object;
+    const template = this.templateOf(d);
+    if (!template) {
+      // Replicas could not run, and made now they would be replaced as soon as it comes (their hash
+      // includes it): wait for it (its watch brings the deployment back).
+      const name = d.spec?.template?.spec?.templateRef?.name;
+      scope.status((s) =>
+        setCondition(
+          s,
+          {
+            type: REPLICAS_PLACED,
+            status: 'False',
+            reason: 'TemplateNotFound',
+            message: `spec.template.spec.templateRef.name: ServiceTemplate ${d.metadata.namespace ?? 'default'}/${name} does not exist; no replica is made until it does`,
+          },
+          d.metadata.generation,
+        ),
+      );
+      return { requeueAfterMs: UNPLACED_RETRY_MS };
+    }
     const want = d.spec?.replicas ?? 1;
     const { maxSurge, maxUnavailable } = strategyOf(d);
-    const hash = templateHash(d);
+    const hash = templateHash(d, template);
     const live = this.replicasOf(d).filter((i) => !i.metadata.deletionTimestamp);
     const current = live.filter((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash);
     const old = live.filter((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] !== hash);
@@ -322,7 +372,7 @@ export class ServiceDeploymentController {
 
   private report(scope: Pass): undefined {
     const replicas = this.replicasOf(scope.object).filter((i) => !i.metadata.deletionTimestamp);
-    const hash = templateHash(scope.object);
+    const hash = templateHash(scope.object, this.templateOf(scope.object));
     scope.status((s) => {
       s.replicas = replicas.length;
       s.readyReplicas = replicas.filter(isReady).length;

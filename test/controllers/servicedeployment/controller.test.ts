@@ -15,6 +15,7 @@ import {
 import { ownerOf } from '../../../src/cluster/rendezvous.ts';
 import type { ServiceDeployment } from '../../../src/model/service-deployment.ts';
 import type { ServiceInstance } from '../../../src/model/service-instance.ts';
+import type { ServiceTemplate } from '../../../src/model/service-template.ts';
 import { setCondition } from '../../../src/reconcile/conditions.ts';
 import { objectKey } from '../../../src/reconcile/keys.ts';
 import { updateStatus } from '../../../src/reconcile/status.ts';
@@ -24,8 +25,11 @@ const HOSTS = ['a', 'b', 'c', 'd'];
 let cluster: ClusterFixture;
 
 beforeEach(() => {
-  cluster = clusterFixture('a');
+  // Seen from a host outside HOSTS: a host's own view always holds itself live, so a test that lets the
+  // deployment's worker die needs every worker candidate to be another host.
+  cluster = clusterFixture('observer');
   for (const h of HOSTS) cluster.addHost(h);
+  cluster.store.create(obj('ServiceTemplate', 'web', { image: { path: '/images/v1' } }));
 });
 afterEach(() => cluster.close());
 
@@ -68,6 +72,8 @@ function perHost(): Record<string, number> {
   for (const i of replicas()) n[i.spec!.host!] = (n[i.spec!.host!] ?? 0) + 1;
   return n;
 }
+const template_ = () =>
+  cluster.store.get({ kind: 'ServiceTemplate', namespace: 'default', name: 'web' }) as ServiceTemplate;
 const condition = (type: string) => deployment()?.status?.conditions?.find((c) => c.type === type);
 
 async function markReady(i: ServiceInstance) {
@@ -177,7 +183,7 @@ describe('the ServiceDeployment controller', () => {
     const d = deployment()!;
     const template = { ...d.spec!.template, spec: { ...d.spec!.template.spec, parameters: { v: '2' } } };
     cluster.store.update({ ...d, spec: { ...d.spec!, template } });
-    const hash = templateHash(deployment()!);
+    const hash = templateHash(deployment()!, template_());
     const seen: { total: number; ready: number; updated: number }[] = [];
     for (let pass_ = 0; pass_ < 20; pass_++) {
       await pass(controller);
@@ -222,6 +228,53 @@ describe('the ServiceDeployment controller', () => {
     expect(seen[0]).toEqual({ total: 3, ready: 2, updated: 1 });
     for (const s of seen) expect(s.total).toBeLessThanOrEqual(3);
     for (const s of seen.slice(0, -1)) expect(s.ready).toBeGreaterThanOrEqual(2);
+  });
+
+  it('replaces its replicas when the ServiceTemplate they run changes its spec, not its status', async () => {
+    const t = cluster.store.get({ kind: 'ServiceTemplate', namespace: 'default', name: 'web' });
+    const d = deploy(2);
+    const { controller } = worker(d);
+    await pass(controller);
+    for (const i of replicas()) await markReady(i);
+    const before = new Set(replicas().map((i) => i.metadata.name));
+    // Each host writes the template's status as it imports: no replacement.
+    await updateStatus(cluster.store, objectKey('ServiceTemplate', 'default/web'), (st) => {
+      st.phase = 'Ready';
+    });
+    await pass(controller);
+    expect(new Set(replicas().map((i) => i.metadata.name))).toEqual(before);
+    // A new image: replaced, one more at a time.
+    const now = cluster.store.get({ kind: 'ServiceTemplate', namespace: 'default', name: 'web' })!;
+    const v2 = cluster.store.update({ ...now, spec: { image: { path: '/images/v2' } } }) as ServiceTemplate;
+    const hash = templateHash(deployment()!, v2);
+    expect(hash).not.toBe(templateHash(deployment()!, t as ServiceTemplate));
+    for (
+      let n = 0;
+      n < 10 && !replicas().every((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash);
+      n++
+    ) {
+      await pass(controller);
+      expect(replicas().length).toBeLessThanOrEqual(3);
+      for (const i of replicas()) await markReady(i);
+    }
+    expect(replicas()).toHaveLength(2);
+    expect(
+      replicas().every(
+        (i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash && !before.has(i.metadata.name),
+      ),
+    ).toBe(true);
+  });
+
+  it('makes no replica until its ServiceTemplate exists', async () => {
+    cluster.store.delete({ kind: 'ServiceTemplate', namespace: 'default', name: 'web' });
+    const d = deploy(2);
+    const { controller } = worker(d);
+    await pass(controller);
+    expect(replicas()).toHaveLength(0);
+    expect(condition('ReplicasPlaced')).toMatchObject({ status: 'False', reason: 'TemplateNotFound' });
+    cluster.store.create(obj('ServiceTemplate', 'web', { image: { path: '/images/v1' } }));
+    await pass(controller);
+    expect(replicas()).toHaveLength(2);
   });
 
   it('refuses a strategy that could never replace anything', async () => {
