@@ -15,6 +15,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type LocalHost } from '../src/local-cluster/local-cluster.ts';
 import type { ServiceInstance } from '../src/model/service-instance.ts';
+import { webDeployment } from '../test/cluster/web-deployment.ts';
 import { flag } from './lib/args.ts';
 import { printFigure } from './lib/figures.ts';
 import { summarise } from './lib/stats.ts';
@@ -62,25 +63,7 @@ try {
     (await cluster.instances(first)).filter((i) => i.metadata.labels?.['xenos.io/deployment'] === 'web');
   cpSync(new URL('../manifests/web/', import.meta.url).pathname, manifests, { recursive: true });
   rmSync(join(manifests, 'instance.yaml'));
-  writeFileSync(
-    join(manifests, 'deployment.yaml'),
-    `apiVersion: xenos.io/v1alpha1
-kind: ServiceDeployment
-metadata:
-  name: web
-spec:
-  replicas: ${replicas}
-  template:
-    spec:
-      templateRef:
-        name: web
-      driver: process
-  spread:
-    maxPerHost: 2
-  failover:
-    hostDownSeconds: ${DOWN_S}
-`,
-  );
+  writeFileSync(join(manifests, 'deployment.yaml'), webDeployment({ replicas, hostDownSeconds: DOWN_S }));
   await cluster.ctl(['apply', '-f', manifests]);
   await until(
     async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
 import { type ClusterHost, ctl, SI, TestCluster, waitFor } from './harness.ts';
+import { webDeployment } from './web-deployment.ts';
 
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
 
@@ -16,25 +17,6 @@ const cluster = new TestCluster({ hostTimeout: '2s' });
 const dir = mkdtempSync(join(tmpdir(), 'xenos-deploy-'));
 let a: ClusterHost;
 let c: ClusterHost;
-
-function deployment(replicas: number, greeting = 'hello from a replica'): string {
-  return `apiVersion: xenos.io/v1alpha1
-kind: ServiceDeployment
-metadata:
-  name: web
-spec:
-  replicas: ${replicas}
-  template:
-    spec:
-      templateRef:
-        name: web
-      parameters:
-        greeting: ${greeting}
-      driver: process
-  spread:
-    maxPerHost: 2
-`;
-}
 
 beforeAll(async () => {
   [a, , c] = await cluster.startHosts(['a', 'b', 'c']);
@@ -54,7 +36,7 @@ const replicas = async (h: ClusterHost) =>
   );
 
 it('makes, spreads, runs, replaces, scales down and deletes its replicas', async () => {
-  writeFileSync(join(dir, 'deployment.yaml'), deployment(4));
+  writeFileSync(join(dir, 'deployment.yaml'), webDeployment({ replicas: 4 }));
   const applied = await ctl(a, ['apply', '-f', dir]);
   expect(applied.code, applied.stderr).toBe(0);
   const d = await waitFor(
@@ -80,7 +62,10 @@ it('makes, spreads, runs, replaces, scales down and deletes its replicas', async
   }
 
   // A new greeting: every replica is replaced, one more at a time, and then answers with it.
-  writeFileSync(join(dir, 'deployment.yaml'), deployment(4, 'hello from version 2'));
+  writeFileSync(
+    join(dir, 'deployment.yaml'),
+    webDeployment({ replicas: 4, greeting: 'hello from version 2' }),
+  );
   expect((await ctl(a, ['apply', '-f', dir])).code).toBe(0);
   const ready = (i: any) => i.status?.conditions?.some((x: any) => x.type === 'Ready' && x.status === 'True');
   await waitFor(

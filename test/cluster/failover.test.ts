@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
 import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
+import { webDeployment } from './web-deployment.ts';
 
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
 const DOWN_S = 5;
@@ -38,27 +39,7 @@ beforeAll(async () => {
   [a, b] = await cluster.startHosts(['a', 'b', 'c']);
   cpSync(new URL('../../manifests/web/', import.meta.url).pathname, dir, { recursive: true });
   rmSync(join(dir, 'instance.yaml'));
-  writeFileSync(
-    join(dir, 'deployment.yaml'),
-    `apiVersion: xenos.io/v1alpha1
-kind: ServiceDeployment
-metadata:
-  name: web
-spec:
-  replicas: 3
-  template:
-    spec:
-      templateRef:
-        name: web
-      parameters:
-        greeting: hello from a replica
-      driver: process
-  spread:
-    maxPerHost: 2
-  failover:
-    hostDownSeconds: ${DOWN_S}
-`,
-  );
+  writeFileSync(join(dir, 'deployment.yaml'), webDeployment({ replicas: 3, hostDownSeconds: DOWN_S }));
   writeFileSync(join(dir, 'solo.yaml'), instance('solo', true));
   writeFileSync(join(dir, 'pinned.yaml'), instance('pinned', false));
 }, 60_000);
