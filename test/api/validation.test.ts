@@ -438,7 +438,7 @@ describe('Validator.applyDefaults', () => {
       spec: { template: { spec: { templateRef: { name: 'w' } } }, failover: {} },
     });
     expect(d.spec.replicas).toBe(1);
-    expect(d.spec.failover).toEqual({ enabled: true, hostDownSeconds: 30 });
+    expect(d.spec.failover).toEqual({ enabled: true, hostDownSeconds: 30, singleton: false });
     expect(d.spec.template.spec.runStrategy).toBe('Always');
     expect(d.spec.spread).toBeUndefined();
   });
