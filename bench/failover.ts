@@ -10,12 +10,12 @@
 //
 //   node bench/failover.ts [--hosts 4] [--replicas 6] [--rounds 3]
 
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type LocalHost } from '../src/local-cluster/local-cluster.ts';
 import type { ServiceInstance } from '../src/model/service-instance.ts';
-import { webDeployment } from '../test/cluster/web-deployment.ts';
+import { copyWebTemplate, webDeployment } from '../test/cluster/web-deployment.ts';
 import { flag } from './lib/args.ts';
 import { printFigure } from './lib/figures.ts';
 import { summarise } from './lib/stats.ts';
@@ -61,8 +61,7 @@ try {
   const first = cluster.hosts[0];
   const replicasNow = async () =>
     (await cluster.instances(first)).filter((i) => i.metadata.labels?.['xenos.io/deployment'] === 'web');
-  cpSync(new URL('../manifests/web/', import.meta.url).pathname, manifests, { recursive: true });
-  rmSync(join(manifests, 'instance.yaml'));
+  copyWebTemplate(manifests);
   writeFileSync(join(manifests, 'deployment.yaml'), webDeployment({ replicas, hostDownSeconds: DOWN_S }));
   await cluster.ctl(['apply', '-f', manifests]);
   await until(

@@ -11,8 +11,8 @@
 // Scaling down deletes the replicas that are not Ready first, then those on the most crowded hosts, then
 // the newest. When the template (or the spec of its ServiceTemplate) changes, replicas are replaced as a
 // Deployment's RollingUpdate does: at most strategy.maxSurge (default 1) replicas over `replicas`, never
-// fewer than `replicas` - strategy.maxUnavailable (default 0) Ready; each pass makes what it may and deletes what it may, and a
-// replica that becomes Ready brings the next pass. Deleting the deployment deletes its instances (a
+// fewer than `replicas` - strategy.maxUnavailable (default 0) Ready; each pass makes what it may and
+// deletes what it may, and a replica that becomes Ready brings the next pass. Deleting the deployment deletes its instances (a
 // finalizer holds the deployment until they are gone). Status: `replicas` (instances that exist and are
 // not being deleted), `readyReplicas`, `updatedReplicas` (made from the current template), `instances`,
 // and Ready once every replica asked for has a host.

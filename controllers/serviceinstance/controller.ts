@@ -179,22 +179,27 @@ export class ServiceInstanceController {
     this.runner.start();
     this.unlisten = this.quorum?.onChange(() => this.quorumChanged());
     const signal = this.abort.signal;
-    this.sweep = this.catchUp(signal)
-      .then(() =>
-        sweepOrphans(
-          {
-            store: this.store,
-            driver: this.driver,
-            log: this.log,
-            enqueue: (key) => this.runner.enqueue(key),
-            migrations: this.migrations,
-          },
-          { hostName: this.init.hostName, signal, stopGraceMs: this.init.actors?.stopGraceMs },
-        ),
-      )
-      .catch((err) => {
-        if (!signal.aborted) this.log.error({ err: err }, 'sweeping orphaned domains failed');
-      });
+    const sweep = (which?: (i: ServiceInstance | undefined) => boolean) =>
+      sweepOrphans(
+        {
+          store: this.store,
+          driver: this.driver,
+          log: this.log,
+          enqueue: (key) => this.runner.enqueue(key),
+          migrations: this.migrations,
+        },
+        { hostName: this.init.hostName, signal, stopGraceMs: this.init.actors?.stopGraceMs, which },
+      );
+    // At once for everything but the instances that fail over; those once the store has caught up.
+    const failsOver = (i: ServiceInstance | undefined) =>
+      i !== undefined && failoverOf(this.store, i) !== undefined;
+    this.sweep = (
+      this.caughtUp
+        ? sweep((i) => !failsOver(i)).then(() => this.catchUp(signal, () => sweep(failsOver)))
+        : sweep()
+    ).catch((err) => {
+      if (!signal.aborted) this.log.error({ err: err }, 'sweeping orphaned domains failed');
+    });
   }
 
   /** A majority of hosts lost or found again: the singletons bound here stop or start (owns() decides). */
@@ -215,16 +220,17 @@ export class ServiceInstanceController {
   }
 
   /** The fence of a (re)started host: until the store has caught up, instances that fail over are left
-   *  alone; then those bound here are looked at again (the sweep stops copies re-bound elsewhere). */
-  private async catchUp(signal: AbortSignal): Promise<void> {
-    if (!this.caughtUp) return;
+   *  alone; then `sweep` stops the copies of them that were re-bound meanwhile (before any could be
+   *  adopted), the fence lifts, and those bound here are looked at again. */
+  private async catchUp(signal: AbortSignal, sweep: () => Promise<void>): Promise<void> {
     const started = Date.now();
-    await this.caughtUp(signal);
+    await this.caughtUp!(signal);
     if (signal.aborted) throw signal.reason;
-    this.fenced = false;
     this.log.info(
-      `caught up with the cluster in ${Date.now() - started} ms: instances that fail over are taken up`,
+      `caught up with the cluster in ${Date.now() - started} ms: stale copies are stopped, then instances that fail over are taken up`,
     );
+    await sweep();
+    this.fenced = false;
     for (const i of this.store.list(SERVICE_INSTANCE.kind).items)
       if (i.spec?.host === this.init.hostName) this.runner.enqueue(keyOf(i));
   }

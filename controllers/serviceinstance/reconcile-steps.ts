@@ -117,11 +117,14 @@ export function instanceSteps(
       return undefined;
     },
 
+    // Bound here, and not held back: while fenced, no instance that fails over is taken as this host's;
+    // without a majority, no singleton is.
     owns: (instance) => {
       if (specOf(instance).host !== host) return false;
-      const failover = c.fenced || c.quorum ? failoverOf(store, instance) : undefined;
-      if (failover && c.fenced?.()) return false;
-      return !(failover?.singleton && c.quorum && !c.quorum());
+      const fenced = c.fenced?.() ?? false;
+      if (!fenced && (c.quorum?.() ?? true)) return true;
+      const failover = failoverOf(store, instance);
+      return !(failover && (fenced || failover.singleton));
     },
 
     elsewhere: async (instance): Promise<ReconcileResult | undefined> => {

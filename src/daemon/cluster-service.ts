@@ -200,13 +200,20 @@ export class ClusterService {
       .list(HOST.kind)
       .items.some((h) => h.metadata.name !== this.#init.hostName);
     if (!others) return;
-    const quiet = { signal } as const;
+    // The poll for "alone" ends with the wait, whichever way the wait ends.
+    const done = new AbortController();
+    const stop = signal ? AbortSignal.any([signal, done.signal]) : done.signal;
+    const quiet = { signal: stop } as const;
     const alone = (async () => {
       await delay(this.liveness.remainingMs(), undefined, quiet).catch(() => {});
-      while (!signal?.aborted && this.liveness.liveHosts().length > 1)
+      while (!stop.aborted && this.liveness.liveHosts().length > 1)
         await delay(1000, undefined, quiet).catch(() => {});
     })();
-    await Promise.race([replicator.caughtUp(), alone]);
+    try {
+      await Promise.race([replicator.caughtUp(), alone]);
+    } finally {
+      done.abort();
+    }
   }
 
   /** Which hosts are alive (SWIM over the overlay), when this host is in one. */

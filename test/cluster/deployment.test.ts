@@ -3,13 +3,13 @@
 // bound; a changed template replaces them all; `xenosctl scale` scales it down; deleting it deletes its
 // replicas.
 
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
 import { type ClusterHost, ctl, SI, TestCluster, waitFor } from './harness.ts';
-import { webDeployment } from './web-deployment.ts';
+import { copyWebTemplate, webDeployment } from './web-deployment.ts';
 
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
 
@@ -20,8 +20,7 @@ let c: ClusterHost;
 
 beforeAll(async () => {
   [a, , c] = await cluster.startHosts(['a', 'b', 'c']);
-  cpSync(new URL('../../manifests/web/', import.meta.url).pathname, dir, { recursive: true });
-  rmSync(join(dir, 'instance.yaml'));
+  copyWebTemplate(dir);
 }, 60_000);
 
 afterAll(async () => {

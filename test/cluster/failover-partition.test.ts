@@ -4,12 +4,13 @@
 // them. The old copy stopped before the new binding was written, so at no time did two copies run. The
 // partition heals: c learns of the re-bind, and its copy stays stopped.
 
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
 import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
+import { copyWebTemplate } from './web-deployment.ts';
 
 const DOWN_S = 5;
 const cluster = new TestCluster({ hostTimeout: '2s' });
@@ -20,8 +21,7 @@ let c: ClusterHost;
 
 beforeAll(async () => {
   [a, b, c] = await cluster.startHosts(['a', 'b', 'c']);
-  cpSync(new URL('../../manifests/web/', import.meta.url).pathname, dir, { recursive: true });
-  rmSync(join(dir, 'instance.yaml'));
+  copyWebTemplate(dir);
   writeFileSync(
     join(dir, 'one.yaml'),
     `apiVersion: xenos.io/v1alpha1

@@ -6,13 +6,13 @@
 // (still running, as a process domain outlives its killed coordinator) are stopped before b takes them
 // as its own — the instances stay where they failed over to — and its pinned instance is adopted again.
 
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
 import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
-import { webDeployment } from './web-deployment.ts';
+import { copyWebTemplate, webDeployment } from './web-deployment.ts';
 
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
 const DOWN_S = 5;
@@ -37,8 +37,7 @@ ${failover ? `  failover:\n    hostDownSeconds: ${DOWN_S}\n` : ''}`;
 
 beforeAll(async () => {
   [a, b] = await cluster.startHosts(['a', 'b', 'c']);
-  cpSync(new URL('../../manifests/web/', import.meta.url).pathname, dir, { recursive: true });
-  rmSync(join(dir, 'instance.yaml'));
+  copyWebTemplate(dir);
   writeFileSync(join(dir, 'deployment.yaml'), webDeployment({ replicas: 3, hostDownSeconds: DOWN_S }));
   writeFileSync(join(dir, 'solo.yaml'), instance('solo', true));
   writeFileSync(join(dir, 'pinned.yaml'), instance('pinned', false));

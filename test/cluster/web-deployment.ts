@@ -1,5 +1,15 @@
-// The `web` ServiceDeployment the cluster tests and bench/failover.ts apply: `replicas` of manifests/web's
-// template on the process driver, at most two per host, with a failover policy when asked.
+// What the deployment and failover tests and bench/failover.ts apply: manifests/web's template (without its
+// instance), and a `web` ServiceDeployment of `replicas` of it on the process driver, at most two per host,
+// with a failover policy when asked.
+
+import { cpSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Copies manifests/web into `dir`, leaving out its instance: the template and its image only. */
+export function copyWebTemplate(dir: string): void {
+  cpSync(new URL('../../manifests/web/', import.meta.url).pathname, dir, { recursive: true });
+  rmSync(join(dir, 'instance.yaml'));
+}
 
 export function webDeployment(opts: {
   replicas: number;
