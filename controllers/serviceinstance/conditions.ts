@@ -32,7 +32,8 @@ export const FAILED_OVER = 'FailedOver';
 export function phaseOf(snap: DomainSnapshot): string {
   if (snap.matches('running')) return 'Running';
   if (snap.matches('preparing') || snap.matches('starting') || snap.matches('pending')) return 'Starting';
-  if (snap.matches('stopping') || snap.matches('restarting')) return 'Stopping';
+  if (snap.matches('stopping') || snap.matches('restarting') || snap.matches('healthRestarting'))
+    return 'Stopping';
   if (snap.matches('stopped')) return 'Stopped';
   if (snap.matches('deleting') || snap.matches('deleteFailed') || snap.matches('deleted'))
     return 'Terminating';
@@ -75,6 +76,8 @@ function domainRunning(snap: DomainSnapshot): { status: 'True' | 'False'; reason
           : exitText(c.lastExitCode, c.lastSignal);
     return { status: 'False', reason, message: `domain ${id} is stopped: ${detail}` };
   }
+  if (snap.matches('healthRestarting'))
+    return { status: 'False', reason: 'Unhealthy', message: `stopping domain ${id}: ${c.error?.message}` };
   if (snap.matches('stopping') || snap.matches('restarting')) {
     return { status: 'False', reason: 'Stopping', message: `stopping domain ${id}` };
   }

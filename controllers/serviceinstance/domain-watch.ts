@@ -3,7 +3,8 @@
 // domain still runs and sends EXITED when it has ended. The other runs the template's health check with
 // Kubernetes' thresholds — from the moment the domain started, a startup probe with short retries until
 // the first success (Ready follows the service's start by tens of ms, not a period), then once per period
-// — and sends HEALTHY / UNHEALTHY.
+// — and sends HEALTHY / UNHEALTHY, and HEALTH_RESTART once it has failed `restartThreshold` periods in a
+// row (before the first pass, every period since the first probe counts as one failure).
 
 import type { DomainInfo, Driver } from '../../src/drivers/driver.ts';
 import { healthTargetFor, probeHealth } from '../../src/drivers/health.ts';
@@ -108,6 +109,7 @@ async function probeLoop(
   const periodMs = (check.periodSeconds ?? 10) * 1000;
   const successThreshold = check.successThreshold ?? 1;
   const failureThreshold = check.failureThreshold ?? 3;
+  const restartThreshold = check.restartThreshold;
   const firstProbeAt = Date.now() + (check.initialDelaySeconds ?? 0) * 1000;
   let startupDelayMs = STARTUP_PROBE_FIRST_MS;
   let successes = 0;
@@ -145,6 +147,15 @@ async function probeLoop(
       } else if (reported === true && failures >= failureThreshold) {
         reported = false;
         sendBack({ type: 'UNHEALTHY', message: result.message });
+      }
+      const failedPeriods =
+        reported === undefined ? Math.floor((Date.now() - firstProbeAt) / periodMs) : failures;
+      if (restartThreshold !== undefined && failedPeriods >= restartThreshold) {
+        sendBack({
+          type: 'HEALTH_RESTART',
+          message: `the health check failed ${failedPeriods} times in a row (restartThreshold ${restartThreshold}): ${result.message}`,
+        });
+        return;
       }
     }
     await sleep(next - Date.now(), signal);

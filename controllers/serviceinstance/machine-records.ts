@@ -52,4 +52,6 @@ export const records = {
       `Back-off ${Math.round(c.backoffMs / 100) / 10}s restarting failed domain ${c.desired.spec.id}`,
     ),
   killing: (c: DomainContext) => record('Normal', 'Killing', `Stopping domain ${c.desired.spec.id}`),
+  healthRestart: (c: DomainContext) =>
+    record('Warning', 'Unhealthy', `Restarting domain ${c.desired.spec.id}: ${c.error?.message ?? ''}`),
 };

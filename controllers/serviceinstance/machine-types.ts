@@ -76,7 +76,9 @@ export type DomainEvent =
   | { type: 'DELETE' }
   | { type: 'EXITED'; domain: DomainInfo }
   | { type: 'HEALTHY'; message?: string }
-  | { type: 'UNHEALTHY'; message: string };
+  | { type: 'UNHEALTHY'; message: string }
+  /** The health check failed `restartThreshold` times in a row: stop the domain and restart it. */
+  | { type: 'HEALTH_RESTART'; message: string };
 
 /** A Kubernetes-style Event the controller records for the instance. */
 export interface DomainEmitted {

@@ -8,6 +8,7 @@
 //                 │             └─ failed ◄─┘ (restart after a backoff)             │
 //                 └──── restarting ◄─ spec change that changes the domain           │
 //   any state ── DELETE ─► deleting ─► deleted (final)            START / spec ─────┘
+//   running ── health check failed restartThreshold times ─► healthRestarting ─► failed (then as a crash)
 //
 // "creating" of the issue is folded into `preparing`: the Driver interface's `prepare` creates the domain
 // (its files and disks) and `startDomain` runs it. A `stalled` state holds a domain whose spec the driver
@@ -21,6 +22,8 @@
 //    stops only by explicit request (START / STOP events; the controller maps them from the
 //    `xenos.io/requested-state` annotation).
 //  - Halted: stop it and keep it stopped.
+// A health check with `restartThreshold` makes a domain that keeps failing it count as crashed (Always
+// and RerunOnFailure; Manual and Halted leave it as it is): it is stopped and restarted after the backoff.
 // Restart backoff doubles from `backoffBaseMs` to `backoffMaxMs` and is reset once the domain has run
 // healthy for `stableAfterMs` (Kubernetes' CrashLoopBackOff: 10 s doubling to 5 min, reset after 10 min).
 
@@ -119,6 +122,10 @@ export const domainMachine = setup({
       return false;
     },
     exitedCleanly: ({ event }) => event.type === 'EXITED' && exitedCleanly(event.domain),
+    restartsWhenUnhealthy: ({ context }) => {
+      const s = context.desired.runStrategy;
+      return s === 'Always' || s === 'RerunOnFailure';
+    },
     terminalError: ({ event }) => {
       const err = (event as { error?: unknown }).error;
       return err instanceof DomainActionError && err.terminal;
@@ -151,6 +158,11 @@ export const domainMachine = setup({
     })),
     growBackoff: assign(({ context }) => ({ backoffMs: nextBackoff(context.backoffMs, context.options) })),
     resetBackoff: assign(({ context }) => ({ backoffMs: context.options.backoffBaseMs / 2 })),
+    assignHealthRestart: assign(({ event }) =>
+      event.type === 'HEALTH_RESTART'
+        ? { healthMessage: event.message, error: { reason: 'Unhealthy', message: event.message } }
+        : {},
+    ),
     assignHealth: assign(({ event }) => {
       if (event.type === 'HEALTHY') return { healthMessage: event.message };
       if (event.type === 'UNHEALTHY') return { healthMessage: event.message };
@@ -169,6 +181,7 @@ export const domainMachine = setup({
     emitActionFailed: emit(({ context }) => records.actionFailed(context)),
     emitBackOff: emit(({ context }) => records.backOff(context)),
     emitKilling: emit(({ context }) => records.killing(context)),
+    emitHealthRestart: emit(({ context }) => records.healthRestart(context)),
   },
 }).createMachine({
   id: 'domain',
@@ -273,6 +286,11 @@ export const domainMachine = setup({
             actions: ['assignExit', 'emitExited', { type: 'stoppedBecause', params: { reason: 'Exited' } }],
           },
         ],
+        HEALTH_RESTART: {
+          guard: 'restartsWhenUnhealthy',
+          target: 'healthRestarting',
+          actions: ['assignHealthRestart', 'emitHealthRestart'],
+        },
       },
       states: {
         unready: {
@@ -316,6 +334,15 @@ export const domainMachine = setup({
         src: 'stopDomain',
         input: ({ context }) => ({ id: context.desired.spec.id }),
         onDone: { target: 'preparing', actions: 'assignDomain' },
+        onError: { target: 'failed', actions: ['assignActionError', 'emitActionFailed'] },
+      },
+    },
+    healthRestarting: {
+      // Kept failing its health check: stopped, then restarted like a crashed domain (after the backoff).
+      invoke: {
+        src: 'stopDomain',
+        input: ({ context }) => ({ id: context.desired.spec.id }),
+        onDone: { target: 'failed', actions: 'assignDomain' },
         onError: { target: 'failed', actions: ['assignActionError', 'emitActionFailed'] },
       },
     },

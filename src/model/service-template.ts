@@ -67,6 +67,8 @@ export interface HealthCheckSpec {
   timeoutSeconds?: number;
   failureThreshold?: number;
   successThreshold?: number;
+  /** Failures in a row (one per period) after which the domain is restarted; unset: never. */
+  restartThreshold?: number;
 }
 
 export interface ParameterSpec {

@@ -240,6 +240,32 @@ describe('ServiceInstance controller', () => {
     expect(s.endpoints).toEqual([]);
   });
 
+  it('a service that keeps failing its health check is restarted after restartThreshold failures', async () => {
+    createTemplate('web', {
+      healthCheck: { http: { port: 'http', path: '/' }, periodSeconds: 1, restartThreshold: 2 },
+    });
+    await startController();
+    store.create(instance('sick'));
+    await until('Ready', () => ready('sick'));
+    const before = await call(statusOf('sick').endpoints![0].url!);
+    await fetch(new URL('/sick', statusOf('sick').endpoints![0].url!)).catch(() => undefined);
+    await until('restarted for its health', () => (statusOf('sick').restarts ?? 0) >= 1 && ready('sick'));
+    const after = await call(statusOf('sick').endpoints![0].url!);
+    expect(after.run).not.toBe(before.run);
+    const events = (store.list('Event', { namespace: 'default' }).items as CoreEvent[]).filter(
+      (e) => e.involvedObject.name === 'sick',
+    );
+    expect(events.map((e) => `${e.reason}: ${e.message}`)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^Unhealthy: Restarting domain \S+: the health check failed 2 times in a row \(restartThreshold 2\): http GET .* 500/,
+        ),
+      ]),
+    );
+    // Not a crash: the domain did not exit on its own.
+    expect(statusOf('sick').lastExitCode).not.toBe(1);
+  });
+
   it('a missing template is a condition (and a requeue), then the instance starts once it exists', async () => {
     await startController();
     store.create(instance('early'));

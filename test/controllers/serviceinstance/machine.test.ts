@@ -156,6 +156,37 @@ describe('domain machine', () => {
     expect(actor.getSnapshot().context.backoffMs).toBe(20);
   });
 
+  it('a health restart stops the domain and restarts it after the crash backoff; Manual keeps running', async () => {
+    const world = new World();
+    const { actor, events } = start(world, { desired: desired('Always') });
+    await waitFor(actor, (s) => s.matches('running'));
+    actor.send({ type: 'HEALTHY' });
+    actor.send({ type: 'HEALTH_RESTART', message: 'the health check failed 3 times in a row' });
+    await waitFor(actor, (s) => s.matches('failed'));
+    expect(world.domains.get(ID)!.state).toBe('stopped');
+    expect(actor.getSnapshot().context.error).toEqual({
+      reason: 'Unhealthy',
+      message: 'the health check failed 3 times in a row',
+    });
+    await waitFor(actor, (s) => s.matches('running') && s.context.restarts === 1);
+    expect(world.domains.get(ID)).toMatchObject({ state: 'running', starts: 2 });
+    expect(actor.getSnapshot().context.error).toBeUndefined();
+    expect(events.map((e) => e.reason)).toEqual([
+      'Created',
+      'Started',
+      'Ready',
+      'Unhealthy',
+      'BackOff',
+      'Created',
+      'Started',
+    ]);
+
+    const manual = start(world, { desired: { ...desired('Manual'), spec: { ...specFor('h1'), id: 'm' } } });
+    await waitFor(manual.actor, (s) => s.matches('running'));
+    manual.actor.send({ type: 'HEALTH_RESTART', message: 'failing' });
+    expect(manual.actor.getSnapshot().matches('running')).toBe(true);
+  });
+
   it('RerunOnFailure: a clean exit stays stopped, a failed one restarts', async () => {
     const world = new World();
     const { actor } = start(world, { desired: desired('RerunOnFailure') });
