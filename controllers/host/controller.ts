@@ -13,6 +13,8 @@
 // and harmless) — and only after its own probe of the host (direct, then through others) fails too, so a
 // verdict never rests on others' word alone. When the host is back it sees the verdict on its own Host
 // and writes Ready=True itself; a live host never rewrites its Ready on a timer.
+//
+// With --auto-drain, a host whose health has degraded for a while drains itself (auto-drain.ts).
 
 import { availableParallelism, totalmem } from 'node:os';
 import type { HostLiveness } from '../../src/cluster/liveness.ts';
@@ -29,6 +31,7 @@ import { keyOf, objectKey } from '../../src/reconcile/keys.ts';
 import { updateStatus } from '../../src/reconcile/status.ts';
 import { AlreadyExistsError } from '../../src/store/errors.ts';
 import type { Store } from '../../src/store/store.ts';
+import { autoDrain } from './auto-drain.ts';
 import { failOver } from './failover.ts';
 
 export const HOSTNAME_LABEL = 'xenos.io/hostname';
@@ -75,6 +78,8 @@ export interface HostControllerInit {
   recheckMs?: number;
   /** allocatable.instances. */
   maxInstances?: number;
+  /** --auto-drain: drain this host once a degraded condition has held this long (absent: never). */
+  autoDrainAfterMs?: number;
 }
 
 export class HostController {
@@ -221,7 +226,11 @@ export class HostController {
         obj.metadata.generation,
       );
     });
-    return { requeueAfterMs: this.#resync };
+    const after = this.#init.autoDrainAfterMs;
+    const self = after === undefined ? undefined : this.#store.get(key);
+    if (after === undefined || !self) return { requeueAfterMs: this.#resync };
+    const pass = autoDrain({ store: this.#store, log: this.#log }, self, after);
+    return { requeueAfterMs: Math.min(this.#resync, pass.nextInMs ?? this.#resync) };
   }
 
   /** What the instances bound here take, from the allocations placement keeps incrementally (no list of

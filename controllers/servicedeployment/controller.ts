@@ -21,7 +21,7 @@
 // The replicas of a host that stays NotReady are re-bound to other hosts by the Host controller
 // (controllers/host/failover.ts), within the same spread.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { deploymentOf } from '../../src/cluster/failover.ts';
 import type { HostLiveness } from '../../src/cluster/liveness.ts';
 import type { Placement } from '../../src/cluster/placement.ts';
@@ -34,6 +34,7 @@ import {
   SERVICE_INSTANCE,
   SERVICE_TEMPLATE,
 } from '../../src/model/kinds.ts';
+import { generatedSuffix } from '../../src/model/names.ts';
 import type { ServiceDeployment } from '../../src/model/service-deployment.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import type { ServiceTemplate } from '../../src/model/service-template.ts';
@@ -52,8 +53,6 @@ const FINALIZER = 'xenos.io/deployment-instances';
 /** The condition that says whether every replica asked for exists (made and bound to a host). */
 export const REPLICAS_PLACED = 'ReplicasPlaced';
 const UNPLACED_RETRY_MS = 10_000;
-/** Kubernetes' suffix alphabet: no vowels (no words), no look-alikes. */
-const SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 
 export interface ServiceDeploymentControllerComponents {
   store: Store;
@@ -72,10 +71,6 @@ type Pass = Scope<typeof SERVICE_DEPLOYMENT.kind>;
 
 function ref(d: ServiceDeployment): string {
   return `ServiceDeployment ${keyOf(d)}`;
-}
-
-function suffix(): string {
-  return [...randomBytes(5)].map((b) => SUFFIX_ALPHABET[b % SUFFIX_ALPHABET.length]).join('');
 }
 
 /** JSON with object keys sorted: the same template always gives the same text. */
@@ -328,7 +323,7 @@ export class ServiceDeploymentController {
   ): { key: string; host: string } | string {
     const namespace = d.metadata.namespace ?? 'default';
     const template = d.spec!.template;
-    const name = `${d.metadata.name}-${suffix()}`;
+    const name = `${d.metadata.name}-${generatedSuffix()}`;
     const spec = {
       ...template.spec,
       hostSelector: { ...template.spec.hostSelector, ...d.spec?.spread?.hostSelector },

@@ -50,6 +50,8 @@ export interface ClusterInit {
   /** Lifetime of this host's DHT records (default DHT_RECORD_TTL_MS). */
   dhtRecordTtlMs?: number;
   maxInstances?: number;
+  /** --auto-drain: this host drains itself once its health has degraded this long (absent: never). */
+  autoDrainAfterMs?: number;
   /** The overlay; absent: a single host. */
   p2p?: {
     listen: string;
@@ -164,6 +166,7 @@ export class ClusterService {
         hostName: init.hostName,
         labels: init.labels,
         maxInstances: init.maxInstances,
+        autoDrainAfterMs: init.autoDrainAfterMs,
       },
     );
   }

@@ -18,6 +18,13 @@ import { DEFAULT_MAX_IMAGE_BYTES } from '../images/download.ts';
 import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from '../log/logger.ts';
 import { formatMemoryQuantity, parseMemoryQuantity } from '../model/quantity.ts';
 import { DEFAULT_MAX_HEAP_MIB } from './heap-bound.ts';
+import {
+  DEFAULT_HEALTH_INTERVAL,
+  DEFAULT_MIN_FREE_DISK,
+  DEFAULT_MIN_FREE_MEMORY,
+  type FreeBound,
+  type HostHealthInit,
+} from './host-health.ts';
 
 export const DEFAULT_DATA_DIR = './.xenos';
 /** Loopback only by default: the API is plain HTTP unless --tls-cert/--tls-key are given. */
@@ -74,6 +81,10 @@ export interface DaemonOptions {
   eventTtlMs: number;
   /** `--log-level`, else XENOS_LOG_LEVEL, else info. */
   logLevel: LogLevel;
+  /** How this host measures its health (`--health-command`, `--health-interval`, `--min-free-*`). */
+  health: Omit<HostHealthInit, 'dataDir'>;
+  /** `--auto-drain`: drain once a degraded condition has held this long (`--auto-drain-after`). */
+  autoDrainAfterMs?: number;
 }
 
 export const DEFAULT_HOST_TIMEOUT = '15s';
@@ -223,6 +234,34 @@ export function parseOptions(
       DEFAULT_EVENT_TTL,
     )
     .option(
+      '--health-command <command>',
+      'a shell command run every --health-interval: a non-zero exit (or none within 10 s) makes the Host condition HealthCheckFailing True',
+    )
+    .option(
+      '--health-interval <duration>',
+      "how often this host measures its health (free memory, the data dir's free disk, --health-command)",
+      DEFAULT_HEALTH_INTERVAL,
+    )
+    .option(
+      '--min-free-memory <size>',
+      'MemoryPressure below this much available memory, e.g. 100Mi, or a share like 5%',
+      DEFAULT_MIN_FREE_MEMORY,
+    )
+    .option(
+      '--min-free-disk <size>',
+      "DiskPressure below this much free space on the data dir's filesystem, e.g. 10%, or a size like 2Gi",
+      DEFAULT_MIN_FREE_DISK,
+    )
+    .option(
+      '--auto-drain',
+      'drain this host (cordon it, move its instances off, live where the driver can) once MemoryPressure, DiskPressure or HealthCheckFailing has been True for --auto-drain-after',
+    )
+    .option(
+      '--auto-drain-after <duration>',
+      'how long a degraded condition must hold before --auto-drain drains the host',
+      '30s',
+    )
+    .option(
       '--log-level <level>',
       `what xenosd logs: ${LOG_LEVELS.join(', ')} (default: XENOS_LOG_LEVEL, else ${DEFAULT_LOG_LEVEL}); JSON lines, or compact lines on a terminal`,
     )
@@ -281,6 +320,12 @@ export function parseOptions(
     unsafeNoSandbox?: boolean;
     eventTtl: string;
     logLevel?: string;
+    healthCommand?: string;
+    healthInterval: string;
+    minFreeMemory: string;
+    minFreeDisk: string;
+    autoDrain?: boolean;
+    autoDrainAfter: string;
   }>();
   let api: { host: string; port: number };
   try {
@@ -360,6 +405,16 @@ export function parseOptions(
   // Applied before the daemon loads (heap-bound.ts); checked here so a bad value gets the usual error.
   if (o.maxHeap !== undefined && !/^\d+$/.test(o.maxHeap))
     throw new UsageError(`--max-heap "${o.maxHeap}": expected a whole number of MiB (0: V8's default)`);
+  const freeBound = (flag: string, v: string): FreeBound => {
+    const pct = /^(\d+(?:\.\d+)?)%$/.exec(v);
+    if (pct && Number(pct[1]) <= 100) return { percent: Number(pct[1]) };
+    const bytes = parseMemoryQuantity(v);
+    if (bytes === undefined || pct)
+      throw new UsageError(`${flag} "${v}": expected a size like 100Mi or 2Gi, or a share like 10%`);
+    return { bytes };
+  };
+  if (o.healthCommand !== undefined && !o.healthCommand.trim())
+    throw new UsageError('--health-command must not be empty');
   const maxInstances = o.maxInstances === undefined ? undefined : Number(o.maxInstances);
   if (maxInstances !== undefined && !(Number.isInteger(maxInstances) && maxInstances >= 0))
     throw new UsageError(`--max-instances "${o.maxInstances}": expected a whole number`);
@@ -393,6 +448,13 @@ export function parseOptions(
     imageGcGraceMs: duration('--image-gc-grace', o.imageGcGrace),
     disabledControllers: disabledControllers(o.controllers),
     imageUploadTimeoutMs: duration('--image-upload-timeout', o.imageUploadTimeout),
+    health: {
+      command: o.healthCommand,
+      intervalMs: duration('--health-interval', o.healthInterval),
+      minFreeMemory: freeBound('--min-free-memory', o.minFreeMemory),
+      minFreeDisk: freeBound('--min-free-disk', o.minFreeDisk),
+    },
+    autoDrainAfterMs: o.autoDrain ? duration('--auto-drain-after', o.autoDrainAfter) : undefined,
   };
 }
 

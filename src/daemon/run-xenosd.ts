@@ -12,6 +12,7 @@ import { UploadSessions } from '../images/upload-sessions.ts';
 import { createLogger } from '../log/logger.ts';
 import type { P2pConnectionHook } from './cluster-service.ts';
 import { Daemon } from './daemon.ts';
+import { HostHealth } from './host-health.ts';
 import { HostImages } from './host-images.ts';
 import { InstanceLogs } from './instance-logs.ts';
 import { LocalControllers } from './local-controllers.ts';
@@ -56,6 +57,10 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
         `and can read ${opts.dataDir} (the admin token, every instance token, the state) and every other domain. ` +
         'Never run code you do not trust this way.',
     );
+  const health = new HostHealth(
+    { log: logger.forComponent('host-health'), onChange: () => daemon.cluster.refreshHost() },
+    { ...opts.health, dataDir: opts.dataDir },
+  );
   // Assigned before the daemon starts; hostFacts is only read once it runs.
   let controllers: LocalControllers | undefined;
   const logs = new InstanceLogs(
@@ -112,15 +117,15 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     hostFacts: () => {
       const driver = controllers?.driverName;
       const images = hostImages.complete;
-      return driver
-        ? { driver, drivers: [driver], conditions: controllers?.hostConditions, images }
-        : { images };
+      const conditions = [...(controllers?.hostConditions ?? []), ...health.conditions];
+      return driver ? { driver, drivers: [driver], conditions, images } : { images, conditions };
     },
     cluster: {
       labels: opts.labels,
       hostTimeoutMs: opts.hostTimeoutMs,
       dhtRecordTtlMs: opts.dhtRecordTtlMs,
       maxInstances: opts.maxInstances,
+      autoDrainAfterMs: opts.autoDrainAfterMs,
       p2p: opts.p2p && { ...opts.p2p, connectionHook: hooks.p2pConnectionHook },
     },
   });
@@ -161,6 +166,7 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     },
   );
   // Before the controllers, which pull through it; after the cluster (the p2p node).
+  daemon.use(health, 'host health');
   daemon.use(hostImages, 'images');
   daemon.use(controllers, 'controllers');
   // After the controllers (the driver) and the cluster (the p2p node); stopped before them.

@@ -42,3 +42,13 @@ export interface HostImage {
 }
 
 export type Host = XObject<HostSpec, HostStatus>;
+
+/** Host conditions that are True when the host's health has degraded (src/daemon/host-health.ts). */
+export const MEMORY_PRESSURE = 'MemoryPressure';
+export const DISK_PRESSURE = 'DiskPressure';
+export const HEALTH_CHECK_FAILING = 'HealthCheckFailing';
+export const DEGRADED_CONDITIONS = [MEMORY_PRESSURE, DISK_PRESSURE, HEALTH_CHECK_FAILING] as const;
+
+/** On a Host that drained itself (--auto-drain): when, and which condition made it (`<RFC 3339> <type>:
+ *  <message>`). The host does not drain itself again for the same degradation once uncordoned. */
+export const AUTO_DRAINED_ANNOTATION = 'xenos.io/auto-drained';

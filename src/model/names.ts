@@ -1,6 +1,9 @@
 // The naming rules of Kubernetes objects, once: DNS-1123 labels (namespaces, port names) and subdomains
 // (object names, label key prefixes), and qualified names (label and annotation keys, finalizers) and
 // label values. The patterns keep the exact text the CRDs use, so validation can describe them in words.
+// And the random suffix of names a controller makes (`web-x7k2q`).
+
+import { randomBytes } from 'node:crypto';
 
 export const DNS1123_LABEL_MAX = 63;
 export const DNS1123_SUBDOMAIN_MAX = 253;
@@ -55,4 +58,12 @@ export function qualifiedNameProblem(key: string): string | undefined {
     return "the name must be 1 to 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit";
   }
   return undefined;
+}
+
+/** Kubernetes' suffix alphabet: no vowels (no words), no look-alikes. */
+const SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+
+/** Five random letters for a generated name, as Kubernetes makes them. */
+export function generatedSuffix(): string {
+  return [...randomBytes(5)].map((b) => SUFFIX_ALPHABET[b % SUFFIX_ALPHABET.length]).join('');
 }

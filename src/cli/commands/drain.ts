@@ -9,6 +9,7 @@
 import type { Command } from 'commander';
 import type { WatchEvent } from '../../client/client.ts';
 import { ApiStatusError } from '../../client/errors.ts';
+import { DRAIN_LABEL, drainMigration } from '../../model/drain.ts';
 import { SERVICE_INSTANCE, SERVICE_MIGRATION } from '../../model/kinds.ts';
 import type { ServiceInstance } from '../../model/service-instance.ts';
 import type { ServiceMigration } from '../../model/service-migration.ts';
@@ -19,8 +20,6 @@ import { isFinished, MigrationBoard, migrationLine, migrationReason } from '../m
 import { listThenWatch } from '../watch-loop.ts';
 import { getHost, setCordon } from './cordon.ts';
 
-/** The label on the ServiceMigrations a drain creates: the host it empties. */
-export const DRAIN_LABEL = 'xenos.io/drain';
 /** spec.timeoutSeconds' bounds (crds/servicemigrations.xenos.io.yaml). */
 const MAX_TIMEOUT_SECONDS = 86_400;
 
@@ -99,7 +98,7 @@ async function boundInstances(ctx: CommandContext, host: string): Promise<Servic
 async function startMoves(
   ctx: CommandContext,
   instances: ServiceInstance[],
-  mode: string,
+  mode: ReturnType<typeof parseMigrationMode>,
   host: string,
   deadline: number,
 ): Promise<Move[]> {
@@ -125,16 +124,7 @@ async function startMoves(
       MAX_TIMEOUT_SECONDS,
       Math.max(1, Math.ceil((deadline - Date.now()) / 1000)),
     );
-    const migration = {
-      apiVersion: SERVICE_MIGRATION.apiVersion,
-      kind: SERVICE_MIGRATION.kind,
-      metadata: {
-        generateName: `${i.metadata.name.slice(0, 40)}-drain-`,
-        namespace,
-        labels: { [DRAIN_LABEL]: host },
-      },
-      spec: { instanceRef: { name: i.metadata.name }, mode, timeoutSeconds },
-    };
+    const migration = drainMigration(i, host, { mode, timeoutSeconds });
     try {
       const created = await client.create(SERVICE_MIGRATION, migration, { namespace, signal: ctx.signal });
       move.migration = created.metadata.name;
