@@ -4,7 +4,8 @@
 // A token names a Principal; `authorize` decides per verb and resource. Today there is the admin
 // (everything) and instance-scoped tokens (a service inside a domain: read its own instance, and
 // in its status only register endpoints and report its health — `scopedStatusChange` checks the
-// written status field by field); later issues add users, groups and permissions here.
+// written status field by field — and discover the services of its namespace); later issues add users,
+// groups and permissions here.
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,8 @@ import { jsonEqual } from '../store/json-value.ts';
 import { errors } from './status-errors.ts';
 
 export const ADMIN_GROUP = 'system:masters';
+/** The discover endpoint as a resource of the xenos.io group (`get`), for authorize(). */
+export const DISCOVER_RESOURCE = 'discover';
 
 export interface Principal {
   name: string;
@@ -148,6 +151,8 @@ export function authorize(principal: Principal, verb: Verb, attrs: ResourceAttri
     return attrs.subresource === 'status' && (verb === 'update' || verb === 'patch');
   }
   if (attrs.group === '' && attrs.resource === 'events') return verb === 'create';
+  // Services find each other: discover in its own namespace (what DNS gives a Kubernetes pod).
+  if (attrs.group === SERVICE_INSTANCE.group && attrs.resource === DISCOVER_RESOURCE) return verb === 'get';
   return false;
 }
 

@@ -6,13 +6,14 @@
 // instances are not in this cluster's store), the provider records for the type, then each provider's
 // fresh signed host record. The answer's `source` says which path answered. `?from=store|dht` asks one
 // path only (default `auto`). `?timeoutSeconds=N` bounds the whole answer (default 5; past it, 504).
-// Needs `list` on serviceinstances in the namespace. The DHT path asks at once (the peers nearest the key,
+// Needs `get` on the `discover` resource (an instance-scoped token has it in its own namespace: services
+// find each other) or `list` on serviceinstances in the namespace. The DHT path asks at once (the peers nearest the key,
 // see Discovery.discover) and only when that finds nothing waits until this host's DHT routing table
 // knows a peer and asks every peer near the key: no join wait up front.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { authorize } from '../api/auth.ts';
+import { authorize, DISCOVER_RESOURCE } from '../api/auth.ts';
 import { sendJson } from '../api/http-io.ts';
 import type { ApiRoute } from '../api/server.ts';
 import { ApiError, errors } from '../api/status-errors.ts';
@@ -159,9 +160,12 @@ export function discoverRoute(sources: () => DiscoverSources): ApiRoute {
     const serviceType = decodeURIComponent(m[2]);
     req.resume();
     if ((req.method ?? 'GET') !== 'GET') throw errors.methodNotAllowed(req.method ?? '', ['GET']);
-    if (!authorize(principal, 'list', { group: GROUP, resource: SERVICE_INSTANCE.plural, namespace })) {
+    if (
+      !authorize(principal, 'get', { group: GROUP, resource: DISCOVER_RESOURCE, namespace }) &&
+      !authorize(principal, 'list', { group: GROUP, resource: SERVICE_INSTANCE.plural, namespace })
+    ) {
       throw errors.forbidden(
-        `discover is forbidden: User "${principal.name}" cannot list resource "serviceinstances" in API group "${GROUP}" in the namespace "${namespace}"`,
+        `discover is forbidden: User "${principal.name}" cannot get resource "discover" (or list "serviceinstances") in API group "${GROUP}" in the namespace "${namespace}"`,
       );
     }
     const from = url.searchParams.get('from') ?? 'auto';

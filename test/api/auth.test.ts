@@ -74,6 +74,13 @@ describe('authorize', () => {
     ).toBe(false);
     expect(authorize(svc, 'create', { group: '', resource: 'events', namespace: 'default' })).toBe(true);
   });
+
+  it('lets an instance token discover services in its own namespace only', () => {
+    const discover = (namespace: string) => ({ group: 'xenos.io', resource: 'discover', namespace });
+    expect(authorize(svc, 'get', discover('default'))).toBe(true);
+    expect(authorize(svc, 'get', discover('prod'))).toBe(false);
+    expect(authorize(svc, 'create', discover('default'))).toBe(false);
+  });
 });
 
 describe('scopedStatusChange', () => {

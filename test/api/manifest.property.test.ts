@@ -21,9 +21,9 @@ const repo = join(import.meta.dirname, '../..');
 const EXAMPLES = [
   'web/template.yaml',
   'web/instance.yaml',
-  'hadoop/master.yaml',
-  'hadoop/template.yaml',
-  'hadoop/workers.yaml',
+  'hadoop/vm/master.yaml',
+  'hadoop/vm/template.yaml',
+  'hadoop/vm/workers.yaml',
   'migration.yaml',
 ].map((f) => readFileSync(join(repo, 'manifests', f), 'utf8'));
 const validator = new Validator(loadKinds());

@@ -6,6 +6,7 @@
 // design), then every xenosd is stopped and its directory removed.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { xenosctl } from '../cli/run-xenosctl.ts';
@@ -79,6 +80,24 @@ export const answers = (url: string): Promise<boolean> =>
     (r) => r.ok,
     () => false,
   );
+
+/** Pids of the live processes whose command line or environment mentions `text`. */
+async function processesMentioning(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
+      const seen = [await readFile(`/proc/${entry}/cmdline`, 'utf8')];
+      seen.push(await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => ''));
+      if (seen.some((t) => t.includes(text))) pids.push(Number(entry));
+    } catch {
+      // gone while we looked
+    }
+  }
+  return pids;
+}
 
 export class TestCluster {
   readonly root = mkdtempSync(join(tmpdir(), 'xenos-cluster-'));
@@ -174,6 +193,27 @@ export class TestCluster {
     if (!res.ok) return undefined;
     const obj = (await res.json()) as { status?: { conditions?: { type: string; status: string }[] } };
     return obj.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+  }
+
+  /** The host dies as a machine does: kill -9 of its xenosd and of every process of its domains (a
+   *  process domain outlives a killed coordinator otherwise). Resolves once none is left. */
+  async killHost(h: ClusterHost): Promise<void> {
+    h.child.kill('SIGKILL');
+    await h.exited;
+    const marker = `${h.dataDir}/`;
+    await waitFor(
+      async () => {
+        const left = await processesMentioning(marker);
+        for (const pid of left) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {}
+        }
+        return left.length === 0;
+      },
+      `every domain process of ${h.name} killed`,
+      10_000,
+    );
   }
 
   /** Makes `a` refuse connections to `others` (list `a` on them too: a partition is symmetric), or,

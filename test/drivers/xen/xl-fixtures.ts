@@ -23,7 +23,7 @@ const XL_CHATTER = [/^Failed to read config file: \/etc\/xen\/xl\.conf: No such 
 /** The VM templates of manifests/, with the parameters an instance of each needs. */
 export const TEMPLATES = [
   { file: 'vm-web/template.yaml', parameters: {} as Record<string, string> },
-  { file: 'hadoop/template.yaml', parameters: { role: 'worker', master: 'hadoop-master' } },
+  { file: 'hadoop/vm/template.yaml', parameters: { role: 'worker', master: 'hadoop-master' } },
 ].map(({ file, parameters }) => ({
   file,
   parameters,
