@@ -5,36 +5,34 @@
 // client (image/job.mjs) finds it and submits the job again, the workers find it too and hand it the map
 // outputs they hold, and the job completes with exactly the result the same job gives in one process.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 // @ts-expect-error: the scenario's own JavaScript module (no types), the code the workers run
 import { runLocally } from '../../manifests/hadoop/image/mapreduce.mjs';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
+import { copyHadoopManifests, HADOOP, HADOOP_NS, mapsDone, runJob } from './hadoop-job.ts';
 import { type ClusterHost, ctl, readyOf, TestCluster, waitFor } from './harness.ts';
 
-const HADOOP = new URL('../../manifests/hadoop/', import.meta.url).pathname;
-const NS = '/apis/xenos.io/v1alpha1/namespaces/hadoop';
+const NS = HADOOP_NS;
 const DOWN_S = 5;
 const PI = { type: 'pi', maps: 32, samples: 10_000_000 };
 
 const cluster = new TestCluster({ hostTimeout: '2s' });
 const dir = mkdtempSync(join(tmpdir(), 'xenos-hadoop-'));
 const jobs: ChildProcess[] = [];
+const job = (via: ClusterHost, args: string[], onProgress?: (stderr: string) => void) => {
+  const run = runJob(via, args, onProgress);
+  jobs.push(run.child);
+  return run.done;
+};
 
 beforeAll(async () => {
   await cluster.startHosts(['a', 'b', 'c', 'd']);
   // The scenario's manifests, with four workers and failover after DOWN_S (not 10 s).
-  for (const f of ['templates.yaml', 'master.yaml', 'workers.yaml', 'image'])
-    cpSync(join(HADOOP, f), join(dir, f), { recursive: true });
-  for (const f of ['master.yaml', 'workers.yaml']) {
-    const text = readFileSync(join(dir, f), 'utf8')
-      .replace(/hostDownSeconds: \d+/, `hostDownSeconds: ${DOWN_S}`)
-      .replace(/replicas: \d+/, 'replicas: 4');
-    writeFileSync(join(dir, f), text);
-  }
+  copyHadoopManifests(dir, { replicas: 4, maxPerHost: 2, hostDownSeconds: DOWN_S });
 }, 90_000);
 
 afterAll(async () => {
@@ -43,27 +41,6 @@ afterAll(async () => {
   await cluster.cleanup();
   rmSync(dir, { recursive: true, force: true });
 }, 90_000);
-
-/** Runs image/job.mjs against `via`; `onProgress` sees its stderr as it comes. */
-function runJob(via: ClusterHost, args: string[], onProgress: (stderr: string) => void = () => {}) {
-  const child = spawn(process.execPath, [join(HADOOP, 'image', 'job.mjs'), ...args], {
-    env: { ...process.env, XENOS_SERVER: via.url, XENOS_TOKEN: via.token },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  jobs.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-    onProgress(stderr);
-  });
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('exit', (code) => resolve({ code, stdout, stderr })),
-  );
-}
 
 /** The last lines of every scenario instance's log (for a failure's message). */
 async function logs(via: ClusterHost): Promise<string> {
@@ -97,7 +74,7 @@ it('runs the jobs to their exact results, and survives the death of the master h
 
   // A word count to its exact counts.
   const input = join(HADOOP, 'input', 'hosting.txt');
-  const wc = await runJob(via, ['wordcount', '--maps', '4', input, '--timeout', '120']);
+  const wc = await job(via, ['wordcount', '--maps', '4', input, '--timeout', '120']);
   expect(wc.code, `${wc.stderr}\n${await logs(via)}`).toBe(0);
   const counted = JSON.parse(wc.stdout);
   const text = readFileSync(input, 'utf8');
@@ -109,12 +86,11 @@ it('runs the jobs to their exact results, and survives the death of the master h
   let killing: Promise<void> | undefined;
   let masterBack: Promise<number> | undefined;
   const victim = cluster.host(masterHost);
-  const pi = runJob(
+  const pi = job(
     via,
     ['pi', '--maps', String(PI.maps), '--samples', String(PI.samples), '--timeout', '240'],
     (stderr) => {
-      const done = [...stderr.matchAll(/(\d+)\/\d+ maps done/g)].map((m) => Number(m[1]));
-      if (!killing && done.some((n) => n >= 4)) {
+      if (!killing && mapsDone(stderr) >= 4) {
         killedAt = Date.now();
         killing = cluster.killHost(victim);
         masterBack = waitFor(

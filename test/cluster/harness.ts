@@ -6,13 +6,13 @@
 // design), then every xenosd is stopped and its directory removed.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { xenosctl } from '../cli/run-xenosctl.ts';
 import { startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { unmountUnder } from '../unmount-under.ts';
 import { until } from '../wait.ts';
+import { killHost, killProcessesMentioning } from './kill-host.ts';
 
 /** xenosd with the partition hook (see fault-injection.ts). */
 const XENOSD_WITH_FAULTS = join(import.meta.dirname, 'xenosd-with-faults.ts');
@@ -80,24 +80,6 @@ export const answers = (url: string): Promise<boolean> =>
     (r) => r.ok,
     () => false,
   );
-
-/** Pids of the live processes whose command line or environment mentions `text`. */
-async function processesMentioning(text: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
-      const seen = [await readFile(`/proc/${entry}/cmdline`, 'utf8')];
-      seen.push(await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => ''));
-      if (seen.some((t) => t.includes(text))) pids.push(Number(entry));
-    } catch {
-      // gone while we looked
-    }
-  }
-  return pids;
-}
 
 export class TestCluster {
   readonly root = mkdtempSync(join(tmpdir(), 'xenos-cluster-'));
@@ -195,25 +177,9 @@ export class TestCluster {
     return obj.status?.conditions?.find((c) => c.type === 'Ready')?.status;
   }
 
-  /** The host dies as a machine does: kill -9 of its xenosd and of every process of its domains (a
-   *  process domain outlives a killed coordinator otherwise). Resolves once none is left. */
-  async killHost(h: ClusterHost): Promise<void> {
-    h.child.kill('SIGKILL');
-    await h.exited;
-    const marker = `${h.dataDir}/`;
-    await waitFor(
-      async () => {
-        const left = await processesMentioning(marker);
-        for (const pid of left) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {}
-        }
-        return left.length === 0;
-      },
-      `every domain process of ${h.name} killed`,
-      10_000,
-    );
+  /** The host dies as a machine does: its xenosd and its domains, kill -9 (kill-host.ts). */
+  killHost(h: ClusterHost): Promise<void> {
+    return killHost(h);
   }
 
   /** Makes `a` refuse connections to `others` (list `a` on them too: a partition is symmetric), or,
@@ -226,24 +192,25 @@ export class TestCluster {
     await waitFor(() => a.stderr().slice(before).includes(want), `${a.name} applying its deny list`, 5_000);
   }
 
-  /** Deletes every instance (through `via`) and waits until no host lists any, then stops all hosts. */
+  /** Deletes every deployment and instance, in every namespace (through a live host), and waits until no
+   *  host lists any; then stops all hosts, and kills whatever domain process of theirs is left. */
   async cleanup(): Promise<void> {
     for (const h of this.hosts) if (h.denyFile) writeFileSync(h.denyFile, '');
     const live = this.hosts.filter((h) => h.child.exitCode === null && h.child.signalCode === null);
     const via = live[0];
+    const API = '/apis/xenos.io/v1alpha1';
+    const all = async (h: ClusterHost, plural: string) => (await this.json(h, `${API}/${plural}`)).items;
     if (via) {
       try {
-        const list = await this.json(via, '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances');
-        for (const i of list.items)
-          await via.api(`/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances/${i.metadata.name}`, {
-            method: 'DELETE',
-          });
+        // Deployments first: they would make their replicas again.
+        for (const plural of ['servicedeployments', 'serviceinstances'])
+          for (const o of await all(via, plural))
+            await via.api(`${API}/namespaces/${o.metadata.namespace}/${plural}/${o.metadata.name}`, {
+              method: 'DELETE',
+            });
         await waitFor(
           async () => {
-            for (const h of live) {
-              const l = await this.json(h, '/apis/xenos.io/v1alpha1/namespaces/default/serviceinstances');
-              if (l.items.length > 0) return false;
-            }
+            for (const h of live) if ((await all(h, 'serviceinstances')).length > 0) return false;
             return true;
           },
           'every instance deleted on every host',
@@ -255,6 +222,10 @@ export class TestCluster {
     }
     await Promise.all(this.hosts.map((h) => h.stop()));
     this.hosts.length = 0;
+    // A domain nobody deleted (a failed test, a host killed before its instances went) outlives its xenosd.
+    await killProcessesMentioning(`${this.root}/`, 'the cluster').catch((err) =>
+      console.error(`cluster cleanup: ${(err as Error).message}`),
+    );
     unmountUnder(this.root);
     rmSync(this.root, { recursive: true, force: true });
   }

@@ -7,10 +7,13 @@
 //
 //   node job.mjs pi --maps 32 --samples 2000000
 //   node job.mjs wordcount --maps 8 FILE...
-// Options: --server URL (env XENOS_SERVER), --token T (env XENOS_TOKEN), --namespace NS (default hadoop),
+// Options: --server URL (env XENOS_SERVER), --token T (env XENOS_TOKEN) — by default those of the xenosd
+//          whose data dir is XENOS_DATA_DIR (./.xenos), as xenosctl —, --namespace NS (default hadoop),
 //          --master-type TYPE (default hadoop-master), --timeout SECONDS (default 600).
 
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { jobId } from './mapreduce.mjs';
 
@@ -34,7 +37,32 @@ function fail(message) {
 
 const [type, ...files] = positionals;
 if (type !== 'pi' && type !== 'wordcount') fail('usage: job.mjs pi|wordcount [--maps N] [--samples N] [FILE...]');
-if (!values.server || !values.token) fail('give --server and --token (or XENOS_SERVER and XENOS_TOKEN)');
+// As xenosctl: else the API and admin token of the xenosd whose data dir is XENOS_DATA_DIR (default ./.xenos).
+const dataDir = process.env.XENOS_DATA_DIR || '.xenos';
+const fromDataDir = (file) => {
+  try {
+    return readFileSync(join(dataDir, file), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+};
+if (!values.server && fromDataDir('api.addr')) {
+  const addr = fromDataDir('api.addr');
+  values.server = /^https?:\/\//.test(addr) ? addr : `http://${addr}`;
+  // A self-signed API (npm start's hosts): trust its certificate, as xenosctl does. Node reads extra CAs
+  // only at start, so run again with them.
+  const cert = join(dataDir, 'tls.crt');
+  if (values.server.startsWith('https:') && existsSync(cert) && !process.env.NODE_EXTRA_CA_CERTS) {
+    const again = spawnSync(process.execPath, process.argv.slice(1), {
+      stdio: 'inherit',
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: cert },
+    });
+    process.exit(again.status ?? 1);
+  }
+}
+values.token ||= fromDataDir('admin.token');
+if (!values.server || !values.token)
+  fail(`give --server and --token (or XENOS_SERVER and XENOS_TOKEN, or XENOS_DATA_DIR; ${dataDir} has no api.addr and admin.token)`);
 const spec =
   type === 'pi'
     ? { type, maps: Number(values.maps ?? 32), samples: Number(values.samples) }
