@@ -15,7 +15,9 @@
 // deletes what it may, and a replica that becomes Ready brings the next pass. Deleting the deployment deletes its instances (a
 // finalizer holds the deployment until they are gone). Status: `replicas` (instances that exist and are
 // not being deleted), `readyReplicas`, `updatedReplicas` (made from the current template), `instances`,
-// and Ready once every replica asked for has a host.
+// and Ready once every replica asked for has a host; Kubernetes' Available (at least replicas -
+// maxUnavailable Ready) and Progressing (ReplicasUpdating, then NewReplicasAvailable once every replica
+// runs the current template and is Ready).
 //
 // `spec.replicas` is also the scale subresource's (`kubectl scale`, `xenosctl scale`: src/api/scale-subresource.ts).
 // The replicas of a host that stays NotReady are re-bound to other hosts by the Host controller
@@ -52,6 +54,11 @@ export const TEMPLATE_HASH_LABEL = 'xenos.io/template-hash';
 const FINALIZER = 'xenos.io/deployment-instances';
 /** The condition that says whether every replica asked for exists (made and bound to a host). */
 export const REPLICAS_PLACED = 'ReplicasPlaced';
+/** At least replicas - maxUnavailable replicas are Ready (Kubernetes' Deployment condition). */
+export const AVAILABLE = 'Available';
+/** The rollout: ReplicasUpdating while replicas of the current template are being made Ready,
+ *  NewReplicasAvailable once every replica runs it and is Ready (Kubernetes' Deployment condition). */
+export const PROGRESSING = 'Progressing';
 const UNPLACED_RETRY_MS = 10_000;
 
 export interface ServiceDeploymentControllerComponents {
@@ -366,13 +373,44 @@ export class ServiceDeploymentController {
   }
 
   private report(scope: Pass): undefined {
-    const replicas = this.replicasOf(scope.object).filter((i) => !i.metadata.deletionTimestamp);
-    const hash = templateHash(scope.object, this.templateOf(scope.object));
+    const d = scope.object;
+    const replicas = this.replicasOf(d).filter((i) => !i.metadata.deletionTimestamp);
+    const hash = templateHash(d, this.templateOf(d));
+    const want = d.spec?.replicas ?? 1;
+    const updated = replicas.filter((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash);
+    const ready = replicas.filter(isReady).length;
+    const minReady = Math.max(0, want - strategyOf(d).maxUnavailable);
+    const complete =
+      replicas.length === want && updated.length === want && updated.filter(isReady).length === want;
     scope.status((s) => {
       s.replicas = replicas.length;
-      s.readyReplicas = replicas.filter(isReady).length;
-      s.updatedReplicas = replicas.filter((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash).length;
+      s.readyReplicas = ready;
+      s.updatedReplicas = updated.length;
       s.instances = replicas.map((i) => i.metadata.name).sort();
+      // Kubernetes' Deployment pair, so `kubectl wait --for=condition=Available` reads as there.
+      const enough = ready >= minReady;
+      setCondition(
+        s,
+        {
+          type: AVAILABLE,
+          status: enough ? 'True' : 'False',
+          reason: enough ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
+          message: `${ready} of ${want} replica(s) Ready (at least ${minReady} wanted)`,
+        },
+        d.metadata.generation,
+      );
+      setCondition(
+        s,
+        {
+          type: PROGRESSING,
+          status: 'True',
+          reason: complete ? 'NewReplicasAvailable' : 'ReplicasUpdating',
+          message: complete
+            ? `all ${want} replica(s) run the current template and are Ready`
+            : `${updated.length} of ${want} replica(s) run the current template, ${updated.filter(isReady).length} of them Ready; ${replicas.length - updated.length} older`,
+        },
+        d.metadata.generation,
+      );
     });
     return undefined;
   }

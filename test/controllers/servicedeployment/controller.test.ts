@@ -109,6 +109,12 @@ describe('the ServiceDeployment controller', () => {
     expect(deployment()?.status).toMatchObject({ replicas: 6, readyReplicas: 0 });
     expect(condition('ReplicasPlaced')?.status).toBe('True');
     expect(condition('Ready')?.status).toBe('True');
+    expect(condition('Available')).toMatchObject({
+      status: 'False',
+      reason: 'MinimumReplicasUnavailable',
+      message: '0 of 6 replica(s) Ready (at least 6 wanted)',
+    });
+    expect(condition('Progressing')).toMatchObject({ status: 'True', reason: 'ReplicasUpdating' });
     // A second pass changes nothing.
     await pass(worker(d).controller);
     expect(replicas()).toHaveLength(6);
@@ -179,7 +185,7 @@ describe('the ServiceDeployment controller', () => {
 
   /** Changes the template's parameters, then passes until no replica of the old template is left,
    *  every new replica turning Ready between passes; returns the counts seen after each pass. */
-  async function rollOut(controller: ServiceDeploymentController) {
+  async function rollOut(controller: ServiceDeploymentController, afterPass: () => void = () => {}) {
     const d = deployment()!;
     const template = { ...d.spec!.template, spec: { ...d.spec!.template.spec, parameters: { v: '2' } } };
     cluster.store.update({ ...d, spec: { ...d.spec!, template } });
@@ -187,6 +193,7 @@ describe('the ServiceDeployment controller', () => {
     const seen: { total: number; ready: number; updated: number }[] = [];
     for (let pass_ = 0; pass_ < 20; pass_++) {
       await pass(controller);
+      afterPass();
       const now = replicas();
       seen.push({
         total: now.length,
@@ -215,8 +222,13 @@ describe('the ServiceDeployment controller', () => {
     expect(
       last.every((i) => i.metadata.labels?.[TEMPLATE_HASH_LABEL] === hash && i.spec?.parameters?.v === '2'),
     ).toBe(true);
+    // Mid-rollout the pair says so; at the end, complete.
+    expect(seen.length).toBeGreaterThan(1);
+    for (const i of replicas()) await markReady(i);
     await pass(controller);
-    expect(deployment()?.status).toMatchObject({ replicas: 3, updatedReplicas: 3 });
+    expect(deployment()?.status).toMatchObject({ replicas: 3, updatedReplicas: 3, readyReplicas: 3 });
+    expect(condition('Available')).toMatchObject({ status: 'True', reason: 'MinimumReplicasAvailable' });
+    expect(condition('Progressing')).toMatchObject({ status: 'True', reason: 'NewReplicasAvailable' });
   });
 
   it('with maxSurge 0 replaces in place (never more than replicas), one unavailable at a time', async () => {
@@ -224,7 +236,11 @@ describe('the ServiceDeployment controller', () => {
     const { controller } = worker(d);
     await pass(controller);
     for (const i of replicas()) await markReady(i);
-    const { seen } = await rollOut(controller);
+    const { seen } = await rollOut(controller, () => {
+      // While one replica is replaced, 2 of 3 Ready still meet replicas - maxUnavailable.
+      if (condition('Progressing')?.reason === 'ReplicasUpdating')
+        expect(condition('Available')?.status).toBe('True');
+    });
     expect(seen[0]).toEqual({ total: 3, ready: 2, updated: 1 });
     for (const s of seen) expect(s.total).toBeLessThanOrEqual(3);
     for (const s of seen.slice(0, -1)) expect(s.ready).toBeGreaterThanOrEqual(2);
