@@ -12,20 +12,17 @@
 // A failing run prints its seed; the same seed replays the same operations and kill times (the machine's
 // timing still varies).
 
-import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runCrashTrials } from '../test/daemon/crash-trials.ts';
 import { printFigure } from './lib/figures.ts';
+import { loadText } from './lib/load.ts';
 import { summarise } from './lib/stats.ts';
 
 const BENCH = 'crash-trials';
 const { values: flags } = parseArgs({
   options: { trials: { type: 'string', default: '50' }, seed: { type: 'string' } },
 });
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
+const load = loadText;
 
 const loadBefore = load();
 const started = Date.now();

@@ -11,13 +11,14 @@
 //   node bench/failover.ts [--hosts 4] [--replicas 6] [--rounds 3]
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type LocalHost } from '../src/local-cluster/local-cluster.ts';
 import type { ServiceInstance } from '../src/model/service-instance.ts';
 import { copyWebTemplate, webDeployment } from '../test/cluster/web-deployment.ts';
 import { flag } from './lib/args.ts';
 import { printFigure } from './lib/figures.ts';
+import { loadText } from './lib/load.ts';
 import { summarise } from './lib/stats.ts';
 import { until } from './lib/wait.ts';
 
@@ -26,10 +27,7 @@ const hostCount = Number(flag('--hosts', '4'));
 const replicas = Number(flag('--replicas', '6'));
 const rounds = Number(flag('--rounds', '3'));
 const DOWN_S = 5;
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
+const load = loadText;
 
 const root = mkdtempSync(join(tmpdir(), 'xenos-bench-failover-'));
 const manifests = join(root, 'manifests');

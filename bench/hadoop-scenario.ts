@@ -12,7 +12,7 @@
 //                                 [--text-copies 4000]
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // @ts-expect-error: the scenario's own JavaScript module (no types), the code the workers run
 import { runLocally } from '../manifests/hadoop/image/mapreduce.mjs';
@@ -22,6 +22,7 @@ import { copyHadoopManifests, HADOOP, mapsDone, runJob } from '../test/cluster/h
 import { killHost } from '../test/cluster/kill-host.ts';
 import { flag } from './lib/args.ts';
 import { printFigure } from './lib/figures.ts';
+import { loadText } from './lib/load.ts';
 import { until } from './lib/wait.ts';
 
 const BENCH = 'hadoop-scenario';
@@ -32,10 +33,7 @@ const samples = Number(flag('--samples', '10000000'));
 /** The word count's input: this many copies of manifests/hadoop/input/hosting.txt (about 1 kB each). */
 const copies = Number(flag('--text-copies', '4000'));
 const DOWN_S = 5;
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
+const load = loadText;
 
 const root = mkdtempSync(join(tmpdir(), 'xenos-bench-hadoop-'));
 const text = Array.from({ length: copies }, () =>

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
 import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
-import { copyWebTemplate } from './web-deployment.ts';
+import { copyWebTemplate, webInstance } from './web-deployment.ts';
 
 const HOSTS = '/apis/xenos.io/v1alpha1/hosts';
 const SMIG = '/apis/xenos.io/v1alpha1/namespaces/default/servicemigrations';
@@ -38,18 +38,7 @@ beforeAll(async () => {
   copyWebTemplate(join(dir, 'manifests'));
   writeFileSync(
     join(dir, 'manifests', 'master.yaml'),
-    `apiVersion: xenos.io/v1alpha1
-kind: ServiceInstance
-metadata:
-  name: master
-spec:
-  templateRef:
-    name: web
-  parameters:
-    greeting: hello from the master
-  host: a
-  driver: process
-`,
+    webInstance({ name: 'master', host: 'a', greeting: 'hello from the master' }),
   );
 }, 60_000);
 

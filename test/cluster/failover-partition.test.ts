@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
 import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
-import { copyWebTemplate } from './web-deployment.ts';
+import { copyWebTemplate, webInstance } from './web-deployment.ts';
 
 const DOWN_S = 5;
 const cluster = new TestCluster({ hostTimeout: '2s' });
@@ -24,21 +24,12 @@ beforeAll(async () => {
   copyWebTemplate(dir);
   writeFileSync(
     join(dir, 'one.yaml'),
-    `apiVersion: xenos.io/v1alpha1
-kind: ServiceInstance
-metadata:
-  name: one
-spec:
-  templateRef:
-    name: web
-  parameters:
-    greeting: the only one
-  host: c
-  driver: process
-  failover:
-    hostDownSeconds: ${DOWN_S}
-    singleton: true
-`,
+    webInstance({
+      name: 'one',
+      host: 'c',
+      greeting: 'the only one',
+      failover: { hostDownSeconds: DOWN_S, singleton: true },
+    }),
   );
 }, 60_000);
 

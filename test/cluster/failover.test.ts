@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killAllCtl } from '../cli/run-xenosctl.ts';
 import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
-import { copyWebTemplate, webDeployment } from './web-deployment.ts';
+import { copyWebTemplate, webDeployment, webInstance } from './web-deployment.ts';
 
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
 const DOWN_S = 5;
@@ -22,18 +22,8 @@ const dir = mkdtempSync(join(tmpdir(), 'xenos-failover-'));
 let a: ClusterHost;
 let b: ClusterHost;
 
-const instance = (name: string, failover: boolean) => `apiVersion: xenos.io/v1alpha1
-kind: ServiceInstance
-metadata:
-  name: ${name}
-spec:
-  templateRef:
-    name: web
-  parameters:
-    greeting: hello from ${name}
-  host: b
-  driver: process
-${failover ? `  failover:\n    hostDownSeconds: ${DOWN_S}\n` : ''}`;
+const instance = (name: string, failover: boolean) =>
+  webInstance({ name, host: 'b', failover: failover ? { hostDownSeconds: DOWN_S } : undefined });
 
 beforeAll(async () => {
   [a, b] = await cluster.startHosts(['a', 'b', 'c']);

@@ -1,6 +1,6 @@
-// What the deployment and failover tests and bench/failover.ts apply: manifests/web's template (without its
-// instance), and a `web` ServiceDeployment of `replicas` of it on the process driver, at most two per host,
-// with a failover policy when asked.
+// What the deployment, failover and drain tests and bench/failover.ts apply: manifests/web's template
+// (without its instance), a `web` ServiceDeployment of `replicas` of it on the process driver, at most two
+// per host, and standalone instances of it bound to a host, each with a failover policy when asked.
 
 import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,5 +32,30 @@ spec:
       driver: process
   spread:
     maxPerHost: 2
+${failover}`;
+}
+
+/** A standalone instance of the web template bound to `host`, answering with `greeting`. */
+export function webInstance(opts: {
+  name: string;
+  host: string;
+  greeting?: string;
+  failover?: { hostDownSeconds: number; singleton?: boolean };
+}): string {
+  const f = opts.failover;
+  const failover = f
+    ? `  failover:\n    hostDownSeconds: ${f.hostDownSeconds}\n${f.singleton ? '    singleton: true\n' : ''}`
+    : '';
+  return `apiVersion: xenos.io/v1alpha1
+kind: ServiceInstance
+metadata:
+  name: ${opts.name}
+spec:
+  templateRef:
+    name: web
+  parameters:
+    greeting: ${opts.greeting ?? `hello from ${opts.name}`}
+  host: ${opts.host}
+  driver: process
 ${failover}`;
 }
