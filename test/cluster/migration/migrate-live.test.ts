@@ -253,7 +253,10 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
       for (const name of names) {
         const there = await answer(a, 'b', name);
         expect(there.boot).toBe(before.get(name)!.boot);
-        expect(there.count).toBe(before.get(name)!.count + 1);
+        // Continued, not restarted (a fresh boot counts from 1). Two guests moving at once under TCG can
+        // answer a GET after answer()'s 5 s timeout, which then asks again: a count or two more.
+        expect(there.count).toBeGreaterThan(before.get(name)!.count);
+        expect(there.count).toBeLessThanOrEqual(before.get(name)!.count + 3);
       }
       await waitFor(
         () => guestOn(a).dirs.length + guestOn(a).procs.length === 0,
