@@ -6,7 +6,9 @@
 //
 // A re-bind is the same object — same name, same uid — with a new `spec.host`, so nothing stays bound to
 // the dead host; the store clears the old host's status in the same write (the write policy's owner
-// change), and the new host starts the domain from the template's image and says so (FailedOver). The
+// change), and the new host starts the domain — from the copy of its disk layer when the instance asks for
+// copies (failover.copyEverySeconds) and the host keeping the last one is live and fits, as it is then
+// chosen; otherwise from the template's image — and says which (FailedOver). The
 // write also raises the instance's fencing token (`xenos.io/failover-epoch`): a domain records the epoch it
 // was started under, and a host coming back stops every copy whose instance is bound elsewhere or has moved
 // on to a newer epoch — after it has caught up with its peers and before it serves (ServiceInstance
@@ -116,7 +118,7 @@ export function failOver(c: FailoverComponents, dead: string, since: number): Fa
 }
 
 /** The host that takes `instance` off `dead`: a replica within its deployment's spread, any other where
- *  placement puts it. */
+ *  placement puts it — the host keeping the last copy of its disk layer first, when it fits. */
 function newHostOf(
   c: FailoverComponents,
   instance: ServiceInstance,
@@ -124,9 +126,11 @@ function newHostOf(
   deployment: string | undefined,
 ): { host: string } | { message: string } {
   const exclude = new Map([[dead, 'is NotReady (the host it fails over from)']]);
+  const keeper = instance.status?.layerCopy?.host;
   if (!deployment) {
     const decision = c.placement.decide(instance, { exclude });
-    return decision.host === undefined ? { message: decision.message } : { host: decision.host };
+    if (decision.host === undefined) return { message: decision.message };
+    return { host: keeper && decision.ranked.includes(keeper) ? keeper : decision.host };
   }
   const namespace = instance.metadata.namespace ?? 'default';
   const d = c.store.get({ kind: SERVICE_DEPLOYMENT.kind, namespace, name: deployment });
@@ -142,5 +146,5 @@ function newHostOf(
     const host = r.spec?.host;
     if (host && host !== dead) perHost.set(host, (perHost.get(host) ?? 0) + 1);
   }
-  return spreadHost(c.placement, instance, perHost, d?.spec?.spread?.maxPerHost, exclude);
+  return spreadHost(c.placement, instance, perHost, d?.spec?.spread?.maxPerHost, exclude, keeper);
 }

@@ -28,6 +28,9 @@ export const HEALTHY = 'Healthy';
 /** Set on an instance re-bound off a NotReady host (controllers/host/failover.ts): from where, when, and
  *  what its domain here started from. Informational: not one of the conditions Ready depends on. */
 export const FAILED_OVER = 'FailedOver';
+/** Whether the last copy of its disk layer for failover (spec.failover.copyEverySeconds) reached the host
+ *  that keeps it. Informational, like FailedOver. */
+export const LAYER_COPIED = 'LayerCopied';
 
 export function phaseOf(snap: DomainSnapshot): string {
   if (snap.matches('running')) return 'Running';

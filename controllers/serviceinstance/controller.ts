@@ -23,6 +23,7 @@ import type { DomainActorsInit } from './actors.ts';
 import type { DomainSnapshot } from './conditions.ts';
 import type { InstanceCredentials } from './credentials.ts';
 import { identityOf } from './domain-spec.ts';
+import type { InstanceLayerCopies } from './layer-copies.ts';
 import type { MachineOptions } from './machine-types.ts';
 import { DomainMachines } from './machines.ts';
 import { migrationHooks } from './migration-hooks.ts';
@@ -56,6 +57,8 @@ export interface ServiceInstanceControllerComponents {
     has(): { has: boolean; live: number; known: number };
     onChange(listener: () => void): () => void;
   };
+  /** Failover's copies of disk layers (layer-copies.ts); absent: none are made or kept. */
+  layerCopies?: InstanceLayerCopies;
   log?: Log;
 }
 
@@ -135,6 +138,7 @@ export class ServiceInstanceController {
           migrations,
           fenced: () => this.fenced,
           quorum: this.quorum && (() => this.quorum!.has().has),
+          layerCopies: components.layerCopies,
         },
         {
           hostName: init.hostName,
@@ -246,6 +250,11 @@ export class ServiceInstanceController {
   }
 
   /** One pass over an instance key (what the runner calls; tests may call it directly). */
+  /** Queues an instance's reconcile (its status written again). */
+  enqueue(key: string): void {
+    this.runner.enqueue(key);
+  }
+
   reconcile(key: string, opts: { signal: AbortSignal }): Promise<ReconcileResult | undefined> {
     return this.reconciler.reconcile(key, opts);
   }

@@ -27,12 +27,14 @@ import {
   DOMAIN_RUNNING,
   type DomainSnapshot,
   FAILED_OVER,
+  LAYER_COPIED,
   SCHEDULED,
   summariseInstance,
   TEMPLATE_READY,
 } from './conditions.ts';
 import type { InstanceCredentials } from './credentials.ts';
 import { buildDesiredDomain, domainIdOf, identityOf, instanceRef } from './domain-spec.ts';
+import type { InstanceLayerCopies } from './layer-copies.ts';
 import type { DesiredDomain } from './machine-types.ts';
 import type { DomainMachines } from './machines.ts';
 
@@ -64,6 +66,8 @@ export interface InstanceStepsComponents {
   fenced?: () => boolean;
   /** Whether this host sees a majority of the cluster's hosts live; without it, singleton copies stop. */
   quorum?: () => boolean;
+  /** Failover's copies of disk layers: the one a domain failing over here is made from, the last sent. */
+  layerCopies?: InstanceLayerCopies;
 }
 
 export interface InstanceStepsInit {
@@ -221,6 +225,8 @@ export function instanceSteps(
         run: ({ object, data }) => {
           // Throws TerminalError for a spec that can never work: the skeleton records it as Stalled.
           data.desired = desiredDomainOf(c, init, object, data.template!, data.imagePath!);
+          const fromCopy = c.layerCopies?.restorable(object);
+          if (fromCopy) data.desired.spec.fromCopy = fromCopy;
           return undefined;
         },
       },
@@ -269,8 +275,13 @@ export function instanceSteps(
         { type: SCHEDULED, status: 'True', reason: 'Scheduled', message: `placed on host ${host}` },
         generation,
       );
-      const failedOver = failedOverCondition(instance, host);
+      const failedOver = failedOverCondition(
+        instance,
+        host,
+        s.disk?.fromCopy ?? c.layerCopies?.restorable(instance),
+      );
       if (failedOver) setCondition(s, failedOver, generation);
+      layerCopyStatus(s, c.layerCopies?.lastSent(instance), generation);
     },
     // A spec that can never work, before any domain: the instance failed (a domain, if any, is left as it is).
     failed: (s, failure, instance) => {
@@ -282,19 +293,57 @@ export function instanceSteps(
 }
 
 /** What FailedOver says of an instance re-bound to `host` off a NotReady host; undefined if it never was.
- *  Its disk layer stayed with the dead host (no copy of it is kept on another), so the domain here starts
- *  from the template's image. */
-function failedOverCondition(instance: ServiceInstance, host: string) {
+ *  `copy`: the copy of its disk layer its domain here was (or is being) made from; without one, the domain
+ *  starts from the template's image. */
+function failedOverCondition(
+  instance: ServiceInstance,
+  host: string,
+  copy?: { host: string; takenAt: string },
+) {
   const epoch = failoverEpoch(instance);
   const from = instance.metadata.annotations?.[FAILED_OVER_FROM_ANNOTATION];
   if (epoch === 0 || !from) return undefined;
   const [dead, at] = from.split(' ');
+  const what = `failed over from host ${dead} (NotReady) to ${host} at ${at ?? 'an unknown time'}, epoch ${epoch}`;
+  if (copy) {
+    const age = at
+      ? ` (${Math.max(0, Math.round((Date.parse(at) - Date.parse(copy.takenAt)) / 1000))} s before the failover)`
+      : '';
+    return {
+      type: FAILED_OVER,
+      status: 'True' as const,
+      reason: 'StartedFromCopy',
+      message: `${what}: its domain started from the copy of its disk layer taken on ${copy.host} at ${copy.takenAt}${age}`,
+    };
+  }
   return {
     type: FAILED_OVER,
     status: 'True' as const,
     reason: 'StartedFresh',
-    message: `failed over from host ${dead} (NotReady) to ${host} at ${at ?? 'an unknown time'}, epoch ${epoch}: no copy of its disk layer is kept on a live host, so its domain started from the template's image`,
+    message: `${what}: no copy of its disk layer was kept on a live host (spec.failover.copyEverySeconds), so its domain started from the template's image`,
   };
+}
+
+/** status.layerCopy and the LayerCopied condition from how the last copy this host sent went. */
+function layerCopyStatus(
+  s: NonNullable<ServiceInstance['status']>,
+  sent: ReturnType<InstanceLayerCopies['lastSent']>,
+  generation: number,
+): void {
+  if (!sent) return;
+  if (sent.copy) s.layerCopy = sent.copy;
+  setCondition(
+    s,
+    sent.error
+      ? { type: LAYER_COPIED, status: 'False', reason: 'CopyFailed', message: sent.error }
+      : {
+          type: LAYER_COPIED,
+          status: 'True',
+          reason: 'Copied',
+          message: `a copy of its disk layer is kept on host ${sent.copy?.host} for failover`,
+        },
+    generation,
+  );
 }
 
 /** The domain this host runs for `instance`: its template's, with this host's environment and token. */

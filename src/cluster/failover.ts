@@ -23,6 +23,8 @@ export interface FailoverPolicy {
   from: string;
   /** The deployment that owns the instance, when it is a replica (its spread applies to the new host). */
   deployment?: string;
+  /** How often a copy of its disk layer goes to another host; undefined: never. */
+  copyEverySeconds?: number;
 }
 
 /** The controlling ServiceDeployment's reference, when `instance` is one of its replicas. */
@@ -57,6 +59,7 @@ export function failoverOf(store: Pick<Store, 'get'>, instance: ServiceInstance)
     singleton: spec.singleton === true,
     from,
     ...(deployment ? { deployment } : {}),
+    ...(spec.copyEverySeconds ? { copyEverySeconds: spec.copyEverySeconds } : {}),
   };
 }
 

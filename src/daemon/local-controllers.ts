@@ -10,12 +10,15 @@ import { ServiceDeploymentController } from '../../controllers/servicedeployment
 import type { DomainActorsInit } from '../../controllers/serviceinstance/actors.ts';
 import { imageCache, ServiceInstanceController } from '../../controllers/serviceinstance/controller.ts';
 import { TokenCredentials } from '../../controllers/serviceinstance/credentials.ts';
+import { LayerCopies } from '../../controllers/serviceinstance/layer-copies.ts';
 import type { MachineOptions } from '../../controllers/serviceinstance/machine-types.ts';
 import { ServiceMigrationController } from '../../controllers/servicemigration/controller.ts';
 import { ServiceTemplateController } from '../../controllers/servicetemplate/controller.ts';
 import { ImageGc } from '../../controllers/servicetemplate/image-gc.ts';
 import type { TokenAuthenticator } from '../api/auth.ts';
 import { shouldHoldAhead } from '../cluster/image-distribution.ts';
+import { LayerCopyReceiver } from '../cluster/layer-copies/copy-protocol.ts';
+import { LayerCopyStore } from '../cluster/layer-copies/copy-store.ts';
 import type { HostLiveness } from '../cluster/liveness.ts';
 import { LocalMigrations } from '../cluster/migration/local-migrations.ts';
 import { MigrationDialer } from '../cluster/migration/migration-dialer.ts';
@@ -97,6 +100,8 @@ export class LocalControllers {
   private migrationController?: ServiceMigrationController;
   private receiver?: MigrationReceiver;
   private deployments?: ServiceDeploymentController;
+  private layerCopies?: LayerCopies;
+  private copyReceiver?: LayerCopyReceiver;
   /** Why the drivers not chosen were not (for the Host object). */
   notChosen: string[] = [];
 
@@ -136,6 +141,31 @@ export class LocalControllers {
     const imageStore = this.init.imageStore ?? new ImageStore({ cacheDir });
     const fromPeers = this.components.images?.();
     const migrations = new LocalMigrations({ store }, { hostName });
+    const cluster = this.components.cluster?.();
+    if (cluster?.node) {
+      // Failover's copies: made of this host's instances, kept of other hosts' (DATA_DIR/layer-copies).
+      const copies = new LayerCopyStore({ dir: join(dataDir, 'layer-copies') });
+      await copies.load();
+      const layerCopies = new LayerCopies(
+        {
+          store,
+          driver: this.driver,
+          copies,
+          placement: cluster.placement,
+          node: cluster.node,
+          enqueue: (key) => this.instances?.enqueue(key),
+          log: logger.forComponent('layer-copies'),
+        },
+        { hostName },
+      );
+      this.layerCopies = layerCopies;
+      this.copyReceiver = new LayerCopyReceiver({
+        node: cluster.node,
+        copies,
+        authorize: (header, peer) => layerCopies.authorize(header, peer),
+        log: logger.forComponent('layer-copies'),
+      });
+    }
     this.templates = new ServiceTemplateController(
       { store, images: fromPeers?.source(), log: logger.forComponent('servicetemplate-controller') },
       {
@@ -167,8 +197,9 @@ export class LocalControllers {
         },
         credentials: new TokenCredentials({ authenticator: this.components.auth() }, { dataDir }),
         migrations,
-        caughtUp: this.components.cluster?.().caughtUp,
-        quorum: quorumOf(this.components.cluster?.().liveness),
+        caughtUp: cluster?.caughtUp,
+        quorum: quorumOf(cluster?.liveness),
+        layerCopies: this.layerCopies,
         log: logger.forComponent('serviceinstance-controller'),
       },
       {
@@ -182,6 +213,8 @@ export class LocalControllers {
     this.templates.start();
     this.instances.start();
     this.imageGc.start();
+    this.layerCopies?.start();
+    await this.copyReceiver?.start();
     await this.startClusterControllers(store, migrations);
   }
 
@@ -236,6 +269,10 @@ export class LocalControllers {
   }
 
   async stop(): Promise<void> {
+    await this.copyReceiver?.stop();
+    this.layerCopies?.stop();
+    this.copyReceiver = undefined;
+    this.layerCopies = undefined;
     await this.deployments?.stop();
     this.deployments = undefined;
     await this.receiver?.stop();

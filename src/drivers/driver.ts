@@ -2,7 +2,7 @@
 // own host (a supervised process tree, a QEMU guest, a Xen guest) and observes it again after a restart.
 // Controllers code against `Driver` only; every driver passes test/drivers/driver-contract.ts.
 
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import type { BootSpec, DiskSpec, NetworkSpec } from '../model/service-template.ts';
 
 export const DRIVER_NAMES = ['process', 'qemu', 'xen'] as const;
@@ -83,6 +83,17 @@ export interface DomainSpec {
    *  driver hands it to the domain alone (the process driver: a file only the domain's uid can read, named
    *  by XENOS_TOKEN_FILE) and never stores it in the domain's record. */
   token?: string;
+  /** A copy of this domain's disk layer, written by `copyLayer` on the host that ran it before a failover:
+   *  `prepare` makes the domain's files from it instead of from the image when the domain has none here
+   *  yet (and ignores it otherwise). */
+  fromCopy?: LayerCopySource;
+}
+
+/** A copy of a domain's disk layer on this host's disk, and where and when it was taken. */
+export interface LayerCopySource {
+  path: string;
+  host: string;
+  takenAt: string;
 }
 
 export type DomainState = 'prepared' | 'running' | 'stopped' | 'crashed' | 'unknown';
@@ -125,6 +136,8 @@ export interface DiskReport {
   mode: 'Overlay' | 'Reflink' | 'Copy' | 'Qcow2Overlay';
   /** For people: what backs it, or why it is a plain copy. */
   message: string;
+  /** Made from a copy of its disk layer taken on another host (DomainSpec.fromCopy), not from the image. */
+  fromCopy?: { host: string; takenAt: string };
 }
 
 /** A fact about the host a driver reports for the Host object's conditions (e.g. `DomainsSandboxed`). */
@@ -292,6 +305,11 @@ export interface Driver {
   ): Promise<MigrationReport>;
   /** Receives a domain sent by a peer's `migrateOut` and runs it here. */
   migrateIn(spec: DomainSpec, incoming: IncomingMigration, options?: MigrateInOptions): Promise<DomainInfo>;
+
+  /** Writes a copy of the running domain's own disk layer to `out` without stopping it, for another host to
+   *  keep (failover's copies; `DomainSpec.fromCopy` starts a domain from one). Drivers without it keep no
+   *  copies: their instances fail over from the image. */
+  copyLayer?(id: string, out: Writable, options?: SignalOptions): Promise<{ bytes: number }>;
 }
 
 /** The deterministic domain id of an instance: `xenos-<ns>-<name>-<uid8>`, lower-case, safe as a file name,

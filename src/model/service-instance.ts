@@ -15,6 +15,10 @@ export interface FailoverSpec {
   hostDownSeconds?: number;
   /** At most one copy even in a partition (the minority side stops its copy); default false. */
   singleton?: boolean;
+  /** Every this many seconds the instance's host sends a copy of the domain's own disk layer to another
+   *  live host (the one failover would pick), which takes the instance over from that copy if its host
+   *  dies. Absent: no copies, a failed-over instance starts from the template's image. */
+  copyEverySeconds?: number;
 }
 
 /** The fencing token of an instance's binding: how many times it was failed over (absent: never). A domain
@@ -62,9 +66,25 @@ export interface ServiceInstanceStatus extends BaseStatus {
   startedAt?: string;
   serviceType?: string;
   /** How the domain's disk was made from the template image (copy-on-write or a whole copy), and why. */
-  disk?: { mode: 'Overlay' | 'Reflink' | 'Copy' | 'Qcow2Overlay'; message: string };
+  disk?: {
+    mode: 'Overlay' | 'Reflink' | 'Copy' | 'Qcow2Overlay';
+    message: string;
+    /** Made from a copy of its disk layer (after a failover), not from the image: which, taken where. */
+    fromCopy?: { host: string; takenAt: string };
+  };
   /** While the template's image is pulled from peers (phase Pulling). */
   imagePull?: ImagePullStatus;
+  /** The last copy of the domain's disk layer this host sent to another (spec.failover.copyEverySeconds). */
+  layerCopy?: LayerCopyStatus;
+}
+
+/** Where the last copy of an instance's disk layer is kept, and from when. */
+export interface LayerCopyStatus {
+  /** The host holding it: the one failover prefers. */
+  host: string;
+  /** When the copy was taken (RFC 3339). */
+  takenAt: string;
+  bytes: number;
 }
 
 export type ServiceInstance = XObject<ServiceInstanceSpec, ServiceInstanceStatus>;

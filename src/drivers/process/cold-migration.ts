@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type {
   DomainInfo,
@@ -99,27 +99,11 @@ export async function migrateIn(
     }
     try {
       const info = await host.withLock(spec.id, async () => {
-        const here = await readRecord(paths);
-        if (here?.run && (await domainAlive(paths, here.run))) {
-          throw new MigrationError(spec.id, 'a domain with this id already runs on this host');
-        }
-        const staging = `${paths.dir}.incoming`;
-        await rm(staging, { recursive: true, force: true });
-        await mkdir(staging, { recursive: true, mode: 0o700 });
-        await receiveDomainDir(stream, staging, options.signal);
-        const moved = await readRecord(new DomainPaths(host.domainsDir, `${spec.id}.incoming`));
-        if (!moved) throw new MigrationError(spec.id, 'the stream held no domain.json');
-        await removeRootfs(paths, options.signal);
-        await rm(paths.dir, { recursive: true, force: true });
-        await rename(staging, paths.dir);
+        const moved = await installDomainDir(host, spec, stream, options.signal);
         // Keep the moved rootfs, logs, ports (as preferences) and restart count; this host's run starts now.
         return host.startMoved(
           {
             ...moved,
-            spec,
-            preparedDigest: spec.image.digest ?? moved.preparedDigest,
-            run: undefined,
-            identity: undefined,
             disk: {
               mode: 'Copy',
               message:
@@ -141,6 +125,38 @@ export async function migrateIn(
   throw new MigrationError(spec.id, 'the source opened no stream');
 }
 
+/** Unpacks the domain directory `stream` carries (a tar of sendDomainDir) in place of whatever of the
+ *  domain is here (refused while it runs), whole or not at all; returns its record for `spec`, with this
+ *  host's run and identity still to come. Called under the domain's lock. */
+export async function installDomainDir(
+  host: Pick<MigrationHost, 'domainsDir' | 'paths'>,
+  spec: DomainSpec,
+  stream: Readable,
+  signal?: AbortSignal,
+): Promise<DomainRecord> {
+  const paths = host.paths(spec.id);
+  const here = await readRecord(paths);
+  if (here?.run && (await domainAlive(paths, here.run))) {
+    throw new MigrationError(spec.id, 'a domain with this id already runs on this host');
+  }
+  const staging = `${paths.dir}.incoming`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true, mode: 0o700 });
+  await receiveDomainDir(stream, staging, signal);
+  const moved = await readRecord(new DomainPaths(host.domainsDir, `${spec.id}.incoming`));
+  if (!moved) throw new MigrationError(spec.id, 'the stream held no domain.json');
+  await removeRootfs(paths, signal);
+  await rm(paths.dir, { recursive: true, force: true });
+  await rename(staging, paths.dir);
+  return {
+    ...moved,
+    spec,
+    preparedDigest: spec.image.digest ?? moved.preparedDigest,
+    run: undefined,
+    identity: undefined,
+  };
+}
+
 export const DOMAIN_DIR_LABEL = 'domain-dir';
 
 /** What the destination answers on the stream after receiving. */
@@ -150,9 +166,16 @@ export interface MigrationAnswer {
   startedAt?: string;
 }
 
-async function tarExit(child: ReturnType<typeof spawn>, what: string, stderr: () => string): Promise<void> {
+/** Tar's end; exit 1 ("some files differ": changed while read) is fine when `changing` files are expected. */
+async function tarExit(
+  child: ReturnType<typeof spawn>,
+  what: string,
+  stderr: () => string,
+  changing = false,
+): Promise<void> {
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  if (code !== 0) throw new Error(`${what} failed (${signal ?? `exit ${code}`}): ${stderr().trim()}`);
+  if (code !== 0 && !(changing && code === 1))
+    throw new Error(`${what} failed (${signal ?? `exit ${code}`}): ${stderr().trim()}`);
 }
 
 function collectStderr(child: ReturnType<typeof spawn>): () => string {
@@ -180,18 +203,20 @@ async function dirBytes(dir: string, skipped: string[]): Promise<number> {
   return total;
 }
 
-/** Sends `dir` (without its run/ state) down `stream` and half-closes it; resolves the bytes sent.
- *  `sent` hears the running count (at most every 250 ms). */
+/** Sends `dir` (without its run/ state, nor `options.skip`) down `stream` and half-closes it; resolves
+ *  the bytes sent. `sent` hears the running count (at most every 250 ms). `options.changing`: the domain
+ *  runs, so a file may change while tar reads it (tar sends it as it read it). */
 export async function sendDomainDir(
   dir: string,
-  stream: Duplex,
+  stream: Writable,
   signal?: AbortSignal,
   sent?: (bytes: number) => void,
+  options: { skip?: string[]; changing?: boolean } = {},
 ): Promise<number> {
-  const tar = spawn('tar', ['-C', dir, '-cf', '-', ...SKIPPED.map((s) => `--exclude=./${s}`), '.'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    signal,
-  });
+  const skipped = [...SKIPPED, ...(options.skip ?? [])];
+  const args = ['-C', dir, '-cf', '-', ...skipped.map((s) => `--exclude=./${s}`)];
+  if (options.changing) args.push('--warning=no-file-changed', '--warning=no-file-removed');
+  const tar = spawn('tar', [...args, '.'], { stdio: ['ignore', 'pipe', 'pipe'], signal });
   const stderr = collectStderr(tar);
   let bytes = 0;
   let told = 0;
@@ -204,7 +229,7 @@ export async function sendDomainDir(
   });
   // A broken stream ends tar too (it is killed), so neither side waits on the other forever.
   await settleBoth(tar, [
-    tarExit(tar, `tar of ${dir}`, stderr),
+    tarExit(tar, `tar of ${dir}`, stderr, options.changing),
     pipeline(tar.stdout, stream, { end: true, signal }),
   ]);
   return bytes;
@@ -247,7 +272,7 @@ export async function readAnswer(stream: Duplex): Promise<MigrationAnswer> {
 /** Extracts the tar stream into `dir` (which must exist and be empty). Tar may finish at the archive's end
  *  marker before the stream's half-close arrives (a separate frame): what is left is drained, not an error,
  *  and the stream stays open for the answer. A stream that breaks first kills tar. */
-export async function receiveDomainDir(stream: Duplex, dir: string, signal?: AbortSignal): Promise<void> {
+export async function receiveDomainDir(stream: Readable, dir: string, signal?: AbortSignal): Promise<void> {
   const tar = spawn('tar', ['-C', dir, '-xf', '-', '--no-same-owner'], {
     stdio: ['pipe', 'ignore', 'pipe'],
     signal,
@@ -271,7 +296,7 @@ export async function receiveDomainDir(stream: Duplex, dir: string, signal?: Abo
 
 /** Resolves at the stream's readable end (its peer's half-close), not at its close, which waits for this
  *  side's answer too; rejects if it errors or closes first. */
-async function readableEnd(stream: Duplex, signal?: AbortSignal): Promise<void> {
+async function readableEnd(stream: Readable, signal?: AbortSignal): Promise<void> {
   if (stream.readableEnded) return;
   const { promise, resolve, reject } = Promise.withResolvers<void>();
   const onEnd = () => resolve();

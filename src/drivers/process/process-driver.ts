@@ -8,10 +8,11 @@
 // so a restarted xenosd adopts running domains from `list()` and never starts a second copy. This file is
 // the Driver and the per-domain lock; each job under it has its file: preparing the files
 // (prepare-domain.ts), starting a run (launch-domain.ts), stopping (stop-domain.ts), exec
-// (exec-in-domain.ts), cold migration (cold-migration.ts).
+// (exec-in-domain.ts), cold migration (cold-migration.ts), failover copies of its layer (layer-copy.ts).
 
 import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import type {
   DomainInfo,
@@ -48,6 +49,7 @@ import { describeDomain, domainAlive } from './domain-state.ts';
 import { execInDomain } from './exec-in-domain.ts';
 import { diskCondition } from './host-conditions.ts';
 import { launchDomain } from './launch-domain.ts';
+import { copyLayer, installCopy } from './layer-copy.ts';
 import { type DiskContext, diskContext, ensureIdentity, prepareDomainFiles } from './prepare-domain.ts';
 import { CLOCK_TICKS_PER_SECOND, readStat, residentBytes } from './proc.ts';
 import { descendants } from './process-tree.ts';
@@ -153,8 +155,16 @@ export class ProcessDriver implements Driver {
     return this.withLock(spec.id, async () => this.describe(await this.prepareLocked(spec, options.signal)));
   }
 
-  private prepareLocked(spec: DomainSpec, signal?: AbortSignal): Promise<DomainRecord> {
-    return prepareDomainFiles(this.paths(spec.id), spec, this.host.sandbox, this.disks, signal);
+  private async prepareLocked(spec: DomainSpec, signal?: AbortSignal): Promise<DomainRecord> {
+    const paths = this.paths(spec.id);
+    if (spec.fromCopy && !(await readRecord(paths))) {
+      // A failover's first start here: its files come from the copy of its layer, not from the image.
+      const rec = await installCopy(this.migrationHost(), spec, spec.fromCopy, signal);
+      await this.ensureIdentity(rec, paths, true);
+      await writeRecord(paths, rec);
+      return rec;
+    }
+    return prepareDomainFiles(paths, spec, this.host.sandbox, this.disks, signal);
   }
 
   private ensureIdentity(rec: DomainRecord, paths: DomainPaths, freshRootfs: boolean): Promise<void> {
@@ -308,6 +318,10 @@ export class ProcessDriver implements Driver {
 
   migrateIn(spec: DomainSpec, incoming: IncomingMigration, options: SignalOptions = {}): Promise<DomainInfo> {
     return migrateIn(this.migrationHost(), spec, incoming, options);
+  }
+
+  copyLayer(id: string, out: Writable, options: SignalOptions = {}): Promise<{ bytes: number }> {
+    return copyLayer(this.migrationHost(), id, out, options.signal);
   }
 
   private migrationHost(): MigrationHost {
