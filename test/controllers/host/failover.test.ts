@@ -1,7 +1,8 @@
 // failOver (controllers/host/failover.ts) against a real store, liveness and placement: which instances of
 // a NotReady host are re-bound (replicas of a deployment and instances with spec.failover, not pinned
 // ones; not before hostDownSeconds; the same object with a raised epoch), where (within the deployment's
-// spread, never on the dead host), and a singleton only by a side that sees a majority.
+// spread, never on the dead host; the host keeping the copy of its disk layer first), and a singleton only
+// by a side that sees a majority.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { failOver } from '../../../controllers/host/failover.ts';
@@ -86,6 +87,23 @@ describe('failOver', () => {
     expect(['a', 'c']).toContain(get('solo').spec?.host);
     for (const name of ['pinned', 'off']) expect(get(name).spec?.host).toBe('b');
     expect(pass(30)).toEqual({ moved: [] });
+  });
+
+  it('re-binds to the host keeping the copy of its disk layer when it fits, else where placement says', () => {
+    const withCopyOn = (name: string, keeper: string) => {
+      const i = instance(name, 'b', { failover: { hostDownSeconds: 5, copyEverySeconds: 2 } });
+      const status = { layerCopy: { host: keeper, takenAt: new Date(SINCE).toISOString(), bytes: 10 } };
+      cluster.store.update({ ...i, status }, { subresource: 'status' });
+    };
+    // Whichever of a and c placement ranks first, each goes where its copy is.
+    withCopyOn('kept-a', 'a');
+    withCopyOn('kept-c', 'c');
+    // A keeper that is dead (b itself here) cannot take it: placement's choice does.
+    withCopyOn('kept-b', 'b');
+    const moved = new Map(pass(5).moved.map((m) => [m.instance, m.to]));
+    expect(moved.get('default/kept-a')).toBe('a');
+    expect(moved.get('default/kept-c')).toBe('c');
+    expect(['a', 'c']).toContain(moved.get('default/kept-b'));
   });
 
   it('says why when no host fits, and tries again', () => {
