@@ -92,8 +92,8 @@ describe('failOver', () => {
   it('re-binds to the host keeping the copy of its disk layer when it fits, else where placement says', () => {
     const withCopyOn = (name: string, keeper: string) => {
       const i = instance(name, 'b', { failover: { hostDownSeconds: 5, copyEverySeconds: 2 } });
-      const status = { layerCopy: { host: keeper, takenAt: new Date(SINCE).toISOString(), bytes: 10 } };
-      cluster.store.update({ ...i, status }, { subresource: 'status' });
+      const layerCopy = { host: keeper, takenAt: new Date(SINCE).toISOString(), bytes: 10 };
+      cluster.store.update<ServiceInstance>({ ...i, status: { layerCopy } }, { subresource: 'status' });
     };
     // Whichever of a and c placement ranks first, each goes where its copy is.
     withCopyOn('kept-a', 'a');
