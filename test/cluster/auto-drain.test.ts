@@ -8,9 +8,18 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { killAllCtl } from '../cli/run-xenosctl.ts';
-import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
+import { beforeAll, expect, it } from 'vitest';
+import {
+  answers,
+  type ClusterHost,
+  cleanUpAfterAll,
+  ctl,
+  endpointUrl,
+  readyOf,
+  SI,
+  TestCluster,
+  waitFor,
+} from './harness.ts';
 import { copyWebTemplate, webInstance } from './web-deployment.ts';
 
 const HOSTS = '/apis/xenos.io/v1alpha1/hosts';
@@ -42,11 +51,7 @@ beforeAll(async () => {
   );
 }, 60_000);
 
-afterAll(async () => {
-  killAllCtl();
-  await cluster.cleanup();
-  rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+cleanUpAfterAll(cluster, dir);
 
 const hostA = (via: ClusterHost) => cluster.json(via, `${HOSTS}/a`);
 const condition = (h: any, type: string) => h.status?.conditions?.find((c: any) => c.type === type);

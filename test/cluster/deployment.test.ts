@@ -3,12 +3,11 @@
 // bound; a changed template replaces them all; `xenosctl scale` scales it down; deleting it deletes its
 // replicas.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { killAllCtl } from '../cli/run-xenosctl.ts';
-import { type ClusterHost, ctl, SI, TestCluster, waitFor } from './harness.ts';
+import { beforeAll, expect, it } from 'vitest';
+import { type ClusterHost, cleanUpAfterAll, ctl, SI, TestCluster, waitFor } from './harness.ts';
 import { copyWebTemplate, webDeployment } from './web-deployment.ts';
 
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
@@ -23,11 +22,7 @@ beforeAll(async () => {
   copyWebTemplate(dir);
 }, 60_000);
 
-afterAll(async () => {
-  killAllCtl();
-  await cluster.cleanup();
-  rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+cleanUpAfterAll(cluster, dir);
 
 const replicas = async (h: ClusterHost) =>
   (await cluster.json(h, SI)).items.filter(

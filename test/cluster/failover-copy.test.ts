@@ -4,12 +4,20 @@
 // domain from the copy — the count survives, FailedOver says StartedFromCopy and from when — and from there
 // its copies go on to the host left.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { killAllCtl } from '../cli/run-xenosctl.ts';
-import { type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
+import { beforeAll, expect, it } from 'vitest';
+import {
+  type ClusterHost,
+  cleanUpAfterAll,
+  ctl,
+  endpointUrl,
+  readyOf,
+  SI,
+  TestCluster,
+  waitFor,
+} from './harness.ts';
 
 const DOWN_S = 5;
 const cluster = new TestCluster({ hostTimeout: '2s' });
@@ -70,11 +78,7 @@ spec:
   );
 }, 60_000);
 
-afterAll(async () => {
-  killAllCtl();
-  await cluster.cleanup();
-  rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+cleanUpAfterAll(cluster, dir);
 
 const get = () => cluster.json(a, `${SI}/counter`);
 

@@ -4,12 +4,21 @@
 // them. The old copy stopped before the new binding was written, so at no time did two copies run. The
 // partition heals: c learns of the re-bind, and its copy stays stopped.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { killAllCtl } from '../cli/run-xenosctl.ts';
-import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
+import { beforeAll, expect, it } from 'vitest';
+import {
+  answers,
+  type ClusterHost,
+  cleanUpAfterAll,
+  ctl,
+  endpointUrl,
+  readyOf,
+  SI,
+  TestCluster,
+  waitFor,
+} from './harness.ts';
 import { copyWebTemplate, webInstance } from './web-deployment.ts';
 
 const DOWN_S = 5;
@@ -33,11 +42,7 @@ beforeAll(async () => {
   );
 }, 60_000);
 
-afterAll(async () => {
-  killAllCtl();
-  await cluster.cleanup();
-  rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+cleanUpAfterAll(cluster, dir);
 
 const get = (h: ClusterHost) => cluster.json(h, `${SI}/one`);
 

@@ -6,12 +6,21 @@
 // (still running, as a process domain outlives its killed coordinator) are stopped before b takes them
 // as its own — the instances stay where they failed over to — and its pinned instance is adopted again.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { killAllCtl } from '../cli/run-xenosctl.ts';
-import { answers, type ClusterHost, ctl, endpointUrl, readyOf, SI, TestCluster, waitFor } from './harness.ts';
+import { beforeAll, expect, it } from 'vitest';
+import {
+  answers,
+  type ClusterHost,
+  cleanUpAfterAll,
+  ctl,
+  endpointUrl,
+  readyOf,
+  SI,
+  TestCluster,
+  waitFor,
+} from './harness.ts';
 import { copyWebTemplate, webDeployment, webInstance } from './web-deployment.ts';
 
 const SD = '/apis/xenos.io/v1alpha1/namespaces/default/servicedeployments';
@@ -33,11 +42,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'pinned.yaml'), instance('pinned', false));
 }, 60_000);
 
-afterAll(async () => {
-  killAllCtl();
-  await cluster.cleanup();
-  rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+cleanUpAfterAll(cluster, dir);
 
 const get = (h: ClusterHost, name: string) => cluster.json(h, `${SI}/${name}`);
 

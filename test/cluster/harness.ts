@@ -8,7 +8,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { xenosctl } from '../cli/run-xenosctl.ts';
+import { afterAll } from 'vitest';
+import { killAllCtl, xenosctl } from '../cli/run-xenosctl.ts';
 import { startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { unmountUnder } from '../unmount-under.ts';
 import { until } from '../wait.ts';
@@ -80,6 +81,15 @@ export const answers = (url: string): Promise<boolean> =>
     (r) => r.ok,
     () => false,
   );
+
+/** After the file's tests: every xenosctl still running killed, the cluster's hosts stopped, `dir` removed. */
+export function cleanUpAfterAll(cluster: TestCluster, dir: string): void {
+  afterAll(async () => {
+    killAllCtl();
+    await cluster.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+}
 
 export class TestCluster {
   readonly root = mkdtempSync(join(tmpdir(), 'xenos-cluster-'));
