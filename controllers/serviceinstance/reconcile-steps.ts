@@ -281,7 +281,18 @@ export function instanceSteps(
         s.disk?.fromCopy ?? c.layerCopies?.restorable(instance),
       );
       if (failedOver) setCondition(s, failedOver, generation);
-      layerCopyStatus(s, c.layerCopies?.lastSent(instance), generation);
+      if (!driver.copyLayer && failoverOf(store, instance)?.copyEverySeconds) {
+        setCondition(
+          s,
+          {
+            type: LAYER_COPIED,
+            status: 'False',
+            reason: 'CopiesUnsupported',
+            message: `the ${driver.name} driver keeps no copies of its domains' disks: if host ${host} dies, this instance fails over from the template's image`,
+          },
+          generation,
+        );
+      } else layerCopyStatus(s, c.layerCopies?.lastSent(instance), generation);
     },
     // A spec that can never work, before any domain: the instance failed (a domain, if any, is left as it is).
     failed: (s, failure, instance) => {

@@ -51,7 +51,8 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function createEmptyDisk(path: string, sizeBytes: number, signal?: AbortSignal): Promise<void> {
+/** A new empty qcow2 disk of `sizeBytes` (no backing file). */
+export async function createEmptyDisk(path: string, sizeBytes: number, signal?: AbortSignal): Promise<void> {
   try {
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', path, String(sizeBytes)], {
       timeout: 60_000,

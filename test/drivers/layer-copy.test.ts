@@ -2,7 +2,8 @@
 // disk layer (Driver.copyLayer, taken without stopping it) holds what the domain wrote, and another host's
 // driver (another data dir) makes the domain from it (DomainSpec.fromCopy) — the domain starts there on
 // the state it left, its disk says it came from the copy, and its logs stayed behind. A domain that
-// already has files ignores a copy; a copy of a domain that is not there is refused by name.
+// already has files ignores a copy; a copy that is no archive of a domain is logged and the domain made from
+// the image; a copy of a domain that is not there is refused by name.
 
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
@@ -83,6 +84,19 @@ describe('copies of a domain disk layer', () => {
       .poll(() => starts(keeper.dataDir, spec.id), { timeout: 15_000 })
       .toBe('start\nstart\nstart\n');
   }, 60_000);
+
+  it('makes the domain from the image, saying why, when the copy is not an archive of one', async () => {
+    const { d } = await driver();
+    const spec = await specOf('bad-copy');
+    const bad = join(await harness.dataDir(), 'copy.tar');
+    await writeFile(bad, 'not a tar archive');
+    const prepared = await d.prepare({ ...spec, fromCopy: { path: bad, host: 'b', takenAt: 'T' } });
+    expect(prepared.disk?.fromCopy).toBeUndefined();
+    expect(prepared.disk?.message).toMatch(
+      /the copy of its disk layer taken on host b at T could not be used \(/,
+    );
+    expect(prepared.state).toBe('prepared');
+  });
 
   it('refuses to copy a domain it does not have', async () => {
     const { d } = await driver();

@@ -203,20 +203,22 @@ async function dirBytes(dir: string, skipped: string[]): Promise<number> {
   return total;
 }
 
-/** Sends `dir` (without its run/ state, nor `options.skip`) down `stream` and half-closes it; resolves
- *  the bytes sent. `sent` hears the running count (at most every 250 ms). `options.changing`: the domain
- *  runs, so a file may change while tar reads it (tar sends it as it read it). */
+/** Sends `dir` (without its run/ state, nor `options.skip`; only `options.members` when given) down
+ *  `stream` and half-closes it; resolves the bytes sent. `sent` hears the running count (at most every
+ *  250 ms). `options.changing`: the domain runs, so a file may change while tar reads it (tar sends it as
+ *  it read it). */
 export async function sendDomainDir(
   dir: string,
   stream: Writable,
   signal?: AbortSignal,
   sent?: (bytes: number) => void,
-  options: { skip?: string[]; changing?: boolean } = {},
+  options: { skip?: string[]; changing?: boolean; members?: string[] } = {},
 ): Promise<number> {
   const skipped = [...SKIPPED, ...(options.skip ?? [])];
   const args = ['-C', dir, '-cf', '-', ...skipped.map((s) => `--exclude=./${s}`)];
   if (options.changing) args.push('--warning=no-file-changed', '--warning=no-file-removed');
-  const tar = spawn('tar', [...args, '.'], { stdio: ['ignore', 'pipe', 'pipe'], signal });
+  const members = options.members ?? ['.'];
+  const tar = spawn('tar', [...args, '--', ...members], { stdio: ['ignore', 'pipe', 'pipe'], signal });
   const stderr = collectStderr(tar);
   let bytes = 0;
   let told = 0;

@@ -49,7 +49,7 @@ import { describeDomain, domainAlive } from './domain-state.ts';
 import { execInDomain } from './exec-in-domain.ts';
 import { diskCondition } from './host-conditions.ts';
 import { launchDomain } from './launch-domain.ts';
-import { copyLayer, installCopy } from './layer-copy.ts';
+import { copyLayer, installCopy, prepareFromCopyOrImage } from './layer-copy.ts';
 import { type DiskContext, diskContext, ensureIdentity, prepareDomainFiles } from './prepare-domain.ts';
 import { CLOCK_TICKS_PER_SECOND, readStat, residentBytes } from './proc.ts';
 import { descendants } from './process-tree.ts';
@@ -155,16 +155,24 @@ export class ProcessDriver implements Driver {
     return this.withLock(spec.id, async () => this.describe(await this.prepareLocked(spec, options.signal)));
   }
 
-  private async prepareLocked(spec: DomainSpec, signal?: AbortSignal): Promise<DomainRecord> {
+  private prepareLocked(spec: DomainSpec, signal?: AbortSignal): Promise<DomainRecord> {
     const paths = this.paths(spec.id);
-    if (spec.fromCopy && !(await readRecord(paths))) {
-      // A failover's first start here: its files come from the copy of its layer, not from the image.
-      const rec = await installCopy(this.migrationHost(), spec, spec.fromCopy, signal);
-      await this.ensureIdentity(rec, paths, true);
-      await writeRecord(paths, rec);
-      return rec;
-    }
-    return prepareDomainFiles(paths, spec, this.host.sandbox, this.disks, signal);
+    return prepareFromCopyOrImage(
+      paths,
+      spec,
+      {
+        // A failover's first start here: its files come from the copy of its layer, not from the image.
+        fromCopy: async (copy) => {
+          const rec = await installCopy(this.migrationHost(), spec, copy, signal);
+          await this.ensureIdentity(rec, paths, true);
+          await writeRecord(paths, rec);
+          return rec;
+        },
+        fromImage: () => prepareDomainFiles(paths, spec, this.host.sandbox, this.disks, signal),
+        log: this.host.log,
+      },
+      signal,
+    );
   }
 
   private ensureIdentity(rec: DomainRecord, paths: DomainPaths, freshRootfs: boolean): Promise<void> {

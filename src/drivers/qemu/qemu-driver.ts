@@ -9,6 +9,7 @@
 
 import { readFile, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
+import type { Writable } from 'node:stream';
 import type {
   DomainInfo,
   DomainSpec,
@@ -39,12 +40,14 @@ import {
 } from '../process/domain-record.ts';
 import { describeDomain, domainAlive } from '../process/domain-state.ts';
 import { launchDomain } from '../process/launch-domain.ts';
+import { prepareFromCopyOrImage } from '../process/layer-copy.ts';
 import { CLOCK_TICKS_PER_SECOND, isAlive, residentBytes } from '../process/proc.ts';
 import { descendants } from '../process/process-tree.ts';
 import { stopDomainTree } from '../process/stop-domain.ts';
 import { migrateInCold, migrateOutCold } from './cold-migration.ts';
 import { GuestMonitors } from './guest-monitors.ts';
 import { vmCgroupResources, vmPlanner } from './launch-vm.ts';
+import { copyVmLayer, installVmCopy } from './layer-copy.ts';
 import { migrateOutLive, receiveMigration } from './live-migration.ts';
 import { migrationHost } from './migration-host.ts';
 import { LIVE_DEFAULTS, type LiveMigrationTuning, resumeAfterMigration } from './migration-monitor.ts';
@@ -162,14 +165,42 @@ export class QemuDriver implements Driver {
 
   prepare(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
     return this.withLock(spec.id, async () =>
-      this.describe(await prepareVm(this.paths(spec.id), spec, this.host.sandbox, options.signal)),
+      this.describe(await this.prepareFiles(this.paths(spec.id), spec, options.signal)),
     );
+  }
+
+  /** Under the lock: the domain's files, from the copy of its disks on a failover's first start here
+   *  (layer-copy.ts), else from the image. */
+  private prepareFiles(paths: VmPaths, spec: DomainSpec, signal?: AbortSignal): Promise<DomainRecord> {
+    const fromImage = () => prepareVm(paths, spec, this.host.sandbox, signal);
+    return prepareFromCopyOrImage(
+      paths,
+      spec,
+      {
+        fromCopy: async (copy) => {
+          const rec = await fromImage();
+          try {
+            return await installVmCopy(paths, rec, await this.migrationHost.disksOf(spec), copy, signal);
+          } catch (err) {
+            await this.destroyLocked(spec.id).catch(() => {});
+            throw err;
+          }
+        },
+        fromImage,
+        log: this.host.log,
+      },
+      signal,
+    );
+  }
+
+  copyLayer(id: string, out: Writable, options: SignalOptions = {}): Promise<{ bytes: number }> {
+    return copyVmLayer(this.migrationHost, id, out, options.signal);
   }
 
   startDomain(spec: DomainSpec, options: SignalOptions = {}): Promise<DomainInfo> {
     return this.withLock(spec.id, async () => {
       const paths = this.paths(spec.id);
-      const rec = await prepareVm(paths, spec, this.host.sandbox, options.signal);
+      const rec = await this.prepareFiles(paths, spec, options.signal);
       if (rec.run && (await domainAlive(paths, rec.run))) {
         await resumeAfterMigration(await this.qmp(spec.id, options), spec.id);
         return this.describe(rec);
