@@ -6,9 +6,11 @@
 // killed coordinator, as process domains do). Held against the target "≤ 10 s plus the guest's start", the
 // guest's start measured in the same run (re-bound → Ready on the new host, each replica). What the 10 s is
 // made of: the host timeout (2 s) and the probe until the NotReady verdict, hostDownSeconds (5 s), then the
-// re-bind; kill → re-bound is also printed on its own against 10 s.
+// re-bind; kill → re-bound is also printed on its own against 10 s. With --copy-every S the replicas keep
+// a copy of their disk layer on another host every S seconds (failover.copyEverySeconds) and fail over
+// from it: the bench says how many started from a copy.
 //
-//   node bench/failover.ts [--hosts 4] [--replicas 6] [--rounds 3]
+//   node bench/failover.ts [--hosts 4] [--replicas 6] [--rounds 3] [--copy-every 0]
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +28,7 @@ const BENCH = 'failover';
 const hostCount = Number(flag('--hosts', '4'));
 const replicas = Number(flag('--replicas', '6'));
 const rounds = Number(flag('--rounds', '3'));
+const copyEvery = Number(flag('--copy-every', '0'));
 const DOWN_S = 5;
 const load = loadText;
 
@@ -53,6 +56,7 @@ const reboundMs: number[] = [];
 const startMs: number[] = [];
 const failoverMs: number[] = [];
 const fenceMs: number[] = [];
+let fromCopy = 0;
 const loadBefore = load();
 try {
   await cluster.start();
@@ -60,7 +64,10 @@ try {
   const replicasNow = async () =>
     (await cluster.instances(first)).filter((i) => i.metadata.labels?.['xenos.io/deployment'] === 'web');
   copyWebTemplate(manifests);
-  writeFileSync(join(manifests, 'deployment.yaml'), webDeployment({ replicas, hostDownSeconds: DOWN_S }));
+  writeFileSync(
+    join(manifests, 'deployment.yaml'),
+    webDeployment({ replicas, hostDownSeconds: DOWN_S, copyEverySeconds: copyEvery || undefined }),
+  );
   await cluster.ctl(['apply', '-f', manifests]);
   await until(
     async () => {
@@ -72,6 +79,13 @@ try {
   );
 
   for (let round = 1; round <= rounds; round++) {
+    // With copies: every replica has one kept elsewhere before the kill.
+    if (copyEvery)
+      await until(
+        async () => (await replicasNow()).every((i) => i.status?.layerCopy !== undefined),
+        60_000,
+        `round ${round}: a copy of every replica kept`,
+      );
     const perHost = new Map<string, ServiceInstance[]>();
     for (const i of await replicasNow()) {
       const h = i.spec!.host!;
@@ -97,6 +111,8 @@ try {
               i.metadata.annotations?.['xenos.io/failed-over-from']?.split(' ')[1] ?? '',
             );
             failoverMs.push(now - killedAt);
+            const how = i.status?.conditions?.find((c) => c.type === 'FailedOver')?.reason;
+            if (how === 'StartedFromCopy') fromCopy++;
             reboundMs.push(rebound - killedAt);
             startMs.push(now - rebound);
           }
@@ -137,7 +153,8 @@ const bound = 10_000 + start.p50;
 console.log(
   `\n${BENCH}: ${hostCount} hosts, ${replicas} replicas, ${rounds} rounds, host timeout 2 s, hostDownSeconds ${DOWN_S}; load ${loadBefore} → ${load()}`,
 );
-const note = `target 10 s + the start p50; ${failoverMs.length} replicas moved`;
+const copies = copyEvery ? `, ${fromCopy} from a copy (every ${copyEvery} s)` : '';
+const note = `target 10 s + the start p50; ${failoverMs.length} replicas moved${copies}`;
 const n = `${reboundMs.length} replicas`;
 printFigure(
   { bench: BENCH, name: 'kill → re-bound p50', value: rebound.p50, unit: 'ms', bound: 10_000, note: n },

@@ -15,12 +15,11 @@
 // controller). A singleton is re-bound only by a side of the cluster that sees more than half of the hosts
 // live; a host that sees half or fewer stops its singleton copies itself.
 
-import { deploymentOf, failoverEpoch, failoverOf } from '../../src/cluster/failover.ts';
+import { failoverEpoch, failoverHost, failoverOf } from '../../src/cluster/failover.ts';
 import type { HostLiveness } from '../../src/cluster/liveness.ts';
 import type { Placement } from '../../src/cluster/placement.ts';
-import { spreadHost } from '../../src/cluster/spread.ts';
 import type { Log } from '../../src/log/logger.ts';
-import { SERVICE_DEPLOYMENT, SERVICE_INSTANCE } from '../../src/model/kinds.ts';
+import { SERVICE_INSTANCE } from '../../src/model/kinds.ts';
 import {
   FAILED_OVER_FROM_ANNOTATION,
   FAILOVER_EPOCH_ANNOTATION,
@@ -76,7 +75,7 @@ export function failOver(c: FailoverComponents, dead: string, since: number): Fa
         continue;
       }
     }
-    const choice = newHostOf(c, instance, dead, policy.deployment);
+    const choice = failoverHost(c, instance, dead, policy.deployment, instance.status?.layerCopy?.host);
     if (!('host' in choice)) {
       c.log.warn(
         { instance: key, host: dead },
@@ -115,36 +114,4 @@ export function failOver(c: FailoverComponents, dead: string, since: number): Fa
     pass.moved.push({ instance: key, to: choice.host });
   }
   return pass;
-}
-
-/** The host that takes `instance` off `dead`: a replica within its deployment's spread, any other where
- *  placement puts it — the host keeping the last copy of its disk layer first, when it fits. */
-function newHostOf(
-  c: FailoverComponents,
-  instance: ServiceInstance,
-  dead: string,
-  deployment: string | undefined,
-): { host: string } | { message: string } {
-  const exclude = new Map([[dead, 'is NotReady (the host it fails over from)']]);
-  const keeper = instance.status?.layerCopy?.host;
-  if (!deployment) {
-    const decision = c.placement.decide(instance, { exclude });
-    if (decision.host === undefined) return { message: decision.message };
-    return { host: keeper && decision.ranked.includes(keeper) ? keeper : decision.host };
-  }
-  const namespace = instance.metadata.namespace ?? 'default';
-  const d = c.store.get({ kind: SERVICE_DEPLOYMENT.kind, namespace, name: deployment });
-  const owner = deploymentOf(instance)?.uid;
-  const perHost = new Map<string, number>();
-  for (const r of c.store.list(SERVICE_INSTANCE.kind, { namespace }).items) {
-    if (
-      r.metadata.uid === instance.metadata.uid ||
-      r.metadata.deletionTimestamp ||
-      deploymentOf(r)?.uid !== owner
-    )
-      continue;
-    const host = r.spec?.host;
-    if (host && host !== dead) perHost.set(host, (perHost.get(host) ?? 0) + 1);
-  }
-  return spreadHost(c.placement, instance, perHost, d?.spec?.spread?.maxPerHost, exclude, keeper);
 }

@@ -1,15 +1,15 @@
 // Copies of this host's instances' disk layers, for failover (spec.failover.copyEverySeconds), and the
 // copies this host keeps of other hosts' instances. Every running instance that asks for copies has its
-// driver write one (Driver.copyLayer: taken while the domain runs) every copyEverySeconds to the live host
-// placement ranks first for it after this one — the host failover picks when this host dies, so the copy
-// is where the instance will go — over /xenos/layer-copy/1.0.0 (src/cluster/layer-copies/). Its status
+// driver write one (Driver.copyLayer: taken while the domain runs) every copyEverySeconds to the host
+// failover would pick if this host died now (src/cluster/failover.ts: placement's choice, within a
+// deployment's spread), so the copy is where the instance will go — over /xenos/layer-copy/1.0.0 (src/cluster/layer-copies/). Its status
 // says where the last copy is (status.layerCopy), and failover prefers that host. On the keeping host a
 // failed-over instance's domain is made from the copy (DomainSpec.fromCopy) and FailedOver says
 // StartedFromCopy. One copy at a time leaves this host; copies that will not be used again (instance gone
 // or started, a newer copy elsewhere, failed over to another host) are dropped.
 
 import type { Writable } from 'node:stream';
-import { failoverEpoch, failoverOf } from '../../src/cluster/failover.ts';
+import { failoverEpoch, failoverOf, failoverPlan } from '../../src/cluster/failover.ts';
 import {
   type CopyHeader,
   LayerCopyError,
@@ -110,9 +110,16 @@ export class LayerCopies implements InstanceLayerCopies {
     if (this.#busy) return;
     this.#busy = true;
     try {
-      for (const instance of this.#instances.values()) {
-        if (this.#abort.signal.aborted) return;
-        if (this.#due(instance, now)) await this.#copy(instance);
+      const due = [...this.#instances.values()].filter((i) => this.#due(i, now));
+      if (due.length > 0) {
+        // Where each would go if this host died now, all of this host's together (failoverPlan).
+        const self = this.#init.hostName;
+        const mine = [...this.#instances.values()].filter((i) => i.spec?.host === self);
+        const plan = failoverPlan(this.#c, self, mine);
+        for (const instance of due) {
+          if (this.#abort.signal.aborted) return;
+          await this.#copy(instance, plan.get(instance.metadata.uid ?? ''));
+        }
       }
       if (now - this.#prunedAt >= this.#init.pruneEveryMs) {
         this.#prunedAt = now;
@@ -138,18 +145,19 @@ export class LayerCopies implements InstanceLayerCopies {
     return Number.isNaN(last) || now - last >= every * 1000;
   }
 
-  async #copy(instance: ServiceInstance): Promise<void> {
+  async #copy(
+    instance: ServiceInstance,
+    choice: { host: string } | { message: string } | undefined,
+  ): Promise<void> {
     const uid = instance.metadata.uid ?? '';
     const key = keyOf(instance);
     const sent: Sent = { ...this.#sent.get(uid), triedAt: Date.now() };
     this.#sent.set(uid, sent);
     const before = JSON.stringify([sent.copy?.host, sent.error]);
     try {
-      const decision = this.#c.placement.decide(instance, {
-        exclude: new Map([[this.#init.hostName, 'runs it (a copy goes to another host)']]),
-      });
-      if (decision.host === undefined) throw new LayerCopyError(`no host to keep it: ${decision.message}`);
-      const keeper = decision.host;
+      if (!choice) throw new LayerCopyError('it does not fail over');
+      if (!('host' in choice)) throw new LayerCopyError(`no host to keep it: ${choice.message}`);
+      const keeper = choice.host;
       const peer = this.#c.store.get({ kind: HOST.kind, namespace: '', name: keeper })?.status?.peerId;
       if (!peer) throw new LayerCopyError(`host ${keeper} has no peer id yet`);
       const takenAt = new Date().toISOString();

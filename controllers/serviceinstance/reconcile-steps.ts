@@ -341,7 +341,8 @@ function layerCopyStatus(
   sent: ReturnType<InstanceLayerCopies['lastSent']>,
   generation: number,
 ): void {
-  if (!sent) return;
+  // Nothing to say while the first copy is under way.
+  if (!sent || (!sent.copy && !sent.error)) return;
   if (sent.copy) s.layerCopy = sent.copy;
   setCondition(
     s,

@@ -4,7 +4,7 @@
 // Read by the Host controller (which re-binds the instances of a host that stays NotReady) and by the
 // ServiceInstance controller (which fences a returning host's copies until it has caught up).
 
-import { SERVICE_DEPLOYMENT } from '../model/kinds.ts';
+import { SERVICE_DEPLOYMENT, SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { OwnerReference } from '../model/object.ts';
 import {
   FAILOVER_EPOCH_ANNOTATION,
@@ -12,6 +12,8 @@ import {
   type ServiceInstance,
 } from '../model/service-instance.ts';
 import type { Store } from '../store/store.ts';
+import type { Placement } from './placement.ts';
+import { spreadHost } from './spread.ts';
 
 export const DEFAULT_HOST_DOWN_SECONDS = 30;
 
@@ -68,4 +70,65 @@ export function failoverEpoch(instance: ServiceInstance): number {
   const raw = instance.metadata.annotations?.[FAILOVER_EPOCH_ANNOTATION];
   const n = raw === undefined ? 0 : Number(raw);
   return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+}
+
+export interface FailoverPlacement {
+  store: Pick<Store, 'get' | 'list'>;
+  placement: Pick<Placement, 'decide'>;
+}
+
+/** Where each of `instances` (bound to `from`) would go if `from` died now, or why nowhere: one after
+ *  another, as a failover pass takes them, each replica counting the ones planned before it against its
+ *  deployment's spread — so the copies of two replicas of one host are not both kept on a host with room
+ *  for one. Keyed by uid; instances that do not fail over are left out. */
+export function failoverPlan(
+  c: FailoverPlacement,
+  from: string,
+  instances: Iterable<ServiceInstance>,
+): Map<string, { host: string } | { message: string }> {
+  const planned = new Map<string, string>();
+  const plan = new Map<string, { host: string } | { message: string }>();
+  for (const i of instances) {
+    const policy = failoverOf(c.store, i);
+    if (!policy) continue;
+    const choice = failoverHost(c, i, from, policy.deployment, undefined, planned);
+    plan.set(i.metadata.uid ?? '', choice);
+    if ('host' in choice) planned.set(i.metadata.uid ?? '', choice.host);
+  }
+  return plan;
+}
+
+/** The host that takes `instance` off `from` (a host that stays NotReady; for the failover copies, the host
+ *  that runs it, as if it died now): a replica within its deployment's spread, any other where placement
+ *  puts it — `prefer` (the host keeping the copy of its disk layer) first, when it fits. `planned`: the
+ *  hosts other instances of `from` are planned to go to (by uid; failoverPlan). */
+export function failoverHost(
+  c: FailoverPlacement,
+  instance: ServiceInstance,
+  from: string,
+  deployment: string | undefined,
+  prefer?: string,
+  planned?: ReadonlyMap<string, string>,
+): { host: string } | { message: string } {
+  const exclude = new Map([[from, 'is the host it fails over from']]);
+  if (!deployment) {
+    const decision = c.placement.decide(instance, { exclude });
+    if (decision.host === undefined) return { message: decision.message };
+    return { host: prefer && decision.ranked.includes(prefer) ? prefer : decision.host };
+  }
+  const namespace = instance.metadata.namespace ?? 'default';
+  const d = c.store.get({ kind: SERVICE_DEPLOYMENT.kind, namespace, name: deployment });
+  const owner = deploymentOf(instance)?.uid;
+  const perHost = new Map<string, number>();
+  for (const r of c.store.list(SERVICE_INSTANCE.kind, { namespace }).items) {
+    if (
+      r.metadata.uid === instance.metadata.uid ||
+      r.metadata.deletionTimestamp ||
+      deploymentOf(r)?.uid !== owner
+    )
+      continue;
+    const host = planned?.get(r.metadata.uid ?? '') ?? r.spec?.host;
+    if (host && host !== from) perHost.set(host, (perHost.get(host) ?? 0) + 1);
+  }
+  return spreadHost(c.placement, instance, perHost, d?.spec?.spread?.maxPerHost, exclude, prefer);
 }

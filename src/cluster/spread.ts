@@ -7,8 +7,8 @@ import type { ServiceInstance } from '../model/service-instance.ts';
 import type { Placement } from './placement.ts';
 
 /** The host for `instance`, given how many of its deployment's replicas each host runs; or why none fits.
- *  `prefer`: a host taken whenever it fits and runs no more of them than the best (failover: the host
- *  keeping the copy of the replica's disk layer). */
+ *  `prefer`: a host taken whenever it fits, even over one that runs fewer (failover: the host keeping
+ *  the copy of the replica's disk layer). */
 export function spreadHost(
   placement: Pick<Placement, 'decide'>,
   instance: ServiceInstance,
@@ -28,7 +28,5 @@ export function spreadHost(
   if (decision.host === undefined) return { message: decision.message };
   // The fewest of this deployment's replicas first; placement's ranking among equals (a stable sort).
   const host = [...decision.ranked].sort((a, b) => (perHost.get(a) ?? 0) - (perHost.get(b) ?? 0))[0];
-  const count = (h: string) => perHost.get(h) ?? 0;
-  if (prefer && decision.ranked.includes(prefer) && count(prefer) <= count(host)) return { host: prefer };
-  return { host };
+  return { host: prefer && decision.ranked.includes(prefer) ? prefer : host };
 }

@@ -15,8 +15,12 @@ export function webDeployment(opts: {
   replicas: number;
   greeting?: string;
   hostDownSeconds?: number;
+  copyEverySeconds?: number;
 }): string {
-  const failover = opts.hostDownSeconds ? `  failover:\n    hostDownSeconds: ${opts.hostDownSeconds}\n` : '';
+  const copies = opts.copyEverySeconds ? `    copyEverySeconds: ${opts.copyEverySeconds}\n` : '';
+  const failover = opts.hostDownSeconds
+    ? `  failover:\n    hostDownSeconds: ${opts.hostDownSeconds}\n${copies}`
+    : '';
   return `apiVersion: xenos.io/v1alpha1
 kind: ServiceDeployment
 metadata:

@@ -6,6 +6,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { failOver } from '../../../controllers/host/failover.ts';
+import { failoverPlan } from '../../../src/cluster/failover.ts';
 import { silentLogger } from '../../../src/log/logger.ts';
 import { FAILOVER_EPOCH_ANNOTATION, type ServiceInstance } from '../../../src/model/service-instance.ts';
 import { type ClusterFixture, clusterFixture, obj, peerOf } from '../cluster-fixture.ts';
@@ -104,6 +105,21 @@ describe('failOver', () => {
     expect(moved.get('default/kept-a')).toBe('a');
     expect(moved.get('default/kept-c')).toBe('c');
     expect(['a', 'c']).toContain(moved.get('default/kept-b'));
+  });
+
+  it('plans where each instance of a host would go if it died, counting the ones planned before', () => {
+    instance('web-a', 'a', {}, 'web');
+    instance('web-c', 'c', {}, 'web');
+    const b1 = instance('web-b1', 'b', {}, 'web');
+    const b2 = instance('web-b2', 'b', {}, 'web');
+    instance('pinned', 'b');
+    // a and c have room for one more replica each (maxPerHost 2): one goes to each, never both to one.
+    const plan = failoverPlan(cluster, 'b', [b1, b2, get('pinned')]);
+    expect(plan.size).toBe(2);
+    const hosts = [plan.get(b1.metadata.uid!), plan.get(b2.metadata.uid!)].map((c) =>
+      c && 'host' in c ? c.host : undefined,
+    );
+    expect(hosts.sort()).toEqual(['a', 'c']);
   });
 
   it('says why when no host fits, and tries again', () => {
