@@ -3,12 +3,15 @@
 // written by a host that may not, tampered with on the way, unsigned, with a hostile clock, over the size cap,
 // replayed; malformed messages; DHT records from the future, oversized, forged. Every one is refused, the
 // victim's state does not move, it keeps writing at full speed, and its refusal counters (logged, rate-limited,
-// under their metric names) say why. What a key holder may do — write a spec — it still can.
+// under their metric names) say why. What a key holder may do — write a spec — it still can. A failover copy
+// of an instance it does not run is refused and nothing of it kept.
 
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { QueryEvent } from '@libp2p/kad-dht';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendLayerCopy } from '../../src/cluster/layer-copies/copy-protocol.ts';
 import { clusterRowAuthority } from '../../src/cluster/write-policy.ts';
 import type { XObject } from '../../src/model/object.ts';
 import { openXenosNode, type XenosNode } from '../../src/p2p/node.ts';
@@ -238,6 +241,39 @@ describe('a hostile peer holding the cluster key', () => {
       'a counting it',
     );
   }, 60_000);
+
+  it('refuses a failover copy of an instance it does not run', async () => {
+    const web = await cluster.json(a, `${SI}/web`);
+    const header = {
+      namespace: 'default',
+      name: 'web',
+      uid: web.metadata.uid,
+      epoch: 0,
+      takenAt: new Date().toISOString(),
+      driver: 'process',
+    };
+    const offer = () =>
+      sendLayerCopy(
+        hostile,
+        a.peerId,
+        header,
+        async (out) => {
+          out.end(Buffer.alloc(4096, 1));
+        },
+        AbortSignal.timeout(10_000),
+      );
+    await expect(offer()).rejects.toThrow(/refused: .*asks for no copies/);
+    // A key holder may ask for copies (a spec), and still cannot send one in b's name.
+    const res = await a.api(`${SI}/web`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/merge-patch+json' },
+      body: JSON.stringify({ spec: { failover: { copyEverySeconds: 10 } } }),
+    });
+    expect(res.status).toBe(200);
+    await expect(offer()).rejects.toThrow(/refused: .*bound to host b, and peer \S+ is not its key/);
+    expect(await readdir(join(a.dataDir, 'layer-copies'))).toEqual([]);
+    expect(a.stderr()).toMatch(/refused a copy of ServiceInstance default\/web from peer/);
+  });
 
   it('refuses DHT records from the future, oversized or forged, on every host', async () => {
     await waitFor(() => hostile.routingTableSize >= 2, "mallory's routing table");
