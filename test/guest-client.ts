@@ -3,9 +3,21 @@
 // time the request began. The URL is asked of `url()` before every request, so a client following the
 // guest (its endpoint in the API, or the driver's latest info) reaches it wherever it is.
 
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { DomainSpec, InstanceIdentity } from '../src/drivers/driver.ts';
 import { domainIdFor } from '../src/drivers/driver.ts';
 import { httpGet } from './drivers/driver-contract.ts';
+
+const run = promisify(execFile);
+
+/** The lines of /requests.log on a demo guest's disk overlay (ext4 over the image's base), read offline
+ *  through `scratch` (a raw copy of the disk). */
+export async function requestLog(overlay: string, scratch: string): Promise<string[]> {
+  await run('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', overlay, scratch]);
+  const { stdout } = await run('debugfs', ['-R', 'cat /requests.log', scratch]);
+  return stdout.split('\n').filter(Boolean);
+}
 
 /** A domain of the demo guest in image directory `guestDir` for a VM driver: its kernel and initrd, 128 MiB,
  *  one vCPU, its service on port 80 (`http`), `cmdline` added to its command line (` xenos.crash=1`). */

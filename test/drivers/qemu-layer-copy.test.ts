@@ -14,7 +14,7 @@ import type { DomainInfo, DomainSpec } from '../../src/drivers/driver.ts';
 import { Cgroups } from '../../src/drivers/process/cgroup.ts';
 import { probeQemu } from '../../src/drivers/qemu/probe-qemu.ts';
 import { QemuDriver } from '../../src/drivers/qemu/qemu-driver.ts';
-import { demoGuestSpec, guestLine } from '../guest-client.ts';
+import { demoGuestSpec, guestLine, requestLog } from '../guest-client.ts';
 import { guestImageDir } from '../guest-image.ts';
 import { DriverHarness, httpGet, testInstance, waitForBody } from './driver-contract.ts';
 
@@ -24,13 +24,6 @@ const qemu = await probeQemu();
 const guestDir = qemu.usable ? await guestImageDir() : '';
 
 const urlOf = (info: DomainInfo) => `http://${info.endpoints[0].address}:${info.endpoints[0].port}/`;
-
-/** The lines of /requests.log on a guest disk overlay (ext4 over the image's base), read offline. */
-async function requestLog(overlay: string, scratch: string): Promise<string[]> {
-  await run('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', overlay, scratch]);
-  const { stdout } = await run('debugfs', ['-R', 'cat /requests.log', scratch]);
-  return stdout.split('\n').filter(Boolean);
-}
 
 describe.skipIf(!qemu.usable)('copies of a QEMU guest disks', { timeout: 5 * BOOT_MS }, () => {
   const harness = new DriverHarness();

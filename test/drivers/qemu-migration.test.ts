@@ -6,9 +6,7 @@
 // the link broken midway leave the guest answering on the source with no copy on the destination, and a
 // retry works. Many iterations and the pause figures are bench/migration.ts's job, not this suite's.
 
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type {
   DomainInfo,
@@ -20,12 +18,11 @@ import { Cgroups } from '../../src/drivers/process/cgroup.ts';
 import { probeQemu } from '../../src/drivers/qemu/probe-qemu.ts';
 import { QemuDriver } from '../../src/drivers/qemu/qemu-driver.ts';
 import { libp2pPair } from '../cluster/migration/libp2p-pair.ts';
-import { demoGuestSpec, keepRequesting } from '../guest-client.ts';
+import { demoGuestSpec, keepRequesting, requestLog } from '../guest-client.ts';
 import { guestImageDir } from '../guest-image.ts';
 import { TestNet } from '../p2p/cluster.ts';
 import { DriverHarness, httpGet, testInstance, waitForBody } from './driver-contract.ts';
 
-const run = promisify(execFile);
 const BOOT_MS = 60_000;
 const MiB = 1024 * 1024;
 const qemu = await probeQemu();
@@ -38,12 +35,6 @@ function guestSpec(name: string): DomainSpec {
 const urlOf = (info: DomainInfo) => `http://${info.endpoints[0].address}:${info.endpoints[0].port}/`;
 
 /** GET / every few ms against whatever `url()` says now; keeps every answer and every failure. */
-/** The lines of /requests.log on a guest disk overlay (ext4 over the image's base), read offline. */
-async function requestLog(overlay: string, scratch: string): Promise<string[]> {
-  await run('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', overlay, scratch]);
-  const { stdout } = await run('debugfs', ['-R', 'cat /requests.log', scratch]);
-  return stdout.split('\n').filter(Boolean);
-}
 
 describe.skipIf(!qemu.usable)('QEMU live migration', { timeout: 6 * BOOT_MS }, () => {
   const harness = new DriverHarness();
