@@ -8,12 +8,12 @@
 // machine's snapshot queued as status. The skeleton writes that status once.
 
 import type { EventRecorder } from '../../src/api/events.ts';
-import { failoverEpoch, failoverOf } from '../../src/cluster/failover.ts';
+import { failoverOf } from '../../src/cluster/failover.ts';
 import type { LocalMigrations } from '../../src/cluster/migration/local-migrations.ts';
 import type { Driver } from '../../src/drivers/driver.ts';
 import type { ImageProgress } from '../../src/images/image-source.ts';
 import { HOST, SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
-import { FAILED_OVER_FROM_ANNOTATION, type ServiceInstance } from '../../src/model/service-instance.ts';
+import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import type { ServiceTemplate } from '../../src/model/service-template.ts';
 import { getCondition, isConditionTrue, setCondition } from '../../src/reconcile/conditions.ts';
 import type { ReconcileResult } from '../../src/reconcile/controller.ts';
@@ -26,14 +26,13 @@ import {
   applySnapshot,
   DOMAIN_RUNNING,
   type DomainSnapshot,
-  FAILED_OVER,
-  LAYER_COPIED,
   SCHEDULED,
   summariseInstance,
   TEMPLATE_READY,
 } from './conditions.ts';
 import type { InstanceCredentials } from './credentials.ts';
 import { buildDesiredDomain, domainIdOf, identityOf, instanceRef } from './domain-spec.ts';
+import { failoverStatus } from './failover-status.ts';
 import type { InstanceLayerCopies } from './layer-copies.ts';
 import type { DesiredDomain } from './machine-types.ts';
 import type { DomainMachines } from './machines.ts';
@@ -275,24 +274,7 @@ export function instanceSteps(
         { type: SCHEDULED, status: 'True', reason: 'Scheduled', message: `placed on host ${host}` },
         generation,
       );
-      const failedOver = failedOverCondition(
-        instance,
-        host,
-        s.disk?.fromCopy ?? c.layerCopies?.restorable(instance),
-      );
-      if (failedOver) setCondition(s, failedOver, generation);
-      if (!driver.copyLayer && failoverOf(store, instance)?.copyEverySeconds) {
-        setCondition(
-          s,
-          {
-            type: LAYER_COPIED,
-            status: 'False',
-            reason: 'CopiesUnsupported',
-            message: `the ${driver.name} driver keeps no copies of its domains' disks: if host ${host} dies, this instance fails over from the template's image`,
-          },
-          generation,
-        );
-      } else layerCopyStatus(s, c.layerCopies?.lastSent(instance), generation);
+      failoverStatus(s, instance, { ...c, host }, generation);
     },
     // A spec that can never work, before any domain: the instance failed (a domain, if any, is left as it is).
     failed: (s, failure, instance) => {
@@ -301,61 +283,6 @@ export function instanceSteps(
     summarise: summariseInstance,
     event: c.event,
   };
-}
-
-/** What FailedOver says of an instance re-bound to `host` off a NotReady host; undefined if it never was.
- *  `copy`: the copy of its disk layer its domain here was (or is being) made from; without one, the domain
- *  starts from the template's image. */
-function failedOverCondition(
-  instance: ServiceInstance,
-  host: string,
-  copy?: { host: string; takenAt: string },
-) {
-  const epoch = failoverEpoch(instance);
-  const from = instance.metadata.annotations?.[FAILED_OVER_FROM_ANNOTATION];
-  if (epoch === 0 || !from) return undefined;
-  const [dead, at] = from.split(' ');
-  const what = `failed over from host ${dead} (NotReady) to ${host} at ${at ?? 'an unknown time'}, epoch ${epoch}`;
-  if (copy) {
-    const age = at
-      ? ` (${Math.max(0, Math.round((Date.parse(at) - Date.parse(copy.takenAt)) / 1000))} s before the failover)`
-      : '';
-    return {
-      type: FAILED_OVER,
-      status: 'True' as const,
-      reason: 'StartedFromCopy',
-      message: `${what}: its domain started from the copy of its disk layer taken on ${copy.host} at ${copy.takenAt}${age}`,
-    };
-  }
-  return {
-    type: FAILED_OVER,
-    status: 'True' as const,
-    reason: 'StartedFresh',
-    message: `${what}: no copy of its disk layer was kept on a live host (spec.failover.copyEverySeconds), so its domain started from the template's image`,
-  };
-}
-
-/** status.layerCopy and the LayerCopied condition from how the last copy this host sent went. */
-function layerCopyStatus(
-  s: NonNullable<ServiceInstance['status']>,
-  sent: ReturnType<InstanceLayerCopies['lastSent']>,
-  generation: number,
-): void {
-  // Nothing to say while the first copy is under way.
-  if (!sent || (!sent.copy && !sent.error)) return;
-  if (sent.copy) s.layerCopy = sent.copy;
-  setCondition(
-    s,
-    sent.error
-      ? { type: LAYER_COPIED, status: 'False', reason: 'CopyFailed', message: sent.error }
-      : {
-          type: LAYER_COPIED,
-          status: 'True',
-          reason: 'Copied',
-          message: `a copy of its disk layer is kept on host ${sent.copy?.host} for failover`,
-        },
-    generation,
-  );
 }
 
 /** The domain this host runs for `instance`: its template's, with this host's environment and token. */
