@@ -16,6 +16,7 @@ import { DRAIN_LABEL, drainMigration } from '../../src/model/drain.ts';
 import { AUTO_DRAINED_ANNOTATION, DEGRADED_CONDITIONS, type Host } from '../../src/model/host.ts';
 import { SERVICE_INSTANCE, SERVICE_MIGRATION } from '../../src/model/kinds.ts';
 import type { Condition } from '../../src/model/object.ts';
+import type { ServiceMigration } from '../../src/model/service-migration.ts';
 import { getCondition } from '../../src/reconcile/conditions.ts';
 import { keyOf } from '../../src/reconcile/keys.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -90,30 +91,31 @@ function moveInstances(
   now: number,
   pass: AutoDrainPass,
 ): AutoDrainPass {
-  const migrations = c.store.list(SERVICE_MIGRATION.kind).items;
+  // The migrations of each instance (namespace/name), listed once for the pass.
+  const byInstance = new Map<string, ServiceMigration[]>();
+  for (const m of c.store.list(SERVICE_MIGRATION.kind).items) {
+    if (m.metadata.deletionTimestamp || !m.spec?.instanceRef?.name) continue;
+    const key = `${m.metadata.namespace ?? 'default'}/${m.spec.instanceRef.name}`;
+    byInstance.set(key, [...(byInstance.get(key) ?? []), m]);
+  }
   for (const i of c.store.list(SERVICE_INSTANCE.kind).items) {
     if (i.spec?.host !== name || i.metadata.deletionTimestamp) continue;
     const namespace = i.metadata.namespace ?? 'default';
-    const mine = migrations.filter(
-      (m) =>
-        (m.metadata.namespace ?? 'default') === namespace &&
-        m.spec?.instanceRef?.name === i.metadata.name &&
-        !m.metadata.deletionTimestamp,
-    );
-    const ended = (m: (typeof mine)[number]) =>
-      m.status?.phase === 'Succeeded' || m.status?.phase === 'Failed';
+    const mine = byInstance.get(`${namespace}/${i.metadata.name}`) ?? [];
+    const ended = (m: ServiceMigration) => m.status?.phase === 'Succeeded' || m.status?.phase === 'Failed';
     if (mine.some((m) => !ended(m))) {
       pass.nextInMs = DRAIN_RETRY_MS;
       continue;
     }
-    const lastFailed = Math.max(
+    // Still bound here after this host's last drain move of it ended: tried again a while after.
+    const lastEnded = Math.max(
       ...mine
         .filter((m) => m.metadata.labels?.[DRAIN_LABEL] === name)
         .map((m) => Date.parse(m.status?.completedAt ?? m.metadata.creationTimestamp ?? '') || 0),
       0,
     );
-    if (now - lastFailed < DRAIN_RETRY_MS) {
-      pass.nextInMs = Math.min(pass.nextInMs ?? DRAIN_RETRY_MS, lastFailed + DRAIN_RETRY_MS - now);
+    if (now - lastEnded < DRAIN_RETRY_MS) {
+      pass.nextInMs = Math.min(pass.nextInMs ?? DRAIN_RETRY_MS, lastEnded + DRAIN_RETRY_MS - now);
       continue;
     }
     const m = c.store.create(drainMigration(i, name, { mode: 'Auto', timeoutSeconds: MOVE_TIMEOUT_SECONDS }));

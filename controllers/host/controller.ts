@@ -184,7 +184,7 @@ export class HostController {
     }
     // Written only when something differs (updateStatus compares); so the watch event of our own write
     // ends here, and an idle host writes nothing.
-    await updateStatus(this.#store, key, (status, obj) => {
+    const self = await updateStatus(this.#store, key, (status, obj) => {
       const facts = this.#facts();
       // A status written before membership had heartbeats; it changed every few seconds: never again.
       delete status.heartbeatTime;
@@ -227,7 +227,6 @@ export class HostController {
       );
     });
     const after = this.#init.autoDrainAfterMs;
-    const self = after === undefined ? undefined : this.#store.get(key);
     if (after === undefined || !self) return { requeueAfterMs: this.#resync };
     const pass = autoDrain({ store: this.#store, log: this.#log }, self, after);
     return { requeueAfterMs: Math.min(this.#resync, pass.nextInMs ?? this.#resync) };
