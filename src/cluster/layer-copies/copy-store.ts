@@ -5,7 +5,7 @@
 // it. Root-only files in the data dir: a copy holds another domain's files and no domain can read it.
 
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -39,14 +39,28 @@ export class CopyTooLargeError extends Error {
   }
 }
 
+/** A copy refused because the keeper's disk is nearly full. */
+export class CopyNoRoomError extends Error {
+  constructor(free: number, min: number) {
+    super(
+      `this host has ${Math.floor(free / 2 ** 20)} MiB free for copies, under the ${Math.floor(min / 2 ** 20)} MiB it keeps free`,
+    );
+    this.name = 'CopyNoRoomError';
+  }
+}
+
 export const UID_PATTERN = /^[A-Za-z0-9-]{1,64}$/;
+/** What a keeper leaves free on its data disk: copies never fill it. */
+export const DEFAULT_MIN_FREE_BYTES = 1024 ** 3;
 
 export class LayerCopyStore {
   readonly dir: string;
+  readonly #minFree: number;
   readonly #held = new Map<string, HeldCopy>();
 
-  constructor(init: { dir: string }) {
+  constructor(init: { dir: string; minFreeBytes?: number }) {
     this.dir = init.dir;
+    this.#minFree = init.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES;
   }
 
   /** Reads what is kept (after a restart); half-received copies are dropped. */
@@ -76,16 +90,22 @@ export class LayerCopyStore {
     return [...this.#held.values()];
   }
 
-  /** Keeps the copy `body` carries (at most `maxBytes`) in place of the instance's older one. */
+  /** Keeps the copy `body` carries (at most `maxBytes`, and never leaving less than the store's minimum
+   *  free on its disk) in place of the instance's older one. */
   async receive(meta: CopyMeta, body: Readable, maxBytes: number, signal?: AbortSignal): Promise<HeldCopy> {
     if (!UID_PATTERN.test(meta.uid)) throw new Error(`uid ${JSON.stringify(meta.uid)} is not a uid`);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const fs = await statfs(this.dir);
+    const free = fs.bavail * fs.bsize;
+    if (free < this.#minFree) throw new CopyNoRoomError(free, this.#minFree);
+    const cap = Math.min(maxBytes, free - this.#minFree);
     const incoming = `${this.#tar(meta.uid)}.incoming`;
     let bytes = 0;
     const capped = new Transform({
       transform(chunk: Buffer, _enc, done) {
         bytes += chunk.length;
-        done(bytes > maxBytes ? new CopyTooLargeError(maxBytes) : null, chunk);
+        if (bytes <= cap) return done(null, chunk);
+        done(bytes > maxBytes ? new CopyTooLargeError(maxBytes) : new CopyNoRoomError(free - bytes, 0));
       },
     });
     try {

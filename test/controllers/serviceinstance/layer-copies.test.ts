@@ -1,6 +1,7 @@
 // Failover's copies as a keeping host judges them, against a real store, placement and copy store: a copy
 // is taken only from the host the instance is bound to (its key), at its epoch, for an instance that asks
-// for copies; a header that breaks a rule is refused by field; a copy over the cap leaves nothing; a kept
+// for copies; a header that breaks a rule is refused by field; a copy over the cap, or one that would
+// leave the keeper's disk with less than it keeps free, leaves nothing; a kept
 // copy is restored only after a failover to this host raised the epoch, and dropped once no failover can
 // use it.
 
@@ -11,7 +12,11 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LayerCopies } from '../../../controllers/serviceinstance/layer-copies.ts';
 import { parseCopyHeader } from '../../../src/cluster/layer-copies/copy-protocol.ts';
-import { CopyTooLargeError, LayerCopyStore } from '../../../src/cluster/layer-copies/copy-store.ts';
+import {
+  CopyNoRoomError,
+  CopyTooLargeError,
+  LayerCopyStore,
+} from '../../../src/cluster/layer-copies/copy-store.ts';
 import { ProcessDriver } from '../../../src/drivers/process/process-driver.ts';
 import { silentLogger } from '../../../src/log/logger.ts';
 import type { ServiceInstance } from '../../../src/model/service-instance.ts';
@@ -121,6 +126,14 @@ describe('a keeping host', () => {
     const big = Readable.from([Buffer.alloc(600), Buffer.alloc(600)]);
     await expect(copies.receive({ ...header(i), host: 'b' }, big, 1024)).rejects.toThrow(CopyTooLargeError);
     expect(copies.get(i.metadata.uid!)).toBeUndefined();
+    expect(await readdir(copies.dir)).toEqual([]);
+  });
+
+  it('keeps no copy that would leave its disk with less than it keeps free', async () => {
+    const i = instance('web-1', 'b');
+    const tight = new LayerCopyStore({ dir: copies.dir, minFreeBytes: Number.MAX_SAFE_INTEGER });
+    const body = Readable.from([Buffer.from('tar bytes')]);
+    await expect(tight.receive({ ...header(i), host: 'b' }, body, 1024)).rejects.toThrow(CopyNoRoomError);
     expect(await readdir(copies.dir)).toEqual([]);
   });
 
