@@ -111,7 +111,7 @@ it('runs the jobs to their exact results, and survives the death of the master h
   expect(ended.code, `${ended.stderr}\n${await logs(via)}`).toBe(0);
   const out = JSON.parse(ended.stdout);
   expect(ended.stderr).toMatch(/lost the master hadoop-master on \S+/);
-  expect(out.masters).toHaveLength(2);
+  expect(out.masters, `masters ${JSON.stringify(out.masters)}\n${ended.stderr}`).toHaveLength(2);
   expect(out.masters[0]).toBe(`hadoop-master on ${masterHost}`);
   expect(out.masters[1]).not.toBe(out.masters[0]);
   // The workers handed the new master the outputs they held from before the kill.

@@ -111,7 +111,8 @@ while (Date.now() < deadline) {
         await sleep(300);
         continue;
       }
-      masters.push(master.where);
+      // Found again where it was lost (discovery still lists it until its host is found dead): not a switch.
+      if (masters.at(-1) !== master.where) masters.push(master.where);
       console.error(`job ${id}: master ${master.where}; submitting`);
       await call(master, 'POST', 'jobs', spec);
     }
