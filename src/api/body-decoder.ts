@@ -5,6 +5,7 @@
 // `timeoutMs` is stopped (the worker is replaced) and answered 400: whatever a body holds, its decoding
 // is bounded in time.
 
+import { extname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { DecodeReply, DecodeRequest } from './decode-worker.ts';
 import { type BodyFormat, decodeBody } from './request-body.ts';
@@ -17,7 +18,8 @@ export interface BodyDecoderInit {
   timeoutMs?: number;
 }
 
-const WORKER_URL = new URL('./decode-worker.ts', import.meta.url);
+// Beside this module, with its extension: decode-worker.ts in the sources, decode-worker.js in the build.
+const WORKER_URL = new URL(`./decode-worker${extname(import.meta.url)}`, import.meta.url);
 
 interface Pending {
   resolve: (v: unknown) => void;

@@ -7,9 +7,9 @@
 // nested deeper than MAX_NESTING_DEPTH, and no pointer may name a prototype key. Pointers only ever walk and write a document's own properties (never one
 // inherited from Object.prototype), so even an unchecked `/__proto__/x` could not reach the prototype.
 
+import { isPrototypeKey, prototypeKeyMessage, setOwn } from '../model/prototype-safety.ts';
 import { jsonEqual } from '../store/json-value.ts';
 import { MAX_JSON_PATCH_COPY_BYTES, MAX_JSON_PATCH_OPERATIONS, MAX_NESTING_DEPTH } from './input-limits.ts';
-import { isPrototypeKey, prototypeKeyMessage, setOwn } from './prototype-safety.ts';
 
 export class JsonPatchError extends Error {
   /** The failing operation's index, when one failed. */

@@ -5,8 +5,8 @@
 // double — each with its line, column and field path. JSON.parse itself would build a million-deep array
 // before any walk could refuse it, and its own syntax errors do not always say where.
 
+import { isPrototypeKey, prototypeKeyMessage } from '../model/prototype-safety.ts';
 import { appendFieldPath } from './field-path.ts';
-import { isPrototypeKey, prototypeKeyMessage } from './prototype-safety.ts';
 
 export type JsonTextProblemReason = 'syntax' | 'depth' | 'prototype-key' | 'duplicate-key' | 'number';
 

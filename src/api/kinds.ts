@@ -6,16 +6,16 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { load } from 'js-yaml';
 import type { KindNames, PrinterColumn } from '../model/api-resource.ts';
 import type { CrdVersion, CustomResourceDefinition, SchemaNode } from '../model/crd.ts';
 import { GROUP, VERSION, XENOS_KINDS } from '../model/kinds.ts';
 import { DNS1123_LABEL } from '../model/names.ts';
+import { packageFile } from '../model/package-root.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
 
-/** `<repo>/crds`, found from this file's own location so it works from any working directory. */
-export const DEFAULT_CRD_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));
+/** `<package>/crds/`, found from the package's root so it works from any working directory. */
+export const DEFAULT_CRD_DIR = `${packageFile('crds')}/`;
 
 export interface KindInfo extends KindNames {
   /** The served version's openAPIV3Schema, as written in the CRD. */

@@ -3,8 +3,9 @@
 // against its kind's CRD schema, and locates every problem as file:line:column plus field path.
 // Callers apply nothing when `errors` is non-empty; a file with one bad document is a bad file.
 
+import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { SERVICE_TEMPLATE } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
 import { loadKinds } from './kinds.ts';
@@ -122,6 +123,51 @@ export async function loadManifestFiles(
   }
   errors.push(...duplicateErrors(docs));
   return { docs, errors };
+}
+
+/** What a watched directory holds at one moment: its manifests (recursively, names relative to it) and
+ *  their content digest, read once each, so the digest is of exactly the bytes parsed. */
+export interface ManifestDirResult extends ManifestResult {
+  /** `sha256:` over each file's relative name and bytes, in name order. */
+  digest: string;
+  files: string[];
+}
+
+/** Loads every manifest under `dir` (as `apply -R -f DIR`), naming files relative to `dir`. */
+export async function loadManifestDir(
+  dir: string,
+  opts: { validator?: Validator; signal?: AbortSignal } = {},
+): Promise<ManifestDirResult> {
+  const validator = validatorFor(opts.validator);
+  const docs: ManifestDoc[] = [];
+  const errors: LocatedError[] = [];
+  const hash = createHash('sha256');
+  const files = (await manifestFilesIn(dir, true)).map((f) => relative(dir, f));
+  for (const file of files) {
+    opts.signal?.throwIfAborted();
+    const full = join(dir, file);
+    let bytes: Buffer;
+    try {
+      if ((await stat(full)).size > MAX_FILE_BYTES) {
+        errors.push({
+          file,
+          line: 0,
+          column: 0,
+          message: `is over the ${MAX_FILE_BYTES}-byte manifest limit`,
+        });
+        continue;
+      }
+      bytes = await readFile(full, { signal: opts.signal });
+    } catch (err) {
+      opts.signal?.throwIfAborted();
+      errors.push({ file, line: 0, column: 0, message: `cannot read: ${describeFsError(err)}` });
+      continue;
+    }
+    hash.update(`${file}\0${bytes.length}\0`).update(bytes);
+    collect(parseManifest(bytes.toString('utf8'), file, { validator, baseDir: dirname(full) }), docs, errors);
+  }
+  errors.push(...duplicateErrors(docs));
+  return { docs, errors, digest: `sha256:${hash.digest('hex')}`, files };
 }
 
 /** Parses and validates one file's text. `baseDir` (default: the file's directory) anchors relative image paths. */

@@ -3,8 +3,8 @@
 // only own properties, so a patch key such as `__proto__` can never reach a prototype; the API refuses
 // such keys before this runs, and this refuses them again for any other caller.
 
+import { isPrototypeKey, prototypeKeyMessage, setOwn } from '../model/prototype-safety.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
-import { isPrototypeKey, prototypeKeyMessage, setOwn } from './prototype-safety.ts';
 
 type Json = unknown;
 

@@ -1,15 +1,15 @@
 // The verbs on one resource: list, get, create, update, patch (merge, JSON and apply), delete,
 // and the status subresource. Each turns an HTTP request into store calls and answers with the
-// object, a List, a Table or a Status. Validation runs before anything is written; with
-// `dryRun=All` the store computes the result and persists nothing. Writes go through the store's group
-// commit: the writes of concurrent requests share one transaction and one fsync, and each request is
-// answered only once its write is durable. Hostile input is refused before it
-// costs anything (admission.ts: Event rate limits before the body is read, an instance-scoped
-// principal's patch checked before it is applied; bodies decoded under the limits of input-limits.ts).
-// Over 400 lines because it is one handler per verb over shared preconditions (scope, dry run, field
-// validation); each verb is short and reads best beside the others.
+// object, a List, a Table or a Status. Validation runs before anything is written (incoming-object.ts: the
+// envelope, generateName, the schema); with `dryRun=All` the store computes the result and persists
+// nothing. Writes go through the store's group commit: the writes of concurrent requests share one
+// transaction and one fsync, and each request is answered only once its write is durable. Hostile input is
+// refused before it costs anything (admission.ts: Event rate limits before the body is read, an
+// instance-scoped principal's patch checked before it is applied; bodies decoded under the limits of
+// input-limits.ts).
+// Over 400 lines because it holds one method per verb over the same store, validator and limits; the checks
+// of an incoming object (incoming-object.ts) and field ownership (field-managers.ts) are apart.
 
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApiResource } from '../model/api-resource.ts';
 import type { XObject } from '../model/object.ts';
@@ -19,28 +19,23 @@ import type { ListOptions, Store } from '../store/store.ts';
 import { checkImmutableSpec, checkScopedPatch, checkScopedStatus, EventRateLimit } from './admission.ts';
 import type { Principal } from './auth.ts';
 import { BodyDecoder } from './body-decoder.ts';
-import { validateEvent } from './events.ts';
+import { applyConfig, conflictMessage, recordUpdate } from './field-managers.ts';
+import { booleanParam, dryRun, integerParam, sendJson, warningHeader } from './http-io.ts';
 import {
-  dryRun,
-  type FieldValidation,
-  fieldValidation,
-  integerParam,
-  sendJson,
-  warningHeader,
-} from './http-io.ts';
+  admitObject,
+  checkNameMatchesUrl,
+  incomingObject,
+  invalid,
+  keepIdentity,
+  nameCreated,
+  refOf,
+} from './incoming-object.ts';
 import { MAX_SCOPED_BODY_BYTES } from './input-limits.ts';
 import { JsonPatchError, jsonPatch } from './json-patch.ts';
 import { MergePatchError, mergePatch } from './merge-patch.ts';
 import { asObject, mediaType, OBJECT_MEDIA_TYPES, readBody } from './request-body.ts';
 import { scaledObject, scaleProblem, toScale } from './scale-subresource.ts';
-import {
-  ApiError,
-  errors,
-  type ResourceRef,
-  type StatusCause,
-  successStatus,
-  toApiError,
-} from './status-errors.ts';
+import { ApiError, errors, successStatus, toApiError } from './status-errors.ts';
 import { parseIncludeObject, toTable, wantsTable } from './table.ts';
 import type { Validator } from './validation.ts';
 
@@ -76,10 +71,6 @@ const PATCH_TYPES = [
 ];
 
 type Obj = Record<string, any>;
-
-function refOf(r: ResourceRequest, name?: string): ResourceRef {
-  return { plural: r.resource.plural, group: r.resource.group, kind: r.resource.kind, name: name ?? r.name };
-}
 
 function typed(obj: XObject, resource: ApiResource): XObject {
   return { ...obj, apiVersion: resource.apiVersion, kind: resource.kind };
@@ -173,29 +164,18 @@ export class ResourceHandlers {
 
   async create(r: ResourceRequest): Promise<void> {
     if (!r.resource.crd) this.#eventRate.admit(r.principal);
-    const obj = this.#incoming(r, await this.#readObject(r));
-    if (!obj.metadata.name) {
-      const gen = (obj.metadata as Obj).generateName;
-      if (typeof gen !== 'string' || gen === '') {
-        throw this.#invalid(r, [
-          {
-            reason: 'FieldValueRequired',
-            field: 'metadata.name',
-            message: 'Required value: name or generateName is required',
-          },
-        ]);
-      }
-      obj.metadata.name = gen + randomBytes(3).toString('hex').slice(0, 5);
-    }
-    const warnings = this.#admit(r, obj, false);
+    const obj = incomingObject(r, await this.#readObject(r));
+    nameCreated(r, obj);
+    obj.metadata.managedFields = recordUpdate(undefined, obj, fieldManager(r));
+    const warnings = admitObject(this.#validator, r, obj, false);
     const isDryRun = dryRun(r.query.getAll('dryRun'));
     const created = await this.#write(isDryRun, () => this.#store.create(obj, { dryRun: isDryRun }));
     this.#respond(r, 201, created, warnings);
   }
 
   async update(r: ResourceRequest): Promise<void> {
-    const obj = this.#incoming(r, await this.#readObject(r));
-    this.#checkNameMatchesUrl(r, obj);
+    const obj = incomingObject(r, await this.#readObject(r));
+    checkNameMatchesUrl(r, obj);
     const current = this.#current(r);
     const candidate = r.subresource
       ? {
@@ -245,7 +225,7 @@ export class ResourceHandlers {
       if (typeof patched?.metadata !== 'object' || patched.metadata === null) {
         throw errors.badRequest('the patch removed metadata');
       }
-      this.#keepIdentity(current, patched);
+      keepIdentity(current, patched);
       if (!pinned && type !== 'application/json-patch+json')
         patched.metadata.resourceVersion = current.metadata.resourceVersion;
       try {
@@ -258,27 +238,43 @@ export class ResourceHandlers {
     }
   }
 
-  /** Server-side apply, simplified: the applied configuration is merged (RFC 7386) into the live
-   *  object, or creates it. There is no field ownership (managedFields): a field dropped from the
-   *  applied configuration is not removed, and `force` has nothing to override. */
+  /** Server-side apply (field-managers.ts): the applied configuration's fields become the manager's,
+   *  those it applied before and no longer does are removed, and changing a field another manager owns
+   *  is a 409 conflict unless `?force=true`. Creates the object when it does not exist. */
   async #apply(r: ResourceRequest, applied: Obj, isDryRun: boolean): Promise<void> {
     checkScopedPatch(r, 'apply', applied);
-    const obj = this.#incoming(r, applied);
-    this.#checkNameMatchesUrl(r, obj);
+    const manager = r.query.get('fieldManager');
+    if (!manager) throw errors.badRequest('fieldManager is required for apply requests');
+    const force = booleanParam(r.query, 'force');
+    const obj = incomingObject(r, applied);
+    checkNameMatchesUrl(r, obj);
+    delete obj.metadata.managedFields;
     for (let attempt = 0; ; attempt++) {
       const current = this.#store.get({ kind: r.resource.kind, namespace: r.namespace ?? '', name: r.name! });
+      if (!current && r.subresource) throw errors.notFound(refOf(r));
+      const result = applyConfig(current, obj, fieldFor(manager), force);
+      if (!('object' in result)) {
+        const message = conflictMessage(result.conflicts, obj.apiVersion);
+        const causes = result.conflicts.map((c) => ({
+          reason: 'FieldManagerConflict',
+          field: c.field,
+          message: `conflict with "${c.manager}" using ${obj.apiVersion}`,
+        }));
+        throw errors.applyConflict(refOf(r), message, causes);
+      }
       try {
         if (!current) {
-          if (r.subresource) throw errors.notFound(refOf(r));
-          const warnings = this.#admit(r, obj, false);
-          const created = await this.#write(isDryRun, () => this.#store.create(obj, { dryRun: isDryRun }));
+          const warnings = admitObject(this.#validator, r, result.object, false);
+          const created = await this.#write(isDryRun, () =>
+            this.#store.create(result.object, { dryRun: isDryRun }),
+          );
           this.#respond(r, 201, created, warnings);
           return;
         }
-        const patched = mergePatch(structuredClone(current), obj) as Obj;
-        this.#keepIdentity(current, patched);
+        const patched = result.object as Obj;
+        keepIdentity(current, patched);
         patched.metadata.resourceVersion = current.metadata.resourceVersion;
-        await this.#writeUpdate(r, current, patched as XObject, isDryRun);
+        await this.#writeUpdate(r, current, patched as XObject, isDryRun, true);
         return;
       } catch (err) {
         if (err instanceof ApiError || attempt >= 5) throw err;
@@ -339,62 +335,16 @@ export class ResourceHandlers {
     );
   }
 
-  /** Check the envelope of a body against the URL and fill in what the URL implies. */
-  #incoming(r: ResourceRequest, raw: Obj): XObject {
-    const { apiVersion, kind } = r.resource;
-    if (raw.apiVersion !== undefined && raw.apiVersion !== apiVersion) {
-      throw errors.badRequest(
-        `the API version in the data (${raw.apiVersion}) does not match the expected API version (${apiVersion})`,
-      );
-    }
-    if (raw.kind !== undefined && raw.kind !== kind) {
-      throw errors.badRequest(
-        `the kind in the data (${raw.kind}) does not match the expected kind (${kind})`,
-      );
-    }
-    const metadata = raw.metadata ?? {};
-    if (typeof metadata !== 'object' || Array.isArray(metadata))
-      throw errors.badRequest('metadata must be an object');
-    if (r.resource.namespaced) {
-      if (metadata.namespace && metadata.namespace !== r.namespace) {
-        throw errors.badRequest(
-          'the namespace of the provided object does not match the namespace sent on the request',
-        );
-      }
-      metadata.namespace = r.namespace;
-    } else if (metadata.namespace) {
-      throw errors.badRequest(
-        `${kind} is cluster-scoped: remove metadata.namespace ("${metadata.namespace}")`,
-      );
-    }
-    return { ...raw, apiVersion, kind, metadata } as XObject;
-  }
-
-  /** A patch may not rename or move an object. */
-  #keepIdentity(current: XObject, patched: Obj): void {
-    for (const f of ['name', 'namespace', 'uid'] as const) {
-      if (patched.metadata[f] !== current.metadata[f] && patched.metadata[f] !== undefined) {
-        throw errors.badRequest(
-          `metadata.${f} cannot be changed by a patch (from "${current.metadata[f]}" to "${patched.metadata[f]}")`,
-        );
-      }
-      if (current.metadata[f] !== undefined) patched.metadata[f] = current.metadata[f];
-    }
-  }
-
-  /** PUT and apply name the object twice, in the body and on the URL: they must agree. */
-  #checkNameMatchesUrl(r: ResourceRequest, obj: XObject): void {
-    if (obj.metadata.name !== r.name) {
-      throw errors.badRequest(
-        `the name of the object (${obj.metadata.name}) does not match the name on the URL (${r.name})`,
-      );
-    }
-  }
-
   /** Writes `next` over `current` (PUT, patch, apply): admitted as an update, checked against an
    *  instance-scoped principal's part of the status, stored, answered 200 with the stored object. */
-  async #writeUpdate(r: ResourceRequest, current: XObject, next: XObject, isDryRun: boolean): Promise<void> {
-    const { updated, warnings } = await this.#update(r, current, next, isDryRun);
+  async #writeUpdate(
+    r: ResourceRequest,
+    current: XObject,
+    next: XObject,
+    isDryRun: boolean,
+    applied = false,
+  ): Promise<void> {
+    const { updated, warnings } = await this.#update(r, current, next, isDryRun, applied);
     this.#respond(r, 200, updated, warnings);
   }
 
@@ -403,8 +353,13 @@ export class ResourceHandlers {
     current: XObject,
     next: XObject,
     isDryRun: boolean,
+    /** A server-side apply: `next` carries its managedFields already. */
+    applied = false,
   ): Promise<{ updated: XObject; warnings: string[] }> {
-    const warnings = this.#admit(r, next, true);
+    if (!applied && !r.subresource)
+      next.metadata.managedFields = recordUpdate(current, next, fieldManager(r));
+    else if (r.subresource) next.metadata.managedFields = current.metadata.managedFields;
+    const warnings = admitObject(this.#validator, r, next, true);
     checkScopedStatus(r, current, next);
     checkImmutableSpec(r, current, next);
     const updated = await this.#write(isDryRun, () =>
@@ -438,7 +393,7 @@ export class ResourceHandlers {
       }
     }
     const problem = scaleProblem(wanted);
-    if (problem) throw this.#invalid(r, [{ reason: 'FieldValueInvalid', ...problem }]);
+    if (problem) throw invalid(r, [{ reason: 'FieldValueInvalid', ...problem }]);
     const isDryRun = dryRun(r.query.getAll('dryRun'));
     const { updated, warnings } = await this.#update(
       r,
@@ -454,52 +409,19 @@ export class ResourceHandlers {
   #write<T>(isDryRun: boolean, write: () => T): Promise<T> {
     return isDryRun ? Promise.resolve(write()) : this.#store.groupCommit(write);
   }
+}
 
-  #invalid(r: ResourceRequest, causes: StatusCause[], name?: string): ApiError {
-    return errors.invalid(refOf(r, name), causes);
-  }
+/** The manager a write is recorded for: `?fieldManager=`, else the client's User-Agent up to its first
+ *  `/` (as Kubernetes does), else "unknown". At most 128 printable characters. */
+function fieldManager(r: ResourceRequest): string {
+  const asked = r.query.get('fieldManager');
+  if (asked) return fieldFor(asked);
+  const agent = (r.req.headers['user-agent'] ?? '').split('/')[0].trim();
+  return agent ? agent.slice(0, 128) : 'unknown';
+}
 
-  /** Unknown fields per fieldValidation, then defaults and the schema. Returns warnings to send. */
-  #admit(r: ResourceRequest, obj: XObject, forUpdate: boolean): string[] {
-    const mode: FieldValidation = fieldValidation(r.query);
-    const warnings: string[] = [];
-    if (!r.resource.crd) {
-      this.#checkEvent(r, obj);
-      return warnings;
-    }
-    const sub = { subresource: r.subresource };
-    if (mode === 'Strict') {
-      const unknown = this.#validator.unknownFields(obj, sub);
-      if (unknown.length > 0) {
-        throw errors.badRequest(
-          `strict decoding error: ${unknown.map((u) => `unknown field "${u}"`).join(', ')}`,
-        );
-      }
-    } else {
-      // Warn and Ignore drop unknown fields, as the apiserver prunes them.
-      const pruned = this.#validator.pruneUnknownFields(obj, sub);
-      if (mode === 'Warn') for (const u of pruned) warnings.push(`unknown field "${u}"`);
-    }
-    this.#validator.applyDefaults(obj);
-    const problems = this.#validator.validate(obj, { ...sub, forUpdate, fieldValidation: 'Ignore' });
-    if (problems.length > 0) {
-      throw this.#invalid(
-        r,
-        problems.map((p) => ({ reason: p.reason, field: p.path, message: p.message })),
-        obj.metadata.name,
-      );
-    }
-    return warnings;
-  }
-
-  #checkEvent(r: ResourceRequest, obj: XObject): void {
-    const problems = validateEvent(obj as Obj);
-    if (problems.length > 0) {
-      throw this.#invalid(
-        r,
-        problems.map((p) => ({ reason: p.reason, field: p.path, message: p.message })),
-        obj.metadata.name,
-      );
-    }
-  }
+function fieldFor(manager: string): string {
+  if (manager.length > 128 || !/^[\x20-\x7e]+$/.test(manager))
+    throw errors.badRequest('fieldManager must be at most 128 printable ASCII characters');
+  return manager;
 }

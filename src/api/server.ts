@@ -13,6 +13,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type Log, silentLogger } from '../log/logger.ts';
+import type { ApiMetrics } from '../metrics/host-metrics.ts';
 import type { ApiResource } from '../model/api-resource.ts';
 import { SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { Store } from '../store/store.ts';
@@ -36,6 +37,8 @@ export interface ApiServerComponents {
   auth: TokenAuthenticator;
   /** Where `serviceinstances/{name}/log` reads from; absent: the log subresource answers 503. */
   logs?: LogSource;
+  /** Each request's verb, resource, code and latency go here (the host's /metrics). */
+  metrics?: ApiMetrics;
 }
 
 export interface ApiServerInit {
@@ -80,6 +83,8 @@ export class ApiServer {
   #ready = false;
   /** Aborted by stop(): ends followed logs. */
   #stopping = new AbortController();
+  /** The verb and resource of each request once authorization named them, for the metrics. */
+  readonly #labels = new WeakMap<IncomingMessage, { verb: string; resource: string }>();
 
   constructor(components: ApiServerComponents, init: ApiServerInit = {}) {
     this.#components = components;
@@ -119,6 +124,7 @@ export class ApiServer {
     if (this.#server) return;
     this.#stopping = new AbortController();
     const handler = (req: IncomingMessage, res: ServerResponse) => {
+      this.#measure(req, res);
       this.#handle(req, res).catch((err) => {
         this.#log.error({ err, method: req.method, url: req.url }, `${req.method} ${req.url} failed`);
         sendError(res, errors.internal());
@@ -150,6 +156,17 @@ export class ApiServer {
       setTimeout(() => server.closeAllConnections(), 2000).unref();
     });
     this.#server = undefined;
+  }
+
+  /** Reports the request to the metrics once its answer has ended (health probes are not counted). */
+  #measure(req: IncomingMessage, res: ServerResponse): void {
+    const metrics = this.#components.metrics;
+    if (!metrics || HEALTH_PATHS.has((req.url ?? '/').split('?')[0].replace(/\/+$/, ''))) return;
+    const began = performance.now();
+    res.once('close', () => {
+      const labels = this.#labels.get(req) ?? { verb: (req.method ?? 'GET').toLowerCase(), resource: '' };
+      metrics.request({ ...labels, code: res.statusCode }, (performance.now() - began) / 1000);
+    });
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -299,6 +316,10 @@ export class ApiServer {
   }
 
   #authorize(r: ResourceRequest, verb: Verb, subresource: string | undefined = r.subresource): void {
+    this.#labels.set(r.req, {
+      verb,
+      resource: `${r.resource.plural}${subresource ? `/${subresource}` : ''}`,
+    });
     // A list or watch pinned to one name (kubectl wait, get -w NAME) is about that object.
     const pinned = /^metadata\.name=([^,]+)$/.exec(r.query.get('fieldSelector') ?? '')?.[1];
     const attrs = {

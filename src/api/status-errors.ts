@@ -128,6 +128,9 @@ export const errors = {
       },
     ),
   notAcceptable: (message: string) => new ApiError(406, 'NotAcceptable', message),
+  /** 409 for a server-side apply that would take fields other managers own (kubectl prints it). */
+  applyConflict: (ref: ResourceRef, message: string, causes: StatusCause[]) =>
+    new ApiError(409, 'Conflict', message, { name: ref.name, group: ref.group, kind: ref.plural, causes }),
   tooLarge: (limit: number, hint = '') =>
     new ApiError(
       413,

@@ -15,9 +15,9 @@ import {
   parseEvents,
   YAMLException,
 } from 'js-yaml';
+import { isPrototypeKey, prototypeKeyMessage } from '../model/prototype-safety.ts';
 import { formatFieldPath, type PathSegment } from './field-path.ts';
 import { MAX_NESTING_DEPTH, MAX_YAML_ALIASES, MAX_YAML_EXPANSION_BYTES } from './input-limits.ts';
-import { isPrototypeKey, prototypeKeyMessage } from './prototype-safety.ts';
 import { checkAliases } from './yaml-aliases.ts';
 import {
   documentStart,

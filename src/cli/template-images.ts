@@ -6,20 +6,12 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { SERVICE_TEMPLATE } from '../model/kinds.ts';
-import type { ImageSource } from '../model/service-template.ts';
+import { guessFormat, type ImageSource } from '../model/service-template.ts';
 import type { CommandContext } from './context.ts';
 import { CliError } from './errors.ts';
 import { pushImage } from './image-push.ts';
 import type { ManifestObject } from './manifests.ts';
 import { progressBar } from './pull-progress.ts';
-
-/** The format a template's image has, from its path: as the CRD documents for an empty format. */
-export function guessFormat(path: string, isDirectory: boolean): NonNullable<ImageSource['format']> {
-  if (isDirectory) return 'directory';
-  if (path.endsWith('.qcow2')) return 'qcow2';
-  if (path.endsWith('.tar')) return 'tar';
-  return 'raw';
-}
 
 /** Uploads the local images of the ServiceTemplates among `objects` and rewrites their spec.image. */
 export async function uploadLocalImages(ctx: CommandContext, objects: ManifestObject[]): Promise<void> {

@@ -155,6 +155,22 @@ export class XenosClient {
     });
   }
 
+  /** Server-side apply of `obj` (its fields become `fieldManager`'s; a field another manager owns with
+   *  another value is a 409 unless `force`). Creates the object when it is missing. */
+  serverSideApply<R extends ResourceType>(
+    rt: R,
+    obj: XObject,
+    opts: WriteOptions & { fieldManager: string; force?: boolean },
+  ): Promise<ObjectOf<R['kind']>> {
+    const path = XenosClient.path(rt, { namespace: opts.namespace, name: obj.metadata.name });
+    return this.request('PATCH', path, {
+      ...opts,
+      body: obj,
+      contentType: 'application/apply-patch+yaml',
+      query: { ...writeQuery(opts), force: opts.force ? 'true' : undefined },
+    });
+  }
+
   /** Merge-patch the status subresource, as a controller (or a test) does. */
   patchStatus<R extends ResourceType>(
     rt: R,

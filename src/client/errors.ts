@@ -102,3 +102,7 @@ export class TimeoutError extends ClientError {
 export function isNotFound(err: unknown): boolean {
   return err instanceof ApiStatusError && err.code === 404;
 }
+
+export function isAlreadyExists(err: unknown): boolean {
+  return err instanceof ApiStatusError && err.code === 409 && err.reason === 'AlreadyExists';
+}

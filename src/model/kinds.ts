@@ -7,6 +7,7 @@
 import type { KindNames } from './api-resource.ts';
 import type { CoreEvent } from './event.ts';
 import type { Host } from './host.ts';
+import type { ManifestSource } from './manifest-source.ts';
 import type { XObject } from './object.ts';
 import type { ServiceDeployment } from './service-deployment.ts';
 import type { ServiceInstance } from './service-instance.ts';
@@ -74,6 +75,17 @@ export const HOST = {
   namespaced: false,
 } as const satisfies KindNames;
 
+export const MANIFEST_SOURCE = {
+  ...XENOS,
+  kind: 'ManifestSource',
+  listKind: 'ManifestSourceList',
+  plural: 'manifestsources',
+  singular: 'manifestsource',
+  shortNames: ['ms'],
+  categories: ['xenos'],
+  namespaced: false,
+} as const satisfies KindNames;
+
 /** Core v1 Events (the core group, '' ; served beside the Xenos kinds). */
 export const EVENT = {
   group: '',
@@ -95,6 +107,7 @@ export const XENOS_KINDS: readonly KindNames[] = [
   SERVICE_DEPLOYMENT,
   SERVICE_MIGRATION,
   HOST,
+  MANIFEST_SOURCE,
 ];
 
 /** A kind's name → its typed object. */
@@ -104,6 +117,7 @@ export interface KindMap {
   ServiceDeployment: ServiceDeployment;
   ServiceMigration: ServiceMigration;
   Host: Host;
+  ManifestSource: ManifestSource;
   Event: CoreEvent;
 }
 

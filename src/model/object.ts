@@ -25,6 +25,18 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];
+  /** Which field manager owns which fields (the API keeps it; src/api/field-managers.ts). */
+  managedFields?: ManagedFieldsEntry[];
+}
+
+/** One field manager's fields, in Kubernetes' FieldsV1 format (`{"f:spec":{"f:replicas":{}}}`). */
+export interface ManagedFieldsEntry {
+  manager: string;
+  operation: 'Apply' | 'Update';
+  apiVersion: string;
+  time: string;
+  fieldsType: 'FieldsV1';
+  fieldsV1: Record<string, unknown>;
 }
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';

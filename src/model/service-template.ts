@@ -135,3 +135,11 @@ export interface ServiceTemplateStatus extends BaseStatus {
 }
 
 export type ServiceTemplate = XObject<ServiceTemplateSpec, ServiceTemplateStatus>;
+
+/** The format a template's image has, from its path, as the CRD documents for an empty format. */
+export function guessFormat(path: string, isDirectory: boolean): NonNullable<ImageSource['format']> {
+  if (isDirectory) return 'directory';
+  if (path.endsWith('.qcow2')) return 'qcow2';
+  if (path.endsWith('.tar')) return 'tar';
+  return 'raw';
+}

@@ -121,7 +121,7 @@ describe('API server property', () => {
               metadata: { name, labels: { app: 'web' } },
               spec: { templateRef: { name: 'web' }, parameters },
             });
-            const path = `${NS}/serviceinstances/${name}`;
+            const path = `${NS}/serviceinstances/${name}?fieldManager=fuzz`;
             const first = await api.call(api.admin, 'PATCH', path, config, 'application/apply-patch+yaml');
             expect(first.status, JSON.stringify(first.body)).toBe(201);
             const second = await api.call(api.admin, 'PATCH', path, config, 'application/apply-patch+yaml');

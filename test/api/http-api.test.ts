@@ -268,15 +268,70 @@ describe('patches and status', () => {
     expect(smp.status).toBe(415);
   });
 
-  it('server-side apply creates, then merges the applied fields', async () => {
+  it('server-side apply: creates, shares, refuses a conflict unless forced, removes what is no longer applied', async () => {
     const ct = { 'Content-Type': 'application/apply-patch+yaml' };
-    const first = await call('PATCH', `${BASE}/ssa?fieldManager=kubectl`, instance('ssa'), ct);
+    const apply = (manager: string, yaml: string, force = false) =>
+      call('PATCH', `${BASE}/ssa?fieldManager=${manager}${force ? '&force=true' : ''}`, yaml, ct);
+    const doc = (spec: string, meta = '') =>
+      `apiVersion: xenos.io/v1alpha1\nkind: ServiceInstance\nmetadata:\n  name: ssa\n${meta}spec:\n${spec}`;
+    const first = await apply('kubectl', doc('  templateRef: {name: tpl}\n', '  labels: {app: ssa}\n'));
     expect(first.status).toBe(201);
-    const yaml =
-      'apiVersion: xenos.io/v1alpha1\nkind: ServiceInstance\nmetadata:\n  name: ssa\nspec:\n  host: h9\n';
-    const second = await call('PATCH', `${BASE}/ssa?fieldManager=kubectl`, yaml, ct);
+    expect(first.body.metadata.managedFields).toEqual([
+      expect.objectContaining({
+        manager: 'kubectl',
+        operation: 'Apply',
+        fieldsType: 'FieldsV1',
+        fieldsV1: {
+          'f:metadata': { 'f:labels': { 'f:app': {} } },
+          'f:spec': { 'f:templateRef': { 'f:name': {} } },
+        },
+      }),
+    ]);
+    expect((await call('GET', `${BASE}/ssa`)).body.metadata.managedFields).toHaveLength(1);
+    // Another manager applies a field nobody owns: both keep theirs.
+    const second = await apply('other', doc('  host: h9\n'));
     expect(second.status).toBe(200);
     expect(second.body.spec).toMatchObject({ host: 'h9', templateRef: { name: 'tpl' } });
+    expect(second.body.metadata.managedFields.map((m: any) => m.manager)).toEqual(['kubectl', 'other']);
+    // Changing kubectl's field is a conflict, named as kubectl prints it; nothing changes.
+    const conflict = await apply('other', doc('  host: h9\n  templateRef: {name: mine}\n'));
+    expect(conflict.status).toBe(409);
+    expect(conflict.body.message).toBe(
+      'Apply failed with 1 conflict: conflict with "kubectl" using xenos.io/v1alpha1: .spec.templateRef.name',
+    );
+    expect(conflict.body.details.causes).toEqual([
+      {
+        reason: 'FieldManagerConflict',
+        field: '.spec.templateRef.name',
+        message: expect.stringContaining('"kubectl"'),
+      },
+    ]);
+    expect((await call('GET', `${BASE}/ssa`)).body.spec.templateRef.name).toBe('tpl');
+    // Applying the same value is no conflict (the field is shared); forcing takes it.
+    expect((await apply('other', doc('  host: h9\n  templateRef: {name: tpl}\n'))).status).toBe(200);
+    const forced = await apply('other', doc('  host: h9\n  templateRef: {name: mine}\n'), true);
+    expect(forced.status).toBe(200);
+    expect(forced.body.spec.templateRef.name).toBe('mine');
+    const kubectl = forced.body.metadata.managedFields.find((m: any) => m.manager === 'kubectl');
+    expect(kubectl.fieldsV1).toEqual({ 'f:metadata': { 'f:labels': { 'f:app': {} } } });
+    // kubectl applies without its label: the label goes (nobody else owns it); other's fields stay.
+    const dropped = await apply('kubectl', doc('  templateRef: {name: mine}\n'));
+    expect(dropped.status).toBe(200);
+    expect(dropped.body.metadata.labels ?? {}).toEqual({});
+    expect(dropped.body.spec).toMatchObject({ host: 'h9', templateRef: { name: 'mine' } });
+    // An update (merge patch) takes the fields it changes from their owners.
+    const patched = await call(
+      'PATCH',
+      `${BASE}/ssa?fieldManager=editor`,
+      { spec: { host: 'h10' } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    expect(patched.status).toBe(200);
+    const editor = patched.body.metadata.managedFields.find((m: any) => m.manager === 'editor');
+    expect(editor).toMatchObject({ operation: 'Update', fieldsV1: { 'f:spec': { 'f:host': {} } } });
+    const other = patched.body.metadata.managedFields.find((m: any) => m.manager === 'other');
+    expect(other.fieldsV1['f:spec']['f:host']).toBeUndefined();
+    expect((await call('PATCH', `${BASE}/ssa`, doc('  host: h1\n'), ct)).status).toBe(400); // no fieldManager
   });
 
   it('keeps status apart: main writes ignore it, /status writes only it', async () => {

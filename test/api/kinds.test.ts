@@ -14,10 +14,11 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe('loadKinds (crds/)', () => {
   const registry = loadKinds();
 
-  it('has the five kinds with their scope and names', () => {
+  it('has the six kinds with their scope and names', () => {
     const summary = registry.all().map((k) => [k.kind, k.plural, k.singular, k.shortNames, k.namespaced]);
     expect(summary).toEqual([
       ['Host', 'hosts', 'host', ['ho'], false],
+      ['ManifestSource', 'manifestsources', 'manifestsource', ['ms'], false],
       ['ServiceDeployment', 'servicedeployments', 'servicedeployment', ['sd'], true],
       ['ServiceInstance', 'serviceinstances', 'serviceinstance', ['si'], true],
       ['ServiceMigration', 'servicemigrations', 'servicemigration', ['smig'], true],

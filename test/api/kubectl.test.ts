@@ -114,6 +114,23 @@ describe.skipIf(!haveKubectl || !haveOpenssl)(`kubectl (${KUBECTL}) against xeno
     expect(all.stdout.split('\n')[0]).toMatch(/^NAMESPACE\s+NAME/);
   });
 
+  it('applies a ServiceTemplate client-side twice: unchanged the second time', async () => {
+    const path = join(xd.dataDir, 'template.yaml');
+    writeFileSync(
+      path,
+      'apiVersion: xenos.io/v1alpha1\nkind: ServiceTemplate\nmetadata:\n  name: tpl-k\nspec:\n' +
+        '  serviceType: web.http\n  image: {path: /nonexistent/image}\n  process: {command: [sleep, "1"]}\n',
+    );
+    expect((await kubectl(['apply', '-f', path])).stdout.trim()).toBe(
+      'servicetemplate.xenos.io/tpl-k created',
+    );
+    // Its controller works on it (and writes status) meanwhile; none of that is the file's.
+    await kubectl(['wait', '--for=jsonpath={.status.observedGeneration}=1', 'st/tpl-k', '--timeout=20s']);
+    expect((await kubectl(['apply', '-f', path])).stdout.trim()).toBe(
+      'servicetemplate.xenos.io/tpl-k unchanged',
+    );
+  });
+
   it('prints the object as yaml, json and jsonpath', async () => {
     const json = JSON.parse((await kubectl(['get', 'si', 'web', '-o', 'json'])).stdout);
     expect(json).toMatchObject({
@@ -138,8 +155,30 @@ describe.skipIf(!haveKubectl || !haveOpenssl)(`kubectl (${KUBECTL}) against xeno
     expect((await kubectl(['get', 'si', 'web', '-o', 'jsonpath={.spec.templateRef.name}'])).stdout).toBe(
       'tpl',
     );
-    const ssa = await kubectl(['apply', '--server-side', '-f', file]);
-    expect(ssa.stdout.trim()).toBe('serviceinstance.xenos.io/web serverside-applied');
+    // templateRef.name is client-side apply's (kubectl-client-side-apply set it): a conflict, unless forced.
+    const refused = await kubectl(['apply', '--server-side', '-f', file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      'conflict with "kubectl-client-side-apply" using xenos.io/v1alpha1: .spec.templateRef.name',
+    );
+    expect((await kubectl(['get', 'si', 'web', '-o', 'jsonpath={.spec.templateRef.name}'])).stdout).toBe(
+      'tpl',
+    );
+    const ssa = await kubectl(['apply', '--server-side', '--force-conflicts', '-f', file]);
+    expect(ssa.stdout.trim(), ssa.stderr).toBe('serviceinstance.xenos.io/web serverside-applied');
+    const managed = JSON.parse(
+      (await kubectl(['get', 'si', 'web', '-o', 'json', '--show-managed-fields'])).stdout,
+    ).metadata.managedFields;
+    expect(managed).toContainEqual(
+      expect.objectContaining({
+        manager: 'kubectl',
+        operation: 'Apply',
+        fieldsV1: expect.objectContaining({ 'f:spec': { 'f:host': {}, 'f:templateRef': { 'f:name': {} } } }),
+      }),
+    );
+    // The same file again: unchanged on the server, as kubectl reports it.
+    const again = await kubectl(['apply', '--server-side', '-f', file]);
+    expect(again.stdout.trim(), again.stderr).toBe('serviceinstance.xenos.io/web serverside-applied');
     expect(
       (await kubectl(['get', 'si', 'web', '-o', 'jsonpath={.spec.host}/{.spec.templateRef.name}'])).stdout,
     ).toBe('h1/tpl2');

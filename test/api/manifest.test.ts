@@ -87,7 +87,7 @@ describe('parseManifest error positions', () => {
     );
     expect(lines(r.errors)).toEqual([
       'k.yaml:1:1: an object must be a mapping with apiVersion, kind, metadata and spec; got "just a string"',
-      'k.yaml:4:7: kind: must be one of Host, ServiceDeployment, ServiceInstance, ServiceMigration, ServiceTemplate; got "Pod"',
+      'k.yaml:4:7: kind: must be one of Host, ManifestSource, ServiceDeployment, ServiceInstance, ServiceMigration, ServiceTemplate; got "Pod"',
     ]);
   });
 

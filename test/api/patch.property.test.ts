@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { JsonPatchError, jsonPatch } from '../../src/api/json-patch.ts';
 import { MergePatchError, mergePatch } from '../../src/api/merge-patch.ts';
-import { threeWayPatch } from '../../src/cli/apply/three-way-patch.ts';
+import { threeWayPatch } from '../../src/client/three-way-patch.ts';
 import type { XObject } from '../../src/model/object.ts';
 import {
   bounded,

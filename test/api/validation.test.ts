@@ -247,7 +247,7 @@ describe('Validator.validate', () => {
       { ...instance(), kind: 'Pod' },
       'kind',
       'FieldValueNotSupported',
-      'must be one of Host, ServiceDeployment, ServiceInstance, ServiceMigration, ServiceTemplate; got "Pod"',
+      'must be one of Host, ManifestSource, ServiceDeployment, ServiceInstance, ServiceMigration, ServiceTemplate; got "Pod"',
     ],
     [
       'a namespace on a cluster-scoped kind',

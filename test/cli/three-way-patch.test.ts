@@ -8,7 +8,7 @@ import {
   lastApplied,
   threeWayPatch,
   withLastApplied,
-} from '../../src/cli/apply/three-way-patch.ts';
+} from '../../src/client/three-way-patch.ts';
 import type { XObject } from '../../src/model/object.ts';
 
 function template(spec: Record<string, unknown>, labels?: Record<string, string>): XObject {

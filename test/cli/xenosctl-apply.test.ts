@@ -6,9 +6,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LAST_APPLIED } from '../../src/cli/apply/three-way-patch.ts';
 import { XenosClient } from '../../src/client/client.ts';
 import { ApiStatusError, isNotFound } from '../../src/client/errors.ts';
+import { LAST_APPLIED } from '../../src/client/three-way-patch.ts';
 import type { ResourceType } from '../../src/model/api-resource.ts';
 import { SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { XObject } from '../../src/model/object.ts';
@@ -239,6 +239,47 @@ spec:
         expect.stringMatching(/^spec\.templateRef: /),
       ]),
     );
+  });
+});
+
+describe('apply --server-side', () => {
+  it("applies as a field manager, refuses to take others' fields unless forced", async () => {
+    const file = write('ss/web.yaml', instanceYaml('web-ss', 'ss1', { greeting: 'hi' }));
+    const first = await xenosctl(['apply', '--server-side', '-f', file], { env });
+    expect(first).toMatchObject({ code: 0, stdout: 'serviceinstance.xenos.io/web-ss serverside-applied\n' });
+    const created = await client.get(SERVICE_INSTANCE, 'web-ss', { namespace: 'ss1' });
+    expect(created.metadata.managedFields?.map((m) => [m.manager, m.operation])).toEqual([
+      ['xenosctl', 'Apply'],
+    ]);
+    expect(created.metadata.annotations?.[LAST_APPLIED]).toBeUndefined();
+
+    // Another manager owns greeting now, with another value.
+    await client.patch(
+      SERVICE_INSTANCE,
+      'web-ss',
+      { spec: { parameters: { greeting: 'hello' } } },
+      {
+        namespace: 'ss1',
+        fieldManager: 'editor',
+      },
+    );
+    const refused = await xenosctl(['apply', '--server-side', '-f', file], { env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      'conflict with "editor" using xenos.io/v1alpha1: .spec.parameters.greeting',
+    );
+    const forced = await xenosctl(
+      ['apply', '--server-side', '--force-conflicts', '--field-manager', 'ci', '-f', file],
+      { env },
+    );
+    expect(forced.code, forced.stderr).toBe(0);
+    const now = await client.get(SERVICE_INSTANCE, 'web-ss', { namespace: 'ss1' });
+    expect(now.spec?.parameters).toEqual({ greeting: 'hi' });
+    expect(now.metadata.managedFields?.map((m) => m.manager).sort()).toEqual(['ci', 'xenosctl']);
+
+    const misused = await xenosctl(['apply', '--force-conflicts', '-f', file], { env });
+    expect(misused.code).toBe(2);
+    expect(misused.stderr).toContain('--force-conflicts only works with --server-side');
   });
 });
 

@@ -4,41 +4,26 @@
 // templates and instances to be Ready, with a progress bar while an image is pulled (apply/wait-ready.ts).
 
 import type { Command } from 'commander';
+import { type ApplyResult, applyObject as applyTo } from '../../client/apply.ts';
 import type { XenosClient } from '../../client/client.ts';
-import { isNotFound } from '../../client/errors.ts';
-import type { XObject } from '../../model/object.ts';
-import { LAST_APPLIED, threeWayPatch, withLastApplied } from '../apply/three-way-patch.ts';
+import { LAST_APPLIED } from '../../client/three-way-patch.ts';
 import { waitApplied } from '../apply/wait-ready.ts';
 import { type DryRun, parseDryRun, parseDuration } from '../args.ts';
 import type { CommandContext } from '../context.ts';
-import { CliError } from '../errors.ts';
+import { CliError, UsageError } from '../errors.ts';
 import { loadManifests, type ManifestObject } from '../manifests.ts';
 import { qualifiedSingular } from '../resources.ts';
 import { uploadLocalImages } from '../template-images.ts';
 
-export type ApplyResult = 'created' | 'configured' | 'unchanged';
-
 export const FIELD_MANAGER = 'xenosctl-client-side-apply';
 
 /** Applies one checked object. Exported for the benchmark and for other tools. */
-export async function applyObject(
+export function applyObject(
   client: XenosClient,
   m: ManifestObject,
   opts: { dryRun?: boolean; signal?: AbortSignal } = {},
 ): Promise<{ result: ApplyResult; object: unknown }> {
-  const modified = withLastApplied(m.object);
-  const ns = m.namespace || undefined;
-  const common = { namespace: ns, signal: opts.signal, dryRun: opts.dryRun, fieldManager: FIELD_MANAGER };
-  let live: XObject;
-  try {
-    live = await client.get(m.kind, m.name, { namespace: ns, signal: opts.signal });
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    return { result: 'created', object: await client.create(m.kind, modified, common) };
-  }
-  const patch = threeWayPatch(live, modified);
-  if (!patch) return { result: 'unchanged', object: live };
-  return { result: 'configured', object: await client.patch(m.kind, m.name, patch, common) };
+  return applyTo(client, m.kind, m.object, { ...opts, fieldManager: FIELD_MANAGER });
 }
 
 function suffix(dryRun: DryRun): string {
@@ -56,6 +41,9 @@ export function registerApply(program: Command, ctx: CommandContext): void {
       'none, client (check locally) or server (the server checks, saves nothing)',
       'none',
     )
+    .option('--server-side', "apply on the server: the file's fields become this field manager's (see below)")
+    .option('--force-conflicts', 'with --server-side: take fields other managers own instead of failing')
+    .option('--field-manager <name>', 'with --server-side: who applies (default xenosctl)', 'xenosctl')
     .option('--wait', 'then wait until the templates and instances applied are Ready (a bar while pulling)')
     .option('--timeout <duration>', 'with --wait: give up after this long (e.g. 90s, 10m)', '5m')
     .addHelpText(
@@ -63,6 +51,11 @@ export function registerApply(program: Command, ctx: CommandContext): void {
       `
 The configuration applied is kept in the annotation ${LAST_APPLIED}, so a field removed from the
 file is removed from the object on the next apply. Fields set by others (status, defaults) stay.
+
+--server-side sends the file to the server as a server-side apply, as kubectl apply --server-side
+does: the server records the fields as the field manager's (metadata.managedFields), removes those
+it applied before and no longer applies, and refuses to change a field another manager set to
+another value ("conflict with ..."), unless --force-conflicts.
 
 A ServiceTemplate whose spec.image.path is a file or directory on this machine has its image uploaded
 to the host xenosctl talks to (once: a host holding it already is sent nothing; an interrupted upload
@@ -75,9 +68,13 @@ Examples:
   xenosctl apply -R -f manifests/
   cat web.yaml | xenosctl apply -f -
   xenosctl apply -f web.yaml --dry-run=server
-  xenosctl apply -f web.yaml --wait --timeout 10m`,
+  xenosctl apply -f web.yaml --wait --timeout 10m
+  xenosctl apply --server-side -f web.yaml
+  xenosctl apply --server-side --force-conflicts --field-manager ci -f web.yaml`,
     )
     .action(async (opts: ApplyOptions) => {
+      if (opts.forceConflicts && !opts.serverSide)
+        throw new UsageError('--force-conflicts only works with --server-side');
       const dryRun = parseDryRun(opts.dryRun);
       const timeoutMs = parseDuration(opts.timeout, '--timeout');
       const resolver = dryRun === 'client' ? ctx.offlineResolver() : ctx.resolver();
@@ -91,10 +88,10 @@ Examples:
       const failures: string[] = [];
       for (const m of objects) {
         try {
-          const { result } = await applyObject(ctx.client(), m, {
-            dryRun: dryRun === 'server',
-            signal: ctx.signal,
-          });
+          const result = opts.serverSide
+            ? await serverSide(ctx, m, { ...opts, dryRun: dryRun === 'server' })
+            : (await applyObject(ctx.client(), m, { dryRun: dryRun === 'server', signal: ctx.signal }))
+                .result;
           ctx.out(`${qualifiedSingular(m.kind)}/${m.name} ${result}${suffix(dryRun)}\n`);
         } catch (err) {
           if (!(err instanceof CliError)) throw err;
@@ -117,7 +114,26 @@ Examples:
     });
 }
 
+/** One object by server-side apply; kubectl's word for what happened. */
+async function serverSide(
+  ctx: CommandContext,
+  m: ManifestObject,
+  opts: { fieldManager: string; forceConflicts?: boolean; dryRun: boolean },
+): Promise<string> {
+  await ctx.client().serverSideApply(m.kind, m.object, {
+    namespace: m.namespace || undefined,
+    fieldManager: opts.fieldManager,
+    force: opts.forceConflicts,
+    dryRun: opts.dryRun,
+    signal: ctx.signal,
+  });
+  return 'serverside-applied';
+}
+
 interface ApplyOptions {
+  serverSide?: boolean;
+  forceConflicts?: boolean;
+  fieldManager: string;
   filename?: string[];
   recursive?: boolean;
   dryRun?: string | boolean;

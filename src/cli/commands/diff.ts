@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { XenosClient } from '../../client/client.ts';
 import { isNotFound } from '../../client/errors.ts';
-import { threeWayPatch, withLastApplied } from '../apply/three-way-patch.ts';
+import { threeWayPatch, withLastApplied } from '../../client/three-way-patch.ts';
 import type { CommandContext } from '../context.ts';
 import { CliError } from '../errors.ts';
 import { loadManifests, type ManifestObject } from '../manifests.ts';

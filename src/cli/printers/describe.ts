@@ -3,9 +3,9 @@
 
 import { humanDuration } from '../../api/table.ts';
 import type { KubeEvent } from '../../client/client.ts';
+import { LAST_APPLIED } from '../../client/three-way-patch.ts';
 import type { Condition, XObject } from '../../model/object.ts';
 import type { Endpoint } from '../../model/service-instance.ts';
-import { LAST_APPLIED } from '../apply/three-way-patch.ts';
 import { formatTable } from './table.ts';
 import { toYaml } from './yaml.ts';
 

@@ -6,8 +6,8 @@
 // such as `__proto__` in a live object or its annotation stays data.
 
 import { isDeepStrictEqual } from 'node:util';
-import { setOwn } from '../../api/prototype-safety.ts';
-import type { XObject } from '../../model/object.ts';
+import type { XObject } from '../model/object.ts';
+import { setOwn } from '../model/prototype-safety.ts';
 
 export const LAST_APPLIED = 'xenos.io/last-applied';
 
