@@ -64,6 +64,7 @@ import type {
   WatchOptions,
   WriteOptions,
 } from './store.ts';
+import { compactThrough, replayFromTable } from './store-history.ts';
 import type { GroupCommitStats } from './transactions.ts';
 import { type ChangeEvent, previousOf, WatchHub } from './watch-hub.ts';
 
@@ -245,7 +246,17 @@ export class SqliteStore implements Store {
       fromRevision = Number(rv);
     }
     const namespace = this.namespaced(kind) && opts.namespace ? opts.namespace : undefined;
-    return this.hub.watch({ kind, namespace, labels, fields, fromRevision }, onEvent);
+    const filter = { kind, namespace, labels, fields, fromRevision };
+    if (fromRevision === undefined || fromRevision >= this.hub.oldest) return this.hub.watch(filter, onEvent);
+    // Older than this process's history (a client resuming across a restart): what changed up to the
+    // history's start comes from the table, then the history goes on exactly (store-history.ts).
+    replayFromTable(
+      this.table,
+      { ...filter, fromRevision },
+      this.hub.oldest,
+      onEvent as (ev: WatchEvent) => void,
+    );
+    return this.hub.watch({ ...filter, fromRevision: this.hub.oldest }, onEvent);
   }
 
   revision(): string {
@@ -269,9 +280,19 @@ export class SqliteStore implements Store {
   /** Removes tombstones whose deletion is older than `olderThanMs` (by its clock timestamp);
    *  returns how many. Keep them longer than any partition replication promises to heal. */
   purgeTombstones(olderThanMs: number, now: number = Date.now()): number {
-    const result = this.table.sql.purge.run(hlcLowerBound(now - olderThanMs));
-    if (result.changes) this.table.stamp++;
-    return Number(result.changes);
+    const t = this.table;
+    return t.tx.run(() => {
+      const purged = allRows<{ kind: string; revision: number }>(
+        t.sql.purge,
+        hlcLowerBound(now - olderThanMs),
+      );
+      if (purged.length) t.stamp++;
+      // A deletion no longer in the table cannot be replayed: watches from before it are Expired.
+      const newest = new Map<string, number>();
+      for (const r of purged) newest.set(r.kind, Math.max(newest.get(r.kind) ?? 0, r.revision));
+      for (const [kind, revision] of newest) compactThrough(t, kind, revision);
+      return purged.length;
+    });
   }
 
   /**
@@ -299,6 +320,8 @@ export class SqliteStore implements Store {
         }
       }
       if (rev !== t.rev) t.setMeta('revision', String(rev));
+      // Expired rows leave the table: their deletions can be replayed from this process's history only.
+      for (const kind of new Set(events.map((ev) => ev.kind))) compactThrough(t, kind, rev);
       t.rev = rev;
       if (removed > 0) t.stamp++;
       t.tx.afterCommit(() => {

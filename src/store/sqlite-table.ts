@@ -60,7 +60,11 @@ function prepare(db: DatabaseSync) {
          status_proof, status_base, body
        FROM objects WHERE revision > ? ORDER BY revision LIMIT ?`,
     ),
-    purge: db.prepare('DELETE FROM objects WHERE deleted = 1 AND hlc < ?'),
+    purge: db.prepare('DELETE FROM objects WHERE deleted = 1 AND hlc < ? RETURNING kind, revision'),
+    changesOfKind: db.prepare(
+      `SELECT namespace, name, revision, deleted, body FROM objects
+       WHERE kind = ? AND revision > ? AND revision <= ? ORDER BY revision LIMIT ?`,
+    ),
     versions: db.prepare(
       `SELECT kind, namespace, name, deleted, hlc, status_hlc,
          (proof = '' OR (status_hlc != '' AND status_proof = '')) AS unsigned

@@ -151,6 +151,11 @@ export class WatchHub {
     this.pending = [];
   }
 
+  /** Every event with a revision above this one is kept (at start: the store's revision then). */
+  get oldest(): number {
+    return this.historyStart;
+  }
+
   get watcherCount(): number {
     return this.watchers.length;
   }

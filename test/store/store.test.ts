@@ -135,23 +135,34 @@ describe('SqliteStore on disk', () => {
     expect(seen.at(-1)!.object.spec).toEqual({ n: 1 });
   });
 
-  it('keeps watch history only since the process started: older revisions are 410 after a reopen', () => {
+  it('resumes a watch across a reopen from the table, and answers 410 once a deletion was purged', () => {
     const path = freshPath();
+    const wall = Date.now();
     const a = start({ path });
     a.create(instance('a'));
     const rv = a.revision();
     a.create(instance('b'));
+    a.create(instance('gone'));
+    a.delete(key('gone'));
     a.close();
     const b = start({ path });
-    expect(() => b.watch('ServiceInstance', { resourceVersion: rv }, () => {})).toThrow(ExpiredError);
     const events: string[] = [];
-    const stop = b.watch('ServiceInstance', { resourceVersion: b.revision() }, (e) => events.push(e.type));
+    const stop = b.watch('ServiceInstance', { resourceVersion: rv }, (e) =>
+      events.push(`${e.type} ${e.object.metadata.name}`),
+    );
     try {
       b.create(instance('c'));
     } finally {
       stop();
     }
-    expect(events).toEqual(['ADDED']);
+    expect(events).toEqual(['MODIFIED b', 'DELETED gone', 'ADDED c']);
+    // The tombstone purged: from before its deletion the table cannot tell, so the watch is Expired.
+    expect(b.purgeTombstones(0, wall + 60_000)).toBe(1);
+    expect(() => b.watch('ServiceInstance', { resourceVersion: rv }, () => {})).toThrow(ExpiredError);
+    // Other kinds were not compacted by it.
+    expect(() => b.watch('ServiceTemplate', { resourceVersion: rv }, () => {})).not.toThrow();
+    // From after the purged deletion: fine.
+    expect(() => b.watch('ServiceInstance', { resourceVersion: b.revision() }, () => {})).not.toThrow();
   });
 
   it('logs a listener that throws through the given logger, naming the object', () => {

@@ -54,6 +54,9 @@ export interface Libp2pTransportInit {
 export class Libp2pTransport implements SyncTransport {
   /** Requests from peers refused before they reached the replicator (or by its parser), by reason. */
   readonly refusals: RefusalCounter<MessageRefusalReason>;
+  /** Message bytes written to and read from peers (requests and replies), for the host's metrics. */
+  bytesSent = 0;
+  bytesReceived = 0;
   private readonly node: StreamNode;
   private readonly members: (() => string[]) | undefined;
   private readonly log: Log;
@@ -137,7 +140,9 @@ export class Libp2pTransport implements SyncTransport {
       stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, this.maxBytes + 65_536);
       const lp = lpStream(stream, { maxDataLength: this.maxBytes, maxBufferSize: this.maxBytes + 65_536 });
       await lp.write(bytes, { signal });
+      this.bytesSent += bytes.byteLength;
       raw = (await lp.read({ signal })).subarray();
+      this.bytesReceived += raw.byteLength;
       await stream.close({ signal });
     } catch (err) {
       stream.abort(err as Error);
@@ -158,6 +163,7 @@ export class Libp2pTransport implements SyncTransport {
       stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, this.maxBytes + 65_536);
       const lp = lpStream(stream, { maxDataLength: this.maxBytes, maxBufferSize: this.maxBytes + 65_536 });
       const raw = (await lp.read({ signal })).subarray();
+      this.bytesReceived += raw.byteLength;
       let envelope: unknown;
       try {
         const message = decodeMessage(raw, this.maxBytes, `request from ${from}`);
@@ -176,6 +182,7 @@ export class Libp2pTransport implements SyncTransport {
         out = encodeMessage({ error: (err as Error).message }, this.maxBytes);
       }
       await lp.write(out, { signal });
+      this.bytesSent += out.byteLength;
       await stream.close({ signal });
     } catch (err) {
       const name = (err as Error).name;

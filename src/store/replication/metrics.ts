@@ -1,11 +1,10 @@
-// The replicator's counters in the Prometheus text exposition format, for the daemon's /metrics: rows
-// written here and sent (by push, by anti-entropy), rows received, applied, stale and refused, syncs.
+// The replicator's counters as the daemon's /metrics names them (read at each scrape): rows written here
+// and sent (by push, by anti-entropy), rows received, applied and stale, syncs.
 // "Rows sent per write" is (pushed + synced) / local writes, summed over the hosts of a cluster.
 
 import type { ReplicatorStats } from './replica-store.ts';
-import type { Replicator } from './replicator.ts';
 
-const COUNTERS: Array<[keyof ReplicatorStats, string, string]> = [
+export const REPLICATION_COUNTERS: Array<[keyof ReplicatorStats, string, string]> = [
   [
     'localWrites',
     'xenos_replication_local_writes_total',
@@ -28,11 +27,3 @@ const COUNTERS: Array<[keyof ReplicatorStats, string, string]> = [
     'Pushes (or queued rows) that failed or were dropped.',
   ],
 ];
-
-export function replicationMetrics(replicator: Replicator): string {
-  const lines: string[] = [];
-  for (const [stat, name, help] of COUNTERS) {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${replicator.stats[stat]}`);
-  }
-  return `${lines.join('\n')}\n${replicator.refusals.exposition()}`;
-}
