@@ -7,6 +7,7 @@
 // missed event is repaired. `stop()` aborts in-flight reconciles and waits for the workers.
 
 import { type Log, silentLogger } from '../log/logger.ts';
+import type { ReconcileMetrics, ReconcileOutcome } from '../metrics/host-metrics.ts';
 import type { KnownKind, ObjectOf } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
 import type { Store, WatchEvent } from '../store/store.ts';
@@ -44,6 +45,8 @@ export type RelatedWatch = { [K in KnownKind]: WatchOf<K> }[KnownKind];
 export interface ControllerComponents {
   store: Store;
   log?: Log;
+  /** Where each reconcile's result and latency, and the queue's depth, are reported (the host's /metrics). */
+  metrics?: ReconcileMetrics;
 }
 
 export interface ControllerInit<K extends string = string> {
@@ -77,6 +80,7 @@ export class Controller<K extends string = string> {
   readonly kind: K;
   private readonly store: Store;
   private readonly log: Log;
+  private readonly metrics: ReconcileMetrics | undefined;
   private readonly init: ControllerInit<K>;
   private queue: WorkQueue | undefined;
   private abort: AbortController | undefined;
@@ -90,7 +94,12 @@ export class Controller<K extends string = string> {
     this.store = components.store;
     this.kind = init.kind;
     this.log = components.log ?? silentLogger.root;
+    this.metrics = components.metrics;
     this.init = init;
+  }
+
+  private get name(): string {
+    return this.init.name ?? this.kind;
   }
 
   get isStarted(): boolean {
@@ -102,6 +111,8 @@ export class Controller<K extends string = string> {
     const queue = new WorkQueue({ rateLimiter: this.init.rateLimiter });
     this.queue = queue;
     this.abort = new AbortController();
+    const unwatchQueue = this.metrics?.watchQueue(this.name, () => queue.length);
+    if (unwatchQueue) this.unwatch.push(unwatchQueue);
 
     // List, then watch from the list's revision, so no change between the two is missed.
     const listed = this.store.list(this.kind);
@@ -130,7 +141,7 @@ export class Controller<K extends string = string> {
     for (const u of this.unwatch.splice(0)) u();
     clearInterval(this.resyncTimer);
     queue.shutDown();
-    this.abort?.abort(new Error(`controller ${this.init.name ?? this.kind} stopped`));
+    this.abort?.abort(new Error(`controller ${this.name} stopped`));
     await Promise.all(this.workers.splice(0));
     this.queue = undefined;
   }
@@ -219,19 +230,25 @@ export class Controller<K extends string = string> {
   }
 
   private async processOne(queue: WorkQueue, key: string): Promise<void> {
+    const began = performance.now();
+    const outcome = await this.reconcileOne(queue, key);
+    if (outcome) this.metrics?.reconciled(this.name, outcome, (performance.now() - began) / 1000);
+  }
+
+  /** One reconcile of `key` and what became of the key; undefined when the controller is stopping. */
+  private async reconcileOne(queue: WorkQueue, key: string): Promise<ReconcileOutcome | undefined> {
     const stopSignal = this.abort!.signal;
     const timeoutMs = this.init.reconcileTimeoutMs ?? DEFAULT_RECONCILE_TIMEOUT_MS;
     const signal = AbortSignal.any([stopSignal, AbortSignal.timeout(timeoutMs)]);
     try {
       const result = await this.init.reconcile(key, { signal });
-      if (result?.error !== undefined) {
-        this.recordedFailure(queue, key, result.error);
-        return;
-      }
+      if (result?.error !== undefined) return this.recordedFailure(queue, key, result.error);
       queue.forget(key);
-      if (result?.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
+      if (result?.requeueAfterMs === undefined) return 'success';
+      queue.addAfter(key, result.requeueAfterMs);
+      return 'requeue';
     } catch (err) {
-      if (stopSignal.aborted) return;
+      if (stopSignal.aborted) return undefined;
       if (isTerminalError(err)) {
         queue.forget(key);
         this.log.warn(`${this.kind} ${key}: stalled: ${err.reason}: ${err.message}`);
@@ -241,9 +258,10 @@ export class Controller<K extends string = string> {
           this.log.error({ err: markErr }, `${this.kind} ${key}: recording the terminal error failed`);
           queue.addRateLimited(key);
         }
-        return;
+        return 'terminal';
       }
       this.retryLater(queue, key, err);
+      return 'error';
     }
   }
 
@@ -255,9 +273,13 @@ export class Controller<K extends string = string> {
   }
 
   /** A failure the reconcile recorded in status itself: not retried when terminal, else backoff. */
-  private recordedFailure(queue: WorkQueue, key: string, err: unknown): void {
-    if (isTerminalError(err)) queue.forget(key);
-    else this.retryLater(queue, key, err);
+  private recordedFailure(queue: WorkQueue, key: string, err: unknown): ReconcileOutcome {
+    if (isTerminalError(err)) {
+      queue.forget(key);
+      return 'terminal';
+    }
+    this.retryLater(queue, key, err);
+    return 'error';
   }
 
   private async markStalled(key: string, err: TerminalError): Promise<void> {
