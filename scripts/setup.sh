@@ -10,6 +10,7 @@
 #   nsenter   util-linux: runs exec health checks inside a domain's sandbox
 #   ip        iproute2: the network-namespace tests
 #   curl      curl: the README's examples
+#   git       git: a --watch directory's revision is its git HEAD (and the GitOps tests make repositories)
 #   qemu-img  qemu-utils: copy-on-write qcow2 disks over a template's disk image (src/drivers/qcow2-overlay.ts)
 #   mkfs.xfs  xfsprogs: the reflink test (a loop-mounted XFS, test/drivers/copy-on-write.test.ts)
 #   qemu-system-x86_64  qemu-system-x86: the QEMU driver's guests (TCG where KVM is not usable)
@@ -17,7 +18,7 @@
 #                       which also installs them itself when they are missing
 set -eu
 
-NEEDED="bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2 curl:curl qemu-img:qemu-utils mkfs.xfs:xfsprogs
+NEEDED="bwrap:bubblewrap setpriv:util-linux nsenter:util-linux ip:iproute2 curl:curl git:git qemu-img:qemu-utils mkfs.xfs:xfsprogs
 qemu-system-x86_64:qemu-system-x86 cpio:cpio mke2fs:e2fsprogs xz:xz-utils"
 
 # shellcheck disable=SC2086
