@@ -10,6 +10,8 @@
 // With `--p2p`, join() runs first (the Daemon calls it before its API serves): it starts the node and
 // asks the first peers it reaches which key this host's name is bound to, so a second host with the same
 // name stops before it writes anything (HostNameTakenError) and the holder is unaffected.
+// Over 400 lines because it is the one place the overlay's parts are made, started and stopped in order;
+// each part's own logic lives in its own file.
 
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -22,6 +24,7 @@ import { Placement } from '../cluster/placement.ts';
 import { Scheduler } from '../cluster/scheduler.ts';
 import type { StatusPublisher } from '../cluster/status-publisher.ts';
 import type { Log, Logger } from '../log/logger.ts';
+import type { HostMetrics } from '../metrics/host-metrics.ts';
 import { EVENT, HOST } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
 import type { Discovery } from '../p2p/discovery.ts';
@@ -40,6 +43,9 @@ export interface ClusterComponents {
   logger: Logger;
   /** Called when this host cannot go on (its name turned out to be another host's after it started). */
   onFatal?: (err: Error) => void;
+  /** The host's metrics: the scheduler, the Host controller and the DHT report there, and the overlay's
+   *  refusal counters are read from there (cluster-metrics.ts reads the rest at each scrape). */
+  metrics?: HostMetrics;
 }
 
 export interface ClusterInit {
@@ -122,6 +128,7 @@ export class ClusterService {
   #membership?: Membership;
   #discovery?: Discovery;
   #replicator?: Replicator;
+  #replicationTransport?: { bytesSent: number; bytesReceived: number };
   #publisher?: StatusPublisher;
   #hook?: P2pConnectionHook;
   #joined = false;
@@ -145,6 +152,7 @@ export class ClusterService {
         placement: this.placement,
         liveness: this.liveness,
         log: components.logger.forComponent('scheduler'),
+        metrics: components.metrics,
       },
       { hostName: init.hostName },
     );
@@ -161,6 +169,7 @@ export class ClusterService {
         allocations: this.placement,
         placement: this.placement,
         log: components.logger.forComponent('host-controller'),
+        metrics: components.metrics,
       },
       {
         hostName: init.hostName,
@@ -187,6 +196,11 @@ export class ClusterService {
 
   get replicator(): Replicator | undefined {
     return this.#replicator;
+  }
+
+  /** Replication's stream transport (its byte counts), with p2p. */
+  get replicationTransport(): { bytesSent: number; bytesReceived: number } | undefined {
+    return this.#replicationTransport;
   }
 
   /**
@@ -256,6 +270,7 @@ export class ClusterService {
         createClusterKey: true,
         log: p2pLog,
         handshakeRefusals,
+        metrics: this.#components.metrics,
         ...(this.#hook
           ? {
               connectionProtector: this.#hook.wrapProtector((psk) =>
@@ -279,19 +294,24 @@ export class ClusterService {
       const membership = this.#membership;
       await membership.start();
       const validator = this.#components.validator;
+      const transport = new Libp2pTransport({
+        node,
+        members: () => liveMembers(membership),
+        log: logger.forComponent('replication'),
+      });
+      this.#replicationTransport = transport;
       this.#replicator = new Replicator(
         {
           store,
-          transport: new Libp2pTransport({
-            node,
-            members: () => liveMembers(membership),
-            log: logger.forComponent('replication'),
-          }),
+          transport,
           validate: (obj: XObject) => validateReplicated(validator, obj),
           log: logger.forComponent('replication'),
         },
         { syncIntervalMs: p2p.syncIntervalMs },
       );
+      const refusals = [node.recordRefusals, handshakeRefusals, membership.swim.refusals, transport.refusals];
+      for (const counter of [...refusals, this.#replicator.refusals])
+        this.#components.metrics?.refusals(counter);
       // Serving at once: peers that connect now sync with this host rather than fail to.
       await this.#replicator.start();
       await this.#checkHostName(node, this.#replicator, p2p.nameCheckTimeoutMs ?? 5_000);
@@ -407,6 +427,7 @@ export class ClusterService {
     await this.#node?.stop();
     this.#publisher = undefined;
     this.#replicator = undefined;
+    this.#replicationTransport = undefined;
     this.#membership = undefined;
     this.#discovery = undefined;
     this.#node = undefined;

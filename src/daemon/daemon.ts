@@ -18,7 +18,9 @@ import { type ApiRoute, ApiServer } from '../api/server.ts';
 import { Validator } from '../api/validation.ts';
 import { discoverRoute } from '../cluster/discover-api.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
+import { HostMetrics } from '../metrics/host-metrics.ts';
 import { EVENT } from '../model/kinds.ts';
+import { packageFile } from '../model/package-root.ts';
 import type { RowAuthority } from '../store/row-authority.ts';
 import { openStore, type SqliteStore } from '../store/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
@@ -26,6 +28,7 @@ import { type ClusterInit, ClusterService } from './cluster-service.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { secureDataDir } from './data-dir-modes.ts';
 import { DaemonStopError } from './errors.ts';
+import { clusterFigures, storeFigures } from './host-figures.ts';
 import { metricsRoute } from './metrics-route.ts';
 import { ensureSelfSignedCert } from './self-signed-cert.ts';
 
@@ -51,6 +54,8 @@ export interface DaemonInit {
   routes?: ApiRoute[];
   /** Called when the host cannot go on after it started (its host name turned out to be another's). */
   onFatal?: (err: Error) => void;
+  /** The host's metrics (served at /metrics), shared with the parts given to use(); default: its own. */
+  metrics?: HostMetrics;
 }
 
 /** A part that runs for the daemon's life (controllers, drivers, the p2p node). */
@@ -59,9 +64,7 @@ export interface Service {
   stop(): Promise<void> | void;
 }
 
-const VERSION: string = JSON.parse(
-  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-).version;
+const VERSION: string = JSON.parse(readFileSync(packageFile('package.json'), 'utf8')).version;
 
 export class Daemon {
   readonly init: DaemonInit;
@@ -74,9 +77,14 @@ export class Daemon {
   #lock?: DataDirLock;
   readonly #services: { service: Service; name: string }[] = [];
   #started = false;
+  #unwatchFigures?: () => void;
+  /** What /metrics serves; the parts report to it. */
+  readonly metrics: HostMetrics;
 
   constructor(init: DaemonInit) {
     this.init = init;
+    this.metrics = init.metrics ?? new HostMetrics();
+    clusterFigures(this.metrics, () => this.#cluster);
   }
 
   get store(): Store {
@@ -146,6 +154,7 @@ export class Daemon {
       authority: this.init.cluster?.p2p ? await rowAuthority(dataDir) : undefined,
       log: logger.forComponent('store'),
     });
+    this.#unwatchFigures = storeFigures(this.metrics, this.#store, this.init.hostName);
     this.#auth = new TokenAuthenticator({ dataDir });
     this.#auth.ensureAdminToken(dataDir);
     const files =
@@ -161,6 +170,7 @@ export class Daemon {
         facts: () => ({ apiUrl: this.#api?.url, version: VERSION, ...this.init.hostFacts?.() }),
         logger,
         onFatal: this.init.onFatal,
+        metrics: this.metrics,
       },
       { ...this.init.cluster, dataDir, hostName: this.init.hostName },
     );
@@ -173,11 +183,18 @@ export class Daemon {
         const local = { store, isLive: (host: string) => cluster.liveness.isLive(host) };
         return { local, overlay: cluster.overlay };
       }),
-      metricsRoute(() => this.#cluster?.replicator),
+      metricsRoute(this.metrics),
       ...(this.init.routes ?? []),
     ];
     this.#api = new ApiServer(
-      { store: this.#store, resources, validator: this.#validator, auth: this.#auth, logs: this.init.logs },
+      {
+        store: this.#store,
+        resources,
+        validator: this.#validator,
+        auth: this.#auth,
+        logs: this.init.logs,
+        metrics: this.metrics,
+      },
       {
         host: this.init.apiHost,
         port: this.init.apiPort,
@@ -216,6 +233,8 @@ export class Daemon {
     // A daemon that never got the lock leaves the holder's files alone.
     if (this.#lock)
       await attempt('api.addr', () => rmSync(join(this.init.dataDir, 'api.addr'), { force: true }));
+    this.#unwatchFigures?.();
+    this.#unwatchFigures = undefined;
     await attempt('store', () => this.#store?.close());
     this.#store = undefined;
     await attempt('data dir lock', () => this.#lock?.release());

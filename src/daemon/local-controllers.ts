@@ -33,6 +33,7 @@ import type { ImageProgress, ImageSource } from '../images/image-source.ts';
 import { ImageStore } from '../images/image-store.ts';
 import type { UploadSessions } from '../images/upload-sessions.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
+import type { HostMetrics } from '../metrics/host-metrics.ts';
 import { HOST } from '../model/kinds.ts';
 import type { ServiceTemplate } from '../model/service-template.ts';
 import type { ProtocolNode } from '../p2p/protocol-node.ts';
@@ -61,6 +62,8 @@ export interface LocalControllersComponents {
     /** Resolves once the store has caught up with the cluster (the instance controller's fence). */
     caughtUp?: (signal: AbortSignal) => Promise<void>;
   };
+  /** The host's metrics: each controller reports its reconciles and queue there. */
+  metrics?: HostMetrics;
   /** Tests only: wraps each migration's transport (to hold a transfer midway). */
   wrapMigrationTransport?: (transport: MigrationTransport) => MigrationTransport;
 }
@@ -167,7 +170,12 @@ export class LocalControllers {
       });
     }
     this.templates = new ServiceTemplateController(
-      { store, images: fromPeers?.source(), log: logger.forComponent('servicetemplate-controller') },
+      {
+        store,
+        images: fromPeers?.source(),
+        log: logger.forComponent('servicetemplate-controller'),
+        metrics: this.components.metrics,
+      },
       {
         hostName,
         cacheDir,
@@ -201,6 +209,7 @@ export class LocalControllers {
         quorum: quorumOf(cluster?.liveness),
         layerCopies: this.layerCopies,
         log: logger.forComponent('serviceinstance-controller'),
+        metrics: this.components.metrics,
       },
       {
         hostName,
@@ -244,6 +253,7 @@ export class LocalControllers {
           );
         },
         log,
+        metrics: this.components.metrics,
       },
       { hostName: this.init.hostName },
     );
@@ -257,6 +267,7 @@ export class LocalControllers {
           placement,
           liveness,
           log: (this.components.logger ?? silentLogger).forComponent('servicedeployment-controller'),
+          metrics: this.components.metrics,
         },
         { hostName: this.init.hostName },
       );

@@ -1,10 +1,12 @@
 // xenosd's command line: `xenosd --data-dir DIR --api HOST:PORT --host-name NAME`. Parsed with
 // commander; a bad option is reported as one line (no stack trace) and exit code 2. A plain-HTTP API on
 // an address beyond loopback is such a mistake unless --insecure-http says it is meant.
+// Over 400 lines because it is xenosd's one table of flags and their checks, in the order `--help` prints
+// them.
 
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DRIVER_CHOICES, type DriverChoice } from '../drivers/registry.ts';
 import {
@@ -63,6 +65,10 @@ export interface DaemonOptions {
   imageUploadTimeoutMs: number;
   /** Labels of this host's Host object (`--label k=v`), matched by hostSelectors. */
   labels: Record<string, string>;
+  /** The directories this host keeps the cluster equal to (`--watch [NAME=]DIR`, GitOps). */
+  watch: { name: string; dir: string }[];
+  /** How often a watched directory is synced even when it did not change (drift repair). */
+  watchIntervalMs: number;
   hostTimeoutMs: number;
   /** Lifetime of this host's DHT status records (--dht-record-ttl). */
   dhtRecordTtlMs: number;
@@ -160,6 +166,17 @@ export function parseOptions(
     .option('--p2p <host:port>', 'join the p2p overlay, listening here (port 0: any; see DATA_DIR/p2p.addrs)')
     .option('--join <multiaddr>', 'a host of the cluster to bootstrap from (repeatable)', collect, [])
     .option('--label <key=value>', "a label on this host's Host object (repeatable)", collect, [])
+    .option(
+      '--watch <[name=]dir>',
+      'keep the cluster equal to the manifests in DIR (a git checkout or any directory; repeatable); NAME labels what it applies (default: the directory name)',
+      collect,
+      [],
+    )
+    .option(
+      '--watch-interval <duration>',
+      'sync each --watch directory this often even when it did not change, undoing edits by hand',
+      '5s',
+    )
     .option(
       '--host-timeout <duration>',
       'a dead host is NotReady on every host within this, and gets no new instances (membership probes derive from it)',
@@ -300,6 +317,8 @@ export function parseOptions(
     p2p?: string;
     join: string[];
     label: string[];
+    watch: string[];
+    watchInterval: string;
     hostTimeout: string;
     dhtRecordTtl: string;
     heartbeatInterval?: string;
@@ -387,6 +406,7 @@ export function parseOptions(
     }
   };
   const hostTimeoutMs = duration('--host-timeout', o.hostTimeout);
+  const watch = watchedDirs(o.watch);
   const dhtRecordTtlMs = duration('--dht-record-ttl', o.dhtRecordTtl);
   if (dhtRecordTtlMs > 60 * 60_000)
     throw new UsageError(
@@ -421,6 +441,8 @@ export function parseOptions(
   return {
     p2p: o.p2p ? { listen: o.p2p, clusterKeyFile: resolve(o.clusterKey!), join: o.join } : undefined,
     labels,
+    watch,
+    watchIntervalMs: duration('--watch-interval', o.watchInterval),
     hostTimeoutMs,
     dhtRecordTtlMs,
     heartbeatIntervalIgnored: o.heartbeatInterval !== undefined,
@@ -488,4 +510,30 @@ function logLevel(flag: string | undefined): LogLevel {
   if (!isLogLevel(value))
     throw new UsageError(`${where} must be one of ${LOG_LEVELS.join(', ')}; got "${value}"`);
   return value;
+}
+
+/** `--watch [NAME=]DIR`: each directory with its source name (a DNS label, unique on this host). */
+function watchedDirs(values: string[]): { name: string; dir: string }[] {
+  const out: { name: string; dir: string }[] = [];
+  for (const v of values) {
+    const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)=(.+)$/.exec(v);
+    const dir = resolve(m ? m[3] : v);
+    const name = m ? m[1] : sourceNameOf(dir);
+    if (!name || name.length > 63)
+      throw new UsageError(
+        `--watch "${v}": cannot make a source name of the directory's name; give one as NAME=DIR (lower-case letters, digits and -)`,
+      );
+    if (out.some((w) => w.name === name))
+      throw new UsageError(`--watch "${v}": the source name "${name}" is given twice; name them as NAME=DIR`);
+    out.push({ name, dir });
+  }
+  return out;
+}
+
+/** A directory's name as a DNS label: lower case, anything else a dash. */
+function sourceNameOf(dir: string): string {
+  return basename(dir)
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
 }
