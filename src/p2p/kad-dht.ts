@@ -24,6 +24,7 @@ import { Key } from 'interface-datastore';
 import type { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string';
+import type { DhtMetrics } from '../metrics/host-metrics.ts';
 import type { ProviderPeer } from './dht-client.ts';
 import { RECORD_NAMESPACE, recordSelector, verifyRecord } from './records.ts';
 
@@ -89,6 +90,8 @@ export interface KadDhtComponents {
   connected: () => PeerId[];
   /** libp2p's datastore, where kad-dht keeps the records it holds. */
   datastore: Datastore;
+  /** Each query's operation, result and latency (the host's /metrics). */
+  metrics?: DhtMetrics;
 }
 
 /** DHT operations over a running kad-dht service; every call takes the signal that ends it. */
@@ -110,11 +113,28 @@ export class KadDht {
     return this.#internals.routingTable?.size ?? 0;
   }
 
+  /** Runs one query, reporting its result and latency as `op`. */
+  async #timed<T>(op: string, query: () => Promise<T>): Promise<T> {
+    const began = performance.now();
+    let outcome: 'ok' | 'error' = 'error';
+    try {
+      const result = await query();
+      outcome = 'ok';
+      return result;
+    } finally {
+      this.#c.metrics?.query(op, outcome, (performance.now() - began) / 1000);
+    }
+  }
+
   /**
    * Validates `value` with our own validator for the key's namespace (libp2p does not validate a local put),
    * stores it locally and on the closest peers. Returns how many remote peers accepted it.
    */
-  async put(key: Uint8Array, value: Uint8Array, signal: AbortSignal): Promise<number> {
+  put(key: Uint8Array, value: Uint8Array, signal: AbortSignal): Promise<number> {
+    return this.#timed('put', () => this.#put(key, value, signal));
+  }
+
+  async #put(key: Uint8Array, value: Uint8Array, signal: AbortSignal): Promise<number> {
     const ns = new TextDecoder().decode(key).split('/')[1];
     const validate = this.#validators[ns];
     if (validate == null) throw new TypeError(`dhtPut: no validator for DHT namespace "${ns}"`);
@@ -127,7 +147,11 @@ export class KadDht {
   }
 
   /** The best valid value for `key` in the DHT (own store included), or undefined when no peer has one. */
-  async get(key: Uint8Array, signal: AbortSignal): Promise<Uint8Array | undefined> {
+  get(key: Uint8Array, signal: AbortSignal): Promise<Uint8Array | undefined> {
+    return this.#timed('get', () => this.#get(key, signal));
+  }
+
+  async #get(key: Uint8Array, signal: AbortSignal): Promise<Uint8Array | undefined> {
     let value: Uint8Array | undefined;
     const heard: Uint8Array[] = [];
     try {
@@ -155,10 +179,12 @@ export class KadDht {
     return DHTRecord.deserialize(await this.#c.datastore.get(dsKey)).value;
   }
 
-  async provide(cid: CID, signal: AbortSignal): Promise<void> {
-    for await (const _event of this.#c.dht().provide(cid, { signal })) {
-      // drain: the query runs as the events are consumed
-    }
+  provide(cid: CID, signal: AbortSignal): Promise<void> {
+    return this.#timed('provide', async () => {
+      for await (const _event of this.#c.dht().provide(cid, { signal })) {
+        // drain: the query runs as the events are consumed
+      }
+    });
   }
 
   async cancelProvide(cid: CID): Promise<void> {
@@ -177,6 +203,19 @@ export class KadDht {
    * the query once that many peers (our own store counts as one) have answered with provider lists.
    */
   async *findProviders(cid: CID, signal: AbortSignal, quorum: number): AsyncGenerator<ProviderPeer> {
+    const began = performance.now();
+    let outcome: 'ok' | 'error' = 'ok'; // a caller that stops early ended a good query
+    try {
+      yield* this.#findProviders(cid, signal, quorum);
+    } catch (err) {
+      outcome = 'error';
+      throw err;
+    } finally {
+      this.#c.metrics?.query('find_providers', outcome, (performance.now() - began) / 1000);
+    }
+  }
+
+  async *#findProviders(cid: CID, signal: AbortSignal, quorum: number): AsyncGenerator<ProviderPeer> {
     const seen = new Set<string>();
     const done = new AbortController();
     const both = AbortSignal.any([signal, done.signal]);

@@ -4,6 +4,8 @@
 // bootstrap peers until connected, writes its listen addresses to DATA_DIR/p2p.addrs, and exposes DHT
 // put/get/provide/findProviders (each abortable, each with a timeout) and direct stream protocols: it is the
 // DhtClient (dht-client.ts) that discovery and the record publisher are given.
+// Over 400 lines because it is the one class that owns the libp2p node's life; kad-dht's internals are in
+// kad-dht.ts.
 
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,6 +30,7 @@ import { MemoryDatastore } from 'datastore-core';
 import { createLibp2p } from 'libp2p';
 import type { CID } from 'multiformats/cid';
 import { type Log, silentLogger } from '../log/logger.ts';
+import type { DhtMetrics } from '../metrics/host-metrics.ts';
 import type { RefusalCounter } from '../metrics/refusals.ts';
 import { bootstrap } from './bootstrap.ts';
 import type { DhtClient, OpOptions, ProviderPeer } from './dht-client.ts';
@@ -82,6 +85,8 @@ export interface XenosNodeInit {
   /** Where connections refused at the handshake are counted; by default the node's own counter. Give one
    *  when `connectionProtector` wraps clusterProtector, and pass it there too. */
   handshakeRefusals?: RefusalCounter<HandshakeRefusalReason>;
+  /** DHT queries' results and latency go here (the host's /metrics). */
+  metrics?: DhtMetrics;
   maxConnections?: number;
   /** Extra DHT namespaces (`/ns/...` keys) with their validators and selectors. `xenos` is always installed. */
   validators?: Record<string, ValidateFn>;
@@ -162,6 +167,7 @@ export class XenosNode extends EventTarget implements DhtClient {
         dht: () => this.libp2p.services.dht,
         connected: () => this.#node?.getPeers() ?? [],
         datastore: this.#datastore,
+        metrics: init.metrics,
       },
       { validators: this.#validators },
     );

@@ -52,6 +52,8 @@ export function streamDuplex(stream: Stream, init: StreamDuplexInit = {}): Duple
       );
     },
     destroy(err, callback) {
+      // A write still waiting for room ends now, with this error: the stream will not take it.
+      closed.abort(err ?? new Error('the stream was destroyed'));
       detach();
       // Both halves done (Node destroys a finished Duplex itself): the stream closed cleanly, nothing to
       // reset. Anything else — an error, or destroy() before the end — resets it, so the peer knows.

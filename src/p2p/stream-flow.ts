@@ -10,8 +10,22 @@ import type { Stream } from '@libp2p/interface';
 export async function waitForRoom(stream: Stream, maxQueued: number, signal: AbortSignal): Promise<void> {
   while (stream.writeBufferLength > maxQueued) {
     if (stream.status !== 'open') throw new Error(`the stream is ${stream.status}`);
-    await Promise.race([once(stream, 'drain', { signal }), once(stream, 'idle', { signal })]);
+    // Whichever comes first; the other two listeners go with it (a long transfer waits thousands of times).
+    const waited = new AbortController();
+    const either = AbortSignal.any([signal, waited.signal]);
+    try {
+      await Promise.race([
+        once(stream, 'drain', { signal: either }),
+        once(stream, 'idle', { signal: either }),
+        once(stream, 'close', { signal: either }),
+      ]);
+    } finally {
+      waited.abort();
+    }
   }
+  // An aborted or reset stream drops what it queued: its queue is empty, and nothing was sent.
+  if (stream.status === 'aborted' || stream.status === 'reset')
+    throw new Error(`the stream is ${stream.status}`);
 }
 
 /** Pauses or resumes reading; a stream whose readable end already closed has nothing left to hold. */

@@ -14,10 +14,9 @@ import { finished } from 'node:stream/promises';
 import type { Connection, Stream } from '@libp2p/interface';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import { DNS1123_SUBDOMAIN } from '../../model/names.ts';
-import { decodeJsonObject, encodeJsonFrame } from '../../p2p/json-frame.ts';
-import type { ProtocolNode } from '../../p2p/protocol-node.ts';
+import { decodeJsonObject, encodeJsonFrame, lengthPrefixed, readFrame } from '../../p2p/json-frame.ts';
+import { type ProtocolNode, type ServedProtocol, serveProtocol } from '../../p2p/protocol-node.ts';
 import { streamDuplex } from '../../p2p/stream-duplex.ts';
-import { lengthPrefixed, readFrame } from '../migration/frames.ts';
 import { type CopyMeta, type HeldCopy, type LayerCopyStore, UID_PATTERN } from './copy-store.ts';
 
 export const LAYER_COPY_PROTOCOL = '/xenos/layer-copy/1.0.0';
@@ -58,10 +57,12 @@ export async function sendLayerCopy(
   try {
     const { namespace, name, uid, ...rest } = header;
     duplex.write(frame({ instance: { namespace, name, uid }, ...rest }, MAX_HEADER_BYTES, 'the header'));
-    const verdict = parseAnswer(await readFrame(duplex, MAX_REPLY_BYTES, 'the answer', signal));
+    const verdict = parseAnswer(
+      await readFrame(duplex, MAX_REPLY_BYTES, 'the answer', signal, protocolError),
+    );
     if ('error' in verdict) throw new LayerCopyError(`refused: ${verdict.error}`);
     await write(duplex);
-    const done = parseAnswer(await readFrame(duplex, MAX_REPLY_BYTES, 'the receipt', signal));
+    const done = parseAnswer(await readFrame(duplex, MAX_REPLY_BYTES, 'the receipt', signal, protocolError));
     if ('error' in done) throw new LayerCopyError(`not kept: ${done.error}`);
     return done.bytes ?? 0;
   } finally {
@@ -117,8 +118,7 @@ export class LayerCopyReceiver {
   readonly #c: LayerCopyReceiverComponents;
   readonly #maxBytes: number;
   readonly #log: Log;
-  #stop = new AbortController();
-  #running = false;
+  #served: ServedProtocol | undefined;
 
   constructor(components: LayerCopyReceiverComponents, init: { maxCopyBytes?: number } = {}) {
     this.#c = components;
@@ -127,31 +127,32 @@ export class LayerCopyReceiver {
   }
 
   async start(): Promise<void> {
-    if (this.#running) return;
-    this.#stop = new AbortController();
-    await this.#c.node.handle(LAYER_COPY_PROTOCOL, (stream, conn) => void this.#serve(stream, conn), {
-      maxInboundStreams: 16,
-      maxOutboundStreams: 16,
-    });
-    this.#running = true;
+    if (this.#served) return;
+    this.#served = await serveProtocol(
+      this.#c.node,
+      LAYER_COPY_PROTOCOL,
+      (stream, conn, stopped) => this.#serve(stream, conn, stopped),
+      { maxInboundStreams: 16, maxOutboundStreams: 16 },
+    );
   }
 
   async stop(): Promise<void> {
-    if (!this.#running) return;
-    this.#running = false;
-    this.#stop.abort(new Error('this host stopped keeping copies'));
-    await this.#c.node.unhandle(LAYER_COPY_PROTOCOL);
+    const served = this.#served;
+    if (!served) return;
+    this.#served = undefined;
+    await served.stop(new Error('this host stopped keeping copies'));
   }
 
-  async #serve(stream: Stream, connection: Connection): Promise<void> {
+  async #serve(stream: Stream, connection: Connection, signal: AbortSignal): Promise<void> {
     const peer = connection.remotePeer.toString();
     const duplex = streamDuplex(stream);
     duplex.on('error', () => {});
-    const signal = this.#stop.signal;
     let header: CopyHeader | undefined;
     try {
       const deadline = AbortSignal.any([signal, AbortSignal.timeout(HEADER_TIMEOUT_MS)]);
-      header = parseCopyHeader(await readFrame(duplex, MAX_HEADER_BYTES, 'the header', deadline));
+      header = parseCopyHeader(
+        await readFrame(duplex, MAX_HEADER_BYTES, 'the header', deadline, protocolError),
+      );
       const host = this.#c.authorize(header, peer);
       duplex.write(frame({ ok: true }, MAX_REPLY_BYTES, 'the answer'));
       const copy = await this.#c.copies.receive({ ...header, host }, duplex, this.#maxBytes, signal);

@@ -48,11 +48,3 @@ export class MigrationFailedError extends Error {
     this.reason = reason;
   }
 }
-
-/** A frame announced over its cap: not read further, the stream is reset (nothing is answered). */
-export class FrameTooLargeError extends Error {
-  constructor(what: string, length: number, max: number) {
-    super(`${what} is ${length} bytes, over the cap of ${max}`);
-    this.name = 'FrameTooLargeError';
-  }
-}

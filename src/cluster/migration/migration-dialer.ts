@@ -2,15 +2,15 @@
 // Each `open(label)` dials a new stream to the target over the cluster's connection, sends the header
 // and waits for the target's verdict (it may wait for its store to receive the ServiceMigration), then
 // hands the stream over as a Duplex with flow control both ways (src/p2p/stream-duplex.ts; the frames
-// are read on that Duplex, frames.ts).
+// are read on that Duplex, src/p2p/json-frame.ts).
 
 import type { Duplex } from 'node:stream';
 import type { Stream } from '@libp2p/interface';
 import type { MigrationTransport } from '../../drivers/driver.ts';
+import { lengthPrefixed, readFrame } from '../../p2p/json-frame.ts';
 import type { ProtocolNode } from '../../p2p/protocol-node.ts';
 import { type StreamDuplexInit, streamDuplex } from '../../p2p/stream-duplex.ts';
 import { MigrationRefusedError, TargetUnreachableError } from './errors.ts';
-import { lengthPrefixed, readFrame } from './frames.ts';
 import {
   encodeFrame,
   MAX_HEADER_BYTES,
@@ -19,6 +19,7 @@ import {
   MIGRATE_PROTOCOL,
   type MigrationRef,
   parseReply,
+  protocolError,
 } from './protocol.ts';
 
 /** The target waits up to its acceptance bound for replication; this is a little longer. */
@@ -62,7 +63,13 @@ export class MigrationDialer implements MigrationTransport {
     duplex.on('error', () => {}); // until the caller has it: every failure below is thrown
     try {
       duplex.write(lengthPrefixed(encodeFrame({ migration, label, seq }, MAX_HEADER_BYTES, 'the header')));
-      const answer = await readFrame(duplex, MAX_REPLY_BYTES, `the answer of host ${target}`, opening);
+      const answer = await readFrame(
+        duplex,
+        MAX_REPLY_BYTES,
+        `the answer of host ${target}`,
+        opening,
+        protocolError,
+      );
       const reply = parseReply(answer, `host ${target}`);
       if ('error' in reply)
         throw new MigrationRefusedError(

@@ -11,10 +11,10 @@ import { finished } from 'node:stream/promises';
 import type { Connection, Stream } from '@libp2p/interface';
 import type { IncomingMigration } from '../../drivers/driver.ts';
 import { type Log, silentLogger } from '../../log/logger.ts';
-import type { ProtocolNode } from '../../p2p/protocol-node.ts';
+import { lengthPrefixed, readFrame } from '../../p2p/json-frame.ts';
+import { type ProtocolNode, type ServedProtocol, serveProtocol } from '../../p2p/protocol-node.ts';
 import { type StreamDuplexInit, streamDuplex } from '../../p2p/stream-duplex.ts';
 import { MigrationRefusedError } from './errors.ts';
-import { lengthPrefixed, readFrame } from './frames.ts';
 import {
   encodeFrame,
   MAX_HEADER_BYTES,
@@ -23,6 +23,7 @@ import {
   MigrationProtocolError,
   type MigrationRef,
   parseHeader,
+  protocolError,
   type RefusalCode,
   refString,
   type StreamHeader,
@@ -70,8 +71,7 @@ export class MigrationReceiver {
   readonly #log: Log;
   readonly #groups = new Map<string, Group>();
   readonly #finished = new Set<string>();
-  #stop = new AbortController();
-  #running = false;
+  #served: ServedProtocol | undefined;
 
   constructor(components: MigrationReceiverComponents, init: MigrationReceiverInit = {}) {
     this.#c = components;
@@ -85,42 +85,39 @@ export class MigrationReceiver {
   }
 
   async start(): Promise<void> {
-    if (this.#running) return;
-    this.#stop = new AbortController();
-    await this.#c.node.handle(
+    if (this.#served) return;
+    this.#served = await serveProtocol(
+      this.#c.node,
       MIGRATE_PROTOCOL,
-      (stream, connection) => void this.#serve(stream, connection),
-      {
-        maxInboundStreams: 32,
-        maxOutboundStreams: 32,
-      },
+      (stream, connection, stopped) => this.#serve(stream, connection, stopped),
+      { maxInboundStreams: 32, maxOutboundStreams: 32 },
     );
-    this.#running = true;
   }
 
   async stop(): Promise<void> {
-    if (!this.#running) return;
-    this.#running = false;
+    const served = this.#served;
+    if (!served) return;
+    this.#served = undefined;
     const err = new Error('this host stopped receiving migrations');
-    this.#stop.abort(err);
+    const stopping = served.stop(err); // the streams' signal aborts now, before the groups fail
     for (const g of this.#groups.values()) {
       g.queue.fail(err);
       g.abort.abort(err);
     }
-    await this.#c.node.unhandle(MIGRATE_PROTOCOL);
+    await stopping;
   }
 
-  async #serve(stream: Stream, connection: Connection): Promise<void> {
+  async #serve(stream: Stream, connection: Connection, stopped: AbortSignal): Promise<void> {
     const peer = connection.remotePeer.toString();
     const duplex = streamDuplex(stream, this.#init);
     duplex.on('error', () => {}); // every failure below is handled; the driver's reads and writes see the rest
     const deadline = AbortSignal.any([
-      this.#stop.signal,
+      stopped,
       AbortSignal.timeout(this.#init.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS),
     ]);
     let header: StreamHeader;
     try {
-      header = parseHeader(await readFrame(duplex, MAX_HEADER_BYTES, 'the header', deadline));
+      header = parseHeader(await readFrame(duplex, MAX_HEADER_BYTES, 'the header', deadline, protocolError));
       const key = header.migration.uid;
       if (this.#finished.has(key))
         throw new MigrationRefusedError('Finished', `${refString(header.migration)} is over on this host`);
@@ -145,7 +142,8 @@ export class MigrationReceiver {
     }
     duplex.write(lengthPrefixed(encodeFrame({ ok: true }, MAX_REPLY_BYTES, 'the answer')));
     if (duplex.destroyed) return;
-    const group = this.#groups.get(header.migration.uid) ?? this.#begin(header.migration, peer, connection);
+    const group =
+      this.#groups.get(header.migration.uid) ?? this.#begin(header.migration, peer, connection, stopped);
     if (!group.queue.put(header.seq, { label: header.label, stream: duplex }))
       duplex.destroy(
         new Error(`stream ${header.seq} of ${refString(header.migration)} came twice or too late`),
@@ -153,7 +151,7 @@ export class MigrationReceiver {
   }
 
   /** The first stream of a migration: make its group and hand it to `accept`. */
-  #begin(migration: MigrationRef, peer: string, connection: Connection): Group {
+  #begin(migration: MigrationRef, peer: string, connection: Connection, stopped: AbortSignal): Group {
     const group: Group = { peer, queue: new StreamQueue(), abort: new AbortController() };
     this.#groups.set(migration.uid, group);
     const lost = () => {
@@ -162,7 +160,7 @@ export class MigrationReceiver {
       group.abort.abort(err);
     };
     connection.addEventListener('close', lost, { once: true });
-    const signal = AbortSignal.any([group.abort.signal, this.#stop.signal]);
+    const signal = AbortSignal.any([group.abort.signal, stopped]);
     this.#log.info({ peer }, `receiving ${refString(migration)} from peer ${peer}`);
     this.#c
       .accept({ migration, peer, incoming: group.queue, signal })

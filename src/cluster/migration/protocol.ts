@@ -59,7 +59,8 @@ export class MigrationProtocolError extends Error {
   }
 }
 
-const protocolError = (message: string) => new MigrationProtocolError(message);
+/** A MigrationProtocolError of `message`: how this protocol's frames name what is wrong. */
+export const protocolError = (message: string) => new MigrationProtocolError(message);
 
 export function encodeFrame(value: unknown, max: number, what: string): Uint8Array {
   return encodeJsonFrame(value, max, what, protocolError);

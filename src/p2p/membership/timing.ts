@@ -55,11 +55,14 @@ export function timingFor(hostTimeoutMs: number = DEFAULT_HOST_TIMEOUT_MS): Swim
 }
 
 /** Lifeguard's suspicion timeout: max with no confirmation beyond the first suspicion, falling
- *  logarithmically to min once `k` other members confirmed it (k = 0: min at once). */
+ *  logarithmically to min once `k` other members confirmed it. With two members (k = 0) nobody can
+ *  confirm, so the lone suspicion waits the maximum: a two-host cluster whose hosts stall together
+ *  (a loaded machine, a nested hypervisor) must not call its peer dead at τ/5 when 2τ/5 still fits
+ *  in τ (memberlist takes the minimum there; we prefer fewer false deaths over 0.2τ of speed). */
 export function suspicionTimeoutMs(timing: SwimTiming, confirmations: number, members: number): number {
   const k = Math.min(timing.suspicionConfirmations, Math.max(0, members - 2));
   const { suspicionMinMs: min, suspicionMaxMs: max } = timing;
-  if (k < 1) return min;
+  if (k < 1) return max;
   const frac = Math.log(Math.min(confirmations, k) + 1) / Math.log(k + 1);
   return Math.max(min, Math.round(max - (max - min) * frac));
 }

@@ -33,6 +33,15 @@ describe('libp2p migration transport', () => {
   const net = new TestNet();
   afterEach(() => net.cleanup());
 
+  /** A pair of nodes and one 'disk' stream between them: the source's end and the destination's. */
+  async function diskStream() {
+    const p = await libp2pPair(net);
+    const ref = p.expect();
+    const src = await p.dialer(ref).open('disk', {});
+    const dst = (await p.incoming(ref.uid)[Symbol.asyncIterator]().next()).value!;
+    return { p, src, dst };
+  }
+
   it('refuses a migration the target does not know, with the reason', async () => {
     const p = await libp2pPair(net);
     const ref = { namespace: 'default', name: 'nope', uid: randomUUID() };
@@ -71,11 +80,7 @@ describe('libp2p migration transport', () => {
   });
 
   it('moves 320 MiB through the private network unchanged', async () => {
-    const p = await libp2pPair(net);
-    const ref = p.expect();
-    const src = await p.dialer(ref).open('disk', {});
-    const it0 = p.incoming(ref.uid)[Symbol.asyncIterator]();
-    const dst = (await it0.next()).value!;
+    const { p, src, dst } = await diskStream();
     const size = 320 * 1024 * 1024;
     const began = performance.now();
     const [sent, got] = await Promise.all([sendRandom(src, size), digestOf(dst.stream)]);
@@ -86,4 +91,27 @@ describe('libp2p migration transport', () => {
     );
     await p.stop();
   }, 180_000);
+
+  it('a write still waiting for room ends with an error when its stream is destroyed', async () => {
+    const { p, src, dst } = await diskStream();
+    dst.stream.pause(); // the destination takes nothing: the window fills, then the send queue
+    const chunk = Buffer.alloc(256 * 1024);
+    let pending: Promise<Error | null | undefined> | undefined;
+    // Past the muxer's window and the destination's read buffer (16 + 32 MiB), a write waits.
+    for (let i = 0; i < 1024 && !pending; i++) {
+      const done = new Promise<Error | null | undefined>((resolve) => src.write(chunk, resolve));
+      const first = await Promise.race([done, new Promise((r) => setTimeout(r, 1500, 'waiting'))]);
+      if (first === 'waiting') pending = done;
+    }
+    expect(pending, 'a write that waits for room').toBeDefined();
+    src.on('error', () => {});
+    src.destroy(new Error('the link broke'));
+    const outcome = await Promise.race([
+      pending!,
+      new Promise((r) => setTimeout(r, 5000, 'never called back')),
+    ]);
+    expect(outcome).toBeInstanceOf(Error);
+    dst.stream.destroy();
+    await p.stop();
+  }, 60_000);
 });

@@ -32,8 +32,9 @@ describe('membership timing', () => {
     expect(at[3]).toBe(t.suspicionMinMs);
     expect(at[4]).toBe(t.suspicionMinMs);
     for (let i = 1; i < at.length; i++) expect(at[i]).toBeLessThanOrEqual(at[i - 1]);
-    // Two hosts: the only other host's suspicion is all there can be.
-    expect(suspicionTimeoutMs(t, 0, 2)).toBe(t.suspicionMinMs);
+    // Two hosts: nobody can confirm the only other host's suspicion, so it waits the longest.
+    expect(suspicionTimeoutMs(t, 0, 2)).toBe(t.suspicionMaxMs);
+    expect(suspicionTimeoutMs(t, 1, 3)).toBe(t.suspicionMinMs);
   });
 
   it('sends each update λ·⌈log10(N+1)⌉ times', () => {
