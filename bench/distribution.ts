@@ -134,7 +134,8 @@ try {
         const pulled = await swarm.pullAll(digest, timeoutMs);
         t = pulled.seconds;
         console.log(
-          `  swarm run ${r + 1}: the most peers sending to each host at once: ${pulled.maxHolders.join(' ')}`,
+          `  swarm run ${r + 1}: the most peers sending to each host at once: ${pulled.maxHolders.join(' ')}; ` +
+            `the seed sent ${(pulled.seedSent / size).toFixed(2)} × the image`,
         );
       } else {
         t = await oneSourceCopy(lab, seed, others, file, sha256, timeoutMs);

@@ -2,7 +2,7 @@
 // namespace, the image pushed once to the seed's API (`xenosctl image push`), then every other host asked
 // at once to pull it (`POST /apis/images.xenos.io/v1/pulls`, what `xenosctl image pull --host` does) and
 // each polled every 100 ms until it holds the image (checked by digest by its image store): the clock runs
-// from the requests to the last host done. Each run pushes a fresh image, so no host holds it before.
+// from the requests to the last host done. What the seed sent meanwhile is read from its /metrics. Each run pushes a fresh image, so no host holds it before.
 
 import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
@@ -28,6 +28,9 @@ interface PullState {
 export interface SwarmRun {
   seconds: number;
   maxHolders: number[];
+  /** Chunk bytes the seed sent in this run (its `xenos_image_served_bytes_total`): the bound needs each
+   *  byte to leave the seed once. */
+  seedSent: number;
 }
 
 export class SwarmLab {
@@ -108,6 +111,7 @@ export class SwarmLab {
 
   /** Asks every host to pull `digest` at once; resolves when the last holds it. */
   async pullAll(digest: string, timeoutMs: number): Promise<SwarmRun> {
+    const servedBefore = await this.#seedServed();
     const start = Date.now();
     const states = await Promise.all(this.hosts.map((h) => this.#call(h, 'POST', PULLS, { digest })));
     const doneAt = this.hosts.map((_, i) => (states[i].done ? Date.now() : undefined));
@@ -144,7 +148,16 @@ export class SwarmLab {
       timeoutMs,
       true,
     );
-    return { seconds: (Math.max(...(doneAt as number[])) - start) / 1000, maxHolders };
+    const seconds = (Math.max(...(doneAt as number[])) - start) / 1000;
+    return { seconds, maxHolders, seedSent: (await this.#seedServed()) - servedBefore };
+  }
+
+  /** The seed's `xenos_image_served_bytes_total`. */
+  async #seedServed(): Promise<number> {
+    const text = await (await this.seed.api('/metrics')).text();
+    const m = /^xenos_image_served_bytes_total(?:\{[^}]*\})? (\S+)$/m.exec(text);
+    if (!m) throw new Error("the seed's /metrics has no xenos_image_served_bytes_total");
+    return Number(m[1]);
   }
 
   async #call(h: ClusterHost, method: string, path: string, body?: unknown): Promise<PullState> {

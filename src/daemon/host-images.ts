@@ -10,6 +10,7 @@ import type { PullSources } from '../cluster/image-swarm/pull-api.ts';
 import type { ImageProgress, ImageSource } from '../images/image-source.ts';
 import type { ImageStore } from '../images/image-store.ts';
 import type { Logger } from '../log/logger.ts';
+import type { HostMetrics } from '../metrics/host-metrics.ts';
 import type { HostImage } from '../model/host.ts';
 import type { XenosNode } from '../p2p/node.ts';
 import type { Store } from '../store/store.ts';
@@ -24,6 +25,8 @@ export interface HostImagesComponents {
   /** Rewrites this host's Host object (its images changed). */
   refreshHost: () => void;
   logger: Logger;
+  /** Image bytes pulled and served, and refused requests, are read from here at each scrape. */
+  metrics?: HostMetrics;
 }
 
 export interface HostImagesInit {
@@ -44,6 +47,22 @@ export class HostImages implements Service {
     this.#c = components;
     this.#init = init;
     this.held = new HeldImages({ images: components.images, log: components.logger.forComponent('images') });
+    const m = components.metrics;
+    m?.counterFrom(
+      'xenos_image_pulled_bytes_total',
+      'Image chunk bytes this host received from peers.',
+      () => this.#swarm?.bytesPulled ?? 0,
+    );
+    m?.counterFrom(
+      'xenos_image_served_bytes_total',
+      'Image chunk bytes this host sent to peers.',
+      () => this.#swarm?.bytesServed ?? 0,
+    );
+    m?.counterFrom(
+      'xenos_image_chunks_declined_total',
+      'Chunk requests this host, seeding an image it holds whole, declined in favour of chunks it had not sent yet.',
+      () => this.#swarm?.server.declined ?? 0,
+    );
   }
 
   /** The swarm, once started with the overlay. */
@@ -72,6 +91,7 @@ export class HostImages implements Service {
       },
       { uploadRate: this.#init.uploadRate, downloadRate: this.#init.downloadRate },
     );
+    this.#c.metrics?.refusals(this.#swarm.server.refusals);
     await this.#swarm.start();
   }
 

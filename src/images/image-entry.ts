@@ -41,6 +41,8 @@ export interface ImageMeta {
   /** sha256 of the blob: for a file the image digest, for a directory its tar's (what uploads name). */
   blobDigest?: string;
   source: string;
+  /** It came chunk by chunk from peers (not an upload, an import or a download here). */
+  pulled?: boolean;
   importedAt: string;
 }
 

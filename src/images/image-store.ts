@@ -6,6 +6,8 @@
 // begun or finished, a removal — is serialised in this process; across processes the data dir's lock
 // keeps one xenosd per store. Entries made before blobs existed (image + meta.json only) get their blob
 // and manifest on first use (`manifest()`).
+// Over 400 lines because every way into the store (import, upload, pull, legacy entries) must commit
+// through the same staging and locking.
 
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -252,6 +254,13 @@ export class ImageStore {
     return this.#exclusive(digest, () => addBlob(dir, this.chunkSize));
   }
 
+  /** Whether this host holds the image whole and did not pull it from peers (it was uploaded, imported or
+   *  downloaded here): where the swarm for it starts. */
+  async seeds(digest: string): Promise<boolean> {
+    const meta = await readMeta(entryDir(this.cacheDir, digest));
+    return meta !== undefined && meta.pulled !== true;
+  }
+
   /** The have bitmap of an image held wholly or in part (all ones when complete). */
   async haveBitmap(digest: string): Promise<Uint8Array | undefined> {
     const running = this.#pulls.get(parseDigest(digest));
@@ -366,6 +375,7 @@ export class ImageStore {
         blobDigest:
           manifest.kind === 'file' ? got.digest : `sha256:${await sha256File(join(dir, FILES.blob), signal)}`,
         source: 'pulled from peers',
+        pulled: true,
         importedAt: new Date().toISOString(),
       });
       return { digest: got.digest, path: join(dir, FILES.image), size: got.size, kind: manifest.kind };

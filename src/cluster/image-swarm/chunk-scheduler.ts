@@ -7,7 +7,10 @@
 // chunk it spoiled is asked of another holder first (the spoiler only when no other has it). A holder that
 // dies costs only its in-flight chunks. Endgame: once every chunk still missing is in flight, an idle holder
 // may duplicate a request already out (at most `endgameCopies` copies of one chunk), so the pull's end does
-// not wait for the slowest holder; the first copy that arrives wins and the others are cancelled.
+// not wait for the slowest holder; the first copy that arrives wins and the others are cancelled. A seed
+// in its first pass (first-pass.ts) may decline a chunk and offer others: the declined chunk is not asked
+// of it again until the caller forgets declines (after its next look at the bitmaps), the offered ones
+// are asked of it first.
 
 export interface ChunkSchedulerInit {
   /** Number of chunks in the image. */
@@ -30,6 +33,10 @@ interface PeerState {
   full: boolean;
   inFlight: Set<number>;
   strikes: number;
+  /** Chunks it declined (a seed's first pass): asked of others meanwhile. */
+  declined: Set<number>;
+  /** Chunks it offered instead: asked of it first. */
+  offer: number[];
 }
 
 /** What a failed request means for the holder that served it: `corrupt`/`truncated` count against it;
@@ -128,7 +135,14 @@ export class ChunkScheduler {
       state.full = full;
     } else {
       this.#full += Number(full);
-      this.#peers.set(peer, { bitmap: copy, full, inFlight: new Set(), strikes: 0 });
+      this.#peers.set(peer, {
+        bitmap: copy,
+        full,
+        inFlight: new Set(),
+        strikes: 0,
+        declined: new Set(),
+        offer: [],
+      });
     }
     return true;
   }
@@ -150,6 +164,12 @@ export class ChunkScheduler {
   next(peer: string): number | undefined {
     const state = this.#peers.get(peer);
     if (!state || state.inFlight.size >= this.#maxPerPeer) return undefined;
+    for (let i = state.offer.shift(); i !== undefined; i = state.offer.shift()) {
+      if (this.#missing.has(i) && !this.#inFlight.has(i) && this.#mayTake(i, peer, state)) {
+        this.#take(i, peer, state);
+        return i;
+      }
+    }
     let best = -1;
     let bestAvail = Number.POSITIVE_INFINITY;
     let pending = 0;
@@ -157,7 +177,7 @@ export class ChunkScheduler {
       if (!this.#missing.has(i)) continue;
       if (this.#inFlight.has(i)) continue;
       pending++;
-      if (!hasBit(state.bitmap, i) || !this.#mayAsk(i, peer)) continue;
+      if (!this.#mayTake(i, peer, state)) continue;
       const avail = this.#availability[i];
       if (avail < bestAvail) {
         best = i;
@@ -201,6 +221,20 @@ export class ChunkScheduler {
     return { dropped: true };
   }
 
+  /** `peer`, a seed in its first pass, declined chunk `index` and offers `offer` instead. */
+  declined(index: number, peer: string, offer: readonly number[]): void {
+    this.#release(index, peer);
+    const state = this.#peers.get(peer);
+    if (!state) return;
+    state.declined.add(index);
+    state.offer = offer.filter((i) => Number.isInteger(i) && i >= 0 && i < this.chunks);
+  }
+
+  /** Declined chunks may be asked of their seeds again (their first copies have had time to spread). */
+  forgetDeclined(): void {
+    for (const state of this.#peers.values()) state.declined.clear();
+  }
+
   /** Strikes counted against `peer` in this pull. */
   strikes(peer: string): number {
     return this.#peers.get(peer)?.strikes ?? (this.#dropped.has(peer) ? this.#maxStrikes : 0);
@@ -219,13 +253,19 @@ export class ChunkScheduler {
     for (const i of this.#order) {
       const holders = this.#inFlight.get(i);
       if (!this.#missing.has(i) || !holders || holders.has(peer)) continue;
-      if (!hasBit(state.bitmap, i) || !this.#mayAsk(i, peer)) continue;
+      if (!this.#mayTake(i, peer, state)) continue;
       if (holders.size < bestCopies) {
         best = i;
         bestCopies = holders.size;
       }
     }
     return best;
+  }
+
+  /** Whether `peer` may be asked for chunk `index`: it has it, has not just declined it, and did not spoil
+   *  it while another holder has it. */
+  #mayTake(index: number, peer: string, state: PeerState): boolean {
+    return hasBit(state.bitmap, index) && !state.declined.has(index) && this.#mayAsk(index, peer);
   }
 
   /** A holder that spoiled chunk `index` is asked for it again only when no other holder in the pull has it. */

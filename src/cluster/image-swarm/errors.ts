@@ -7,12 +7,15 @@ import type { ErrorCode } from './protocol.ts';
 export class HolderRefusedError extends Error {
   readonly peer: string;
   readonly code: ErrorCode;
+  /** What a seed that Declined offers instead (chunk indexes). */
+  readonly offer: number[];
 
-  constructor(peer: string, code: ErrorCode, message: string) {
+  constructor(peer: string, code: ErrorCode, message: string, offer: number[] = []) {
     super(`peer ${peer} refused: ${code}: ${message}`);
     this.name = 'HolderRefusedError';
     this.peer = peer;
     this.code = code;
+    this.offer = offer;
   }
 }
 

@@ -55,6 +55,8 @@ export interface Answer {
 }
 
 export class ImageClient {
+  /** Chunk bytes received (checked or not), for the host's metrics. */
+  bytesReceived = 0;
   readonly #node: ProtocolNode;
   readonly #bucket: TokenBucket | undefined;
   readonly #openTimeoutMs: number;
@@ -79,7 +81,8 @@ export class ImageClient {
     return this.#request(peer, { op: 'have', digest }, { exact: Math.ceil(chunks / 8) }, signal);
   }
 
-  /** Chunk `index` (exactly `length` bytes) of `digest` cut by `manifest`. Unverified: the store checks it. */
+  /** Chunk `index` (exactly `length` bytes) of `digest` cut by `manifest`. Unverified: the store checks it.
+   *  A seed may answer Declined with chunks to ask for instead (HolderRefusedError.offer). */
   async chunk(
     peer: string,
     request: { digest: string; manifest: string; index: number; length: number },
@@ -88,10 +91,11 @@ export class ImageClient {
     const { digest, manifest, index, length } = request;
     const answer = await this.#request(
       peer,
-      { op: 'chunk', digest, manifest, index },
+      { op: 'chunk', digest, manifest, index, offers: true },
       { exact: length, chunk: true },
       signal,
     );
+    this.bytesReceived += answer.bytes.byteLength;
     return answer.bytes;
   }
 
@@ -129,7 +133,8 @@ export class ImageClient {
       await lp.write(encodeFrame(request, MAX_REQUEST_BYTES, 'the request'), { signal: opening });
       answering = AbortSignal.any([signal, AbortSignal.timeout(this.#answerTimeoutMs)]);
       const header = parseHeader((await lp.read({ signal: answering })).subarray(), max, `peer ${peer}`);
-      if ('error' in header) throw new HolderRefusedError(peer, header.error.code, header.error.message);
+      if ('error' in header)
+        throw new HolderRefusedError(peer, header.error.code, header.error.message, header.error.offer);
       if (expect.exact !== undefined && header.length !== expect.exact)
         throw new WrongLengthError(peer, what, header.length, expect.exact);
       const bytes = await this.#body(stream, lp, header.length, expect.chunk === true, signal, peer, what);

@@ -3,17 +3,20 @@
 // it still pulls the rest). Chunks are read verified from the store and sent in frames under the upload
 // cap (`--image-upload-rate`), never queueing more than MAX_QUEUED_BYTES in the stream; `maxSending`
 // chunks go at once (each held in memory while it is sent), the next requests wait their turn, and beyond
-// `maxServing` taken a puller is told Busy and asks another holder. Requests that do not parse, are too
-// large or too slow are refused and counted by reason.
+// `maxServing` taken a puller is told Busy and asks another holder. A host where an image's swarm starts
+// (it was uploaded, imported or downloaded here) seeds it (first-pass.ts): until every chunk has left it once, it declines a chunk it has just sent to another
+// peer and offers unsent ones. Requests that do not parse, are too large or too slow are refused and
+// counted by reason.
 
 import type { Connection, Stream } from '@libp2p/interface';
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
 import type { ImageStore } from '../../images/image-store.ts';
-import { manifestDigest } from '../../images/manifest.ts';
+import { manifestDigest, parseManifest } from '../../images/manifest.ts';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import { RefusalCounter } from '../../metrics/refusals.ts';
-import type { ProtocolNode } from '../../p2p/protocol-node.ts';
+import { type ProtocolNode, type ServedProtocol, serveProtocol } from '../../p2p/protocol-node.ts';
 import { waitForRoom } from '../../p2p/stream-flow.ts';
+import { FirstPass, type FirstPassInit } from './first-pass.ts';
 import {
   type ErrorCode,
   encodeFrame,
@@ -31,13 +34,15 @@ import { type TokenBucket, throttle } from './token-bucket.ts';
 const MAX_QUEUED_BYTES = 1024 * 1024;
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+/** Images whose first pass a server keeps track of (the oldest forgotten beyond). */
+const MAX_FIRST_PASSES = 64;
 
 export const SERVE_REFUSAL_REASONS = ['malformed', 'too_large', 'timeout'] as const;
 export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
 
 export interface ImageServerComponents {
   node: ProtocolNode;
-  store: Pick<ImageStore, 'manifest' | 'haveBitmap' | 'readChunk'>;
+  store: Pick<ImageStore, 'manifest' | 'haveBitmap' | 'readChunk' | 'seeds'>;
   /** The upload cap; none: as fast as the link goes. */
   uploadBucket?: TokenBucket;
   log?: Log;
@@ -56,12 +61,14 @@ export interface ImageServerInit {
   /** Hash every chunk again as it is read from disk, so a blob damaged here is never sent (the chunk is
    *  answered ChunkNotHeld). Default true; pullers check every chunk anyway. */
   verifyChunks?: boolean;
+  /** Super-seeding of images held whole (first-pass.ts); `false` turns it off. Default on. */
+  firstPass?: FirstPassInit | false;
 }
 
 export class ImageServer {
   readonly refusals: RefusalCounter<ServeRefusalReason>;
   readonly #node: ProtocolNode;
-  readonly #store: Pick<ImageStore, 'manifest' | 'haveBitmap' | 'readChunk'>;
+  readonly #store: Pick<ImageStore, 'manifest' | 'haveBitmap' | 'readChunk' | 'seeds'>;
   readonly #bucket: TokenBucket | undefined;
   readonly #log: Log;
   readonly #maxServing: number;
@@ -77,8 +84,11 @@ export class ImageServer {
   /** Chunks found damaged on this host's disk when asked for (not sent). */
   damagedChunks = 0;
   readonly #damagedSeen = new Set<string>();
-  #stop = new AbortController();
-  #running = false;
+  /** Chunk requests declined by a seed's first pass (the puller asked for an offered chunk instead). */
+  declined = 0;
+  readonly #firstPassInit: FirstPassInit | false;
+  readonly #firstPasses = new Map<string, FirstPass>();
+  #served: ServedProtocol | undefined;
 
   constructor(components: ImageServerComponents, init: ImageServerInit = {}) {
     this.#node = components.node;
@@ -90,6 +100,7 @@ export class ImageServer {
     this.#requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#verify = init.verifyChunks ?? true;
+    this.#firstPassInit = init.firstPass ?? {};
     this.refusals = new RefusalCounter({
       name: 'xenos_image_requests_refused_total',
       help: 'Image-protocol requests from peers refused before they were served, by reason.',
@@ -104,28 +115,28 @@ export class ImageServer {
   }
 
   async start(): Promise<void> {
-    if (this.#running) return;
-    this.#stop = new AbortController();
-    await this.#node.handle(IMAGE_PROTOCOL, (stream, connection) => void this.#serve(stream, connection), {
-      maxInboundStreams: 64,
-      maxOutboundStreams: 64,
-    });
-    this.#running = true;
+    if (this.#served) return;
+    this.#served = await serveProtocol(
+      this.#node,
+      IMAGE_PROTOCOL,
+      (stream, connection, stopped) => this.#serve(stream, connection, stopped),
+      { maxInboundStreams: 64, maxOutboundStreams: 64 },
+    );
   }
 
   async stop(): Promise<void> {
-    if (!this.#running) return;
-    this.#running = false;
-    this.#stop.abort(new Error('image server stopping'));
-    await this.#node.unhandle(IMAGE_PROTOCOL);
+    const served = this.#served;
+    if (!served) return;
+    this.#served = undefined;
+    await served.stop(new Error('image server stopping'));
   }
 
-  async #serve(stream: Stream, connection: Connection): Promise<void> {
+  async #serve(stream: Stream, connection: Connection, stopped: AbortSignal): Promise<void> {
     const from = connection.remotePeer.toString();
     const gone = new AbortController();
     const onClose = () => gone.abort(new Error(`peer ${from} closed the image stream`));
     stream.addEventListener('close', onClose);
-    const signal = AbortSignal.any([gone.signal, this.#stop.signal]);
+    const signal = AbortSignal.any([gone.signal, stopped]);
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES });
     let request: ImageRequest;
     try {
@@ -143,8 +154,23 @@ export class ImageServer {
     }
     let chunk = false;
     let release = () => {};
+    let sent = false;
+    let pass: FirstPass | undefined;
     try {
       if (request.op === 'chunk') {
+        if (request.offers) pass = await this.#firstPass(request.digest);
+        const offer = pass?.decide(request.index, from);
+        if (offer) {
+          this.declined++;
+          await this.#answerError(
+            stream,
+            lp,
+            'Declined',
+            `chunk ${request.index} of ${request.digest} has just gone to another peer; take it from there`,
+            offer,
+          );
+          return;
+        }
         if (this.#serving >= this.#maxServing) {
           await this.#answerError(
             stream,
@@ -158,15 +184,16 @@ export class ImageServer {
         this.#serving++;
         release = await this.#sendSlot(signal);
       }
-      await this.#answer(stream, lp, request, signal);
+      sent = await this.#answer(stream, lp, request, signal);
     } catch (err) {
-      if (!gone.signal.aborted && !this.#stop.signal.aborted)
+      if (!gone.signal.aborted && !stopped.aborted)
         this.#log.warn(
           { err, peer: from },
           `serving ${request.op} of ${request.digest} to ${from} failed: ${(err as Error).message}`,
         );
       stream.abort(err as Error);
     } finally {
+      if (!sent && request.op === 'chunk') pass?.failed(request.index, from);
       release();
       if (chunk) this.#serving--;
       stream.removeEventListener('close', onClose);
@@ -208,20 +235,20 @@ export class ImageServer {
     lp: LengthPrefixedStream<Stream>,
     request: ImageRequest,
     signal: AbortSignal,
-  ) {
+  ): Promise<boolean> {
     const { digest } = request;
     const manifest = await this.#store.manifest(digest);
-    if (!manifest) return this.#answerError(stream, lp, 'NotHeld', `this host holds no image ${digest}`);
+    if (!manifest) return this.#refused(stream, lp, 'NotHeld', `this host holds no image ${digest}`);
     const held = manifestDigest(manifest);
     let body: Uint8Array;
     if (request.op === 'manifest') body = manifest;
     else if (request.op === 'have') {
       const have = await this.#store.haveBitmap(digest);
-      if (!have) return this.#answerError(stream, lp, 'NotHeld', `this host holds no image ${digest}`);
+      if (!have) return this.#refused(stream, lp, 'NotHeld', `this host holds no image ${digest}`);
       body = have;
     } else {
       if (request.manifest !== held)
-        return this.#answerError(
+        return this.#refused(
           stream,
           lp,
           'ManifestMismatch',
@@ -230,7 +257,7 @@ export class ImageServer {
       const bytes = await this.#store.readChunk(digest, request.index, { signal, verify: this.#verify });
       if (!bytes) {
         const damaged = await this.#damaged(digest, request.index);
-        return this.#answerError(
+        return this.#refused(
           stream,
           lp,
           'ChunkNotHeld',
@@ -259,6 +286,24 @@ export class ImageServer {
       if (request.op === 'chunk') this.bytesSent += frame.byteLength;
     }
     await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.#idleTimeoutMs)]) });
+    return true;
+  }
+
+  /** The seeding state of `digest` when this host is where its swarm starts (it holds the image whole and
+   *  did not pull it: a host that pulled it has nothing to gain from declining), else undefined. */
+  async #firstPass(digest: string): Promise<FirstPass | undefined> {
+    if (this.#firstPassInit === false) return undefined;
+    const known = this.#firstPasses.get(digest);
+    if (known) return known;
+    const manifest = await this.#store.manifest(digest);
+    if (!manifest || !(await this.#store.seeds(digest))) return undefined;
+    const pass =
+      this.#firstPasses.get(digest) ??
+      new FirstPass(parseManifest(manifest).chunks.length, this.#firstPassInit);
+    this.#firstPasses.set(digest, pass);
+    if (this.#firstPasses.size > MAX_FIRST_PASSES)
+      this.#firstPasses.delete(this.#firstPasses.keys().next().value as string);
+    return pass;
   }
 
   /** A chunk the have bitmap lists that no longer reads back as its manifest says: the disk changed it.
@@ -279,10 +324,23 @@ export class ImageServer {
     return true;
   }
 
-  async #answerError(stream: Stream, lp: LengthPrefixedStream<Stream>, code: ErrorCode, message: string) {
+  async #answerError(
+    stream: Stream,
+    lp: LengthPrefixedStream<Stream>,
+    code: ErrorCode,
+    message: string,
+    offer?: number[],
+  ) {
     const signal = AbortSignal.timeout(this.#requestTimeoutMs);
-    await lp.write(encodeFrame({ error: { code, message } }, MAX_HEADER_BYTES, 'the error'), { signal });
+    const error = offer ? { code, message, offer } : { code, message };
+    await lp.write(encodeFrame({ error }, MAX_HEADER_BYTES, 'the error'), { signal });
     await stream.close({ signal });
+  }
+
+  /** Answers an error to a request that is not served: nothing was sent. */
+  async #refused(stream: Stream, lp: LengthPrefixedStream<Stream>, code: ErrorCode, message: string) {
+    await this.#answerError(stream, lp, code, message);
+    return false;
   }
 
   #refuse(err: Error, from: string, signal: AbortSignal): void {

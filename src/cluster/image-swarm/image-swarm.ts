@@ -31,7 +31,7 @@ export interface SwarmNode extends ProtocolNode, ProviderLookup {
 export interface ImageSwarmComponents {
   node: SwarmNode;
   /** This host's image store. */
-  images: Pick<ImageStore, 'get' | 'manifest' | 'haveBitmap' | 'readChunk' | 'beginPull'>;
+  images: Pick<ImageStore, 'get' | 'manifest' | 'haveBitmap' | 'readChunk' | 'beginPull' | 'seeds'>;
   /** The replicated store: Host.status.images of every host. */
   store: Pick<Store, 'list'>;
   /** Whether the membership sees a host alive. */
@@ -99,6 +99,15 @@ export class ImageSwarm implements ImageSource {
       dht: components.node,
       self,
     });
+  }
+
+  /** Chunk bytes this host received from peers, and sent to them. */
+  get bytesPulled(): number {
+    return this.#client.bytesReceived;
+  }
+
+  get bytesServed(): number {
+    return this.server.bytesSent;
   }
 
   async start(): Promise<void> {

@@ -4,10 +4,13 @@
 //   puller → holder: one JSON request (≤ 1 KiB)
 //       {"op":"manifest","digest":D}                 the manifest's exact bytes
 //       {"op":"have","digest":D}                     the holder's have bitmap (bit i&7 of byte i>>3)
-//       {"op":"chunk","digest":D,"manifest":M,"index":i}   chunk i of the blob cut by manifest M
+//       {"op":"chunk","digest":D,"manifest":M,"index":i,"offers":true}   chunk i of the blob cut by
+//                                                    manifest M; `offers`: the puller takes a Declined
 //   holder → puller: one JSON header (≤ 4 KiB)
 //       {"ok":true,"manifest":M,"length":L}           then L bytes in data frames of 1..256 KiB, then close
 //       {"error":{"code":C,"message":"..."}}          then close; C is one of ERROR_CODES
+//       {"error":{"code":"Declined","message":"...","offer":[j,...]}}   a seed's first pass (first-pass.ts):
+//                                                    ask for one of the offered chunks instead
 //
 // Connections are the cluster's (cluster key, Noise), so the holder is a host of the cluster, but nothing
 // it sends is believed: a manifest is taken only when it hashes to the manifest digest a holder published
@@ -33,17 +36,20 @@ export const ERROR_CODES = [
   'Busy',
   'BadRequest',
   'Internal',
+  /** A seed in its first pass sent this chunk to another peer just now: take it from that peer, and one
+   *  of the `offer`ed chunks from the seed. Only to requests that said `offers: true`. */
+  'Declined',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export type ImageRequest =
   | { op: 'manifest'; digest: string }
   | { op: 'have'; digest: string }
-  | { op: 'chunk'; digest: string; manifest: string; index: number };
+  | { op: 'chunk'; digest: string; manifest: string; index: number; offers?: boolean };
 
 export type ReplyHeader =
   | { ok: true; manifest: string; length: number }
-  | { error: { code: ErrorCode; message: string } };
+  | { error: { code: ErrorCode; message: string; offer?: number[] } };
 
 /** A request or header that is not what the protocol allows. */
 export class ImageProtocolError extends Error {
@@ -54,6 +60,8 @@ export class ImageProtocolError extends Error {
 }
 
 const MAX_INDEX = 2 ** 31 - 1;
+/** Chunks a Declined answer may offer. */
+export const MAX_OFFER = 64;
 
 const protocolError = (message: string) => new ImageProtocolError(message);
 
@@ -78,7 +86,7 @@ export function parseRequest(bytes: Uint8Array): ImageRequest {
     throw new ImageProtocolError('request: manifest must be sha256:<64 lower-case hex>');
   if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > MAX_INDEX)
     throw new ImageProtocolError(`request: index must be an integer 0..${MAX_INDEX}`);
-  return { op: 'chunk', digest, manifest, index };
+  return { op: 'chunk', digest, manifest, index, ...(r.offers === true ? { offers: true } : {}) };
 }
 
 /** A reply header's shape, or ImageProtocolError. `maxLength` bounds what the puller will read. */
@@ -96,8 +104,20 @@ export function parseHeader(bytes: Uint8Array, maxLength: number, from: string):
       );
     return { ok: true, manifest, length };
   }
-  const e = h.error as { code?: unknown; message?: unknown } | undefined;
-  if (e && ERROR_CODES.includes(e.code as ErrorCode) && typeof e.message === 'string')
-    return { error: { code: e.code as ErrorCode, message: e.message.slice(0, 1024) } };
+  const e = h.error as { code?: unknown; message?: unknown; offer?: unknown } | undefined;
+  if (e && ERROR_CODES.includes(e.code as ErrorCode) && typeof e.message === 'string') {
+    const error = { code: e.code as ErrorCode, message: e.message.slice(0, 1024) };
+    if (e.offer === undefined) return { error };
+    const offer = e.offer;
+    if (
+      !Array.isArray(offer) ||
+      offer.length > MAX_OFFER ||
+      !offer.every((i) => Number.isInteger(i) && i >= 0 && i <= MAX_INDEX)
+    )
+      throw new ImageProtocolError(
+        `the answer of ${from} offers something other than up to ${MAX_OFFER} chunk indexes`,
+      );
+    return { error: { ...error, offer: offer as number[] } };
+  }
   throw new ImageProtocolError(`the answer of ${from} is neither {ok} nor {error}`);
 }

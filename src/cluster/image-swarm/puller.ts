@@ -150,6 +150,8 @@ export class ImagePull {
           if (bitmaps) bitmapsRead = now;
           // In the background: a holder that does not answer must not hold up the chunks of the others.
           refreshing = this.#refresh(working, { holders: due, bitmaps }).finally(() => {
+            // With fresh bitmaps, a chunk a seed declined is asked of whoever got it, or of the seed again.
+            if (bitmaps) this.#sched.forgetDeclined();
             refreshing = undefined;
             this.#wake();
           });
@@ -314,6 +316,11 @@ export class ImagePull {
           (dropped ? '; that peer is dropped from this pull' : '; asking another holder'),
       );
       if (dropped) this.#abortPeer(peer);
+      return;
+    }
+    if (err instanceof HolderRefusedError && err.code === 'Declined') {
+      // A seed's first pass: the chunk went to another peer just now; ask the seed for what it offers.
+      this.#sched.declined(index, peer, err.offer);
       return;
     }
     const missing = err instanceof HolderRefusedError && err.code === 'ChunkNotHeld';

@@ -1,12 +1,13 @@
 // The swarm pull's chunk choice (src/cluster/image-swarm/chunk-scheduler.ts): rarest first with a random
 // tie-break, a bounded number of requests per holder, a spoiled chunk asked of another holder, strikes and
-// dropping, a dead holder costing only its in-flight chunks, the endgame; and, as a property over random
-// swarms with lying and dying holders, that a pull with one honest full holder always finishes and never
-// breaks the bounds.
+// dropping, a dead holder costing only its in-flight chunks, the endgame, a seed's declines and offers;
+// and, as a property over random swarms with lying and dying holders and a seeding holder that declines
+// (the real FirstPass), that a pull with one honest full holder always finishes and never breaks the bounds.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChunkScheduler, hasBit } from '../../../src/cluster/image-swarm/chunk-scheduler.ts';
+import { FirstPass } from '../../../src/cluster/image-swarm/first-pass.ts';
 
 function bitmap(chunks: number, has: (i: number) => boolean): Uint8Array {
   const b = new Uint8Array(Math.ceil(chunks / 8));
@@ -132,6 +133,27 @@ describe('ChunkScheduler', () => {
     expect(s.inFlight('slow')).toBe(1);
   });
 
+  it('asks a seed for what it offers first, and not again for what it declined until told to forget', () => {
+    const s = new ChunkScheduler({ chunks: 8, missing: range(8), maxPerPeer: 1, random: seeded(7) });
+    s.setPeer('seed', all(8));
+    const first = s.next('seed')!;
+    s.declined(first, 'seed', [first, 99, 6, 5]);
+    // The declined chunk is skipped even when offered, an index past the image is ignored.
+    const offered = first === 6 ? 5 : 6;
+    expect(s.next('seed')).toBe(offered);
+    s.done(offered, 'seed');
+    for (let k = 0; k < 6; k++) {
+      const i = s.next('seed')!;
+      expect(i).not.toBe(first);
+      s.done(i, 'seed');
+    }
+    // Only the declined chunk is left: nothing to ask the seed until the declines are forgotten.
+    expect(s.remaining).toBe(1);
+    expect(s.next('seed')).toBeUndefined();
+    s.forgetDeclined();
+    expect(s.next('seed')).toBe(first);
+  });
+
   it('a pull with one honest full holder finishes, whatever the others do (property)', () => {
     fc.assert(
       fc.property(
@@ -139,6 +161,8 @@ describe('ChunkScheduler', () => {
           chunks: fc.integer({ min: 1, max: 40 }),
           seed: fc.integer(),
           maxPerPeer: fc.integer({ min: 1, max: 4 }),
+          // The full holder seeds: chunks it sent to other pullers are declined (and forgotten) for a while.
+          sentElsewhere: fc.double({ min: 0, max: 1, noNaN: true }),
           peers: fc.array(
             fc.record({
               kind: fc.constantFrom('honest', 'liar', 'dies'),
@@ -147,8 +171,11 @@ describe('ChunkScheduler', () => {
             { maxLength: 5 },
           ),
         }),
-        ({ chunks, seed, maxPerPeer, peers }) => {
+        ({ chunks, seed, maxPerPeer, sentElsewhere, peers }) => {
           const random = seeded(seed);
+          let clock = 0;
+          const pass = new FirstPass(chunks, { windowMs: 1000, now: () => clock });
+          for (let i = 0; i < chunks; i++) if (random() < sentElsewhere) pass.decide(i, 'another puller');
           const s = new ChunkScheduler({ chunks, missing: range(chunks), maxPerPeer, random });
           const kinds = new Map<string, string>([['seed', 'honest']]);
           const maps = new Map<string, Uint8Array>([['seed', all(chunks)]]);
@@ -162,8 +189,15 @@ describe('ChunkScheduler', () => {
           });
           const out = new Map<string, Set<number>>();
           let steps = 0;
+          let declines = 0;
+          const forget = () => {
+            s.forgetDeclined();
+            declines = 0;
+          };
           while (!s.complete) {
             if (++steps > 20 * chunks * (peers.length + 1) + 100) throw new Error('no progress');
+            clock += 100;
+            if (steps % 5 === 0) forget();
             for (const peer of s.peers) {
               let i = s.next(peer);
               while (i !== undefined) {
@@ -177,11 +211,21 @@ describe('ChunkScheduler', () => {
               }
             }
             const requests = [...out].flatMap(([peer, set]) => [...set].map((i) => ({ peer, i })));
-            expect(requests.length).toBeGreaterThan(0);
+            if (requests.length === 0) {
+              // Nothing to ask but what the seed declined: the puller waits for its next look.
+              expect(declines).toBeGreaterThan(0);
+              forget();
+              continue;
+            }
             const { peer, i } = requests[Math.floor(random() * requests.length)];
             out.get(peer)!.delete(i);
             const kind = kinds.get(peer);
-            if (kind === 'liar') {
+            const offer = peer === 'seed' ? pass.decide(i, 'this puller') : undefined;
+            if (offer) {
+              expect(offer.length).toBeGreaterThan(0);
+              s.declined(i, peer, offer);
+              declines++;
+            } else if (kind === 'liar') {
               s.failed(i, peer, random() < 0.5 ? 'corrupt' : 'truncated');
               if (s.isDropped(peer)) out.delete(peer);
             } else if (kind === 'dies' && random() < 0.3) {

@@ -2,13 +2,20 @@
 // JSON, too large, or names no digest is refused and counted, and the stream ends; an unknown image, an
 // index past the end, another manifest are answered with their error codes, not bytes; a holder that
 // announces more bytes than the chunk has, or sends more than it announced, is refused before the bytes are
-// kept; a holder that stalls is given up on. Peers without the cluster key cannot open the protocol at all.
+// kept; a holder that stalls is given up on; a Declined answer offers chunk indexes and nothing else. Peers without the cluster key cannot open the protocol at all.
 
 import { lpStream } from '@libp2p/utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HolderRefusedError, WrongLengthError } from '../../../src/cluster/image-swarm/errors.ts';
 import { ImageClient } from '../../../src/cluster/image-swarm/image-client.ts';
-import { encodeFrame, IMAGE_PROTOCOL, parseRequest } from '../../../src/cluster/image-swarm/protocol.ts';
+import {
+  encodeFrame,
+  IMAGE_PROTOCOL,
+  ImageProtocolError,
+  MAX_OFFER,
+  parseHeader,
+  parseRequest,
+} from '../../../src/cluster/image-swarm/protocol.ts';
 import { manifestDigest } from '../../../src/images/manifest.ts';
 import { CHUNK, randomFile, type SwarmHost, SwarmNet } from './swarm-hosts.ts';
 
@@ -118,5 +125,23 @@ describe('the image protocol against hostile input', () => {
       outsider.manifest(holder.node.multiaddrs[0], digest, AbortSignal.timeout(10_000)),
     ).rejects.toThrow(/unreachable/);
     expect(holder.server.bytesSent).toBe(0);
+  });
+});
+
+describe('a Declined answer', () => {
+  const header = (error: unknown) => new TextEncoder().encode(JSON.stringify({ error }));
+
+  it('carries the chunks a seed offers instead', () => {
+    const h = parseHeader(header({ code: 'Declined', message: 'gone to another', offer: [3, 4] }), 0, 'p');
+    expect(h).toEqual({ error: { code: 'Declined', message: 'gone to another', offer: [3, 4] } });
+    const request = { op: 'chunk', digest, manifest, index: 1, offers: true };
+    expect(parseRequest(encodeFrame(request, 1024, 'the request'))).toEqual(request);
+  });
+
+  it('refuses an offer that is not a short list of chunk indexes', () => {
+    for (const offer of [[-1], [1.5], ['1'], { 0: 1 }, Array.from({ length: MAX_OFFER + 1 }, (_, i) => i)])
+      expect(() => parseHeader(header({ code: 'Declined', message: 'x', offer }), 0, 'p')).toThrow(
+        ImageProtocolError,
+      );
   });
 });
