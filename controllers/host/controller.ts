@@ -22,6 +22,7 @@ import type { Placement } from '../../src/cluster/placement.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import { formatCpu, formatMemory, type Offer } from '../../src/cluster/resources.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
+import type { ReconcileMetrics } from '../../src/metrics/host-metrics.ts';
 import type { Host, HostImage } from '../../src/model/host.ts';
 import { API_VERSION, HOST, SERVICE_INSTANCE } from '../../src/model/kinds.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
@@ -65,6 +66,8 @@ export interface HostControllerComponents {
   /** Where a failed-over instance goes (absent: instances are marked, never re-bound). */
   placement?: Pick<Placement, 'decide'>;
   log?: Log;
+  /** Reconcile results, latency and queue depth go here (the host's /metrics). */
+  metrics?: ReconcileMetrics;
 }
 
 export interface HostControllerInit {
@@ -107,7 +110,7 @@ export class HostController {
     this.#resync = init.resyncMs ?? DEFAULT_RESYNC_MS;
     this.#recheck = init.recheckMs ?? Math.max(1000, Math.round(this.#liveness.timeoutMs / 3));
     this.#runner = new Controller(
-      { store: this.#store, log: this.#log },
+      { store: this.#store, log: this.#log, metrics: components.metrics },
       {
         name: 'host',
         kind: HOST.kind,

@@ -75,7 +75,9 @@ export function failOver(c: FailoverComponents, dead: string, since: number): Fa
         continue;
       }
     }
-    const choice = failoverHost(c, instance, dead, policy.deployment, instance.status?.layerCopy?.host);
+    const choice = failoverHost(c, instance, dead, policy.deployment, {
+      prefer: instance.status?.layerCopy?.host,
+    });
     if (!('host' in choice)) {
       c.log.warn(
         { instance: key, host: dead },

@@ -22,6 +22,8 @@
 // `spec.replicas` is also the scale subresource's (`kubectl scale`, `xenosctl scale`: src/api/scale-subresource.ts).
 // The replicas of a host that stays NotReady are re-bound to other hosts by the Host controller
 // (controllers/host/failover.ts), within the same spread.
+// Over 400 lines because scaling, spreading and the rolling replacement all work on the one view of a
+// deployment's replicas this class builds per reconcile.
 
 import { createHash } from 'node:crypto';
 import { deploymentOf } from '../../src/cluster/failover.ts';
@@ -30,6 +32,7 @@ import type { Placement } from '../../src/cluster/placement.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import { spreadHost } from '../../src/cluster/spread.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
+import type { ReconcileMetrics } from '../../src/metrics/host-metrics.ts';
 import {
   API_VERSION,
   SERVICE_DEPLOYMENT,
@@ -66,6 +69,8 @@ export interface ServiceDeploymentControllerComponents {
   placement: Pick<Placement, 'decide'>;
   liveness: Pick<HostLiveness, 'liveHosts'>;
   log?: Log;
+  /** Reconcile results, latency and queue depth go here (the host's /metrics). */
+  metrics?: ReconcileMetrics;
 }
 
 export interface ServiceDeploymentControllerInit {
@@ -152,7 +157,7 @@ export class ServiceDeploymentController {
       },
     );
     this.runner = new Controller(
-      { store: this.store, log: this.log },
+      { store: this.store, log: this.log, metrics: components.metrics },
       {
         name: 'servicedeployment',
         kind: SERVICE_DEPLOYMENT.kind,

@@ -11,6 +11,7 @@ import type { LocalMigrations } from '../../src/cluster/migration/local-migratio
 import type { Driver } from '../../src/drivers/driver.ts';
 import { cachedImage } from '../../src/images/import-image.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
+import type { ReconcileMetrics } from '../../src/metrics/host-metrics.ts';
 import { SERVICE_INSTANCE, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { ServiceInstance } from '../../src/model/service-instance.ts';
 import type { ServiceTemplate } from '../../src/model/service-template.ts';
@@ -60,6 +61,8 @@ export interface ServiceInstanceControllerComponents {
   /** Failover's copies of disk layers (layer-copies.ts); absent: none are made or kept. */
   layerCopies?: InstanceLayerCopies;
   log?: Log;
+  /** Reconcile results, latency and queue depth go here (the host's /metrics). */
+  metrics?: ReconcileMetrics;
 }
 
 export interface ServiceInstanceControllerInit {
@@ -150,7 +153,7 @@ export class ServiceInstanceController {
       ),
     );
     this.runner = new Controller(
-      { store, log: this.log },
+      { store, log: this.log, metrics: components.metrics },
       {
         name: 'serviceinstance',
         kind: SERVICE_INSTANCE.kind,

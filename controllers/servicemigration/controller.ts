@@ -11,6 +11,7 @@ import type { Placement } from '../../src/cluster/placement.ts';
 import { ownerOf } from '../../src/cluster/rendezvous.ts';
 import type { Driver } from '../../src/drivers/driver.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
+import type { ReconcileMetrics } from '../../src/metrics/host-metrics.ts';
 import { SERVICE_MIGRATION, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { ServiceMigration, ServiceMigrationStatus } from '../../src/model/service-migration.ts';
 import { getCondition, setCondition } from '../../src/reconcile/conditions.ts';
@@ -38,6 +39,8 @@ export interface ServiceMigrationControllerComponents {
   liveHosts(): string[];
   transport: SourceComponents['transport'];
   log?: Log;
+  /** Reconcile results, latency and queue depth go here (the host's /metrics). */
+  metrics?: ReconcileMetrics;
 }
 
 export interface ServiceMigrationControllerInit extends TargetInit {
@@ -122,7 +125,7 @@ export class ServiceMigrationController {
       },
     );
     this.#runner = new Controller(
-      { store, log },
+      { store, log, metrics: components.metrics },
       {
         name: 'servicemigration',
         kind: SERVICE_MIGRATION.kind,

@@ -10,6 +10,8 @@
 // image source, showing `Pulling` with status.imagePull meanwhile. An image URL is downloaded by one host
 // only (`urlFetcher`: the first live host by rendezvous on the URL); the others leave the template alone
 // and pull the image from peers by the digest that host records.
+// Over 400 lines because the three ways an image arrives (path, URL, digest from peers) share one reconcile
+// and one status.
 
 import { isAbsolute } from 'node:path';
 import { type EventRecorder, eventRecorder } from '../../src/api/events.ts';
@@ -19,6 +21,7 @@ import { type ImageSource, progressThrottle } from '../../src/images/image-sourc
 import { ImageStore } from '../../src/images/image-store.ts';
 import { cachedImage, type ImportedImage, importInto } from '../../src/images/import-image.ts';
 import { type Log, silentLogger } from '../../src/log/logger.ts';
+import type { ReconcileMetrics } from '../../src/metrics/host-metrics.ts';
 import { HOST, SERVICE_TEMPLATE } from '../../src/model/kinds.ts';
 import type { ServiceTemplate, ServiceTemplateStatus } from '../../src/model/service-template.ts';
 import {
@@ -45,6 +48,8 @@ export interface ServiceTemplateControllerComponents {
    *  that names its image by digest alone waits for the image to be imported here. */
   images?: ImageSource;
   log?: Log;
+  /** Reconcile results, latency and queue depth go here (the host's /metrics). */
+  metrics?: ReconcileMetrics;
 }
 
 export interface ServiceTemplateControllerInit {
@@ -90,7 +95,7 @@ export class ServiceTemplateController {
       templateSteps(withStore, event, store, components.images),
     );
     this.runner = new Controller(
-      { store, log },
+      { store, log, metrics: components.metrics },
       {
         name: 'servicetemplate',
         kind: SERVICE_TEMPLATE.kind,

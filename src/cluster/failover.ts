@@ -80,7 +80,8 @@ export interface FailoverPlacement {
 /** Where each of `instances` (bound to `from`) would go if `from` died now, or why nowhere: one after
  *  another, as a failover pass takes them, each replica counting the ones planned before it against its
  *  deployment's spread — so the copies of two replicas of one host are not both kept on a host with room
- *  for one. Keyed by uid; instances that do not fail over are left out. */
+ *  for one. Keyed by uid; instances that do not fail over are left out. Each namespace's instances are
+ *  listed from the store once for the whole plan, not once per instance. */
 export function failoverPlan(
   c: FailoverPlacement,
   from: string,
@@ -88,28 +89,50 @@ export function failoverPlan(
 ): Map<string, { host: string } | { message: string }> {
   const planned = new Map<string, string>();
   const plan = new Map<string, { host: string } | { message: string }>();
+  const lists = new Map<string, readonly ServiceInstance[]>();
+  const listed = (namespace: string): readonly ServiceInstance[] => {
+    let items = lists.get(namespace);
+    if (!items) {
+      items = c.store.list(SERVICE_INSTANCE.kind, { namespace }).items;
+      lists.set(namespace, items);
+    }
+    return items;
+  };
   for (const i of instances) {
     const policy = failoverOf(c.store, i);
     if (!policy) continue;
-    const choice = failoverHost(c, i, from, policy.deployment, undefined, planned);
+    const choice = failoverHost(c, i, from, policy.deployment, {
+      planned,
+      ...(policy.deployment ? { listed: listed(i.metadata.namespace ?? 'default') } : {}),
+    });
     plan.set(i.metadata.uid ?? '', choice);
     if ('host' in choice) planned.set(i.metadata.uid ?? '', choice.host);
   }
   return plan;
 }
 
+/** What failoverHost may be told besides the instance and the host it leaves. */
+export interface FailoverHostOptions {
+  /** The host keeping the copy of the instance's disk layer: taken first, when it fits. */
+  prefer?: string | undefined;
+  /** The hosts other instances of `from` are planned to go to (by uid; failoverPlan). */
+  planned?: ReadonlyMap<string, string>;
+  /** The instances of the instance's namespace, already listed (failoverPlan lists them once for all);
+   *  undefined: listed here. */
+  listed?: readonly ServiceInstance[];
+}
+
 /** The host that takes `instance` off `from` (a host that stays NotReady; for the failover copies, the host
  *  that runs it, as if it died now): a replica within its deployment's spread, any other where placement
- *  puts it — `prefer` (the host keeping the copy of its disk layer) first, when it fits. `planned`: the
- *  hosts other instances of `from` are planned to go to (by uid; failoverPlan). */
+ *  puts it — `prefer` first, when it fits. */
 export function failoverHost(
   c: FailoverPlacement,
   instance: ServiceInstance,
   from: string,
   deployment: string | undefined,
-  prefer?: string,
-  planned?: ReadonlyMap<string, string>,
+  options: FailoverHostOptions = {},
 ): { host: string } | { message: string } {
+  const { prefer, planned } = options;
   const exclude = new Map([[from, 'is the host it fails over from']]);
   if (!deployment) {
     const decision = c.placement.decide(instance, { exclude });
@@ -120,7 +143,8 @@ export function failoverHost(
   const d = c.store.get({ kind: SERVICE_DEPLOYMENT.kind, namespace, name: deployment });
   const owner = deploymentOf(instance)?.uid;
   const perHost = new Map<string, number>();
-  for (const r of c.store.list(SERVICE_INSTANCE.kind, { namespace }).items) {
+  const listed = options.listed ?? c.store.list(SERVICE_INSTANCE.kind, { namespace }).items;
+  for (const r of listed) {
     if (
       r.metadata.uid === instance.metadata.uid ||
       r.metadata.deletionTimestamp ||

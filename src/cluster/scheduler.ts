@@ -9,6 +9,7 @@
 
 import { recordEvent } from '../api/events.ts';
 import type { Log } from '../log/logger.ts';
+import type { ReconcileMetrics } from '../metrics/host-metrics.ts';
 import type { Host } from '../model/host.ts';
 import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
 import { Controller, type ReconcileResult } from '../reconcile/controller.ts';
@@ -27,6 +28,8 @@ export interface SchedulerComponents {
   placement: Placement;
   liveness: HostLiveness;
   log?: Log;
+  /** Reconcile results, latency and queue depth go here (the host's /metrics). */
+  metrics?: ReconcileMetrics;
 }
 
 export interface SchedulerInit {
@@ -51,7 +54,7 @@ export class Scheduler {
     this.#liveness = components.liveness;
     this.#init = init;
     this.#runner = new Controller(
-      { store: this.#store, log: components.log },
+      { store: this.#store, log: components.log, metrics: components.metrics },
       {
         name: COMPONENT,
         kind: SERVICE_INSTANCE.kind,

@@ -116,13 +116,26 @@ class Reader {
       this.offset = read.offset;
     }
     if (!now || now.ino === this.ino) return out;
-    const older = generations(this.file).slice(1);
-    let held = older.length;
-    for (const [i, path] of older.entries()) {
-      if (this.ino !== undefined && (await stat(path).catch(() => undefined))?.ino === this.ino) held = i;
+    // Open every generation, newest first, and know each by its inode: a rotation between two opens
+    // shifts files towards the old end, so it can show one file twice (dropped here) but never hide one
+    // that still exists. Names are not looked at again after this, so what is read is what was opened.
+    const gens = await openGenerations(generations(this.file));
+    const heldAt = gens.findIndex((g) => g.ino === this.ino);
+    if (heldAt === 0) {
+      for (const g of gens) await g.handle.close();
+      return out; // the name came back to the file held: nothing newer to read
     }
-    for (let i = held - 1; i >= 0; i--) out.push(...(await readWhole(older[i], 0)));
-    await this.reopen();
+    const newer = heldAt < 0 ? gens : gens.slice(0, heldAt);
+    for (const g of gens.slice(newer.length)) await g.handle.close();
+    try {
+      for (const g of newer.slice(1).reverse()) out.push(...(await readAll(g.handle, 0)).chunks);
+    } finally {
+      for (const g of newer.slice(1)) await g.handle.close();
+    }
+    await this.handle?.close();
+    this.handle = newer[0]?.handle;
+    this.ino = newer[0]?.ino;
+    this.offset = 0;
     if (this.handle) {
       const read = await readAll(this.handle, 0);
       out.push(...read.chunks);
@@ -135,6 +148,19 @@ class Reader {
     await this.handle?.close();
     this.handle = undefined;
   }
+}
+
+/** Each of `paths` that exists, opened, with its inode; an inode already seen is closed and left out. */
+async function openGenerations(paths: string[]): Promise<{ handle: FileHandle; ino: number }[]> {
+  const out: { handle: FileHandle; ino: number }[] = [];
+  for (const path of paths) {
+    const handle = await open(path, 'r').catch(() => undefined);
+    if (!handle) continue;
+    const { ino } = await handle.stat();
+    if (out.some((g) => g.ino === ino)) await handle.close();
+    else out.push({ handle, ino });
+  }
+  return out;
 }
 
 async function readWhole(path: string, offset: number): Promise<Buffer[]> {

@@ -7,6 +7,7 @@
 // source's copy again exactly one copy runs.
 
 import { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type {
   DomainInfo,
@@ -131,12 +132,27 @@ export function migrationContract(init: MigrationContractInit): void {
       const spec = init.serverSpec(init.instance('cut'));
       await running(spec);
       const ref = pair.expect();
+      // Each side must see the break itself; one still waiting after two minutes is named, not masked.
+      const late = new AbortController();
+      const noLater = (p: Promise<unknown>, side: string) =>
+        Promise.race([
+          p,
+          sleep(120_000, undefined, { signal: late.signal }).then(() => {
+            throw new Error(`the ${side} was still waiting two minutes after the link broke`);
+          }),
+        ]);
       const [out, inn] = await Promise.allSettled([
-        source.migrateOut(spec.id, breaking(pair.dialer(ref), 4096), { mode: init.migration.mode }),
-        destination.migrateIn(spec, pair.incoming(ref.uid)),
+        noLater(
+          source.migrateOut(spec.id, breaking(pair.dialer(ref), 4096), { mode: init.migration.mode }),
+          'source',
+        ),
+        noLater(destination.migrateIn(spec, pair.incoming(ref.uid)), 'destination'),
       ]);
+      late.abort();
       expect(out.status).toBe('rejected');
       expect(inn.status).toBe('rejected');
+      for (const side of [out, inn])
+        if (side.status === 'rejected') expect(String(side.reason)).not.toContain('still waiting');
       // The caller's roll back: the source's copy runs again, the destination's leftovers go.
       const resumed = await source.startDomain(spec);
       await init.answering(resumed, spec);

@@ -209,10 +209,20 @@ describe('process driver', () => {
     const spec = serviceSpec(testInstance('exec'));
     const info = await driver.startDomain(spec);
     const target = healthTargetFor(driver, info);
+    // Right after the start: the check must wait until the sandbox is set up (bwrap reports its pid 1
+    // before making the mounts). The default 1 s timeout is Kubernetes'; a sandboxed shell on a loaded CI
+    // machine can need more, and this test is about where the check runs, not how long it may take.
+    const timeoutSeconds = 20;
     expect(
-      await probeHealth({ exec: { command: ['/bin/sh', '-c', 'test -f server.mjs'] } }, target),
-    ).toMatchObject({ ok: true });
-    const bad = await probeHealth({ exec: { command: ['/bin/sh', '-c', 'echo nope >&2; exit 4'] } }, target);
+      await probeHealth(
+        { exec: { command: ['/bin/sh', '-c', 'test -f server.mjs'] }, timeoutSeconds },
+        target,
+      ),
+    ).toEqual({ ok: true, message: 'exec /bin/sh: exit 0' });
+    const bad = await probeHealth(
+      { exec: { command: ['/bin/sh', '-c', 'echo nope >&2; exit 4'] }, timeoutSeconds },
+      target,
+    );
     expect(bad).toEqual({ ok: false, message: 'exec /bin/sh: exit 4: nope' });
   });
 

@@ -55,7 +55,12 @@ describe.skipIf(!qemu.usable)('copies of a QEMU guest disks', { timeout: 5 * BOO
     const onA = await a.startDomain(spec);
     const first = guestLine(await waitForBody(urlOf(onA), 'count=', BOOT_MS));
     expect(first).toBeDefined();
-    for (let n = 2; n <= 4; n++) expect(guestLine((await httpGet(urlOf(onA)))!.body)?.count).toBe(n);
+    // The guest counts every request it took, also one whose answer a loaded machine's client gave up on:
+    // the counts the test saw grow, and those are the ones the copy must hold.
+    const counts = [first!.count];
+    for (let k = 0; k < 3; k++) counts.push(guestLine((await httpGet(urlOf(onA)))!.body)!.count);
+    for (let k = 1; k < counts.length; k++) expect(counts[k]).toBeGreaterThan(counts[k - 1]);
+    const last = counts.at(-1)!;
     const logged = (n: number) => `boot=${first!.boot} count=${n}`;
 
     // The guest's own writes reach its disk within its file system's commit interval: copy until the
@@ -70,18 +75,18 @@ describe.skipIf(!qemu.usable)('copies of a QEMU guest disks', { timeout: 5 * BOO
       expect(bytes).toBeGreaterThan(0);
       prepared = await b.prepare({ ...spec, fromCopy: { path: copyFile, host: 'a', takenAt: 'T' } });
       lines = await requestLog(overlayOnB(), scratch);
-      if (lines.some((l) => l.endsWith(logged(4)))) break;
+      if (lines.some((l) => l.endsWith(logged(last)))) break;
       await b.destroy(spec.id);
       await new Promise((r) => setTimeout(r, 2000));
     }
-    for (let n = 1; n <= 4; n++)
+    for (const n of counts)
       expect(
         lines.some((l) => l.endsWith(logged(n))),
         logged(n),
       ).toBe(true);
     expect(prepared?.disk).toMatchObject({ mode: 'Qcow2Overlay', fromCopy: { host: 'a', takenAt: 'T' } });
     // The source guest ran on through the copies.
-    expect(guestLine((await httpGet(urlOf(onA)))!.body)?.count).toBeGreaterThan(4);
+    expect(guestLine((await httpGet(urlOf(onA)))!.body)?.count).toBeGreaterThan(last);
 
     // b boots the guest from the copy, and it logs on where the copy left off.
     const onB = await b.startDomain(spec);
@@ -89,8 +94,8 @@ describe.skipIf(!qemu.usable)('copies of a QEMU guest disks', { timeout: 5 * BOO
     expect(there?.boot).not.toBe(first?.boot);
     await b.stopDomain(spec.id, { graceMs: 20_000 });
     const after = await requestLog(overlayOnB(), scratch);
-    expect(after.some((l) => l.endsWith(logged(4)))).toBe(true);
-    expect(after.some((l) => l.endsWith(`boot=${there?.boot} count=1`))).toBe(true);
+    expect(after.some((l) => l.endsWith(logged(last)))).toBe(true);
+    expect(after.some((l) => l.endsWith(`boot=${there?.boot} count=${there?.count}`))).toBe(true);
   });
 
   it('makes the guest from the image, saying why, when the copy is not a qcow2 overlay', async () => {
@@ -106,7 +111,8 @@ describe.skipIf(!qemu.usable)('copies of a QEMU guest disks', { timeout: 5 * BOO
     expect(prepared.disk?.message).toMatch(
       /the copy of its disk layer taken on host a at T could not be used \(.*not a qcow2 file/,
     );
+    // A fresh guest answers (its count starts at 1; a request a loaded client gave up on counts too).
     const onB = await b.startDomain(spec);
-    expect(guestLine(await waitForBody(urlOf(onB), 'count=', BOOT_MS))?.count).toBe(1);
+    expect(guestLine(await waitForBody(urlOf(onB), 'count=', BOOT_MS))?.count).toBeGreaterThanOrEqual(1);
   });
 });

@@ -8,7 +8,7 @@ import { waitUntil } from '../wait-until.ts';
 import type { DomainPaths, DomainRecord, RunRecord } from './domain-record.ts';
 import { readOptional } from './domain-record.ts';
 import { isAlive, readStat } from './proc.ts';
-import { verifiedSandboxInit } from './process-tree.ts';
+import { descendants, verifiedSandboxInit } from './process-tree.ts';
 import { parseExitStatus, parseSandboxStatus } from './supervisor.ts';
 
 /** The supervisor's child (bwrap, or the service unsandboxed) if it lives in the supervisor's session. */
@@ -32,18 +32,23 @@ export async function sandboxInit(paths: DomainPaths, run: RunRecord): Promise<n
 }
 
 /** The sandbox's pid 1, waiting up to `timeoutMs` for a just-started sandbox to come up (undefined when
- *  the supervisor ends first or the time runs out). */
+ *  the supervisor ends first or the time runs out). With `setUp`, only once the sandbox is set up: bwrap
+ *  reports pid 1 as soon as it is cloned, and pid 1 makes its mounts before it starts the command, so a
+ *  command entering its namespaces earlier sees them half made (an exec health check right after a start
+ *  failed `test -f` so). Pid 1 having a child means the mounts are done. */
 export async function waitForSandboxInit(
   paths: DomainPaths,
   run: RunRecord,
-  options: { timeoutMs: number; signal?: AbortSignal },
+  options: { timeoutMs: number; signal?: AbortSignal; setUp?: boolean },
 ): Promise<number | undefined> {
   let init: number | undefined;
+  let up = false;
   await waitUntil(async () => {
     init = await sandboxInit(paths, run);
-    return init !== undefined || !(await isAlive(run.pid, run.startTime));
+    up = init !== undefined && (!options.setUp || (await descendants(init)).length > 0);
+    return up || !(await isAlive(run.pid, run.startTime));
   }, options);
-  return init;
+  return up ? init : undefined;
 }
 
 /** `guestPortInside`: the service listens on the template's port inside the domain (a VM behind a port

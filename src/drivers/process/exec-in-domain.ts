@@ -42,8 +42,8 @@ export async function execInDomain(
       const why = 'it runs sandboxed and this driver has no sandbox (--unsafe-no-sandbox)';
       return { exitCode: null, stdout: '', stderr: `domain ${id}: cannot run a command in it: ${why}` };
     }
-    // Right after a start the sandbox may not be up yet: wait for its pid 1 while the supervisor lives.
-    const init = await waitForSandboxInit(paths, run, { timeoutMs, signal: options.signal });
+    // Right after a start the sandbox may not be set up yet: wait for it while the supervisor lives.
+    const init = await waitForSandboxInit(paths, run, { timeoutMs, signal: options.signal, setUp: true });
     if (init === undefined) {
       return {
         exitCode: null,

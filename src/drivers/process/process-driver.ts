@@ -33,6 +33,7 @@ import type {
   StopOptions,
 } from '../driver.ts';
 import { DomainNotFoundError } from '../errors.ts';
+import { prepareFromCopyOrImage } from '../from-copy.ts';
 import { streamLogFiles } from '../log-files.ts';
 import { type MigrationHost, migrateIn, migrateOut } from './cold-migration.ts';
 import type { DiskModeChoice } from './disk-modes.ts';
@@ -49,7 +50,7 @@ import { describeDomain, domainAlive } from './domain-state.ts';
 import { execInDomain } from './exec-in-domain.ts';
 import { diskCondition } from './host-conditions.ts';
 import { launchDomain } from './launch-domain.ts';
-import { copyLayer, installCopy, prepareFromCopyOrImage } from './layer-copy.ts';
+import { copyLayer, installCopy } from './layer-copy.ts';
 import { type DiskContext, diskContext, ensureIdentity, prepareDomainFiles } from './prepare-domain.ts';
 import { CLOCK_TICKS_PER_SECOND, readStat, residentBytes } from './proc.ts';
 import { descendants } from './process-tree.ts';

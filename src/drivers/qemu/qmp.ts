@@ -4,6 +4,8 @@
 // with QEMU's own timestamp kept, because migration measures the guest's pause from them. The wire is one
 // JSON object per line (docs/interop/qmp-spec in QEMU's tree). Written by hand: the protocol is small and
 // no npm library for it is kept up or trusted by the field.
+// Over 400 lines because a QMP client is one connection's state machine: greeting, capabilities, commands,
+// events and their timeouts.
 
 import { EventEmitter, on } from 'node:events';
 import { open } from 'node:fs/promises';

@@ -9,12 +9,12 @@
 // then unpaused. `network.mode: user` puts it on the driver's bridge with a fixed address and forwards the
 // template's ports to it (xen-network.ts). The guest is isolated by the hypervisor: it sees nothing of dom0.
 // A PVH domain moves live through `xl migrate` (live-migration.ts), PV and HVM domains by save, copy and
-// restore (saved-migration.ts). README.md beside this file says it all. Over 400 lines because it is every
-// verb of the Driver over one toolstack plus the pieces it lends its two migration files; each is short.
+// restore (saved-migration.ts); what it lends those two is migration-host.ts, built from its own pieces.
+// README.md beside this file says it all. Over 400 lines because it is every verb of the Driver over one
+// toolstack; each is short.
 
 import { execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import type {
@@ -49,28 +49,23 @@ import {
 } from '../process/domain-record.ts';
 import { endpoints } from '../process/domain-state.ts';
 import { PortBook } from '../process/port-book.ts';
-import { QmpClient } from '../qemu/qmp.ts';
-import { prepareVmFiles, VmDomainPaths } from '../vm-disks.ts';
+import { prepareVmFiles } from '../vm-disks.ts';
 import { planDisks, resolveVmImage, type VmImage } from '../vm-image.ts';
 import { guestSize, macAddress } from '../vm-shape.ts';
 import { xenDomainInfo } from './domain-info.ts';
-import { type LiveMigrationHost, migrateInLive, migrateOutLive } from './live-migration.ts';
+import { XenPaths } from './domain-paths.ts';
+import { migrateInLive, migrateOutLive } from './live-migration.ts';
+import { migrationHosts } from './migration-host.ts';
 import { probeXen } from './probe-xen.ts';
-import { migrateInSaved, migrateOutSaved, type SavedMigrationHost } from './saved-migration.ts';
-import { XenNetwork, type XenNetworkInit } from './xen-network.ts';
-import { CONSOLE_LOG_DIR, XL_LOG_DIR, XL_RUN_DIR, Xl } from './xl.ts';
+import { migrateInSaved, migrateOutSaved } from './saved-migration.ts';
+import { userNetwork, XenNetwork, type XenNetworkInit } from './xen-network.ts';
+import { CONSOLE_LOG_DIR, XL_LOG_DIR, Xl, type XlMake } from './xl.ts';
 import { XEN_OUI, type XenDisk, xenTypeOf, xlConfig } from './xl-config.ts';
 import { domainState, type XlListRow } from './xl-list.ts';
 
 const runTool = promisify(execFile);
 const MiB = 1024 * 1024;
 const DEFAULT_GRACE_MS = 60_000;
-
-/** How a staged domain comes to exist, paused: `xl create`, `xl restore` or `xl migrate-receive`. */
-interface Make {
-  verb: 'create' | 'restore' | 'migrate-receive';
-  run(signal?: AbortSignal): Promise<void>;
-}
 
 export interface XenDriverComponents {
   log?: Log;
@@ -89,18 +84,6 @@ export interface XenDriverInit {
   network?: Omit<XenNetworkInit, 'listenAddress'>;
   /** The xl binary. Default `xl`. */
   xl?: string;
-}
-
-/** A Xen domain's files: the VM layout (vm/disks/<name>.qcow2) and its xl config. */
-export class XenPaths extends VmDomainPaths {
-  /** The config `xl create` reads: xlConfig's output for the spec. */
-  get config(): string {
-    return join(this.dir, 'domain.cfg');
-  }
-}
-
-function userNetwork(spec: DomainSpec): boolean {
-  return (spec.network?.mode ?? 'user') === 'user';
 }
 
 /** The user network relays TCP only: a UDP port would be published and never reach the guest. */
@@ -269,7 +252,7 @@ export class XenDriver implements Driver {
   private async bring(
     spec: DomainSpec,
     rec: DomainRecord,
-    make: Make,
+    make: XlMake,
     signal?: AbortSignal,
   ): Promise<DomainInfo> {
     const paths = this.paths(spec.id);
@@ -306,7 +289,7 @@ export class XenDriver implements Driver {
 
   /** `make` (the domain paused), the token into xenstore, unpause. A domain that fails half way is
    *  destroyed. */
-  private async create(spec: DomainSpec, make: Make, signal?: AbortSignal): Promise<XlListRow> {
+  private async create(spec: DomainSpec, make: XlMake, signal?: AbortSignal): Promise<XlListRow> {
     try {
       await make.run(signal);
     } catch (err) {
@@ -459,9 +442,9 @@ export class XenDriver implements Driver {
       );
     }
     if (type === 'pvh' && options.mode !== 'cold') {
-      return migrateOutLive(this.liveMigration, id, transport, options);
+      return migrateOutLive(this.migration.live, id, transport, options);
     }
-    return migrateOutSaved(this.savedMigration, id, transport, options);
+    return migrateOutSaved(this.migration.saved, id, transport, options);
   }
 
   async migrateIn(
@@ -476,124 +459,31 @@ export class XenDriver implements Driver {
       { signal: options.signal },
     );
     if (hello.mode === 'live') {
-      return migrateInLive(this.liveMigration, spec, control, hello.address, streams, options);
+      return migrateInLive(this.migration.live, spec, control, hello.address, streams, options);
     }
-    return migrateInSaved(this.savedMigration, spec, control, hello.address, streams, options);
+    return migrateInSaved(this.migration.saved, spec, control, hello.address, streams, options);
   }
 
   private async disksOf(spec: DomainSpec): Promise<XenDisk[]> {
     return xenDisks(spec, await resolveVmImage(spec), this.paths(spec.id));
   }
 
-  /** Fresh files for an incoming `spec`: a stopped copy there before goes; the address it keeps is taken. */
-  private async prepareIncoming(
-    spec: DomainSpec,
-    address?: string,
-    signal?: AbortSignal,
-  ): Promise<DomainRecord> {
-    if (await readRecord(this.paths(spec.id))) await this.destroyLocked(spec.id, signal);
-    const rec = await this.prepareFiles(spec, signal);
-    if (address && userNetwork(spec)) {
-      await this.network.attach(spec.id, macAddress(spec.id, XEN_OUI), this.paths(spec.id).dir, address);
-    }
-    return rec;
-  }
+  private migrationParts?: ReturnType<typeof migrationHosts>;
 
-  /** Stops (`stop`) or restarts (`cont`) the QEMU that serves a domain's disks (qdisk): `stop` flushes
-   *  what it holds of them to their files first. */
-  private async diskBackend(domid: number, command: 'stop' | 'cont'): Promise<void> {
-    const qmp = await QmpClient.connect(`${XL_RUN_DIR}/qmp-libxl-${domid}`, {
-      domainId: `xen domain ${domid}`,
-    });
-    try {
-      await qmp.execute(command);
-    } finally {
-      await qmp.close();
-    }
-  }
-
-  /** What both kinds of move ask of the driver alike. */
-  private get migrationBase(): Pick<LiveMigrationHost, 'readRecord' | 'disksOf' | 'addressOf' | 'destroy'> {
-    return {
-      readRecord: (id) => readRecord(this.paths(id)),
-      disksOf: (spec) => this.disksOf(spec),
-      addressOf: (id) => this.network.addressOf(this.paths(id).dir),
+  /** The live and the saved move's hosts (migration-host.ts), made of the driver's own pieces. */
+  private get migration(): ReturnType<typeof migrationHosts> {
+    this.migrationParts ??= migrationHosts({
+      xl: this.xl,
+      network: this.network,
+      paths: (id) => this.paths(id),
+      withLock: (id, fn) => this.locks.run(id, fn),
+      prepareFiles: (spec, signal) => this.prepareFiles(spec, signal),
+      stage: (spec, rec, address) => this.stage(spec, rec, address),
+      bring: (spec, rec, make, signal) => this.bring(spec, rec, make, signal),
+      destroyLocked: (id, signal) => this.destroyLocked(id, signal),
       destroy: (id) => this.destroy(id),
-    };
-  }
-
-  private get liveMigration(): LiveMigrationHost {
-    return {
-      ...this.migrationBase,
-      send: (id, config, rune) => this.locks.run(id, () => this.xl.migrate(id, config, rune)),
-      holdDisks: async (id) => {
-        const paths = this.paths(id);
-        const rec = await readRecord(paths);
-        if (!rec?.run) throw new MigrationError(id, 'it does not run here');
-        rec.run.stopRequestedAt = new Date().toISOString();
-        await writeRecord(paths, rec);
-        await this.diskBackend(rec.run.pid, 'stop');
-      },
-      releaseDisks: async (id) => {
-        const paths = this.paths(id);
-        const rec = await readRecord(paths);
-        if (!rec?.run) return;
-        await this.diskBackend(rec.run.pid, 'cont');
-        delete rec.run.stopRequestedAt;
-        await writeRecord(paths, rec);
-      },
-      forget: (id) => this.network.unforward(id),
-      prepareIncoming: (spec, address, signal) =>
-        this.locks.run(spec.id, async () => {
-          const rec = await this.prepareIncoming(spec, address, signal);
-          const config = await this.stage(spec, rec, address);
-          await writeRecord(this.paths(spec.id), rec);
-          return config;
-        }),
-      receive: (spec, stream, signal) =>
-        this.locks.run(spec.id, async () => {
-          const rec = await readRecord(this.paths(spec.id));
-          if (!rec) throw new MigrationError(spec.id, 'its prepared files are gone');
-          const make = {
-            verb: 'migrate-receive' as const,
-            run: (s?: AbortSignal) => this.xl.migrateReceive(stream, { signal: s }),
-          };
-          const info = await this.bring(spec, rec, make, signal);
-          await this.xl.adoptIncomingLogs(spec.id);
-          return info;
-        }),
-    };
-  }
-
-  private get savedMigration(): SavedMigrationHost {
-    return {
-      ...this.migrationBase,
-      checkpointPath: (id) => join(this.paths(id).vm, 'checkpoint'),
-      save: (id, file, signal) =>
-        this.locks.run(id, async () => {
-          const paths = this.paths(id);
-          const rec = await readRecord(paths);
-          if (!rec?.run) throw new MigrationError(id, 'it does not run here');
-          await this.network.unforward(id);
-          rec.run.stopRequestedAt = new Date().toISOString();
-          await writeRecord(paths, rec);
-          await this.xl.save(id, file, { signal });
-        }),
-      prepareFresh: (spec, address, signal) =>
-        this.locks.run(spec.id, async () => {
-          await this.prepareIncoming(spec, address, signal);
-        }),
-      restore: (spec, file, signal) =>
-        this.locks.run(spec.id, async () => {
-          const rec = await this.prepareFiles(spec, signal);
-          const paths = this.paths(spec.id);
-          await this.stage(spec, rec, this.network.addressOf(paths.dir));
-          const make = {
-            verb: 'restore' as const,
-            run: (s?: AbortSignal) => this.xl.restorePaused(paths.config, file, { signal: s }),
-          };
-          return this.bring(spec, rec, make, signal);
-        }),
-    };
+      disksOf: (spec) => this.disksOf(spec),
+    });
+    return this.migrationParts;
   }
 }

@@ -15,9 +15,15 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import type { Log } from '../../log/logger.ts';
+import type { DomainSpec } from '../driver.ts';
 import type { HostLeases } from '../host-leases.ts';
 
 const run = promisify(execFile);
+
+/** Whether `spec`'s guest is on this network (`network.mode: user`, the default). */
+export function userNetwork(spec: DomainSpec): boolean {
+  return (spec.network?.mode ?? 'user') === 'user';
+}
 
 export interface XenNetworkInit {
   /** The bridge. Default xenosbr0. */

@@ -29,6 +29,12 @@ const INCOMING_SUFFIX = '--incoming';
 export const SHUTDOWN_REASONS = ['poweroff', 'reboot', 'suspend', 'crash', 'watchdog', 'soft_reset'];
 export const SHUTDOWN_CRASH = 3;
 
+/** How a staged domain comes to exist, paused: `xl create`, `xl restore` or `xl migrate-receive`. */
+export interface XlMake {
+  verb: 'create' | 'restore' | 'migrate-receive';
+  run(signal?: AbortSignal): Promise<void>;
+}
+
 export class XlError extends Error {
   readonly args: string[];
   readonly stderr: string;
