@@ -10,8 +10,10 @@ import type { MigrationTransport } from '../drivers/driver.ts';
 import { ImageStore } from '../images/image-store.ts';
 import { UploadSessions } from '../images/upload-sessions.ts';
 import { createLogger } from '../log/logger.ts';
+import { HostMetrics } from '../metrics/host-metrics.ts';
 import type { P2pConnectionHook } from './cluster-service.ts';
 import { Daemon } from './daemon.ts';
+import { GitOps } from './gitops/gitops.ts';
 import { HostHealth } from './host-health.ts';
 import { HostImages } from './host-images.ts';
 import { InstanceLogs } from './instance-logs.ts';
@@ -39,6 +41,10 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
   const logger = createLogger({ level: opts.logLevel, base: { host: opts.hostName } });
   const log = logger.forComponent('xenosd');
   const warn = (msg: string) => log.warn(msg);
+  // Which code runs: the build in dist/ or the TypeScript sources (bin/code.js chooses). At debug level:
+  // a xenosd that cannot start says so in one line.
+  const code = import.meta.url.includes('/dist/src/') ? 'dist' : 'sources';
+  log.debug({ pid: process.pid, code, node: process.version }, `starting (code: ${code})`);
   if (opts.insecureHttp)
     warn(
       `--insecure-http: the API on ${opts.apiHost}:${opts.apiPort} is plain HTTP beyond loopback; bearer tokens cross the network in clear text (use --tls-self-signed or --tls-cert/--tls-key)`,
@@ -78,6 +84,8 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
     { store: imageStore },
     { maxBytes: opts.maxImageBytes, abandonAfterMs: opts.imageUploadTimeoutMs },
   );
+  // What /metrics serves: every part below reports to it.
+  const metrics = new HostMetrics();
   // What the store holds (Host.status.images) and, with --p2p, the swarm that serves and pulls images.
   const hostImages = new HostImages(
     {
@@ -87,11 +95,13 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
       isLive: (host) => daemon.cluster.liveness.isLive(host),
       refreshHost: () => daemon.cluster.refreshHost(),
       logger,
+      metrics,
     },
     { hostName: opts.hostName, uploadRate: opts.imageUploadRate, downloadRate: opts.imageDownloadRate },
   );
   const daemon = new Daemon({
     logger,
+    metrics,
     routes: [
       imageUploadRoute(() => ({ store: imageStore, uploads: imageUploads })),
       pullRoute(() => hostImages.pullSources()),
@@ -143,6 +153,7 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
         caughtUp: (signal: AbortSignal) => daemon.cluster.caughtUp(signal),
       }),
       wrapMigrationTransport: hooks.wrapMigrationTransport,
+      metrics,
     },
     // Cluster placement (src/cluster/scheduler.ts) writes spec.host, also on a single host.
     {
@@ -171,6 +182,14 @@ export async function runXenosd(argv: string[], hooks: XenosdHooks = {}): Promis
   daemon.use(controllers, 'controllers');
   // After the controllers (the driver) and the cluster (the p2p node); stopped before them.
   daemon.use(logs, 'instance logs');
+  // Last: it applies through the API, and stops first.
+  daemon.use(
+    new GitOps(
+      { apiUrl: () => daemon.apiUrl, validator: () => daemon.validator, images: imageStore, logger },
+      { dataDir: opts.dataDir, hostName: opts.hostName, watch: opts.watch, intervalMs: opts.watchIntervalMs },
+    ),
+    'gitops',
+  );
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

@@ -10,16 +10,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { XenosClient } from '../client/client.ts';
 import { DataDirLock } from '../daemon/data-dir-lock.ts';
 import { DataDirLockedError } from '../daemon/errors.ts';
 import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
+import { packageFile } from '../model/package-root.ts';
 import type { ServiceInstance } from '../model/service-instance.ts';
 import { LocalClusterError } from './errors.ts';
 
-const XENOSD = fileURLToPath(new URL('../../bin/xenosd.js', import.meta.url));
-const XENOSCTL = fileURLToPath(new URL('../../bin/xenosctl.js', import.meta.url));
+const XENOSD = packageFile('bin', 'xenosd.js');
+const XENOSCTL = packageFile('bin', 'xenosctl.js');
 const NODE_FLAGS = ['--disable-warning=ExperimentalWarning'];
 
 export interface LocalClusterInit {
