@@ -9,14 +9,20 @@
 // on the machine). V8 flags for xenosd go in NODE_OPTIONS (inherited), e.g.
 // NODE_OPTIONS=--max-semi-space-size=2; the figures say which were set.
 //
-//   node bench/host-footprint.ts [--idle SECONDS=20] [--counts 0,10,20] [--cluster-hosts 3] [--settle SECONDS=5]
+// Idle is sampled after --warmup seconds: V8 frees the garbage of startup (compiling every module) some
+// seconds after the work stops, and a daemon is idle for hours, not for its first seconds. The figures
+// say which code xenosd ran: its build (dist/, see bin/code.js) or its TypeScript sources.
+//
+//   node bench/host-footprint.ts [--idle SECONDS=20] [--warmup SECONDS=10] [--counts 0,10,20] [--cluster-hosts 3] [--settle SECONDS=5]
 //
 // --cluster-hosts 0 skips the cluster part.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { codeFile } from '../bin/code.js';
 import { XenosClient } from '../src/client/client.ts';
 import { HOST } from '../src/model/kinds.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../test/daemon/xenosd-process.ts';
@@ -38,17 +44,21 @@ const NAMESPACE = 'bench';
 const { values: flags } = parseArgs({
   options: {
     idle: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '10' },
     counts: { type: 'string', default: '0,10,20' },
     'cluster-hosts': { type: 'string', default: '3' },
     settle: { type: 'string', default: '5' },
   },
 });
 const idleMs = Number(flags.idle) * 1000;
+const warmupMs = Number(flags.warmup) * 1000;
 const counts = flags.counts.split(',').map(Number);
 const clusterHosts = Number(flags['cluster-hosts']);
 const settleMs = Number(flags.settle) * 1000;
 const load = () => loadavg()[0].toFixed(2);
-const nodeOptions = process.env.NODE_OPTIONS ? `NODE_OPTIONS=${process.env.NODE_OPTIONS}` : 'no V8 flags';
+const nodeOptions = `${process.env.NODE_OPTIONS ? `NODE_OPTIONS=${process.env.NODE_OPTIONS}` : 'no V8 flags'}, code: ${
+  codeFile('src/daemon/main.ts').includes('/dist/') ? 'dist' : 'sources'
+}`;
 const BOUND = { rss: 100, p2pRss: 120, cpu: 1 };
 
 /** Resident memory of `pid` split as /proc reports it: anonymous (its own) and file-backed (the binary). */
@@ -70,9 +80,10 @@ async function singleHost(): Promise<void> {
   const pid = pidOf(xd);
   let cleaned = false;
   try {
+    await sleep(warmupMs);
     const idle = await sampleIdle(() => [pid], { durationMs: idleMs });
     console.log(
-      `${BENCH}: one xenosd (process driver, no p2p), idle for ${idle.seconds.toFixed(0)} s; load average ${load()}`,
+      `${BENCH}: one xenosd (process driver, no p2p), idle for ${idle.seconds.toFixed(0)} s after ${warmupMs / 1000} s of warm-up; load average ${load()}`,
     );
     const split = rssSplit(pid);
     const note = `${idle.seconds.toFixed(0)} s idle, load ${load()}, ${nodeOptions}`;
@@ -218,10 +229,11 @@ async function cluster(n: number): Promise<void> {
       `every host sees ${n} Host objects`,
       200,
     );
+    await sleep(warmupMs);
     const samples = await Promise.all(hosts.map((h) => sampleIdle(() => [pidOf(h)], { durationMs: idleMs })));
     console.log(
       `${BENCH}: ${n} xenosd with --p2p (libp2p, DHT, membership, replication) on this machine, all seeing ` +
-        `${n} Host objects, idle for ${samples[0].seconds.toFixed(0)} s; load average ${load()}`,
+        `${n} Host objects, idle for ${samples[0].seconds.toFixed(0)} s after ${warmupMs / 1000} s of warm-up; load average ${load()}`,
     );
     const splits = hosts.map((h) => rssSplit(pidOf(h)));
     for (const [i, s] of samples.entries()) {
