@@ -13,7 +13,9 @@ import { ensureXenHost, type XenHostImage } from '../../../scripts/xen/xen-host.
 import { guestLine } from '../../guest-client.ts';
 import { guestImageInDom0, REPO, runOnXenHosts, XEN_RUN_WAIT_MS } from './xen-host.ts';
 
-const SUITE_MS = 22 * 60_000;
+// Two nested Xen hosts under TCG on a shared 2-core machine: one CI run took 21 min to get halfway
+// (the live move done, the move back under way), others well under; the budget leaves room for that.
+const SUITE_MS = 28 * 60_000;
 let host: XenHostImage;
 let guest: string;
 beforeAll(async () => {
@@ -69,7 +71,16 @@ say "sees $(seen)"
 touch /exchange/seen-${n}
 waitfor /exchange/seen-${3 - n} 300
 up() { cut -d' ' -f1 /proc/uptime; }
-get() { node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(20000) }).then((r) => r.text()).then((t) => console.log(t.trim()), (e) => console.log("ERR", e.cause?.code ?? e.message))' "$1"; }
+get1() { node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(20000) }).then((r) => r.text()).then((t) => console.log(t.trim()), (e) => console.log("ERR", e.cause?.code ?? e.message))' "$1"; }
+# GET $1, asked again (up to 6 times, 3 s apart) while it fails or is not the guest's answer: under nested TCG a loaded dom0 can miss one
+# answer right after the guest was found Ready. Each failure is said (on stderr, which reaches the console
+# from inside $(...)), since the guest may have counted it.
+get() {
+  for t in 1 2 3 4 5 6; do
+    a=$(get1 "$1"); case "$a" in boot=*) echo "$a"; return ;; *) say "get-error $1 $a (try $t)" >&2; sleep 3 ;; esac
+  done
+  echo "$a"
+}
 ctl() { node bin/xenosctl.js "$@"; }
 # The migration to host $1 as its status tells it.
 migration() {
@@ -154,11 +165,15 @@ it(
     expect(before, 'the guest answered on a').toBeDefined();
     expect(after, 'the guest answered on b').toBeDefined();
     expect(back, 'the guest answered on a again').toBeDefined();
-    // Live there, cold back: the same boot throughout, the count continued each time.
+    // Live there, cold back: the same boot throughout, the count continued each time (by one, plus any
+    // request that failed on the asking side, which the guest may still have counted).
+    const failed = runs.flatMap((r) => r.said).filter((l) => l.startsWith('get-error ')).length;
     expect(after!.boot).toBe(before!.boot);
-    expect(after!.count).toBe(before!.count + 1);
+    expect(after!.count - before!.count).toBeGreaterThanOrEqual(1);
+    expect(after!.count - before!.count).toBeLessThanOrEqual(1 + failed);
     expect(back!.boot).toBe(before!.boot);
-    expect(back!.count).toBe(after!.count + 1);
+    expect(back!.count - after!.count).toBeGreaterThanOrEqual(1);
+    expect(back!.count - after!.count).toBeLessThanOrEqual(1 + failed);
     expect(runs[1].said).toContain('xl 1 domain here');
     expect(runs[1].said).toContain('xl-back 0');
     expect(runs[0].said).toContain('xl 1 domain here');
