@@ -54,6 +54,7 @@ import {
   viewOf,
 } from './swim-types.ts';
 import {
+  probeIntervalFor,
   retransmitLimit,
   type SwimTiming,
   suspicionTimeoutMs,
@@ -145,7 +146,10 @@ export class Swim extends EventTarget {
     const { probeIntervalMs, gossipIntervalMs } = this.timing;
     // Random phases: hosts started together do not probe in lockstep.
     const probeTick = (): void => {
-      this.#probeTimer = this.#clock.setTimeout(probeTick, probeIntervalMs);
+      this.#probeTimer = this.#clock.setTimeout(
+        probeTick,
+        probeIntervalFor(this.timing, this.#members.live + 1),
+      );
       this.#probeRound();
     };
     const gossipTick = (): void => {

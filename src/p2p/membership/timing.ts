@@ -54,6 +54,25 @@ export function timingFor(hostTimeoutMs: number = DEFAULT_HOST_TIMEOUT_MS): Swim
   };
 }
 
+/** The probe periods the worst case above spends finding a dead host and confirming it: ≈ 7 before anyone
+ *  probes it, the probe itself, and the verdict writer's own probe. */
+const DETECTION_BUDGET_PERIODS = 9;
+
+/**
+ * The probe period at N members (this host included). `timingFor`'s T = τ/30 is sized for thousands of
+ * members, where ≈ 7 periods can pass before anyone probes a dead host. With few members the round-robin
+ * bounds that wait itself: each host probes every other at least once in 2(N−1)−1 periods (a target first
+ * in one shuffled round and last in the next), so someone probes a dead host within min(2N−3, 7) periods.
+ * Spending the same 9-period budget on fewer waits lets the period grow: 3T at 2 members, 1.8T at 3,
+ * ≈ 1.29T at 4, T from 5 on. Detection stays within the same bound, and a small idle cluster probes (and
+ * so encrypts, frames and wakes) up to 3 times less. Alone, T: the round is what asks the seeds again.
+ */
+export function probeIntervalFor(timing: SwimTiming, members: number): number {
+  const waits = Math.min(2 * members - 3, DETECTION_BUDGET_PERIODS - 2);
+  if (waits < 1) return timing.probeIntervalMs;
+  return Math.round((timing.probeIntervalMs * DETECTION_BUDGET_PERIODS) / (waits + 2));
+}
+
 /** Lifeguard's suspicion timeout: max with no confirmation beyond the first suspicion, falling
  *  logarithmically to min once `k` other members confirmed it. With two members (k = 0) nobody can
  *  confirm, so the lone suspicion waits the maximum: a two-host cluster whose hosts stall together

@@ -4,7 +4,12 @@
 // max to min as independent confirmations arrive; the retransmit count grows with log N.
 
 import { describe, expect, it } from 'vitest';
-import { retransmitLimit, suspicionTimeoutMs, timingFor } from '../../../src/p2p/membership/timing.ts';
+import {
+  probeIntervalFor,
+  retransmitLimit,
+  suspicionTimeoutMs,
+  timingFor,
+} from '../../../src/p2p/membership/timing.ts';
 
 describe('membership timing', () => {
   // Below 3 s the 100 ms floor of the probe period no longer leaves room for 1,000 hosts: small clusters only.
@@ -23,6 +28,25 @@ describe('membership timing', () => {
     expect(worst).toBeLessThanOrEqual(0.85 * tau);
     expect(t.probeTimeoutMs).toBeLessThan(t.probeIntervalMs);
     expect(t.suspicionMinMs).toBeLessThan(t.suspicionMaxMs);
+  });
+
+  it('probes small clusters less often, within the same worst case', () => {
+    const t = timingFor(15_000);
+    expect(probeIntervalFor(t, 1)).toBe(t.probeIntervalMs);
+    expect(probeIntervalFor(t, 2)).toBe(3 * t.probeIntervalMs);
+    expect(probeIntervalFor(t, 3)).toBe(Math.round(1.8 * t.probeIntervalMs));
+    for (const n of [5, 30, 1000]) expect(probeIntervalFor(t, n)).toBe(t.probeIntervalMs);
+    // The worst case at N members: nobody probes the dead host for 2N−3 periods (round-robin: first in one
+    // shuffled round, last in the next), its probe, dissemination, the longest suspicion, the verdict's probe.
+    for (const tau of [3000, 15_000, 60_000]) {
+      const at = timingFor(tau);
+      for (const n of [2, 3, 4, 5]) {
+        const period = probeIntervalFor(at, n);
+        const worst = (2 * n - 3) * period + period + 4 * at.gossipIntervalMs + at.suspicionMaxMs + period;
+        expect(worst, `τ ${tau} ms, ${n} members`).toBeLessThanOrEqual(0.85 * tau);
+        expect(period).toBeGreaterThanOrEqual(at.probeIntervalMs);
+      }
+    }
   });
 
   it('lowers the suspicion timeout from max to min as confirmations arrive', () => {
