@@ -8,7 +8,7 @@ import { waitUntil } from '../wait-until.ts';
 import type { DomainPaths, DomainRecord, RunRecord } from './domain-record.ts';
 import { readOptional } from './domain-record.ts';
 import { isAlive, readStat } from './proc.ts';
-import { descendants, verifiedSandboxInit } from './process-tree.ts';
+import { hasChild, verifiedSandboxInit } from './process-tree.ts';
 import { parseExitStatus, parseSandboxStatus } from './supervisor.ts';
 
 /** The supervisor's child (bwrap, or the service unsandboxed) if it lives in the supervisor's session. */
@@ -45,7 +45,7 @@ export async function waitForSandboxInit(
   let up = false;
   await waitUntil(async () => {
     init = await sandboxInit(paths, run);
-    up = init !== undefined && (!options.setUp || (await descendants(init)).length > 0);
+    up = init !== undefined && (!options.setUp || (await hasChild(init)));
     return up || !(await isAlive(run.pid, run.startTime));
   }, options);
   return up ? init : undefined;

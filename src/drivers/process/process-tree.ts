@@ -13,7 +13,7 @@
 // the recorded bwrap, which must be in the session of the recorded supervisor (pid + start time), so a pid
 // file cannot point the driver at a process outside the domain.
 
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { type ProcStat, readStat } from './proc.ts';
 
 async function allStats(): Promise<ProcStat[]> {
@@ -43,6 +43,16 @@ export async function descendants(root: number): Promise<ProcStat[]> {
     }
   }
   return out;
+}
+
+/** Whether `pid` has started a child: one read of the kernel's list of its children, or, where the kernel
+ *  keeps none (built without CONFIG_PROC_CHILDREN), a scan of /proc. */
+export async function hasChild(pid: number): Promise<boolean> {
+  try {
+    return (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim() !== '';
+  } catch {
+    return (await descendants(pid)).length > 0;
+  }
 }
 
 /** The sandbox's pid 1 as `initPid` names it, if it really is the child of `bwrapPid`, itself in the
