@@ -249,7 +249,8 @@ export function runDriverContract(name: string, fixture: DriverContractFixture):
     it('reports a crashing service as crashed with its exit code', async () => {
       const spec = fixture.crashSpec(testInstance('crash'));
       await driver.startDomain(spec);
-      const info = await waitForState(driver, spec.id, ['crashed', 'stopped']);
+      // A VM must boot before its service can crash: as long as a boot may take.
+      const info = await waitForState(driver, spec.id, ['crashed', 'stopped'], Math.max(15_000, boot));
       expect(info, info.message).toMatchObject({ state: 'crashed', exitCode: fixture.crashExitCode ?? 3 });
       expect(info.finishedAt).toBeTypeOf('string');
     });

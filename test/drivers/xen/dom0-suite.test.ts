@@ -9,7 +9,7 @@ import { guestImageInDom0, REPO, runOnXenHost, XEN_RUN_WAIT_MS } from './xen-hos
 /** Extra vitest arguments for dom0 (a file or `-t NAME`, to run part of the suite while working on it). */
 const DOM0_ARGS = process.env.XENOS_DOM0_VITEST_ARGS ?? '';
 /** Each case boots guests under two levels of emulation (Xen under TCG, the guest under Xen). */
-const SUITE_MS = 25 * 60_000;
+const SUITE_MS = 30 * 60_000;
 let host: XenHostImage;
 /** The demo guest's image as dom0 sees it: inside the shared repository. */
 let guestInDom0: string;
