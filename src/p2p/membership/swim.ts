@@ -15,8 +15,6 @@
 // (messages.ts) and what fails is counted in `refusals`; see README.md for what a hostile member can
 // and cannot do. Its parts: the probe and ping-req (prober.ts), messages on the wire with per-peer rate
 // limits (wire.ts, rate-limits.ts), the shared shapes (swim-types.ts).
-// Over 400 lines because SWIM's probe, suspicion and dissemination rules act on one member list and must be
-// read together.
 
 import { type Log, silentLogger } from '../../log/logger.ts';
 import type { RefusalCounter } from '../../metrics/refusals.ts';
