@@ -64,7 +64,7 @@ import type {
   WatchOptions,
   WriteOptions,
 } from './store.ts';
-import { compactThrough, replayFromTable } from './store-history.ts';
+import { compactPurged, compactThrough, replayFromTable } from './store-history.ts';
 import type { GroupCommitStats } from './transactions.ts';
 import { type ChangeEvent, previousOf, WatchHub } from './watch-hub.ts';
 
@@ -288,9 +288,7 @@ export class SqliteStore implements Store {
       );
       if (purged.length) t.stamp++;
       // A deletion no longer in the table cannot be replayed: watches from before it are Expired.
-      const newest = new Map<string, number>();
-      for (const r of purged) newest.set(r.kind, Math.max(newest.get(r.kind) ?? 0, r.revision));
-      for (const [kind, revision] of newest) compactThrough(t, kind, revision);
+      compactPurged(t, purged);
       return purged.length;
     });
   }

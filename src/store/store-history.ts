@@ -23,6 +23,14 @@ export function compactThrough(t: ObjectTable, kind: string, revision: number): 
   if (revision > compactedThrough(t, kind)) t.setMeta(`compacted:${kind}`, String(revision));
 }
 
+/** Rows just purged from the table (their kind and revision): each kind's replayable history now starts
+ *  after the newest of them. */
+export function compactPurged(t: ObjectTable, purged: readonly { kind: string; revision: number }[]): void {
+  const newest = new Map<string, number>();
+  for (const r of purged) newest.set(r.kind, Math.max(newest.get(r.kind) ?? 0, r.revision));
+  for (const [kind, revision] of newest) compactThrough(t, kind, revision);
+}
+
 export function compactedThrough(t: ObjectTable, kind: string): number {
   return Number(t.meta(`compacted:${kind}`) ?? 0);
 }
