@@ -18,6 +18,7 @@ import { Pusher } from './pusher.ts';
 import { Receiver, type Rejection } from './receiver.ts';
 import { emptyStats, type ReplicaStore, type ReplicatorStats, type ValidateObject } from './replica-store.ts';
 import { Shipping } from './shipping.ts';
+import { SyncPace } from './sync-pace.ts';
 import type { SyncTransport } from './transport.ts';
 
 export type { ReplicaStore, ReplicatorStats, ValidateObject } from './replica-store.ts';
@@ -32,8 +33,11 @@ export interface ReplicatorComponents {
 }
 
 export interface ReplicatorInit {
-  /** Anti-entropy period. Default 5000 ms. */
+  /** Anti-entropy period while anything changes. Default 5000 ms. */
   syncIntervalMs?: number;
+  /** The longest anti-entropy period, reached by doubling while rounds find nothing to repair
+   *  (sync-pace.ts). Default 12 × syncIntervalMs (60 s). */
+  maxSyncIntervalMs?: number;
   /** Peers synced with each period (random ones). Default 3. */
   syncPeers?: number;
   /** Local writes are pushed in batches collected over this long. Default 5 ms. */
@@ -72,7 +76,7 @@ export class Replicator {
   private readonly transport: SyncTransport;
   private readonly log: Log;
   private readonly now: () => number;
-  private readonly syncIntervalMs: number;
+  private readonly pace: SyncPace;
   private readonly syncPeers: number;
   private readonly gcIntervalMs: number;
   private readonly requestTimeoutMs: number;
@@ -83,6 +87,9 @@ export class Replicator {
 
   private running = false;
   private syncing = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  /** The store's version when the last anti-entropy round ended. */
+  private lastRoundStamp = -1;
   /** Resolved by the first anti-entropy exchange that completes with any peer. */
   private readonly firstSync = Promise.withResolvers<void>();
   private stopController = new AbortController();
@@ -93,7 +100,8 @@ export class Replicator {
     this.transport = components.transport;
     this.log = components.log ?? silentLogger.root;
     this.now = components.now ?? Date.now;
-    this.syncIntervalMs = init.syncIntervalMs ?? 5000;
+    const syncIntervalMs = init.syncIntervalMs ?? 5000;
+    this.pace = new SyncPace(syncIntervalMs, init.maxSyncIntervalMs ?? 12 * syncIntervalMs);
     this.syncPeers = init.syncPeers ?? 3;
     this.gcIntervalMs = init.gcIntervalMs ?? 10 * 60 * 1000;
     this.requestTimeoutMs = init.requestTimeoutMs ?? 10_000;
@@ -148,17 +156,22 @@ export class Replicator {
     this.stopController = new AbortController();
     this.pusher.start();
     this.transport.onRequest((from, message) => this.serve(from, message));
-    this.cleanups.push(this.store.onLocalWrite((key) => this.pusher.localWrite(key)));
+    this.cleanups.push(
+      this.store.onLocalWrite((key) => {
+        this.pusher.localWrite(key);
+        if (this.pace.wake()) this.scheduleSync();
+      }),
+    );
     this.cleanups.push(
       this.transport.onPeerUp((peer) => {
         this.syncWith(peer).catch((err) => this.log.warn({ err, peer }, `sync with new peer ${peer} failed`));
       }),
     );
     await this.transport.start();
-    const sync = setInterval(() => void this.syncRound(), this.syncIntervalMs);
+    this.scheduleSync();
     const gc = setInterval(() => this.collectGarbage(), this.gcIntervalMs);
     this.cleanups.push(
-      () => clearInterval(sync),
+      () => clearTimeout(this.syncTimer),
       () => clearInterval(gc),
     );
     this.collectGarbage();
@@ -211,11 +224,24 @@ export class Replicator {
     return reply.get(name);
   }
 
+  /** The next anti-entropy round, `pace.wait` from now (replacing one already planned). */
+  private scheduleSync(): void {
+    clearTimeout(this.syncTimer);
+    this.syncTimer = setTimeout(() => {
+      this.syncRound().finally(() => {
+        if (this.running) this.scheduleSync();
+      });
+    }, this.pace.wait);
+  }
+
   /** Syncs with `syncPeers` random peers, one after the other: what the first brings is in the digest
-   *  the next one sees, so two peers do not both send this host the same missing row. */
+   *  the next one sees, so two peers do not both send this host the same missing row. Then sets the pace:
+   *  a round that repaired nothing, with nothing written or failed since the last, slows the next. */
   private async syncRound(): Promise<void> {
     if (this.syncing) return; // the last round has not finished (slow peers): skip this one
     this.syncing = true;
+    const s = this.stats;
+    const before = [s.syncedRows, s.failedSyncs, s.failedPushes, s.receivedRows];
     try {
       for (const peer of sample(this.transport.peers(), this.syncPeers)) {
         if (!this.running) return;
@@ -226,6 +252,10 @@ export class Replicator {
     } finally {
       this.syncing = false;
     }
+    const stamp = this.store.versionStamp();
+    const after = [s.syncedRows, s.failedSyncs, s.failedPushes, s.receivedRows];
+    this.pace.roundEnded(stamp === this.lastRoundStamp && after.every((n, i) => n === before[i]));
+    this.lastRoundStamp = stamp;
   }
 
   private async serve(from: string, message: unknown): Promise<unknown> {
