@@ -8,9 +8,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, beforeEach } from 'vitest';
 import { killAllCtl, xenosctl } from '../cli/run-xenosctl.ts';
-import { startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
+import { logLines, startXenosd, type XenosdProcess } from '../daemon/xenosd-process.ts';
 import { unmountUnder } from '../unmount-under.ts';
 import { until } from '../wait.ts';
 import { killHost, killProcessesMentioning } from './kill-host.ts';
@@ -91,6 +91,14 @@ export function cleanUpAfterAll(cluster: TestCluster, dir: string): void {
   }, 60_000);
 }
 
+/** An `err` field of a log line, as `: message`. */
+function errText(err: unknown): string {
+  return err && typeof err === 'object' && 'message' in err ? `: ${String(err.message)}` : '';
+}
+
+/** Log levels a failed test prints from each host. */
+const WARNINGS = new Set(['warn', 'error', 'fatal']);
+
 export class TestCluster {
   readonly root = mkdtempSync(join(tmpdir(), 'xenos-cluster-'));
   readonly keyFile = join(this.root, 'swarm.key');
@@ -99,6 +107,27 @@ export class TestCluster {
 
   constructor(init: { hostTimeout?: string } = {}) {
     this.hostTimeout = init.hostTimeout ?? '2s';
+    // A failed test says what each host warned of while it ran (a failed migration, a dropped link):
+    // the assertion alone rarely tells why a cluster did what it did.
+    beforeEach(({ onTestFailed }) => {
+      // Where each host's log stood; a host started (or restarted) since is read from its start.
+      const from = new Map(this.hosts.map((h) => [h, h.stderr().length]));
+      onTestFailed(() => {
+        for (const h of this.hosts) {
+          const out = h.stderr();
+          const at = from.get(h) ?? 0;
+          const cut = at > 0 ? out.indexOf('\n', at - 1) : -1; // from the first whole line
+          const start = at > 0 ? (cut < 0 ? out.length : cut + 1) : 0;
+          const said = logLines(out.slice(start)).filter((l) => WARNINGS.has(l.level));
+          if (said.length === 0) continue;
+          console.log(
+            `--- ${h.name}: the last ${Math.min(40, said.length)} of ${said.length} warnings while the test ran`,
+          );
+          for (const l of said.slice(-40))
+            console.log(`${l.time ?? ''} ${l.level} [${l.component ?? ''}] ${l.msg}${errText(l.err)}`);
+        }
+      });
+    });
   }
 
   async startHosts(names: string[], args: string[] = []): Promise<ClusterHost[]> {
