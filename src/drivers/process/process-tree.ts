@@ -13,6 +13,7 @@
 // the recorded bwrap, which must be in the session of the recorded supervisor (pid + start time), so a pid
 // file cannot point the driver at a process outside the domain.
 
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { type ProcStat, readStat } from './proc.ts';
 
@@ -26,8 +27,45 @@ async function allStats(): Promise<ProcStat[]> {
   return out;
 }
 
-/** Every live descendant of `root` (not `root` itself), parents before children. */
+/** Whether this kernel lists each thread's children (CONFIG_PROC_CHILDREN): checked once, on ourselves. */
+const KERNEL_LISTS_CHILDREN = existsSync(`/proc/${process.pid}/task/${process.pid}/children`);
+
+/** The children of `pid`, from the kernel's list of each of its threads (a child belongs to the thread that
+ *  forked it); empty when it is gone. */
+async function childrenOf(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const lists = await Promise.all(
+    tasks.map((tid) => readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '')),
+  );
+  return lists.flatMap((l) =>
+    l
+      .split(' ')
+      .filter((t) => t !== '')
+      .map(Number),
+  );
+}
+
+/** Every live descendant of `root` (not `root` itself), parents before children: read down the tree from
+ *  the kernel's lists of children (a few reads per process of the domain), or, where the kernel keeps
+ *  none, from one scan of all of /proc (hundreds of reads on a busy host, for every stop and stats call). */
 export async function descendants(root: number): Promise<ProcStat[]> {
+  if (!KERNEL_LISTS_CHILDREN) return descendantsByScan(root);
+  const out: ProcStat[] = [];
+  const queue = [root];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    const stats = await Promise.all((await childrenOf(pid)).map((child) => readStat(child)));
+    for (const st of stats) {
+      // A child that ended (or a pid reused) since the list was read is not one.
+      if (!st || st.ppid !== pid || st.state === 'Z' || st.state === 'X') continue;
+      out.push(st);
+      queue.push(st.pid);
+    }
+  }
+  return out;
+}
+
+/** The same from one scan of all of /proc (the fallback; exported for the test that compares the two). */
+export async function descendantsByScan(root: number): Promise<ProcStat[]> {
   const byParent = new Map<number, ProcStat[]>();
   for (const st of await allStats()) {
     const list = byParent.get(st.ppid) ?? [];
@@ -45,14 +83,11 @@ export async function descendants(root: number): Promise<ProcStat[]> {
   return out;
 }
 
-/** Whether `pid` has started a child: one read of the kernel's list of its children, or, where the kernel
- *  keeps none (built without CONFIG_PROC_CHILDREN), a scan of /proc. */
+/** Whether `pid` has started a child: the kernel's lists of its threads' children, or, where it keeps
+ *  none, a scan of /proc. */
 export async function hasChild(pid: number): Promise<boolean> {
-  try {
-    return (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim() !== '';
-  } catch {
-    return (await descendants(pid)).length > 0;
-  }
+  if (!KERNEL_LISTS_CHILDREN) return (await descendantsByScan(pid)).length > 0;
+  return (await childrenOf(pid)).length > 0;
 }
 
 /** The sandbox's pid 1 as `initPid` names it, if it really is the child of `bwrapPid`, itself in the
