@@ -6,8 +6,23 @@
 // cores). A window update on a dead connection has nowhere to go: the guard turns that throw into an abort
 // of the one stream, which its opener sees as a failed stream (the peer unreachable, retried as usual).
 // Applied once, when the p2p node is built; any other error still throws.
+//
+// The same wrapper sends window updates as Go's yamux (and the spec's reference) does: only once half the
+// receive window has been taken, or when the update must carry a flag (the ACK of a new stream). This
+// yamux sent one back for every data frame, so each small message (a SWIM probe, its ack) cost two frames
+// through the private network, Noise and a socket write each way. A sender never waits for it: half its
+// window is still open when the update is due.
 
-import { YamuxStream } from '@chainsafe/libp2p-yamux/stream';
+import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream';
+
+/** Whether a window update can wait: no flag to carry, and less than half the window taken. The window's
+ *  fields are private in the package's types, hence read by name. */
+function updateCanWait(stream: YamuxStream): boolean {
+  const window = Reflect.get(stream, 'recvWindow') as number;
+  const available = Reflect.get(stream, 'recvWindowCapacity') as number;
+  const carriesFlag = stream.state === StreamState.Init || stream.state === StreamState.SYNReceived;
+  return !carriesFlag && stream.state !== StreamState.Paused && window - available < window / 2;
+}
 
 let installed = false;
 
@@ -17,6 +32,7 @@ export function guardYamuxWindowUpdates(): void {
   installed = true;
   const send = YamuxStream.prototype.sendWindowUpdate;
   YamuxStream.prototype.sendWindowUpdate = function guardedSendWindowUpdate(this: YamuxStream): void {
+    if (updateCanWait(this)) return;
     try {
       send.call(this);
     } catch (err) {
