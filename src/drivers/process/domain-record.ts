@@ -39,7 +39,8 @@ export interface RunRecord {
   isolation?: IsolationReport;
   /** Set (and written) before a stop signal is sent: the end is then a stop, not a crash. */
   stopRequestedAt?: string;
-  /** Set by the driver when it had to SIGKILL the supervisor (which then cannot write its exit file). */
+  /** Set by the driver when it had to SIGKILL the domain's tree (the supervisor, killed last, may or may
+   *  not have written its exit file by then). */
   forcedAt?: string;
 }
 

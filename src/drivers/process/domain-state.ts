@@ -134,6 +134,16 @@ export async function describeDomain(
     Object.assign(info, { exitCode: exit.exitCode, finishedAt: exitTime });
     if (exit.signal) info.signal = exit.signal;
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
+    // Forced: the tree is killed children first, so the supervisor may still record its child's end (as
+    // whatever bwrap made of it) before its own SIGKILL lands. The stop was still a SIGKILL.
+    if (run.forcedAt) {
+      return {
+        ...info,
+        state: 'stopped',
+        signal: 'SIGKILL',
+        message: `stopped on request; forced with SIGKILL after the grace period (it ${how})`,
+      };
+    }
     if (run.stopRequestedAt) return { ...info, state: 'stopped', message: `stopped on request; it ${how}` };
     if (exit.exitCode === 0) return { ...info, state: 'stopped', message: 'exited with code 0' };
     if (run.isolation?.sandboxed && exit.exitCode !== 125) {
