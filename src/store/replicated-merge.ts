@@ -46,6 +46,29 @@ export interface ApplyResult {
   event?: 'ADDED' | 'MODIFIED' | 'DELETED';
 }
 
+/** One row as changesSince() walks it: a ReplicatedRow with this host's revision of the change. */
+export interface ChangeRecord extends ReplicatedRow {
+  revision: number;
+  /** The object with metadata.resourceVersion = revision. */
+  object: XObject;
+}
+
+/** The versions of one row, without its body: what anti-entropy digests and compares. */
+export interface RowVersion {
+  kind: string;
+  namespace: string;
+  name: string;
+  deleted: boolean;
+  hlc: string;
+  statusHlc: string;
+}
+
+/** What applyReplicatedBatch() did with one row: its result (and the part it refused, if one was), or why
+ *  none of it was applied. */
+export type ApplyOutcome =
+  | { ok: true; result: ApplyResult; refused?: RowRefusedError }
+  | { ok: false; error: Error };
+
 /** A row as the objects table holds it. */
 export interface VersionedRow {
   revision: number;

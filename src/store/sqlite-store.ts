@@ -26,7 +26,7 @@ import { randomUUID } from 'node:crypto';
 import { type Log, silentLogger } from '../log/logger.ts';
 import type { ObjectOf } from '../model/kinds.ts';
 import type { XObject } from '../model/object.ts';
-import { BadRequestError, type ErrorObjectRef, type RowRefusedError } from './errors.ts';
+import { BadRequestError, type ErrorObjectRef } from './errors.ts';
 import { HybridLogicalClock, hlcLowerBound } from './hlc.ts';
 import { listPage } from './list-pages.ts';
 import { LocalVersions } from './local-versions.ts';
@@ -40,11 +40,14 @@ import {
   planUpdate,
 } from './object-rules.ts';
 import {
+  type ApplyOutcome,
   type ApplyResult,
+  type ChangeRecord,
   checkReplicatedRow,
   type MergeContext,
   mergeReplicated,
   type ReplicatedRow,
+  type RowVersion,
   toObject,
   toReplicatedRow,
   withoutRevision,
@@ -70,7 +73,13 @@ import { type ChangeEvent, previousOf, WatchHub } from './watch-hub.ts';
 
 const CHANGES_BATCH = 500;
 
-export type { ApplyResult, ReplicatedRow } from './replicated-merge.ts';
+export type {
+  ApplyOutcome,
+  ApplyResult,
+  ChangeRecord,
+  ReplicatedRow,
+  RowVersion,
+} from './replicated-merge.ts';
 
 export interface OpenStoreInit {
   /** The database file (its directory is created), or ':memory:' for a store that is not durable. */
@@ -92,29 +101,6 @@ export interface OpenStoreInit {
   /** Signs this host's part versions and checks those from peers (replication with untrusted peers). */
   authority?: RowAuthority;
 }
-
-/** One row as changesSince() walks it: a ReplicatedRow with this host's revision of the change. */
-export interface ChangeRecord extends ReplicatedRow {
-  revision: number;
-  /** The object with metadata.resourceVersion = revision. */
-  object: XObject;
-}
-
-/** The versions of one row, without its body: what anti-entropy digests and compares. */
-export interface RowVersion {
-  kind: string;
-  namespace: string;
-  name: string;
-  deleted: boolean;
-  hlc: string;
-  statusHlc: string;
-}
-
-/** What applyReplicatedBatch() did with one row: its result (and the part it refused, if one was), or why
- *  none of it was applied. */
-export type ApplyOutcome =
-  | { ok: true; result: ApplyResult; refused?: RowRefusedError }
-  | { ok: false; error: Error };
 
 export function openStore(init: OpenStoreInit): SqliteStore {
   return new SqliteStore(init);
