@@ -10,7 +10,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
-import { parseDuration } from '../src/daemon/options.ts';
+import { parseDuration } from '../src/daemon/option-values.ts';
 import { removeDataDir, startXenosd, type XenosdProcess } from '../test/daemon/xenosd-process.ts';
 import { recordFigure } from './lib/figures.ts';
 

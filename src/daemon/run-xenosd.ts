@@ -18,7 +18,8 @@ import { HostHealth } from './host-health.ts';
 import { HostImages } from './host-images.ts';
 import { InstanceLogs } from './instance-logs.ts';
 import { LocalControllers } from './local-controllers.ts';
-import { parseOptions, UsageError } from './options.ts';
+import { UsageError } from './option-values.ts';
+import { parseOptions } from './options.ts';
 
 /** What a test entry point may add to the daemon; xenosd itself passes nothing. */
 export interface XenosdHooks {
