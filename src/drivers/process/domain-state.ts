@@ -76,6 +76,22 @@ export function endpoints(
   return out;
 }
 
+/** A domain stopped on request, and how the service ended when the supervisor recorded it (`how`). A forced
+ *  stop is a SIGKILL whatever was recorded: the tree is killed children first, so the supervisor may still
+ *  write its child's end (as bwrap saw it) before its own SIGKILL lands. */
+function stoppedOnRequest(info: DomainInfo, run: RunRecord, how?: string): DomainInfo {
+  if (run.forcedAt) {
+    const message = 'stopped on request; forced with SIGKILL after the grace period';
+    return {
+      ...info,
+      state: 'stopped',
+      signal: 'SIGKILL',
+      message: how ? `${message} (it ${how})` : message,
+    };
+  }
+  return { ...info, state: 'stopped', message: how ? `stopped on request; it ${how}` : 'stopped on request' };
+}
+
 /** The last line bwrap wrote on the domain's stderr (why it could not make the sandbox). */
 async function bwrapComplaint(paths: DomainPaths): Promise<string | undefined> {
   const text = await readFile(paths.stderr, 'utf8').catch(() => '');
@@ -134,17 +150,7 @@ export async function describeDomain(
     Object.assign(info, { exitCode: exit.exitCode, finishedAt: exitTime });
     if (exit.signal) info.signal = exit.signal;
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
-    // Forced: the tree is killed children first, so the supervisor may still record its child's end (as
-    // whatever bwrap made of it) before its own SIGKILL lands. The stop was still a SIGKILL.
-    if (run.forcedAt) {
-      return {
-        ...info,
-        state: 'stopped',
-        signal: 'SIGKILL',
-        message: `stopped on request; forced with SIGKILL after the grace period (it ${how})`,
-      };
-    }
-    if (run.stopRequestedAt) return { ...info, state: 'stopped', message: `stopped on request; it ${how}` };
+    if (run.stopRequestedAt) return stoppedOnRequest(info, run, how);
     if (exit.exitCode === 0) return { ...info, state: 'stopped', message: 'exited with code 0' };
     if (run.isolation?.sandboxed && exit.exitCode !== 125) {
       const status = parseSandboxStatus((await readOptional(paths.sandboxStatusFile)) ?? '');
@@ -162,15 +168,7 @@ export async function describeDomain(
     return { ...info, state: 'crashed', message: `it ${how}${cgroupHint}` };
   }
   if (run.stopRequestedAt) {
-    return {
-      ...info,
-      state: 'stopped',
-      finishedAt: run.forcedAt ?? run.stopRequestedAt,
-      signal: run.forcedAt ? 'SIGKILL' : undefined,
-      message: run.forcedAt
-        ? 'stopped on request; forced with SIGKILL after the grace period'
-        : 'stopped on request',
-    };
+    return stoppedOnRequest({ ...info, finishedAt: run.forcedAt ?? run.stopRequestedAt }, run);
   }
   return {
     ...info,
