@@ -135,7 +135,7 @@ export async function runSwimSim(init: SwimSimInit): Promise<SwimSimResult> {
 
   const kills: KillResult[] = [];
   const busyRates: Rate[] = [];
-  for (let k = 0; k < init.kills; k++) {
+  for (let k = 0; k < init.kills && live().length > 1; k++) {
     const candidates = live();
     const victim = candidates[Math.floor(random() * candidates.length)];
     killed.add(victim.self);

@@ -25,8 +25,8 @@ export interface Member {
   /** Local time of the last state change. */
   since: number;
   suspicion?: Suspicion;
-  /** Local time of the last ack from it (direct or relayed). */
-  lastAckAt?: number;
+  /** Local time of the last message from it, or of its ack relayed by another member. */
+  heardAt?: number;
 }
 
 export class MemberList {

@@ -59,6 +59,8 @@ export interface SwimStats {
   sent: Record<Channel, TrafficStats>;
   received: Record<Channel, TrafficStats>;
   probes: number;
+  /** Probe rounds skipped because the target had just spoken to us (small clusters only). */
+  skippedProbes: number;
   indirectProbes: number;
   failedProbes: number;
   refutations: number;
@@ -70,6 +72,7 @@ export function emptyStats(): SwimStats {
     sent: { probe: { messages: 0, bytes: 0 }, sync: { messages: 0, bytes: 0 } },
     received: { probe: { messages: 0, bytes: 0 }, sync: { messages: 0, bytes: 0 } },
     probes: 0,
+    skippedProbes: 0,
     indirectProbes: 0,
     failedProbes: 0,
     refutations: 0,

@@ -55,6 +55,7 @@ import {
   probeIntervalFor,
   retransmitLimit,
   type SwimTiming,
+  skipsHeardMembers,
   suspicionTimeoutMs,
   syncIntervalFor,
   timingFor,
@@ -126,10 +127,7 @@ export class Swim extends EventTarget {
       updates: (peer) => this.#updates(peer),
       helpers: (count, target) => this.#members.sample(count, ['alive'], [target]),
       sign: (statement) => this.#signature(statement),
-      acked: (peer) => {
-        const m = this.#members.get(peer);
-        if (m) m.lastAckAt = this.#clock.now();
-      },
+      acked: (peer) => this.#heard(peer),
     });
     components.transport.onMessage((from, bytes, channel) => this.#receive(from, bytes, channel));
   }
@@ -144,11 +142,9 @@ export class Swim extends EventTarget {
     const { probeIntervalMs, gossipIntervalMs } = this.timing;
     // Random phases: hosts started together do not probe in lockstep.
     const probeTick = (): void => {
-      this.#probeTimer = this.#clock.setTimeout(
-        probeTick,
-        probeIntervalFor(this.timing, this.#members.live + 1),
-      );
-      this.#probeRound();
+      const period = probeIntervalFor(this.timing, this.#members.live + 1);
+      this.#probeTimer = this.#clock.setTimeout(probeTick, period);
+      this.#probeRound(period);
     };
     const gossipTick = (): void => {
       this.#gossipTimer = this.#clock.setTimeout(gossipTick, gossipIntervalMs);
@@ -204,13 +200,25 @@ export class Swim extends EventTarget {
 
   // --- the probe round -------------------------------------------------------------------------------
 
-  #probeRound(): void {
+  #probeRound(period: number): void {
     const target = this.#members.nextTarget();
     if (!target) {
       for (const seed of this.#seeds) this.join(seed);
       return;
     }
+    // It spoke to us within the period: that message is the evidence our probe would fetch.
+    const heard = this.#clock.now() - (target.heardAt ?? Number.NEGATIVE_INFINITY) < period;
+    if (heard && target.state === 'alive' && skipsHeardMembers(this.#members.live + 1)) {
+      this.stats.skippedProbes++;
+      return;
+    }
     this.#probeMember(target);
+  }
+
+  /** A message from `peer` (or its signed ack through a relay) arrived: it is alive now. */
+  #heard(peer: string): void {
+    const m = this.#members.get(peer);
+    if (m) m.heardAt = this.#clock.now();
   }
 
   /** Probes a member; no ack, directly or relayed: this host suspects it (or confirms the suspicion). */
@@ -435,6 +443,7 @@ export class Swim extends EventTarget {
     if (!this.#running || from === this.self) return;
     const msg = this.#wire.receive(from, bytes, channel);
     if (!msg) return;
+    this.#heard(from);
     if (msg.t === 'sync') {
       this.#receiveSync(from, msg.ms, msg.r);
       return;

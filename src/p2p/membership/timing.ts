@@ -59,17 +59,34 @@ export function timingFor(hostTimeoutMs: number = DEFAULT_HOST_TIMEOUT_MS): Swim
 const DETECTION_BUDGET_PERIODS = 9;
 
 /**
+ * Whether a probe round at N members (this host included) skips a target heard from within the period.
+ * Any message from a member (its ping, its ack, its gossip, over a connection authenticated as it) shows
+ * it alive as well as our own probe would, so in a small cluster one ping and its ack serve both ends:
+ * the pair's next round is skipped by whichever side received the other's within the period. A member
+ * that dies just after speaking can so have one round skipped before anyone probes it (never two: the
+ * next round comes a period later, and by then it has been silent a whole period), and that extra period
+ * is spent out of the same budget below. Only up to 4 members: there the round-robin bounds the wait
+ * (2N−3 periods, +1 fits in the 7); in larger clusters a target has seldom just spoken to us, and the
+ * ≈ ln N wait there is a probability the skip would stretch.
+ */
+export function skipsHeardMembers(members: number): boolean {
+  return 2 * members - 3 + 1 <= DETECTION_BUDGET_PERIODS - 2;
+}
+
+/**
  * The probe period at N members (this host included). `timingFor`'s T = τ/30 is sized for thousands of
  * members, where ≈ 7 periods can pass before anyone probes a dead host. With few members the round-robin
  * bounds that wait itself: each host probes every other at least once in 2(N−1)−1 periods (a target first
- * in one shuffled round and last in the next), so someone probes a dead host within min(2N−3, 7) periods.
- * Spending the same 9-period budget on fewer waits lets the period grow: 3T at 2 members, 1.8T at 3,
- * ≈ 1.29T at 4, T from 5 on. Detection stays within the same bound, and a small idle cluster probes (and
- * so encrypts, frames and wakes) up to 3 times less. Alone, T: the round is what asks the seeds again.
+ * in one shuffled round and last in the next), so someone probes a dead host within min(2N−3, 7) periods,
+ * plus the one round a recent message can skip (`skipsHeardMembers`, up to 4 members). Spending the same
+ * 9-period budget on fewer waits lets the period grow: 2.25T at 2 members, 1.5T at 3, 1.125T at 4, T from 5
+ * on. Detection stays within the same bound, and a small idle cluster probes (and so encrypts, frames and
+ * wakes) less. Alone, T: the round is what asks the seeds again.
  */
 export function probeIntervalFor(timing: SwimTiming, members: number): number {
-  const waits = Math.min(2 * members - 3, DETECTION_BUDGET_PERIODS - 2);
-  if (waits < 1) return timing.probeIntervalMs;
+  if (members < 2) return timing.probeIntervalMs;
+  const skipped = skipsHeardMembers(members) ? 1 : 0;
+  const waits = Math.min(2 * members - 3 + skipped, DETECTION_BUDGET_PERIODS - 2);
   return Math.round((timing.probeIntervalMs * DETECTION_BUDGET_PERIODS) / (waits + 2));
 }
 

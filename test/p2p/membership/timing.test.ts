@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   probeIntervalFor,
   retransmitLimit,
+  skipsHeardMembers,
   suspicionTimeoutMs,
   timingFor,
 } from '../../../src/p2p/membership/timing.ts';
@@ -33,16 +34,20 @@ describe('membership timing', () => {
   it('probes small clusters less often, within the same worst case', () => {
     const t = timingFor(15_000);
     expect(probeIntervalFor(t, 1)).toBe(t.probeIntervalMs);
-    expect(probeIntervalFor(t, 2)).toBe(3 * t.probeIntervalMs);
-    expect(probeIntervalFor(t, 3)).toBe(Math.round(1.8 * t.probeIntervalMs));
+    expect(probeIntervalFor(t, 2)).toBe(2.25 * t.probeIntervalMs);
+    expect(probeIntervalFor(t, 3)).toBe(1.5 * t.probeIntervalMs);
+    expect(probeIntervalFor(t, 4)).toBe(Math.round(1.125 * t.probeIntervalMs));
     for (const n of [5, 30, 1000]) expect(probeIntervalFor(t, n)).toBe(t.probeIntervalMs);
+    expect([2, 3, 4, 5].map(skipsHeardMembers)).toEqual([true, true, true, false]);
     // The worst case at N members: nobody probes the dead host for 2N−3 periods (round-robin: first in one
-    // shuffled round, last in the next), its probe, dissemination, the longest suspicion, the verdict's probe.
+    // shuffled round, last in the next), +1 up to 4 members (a round skipped because it had just spoken),
+    // its probe, dissemination, the longest suspicion, the verdict's probe.
     for (const tau of [3000, 15_000, 60_000]) {
       const at = timingFor(tau);
       for (const n of [2, 3, 4, 5]) {
         const period = probeIntervalFor(at, n);
-        const worst = (2 * n - 3) * period + period + 4 * at.gossipIntervalMs + at.suspicionMaxMs + period;
+        const waits = 2 * n - 3 + (skipsHeardMembers(n) ? 1 : 0);
+        const worst = waits * period + period + 4 * at.gossipIntervalMs + at.suspicionMaxMs + period;
         expect(worst, `τ ${tau} ms, ${n} members`).toBeLessThanOrEqual(0.85 * tau);
         expect(period).toBeGreaterThanOrEqual(at.probeIntervalMs);
       }
