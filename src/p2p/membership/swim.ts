@@ -139,25 +139,22 @@ export class Swim extends EventTarget {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    const { probeIntervalMs, gossipIntervalMs } = this.timing;
+    const { probeIntervalMs } = this.timing;
     // Random phases: hosts started together do not probe in lockstep.
     const probeTick = (): void => {
       const period = probeIntervalFor(this.timing, this.#members.live + 1);
       this.#probeTimer = this.#clock.setTimeout(probeTick, period);
       this.#probeRound(period);
     };
-    const gossipTick = (): void => {
-      this.#gossipTimer = this.#clock.setTimeout(gossipTick, gossipIntervalMs);
-      this.#gossipRound();
-    };
     this.#probeTimer = this.#clock.setTimeout(probeTick, this.#random() * probeIntervalMs);
-    this.#gossipTimer = this.#clock.setTimeout(gossipTick, this.#random() * gossipIntervalMs);
+    if (this.#broadcasts.size > 0) this.#gossipSoon();
     this.#syncLater();
   }
 
   stop(): void {
     this.#running = false;
     for (const t of [this.#probeTimer, this.#gossipTimer, this.#syncTimer]) t?.cancel();
+    this.#gossipTimer = undefined;
     this.#prober.stop();
     for (const m of this.#members.all()) m.suspicion?.timer?.cancel();
   }
@@ -233,8 +230,25 @@ export class Swim extends EventTarget {
     });
   }
 
+  /** Queues an update to spread, piggybacked on probes and acks and, while any is queued, gossiped every
+   *  T/2 (an idle host runs no gossip timer: nothing to say, no wake-up). */
+  #spread(u: Update): void {
+    this.#broadcasts.add(u);
+    this.#gossipSoon();
+  }
+
+  #gossipSoon(): void {
+    if (this.#gossipTimer || !this.#running) return;
+    const tick = (): void => {
+      this.#gossipTimer = undefined;
+      if (!this.#running || this.#broadcasts.size === 0) return;
+      this.#gossipRound();
+      this.#gossipTimer = this.#clock.setTimeout(tick, this.timing.gossipIntervalMs);
+    };
+    this.#gossipTimer = this.#clock.setTimeout(tick, this.timing.gossipIntervalMs);
+  }
+
   #gossipRound(): void {
-    if (this.#broadcasts.size === 0) return;
     for (const m of this.#members.sample(this.timing.gossipFanout, ['alive', 'suspect'])) {
       const { u } = this.#updates();
       if (!u) return;
@@ -311,7 +325,7 @@ export class Swim extends EventTarget {
     } else {
       return false;
     }
-    if (broadcast) this.#broadcasts.add(u);
+    if (broadcast) this.#spread(u);
     return started;
   }
 
@@ -320,7 +334,7 @@ export class Swim extends EventTarget {
     const now = this.#clock.now();
     if (now - this.#reannouncedAt < this.timing.probeIntervalMs) return;
     this.#reannouncedAt = now;
-    this.#broadcasts.add(this.#record);
+    this.#spread(this.#record);
   }
 
   #armSuspicion(m: Member): void {
@@ -376,7 +390,7 @@ export class Swim extends EventTarget {
       };
       this.#members.add(added);
       this.#wire.setAddresses(u.p, u.m);
-      if (spread) this.#broadcasts.add(u);
+      if (spread) this.#spread(u);
       this.#changed(added, undefined, 'joined');
       return;
     }
@@ -386,7 +400,7 @@ export class Swim extends EventTarget {
     m.addrs = u.m;
     m.record = u;
     this.#wire.setAddresses(u.p, u.m);
-    if (spread || previous !== 'alive') this.#broadcasts.add(u);
+    if (spread || previous !== 'alive') this.#spread(u);
     if (previous === 'alive') return;
     m.suspicion?.timer?.cancel();
     m.suspicion = undefined;
@@ -414,7 +428,7 @@ export class Swim extends EventTarget {
       g: this.#signature(aliveStatement(this.self, this.#incarnation, this.#addrs)),
     };
     rememberVerified(this.#record);
-    this.#broadcasts.add(this.#record);
+    this.#spread(this.#record);
   }
 
   #signature(stmt: Uint8Array): string {
