@@ -52,11 +52,14 @@ export class HostMetrics implements ReconcileMetrics, ApiMetrics, DhtMetrics {
   constructor(init: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     // process_* and nodejs_* (memory, CPU, event loop lag, GC), as every Node exporter names them. The
-    // event loop lag histogram samples with a timer: prom-client's default, every 10 ms, woke an idle
-    // xenosd 200 times a second, its largest idle cost (strace; bench/host-footprint.ts). Every 100 ms
-    // still catches any stall long enough to matter to a reconciler.
+    // event loop lag histogram samples with a timer that wakes the loop each time: prom-client's default,
+    // every 10 ms, woke an idle xenosd 200 times a second, its largest idle cost (strace;
+    // bench/host-footprint.ts), and every 100 ms was still half the wake-ups of an idle p2p host. Once
+    // a second: a stall of a second or more is always seen, a shorter one in proportion to its length
+    // (a 200 ms stall in one sample of five); nodejs_eventloop_lag_seconds, measured at each scrape, is
+    // unaffected.
     if (init.defaultMetrics !== false) {
-      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 1000 });
     }
     const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
       new Counter<L>({ name, help, labelNames, registers });
