@@ -108,7 +108,7 @@ for (const hosts of sizes) {
       value: swim.idle.messages,
       unit: 'msgs/s',
       bound: Math.round(rows.messages),
-      note: `${swim.idle.bytes.toFixed(0)} B/s; bound = heartbeat rows (${rows.bytes.toFixed(0)} B/s)`,
+      note: `${swim.idle.bytes.toFixed(0)} B/s, ${swim.idleWakeups.toFixed(1)} wake-ups/s; bound = heartbeat rows (${rows.bytes.toFixed(0)} B/s)`,
     },
     w,
   );

@@ -36,6 +36,9 @@ export interface KillResult {
 export interface SwimSimResult {
   /** Sent per host per second, both channels, while nothing changes. */
   idle: Rate;
+  /** Timers fired per host per second while nothing changes (membership's own, and each message's
+   *  arrival): the wake-ups a real host would have from membership. */
+  idleWakeups: number;
   /** Sent per host per second in the windows after each kill, until every host declared it dead. */
   busy: Rate;
   kills: KillResult[];
@@ -130,8 +133,10 @@ export async function runSwimSim(init: SwimSimInit): Promise<SwimSimResult> {
 
   const idleMs = 60_000;
   const idleBefore = sentNow();
+  const firedBefore = clock.fired;
   advance(idleMs);
   const idle = rate(idleBefore, idleMs);
+  const idleWakeups = ((clock.fired - firedBefore) / idleBefore.length / idleMs) * 1000;
 
   const kills: KillResult[] = [];
   const busyRates: Rate[] = [];
@@ -162,7 +167,7 @@ export async function runSwimSim(init: SwimSimInit): Promise<SwimSimResult> {
     bytes: busyRates.reduce((a, r) => a + r.bytes, 0) / Math.max(1, busyRates.length),
   };
   const refutations = swims.reduce((a, s) => a + s.stats.refutations, 0);
-  return { idle, busy, kills, falseDeaths, refutations, joinMs, realMs: performance.now() - t0 };
+  return { idle, idleWakeups, busy, kills, falseDeaths, refutations, joinMs, realMs: performance.now() - t0 };
 }
 
 function total(s: Swim): Rate {
