@@ -19,7 +19,7 @@ import { Validator } from '../api/validation.ts';
 import { discoverRoute } from '../cluster/discover-api.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
 import { HostMetrics } from '../metrics/host-metrics.ts';
-import { EVENT } from '../model/kinds.ts';
+import { EVENT, SERVICE_INSTANCE } from '../model/kinds.ts';
 import { packageFile } from '../model/package-root.ts';
 import type { RowAuthority } from '../store/row-authority.ts';
 import { openStore, type SqliteStore } from '../store/sqlite-store.ts';
@@ -209,6 +209,9 @@ export class Daemon {
     await this.#cluster.start();
     for (const { service } of this.#services) await service.start();
     this.#cluster.refreshHost();
+    // The kind created many at a time, compiled once start-up is done rather than on its first create.
+    const validator = this.#validator;
+    setImmediate(() => this.#started && validator.warm([SERVICE_INSTANCE.kind]));
   }
 
   /** Stop accepting requests, end watches, stop the parts, close the store. */

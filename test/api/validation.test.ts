@@ -538,3 +538,19 @@ describe('Kubernetes schema extensions', () => {
     expect(widgets.applyDefaults(widget({})).spec.colour).toBe('red');
   });
 });
+
+describe('warming validators', () => {
+  it('compiles a kind ahead, so its first write does not pay for the compile', () => {
+    const firstValidate = (v: Validator): number => {
+      const t0 = performance.now();
+      expect(v.validate(instance())).toEqual([]);
+      return performance.now() - t0;
+    };
+    const cold = firstValidate(new Validator(registry));
+    const warmed = new Validator(registry);
+    warmed.warm(['ServiceInstance', 'NoSuchKind']);
+    const warm = firstValidate(warmed);
+    // ajv's compile of the ServiceInstance schema is ≈ 150 ms here, a compiled check well under 1 ms.
+    expect(warm).toBeLessThan(cold / 4);
+  });
+});
