@@ -49,8 +49,11 @@ export interface LayerCopiesComponents {
 
 export interface LayerCopiesInit {
   hostName: string;
-  /** How often it looks for copies due. Default 1 s. */
+  /** How often it looks for copies due while this host has instances that ask for copies or keeps
+   *  copies of others'. Default 1 s. */
   tickMs?: number;
+  /** How often otherwise (a change to an instance brings the next look forward). Default 10 s. */
+  idleTickMs?: number;
   /** How often kept copies are checked for use. Default 30 s. */
   pruneEveryMs?: number;
 }
@@ -68,29 +71,57 @@ export class LayerCopies implements InstanceLayerCopies {
   readonly #instances: Informer<typeof SERVICE_INSTANCE.kind>;
   readonly #sent = new Map<string, Sent>();
   #timer?: NodeJS.Timeout;
+  /** When the next look is due (ms). */
+  #dueAt = 0;
+  #unsubscribe?: () => void;
   #abort = new AbortController();
   #busy = false;
   #prunedAt = 0;
 
   constructor(components: LayerCopiesComponents, init: LayerCopiesInit) {
     this.#c = components;
-    this.#init = { tickMs: 1000, pruneEveryMs: 30_000, ...init };
+    this.#init = { tickMs: 1000, idleTickMs: 10_000, pruneEveryMs: 30_000, ...init };
     this.#instances = new Informer({ store: components.store }, { kind: SERVICE_INSTANCE.kind });
   }
 
   start(): void {
-    if (this.#timer) return;
+    if (this.#unsubscribe) return;
     this.#abort = new AbortController();
     this.#instances.start();
-    this.#timer = setInterval(() => void this.tick(), this.#init.tickMs);
-    this.#timer.unref();
+    // An instance that changed may now ask for a copy (or make a kept one useless): look soon.
+    this.#unsubscribe = this.#instances.onChange(() => {
+      if (this.#dueAt - Date.now() > this.#init.tickMs) this.#next(this.#init.tickMs);
+    });
+    this.#next(this.#init.tickMs);
   }
 
   stop(): void {
-    clearInterval(this.#timer);
+    clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     this.#abort.abort(new Error('this host stopped copying'));
     this.#instances.stop();
+  }
+
+  /** The next look in `ms`; after it, at the busy or the idle pace, whichever this host needs then. */
+  #next(ms: number): void {
+    clearTimeout(this.#timer);
+    this.#dueAt = Date.now() + ms;
+    this.#timer = setTimeout(async () => {
+      await this.tick().catch((err) => this.#c.log.warn({ err }, `layer copies: ${err.message}`));
+      if (this.#unsubscribe) this.#next(this.#needsLooks() ? this.#init.tickMs : this.#init.idleTickMs);
+    }, ms);
+    this.#timer.unref();
+  }
+
+  /** This host runs an instance that asks for copies, or keeps a copy of another host's. */
+  #needsLooks(): boolean {
+    if (this.#c.copies.list().length > 0) return true;
+    const self = this.#init.hostName;
+    for (const i of this.#instances.values())
+      if (i.spec?.host === self && failoverOf(this.#c.store, i)?.copyEverySeconds) return true;
+    return false;
   }
 
   restorable(instance: ServiceInstance): LayerCopySource | undefined {

@@ -9,8 +9,11 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LayerCopies } from '../../../controllers/serviceinstance/layer-copies.ts';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  LayerCopies,
+  type LayerCopiesComponents,
+} from '../../../controllers/serviceinstance/layer-copies.ts';
 import { parseCopyHeader } from '../../../src/cluster/layer-copies/copy-protocol.ts';
 import {
   CopyNoRoomError,
@@ -35,6 +38,7 @@ let cluster: ClusterFixture;
 let dir: string;
 let copies: LayerCopyStore;
 let keeper: LayerCopies;
+let components: LayerCopiesComponents;
 
 beforeEach(async () => {
   cluster = clusterFixture('a');
@@ -43,18 +47,16 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'xenos-copies-'));
   copies = new LayerCopyStore({ dir: join(dir, 'layer-copies') });
   await copies.load();
-  keeper = new LayerCopies(
-    {
-      store: cluster.store,
-      driver: new ProcessDriver({}, { dataDir: dir }),
-      copies,
-      placement: cluster.placement,
-      node: noNetwork,
-      enqueue: () => {},
-      log: silentLogger.root,
-    },
-    { hostName: 'a', tickMs: 60_000 },
-  );
+  components = {
+    store: cluster.store,
+    driver: new ProcessDriver({}, { dataDir: dir }),
+    copies,
+    placement: cluster.placement,
+    node: noNetwork,
+    enqueue: () => {},
+    log: silentLogger.root,
+  };
+  keeper = new LayerCopies(components, { hostName: 'a', tickMs: 60_000 });
   keeper.start();
 });
 afterEach(async () => {
@@ -179,5 +181,28 @@ describe('a keeping host', () => {
         ),
       )
       .toEqual(['web-1', 'web-4']);
+  });
+});
+
+describe('the pace of its looks', () => {
+  it('looks every idle period while nothing here asks for copies, and soon after an instance that does', async () => {
+    vi.useFakeTimers();
+    const paced = new LayerCopies(components, { hostName: 'a', tickMs: 1000, idleTickMs: 10_000 });
+    const looks = vi.spyOn(paced, 'tick');
+    try {
+      paced.start();
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(looks).toHaveBeenCalledTimes(1);
+      await vi.advanceTimersByTimeAsync(8000);
+      expect(looks).toHaveBeenCalledTimes(1); // idle: an idle host is not woken every second
+      instance('asks', 'a');
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(looks).toHaveBeenCalledTimes(2); // brought forward by the new instance
+      await vi.advanceTimersByTimeAsync(2000);
+      expect(looks).toHaveBeenCalledTimes(4); // and every second while it asks for copies
+    } finally {
+      paced.stop();
+      vi.useRealTimers();
+    }
   });
 });
