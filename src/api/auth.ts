@@ -11,6 +11,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
+import { ADMIN_TOKEN_FILE } from '../model/data-dir.ts';
 import { SERVICE_INSTANCE } from '../model/kinds.ts';
 import type { Condition } from '../model/object.ts';
 import {
@@ -79,7 +80,7 @@ export class TokenAuthenticator {
 
   /** Make sure an admin token exists; on first start create it and write it to DATA_DIR/admin.token. */
   ensureAdminToken(dataDir: string): void {
-    const path = join(dataDir, 'admin.token');
+    const path = join(dataDir, ADMIN_TOKEN_FILE);
     if (existsSync(path)) {
       const token = readFileSync(path, 'utf8').trim();
       if (!this.authenticateToken(token)) this.add(token, { name: 'admin', groups: [ADMIN_GROUP] });

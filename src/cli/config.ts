@@ -14,10 +14,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { dump, load } from 'js-yaml';
+import { ADMIN_TOKEN_FILE, API_ADDR_FILE, DEFAULT_DATA_DIR } from '../model/data-dir.ts';
 import { CliError } from './errors.ts';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:7443';
-export const DEFAULT_DATA_DIR = '.xenos';
 
 export interface ConfigFile {
   server?: string;
@@ -117,7 +117,7 @@ export function resolveSettings(
   else if (env.XENOS_SERVER) [server, serverSource] = [env.XENOS_SERVER, 'env'];
   else if (file.server) [server, serverSource] = [file.server, 'config'];
   else {
-    const addr = readTrimmed(join(dataDir, 'api.addr'));
+    const addr = readTrimmed(join(dataDir, API_ADDR_FILE));
     [server, serverSource] = addr ? [serverFromAddr(addr), 'data-dir'] : [DEFAULT_SERVER, 'default'];
   }
   server = serverFromAddr(server);
@@ -138,7 +138,7 @@ export function resolveSettings(
       throw new CliError(`config file ${path}: tokenFile ${file.tokenFile} cannot be read`);
     tokenSource = 'config';
   } else {
-    token = readTrimmed(join(dataDir, 'admin.token'));
+    token = readTrimmed(join(dataDir, ADMIN_TOKEN_FILE));
     if (token) tokenSource = 'data-dir';
   }
 

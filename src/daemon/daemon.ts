@@ -19,6 +19,7 @@ import { Validator } from '../api/validation.ts';
 import { discoverRoute } from '../cluster/discover-api.ts';
 import { type Logger, silentLogger } from '../log/logger.ts';
 import { HostMetrics } from '../metrics/host-metrics.ts';
+import { API_ADDR_FILE } from '../model/data-dir.ts';
 import { EVENT, SERVICE_INSTANCE } from '../model/kinds.ts';
 import { packageFile } from '../model/package-root.ts';
 import type { RowAuthority } from '../store/row-authority.ts';
@@ -205,7 +206,7 @@ export class Daemon {
       },
     );
     await this.#api.start();
-    writeFileSync(join(dataDir, 'api.addr'), this.#api.url + '\n');
+    writeFileSync(join(dataDir, API_ADDR_FILE), this.#api.url + '\n');
     await this.#cluster.start();
     for (const { service } of this.#services) await service.start();
     this.#cluster.refreshHost();
@@ -235,7 +236,7 @@ export class Daemon {
     this.#api = undefined;
     // A daemon that never got the lock leaves the holder's files alone.
     if (this.#lock)
-      await attempt('api.addr', () => rmSync(join(this.init.dataDir, 'api.addr'), { force: true }));
+      await attempt('api.addr', () => rmSync(join(this.init.dataDir, API_ADDR_FILE), { force: true }));
     this.#unwatchFigures?.();
     this.#unwatchFigures = undefined;
     await attempt('store', () => this.#store?.close());

@@ -8,11 +8,12 @@
 import { chmodSync, lstatSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Log } from '../log/logger.ts';
+import { ADMIN_TOKEN_FILE } from '../model/data-dir.ts';
 import { DataDirModeError } from './errors.ts';
 
 /** The secret files xenosd writes into its data dir. */
 export const DATA_DIR_SECRETS = [
-  'admin.token',
+  ADMIN_TOKEN_FILE,
   'tokens.json',
   'instance-token.key',
   'p2p.key',

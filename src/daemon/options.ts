@@ -18,6 +18,7 @@ import {
 import { isLoopbackHost } from '../images/address-policy.ts';
 import { DEFAULT_MAX_IMAGE_BYTES } from '../images/download.ts';
 import { DEFAULT_LOG_LEVEL, LOG_LEVELS, type LogLevel } from '../log/logger.ts';
+import { DEFAULT_DATA_DIR } from '../model/data-dir.ts';
 import { formatMemoryQuantity, parseMemoryQuantity } from '../model/quantity.ts';
 import { DEFAULT_MAX_HEAP_MIB } from './heap-bound.ts';
 import {
@@ -39,8 +40,6 @@ import {
   UsageError,
   watchedDirs,
 } from './option-values.ts';
-
-export const DEFAULT_DATA_DIR = './.xenos';
 
 export interface DaemonOptions {
   dataDir: string;

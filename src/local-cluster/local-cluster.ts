@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { XenosClient } from '../client/client.ts';
 import { DataDirLock } from '../daemon/data-dir-lock.ts';
 import { DataDirLockedError } from '../daemon/errors.ts';
+import { ADMIN_TOKEN_FILE, API_ADDR_FILE } from '../model/data-dir.ts';
 import { HOST, SERVICE_INSTANCE } from '../model/kinds.ts';
 import { packageFile } from '../model/package-root.ts';
 import type { ServiceInstance } from '../model/service-instance.ts';
@@ -166,7 +167,7 @@ export class LocalCluster {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     // A host started again on its data dir after a crash: the addresses its last run wrote are stale, and
     // the new run's must not be taken for them.
-    for (const f of ['api.addr', 'p2p.addrs']) rmSync(join(dataDir, f), { force: true });
+    for (const f of [API_ADDR_FILE, 'p2p.addrs']) rmSync(join(dataDir, f), { force: true });
     const logFile = join(this.init.dir, `${name}.log`);
     writeFileSync(logFile, '');
     const fd = openSync(logFile, 'a');
@@ -183,7 +184,7 @@ export class LocalCluster {
       apiUrl = await until(
         () => {
           if (gone) throw new LocalClusterError(`xenosd ${name} exited while starting; see ${logFile}`);
-          return readTrimmed(join(dataDir, 'api.addr'));
+          return readTrimmed(join(dataDir, API_ADDR_FILE));
         },
         `xenosd ${name} to serve its API (log: ${logFile})`,
         this.init.startTimeoutMs ?? 30_000,
@@ -202,7 +203,7 @@ export class LocalCluster {
       if (!gone) child.kill('SIGTERM');
       throw err;
     }
-    const token = readTrimmed(join(dataDir, 'admin.token'));
+    const token = readTrimmed(join(dataDir, ADMIN_TOKEN_FILE));
     if (!token) throw new LocalClusterError(`xenosd ${name} wrote no admin token in ${dataDir}`);
     const cert = join(dataDir, 'tls.crt');
     const client = new XenosClient({

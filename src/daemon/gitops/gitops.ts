@@ -8,6 +8,7 @@ import type { Validator } from '../../api/validation.ts';
 import { XenosClient } from '../../client/client.ts';
 import type { ImageStore } from '../../images/image-store.ts';
 import type { Logger } from '../../log/logger.ts';
+import { ADMIN_TOKEN_FILE } from '../../model/data-dir.ts';
 import type { Service } from '../daemon.ts';
 import { ManifestSync } from './manifest-sync.ts';
 
@@ -44,7 +45,7 @@ export class GitOps implements Service {
 
   async start(): Promise<void> {
     if (this.#init.watch.length === 0) return;
-    const token = readFileSync(join(this.#init.dataDir, 'admin.token'), 'utf8').trim();
+    const token = readFileSync(join(this.#init.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
     const client = new XenosClient({
       server: this.#c.apiUrl(),
       token,
