@@ -79,16 +79,19 @@ export class RecordNotFoundError extends Error {
   }
 }
 
-/** A connection refused at the cluster-key handshake: the peer has no key or another one, or was too slow. */
+/** A connection refused at the cluster-key handshake: the peer has no key or another one, runs a Xenos that
+ *  speaks an older cluster protocol, or was too slow. */
 export class HandshakeRefusedError extends Error {
   static readonly code = 'ERR_HANDSHAKE_REFUSED';
   readonly code = HandshakeRefusedError.code;
-  readonly reason: 'bad_key' | 'timeout';
-  constructor(remote: string, reason: 'bad_key' | 'timeout', detail: string) {
-    super(
-      `connection with ${remote} refused at the cluster-key handshake: ${detail}` +
-        (reason === 'bad_key' ? " (give it the cluster's swarm.key to join)" : ''),
-    );
+  readonly reason: 'bad_key' | 'version' | 'timeout';
+  constructor(remote: string, reason: 'bad_key' | 'version' | 'timeout', detail: string) {
+    const hint = {
+      bad_key: " (give it the cluster's swarm.key to join)",
+      version: ' (run the same Xenos release on every host)',
+      timeout: '',
+    }[reason];
+    super(`connection with ${remote} refused at the cluster-key handshake: ${detail}${hint}`);
     this.name = 'HandshakeRefusedError';
     this.reason = reason;
   }

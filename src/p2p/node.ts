@@ -99,7 +99,7 @@ export interface XenosNodeInit {
   dialTimeout?: number;
   /** Bootstrap retry backoff (ms): starts at `initial`, doubles up to `max`. */
   backoff?: { initial?: number; max?: number };
-  /** Replace the connection protector (tests compare ours with @libp2p/pnet's). */
+  /** Replace the connection protector (xenosd wraps ours to inject faults in tests). */
   connectionProtector?: (psk: Uint8Array) => () => ConnectionProtector;
 }
 

@@ -1,20 +1,17 @@
-// The private network: only hosts holding the cluster key connect, and bulk traffic through the protector
-// neither crashes nor corrupts. Set XENOS_TEST_UPSTREAM_PNET=1 to run the same tests against @libp2p/pnet's own
-// protector (3.0.27: the bulk test fails with `RangeError: WebAssembly.Memory.grow(): Maximum memory size
-// exceeded`).
+// The private network: only hosts holding the cluster key connect, the bytes on the wire are the protocol
+// the protector's header describes (checked from outside, by a client speaking it over a raw socket), a host
+// of the previous protocol is refused by name, and bulk traffic neither crashes nor corrupts.
 
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Stream } from '@libp2p/interface';
-import { preSharedKey } from '@libp2p/pnet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClusterKeyError } from '../../src/p2p/errors.ts';
 import { createClusterKey, loadClusterKey } from '../../src/p2p/pnet/cluster-key.ts';
+import { keyStream, NONCE_LENGTH, TAG_LENGTH } from '../../src/p2p/pnet/protector.ts';
 import { TestNet } from './cluster.ts';
-
-const upstream = process.env.XENOS_TEST_UPSTREAM_PNET === '1';
-const protector = upstream ? { connectionProtector: (psk: Uint8Array) => preSharedKey({ psk }) } : {};
 
 const BULK_PROTOCOL = '/xenos/test/bulk/1.0.0';
 const MiB = 1024 * 1024;
@@ -52,12 +49,12 @@ describe('cluster key', () => {
 describe('private network', () => {
   it('connects hosts with the same key and refuses a host with another key or none', async () => {
     const keyFile = await net.clusterKeyFile();
-    const a = await net.startHost({ clusterKeyFile: keyFile, ...protector });
-    const b = await net.startHost({ clusterKeyFile: keyFile, ...protector });
+    const a = await net.startHost({ clusterKeyFile: keyFile });
+    const b = await net.startHost({ clusterKeyFile: keyFile });
     await b.node.dial(a.node.multiaddrs[0]);
     expect(b.node.connectedPeers()).toContain(a.node.peerId.toString());
 
-    const other = await net.startHost({ clusterKeyFile: await net.clusterKeyFile(), ...protector });
+    const other = await net.startHost({ clusterKeyFile: await net.clusterKeyFile() });
     await expect(other.node.dial(a.node.multiaddrs[0], { timeout: 3000 })).rejects.toThrow();
     const open = await net.startHost({ clusterKeyFile: null });
     await expect(open.node.dial(a.node.multiaddrs[0], { timeout: 3000 })).rejects.toThrow();
@@ -70,8 +67,8 @@ describe('private network', () => {
 
   it(`carries ${BULK_BYTES / MiB} MiB on one stream unchanged, with backpressure`, async () => {
     const keyFile = await net.clusterKeyFile();
-    const receiver = await net.startHost({ clusterKeyFile: keyFile, ...protector });
-    const sender = await net.startHost({ clusterKeyFile: keyFile, ...protector });
+    const receiver = await net.startHost({ clusterKeyFile: keyFile });
+    const sender = await net.startHost({ clusterKeyFile: keyFile });
 
     // Receiver: hash everything, answer with the digest when the sender closes its side.
     let received = 0;
@@ -119,6 +116,117 @@ describe('private network', () => {
     expect(received).toBe(BULK_BYTES);
   }, 60_000);
 });
+
+describe('the protocol on the wire', () => {
+  const psk = Buffer.alloc(32, 7);
+  const a = Buffer.alloc(NONCE_LENGTH, 1);
+  const b = Buffer.alloc(NONCE_LENGTH, 2);
+
+  it('derives one AES-256-CTR key stream per direction from the key and both nonces', () => {
+    const zeros = new Uint8Array(32);
+    const ab = keyStream(psk, a, b).update(zeros).toString('hex');
+    // Pinned: a change here is a new wire protocol, which old hosts cannot talk to (see protector.ts).
+    expect(ab).toBe(PINNED_A_TO_B);
+    // What a sends is what b deciphers (CTR: the same stream), in pieces of any size.
+    const rx = keyStream(psk, a, b);
+    expect(
+      Buffer.concat([rx.update(zeros.subarray(0, 5)), rx.update(zeros.subarray(5))]).toString('hex'),
+    ).toBe(ab);
+    // The other direction, another key or other nonces: another stream.
+    const others = [
+      keyStream(psk, b, a),
+      keyStream(Buffer.alloc(32, 8), a, b),
+      keyStream(psk, a, randomBytes(24)),
+    ];
+    for (const other of others) expect(other.update(zeros).toString('hex')).not.toBe(ab);
+  });
+
+  it('is spoken by a host as described: nonces, confirmation, then the stream (a raw client speaking it is answered)', async () => {
+    const keyFile = await net.clusterKeyFile();
+    const { psk: key } = await loadClusterKey(keyFile);
+    const host = await net.startHost({ clusterKeyFile: keyFile, allow: [] });
+    const client = await rawClient(host.node.multiaddrs[0]);
+    try {
+      const mine = randomBytes(NONCE_LENGTH);
+      client.socket.write(mine);
+      const theirs = await client.read(NONCE_LENGTH);
+      client.socket.write(tag(key, 'xenos/pnet-confirm/2\n', mine, theirs));
+      expect((await client.read(TAG_LENGTH)).equals(tag(key, 'xenos/pnet-confirm/2\n', theirs, mine))).toBe(
+        true,
+      );
+      // Inside: libp2p's multistream-select, proposing Noise; the host answers in kind, through the stream.
+      const out = keyStream(key, mine, theirs);
+      const inbound = keyStream(key, theirs, mine);
+      client.socket.write(out.update(Buffer.from('\x13/multistream/1.0.0\n\x07/noise\n', 'latin1')));
+      const answer = inbound.update(await client.read(20)).toString('latin1');
+      expect(answer).toBe('\x13/multistream/1.0.0\n');
+    } finally {
+      client.socket.destroy();
+    }
+  });
+
+  it('refuses a host of protocol 1 (XSalsa20) holding the same key as `version`, not as a wrong key', async () => {
+    const keyFile = await net.clusterKeyFile();
+    const { psk: key } = await loadClusterKey(keyFile);
+    const host = await net.startHost({ clusterKeyFile: keyFile, allow: [] });
+    const client = await rawClient(host.node.multiaddrs[0]);
+    const mine = randomBytes(NONCE_LENGTH);
+    client.socket.write(mine);
+    const theirs = await client.read(NONCE_LENGTH);
+    client.socket.write(tag(key, 'xenos/pnet-confirm/1\n', mine, theirs));
+    await client.closed;
+    expect(host.node.handshakeRefusals.snapshot()).toMatchObject({ version: 1, bad_key: 0 });
+  });
+});
+
+// The first 32 bytes of the stream from a to b, as OpenSSL's own tools compute it from the description:
+//   openssl kdf -keylen 48 -kdfopt digest:SHA256 -kdfopt hexkey:07…07 -kdfopt hexsalt:01…0102…02 \
+//     -kdfopt 'info:xenos/pnet/2 aes-256-ctr' HKDF   → key (32 bytes) | initial counter (16)
+//   head -c 32 /dev/zero | openssl enc -aes-256-ctr -K <key> -iv <counter> | xxd -p
+const PINNED_A_TO_B = '4c969b5bcc724e08a94faeab15f8855f6046cc6697a5a14975b0f9071752ea5d';
+
+/** The key confirmation tag, written out from the protocol's description. */
+function tag(key: Uint8Array, domain: string, from: Uint8Array, to: Uint8Array): Buffer {
+  return createHmac('sha256', key).update(domain).update(from).update(to).digest().subarray(0, TAG_LENGTH);
+}
+
+/** A plain TCP connection to a host's multiaddr, read by exact byte counts. */
+async function rawClient(addr: string) {
+  const [, host, port] = /\/ip4\/([^/]+)\/tcp\/(\d+)/.exec(addr)!;
+  const socket = connect({ host, port: Number(port) });
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  let buffered = Buffer.alloc(0);
+  let want: { n: number; resolve: (b: Buffer) => void } | undefined;
+  const serve = () => {
+    if (want && buffered.length >= want.n) {
+      const { n, resolve } = want;
+      want = undefined;
+      resolve(buffered.subarray(0, n));
+      buffered = buffered.subarray(n);
+    }
+  };
+  socket.on('data', (d: Buffer) => {
+    buffered = Buffer.concat([buffered, d]);
+    serve();
+  });
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  return {
+    socket,
+    closed,
+    read(n: number): Promise<Buffer> {
+      const gone = closed.then(() => {
+        throw new Error(`closed before ${n} bytes came`);
+      });
+      gone.catch(() => {});
+      const got = new Promise<Buffer>((resolve) => {
+        want = { n, resolve };
+        serve();
+      });
+      return Promise.race([got, gone]);
+    },
+  };
+}
 
 /** A promise that rejects once `progress()` has not changed for `ms`. */
 function watchProgress(progress: () => number, ms: number, describe: () => string) {

@@ -9,13 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ClusterKeyError } from '../errors.ts';
-import { KEY_LENGTH } from './xsalsa20-stream.ts';
 
 const HEADER = '/key/swarm/psk/1.0.0/';
 const CODEC = '/base16/';
+/** The key's length in bytes (256 bits). */
+const KEY_LENGTH = 32;
 
 export interface ClusterKey {
-  /** The whole swarm.key file, as `@libp2p/pnet`'s `preSharedKey({ psk })` and our protector take it. */
+  /** The whole swarm.key file, as the protector takes it (the file `@libp2p/pnet`'s `preSharedKey` takes). */
   readonly swarmKey: Uint8Array;
   /** The decoded 32-byte key. */
   readonly psk: Uint8Array;
