@@ -106,7 +106,10 @@ export async function runOnXenHosts(
                 ...['-virtfs', `local,path=${exchange},mount_tag=exchange,security_model=none`],
               ]
             : [];
-        return boot(host, disk, test.share, timeoutMs, net);
+        // XENOS_TEST_XEN_CONSOLE=FILE: each console as it comes (FILE.a, FILE.b for two), to watch a long run.
+        const tee = process.env.XENOS_TEST_XEN_CONSOLE;
+        const teeFile = tee && tests.length > 1 ? `${tee}.${'ab'[i]}` : tee;
+        return boot(host, disk, test.share, timeoutMs, net, teeFile);
       }),
     );
   } finally {
@@ -164,6 +167,7 @@ function boot(
   share: string | undefined,
   timeoutMs: number,
   extra: string[] = [],
+  tee?: string,
 ): Promise<XenHostRun> {
   // Xen on 2 emulated CPUs (SVM + nested paging, so PVH and HVM guests run) with dom0 held to 512 MiB
   // and one vCPU; QEMU's own limits as measured here: -cpu max crashes dom0.
@@ -187,8 +191,6 @@ function boot(
     const began = performance.now();
     const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const result: XenHostRun = { said: [], console: '', at: [] };
-    // XENOS_TEST_XEN_CONSOLE=FILE: the console as it comes, to watch a long run.
-    const tee = process.env.XENOS_TEST_XEN_CONSOLE;
     if (tee) writeFileSync(tee, '');
     let partial = '';
     qemu.stdout.setEncoding('utf8').on('data', (chunk: string) => {
