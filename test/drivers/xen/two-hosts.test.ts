@@ -122,6 +122,18 @@ ctl wait si/vm-web-1 --for=condition=Ready --timeout=600s > /tmp/wait.log 2>&1 |
 url=$(ctl get si vm-web-1 -o jsonpath='{.status.endpoints[0].url}')
 before=$(get "$url")
 say "before $before"
+# b holds the image before the move starts: its pull (110 MB through dom0's one emulated CPU) ran into the
+# move once, and the two together starved xl's device model on b past libxl's fixed 60 s start timeout.
+digest=$(ctl get servicetemplate vm-web -o jsonpath='{.spec.image.digest}')
+holds() {
+  ctl get hosts xen-b -o json 2>/dev/null | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+    const images = JSON.parse(s).status?.images ?? [];
+    process.exit(images.some((i) => i.digest === process.argv[1]) ? 0 : 1);
+  });' "$digest"
+}
+i=0
+until holds; do i=$((i + 1)); [ $i -gt 200 ] && fail "xen-b does not hold $digest"; sleep 3; done
+say "xen-b holds the image"
 t0=$(up)
 ctl migrate vm-web-1 xen-b --mode live --wait --timeout 15m > /tmp/migrate.log 2>&1 || fail "migrate: $(tail -5 /tmp/migrate.log | tr '\\n' ' ')"
 say "migrated in $(awk "BEGIN { printf \\"%.1f\\", $(up) - $t0 }") s: $(tail -1 /tmp/migrate.log)"
