@@ -66,8 +66,10 @@ export async function runOnXenHost(
 
 /** How long a test may wait for another test's Xen hosts to end before booting its own: one run at a time
  *  (each boots Xen under TCG with two vCPUs; three at once on a 2-core machine starve each other until
- *  guests miss their grace periods and builds time out). Test timeouts add it. */
-export const XEN_RUN_WAIT_MS = 25 * 60_000;
+ *  guests miss their grace periods and builds time out). Test timeouts add it. It must outlast the holders
+ *  a test can queue behind — the two-host test (up to 28 min) and the dom0 suite (up to 30): at 25 min, a
+ *  CI run where the two-host test took 25.5 min failed the single-host test waiting behind it. */
+export const XEN_RUN_WAIT_MS = 60 * 60_000;
 
 /** The network two or more test hosts share: each dom0 has an `eth0` on it (QEMU's UDP socket network,
  *  one link per pair of hosts here: two hosts). */
