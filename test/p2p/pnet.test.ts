@@ -122,7 +122,7 @@ describe('the protocol on the wire', () => {
   const a = Buffer.alloc(NONCE_LENGTH, 1);
   const b = Buffer.alloc(NONCE_LENGTH, 2);
 
-  it('derives one AES-256-CTR key stream per direction from the key and both nonces', () => {
+  it('derives one ChaCha20 key stream per direction from the key and both nonces', () => {
     const zeros = new Uint8Array(32);
     const ab = keyStream(psk, a, b).update(zeros).toString('hex');
     // Pinned: a change here is a new wire protocol, which old hosts cannot talk to (see protector.ts).
@@ -180,10 +180,10 @@ describe('the protocol on the wire', () => {
 });
 
 // The first 32 bytes of the stream from a to b, as OpenSSL's own tools compute it from the description:
-//   openssl kdf -keylen 48 -kdfopt digest:SHA256 -kdfopt hexkey:07…07 -kdfopt hexsalt:01…0102…02 \
-//     -kdfopt 'info:xenos/pnet/2 aes-256-ctr' HKDF   → key (32 bytes) | initial counter (16)
-//   head -c 32 /dev/zero | openssl enc -aes-256-ctr -K <key> -iv <counter> | xxd -p
-const PINNED_A_TO_B = '4c969b5bcc724e08a94faeab15f8855f6046cc6697a5a14975b0f9071752ea5d';
+//   openssl kdf -keylen 44 -kdfopt digest:SHA256 -kdfopt hexkey:07…07 -kdfopt hexsalt:01…0102…02 \
+//     -kdfopt 'info:xenos/pnet/2 chacha20' HKDF   → key (32 bytes) | nonce (12)
+//   head -c 32 /dev/zero | openssl enc -chacha20 -K <key> -iv 00000000<nonce> | xxd -p
+const PINNED_A_TO_B = 'ac2ef78ea50f2138d4b141a118045bd74bb2085ab08359f05e61dee90e6a113e';
 
 /** The key confirmation tag, written out from the protocol's description. */
 function tag(key: Uint8Array, domain: string, from: Uint8Array, to: Uint8Array): Buffer {
