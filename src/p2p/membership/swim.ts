@@ -1,7 +1,8 @@
-// The SWIM engine is one file of just under 500 lines because its member states (alive, suspect, dead, with
-// incarnations and refutations) and its message dispatch share one member list, one broadcast queue and
-// this host's signed record; the probe, the wire (encoding, rate limits, refusals) and the shared shapes
-// are apart.
+// The SWIM engine is one file of about 520 lines because its member states (alive, suspect, dead, with
+// incarnations and refutations), its probe rounds and its message dispatch share one member list, one
+// broadcast queue and this host's signed record; the probe, the wire (encoding, rate limits, refusals), the
+// timing and the shared shapes are apart. The push-pull sync (#receiveSync, #sendSync) is the next part to
+// move out if it grows: it needs only the member list, the record and the two apply functions.
 //
 // SWIM membership (Das, Gupta, Motivala 2002) with Lifeguard's suspicion (HashiCorp memberlist): which
 // hosts are alive, as this host sees it, with no replicated heartbeat. Each period this host pings one
