@@ -16,13 +16,18 @@
 //
 // Before the commit, any failure leaves the guest where it was: xl resumes the source (its disk backend
 // started again) and the destination's half-made domain goes. After it, the instance belongs to the
-// destination: if xl then fails, the guest starts there again from the disk layer it already holds.
+// destination: if xl then fails, the guest starts there again from the disk layer it already holds, and
+// the source's copy must never run again. xl does not know that: when the destination fails it resumes
+// the source, and when the destination's xl hangs (a device model that does not start, a dom0 starved)
+// it waits for it with no end. So after the commit xenosd ends xl itself as soon as the destination says
+// it could not run the guest, says nothing within ANSWER_TIMEOUT_MS, or the caller gives up, and the
+// source's copy goes at once.
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Duplex } from 'node:stream';
+import { Duplex, Writable } from 'node:stream';
 import type {
   DomainInfo,
   DomainSpec,
@@ -49,8 +54,8 @@ export interface LiveMigrationHost {
   disksOf(spec: DomainSpec): Promise<{ name: string; readOnly: boolean; path: string }[]>;
   addressOf(id: string): string | undefined;
   /** `xl migrate` of domain `id` through `rune` with `configPath` as the destination's config, holding
-   *  the domain's lock (nothing else starts or stops it meanwhile). */
-  send(id: string, configPath: string, rune: string, signal?: AbortSignal): Promise<void>;
+   *  the domain's lock (nothing else starts or stops it meanwhile); `stop` kills xl. */
+  send(id: string, configPath: string, rune: string, stop?: AbortSignal): Promise<void>;
   /** The suspended source: its run marked as stopping, its disk backend flushed and stopped. Called
    *  while `send` holds the lock. */
   holdDisks(id: string): Promise<void>;
@@ -66,10 +71,13 @@ export interface LiveMigrationHost {
   destroy(id: string): Promise<void>;
 }
 
-/** The helper xl runs in place of ssh: its stdin and stdout joined to the unix socket argv[1]. */
+/** The helper xl runs in place of ssh: its stdin and stdout joined to the unix socket argv[1]. It exits
+ *  when the socket ends: xl waits for the destination's answer with its end of the helper's stdin still
+ *  open, and only exiting closes the helper's stdout (Node never closes it), so that xl reads the end. */
 const HELPER =
   'const s=require("net").connect({path:process.argv[1],allowHalfOpen:true});' +
   's.on("error",(e)=>{console.error("xenos migration helper: "+e.message);process.exit(1)});' +
+  's.on("end",()=>process.exit(0));' +
   'process.stdin.pipe(s);s.pipe(process.stdout)';
 
 /** The command line xl runs (`sh -c`) to reach xenosd's socket at `socket`. */
@@ -81,10 +89,13 @@ export function helperRune(socket: string, node = process.execPath): string {
 }
 
 /** Accepts the helper's one connection on a fresh socket and bridges it to `stream`, the bytes from xl
- *  going through `watch`; resolves when both directions ended, rejects when either failed. */
+ *  going through `watch`; the end of the destination's bytes reaches xl once `beforeEnd` resolves (xl
+ *  reads an end before the destination's answer as a failed move and resumes the source). Resolves when
+ *  both directions ended, rejects when either failed. */
 async function tunnel(
   watch: XlStreamWatch,
   stream: Duplex,
+  beforeEnd: () => Promise<void>,
 ): Promise<{ dir: string; socket: string; done: Promise<void>; close(): Promise<void> }> {
   // A short path of xenosd's own (0700): a socket address holds 107 bytes, a data dir may be deeper.
   const dir = await mkdtemp(join(tmpdir(), 'xenos-xl-'));
@@ -96,8 +107,22 @@ async function tunnel(
     void closeListener(server, socket);
     conn.on('error', (err) => watch.destroy(err));
     conn.pipe(watch);
-    const b = bridge(Duplex.from({ readable: watch, writable: conn }), stream);
-    b.done.then(({ error }) => (error ? reject(error) : resolve()));
+    const toXl = new Writable({
+      write: (chunk: Buffer, _encoding, callback) => conn.write(chunk, callback),
+      final: (callback) => beforeEnd().then(() => conn.end(callback), callback),
+      destroy: (err, callback) => {
+        conn.destroy();
+        callback(err);
+      },
+    });
+    const b = bridge(Duplex.from({ readable: watch, writable: toXl }), stream);
+    b.done.then(({ error }) => {
+      if (!error) return resolve();
+      reject(error);
+      // The bridge tears down its own two sides only: the helper's connection goes too (when xl may read
+      // its end), or xl waits on it forever.
+      void beforeEnd().finally(() => conn.destroy());
+    });
   };
   server = await listenUnix(socket, undefined, onConnection);
   done.catch(() => {});
@@ -130,6 +155,10 @@ export async function migrateOutLive(
   let diskBytes = 0;
   let link: Awaited<ReturnType<typeof tunnel>> | undefined;
   let watch: XlStreamWatch | undefined;
+  // Ends xl, after the commit only (before it, xl must live to resume the source).
+  const stopXl = new AbortController();
+  let started: Promise<{ ok: boolean; error?: string }> | undefined;
+  let broke: Error | undefined;
   const progress = setInterval(() => {
     if (!watch) return;
     options.onProgress?.({
@@ -151,31 +180,66 @@ export async function migrateOutLive(
       // The guest is suspended and the destination has not opened its disks: the disk layer moves now.
       atEnd: async () => {
         suspendedAt ??= Date.now();
-        await host.holdDisks(id);
-        held = true;
-        diskBytes = await sendFiles(
-          transport,
-          writable.map((d) => ({ label: DISK_LABEL, path: d.path })),
-          { signal },
-        );
-        await control.next(['received'], ANSWER_TIMEOUT_MS, signal);
-        await options.commit?.();
-        committed = true;
+        await switchOver().catch((err: Error) => {
+          broke = err;
+          throw err;
+        });
       },
     });
-    link = await tunnel(watch, await transport.open(XL_LABEL, { signal }));
+    // The disk layer, the destination's word that it holds it, and the commit.
+    const switchOver = async () => {
+      await host.holdDisks(id);
+      held = true;
+      diskBytes = await sendFiles(
+        transport,
+        writable.map((d) => ({ label: DISK_LABEL, path: d.path })),
+        { signal },
+      );
+      await control.next(['received'], ANSWER_TIMEOUT_MS, signal);
+      await options.commit?.();
+      committed = true;
+      started = control.next(['started'], ANSWER_TIMEOUT_MS, signal);
+      started.then(
+        (m) => m.ok || stopXl.abort(new Error(`the destination could not run it: ${m.error}`)),
+        (err: Error) => stopXl.abort(err),
+      );
+    };
+    // After the commit the destination's end waits for its word: on a failure, until xl is gone.
+    let sending: Promise<void> | undefined;
+    const beforeEnd = async () => {
+      if (
+        !started ||
+        (await started.then(
+          (m) => m.ok,
+          () => false,
+        ))
+      )
+        return;
+      await sending?.catch(() => {});
+    };
+    link = await tunnel(watch, await transport.open(XL_LABEL, { signal }), beforeEnd);
     const config = join(link.dir, 'destination.cfg');
     await writeFile(config, answer.config, { mode: 0o600 });
-    // Giving up breaks the stream, never kills xl: xl then resumes the source domain itself.
-    const giveUp = () => watch?.destroy(new Error(`given up: ${(signal?.reason as Error)?.message}`));
+    // Giving up before the commit breaks the stream, never kills xl: xl then resumes the source domain
+    // itself. After the commit the domain may not resume here: xl goes.
+    const giveUp = () => {
+      const why = new Error(`given up: ${(signal?.reason as Error)?.message}`);
+      if (committed) stopXl.abort(why);
+      else watch?.destroy(why);
+    };
     signal?.addEventListener('abort', giveUp, { once: true });
     try {
-      await host.send(id, config, helperRune(link.socket));
+      sending = host.send(id, config, helperRune(link.socket), stopXl.signal);
+      await sending;
+    } catch (err) {
+      if (stopXl.signal.aborted) throw stopXl.signal.reason as Error;
+      // xl says only that its stream broke: why it broke is ours.
+      throw broke ? new Error(`${broke.message} (${(err as Error).message})`, { cause: err }) : err;
     } finally {
       signal?.removeEventListener('abort', giveUp);
     }
-    const started = await control.next(['started'], ANSWER_TIMEOUT_MS, signal);
-    if (!started.ok) throw new Error(`the destination could not run it: ${started.error}`);
+    const report = await (started ?? control.next(['started'], ANSWER_TIMEOUT_MS, signal));
+    if (!report.ok) throw new Error(`the destination could not run it: ${report.error}`);
     await host.forget(id);
     const downtimeMs = Date.now() - (suspendedAt ?? Date.now());
     return {
@@ -186,10 +250,18 @@ export async function migrateOutLive(
     };
   } catch (err) {
     control.destroy();
-    // Before the commit xl resumed the source (or never suspended it): its disks run again.
+    watch?.destroy();
+    // Before the commit xl resumed the source (or never suspended it): its disks run again. After it,
+    // the source's copy goes (xl may have resumed it before it was stopped).
     if (held && !committed) await host.releaseDisks(id).catch(() => {});
+    const gone = committed
+      ? await host.destroy(id).then(
+          () => '',
+          (e: Error) => e.message,
+        )
+      : '';
     const why = committed
-      ? `the move was committed, then failed (the guest starts on the destination from its disk layer): ${(err as Error).message}`
+      ? `the move was committed, then failed (the guest starts on the destination from its disk layer; ${gone ? `removing the copy here failed: ${gone}` : 'the copy here is removed'}): ${(err as Error).message}`
       : (err as Error).message;
     throw err instanceof MigrationError ? err : new MigrationError(id, why, { cause: err });
   } finally {

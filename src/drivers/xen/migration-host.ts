@@ -75,7 +75,7 @@ export function migrationHosts(d: XenDriverParts): { live: LiveMigrationHost; sa
 
   const live: LiveMigrationHost = {
     ...base,
-    send: (id, config, rune) => d.withLock(id, () => d.xl.migrate(id, config, rune)),
+    send: (id, config, rune, stop) => d.withLock(id, () => d.xl.migrate(id, config, rune, { signal: stop })),
     holdDisks: async (id) => {
       const paths = d.paths(id);
       const rec = await readRecord(paths);

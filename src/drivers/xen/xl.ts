@@ -51,6 +51,8 @@ export class XlError extends Error {
 export interface XlCallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** What ends xl when `signal` aborts or the time is up (SIGTERM). */
+  killSignal?: NodeJS.Signals;
 }
 
 /** How the domain's last run ended, as xl's monitor process wrote it in its log. */
@@ -73,6 +75,7 @@ export class Xl {
       const { stdout } = await run(this.binary, args, {
         timeout: options.timeoutMs ?? CALL_TIMEOUT_MS,
         signal: options.signal,
+        killSignal: options.killSignal,
         maxBuffer: 64 * 1024 * 1024,
       });
       return stdout;
@@ -109,9 +112,11 @@ export class Xl {
   /** `xl migrate` with no ssh: xl runs `rune` with `sh -c`, its stdin and stdout the stream to and from
    *  `xl migrate-receive` on the destination, and sends `configPath` as the domain's config there.
    *  Resolves once the destination reports the domain there; xl has destroyed the source by then. When
-   *  it fails before the destination was told to go, xl resumes the source domain. */
+   *  it fails before the destination was told to go, xl resumes the source domain. `signal` kills it
+   *  (SIGKILL: nothing of xl's runs after, the source's domain stays as it was). */
   async migrate(name: string, configPath: string, rune: string, options: XlCallOptions = {}): Promise<void> {
     await this.call(['migrate', '-s', '', '-C', configPath, name, rune], {
+      killSignal: 'SIGKILL',
       ...options,
       timeoutMs: options.timeoutMs ?? MIGRATE_TIMEOUT_MS,
     });

@@ -1,6 +1,8 @@
 // The helper `xl migrate` runs in place of ssh (`sh -c` of helperRune): its stdin goes to xenosd's unix
-// socket and what the socket sends comes out on its stdout, both ways to the end, and it exits when both
-// are done; a socket that is not there makes it fail loudly (xl then gives up and resumes the source).
+// socket and what the socket sends comes out on its stdout, both ways to the end; it exits when the socket
+// ends, even with xl's end of its stdin still open (xl waits for the destination's answer so, and reads the
+// end only once the helper is gone); a socket that is not there makes it fail loudly (xl then gives up and
+// resumes the source).
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -41,6 +43,20 @@ it('joins its stdin and stdout to the socket, both ways to the end', async () =>
   expect(code).toBe(0);
   expect(Buffer.concat(got).equals(input)).toBe(true);
   expect(out.toString()).toBe('xl migration receiver ready\ndone\n');
+});
+
+it('exits when the socket ends, though xl still holds its stdin open', async () => {
+  const socket = join(dir, 'early');
+  const server = createServer({ allowHalfOpen: true }, (conn) => conn.end('migration receiver failed\n'));
+  await new Promise<void>((r) => server.listen(socket, r));
+  const child = spawn('sh', ['-c', helperRune(socket)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin.write('the stream, not ended');
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b));
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  server.close();
+  expect(code).toBe(0);
+  expect(out).toBe('migration receiver failed\n');
 });
 
 it('fails when the socket is not there, and refuses what it cannot quote', async () => {

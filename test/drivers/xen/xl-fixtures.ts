@@ -1,7 +1,7 @@
-// What the xl config tests and bench/xl-config-check.ts share: the VM templates of manifests/, the domain
-// spec the instance controller builds for an instance of one (its image a directory holding the files the
-// template names), what the Xen driver would hand xlConfig for it, and a run of Debian's real
-// `xl create -n` over a config (scripts/xen/xl-offline.ts).
+// What the xl tests and bench/xl-config-check.ts share: the VM templates of manifests/, the domain spec
+// the instance controller builds for an instance of one (its image a directory holding the files the
+// template names), what the Xen driver would hand xlConfig for it, a run of Debian's real `xl create -n`
+// over a config (scripts/xen/xl-offline.ts), and a stream shaped as `xl migrate` writes it.
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -116,4 +116,47 @@ export async function configInput(spec: DomainSpec): Promise<XlConfigInput> {
     ...(d.bus ? { bus: d.bus } : {}),
   }));
   return { spec, kernel: image.kernel?.host, ramdisk: image.initrd?.host, disks, ports: { http: 40080 } };
+}
+
+function record(type: number, body: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(type, 0);
+  head.writeUInt32LE(body.length, 4);
+  const pad = Buffer.alloc((8 - (body.length % 8)) % 8);
+  return Buffer.concat([head, body, pad]);
+}
+
+/** A stream shaped as xl writes it for a PVH guest, and the offset of libxl's END record in it. */
+export function xlStream(): { bytes: Buffer; endAt: number } {
+  const config = Buffer.from('{"c_info":{"name":"xenos-default-web"}}\0');
+  const xlHeader = Buffer.alloc(48);
+  xlHeader.write('Xen saved domain, xl format\n \0 \r', 0, 'latin1');
+  xlHeader.writeUInt32LE(0x01020304, 32);
+  xlHeader.writeUInt32LE(4 + config.length, 44);
+  const configLen = Buffer.alloc(4);
+  configLen.writeUInt32LE(config.length);
+  const libxlHeader = Buffer.alloc(16);
+  libxlHeader.write('LibxlFmt', 0, 'latin1');
+  libxlHeader.writeUInt32BE(2, 8);
+  const libxcHeaders = Buffer.alloc(40);
+  libxcHeaders.fill(0xff, 0, 8);
+  libxcHeaders.write('XENF', 8, 'latin1');
+  libxcHeaders.writeUInt32BE(3, 12);
+  libxcHeaders.writeUInt32LE(3, 24); // x86 PVH
+  const before = Buffer.concat([
+    xlHeader,
+    configLen,
+    config,
+    libxlHeader,
+    record(1, Buffer.alloc(0)), // LIBXC_CONTEXT
+    libxcHeaders,
+    record(1, Buffer.alloc(4096 + 16, 7)), // PAGE_DATA
+    record(1, Buffer.alloc(13)), // a body of zeros, padded: not an END
+    record(8, Buffer.alloc(24, 1)), // TSC_INFO: suspended by now
+    record(9, Buffer.alloc(333, 2)), // HVM_CONTEXT
+    record(0, Buffer.alloc(0)), // libxc END
+    record(2, Buffer.alloc(21, 3)), // EMULATOR_XENSTORE_DATA
+  ]);
+  const after = Buffer.concat([record(0, Buffer.alloc(0)), Buffer.from('domain is yours, you are cleared')]);
+  return { bytes: Buffer.concat([before, after]), endAt: before.length };
 }
