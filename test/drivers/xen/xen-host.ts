@@ -172,7 +172,8 @@ function boot(
   tee?: string,
 ): Promise<XenHostRun> {
   // Xen on 2 emulated CPUs (SVM + nested paging, so PVH and HVM guests run) with dom0 held to 512 MiB
-  // and one vCPU; QEMU's own limits as measured here: -cpu max crashes dom0.
+  // and one vCPU; QEMU's own limits as measured here: -cpu max crashes dom0, and with dom0_max_vcpus=2
+  // node in dom0 dies of illegal instructions and segfaults minutes after it starts.
   const args = [
     ...['-accel', 'tcg', '-cpu', 'qemu64,+svm,+npt', '-m', '2048', '-smp', '2'],
     ...['-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio'],
