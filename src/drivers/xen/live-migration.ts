@@ -68,6 +68,7 @@ export interface LiveMigrationHost {
   prepareIncoming(spec: DomainSpec, address: string | undefined, signal?: AbortSignal): Promise<string>;
   /** `xl migrate-receive` on `stream`, then the token, unpause, the record and the port relay. */
   receive(spec: DomainSpec, stream: Duplex, signal?: AbortSignal): Promise<DomainInfo>;
+  /** The domain and its files gone, and a source copy xl renamed away on a move it did not finish. */
   destroy(id: string): Promise<void>;
 }
 
@@ -88,14 +89,22 @@ export function helperRune(socket: string, node = process.execPath): string {
   return `exec '${node}' -e '${HELPER}' '${socket}'`;
 }
 
+/** When the destination's side may end for xl: xl reads an end before the destination's answer as a
+ *  failed move and resumes the source. */
+interface EndGate {
+  /** Resolves when xl may read the end (or the connection may go). */
+  beforeEnd(): Promise<void>;
+  /** The bridge failed with `err` (the connection goes once beforeEnd resolves). */
+  broken(err: Error): void;
+}
+
 /** Accepts the helper's one connection on a fresh socket and bridges it to `stream`, the bytes from xl
- *  going through `watch`; the end of the destination's bytes reaches xl once `beforeEnd` resolves (xl
- *  reads an end before the destination's answer as a failed move and resumes the source). Resolves when
- *  both directions ended, rejects when either failed. */
+ *  going through `watch`; the end of the destination's bytes, or the loss of the connection, reaches xl
+ *  only when `gate` lets it. Resolves when both directions ended, rejects when either failed. */
 async function tunnel(
   watch: XlStreamWatch,
   stream: Duplex,
-  beforeEnd: () => Promise<void>,
+  gate: EndGate,
 ): Promise<{ dir: string; socket: string; done: Promise<void>; close(): Promise<void> }> {
   // A short path of xenosd's own (0700): a socket address holds 107 bytes, a data dir may be deeper.
   const dir = await mkdtemp(join(tmpdir(), 'xenos-xl-'));
@@ -107,11 +116,13 @@ async function tunnel(
     void closeListener(server, socket);
     conn.on('error', (err) => watch.destroy(err));
     conn.pipe(watch);
+    // The helper's connection goes when the gate lets it, never at once: its end is xl's too.
+    const drop = () => void gate.beforeEnd().finally(() => conn.destroy());
     const toXl = new Writable({
       write: (chunk: Buffer, _encoding, callback) => conn.write(chunk, callback),
-      final: (callback) => beforeEnd().then(() => conn.end(callback), callback),
+      final: (callback) => gate.beforeEnd().then(() => conn.end(callback), callback),
       destroy: (err, callback) => {
-        conn.destroy();
+        drop();
         callback(err);
       },
     });
@@ -119,9 +130,9 @@ async function tunnel(
     b.done.then(({ error }) => {
       if (!error) return resolve();
       reject(error);
-      // The bridge tears down its own two sides only: the helper's connection goes too (when xl may read
-      // its end), or xl waits on it forever.
-      void beforeEnd().finally(() => conn.destroy());
+      gate.broken(error);
+      // The bridge tears down its own two sides only: without this xl would wait on the helper forever.
+      drop();
     });
   };
   server = await listenUnix(socket, undefined, onConnection);
@@ -159,6 +170,10 @@ export async function migrateOutLive(
   const stopXl = new AbortController();
   let started: Promise<{ ok: boolean; error?: string }> | undefined;
   let broke: Error | undefined;
+  // The switch-over under way, the stream to xl lost, xl gone: the commit waits for none of them.
+  let switching: Promise<void> | undefined;
+  let lost: Error | undefined;
+  let xlGone = false;
   const progress = setInterval(() => {
     if (!watch) return;
     options.onProgress?.({
@@ -180,7 +195,8 @@ export async function migrateOutLive(
       // The guest is suspended and the destination has not opened its disks: the disk layer moves now.
       atEnd: async () => {
         suspendedAt ??= Date.now();
-        await switchOver().catch((err: Error) => {
+        switching = switchOver();
+        await switching.catch((err: Error) => {
           broke = err;
           throw err;
         });
@@ -196,40 +212,59 @@ export async function migrateOutLive(
         { signal },
       );
       await control.next(['received'], ANSWER_TIMEOUT_MS, signal);
+      // No commit once xl cannot finish the move: it resumes the source.
+      if (lost) throw lost;
+      if (xlGone) throw new Error('xl ended before the commit');
       await options.commit?.();
       committed = true;
       started = control.next(['started'], ANSWER_TIMEOUT_MS, signal);
       started.then(
-        (m) => m.ok || stopXl.abort(new Error(`the destination could not run it: ${m.error}`)),
+        (m) =>
+          m.ok ||
+          stopXl.abort(new Error(`the destination could not run it: ${m.error ?? 'no reason given'}`)),
         (err: Error) => stopXl.abort(err),
       );
+      if (lost) stopXl.abort(lost);
     };
-    // After the commit the destination's end waits for its word: on a failure, until xl is gone.
+    // Once the switch-over has begun, the destination's end (or the loss of the stream) waits for it;
+    // after the commit, for the destination's word, and on a failure until xl is gone.
     let sending: Promise<void> | undefined;
-    const beforeEnd = async () => {
-      if (
-        !started ||
-        (await started.then(
+    const gate: EndGate = {
+      beforeEnd: async () => {
+        await switching?.catch(() => {});
+        if (!started) return;
+        const ok = await started.then(
           (m) => m.ok,
           () => false,
-        ))
-      )
-        return;
-      await sending?.catch(() => {});
+        );
+        if (!ok) await sending?.catch(() => {});
+      },
+      broken: (err) => {
+        lost ??= err;
+        if (committed) stopXl.abort(err);
+      },
     };
-    link = await tunnel(watch, await transport.open(XL_LABEL, { signal }), beforeEnd);
+    link = await tunnel(watch, await transport.open(XL_LABEL, { signal }), gate);
     const config = join(link.dir, 'destination.cfg');
     await writeFile(config, answer.config, { mode: 0o600 });
     // Giving up before the commit breaks the stream, never kills xl: xl then resumes the source domain
     // itself. After the commit the domain may not resume here: xl goes.
     const giveUp = () => {
-      const why = new Error(`given up: ${(signal?.reason as Error)?.message}`);
+      const why = new Error(`given up: ${(signal?.reason as Error)?.message ?? String(signal?.reason)}`);
       if (committed) stopXl.abort(why);
       else watch?.destroy(why);
     };
     signal?.addEventListener('abort', giveUp, { once: true });
     try {
       sending = host.send(id, config, helperRune(link.socket), stopXl.signal);
+      sending
+        .then(
+          () => {},
+          () => {},
+        )
+        .finally(() => {
+          xlGone = true;
+        });
       await sending;
     } catch (err) {
       if (stopXl.signal.aborted) throw stopXl.signal.reason as Error;
@@ -239,7 +274,7 @@ export async function migrateOutLive(
       signal?.removeEventListener('abort', giveUp);
     }
     const report = await (started ?? control.next(['started'], ANSWER_TIMEOUT_MS, signal));
-    if (!report.ok) throw new Error(`the destination could not run it: ${report.error}`);
+    if (!report.ok) throw new Error(`the destination could not run it: ${report.error ?? 'no reason given'}`);
     await host.forget(id);
     const downtimeMs = Date.now() - (suspendedAt ?? Date.now());
     return {
@@ -251,6 +286,9 @@ export async function migrateOutLive(
   } catch (err) {
     control.destroy();
     watch?.destroy();
+    // A switch-over still under way (its wait for the destination now broken) decides whether the move
+    // was committed.
+    await switching?.catch(() => {});
     // Before the commit xl resumed the source (or never suspended it): its disks run again. After it,
     // the source's copy goes (xl may have resumed it before it was stopped).
     if (held && !committed) await host.releaseDisks(id).catch(() => {});

@@ -17,6 +17,9 @@ import { userNetwork, type XenNetwork } from './xen-network.ts';
 import { XL_RUN_DIR, type Xl, type XlMake } from './xl.ts';
 import { XEN_OUI, type XenDisk } from './xl-config.ts';
 
+/** What xl renames the source domain to once the destination said ready (xl_migrate.c). */
+const MIGRATED_AWAY_SUFFIX = '--migratedaway';
+
 /** The driver's pieces the migration hosts are made of. */
 export interface XenDriverParts {
   xl: Xl;
@@ -75,6 +78,12 @@ export function migrationHosts(d: XenDriverParts): { live: LiveMigrationHost; sa
 
   const live: LiveMigrationHost = {
     ...base,
+    // A source whose `xl migrate` was killed after the destination said ready is left renamed
+    // NAME--migratedaway (xl renames it before it says go): that copy goes too.
+    destroy: async (id) => {
+      await d.xl.destroy(`${id}${MIGRATED_AWAY_SUFFIX}`);
+      await d.destroy(id);
+    },
     send: (id, config, rune, stop) => d.withLock(id, () => d.xl.migrate(id, config, rune, { signal: stop })),
     holdDisks: async (id) => {
       const paths = d.paths(id);

@@ -103,21 +103,23 @@ function loopTransport() {
     if (!ends.has(label)) ends.set(label, Promise.withResolvers<Duplex>());
     return ends.get(label)!;
   };
+  const nears = new Map<string, Duplex>();
   const transport: MigrationTransport = {
     async open(label) {
       const [near, far] = duplexPair();
+      nears.set(label, near);
       end(label).resolve(far);
       return near;
     },
   };
-  return { transport, far: (label: string) => end(label).promise };
+  return { transport, far: (label: string) => end(label).promise, near: (label: string) => nears.get(label) };
 }
 
 /** A move under way: the destination's control answered with its config, the xl stream drained. */
 async function startMove(options: MigrateOutOptions = {}) {
   const xl = new StandInXl();
   const { host, calls, held } = scriptedHost(xl);
-  const { transport, far } = loopTransport();
+  const { transport, far, near } = loopTransport();
   const moving = migrateOutLive(host, ID, transport, {
     ...options,
     commit: async () => void calls.push('commit'),
@@ -128,7 +130,7 @@ async function startMove(options: MigrateOutOptions = {}) {
   control.send({ type: 'ready', config: 'name = "web"\n' });
   const stream = await far(XL_LABEL);
   stream.resume();
-  return { xl, calls, held, control, stream, moving };
+  return { xl, calls, held, control, stream, moving, near };
 }
 
 describe('a live Xen move, at the source', () => {
@@ -169,6 +171,16 @@ describe('a live Xen move, at the source', () => {
       /committed, then failed .*the copy here is removed.*could not run it: device model did not start: -9/,
     );
     expect(Date.now() - said).toBeLessThan(5_000);
+    expect(m.xl).toMatchObject({ killed: true, resumed: false });
+    expect(m.calls).toEqual(['holdDisks', 'commit', `destroy ${ID}`]);
+  });
+
+  it('after the commit, a lost stream ends xl, which never reads the loss as "resume here"', async () => {
+    const m = await startMove();
+    m.control.send({ type: 'received' });
+    await vi.waitFor(() => expect(m.calls).toContain('commit'));
+    m.near(XL_LABEL)?.destroy(new Error('the link to the destination broke'));
+    await expect(m.moving).rejects.toThrow(/committed, then failed .*the link to the destination broke/);
     expect(m.xl).toMatchObject({ killed: true, resumed: false });
     expect(m.calls).toEqual(['holdDisks', 'commit', `destroy ${ID}`]);
   });
