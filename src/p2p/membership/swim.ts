@@ -1,8 +1,7 @@
-// The SWIM engine is one file of about 520 lines because its member states (alive, suspect, dead, with
-// incarnations and refutations), its probe rounds and its message dispatch share one member list, one
-// broadcast queue and this host's signed record; the probe, the wire (encoding, rate limits, refusals), the
-// timing and the shared shapes are apart. The push-pull sync (#receiveSync, #sendSync) is the next part to
-// move out if it grows: it needs only the member list, the record and the two apply functions.
+// The SWIM engine: its member states (alive, suspect, dead, with incarnations and refutations), its probe
+// rounds and its message dispatch share one member list, one broadcast queue and this host's signed
+// record; the probe, the push-pull sync, the wire (encoding, rate limits, refusals), the timing and the
+// shared shapes are apart.
 //
 // SWIM membership (Das, Gupta, Motivala 2002) with Lifeguard's suspicion (HashiCorp memberlist): which
 // hosts are alive, as this host sees it, with no replicated heartbeat. Each period this host pings one
@@ -14,8 +13,9 @@
 // The engine is driven by messages and timers only (no promise inside), so the same code runs over
 // libp2p in xenosd and on virtual time in the simulation. Everything from a peer is checked
 // (messages.ts) and what fails is counted in `refusals`; see README.md for what a hostile member can
-// and cannot do. Its parts: the probe and ping-req (prober.ts), messages on the wire with per-peer rate
-// limits (wire.ts, rate-limits.ts), the shared shapes (swim-types.ts).
+// and cannot do. Its parts: the probe and ping-req (prober.ts), the full-state exchange (push-pull.ts),
+// messages on the wire with per-peer rate limits (wire.ts, rate-limits.ts), the shared shapes
+// (swim-types.ts).
 
 import { type Log, silentLogger } from '../../log/logger.ts';
 import type { RefusalCounter } from '../../metrics/refusals.ts';
@@ -33,12 +33,12 @@ import {
   type Message,
   rememberVerified,
   type SuspectUpdate,
-  type SyncEntry,
   suspectStatement,
   type Update,
   verifyUpdate,
 } from './messages.ts';
 import { Prober } from './prober.ts';
+import { PushPull } from './push-pull.ts';
 import { SuspicionLimiter } from './rate-limits.ts';
 import {
   emptyStats,
@@ -58,7 +58,6 @@ import {
   type SwimTiming,
   skipsHeardMembers,
   suspicionTimeoutMs,
-  syncIntervalFor,
   timingFor,
 } from './timing.ts';
 import { SwimWire } from './wire.ts';
@@ -76,6 +75,7 @@ export class Swim extends EventTarget {
   readonly #members: MemberList;
   readonly #broadcasts = new Broadcasts();
   readonly #prober: Prober;
+  readonly #sync: PushPull;
   readonly #suspicions: SuspicionLimiter;
   readonly #notified = new Map<string, number>();
   readonly #maxMembers: number;
@@ -83,13 +83,9 @@ export class Swim extends EventTarget {
   #incarnation: number;
   #addrs: string[];
   #record!: AliveUpdate;
-  readonly #joinedAt = new Map<string, number>();
-  /** Peers join() was asked to sync with: asked again while no member is known (the first sync lost). */
-  readonly #seeds = new Set<string>();
   #reannouncedAt = Number.NEGATIVE_INFINITY;
   #probeTimer?: TimerHandle;
   #gossipTimer?: TimerHandle;
-  #syncTimer?: TimerHandle;
   #running = false;
 
   constructor(components: SwimComponents, init: SwimInit = {}) {
@@ -130,6 +126,19 @@ export class Swim extends EventTarget {
       sign: (statement) => this.#signature(statement),
       acked: (peer) => this.#heard(peer),
     });
+    this.#sync = new PushPull({
+      self: this.self,
+      timing: this.timing,
+      clock: this.#clock,
+      random: this.#random,
+      members: this.#members,
+      running: () => this.#running,
+      send: (peer, msg, channel) => this.#send(peer, msg, channel),
+      record: () => this.#record,
+      receiveUpdate: (u, from, spread) => this.#receiveUpdate(u, from, spread),
+      suspectedBy: (u) => this.#applySuspect(u, false),
+      probe: (m) => this.#probeMember(m),
+    });
     components.transport.onMessage((from, bytes, channel) => this.#receive(from, bytes, channel));
   }
 
@@ -149,12 +158,13 @@ export class Swim extends EventTarget {
     };
     this.#probeTimer = this.#clock.setTimeout(probeTick, this.#random() * probeIntervalMs);
     if (this.#broadcasts.size > 0) this.#gossipSoon();
-    this.#syncLater();
+    this.#sync.start();
   }
 
   stop(): void {
     this.#running = false;
-    for (const t of [this.#probeTimer, this.#gossipTimer, this.#syncTimer]) t?.cancel();
+    for (const t of [this.#probeTimer, this.#gossipTimer]) t?.cancel();
+    this.#sync.stop();
     this.#gossipTimer = undefined;
     this.#prober.stop();
     for (const m of this.#members.all()) m.suspicion?.timer?.cancel();
@@ -171,13 +181,7 @@ export class Swim extends EventTarget {
   /** Exchanges full state with `peer` (a host that just connected): it learns us and we learn its view.
    *  At most once a second per peer. */
   join(peer: string): void {
-    if (peer === this.self || !this.#running) return;
-    if (this.#seeds.size < 16) this.#seeds.add(peer);
-    const now = this.#clock.now();
-    if (now - (this.#joinedAt.get(peer) ?? -Infinity) < 1000) return;
-    if (this.#joinedAt.size > MAX_MEMBERS) this.#joinedAt.clear();
-    this.#joinedAt.set(peer, now);
-    this.#sendSync(peer, true);
+    this.#sync.join(peer);
   }
 
   member(peer: string): MemberView | undefined {
@@ -201,7 +205,7 @@ export class Swim extends EventTarget {
   #probeRound(period: number): void {
     const target = this.#members.nextTarget();
     if (!target) {
-      for (const seed of this.#seeds) this.join(seed);
+      this.#sync.rejoin();
       return;
     }
     // It spoke to us within the period: that message is the evidence our probe would fetch.
@@ -255,23 +259,6 @@ export class Swim extends EventTarget {
       if (!u) return;
       this.#send(m.peer, { t: 'gossip', u }, 'probe');
     }
-  }
-
-  #syncLater(): void {
-    const period = syncIntervalFor(this.timing, this.#members.live + 1);
-    this.#syncTimer = this.#clock.setTimeout(
-      () => {
-        if (!this.#running) return;
-        const [m] = this.#members.sample(1, ['alive']);
-        if (m) this.join(m.peer);
-        // And one dead member: if it is only cut off (a partition that healed without the connection
-        // dropping), the exchange tells each side the other holds it dead, and both refute.
-        const [d] = this.#members.sample(1, ['dead']);
-        if (d) this.join(d.peer);
-        this.#syncLater();
-      },
-      period * (0.5 + this.#random()),
-    );
   }
 
   // --- states -----------------------------------------------------------------------------------------
@@ -460,7 +447,7 @@ export class Swim extends EventTarget {
     if (!msg) return;
     this.#heard(from);
     if (msg.t === 'sync') {
-      this.#receiveSync(from, msg.ms, msg.r);
+      this.#sync.receive(from, msg.ms, msg.r);
       return;
     }
     for (const u of msg.u ?? []) this.#receiveUpdate(u, from);
@@ -493,31 +480,5 @@ export class Swim extends EventTarget {
     }
     if (u.k === 'alive') this.#applyAlive(u, spread);
     else this.#applySuspect(u, true);
-  }
-
-  #receiveSync(from: string, entries: SyncEntry[], reply: boolean): void {
-    for (const e of entries) {
-      this.#receiveUpdate(e.a, from, e.a.p === from);
-      // The sender holds this member suspect or dead at this incarnation: its own (unsigned, but
-      // authenticated) suspicion, counted as one; not passed on, our own probes decide the rest.
-      // It is not spread (it is not signed), so probe the member now: our ping carries the note that
-      // we hold it suspect, so a live member refutes; a dead one fails our probe too.
-      if (e.st !== 'alive' && e.a.p !== from) {
-        if (this.#applySuspect({ k: 'suspect', p: e.a.p, i: e.a.i, f: from, g: '' }, false)) {
-          const m = this.#members.get(e.a.p);
-          if (m) this.#probeMember(m);
-        }
-      }
-    }
-    if (reply) this.#sendSync(from, false);
-  }
-
-  /** This host's full state to `peer`; `reply` asks for the peer's in return. */
-  #sendSync(peer: string, reply: boolean): void {
-    this.#send(
-      peer,
-      { t: 'sync', r: reply, ms: this.#members.syncEntries(this.#record, MAX_MEMBERS) },
-      'sync',
-    );
   }
 }
