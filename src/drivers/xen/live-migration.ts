@@ -21,7 +21,7 @@
 // the source, and when the destination's xl hangs (a device model that does not start, a dom0 starved)
 // it waits for it with no end. So after the commit xenosd ends xl itself as soon as the destination says
 // it could not run the guest, says nothing within ANSWER_TIMEOUT_MS, or the caller gives up, and the
-// source's copy goes at once.
+// source's copy goes at once (switch-over.ts).
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Server, Socket } from 'node:net';
@@ -43,6 +43,7 @@ import type { DomainRecord } from '../process/domain-record.ts';
 import { adoptReceivedOverlay } from '../qcow2-overlay.ts';
 import { bridge, closeListener, listenUnix } from '../unix-tunnel.ts';
 import { offerMove } from './saved-migration.ts';
+import { SwitchOver } from './switch-over.ts';
 import { XlStreamWatch } from './xl-stream.ts';
 
 const ANSWER_TIMEOUT_MS = 300_000;
@@ -68,8 +69,11 @@ export interface LiveMigrationHost {
   prepareIncoming(spec: DomainSpec, address: string | undefined, signal?: AbortSignal): Promise<string>;
   /** `xl migrate-receive` on `stream`, then the token, unpause, the record and the port relay. */
   receive(spec: DomainSpec, stream: Duplex, signal?: AbortSignal): Promise<DomainInfo>;
-  /** The domain and its files gone, and a source copy xl renamed away on a move it did not finish. */
+  /** The domain and its files gone (a destination's half-made copy). */
   destroy(id: string): Promise<void>;
+  /** The source's copy gone after a committed move failed: the domain, its files, and the copy xl
+   *  renamed away if it got that far. */
+  removeSource(id: string): Promise<void>;
 }
 
 /** The helper xl runs in place of ssh: its stdin and stdout joined to the unix socket argv[1]. It exits
@@ -89,14 +93,9 @@ export function helperRune(socket: string, node = process.execPath): string {
   return `exec '${node}' -e '${HELPER}' '${socket}'`;
 }
 
-/** When the destination's side may end for xl: xl reads an end before the destination's answer as a
- *  failed move and resumes the source. */
-interface EndGate {
-  /** Resolves when xl may read the end (or the connection may go). */
-  beforeEnd(): Promise<void>;
-  /** The bridge failed with `err` (the connection goes once beforeEnd resolves). */
-  broken(err: Error): void;
-}
+/** When the destination's side may end for xl (the switch-over, switch-over.ts): xl reads an end before
+ *  the destination's answer as a failed move and resumes the source. */
+type EndGate = Pick<SwitchOver, 'beforeEnd' | 'broken'>;
 
 /** Accepts the helper's one connection on a fresh socket and bridges it to `stream`, the bytes from xl
  *  going through `watch`; the end of the destination's bytes, or the loss of the connection, reaches xl
@@ -161,19 +160,20 @@ export async function migrateOutLive(
   const writable = disks.filter((d) => !d.readOnly);
   const control = new ControlChannel(await transport.open(CONTROL_LABEL, { signal }));
   let suspendedAt: number | undefined;
-  let held = false;
-  let committed = false;
   let diskBytes = 0;
   let link: Awaited<ReturnType<typeof tunnel>> | undefined;
   let watch: XlStreamWatch | undefined;
-  // Ends xl, after the commit only (before it, xl must live to resume the source).
-  const stopXl = new AbortController();
-  let started: Promise<{ ok: boolean; error?: string }> | undefined;
-  let broke: Error | undefined;
-  // The switch-over under way, the stream to xl lost, xl gone: the commit waits for none of them.
-  let switching: Promise<void> | undefined;
-  let lost: Error | undefined;
-  let xlGone = false;
+  // The disk layer, the destination's word that it holds it, and the commit.
+  const switchOver = new SwitchOver({
+    hold: () => host.holdDisks(id),
+    transfer: async () => {
+      const files = writable.map((d) => ({ label: DISK_LABEL, path: d.path }));
+      diskBytes = await sendFiles(transport, files, { signal });
+      await control.next(['received'], ANSWER_TIMEOUT_MS, signal);
+    },
+    commit: options.commit,
+    started: () => control.next(['started'], ANSWER_TIMEOUT_MS, signal),
+  });
   const progress = setInterval(() => {
     if (!watch) return;
     options.onProgress?.({
@@ -193,87 +193,31 @@ export async function migrateOutLive(
         suspendedAt ??= Date.now();
       },
       // The guest is suspended and the destination has not opened its disks: the disk layer moves now.
-      atEnd: async () => {
+      atEnd: () => {
         suspendedAt ??= Date.now();
-        switching = switchOver();
-        await switching.catch((err: Error) => {
-          broke = err;
-          throw err;
-        });
+        return switchOver.run();
       },
     });
-    // The disk layer, the destination's word that it holds it, and the commit.
-    const switchOver = async () => {
-      await host.holdDisks(id);
-      held = true;
-      diskBytes = await sendFiles(
-        transport,
-        writable.map((d) => ({ label: DISK_LABEL, path: d.path })),
-        { signal },
-      );
-      await control.next(['received'], ANSWER_TIMEOUT_MS, signal);
-      // No commit once xl cannot finish the move: it resumes the source.
-      if (lost) throw lost;
-      if (xlGone) throw new Error('xl ended before the commit');
-      await options.commit?.();
-      committed = true;
-      started = control.next(['started'], ANSWER_TIMEOUT_MS, signal);
-      started.then(
-        (m) =>
-          m.ok ||
-          stopXl.abort(new Error(`the destination could not run it: ${m.error ?? 'no reason given'}`)),
-        (err: Error) => stopXl.abort(err),
-      );
-      if (lost) stopXl.abort(lost);
-    };
-    // Once the switch-over has begun, the destination's end (or the loss of the stream) waits for it;
-    // after the commit, for the destination's word, and on a failure until xl is gone.
-    let sending: Promise<void> | undefined;
-    const gate: EndGate = {
-      beforeEnd: async () => {
-        await switching?.catch(() => {});
-        if (!started) return;
-        const ok = await started.then(
-          (m) => m.ok,
-          () => false,
-        );
-        if (!ok) await sending?.catch(() => {});
-      },
-      broken: (err) => {
-        lost ??= err;
-        if (committed) stopXl.abort(err);
-      },
-    };
-    link = await tunnel(watch, await transport.open(XL_LABEL, { signal }), gate);
+    link = await tunnel(watch, await transport.open(XL_LABEL, { signal }), switchOver);
     const config = join(link.dir, 'destination.cfg');
     await writeFile(config, answer.config, { mode: 0o600 });
     // Giving up before the commit breaks the stream, never kills xl: xl then resumes the source domain
     // itself. After the commit the domain may not resume here: xl goes.
     const giveUp = () => {
       const why = new Error(`given up: ${(signal?.reason as Error)?.message ?? String(signal?.reason)}`);
-      if (committed) stopXl.abort(why);
-      else watch?.destroy(why);
+      if (!switchOver.giveUp(why)) watch?.destroy(why);
     };
     signal?.addEventListener('abort', giveUp, { once: true });
     try {
-      sending = host.send(id, config, helperRune(link.socket), stopXl.signal);
-      sending
-        .then(
-          () => {},
-          () => {},
-        )
-        .finally(() => {
-          xlGone = true;
-        });
+      const sending = host.send(id, config, helperRune(link.socket), switchOver.killXl);
+      switchOver.xlRunning(sending);
       await sending;
     } catch (err) {
-      if (stopXl.signal.aborted) throw stopXl.signal.reason as Error;
-      // xl says only that its stream broke: why it broke is ours.
-      throw broke ? new Error(`${broke.message} (${(err as Error).message})`, { cause: err }) : err;
+      throw switchOver.explain(err as Error);
     } finally {
       signal?.removeEventListener('abort', giveUp);
     }
-    const report = await (started ?? control.next(['started'], ANSWER_TIMEOUT_MS, signal));
+    const report = await switchOver.report();
     if (!report.ok) throw new Error(`the destination could not run it: ${report.error ?? 'no reason given'}`);
     await host.forget(id);
     const downtimeMs = Date.now() - (suspendedAt ?? Date.now());
@@ -288,12 +232,13 @@ export async function migrateOutLive(
     watch?.destroy();
     // A switch-over still under way (its wait for the destination now broken) decides whether the move
     // was committed.
-    await switching?.catch(() => {});
+    await switchOver.settled();
+    const committed = switchOver.committed;
     // Before the commit xl resumed the source (or never suspended it): its disks run again. After it,
     // the source's copy goes (xl may have resumed it before it was stopped).
-    if (held && !committed) await host.releaseDisks(id).catch(() => {});
+    if (switchOver.held && !committed) await host.releaseDisks(id).catch(() => {});
     const gone = committed
-      ? await host.destroy(id).then(
+      ? await host.removeSource(id).then(
           () => '',
           (e: Error) => e.message,
         )

@@ -80,7 +80,7 @@ export function migrationHosts(d: XenDriverParts): { live: LiveMigrationHost; sa
     ...base,
     // A source whose `xl migrate` was killed after the destination said ready is left renamed
     // NAME--migratedaway (xl renames it before it says go): that copy goes too.
-    destroy: async (id) => {
+    removeSource: async (id) => {
       await d.xl.destroy(`${id}${MIGRATED_AWAY_SUFFIX}`);
       await d.destroy(id);
     },

@@ -92,6 +92,7 @@ function scriptedHost(xl: StandInXl) {
     prepareIncoming: refuse,
     receive: refuse,
     destroy: async (id) => void calls.push(`destroy ${id}`),
+    removeSource: async (id) => void calls.push(`removeSource ${id}`),
   };
   return { host, calls, held: held.promise };
 }
@@ -172,7 +173,7 @@ describe('a live Xen move, at the source', () => {
     );
     expect(Date.now() - said).toBeLessThan(5_000);
     expect(m.xl).toMatchObject({ killed: true, resumed: false });
-    expect(m.calls).toEqual(['holdDisks', 'commit', `destroy ${ID}`]);
+    expect(m.calls).toEqual(['holdDisks', 'commit', `removeSource ${ID}`]);
   });
 
   it('after the commit, a lost stream ends xl, which never reads the loss as "resume here"', async () => {
@@ -182,7 +183,7 @@ describe('a live Xen move, at the source', () => {
     m.near(XL_LABEL)?.destroy(new Error('the link to the destination broke'));
     await expect(m.moving).rejects.toThrow(/committed, then failed .*the link to the destination broke/);
     expect(m.xl).toMatchObject({ killed: true, resumed: false });
-    expect(m.calls).toEqual(['holdDisks', 'commit', `destroy ${ID}`]);
+    expect(m.calls).toEqual(['holdDisks', 'commit', `removeSource ${ID}`]);
   });
 
   it('after the commit, giving up ends xl and the source copy goes', async () => {
@@ -193,6 +194,6 @@ describe('a live Xen move, at the source', () => {
     giveUp.abort(new Error('the migration timed out'));
     await expect(m.moving).rejects.toThrow(/committed, then failed .*given up: the migration timed out/);
     expect(m.xl.killed).toBe(true);
-    expect(m.calls).toEqual(['holdDisks', 'commit', `destroy ${ID}`]);
+    expect(m.calls).toEqual(['holdDisks', 'commit', `removeSource ${ID}`]);
   });
 });

@@ -1,0 +1,137 @@
+// The switch-over of a live Xen move (live-migration.ts), and who may end `xl migrate` when. It runs
+// while xenosd holds xl's stream at libxl's END record, the guest suspended: the source's disk backend is
+// held, the disk layer sent, the destination says `received`, and the caller's commit runs. Before the
+// commit xl must live (it resumes the source when its stream ends); after it, the guest belongs to the
+// destination, so xl is killed as soon as the destination says it could not run the guest, the stream to
+// it is lost, or the caller gives up. It is also the tunnel's end gate: the destination's end of the
+// stream, or the loss of the stream, reaches xl only once the switch-over settled, and after the commit
+// only once the destination answered (xl reads an end before that answer as a failure and would resume
+// the source) or, on a failure, once xl is gone.
+
+/** The destination's last word: whether it runs the guest. */
+export interface Started {
+  ok: boolean;
+  error?: string;
+}
+
+/** What the switch-over does, in order. */
+export interface SwitchOverSteps {
+  /** The suspended source's disk backend flushed and stopped. */
+  hold(): Promise<void>;
+  /** The disk layer sent and the destination's `received`. */
+  transfer(): Promise<void>;
+  /** The commit point (absent: nothing to commit). */
+  commit?(): Promise<void>;
+  /** The destination's `started` (asked for once). */
+  started(): Promise<Started>;
+}
+
+export class SwitchOver {
+  /** The source's disk backend was held (it must run again if the move is not committed). */
+  held = false;
+  /** The move was committed: the guest belongs to the destination. */
+  committed = false;
+  readonly #steps: SwitchOverSteps;
+  /** Aborts to kill xl: only after the commit. */
+  readonly #killXl = new AbortController();
+  #running: Promise<void> | undefined;
+  /** The switch-over's own failure: why xl's stream broke. */
+  #failed: Error | undefined;
+  /** The stream between xl and the destination failed. */
+  #lost: Error | undefined;
+  #started: Promise<Started> | undefined;
+  #xl: Promise<void> | undefined;
+  #xlGone = false;
+
+  constructor(steps: SwitchOverSteps) {
+    this.#steps = steps;
+  }
+
+  /** Ends xl when aborted (pass it to `xl migrate`). */
+  get killXl(): AbortSignal {
+    return this.#killXl.signal;
+  }
+
+  /** `xl migrate` is running as `xl`. */
+  xlRunning(xl: Promise<void>): void {
+    this.#xl = xl;
+    xl.then(
+      () => {},
+      () => {},
+    ).finally(() => {
+      this.#xlGone = true;
+    });
+  }
+
+  /** Runs the switch-over (at libxl's END record); rejects when it fails, before or after the commit. */
+  run(): Promise<void> {
+    this.#running = this.#run();
+    return this.#running.catch((err: Error) => {
+      this.#failed = err;
+      throw err;
+    });
+  }
+
+  async #run(): Promise<void> {
+    await this.#steps.hold();
+    this.held = true;
+    await this.#steps.transfer();
+    // No commit once xl cannot finish the move: it resumes the source.
+    if (this.#lost) throw this.#lost;
+    if (this.#xlGone) throw new Error('xl ended before the commit');
+    await this.#steps.commit?.();
+    this.committed = true;
+    this.#started = this.#steps.started();
+    this.#started.then(
+      (m) =>
+        m.ok || this.#kill(new Error(`the destination could not run it: ${m.error ?? 'no reason given'}`)),
+      (err: Error) => this.#kill(err),
+    );
+    if (this.#lost) this.#kill(this.#lost);
+  }
+
+  /** The caller gave up: after the commit xl goes; before it, false (the caller breaks the stream, so
+   *  that xl resumes the source itself). */
+  giveUp(why: Error): boolean {
+    if (this.committed) this.#kill(why);
+    return this.committed;
+  }
+
+  /** Resolves when the destination's end (or the loss of the connection) may reach xl. */
+  async beforeEnd(): Promise<void> {
+    await this.settled();
+    if (!this.#started) return;
+    const ok = await this.#started.then(
+      (m) => m.ok,
+      () => false,
+    );
+    if (!ok) await this.#xl?.catch(() => {});
+  }
+
+  /** The stream between xl and the destination failed with `err`. */
+  broken(err: Error): void {
+    this.#lost ??= err;
+    if (this.committed) this.#kill(err);
+  }
+
+  /** Resolves once a switch-over under way has settled (committed or not). */
+  async settled(): Promise<void> {
+    await this.#running?.catch(() => {});
+  }
+
+  /** Why `xl migrate` failed with `err`: the kill's reason, or the switch-over's failure (xl says only
+   *  that its stream broke). */
+  explain(err: Error): Error {
+    if (this.#killXl.signal.aborted) return this.#killXl.signal.reason as Error;
+    return this.#failed ? new Error(`${this.#failed.message} (${err.message})`, { cause: err }) : err;
+  }
+
+  /** The destination's answer once xl is done. */
+  report(): Promise<Started> {
+    return this.#started ?? this.#steps.started();
+  }
+
+  #kill(err: Error): void {
+    this.#killXl.abort(err);
+  }
+}
