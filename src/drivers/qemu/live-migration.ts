@@ -154,8 +154,18 @@ export async function migrateOutLive(
       transport.open(label, { signal }).then(
         (stream) => {
           // The move ended while this stream was being opened: nothing will read it.
-          if (socket.destroyed) stream.destroy();
-          else bridges.push({ label, bridge: bridge(socket, stream) });
+          if (socket.destroyed) {
+            stream.destroy();
+            return;
+          }
+          const b = bridge(socket, stream);
+          bridges.push({ label, bridge: b });
+          // The memory stream breaking is this move's failure, in its own words (QEMU would only say
+          // its socket closed).
+          if (label === MEMORY_LABEL)
+            void b.done.then(({ error }) => {
+              if (error && !committed) monitor.abort(new Error(`the memory stream broke: ${error.message}`));
+            });
         },
         (err: Error) => {
           socket.destroy();
@@ -264,6 +274,8 @@ async function migrateInLive(
   const signal = options.signal;
   const paths = host.paths(id);
   const bridges: Bridge[] = [];
+  /** Why the memory stream from the source broke, if it did: QEMU here only sees its socket end. */
+  let memoryBroke: Error | undefined;
   let started = false;
   try {
     await host.startIncoming(spec, signal);
@@ -307,7 +319,11 @@ async function migrateInLive(
           continue;
         }
         await connectUnix(`${paths.vm}/${socket}`, signal).then(
-          (s) => bridges.push(bridge(s, stream)),
+          (s) => {
+            const b = bridge(s, stream);
+            bridges.push(b);
+            if (label === MEMORY_LABEL) void b.done.then(({ error }) => (memoryBroke ??= error));
+          },
           (err: Error) => stream.destroy(err),
         );
       }
@@ -317,7 +333,7 @@ async function migrateInLive(
     // for a go would hold both sides (the source's migration waits on a stream nobody reads).
     const lost = arrived.then(
       async (e) => {
-        if (e.data?.status !== 'completed') throw await incomingFailed(qmp, host.complaint(id));
+        if (e.data?.status !== 'completed') throw await incomingFailed(qmp, host.complaint(id), memoryBroke);
         return new Promise<never>(() => {});
       },
       (err: Error) => {
@@ -327,7 +343,7 @@ async function migrateInLive(
     lost.catch(() => {});
     await Promise.race([goAhead(control, options), lost]);
     const end = await arrived;
-    if (end.data?.status !== 'completed') throw await incomingFailed(qmp, host.complaint(id));
+    if (end.data?.status !== 'completed') throw await incomingFailed(qmp, host.complaint(id), memoryBroke);
     await qmp.execute('nbd-server-stop');
     const resumed = qmp.waitForEvent('RESUME', { timeoutMs: 30_000 });
     await qmp.execute('cont');
@@ -345,11 +361,17 @@ async function migrateInLive(
   }
 }
 
-/** The incoming migration failed: why, in QEMU's words (query-migrate's error-desc, its last complaint). */
-async function incomingFailed(qmp: QmpClient, complaint: Promise<string | undefined>): Promise<Error> {
+/** The incoming migration failed: why, in QEMU's words (query-migrate's error-desc, its last complaint),
+ *  and the memory stream's own failure when it broke. */
+async function incomingFailed(
+  qmp: QmpClient,
+  complaint: Promise<string | undefined>,
+  broke: Error | undefined,
+): Promise<Error> {
   const info = (await qmp.execute('query-migrate').catch(() => undefined)) as
     | { 'error-desc'?: string }
     | undefined;
   const why = [info?.['error-desc'], await complaint].filter(Boolean).join('; ');
-  return new Error(`the memory did not arrive whole (QEMU: ${why || 'failed, no reason given'})`);
+  const stream = broke ? `; the memory stream broke: ${broke.message}` : '';
+  return new Error(`the memory did not arrive whole (QEMU: ${why || 'failed, no reason given'})${stream}`);
 }

@@ -144,8 +144,13 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
         6 * 60_000,
       );
       const tookMs = Date.now() - began;
-      await new Promise((r) => setTimeout(r, 1_000)); // a second of answers from b
-      await client.stop();
+      // A few answers from b (under load, a request begun at a's paused copy waits out its timeout first).
+      const fromA = first.url;
+      await waitFor(
+        () => client.answers.filter((x) => x.url !== fromA).length >= 3,
+        'three answers from b after the move',
+        30_000,
+      ).finally(() => client.stop());
       const seen = client;
       expect(moved.code, `${moved.stdout}\n${moved.stderr}`).toBe(0);
       expect(moved.stdout).toMatch(/vm-web-1 runs on b \(downtime [\d.]+ ms, \d+ bytes moved\)/);
@@ -180,8 +185,11 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
       const lastOnA = seen.answers.findLastIndex((x) => x.url === oldUrl);
       expect(seen.answers.slice(lastOnA + 1).every((x) => x.url === seen.answers.at(-1)!.url)).toBe(true);
       const switchGap = [seen.answers[lastOnA].at, seen.answers[lastOnA + 1].at];
-      for (const f of seen.errors) expect(f.at).toBeGreaterThanOrEqual(switchGap[0]);
-      for (const f of seen.errors) expect(f.at).toBeLessThanOrEqual(switchGap[1]);
+      const outside = seen.errors.filter((f) => f.at < switchGap[0] || f.at > switchGap[1]);
+      expect(
+        outside.map((f) => `${f.error} at ${f.at - switchGap[0]} ms`),
+        `failures outside the switch (${switchGap[1] - switchGap[0]} ms from the last answer on a)`,
+      ).toEqual([]);
       console.log(
         `a client requesting every 50 ms through the move: ${seen.answers.length} answers, ` +
           `${seen.errors.length} failed requests, all in the switch from a's endpoint to b's ` +
@@ -225,7 +233,10 @@ describe.skipIf(!qemu.usable)('live migration of a real guest between two real h
       expect(b.stderr()).toMatch(/default\/vm-web-1: bound to host a at the switchover/);
       const back = await answer(b, 'a');
       expect(back.boot).toBe(before.boot);
-      expect(back.count).toBe(before.count + 1);
+      // Continued (a fresh boot counts from 1); answer() asks again after its 5 s timeout on a loaded
+      // machine, which counts too.
+      expect(back.count).toBeGreaterThan(before.count);
+      expect(back.count).toBeLessThanOrEqual(before.count + 3);
       await waitFor(
         () => guestOn(b).dirs.length + guestOn(b).procs.length === 0,
         'nothing of vm-web-1 left on b',
