@@ -3,7 +3,8 @@
 // hundred MB through the private-network cipher with its hash checked (the pnet crash under bulk load
 // must stay fixed).
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { lpStream } from '@libp2p/utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MigrationRefusedError } from '../../../src/cluster/migration/errors.ts';
@@ -91,6 +92,44 @@ describe('libp2p migration transport', () => {
     );
     await p.stop();
   }, 180_000);
+
+  it('a reader that stops holds the sender back, and takes every byte when it goes on', async () => {
+    // A destination QEMU under load stops reading for a while. What the sender may send meanwhile is
+    // bounded by the muxer's window (16 MiB) and the send cap, not by the size of the transfer; were it
+    // not, it would pile up in the reader's memory (or past 32 MiB, libp2p would abort the stream).
+    const { p, src, dst } = await diskStream();
+    const size = 96 * 1024 * 1024;
+    const piece = randomBytes(1024 * 1024);
+    const hash = createHash('sha256');
+    let sent = 0;
+    const sending = (async () => {
+      for (; sent < size; sent += piece.length) {
+        piece[0] = (piece[0] + 1) & 0xff;
+        hash.update(piece);
+        if (!src.write(Buffer.from(piece))) await once(src, 'drain');
+      }
+      src.end();
+    })();
+    const got = createHash('sha256');
+    let read = 0;
+    let stoppedAt: number | undefined;
+    for await (const chunk of dst.stream.iterator({ destroyOnReturn: false })) {
+      got.update(chunk as Buffer);
+      read += (chunk as Buffer).length;
+      if (stoppedAt === undefined && read >= 1024 * 1024) {
+        // Stop for 4 s, or until the sender got 64 MiB out (it must not).
+        for (const began = Date.now(); Date.now() - began < 4000 && sent < 64 * 1024 * 1024; )
+          await new Promise((r) => setTimeout(r, 50));
+        stoppedAt = sent;
+      }
+    }
+    await sending;
+    expect(stoppedAt! - 1024 * 1024, 'bytes sent while the reader stood still').toBeLessThan(
+      40 * 1024 * 1024,
+    );
+    expect({ hash: got.digest('hex'), read }).toEqual({ hash: hash.digest('hex'), read: size });
+    await p.stop();
+  }, 60_000);
 
   it('a write still waiting for room ends with an error when its stream is destroyed', async () => {
     const { p, src, dst } = await diskStream();
