@@ -166,10 +166,11 @@ export async function migrateOutLive(
   // The disk layer, the destination's word that it holds it, and the commit.
   const switchOver = new SwitchOver({
     hold: () => host.holdDisks(id),
-    transfer: async () => {
+    transfer: async (lost) => {
+      const stop = signal ? AbortSignal.any([signal, lost]) : lost;
       const files = writable.map((d) => ({ label: DISK_LABEL, path: d.path }));
-      diskBytes = await sendFiles(transport, files, { signal });
-      await control.next(['received'], ANSWER_TIMEOUT_MS, signal);
+      diskBytes = await sendFiles(transport, files, { signal: stop });
+      await control.next(['received'], ANSWER_TIMEOUT_MS, stop);
     },
     commit: options.commit,
     started: () => control.next(['started'], ANSWER_TIMEOUT_MS, signal),

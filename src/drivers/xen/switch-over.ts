@@ -18,8 +18,9 @@ export interface Started {
 export interface SwitchOverSteps {
   /** The suspended source's disk backend flushed and stopped. */
   hold(): Promise<void>;
-  /** The disk layer sent and the destination's `received`. */
-  transfer(): Promise<void>;
+  /** The disk layer sent and the destination's `received`; `lost` aborts when the stream to xl is lost
+   *  (xl cannot finish the move then: waiting on would only hold the guest paused). */
+  transfer(lost: AbortSignal): Promise<void>;
   /** The commit point (absent: nothing to commit). */
   commit?(): Promise<void>;
   /** The destination's `started` (asked for once). */
@@ -37,8 +38,8 @@ export class SwitchOver {
   #running: Promise<void> | undefined;
   /** The switch-over's own failure: why xl's stream broke. */
   #failed: Error | undefined;
-  /** The stream between xl and the destination failed. */
-  #lost: Error | undefined;
+  /** The stream between xl and the destination failed (aborted with why). */
+  readonly #lost = new AbortController();
   #started: Promise<Started> | undefined;
   #xl: Promise<void> | undefined;
   #xlGone = false;
@@ -75,9 +76,11 @@ export class SwitchOver {
   async #run(): Promise<void> {
     await this.#steps.hold();
     this.held = true;
-    await this.#steps.transfer();
     // No commit once xl cannot finish the move: it resumes the source.
-    if (this.#lost) throw this.#lost;
+    const lost = this.#lost.signal;
+    lost.throwIfAborted();
+    await this.#steps.transfer(lost);
+    lost.throwIfAborted();
     if (this.#xlGone) throw new Error('xl ended before the commit');
     await this.#steps.commit?.();
     this.committed = true;
@@ -87,7 +90,7 @@ export class SwitchOver {
         m.ok || this.#kill(new Error(`the destination could not run it: ${m.error ?? 'no reason given'}`)),
       (err: Error) => this.#kill(err),
     );
-    if (this.#lost) this.#kill(this.#lost);
+    if (lost.aborted) this.#kill(lost.reason as Error);
   }
 
   /** The caller gave up: after the commit xl goes; before it, false (the caller breaks the stream, so
@@ -110,7 +113,7 @@ export class SwitchOver {
 
   /** The stream between xl and the destination failed with `err`. */
   broken(err: Error): void {
-    this.#lost ??= err;
+    this.#lost.abort(err);
     if (this.committed) this.#kill(err);
   }
 

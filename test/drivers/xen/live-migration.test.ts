@@ -158,6 +158,20 @@ describe('a live Xen move, at the source', () => {
     expect(m.xl).toMatchObject({ resumed: true, killed: false });
   });
 
+  it('before the commit, a lost stream ends the move at once, though the destination says nothing', async () => {
+    const m = await startMove();
+    await m.held;
+    // The link to the destination's xl breaks while the switch-over waits for its word on the disk
+    // layer; its control stream stays open and silent. Waiting on (5 min) would only keep the guest paused.
+    const broke = Date.now();
+    m.near(XL_LABEL)?.destroy(new Error('the link to the destination broke'));
+    await expect(m.moving).rejects.toThrow(/the link to the destination broke/);
+    await expect(m.moving).rejects.not.toThrow(/committed/);
+    expect(Date.now() - broke).toBeLessThan(5_000);
+    expect(m.calls).toEqual(['holdDisks', 'releaseDisks']);
+    expect(m.xl).toMatchObject({ resumed: true, killed: false });
+  });
+
   it('after the commit, a destination that could not run the guest ends xl at once and the source copy goes', async () => {
     const m = await startMove();
     m.control.send({ type: 'received' });
