@@ -28,10 +28,25 @@ export function streamDuplex(stream: Stream, init: StreamDuplexInit = {}): Duple
   );
   const closed = new AbortController();
   let ended = false;
+  // libp2p's resume() hands over what the stream buffered, then reopens the muxer's window: a pause asked
+  // for while it hands over (this reader full again) is undone by that reopening, the sender is no longer
+  // held back and the buffer grows until libp2p aborts the stream at maxReadBufferLength. So the pause
+  // waits until resume() has returned.
+  let resuming = false;
+  let pauseAfterResume = false;
   const duplex = new Duplex({
     allowHalfOpen: true,
     read() {
-      flow(stream, 'resume');
+      resuming = true;
+      try {
+        flow(stream, 'resume');
+      } finally {
+        resuming = false;
+      }
+      if (pauseAfterResume) {
+        pauseAfterResume = false;
+        flow(stream, 'pause');
+      }
     },
     write(chunk: Buffer, _encoding, callback) {
       try {
@@ -70,7 +85,9 @@ export function streamDuplex(stream: Stream, init: StreamDuplexInit = {}): Duple
   };
   const onMessage = (evt: { data: Uint8Array | { subarray(): Uint8Array } }) => {
     const data = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray();
-    if (!duplex.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength))) flow(stream, 'pause');
+    if (duplex.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength))) return;
+    if (resuming) pauseAfterResume = true;
+    else flow(stream, 'pause');
   };
   const onClose = (evt: Event) => {
     const error = (evt as Event & { error?: Error }).error;
