@@ -160,12 +160,12 @@ export async function migrateOutLive(
           }
           const b = bridge(socket, stream);
           bridges.push({ label, bridge: b });
-          // The memory stream breaking is this move's failure, in its own words (QEMU would only say
-          // its socket closed).
-          if (label === MEMORY_LABEL)
-            void b.done.then(({ error }) => {
-              if (error && !committed) monitor.abort(new Error(`the memory stream broke: ${error.message}`));
-            });
+          // A stream breaking before the commit is this move's failure, in its own words, at once: QEMU
+          // would only say its socket closed, and a mirror whose NBD link broke between its requests
+          // may not say even that until its next write.
+          void b.done.then(({ error }) => {
+            if (error && !committed) monitor.abort(new Error(`the ${label} stream broke: ${error.message}`));
+          });
         },
         (err: Error) => {
           socket.destroy();
