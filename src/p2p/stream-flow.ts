@@ -2,6 +2,12 @@
 // but its drain resolves at once, so a writer's queue grows to the whole payload): a writer waits while
 // more than a cap is queued, and a reader pauses and resumes the stream around slow consumers. Used by
 // every protocol that moves bulk bytes (instance logs, image chunks).
+//
+// One rule for readers: never pause from inside the 'message' dispatch that `resume()` makes. libp2p's
+// resume() hands over what the stream buffered, then reopens Yamux's window, so such a pause is undone at
+// once and the sender goes unchecked until libp2p aborts the stream at its read-buffer cap.
+// stream-duplex.ts defers its pause past resume() for this; the logs and image readers pause and resume
+// around their own awaits, outside that dispatch.
 
 import { once } from 'node:events';
 import type { Stream } from '@libp2p/interface';
