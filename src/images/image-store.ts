@@ -32,8 +32,8 @@ import { addBlob } from './legacy-entry.ts';
 import {
   type BlobCut,
   chunkRange,
+  chunkSizeFor,
   cutBlob,
-  DEFAULT_CHUNK_SIZE,
   encodeManifest,
   type ImageKind,
   type ImageManifest,
@@ -47,7 +47,7 @@ import { PartialImage } from './partial-image.ts';
 export interface ImageStoreInit {
   /** DATA_DIR/images. */
   cacheDir: string;
-  /** Chunk size of the manifests this host makes. Default DEFAULT_CHUNK_SIZE (4 MiB). */
+  /** Chunk size of the manifests this host makes. Default: by the image's size (chunkSizeFor, 1–4 MiB). */
   chunkSize?: number;
   /** A pull's bitmap is saved every this many chunks. Default 8. */
   syncEvery?: number;
@@ -88,7 +88,8 @@ export interface StagedBlob {
 
 export class ImageStore {
   readonly cacheDir: string;
-  readonly chunkSize: number;
+  /** The fixed chunk size this store was made with, or undefined: by each image's size (chunkSizeFor). */
+  readonly chunkSize: number | undefined;
   readonly #init: ImageStoreInit;
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #pulls = new Map<string, PartialImage>();
@@ -98,7 +99,7 @@ export class ImageStore {
   constructor(init: ImageStoreInit) {
     this.#init = init;
     this.cacheDir = init.cacheDir;
-    this.chunkSize = init.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    this.chunkSize = init.chunkSize;
   }
 
   /** The complete image with this digest, if this host has it. */
@@ -170,7 +171,7 @@ export class ImageStore {
       if (existing) return existing;
       const blob = join(dir, FILES.blob);
       const cut =
-        staged.cut?.chunkSize === this.chunkSize
+        staged.cut && staged.cut.chunkSize === (this.chunkSize ?? chunkSizeFor(staged.cut.size))
           ? staged.cut
           : await cutBlob(blob, { chunkSize: this.chunkSize, signal });
       const manifest = manifestOf(cut, digest, staged.kind);

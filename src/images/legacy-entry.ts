@@ -13,7 +13,7 @@ import { cutBlob, encodeManifest, manifestOf } from './manifest.ts';
 
 /** The manifest bytes of the complete entry in `dir`, made now if it has none; undefined when `dir` is
  *  not a complete entry. Call under the store's lock for the digest. */
-export async function addBlob(dir: string, chunkSize: number): Promise<Buffer | undefined> {
+export async function addBlob(dir: string, chunkSize: number | undefined): Promise<Buffer | undefined> {
   const meta = await readMeta(dir);
   if (!meta) return undefined;
   const done = await readFile(join(dir, FILES.manifest)).catch(() => undefined);

@@ -14,8 +14,19 @@ import { InvalidManifestError } from './errors.ts';
 
 /** Manifests are objects of the image API's group. */
 const MANIFEST_API_VERSION = IMAGES_API_VERSION;
-/** 4 MiB: see the README for why (Dragonfly's piece size, BitTorrent's 1–3k pieces per torrent). */
-export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+/** The chunk sizes a host picks (chunkSizeFor); see the README for why. */
+const MIN_PICKED_CHUNK = 1024 * 1024;
+const MAX_PICKED_CHUNK = 4 * 1024 * 1024;
+/** Chunks an image is cut into at most before its chunks grow past MIN_PICKED_CHUNK. */
+const PICKED_CHUNKS = 2048;
+
+/** The chunk size a host cuts a blob of `size` bytes by: the smallest power of two from 1 MiB that keeps it
+ *  to about 2,048 chunks, at most 4 MiB (a 64 MiB image: 64 chunks of 1 MiB; 11 GB: ~2,600 of 4 MiB). */
+export function chunkSizeFor(size: number): number {
+  let chunk = MIN_PICKED_CHUNK;
+  while (chunk < MAX_PICKED_CHUNK && size > chunk * PICKED_CHUNKS) chunk *= 2;
+  return chunk;
+}
 /** Bounds a manifest may ask for: a chunk is held in memory while it is checked. */
 const MIN_CHUNK_SIZE = 1024;
 const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
@@ -140,11 +151,11 @@ export async function cutBlob(
   path: string,
   opts: { chunkSize?: number; signal?: AbortSignal } = {},
 ): Promise<BlobCut> {
-  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const whole = createHash('sha256');
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
+    const chunkSize = opts.chunkSize ?? chunkSizeFor(size);
     const chunks: string[] = [];
     const buf = Buffer.allocUnsafe(Math.min(chunkSize, Math.max(size, 1)));
     for (let offset = 0; offset < size; offset += chunkSize) {

@@ -29,7 +29,7 @@ import {
 } from '../../src/images/errors.ts';
 import { ImageStore } from '../../src/images/image-store.ts';
 import { importInto } from '../../src/images/import-image.ts';
-import { encodeManifest, manifestDigest, parseManifest } from '../../src/images/manifest.ts';
+import { chunkSizeFor, encodeManifest, manifestDigest, parseManifest } from '../../src/images/manifest.ts';
 
 const sha = (data: string | Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 const CHUNK = 1024;
@@ -256,5 +256,32 @@ describe('ImageStore', () => {
     expect(await a.list()).toEqual([]);
     expect(await b.list()).toEqual([]);
     expect(await readdir(join(root, 'a', 'tmp'))).toEqual([]);
+  });
+});
+
+describe('chunkSizeFor', () => {
+  it('cuts images up to 2 GiB in 1 MiB chunks, larger ones in up to 4 MiB, about 2,048 chunks or fewer', () => {
+    const MiB = 1024 * 1024;
+    expect(chunkSizeFor(0)).toBe(MiB);
+    expect(chunkSizeFor(64 * MiB)).toBe(MiB);
+    expect(chunkSizeFor(2048 * MiB)).toBe(MiB);
+    expect(chunkSizeFor(2048 * MiB + 1)).toBe(2 * MiB);
+    expect(chunkSizeFor(11e9)).toBe(4 * MiB);
+    expect(chunkSizeFor(1e12)).toBe(4 * MiB);
+  });
+
+  it('is what a store made without a fixed chunk size cuts by', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'xenos-store-'));
+    try {
+      const store = new ImageStore({ cacheDir: join(root, 'sized') });
+      const file = join(root, 'three-mib.raw');
+      await writeFile(file, Buffer.alloc(3 * 1024 * 1024 + 5, 7));
+      const img = await importInto(store, { path: file }, undefined);
+      const m = parseManifest((await store.manifest(img.digest))!);
+      expect(m.chunkSize).toBe(1024 * 1024);
+      expect(m.chunks).toHaveLength(4);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

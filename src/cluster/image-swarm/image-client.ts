@@ -52,6 +52,8 @@ export interface Answer {
   /** The manifest digest the holder cuts the image by. */
   manifest: string;
   bytes: Buffer;
+  /** A have answer's peer exchange: other peers that asked the holder for the image lately. */
+  peers?: string[];
 }
 
 export class ImageClient {
@@ -141,7 +143,9 @@ export class ImageClient {
       await stream
         .close({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.#idleTimeoutMs)]) })
         .catch(() => {});
-      return { manifest: header.manifest, bytes };
+      return header.peers
+        ? { manifest: header.manifest, bytes, peers: header.peers }
+        : { manifest: header.manifest, bytes };
     } catch (err) {
       stream.abort(err as Error);
       if (signal.aborted) throw signal.reason;

@@ -5,7 +5,9 @@
 // chunks go at once (each held in memory while it is sent), the next requests wait their turn, and beyond
 // `maxServing` taken a puller is told Busy and asks another holder. A host where an image's swarm starts
 // (it was uploaded, imported or downloaded here) seeds it (first-pass.ts): until every chunk has left it once, it declines a chunk it has just sent to another
-// peer and offers unsent ones. Requests that do not parse, are too large or too slow are refused and
+// peer and offers unsent ones. It tells each puller that reads its bitmap which other peers asked for the
+// image lately (peer-exchange.ts), and says whom it saw asking (`onInterest`), so that pullers of one image
+// trade with each other from their first chunks on. Requests that do not parse, are too large or too slow are refused and
 // counted by reason.
 
 import type { Connection, Stream } from '@libp2p/interface';
@@ -17,6 +19,7 @@ import { RefusalCounter } from '../../metrics/refusals.ts';
 import { type ProtocolNode, type ServedProtocol, serveProtocol } from '../../p2p/protocol-node.ts';
 import { waitForRoom } from '../../p2p/stream-flow.ts';
 import { FirstPass, type FirstPassInit } from './first-pass.ts';
+import { PeerExchange } from './peer-exchange.ts';
 import {
   type ErrorCode,
   encodeFrame,
@@ -46,6 +49,9 @@ export interface ImageServerComponents {
   /** The upload cap; none: as fast as the link goes. */
   uploadBucket?: TokenBucket;
   log?: Log;
+  /** Called with each request that parses: `peer` (the connection's own, authenticated) asked for
+   *  `digest`. The swarm tells its pull of that image, which may take chunks from it. */
+  onInterest?: (digest: string, peer: string) => void;
 }
 
 export interface ImageServerInit {
@@ -88,6 +94,8 @@ export class ImageServer {
   declined = 0;
   readonly #firstPassInit: FirstPassInit | false;
   readonly #firstPasses = new Map<string, FirstPass>();
+  readonly #pex = new PeerExchange();
+  readonly #onInterest: ((digest: string, peer: string) => void) | undefined;
   #served: ServedProtocol | undefined;
 
   constructor(components: ImageServerComponents, init: ImageServerInit = {}) {
@@ -95,6 +103,7 @@ export class ImageServer {
     this.#store = components.store;
     this.#bucket = components.uploadBucket;
     this.#log = components.log ?? silentLogger.root;
+    this.#onInterest = components.onInterest;
     this.#maxServing = init.maxServing ?? 8;
     this.#maxSending = init.maxSending ?? 4;
     this.#requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
@@ -152,6 +161,8 @@ export class ImageServer {
       } else stream.abort(err as Error);
       return;
     }
+    this.#pex.seen(request.digest, from);
+    this.#onInterest?.(request.digest, from);
     let chunk = false;
     let release = () => {};
     let sent = false;
@@ -184,7 +195,7 @@ export class ImageServer {
         this.#serving++;
         release = await this.#sendSlot(signal);
       }
-      sent = await this.#answer(stream, lp, request, signal);
+      sent = await this.#answer(stream, lp, request, from, signal);
     } catch (err) {
       if (!gone.signal.aborted && !stopped.aborted)
         this.#log.warn(
@@ -234,6 +245,7 @@ export class ImageServer {
     stream: Stream,
     lp: LengthPrefixedStream<Stream>,
     request: ImageRequest,
+    from: string,
     signal: AbortSignal,
   ): Promise<boolean> {
     const { digest } = request;
@@ -241,11 +253,13 @@ export class ImageServer {
     if (!manifest) return this.#refused(stream, lp, 'NotHeld', `this host holds no image ${digest}`);
     const held = manifestDigest(manifest);
     let body: Uint8Array;
+    let peers: string[] = [];
     if (request.op === 'manifest') body = manifest;
     else if (request.op === 'have') {
       const have = await this.#store.haveBitmap(digest);
       if (!have) return this.#refused(stream, lp, 'NotHeld', `this host holds no image ${digest}`);
       body = have;
+      peers = this.#pex.others(digest, from);
     } else {
       if (request.manifest !== held)
         return this.#refused(
@@ -268,11 +282,10 @@ export class ImageServer {
       }
       body = bytes;
     }
+    const header = { ok: true, manifest: held, length: body.byteLength };
     await lp.write(
-      encodeFrame({ ok: true, manifest: held, length: body.byteLength }, MAX_HEADER_BYTES, 'the header'),
-      {
-        signal,
-      },
+      encodeFrame(peers.length ? { ...header, peers } : header, MAX_HEADER_BYTES, 'the header'),
+      { signal },
     );
     for (let at = 0; at < body.byteLength; at += MAX_FRAME_BYTES) {
       const frame = body.subarray(at, at + MAX_FRAME_BYTES);

@@ -86,6 +86,7 @@ export class ImageSwarm implements ImageSource {
         store: components.images,
         uploadBucket: init.uploadRate ? new TokenBucket({ rate: init.uploadRate }) : undefined,
         log: this.#log,
+        onInterest: (digest, peer) => this.#pulls.get(digest)?.pull.noticed(peer),
       },
       { maxServing: init.maxServing },
     );

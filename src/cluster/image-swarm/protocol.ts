@@ -7,7 +7,9 @@
 //       {"op":"chunk","digest":D,"manifest":M,"index":i,"offers":true}   chunk i of the blob cut by
 //                                                    manifest M; `offers`: the puller takes a Declined
 //   holder → puller: one JSON header (≤ 4 KiB)
-//       {"ok":true,"manifest":M,"length":L}           then L bytes in data frames of 1..256 KiB, then close
+//       {"ok":true,"manifest":M,"length":L}           then L bytes in data frames of 1..256 KiB, then close;
+//                                                    a have answer may add "peers":[P,...]: up to 16 other
+//                                                    peers that asked for the image lately (peer-exchange.ts)
 //       {"error":{"code":C,"message":"..."}}          then close; C is one of ERROR_CODES
 //       {"error":{"code":"Declined","message":"...","offer":[j,...]}}   a seed's first pass (first-pass.ts):
 //                                                    ask for one of the offered chunks instead
@@ -19,6 +21,7 @@
 
 import { DIGEST_PATTERN } from '../../images/digest.ts';
 import { decodeJsonObject, encodeJsonFrame } from '../../p2p/json-frame.ts';
+import { MAX_PEX_PEERS } from './peer-exchange.ts';
 
 export const IMAGE_PROTOCOL = '/xenos/image/1.0.0';
 export const MAX_REQUEST_BYTES = 1024;
@@ -48,7 +51,7 @@ export type ImageRequest =
   | { op: 'chunk'; digest: string; manifest: string; index: number; offers?: boolean };
 
 export type ReplyHeader =
-  | { ok: true; manifest: string; length: number }
+  | { ok: true; manifest: string; length: number; peers?: string[] }
   | { error: { code: ErrorCode; message: string; offer?: number[] } };
 
 /** A request or header that is not what the protocol allows. */
@@ -60,6 +63,8 @@ export class ImageProtocolError extends Error {
 }
 
 const MAX_INDEX = 2 ** 31 - 1;
+/** A libp2p peer ID as text (base58btc: `12D3KooW…` for Ed25519 keys, `Qm…` for RSA). */
+const PEER_ID_PATTERN = /^[1-9A-HJ-NP-Za-km-z]{40,128}$/;
 /** Chunks a Declined answer may offer. */
 export const MAX_OFFER = 64;
 
@@ -102,7 +107,17 @@ export function parseHeader(bytes: Uint8Array, maxLength: number, from: string):
       throw new ImageProtocolError(
         `the answer of ${from} announces ${length} bytes, more than the ${maxLength} expected`,
       );
-    return { ok: true, manifest, length };
+    if (h.peers === undefined) return { ok: true, manifest, length };
+    const peers = h.peers;
+    if (
+      !Array.isArray(peers) ||
+      peers.length > MAX_PEX_PEERS ||
+      !peers.every((p) => typeof p === 'string' && PEER_ID_PATTERN.test(p))
+    )
+      throw new ImageProtocolError(
+        `the answer of ${from} names something other than up to ${MAX_PEX_PEERS} peer IDs`,
+      );
+    return { ok: true, manifest, length, peers: peers as string[] };
   }
   const e = h.error as { code?: unknown; message?: unknown; offer?: unknown } | undefined;
   if (e && ERROR_CODES.includes(e.code as ErrorCode) && typeof e.message === 'string') {

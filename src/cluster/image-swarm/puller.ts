@@ -240,12 +240,21 @@ export class ImagePull {
               return;
             }
             if (this.#sched.setPeer(c.peerId, answer.bytes)) this.#lastError.delete(c.peerId);
+            for (const peer of answer.peers ?? []) this.noticed(peer);
           } catch (err) {
             if (signal.aborted) return;
             this.#leave(c.peerId, (err as Error).message);
           }
         }),
     );
+  }
+
+  /** `peer` pulls this image too (it asked this host for it, or a holder named it): its bitmap is read at
+   *  the next turn, and it joins the pull once it answers. */
+  noticed(peer: string): void {
+    if (this.#sched?.has(peer) || this.#sched?.isDropped(peer) || this.#staleBitmaps.has(peer)) return;
+    this.#staleBitmaps.add(peer);
+    this.#wake();
   }
 
   /** Fills every holder's request slots. */

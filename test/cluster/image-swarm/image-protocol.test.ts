@@ -2,12 +2,15 @@
 // JSON, too large, or names no digest is refused and counted, and the stream ends; an unknown image, an
 // index past the end, another manifest are answered with their error codes, not bytes; a holder that
 // announces more bytes than the chunk has, or sends more than it announced, is refused before the bytes are
-// kept; a holder that stalls is given up on; a Declined answer offers chunk indexes and nothing else. Peers without the cluster key cannot open the protocol at all.
+// kept; a holder that stalls is given up on; a Declined answer offers chunk indexes and nothing else, a
+// have answer names peer IDs and nothing else (peer exchange, whose memory is bounded). Peers without the
+// cluster key cannot open the protocol at all.
 
 import { lpStream } from '@libp2p/utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HolderRefusedError, WrongLengthError } from '../../../src/cluster/image-swarm/errors.ts';
 import { ImageClient } from '../../../src/cluster/image-swarm/image-client.ts';
+import { MAX_PEX_PEERS, PeerExchange } from '../../../src/cluster/image-swarm/peer-exchange.ts';
 import {
   encodeFrame,
   IMAGE_PROTOCOL,
@@ -143,5 +146,49 @@ describe('a Declined answer', () => {
       expect(() => parseHeader(header({ code: 'Declined', message: 'x', offer }), 0, 'p')).toThrow(
         ImageProtocolError,
       );
+  });
+});
+
+describe("a have answer's peer exchange", () => {
+  const ok = (extra: object) =>
+    new TextEncoder().encode(JSON.stringify({ ok: true, manifest, length: 1, ...extra }));
+  const named = '12D3KooWGRUVh2LPn8CT7Mm1sYvDbVa7S1oH6S5nRUBgy3gPvhHu';
+
+  it('names other peers that asked for the image lately', () => {
+    expect(parseHeader(ok({ peers: [named] }), 1, 'p')).toEqual({
+      ok: true,
+      manifest,
+      length: 1,
+      peers: [named],
+    });
+    expect(parseHeader(ok({}), 1, 'p')).toEqual({ ok: true, manifest, length: 1 });
+  });
+
+  it('refuses anything but a short list of peer IDs', () => {
+    for (const peers of [
+      'x',
+      [1],
+      ['not a peer id'],
+      [`${named}/ip4/1.2.3.4`],
+      Array.from({ length: MAX_PEX_PEERS + 1 }, () => named),
+    ])
+      expect(() => parseHeader(ok({ peers }), 1, 'p')).toThrow(ImageProtocolError);
+  });
+});
+
+describe('PeerExchange', () => {
+  it('lists the other recent askers of an image, most recent first, within its bounds', () => {
+    const pex = new PeerExchange({ windowMs: 1000 });
+    pex.seen(digest, 'a', 0);
+    pex.seen(digest, 'b', 100);
+    pex.seen(digest, 'a', 200); // asked again: most recent now
+    pex.seen(manifest, 'c', 200); // another image
+    expect(pex.others(digest, 'x', 300)).toEqual(['a', 'b']);
+    expect(pex.others(digest, 'a', 300)).toEqual(['b']);
+    expect(pex.others(digest, 'x', 1150)).toEqual(['a']); // b asked over a window ago
+    for (let i = 0; i < 100; i++) pex.seen(digest, `p${i}`, 2000);
+    const listed = pex.others(digest, 'x', 2000);
+    expect(listed).toHaveLength(MAX_PEX_PEERS);
+    expect(listed[0]).toBe('p99');
   });
 });

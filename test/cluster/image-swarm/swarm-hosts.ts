@@ -1,7 +1,8 @@
 // Test helpers for the image swarm over real libp2p: XenosNodes on 127.0.0.1 with one cluster key (the
 // p2p tests' TestNet), each with a real ImageStore in its data dir and a real ImageServer on
 // `/xenos/image/1.0.0`; a real in-memory store with the Host objects that say who holds what (as the Host
-// controller writes them); and a pull of one image onto one host, as the swarm runs it.
+// controller writes them); and a pull of one image onto one host, as the swarm runs it (its server tells
+// the host's running pull of an image whom it saw asking for it, as ImageSwarm does).
 
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -29,6 +30,8 @@ export interface SwarmHost extends TestHost {
 export class SwarmNet {
   readonly net = new TestNet();
   readonly hosts: SwarmHost[] = [];
+  /** The pull running on each host (by name), told of the peers its server sees asking for its image. */
+  readonly #pulling = new Map<string, ImagePull>();
   /** The replicated store as every host sees it: Host objects with peerId and images. */
   readonly store: SqliteStore = openStore({
     path: ':memory:',
@@ -45,16 +48,21 @@ export class SwarmNet {
     for (const [i, h] of nodes.entries()) {
       const images = new ImageStore({ cacheDir: join(h.dataDir, 'images'), chunkSize: CHUNK });
       const { uploadRate, ...init } = server(i);
+      const name = `h${i}`;
       const s = new ImageServer(
         {
           node: h.node,
           store: images,
           uploadBucket: uploadRate ? new TokenBucket({ rate: uploadRate }) : undefined,
+          onInterest: (digest, peer) => {
+            const pull = this.#pulling.get(name);
+            if (pull?.digest === digest) pull.noticed(peer);
+          },
         },
         init,
       );
       await s.start();
-      const host = { ...h, name: `h${i}`, images, server: s };
+      const host = { ...h, name, images, server: s };
       this.hosts.push(host);
       this.store.create({
         apiVersion: 'xenos.io/v1alpha1',
@@ -107,16 +115,17 @@ export class SwarmNet {
     return entry;
   }
 
-  /** A pull of `digest` onto `host`, as the swarm makes it. */
+  /** A pull of `digest` onto `host`, as the swarm makes it. `announce: false`: the host never provides the
+   *  image in the DHT while it pulls (other pullers can learn of it only from peer exchange). */
   pull(
     host: SwarmHost,
     digest: string,
-    init: PullInit & { downloadRate?: number } = {},
+    init: PullInit & { downloadRate?: number; announce?: boolean } = {},
     onProgress?: (p: PullProgress) => void,
   ): ImagePull {
     const self = host.node.peerId.toString();
-    const { downloadRate, ...pullInit } = init;
-    return new ImagePull(
+    const { downloadRate, announce = true, ...pullInit } = init;
+    const pull = new ImagePull(
       {
         store: host.images,
         client: new ImageClient({
@@ -124,12 +133,16 @@ export class SwarmNet {
           downloadBucket: downloadRate ? new TokenBucket({ rate: downloadRate }) : undefined,
         }),
         holders: new ImageHolders({ store: this.store, isLive: () => true, dht: host.node, self }),
-        announce: async (d) => host.node.provide(await imageCid(d), { timeout: 5000 }),
+        announce: async (d) => {
+          if (announce) await host.node.provide(await imageCid(d), { timeout: 5000 });
+        },
       },
       { refreshMs: 300, stallTimeoutMs: 15_000, ...pullInit },
       digest,
       onProgress,
     );
+    this.#pulling.set(host.name, pull);
+    return pull;
   }
 
   async stopHost(host: SwarmHost): Promise<void> {

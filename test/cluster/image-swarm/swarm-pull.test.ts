@@ -4,7 +4,8 @@
 // does not check what it sends is refused chunk by chunk, counted against and dropped after 3, and the
 // pull completes from the others; a truncated answer is refused and counted; a holder that dies mid-pull
 // costs only its in-flight chunks; a pull stopped halfway resumes from the store's bitmap and asks only
-// for what is missing; the download cap holds.
+// for what is missing; pullers of one image find each other with no DHT (peer exchange, and a holder's
+// server telling its own pull who asked); the download cap holds.
 
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -233,6 +234,32 @@ describe('swarm pull over libp2p', () => {
     expect(await seed.images.seeds(file.digest)).toBe(true);
     expect(await b.images.seeds(file.digest)).toBe(false);
     expect(await c.images.seeds(file.digest)).toBe(false);
+  });
+
+  it('pullers of one image find each other through the seed and their own servers, with no DHT', async () => {
+    // Neither puller provides the image while it pulls, so the DHT never names it: c learns of b from the
+    // seed's bitmap answer (peer exchange), b of c when c asks b for its bitmap. Without both, each would
+    // take every chunk from the seed and serve the other nothing.
+    const [seed, b, c] = await swarm.start(3, (i) => (i === 0 ? { uploadRate: 1024 * 1024 } : {}));
+    const file = await randomFile(dir, SIZE);
+    await swarm.seed(seed, file.path);
+    const init = { bitmapMs: 200, announce: false };
+    let cStarted: Promise<unknown> | undefined;
+    const startC = () => {
+      cStarted ??= swarm.pull(c, file.digest, init).run(AbortSignal.timeout(60_000));
+    };
+    const bDone = swarm
+      .pull(b, file.digest, init, (p) => {
+        if (p.bytes > 0) startC(); // b asked the seed first: the seed names b to c
+      })
+      .run(AbortSignal.timeout(60_000));
+    await bDone;
+    startC();
+    await cStarted;
+    expect(await sameBytes((await b.images.get(file.digest))!.path, file.bytes)).toBe(true);
+    expect(await sameBytes((await c.images.get(file.digest))!.path, file.bytes)).toBe(true);
+    expect(b.server.bytesSent).toBeGreaterThan(0);
+    expect(c.server.bytesSent).toBeGreaterThan(0);
   });
 
   it('holds the download cap', async () => {
