@@ -6,6 +6,7 @@
 
 import type { Stream } from '@libp2p/interface';
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
+import { IdleTimeout } from '../../p2p/idle-timeout.ts';
 import type { ProtocolNode } from '../../p2p/protocol-node.ts';
 import { flow } from '../../p2p/stream-flow.ts';
 import {
@@ -174,39 +175,44 @@ export class ImageClient {
   ): Promise<Buffer> {
     const out = Buffer.allocUnsafe(length);
     let got = 0;
-    while (got < length) {
-      let frame: Uint8Array;
-      try {
-        frame = (
-          await lp.read({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.#idleTimeoutMs)]) })
-        ).subarray();
-      } catch (err) {
-        if (signal.aborted) throw signal.reason;
-        // The holder closed its side before the bytes it announced: a truncated answer. A reset or a lost
-        // connection is not the holder's fault (it may have died): the caller sees it as unreachable.
-        if ((err as Error).name === 'UnexpectedEOFError')
-          throw new TruncatedAnswerError(peer, what, got, length);
-        const name = (err as Error).name;
-        if (name === 'TimeoutError' || name === 'AbortError')
-          throw new HolderUnreachableError(
-            peer,
-            `${what}: no bytes for ${this.#idleTimeoutMs} ms after ${got} of ${length}`,
-          );
-        throw err;
-      }
-      if (frame.byteLength === 0 || got + frame.byteLength > length)
-        throw new WrongLengthError(peer, what, got + frame.byteLength, length);
-      if (counted && this.#bucket) {
-        // Not read while the bucket is empty: the holder is held back by the stream's flow control.
-        flow(stream, 'pause');
+    const idle = new IdleTimeout(this.#idleTimeoutMs, signal);
+    try {
+      while (got < length) {
+        let frame: Uint8Array;
         try {
-          await throttle(this.#bucket, frame.byteLength, signal);
-        } finally {
-          flow(stream, 'resume');
+          idle.arm();
+          frame = (await lp.read({ signal: idle.signal })).subarray();
+          idle.pause();
+        } catch (err) {
+          if (signal.aborted) throw signal.reason;
+          // The holder closed its side before the bytes it announced: a truncated answer. A reset or a lost
+          // connection is not the holder's fault (it may have died): the caller sees it as unreachable.
+          if ((err as Error).name === 'UnexpectedEOFError')
+            throw new TruncatedAnswerError(peer, what, got, length);
+          const name = (err as Error).name;
+          if (name === 'TimeoutError' || name === 'AbortError')
+            throw new HolderUnreachableError(
+              peer,
+              `${what}: no bytes for ${this.#idleTimeoutMs} ms after ${got} of ${length}`,
+            );
+          throw err;
         }
+        if (frame.byteLength === 0 || got + frame.byteLength > length)
+          throw new WrongLengthError(peer, what, got + frame.byteLength, length);
+        if (counted && this.#bucket) {
+          // Not read while the bucket is empty: the holder is held back by the stream's flow control.
+          flow(stream, 'pause');
+          try {
+            await throttle(this.#bucket, frame.byteLength, signal);
+          } finally {
+            flow(stream, 'resume');
+          }
+        }
+        out.set(frame, got);
+        got += frame.byteLength;
       }
-      out.set(frame, got);
-      got += frame.byteLength;
+    } finally {
+      idle.pause();
     }
     return out;
   }

@@ -1,14 +1,14 @@
 // The holder's side of `/xenos/image/1.0.0` (protocol.ts): answers manifest, have and chunk requests from
 // this host's image store, complete images and partial ones alike (a host serves the chunks it has while
 // it still pulls the rest). Chunks are read verified from the store and sent in frames under the upload
-// cap (`--image-upload-rate`), never queueing more than MAX_QUEUED_BYTES in the stream; `maxSending`
-// chunks go at once (each held in memory while it is sent), the next requests wait their turn, and beyond
-// `maxServing` taken a puller is told Busy and asks another holder. A host where an image's swarm starts
-// (it was uploaded, imported or downloaded here) seeds it (first-pass.ts): until every chunk has left it once, it declines a chunk it has just sent to another
-// peer and offers unsent ones. It tells each puller that reads its bitmap which other peers asked for the
-// image lately (peer-exchange.ts), and says whom it saw asking (`onInterest`), so that pullers of one image
-// trade with each other from their first chunks on. Requests that do not parse, are too large or too slow are refused and
-// counted by reason.
+// cap (`--image-upload-rate`), never queueing more than MAX_QUEUED_BYTES in the stream; a few chunks go at
+// once, at most two to one peer (send-slots.ts), the next requests wait their turn, and beyond `maxServing`
+// taken a puller is told Busy and asks another holder. A host where an image's swarm starts (it was
+// uploaded, imported or downloaded here) seeds it (first-pass.ts): until every chunk has left it once, it
+// declines a chunk it has just sent to another peer and offers unsent ones. It tells each puller that reads
+// its bitmap which other peers asked for the image lately (peer-exchange.ts), and says whom it saw asking
+// (`onInterest`), so that pullers of one image trade with each other from their first chunks on. Requests
+// that do not parse, are too large or too slow are refused and counted by reason.
 
 import type { Connection, Stream } from '@libp2p/interface';
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
@@ -16,6 +16,7 @@ import type { ImageStore } from '../../images/image-store.ts';
 import { manifestDigest, parseManifest } from '../../images/manifest.ts';
 import { type Log, silentLogger } from '../../log/logger.ts';
 import { RefusalCounter } from '../../metrics/refusals.ts';
+import { IdleTimeout } from '../../p2p/idle-timeout.ts';
 import { type ProtocolNode, type ServedProtocol, serveProtocol } from '../../p2p/protocol-node.ts';
 import { waitForRoom } from '../../p2p/stream-flow.ts';
 import { FirstPass, type FirstPassInit } from './first-pass.ts';
@@ -31,6 +32,7 @@ import {
   MAX_REQUEST_BYTES,
   parseRequest,
 } from './protocol.ts';
+import { SendSlots } from './send-slots.ts';
 import { type TokenBucket, throttle } from './token-bucket.ts';
 
 /** What may wait in a stream's send queue before the server waits (see stream-flow.ts). */
@@ -56,10 +58,12 @@ export interface ImageServerComponents {
 
 export interface ImageServerInit {
   /** Chunk requests taken at once, sending or waiting for a send slot; beyond, pullers are told Busy and
-   *  ask other holders (a short queue: a request never waits long behind others). Default 8. */
+   *  ask other holders. Default 32 (a puller asks a holder for 4 at most). */
   maxServing?: number;
-  /** Chunks sent at once (each is held in memory while it goes); the others wait their turn. Default 4. */
+  /** Chunks sent at once (each is held in memory while it goes); the others wait their turn. Default 12. */
   maxSending?: number;
+  /** Chunks sent at once to one peer (send-slots.ts says why). Default 2. */
+  maxSendingPerPeer?: number;
   /** A request must arrive within this (ms). Default 10 s. */
   requestTimeoutMs?: number;
   /** A puller that takes no bytes for this long (ms) is given up on. Default 30 s. */
@@ -82,9 +86,7 @@ export class ImageServer {
   readonly #idleTimeoutMs: number;
   readonly #verify: boolean;
   #serving = 0;
-  readonly #maxSending: number;
-  #sending = 0;
-  readonly #waiting: (() => void)[] = [];
+  readonly #slots: SendSlots;
   /** Chunk bytes sent, for the metrics and the tests. */
   bytesSent = 0;
   /** Chunks found damaged on this host's disk when asked for (not sent). */
@@ -104,8 +106,8 @@ export class ImageServer {
     this.#bucket = components.uploadBucket;
     this.#log = components.log ?? silentLogger.root;
     this.#onInterest = components.onInterest;
-    this.#maxServing = init.maxServing ?? 8;
-    this.#maxSending = init.maxSending ?? 4;
+    this.#maxServing = init.maxServing ?? 32;
+    this.#slots = new SendSlots({ max: init.maxSending, perPeer: init.maxSendingPerPeer });
     this.#requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#verify = init.verifyChunks ?? true;
@@ -193,7 +195,7 @@ export class ImageServer {
         }
         chunk = true;
         this.#serving++;
-        release = await this.#sendSlot(signal);
+        release = await this.#slots.take(from, signal);
       }
       sent = await this.#answer(stream, lp, request, from, signal);
     } catch (err) {
@@ -209,36 +211,6 @@ export class ImageServer {
       if (chunk) this.#serving--;
       stream.removeEventListener('close', onClose);
     }
-  }
-
-  /**
-   * Waits for one of `maxSending` send slots (first come, first served) and returns its release. A few
-   * chunks sent at full speed each finish — and can be passed on by their pullers — sooner than many sent
-   * at a fraction of it, as BitTorrent's few upload slots do.
-   */
-  async #sendSlot(signal: AbortSignal): Promise<() => void> {
-    const release = () => {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#sending--;
-    };
-    if (this.#sending < this.#maxSending) {
-      this.#sending++;
-      return release;
-    }
-    await new Promise<void>((resolve, reject) => {
-      const go = () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        this.#waiting.splice(this.#waiting.indexOf(go), 1);
-        reject(signal.reason);
-      };
-      this.#waiting.push(go);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    return release;
   }
 
   async #answer(
@@ -287,16 +259,19 @@ export class ImageServer {
       encodeFrame(peers.length ? { ...header, peers } : header, MAX_HEADER_BYTES, 'the header'),
       { signal },
     );
-    for (let at = 0; at < body.byteLength; at += MAX_FRAME_BYTES) {
-      const frame = body.subarray(at, at + MAX_FRAME_BYTES);
-      if (request.op === 'chunk') await throttle(this.#bucket, frame.byteLength, signal);
-      await waitForRoom(
-        stream,
-        MAX_QUEUED_BYTES,
-        AbortSignal.any([signal, AbortSignal.timeout(this.#idleTimeoutMs)]),
-      );
-      await lp.write(frame, { signal });
-      if (request.op === 'chunk') this.bytesSent += frame.byteLength;
+    const idle = new IdleTimeout(this.#idleTimeoutMs, signal);
+    try {
+      for (let at = 0; at < body.byteLength; at += MAX_FRAME_BYTES) {
+        const frame = body.subarray(at, at + MAX_FRAME_BYTES);
+        if (request.op === 'chunk') await throttle(this.#bucket, frame.byteLength, signal);
+        idle.arm();
+        await waitForRoom(stream, MAX_QUEUED_BYTES, idle.signal);
+        idle.pause();
+        await lp.write(frame, { signal });
+        if (request.op === 'chunk') this.bytesSent += frame.byteLength;
+      }
+    } finally {
+      idle.pause();
     }
     await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.#idleTimeoutMs)]) });
     return true;
