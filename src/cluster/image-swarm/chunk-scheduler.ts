@@ -91,6 +91,11 @@ export class ChunkScheduler {
     return [...this.#peers.keys()];
   }
 
+  /** Holders taking part that do not have every chunk. */
+  get partialPeers(): number {
+    return this.#peers.size - this.#full;
+  }
+
   /** Whether chunk `index` is still missing here (not yet reported done). */
   isMissing(index: number): boolean {
     return this.#missing.has(index);

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChunkScheduler, hasBit } from '../../../src/cluster/image-swarm/chunk-scheduler.ts';
 import { FirstPass } from '../../../src/cluster/image-swarm/first-pass.ts';
+import { bitmapInterval } from '../../../src/cluster/image-swarm/puller.ts';
 
 function bitmap(chunks: number, has: (i: number) => boolean): Uint8Array {
   const b = new Uint8Array(Math.ceil(chunks / 8));
@@ -242,5 +243,25 @@ describe('ChunkScheduler', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('how often a pull reads partial holders’ bitmaps', () => {
+  it('counts the partial holders in the pull', () => {
+    const s = new ChunkScheduler({ chunks: 9, missing: [0, 1, 2] });
+    s.setPeer('seed', new Uint8Array([0xff, 0x01]));
+    s.setPeer('p', new Uint8Array([0x01, 0x00]));
+    s.setPeer('q', new Uint8Array([0x00, 0x00]));
+    expect(s.partialPeers).toBe(2);
+    s.setPeer('q', new Uint8Array([0xff, 0x01])); // q got the rest
+    expect(s.partialPeers).toBe(1);
+  });
+
+  it('every 250 ms with few of them, at most 8 reads a second in all, at least once a second', () => {
+    expect(bitmapInterval(0)).toBe(250);
+    expect(bitmapInterval(2)).toBe(250);
+    expect(bitmapInterval(5)).toBe(625);
+    expect(bitmapInterval(8)).toBe(1000);
+    expect(bitmapInterval(100)).toBe(1000);
   });
 });
