@@ -28,25 +28,12 @@ export function streamDuplex(stream: Stream, init: StreamDuplexInit = {}): Duple
   );
   const closed = new AbortController();
   let ended = false;
-  // libp2p's resume() hands over what the stream buffered, then reopens the muxer's window: a pause asked
-  // for while it hands over (this reader full again) is undone by that reopening, the sender is no longer
-  // held back and the buffer grows until libp2p aborts the stream at maxReadBufferLength. So the pause
-  // waits until resume() has returned.
-  let resuming = false;
-  let pauseAfterResume = false;
   const duplex = new Duplex({
     allowHalfOpen: true,
     read() {
-      resuming = true;
-      try {
-        flow(stream, 'resume');
-      } finally {
-        resuming = false;
-      }
-      if (pauseAfterResume) {
-        pauseAfterResume = false;
-        flow(stream, 'pause');
-      }
+      // Its buffered bytes come to onMessage before this returns; a pause from there waits for resume()'s
+      // end (stream-flow.ts says why).
+      flow(stream, 'resume');
     },
     write(chunk: Buffer, _encoding, callback) {
       try {
@@ -85,9 +72,7 @@ export function streamDuplex(stream: Stream, init: StreamDuplexInit = {}): Duple
   };
   const onMessage = (evt: { data: Uint8Array | { subarray(): Uint8Array } }) => {
     const data = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray();
-    if (duplex.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength))) return;
-    if (resuming) pauseAfterResume = true;
-    else flow(stream, 'pause');
+    if (!duplex.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength))) flow(stream, 'pause');
   };
   const onClose = (evt: Event) => {
     const error = (evt as Event & { error?: Error }).error;

@@ -3,11 +3,11 @@
 // more than a cap is queued, and a reader pauses and resumes the stream around slow consumers. Used by
 // every protocol that moves bulk bytes (instance logs, image chunks).
 //
-// One rule for readers: never pause from inside the 'message' dispatch that `resume()` makes. libp2p's
-// resume() hands over what the stream buffered, then reopens Yamux's window, so such a pause is undone at
-// once and the sender goes unchecked until libp2p aborts the stream at its read-buffer cap.
-// stream-duplex.ts defers its pause past resume() for this; the logs and image readers pause and resume
-// around their own awaits, outside that dispatch.
+// A pause asked for inside the 'message' dispatch that `resume()` makes waits until resume() has returned.
+// libp2p's resume() hands over what the stream buffered, then reopens Yamux's window, so a pause made
+// during the hand-over (the reader full again) would be undone at once and the sender would go unchecked
+// until libp2p aborted the stream at its read-buffer cap (found as a live migration's broken memory
+// stream: StreamBufferError at 32 MiB). `flow()` keeps that rule for every reader.
 
 import { once } from 'node:events';
 import type { Stream } from '@libp2p/interface';
@@ -34,8 +34,34 @@ export async function waitForRoom(stream: Stream, maxQueued: number, signal: Abo
     throw new Error(`the stream is ${stream.status}`);
 }
 
-/** Pauses or resumes reading; a stream whose readable end already closed has nothing left to hold. */
+/** Streams whose resume() is handing over what they buffered now, and whether a pause was asked for
+ *  meanwhile. */
+const resuming = new WeakMap<Stream, { pauseAfter: boolean }>();
+
+/** Pauses or resumes reading; a stream whose readable end already closed has nothing left to hold. A pause
+ *  asked for while resume() hands over the stream's buffer is made once resume() has returned (and a resume
+ *  asked for meanwhile cancels it). */
 export function flow(stream: Stream, what: 'pause' | 'resume'): void {
+  const during = resuming.get(stream);
+  if (during) {
+    during.pauseAfter = what === 'pause';
+    return;
+  }
+  if (what === 'pause') {
+    call(stream, 'pause');
+    return;
+  }
+  const state = { pauseAfter: false };
+  resuming.set(stream, state);
+  try {
+    call(stream, 'resume');
+  } finally {
+    resuming.delete(stream);
+  }
+  if (state.pauseAfter) call(stream, 'pause');
+}
+
+function call(stream: Stream, what: 'pause' | 'resume'): void {
   try {
     stream[what]();
   } catch {
