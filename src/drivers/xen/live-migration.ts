@@ -206,7 +206,7 @@ export async function migrateOutLive(
     // itself. After the commit the domain may not resume here: xl goes.
     const giveUp = () => {
       const why = new Error(`given up: ${(signal?.reason as Error)?.message ?? String(signal?.reason)}`);
-      if (!switchOver.giveUp(why)) watch?.destroy(why);
+      switchOver.giveUp(why, () => watch?.destroy(why));
     };
     signal?.addEventListener('abort', giveUp, { once: true });
     try {

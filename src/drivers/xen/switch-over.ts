@@ -28,10 +28,8 @@ export interface SwitchOverSteps {
 }
 
 export class SwitchOver {
-  /** The source's disk backend was held (it must run again if the move is not committed). */
-  held = false;
-  /** The move was committed: the guest belongs to the destination. */
-  committed = false;
+  #held = false;
+  #committed = false;
   readonly #steps: SwitchOverSteps;
   /** Aborts to kill xl: only after the commit. */
   readonly #killXl = new AbortController();
@@ -46,6 +44,16 @@ export class SwitchOver {
 
   constructor(steps: SwitchOverSteps) {
     this.#steps = steps;
+  }
+
+  /** The source's disk backend was held (it must run again if the move is not committed). */
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /** The move was committed: the guest belongs to the destination. */
+  get committed(): boolean {
+    return this.#committed;
   }
 
   /** Ends xl when aborted (pass it to `xl migrate`). */
@@ -75,7 +83,7 @@ export class SwitchOver {
 
   async #run(): Promise<void> {
     await this.#steps.hold();
-    this.held = true;
+    this.#held = true;
     // No commit once xl cannot finish the move: it resumes the source.
     const lost = this.#lost.signal;
     lost.throwIfAborted();
@@ -83,7 +91,7 @@ export class SwitchOver {
     lost.throwIfAborted();
     if (this.#xlGone) throw new Error('xl ended before the commit');
     await this.#steps.commit?.();
-    this.committed = true;
+    this.#committed = true;
     this.#started = this.#steps.started();
     this.#started.then(
       (m) =>
@@ -93,11 +101,11 @@ export class SwitchOver {
     if (lost.aborted) this.#kill(lost.reason as Error);
   }
 
-  /** The caller gave up: after the commit xl goes; before it, false (the caller breaks the stream, so
-   *  that xl resumes the source itself). */
-  giveUp(why: Error): boolean {
-    if (this.committed) this.#kill(why);
-    return this.committed;
+  /** The caller gave up: after the commit xl goes; before it `breakStream` runs (xl then resumes the
+   *  source itself). */
+  giveUp(why: Error, breakStream: () => void): void {
+    if (this.#committed) this.#kill(why);
+    else breakStream();
   }
 
   /** Resolves when the destination's end (or the loss of the connection) may reach xl. */
@@ -114,7 +122,7 @@ export class SwitchOver {
   /** The stream between xl and the destination failed with `err`. */
   broken(err: Error): void {
     this.#lost.abort(err);
-    if (this.committed) this.#kill(err);
+    if (this.#committed) this.#kill(err);
   }
 
   /** Resolves once a switch-over under way has settled (committed or not). */
