@@ -171,7 +171,7 @@ export class ImageStore {
       if (existing) return existing;
       const blob = join(dir, FILES.blob);
       const cut =
-        staged.cut && staged.cut.chunkSize === (this.chunkSize ?? chunkSizeFor(staged.cut.size))
+        staged.cut && staged.cut.chunkSize === chunkSizeFor(staged.cut.size, this.chunkSize)
           ? staged.cut
           : await cutBlob(blob, { chunkSize: this.chunkSize, signal });
       const manifest = manifestOf(cut, digest, staged.kind);

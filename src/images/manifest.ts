@@ -20,9 +20,11 @@ const MAX_PICKED_CHUNK = 4 * 1024 * 1024;
 /** Chunks an image is cut into at most before its chunks grow past MIN_PICKED_CHUNK. */
 const PICKED_CHUNKS = 2048;
 
-/** The chunk size a host cuts a blob of `size` bytes by: the smallest power of two from 1 MiB that keeps it
- *  to about 2,048 chunks, at most 4 MiB (a 64 MiB image: 64 chunks of 1 MiB; 11 GB: ~2,600 of 4 MiB). */
-export function chunkSizeFor(size: number): number {
+/** The chunk size a host cuts a blob of `size` bytes by: `fixed` when the store was given one (tests), else
+ *  the smallest power of two from 1 MiB that keeps it to about 2,048 chunks, at most 4 MiB (a 64 MiB image:
+ *  64 chunks of 1 MiB; 11 GB: ~2,600 of 4 MiB). */
+export function chunkSizeFor(size: number, fixed?: number): number {
+  if (fixed !== undefined) return fixed;
   let chunk = MIN_PICKED_CHUNK;
   while (chunk < MAX_PICKED_CHUNK && size > chunk * PICKED_CHUNKS) chunk *= 2;
   return chunk;
@@ -155,7 +157,7 @@ export async function cutBlob(
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
-    const chunkSize = opts.chunkSize ?? chunkSizeFor(size);
+    const chunkSize = chunkSizeFor(size, opts.chunkSize);
     const chunks: string[] = [];
     const buf = Buffer.allocUnsafe(Math.min(chunkSize, Math.max(size, 1)));
     for (let offset = 0; offset < size; offset += chunkSize) {
