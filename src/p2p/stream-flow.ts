@@ -9,29 +9,48 @@
 // until libp2p aborted the stream at its read-buffer cap (found as a live migration's broken memory
 // stream: StreamBufferError at 32 MiB). `flow()` keeps that rule for every reader.
 
-import { once } from 'node:events';
 import type { Stream } from '@libp2p/interface';
 
-/** Waits while more than `maxQueued` bytes wait to be sent on `stream`. */
+/** Waits while more than `maxQueued` bytes wait to be sent on `stream`. Rejects with an AbortError (its
+ *  cause the signal's reason) when `signal` aborts, and when the stream stops being open. */
 export async function waitForRoom(stream: Stream, maxQueued: number, signal: AbortSignal): Promise<void> {
   while (stream.writeBufferLength > maxQueued) {
     if (stream.status !== 'open') throw new Error(`the stream is ${stream.status}`);
-    // Whichever comes first; the other two listeners go with it (a long transfer waits thousands of times).
-    const waited = new AbortController();
-    const either = AbortSignal.any([signal, waited.signal]);
-    try {
-      await Promise.race([
-        once(stream, 'drain', { signal: either }),
-        once(stream, 'idle', { signal: either }),
-        once(stream, 'close', { signal: either }),
-      ]);
-    } finally {
-      waited.abort();
-    }
+    await roomOrEnd(stream, signal);
   }
   // An aborted or reset stream drops what it queued: its queue is empty, and nothing was sent.
   if (stream.status === 'aborted' || stream.status === 'reset')
     throw new Error(`the stream is ${stream.status}`);
+}
+
+/** The stream's next 'drain', 'idle' or 'close', or the abort of `signal`: one promise and four listeners,
+ *  all removed when it settles (a long transfer waits here thousands of times, so no signals are made). */
+function roomOrEnd(stream: Stream, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const settle = (aborted: boolean) => {
+      for (const type of STREAM_EVENTS) stream.removeEventListener(type, onEvent);
+      signal.removeEventListener('abort', onAbort);
+      if (aborted) reject(abortError(signal));
+      else resolve();
+    };
+    const onEvent = () => settle(false);
+    const onAbort = () => settle(true);
+    if (signal.aborted) {
+      reject(abortError(signal));
+      return;
+    }
+    for (const type of STREAM_EVENTS) stream.addEventListener(type, onEvent);
+    signal.addEventListener('abort', onAbort);
+  });
+}
+
+const STREAM_EVENTS = ['drain', 'idle', 'close'] as const;
+
+/** As node's events.once rejects on an abort: an AbortError whose cause is the signal's reason. */
+function abortError(signal: AbortSignal): Error {
+  const err = new Error('The operation was aborted', { cause: signal.reason });
+  err.name = 'AbortError';
+  return err;
 }
 
 /** Streams whose resume() is handing over what they buffered now, and whether a pause was asked for
