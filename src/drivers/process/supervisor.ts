@@ -23,8 +23,9 @@
 // current file from the pipe (what it does not read stays in the pipe; `stdbuf -o0` makes it write each
 // read at once instead of buffering, so `logs -f` sees lines as they come), then the files shift
 // (`log` → `log.1` → … → `log.KEEP`, the oldest dropped) and the next `head` starts a fresh file. A `head`
-// that stops short of its count has met the end of the stream. run/ and logs/ are outside everything the
-// domain can see; the service holds only the pipes' write ends.
+// that stops short of its count has met the end of the stream. A log file still empty is not `stat`ed (a
+// fork and an exec less per pump when a domain starts for the first time). run/ and logs/ are outside
+// everything the domain can see; the service holds only the pipes' write ends.
 // If the shell itself is SIGKILLed (forced stop, OOM kill), no exit file is written; the driver then knows the
 // outcome from its own record (it sent the SIGKILL) or reports the domain crashed.
 
@@ -44,7 +45,7 @@ trap : TERM INT HUP
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 pump() {
   umask 077
-  used=$(size "$1")
+  used=0; [ -s "$1" ] && used=$(size "$1")
   while :; do
     if [ "$used" -ge "$logmax" ]; then
       i=$logkeep
