@@ -178,7 +178,10 @@ it(
       SUITE_MS,
     );
     // Both hosts' reports first: when one fails, the other's says what it was doing meanwhile.
-    const reports = runs.map((run, i) => run.said.join('\n').replace(/^/gm, `  host ${'ab'[i]}: `));
+    // Each line with its time from its QEMU's start, so a slow run shows where the time went.
+    const reports = runs.map((run, i) =>
+      run.said.map((l, k) => `  host ${'ab'[i]}, ${run.at[k]?.toFixed(1)} s: ${l}`).join('\n'),
+    );
     console.log(reports.join('\n'));
     for (const [i, run] of runs.entries()) {
       const tails = runs.map((r, j) => `--- host ${'ab'[j]} console tail:\n${r.console.slice(-2000)}`);
