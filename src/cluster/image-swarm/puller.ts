@@ -93,8 +93,9 @@ export class ImagePull {
   readonly #lastError = new Map<string, string>();
   readonly #pausedUntil = new Map<string, number>();
   #wake: () => void = () => {};
-  #sched!: ChunkScheduler;
-  #partial!: PartialImage;
+  /** Set once run() has the manifest (the pull's chunk count and its partial copy); the getters below say
+   *  so loudly if anything reaches them before. Only noticed() may run earlier, and reads #started. */
+  #started: { sched: ChunkScheduler; partial: PartialImage } | undefined;
   #manifestDigest = '';
   #bytes = 0;
   #lastChunkAt = Date.now();
@@ -117,6 +118,16 @@ export class ImagePull {
     this.#onProgress = onProgress;
   }
 
+  get #sched(): ChunkScheduler {
+    if (!this.#started) throw new Error(`the pull of ${this.digest} has not started`);
+    return this.#started.sched;
+  }
+
+  get #partial(): PartialImage {
+    if (!this.#started) throw new Error(`the pull of ${this.digest} has not started`);
+    return this.#started.partial;
+  }
+
   async run(signal: AbortSignal): Promise<ImportedImage> {
     const { digest } = this;
     const expected = await this.#expectedManifest(signal);
@@ -127,17 +138,18 @@ export class ImagePull {
       expected,
       signal,
     );
-    this.#partial = await this.#c.store.beginPull(manifestBytes, expected);
-    const m = this.#partial.manifest;
-    const missing = this.#partial.missing();
-    this.#bytes = m.size - missing.reduce((sum, i) => sum + this.#length(i), 0);
-    this.#sched = new ChunkScheduler({
+    const partial = await this.#c.store.beginPull(manifestBytes, expected);
+    const m = partial.manifest;
+    const missing = partial.missing();
+    const sched = new ChunkScheduler({
       chunks: m.chunks.length,
       missing,
       maxPerPeer: this.#init.maxPerPeer,
       maxStrikes: this.#init.maxStrikes,
       random: this.#init.random,
     });
+    this.#started = { sched, partial };
+    this.#bytes = m.size - missing.reduce((sum, i) => sum + this.#length(i), 0);
     if (this.#partial.haveCount() > 0) this.#announce();
     this.#progress();
     const refreshMs = this.#init.refreshMs ?? 3000;
@@ -268,7 +280,8 @@ export class ImagePull {
   /** `peer` pulls this image too (it asked this host for it, or a holder named it): its bitmap is read at
    *  the next turn, and it joins the pull once it answers. */
   noticed(peer: string): void {
-    if (this.#sched?.has(peer) || this.#sched?.isDropped(peer) || this.#staleBitmaps.has(peer)) return;
+    const sched = this.#started?.sched;
+    if (sched?.has(peer) || sched?.isDropped(peer) || this.#staleBitmaps.has(peer)) return;
     this.#staleBitmaps.add(peer);
     this.#wake();
   }
