@@ -1,15 +1,22 @@
 // Two real Xen hosts, each Xen 4.17 under its own QEMU with xenosd in dom0, joined into one Xenos cluster
-// over a network of their own (each dom0's eth0 on QEMU's UDP socket link between them): host a starts
-// the cluster (its key and listen address handed to b through a shared directory), b joins it, and each
-// must see both hosts Ready with the xen driver through its own API. Then a moves an instance to b:
+// over a network of their own (each dom0's eth0 on QEMU's UDP socket link between them): both start at
+// once — the test makes the cluster key and a's identity beforehand, so b joins a by its peer ID while a
+// is still starting (b dials until a answers) instead of waiting for a's addresses: one xenosd start under
+// nested TCG (about a minute) less — and each must see both hosts Ready with the xen driver through its own API. Then a moves an instance to b:
 // `xenosctl apply` of manifests/vm-web on a (the instance bound to xen-a, driver xen), GET / there (the
 // guest's boot id and count), `xenosctl migrate vm-web-1 xen-b --mode live --wait` — `xl migrate` with
 // the stream carried by xenosd over libp2p, the disk layer moved at the switchover — and b asks the guest
 // through its own endpoint: the same boot, the count continued. Then b sends it back cold (`xl save`,
 // the files, `xl restore`) and a asks again.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { beforeAll, expect, it } from 'vitest';
 import { ensureXenHost, type XenHostImage } from '../../../scripts/xen/xen-host.ts';
+import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../../../src/p2p/peer-key.ts';
+import { createClusterKey } from '../../../src/p2p/pnet/cluster-key.ts';
 import { guestLine } from '../../guest-client.ts';
 import { guestImageInDom0, REPO, runOnXenHosts, XEN_RUN_WAIT_MS } from './xen-host.ts';
 
@@ -28,9 +35,10 @@ beforeAll(async () => {
   guest = await guestImageInDom0();
 }, 20 * 60_000);
 
-/** What dom0 of host `n` (1 = a, 2 = b) runs: its address, xenosd (a starts the cluster, b joins), then
- *  waits until its API shows both hosts Ready on Xen, and until the other host has seen the same. */
-function script(n: 1 | 2, guest: string): string {
+/** What dom0 of host `n` (1 = a, 2 = b) runs: its address, xenosd (both at once: b joins a, whose peer ID
+ *  is `aPeer`), then waits until its API shows both hosts Ready on Xen, and until the other host has seen
+ *  the same. */
+function script(n: 1 | 2, guest: string, aPeer: string): string {
   const GUEST = guest;
   const name = n === 1 ? 'xen-a' : 'xen-b';
   return `#!/bin/sh
@@ -56,16 +64,15 @@ cd /xenos || fail "no /xenos share"
 export XENOS_GUEST_DIR=${GUEST}
 mkdir -p /test/data
 export HOME=/tmp
+chmod 600 /test/cluster.key
 ${
   n === 1
-    ? `node bin/xenosd.js --data-dir /test/data --host-name ${name} --driver auto --api 127.0.0.1:7443 \\
-  --cluster-key /exchange/cluster.key --p2p 10.99.0.1:7000 --host-timeout ${HOST_TIMEOUT} > /tmp/xenosd.log 2>&1 &
-waitfor /test/data/p2p.addrs 300
-cp /test/data/p2p.addrs /exchange/a.addrs.tmp && mv /exchange/a.addrs.tmp /exchange/a.addrs`
-    : `waitfor /exchange/a.addrs 400
+    ? `cp /test/a-${PEER_KEY_FILE} /test/data/${PEER_KEY_FILE} && chmod 600 /test/data/${PEER_KEY_FILE} || fail "no peer key"
 node bin/xenosd.js --data-dir /test/data --host-name ${name} --driver auto --api 127.0.0.1:7443 \\
-  --cluster-key /exchange/cluster.key --p2p 10.99.0.2:7000 --host-timeout ${HOST_TIMEOUT} \\
-  --join "$(grep 10.99.0.1 /exchange/a.addrs | head -1)" > /tmp/xenosd.log 2>&1 &`
+  --cluster-key /test/cluster.key --p2p 10.99.0.1:7000 --host-timeout ${HOST_TIMEOUT} > /tmp/xenosd.log 2>&1 &`
+    : `node bin/xenosd.js --data-dir /test/data --host-name ${name} --driver auto --api 127.0.0.1:7443 \\
+  --cluster-key /test/cluster.key --p2p 10.99.0.2:7000 --host-timeout ${HOST_TIMEOUT} \\
+  --join /ip4/10.99.0.1/tcp/7000/p2p/${aPeer} > /tmp/xenosd.log 2>&1 &`
 }
 XENOSD=$!
 waitfor /test/data/admin.token 300
@@ -169,14 +176,35 @@ say "xenosd stopped"
 it(
   'joins two Xen hosts, each with xenosd in dom0, into one cluster',
   async () => {
-    const runs = await runOnXenHosts(
-      host,
-      [
-        { share: REPO, spareMiB: 1024, script: script(1, guest) },
-        { share: REPO, spareMiB: 1024, script: script(2, guest) },
-      ],
-      SUITE_MS,
-    );
+    // The cluster key both hosts take, and a's identity, made here so that both start at once.
+    const keys = mkdtempSync(join(tmpdir(), 'xenos-two-hosts-'));
+    let runs: Awaited<ReturnType<typeof runOnXenHosts>>;
+    try {
+      const clusterKey = { from: join(keys, 'cluster.key') };
+      await createClusterKey(clusterKey.from);
+      const aKey = join(keys, PEER_KEY_FILE);
+      const aPeer = peerIdFromPrivateKey((await loadOrCreatePeerKey(aKey)).privateKey).toString();
+      runs = await runOnXenHosts(
+        host,
+        [
+          {
+            share: REPO,
+            spareMiB: 1024,
+            script: script(1, guest, aPeer),
+            files: { 'cluster.key': clusterKey, [`a-${PEER_KEY_FILE}`]: { from: aKey } },
+          },
+          {
+            share: REPO,
+            spareMiB: 1024,
+            script: script(2, guest, aPeer),
+            files: { 'cluster.key': clusterKey },
+          },
+        ],
+        SUITE_MS,
+      );
+    } finally {
+      rmSync(keys, { recursive: true, force: true });
+    }
     // Both hosts' reports first: when one fails, the other's says what it was doing meanwhile.
     // Each line with its time from its QEMU's start, so a slow run shows where the time went.
     const reports = runs.map((run, i) =>
