@@ -1,8 +1,9 @@
 // Two real Xen hosts, each Xen 4.17 under its own QEMU with xenosd in dom0, joined into one Xenos cluster
 // over a network of their own (each dom0's eth0 on QEMU's UDP socket link between them): both start at
 // once — the test makes the cluster key and a's identity beforehand, so b joins a by its peer ID while a
-// is still starting (b dials until a answers) instead of waiting for a's addresses: one xenosd start under
-// nested TCG (about a minute) less — and each must see both hosts Ready with the xen driver through its own API. Then a moves an instance to b:
+// is still starting (b dials until a answers) instead of waiting for a's addresses: one xenosd start
+// under nested TCG (about a minute) less — and each must see both hosts Ready with the xen driver through
+// its own API. Then a moves an instance to b:
 // `xenosctl apply` of manifests/vm-web on a (the instance bound to xen-a, driver xen), GET / there (the
 // guest's boot id and count), `xenosctl migrate vm-web-1 xen-b --mode live --wait` — `xl migrate` with
 // the stream carried by xenosd over libp2p, the disk layer moved at the switchover — and b asks the guest
