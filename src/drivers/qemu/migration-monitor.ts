@@ -108,6 +108,9 @@ export class MigrationMonitor {
         timeoutMs: NEVER_MS,
       }),
     );
+    // Awaited below, after the jobs are made; a failure while making them (the link broke: the abort)
+    // leaves here first, and these waits then end with the abort's reason with no one awaiting them.
+    for (const r of ready) r.catch(() => {});
     for (const name of names) {
       await this.qmp.execute(
         'blockdev-add',
