@@ -287,6 +287,7 @@ export class MigrationMonitor {
         timeoutMs: 60_000,
       }),
     );
+    for (const c of completed) c.catch(() => {}); // awaited below unless a cancel fails first
     for (const job of this.jobs) await this.qmp.execute('block-job-cancel', { device: job }, { signal });
     for (const event of await Promise.all(completed)) {
       if (event.data?.error)
