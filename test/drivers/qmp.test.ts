@@ -138,6 +138,19 @@ describe('QMP client (real QEMU, no guest)', () => {
     const waiting = await qmp.waitForEvent('NEVER_SENT', { timeoutMs: 100 }).catch((e: unknown) => e);
     expect(waiting).toBeInstanceOf(QmpTimeoutError);
     await expect(qmp.execute('query-status')).resolves.toHaveProperty('running');
+    // A wait made before a command that then fails, and never awaited, ends without an unhandled rejection.
+    const unhandled: unknown[] = [];
+    const note = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', note);
+    try {
+      const gaveUp = new AbortController();
+      qmp.waitForEvent('NEVER_SENT', { signal: gaveUp.signal });
+      gaveUp.abort(new Error('the link broke'));
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      process.off('unhandledRejection', note);
+    }
+    expect(unhandled).toEqual([]);
   });
 
   it('ends when QEMU quits: SHUTDOWN arrives, waiters and later commands fail as a closed connection', async () => {

@@ -70,7 +70,6 @@ export async function copyVmLayer(
           signal,
           timeoutMs: JOB_TIMEOUT_MS,
         });
-        done.catch(() => {}); // awaited below unless the job never starts
         await qmp.execute(
           'blockdev-backup',
           { 'job-id': target, device: `disk-${d.name}`, target, sync: 'top' },

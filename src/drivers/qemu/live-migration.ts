@@ -305,7 +305,6 @@ async function migrateInLive(
       signal,
       timeoutMs: NEVER_MS,
     });
-    arrived.catch(() => {});
     await qmp.execute('migrate-incoming', { uri: `unix:${MEMORY_SOCKET}` });
     // Each stream the source opens goes to the QEMU socket its label names.
     void (async () => {

@@ -108,9 +108,6 @@ export class MigrationMonitor {
         timeoutMs: NEVER_MS,
       }),
     );
-    // Awaited below, after the jobs are made; a failure while making them (the link broke: the abort)
-    // leaves here first, and these waits then end with the abort's reason with no one awaiting them.
-    for (const r of ready) r.catch(() => {});
     for (const name of names) {
       await this.qmp.execute(
         'blockdev-add',
@@ -212,8 +209,6 @@ export class MigrationMonitor {
       signal,
       timeoutMs: NEVER_MS,
     });
-    stopped.catch(() => {});
-    preSwitchover.catch(() => {});
     let switchover = false;
     const report = async () => {
       if (!switchover) await pace();
@@ -287,7 +282,6 @@ export class MigrationMonitor {
         timeoutMs: 60_000,
       }),
     );
-    for (const c of completed) c.catch(() => {}); // awaited below unless a cancel fails first
     for (const job of this.jobs) await this.qmp.execute('block-job-cancel', { device: job }, { signal });
     for (const event of await Promise.all(completed)) {
       if (event.data?.error)

@@ -248,10 +248,21 @@ export class QmpClient {
   }
 
   /** The first event named `name` (and matching `match`, when given) from now on. Subscribe BEFORE running
-   *  the command that causes it: `const ready = qmp.waitForEvent('RESUME'); await qmp.execute('cont')`. */
+   *  the command that causes it: `const ready = qmp.waitForEvent('RESUME'); await qmp.execute('cont')`.
+   *  So a wait is often made before awaits that may throw and leave it unawaited: its failure (the abort,
+   *  the timeout, the connection closing) is never an unhandled rejection; whoever awaits it still gets it. */
   waitForEvent(
     name: string,
     options: { match?: (event: QmpEvent) => boolean; signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<QmpEvent> {
+    const waiting = this.eventOnce(name, options);
+    waiting.catch(() => {});
+    return waiting;
+  }
+
+  private eventOnce(
+    name: string,
+    options: { match?: (event: QmpEvent) => boolean; signal?: AbortSignal; timeoutMs?: number },
   ): Promise<QmpEvent> {
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     return new Promise((resolve, reject) => {
